@@ -1,0 +1,38 @@
+# The README and CI call these targets; each sets up the virtual environment when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+STACK ?= dev
+PLAN_JSON ?=
+LIVE ?=
+CONFIG ?=
+
+.PHONY: setup test lint format plan bench bench-release check-workflows clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+plan: $(STAMP)
+	$(BIN)/python -m tools.plan --stack $(STACK) $(if $(PLAN_JSON),--json $(PLAN_JSON)) $(if $(LIVE),--live $(LIVE)) $(foreach c,$(CONFIG),-c $(c))
+
+bench: $(STAMP)
+	$(BIN)/python -m tools.bench_plan
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

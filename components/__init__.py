@@ -1,0 +1,1 @@
+"""Pulumi components of ecs-delivery; each module holds one job."""

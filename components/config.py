@@ -1,0 +1,666 @@
+"""Typed, validated stack configuration: the only module that reads `pulumi.Config`.
+
+Every problem in a stack file is collected and reported at once, one line per key path,
+before any resource is registered (`ConfigError` is a `pulumi.RunError`, so the engine
+prints the message without a traceback).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+import types
+import typing
+from typing import Annotated, Any, Literal, Union
+
+import pulumi
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "ecs-delivery"
+
+# Valid Fargate task sizes (cpu units -> memory MiB), from the AWS ECS task-size table.
+FARGATE_MEMORY: dict[int, list[int]] = {
+    256: [512, 1024, 2048],
+    512: list(range(1024, 4097, 1024)),
+    1024: list(range(2048, 8193, 1024)),
+    2048: list(range(4096, 16385, 1024)),
+    4096: list(range(8192, 30721, 1024)),
+    8192: list(range(16384, 61441, 4096)),
+    16384: list(range(32768, 122881, 8192)),
+}
+
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(secretsmanager|ssm):[a-z0-9-]+:\d{12}:(secret:|parameter/).+"
+)
+ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
+
+
+class ConfigError(pulumi.RunError):
+    """A stack configuration is invalid; the message lists every problem, one per line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(
+            f"invalid stack configuration ({len(problems)} problem(s)):\n{lines}\n"
+            "See the configuration reference in README.md."
+        )
+
+
+class Problems(ValueError):
+    """Cross-field problems found by a model validator: (field alias, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{f}: {m}" for f, m in problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class NetworkConfig(_Model):
+    """VPC layout: CIDR, how many availability zones, NAT gateway policy."""
+
+    cidr: str = "10.0.0.0/16"
+    availability_zones: Literal[2, 3] = 2
+    nat_gateways: Literal["none", "single", "perAz"] = "single"
+    flow_log_retention_days: int = Field(30, ge=1)
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            net = ipaddress.ip_network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a network CIDR ({exc}); use e.g. 10.0.0.0/16"
+            ) from None
+        if net.version != 4 or not 16 <= net.prefixlen <= 24:
+            raise ValueError(
+                f"{value} must be an IPv4 CIDR from /16 to /24 (subnets are /prefix+3)"
+            )
+        if not net.is_private:
+            raise ValueError(
+                f"{value} is not a private range; use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
+            )
+        return value
+
+
+class LoadBalancerConfig(_Model):
+    """Application Load Balancer: production listener (80/443) and a closed test listener."""
+
+    certificate_arn: str | None = None
+    ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    test_listener_port: int = Field(8443, ge=1, le=65535)
+    test_listener_cidrs: list[str] = Field(default_factory=list)
+    deletion_protection: bool = False
+    idle_timeout_seconds: int = Field(60, ge=1, le=4000)
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _cert(cls, value: str | None) -> str | None:
+        if value is not None and not ACM_ARN.match(value):
+            raise ValueError(
+                f"{value!r} is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)"
+            )
+        return value
+
+    @field_validator("test_listener_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if value in (80, 443):
+            raise ValueError(f"{value} is a production port; pick another (default 8443)")
+        return value
+
+    @field_validator("test_listener_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                net = ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR; use e.g. 10.0.0.0/16") from None
+            if net.prefixlen == 0:
+                raise ValueError(
+                    f"{cidr} opens the test listener to the world; list your VPN or office CIDRs"
+                )
+        return value
+
+
+class HealthCheckConfig(_Model):
+    """Target-group health check; every value explicit (API and provider defaults differ)."""
+
+    path: str = "/health"
+    matcher: str = "200"
+    interval_seconds: int = Field(10, ge=5, le=300)
+    timeout_seconds: int = Field(5, ge=2, le=120)
+    healthy_threshold: int = Field(2, ge=2, le=10)
+    unhealthy_threshold: int = Field(2, ge=2, le=10)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must start with '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> HealthCheckConfig:
+        if self.timeout_seconds >= self.interval_seconds:
+            raise Problems(
+                [
+                    (
+                        "timeoutSeconds",
+                        f"{self.timeout_seconds} must be less than intervalSeconds ({self.interval_seconds})",
+                    )
+                ]
+            )
+        return self
+
+
+class RoutingConfig(_Model):
+    """How the listeners route to the service: path patterns and/or host headers."""
+
+    path_patterns: list[str] = Field(default_factory=list, max_length=5)
+    host_headers: list[str] = Field(default_factory=list, max_length=5)
+    priority: int | None = Field(None, ge=1, le=50000)
+
+    @model_validator(mode="after")
+    def _something(self) -> RoutingConfig:
+        if not self.path_patterns and not self.host_headers:
+            raise Problems(
+                [
+                    (
+                        "pathPatterns",
+                        "give at least one path pattern or host header, e.g. pathPatterns: ['/*']",
+                    )
+                ]
+            )
+        return self
+
+
+class AutoscalingConfig(_Model):
+    """Target-tracking autoscaling on average CPU."""
+
+    min_capacity: int = Field(ge=1)
+    max_capacity: int = Field(ge=1)
+    target_cpu_percent: float = Field(60, gt=0, le=100)
+    scale_in_cooldown_seconds: int = Field(300, ge=0)
+    scale_out_cooldown_seconds: int = Field(60, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingConfig:
+        if self.max_capacity < self.min_capacity:
+            raise Problems(
+                [("maxCapacity", f"{self.max_capacity} is below minCapacity ({self.min_capacity})")]
+            )
+        return self
+
+
+class ValidationConfig(_Model):
+    """What the AfterAllowTestTraffic hook probes through the test listener."""
+
+    path: str = "/health"
+    expected_status: int = Field(200, ge=100, le=599)
+    probes: int = Field(5, ge=1, le=100)
+    interval_seconds: float = Field(1, ge=0, le=60)
+    latency_budget_ms: int = Field(1000, ge=1, le=60000)
+
+
+class BuildConfig(_Model):
+    """Where CodeBuild finds the service's Dockerfile in the application repository."""
+
+    context: str = "."
+    dockerfile: str = "Dockerfile"
+
+
+class ServiceConfig(_Model):
+    """One Fargate service behind the load balancer, deployed blue/green."""
+
+    container_port: int = Field(ge=1, le=65535)
+    cpu: int = 256
+    memory: int = 512
+    desired_count: int = Field(2, ge=0, le=1000)
+    bootstrap_image: str = "public.ecr.aws/nginx/nginx:1.27-alpine"
+    image: str | None = None
+    health_check: HealthCheckConfig = HealthCheckConfig()
+    deregistration_delay_seconds: int = Field(15, ge=0, le=3600)
+    health_check_grace_period_seconds: int = Field(30, ge=0, le=2147483647)
+    environment: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    routing: RoutingConfig = RoutingConfig(path_patterns=["/*"])
+    autoscaling: AutoscalingConfig | None = None
+    readonly_root_filesystem: bool = True
+    user: str | None = "1000"
+    writable_paths: list[str] = Field(default_factory=lambda: ["/tmp"], max_length=5)
+    cpu_architecture: Literal["X86_64", "ARM64"] = "X86_64"
+    command: list[str] | None = None
+    validation: ValidationConfig = ValidationConfig()
+    build: BuildConfig = BuildConfig()
+    # CodeDeploy traffic shifting for this service; default: deployment.config of the stack.
+    deployment_config: str | None = None
+
+    @field_validator("bootstrap_image", "image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c.isspace() for c in value)):
+            raise ValueError(
+                f"{value!r} is not an image reference; use repository:tag or repository@sha256:<digest>"
+            )
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not ENV_NAME.match(k)]
+        if bad:
+            raise ValueError(f"invalid variable name(s) {bad}; use letters, digits and '_'")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        problems = []
+        for key, arn in value.items():
+            if not ENV_NAME.match(key):
+                problems.append(f"{key!r} is not a variable name")
+            if not SECRET_ARN.match(arn):
+                problems.append(
+                    f"{key}: {arn!r} is not a Secrets Manager or SSM parameter ARN; "
+                    "store the value there and give its ARN (secrets never go in plain environment)"
+                )
+        clash = sorted(set(value) & set(info.data.get("environment") or {}))
+        if clash:
+            problems.append(f"{clash} also set in environment; keep each variable in one place")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: int) -> int:
+        if value not in FARGATE_MEMORY:
+            raise ValueError(
+                f"{value} is not a Fargate cpu size; allowed: {', '.join(map(str, FARGATE_MEMORY))}"
+            )
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: int, info: ValidationInfo) -> int:
+        cpu = info.data.get("cpu")
+        allowed = FARGATE_MEMORY.get(cpu) if cpu is not None else None
+        if allowed and value not in allowed:
+            step = allowed[1] - allowed[0]
+            shown = (
+                ", ".join(map(str, allowed))
+                if len(allowed) <= 8
+                else f"{allowed[0]} to {allowed[-1]} in steps of {step}"
+            )
+            raise ValueError(f"{value} is not valid for cpu {cpu}; allowed: {shown}")
+        return value
+
+    @field_validator("autoscaling")
+    @classmethod
+    def _autoscaling(
+        cls, value: AutoscalingConfig | None, info: ValidationInfo
+    ) -> AutoscalingConfig | None:
+        desired = info.data.get("desired_count")
+        if (
+            value
+            and desired is not None
+            and not value.min_capacity <= desired <= value.max_capacity
+        ):
+            raise ValueError(
+                f"desiredCount {desired} is outside minCapacity..maxCapacity ({value.min_capacity}..{value.max_capacity}); set it inside"
+            )
+        return value
+
+    @field_validator("writable_paths")
+    @classmethod
+    def _paths(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        bad = [p for p in value if not p.startswith("/")]
+        if bad:
+            raise ValueError(f"{bad} must be absolute paths")
+        if info.data.get("readonly_root_filesystem") is False and value != ["/tmp"]:
+            raise ValueError("only used with readonlyRootFilesystem: true; remove it")
+        return value
+
+
+CODEDEPLOY_PREDEFINED = [
+    "CodeDeployDefault.ECSAllAtOnce",
+    "CodeDeployDefault.ECSCanary10Percent5Minutes",
+    "CodeDeployDefault.ECSCanary10Percent15Minutes",
+    "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+    "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
+]
+
+
+class CustomDeploymentConfig(_Model):
+    """A traffic-shifting configuration of our own (TimeBasedCanary or TimeBasedLinear)."""
+
+    type: Literal["canary", "linear"]
+    percent: int = Field(ge=1, le=99)
+    interval_minutes: int = Field(ge=1, le=2880)
+
+
+class AlarmConfig(_Model):
+    """CloudWatch alarms on both target groups that stop and roll back a deployment."""
+
+    target_5xx_count: int = Field(5, ge=1, alias="target5xxCount")
+    unhealthy_hosts: int = Field(1, ge=1)
+    latency_p99_seconds: float | None = Field(None, gt=0)
+    evaluation_periods: int = Field(2, ge=1, le=10)
+    period_seconds: Literal[10, 30, 60, 300] = 60
+
+
+class DeploymentConfig(_Model):
+    """How CodeDeploy shifts traffic and how `pulumi up` waits for Pulumi-owned rollouts."""
+
+    config: str = "CodeDeployDefault.ECSAllAtOnce"
+    custom_configs: dict[str, CustomDeploymentConfig] = Field(default_factory=dict)
+    termination_wait_minutes: int = Field(5, ge=0, le=2880)
+    alarms: AlarmConfig = AlarmConfig()
+    wait: bool = True
+    timeout_minutes: int = Field(60, ge=1, le=1440)
+
+
+class SourceConfig(_Model):
+    """Where the first environment's pipeline takes the application source from."""
+
+    provider: Literal["codestar", "codecommit"]
+    repository: str
+    branch: str = "main"
+    connection_arn: str | None = None
+
+    @model_validator(mode="after")
+    def _connection(self) -> SourceConfig:
+        if self.provider == "codestar" and not self.connection_arn:
+            raise Problems(
+                [
+                    (
+                        "connectionArn",
+                        "required for provider codestar (a CodeStar/CodeConnections connection ARN)",
+                    )
+                ]
+            )
+        if self.provider == "codestar" and "/" not in self.repository:
+            raise Problems(
+                [
+                    (
+                        "repository",
+                        f"{self.repository!r} must be owner/name for a CodeStar connection",
+                    )
+                ]
+            )
+        return self
+
+
+class PipelineConfig(_Model):
+    """The environment's CodePipeline: source (or upstream promotion record), build, deploy."""
+
+    source: SourceConfig | None = None
+    approval: bool | None = None
+    build_compute_type: Literal[
+        "BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"
+    ] = "BUILD_GENERAL1_SMALL"
+    build_image: str = "aws/codebuild/amazonlinux2-x86_64-standard:5.0"
+    build_timeout_minutes: int = Field(30, ge=5, le=480)
+    ecr_keep_tagged_images: int = Field(50, ge=1, le=1000)
+    ecr_untagged_expiry_days: int = Field(7, ge=1)
+    artifact_expiry_days: int = Field(30, ge=1)
+
+
+class StackConfig(_Model):
+    """Everything a stack file may say, under the `ecs-delivery:` namespace."""
+
+    network: NetworkConfig = NetworkConfig()
+    load_balancer: LoadBalancerConfig = LoadBalancerConfig()
+    services: dict[str, ServiceConfig] = Field(min_length=1)
+    tags: dict[str, str] = Field(default_factory=dict)
+    log_retention_days: Literal[
+        1,
+        3,
+        5,
+        7,
+        14,
+        30,
+        60,
+        90,
+        120,
+        150,
+        180,
+        365,
+        400,
+        545,
+        731,
+        1096,
+        1827,
+        2192,
+        2557,
+        2922,
+        3288,
+        3653,
+    ] = 30
+    container_insights: bool = True
+    upstream_stack: str | None = None
+    promote: bool = False
+    deployment: DeploymentConfig = DeploymentConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+
+    @field_validator("upstream_stack")
+    @classmethod
+    def _stack_ref(cls, value: str | None) -> str | None:
+        if value is not None and not STACK_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a stack name; use <stack>, <project>/<stack> or <org>/<project>/<stack>"
+            )
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if k.lower().startswith("aws:") or len(k) > 128]
+        if bad:
+            raise ValueError(f"tag key(s) {bad} are reserved or too long")
+        return value
+
+
+def _stack_wide_problems(raw: dict[str, Any]) -> list[str]:
+    """Checks across keys, run on the raw values so they report even when other keys are bad."""
+    problems: list[str] = []
+    services = raw.get("services")
+    if isinstance(services, dict):
+        for name in services:
+            if not SERVICE_NAME.match(str(name)):
+                problems.append(
+                    f"services.{name}: the name must be 1-24 chars of a-z, 0-9 and '-', starting with a letter (it becomes AWS names)"
+                )
+        priorities: dict[Any, str] = {}
+        catch_all = []
+        for name, svc in services.items():
+            routing = svc.get("routing") if isinstance(svc, dict) else None
+            routing = routing if isinstance(routing, dict) else {}
+            prio = routing.get("priority")
+            if prio is not None and prio in priorities:
+                problems.append(
+                    f"services.{name}.routing.priority: {prio} is also used by service {priorities[prio]}; priorities must be unique"
+                )
+            if prio is not None:
+                priorities[prio] = name
+            if routing.get("pathPatterns", ["/*"]) == ["/*"] and not routing.get("hostHeaders"):
+                catch_all.append(name)
+        if len(catch_all) > 1:
+            problems.append(
+                f"services: {catch_all} all route every path ('/*'); give each service routing.pathPatterns or routing.hostHeaders"
+            )
+    pipeline = raw.get("pipeline") if isinstance(raw.get("pipeline"), dict) else {}
+    if raw.get("upstreamStack") and pipeline.get("source"):
+        problems.append(
+            "pipeline.source: a downstream stack (upstreamStack set) takes the upstream's promotion record; remove pipeline.source"
+        )
+    if not raw.get("upstreamStack") and not pipeline.get("source"):
+        problems.append(
+            "pipeline.source: required for the first environment (no upstreamStack): e.g. {provider: codestar, connectionArn: ..., repository: owner/app}"
+        )
+    deployment = raw.get("deployment") if isinstance(raw.get("deployment"), dict) else {}
+    known_configs = set(CODEDEPLOY_PREDEFINED) | set(deployment.get("customConfigs") or {})
+    chosen = [("deployment.config", deployment.get("config"))]
+    if isinstance(services, dict):
+        chosen += [
+            (f"services.{n}.deploymentConfig", s.get("deploymentConfig"))
+            for n, s in services.items()
+            if isinstance(s, dict)
+        ]
+    for path, name in chosen:
+        if name is not None and name not in known_configs:
+            problems.append(
+                f"{path}: unknown deployment configuration {name!r}; use one of {sorted(known_configs)} or define it in deployment.customConfigs"
+            )
+    if raw.get("promote") is True and not raw.get("upstreamStack"):
+        problems.append(
+            "promote: true needs upstreamStack (the stack whose liveImages this stack takes)"
+        )
+    return problems
+
+
+# --- error formatting -------------------------------------------------------------
+
+
+def _field_type(model: type[BaseModel] | None, key: str) -> Any:
+    if model is None:
+        return None
+    for field_name, info in model.model_fields.items():
+        if key in (field_name, info.alias):
+            return info.annotation
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Return the model class reached through Optional/dict/list annotations, or None."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType, Annotated):
+        for arg in typing.get_args(annotation):
+            found = _unwrap(arg)
+            if found is not None:
+                return found
+        return None
+    if origin in (dict, list):
+        return ("container", _unwrap(typing.get_args(annotation)[-1]))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """Walk StackConfig along an error location to the model that holds its last key."""
+    current: Any = StackConfig
+    for part in loc:
+        if current is None:
+            return None
+        if isinstance(current, tuple):  # inside dict/list: this part is a key or index
+            current = current[1]
+            continue
+        current = _unwrap(_field_type(current, str(part)))
+    return current if isinstance(current, type) else None
+
+
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _format(error: dict[str, Any]) -> list[str]:
+    loc = tuple(p for p in error["loc"] if p != "[key]")
+    path = ".".join(str(p) for p in loc) or "(root)"
+    kind = error["type"]
+    exc = (error.get("ctx") or {}).get("error")
+    if isinstance(exc, Problems):
+        return [f"{path + '.' if loc else ''}{field}: {msg}" for field, msg in exc.problems]
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        known = _known_keys(parent) if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(known)}"
+        return [f"{path}: unknown key; {hint}"]
+    if kind == "missing":
+        return [f"{path}: required; add it to the stack file"]
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    shown = "" if isinstance(value, dict | list) or kind == "value_error" else f" (got {value!r})"
+    return [f"{path}: {message}{shown}"]
+
+
+def parse(raw: dict[str, Any]) -> StackConfig:
+    """Validate the `ecs-delivery:` keys of a stack (namespace stripped); raise ConfigError listing every problem."""
+    problems = _stack_wide_problems(raw)
+    try:
+        parsed = StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            problems.extend(_format(error))
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return parsed
+
+
+def _raw_namespace_config() -> dict[str, Any]:
+    """All `ecs-delivery:*` keys of the running stack, JSON values decoded."""
+    from pulumi.runtime.config import CONFIG  # the only enumerable view of stack config
+
+    raw: dict[str, Any] = {}
+    for key, value in CONFIG.get().items():
+        namespace, _, name = key.partition(":")
+        if namespace != NAMESPACE:
+            continue
+        try:
+            raw[name] = json.loads(value)
+        except (TypeError, json.JSONDecodeError):
+            raw[name] = value
+    return raw
+
+
+def load() -> StackConfig:
+    """Read and validate the current stack's configuration (and the AWS region it needs)."""
+    problems = (
+        []
+        if pulumi.Config("aws").get("region")
+        else ["aws:region: required; run `pulumi config set aws:region <region>` (e.g. eu-west-1)"]
+    )
+    try:
+        parsed = parse(_raw_namespace_config())
+    except ConfigError as exc:
+        raise ConfigError(problems + exc.problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return parsed
+
+
+def aws_settings() -> dict[str, str | None]:
+    """Region, profile and assumed role from the stack's `aws:` configuration."""
+    aws = pulumi.Config("aws")
+    role = aws.get_object("assumeRoles") or aws.get_object("assumeRole")
+    if isinstance(role, list):
+        role = role[0] if role else None
+    return {
+        "region": aws.get("region"),
+        "profile": aws.get("profile"),
+        "role_arn": (role or {}).get("roleArn") if isinstance(role, dict) else None,
+    }

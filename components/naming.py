@@ -1,0 +1,29 @@
+"""Deterministic physical names: the live-image look-ups and the deployer find resources by them."""
+
+from __future__ import annotations
+
+TYPE_PREFIX = "ecs-delivery"
+
+
+def cluster_name(project: str, stack: str) -> str:
+    """One ECS cluster per stack."""
+    return f"{project}-{stack}"
+
+
+def service_name(service: str) -> str:
+    """ECS service names are unique per cluster, so the config key is enough."""
+    return service
+
+
+def task_family(project: str, stack: str, service: str) -> str:
+    """Task-definition family per stack and service (families are account-wide)."""
+    return f"{project}-{stack}-{service}"
+
+
+def codedeploy_application(project: str, stack: str) -> str:
+    """One CodeDeploy application per stack; one deployment group per service inside it."""
+    return f"{project}-{stack}"
+
+
+def deployment_group(service: str) -> str:
+    return service

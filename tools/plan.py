@@ -1,0 +1,282 @@
+"""Offline plan: run the real program with a real stack file under Pulumi's mock runtime.
+
+    python -m tools.plan --stack dev [--json plan.json] [--live examples/live-dev.yaml] [-c key=value]
+
+Prints the component tree (type, name, the properties a reviewer cares about) and the stack
+outputs; `--json` also writes the machine-readable plan
+`{"stack", "resources": [{"urn", "type", "name", "parent", "inputs", "options"}], "outputs"}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from tools.simcloud import (
+    RecordingMonitor,
+    Registration,
+    SimulatedCloud,
+    SimulatedEnvironment,
+    SimulationError,
+    plain,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class PlanError(Exception):
+    """A user-facing failure of the plan (bad config, bad simulated environment)."""
+
+
+@dataclass
+class Plan:
+    stack: str
+    project: str
+    resources: list[Registration]
+    outputs: dict[str, Any]
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "project": self.project,
+            "resources": [
+                {
+                    "urn": r.urn,
+                    "type": r.type,
+                    "name": r.name,
+                    "parent": r.parent or None,
+                    "custom": r.custom,
+                    "inputs": plain(r.inputs),
+                    "options": r.options,
+                }
+                for r in self.resources
+            ],
+            "outputs": self.outputs,
+        }
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, type_: str, name: str) -> Registration:
+        matches = [r for r in self.resources if r.type == type_ and r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources of type {type_} named {name}")
+        return matches[0]
+
+
+def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        stacks = sorted(
+            p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml")
+        )
+        raise PlanError(f"no stack file {path.name}; known stacks: {', '.join(stacks)}")
+    data = yaml.safe_load(path.read_text()) or {}
+    return dict(data.get("config") or {})
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return "[secret]"  # encrypted stack values cannot be read offline
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _resolve(value: Any) -> Any:
+    output = pulumi.Output.from_input(value)
+    if _sync_await(output.is_secret()):
+        return "[secret]"
+    return plain(_sync_await(output.future()))
+
+
+def run(
+    stack: str,
+    *,
+    config: dict[str, Any] | None = None,
+    environment: SimulatedEnvironment | None = None,
+    overrides: dict[str, Any] | None = None,
+    root: Path = ROOT,
+) -> Plan:
+    """Run `__main__.py` of `root` for `stack` against the simulated cloud and return the plan."""
+    project = (yaml.safe_load((root / "Pulumi.yaml").read_text()) or {})["name"]
+    values = dict(stack_config(stack, root) if config is None else config)
+    for key, value in (overrides or {}).items():
+        values[key if ":" in key else f"{project}:{key}"] = value
+    region = values.get("aws:region") or "us-east-1"
+    cloud = SimulatedCloud(region=str(region), environment=environment or SimulatedEnvironment())
+    monitor = RecordingMonitor(cloud)
+    pulumi_settings.ROOT.set(None)
+    pulumi.runtime.set_all_config({k: _encode(v) for k, v in values.items()})
+    pulumi.runtime.set_mocks(cloud, project=project, stack=stack, preview=False, monitor=monitor)
+
+    def program() -> None:
+        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+
+    try:
+        _sync_await(run_pulumi_func(program))
+    except Exception as exc:
+        exc.registrations = monitor.registrations  # type: ignore[attr-defined]  (for tests)
+        raise
+    stack_resource = pulumi_settings.get_root_resource()
+    outputs = {k: _resolve(v) for k, v in getattr(stack_resource, "outputs", {}).items()}
+    return Plan(
+        stack=stack,
+        project=project,
+        resources=monitor.registrations,
+        outputs=outputs,
+        invokes=cloud.invokes,
+    )
+
+
+# --- readable tree ---------------------------------------------------------------------
+
+# The properties a reviewer looks at, per resource type (camelCase input names).
+_SHOWN: dict[str, list[str]] = {
+    "aws:ec2/vpc:Vpc": ["cidrBlock"],
+    "aws:ec2/subnet:Subnet": ["availabilityZone", "cidrBlock", "mapPublicIpOnLaunch"],
+    "aws:ec2/natGateway:NatGateway": [],
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": [
+        "ipProtocol",
+        "fromPort",
+        "toPort",
+        "cidrIpv4",
+        "referencedSecurityGroupId",
+    ],
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": [
+        "ipProtocol",
+        "fromPort",
+        "toPort",
+        "cidrIpv4",
+    ],
+    "aws:lb/loadBalancer:LoadBalancer": [
+        "internal",
+        "dropInvalidHeaderFields",
+        "enableDeletionProtection",
+    ],
+    "aws:lb/listener:Listener": ["port", "protocol", "sslPolicy"],
+    "aws:lb/targetGroup:TargetGroup": ["port", "targetType", "deregistrationDelay", "healthCheck"],
+    "aws:lb/listenerRule:ListenerRule": ["priority", "conditions"],
+    "aws:ecs/cluster:Cluster": ["name", "settings"],
+    "aws:ecs/service:Service": [
+        "name",
+        "desiredCount",
+        "deploymentController",
+        "networkConfiguration",
+    ],
+    "aws:ecs/taskDefinition:TaskDefinition": ["family", "cpu", "memory", "images"],
+    "aws:cloudwatch/logGroup:LogGroup": ["name", "retentionInDays"],
+    "aws:appautoscaling/target:Target": ["minCapacity", "maxCapacity"],
+}
+
+
+def _summary(reg: Registration) -> str:
+    inputs = plain(reg.inputs)
+    shown = []
+    for key in _SHOWN.get(reg.type, []):
+        if key == "images" and "containerDefinitions" in inputs:
+            try:
+                containers = json.loads(inputs["containerDefinitions"])
+                shown.append("images=" + ",".join(f"{c['name']}={c['image']}" for c in containers))
+            except (TypeError, ValueError):
+                shown.append("images=<computed>")
+            continue
+        if key in inputs and inputs[key] not in (None, [], {}):
+            value = inputs[key]
+            text = (
+                json.dumps(value, separators=(",", ":"))
+                if isinstance(value, dict | list)
+                else str(value)
+            )
+            shown.append(f"{key}={text}")
+    if reg.options["ignoreChanges"]:
+        shown.append(f"ignoreChanges={reg.options['ignoreChanges']}")
+    return "  ".join(shown)
+
+
+def render_tree(plan: Plan) -> str:
+    children: dict[str, list[Registration]] = {}
+    for reg in plan.resources:
+        children.setdefault(reg.parent or "", []).append(reg)
+    lines = [f"stack {plan.project}-{plan.stack}: {len(plan.resources)} resources"]
+
+    def walk(parent: str, depth: int) -> None:
+        for reg in children.get(parent, []):
+            kind = reg.type if reg.custom else f"[{reg.type}]"
+            details = _summary(reg)
+            lines.append(
+                f"{'  ' * depth}- {kind} {reg.name}" + (f"  ({details})" if details else "")
+            )
+            walk(reg.urn, depth + 1)
+
+    roots = [
+        p
+        for p in children
+        if p == "" or p.endswith("pulumi:pulumi:Stack::" + f"{plan.project}-{plan.stack}")
+    ]
+    for parent in roots:
+        walk(parent, 1)
+    lines.append("outputs:")
+    for key, value in plan.outputs.items():
+        lines.append(f"  {key}: {json.dumps(value, indent=None, sort_keys=True)}")
+    return "\n".join(lines)
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise PlanError(f"-c {pair!r}: use key=value (e.g. -c promote=true)")
+        try:
+            result[key] = json.loads(value)
+        except json.JSONDecodeError:
+            result[key] = value
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.plan", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--stack", required=True)
+    parser.add_argument(
+        "--json", dest="json_path", help="also write the machine-readable plan here"
+    )
+    parser.add_argument(
+        "--live", help="simulated environment file (YAML/JSON); default: a fresh account"
+    )
+    parser.add_argument(
+        "-c", "--config", action="append", default=[], help="override a config key: key=value"
+    )
+    args = parser.parse_args(argv)
+    from components.config import ConfigError
+
+    try:
+        environment = SimulatedEnvironment.load(args.live) if args.live else None
+        plan = run(args.stack, environment=environment, overrides=_parse_overrides(args.config))
+    except (ConfigError, PlanError, SimulationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except pulumi.RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(render_tree(plan))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
+        print(f"plan written to {args.json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

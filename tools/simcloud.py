@@ -1,0 +1,286 @@
+"""The simulated cloud: the one place that answers the program's cloud look-ups offline.
+
+Invokes (account, zones, live ECS services) and stack references are answered from a
+`SimulatedEnvironment`, which `make plan LIVE=<file>` loads from YAML or JSON (see
+README "Simulated environment"). Without a file it simulates a fresh account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+DEFAULT_ACCOUNT = "123456789012"
+
+
+class SimulationError(Exception):
+    """The simulated-environment file is malformed; the message names the key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class LiveService(_Model):
+    """A service that exists in the simulated account, with the images it runs now."""
+
+    containers: dict[str, str] = Field(default_factory=dict)
+    task_definition_arn: str | None = None
+    # The service exists, but its task definition cannot be read (e.g. deregistered, denied).
+    unreadable: bool = False
+
+
+class SimulatedEnvironment(_Model):
+    account_id: str = DEFAULT_ACCOUNT
+    availability_zones: list[str] | None = None
+    services: dict[str, LiveService] = Field(default_factory=dict)
+    # Outputs of other stacks, by the name the program passes to StackReference.
+    stacks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SimulatedEnvironment:
+        text = Path(path).read_text()
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise SimulationError(f"{path}: not valid YAML/JSON: {exc}") from None
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            lines = [
+                f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            ]
+            raise SimulationError(
+                f"{path}: invalid simulated environment:\n" + "\n".join(lines)
+            ) from None
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One RegisterResource request as the engine would receive it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    options: dict[str, Any]
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Records every raw RegisterResource request: inputs and the resource options."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            from pulumi.runtime import rpc
+
+            inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+            self.registrations.append(
+                Registration(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    custom=bool(request.custom),
+                    inputs=inputs,
+                    options={
+                        "ignoreChanges": list(request.ignoreChanges),
+                        "dependsOn": sorted(request.dependencies),
+                        "protect": bool(getattr(request, "protect", False)),
+                        "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+                        "replaceOnChanges": list(request.replaceOnChanges),
+                        "retainOnDelete": bool(getattr(request, "retainOnDelete", False)),
+                        "aliases": [str(a) for a in request.aliases] if request.aliases else [],
+                        "additionalSecretOutputs": list(request.additionalSecretOutputs),
+                        "provider": request.provider,
+                    },
+                )
+            )
+        return response
+
+
+@dataclass
+class SimulatedCloud(pulumi_mocks.Mocks):
+    """Pulumi mocks that behave like a (simulated) AWS account in one region."""
+
+    region: str
+    environment: SimulatedEnvironment = field(default_factory=SimulatedEnvironment)
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    # --- resources ---------------------------------------------------------------
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        if args.typ == "pulumi:pulumi:StackReference":
+            name = args.inputs.get("name") or args.name
+            return name, {"name": name, "outputs": self._stack_outputs(name)}
+        inputs = dict(args.inputs)
+        physical = inputs.get("name") or f"{args.name}-{_digest(args.name)[:7]}"
+        rid = f"{args.name}-id"
+        account, region = self.environment.account_id, self.region
+        kind = args.typ.split(":")[1].split("/")[0] if ":" in args.typ else "mock"
+        state = {
+            **inputs,
+            "arn": f"arn:aws:{kind}:{region}:{account}:{args.typ.rsplit(':', 1)[-1].lower()}/{physical}",
+            "id": rid,
+        }
+        if args.typ in ("aws:ecs/taskDefinition:TaskDefinition",):
+            state["arn"] = (
+                f"arn:aws:ecs:{region}:{account}:task-definition/{inputs.get('family')}:1"
+            )
+            state["revision"] = 1
+        elif args.typ == "aws:ecs/cluster:Cluster":
+            state["arn"] = f"arn:aws:ecs:{region}:{account}:cluster/{physical}"
+        elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
+            state["dnsName"] = f"{physical}-{_digest(physical)[:9]}.{region}.elb.amazonaws.com"
+            state["arnSuffix"] = f"app/{physical}/{_digest(physical)[:16]}"
+        elif args.typ == "aws:lb/targetGroup:TargetGroup":
+            state["name"] = physical[:32]
+            state["arnSuffix"] = f"targetgroup/{physical[:32]}/{_digest(physical)[:16]}"
+        elif args.typ == "aws:ecr/repository:Repository":
+            state["repositoryUrl"] = f"{account}.dkr.ecr.{region}.amazonaws.com/{physical}"
+            state["registryId"] = account
+        elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+            state["arn"] = f"arn:aws:logs:{region}:{account}:log-group:{physical}"
+        elif args.typ == "aws:iam/role:Role":
+            state["arn"] = f"arn:aws:iam::{account}:role/{physical}"
+        elif args.typ == "aws:s3/bucketV2:BucketV2" or args.typ == "aws:s3/bucket:Bucket":
+            state["bucket"] = inputs.get("bucket") or physical
+            state["arn"] = f"arn:aws:s3:::{state['bucket']}"
+        state.setdefault("name", physical)
+        return rid, state
+
+    def _stack_outputs(self, name: str) -> dict[str, Any]:
+        stacks = self.environment.stacks
+        short = name.rsplit("/", 1)[-1]
+        return stacks.get(name) or stacks.get(short) or {}
+
+    # --- invokes -----------------------------------------------------------------
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        self.invokes.append((args.token, dict(args.args)))
+        handler = {
+            "aws:index/getCallerIdentity:getCallerIdentity": self._caller_identity,
+            "aws:index/getAvailabilityZones:getAvailabilityZones": self._zones,
+            "aws:index/getRegion:getRegion": lambda a: {
+                "name": self.region,
+                "region": self.region,
+                "id": self.region,
+            },
+            "aws:index/getPartition:getPartition": lambda a: {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "id": "aws",
+            },
+            "aws:ecs/getService:getService": self._ecs_service,
+            "aws:ecs/getContainerDefinition:getContainerDefinition": self._container_definition,
+        }.get(args.token)
+        if handler is None:
+            raise NotImplementedError(
+                f"the simulated cloud does not answer invoke {args.token}; add it to tools/simcloud.py"
+            )
+        return handler(args.args)
+
+    def _caller_identity(self, _args: dict[str, Any]) -> dict[str, Any]:
+        account = self.environment.account_id
+        return {
+            "accountId": account,
+            "arn": f"arn:aws:iam::{account}:role/simulated",
+            "userId": "AROASIMULATED",
+            "id": account,
+        }
+
+    def _zones(self, _args: dict[str, Any]) -> dict[str, Any]:
+        names = self.environment.availability_zones or [f"{self.region}{z}" for z in "abc"]
+        return {"names": names, "zoneIds": [f"zone-{n}" for n in names], "id": self.region}
+
+    def _ecs_service(self, args: dict[str, Any]) -> dict[str, Any]:
+        cluster = args.get("clusterArn", "")
+        name = args.get("serviceName", "")
+        live = self.environment.services.get(name)
+        if live is None:
+            # Same wording as the provider's not-found error for this data source.
+            raise Exception(
+                f"reading ECS Service ({name}): couldn't find resource (cluster {cluster})"
+            )
+        family = f"{cluster.rsplit('/', 1)[-1]}-{name}"
+        arn = (
+            live.task_definition_arn
+            or f"arn:aws:ecs:{self.region}:{self.environment.account_id}:task-definition/{family}:7"
+        )
+        return {
+            "arn": f"arn:aws:ecs:{self.region}:{self.environment.account_id}:service/{cluster}/{name}",
+            "clusterArn": cluster,
+            "serviceName": name,
+            "taskDefinition": arn,
+            "desiredCount": 1,
+            "launchType": "FARGATE",
+            "schedulingStrategy": "REPLICA",
+            "tags": {},
+            "id": arn,
+        }
+
+    def _container_definition(self, args: dict[str, Any]) -> dict[str, Any]:
+        task_definition = args.get("taskDefinition", "")
+        container = args.get("containerName", "")
+        for live in self.environment.services.values():
+            if live.unreadable or container not in live.containers:
+                continue
+            image = live.containers[container]
+            digest = image.split("@", 1)[1] if "@" in image else ""
+            return {
+                "taskDefinition": task_definition,
+                "containerName": container,
+                "image": image,
+                "imageDigest": digest,
+                "cpu": 0,
+                "memory": 0,
+                "memoryReservation": 0,
+                "disableNetworking": False,
+                "dockerLabels": {},
+                "environment": {},
+                "id": f"{task_definition}/{container}",
+            }
+        raise Exception(
+            f"reading ECS Container Definition ({task_definition}/{container}): AccessDeniedException or not found"
+        )
+
+
+def plain(value: Any) -> Any:
+    """Turn registered inputs into JSON-safe values (unknowns, secrets, assets marked)."""
+    from pulumi.runtime import rpc
+
+    if isinstance(value, str) and value == rpc.UNKNOWN:
+        return "<computed>"
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return "[secret]"
+        return {str(k): plain(v) for k, v in value.items() if not str(k).startswith("__provider")}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, pulumi.Asset | pulumi.Archive):
+        return {"asset": type(value).__name__, "path": getattr(value, "path", None)}
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return json.loads(json.dumps(value, default=str))
