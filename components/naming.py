@@ -27,3 +27,12 @@ def codedeploy_application(project: str, stack: str) -> str:
 
 def deployment_group(service: str) -> str:
     return service
+
+
+def ecr_repository(project: str, stack: str, service: str) -> str:
+    """ECR repository of a service's images, built by this stack's pipeline."""
+    return f"{project}-{stack}/{service}"
+
+
+def ecr_repository_arn(region: str, account: str, repository: str) -> str:
+    return f"arn:aws:ecr:{region}:{account}:repository/{repository}"
