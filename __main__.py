@@ -2,18 +2,39 @@
 
 import pulumi
 
-from components import config, platform
+from components import config, images, naming, platform
 
 settings = config.load()
 aws_settings = config.aws_settings()
+project, stack = pulumi.get_project(), pulumi.get_stack()
 environment = platform.read_environment(
-    project=pulumi.get_project(),
-    stack=pulumi.get_stack(),
+    project=project,
+    stack=stack,
     region=aws_settings["region"],
     profile=aws_settings["profile"],
     role_arn=aws_settings["role_arn"],
 )
-images = {name: svc.image or svc.bootstrap_image for name, svc in settings.services.items()}
-environment_platform = platform.build(settings, environment, images)
+
+# Images belong to the deployer: resolve them from config, upstream and what runs now.
+upstream = (
+    images.upstream_reference(settings.upstream_stack, project) if settings.upstream_stack else None
+)
+resolutions = images.resolve_services(
+    settings.services,
+    project=project,
+    stack=stack,
+    cluster_arn=naming.cluster_arn(
+        environment.region, environment.account_id, naming.cluster_name(project, stack)
+    ),
+    upstream_images=images.require_upstream_images(upstream, settings.upstream_stack)
+    if upstream and settings.promote
+    else None,
+)
+environment_platform = platform.build(
+    settings, environment, {n: r.image for n, r in resolutions.items()}
+)
+
 for key, value in environment_platform.outputs.items():
     pulumi.export(key, value)
+pulumi.export("liveImages", images.live_images_output(resolutions))
+pulumi.export("imageResolution", images.resolution_output(resolutions))

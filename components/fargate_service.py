@@ -61,7 +61,7 @@ class FargateServiceArgs:
     cpu_architecture: str = "X86_64"
     autoscaling: Autoscaling | None = None
     # ECR repositories the execution role may pull from (exact ARNs); public images need none.
-    image_repository_arns: list[pulumi.Input[str]] = field(default_factory=list)
+    image_repository_arns: pulumi.Input[list[str]] | None = None
     # Created before the service: the target group must be attached to a listener first.
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
@@ -204,7 +204,7 @@ class FargateService(pulumi.ComponentResource):
                 "Resource": [pulumi.Output.concat(self.log_group.arn, ":*")],
             }
         ]
-        if args.image_repository_arns:
+        if args.image_repository_arns is not None:
             statements += [
                 # GetAuthorizationToken has no resource-level permissions in IAM.
                 {
@@ -221,7 +221,7 @@ class FargateService(pulumi.ComponentResource):
                         "ecr:BatchGetImage",
                         "ecr:GetDownloadUrlForLayer",
                     ],
-                    "Resource": list(args.image_repository_arns),
+                    "Resource": args.image_repository_arns,
                 },
             ]
         secrets = sorted(set(args.container.secrets.values()))

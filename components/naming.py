@@ -36,3 +36,7 @@ def ecr_repository(project: str, stack: str, service: str) -> str:
 
 def ecr_repository_arn(region: str, account: str, repository: str) -> str:
     return f"arn:aws:ecr:{region}:{account}:repository/{repository}"
+
+
+def cluster_arn(region: str, account: str, cluster: str) -> str:
+    return f"arn:aws:ecs:{region}:{account}:cluster/{cluster}"

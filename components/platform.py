@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pulumi
@@ -16,6 +17,7 @@ from components.fargate_service import (
     FargateService,
     FargateServiceArgs,
 )
+from components.images import PROJECT_TAG, STACK_TAG
 from components.load_balancer import HealthCheck, LoadBalancer, LoadBalancerArgs, ServiceRoute
 from components.network import Network, NetworkArgs
 
@@ -42,6 +44,19 @@ class Platform:
     outputs: dict[str, object] = field(default_factory=dict)
 
 
+_ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
+
+
+def pull_repositories(image: str, own_repository_arn: str) -> list[str]:
+    """The ECR repositories a task pulls from: its own, plus the one its image lives in."""
+    arns = [own_repository_arn]
+    match = _ECR_IMAGE.match(image)
+    if match:
+        account, region, repository = match.groups()
+        arns.append(naming.ecr_repository_arn(region, account, repository))
+    return sorted(set(arns))
+
+
 def routing_priorities(services: dict[str, ServiceConfig]) -> dict[str, int]:
     """Explicit priorities win; others get 100, 110, ... in name order; catch-alls go last."""
     taken = {s.routing.priority for s in services.values() if s.routing.priority}
@@ -63,7 +78,8 @@ def routing_priorities(services: dict[str, ServiceConfig]) -> dict[str, int]:
 
 
 def default_tags(cfg: StackConfig, env: Environment) -> dict[str, str]:
-    return {"ecs-delivery:project": env.project, "ecs-delivery:stack": env.stack, **cfg.tags}
+    # The live-image look-up finds this stack's services by these two tags: keep them last.
+    return {**cfg.tags, PROJECT_TAG: env.project, STACK_TAG: env.stack}
 
 
 def build(
@@ -152,6 +168,16 @@ def build(
                 autoscaling=Autoscaling(**svc.autoscaling.model_dump())
                 if svc.autoscaling
                 else None,
+                image_repository_arns=pulumi.Output.from_input(images[name]).apply(
+                    lambda image, name=name: pull_repositories(
+                        image,
+                        naming.ecr_repository_arn(
+                            env.region,
+                            env.account_id,
+                            naming.ecr_repository(env.project, env.stack, name),
+                        ),
+                    )
+                ),
                 depends_on=[pair.production_rule, pair.test_rule],
                 tags={**tags, "Service": name},
             ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import runpy
 import sys
 from dataclasses import dataclass, field
@@ -39,6 +40,24 @@ class PlanError(Exception):
     """A user-facing failure of the plan (bad config, bad simulated environment)."""
 
 
+class ProgramFailed(Exception):
+    """The program failed after logging error diagnostics (as `pulumi up` would show them)."""
+
+
+class _Diagnostics(logging.Handler):
+    """Collects what the program logs through pulumi.log, as the engine would display it."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        (self.errors if record.levelno >= logging.ERROR else self.warnings).append(
+            record.getMessage()
+        )
+
+
 @dataclass
 class Plan:
     stack: str
@@ -46,6 +65,7 @@ class Plan:
     resources: list[Registration]
     outputs: dict[str, Any]
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,17 +136,30 @@ def run(
     region = values.get("aws:region") or "us-east-1"
     cloud = SimulatedCloud(region=str(region), environment=environment or SimulatedEnvironment())
     monitor = RecordingMonitor(cloud)
+    # A previous run in this process (tests, benchmarks) may have failed half-way: start clean.
     pulumi_settings.ROOT.set(None)
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
     pulumi.runtime.set_all_config({k: _encode(v) for k, v in values.items()})
-    pulumi.runtime.set_mocks(cloud, project=project, stack=stack, preview=False, monitor=monitor)
+    diagnostics = _Diagnostics()
+    logger = logging.getLogger(f"ecs-delivery.plan.{stack}")
+    logger.handlers[:] = [diagnostics]
+    logger.propagate = False
+    pulumi.runtime.set_mocks(
+        cloud, project=project, stack=stack, preview=False, monitor=monitor, logger=logger
+    )
 
     def program() -> None:
         runpy.run_path(str(root / "__main__.py"), run_name="__main__")
 
     try:
         _sync_await(run_pulumi_func(program))
-    except Exception as exc:
+    except pulumi.RunError as exc:
         exc.registrations = monitor.registrations  # type: ignore[attr-defined]  (for tests)
+        raise
+    except Exception as exc:
+        if diagnostics.errors:  # the program explained the failure: show that, not a traceback
+            raise ProgramFailed("\n".join(diagnostics.errors)) from exc
         raise
     stack_resource = pulumi_settings.get_root_resource()
     outputs = {k: _resolve(v) for k, v in getattr(stack_resource, "outputs", {}).items()}
@@ -226,6 +259,17 @@ def render_tree(plan: Plan) -> str:
     ]
     for parent in roots:
         walk(parent, 1)
+    resolution = plan.outputs.get("imageResolution") or {}
+    if resolution:
+        lines.append("images (now -> after, why):")
+        for service, containers in sorted(resolution.items()):
+            for container, r in sorted(containers.items()):
+                change = "unchanged" if r["now"] == r["after"] else "CHANGES"
+                lines.append(
+                    f"  {service}/{container}: {r['now'] or '(new service)'} -> {r['after']}  [{r['source']}, {change}]"
+                )
+    for warning in plan.warnings:
+        lines.append(f"warning: {warning}")
     lines.append("outputs:")
     for key, value in plan.outputs.items():
         lines.append(f"  {key}: {json.dumps(value, indent=None, sort_keys=True)}")
@@ -265,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         environment = SimulatedEnvironment.load(args.live) if args.live else None
         plan = run(args.stack, environment=environment, overrides=_parse_overrides(args.config))
-    except (ConfigError, PlanError, SimulationError) as exc:
+    except (ConfigError, PlanError, SimulationError, ProgramFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except pulumi.RunError as exc:

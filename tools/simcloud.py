@@ -191,6 +191,7 @@ class SimulatedCloud(pulumi_mocks.Mocks):
                 "dnsSuffix": "amazonaws.com",
                 "id": "aws",
             },
+            "aws:resourcegroupstaggingapi/getResources:getResources": self._tagged_resources,
             "aws:ecs/getService:getService": self._ecs_service,
             "aws:ecs/getContainerDefinition:getContainerDefinition": self._container_definition,
         }.get(args.token)
@@ -212,6 +213,21 @@ class SimulatedCloud(pulumi_mocks.Mocks):
     def _zones(self, _args: dict[str, Any]) -> dict[str, Any]:
         names = self.environment.availability_zones or [f"{self.region}{z}" for z in "abc"]
         return {"names": names, "zoneIds": [f"zone-{n}" for n in names], "id": self.region}
+
+    def _tagged_resources(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The stack's live ECS services, as the Resource Groups Tagging API lists them."""
+        if args.get("resourceTypeFilters") != ["ecs:service"]:
+            return {"resourceTagMappingLists": [], "id": self.region}
+        tags = {f["key"]: (f.get("values") or [""])[0] for f in args.get("tagFilters", [])}
+        cluster = f"{tags.get('ecs-delivery:project', 'project')}-{tags.get('ecs-delivery:stack', 'stack')}"
+        prefix = f"arn:aws:ecs:{self.region}:{self.environment.account_id}:service/{cluster}"
+        return {
+            "resourceTagMappingLists": [
+                {"resourceArn": f"{prefix}/{name}", "tags": tags, "complianceDetails": []}
+                for name in sorted(self.environment.services)
+            ],
+            "id": self.region,
+        }
 
     def _ecs_service(self, args: dict[str, Any]) -> dict[str, Any]:
         cluster = args.get("clusterArn", "")

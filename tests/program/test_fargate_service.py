@@ -112,7 +112,10 @@ def test_log_group_has_retention(dev_plan, prod_plan):
 
 def test_execution_role_may_write_its_logs_and_read_only_the_listed_secrets(dev_plan):
     statements = {s["Sid"]: s for s in policy(dev_plan, "api-execution")["Statement"]}
-    assert sorted(statements) == ["Logs", "Secrets"]
+    assert sorted(statements) == ["EcrLogin", "EcrPull", "Logs", "Secrets"]
+    assert statements["EcrPull"]["Resource"] == [
+        "arn:aws:ecr:eu-west-1:123456789012:repository/ecs-delivery-dev/api"
+    ]
     assert statements["Secrets"]["Action"] == "secretsmanager:GetSecretValue"
     assert statements["Secrets"]["Resource"] == [
         "arn:aws:secretsmanager:eu-west-1:111111111111:secret:dev/api/database-url-AbCdEf"
@@ -121,7 +124,11 @@ def test_execution_role_may_write_its_logs_and_read_only_the_listed_secrets(dev_
         "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/ecs-delivery-dev-api:*"
     ]
     # web lists no secrets, so its role reads none.
-    assert [s["Sid"] for s in policy(dev_plan, "web-execution")["Statement"]] == ["Logs"]
+    assert [s["Sid"] for s in policy(dev_plan, "web-execution")["Statement"]] == [
+        "Logs",
+        "EcrLogin",
+        "EcrPull",
+    ]
 
 
 def test_task_and_execution_roles_trust_only_ecs_tasks_of_this_account(dev_plan):
