@@ -1,0 +1,1 @@
+"""CodeDeploy AfterAllowTestTraffic validation hook (Lambda); see handler.py and logic.py."""
