@@ -1,0 +1,1 @@
+"""Deployment tooling: AWS sessions, task-definition content, CodeDeploy rollouts."""

@@ -1,0 +1,256 @@
+"""components.rollout: the dynamic provider as plain Python against moto, and its resource."""
+
+from __future__ import annotations
+
+import base64
+import pickle
+
+import dill
+import pulumi
+import pytest
+from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime import rpc
+
+from components.rollout import (
+    ServiceRollout,
+    ServiceRolloutArgs,
+    ServiceRolloutProvider,
+)
+from delivery.rollout import ServiceStateError
+
+
+def props_for(world, task_definition_arn: str, **overrides) -> dict:
+    """Provider properties as the engine hands them over (numbers arrive as floats)."""
+    props = {
+        "__provider": "serialized-provider",
+        "cluster_name": world.cluster,
+        "service_name": world.service,
+        "task_definition_arn": task_definition_arn,
+        "application_name": world.application,
+        "deployment_group_name": world.group,
+        "container_name": world.container,
+        "container_port": float(world.port),
+        "region": world.region,
+        "profile": None,
+        "role_arn": None,
+        "wait": False,
+        "timeout_minutes": 60.0,
+        "running_task_definition_arn": None,
+        "last_deployment_id": None,
+        "action": None,
+    }
+    props.update(overrides)
+    return props
+
+
+def stored(props: dict, **outputs) -> dict:
+    """Old outputs as the state holds them after a create/update."""
+    return {**props, **outputs}
+
+
+BASE = {
+    "cluster_name": "dev-cluster",
+    "service_name": "dev-web",
+    "task_definition_arn": "arn:aws:ecs:eu-west-1:123456789012:task-definition/dev-web:3",
+    "application_name": "dev-web",
+    "deployment_group_name": "dev-web",
+    "container_name": "app",
+    "container_port": 8080.0,
+    "region": "eu-west-1",
+    "profile": None,
+    "role_arn": None,
+    "wait": True,
+    "timeout_minutes": 60.0,
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"region": "eu-central-1"},
+        {"profile": "other"},
+        {"role_arn": "arn:aws:iam::123456789012:role/other"},
+        {"wait": False, "timeout_minutes": 5.0},
+        {"container_port": 8080},
+    ],
+)
+def test_diff_reports_no_change_for_settings_only(change):
+    diff = ServiceRolloutProvider().diff("id", dict(BASE), {**BASE, **change})
+
+    assert diff.changes is False
+    assert diff.replaces == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"task_definition_arn": BASE["task_definition_arn"].replace(":3", ":4")},
+        {"task_definition_arn": rpc.UNKNOWN},
+        {"container_name": "proxy"},
+        {"container_port": 9090.0},
+        {"deployment_group_name": "dev-web-2"},
+    ],
+)
+def test_diff_reports_an_update_without_replacement_for_rollout_inputs(change):
+    diff = ServiceRolloutProvider().diff("id", dict(BASE), {**BASE, **change})
+
+    assert diff.changes is True
+    assert diff.replaces == []
+
+
+def test_diff_replaces_the_record_when_the_service_changes():
+    diff = ServiceRolloutProvider().diff("id", dict(BASE), {**BASE, "service_name": "dev-api"})
+
+    assert diff.changes is True
+    assert diff.replaces == ["service_name"]
+
+
+def test_create_for_a_new_service_starts_no_deployment(world):
+    result = ServiceRolloutProvider().create(props_for(world, world.first_revision))
+
+    assert result.id == f"{world.cluster}/{world.service}"
+    assert result.outs["action"] == "none-service-new"
+    assert result.outs["running_task_definition_arn"] == world.first_revision
+    assert result.outs["last_deployment_id"] is None
+    assert "__provider" not in result.outs
+    assert world.deployments() == []
+
+
+def test_update_rolls_out_a_memory_change_against_moto(world):
+    shipped = world.pipeline_ships(world.pipeline_image)
+    olds = stored(props_for(world, shipped), action="none-same-content")
+    wanted = world.pulumi_registers(image=world.pipeline_image, memory="1024")
+
+    result = ServiceRolloutProvider().update("id", olds, props_for(world, wanted))
+
+    (deployment_id,) = world.deployments()
+    assert result.outs["action"] == "started"
+    assert result.outs["last_deployment_id"] == deployment_id
+    assert result.outs["running_task_definition_arn"] == shipped
+    assert wanted in world.appspec_of(deployment_id)
+
+
+def test_update_with_content_equal_to_what_runs_keeps_the_last_deployment_id(world):
+    world.pipeline_ships(world.pipeline_image)
+    same = world.pulumi_registers(image=world.pipeline_image)
+    olds = stored(props_for(world, world.first_revision), last_deployment_id="d-EARLIER1")
+
+    result = ServiceRolloutProvider().update("id", olds, props_for(world, same))
+
+    assert result.outs["action"] == "none-same-content"
+    assert result.outs["last_deployment_id"] == "d-EARLIER1"
+    assert world.deployments() == []
+
+
+def test_update_acts_in_the_region_from_its_inputs_not_the_shell(world, monkeypatch):
+    # The shell points at eu-west-1, where the service exists; the stack says us-east-1.
+    monkeypatch.setenv("AWS_DEFAULT_REGION", world.region)
+    props = props_for(world, world.first_revision, region="us-east-1")
+
+    with pytest.raises(ServiceStateError, match="not found"):
+        ServiceRolloutProvider().update("id", props, props)
+
+
+def test_update_assumes_the_role_from_its_inputs(world):
+    role = "arn:aws:iam::123456789012:role/dev-deployer"
+    props = props_for(world, world.first_revision, role_arn=role)
+
+    result = ServiceRolloutProvider().update("id", props, props)
+
+    assert result.outs["action"] == "none-service-new"
+
+
+def test_delete_leaves_the_service_and_deployments_alone(world):
+    ServiceRolloutProvider().delete(
+        f"{world.cluster}/{world.service}", props_for(world, world.first_revision)
+    )
+
+    service = world.ecs.describe_services(cluster=world.cluster, services=[world.service])
+    assert service["services"][0]["status"] == "ACTIVE"
+    assert world.deployments() == []
+
+
+def test_check_reports_a_bad_port_as_a_failure_on_that_property():
+    result = ServiceRolloutProvider().check({}, {**BASE, "container_port": 70000.0})
+
+    assert [(f.property, f.reason) for f in result.failures] == [
+        ("container_port", "70000.0 must be an integer 1-65535")
+    ]
+
+
+def test_provider_pickles_with_pickle_and_with_pulumis_serializer():
+    provider = ServiceRolloutProvider()
+
+    assert isinstance(pickle.loads(pickle.dumps(provider)), ServiceRolloutProvider)
+    restored = dill.loads(base64.b64decode(serialize_provider(provider)))
+    assert isinstance(restored, ServiceRolloutProvider)
+    assert vars(provider) == {}  # no clients, sessions or credentials ride along
+
+
+def test_args_reject_a_bad_timeout_naming_the_field():
+    with pytest.raises(ValueError, match="timeout_minutes: 0 must be a whole number >= 1"):
+        ServiceRolloutArgs(
+            cluster_name="c",
+            service_name="s",
+            task_definition_arn="arn:aws:ecs:eu-west-1:1:task-definition/s:1",
+            application_name="a",
+            deployment_group_name="g",
+            container_name="app",
+            container_port=8080,
+            region="eu-west-1",
+            timeout_minutes=0,
+        )
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: list[pulumi.runtime.MockResourceArgs] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.resources.append(args)
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+@pytest.fixture
+def mocks():
+    recording = RecordingMocks()
+    pulumi.runtime.set_mocks(recording, preview=False)
+    return recording
+
+
+def test_service_rollout_registers_a_dynamic_resource_with_its_inputs(mocks):
+    rollout = ServiceRollout(
+        "web-rollout",
+        ServiceRolloutArgs(
+            cluster_name="dev-cluster",
+            service_name="dev-web",
+            task_definition_arn="arn:aws:ecs:eu-west-1:123456789012:task-definition/dev-web:3",
+            application_name="dev-web",
+            deployment_group_name="dev-web",
+            container_name="app",
+            container_port=8080,
+            region="eu-west-1",
+            role_arn="arn:aws:iam::123456789012:role/dev-deployer",
+        ),
+    )
+
+    @pulumi.runtime.test
+    def check():
+        def verify(_):
+            (registered,) = mocks.resources
+            assert registered.typ == "pulumi-python:dynamic/rollout:ServiceRollout"
+            inputs = registered.inputs
+            assert inputs["task_definition_arn"].endswith("dev-web:3")
+            assert inputs["container_port"] == 8080
+            assert inputs["region"] == "eu-west-1"
+            assert inputs["role_arn"] == "arn:aws:iam::123456789012:role/dev-deployer"
+            assert inputs["wait"] is True
+            assert inputs["timeout_minutes"] == 60
+            assert "__provider" in inputs
+
+        return rollout.urn.apply(verify)
+
+    check()
