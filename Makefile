@@ -25,8 +25,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP) lint
+test: $(STAMP) lint check-workflows
 	$(BIN)/python -m pytest
+
+check-workflows: $(STAMP)
+	tools/check_workflows.sh
 
 plan: $(STAMP)
 	$(BIN)/python -m tools.plan --stack $(STACK) $(if $(PLAN_JSON),--json $(PLAN_JSON)) $(if $(LIVE),--live $(LIVE)) $(foreach c,$(CONFIG),-c $(c))

@@ -1,0 +1,618 @@
+"""Build-time steps run inside CodeBuild: deployment artifacts and the promotion record.
+
+The generated buildspec (delivery/buildspec.py) calls `python -m delivery.build <step>` after
+`docker build`/`docker push`. For each service it writes, into one directory per service:
+
+    taskdef-<service>.json   RegisterTaskDefinition JSON of the service's current revision
+                             (every Pulumi-owned field kept), the built container's image
+                             replaced by <IMAGE1_NAME> for CodeDeployToECS to fill
+    appspec-<service>.yaml   ECS AppSpec: <TASK_DEFINITION>, container name/port, hooks
+    imageDetail.json         {"ImageURI": "<repository>@sha256:<digest>"}
+
+and `promotion-record` writes the record the next environment deploys from. Keep the
+imports light (boto3, botocore, pydantic, PyYAML): this module runs in the build image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import yaml
+from botocore.exceptions import BotoCoreError, ClientError
+
+from delivery.promotion import (
+    PromotionRecord,
+    PromotionRecordError,
+    new_record,
+    publish_record,
+    read_record_file,
+    write_record_file,
+)
+
+# CodeDeployToECS: Image1ContainerName names this placeholder; the taskdef holds "<IMAGE1_NAME>".
+IMAGE_PLACEHOLDER_NAME = "IMAGE1_NAME"
+IMAGE_PLACEHOLDER = f"<{IMAGE_PLACEHOLDER_NAME}>"
+# CodeDeployToECS writes the registered revision's ARN over this string in the AppSpec.
+TASK_DEFINITION_PLACEHOLDER = "<TASK_DEFINITION>"
+IMAGE_DETAIL_FILE = "imageDetail.json"
+DEFAULT_TAG_LENGTH = 12
+
+# Fields DescribeTaskDefinition adds about a revision; RegisterTaskDefinition refuses them.
+# The whitelist in `_register_fields` drops them anyway; listed here for the reader.
+DESCRIBE_ONLY_FIELDS = (
+    "taskDefinitionArn",
+    "revision",
+    "status",
+    "registeredAt",
+    "registeredBy",
+    "requiresAttributes",
+    "compatibilities",
+    "deregisteredAt",
+    "deleteRequestedAt",
+)
+
+ECR_URL_PATTERN = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+    r"/(?P<name>[a-z0-9][a-z0-9._/\-]{0,255})$"
+)
+DOCKER_TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+# `image-exists` only: the tag is not in the repository (distinct from errors, 1 and 2).
+EXIT_NOT_FOUND = 3
+
+# IAM action behind each API call this module makes, to turn AccessDenied into a fix.
+_IAM_ACTIONS = {
+    "DescribeServices": "ecs:DescribeServices",
+    "DescribeTaskDefinition": "ecs:DescribeTaskDefinition",
+    "DescribeImages": "ecr:DescribeImages",
+    "PutObject": "s3:PutObject",
+}
+
+
+class BuildError(Exception):
+    """A problem the build cannot get past; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class EcrRepository:
+    """An ECR repository URL split into the parts the ECR API wants."""
+
+    url: str
+    registry_id: str
+    region: str
+    name: str
+
+    @property
+    def registry(self) -> str:
+        """The registry host, for `docker login`."""
+        return self.url.split("/", 1)[0]
+
+    def digest_uri(self, digest: str) -> str:
+        return f"{self.url}@{digest}"
+
+
+def parse_repository_url(url: str) -> EcrRepository:
+    """Split `<account>.dkr.ecr.<region>.amazonaws.com/<name>`; refuse anything else."""
+    match = ECR_URL_PATTERN.match(url)
+    if not match:
+        raise BuildError(
+            f"repository URL {url!r} is not an ECR repository URL; expected "
+            "<account-id>.dkr.ecr.<region>.amazonaws.com/<repository-name> "
+            "(the repositoryUrl output of the stack's ECR repository)"
+        )
+    return EcrRepository(
+        url=url, registry_id=match["account"], region=match["region"], name=match["name"]
+    )
+
+
+def image_tag(source_version: str, length: int = DEFAULT_TAG_LENGTH) -> str:
+    """The immutable image tag for a source revision: its first `length` characters.
+
+    CodeBuild sets CODEBUILD_RESOLVED_SOURCE_VERSION to the commit id; a tag must be a
+    valid Docker tag, so anything else is refused rather than mangled.
+    """
+    version = source_version.strip()
+    if not version:
+        raise BuildError(
+            "source version is empty: CODEBUILD_RESOLVED_SOURCE_VERSION is not set; run the "
+            "build from the pipeline (or pass the commit id explicitly)"
+        )
+    if length < 7:
+        raise BuildError(f"tag length {length} is too short to identify a commit; use 7 or more")
+    tag = version[:length]
+    if not DOCKER_TAG_PATTERN.match(tag):
+        raise BuildError(
+            f"source version {version!r} does not make a valid image tag "
+            "(letters, digits, '_', '.', '-'; not starting with '.' or '-')"
+        )
+    return tag
+
+
+def find_image_digest(ecr: Any, repository_url: str, tag: str) -> str | None:
+    """The digest (sha256:...) that `tag` points to, or None when the tag is not there."""
+    repository = parse_repository_url(repository_url)
+    try:
+        response = ecr.describe_images(
+            registryId=repository.registry_id,
+            repositoryName=repository.name,
+            imageIds=[{"imageTag": tag}],
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ImageNotFoundException":
+            return None
+        if error.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
+            raise BuildError(
+                f"ECR repository {repository.name!r} does not exist in account "
+                f"{repository.registry_id} ({repository.region}); run `pulumi up` first"
+            ) from None
+        raise
+    details = response.get("imageDetails", [])
+    return details[0]["imageDigest"] if details else None
+
+
+def resolve_image_digest(ecr: Any, repository_url: str, tag: str) -> str:
+    """`<repository>@sha256:...` for a pushed tag: the reference that is promoted and deployed."""
+    digest = find_image_digest(ecr, repository_url, tag)
+    if digest is None:
+        raise BuildError(
+            f"image {repository_url}:{tag} is not in ECR; the push must succeed before the "
+            "deployment artifacts are written"
+        )
+    return parse_repository_url(repository_url).digest_uri(digest)
+
+
+def current_task_definition(ecs: Any, *, cluster: str, service: str) -> dict[str, Any]:
+    """The task definition the service runs now (the PRIMARY task set's, when it has sets)."""
+    response = ecs.describe_services(cluster=cluster, services=[service])
+    found = [item for item in response.get("services", []) if item.get("status") == "ACTIVE"]
+    if not found:
+        reasons = ", ".join(f["reason"] for f in response.get("failures", [])) or "INACTIVE"
+        raise BuildError(
+            f"ECS service {service!r} was not found in cluster {cluster!r} ({reasons}); "
+            "run `pulumi up` for this stack first: the build derives the task definition "
+            "from the running service"
+        )
+    described = found[0]
+    arn = next(
+        (
+            task_set["taskDefinition"]
+            for task_set in described.get("taskSets") or []
+            if task_set.get("status") == "PRIMARY"
+        ),
+        described.get("taskDefinition"),
+    )
+    if not arn:
+        raise BuildError(
+            f"ECS service {service!r} in cluster {cluster!r} has no primary task set and no "
+            "task definition; wait for its current deployment to finish and retry"
+        )
+    return ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+
+
+@functools.cache
+def _register_fields() -> frozenset[str]:
+    """RegisterTaskDefinition parameters, from botocore's model (tags excepted: see below)."""
+    model = botocore.session.get_session().get_service_model("ecs")
+    members = model.operation_model("RegisterTaskDefinition").input_shape.members
+    # Tags would need ecs:TagResource for the pipeline role and are not a runtime setting.
+    return frozenset(members) - {"tags"}
+
+
+def taskdef_template(
+    task_definition: Mapping[str, Any],
+    *,
+    container_name: str,
+    container_port: int | None = None,
+) -> dict[str, Any]:
+    """RegisterTaskDefinition JSON from a described revision, with the image placeholder.
+
+    Every field the revision was registered with is kept (cpu, memory, environment,
+    secrets, logging, roles...): those are Pulumi's. Only `container_name`'s image becomes
+    <IMAGE1_NAME>; sidecars keep theirs. `container_port`, when given, must be mapped.
+    """
+    fields = _register_fields()
+    template = {key: value for key, value in task_definition.items() if key in fields}
+    containers = [dict(container) for container in template.get("containerDefinitions", [])]
+    family = task_definition.get("family", "?")
+    names = [container.get("name") for container in containers]
+    if container_name not in names:
+        raise BuildError(
+            f"container {container_name!r} is not in task definition family {family!r}; "
+            f"its containers are: {', '.join(map(str, names)) or '(none)'}"
+        )
+    for container in containers:
+        if container["name"] != container_name:
+            continue
+        container["image"] = IMAGE_PLACEHOLDER
+        ports = [mapping.get("containerPort") for mapping in container.get("portMappings", [])]
+        if container_port is not None and container_port not in ports:
+            raise BuildError(
+                f"container {container_name!r} in family {family!r} maps no port "
+                f"{container_port} (mapped: {', '.join(map(str, ports)) or 'none'}); the "
+                "AppSpec's ContainerPort must be the port the target groups send traffic to"
+            )
+    template["containerDefinitions"] = containers
+    return template
+
+
+def appspec(
+    *, container_name: str, container_port: int, validation_hook: str | None = None
+) -> dict[str, Any]:
+    """The ECS AppSpec (version 0.0) CodeDeploy runs; CodeDeployToECS fills the revision."""
+    spec: dict[str, Any] = {
+        "version": 0.0,
+        "Resources": [
+            {
+                "TargetService": {
+                    "Type": "AWS::ECS::Service",
+                    "Properties": {
+                        "TaskDefinition": TASK_DEFINITION_PLACEHOLDER,
+                        "LoadBalancerInfo": {
+                            "ContainerName": container_name,
+                            "ContainerPort": container_port,
+                        },
+                    },
+                }
+            }
+        ],
+    }
+    if validation_hook:
+        spec["Hooks"] = [{"AfterAllowTestTraffic": validation_hook}]
+    return spec
+
+
+def render_appspec(spec: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(spec), sort_keys=False, default_flow_style=False)
+
+
+def image_detail(image_uri: str) -> dict[str, str]:
+    """imageDetail.json content, the image input of the CodeDeployToECS action."""
+    return {"ImageURI": image_uri}
+
+
+def taskdef_file_name(name: str) -> str:
+    return f"taskdef-{name}.json"
+
+
+def appspec_file_name(name: str) -> str:
+    return f"appspec-{name}.yaml"
+
+
+@dataclass(frozen=True)
+class ServiceArtifacts:
+    """The three files written for one service, all in `directory`."""
+
+    directory: Path
+    taskdef: Path
+    appspec: Path
+    image_detail: Path
+
+
+def write_service_artifacts(
+    ecs: Any,
+    *,
+    name: str,
+    cluster: str,
+    service: str,
+    container_name: str,
+    container_port: int,
+    image_uri: str,
+    out_dir: Path | str,
+    validation_hook: str | None = None,
+) -> ServiceArtifacts:
+    """Write taskdef-<name>.json, appspec-<name>.yaml and imageDetail.json into `out_dir`."""
+    if "@sha256:" not in image_uri:
+        raise BuildError(
+            f"image {image_uri!r} is not a digest reference (<repository>@sha256:...); "
+            "deploy digests so what runs is exactly what was built"
+        )
+    described = current_task_definition(ecs, cluster=cluster, service=service)
+    template = taskdef_template(
+        described, container_name=container_name, container_port=container_port
+    )
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    artifacts = ServiceArtifacts(
+        directory=directory,
+        taskdef=directory / taskdef_file_name(name),
+        appspec=directory / appspec_file_name(name),
+        image_detail=directory / IMAGE_DETAIL_FILE,
+    )
+    artifacts.taskdef.write_text(json.dumps(template, indent=2, default=str) + "\n")
+    spec = appspec(
+        container_name=container_name,
+        container_port=container_port,
+        validation_hook=validation_hook,
+    )
+    artifacts.appspec.write_text(render_appspec(spec))
+    artifacts.image_detail.write_text(json.dumps(image_detail(image_uri)) + "\n")
+    return artifacts
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One `--image SERVICE/CONTAINER=REFERENCE` of the promotion-record step."""
+
+    service: str
+    container: str
+    reference: str
+
+
+def parse_image_ref(text: str) -> ImageRef:
+    """Parse `SERVICE/CONTAINER=<repository>:<tag>` or `...=<repository>@sha256:<digest>`."""
+    target, sep, reference = text.partition("=")
+    service, slash, container = target.partition("/")
+    if not sep or not slash or not service or not container or not reference:
+        raise BuildError(
+            f"--image {text!r}: expected SERVICE/CONTAINER=<repository>:<tag> "
+            "or SERVICE/CONTAINER=<repository>@sha256:<digest>"
+        )
+    return ImageRef(service=service, container=container, reference=reference)
+
+
+def split_tagged(reference: str) -> tuple[str, str]:
+    """`<repository>:<tag>` -> (repository, tag); refuse a reference without a tag."""
+    repository, sep, tag = reference.rpartition(":")
+    if not sep or not tag or "/" in tag:
+        raise BuildError(
+            f"image {reference!r} has neither a tag nor a digest; expected "
+            "<repository>:<tag> or <repository>@sha256:<digest>"
+        )
+    return repository, tag
+
+
+def record_images(
+    ecr_for_region: Callable[[str], Any], refs: Sequence[ImageRef]
+) -> dict[str, dict[str, str]]:
+    """service -> container -> digest URI; tags resolved through the ECR of their region.
+
+    `ecr_for_region(region)` returns an ECR client: a repository URL names its region,
+    which need not be the build's.
+    """
+    images: dict[str, dict[str, str]] = {}
+    for ref in refs:
+        containers = images.setdefault(ref.service, {})
+        if ref.container in containers:
+            raise BuildError(f"--image: {ref.service}/{ref.container} is given twice")
+        if "@" in ref.reference:
+            containers[ref.container] = ref.reference
+            continue
+        repository, tag = split_tagged(ref.reference)
+        ecr = ecr_for_region(parse_repository_url(repository).region)
+        containers[ref.container] = resolve_image_digest(ecr, repository, tag)
+    return images
+
+
+# ---------------------------------------------------------------------------------------
+# Command line. Clients are made here, from arguments; the functions above take them.
+
+
+def _client(service: str, region: str | None) -> Any:
+    from delivery.aws import client  # boto3 only; imported late to keep --help instant
+
+    return client(service, region=region)
+
+
+def _cmd_image_tag(args: argparse.Namespace) -> int:
+    print(image_tag(args.source_version, args.length))
+    return EXIT_OK
+
+
+def _cmd_image_exists(args: argparse.Namespace) -> int:
+    # The repository URL names the ECR region; it need not be the build's.
+    repository = parse_repository_url(args.repository_url)
+    ecr = _client("ecr", repository.region)
+    digest = find_image_digest(ecr, args.repository_url, args.tag)
+    if digest is None:
+        print(f"{args.repository_url}:{args.tag} is not in ECR yet")
+        return EXIT_NOT_FOUND
+    print(f"{args.repository_url}:{args.tag} already pushed as {digest}; reusing it")
+    return EXIT_OK
+
+
+def _image_uri_for(args: argparse.Namespace) -> str:
+    if args.tag and not args.repository_url:
+        raise BuildError("artifacts: --tag goes only with --repository-url")
+    if args.image_uri:
+        return args.image_uri
+    if args.record:
+        return read_record_file(args.record).image(args.name, args.container)
+    if not args.repository_url or not args.tag:
+        raise BuildError("artifacts: give --repository-url with --tag, or --image-uri, or --record")
+    repository = parse_repository_url(args.repository_url)
+    ecr = _client("ecr", repository.region)
+    return resolve_image_digest(ecr, args.repository_url, args.tag)
+
+
+def _cmd_artifacts(args: argparse.Namespace) -> int:
+    image_uri = _image_uri_for(args)
+    written = write_service_artifacts(
+        _client("ecs", args.region),
+        name=args.name,
+        cluster=args.cluster,
+        service=args.service,
+        container_name=args.container,
+        container_port=args.container_port,
+        image_uri=image_uri,
+        out_dir=args.out_dir,
+        validation_hook=args.validation_hook,
+    )
+    print(f"{args.name}: wrote {written.directory} for {image_uri}")
+    return EXIT_OK
+
+
+def _record_from_args(args: argparse.Namespace, now: datetime) -> PromotionRecord:
+    if args.from_record:
+        if args.image:
+            raise BuildError("promotion-record: give --image or --from-record, not both")
+        upstream = read_record_file(args.from_record)
+        # Re-published by this stack: same commit and digests, new source and time.
+        return new_record(
+            source_stack=args.source_stack,
+            commit=args.commit or upstream.commit,
+            images={service: dict(containers) for service, containers in upstream.images.items()},
+            created_at=now,
+        )
+    if not args.image:
+        raise BuildError("promotion-record: give at least one --image (or --from-record)")
+    if not args.commit:
+        raise BuildError("promotion-record: --commit is required with --image")
+    refs = [parse_image_ref(text) for text in args.image]
+    clients: dict[str, Any] = {}
+
+    def ecr_for_region(region: str) -> Any:
+        if region not in clients:
+            clients[region] = _client("ecr", region)
+        return clients[region]
+
+    return new_record(
+        source_stack=args.source_stack,
+        commit=args.commit,
+        images=record_images(ecr_for_region, refs),
+        created_at=now,
+    )
+
+
+def _cmd_promotion_record(args: argparse.Namespace) -> int:
+    if bool(args.bucket) != bool(args.key):
+        raise BuildError("promotion-record: --bucket and --key go together")
+    if not args.out and not args.bucket:
+        raise BuildError("promotion-record: give --out and/or --bucket with --key")
+    record = _record_from_args(args, datetime.now(UTC))
+    if args.out:
+        print(f"wrote {write_record_file(record, args.out)}")
+    if args.bucket:
+        version = publish_record(
+            _client("s3", args.region), record, bucket=args.bucket, key=args.key
+        )
+        print(f"published s3://{args.bucket}/{args.key} (version {version or 'unversioned'})")
+    print(record.summary())
+    return EXIT_OK
+
+
+def _cmd_record_field(args: argparse.Namespace) -> int:
+    record = read_record_file(args.record)
+    values = {
+        "commit": record.commit,
+        "source-stack": record.source_stack,
+        "summary": record.summary(),
+    }
+    print(values[args.field])
+    return EXIT_OK
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m delivery.build",
+        description="Build-time steps of the ecs-delivery pipeline (run inside CodeBuild).",
+    )
+    parser.add_argument("--region", help="AWS region (default: the environment's)")
+    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+
+    tag = steps.add_parser("image-tag", help="print the image tag for a source revision")
+    tag.add_argument("--source-version", required=True, help="CODEBUILD_RESOLVED_SOURCE_VERSION")
+    tag.add_argument("--length", type=int, default=DEFAULT_TAG_LENGTH)
+    tag.set_defaults(run=_cmd_image_tag)
+
+    exists = steps.add_parser(
+        "image-exists",
+        help=f"exit 0 if the tag is in ECR, {EXIT_NOT_FOUND} if not (1/2 on errors)",
+    )
+    exists.add_argument("--repository-url", required=True)
+    exists.add_argument("--tag", required=True)
+    exists.set_defaults(run=_cmd_image_exists)
+
+    artifacts = steps.add_parser(
+        "artifacts", help="write taskdef/appspec/imageDetail for one service"
+    )
+    artifacts.add_argument("--name", required=True, help="service name in the stack config")
+    artifacts.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
+    artifacts.add_argument("--service", required=True, help="ECS service name or ARN")
+    artifacts.add_argument("--container", required=True, help="container that was built")
+    artifacts.add_argument("--container-port", required=True, type=_port)
+    artifacts.add_argument("--out-dir", required=True, type=Path)
+    artifacts.add_argument("--validation-hook", help="Lambda for AfterAllowTestTraffic")
+    source = artifacts.add_mutually_exclusive_group()
+    source.add_argument("--image-uri", help="<repository>@sha256:<digest> to deploy")
+    source.add_argument("--record", type=Path, help="promotion record to take the image from")
+    source.add_argument("--repository-url", help="ECR repository the tag was pushed to")
+    artifacts.add_argument(
+        "--tag", help="pushed tag, resolved to its digest (with --repository-url)"
+    )
+    artifacts.set_defaults(run=_cmd_artifacts)
+
+    record = steps.add_parser("promotion-record", help="write/publish the promotion record")
+    record.add_argument("--source-stack", required=True, help="the stack that ran the images")
+    record.add_argument("--commit", help="source commit (default with --from-record: its commit)")
+    record.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="SERVICE/CONTAINER=REF",
+        help="REF is <repository>:<tag> (resolved to a digest) or <repository>@sha256:...",
+    )
+    record.add_argument("--from-record", type=Path, help="re-publish an upstream record")
+    record.add_argument("--out", type=Path, help="local file (.json, or .zip for S3 sources)")
+    record.add_argument("--bucket", help="S3 bucket to publish to")
+    record.add_argument("--key", help="S3 key (.zip for a CodePipeline S3 source)")
+    record.set_defaults(run=_cmd_promotion_record)
+
+    field = steps.add_parser("record-field", help="print one field of a promotion record")
+    field.add_argument("--record", required=True, type=Path)
+    field.add_argument("--field", required=True, choices=["commit", "source-stack", "summary"])
+    field.set_defaults(run=_cmd_record_field)
+    return parser
+
+
+def _aws_message(error: ClientError) -> str:
+    code = error.response.get("Error", {}).get("Code", "Error")
+    message = error.response.get("Error", {}).get("Message", "")
+    text = f"AWS {error.operation_name} failed: {code}: {message}"
+    if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}:
+        action = _IAM_ACTIONS.get(error.operation_name, error.operation_name)
+        text += f" (the CodeBuild role needs {action} on this resource)"
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one step; user and AWS errors become one line on stderr and a non-zero exit."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (BuildError, PromotionRecordError) as error:
+        message = str(error)
+    except ClientError as error:
+        message = _aws_message(error)
+    except BotoCoreError as error:
+        message = f"AWS call failed: {error}"
+    except OSError as error:
+        message = f"{error.filename or ''}: {error.strerror or error}".lstrip(": ")
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,511 @@
+"""Generate the CodeBuild buildspecs: values baked in by Python, shell quoted, no envsubst.
+
+Two buildspecs:
+
+- `buildspec()` for the first environment: log in to ECR, build each service's image, push
+  it under the commit tag (immutable; a retried build reuses the pushed image), then write
+  each service's deployment artifacts and the promotion record (`delivery.build`).
+- `promotion_buildspec()` for a downstream environment: nothing is built; the artifacts are
+  derived from this environment's services and the upstream promotion record (the source).
+
+Artifact layout (CodeBuild `secondary-artifacts`; declare the CodeBuild action's output
+artifacts with exactly the names `output_artifact_names()` returns):
+
+    <service>/                one artifact per service, named after the service
+      taskdef-<service>.json    TaskDefinitionTemplateArtifact/-Path, image "<IMAGE1_NAME>"
+      appspec-<service>.yaml    AppSpecTemplateArtifact/-Path
+      imageDetail.json          Image1ArtifactName (Image1ContainerName = IMAGE1_NAME)
+    promotion/                the artifact named "promotion"
+      promotion.json            the record for the next environment
+
+`codedeploy_action_configuration()` gives the matching CodeDeployToECS configuration.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from delivery.build import (
+    ECR_URL_PATTERN,
+    EXIT_NOT_FOUND,
+    IMAGE_DETAIL_FILE,
+    IMAGE_PLACEHOLDER_NAME,
+    appspec_file_name,
+    taskdef_file_name,
+)
+from delivery.promotion import RECORD_FILE
+
+# Where the build writes artifacts, relative to CODEBUILD_SRC_DIR; unlikely to clash with
+# an application's own build/ or dist/ directories.
+ARTIFACT_ROOT = "ecs-delivery-artifacts"
+PROMOTION_ARTIFACT = "promotion"
+# CodePipeline artifact names: letters, digits, '_' and '-', at most 100 characters.
+ARTIFACT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
+CONTAINER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,254}$")
+# Where the tooling zip (this repository's `delivery` package) is unpacked in the build.
+TOOLING_DIR = "/opt/ecs-delivery-tooling"
+# Runtime of `python -m delivery.build` in the build image; kept equal to requirements.txt
+# by a test, so the build runs what the tests ran.
+BUILD_REQUIREMENTS = (
+    "boto3==1.44.5",
+    "botocore==1.44.5",
+    "pydantic==2.14.3",
+    "PyYAML==6.0.3",
+)
+TAG_VAR = "IMAGE_TAG"
+COMMIT_VAR = "CODEBUILD_RESOLVED_SOURCE_VERSION"
+# Exported by the promotion buildspec, for a manual approval's message:
+# "#{<namespace>.PROMOTED_SUMMARY}" names the commit and digests being approved.
+PROMOTED_COMMIT_VAR = "PROMOTED_COMMIT"
+PROMOTED_SUMMARY_VAR = "PROMOTED_SUMMARY"
+
+
+def _require(condition: bool, field: str, message: str) -> None:
+    if not condition:
+        raise ValueError(f"{field}: {message}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployService:
+    """A service the pipeline deploys: where it runs and which container takes traffic.
+
+    `name` is the service's key in the stack config; it names the CodePipeline artifact.
+    `validation_hook` (a Lambda name) overrides the buildspec-wide one for this service.
+    """
+
+    name: str
+    container_name: str
+    container_port: int
+    cluster: str
+    service: str
+    validation_hook: str | None = None
+
+    def __post_init__(self) -> None:
+        field = f"services.{self.name}"
+        _require(
+            bool(ARTIFACT_NAME_PATTERN.match(self.name)),
+            f"{field}.name",
+            f"{self.name!r} cannot name a CodePipeline artifact; use 1-100 letters, "
+            "digits, '_' or '-'",
+        )
+        _require(
+            self.name != PROMOTION_ARTIFACT,
+            f"{field}.name",
+            f"{self.name!r} is reserved for the promotion record artifact; rename the service",
+        )
+        _require(
+            bool(CONTAINER_NAME_PATTERN.match(self.container_name)),
+            f"{field}.container_name",
+            f"{self.container_name!r} is not an ECS container name",
+        )
+        _require(
+            isinstance(self.container_port, int) and 1 <= self.container_port <= 65535,
+            f"{field}.container_port",
+            f"{self.container_port!r} is not a port (1-65535)",
+        )
+        _require(bool(self.cluster), f"{field}.cluster", "is required")
+        _require(bool(self.service), f"{field}.service", "is required")
+        _require(
+            self.validation_hook is None or bool(self.validation_hook.strip()),
+            f"{field}.validation_hook",
+            "must be a Lambda function name, or None",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildService(DeployService):
+    """A service whose image the first environment builds from `context`/`dockerfile`.
+
+    `dockerfile` is relative to `context`, which is relative to the source root.
+    """
+
+    repository_url: str
+    context: str = "."
+    dockerfile: str = "Dockerfile"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        field = f"services.{self.name}"
+        _require(
+            bool(ECR_URL_PATTERN.match(self.repository_url)),
+            f"{field}.repository_url",
+            f"{self.repository_url!r} is not an ECR repository URL "
+            "(<account-id>.dkr.ecr.<region>.amazonaws.com/<name>, without a tag)",
+        )
+        for attribute in ("context", "dockerfile"):
+            value = getattr(self, attribute)
+            _require(
+                bool(value) and not value.startswith("/") and ".." not in value.split("/"),
+                f"{field}.{attribute}",
+                f"{value!r} must be a relative path inside the source (no '..')",
+            )
+
+    @property
+    def dockerfile_path(self) -> str:
+        return posixpath.normpath(posixpath.join(self.context, self.dockerfile))
+
+    @property
+    def registry(self) -> str:
+        return self.repository_url.split("/", 1)[0]
+
+    @property
+    def registry_region(self) -> str:
+        match = ECR_URL_PATTERN.match(self.repository_url)
+        assert match is not None  # checked in __post_init__
+        return match["region"]
+
+
+@dataclass(frozen=True)
+class ServiceArtifact:
+    """One service's output artifact: its name and the files CodeDeployToECS reads."""
+
+    name: str
+    directory: str
+    taskdef: str
+    appspec: str
+    image_detail: str = IMAGE_DETAIL_FILE
+
+    @property
+    def files(self) -> list[str]:
+        return [self.taskdef, self.appspec, self.image_detail]
+
+
+def service_artifact(name: str) -> ServiceArtifact:
+    """Artifact name and file names for service `name` (see the module docstring)."""
+    return ServiceArtifact(
+        name=name,
+        directory=f"{ARTIFACT_ROOT}/{name}",
+        taskdef=taskdef_file_name(name),
+        appspec=appspec_file_name(name),
+    )
+
+
+def output_artifact_names(services: Sequence[DeployService]) -> list[str]:
+    """The CodeBuild action's output artifacts, in order: one per service, then the record."""
+    return [service.name for service in services] + [PROMOTION_ARTIFACT]
+
+
+def codedeploy_action_configuration(
+    service_name: str, *, application_name: str, deployment_group_name: str
+) -> dict[str, str]:
+    """The CodeDeployToECS action configuration that reads `service_name`'s artifact.
+
+    All three inputs live in one artifact, so the action has one input artifact.
+    """
+    artifact = service_artifact(service_name)
+    return {
+        "ApplicationName": application_name,
+        "DeploymentGroupName": deployment_group_name,
+        "TaskDefinitionTemplateArtifact": artifact.name,
+        "TaskDefinitionTemplatePath": artifact.taskdef,
+        "AppSpecTemplateArtifact": artifact.name,
+        "AppSpecTemplatePath": artifact.appspec,
+        "Image1ArtifactName": artifact.name,
+        "Image1ContainerName": IMAGE_PLACEHOLDER_NAME,
+    }
+
+
+def _check_services(services: Sequence[DeployService], kind: type) -> None:
+    _require(bool(services), "services", "at least one service is required")
+    for service in services:
+        _require(
+            isinstance(service, kind),
+            f"services.{getattr(service, 'name', '?')}",
+            f"expected a {kind.__name__}, got {type(service).__name__}",
+        )
+    names = [service.name for service in services]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    _require(not duplicates, "services", f"names must be unique; repeated: {duplicates}")
+
+
+def _q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def _tool(region: str, *args: str) -> str:
+    """A `python -m delivery.build` command with every baked argument quoted."""
+    return " ".join(["python -m delivery.build --region", _q(region), *args])
+
+
+def _tagged(repository_url: str) -> str:
+    """`<repository>:$IMAGE_TAG`, the baked part quoted, the variable expanded by the shell."""
+    return _q(f"{repository_url}:") + f'"${TAG_VAR}"'
+
+
+def _unless_pushed(service: BuildService, region: str, command: str) -> str:
+    """Run `command` only when the tag is not in ECR yet (exit 3); fail on other errors.
+
+    Tags are immutable, so a retried build of the same commit reuses the pushed image
+    instead of failing on the push.
+    """
+    check = _tool(
+        region, "image-exists", "--repository-url", _q(service.repository_url), "--tag",
+        f'"${TAG_VAR}"',
+    )  # fmt: skip
+    return f'if {check}; then :; else rc=$?; [ "$rc" -eq {EXIT_NOT_FOUND} ] && {command}; fi'
+
+
+def _hook(service: DeployService, default: str | None) -> str | None:
+    return service.validation_hook or default
+
+
+def _install_phase(tooling_s3_uri: str | None, python_version: str | None) -> dict[str, Any]:
+    phase: dict[str, Any] = {}
+    if python_version:
+        phase["runtime-versions"] = {"python": python_version}
+    if tooling_s3_uri:
+        _require(
+            tooling_s3_uri.startswith("s3://") and tooling_s3_uri.endswith(".zip"),
+            "tooling_s3_uri",
+            f"{tooling_s3_uri!r} must be s3://<bucket>/<key>.zip",
+        )
+        archive = "/tmp/ecs-delivery-tooling.zip"
+        phase["commands"] = [
+            f"aws s3 cp --only-show-errors {_q(tooling_s3_uri)} {archive}",
+            f"python -m zipfile -e {archive} {TOOLING_DIR}",
+            "python -m pip install --quiet --disable-pip-version-check "
+            + " ".join(_q(requirement) for requirement in BUILD_REQUIREMENTS),
+        ]
+    return phase
+
+
+def _phases(install: dict[str, Any], **commands: list[str]) -> dict[str, Any]:
+    """Phases in order; any failing command aborts the build (no push after a failure)."""
+    phases: dict[str, Any] = {"install": install} if install else {}
+    for name, phase_commands in commands.items():
+        phases[name] = {"on-failure": "ABORT", "commands": phase_commands}
+    return phases
+
+
+def _env(tooling_s3_uri: str | None, exported: list[str] | None = None) -> dict[str, Any]:
+    variables = {"DOCKER_BUILDKIT": "1"}
+    if tooling_s3_uri:
+        variables["PYTHONPATH"] = TOOLING_DIR
+    env: dict[str, Any] = {"shell": "bash", "variables": variables}
+    if exported:
+        env["exported-variables"] = exported
+    return env
+
+
+def _artifacts(names: Sequence[str]) -> dict[str, Any]:
+    secondary: dict[str, Any] = {}
+    for name in names:
+        if name == PROMOTION_ARTIFACT:
+            directory, files = f"{ARTIFACT_ROOT}/{PROMOTION_ARTIFACT}", [RECORD_FILE]
+        else:
+            artifact = service_artifact(name)
+            directory, files = artifact.directory, artifact.files
+        secondary[name] = {"base-directory": directory, "files": files, "name": name}
+    # The primary artifact holds everything: used when the action declares one output.
+    return {"files": ["**/*"], "base-directory": ARTIFACT_ROOT, "secondary-artifacts": secondary}
+
+
+def _promotion_location(
+    stack: str, bucket: str | None, key: str | None
+) -> tuple[str | None, str | None]:
+    _require(bool(stack), "stack", "is required (the stack name recorded as sourceStack)")
+    if key and not bucket:
+        raise ValueError("promotion_key: set promotion_bucket too")
+    if bucket:
+        return bucket, key or f"{stack}/{RECORD_FILE.removesuffix('.json')}.zip"
+    return None, None
+
+
+def _publish_args(bucket: str | None, key: str | None) -> list[str]:
+    return ["--bucket", _q(bucket), "--key", _q(key)] if bucket and key else []
+
+
+def buildspec(
+    services: Sequence[BuildService],
+    *,
+    region: str,
+    stack: str,
+    validation_hook: str | None = None,
+    promotion_bucket: str | None = None,
+    promotion_key: str | None = None,
+    tooling_s3_uri: str | None = None,
+    python_version: str | None = "3.11",
+    tag_length: int = 12,
+) -> dict[str, Any]:
+    """The build-and-deploy-artifacts buildspec of the first environment, as a dict.
+
+    `stack` is recorded as the promotion record's sourceStack. With `promotion_bucket`
+    the record is also uploaded to s3://bucket/key (default key `<stack>/promotion.zip`)
+    from the build; otherwise publish the "promotion" artifact from a later pipeline action
+    (an S3 deploy action after the deploy stage publishes only what deployed).
+    `tooling_s3_uri` (s3://.../x.zip) holds this repository's `delivery` package; without
+    it the build image must already provide `delivery` and BUILD_REQUIREMENTS.
+    """
+    _check_services(services, BuildService)
+    _require(bool(region), "region", "is required")
+    _require(7 <= tag_length <= 40, "tag_length", f"{tag_length} must be between 7 and 40")
+    bucket, key = _promotion_location(stack, promotion_bucket, promotion_key)
+
+    registries = sorted({(service.registry, service.registry_region) for service in services})
+    pre_build = [
+        f"aws ecr get-login-password --region {_q(registry_region)}"
+        f" | docker login --username AWS --password-stdin {_q(registry)}"
+        for registry, registry_region in registries
+    ]
+    pre_build += [
+        f'{TAG_VAR}="$('
+        + _tool(
+            region, "image-tag", "--source-version", f'"${COMMIT_VAR}"', "--length", str(tag_length)
+        )
+        + ')"',
+        f'echo "image tag: ${TAG_VAR}"',
+    ]
+
+    build = []
+    for service in services:
+        docker_build = " ".join(
+            [
+                "docker build",
+                "--tag", _tagged(service.repository_url),
+                "--file", _q(service.dockerfile_path),
+                "--label", f'"org.opencontainers.image.revision=${COMMIT_VAR}"',
+                _q(service.context),
+            ]
+        )  # fmt: skip
+        build.append(_unless_pushed(service, region, docker_build))
+
+    # post_build runs even after a failed build phase; stop before pushing anything then.
+    post_build = ['[ "${CODEBUILD_BUILD_SUCCEEDING:-1}" = 1 ] || { echo "build failed"; false; }']
+    for service in services:
+        push = f"docker push {_tagged(service.repository_url)}"
+        post_build.append(_unless_pushed(service, region, push))
+    for service in services:
+        post_build.append(_artifacts_command(service, region, validation_hook, source="tag"))
+    images = [
+        "--image "
+        + _q(f"{service.name}/{service.container_name}={service.repository_url}:")
+        + f'"${TAG_VAR}"'
+        for service in services
+    ]
+    post_build.append(
+        _tool(
+            region,
+            "promotion-record",
+            "--source-stack",
+            _q(stack),
+            "--commit",
+            f'"${COMMIT_VAR}"',
+            *images,
+            "--out",
+            _q(f"{ARTIFACT_ROOT}/{PROMOTION_ARTIFACT}/{RECORD_FILE}"),
+            *_publish_args(bucket, key),
+        )
+    )
+
+    return {
+        "version": 0.2,
+        "env": _env(tooling_s3_uri),
+        "phases": _phases(
+            _install_phase(tooling_s3_uri, python_version),
+            pre_build=pre_build,
+            build=build,
+            post_build=post_build,
+        ),
+        "artifacts": _artifacts(output_artifact_names(services)),
+    }
+
+
+def _artifacts_command(
+    service: DeployService, region: str, validation_hook: str | None, *, source: str
+) -> str:
+    artifact = service_artifact(service.name)
+    args = [
+        "artifacts",
+        "--name", _q(service.name),
+        "--cluster", _q(service.cluster),
+        "--service", _q(service.service),
+        "--container", _q(service.container_name),
+        "--container-port", str(service.container_port),
+        "--out-dir", _q(artifact.directory),
+    ]  # fmt: skip
+    if source == "tag":
+        assert isinstance(service, BuildService)
+        args += ["--repository-url", _q(service.repository_url), "--tag", f'"${TAG_VAR}"']
+    else:
+        args += ["--record", _q(source)]
+    hook = _hook(service, validation_hook)
+    if hook:
+        args += ["--validation-hook", _q(hook)]
+    return _tool(region, *args)
+
+
+def promotion_buildspec(
+    services: Sequence[DeployService],
+    *,
+    region: str,
+    stack: str,
+    record_file: str = RECORD_FILE,
+    validation_hook: str | None = None,
+    promotion_bucket: str | None = None,
+    promotion_key: str | None = None,
+    tooling_s3_uri: str | None = None,
+    python_version: str | None = "3.11",
+) -> dict[str, Any]:
+    """The downstream buildspec: artifacts from the promotion record; nothing is rebuilt.
+
+    The primary source is the upstream record (`record_file` in it). The record is
+    validated first, its commit and summary exported as PROMOTED_COMMIT/PROMOTED_SUMMARY
+    (for the approval's message), and re-published as this stack's record.
+    """
+    _check_services(services, DeployService)
+    _require(bool(region), "region", "is required")
+    _require(
+        bool(record_file) and not record_file.startswith("/"),
+        "record_file",
+        f"{record_file!r} must be a path relative to the source artifact",
+    )
+    bucket, key = _promotion_location(stack, promotion_bucket, promotion_key)
+    record = _q(record_file)
+    # `export X="$(...)"` would hide a failing command; assign first, then export.
+    pre_build = [
+        f'{variable}="$('
+        + _tool(region, "record-field", "--record", record, "--field", field)
+        + f')" && export {variable}'
+        for variable, field in (
+            (PROMOTED_COMMIT_VAR, "commit"),
+            (PROMOTED_SUMMARY_VAR, "summary"),
+        )
+    ]
+    pre_build.append(f'echo "promoting ${PROMOTED_SUMMARY_VAR}"')
+    build = [
+        _artifacts_command(service, region, validation_hook, source=record_file)
+        for service in services
+    ]
+    build.append(
+        _tool(
+            region,
+            "promotion-record",
+            "--source-stack",
+            _q(stack),
+            "--from-record",
+            record,
+            "--out",
+            _q(f"{ARTIFACT_ROOT}/{PROMOTION_ARTIFACT}/{RECORD_FILE}"),
+            *_publish_args(bucket, key),
+        )  # fmt: skip
+    )
+    return {
+        "version": 0.2,
+        "env": _env(tooling_s3_uri, exported=[PROMOTED_COMMIT_VAR, PROMOTED_SUMMARY_VAR]),
+        "phases": _phases(
+            _install_phase(tooling_s3_uri, python_version), pre_build=pre_build, build=build
+        ),
+        "artifacts": _artifacts(output_artifact_names(services)),
+    }
+
+
+def render(spec: dict[str, Any]) -> str:
+    """The buildspec as YAML text, for the CodeBuild project's `source.buildspec`."""
+    return yaml.safe_dump(spec, sort_keys=False, default_flow_style=False, width=4096)
