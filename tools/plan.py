@@ -10,6 +10,7 @@ outputs; `--json` also writes the machine-readable plan
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import runpy
@@ -152,6 +153,12 @@ def run(
     def program() -> None:
         runpy.run_path(str(root / "__main__.py"), run_name="__main__")
 
+    # Registration allocates many short-lived asyncio objects; the default generation-0
+    # threshold (700) makes the cyclic GC run thousands of times per plan. A larger one
+    # cuts plan time by about a fifth (see `make bench`) and is restored afterwards.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 50, 100)
+
     try:
         _sync_await(run_pulumi_func(program))
     except pulumi.RunError as exc:
@@ -161,6 +168,8 @@ def run(
         if diagnostics.errors:  # the program explained the failure: show that, not a traceback
             raise ProgramFailed("\n".join(diagnostics.errors)) from exc
         raise
+    finally:
+        gc.set_threshold(*thresholds)
     stack_resource = pulumi_settings.get_root_resource()
     outputs = {k: _resolve(v) for k, v in getattr(stack_resource, "outputs", {}).items()}
     return Plan(
