@@ -19,6 +19,11 @@ environment = platform.read_environment(
 upstream = (
     images.upstream_reference(settings.upstream_stack, project) if settings.upstream_stack else None
 )
+upstream_images = (
+    images.require_upstream_images(upstream, settings.upstream_stack)
+    if upstream and settings.promote
+    else None
+)
 resolutions = images.resolve_services(
     settings.services,
     project=project,
@@ -26,15 +31,23 @@ resolutions = images.resolve_services(
     cluster_arn=naming.cluster_arn(
         environment.region, environment.account_id, naming.cluster_name(project, stack)
     ),
-    upstream_images=images.require_upstream_images(upstream, settings.upstream_stack)
-    if upstream and settings.promote
-    else None,
+    upstream_images=upstream_images,
+)
+task_resolutions = images.resolve_tasks(
+    settings.scheduled_tasks,
+    project=project,
+    stack=stack,
+    services=resolutions,
+    upstream_images=upstream_images,
 )
 environment_platform = platform.build(
-    settings, environment, {n: r.image for n, r in resolutions.items()}
+    settings,
+    environment,
+    {name: r.image for name, r in resolutions.items()},
+    {name: r.image for name, r in task_resolutions.items()},
 )
 
 for key, value in environment_platform.outputs.items():
     pulumi.export(key, value)
-pulumi.export("liveImages", images.live_images_output(resolutions))
-pulumi.export("imageResolution", images.resolution_output(resolutions))
+pulumi.export("liveImages", images.live_images_output({**resolutions, **task_resolutions}))
+pulumi.export("imageResolution", images.resolution_output({**resolutions, **task_resolutions}))

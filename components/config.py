@@ -344,6 +344,60 @@ class ServiceConfig(_Model):
         return value
 
 
+SCHEDULE = re.compile(
+    r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)"
+    r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\)"
+    r"|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\))$"
+)
+
+
+class ScheduledTaskConfig(_Model):
+    """A Fargate task run on a schedule by EventBridge Scheduler in the private subnets."""
+
+    schedule: str
+    command: list[str] = Field(min_length=1)
+    follows_service: str | None = None
+    image: str | None = None
+    bootstrap_image: str = "public.ecr.aws/docker/library/busybox:1.36"
+    cpu: int = 256
+    memory: int = 512
+    environment: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    timezone: str = "UTC"
+    enabled: bool = True
+    readonly_root_filesystem: bool = True
+    user: str | None = "1000"
+    retry_attempts: int = Field(2, ge=0, le=185)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not SCHEDULE.match(value):
+            raise ValueError(
+                f"{value!r} is not a schedule expression; use rate(5 minutes), "
+                "cron(0 3 * * ? *) (six fields) or at(2026-01-01T00:00:00)"
+            )
+        return value
+
+    _cpu = field_validator("cpu")(ServiceConfig._cpu.__func__)
+    _memory = field_validator("memory")(ServiceConfig._memory.__func__)
+    _env = field_validator("environment")(ServiceConfig._env.__func__)
+    _secrets = field_validator("secrets")(ServiceConfig._secrets.__func__)
+
+    @model_validator(mode="after")
+    def _image_source(self) -> ScheduledTaskConfig:
+        if self.follows_service and self.image:
+            raise Problems(
+                [
+                    (
+                        "image",
+                        "a task that followsService takes the service's image; remove image or followsService",
+                    )
+                ]
+            )
+        return self
+
+
 CODEDEPLOY_PREDEFINED = [
     "CodeDeployDefault.ECSAllAtOnce",
     "CodeDeployDefault.ECSCanary10Percent5Minutes",
@@ -434,6 +488,7 @@ class StackConfig(_Model):
     network: NetworkConfig = NetworkConfig()
     load_balancer: LoadBalancerConfig = LoadBalancerConfig()
     services: dict[str, ServiceConfig] = Field(min_length=1)
+    scheduled_tasks: dict[str, ScheduledTaskConfig] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     log_retention_days: Literal[
         1,
@@ -511,6 +566,23 @@ def _stack_wide_problems(raw: dict[str, Any]) -> list[str]:
             problems.append(
                 f"services: {catch_all} all route every path ('/*'); give each service routing.pathPatterns or routing.hostHeaders"
             )
+    tasks = raw.get("scheduledTasks")
+    if isinstance(tasks, dict):
+        service_names = set(services) if isinstance(services, dict) else set()
+        for name, task in tasks.items():
+            if not SERVICE_NAME.match(str(name)):
+                problems.append(
+                    f"scheduledTasks.{name}: the name must be 1-24 chars of a-z, 0-9 and '-', starting with a letter"
+                )
+            if isinstance(services, dict) and name in services:
+                problems.append(
+                    f"scheduledTasks.{name}: a service has the same name; task and service names must differ"
+                )
+            follows = task.get("followsService") if isinstance(task, dict) else None
+            if follows is not None and follows not in service_names:
+                problems.append(
+                    f"scheduledTasks.{name}.followsService: {follows!r} is not a service of this stack; use one of {sorted(service_names)}"
+                )
     pipeline = raw.get("pipeline") if isinstance(raw.get("pipeline"), dict) else {}
     if raw.get("upstreamStack") and pipeline.get("source"):
         problems.append(

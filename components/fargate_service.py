@@ -75,9 +75,6 @@ def container_definitions(
         "name": container.name,
         "image": image,
         "essential": True,
-        "portMappings": [
-            {"containerPort": container.port, "hostPort": container.port, "protocol": "tcp"}
-        ],
         "environment": [{"name": k, "value": v} for k, v in sorted(container.environment.items())],
         "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(container.secrets.items())],
         "readonlyRootFilesystem": container.readonly_root_filesystem,
@@ -91,6 +88,10 @@ def container_definitions(
         },
         "linuxParameters": {"initProcessEnabled": True},
     }
+    if container.port:  # scheduled tasks listen on nothing
+        definition["portMappings"] = [
+            {"containerPort": container.port, "hostPort": container.port, "protocol": "tcp"}
+        ]
     if container.user:
         definition["user"] = container.user
     if container.command:
@@ -105,6 +106,89 @@ def container_definitions(
 
 def _volume_name(path: str) -> str:
     return "writable" + path.replace("/", "-").rstrip("-")
+
+
+def create_execution_role(
+    name: str,
+    *,
+    description: str,
+    log_group_arn: pulumi.Input[str],
+    secrets: dict[str, str],
+    image_repository_arns: pulumi.Input[list[str]] | None,
+    account_id: str,
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+) -> aws.iam.Role:
+    """The role the ECS agent uses for a task: its logs, its image repositories, its secrets only."""
+    child = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(
+        name,
+        description=description,
+        assume_role_policy=iam.assume_role_policy(
+            "ecs-tasks.amazonaws.com", source_account=account_id
+        ),
+        tags=tags,
+        opts=child,
+    )
+    statements: list[dict] = [
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [pulumi.Output.concat(log_group_arn, ":*")],
+        }
+    ]
+    if image_repository_arns is not None:
+        statements += [
+            # GetAuthorizationToken has no resource-level permissions in IAM.
+            {
+                "Sid": "EcrLogin",
+                "Effect": "Allow",
+                "Action": "ecr:GetAuthorizationToken",
+                "Resource": "*",
+            },
+            {
+                "Sid": "EcrPull",
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                ],
+                "Resource": image_repository_arns,
+            },
+        ]
+    secret_arns = sorted({a for a in secrets.values() if ":secretsmanager:" in a})
+    parameter_arns = sorted({a for a in secrets.values() if ":ssm:" in a})
+    if secret_arns:
+        statements.append(
+            {
+                "Sid": "Secrets",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": secret_arns,
+            }
+        )
+    if parameter_arns:
+        statements.append(
+            {
+                "Sid": "Parameters",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameters",
+                "Resource": parameter_arns,
+            }
+        )
+    aws.iam.RolePolicy(name, role=role.id, policy=iam.output_document(statements), opts=child)
+    return role
+
+
+def task_volumes(container: Container) -> list[aws.ecs.TaskDefinitionVolumeArgs]:
+    """Writable scratch volumes for the paths a read-only container still needs to write."""
+    if not container.readonly_root_filesystem:
+        return []
+    return [
+        aws.ecs.TaskDefinitionVolumeArgs(name=_volume_name(p)) for p in container.writable_paths
+    ]
 
 
 class EcsCluster(pulumi.ComponentResource):
@@ -187,71 +271,16 @@ class FargateService(pulumi.ComponentResource):
 
     def _create_execution_role(self) -> aws.iam.Role:
         args = self._args
-        role = aws.iam.Role(
+        return create_execution_role(
             f"{self._name}-execution",
             description=f"ECS agent role of {args.service_name}: pull image, write logs, read its secrets",
-            assume_role_policy=iam.assume_role_policy(
-                "ecs-tasks.amazonaws.com", source_account=args.account_id
-            ),
+            log_group_arn=self.log_group.arn,
+            secrets=args.container.secrets,
+            image_repository_arns=args.image_repository_arns,
+            account_id=args.account_id,
             tags=args.tags,
-            opts=self._child,
+            parent=self,
         )
-        statements: list[dict] = [
-            {
-                "Sid": "Logs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [pulumi.Output.concat(self.log_group.arn, ":*")],
-            }
-        ]
-        if args.image_repository_arns is not None:
-            statements += [
-                # GetAuthorizationToken has no resource-level permissions in IAM.
-                {
-                    "Sid": "EcrLogin",
-                    "Effect": "Allow",
-                    "Action": "ecr:GetAuthorizationToken",
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "EcrPull",
-                    "Effect": "Allow",
-                    "Action": [
-                        "ecr:BatchCheckLayerAvailability",
-                        "ecr:BatchGetImage",
-                        "ecr:GetDownloadUrlForLayer",
-                    ],
-                    "Resource": args.image_repository_arns,
-                },
-            ]
-        secrets = sorted(set(args.container.secrets.values()))
-        secret_arns = [a for a in secrets if ":secretsmanager:" in a]
-        parameter_arns = [a for a in secrets if ":ssm:" in a]
-        if secret_arns:
-            statements.append(
-                {
-                    "Sid": "Secrets",
-                    "Effect": "Allow",
-                    "Action": "secretsmanager:GetSecretValue",
-                    "Resource": secret_arns,
-                }
-            )
-        if parameter_arns:
-            statements.append(
-                {
-                    "Sid": "Parameters",
-                    "Effect": "Allow",
-                    "Action": "ssm:GetParameters",
-                    "Resource": parameter_arns,
-                }
-            )
-        aws.iam.RolePolicy(
-            f"{self._name}-execution",
-            role=role.id,
-            policy=iam.output_document(statements),
-            opts=self._child,
-        )
-        return role
 
     def _create_security_group(self) -> aws.ec2.SecurityGroup:
         args = self._args
@@ -309,12 +338,6 @@ class FargateService(pulumi.ComponentResource):
                 stream_prefix=args.service_name,
             )
         )
-        volumes = []
-        if container.readonly_root_filesystem:
-            volumes = [
-                aws.ecs.TaskDefinitionVolumeArgs(name=_volume_name(p))
-                for p in container.writable_paths
-            ]
         return aws.ecs.TaskDefinition(
             self._name,
             family=args.family,
@@ -325,7 +348,7 @@ class FargateService(pulumi.ComponentResource):
             execution_role_arn=self.execution_role.arn,
             task_role_arn=self.task_role.arn,
             container_definitions=definitions,
-            volumes=volumes,
+            volumes=task_volumes(container),
             runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
                 operating_system_family="LINUX", cpu_architecture=args.cpu_architecture
             ),

@@ -19,6 +19,7 @@ PINNED, PROMOTED, LIVE, BOOTSTRAP = "pinned", "promoted", "live", "bootstrap"
 
 # Every resource of a stack carries these tags (components/platform.py default_tags).
 PROJECT_TAG, STACK_TAG = "ecs-delivery:project", "ecs-delivery:stack"
+TASK_TAG = "ecs-delivery:task"
 
 
 class LiveImageError(pulumi.RunError):
@@ -251,3 +252,82 @@ def resolution_output(resolutions: dict[str, Resolution]) -> dict[str, dict[str,
             "source": r.source,
         }
     return out
+
+
+def existing_task_definitions(*, project: str, stack: str) -> dict[str, str]:
+    """Scheduled task name -> its newest tagged task-definition revision ARN (tasks that exist)."""
+    found = aws.resourcegroupstaggingapi.get_resources(
+        resource_type_filters=["ecs:task-definition"],
+        tag_filters=[
+            aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(key=STACK_TAG, values=[stack]),
+            aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(
+                key=PROJECT_TAG, values=[project]
+            ),
+            aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(key=TASK_TAG),
+        ],
+    )
+    newest: dict[str, tuple[int, str]] = {}
+    for mapping in found.resource_tag_mapping_lists:
+        task = mapping.tags.get(TASK_TAG)
+        revision = int(mapping.resource_arn.rsplit(":", 1)[-1])
+        if task and revision > newest.get(task, (0, ""))[0]:
+            newest[task] = (revision, mapping.resource_arn)
+    return {task: arn for task, (_, arn) in newest.items()}
+
+
+def resolve_tasks(
+    tasks: dict[str, Any],
+    *,
+    project: str,
+    stack: str,
+    services: dict[str, Resolution],
+    upstream_images: pulumi.Output[Any] | None,
+) -> dict[str, Resolution]:
+    """A task that follows a service takes that service's image; others resolve like services."""
+    if not tasks:
+        return {}
+    existing = existing_task_definitions(project=project, stack=stack)
+    resolutions = {}
+    for name, task in sorted(tasks.items()):
+        live = _read_task_image(name, existing.get(name))
+        if task.follows_service:
+            followed = services[task.follows_service]
+            resolutions[name] = Resolution(
+                name,
+                name,
+                followed.image,
+                followed.source.apply(lambda s, f=task.follows_service: f"follows {f} ({s})"),
+                (live.images or {}).get(name),
+                followed.digest,
+            )
+            continue
+        resolutions[name] = resolve(
+            service=name,
+            container=name,
+            pinned=task.image,
+            bootstrap=task.bootstrap_image,
+            live=live,
+            upstream_images=upstream_images,
+        )
+    return resolutions
+
+
+def _read_task_image(task: str, task_definition: str | None) -> LiveService:
+    if task_definition is None:
+        return LiveService(exists=False)
+    try:
+        definition = aws.ecs.get_container_definition(
+            task_definition=task_definition, container_name=task
+        )
+    except Exception as exc:
+        raise _fail(
+            f"scheduledTasks.{task}: the task exists but the image in {task_definition} cannot be read: "
+            f"{exc}\nRefusing to fall back to the bootstrap image; pin it with scheduledTasks.{task}.image."
+        ) from None
+    digests = {task: definition.image_digest} if definition.image_digest else {}
+    return LiveService(
+        exists=True,
+        task_definition_arn=task_definition,
+        images={task: definition.image},
+        digests=digests,
+    )

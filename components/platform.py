@@ -20,6 +20,7 @@ from components.fargate_service import (
 from components.images import PROJECT_TAG, STACK_TAG
 from components.load_balancer import HealthCheck, LoadBalancer, LoadBalancerArgs, ServiceRoute
 from components.network import Network, NetworkArgs
+from components.scheduled_task import ScheduledTask, ScheduledTaskArgs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +42,7 @@ class Platform:
     load_balancer: LoadBalancer
     cluster: EcsCluster
     services: dict[str, FargateService] = field(default_factory=dict)
+    tasks: dict[str, ScheduledTask] = field(default_factory=dict)
     outputs: dict[str, object] = field(default_factory=dict)
 
 
@@ -86,8 +88,9 @@ def build(
     cfg: StackConfig,
     env: Environment,
     images: dict[str, pulumi.Input[str]],
+    task_images: dict[str, pulumi.Input[str]] | None = None,
 ) -> Platform:
-    """Create every resource of the environment; `images` maps service -> resolved image."""
+    """Create every resource of the environment; `images` maps service or task -> resolved image."""
     tags = default_tags(cfg, env)
     network = Network(
         "network",
@@ -182,6 +185,49 @@ def build(
                 tags={**tags, "Service": name},
             ),
         )
+    for name, task in sorted(cfg.scheduled_tasks.items()):
+        image = (task_images or {})[name]
+        platform.tasks[name] = ScheduledTask(
+            f"task-{name}",
+            ScheduledTaskArgs(
+                task_name=name,
+                family=naming.task_family(env.project, env.stack, name),
+                container=Container(
+                    name=name,
+                    image=image,
+                    port=0,
+                    environment=task.environment,
+                    secrets=task.secrets,
+                    readonly_root_filesystem=task.readonly_root_filesystem,
+                    user=task.user,
+                    command=task.command,
+                ),
+                cpu=task.cpu,
+                memory=task.memory,
+                schedule=task.schedule,
+                timezone=task.timezone,
+                enabled=task.enabled,
+                retry_attempts=task.retry_attempts,
+                cluster_arn=cluster.arn,
+                vpc_id=network.vpc_id,
+                vpc_cidr=cfg.network.cidr,
+                subnet_ids=network.private_subnet_ids,
+                region=env.region,
+                account_id=env.account_id,
+                log_retention_days=cfg.log_retention_days,
+                image_repository_arns=pulumi.Output.from_input(image).apply(
+                    lambda i, f=task.follows_service or name: pull_repositories(
+                        i,
+                        naming.ecr_repository_arn(
+                            env.region,
+                            env.account_id,
+                            naming.ecr_repository(env.project, env.stack, f),
+                        ),
+                    )
+                ),
+                tags=tags,
+            ),
+        )
     platform.outputs.update(
         {
             "vpcId": network.vpc_id,
@@ -197,6 +243,10 @@ def build(
                     "greenTargetGroup": load_balancer.target_groups[name].green.name,
                 }
                 for name, s in platform.services.items()
+            },
+            "scheduledTasks": {
+                name: {"taskDefinitionArn": t.task_definition.arn, "schedule": t.schedule.name}
+                for name, t in platform.tasks.items()
             },
         }
     )

@@ -35,6 +35,7 @@ def synthetic_config(services: int) -> dict:
         }
         for i in range(services)
     }
+    config["ecs-delivery:scheduledTasks"] = {}
     return config
 
 

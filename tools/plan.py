@@ -275,7 +275,7 @@ def render_tree(plan: Plan) -> str:
             for container, r in sorted(containers.items()):
                 change = "unchanged" if r["now"] == r["after"] else "CHANGES"
                 lines.append(
-                    f"  {service}/{container}: {r['now'] or '(new service)'} -> {r['after']}  [{r['source']}, {change}]"
+                    f"  {service}/{container}: {r['now'] or '(not deployed yet)'} -> {r['after']}  [{r['source']}, {change}]"
                 )
     for warning in plan.warnings:
         lines.append(f"warning: {warning}")

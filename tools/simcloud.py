@@ -43,6 +43,8 @@ class SimulatedEnvironment(_Model):
     account_id: str = DEFAULT_ACCOUNT
     availability_zones: list[str] | None = None
     services: dict[str, LiveService] = Field(default_factory=dict)
+    # Scheduled tasks that exist, with the image their newest revision runs.
+    scheduled_tasks: dict[str, LiveService] = Field(default_factory=dict)
     # Outputs of other stacks, by the name the program passes to StackReference.
     stacks: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -90,33 +92,50 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.registrations: list[Registration] = []
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            from pulumi.runtime import rpc
+        # Same steps as MockMonitor.RegisterResource, deserializing the inputs only once.
+        from pulumi.runtime import rpc
+        from pulumi.runtime.proto import resource_pb2
+        from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-            inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
-            self.registrations.append(
-                Registration(
-                    urn=response.urn,
-                    type=request.type,
-                    name=request.name,
-                    parent=request.parent,
-                    custom=bool(request.custom),
-                    inputs=inputs,
-                    options={
-                        "ignoreChanges": list(request.ignoreChanges),
-                        "dependsOn": sorted(request.dependencies),
-                        "protect": bool(getattr(request, "protect", False)),
-                        "deleteBeforeReplace": bool(request.deleteBeforeReplace),
-                        "replaceOnChanges": list(request.replaceOnChanges),
-                        "retainOnDelete": bool(getattr(request, "retainOnDelete", False)),
-                        "aliases": [str(a) for a in request.aliases] if request.aliases else [],
-                        "additionalSecretOutputs": list(request.additionalSecretOutputs),
-                        "provider": request.provider,
-                    },
-                )
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        _ensure_event_loop()
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        resource_id, state = self.mocks.new_resource(
+            pulumi_mocks.MockResourceArgs(
+                typ=request.type,
+                name=request.name,
+                inputs=inputs,
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom or False,
             )
-        return response
+        )
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
+        self.registrations.append(
+            Registration(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=bool(request.custom),
+                inputs=inputs,
+                options={
+                    "ignoreChanges": list(request.ignoreChanges),
+                    "dependsOn": sorted(request.dependencies),
+                    "protect": bool(getattr(request, "protect", False)),
+                    "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+                    "replaceOnChanges": list(request.replaceOnChanges),
+                    "retainOnDelete": bool(getattr(request, "retainOnDelete", False)),
+                    "aliases": [str(a) for a in request.aliases] if request.aliases else [],
+                    "additionalSecretOutputs": list(request.additionalSecretOutputs),
+                    "provider": request.provider,
+                },
+            )
+        )
+        properties = _sync_await(rpc.serialize_properties(state, {}))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=properties)
 
 
 @dataclass
@@ -216,10 +235,25 @@ class SimulatedCloud(pulumi_mocks.Mocks):
 
     def _tagged_resources(self, args: dict[str, Any]) -> dict[str, Any]:
         """The stack's live ECS services, as the Resource Groups Tagging API lists them."""
-        if args.get("resourceTypeFilters") != ["ecs:service"]:
-            return {"resourceTagMappingLists": [], "id": self.region}
         tags = {f["key"]: (f.get("values") or [""])[0] for f in args.get("tagFilters", [])}
         cluster = f"{tags.get('ecs-delivery:project', 'project')}-{tags.get('ecs-delivery:stack', 'stack')}"
+        if args.get("resourceTypeFilters") == ["ecs:task-definition"]:
+            prefix = (
+                f"arn:aws:ecs:{self.region}:{self.environment.account_id}:task-definition/{cluster}"
+            )
+            return {
+                "resourceTagMappingLists": [
+                    {
+                        "resourceArn": live.task_definition_arn or f"{prefix}-{name}:5",
+                        "tags": {**tags, "ecs-delivery:task": name},
+                        "complianceDetails": [],
+                    }
+                    for name, live in sorted(self.environment.scheduled_tasks.items())
+                ],
+                "id": self.region,
+            }
+        if args.get("resourceTypeFilters") != ["ecs:service"]:
+            return {"resourceTagMappingLists": [], "id": self.region}
         prefix = f"arn:aws:ecs:{self.region}:{self.environment.account_id}:service/{cluster}"
         return {
             "resourceTagMappingLists": [
@@ -258,7 +292,10 @@ class SimulatedCloud(pulumi_mocks.Mocks):
     def _container_definition(self, args: dict[str, Any]) -> dict[str, Any]:
         task_definition = args.get("taskDefinition", "")
         container = args.get("containerName", "")
-        for live in self.environment.services.values():
+        for live in [
+            *self.environment.services.values(),
+            *self.environment.scheduled_tasks.values(),
+        ]:
             if live.unreadable or container not in live.containers:
                 continue
             image = live.containers[container]

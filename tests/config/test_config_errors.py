@@ -223,6 +223,32 @@ CASES = [
         "pipeline.source: a downstream stack (upstreamStack set) takes the upstream's promotion record",
     ),
     (
+        "task schedule with five cron fields",
+        with_("scheduledTasks.nightly", {"schedule": "cron(0 3 * * ?)", "command": ["x"]}),
+        "scheduledTasks.nightly.schedule: 'cron(0 3 * * ?)' is not a schedule expression",
+    ),
+    (
+        "task follows an unknown service",
+        with_(
+            "scheduledTasks.nightly",
+            {"schedule": "rate(1 day)", "command": ["x"], "followsService": "wbe"},
+        ),
+        "scheduledTasks.nightly.followsService: 'wbe' is not a service of this stack",
+    ),
+    (
+        "task with image and followsService",
+        with_(
+            "scheduledTasks.nightly",
+            {"schedule": "rate(1 day)", "command": ["x"], "followsService": "web", "image": "x:1"},
+        ),
+        "scheduledTasks.nightly.image: a task that followsService takes the service's image",
+    ),
+    (
+        "task without command",
+        with_("scheduledTasks.nightly", {"schedule": "rate(1 day)"}),
+        "scheduledTasks.nightly.command: required",
+    ),
+    (
         "wrong type",
         with_("services.web.readonlyRootFilesystem", "maybe"),
         "services.web.readonlyRootFilesystem: ",

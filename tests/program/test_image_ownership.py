@@ -22,7 +22,8 @@ def _many_services() -> dict:
         "services": {
             name: {"containerPort": 8080, "routing": {"pathPatterns": [f"/{name}/*"]}}
             for name in SERVICES
-        }
+        },
+        "scheduledTasks": {},
     }
 
 
@@ -136,7 +137,11 @@ def test_execution_role_may_pull_from_the_promoted_images_repository():
 
 
 def test_live_image_lookup_uses_deterministic_names_and_the_stack_tags(dev_plan):
-    (lookup,) = [args for token, args in dev_plan.invokes if token.endswith("getResources")]
+    (lookup,) = [
+        args
+        for token, args in dev_plan.invokes
+        if token.endswith("getResources") and args["resourceTypeFilters"] == ["ecs:service"]
+    ]
     assert lookup["resourceTypeFilters"] == ["ecs:service"]
     assert {f["key"]: f["values"] for f in lookup["tagFilters"]} == {
         "ecs-delivery:stack": ["dev"],
