@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components import config, images, naming, platform
+from components import config, delivery, images, naming, platform
 
 settings = config.load()
 aws_settings = config.aws_settings()
@@ -51,3 +51,8 @@ for key, value in environment_platform.outputs.items():
     pulumi.export(key, value)
 pulumi.export("liveImages", images.live_images_output({**resolutions, **task_resolutions}))
 pulumi.export("imageResolution", images.resolution_output({**resolutions, **task_resolutions}))
+
+# The delivery side: ECR, artifacts, CodeBuild, CodeDeploy, validation hook, CodePipeline.
+delivery_side = delivery.build(settings, environment, environment_platform, upstream)
+for key, value in delivery_side.outputs.items():
+    pulumi.export(key, value)

@@ -107,6 +107,7 @@ class LoadBalancerConfig(_Model):
     """Application Load Balancer: production listener (80/443) and a closed test listener."""
 
     certificate_arn: str | None = None
+    domain_name: str | None = None
     ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
     test_listener_port: int = Field(8443, ge=1, le=65535)
     test_listener_cidrs: list[str] = Field(default_factory=list)
@@ -121,6 +122,28 @@ class LoadBalancerConfig(_Model):
                 f"{value!r} is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)"
             )
         return value
+
+    @field_validator("domain_name")
+    @classmethod
+    def _domain(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not re.match(
+            r"^(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z]{2,63}$", value
+        ):
+            raise ValueError(f"{value!r} is not a DNS name (e.g. shop.example.com)")
+        return value
+
+    @model_validator(mode="after")
+    def _https_needs_a_name(self) -> LoadBalancerConfig:
+        if self.certificate_arn and not self.domain_name:
+            raise Problems(
+                [
+                    (
+                        "domainName",
+                        "required with certificateArn: a name the certificate covers, pointing at the load balancer (URLs and the validation hook use it)",
+                    )
+                ]
+            )
+        return self
 
     @field_validator("test_listener_port")
     @classmethod

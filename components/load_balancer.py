@@ -45,6 +45,10 @@ class LoadBalancerArgs:
     ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
     test_listener_port: int = 8443
     test_listener_cidrs: list[str] = field(default_factory=list)
+    # The VPC's NAT addresses, so probes from inside the VPC (the validation hook) get in.
+    test_listener_nat_ips: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    # A name covered by the certificate that resolves to this load balancer (HTTPS test URL).
+    domain_name: str | None = None
     deletion_protection: bool = False
     idle_timeout_seconds: int = 60
     tags: dict[str, str] = field(default_factory=dict)
@@ -98,10 +102,9 @@ class LoadBalancer(pulumi.ComponentResource):
         )
         self.target_groups = {route.name: self._create_route(route) for route in args.services}
         scheme = "https" if https else "http"
-        self.url = pulumi.Output.concat(scheme, "://", self.alb.dns_name)
-        self.test_url = pulumi.Output.concat(
-            scheme, "://", self.alb.dns_name, f":{args.test_listener_port}"
-        )
+        host = args.domain_name or self.alb.dns_name
+        self.url = pulumi.Output.concat(scheme, "://", host)
+        self.test_url = pulumi.Output.concat(scheme, "://", host, f":{args.test_listener_port}")
         self.register_outputs(
             {
                 "dnsName": self.alb.dns_name,
@@ -150,6 +153,17 @@ class LoadBalancer(pulumi.ComponentResource):
                 to_port=args.test_listener_port,
                 cidr_ipv4=cidr,
                 description="Test listener for blue/green validation",
+                opts=self._child,
+            )
+        for az, ip in sorted(args.test_listener_nat_ips.items()):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{self._name}-alb-test-nat-{az}",
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=args.test_listener_port,
+                to_port=args.test_listener_port,
+                cidr_ipv4=pulumi.Output.concat(ip, "/32"),
+                description=f"Test listener from the NAT gateway in {az} (validation hook)",
                 opts=self._child,
             )
         # Targets live in the VPC: the load balancer needs to reach nothing else.

@@ -48,6 +48,7 @@ class Network(pulumi.ComponentResource):
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
         self.vpc_cidr = args.cidr
+        self.nat_public_ips = {}
 
         self.vpc = aws.ec2.Vpc(
             name,
@@ -157,6 +158,7 @@ class Network(pulumi.ComponentResource):
             else self._args.availability_zones[:1]
         )
         ids = []
+        self.nat_public_ips: dict[str, pulumi.Output[str]] = {}
         for az, subnet in zip(zones, public_subnets, strict=False):
             eip = aws.ec2.Eip(
                 f"{self._name}-nat-{az}",
@@ -172,6 +174,7 @@ class Network(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
             )
             ids.append(nat.id)
+            self.nat_public_ips[az] = eip.public_ip
         return ids
 
     def _create_endpoints(self, private_route_tables, has_nat: bool) -> None:

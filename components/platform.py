@@ -115,6 +115,8 @@ def build(
             ssl_policy=lb_cfg.ssl_policy,
             test_listener_port=lb_cfg.test_listener_port,
             test_listener_cidrs=lb_cfg.test_listener_cidrs,
+            test_listener_nat_ips=network.nat_public_ips,
+            domain_name=lb_cfg.domain_name,
             deletion_protection=lb_cfg.deletion_protection,
             idle_timeout_seconds=lb_cfg.idle_timeout_seconds,
             services=[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from functools import cache
 
 import pytest
@@ -28,6 +29,17 @@ def make_plan(
     )
 
 
+def upstream_outputs(live_images: dict[str, dict[str, str]]) -> dict:
+    """dev's planned outputs, with `liveImages` (and repositories) for the given services."""
+    outputs = dict(make_plan("dev").outputs)
+    outputs["liveImages"] = live_images
+    outputs["ecrRepositoryArns"] = {
+        name: f"arn:aws:ecr:eu-west-1:111111111111:repository/ecs-delivery-dev/{name}"
+        for name in live_images
+    }
+    return outputs
+
+
 @pytest.fixture(scope="session")
 def dev_plan() -> plan_tool.Plan:
     return make_plan("dev")
@@ -36,3 +48,8 @@ def dev_plan() -> plan_tool.Plan:
 @pytest.fixture(scope="session")
 def prod_plan() -> plan_tool.Plan:
     return make_plan("prod")
+
+
+# A plan that fails inside an apply (e.g. promotion from a stack without liveImages) leaves
+# futures whose exception was already reported; asyncio would log each again at exit.
+logging.getLogger("asyncio").setLevel(logging.CRITICAL)

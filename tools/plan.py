@@ -108,6 +108,10 @@ def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
     return dict(data.get("config") or {})
 
 
+def _has_stack(environment: SimulatedEnvironment, name: str) -> bool:
+    return name in environment.stacks or name.rsplit("/", 1)[-1] in environment.stacks
+
+
 def _encode(value: Any) -> str:
     if isinstance(value, dict) and set(value) == {"secure"}:
         return "[secret]"  # encrypted stack values cannot be read offline
@@ -135,7 +139,15 @@ def run(
     for key, value in (overrides or {}).items():
         values[key if ":" in key else f"{project}:{key}"] = value
     region = values.get("aws:region") or "us-east-1"
-    cloud = SimulatedCloud(region=str(region), environment=environment or SimulatedEnvironment())
+    environment = environment or SimulatedEnvironment()
+    upstream = values.get(f"{project}:upstreamStack")
+    if isinstance(upstream, str) and upstream and not _has_stack(environment, upstream):
+        # Nothing says what the upstream exports: simulate it deployed exactly as planned.
+        upstream_plan = run(upstream.rsplit("/", 1)[-1], root=root)
+        environment = environment.model_copy(
+            update={"stacks": {**environment.stacks, upstream: upstream_plan.outputs}}
+        )
+    cloud = SimulatedCloud(region=str(region), environment=environment)
     monitor = RecordingMonitor(cloud)
     # A previous run in this process (tests, benchmarks) may have failed half-way: start clean.
     pulumi_settings.ROOT.set(None)

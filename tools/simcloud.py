@@ -175,6 +175,9 @@ class SimulatedCloud(pulumi_mocks.Mocks):
         elif args.typ == "aws:lb/targetGroup:TargetGroup":
             state["name"] = physical[:32]
             state["arnSuffix"] = f"targetgroup/{physical[:32]}/{_digest(physical)[:16]}"
+        elif args.typ == "aws:ec2/eip:Eip":
+            digest = _digest(args.name)
+            state["publicIp"] = f"203.0.113.{int(digest[:2], 16) % 250 + 1}"  # TEST-NET-3
         elif args.typ == "aws:ecr/repository:Repository":
             state["repositoryUrl"] = f"{account}.dkr.ecr.{region}.amazonaws.com/{physical}"
             state["registryId"] = account

@@ -8,7 +8,7 @@ import pytest
 
 from components.config import ConfigError
 from components.images import digest_reference
-from tests.conftest import make_plan
+from tests.conftest import make_plan, upstream_outputs
 from tests.program.helpers import containers, policy
 from tools.plan import ProgramFailed
 
@@ -61,7 +61,7 @@ def test_with_live_images_no_task_definition_carries_another_image():
 def test_promotion_gives_every_service_the_upstream_image():
     environment = {
         **_live(LIVE),
-        "stacks": {"dev": {"liveImages": {n: {n: i} for n, i in UPSTREAM.items()}}},
+        "stacks": {"dev": upstream_outputs({n: {n: i} for n, i in UPSTREAM.items()})},
     }
     overrides = {**_many_services(), "upstreamStack": "dev", "promote": True, "pipeline": {}}
     plan = make_plan("prod", environment=environment, overrides=overrides)
@@ -73,7 +73,7 @@ def test_promotion_gives_every_service_the_upstream_image():
 def test_without_promotion_a_downstream_stack_keeps_its_live_images():
     environment = {
         **_live(LIVE),
-        "stacks": {"dev": {"liveImages": {n: {n: i} for n, i in UPSTREAM.items()}}},
+        "stacks": {"dev": upstream_outputs({n: {n: i} for n, i in UPSTREAM.items()})},
     }
     plan = make_plan(
         "prod",
@@ -89,7 +89,7 @@ def test_a_pinned_image_wins_over_promotion_and_live():
     services["services"]["alpha"]["image"] = pinned
     environment = {
         **_live(LIVE),
-        "stacks": {"dev": {"liveImages": {n: {n: i} for n, i in UPSTREAM.items()}}},
+        "stacks": {"dev": upstream_outputs({n: {n: i} for n, i in UPSTREAM.items()})},
     }
     plan = make_plan(
         "prod", environment=environment, overrides={**services, "promote": True, "pipeline": {}}
@@ -110,8 +110,9 @@ def test_an_existing_service_whose_image_cannot_be_read_fails_the_plan_instead_o
 
 
 def test_promotion_from_a_stack_without_live_images_is_a_clear_error():
+    without = {k: v for k, v in make_plan("dev").outputs.items() if k != "liveImages"}
     with pytest.raises(ConfigError) as caught:
-        make_plan("prod", overrides={"promote": True})
+        make_plan("prod", environment={"stacks": {"dev": without}}, overrides={"promote": True})
     assert "upstreamStack: stack dev exports no liveImages; run `pulumi up` on it first" in str(
         caught.value
     )
@@ -120,12 +121,12 @@ def test_promotion_from_a_stack_without_live_images_is_a_clear_error():
 def test_execution_role_may_pull_from_the_promoted_images_repository():
     environment = {
         "stacks": {
-            "dev": {
-                "liveImages": {
+            "dev": upstream_outputs(
+                {
                     "web": {"web": f"{REPO}/web@sha256:{'a' * 64}"},
                     "api": {"api": f"{REPO}/api@sha256:{'b' * 64}"},
                 }
-            }
+            )
         }
     }
     plan = make_plan("prod", environment=environment, overrides={"promote": True})

@@ -8,6 +8,14 @@ INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 LISTENER = "aws:lb/listener:Listener"
 
 
+# The simulated cloud's Elastic IPs (tools/simcloud.py), by resource name.
+NAT_IP = {
+    "network-nat-eu-west-1a": "203.0.113.64/32",
+    "network-nat-eu-west-1b": "203.0.113.71/32",
+    "network-nat-eu-west-1c": "203.0.113.101/32",
+}
+
+
 def _alb_ingress(plan):
     group_id = "alb-alb-id"
     return sorted(
@@ -20,7 +28,11 @@ def _alb_ingress(plan):
 def test_alb_security_group_admits_only_http_from_the_world_and_the_test_port_from_listed_cidrs(
     dev_plan,
 ):
-    assert _alb_ingress(dev_plan) == [("0.0.0.0/0", 80, 80), ("10.20.0.0/16", 8443, 8443)]
+    assert _alb_ingress(dev_plan) == [
+        ("0.0.0.0/0", 80, 80),
+        ("10.20.0.0/16", 8443, 8443),
+        (NAT_IP["network-nat-eu-west-1a"], 8443, 8443),  # the validation hook, through NAT
+    ]
 
 
 def test_with_a_certificate_the_world_reaches_only_80_and_443(prod_plan):
@@ -28,6 +40,7 @@ def test_with_a_certificate_the_world_reaches_only_80_and_443(prod_plan):
         ("0.0.0.0/0", 80, 80),
         ("0.0.0.0/0", 443, 443),
         ("10.30.0.0/16", 8443, 8443),
+        *sorted((NAT_IP[f"network-nat-eu-west-1{z}"], 8443, 8443) for z in "abc"),
     ]
 
 
@@ -60,6 +73,7 @@ def test_dev_listeners_are_http_80_and_test_port(dev_plan):
 
 def test_prod_listeners_use_https_with_a_tls13_policy_and_redirect_http(prod_plan):
     https = inputs(prod_plan, LISTENER, "alb-https")
+    assert prod_plan.outputs["testUrl"] == "https://shop.example.com:8443"
     assert (https["port"], https["protocol"], https["sslPolicy"]) == (
         443,
         "HTTPS",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
+from components.config import ConfigError
 from tests.conftest import make_plan
 from tests.program.helpers import inputs, policy
+from tools import plan as plan_tool
 
 SUBNET = "aws:ec2/subnet:Subnet"
 
@@ -39,11 +43,27 @@ def test_single_nat_policy_routes_every_private_subnet_through_one_gateway(dev_p
         assert routes == [{"cidrBlock": "0.0.0.0/0", "natGatewayId": "network-eu-west-1a-id"}]
 
 
-def test_no_nat_policy_uses_vpc_endpoints_instead():
-    plan = make_plan("dev", overrides={"network": {"cidr": "10.20.0.0/16", "natGateways": "none"}})
+NETWORK_ONLY = """
+from components.network import Network, NetworkArgs
+
+Network("network", NetworkArgs(
+    cidr="10.20.0.0/16",
+    availability_zones=["eu-west-1a", "eu-west-1b"],
+    nat_gateways="none",
+    region="eu-west-1",
+))
+"""
+
+
+def test_no_nat_policy_uses_vpc_endpoints_instead(tmp_path):
+    # The whole program refuses natGateways: none (the validation hook needs NAT), but the
+    # Network component stands alone and then gives private subnets VPC endpoints.
+    (tmp_path / "Pulumi.yaml").write_text("name: network-only\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(NETWORK_ONLY)
+    plan = plan_tool.run("t", config={"aws:region": "eu-west-1"}, root=tmp_path)
     assert plan.of_type("aws:ec2/natGateway:NatGateway") == []
     route = inputs(plan, "aws:ec2/routeTable:RouteTable", "network-private-eu-west-1a")
-    assert route["routes"] == []
+    assert route.get("routes", []) == []
     services = sorted(
         r.inputs["serviceName"] for r in plan.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
     )
@@ -55,6 +75,15 @@ def test_no_nat_policy_uses_vpc_endpoints_instead():
         plan, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "network-endpoints-https"
     )
     assert (rule["cidrIpv4"], rule["fromPort"], rule["toPort"]) == ("10.20.0.0/16", 443, 443)
+
+
+def test_the_program_refuses_no_nat_because_the_validation_hook_needs_it():
+    with pytest.raises(ConfigError) as caught:
+        make_plan("dev", overrides={"network": {"cidr": "10.20.0.0/16", "natGateways": "none"}})
+    assert any(
+        p.startswith("network.natGateways: none leaves the validation hook")
+        for p in caught.value.problems
+    )
 
 
 def test_default_security_group_is_adopted_and_left_empty(dev_plan):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import make_plan
+from tests.conftest import make_plan, upstream_outputs
 from tests.program.helpers import containers, inputs, policy
 
 TASK = "task-nightly-report"
@@ -87,7 +87,7 @@ def test_a_task_that_follows_a_service_moves_with_a_promotion():
         "111111111111.dkr.ecr.eu-west-1.amazonaws.com/ecs-delivery-dev/api@sha256:" + "9" * 64
     )
     environment = {
-        "stacks": {"dev": {"liveImages": {"api": {"api": upstream}, "web": {"web": upstream}}}}
+        "stacks": {"dev": upstream_outputs({"api": {"api": upstream}, "web": {"web": upstream}})}
     }
     plan = make_plan("prod", environment=environment, overrides={"promote": True})
     assert containers(plan, TASK)[0]["image"] == upstream

@@ -1,0 +1,999 @@
+"""The environment's CodePipeline (V2) and CodeBuild project, with their roles.
+
+First environment (pipeline.source set):
+
+    Source (CodeStar connection or CodeCommit) ► Build (CodeBuild: images, deploy artifacts,
+    promotion record) ► [Approve] ► Deploy (CodeDeployToECS per service) ► Publish
+
+Downstream environment (upstreamStack set):
+
+    Source (S3: the upstream's promotion record) ► Prepare (CodeBuild: validate the record,
+    export PROMOTED_COMMIT/PROMOTED_SUMMARY, derive deploy artifacts from this environment's
+    running task definitions) ► Approve ("#{Prepare.PROMOTED_SUMMARY}") ► Deploy ► Publish
+
+Publish is an S3 deploy action writing the "promotion" artifact, unextracted, to
+`promotion/<stack>.zip` in this environment's artifact bucket. It runs after Deploy, so a
+record names only images that deployed here; the build never writes it directly. The next
+environment's S3 source action reads that object (the bucket is versioned, as it requires).
+
+Known trade-off: Prepare derives the task-definition templates before the approval (its
+exported variables are what the approval message shows). A `pulumi up` that changes this
+environment's task definition while an approval waits makes that execution's templates
+stale; reject it and let the pipeline run again (a later execution supersedes it).
+
+The stages are first described as plain data (`Stage`, `Action`) and checked by
+`check_artifact_wiring` before the Pipeline resource is registered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam
+from components.codedeploy import pass_role_statement
+from components.naming import TYPE_PREFIX
+from delivery import buildspec as specs
+
+SOURCE_ARTIFACT = "SourceCode"
+RECORD_ARTIFACT = "UpstreamRecord"
+# Config keys of CodeDeployToECS that name one of the action's input artifacts.
+ARTIFACT_CONFIG_KEYS = (
+    "TaskDefinitionTemplateArtifact",
+    "AppSpecTemplateArtifact",
+    *(f"Image{i}ArtifactName" for i in range(1, 5)),
+)
+VARIABLE = re.compile(r"#\{([A-Za-z0-9@\-_]+)\.([A-Za-z0-9@\-_.]+)\}")
+# Namespaces CodePipeline defines itself.
+BUILTIN_NAMESPACES = {"codepipeline", "variables"}
+TOOLING_ROOT = Path(__file__).resolve().parent.parent
+TOOLING_PACKAGE = "delivery"
+ECR_PUSH_ACTIONS = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImages",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+]
+
+
+# --- the pipeline as plain data --------------------------------------------------------
+
+
+class PipelineWiringError(pulumi.RunError):
+    """The stages consume an artifact or variable nothing produced before them.
+
+    A RunError: the engine prints the problems without a traceback, before the pipeline
+    (or anything after it) is registered.
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("pipeline wiring:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Action:
+    name: str
+    category: Literal["Source", "Build", "Test", "Deploy", "Approval", "Invoke"]
+    provider: str
+    configuration: Mapping[str, str]
+    owner: str = "AWS"
+    version: str = "1"
+    input_artifacts: tuple[str, ...] = ()
+    output_artifacts: tuple[str, ...] = ()
+    run_order: int = 1
+    namespace: str | None = None
+
+    def to_args(self) -> aws.codepipeline.PipelineStageActionArgs:
+        return aws.codepipeline.PipelineStageActionArgs(
+            name=self.name,
+            category=self.category,
+            owner=self.owner,
+            provider=self.provider,
+            version=self.version,
+            configuration=dict(self.configuration),
+            input_artifacts=list(self.input_artifacts),
+            output_artifacts=list(self.output_artifacts),
+            run_order=self.run_order,
+            namespace=self.namespace,
+        )
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    actions: tuple[Action, ...]
+
+    def to_args(self) -> aws.codepipeline.PipelineStageArgs:
+        return aws.codepipeline.PipelineStageArgs(
+            name=self.name, actions=[a.to_args() for a in self.actions]
+        )
+
+
+def check_artifact_wiring(stages: Sequence[Stage]) -> list[str]:
+    """Every input artifact and variable comes from an earlier action; names are unique.
+
+    "Earlier" means an earlier stage, or a lower run order in the same stage (actions with
+    the same run order run in parallel and cannot see each other's outputs).
+    """
+    problems: list[str] = []
+    if len(stages) < 2:
+        problems.append("pipeline: CodePipeline needs at least two stages")
+    seen_stages: set[str] = set()
+    produced: dict[str, str] = {}
+    namespaces: set[str] = set()
+    for index, stage in enumerate(stages):
+        where_stage = f"stages.{stage.name}"
+        if stage.name in seen_stages:
+            problems.append(f"{where_stage}: stage name used twice")
+        seen_stages.add(stage.name)
+        if not stage.actions:
+            problems.append(f"{where_stage}: a stage needs at least one action")
+        names = [a.name for a in stage.actions]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"{where_stage}.{name}: action name used twice in the stage")
+        for action in stage.actions:
+            is_source = action.category == "Source"
+            if index == 0 and not is_source:
+                problems.append(
+                    f"{where_stage}.{action.name}: the first stage may hold only source actions"
+                )
+            if index > 0 and is_source:
+                problems.append(
+                    f"{where_stage}.{action.name}: source actions belong in the first stage"
+                )
+        for run_order in sorted({a.run_order for a in stage.actions}):
+            batch = [a for a in stage.actions if a.run_order == run_order]
+            for action in batch:
+                problems += _action_problems(f"{where_stage}.{action.name}", action, produced,
+                                             namespaces)  # fmt: skip
+            for action in batch:
+                for artifact in action.output_artifacts:
+                    if artifact in produced:
+                        problems.append(
+                            f"{where_stage}.{action.name}: output artifact {artifact!r} is "
+                            f"already produced by {produced[artifact]}; names must be unique"
+                        )
+                    produced[artifact] = f"{stage.name}.{action.name}"
+                if action.namespace:
+                    if action.namespace in namespaces:
+                        problems.append(
+                            f"{where_stage}.{action.name}: namespace {action.namespace!r} "
+                            "is used twice"
+                        )
+                    namespaces.add(action.namespace)
+    return problems
+
+
+def _action_problems(
+    where: str, action: Action, produced: Mapping[str, str], namespaces: set[str]
+) -> list[str]:
+    problems = []
+    if action.category == "Source" and action.input_artifacts:
+        problems.append(f"{where}: a source action takes no input artifacts")
+    for artifact in action.input_artifacts:
+        if artifact not in produced:
+            problems.append(
+                f"{where}: input artifact {artifact!r} is not produced by an earlier action; "
+                "add the action that outputs it before this one, or fix the name"
+            )
+    for key in ARTIFACT_CONFIG_KEYS:
+        named = action.configuration.get(key)
+        if named is not None and named not in action.input_artifacts:
+            problems.append(
+                f"{where}: configuration {key} names {named!r}, which is not one of the "
+                f"action's input artifacts {list(action.input_artifacts)}"
+            )
+    for key, value in sorted(action.configuration.items()):
+        for namespace, variable in VARIABLE.findall(str(value)):
+            if namespace not in namespaces and namespace not in BUILTIN_NAMESPACES:
+                problems.append(
+                    f"{where}: configuration {key} uses #{{{namespace}.{variable}}}, but no "
+                    f"earlier action has namespace {namespace!r}"
+                )
+    return problems
+
+
+# --- stage builders ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceSettings:
+    """The first environment's application source (mirrors config `pipeline.source`)."""
+
+    provider: Literal["codestar", "codecommit"]
+    repository: str
+    branch: str
+    connection_arn: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpstreamRecord:
+    """Where the upstream environment publishes its promotion record."""
+
+    stack: str
+    bucket: str
+    key: str
+    # Poll the object instead of an EventBridge rule (the upstream is in another account).
+    poll: bool = False
+
+
+def source_action(source: SourceSettings) -> Action:
+    if source.provider == "codestar":
+        return Action(
+            name="Source",
+            category="Source",
+            provider="CodeStarSourceConnection",
+            configuration={
+                "ConnectionArn": source.connection_arn or "",
+                "FullRepositoryId": source.repository,
+                "BranchName": source.branch,
+                "OutputArtifactFormat": "CODE_ZIP",
+                "DetectChanges": "true",
+            },
+            output_artifacts=(SOURCE_ARTIFACT,),
+            namespace="Source",
+        )
+    return Action(
+        name="Source",
+        category="Source",
+        provider="CodeCommit",
+        configuration={
+            "RepositoryName": source.repository,
+            "BranchName": source.branch,
+            "OutputArtifactFormat": "CODE_ZIP",
+            # An EventBridge rule would be needed to start on push; polling keeps it self-contained.
+            "PollForSourceChanges": "true",
+        },
+        output_artifacts=(SOURCE_ARTIFACT,),
+        namespace="Source",
+    )
+
+
+def deploy_stage(
+    services: Sequence[str], *, application_name: str, groups: Mapping[str, str]
+) -> Stage:
+    """One CodeDeployToECS action per service, all at once (each has its own group)."""
+    return Stage(
+        "Deploy",
+        tuple(
+            Action(
+                name=service,
+                category="Deploy",
+                provider="CodeDeployToECS",
+                configuration=specs.codedeploy_action_configuration(
+                    service,
+                    application_name=application_name,
+                    deployment_group_name=groups[service],
+                ),
+                input_artifacts=(service,),
+            )
+            for service in services
+        ),
+    )
+
+
+def publish_stage(*, bucket: str, key: str) -> Stage:
+    return Stage(
+        "Publish",
+        (
+            Action(
+                name="PromotionRecord",
+                category="Deploy",
+                provider="S3",
+                configuration={"BucketName": bucket, "Extract": "false", "ObjectKey": key},
+                input_artifacts=(specs.PROMOTION_ARTIFACT,),
+            ),
+        ),
+    )
+
+
+def approval_stage(message: str) -> Stage:
+    return Stage(
+        "Approve",
+        (
+            Action(
+                name="Approve",
+                category="Approval",
+                provider="Manual",
+                configuration={"CustomData": message},
+            ),
+        ),
+    )
+
+
+def first_environment_stages(
+    *,
+    stack: str,
+    source: SourceSettings,
+    build_project: str,
+    services: Sequence[str],
+    application_name: str,
+    groups: Mapping[str, str],
+    approval: bool,
+    bucket: str,
+    promotion_key: str,
+) -> list[Stage]:
+    build = Action(
+        name="Build",
+        category="Build",
+        provider="CodeBuild",
+        configuration={"ProjectName": build_project},
+        input_artifacts=(SOURCE_ARTIFACT,),
+        output_artifacts=tuple(_artifact_names(services)),
+        namespace="Build",
+    )
+    stages = [Stage("Source", (source_action(source),)), Stage("Build", (build,))]
+    if approval:
+        stages.append(approval_stage(f"Deploy commit #{{Source.CommitId}} to {stack}?"))
+    stages.append(deploy_stage(services, application_name=application_name, groups=groups))
+    stages.append(publish_stage(bucket=bucket, key=promotion_key))
+    return stages
+
+
+def downstream_stages(
+    *,
+    stack: str,
+    upstream: UpstreamRecord,
+    prepare_project: str,
+    services: Sequence[str],
+    application_name: str,
+    groups: Mapping[str, str],
+    approval: bool,
+    bucket: str,
+    promotion_key: str,
+) -> list[Stage]:
+    source = Action(
+        name="UpstreamRecord",
+        category="Source",
+        provider="S3",
+        configuration={
+            "S3Bucket": upstream.bucket,
+            "S3ObjectKey": upstream.key,
+            "PollForSourceChanges": "true" if upstream.poll else "false",
+        },
+        output_artifacts=(RECORD_ARTIFACT,),
+        namespace="Source",
+    )
+    prepare = Action(
+        name="Prepare",
+        category="Build",
+        provider="CodeBuild",
+        configuration={"ProjectName": prepare_project},
+        input_artifacts=(RECORD_ARTIFACT,),
+        output_artifacts=tuple(_artifact_names(services)),
+        namespace="Prepare",
+    )
+    stages = [Stage("Source", (source,)), Stage("Prepare", (prepare,))]
+    if approval:
+        stages.append(
+            approval_stage(
+                f"Promote to {stack} from {upstream.stack}: "
+                f"#{{Prepare.{specs.PROMOTED_SUMMARY_VAR}}}"
+            )
+        )
+    stages.append(deploy_stage(services, application_name=application_name, groups=groups))
+    stages.append(publish_stage(bucket=bucket, key=promotion_key))
+    return stages
+
+
+def _artifact_names(services: Sequence[str]) -> list[str]:
+    # The same names as the buildspec's secondary artifacts: one per service, then the record.
+    return [*services, specs.PROMOTION_ARTIFACT]
+
+
+# --- build tooling -----------------------------------------------------------------------
+
+
+def tooling_files(root: Path = TOOLING_ROOT) -> dict[str, Path]:
+    """Archive path -> file for the `delivery` package the build runs (no __pycache__)."""
+    package = root / TOOLING_PACKAGE
+    files = {
+        path.relative_to(root).as_posix(): path
+        for path in sorted(package.rglob("*.py"))
+        if "__pycache__" not in path.parts
+    }
+    if f"{TOOLING_PACKAGE}/build.py" not in files:
+        raise ValueError(f"{package}: no build.py; the build tooling is missing")
+    return files
+
+
+def tooling_key(root: Path = TOOLING_ROOT) -> str:
+    """Content-addressed key: a changed tool is a new object and a new buildspec."""
+    digest = hashlib.sha256()
+    for name, path in tooling_files(root).items():
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"tooling/ecs-delivery-tooling-{digest.hexdigest()[:16]}.zip"
+
+
+# --- IAM -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployedService:
+    """A service the pipeline deploys, with what its build and deployment touch."""
+
+    name: str
+    group_name: str
+    container_port: int
+    cluster_name: str
+    service_name: str
+    # Task and execution role ARNs: CodeDeployToECS registers task definitions naming them.
+    role_arns: list[pulumi.Input[str]]
+    # First environment only: where the image is pushed and built from.
+    repository_url: str | None = None
+    repository_arn: str | None = None
+    build_context: str = "."
+    dockerfile: str = "Dockerfile"
+
+
+def _arn(service: str, region: str, account: str, resource: str) -> str:
+    return f"arn:aws:{service}:{region}:{account}:{resource}"
+
+
+def build_role_statements(
+    *,
+    region: str,
+    account_id: str,
+    log_group_arn: pulumi.Input[str],
+    bucket_arn: str,
+    artifact_prefix: str,
+    tooling_key: str,
+    services: Sequence[DeployedService],
+    push: bool,
+    kms_key_arn: str | None = None,
+) -> list[dict[str, Any]]:
+    """CodeBuild: logs, pipeline artifacts, tooling, ECR push (first env), ECS reads."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [pulumi.Output.concat(log_group_arn, ":*")],
+        },
+        {
+            "Sid": "PipelineArtifacts",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+            "Resource": f"{bucket_arn}/{artifact_prefix}*",
+        },
+        {
+            "Sid": "Tooling",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": f"{bucket_arn}/{tooling_key}",
+        },
+        {
+            "Sid": "ArtifactBucket",
+            "Effect": "Allow",
+            "Action": ["s3:GetBucketAcl", "s3:GetBucketLocation"],
+            "Resource": bucket_arn,
+        },
+        {
+            "Sid": "ReadServices",
+            "Effect": "Allow",
+            "Action": "ecs:DescribeServices",
+            "Resource": [
+                _arn("ecs", region, account_id, f"service/{s.cluster_name}/{s.service_name}")
+                for s in services
+            ],
+        },
+        # DescribeTaskDefinition has no resource-level permissions in IAM.
+        {
+            "Sid": "ReadTaskDefinitions",
+            "Effect": "Allow",
+            "Action": "ecs:DescribeTaskDefinition",
+            "Resource": "*",
+        },
+    ]
+    if push:
+        statements += [
+            # GetAuthorizationToken has no resource-level permissions in IAM.
+            {
+                "Sid": "EcrLogin",
+                "Effect": "Allow",
+                "Action": "ecr:GetAuthorizationToken",
+                "Resource": "*",
+            },
+            {
+                "Sid": "EcrPush",
+                "Effect": "Allow",
+                "Action": ECR_PUSH_ACTIONS,
+                "Resource": [s.repository_arn for s in services if s.repository_arn],
+            },
+        ]
+    if kms_key_arn:
+        statements.append(_kms_statement(kms_key_arn))
+    return statements
+
+
+def pipeline_role_statements(
+    *,
+    region: str,
+    account_id: str,
+    pipeline_bucket_arn: str,
+    artifact_prefix: str,
+    promotion_key: str,
+    project_names: Sequence[str],
+    application_name: str,
+    groups: Mapping[str, str],
+    deployment_configs: Sequence[str],
+    services: Sequence[DeployedService],
+    source: SourceSettings | None,
+    upstream: UpstreamRecord | None,
+    kms_key_arn: str | None = None,
+) -> list[dict[str, Any]]:
+    """CodePipeline: artifacts, its source, builds, CodeDeploy, task definitions, PassRole."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "PipelineArtifacts",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+            "Resource": f"{pipeline_bucket_arn}/{artifact_prefix}*",
+        },
+        {
+            "Sid": "PublishPromotionRecord",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": f"{pipeline_bucket_arn}/{promotion_key}",
+        },
+        {
+            "Sid": "ArtifactBucket",
+            "Effect": "Allow",
+            "Action": ["s3:GetBucketLocation", "s3:GetBucketVersioning"],
+            "Resource": pipeline_bucket_arn,
+        },
+        {
+            "Sid": "Builds",
+            "Effect": "Allow",
+            "Action": ["codebuild:BatchGetBuilds", "codebuild:StartBuild"],
+            "Resource": [
+                _arn("codebuild", region, account_id, f"project/{p}") for p in project_names
+            ],
+        },
+        {
+            "Sid": "Deployments",
+            "Effect": "Allow",
+            "Action": ["codedeploy:CreateDeployment", "codedeploy:GetDeployment"],
+            "Resource": [
+                _arn("codedeploy", region, account_id, f"deploymentgroup:{application_name}/{g}")
+                for g in sorted(set(groups.values()))
+            ],
+        },
+        {
+            "Sid": "Revisions",
+            "Effect": "Allow",
+            "Action": [
+                "codedeploy:GetApplication",
+                "codedeploy:GetApplicationRevision",
+                "codedeploy:RegisterApplicationRevision",
+            ],
+            "Resource": _arn("codedeploy", region, account_id, f"application:{application_name}"),
+        },
+        {
+            "Sid": "DeploymentConfigs",
+            "Effect": "Allow",
+            "Action": "codedeploy:GetDeploymentConfig",
+            "Resource": [
+                _arn("codedeploy", region, account_id, f"deploymentconfig:{c}")
+                for c in sorted(set(deployment_configs))
+            ],
+        },
+        # RegisterTaskDefinition has no resource-level permissions in IAM.
+        {
+            "Sid": "RegisterTaskDefinitions",
+            "Effect": "Allow",
+            "Action": "ecs:RegisterTaskDefinition",
+            "Resource": "*",
+        },
+        pass_role_statement([arn for s in services for arn in s.role_arns]),
+    ]
+    if source is not None and source.provider == "codestar":
+        statements.append(
+            {
+                "Sid": "SourceConnection",
+                "Effect": "Allow",
+                # Connections created as codeconnections are authorised under either prefix.
+                "Action": ["codeconnections:UseConnection", "codestar-connections:UseConnection"],
+                "Resource": source.connection_arn,
+            }
+        )
+    if source is not None and source.provider == "codecommit":
+        statements.append(
+            {
+                "Sid": "SourceRepository",
+                "Effect": "Allow",
+                "Action": [
+                    "codecommit:CancelUploadArchive",
+                    "codecommit:GetBranch",
+                    "codecommit:GetCommit",
+                    "codecommit:GetRepository",
+                    "codecommit:GetUploadArchiveStatus",
+                    "codecommit:UploadArchive",
+                ],
+                "Resource": _arn("codecommit", region, account_id, source.repository),
+            }
+        )
+    if upstream is not None:
+        statements += [
+            {
+                "Sid": "UpstreamPromotionRecord",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": f"arn:aws:s3:::{upstream.bucket}/{upstream.key}",
+            },
+            {
+                "Sid": "UpstreamBucket",
+                "Effect": "Allow",
+                "Action": ["s3:GetBucketLocation", "s3:GetBucketVersioning"],
+                "Resource": f"arn:aws:s3:::{upstream.bucket}",
+            },
+        ]
+    if kms_key_arn:
+        statements.append(_kms_statement(kms_key_arn))
+    return statements
+
+
+def _kms_statement(kms_key_arn: str) -> dict[str, Any]:
+    return {
+        "Sid": "ArtifactKey",
+        "Effect": "Allow",
+        "Action": [
+            "kms:Decrypt",
+            "kms:DescribeKey",
+            "kms:Encrypt",
+            "kms:GenerateDataKey*",
+            "kms:ReEncrypt*",
+        ],  # fmt: skip
+        "Resource": kms_key_arn,
+    }
+
+
+# --- the component -----------------------------------------------------------------------
+
+
+def environment_type(build_image: str) -> str:
+    """CodeBuild's container type for a curated image (ARM images carry 'aarch64')."""
+    return "ARM_CONTAINER" if "aarch64" in build_image else "LINUX_CONTAINER"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryPipelineArgs:
+    pipeline_name: str
+    project_name: str
+    stack: str
+    region: str
+    account_id: str
+    application_name: str
+    services: list[DeployedService]
+    # Deployment configuration name each service's group uses (for GetDeploymentConfig).
+    deployment_configs: list[str]
+    bucket_name: str
+    artifact_prefix: str
+    promotion_key: str
+    source: SourceSettings | None = None
+    upstream: UpstreamRecord | None = None
+    approval: bool = False
+    validation_hook: str | None = None
+    build_compute_type: str = "BUILD_GENERAL1_SMALL"
+    build_image: str = "aws/codebuild/amazonlinux2-x86_64-standard:5.0"
+    build_timeout_minutes: int = 30
+    log_retention_days: int = 30
+    kms_key_arn: str | None = None
+    # The bucket and its settings: the tooling object is written after them.
+    bucket_resources: list[pulumi.Resource] = field(default_factory=list)
+    # What must exist before the pipeline's first run (deployment groups, the hook).
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.source is None) == (self.upstream is None):
+            raise ValueError("give exactly one of source (first environment) or upstream")
+
+    @property
+    def bucket_arn(self) -> str:
+        return f"arn:aws:s3:::{self.bucket_name}"
+
+    @property
+    def builds_images(self) -> bool:
+        return self.source is not None
+
+
+def describe_stages(args: DeliveryPipelineArgs) -> list[Stage]:
+    """The pipeline's stages as plain data (what `DeliveryPipeline` registers)."""
+    names = [s.name for s in args.services]
+    groups = {s.name: s.group_name for s in args.services}
+    common = {
+        "stack": args.stack,
+        "services": names,
+        "application_name": args.application_name,
+        "groups": groups,
+        "approval": args.approval,
+        "bucket": args.bucket_name,
+        "promotion_key": args.promotion_key,
+    }
+    if args.source is not None:
+        return first_environment_stages(
+            source=args.source, build_project=args.project_name, **common
+        )
+    assert args.upstream is not None  # __post_init__
+    return downstream_stages(upstream=args.upstream, prepare_project=args.project_name, **common)
+
+
+def render_buildspec(args: DeliveryPipelineArgs, tooling_uri: str) -> str:
+    """The generated buildspec (delivery/buildspec.py) for this environment, as YAML."""
+    common: dict[str, Any] = {
+        "region": args.region,
+        "stack": args.stack,
+        "validation_hook": args.validation_hook,
+        "tooling_s3_uri": tooling_uri,
+    }
+    if args.builds_images:
+        spec = specs.buildspec(
+            [
+                specs.BuildService(
+                    name=s.name,
+                    container_name=s.name,
+                    container_port=s.container_port,
+                    cluster=s.cluster_name,
+                    service=s.service_name,
+                    repository_url=s.repository_url or "",
+                    context=s.build_context,
+                    dockerfile=s.dockerfile,
+                )
+                for s in args.services
+            ],
+            **common,
+        )
+    else:
+        spec = specs.promotion_buildspec(
+            [
+                specs.DeployService(
+                    name=s.name,
+                    container_name=s.name,
+                    container_port=s.container_port,
+                    cluster=s.cluster_name,
+                    service=s.service_name,
+                )
+                for s in args.services
+            ],
+            **common,
+        )
+    return specs.render(spec)
+
+
+class DeliveryPipeline(pulumi.ComponentResource):
+    """CodeBuild project and CodePipeline of one environment, each with its own role."""
+
+    project: aws.codebuild.Project
+    pipeline: aws.codepipeline.Pipeline
+    stages: list[Stage]
+
+    def __init__(
+        self, name: str, args: DeliveryPipelineArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(f"{TYPE_PREFIX}:pipeline:DeliveryPipeline", name, None, opts)
+        # Everything plain is checked before the first child is registered.
+        self.stages = describe_stages(args)
+        problems = check_artifact_wiring(self.stages)
+        if problems:
+            raise PipelineWiringError(problems)
+        key = tooling_key()
+        self.buildspec = render_buildspec(args, f"s3://{args.bucket_name}/{key}")
+        self._args = args
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+
+        self.tooling = aws.s3.BucketObjectv2(
+            f"{name}-tooling",
+            bucket=args.bucket_name,
+            key=key,
+            source=pulumi.AssetArchive(
+                {path: pulumi.FileAsset(str(file)) for path, file in tooling_files().items()}
+            ),
+            content_type="application/zip",
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.bucket_resources)),
+        )
+        self.project = self._create_project(key)
+        self.pipeline = self._create_pipeline()
+        if args.upstream is not None and not args.upstream.poll:
+            self._create_trigger(args.upstream)
+        self.register_outputs(
+            {
+                "pipelineName": self.pipeline.name,
+                "projectName": self.project.name,
+                "toolingKey": key,
+            }
+        )
+
+    def _create_project(self, tooling_key_: str) -> aws.codebuild.Project:
+        args = self._args
+        log_group = aws.cloudwatch.LogGroup(
+            f"{self._name}-build",
+            name=f"/aws/codebuild/{args.project_name}",
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=self._child,
+        )
+        role = aws.iam.Role(
+            "codebuild",
+            description=f"CodeBuild project {args.project_name}",
+            assume_role_policy=iam.assume_role_policy(
+                "codebuild.amazonaws.com", source_account=args.account_id
+            ),
+            tags=args.tags,
+            opts=self._child,
+        )
+        policy = aws.iam.RolePolicy(
+            "codebuild",
+            role=role.id,
+            policy=iam.output_document(
+                build_role_statements(
+                    region=args.region,
+                    account_id=args.account_id,
+                    log_group_arn=log_group.arn,
+                    bucket_arn=args.bucket_arn,
+                    artifact_prefix=args.artifact_prefix,
+                    tooling_key=tooling_key_,
+                    services=args.services,
+                    push=args.builds_images,
+                    kms_key_arn=args.kms_key_arn,
+                )
+            ),
+            opts=self._child,
+        )
+        return aws.codebuild.Project(
+            self._name,
+            name=args.project_name,
+            description=(
+                "Builds and pushes the images, writes the deploy artifacts"
+                if args.builds_images
+                else "Checks the upstream promotion record, writes the deploy artifacts"
+            ),
+            service_role=role.arn,
+            source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=self.buildspec),
+            artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
+            environment=aws.codebuild.ProjectEnvironmentArgs(
+                compute_type=args.build_compute_type,
+                image=args.build_image,
+                type=environment_type(args.build_image),
+                image_pull_credentials_type="CODEBUILD",
+                # docker build needs the Docker daemon; the promotion build runs no containers.
+                privileged_mode=args.builds_images,
+            ),
+            build_timeout=args.build_timeout_minutes,
+            logs_config=aws.codebuild.ProjectLogsConfigArgs(
+                cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(
+                    group_name=log_group.name, status="ENABLED"
+                ),
+                s3_logs=aws.codebuild.ProjectLogsConfigS3LogsArgs(status="DISABLED"),
+            ),
+            encryption_key=args.kms_key_arn,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, self.tooling]),
+        )
+
+    def _create_pipeline(self) -> aws.codepipeline.Pipeline:
+        args = self._args
+        role = aws.iam.Role(
+            "codepipeline",
+            description=f"CodePipeline {args.pipeline_name}",
+            assume_role_policy=iam.assume_role_policy(
+                "codepipeline.amazonaws.com", source_account=args.account_id
+            ),
+            tags=args.tags,
+            opts=self._child,
+        )
+        policy = aws.iam.RolePolicy(
+            "codepipeline",
+            role=role.id,
+            policy=iam.output_document(
+                pipeline_role_statements(
+                    region=args.region,
+                    account_id=args.account_id,
+                    pipeline_bucket_arn=args.bucket_arn,
+                    artifact_prefix=args.artifact_prefix,
+                    promotion_key=args.promotion_key,
+                    project_names=[args.project_name],
+                    application_name=args.application_name,
+                    groups={s.name: s.group_name for s in args.services},
+                    deployment_configs=args.deployment_configs,
+                    services=args.services,
+                    source=args.source,
+                    upstream=args.upstream,
+                    kms_key_arn=args.kms_key_arn,
+                )
+            ),
+            opts=self._child,
+        )
+        store = aws.codepipeline.PipelineArtifactStoreArgs(
+            location=args.bucket_name,
+            type="S3",
+            encryption_key=aws.codepipeline.PipelineArtifactStoreEncryptionKeyArgs(
+                id=args.kms_key_arn, type="KMS"
+            )
+            if args.kms_key_arn
+            else None,
+        )
+        return aws.codepipeline.Pipeline(
+            self._name,
+            name=args.pipeline_name,
+            pipeline_type="V2",
+            # A newer commit or record replaces one still waiting (e.g. at the approval).
+            execution_mode="SUPERSEDED",
+            role_arn=role.arn,
+            artifact_stores=[store],
+            stages=[stage.to_args() for stage in self.stages],
+            tags=args.tags,
+            # A new pipeline starts at once: its deployment groups and roles must exist.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[policy, self.project, *args.bucket_resources, *args.depends_on],
+            ),
+        )
+
+    def _create_trigger(self, upstream: UpstreamRecord) -> None:
+        """Start on a new upstream record: S3 "Object Created" events through EventBridge."""
+        args = self._args
+        pipeline_arn = _arn("codepipeline", args.region, args.account_id, args.pipeline_name)
+        role = aws.iam.Role(
+            "pipeline-trigger",
+            description=f"EventBridge starts {args.pipeline_name} on a new promotion record",
+            assume_role_policy=iam.assume_role_policy(
+                "events.amazonaws.com", source_account=args.account_id
+            ),
+            tags=args.tags,
+            opts=self._child,
+        )
+        aws.iam.RolePolicy(
+            "pipeline-trigger",
+            role=role.id,
+            policy=iam.document(
+                [
+                    {
+                        "Sid": "StartPipeline",
+                        "Effect": "Allow",
+                        "Action": "codepipeline:StartPipelineExecution",
+                        "Resource": pipeline_arn,
+                    }
+                ]
+            ),
+            opts=self._child,
+        )
+        rule = aws.cloudwatch.EventRule(
+            f"{self._name}-upstream-record",
+            description=f"New promotion record from {upstream.stack}",
+            event_pattern=json.dumps(
+                {
+                    "source": ["aws.s3"],
+                    "detail-type": ["Object Created"],
+                    "detail": {
+                        "bucket": {"name": [upstream.bucket]},
+                        "object": {"key": [upstream.key]},
+                    },
+                },
+                sort_keys=True,
+            ),
+            tags=args.tags,
+            opts=self._child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{self._name}-upstream-record",
+            rule=rule.name,
+            arn=pipeline_arn,
+            role_arn=role.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.pipeline]),
+        )
