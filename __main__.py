@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components import config, delivery, images, naming, platform
+from components import config, delivery, images, naming, platform, rollout
 
 settings = config.load()
 aws_settings = config.aws_settings()
@@ -56,3 +56,26 @@ pulumi.export("imageResolution", images.resolution_output({**resolutions, **task
 delivery_side = delivery.build(settings, environment, environment_platform, upstream)
 for key, value in delivery_side.outputs.items():
     pulumi.export(key, value)
+
+# Pulumi-owned changes (cpu, memory, environment, secrets...) reach running services through
+# the same CodeDeploy blue/green as the pipeline; identical content starts no deployment.
+for name, fargate in environment_platform.services.items():
+    group = delivery_side.deployment_groups[name]
+    rollout.ServiceRollout(
+        f"{name}-rollout",
+        rollout.ServiceRolloutArgs(
+            cluster_name=environment_platform.cluster.cluster.name,
+            service_name=fargate.service.name,
+            task_definition_arn=fargate.task_definition.arn,
+            application_name=delivery_side.application_name,
+            deployment_group_name=group.deployment_group_name,
+            container_name=name,
+            container_port=settings.services[name].container_port,
+            region=environment.region,
+            profile=environment.aws_profile,
+            role_arn=environment.aws_role_arn,
+            wait=settings.deployment.wait,
+            timeout_minutes=settings.deployment.timeout_minutes,
+        ),
+        opts=pulumi.ResourceOptions(parent=fargate, depends_on=[fargate.service, group]),
+    )

@@ -1,0 +1,46 @@
+"""Each service gets a rollout resource: Pulumi-owned changes go out through CodeDeploy blue/green."""
+
+from __future__ import annotations
+
+from tests.conftest import make_plan
+
+ROLLOUT = "pulumi-python:dynamic/rollout:ServiceRollout"
+
+
+def test_every_service_has_a_rollout_of_its_pulumi_task_definition_through_its_deployment_group(
+    dev_plan,
+):
+    rollouts = {r.name: r for r in dev_plan.of_type(ROLLOUT)}
+    assert sorted(rollouts) == ["api-rollout", "web-rollout"]
+    web = rollouts["web-rollout"]
+    # __provider is the pickled provider the engine runs (the same code as delivery/rollout.py).
+    assert {k: v for k, v in web.inputs.items() if k != "__provider"} == {
+        "application_name": "ecs-delivery-dev",
+        "cluster_name": "ecs-delivery-dev",
+        "container_name": "web",
+        "container_port": 8080,
+        "deployment_group_name": "web",
+        "region": "eu-west-1",
+        "service_name": "web",
+        "task_definition_arn": "arn:aws:ecs:eu-west-1:123456789012:task-definition/ecs-delivery-dev-web:1",
+        "timeout_minutes": 30,
+        "wait": True,
+    }
+    depends = web.options["dependsOn"]
+    assert any(d.endswith("aws:ecs/service:Service::web") for d in depends)
+    assert any(d.endswith("aws:codedeploy/deploymentGroup:DeploymentGroup::web") for d in depends)
+    assert web.parent.endswith("ecs-delivery:service:FargateService::web")
+
+
+def test_rollout_waits_as_configured_per_stack(prod_plan):
+    api = prod_plan.named(ROLLOUT, "api-rollout").inputs
+    assert (api["wait"], api["timeout_minutes"], api["container_port"]) == (True, 90, 8000)
+
+
+def test_rollout_credentials_come_from_the_stacks_aws_configuration_not_the_shell():
+    role = "arn:aws:iam::123456789012:role/deployer"
+    plan = make_plan(
+        "dev", overrides={"aws:profile": "platform-dev", "aws:assumeRoles": [{"roleArn": role}]}
+    )
+    web = plan.named(ROLLOUT, "web-rollout").inputs
+    assert (web["region"], web["profile"], web["role_arn"]) == ("eu-west-1", "platform-dev", role)
