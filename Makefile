@@ -8,7 +8,7 @@ PLAN_JSON ?=
 LIVE ?=
 CONFIG ?=
 
-.PHONY: setup test lint format plan bench bench-release check-workflows clean
+.PHONY: setup test lint format plan bench bench-release release check-workflows clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ plan: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench_plan
+
+bench-release: $(STAMP)
+	$(BIN)/python bench/bench_release.py
+
+release: $(STAMP)
+	$(BIN)/python -m delivery.release $(ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

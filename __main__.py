@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components import config, delivery, images, naming, platform, rollout
+from components import config, delivery, images, naming, platform, release, rollout
 
 settings = config.load()
 aws_settings = config.aws_settings()
@@ -79,3 +79,50 @@ for name, fargate in environment_platform.services.items():
         ),
         opts=pulumi.ResourceOptions(parent=fargate, depends_on=[fargate.service, group]),
     )
+
+# Whole-environment releases from a manifest (optional: config `release`).
+if settings.release:
+    cluster_name = naming.cluster_name(project, stack)
+    inventory = release.release_inventory(
+        stack=stack,
+        production=settings.release.production,
+        cluster_name=cluster_name,
+        cluster_arn=naming.cluster_arn(environment.region, environment.account_id, cluster_name),
+        application=delivery_side.application_name,
+        services={name: svc.container_port for name, svc in settings.services.items()},
+        groups={name: naming.deployment_group(name) for name in settings.services},
+        tasks={name: naming.task_family(project, stack, name) for name in settings.scheduled_tasks},
+    )
+    releases = release.Release(
+        "release",
+        release.ReleaseArgs(
+            project=project,
+            stack=stack,
+            region=environment.region,
+            account_id=environment.account_id,
+            inventory=inventory,
+            source=release.SourceSettings(**settings.release.source.model_dump()),
+            manifest_path=settings.release.manifest_path,
+            max_parallel=settings.release.max_parallel,
+            poll_seconds=settings.release.poll_seconds,
+            deployment_timeout_minutes=settings.release.deployment_timeout_minutes,
+            cluster_arn=naming.cluster_arn(
+                environment.region, environment.account_id, cluster_name
+            ),
+            task_role_arns=[
+                role.arn
+                for unit in [
+                    *environment_platform.services.values(),
+                    *environment_platform.tasks.values(),
+                ]
+                for role in (unit.execution_role, unit.task_role)
+            ],
+            scheduler_role_arns=[t.scheduler_role.arn for t in environment_platform.tasks.values()],
+            log_retention_days=settings.log_retention_days,
+            tags=platform.default_tags(settings, environment),
+        ),
+    )
+    pulumi.export("releaseInventory", inventory)
+    pulumi.export("releaseStateMachineArn", releases.state_machine.arn)
+    pulumi.export("releasePipelineName", releases.pipeline.name)
+    pulumi.export("releaseBucket", releases.bucket_name)

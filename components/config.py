@@ -505,6 +505,18 @@ class PipelineConfig(_Model):
     artifact_expiry_days: int = Field(30, ge=1)
 
 
+class ReleaseConfig(_Model):
+    """Whole-environment releases from a manifest: Step Functions engine + release pipeline."""
+
+    source: SourceConfig
+    manifest_path: str = "releases/{stack}.yaml"
+    max_parallel: int = Field(10, ge=1, le=40)
+    poll_seconds: int = Field(30, ge=5, le=600)
+    deployment_timeout_minutes: int = Field(60, ge=5, le=1440)
+    # Production manifests must name images by digest or immutable tag.
+    production: bool = False
+
+
 class StackConfig(_Model):
     """Everything a stack file may say, under the `ecs-delivery:` namespace."""
 
@@ -542,6 +554,7 @@ class StackConfig(_Model):
     promote: bool = False
     deployment: DeploymentConfig = DeploymentConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    release: ReleaseConfig | None = None
 
     @field_validator("upstream_stack")
     @classmethod

@@ -131,7 +131,7 @@ class ScheduledTask(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        scheduler_role = aws.iam.Role(
+        self.scheduler_role = scheduler_role = aws.iam.Role(
             f"{name}-scheduler",
             description=f"EventBridge Scheduler runs scheduled task {args.task_name}",
             assume_role_policy=iam.assume_role_policy(
@@ -176,6 +176,8 @@ class ScheduledTask(pulumi.ComponentResource):
         )
         self.schedule = aws.scheduler.Schedule(
             name,
+            name=args.family,  # deterministic: the release engine updates it by name
+            group_name="default",
             description=f"Runs scheduled task {args.task_name}",
             schedule_expression=args.schedule,
             schedule_expression_timezone=args.timezone,
@@ -199,7 +201,9 @@ class ScheduledTask(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=child,
+            # A release may set container overrides in the target's input; Pulumi never sets
+            # them, so it must not remove them either.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["target.input"]),
         )
         self.execution_role = execution_role
         self.task_role = task_role

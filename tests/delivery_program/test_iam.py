@@ -49,6 +49,18 @@ def test_no_policy_allows_a_wildcard_action_or_passrole_on_everything(dev, prod,
             if "iam:PassRole" in actions:
                 resources = as_list(stmt["Resource"])
                 assert resources and not any("*" in r for r in resources), (type_, name)
+                if stmt.get("Sid") == "PassSchedulerRoles":
+                    # The release engine retargets schedules: it passes only the schedulers'
+                    # own roles, and only to EventBridge Scheduler.
+                    assert name == "release-steps", (type_, name)
+                    assert all(
+                        r.split("/")[-1].startswith("task-") and "-scheduler-" in r
+                        for r in resources
+                    )
+                    assert stmt["Condition"] == {
+                        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+                    }, (type_, name)
+                    continue
                 assert stmt["Condition"] == {
                     "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
                 }, (type_, name)

@@ -1,0 +1,143 @@
+"""The environment's release inventory: what the engine may deploy and where it lives.
+
+The stack exports it as the `releaseInventory` output; the CLI reads it from a JSON file
+(`--inventory path`), the Lambda steps from an S3 object. JSON shape (camelCase keys)::
+
+    {
+      "environment": "prod",
+      "production": true,
+      "services": {
+        "web": {
+          "cluster": "prod-cluster",              # ECS cluster name or ARN
+          "service": "prod-web",                   # ECS service name
+          "codedeployApplication": "prod-web",
+          "codedeployGroup": "prod-web",
+          "container": "web",                      # container that takes traffic and the image
+          "containerPort": 8080
+        }
+      },
+      "scheduledTasks": {
+        "nightly-report": {
+          "cluster": "arn:aws:ecs:eu-west-1:123456789012:cluster/prod-cluster",
+          "taskFamily": "prod-nightly-report",
+          "container": "report",
+          "schedule": {"name": "prod-nightly-report", "group": "default"}
+        },
+        "cleanup": {
+          "cluster": "...", "taskFamily": "prod-cleanup", "container": "cleanup",
+          "rule": {"name": "prod-cleanup", "eventBus": "default", "targetId": "cleanup"}
+        }
+      }
+    }
+
+A scheduled task names exactly one of `schedule` (EventBridge Scheduler) or `rule`
+(EventBridge rule with an ECS target).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class ServiceTarget(_Model):
+    """Where one ECS service runs and how CodeDeploy deploys it."""
+
+    cluster: str = Field(min_length=1, description="ECS cluster name or ARN")
+    service: str = Field(min_length=1, description="ECS service name")
+    codedeploy_application: str = Field(min_length=1)
+    codedeploy_group: str = Field(min_length=1)
+    container: str = Field(min_length=1, description="container whose image the release sets")
+    container_port: int = Field(ge=1, le=65535, description="port the load balancer routes to")
+
+
+class RuleRef(_Model):
+    """An EventBridge rule whose target runs the task."""
+
+    name: str = Field(min_length=1)
+    event_bus: str = "default"
+    target_id: str = Field(min_length=1)
+
+
+class ScheduleRef(_Model):
+    """An EventBridge Scheduler schedule that runs the task."""
+
+    name: str = Field(min_length=1)
+    group: str = "default"
+
+
+class TaskTarget(_Model):
+    """A scheduled Fargate task: its trigger, cluster, family and main container."""
+
+    cluster: str = Field(min_length=1)
+    task_family: str = Field(min_length=1)
+    container: str = Field(min_length=1)
+    rule: RuleRef | None = None
+    schedule: ScheduleRef | None = None
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> TaskTarget:
+        if (self.rule is None) == (self.schedule is None):
+            raise ValueError("give exactly one of rule (EventBridge rule) or schedule (Scheduler)")
+        return self
+
+    @property
+    def uses_scheduler(self) -> bool:
+        return self.schedule is not None
+
+
+class Inventory(_Model):
+    """Everything a release may touch in one environment (the `releaseInventory` output)."""
+
+    environment: str = Field(pattern=_NAME)
+    production: bool = False
+    services: dict[str, ServiceTarget] = Field(default_factory=dict)
+    scheduled_tasks: dict[str, TaskTarget] = Field(default_factory=dict)
+
+
+class InventoryError(ValueError):
+    """The inventory file is missing or malformed (one line per problem)."""
+
+
+def parse_inventory(data: Any, source: str = "inventory") -> Inventory:
+    """Validate decoded JSON; raise InventoryError listing every problem by key path."""
+    try:
+        return Inventory.model_validate(data)
+    except ValidationError as error:
+        lines = [
+            f"{source}: {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}"
+            for e in error.errors()
+        ]
+        raise InventoryError("\n".join(lines)) from None
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read and validate an inventory JSON file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise InventoryError(f"--inventory: cannot read {path}: {error.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InventoryError(
+            f"--inventory: {path} is not JSON (line {error.lineno}: {error.msg})"
+        ) from None
+    return parse_inventory(data, source=str(path))
+
+
+def inventory_json_schema() -> dict[str, Any]:
+    """JSON schema of the inventory (by alias), for docs and for the Pulumi side's tests."""
+    return Inventory.model_json_schema(by_alias=True)

@@ -1,0 +1,154 @@
+"""Release machinery in the plan: state machine, step Lambdas, release pipeline with one approval."""
+
+from __future__ import annotations
+
+import json
+
+import botocore.session
+import yaml
+from botocore.validate import ParamValidator
+
+from delivery.release.inventory import parse_inventory
+from delivery.release.state_machine import STEPS, check_definition
+from tests.program.helpers import inputs, policy
+
+MACHINE = "aws:sfn/stateMachine:StateMachine"
+PIPELINE = "aws:codepipeline/pipeline:Pipeline"
+FUNCTION = "aws:lambda/function:Function"
+
+
+def _definition(plan) -> dict:
+    return json.loads(inputs(plan, MACHINE, "release")["definition"])
+
+
+def test_dev_plan_holds_the_release_state_machine_with_a_rollback_behind_every_task(dev_plan):
+    machine = inputs(dev_plan, MACHINE, "release")
+    assert machine["name"] == "ecs-delivery-dev-release" and machine["type"] == "STANDARD"
+    definition = _definition(dev_plan)
+    assert check_definition(definition) == []
+    assert definition["States"]["DeployServices"]["MaxConcurrency"] == 10
+    assert machine["loggingConfiguration"]["level"] == "ERROR"
+
+
+def test_each_engine_step_is_a_lambda_of_the_same_archive_with_the_state_bucket(dev_plan):
+    functions = {
+        r.name: r.inputs for r in dev_plan.of_type(FUNCTION) if r.name.startswith("release-")
+    }
+    assert sorted(functions) == sorted(f"release-{s.replace('_', '-')}" for s in STEPS)
+    for step in STEPS:
+        function = functions[f"release-{step.replace('_', '-')}"]
+        assert function["handler"] == f"handler.{step}"
+        assert function["runtime"] == "python3.11"
+        assert function["environment"]["variables"] == {
+            "STATE_BUCKET": "ecs-delivery-dev-123456789012-eu-west-1-releases",
+            "INVENTORY_KEY": "inventory.json",
+            "DEPLOYMENT_TIMEOUT_SECONDS": "3600",
+        }
+    # Every Task of the machine invokes one of these functions.
+    arns = {
+        f"arn:aws:lambda:eu-west-1:123456789012:function/{f['name']}" for f in functions.values()
+    }
+    text = json.dumps(_definition(dev_plan))
+    assert all(arn.rsplit("/", 1)[-1] in text for arn in arns)
+
+
+def test_release_pipeline_validates_then_asks_one_approval_then_runs_the_machine(dev_plan):
+    pipeline = inputs(dev_plan, PIPELINE, "release")
+    stages = [
+        (s["name"], [(a["name"], a["category"], a["provider"]) for a in s["actions"]])
+        for s in pipeline["stages"]
+    ]
+    assert stages == [
+        ("Source", [("Source", "Source", "CodeStarSourceConnection")]),
+        ("Validate", [("Validate", "Build", "CodeBuild")]),
+        ("Approve", [("Approve", "Approval", "Manual")]),
+        ("Release", [("Release", "Invoke", "StepFunctions")]),
+    ]
+    approval = pipeline["stages"][2]["actions"][0]["configuration"]["CustomData"]
+    assert approval == "Release to dev (releases/dev.yaml): #{Validate.RELEASE_SUMMARY}"
+    invoke = pipeline["stages"][3]["actions"][0]
+    assert (
+        invoke["configuration"]["StateMachineArn"]
+        == "arn:aws:states:eu-west-1:123456789012:stateMachine:ecs-delivery-dev-release"
+    )
+    assert invoke["inputArtifacts"] == pipeline["stages"][1]["actions"][0]["outputArtifacts"]
+    assert (
+        pipeline["stages"][0]["actions"][0]["configuration"]["FullRepositoryId"]
+        == "example-org/shop-releases"
+    )
+
+
+def test_validate_build_prints_the_plan_and_writes_the_execution_input(dev_plan):
+    project = inputs(dev_plan, "aws:codebuild/project:Project", "release-validate")
+    spec = yaml.safe_load(project["source"]["buildspec"])
+    commands = " ".join(spec["phases"]["build"]["commands"])
+    assert "python -m delivery.release plan --manifest releases/dev.yaml" in commands
+    assert spec["artifacts"]["files"] == ["release-input.json"]
+    assert spec["env"]["exported-variables"] == ["RELEASE_SUMMARY", "RELEASE_ID"]
+
+
+def test_release_inventory_output_is_what_the_engine_reads(dev_plan, prod_plan):
+    dev = parse_inventory(dev_plan.outputs["releaseInventory"])
+    assert sorted(dev.services) == ["api", "web"] and dev.production is False
+    assert sorted(dev.scheduled_tasks) == ["nightly-report"]
+    assert parse_inventory(prod_plan.outputs["releaseInventory"]).production is True
+    stored = inputs(dev_plan, "aws:s3/bucketObjectv2:BucketObjectv2", "release-inventory")
+    assert json.loads(stored["content"]) == dev_plan.outputs["releaseInventory"]
+
+
+def test_release_steps_pass_task_roles_only_to_ecs_and_scheduler_roles_only_to_the_scheduler(
+    dev_plan,
+):
+    statements = {s["Sid"]: s for s in policy(dev_plan, "release-steps")["Statement"]}
+    tasks = statements["PassTaskRoles"]
+    assert tasks["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+    assert len(tasks["Resource"]) == 6  # execution + task role of web, api and nightly-report
+    schedulers = statements["PassSchedulerRoles"]
+    assert schedulers["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
+    assert [
+        r.split("/")[-1].startswith("task-nightly-report-scheduler") for r in schedulers["Resource"]
+    ] == [True]
+    assert statements["Deployments"]["Resource"] == [
+        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/api",
+        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/web",
+    ]
+    assert statements["Schedules"]["Resource"] == [
+        "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/ecs-delivery-dev-nightly-report"
+    ]
+
+
+def test_state_machine_request_matches_the_step_functions_api_shape(dev_plan):
+    machine = inputs(dev_plan, MACHINE, "release")
+    request = {
+        "name": machine["name"],
+        "definition": machine["definition"],
+        "roleArn": machine["roleArn"],
+        "type": machine["type"],
+        "loggingConfiguration": {
+            "level": machine["loggingConfiguration"]["level"],
+            "includeExecutionData": machine["loggingConfiguration"]["includeExecutionData"],
+            "destinations": [
+                {
+                    "cloudWatchLogsLogGroup": {
+                        "logGroupArn": machine["loggingConfiguration"]["logDestination"]
+                    }
+                }
+            ],
+        },
+    }
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("stepfunctions")
+        .operation_model("CreateStateMachine")
+        .input_shape
+    )
+    report = ParamValidator().validate(request, shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+def test_prod_runs_releases_five_at_a_time(prod_plan):
+    assert _definition(prod_plan)["States"]["DeployServices"]["MaxConcurrency"] == 5

@@ -1,0 +1,419 @@
+"""The release engine against the simulated AWS (moto + simulated CodeDeploy)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from delivery.release.engine import ReleaseEngine, ReleaseInputError, apply
+from delivery.release.manifest import load_manifest
+from delivery.release.simulator import SimulatedAws, SimulatedCrash
+from delivery.release.state import StateStore
+
+from .conftest import aws_of, config
+
+
+def store_of(sim: SimulatedAws, release_id: str) -> StateStore:
+    return StateStore(sim.clients.s3, sim.bucket, release_id, sim.clock)
+
+
+def release(sim: SimulatedAws, text: str, **overrides: Any):
+    manifest = load_manifest(text, sim.inventory)
+    store = store_of(sim, manifest.release_id)
+    outcome = apply(aws_of(sim), store, manifest, sim.inventory, config(**overrides))
+    return outcome, store
+
+
+def originals(sim: SimulatedAws) -> dict[str, str]:
+    return {name: sim.task_definitions[name] for name in sim.inventory.services}
+
+
+def live(sim: SimulatedAws) -> dict[str, str]:
+    return {name: sim.live_task_definition(name) for name in sim.inventory.services}
+
+
+def test_release_of_all_services_deploys_each_once_and_keeps_pulumi_owned_fields(
+    sim: SimulatedAws,
+) -> None:
+    outcome, store = release(sim, sim.manifest_yaml("r1", "2.0.0"))
+
+    assert outcome.status == "succeeded" and outcome.exit_code == 0
+    assert {n: sim.live_image(n) for n in sim.inventory.services} == {
+        n: sim.image(n, "2.0.0") for n in sim.inventory.services
+    }
+    assert set(sim.codedeploy.created_per_service().values()) == {1}
+    assert len(sim.codedeploy.created_per_service()) == 20
+    before = sim.raw_ecs.describe_task_definition(taskDefinition=sim.task_definitions["svc-003"])
+    after = sim.raw_ecs.describe_task_definition(
+        taskDefinition=sim.live_task_definition("svc-003"), include=["TAGS"]
+    )
+    old, new = before["taskDefinition"], after["taskDefinition"]
+    for field in ("cpu", "memory", "executionRoleArn", "networkMode"):
+        assert new[field] == old[field]
+    old_container, new_container = old["containerDefinitions"][0], new["containerDefinitions"][0]
+    assert {k: v for k, v in new_container.items() if k != "image"} == {
+        k: v for k, v in old_container.items() if k != "image"
+    }
+    assert {"key": "ecs-delivery:release", "value": "dev-r1"} in after["tags"]
+    assert store.load().status == "succeeded"
+
+
+def test_unchanged_services_are_skipped_and_a_no_op_release_deploys_nothing(
+    sim: SimulatedAws,
+) -> None:
+    release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000", "svc-001"]))
+    outcome, store = release(sim, sim.manifest_yaml("r2", "2.0.0", services=["svc-000", "svc-001"]))
+
+    assert outcome.status == "no_changes" and outcome.exit_code == 0
+    assert store.load() is None
+    assert sum(sim.codedeploy.created_per_service().values()) == 2
+
+
+def test_one_failing_service_rolls_every_service_and_task_back_to_its_previous_revision(
+    sim: SimulatedAws,
+) -> None:
+    sim.codedeploy.fail("svc-007")
+    # svc-007 fails at 2.5x a deployment's duration: the first wave (svc-000..007) has
+    # finished by then, the second is in flight and the rest never started.
+    sim.codedeploy.fail_fraction = 2.5
+    tasks = {
+        "job-00": {"followsService": "svc-001", "command": ["run", "--fast"]},
+        "job-01": {"image": sim.image("job-01", "2.0.0"), "schedule": "rate(2 hours)"},
+    }
+    before_rule = sim.task_trigger("job-00")
+    before_schedule = sim.clients.scheduler.get_schedule(Name="dev-job-01")
+
+    outcome, store = release(sim, sim.manifest_yaml("r1", "2.0.0", tasks=tasks), max_parallel=8)
+
+    assert outcome.status == "rolled_back" and outcome.exit_code == 1
+    assert outcome.failed_item == "svc-007"
+    assert "svc-007" in outcome.failure or "HEALTH_CONSTRAINTS" in outcome.failure
+    assert live(sim) == originals(sim)
+    assert sim.task_trigger("job-00") == before_rule
+    after_schedule = sim.clients.scheduler.get_schedule(Name="dev-job-01")
+    assert after_schedule["Target"] == before_schedule["Target"]
+    assert after_schedule["ScheduleExpression"] == "rate(1 hour)"
+    state = store.load()
+    assert state.status == "rolled_back"
+    rollbacks = {n: s.rollback for n, s in state.services.items()}
+    assert set(rollbacks.values()) <= {"rolled_back", "not_needed"}
+    # Every forward deployment that succeeded (whether or not the engine had seen it
+    # finish) was redeployed to its previous revision, once; in-flight ones were stopped;
+    # the failed one was rolled back by CodeDeploy.
+    forward = [
+        d for d in sim.codedeploy.deployments if d.task_definition != originals(sim)[d.service]
+    ]
+    succeeded = {d.service for d in forward if d.status == "Succeeded"}
+    assert succeeded >= {f"svc-{i:03d}" for i in range(7)}
+    assert sim.codedeploy.created_per_service(rollbacks=True) == {n: 1 for n in succeeded}
+    assert {d.service for d in forward if d.status == "Stopped"}
+    assert state.tasks["job-00"].rollback == "not_needed"
+
+
+def test_task_update_failure_rolls_back_services_and_restores_updated_tasks(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_update = sim.clients.scheduler.update_schedule
+    calls: list[dict[str, Any]] = []
+
+    def fail_first_update(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise RuntimeError("simulated Scheduler outage")
+        return real_update(**kwargs)
+
+    monkeypatch.setattr(sim.clients.scheduler, "update_schedule", fail_first_update)
+    before_rule = sim.task_trigger("job-00")
+    before_schedule = sim.task_trigger("job-01")
+    tasks = {"job-00": {"followsService": "svc-000"}, "job-01": {"followsService": "svc-001"}}
+
+    outcome, store = release(
+        sim, sim.manifest_yaml("r1", "2.0.0", services=sim_services(3), tasks=tasks)
+    )
+
+    assert outcome.status == "rolled_back" and outcome.failed_item == "job-01"
+    assert "simulated Scheduler outage" in outcome.failure
+    state = store.load()
+    assert (
+        state.tasks["job-00"].status == "updated"
+        and state.tasks["job-00"].rollback == "rolled_back"
+    )
+    assert sim.task_trigger("job-00") == before_rule
+    assert sim.task_trigger("job-01") == before_schedule
+    assert live(sim) == originals(sim)
+
+
+def test_in_flight_deployments_are_stopped_with_rollback(sim: SimulatedAws) -> None:
+    sim.codedeploy.fail("svc-000")  # fails at half its duration while the others still run
+    outcome, store = release(sim, sim.manifest_yaml("r1", "2.0.0", services=sim_services(5)))
+
+    assert outcome.status == "rolled_back"
+    stopped = [d for d in sim.codedeploy.deployments if d.status == "Stopped"]
+    assert stopped and all(d.auto_rollback for d in stopped)
+    state = store.load()
+    assert {d.service for d in stopped} == {
+        n
+        for n, s in state.services.items()
+        if s.rollback == "rolled_back" and s.status == "deploying"
+    }
+    assert live(sim) == originals(sim)
+
+
+def sim_services(count: int) -> list[str]:
+    return [f"svc-{i:03d}" for i in range(count)]
+
+
+def test_failed_rollback_ends_rollback_failed_with_exit_code_3(sim: SimulatedAws) -> None:
+    sim.codedeploy.fail("svc-004")
+    sim.codedeploy.failing_rollbacks.add("svc-001")
+    # Two at a time: svc-000..003 finish before svc-004 fails; svc-001's redeploy then fails.
+    sim.codedeploy.fail_fraction = 3.0
+    outcome, store = release(
+        sim, sim.manifest_yaml("r1", "2.0.0", services=sim_services(5)), max_parallel=2
+    )
+
+    assert outcome.status == "rollback_failed" and outcome.exit_code == 3
+    state = store.load()
+    assert state.services["svc-001"].rollback == "failed"
+    assert "simulated failure of svc-001" in state.services["svc-001"].rollback_error
+    others = {n: s.rollback for n, s in state.services.items() if n != "svc-001"}
+    assert set(others.values()) == {"rolled_back"}
+    assert {n: sim.live_task_definition(n) for n in others} == {
+        n: sim.task_definitions[n] for n in others
+    }
+
+
+def test_scheduled_task_following_a_service_gets_the_services_new_image(
+    sim: SimulatedAws,
+) -> None:
+    tasks = {"job-00": {"followsService": "svc-003"}, "job-01": {"followsService": "svc-004"}}
+    outcome, _ = release(sim, sim.manifest_yaml("r1", "3.1.4", tasks=tasks))
+
+    assert outcome.status == "succeeded"
+    assert sim.task_image("job-00") == sim.image("svc-003", "3.1.4") == sim.live_image("svc-003")
+    assert sim.task_image("job-01") == sim.image("svc-004", "3.1.4")
+    # The rest of the trigger (network, role, overrides) is kept.
+    target = sim.task_trigger("job-00")
+    assert (
+        target["EcsParameters"]["NetworkConfiguration"]["awsvpcConfiguration"]["AssignPublicIp"]
+        == "DISABLED"
+    )
+    assert json.loads(target["Input"]) == {
+        "containerOverrides": [{"name": "job", "command": ["run"]}]
+    }
+
+
+def test_task_following_a_service_outside_the_release_takes_its_live_image(
+    sim: SimulatedAws,
+) -> None:
+    outcome, _ = release(
+        sim,
+        sim.manifest_yaml(
+            "r1", "2.0.0", services=["svc-000"], tasks={"job-00": {"followsService": "svc-009"}}
+        ),
+    )
+    assert outcome.status == "succeeded"
+    assert sim.task_image("job-00") == sim.image("svc-009", "1.0.0")
+
+
+def test_killed_run_repeated_deploys_nothing_twice(sim: SimulatedAws) -> None:
+    created: list[str] = []
+
+    def crash_after_six(info: dict[str, Any]) -> None:
+        created.append(info["service"])
+        if len(created) == 6:
+            # Dies after CodeDeploy accepted the deployment, before the id was recorded.
+            raise SimulatedCrash()
+
+    sim.codedeploy.on_create = crash_after_six
+    text = sim.manifest_yaml("r1", "2.0.0")
+    with pytest.raises(SimulatedCrash):
+        release(sim, text, max_parallel=8)
+    sim.codedeploy.on_create = None
+    state = store_of(sim, "dev-r1").load()
+    assert state.status == "running"
+    assert "starting" in {s.status for s in state.services.values()}
+
+    outcome, _ = release(sim, text, max_parallel=8)
+
+    assert outcome.status == "succeeded"
+    assert sim.codedeploy.created_per_service() == {n: 1 for n in sim.inventory.services}
+    assert {n: sim.live_image(n) for n in sim.inventory.services} == {
+        n: sim.image(n, "2.0.0") for n in sim.inventory.services
+    }
+
+
+def test_stop_request_rolls_back_and_a_repeated_run_does_not_deploy_again(
+    sim: SimulatedAws,
+) -> None:
+    import threading
+
+    stop = threading.Event()
+    sim.codedeploy.on_create = lambda info: (
+        stop.set() if len(sim.codedeploy.deployments) >= 5 else None
+    )
+    manifest = load_manifest(sim.manifest_yaml("r1", "2.0.0"), sim.inventory)
+    store = store_of(sim, manifest.release_id)
+    outcome = apply(aws_of(sim), store, manifest, sim.inventory, config(max_parallel=5), stop=stop)
+
+    assert outcome.status == "rolled_back"
+    assert outcome.failure == "stopped by request"
+    assert live(sim) == originals(sim)
+    deployed_once = sim.codedeploy.created_per_service()
+    with pytest.raises(ReleaseInputError, match="was rolled back"):
+        apply(aws_of(sim), store_of(sim, "dev-r1"), manifest, sim.inventory, config())
+    assert sim.codedeploy.created_per_service() == deployed_once
+
+
+def test_rollback_interrupted_by_a_crash_resumes_without_redeploying_twice(
+    sim: SimulatedAws,
+) -> None:
+    sim.codedeploy.fail("svc-005")
+    sim.codedeploy.fail_fraction = 2.5  # svc-000..004 finish first, then svc-005 fails
+
+    def crash_on_first_rollback(info: dict[str, Any]) -> None:
+        if info["taskDefinition"] == sim.task_definitions[info["service"]]:
+            sim.codedeploy.on_create = None
+            raise SimulatedCrash()
+
+    sim.codedeploy.on_create = crash_on_first_rollback
+    text = sim.manifest_yaml("r1", "2.0.0", services=sim_services(6))
+    with pytest.raises(SimulatedCrash):
+        release(sim, text, max_parallel=6)
+    assert store_of(sim, "dev-r1").load().status == "rolling_back"
+
+    outcome = ReleaseEngine(aws_of(sim), store_of(sim, "dev-r1"), config()).run()
+
+    assert outcome.status == "rolled_back"
+    assert live(sim) == originals(sim)
+    redeployed = sim.codedeploy.created_per_service(rollbacks=True)
+    assert redeployed and set(redeployed.values()) == {1}
+
+
+def test_throttling_is_survived_with_backoff(make_sim: Any) -> None:
+    # One call per 20 simulated seconds: far slower than the ~1.5 simulated seconds a moto
+    # call takes at this clock scale, so every bulk path is throttled.
+    limits = {
+        "register_task_definition": (0.05, 3),
+        "create_deployment": (0.05, 2),
+        "batch_get_deployments": (0.05, 1),
+        "describe_task_definition": (0.05, 2),
+        "describe_services": (0.05, 1),
+    }
+    with make_sim(services=10, limits=limits) as sim:
+        # The engine is told a faster rate than the simulated API allows, so it is throttled.
+        outcome, _ = release(
+            sim, sim.manifest_yaml("r1", "2.0.0"), register_rate=50.0, register_burst=20
+        )
+
+        assert outcome.status == "succeeded"
+        assert sim.ecs.throttled["register_task_definition"] > 0
+        assert sim.ecs.throttled["describe_task_definition"] > 0
+        assert sim.clients.codedeploy.throttled["create_deployment"] > 0
+        assert sim.clients.codedeploy.throttled["batch_get_deployments"] > 0
+        assert sim.codedeploy.created_per_service() == {n: 1 for n in sim.inventory.services}
+
+
+def test_registrations_are_paced_to_the_rate_instead_of_throttled(make_sim: Any) -> None:
+    with make_sim(services=12, limits={"register_task_definition": (20.0, 4)}) as sim:
+        outcome, _ = release(
+            sim, sim.manifest_yaml("r1", "2.0.0"), register_rate=20.0, register_burst=4
+        )
+
+        assert outcome.status == "succeeded"
+        assert sim.ecs.calls["register_task_definition"] == 12
+        assert sim.ecs.throttled["register_task_definition"] == 0
+
+
+def test_same_release_name_with_a_different_manifest_is_refused(sim: SimulatedAws) -> None:
+    release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    with pytest.raises(ReleaseInputError, match="already exists .* with a different manifest"):
+        release(sim, sim.manifest_yaml("r1", "2.0.1", services=["svc-000"]))
+
+
+def test_state_records_previous_and_new_revisions_and_deployment_ids(sim: SimulatedAws) -> None:
+    release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-002"]))
+    raw = sim.clients.s3.get_object(Bucket=sim.bucket, Key="releases/dev-r1/state.json")
+    state = json.loads(raw["Body"].read())
+
+    service = state["services"]["svc-002"]
+    assert service["previous_td"] == sim.task_definitions["svc-002"]
+    assert service["new_td"] == sim.live_task_definition("svc-002")
+    assert service["deployment_id"].startswith("d-SIM")
+    assert service["status"] == "deployed"
+    assert state["status"] == "succeeded"
+
+
+def test_rollback_requested_by_a_person_mid_release_is_noticed_by_the_runner(
+    sim: SimulatedAws,
+) -> None:
+    def person_asks_for_rollback(info: dict[str, Any]) -> None:
+        if len(sim.codedeploy.deployments) == 3:
+            other = ReleaseEngine(aws_of(sim), store_of(sim, "dev-r1"), config())
+            other.start_rollback("rollback requested by a person")
+
+    sim.codedeploy.on_create = person_asks_for_rollback
+    outcome, _ = release(sim, sim.manifest_yaml("r1", "2.0.0"), max_parallel=3)
+
+    assert outcome.status == "rolled_back"
+    assert outcome.failure == "rollback requested by a person"
+    assert sum(sim.codedeploy.created_per_service().values()) == 3
+    assert live(sim) == originals(sim)
+
+
+def test_rollback_waits_for_a_busy_deployment_group_then_redeploys_once(sim: SimulatedAws) -> None:
+    from delivery.codedeploy import appspec, appspec_content
+
+    release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    target = sim.inventory.services["svc-000"]
+    # Someone else's deployment holds the group when the rollback starts.
+    sim.codedeploy.create_deployment(
+        applicationName=target.codedeploy_application,
+        deploymentGroupName=target.codedeploy_group,
+        revision={
+            "revisionType": "AppSpecContent",
+            "appSpecContent": appspec_content(
+                appspec(sim.live_task_definition("svc-000"), "app", 8080)
+            ),
+        },
+        description="someone else",
+    )
+
+    outcome = ReleaseEngine(aws_of(sim), store_of(sim, "dev-r1"), config()).rollback()
+
+    assert outcome.status == "rolled_back"
+    assert sim.live_task_definition("svc-000") == sim.task_definitions["svc-000"]
+    assert sim.codedeploy.created_per_service(rollbacks=True) == {"svc-000": 1}
+    ours = [
+        d for d in sim.codedeploy.deployments if d.description.startswith("ecs-delivery rollback")
+    ]
+    other = [d for d in sim.codedeploy.deployments if d.description == "someone else"]
+    assert ours[0].created >= other[0].ended
+
+
+def test_a_transient_error_during_rollback_is_retried(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    sim.codedeploy.fail("svc-001")
+    real_stop = sim.codedeploy.stop_deployment
+    failures: list[str] = []
+
+    def flaky_stop(**kwargs: Any) -> Any:
+        if not failures:
+            failures.append(kwargs["deploymentId"])
+            raise ClientError(
+                {"Error": {"Code": "InternalFailure", "Message": "x"}}, "StopDeployment"
+            )
+        return real_stop(**kwargs)
+
+    monkeypatch.setattr(sim.codedeploy, "stop_deployment", flaky_stop)
+    outcome, _ = release(sim, sim.manifest_yaml("r1", "2.0.0", services=sim_services(3)))
+
+    assert failures and outcome.status == "rolled_back"
+    assert {n: sim.live_task_definition(n) for n in sim_services(3)} == {
+        n: sim.task_definitions[n] for n in sim_services(3)
+    }
