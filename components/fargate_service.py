@@ -182,6 +182,34 @@ def create_execution_role(
     return role
 
 
+def create_task_egress(
+    name: str, group: aws.ec2.SecurityGroup, vpc_cidr: str, *, parent: pulumi.Resource
+) -> None:
+    """What a task may reach: HTTPS anywhere (ECR, Secrets Manager, logs, AWS APIs through NAT
+    or endpoints) and TCP inside the VPC (databases, other services)."""
+    child = pulumi.ResourceOptions(parent=parent)
+    aws.vpc.SecurityGroupEgressRule(
+        f"{name}-https-out",
+        security_group_id=group.id,
+        ip_protocol="tcp",
+        from_port=443,
+        to_port=443,
+        cidr_ipv4="0.0.0.0/0",
+        description="HTTPS to AWS APIs and registries",
+        opts=child,
+    )
+    aws.vpc.SecurityGroupEgressRule(
+        f"{name}-vpc-out",
+        security_group_id=group.id,
+        ip_protocol="tcp",
+        from_port=0,
+        to_port=65535,
+        cidr_ipv4=vpc_cidr,
+        description="Databases and services inside the VPC",
+        opts=child,
+    )
+
+
 def task_volumes(container: Container) -> list[aws.ecs.TaskDefinitionVolumeArgs]:
     """Writable scratch volumes for the paths a read-only container still needs to write."""
     if not container.readonly_root_filesystem:
@@ -301,27 +329,7 @@ class FargateService(pulumi.ComponentResource):
             description="Container port from the load balancer",
             opts=self._child,
         )
-        # HTTPS out for ECR, Secrets Manager, logs and AWS APIs (through NAT or endpoints).
-        aws.vpc.SecurityGroupEgressRule(
-            f"{self._name}-https-out",
-            security_group_id=group.id,
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            cidr_ipv4="0.0.0.0/0",
-            description="HTTPS to AWS APIs and registries",
-            opts=self._child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{self._name}-vpc-out",
-            security_group_id=group.id,
-            ip_protocol="tcp",
-            from_port=0,
-            to_port=65535,
-            cidr_ipv4=args.vpc_cidr,
-            description="Databases and services inside the VPC",
-            opts=self._child,
-        )
+        create_task_egress(self._name, group, args.vpc_cidr, parent=self)
         return group
 
     def _create_task_definition(self) -> aws.ecs.TaskDefinition:

@@ -12,6 +12,7 @@ from components.fargate_service import (
     Container,
     container_definitions,
     create_execution_role,
+    create_task_egress,
     task_volumes,
 )
 from components.images import TASK_TAG
@@ -85,26 +86,7 @@ class ScheduledTask(pulumi.ComponentResource):
             tags={**tags, "Name": f"{name}-task"},
             opts=child,
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-https-out",
-            security_group_id=group.id,
-            ip_protocol="tcp",
-            from_port=443,
-            to_port=443,
-            cidr_ipv4="0.0.0.0/0",
-            description="HTTPS to AWS APIs and registries",
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-vpc-out",
-            security_group_id=group.id,
-            ip_protocol="tcp",
-            from_port=0,
-            to_port=65535,
-            cidr_ipv4=args.vpc_cidr,
-            description="Databases and services inside the VPC",
-            opts=child,
-        )
+        create_task_egress(name, group, args.vpc_cidr, parent=self)
         container = args.container
         definitions = pulumi.Output.all(
             pulumi.Output.from_input(container.image), log_group.name

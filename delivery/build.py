@@ -16,7 +16,6 @@ imports light (boto3, botocore, pydantic, PyYAML): this module runs in the build
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import re
 import sys
@@ -26,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -38,6 +36,7 @@ from delivery.promotion import (
     read_record_file,
     write_record_file,
 )
+from delivery.taskdef import register_fields
 
 # CodeDeployToECS: Image1ContainerName names this placeholder; the taskdef holds "<IMAGE1_NAME>".
 IMAGE_PLACEHOLDER_NAME = "IMAGE1_NAME"
@@ -46,20 +45,6 @@ IMAGE_PLACEHOLDER = f"<{IMAGE_PLACEHOLDER_NAME}>"
 TASK_DEFINITION_PLACEHOLDER = "<TASK_DEFINITION>"
 IMAGE_DETAIL_FILE = "imageDetail.json"
 DEFAULT_TAG_LENGTH = 12
-
-# Fields DescribeTaskDefinition adds about a revision; RegisterTaskDefinition refuses them.
-# The whitelist in `_register_fields` drops them anyway; listed here for the reader.
-DESCRIBE_ONLY_FIELDS = (
-    "taskDefinitionArn",
-    "revision",
-    "status",
-    "registeredAt",
-    "registeredBy",
-    "requiresAttributes",
-    "compatibilities",
-    "deregisteredAt",
-    "deleteRequestedAt",
-)
 
 ECR_URL_PATTERN = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
@@ -202,15 +187,6 @@ def current_task_definition(ecs: Any, *, cluster: str, service: str) -> dict[str
     return ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
 
 
-@functools.cache
-def _register_fields() -> frozenset[str]:
-    """RegisterTaskDefinition parameters, from botocore's model (tags excepted: see below)."""
-    model = botocore.session.get_session().get_service_model("ecs")
-    members = model.operation_model("RegisterTaskDefinition").input_shape.members
-    # Tags would need ecs:TagResource for the pipeline role and are not a runtime setting.
-    return frozenset(members) - {"tags"}
-
-
 def taskdef_template(
     task_definition: Mapping[str, Any],
     *,
@@ -223,7 +199,7 @@ def taskdef_template(
     secrets, logging, roles...): those are Pulumi's. Only `container_name`'s image becomes
     <IMAGE1_NAME>; sidecars keep theirs. `container_port`, when given, must be mapped.
     """
-    fields = _register_fields()
+    fields = register_fields()  # the content fields (tags need ecs:TagResource: left out)
     template = {key: value for key, value in task_definition.items() if key in fields}
     containers = [dict(container) for container in template.get("containerDefinitions", [])]
     family = task_definition.get("family", "?")

@@ -27,7 +27,7 @@ from buildtest_support import (
     repository_url,
 )
 
-from delivery import build
+from delivery import build, taskdef
 from delivery.build import (
     IMAGE_PLACEHOLDER,
     BuildError,
@@ -84,7 +84,7 @@ def test_derived_taskdef_drops_fields_only_describe_returns(ecs: Any, deployed: 
 
     for field in ("taskDefinitionArn", "revision", "status", "compatibilities", "tags"):
         assert field not in template
-    assert not set(template) & set(build.DESCRIBE_ONLY_FIELDS)
+    assert not set(template) & set(taskdef.DESCRIBE_ONLY_FIELDS)
 
 
 def test_derived_taskdef_with_an_image_is_a_valid_register_task_definition_request(
