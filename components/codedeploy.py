@@ -346,14 +346,16 @@ class CodeDeployment(pulumi.ComponentResource):
         )
         self.configs = {c.key: self._create_config(c) for c in args.custom_configs}
         self.alarm_names = {}
-        alarms: list[aws.cloudwatch.MetricAlarm] = []
+        # Each group waits for its own alarms only (a group per service: keeps this linear).
+        alarms: dict[str, list[aws.cloudwatch.MetricAlarm]] = {}
         for target in args.targets:
-            created = [self._create_alarm(target, spec) for spec in self._specs(target)]
-            alarms += created
+            alarms[target.service] = [
+                self._create_alarm(target, spec) for spec in self._specs(target)
+            ]
             self.alarm_names[target.service] = [s.name for s in self._specs(target)]
         self.role, role_policy = self._create_role()
         self.groups = {
-            target.service: self._create_group(target, [role_policy, *alarms])
+            target.service: self._create_group(target, [role_policy, *alarms[target.service]])
             for target in args.targets
         }
         self.register_outputs(
