@@ -7,12 +7,14 @@ pulumi-aws invokes); the bootstrap image, only when the service does not exist y
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from components import naming
 from components.config import ConfigError
 
 PINNED, PROMOTED, LIVE, BOOTSTRAP = "pinned", "promoted", "live", "bootstrap"
@@ -255,7 +257,11 @@ def resolution_output(resolutions: dict[str, Resolution]) -> dict[str, dict[str,
 
 
 def existing_task_definitions(*, project: str, stack: str) -> dict[str, str]:
-    """Scheduled task name -> its newest tagged task-definition revision ARN (tasks that exist)."""
+    """Scheduled task name -> its newest tagged task-definition revision ARN (tasks that exist).
+
+    Existence only: the image comes from the revision the schedule targets (a rolled-back
+    release points it at an older revision than the newest one).
+    """
     found = aws.resourcegroupstaggingapi.get_resources(
         resource_type_filters=["ecs:task-definition"],
         tag_filters=[
@@ -289,7 +295,12 @@ def resolve_tasks(
     existing = existing_task_definitions(project=project, stack=stack)
     resolutions = {}
     for name, task in sorted(tasks.items()):
-        live = _read_task_image(name, existing.get(name))
+        targeted = (
+            _schedule_target(name, naming.task_family(project, stack, name))
+            if name in existing
+            else None
+        )
+        live = _read_task_image(name, targeted)
         if task.follows_service:
             followed = services[task.follows_service]
             resolutions[name] = Resolution(
@@ -310,6 +321,25 @@ def resolve_tasks(
             upstream_images=upstream_images,
         )
     return resolutions
+
+
+def _schedule_target(task: str, schedule_name: str) -> str:
+    """The revision the task's schedule runs now (a release or its rollback may have moved it).
+
+    Read through Cloud Control: pulumi-aws has no schedule data source. Called only for tasks
+    whose tagged revisions exist, so the schedule exists too.
+    """
+    try:
+        found = aws.cloudcontrol.get_resource(
+            type_name="AWS::Scheduler::Schedule", identifier=schedule_name
+        )
+        return json.loads(found.properties)["Target"]["EcsParameters"]["TaskDefinitionArn"]
+    except Exception as exc:
+        raise _fail(
+            f"scheduledTasks.{task}: its task definitions exist but its schedule {schedule_name} "
+            f"cannot be read: {exc}\nRefusing to guess the image it runs; grant "
+            f"scheduler:GetSchedule / cloudformation:GetResource, or pin scheduledTasks.{task}.image."
+        ) from None
 
 
 def _read_task_image(task: str, task_definition: str | None) -> LiveService:

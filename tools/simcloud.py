@@ -215,6 +215,7 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             },
             "aws:resourcegroupstaggingapi/getResources:getResources": self._tagged_resources,
             "aws:ecs/getService:getService": self._ecs_service,
+            "aws:cloudcontrol/getResource:getResource": self._cloud_control,
             "aws:ecs/getContainerDefinition:getContainerDefinition": self._container_definition,
         }.get(args.token)
         if handler is None:
@@ -265,6 +266,31 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             ],
             "id": self.region,
         }
+
+    def _cloud_control(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Scheduler schedules of live scheduled tasks, as Cloud Control returns them."""
+        name = args.get("identifier", "")
+        if args.get("typeName") != "AWS::Scheduler::Schedule":
+            raise NotImplementedError(
+                f"the simulated cloud has no Cloud Control type {args.get('typeName')}"
+            )
+        for task, live in self.environment.scheduled_tasks.items():
+            if name.endswith(f"-{task}"):
+                arn = live.task_definition_arn or (
+                    f"arn:aws:ecs:{self.region}:{self.environment.account_id}:task-definition/{name}:5"
+                )
+                properties = {
+                    "Name": name,
+                    "GroupName": "default",
+                    "Target": {"EcsParameters": {"TaskDefinitionArn": arn}},
+                }
+                return {
+                    "identifier": name,
+                    "typeName": "AWS::Scheduler::Schedule",
+                    "properties": json.dumps(properties),
+                    "id": name,
+                }
+        raise Exception(f"ResourceNotFoundException: schedule {name} not found")
 
     def _ecs_service(self, args: dict[str, Any]) -> dict[str, Any]:
         cluster = args.get("clusterArn", "")

@@ -112,3 +112,29 @@ def test_an_independent_task_keeps_its_live_image():
         containers(fresh, "task-cleanup")[0]["image"]
         == "public.ecr.aws/docker/library/busybox:1.36"
     )
+
+
+def test_an_independent_tasks_image_is_read_from_the_revision_its_schedule_targets():
+    # After a release rollback the schedule targets an older revision than the newest one.
+    targeted = "arn:aws:ecs:eu-west-1:123456789012:task-definition/ecs-delivery-dev-cleanup:3"
+    image = (
+        "111111111111.dkr.ecr.eu-west-1.amazonaws.com/ecs-delivery-dev/cleanup@sha256:" + "5" * 64
+    )
+    overrides = {
+        "scheduledTasks": {"cleanup": {"schedule": "rate(1 hour)", "command": ["cleanup"]}}
+    }
+    environment = {
+        "scheduledTasks": {
+            "cleanup": {"containers": {"cleanup": image}, "taskDefinitionArn": targeted}
+        }
+    }
+    plan = make_plan("dev", environment=environment, overrides=overrides)
+    schedule_reads = [a for t, a in plan.invokes if t == "aws:cloudcontrol/getResource:getResource"]
+    assert schedule_reads == [
+        {"typeName": "AWS::Scheduler::Schedule", "identifier": "ecs-delivery-dev-cleanup"}
+    ]
+    container_reads = [
+        a["taskDefinition"] for t, a in plan.invokes if t.endswith("getContainerDefinition")
+    ]
+    assert container_reads == [targeted]
+    assert containers(plan, "task-cleanup")[0]["image"] == image
