@@ -72,3 +72,15 @@ def test_unknown_stack_names_the_known_ones():
     result = _plan("--stack", "qa")
     assert result.returncode == 1
     assert "no stack file Pulumi.qa.yaml; known stacks: dev, prod" in result.stderr
+
+
+def test_the_readme_examples_plan(tmp_path):
+    for args in (
+        ["--stack", "dev", "--live", "examples/live-dev.yaml"],
+        ["--stack", "prod", "--live", "examples/live-prod.yaml"],
+        ["--stack", "prod", "--live", "examples/live-prod.yaml", "-c", "promote=true"],
+    ):
+        result = _plan(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "images (now -> after, why):" in result.stdout
+    assert "[promoted, CHANGES]" in result.stdout
