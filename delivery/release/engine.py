@@ -51,6 +51,7 @@ from delivery.release.plan import Plan, compute_plan
 from delivery.release.state import (
     SETTLED_ROLLBACK,
     ReleaseState,
+    ServiceState,
     StateStore,
     Unchanged,
 )
@@ -342,6 +343,8 @@ class ReleaseEngine:
             if found is not None:
                 return self._record_deployment(name, found, "adopted after a restart")
             new_td = service.new_td
+            # Not created: claim it again. The state we hold may predate a rollback request.
+            claimed = self._claim_start(name, new_td, "starting")
         else:
             registered = self._register(
                 service.previous_td, service.target.container, service.image
@@ -349,23 +352,13 @@ class ReleaseEngine:
             if registered is None:
                 return "pending"
             new_td = registered
-            now = self._now()
-
-            def claim(st: ReleaseState) -> str:
-                if st.status != "running":
-                    raise Unchanged("stopped")
-                svc = st.services[name]
-                if svc.status != "pending":
-                    raise Unchanged(svc.status)
-                svc.status, svc.new_td, svc.started_at = "starting", new_td, now
-                return "starting"
-
-            claimed = self.store.update(claim)
-            if claimed == "stopped":
-                raise ReleaseStopped(f"release {self.release_id} stopped before {name} started")
-            if claimed != "starting":
-                return str(claimed)
-            self._emit("service", name, "registered", new_td)
+            claimed = self._claim_start(name, new_td, "pending")
+            if claimed == "starting":
+                self._emit("service", name, "registered", new_td)
+        if claimed == "stopped":
+            raise ReleaseStopped(f"release {self.release_id} stopped before {name} started")
+        if claimed != "starting":
+            return claimed
         try:
             deployment_id = self._create_deployment(service.target, new_td, f"{marker} {new_td}")
         except ClientError as error:
@@ -383,6 +376,27 @@ class ReleaseEngine:
                 ) from error
             deployment_id = found
         return self._record_deployment(name, deployment_id, new_td)
+
+    def _claim_start(self, name: str, new_td: str, expected: str) -> str:
+        """Mark the service starting with `new_td`; "starting" when this call may deploy it.
+
+        Returns "stopped" when the release no longer runs, or the service's status when it
+        is no longer `expected`. The claim is written conditionally on the state it was
+        applied to (StateStore.update re-reads and re-applies on a conflict), so a rollback
+        requested before the claim is always seen: no start begins after a rollback request.
+        """
+        now = self._now()
+
+        def claim(st: ReleaseState) -> str:
+            if st.status != "running":
+                raise Unchanged("stopped")
+            svc = st.services[name]
+            if svc.status != expected:
+                raise Unchanged(svc.status)
+            svc.status, svc.new_td, svc.started_at = "starting", new_td, now
+            return "starting"
+
+        return str(self.store.update(claim))
 
     def _record_deployment(self, name: str, deployment_id: str, detail: str) -> str:
         def record(st: ReleaseState) -> None:
@@ -601,7 +615,7 @@ class ReleaseEngine:
         unsettled = {n: s for n, s in state.services.items() if s.rollback not in SETTLED_ROLLBACK}
         watch = []
         for svc in unsettled.values():
-            if svc.rollback in (None, "stopping") and svc.status == "deploying":
+            if svc.rollback in (None, "stopping") and svc.status in ("deploying", "failed"):
                 watch.append(svc.deployment_id)
             if svc.rollback == "redeploying" and svc.rollback_deployment_id:
                 watch.append(svc.rollback_deployment_id)
@@ -622,14 +636,16 @@ class ReleaseEngine:
                     elif now - (svc.started_at or now) >= self.config.start_grace_seconds:
                         # Registered but never deployed: nothing runs the new revision.
                         changes[name] = {"rollback": "not_needed", "status": "failed"}
-                elif svc.status == "deploying":
-                    info = infos.get(str(svc.deployment_id), {})
-                    if info.get("status") in IN_PROGRESS_STATUSES:
-                        self._stop(str(svc.deployment_id))
-                        changes[name] = {"rollback": "stopping", "rollback_started_at": now}
-                    else:
-                        changes[name] = {"rollback": "verifying", "rollback_started_at": now}
-                        verify.append(name)
+                elif running := self._in_flight(name, svc, infos):
+                    # Deploying, or failed while CodeDeploy still runs it (it timed out, or
+                    # the start failed after CodeDeploy accepted it): it could still switch
+                    # the service after we verified, so stop it first.
+                    self._stop(running)
+                    changes[name] = {
+                        "rollback": "stopping",
+                        "rollback_started_at": now,
+                        "deployment_id": running,
+                    }
                 else:  # deployed or failed: check what runs, redeploy if needed
                     changes[name] = {"rollback": "verifying", "rollback_started_at": now}
                     verify.append(name)
@@ -649,6 +665,21 @@ class ReleaseEngine:
             self._apply_changes(changes)
         if verify:
             self._verify(verify, now)
+
+    def _in_flight(
+        self, name: str, svc: ServiceState, infos: dict[str, dict[str, Any]]
+    ) -> str | None:
+        """The id of the service's forward deployment if CodeDeploy still runs it."""
+        if svc.status not in ("deploying", "failed"):
+            return None
+        if svc.deployment_id is not None:
+            status = infos.get(svc.deployment_id, {}).get("status")
+            return svc.deployment_id if status in IN_PROGRESS_STATUSES else None
+        if svc.status == "failed" and svc.started_at is not None:
+            # Claimed, then failed without a recorded id: CodeDeploy may have created it.
+            marker = self._marker("release", name)
+            return self._find_deployment(svc.target, marker, svc.started_at, True)
+        return None
 
     def _timed_out(self, since: float | None, now: float) -> bool:
         return since is not None and now - since > self.config.deployment_timeout_seconds

@@ -7,7 +7,11 @@
   request and response shapes as boto3. A deployment succeeds `duration` simulated seconds
   after it was created and then points the ECS service at its task definition
   (UpdateService on moto, which moto accepts for CODE_DEPLOY services); it can be told to
-  fail for chosen services, and to fail their rollbacks too.
+  fail for chosen services, and to fail their rollbacks too. Tests can `hold` a service's
+  deployments in progress until they `release` them (or the engine stops them), so what a
+  test asserts follows from the order of events, not from how fast threads were scheduled.
+- S3 goes through `Serialized`: moto's in-process S3 is not thread-safe, real S3 applies
+  each request atomically (a conditional write either lands or fails PreconditionFailed).
 - `RateLimited` wraps any client with per-operation token buckets and raises botocore's
   ClientError `ThrottlingException` when a call comes over the rate. Defaults: the
   reported RegisterTaskDefinition limit (burst 20, then 1/s); the other rates are
@@ -121,6 +125,31 @@ def _operation(method: str) -> str:
     return "".join(part.capitalize() for part in method.split("_"))
 
 
+class Serialized:
+    """A client proxy that runs one call at a time, the way a service applies requests.
+
+    moto's in-process S3 is not thread-safe: two PutObjects of one key at once can both pass
+    an If-Match check, or store the object and then fail with "ValueError: I/O operation on
+    closed file". Real S3 applies each request atomically, and the release state's
+    conditional writes rely on it, so the simulation serializes the calls.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def serialized(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return serialized
+
+
 # --------------------------------------------------------------------------- CodeDeploy
 
 
@@ -135,6 +164,8 @@ class _Deployment:
     created: float
     duration: float
     fail_at: float | None
+    held: bool = False
+    released_at: float | None = None
     status: str = "Created"
     stopped_at: float | None = None
     auto_rollback: bool = False
@@ -207,6 +238,7 @@ class SimulatedCodeDeploy:
         self.fail_fraction = fail_fraction
         self.failing: set[str] = set()
         self.failing_rollbacks: set[str] = set()
+        self.held: set[str] = set()
         self.on_create: Callable[[dict[str, Any]], None] | None = None
         self._deployments: dict[str, _Deployment] = {}
         self._ids = itertools.count(1)
@@ -220,6 +252,24 @@ class SimulatedCodeDeploy:
         self.failing.add(service)
         if rollbacks_too:
             self.failing_rollbacks.add(service)
+
+    def hold(self, *services: str) -> None:
+        """Keep deployments of `services` in progress until released or stopped.
+
+        Applies to deployments created from now on, forward and rollback ones alike.
+        """
+        with self._lock:
+            self.held.update(services)
+
+    def release(self, *services: str) -> None:
+        """Let held deployments of `services` run on: each ends when it would have ended
+        unheld (`duration` or its failure time after creation), or now if that has passed."""
+        with self._lock:
+            self.held.difference_update(services)
+            now = self._clock.time()
+            for d in self._deployments.values():
+                if d.service in services and d.held:
+                    d.held, d.released_at = False, now
 
     def remember_original(self, service: str, task_definition: str) -> None:
         """The revision a service ran before any release (rollbacks deploy it back)."""
@@ -271,25 +321,28 @@ class SimulatedCodeDeploy:
                 d.status, d.ended = "Stopped", d.stopped_at + self.stop_seconds
                 d.error = {"code": "DEPLOYMENT_STOPPED", "message": "stopped by a user"}
             return
+        if d.held:
+            d.status = "InProgress"
+            return
+        # A failing deployment never succeeds: it runs until it fails.
+        end = d.created + (d.fail_at if d.fail_at is not None else d.duration)
+        if d.released_at is not None:
+            end = max(end, d.released_at)
+        if now < end:
+            d.status = "InProgress"
+            return
         if d.fail_at is not None:
-            # A failing deployment never succeeds: it runs until it fails.
-            if now >= d.created + d.fail_at:
-                d.status, d.ended = "Failed", d.created + d.fail_at
-                d.error = {
-                    "code": "HEALTH_CONSTRAINTS",
-                    "message": f"simulated failure of {d.service}; rolled back automatically",
-                }
-            else:
-                d.status = "InProgress"
+            d.status, d.ended = "Failed", end
+            d.error = {
+                "code": "HEALTH_CONSTRAINTS",
+                "message": f"simulated failure of {d.service}; rolled back automatically",
+            }
             return
-        if now >= d.created + d.duration:
-            d.status, d.ended = "Succeeded", d.created + d.duration
-            target = self._groups[(d.application, d.group)]
-            self._ecs.update_service(
-                cluster=target.cluster, service=target.service, taskDefinition=d.task_definition
-            )
-            return
-        d.status = "InProgress"
+        d.status, d.ended = "Succeeded", end
+        target = self._groups[(d.application, d.group)]
+        self._ecs.update_service(
+            cluster=target.cluster, service=target.service, taskDefinition=d.task_definition
+        )
 
     def _advance_all(self) -> None:
         for d in self._deployments.values():
@@ -360,6 +413,7 @@ class SimulatedCodeDeploy:
                 created=self._clock.time(),
                 duration=duration,
                 fail_at=duration * self.fail_fraction if fails else None,
+                held=target.name in self.held,
             )
             self._deployments[d.deployment_id] = d
             hook = self.on_create
@@ -633,7 +687,7 @@ def simulated_aws(
         clients = Clients(
             ecs=RateLimited(ecs, chosen, clock),
             codedeploy=RateLimited(codedeploy, chosen, clock),
-            s3=s3,
+            s3=Serialized(s3),
             events=events,
             scheduler=scheduler,
         )

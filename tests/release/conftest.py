@@ -50,8 +50,17 @@ def aws_of(environment: SimulatedAws) -> Aws:
     return Aws(environment.clients, environment.clock)
 
 
+# The deployment timeout is a wall-clock deadline in disguise (3600 simulated seconds are
+# 3.6 s of a loaded test machine): tests that are not about it get ten simulated hours.
+TIMEOUT_SECONDS = 36_000.0
+
+
 def config(**overrides: Any) -> EngineConfig:
-    values: dict[str, Any] = {"max_parallel": 20, "poll_seconds": 5.0}
+    values: dict[str, Any] = {
+        "max_parallel": 20,
+        "poll_seconds": 5.0,
+        "deployment_timeout_seconds": TIMEOUT_SECONDS,
+    }
     values.update(overrides)
     return EngineConfig(**values)
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from delivery.release.cli import main
 from delivery.release.simulator import SimulatedAws
@@ -25,6 +26,9 @@ def files(sim: SimulatedAws, tmp_path: Path, manifest: str) -> list[str]:
         sim.bucket,
         "--poll-seconds",
         "5",
+        # Ten simulated hours: the default hour is 3.6 s of a loaded test machine.
+        "--timeout-minutes",
+        "600",
     ]
 
 
@@ -39,6 +43,16 @@ def run(sim: SimulatedAws, argv: list[str]) -> tuple[int, str, str]:
 def test_apply_of_20_services_keeps_at_most_max_parallel_deployments_in_flight(
     sim: SimulatedAws, tmp_path: Path
 ) -> None:
+    # The first five deployments run until all five exist, so the peak does not depend on
+    # how fast the start threads were scheduled.
+    first = [f"svc-{i:03d}" for i in range(5)]
+    sim.codedeploy.hold(*first)
+
+    def release_when_five_run(info: dict[str, Any]) -> None:
+        if {d.service for d in sim.codedeploy.deployments} >= set(first):
+            sim.codedeploy.release(*first)
+
+    sim.codedeploy.on_create = release_when_five_run
     args = files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0"))
 
     code, out, err = run(sim, ["apply", *args, "--max-parallel", "5"])

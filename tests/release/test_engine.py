@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
+from collections import Counter
 from typing import Any
 
 import pytest
 
-from delivery.release.engine import ReleaseEngine, ReleaseInputError, apply
+from delivery.release.engine import (
+    Event,
+    ReleaseEngine,
+    ReleaseInputError,
+    ReleaseStopped,
+    apply,
+)
+from delivery.release.live import Aws
 from delivery.release.manifest import load_manifest
-from delivery.release.simulator import SimulatedAws, SimulatedCrash
+from delivery.release.simulator import SimulatedAws, SimulatedCrash, client_error
 from delivery.release.state import StateStore
 
 from .conftest import aws_of, config
@@ -32,6 +42,14 @@ def originals(sim: SimulatedAws) -> dict[str, str]:
 
 def live(sim: SimulatedAws) -> dict[str, str]:
     return {name: sim.live_task_definition(name) for name in sim.inventory.services}
+
+
+def sim_services(count: int, first: int = 0) -> list[str]:
+    return [f"svc-{i:03d}" for i in range(first, count)]
+
+
+def forward_deployments(sim: SimulatedAws) -> list[Any]:
+    return [d for d in sim.codedeploy.deployments if d.task_definition != originals(sim)[d.service]]
 
 
 def test_release_of_all_services_deploys_each_once_and_keeps_pulumi_owned_fields(
@@ -75,9 +93,17 @@ def test_one_failing_service_rolls_every_service_and_task_back_to_its_previous_r
     sim: SimulatedAws,
 ) -> None:
     sim.codedeploy.fail("svc-007")
-    # svc-007 fails at 2.5x a deployment's duration: the first wave (svc-000..007) has
-    # finished by then, the second is in flight and the rest never started.
-    sim.codedeploy.fail_fraction = 2.5
+    # svc-007 and every service after it run until released or stopped. With 8 in flight,
+    # svc-008..014 can start only once svc-000..006 are deployed, and then every slot is
+    # taken: svc-007 fails at that point, whatever the start threads' timing.
+    sim.codedeploy.hold("svc-007", *sim_services(20, first=8))
+    second_wave = set(sim_services(15))
+
+    def fail_svc_007_once_the_second_wave_runs(info: dict[str, Any]) -> None:
+        if {d.service for d in sim.codedeploy.deployments} == second_wave:
+            sim.codedeploy.release("svc-007")
+
+    sim.codedeploy.on_create = fail_svc_007_once_the_second_wave_runs
     tasks = {
         "job-00": {"followsService": "svc-001", "command": ["run", "--fast"]},
         "job-01": {"image": sim.image("job-01", "2.0.0"), "schedule": "rate(2 hours)"},
@@ -98,17 +124,19 @@ def test_one_failing_service_rolls_every_service_and_task_back_to_its_previous_r
     state = store.load()
     assert state.status == "rolled_back"
     rollbacks = {n: s.rollback for n, s in state.services.items()}
-    assert set(rollbacks.values()) <= {"rolled_back", "not_needed"}
-    # Every forward deployment that succeeded (whether or not the engine had seen it
-    # finish) was redeployed to its previous revision, once; in-flight ones were stopped;
-    # the failed one was rolled back by CodeDeploy.
-    forward = [
-        d for d in sim.codedeploy.deployments if d.task_definition != originals(sim)[d.service]
-    ]
-    succeeded = {d.service for d in forward if d.status == "Succeeded"}
-    assert succeeded >= {f"svc-{i:03d}" for i in range(7)}
-    assert sim.codedeploy.created_per_service(rollbacks=True) == {n: 1 for n in succeeded}
-    assert {d.service for d in forward if d.status == "Stopped"}
+    assert rollbacks == {n: "rolled_back" for n in second_wave} | {
+        n: "not_needed" for n in sim_services(20, first=15)
+    }
+    # Every forward deployment that succeeded was redeployed to its previous revision, once;
+    # in-flight ones were stopped; the failed one was rolled back by CodeDeploy; the rest
+    # never started.
+    forward = forward_deployments(sim)
+    assert {d.service for d in forward} == second_wave
+    assert {d.service for d in forward if d.status == "Succeeded"} == set(sim_services(7))
+    assert sim.codedeploy.created_per_service(rollbacks=True) == {n: 1 for n in sim_services(7)}
+    assert {d.service for d in forward if d.status == "Stopped" and d.auto_rollback} == set(
+        sim_services(15, first=8)
+    )
     assert state.tasks["job-00"].rollback == "not_needed"
 
 
@@ -146,12 +174,14 @@ def test_task_update_failure_rolls_back_services_and_restores_updated_tasks(
 
 
 def test_in_flight_deployments_are_stopped_with_rollback(sim: SimulatedAws) -> None:
-    sim.codedeploy.fail("svc-000")  # fails at half its duration while the others still run
+    sim.codedeploy.fail("svc-000")  # fails at half its duration
+    sim.codedeploy.hold(*sim_services(5, first=1))  # the others run until stopped
     outcome, store = release(sim, sim.manifest_yaml("r1", "2.0.0", services=sim_services(5)))
 
     assert outcome.status == "rolled_back"
     stopped = [d for d in sim.codedeploy.deployments if d.status == "Stopped"]
-    assert stopped and all(d.auto_rollback for d in stopped)
+    assert {d.service for d in stopped} == set(sim_services(5, first=1))
+    assert all(d.auto_rollback for d in stopped)
     state = store.load()
     assert {d.service for d in stopped} == {
         n
@@ -161,17 +191,13 @@ def test_in_flight_deployments_are_stopped_with_rollback(sim: SimulatedAws) -> N
     assert live(sim) == originals(sim)
 
 
-def sim_services(count: int) -> list[str]:
-    return [f"svc-{i:03d}" for i in range(count)]
-
-
 def test_failed_rollback_ends_rollback_failed_with_exit_code_3(sim: SimulatedAws) -> None:
     sim.codedeploy.fail("svc-004")
     sim.codedeploy.failing_rollbacks.add("svc-001")
-    # Two at a time: svc-000..003 finish before svc-004 fails; svc-001's redeploy then fails.
-    sim.codedeploy.fail_fraction = 3.0
+    # One at a time: svc-000..003 are deployed before svc-004 starts and fails; svc-001's
+    # redeploy then fails.
     outcome, store = release(
-        sim, sim.manifest_yaml("r1", "2.0.0", services=sim_services(5)), max_parallel=2
+        sim, sim.manifest_yaml("r1", "2.0.0", services=sim_services(5)), max_parallel=1
     )
 
     assert outcome.status == "rollback_failed" and outcome.exit_code == 3
@@ -220,10 +246,13 @@ def test_task_following_a_service_outside_the_release_takes_its_live_image(
 
 def test_killed_run_repeated_deploys_nothing_twice(sim: SimulatedAws) -> None:
     created: list[str] = []
+    lock = threading.Lock()  # hooks run on the start threads, several at once
 
     def crash_after_six(info: dict[str, Any]) -> None:
-        created.append(info["service"])
-        if len(created) == 6:
+        with lock:
+            created.append(info["service"])
+            sixth = len(created) == 6
+        if sixth:
             # Dies after CodeDeploy accepted the deployment, before the id was recorded.
             raise SimulatedCrash()
 
@@ -270,8 +299,9 @@ def test_stop_request_rolls_back_and_a_repeated_run_does_not_deploy_again(
 def test_rollback_interrupted_by_a_crash_resumes_without_redeploying_twice(
     sim: SimulatedAws,
 ) -> None:
+    # Five at a time: svc-005 starts only once one of svc-000..004 is deployed, so the
+    # rollback has at least one redeploy to crash in.
     sim.codedeploy.fail("svc-005")
-    sim.codedeploy.fail_fraction = 2.5  # svc-000..004 finish first, then svc-005 fails
 
     def crash_on_first_rollback(info: dict[str, Any]) -> None:
         if info["taskDefinition"] == sim.task_definitions[info["service"]]:
@@ -281,7 +311,7 @@ def test_rollback_interrupted_by_a_crash_resumes_without_redeploying_twice(
     sim.codedeploy.on_create = crash_on_first_rollback
     text = sim.manifest_yaml("r1", "2.0.0", services=sim_services(6))
     with pytest.raises(SimulatedCrash):
-        release(sim, text, max_parallel=6)
+        release(sim, text, max_parallel=5)
     assert store_of(sim, "dev-r1").load().status == "rolling_back"
 
     outcome = ReleaseEngine(aws_of(sim), store_of(sim, "dev-r1"), config()).run()
@@ -292,28 +322,67 @@ def test_rollback_interrupted_by_a_crash_resumes_without_redeploying_twice(
     assert redeployed and set(redeployed.values()) == {1}
 
 
-def test_throttling_is_survived_with_backoff(make_sim: Any) -> None:
-    # One call per 20 simulated seconds: far slower than the ~1.5 simulated seconds a moto
-    # call takes at this clock scale, so every bulk path is throttled.
-    limits = {
-        "register_task_definition": (0.05, 3),
-        "create_deployment": (0.05, 2),
-        "batch_get_deployments": (0.05, 1),
-        "describe_task_definition": (0.05, 2),
-        "describe_services": (0.05, 1),
-    }
-    with make_sim(services=10, limits=limits) as sim:
-        # The engine is told a faster rate than the simulated API allows, so it is throttled.
-        outcome, _ = release(
-            sim, sim.manifest_yaml("r1", "2.0.0"), register_rate=50.0, register_burst=20
-        )
+class FirstAttemptsThrottled:
+    """Answers every odd call of chosen operations with ThrottlingException.
 
-        assert outcome.status == "succeeded"
-        assert sim.ecs.throttled["register_task_definition"] > 0
-        assert sim.ecs.throttled["describe_task_definition"] > 0
-        assert sim.clients.codedeploy.throttled["create_deployment"] > 0
-        assert sim.clients.codedeploy.throttled["batch_get_deployments"] > 0
-        assert sim.codedeploy.created_per_service() == {n: 1 for n in sim.inventory.services}
+    Counted, not timed: a rate limit in simulated time stops throttling on a loaded machine,
+    where every call takes longer (20 simulated seconds are 20 ms of real time).
+    """
+
+    def __init__(self, client: Any, operations: set[str]) -> None:
+        self._client = client
+        self._operations = operations
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.throttled: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name not in self._operations:
+            return attribute
+
+        def throttled(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.calls[name] += 1
+                refused = self.calls[name] % 2 == 1
+                self.throttled[name] += refused
+            if refused:
+                operation = "".join(part.capitalize() for part in name.split("_"))
+                raise client_error("ThrottlingException", "Rate exceeded", operation)
+            return attribute(*args, **kwargs)
+
+        return throttled
+
+
+def test_throttling_is_survived_with_backoff(make_sim: Any) -> None:
+    with make_sim(services=10) as sim:
+        throttled_release(sim)
+
+
+def throttled_release(sim: SimulatedAws) -> None:
+    ecs = FirstAttemptsThrottled(
+        sim.clients.ecs,
+        {"register_task_definition", "describe_task_definition", "describe_services"},
+    )
+    codedeploy = FirstAttemptsThrottled(
+        sim.clients.codedeploy, {"create_deployment", "batch_get_deployments"}
+    )
+    aws = Aws(dataclasses.replace(sim.clients, ecs=ecs, codedeploy=codedeploy), sim.clock)
+    manifest = load_manifest(sim.manifest_yaml("r1", "2.0.0"), sim.inventory)
+
+    # Every refused registration halves the engine's pace; start fast so the test stays short.
+    fast = config(register_rate=1000.0, register_burst=20)
+
+    outcome = apply(aws, store_of(sim, manifest.release_id), manifest, sim.inventory, fast)
+
+    assert outcome.status == "succeeded"
+    for client in (ecs, codedeploy):
+        assert set(client.throttled) == client._operations
+        assert all(client.throttled[op] > 0 for op in client._operations)
+    assert sim.codedeploy.created_per_service() == {n: 1 for n in sim.inventory.services}
+    assert {n: sim.live_image(n) for n in sim.inventory.services} == {
+        n: sim.image(n, "2.0.0") for n in sim.inventory.services
+    }
 
 
 def test_registrations_are_paced_to_the_rate_instead_of_throttled(make_sim: Any) -> None:
@@ -349,17 +418,58 @@ def test_state_records_previous_and_new_revisions_and_deployment_ids(sim: Simula
 def test_rollback_requested_by_a_person_mid_release_is_noticed_by_the_runner(
     sim: SimulatedAws,
 ) -> None:
-    def person_asks_for_rollback(info: dict[str, Any]) -> None:
-        if len(sim.codedeploy.deployments) == 3:
-            other = ReleaseEngine(aws_of(sim), store_of(sim, "dev-r1"), config())
-            other.start_rollback("rollback requested by a person")
+    # svc-000 finishes; every later deployment runs until stopped. Three at a time, svc-003
+    # starts only once svc-000 is deployed, and once svc-001..003 are recorded deploying
+    # every slot stays taken and the runner has nothing left to write. The person asks
+    # then: what follows depends on the engine alone, not on how fast the start threads ran
+    # (counting deployments from inside CreateDeployment raced with them), and only the
+    # runner's own re-read of the state can reveal the request.
+    sim.codedeploy.hold(*sim_services(20, first=1))
+    first_four = set(sim_services(4))
+    deploying: set[str] = set()
+    asked: list[str] = []
+    lock = threading.Lock()
 
-    sim.codedeploy.on_create = person_asks_for_rollback
-    outcome, _ = release(sim, sim.manifest_yaml("r1", "2.0.0"), max_parallel=3)
+    def person_asks_for_rollback(event: Event) -> None:
+        if event.kind != "service" or event.status != "deploying":
+            return
+        with lock:
+            deploying.add(event.name)
+            if asked or deploying != first_four:
+                return
+            asked.append(event.name)
+        person = ReleaseEngine(aws_of(sim), store_of(sim, "dev-r1"), config())
+        person.start_rollback("rollback requested by a person")
 
+    manifest = load_manifest(sim.manifest_yaml("r1", "2.0.0"), sim.inventory)
+    store = store_of(sim, manifest.release_id)
+    outcome = apply(
+        aws_of(sim),
+        store,
+        manifest,
+        sim.inventory,
+        config(max_parallel=3),
+        on_event=person_asks_for_rollback,
+    )
+
+    assert asked
     assert outcome.status == "rolled_back"
     assert outcome.failure == "rollback requested by a person"
-    assert sum(sim.codedeploy.created_per_service().values()) == 3
+    # Nothing started after the request.
+    assert sim.codedeploy.created_per_service() == {n: 1 for n in first_four}
+    # The runner acted on the request itself (no deployment of its failed or timed out): it
+    # stopped the three in flight and redeployed the one that had finished.
+    state = store.load()
+    assert {n: state.services[n].status for n in first_four} == {
+        "svc-000": "deployed",
+        "svc-001": "deploying",
+        "svc-002": "deploying",
+        "svc-003": "deploying",
+    }
+    assert {
+        d.service for d in forward_deployments(sim) if d.status == "Stopped" and d.auto_rollback
+    } == set(sim_services(4, first=1))
+    assert sim.codedeploy.created_per_service(rollbacks=True) == {"svc-000": 1}
     assert live(sim) == originals(sim)
 
 
@@ -399,6 +509,7 @@ def test_a_transient_error_during_rollback_is_retried(
     from botocore.exceptions import ClientError
 
     sim.codedeploy.fail("svc-001")
+    sim.codedeploy.hold("svc-000", "svc-002")  # in flight when svc-001 fails: stopped
     real_stop = sim.codedeploy.stop_deployment
     failures: list[str] = []
 
@@ -417,3 +528,99 @@ def test_a_transient_error_during_rollback_is_retried(
     assert {n: sim.live_task_definition(n) for n in sim_services(3)} == {
         n: sim.task_definitions[n] for n in sim_services(3)
     }
+
+
+def test_deployment_past_its_timeout_is_stopped_and_the_service_keeps_its_previous_revision(
+    sim: SimulatedAws,
+) -> None:
+    sim.codedeploy.hold("svc-000")  # CodeDeploy would finish it later, on its own
+    outcome, _ = release(
+        sim,
+        sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]),
+        deployment_timeout_seconds=30.0,
+    )
+
+    assert outcome.status == "rolled_back" and outcome.failed_item == "svc-000"
+    assert "did not finish within 30 s" in outcome.failure
+    [late] = forward_deployments(sim)
+    assert late.status == "Stopped" and late.auto_rollback
+    # A stopped deployment can no longer switch the service to the new revision.
+    sim.codedeploy.release("svc-000")
+    assert live(sim) == originals(sim)
+    assert sim.codedeploy.created_per_service(rollbacks=True) == {}
+
+
+def test_start_that_failed_after_codedeploy_accepted_it_is_stopped_by_the_rollback(
+    sim: SimulatedAws,
+) -> None:
+    sim.codedeploy.hold("svc-001")
+
+    def response_lost(info: dict[str, Any]) -> None:
+        if info["service"] == "svc-001" and info["taskDefinition"] != originals(sim)["svc-001"]:
+            # CodeDeploy created the deployment; its answer never reached the engine.
+            raise ConnectionResetError("connection reset after CreateDeployment was accepted")
+
+    sim.codedeploy.on_create = response_lost
+    outcome, store = release(sim, sim.manifest_yaml("r1", "2.0.0", services=sim_services(3)))
+
+    assert outcome.status == "rolled_back" and outcome.failed_item == "svc-001"
+    assert "connection reset" in outcome.failure
+    [unrecorded] = [d for d in forward_deployments(sim) if d.service == "svc-001"]
+    assert unrecorded.status == "Stopped" and unrecorded.auto_rollback
+    assert store.load().services["svc-001"].rollback == "rolled_back"
+    sim.codedeploy.release("svc-001")
+    assert live(sim) == originals(sim)
+
+
+def test_resumed_start_that_was_never_deployed_is_not_deployed_after_a_rollback_request(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_create = sim.codedeploy.create_deployment
+
+    def crash_before_creating(**kwargs: Any) -> Any:
+        raise SimulatedCrash()  # the run dies after claiming svc-000, before deploying it
+
+    monkeypatch.setattr(sim.codedeploy, "create_deployment", crash_before_creating)
+    with pytest.raises(SimulatedCrash):
+        release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    monkeypatch.setattr(sim.codedeploy, "create_deployment", real_create)
+    runner = ReleaseEngine(aws_of(sim), store_of(sim, "dev-r1"), config())
+    assert runner.store.state.services["svc-000"].status == "starting"
+    # A person asks for the rollback after the resumed runner read the state.
+    person = ReleaseEngine(aws_of(sim), store_of(sim, "dev-r1"), config())
+    person.start_rollback("rollback requested by a person")
+
+    with pytest.raises(ReleaseStopped):
+        runner.start_service("svc-000")
+
+    assert sim.codedeploy.deployments == []
+    assert runner.drive_rollback().status == "rolled_back"
+    assert live(sim) == originals(sim)
+
+
+def test_start_whose_revision_was_registered_before_a_rollback_request_is_not_deployed(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_register = sim.raw_ecs.register_task_definition
+
+    def person_asks_while_svc_001_registers(**kwargs: Any) -> Any:
+        if kwargs["family"] == "dev-svc-001":
+            person = ReleaseEngine(aws_of(sim), store_of(sim, "dev-r1"), config())
+            person.start_rollback("rollback requested by a person")
+        return real_register(**kwargs)
+
+    monkeypatch.setattr(
+        sim.raw_ecs, "register_task_definition", person_asks_while_svc_001_registers
+    )
+    # One at a time: svc-001 registers after svc-000 is deployed, and its claim comes after
+    # the request, whether or not the runner's loop has seen the request yet.
+    outcome, store = release(
+        sim, sim.manifest_yaml("r1", "2.0.0", services=sim_services(3)), max_parallel=1
+    )
+
+    assert outcome.status == "rolled_back"
+    assert outcome.failure == "rollback requested by a person"
+    assert sim.codedeploy.created_per_service() == {"svc-000": 1}
+    assert sim.codedeploy.created_per_service(rollbacks=True) == {"svc-000": 1}
+    assert store.load().services["svc-001"].rollback == "not_needed"
+    assert live(sim) == originals(sim)

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from delivery.codedeploy import appspec, appspec_content
 from delivery.release.pacing import TokenBucket
-from delivery.release.simulator import SimulatedAws
+from delivery.release.simulator import SimulatedAws, simulated_aws
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,6 +29,12 @@ class FakeClock:
 
     def real_seconds(self, seconds: float) -> float:
         return 0.0
+
+
+def one_service_sim(clock: FakeClock, **kwargs):  # type: ignore[no-untyped-def]
+    """One service, no tasks, on a clock that moves only when the test says so (what the
+    test asserts must not depend on how much real time its moto calls took)."""
+    return simulated_aws(clock, services=1, rule_tasks=0, schedule_tasks=0, **kwargs)
 
 
 def test_token_bucket_allows_the_burst_then_one_call_per_interval() -> None:
@@ -75,10 +81,8 @@ def _deploy_args(sim: SimulatedAws, service: str, td: str) -> dict:
     }
 
 
-def test_simulated_deployment_succeeds_after_its_duration_and_switches_the_service(
-    make_sim,  # type: ignore[no-untyped-def]
-) -> None:
-    with make_sim(services=1, rule_tasks=0, schedule_tasks=0, duration=50.0) as sim:
+def test_simulated_deployment_succeeds_after_its_duration_and_switches_the_service() -> None:
+    with one_service_sim(FakeClock(), duration=50.0) as sim:
         new_td = sim.raw_ecs.register_task_definition(
             family="dev-svc-000",
             containerDefinitions=[{"name": "app", "image": "x:2", "memory": 128}],
@@ -100,10 +104,8 @@ def test_simulated_deployment_succeeds_after_its_duration_and_switches_the_servi
         assert sim.live_task_definition("svc-000") == new_td
 
 
-def test_simulated_stop_with_rollback_keeps_the_previous_revision(make_sim) -> None:  # type: ignore[no-untyped-def]
-    with make_sim(
-        services=1, rule_tasks=0, schedule_tasks=0, duration=50.0, stop_seconds=5.0
-    ) as sim:
+def test_simulated_stop_with_rollback_keeps_the_previous_revision() -> None:
+    with one_service_sim(FakeClock(), duration=50.0, stop_seconds=5.0) as sim:
         new_td = sim.raw_ecs.register_task_definition(
             family="dev-svc-000",
             containerDefinitions=[{"name": "app", "image": "x:2", "memory": 128}],
@@ -122,6 +124,32 @@ def test_simulated_stop_with_rollback_keeps_the_previous_revision(make_sim) -> N
             sim.clients.codedeploy.stop_deployment(deploymentId=deployment_id)
 
 
+def test_held_deployment_runs_until_released_then_ends_at_its_duration_or_at_once() -> None:
+    clock = FakeClock()
+    with one_service_sim(clock, duration=50.0) as sim:
+        new_td = sim.raw_ecs.register_task_definition(
+            family="dev-svc-000",
+            containerDefinitions=[{"name": "app", "image": "x:2", "memory": 128}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        sim.codedeploy.hold("svc-000")
+        deployment_id = sim.clients.codedeploy.create_deployment(
+            **_deploy_args(sim, "svc-000", new_td)
+        )["deploymentId"]
+
+        def status() -> str:
+            info = sim.clients.codedeploy.get_deployment(deploymentId=deployment_id)
+            return str(info["deploymentInfo"]["status"])
+
+        clock.sleep(500.0)
+        assert status() == "InProgress"
+        assert sim.live_task_definition("svc-000") == sim.task_definitions["svc-000"]
+        released = clock.now
+        sim.codedeploy.release("svc-000")
+        assert status() == "Succeeded"  # its 50 s had passed: it ends when released
+        assert sim.codedeploy.deployments[0].ended == released
+        assert sim.live_task_definition("svc-000") == new_td
+
+
 def test_simulated_codedeploy_refuses_requests_the_real_api_would_refuse(make_sim) -> None:  # type: ignore[no-untyped-def]
     with (
         make_sim(services=1, rule_tasks=0, schedule_tasks=0) as sim,
@@ -130,10 +158,8 @@ def test_simulated_codedeploy_refuses_requests_the_real_api_would_refuse(make_si
         sim.codedeploy.batch_get_deployments(deploymentIds="d-1")  # type: ignore[arg-type]
 
 
-def test_rate_limited_client_raises_throttling_exception_over_the_rate(make_sim) -> None:  # type: ignore[no-untyped-def]
-    with make_sim(
-        services=1, rule_tasks=0, schedule_tasks=0, limits={"list_clusters": (0.001, 2)}
-    ) as sim:
+def test_rate_limited_client_raises_throttling_exception_over_the_rate() -> None:
+    with one_service_sim(FakeClock(), limits={"list_clusters": (0.001, 2)}) as sim:
         sim.ecs.list_clusters()
         sim.ecs.list_clusters()
         with pytest.raises(ClientError) as caught:
