@@ -431,31 +431,23 @@ class CodeDeployment(pulumi.ComponentResource):
 
     def _create_role(self) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         args = self._args
-        role = aws.iam.Role(
+        return iam.service_role(
             "codedeploy",
+            service="codedeploy.amazonaws.com",
             description=f"CodeDeploy blue/green deployments of {args.application_name}",
-            assume_role_policy=iam.assume_role_policy(
-                "codedeploy.amazonaws.com", source_account=args.account_id
+            source_account=args.account_id,
+            statements=role_statements(
+                region=args.region,
+                account_id=args.account_id,
+                targets=args.targets,
+                alarm_names=[n for names in self.alarm_names.values() for n in names],
+                hook_function_arn=args.hook_function_arn,
+                artifact_bucket_arn=args.artifact_bucket_arn,
+                artifact_prefix=args.artifact_prefix,
             ),
             tags=args.tags,
-            opts=self._child,
+            parent=self,
         )
-        statements = role_statements(
-            region=args.region,
-            account_id=args.account_id,
-            targets=args.targets,
-            alarm_names=[n for names in self.alarm_names.values() for n in names],
-            hook_function_arn=args.hook_function_arn,
-            artifact_bucket_arn=args.artifact_bucket_arn,
-            artifact_prefix=args.artifact_prefix,
-        )
-        policy = aws.iam.RolePolicy(
-            "codedeploy",
-            role=role.id,
-            policy=iam.output_document(statements),
-            opts=self._child,
-        )
-        return role, policy
 
     def _config_name(self, target: DeploymentTarget) -> pulumi.Input[str]:
         config = self.configs.get(target.deployment_config)

@@ -120,16 +120,6 @@ def create_execution_role(
     parent: pulumi.Resource,
 ) -> aws.iam.Role:
     """The role the ECS agent uses for a task: its logs, its image repositories, its secrets only."""
-    child = pulumi.ResourceOptions(parent=parent)
-    role = aws.iam.Role(
-        name,
-        description=description,
-        assume_role_policy=iam.assume_role_policy(
-            "ecs-tasks.amazonaws.com", source_account=account_id
-        ),
-        tags=tags,
-        opts=child,
-    )
     statements: list[dict] = [
         {
             "Sid": "Logs",
@@ -178,7 +168,15 @@ def create_execution_role(
                 "Resource": parameter_arns,
             }
         )
-    aws.iam.RolePolicy(name, role=role.id, policy=iam.output_document(statements), opts=child)
+    role, _ = iam.service_role(
+        name,
+        service="ecs-tasks.amazonaws.com",
+        description=description,
+        source_account=account_id,
+        statements=statements,
+        tags=tags,
+        parent=parent,
+    )
     return role
 
 

@@ -223,15 +223,6 @@ class ValidationHook(pulumi.ComponentResource):
 
     def _create_role(self) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         args = self._args
-        role = aws.iam.Role(
-            self._name,
-            description=f"Validation hook {args.function_name}: report verdicts, write its logs",
-            assume_role_policy=iam.assume_role_policy(
-                "lambda.amazonaws.com", source_account=args.account_id
-            ),
-            tags=args.tags,
-            opts=self._child,
-        )
         statements = [
             {
                 "Sid": "Logs",
@@ -264,10 +255,15 @@ class ValidationHook(pulumi.ComponentResource):
                 "Resource": "*",
             },
         ]
-        policy = aws.iam.RolePolicy(
-            self._name, role=role.id, policy=iam.output_document(statements), opts=self._child
+        return iam.service_role(
+            self._name,
+            service="lambda.amazonaws.com",
+            description=f"Validation hook {args.function_name}: report verdicts, write its logs",
+            source_account=args.account_id,
+            statements=statements,
+            tags=args.tags,
+            parent=self,
         )
-        return role, policy
 
     def _create_security_group(self) -> aws.ec2.SecurityGroup:
         args = self._args

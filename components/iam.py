@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 
 def document(statements: list[dict[str, Any]]) -> str:
@@ -27,3 +28,26 @@ def assume_role_policy(service: str, *, source_account: str | None = None) -> st
 def output_document(statements: list[dict[str, Any]]) -> pulumi.Output[str]:
     """A policy document whose statements may hold Outputs (ARNs of other resources)."""
     return pulumi.Output.from_input(statements).apply(document)
+
+
+def service_role(
+    name: str,
+    *,
+    service: str,
+    statements: list[dict[str, Any]],
+    parent: pulumi.Resource,
+    description: str | None = None,
+    source_account: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+    """A role for one AWS service principal with its one inline policy (both named `name`)."""
+    child = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(
+        name,
+        description=description,
+        assume_role_policy=assume_role_policy(service, source_account=source_account),
+        tags=tags or {},
+        opts=child,
+    )
+    policy = aws.iam.RolePolicy(name, role=role.id, policy=output_document(statements), opts=child)
+    return role, policy

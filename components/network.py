@@ -229,29 +229,22 @@ class Network(pulumi.ComponentResource):
             tags=self._tags(f"{self._name}-flow-logs"),
             opts=self._child,
         )
-        role = aws.iam.Role(
+        role, _ = iam.service_role(
             f"{self._name}-flow-logs",
-            assume_role_policy=iam.assume_role_policy("vpc-flow-logs.amazonaws.com"),
+            service="vpc-flow-logs.amazonaws.com",
+            statements=[
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "logs:CreateLogStream",
+                        "logs:PutLogEvents",
+                        "logs:DescribeLogStreams",
+                    ],
+                    "Resource": [log_group.arn, pulumi.Output.concat(log_group.arn, ":*")],
+                }
+            ],
             tags=self._args.tags,
-            opts=self._child,
-        )
-        aws.iam.RolePolicy(
-            f"{self._name}-flow-logs",
-            role=role.id,
-            policy=iam.output_document(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Action": [
-                            "logs:CreateLogStream",
-                            "logs:PutLogEvents",
-                            "logs:DescribeLogStreams",
-                        ],
-                        "Resource": [log_group.arn, pulumi.Output.concat(log_group.arn, ":*")],
-                    }
-                ]
-            ),
-            opts=self._child,
+            parent=self,
         )
         aws.ec2.FlowLog(
             self._name,

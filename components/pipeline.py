@@ -828,32 +828,24 @@ class DeliveryPipeline(pulumi.ComponentResource):
             tags=args.tags,
             opts=self._child,
         )
-        role = aws.iam.Role(
+        role, policy = iam.service_role(
             "codebuild",
+            service="codebuild.amazonaws.com",
             description=f"CodeBuild project {args.project_name}",
-            assume_role_policy=iam.assume_role_policy(
-                "codebuild.amazonaws.com", source_account=args.account_id
+            source_account=args.account_id,
+            statements=build_role_statements(
+                region=args.region,
+                account_id=args.account_id,
+                log_group_arn=log_group.arn,
+                bucket_arn=args.bucket_arn,
+                artifact_prefix=args.artifact_prefix,
+                tooling_key=tooling_key_,
+                services=args.services,
+                push=args.builds_images,
+                kms_key_arn=args.kms_key_arn,
             ),
             tags=args.tags,
-            opts=self._child,
-        )
-        policy = aws.iam.RolePolicy(
-            "codebuild",
-            role=role.id,
-            policy=iam.output_document(
-                build_role_statements(
-                    region=args.region,
-                    account_id=args.account_id,
-                    log_group_arn=log_group.arn,
-                    bucket_arn=args.bucket_arn,
-                    artifact_prefix=args.artifact_prefix,
-                    tooling_key=tooling_key_,
-                    services=args.services,
-                    push=args.builds_images,
-                    kms_key_arn=args.kms_key_arn,
-                )
-            ),
-            opts=self._child,
+            parent=self,
         )
         return aws.codebuild.Project(
             self._name,
@@ -888,36 +880,28 @@ class DeliveryPipeline(pulumi.ComponentResource):
 
     def _create_pipeline(self) -> aws.codepipeline.Pipeline:
         args = self._args
-        role = aws.iam.Role(
+        role, policy = iam.service_role(
             "codepipeline",
+            service="codepipeline.amazonaws.com",
             description=f"CodePipeline {args.pipeline_name}",
-            assume_role_policy=iam.assume_role_policy(
-                "codepipeline.amazonaws.com", source_account=args.account_id
+            source_account=args.account_id,
+            statements=pipeline_role_statements(
+                region=args.region,
+                account_id=args.account_id,
+                pipeline_bucket_arn=args.bucket_arn,
+                artifact_prefix=args.artifact_prefix,
+                promotion_key=args.promotion_key,
+                project_names=[args.project_name],
+                application_name=args.application_name,
+                groups={s.name: s.group_name for s in args.services},
+                deployment_configs=args.deployment_configs,
+                services=args.services,
+                source=args.source,
+                upstream=args.upstream,
+                kms_key_arn=args.kms_key_arn,
             ),
             tags=args.tags,
-            opts=self._child,
-        )
-        policy = aws.iam.RolePolicy(
-            "codepipeline",
-            role=role.id,
-            policy=iam.output_document(
-                pipeline_role_statements(
-                    region=args.region,
-                    account_id=args.account_id,
-                    pipeline_bucket_arn=args.bucket_arn,
-                    artifact_prefix=args.artifact_prefix,
-                    promotion_key=args.promotion_key,
-                    project_names=[args.project_name],
-                    application_name=args.application_name,
-                    groups={s.name: s.group_name for s in args.services},
-                    deployment_configs=args.deployment_configs,
-                    services=args.services,
-                    source=args.source,
-                    upstream=args.upstream,
-                    kms_key_arn=args.kms_key_arn,
-                )
-            ),
-            opts=self._child,
+            parent=self,
         )
         store = aws.codepipeline.PipelineArtifactStoreArgs(
             location=args.bucket_name,
@@ -949,29 +933,21 @@ class DeliveryPipeline(pulumi.ComponentResource):
         """Start on a new upstream record: S3 "Object Created" events through EventBridge."""
         args = self._args
         pipeline_arn = _arn("codepipeline", args.region, args.account_id, args.pipeline_name)
-        role = aws.iam.Role(
+        role, _ = iam.service_role(
             "pipeline-trigger",
+            service="events.amazonaws.com",
             description=f"EventBridge starts {args.pipeline_name} on a new promotion record",
-            assume_role_policy=iam.assume_role_policy(
-                "events.amazonaws.com", source_account=args.account_id
-            ),
+            source_account=args.account_id,
+            statements=[
+                {
+                    "Sid": "StartPipeline",
+                    "Effect": "Allow",
+                    "Action": "codepipeline:StartPipelineExecution",
+                    "Resource": pipeline_arn,
+                }
+            ],
             tags=args.tags,
-            opts=self._child,
-        )
-        aws.iam.RolePolicy(
-            "pipeline-trigger",
-            role=role.id,
-            policy=iam.document(
-                [
-                    {
-                        "Sid": "StartPipeline",
-                        "Effect": "Allow",
-                        "Action": "codepipeline:StartPipelineExecution",
-                        "Resource": pipeline_arn,
-                    }
-                ]
-            ),
-            opts=self._child,
+            parent=self,
         )
         rule = aws.cloudwatch.EventRule(
             f"{self._name}-upstream-record",

@@ -59,6 +59,14 @@ def pull_repositories(image: str, own_repository_arn: str) -> list[str]:
     return sorted(set(arns))
 
 
+def _pull_arns(env: Environment, image: pulumi.Input[str], owner: str) -> pulumi.Output[list[str]]:
+    """pull_repositories for a resolved image; `owner` is the service whose repository it is."""
+    own = naming.ecr_repository_arn(
+        env.region, env.account_id, naming.ecr_repository(env.project, env.stack, owner)
+    )
+    return pulumi.Output.from_input(image).apply(lambda i: pull_repositories(i, own))
+
+
 def routing_priorities(services: dict[str, ServiceConfig]) -> dict[str, int]:
     """Explicit priorities win; others get 100, 110, ... in name order; catch-alls go last."""
     taken = {s.routing.priority for s in services.values() if s.routing.priority}
@@ -173,16 +181,7 @@ def build(
                 autoscaling=Autoscaling(**svc.autoscaling.model_dump())
                 if svc.autoscaling
                 else None,
-                image_repository_arns=pulumi.Output.from_input(images[name]).apply(
-                    lambda image, name=name: pull_repositories(
-                        image,
-                        naming.ecr_repository_arn(
-                            env.region,
-                            env.account_id,
-                            naming.ecr_repository(env.project, env.stack, name),
-                        ),
-                    )
-                ),
+                image_repository_arns=_pull_arns(env, images[name], name),
                 depends_on=[pair.production_rule, pair.test_rule],
                 tags={**tags, "Service": name},
             ),
@@ -217,16 +216,7 @@ def build(
                 region=env.region,
                 account_id=env.account_id,
                 log_retention_days=cfg.log_retention_days,
-                image_repository_arns=pulumi.Output.from_input(image).apply(
-                    lambda i, f=task.follows_service or name: pull_repositories(
-                        i,
-                        naming.ecr_repository_arn(
-                            env.region,
-                            env.account_id,
-                            naming.ecr_repository(env.project, env.stack, f),
-                        ),
-                    )
-                ),
+                image_repository_arns=_pull_arns(env, image, task.follows_service or name),
                 tags=tags,
             ),
         )

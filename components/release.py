@@ -292,29 +292,37 @@ class Release(pulumi.ComponentResource):
 
     def _create_steps(self) -> dict[str, aws.lambda_.Function]:
         a = self._args
-        role = aws.iam.Role(
-            f"{self._name}-steps",
-            description="Release engine steps: deploy services and scheduled tasks of this stack",
-            assume_role_policy=iam.assume_role_policy("lambda.amazonaws.com"),
-            tags=a.tags,
-            opts=self._child,
-        )
-        archive = step_archive()
-        functions: dict[str, aws.lambda_.Function] = {}
-        log_arns = []
-        for step in STEPS:
-            label = f"{self._name}-{step.replace('_', '-')}"
-            function_name = f"{a.project}-{a.stack}-release-{step.replace('_', '-')}"
-            log_group = aws.cloudwatch.LogGroup(
-                label,
+        names = {step: f"{a.project}-{a.stack}-release-{step.replace('_', '-')}" for step in STEPS}
+        log_groups = {
+            step: aws.cloudwatch.LogGroup(
+                f"{self._name}-{step.replace('_', '-')}",
                 name=f"/aws/lambda/{function_name}",
                 retention_in_days=a.log_retention_days,
                 tags=a.tags,
                 opts=self._child,
             )
-            log_arns.append(pulumi.Output.concat(log_group.arn, ":*"))
-            functions[step] = aws.lambda_.Function(
-                label,
+            for step, function_name in names.items()
+        }
+        role, policy = iam.service_role(
+            f"{self._name}-steps",
+            service="lambda.amazonaws.com",
+            description="Release engine steps: deploy services and scheduled tasks of this stack",
+            statements=[
+                *self._step_policy(),
+                {
+                    "Sid": "Logs",
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": [pulumi.Output.concat(g.arn, ":*") for g in log_groups.values()],
+                },
+            ],
+            tags=a.tags,
+            parent=self,
+        )
+        archive = step_archive()
+        return {
+            step: aws.lambda_.Function(
+                f"{self._name}-{step.replace('_', '-')}",
                 name=function_name,
                 runtime=RUNTIME,
                 handler=f"handler.{step}",
@@ -331,23 +339,10 @@ class Release(pulumi.ComponentResource):
                     }
                 ),
                 tags=a.tags,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[log_groups[step], policy]),
             )
-        statements = self._step_policy() + [
-            {
-                "Sid": "Logs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": log_arns,
-            }
-        ]
-        aws.iam.RolePolicy(
-            f"{self._name}-steps",
-            role=role.id,
-            policy=iam.output_document(statements),
-            opts=self._child,
-        )
-        return functions
+            for step, function_name in names.items()
+        }
 
     # --- state machine -------------------------------------------------------------------
 
@@ -355,15 +350,6 @@ class Release(pulumi.ComponentResource):
         self, functions: dict[str, aws.lambda_.Function]
     ) -> aws.sfn.StateMachine:
         a = self._args
-        role = aws.iam.Role(
-            f"{self._name}-machine",
-            description="Release state machine: invokes the release steps",
-            assume_role_policy=iam.assume_role_policy(
-                "states.amazonaws.com", source_account=a.account_id
-            ),
-            tags=a.tags,
-            opts=self._child,
-        )
         log_group = aws.cloudwatch.LogGroup(
             f"{self._name}-machine",
             name=f"/aws/vendedlogs/states/{a.project}-{a.stack}-release",
@@ -371,36 +357,37 @@ class Release(pulumi.ComponentResource):
             tags=a.tags,
             opts=self._child,
         )
-        aws.iam.RolePolicy(
+        role, _ = iam.service_role(
             f"{self._name}-machine",
-            role=role.id,
-            policy=iam.output_document(
-                [
-                    {
-                        "Sid": "InvokeSteps",
-                        "Effect": "Allow",
-                        "Action": "lambda:InvokeFunction",
-                        "Resource": [f.arn for f in functions.values()],
-                    },
-                    # Log delivery actions have no resource-level permissions in IAM.
-                    {
-                        "Sid": "LogDelivery",
-                        "Effect": "Allow",
-                        "Action": [
-                            "logs:CreateLogDelivery",
-                            "logs:GetLogDelivery",
-                            "logs:UpdateLogDelivery",
-                            "logs:DeleteLogDelivery",
-                            "logs:ListLogDeliveries",
-                            "logs:PutResourcePolicy",
-                            "logs:DescribeResourcePolicies",
-                            "logs:DescribeLogGroups",
-                        ],
-                        "Resource": "*",
-                    },
-                ]
-            ),
-            opts=self._child,
+            service="states.amazonaws.com",
+            description="Release state machine: invokes the release steps",
+            source_account=a.account_id,
+            statements=[
+                {
+                    "Sid": "InvokeSteps",
+                    "Effect": "Allow",
+                    "Action": "lambda:InvokeFunction",
+                    "Resource": [f.arn for f in functions.values()],
+                },
+                # Log delivery actions have no resource-level permissions in IAM.
+                {
+                    "Sid": "LogDelivery",
+                    "Effect": "Allow",
+                    "Action": [
+                        "logs:CreateLogDelivery",
+                        "logs:GetLogDelivery",
+                        "logs:UpdateLogDelivery",
+                        "logs:DeleteLogDelivery",
+                        "logs:ListLogDeliveries",
+                        "logs:PutResourcePolicy",
+                        "logs:DescribeResourcePolicies",
+                        "logs:DescribeLogGroups",
+                    ],
+                    "Resource": "*",
+                },
+            ],
+            tags=a.tags,
+            parent=self,
         )
 
         def render(arns: list[str]) -> str:
@@ -494,15 +481,6 @@ class Release(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bucket]),
         )
-        build_role = aws.iam.Role(
-            f"{self._name}-validate",
-            description="Release pipeline: validate the manifest and print the release plan",
-            assume_role_policy=iam.assume_role_policy(
-                "codebuild.amazonaws.com", source_account=a.account_id
-            ),
-            tags=a.tags,
-            opts=self._child,
-        )
         build_logs = aws.cloudwatch.LogGroup(
             f"{self._name}-validate",
             name=f"/aws/codebuild/{self.pipeline_name}-validate",
@@ -512,52 +490,53 @@ class Release(pulumi.ComponentResource):
         )
         services = a.inventory.get("services", {})
         artifact_prefix = f"{self.bucket_arn}/{pipeline_artifact_prefix(self.pipeline_name)}*"
-        aws.iam.RolePolicy(
+        build_role, _ = iam.service_role(
             f"{self._name}-validate",
-            role=build_role.id,
-            policy=iam.output_document(
-                [
-                    {
-                        "Sid": "Logs",
-                        "Effect": "Allow",
-                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                        "Resource": [pulumi.Output.concat(build_logs.arn, ":*")],
-                    },
-                    {
-                        "Sid": "Artifacts",
-                        "Effect": "Allow",
-                        "Action": ["s3:GetObject", "s3:PutObject"],
-                        "Resource": [artifact_prefix],
-                    },
-                    {
-                        "Sid": "ToolingAndInventory",
-                        "Effect": "Allow",
-                        "Action": "s3:GetObject",
-                        "Resource": [
-                            f"{self.bucket_arn}/{tooling_object}",
-                            f"{self.bucket_arn}/{INVENTORY_KEY}",
-                            f"{self.bucket_arn}/releases/*",
-                        ],
-                    },
-                    {
-                        "Sid": "ReadWhatRuns",
-                        "Effect": "Allow",
-                        "Action": "ecs:DescribeServices",
-                        "Resource": [
-                            f"arn:aws:ecs:{a.region}:{a.account_id}:service/{s['cluster']}/{s['service']}"
-                            for s in services.values()
-                        ],
-                    },
-                    # DescribeTaskDefinition has no resource-level permissions in IAM.
-                    {
-                        "Sid": "ReadRevisions",
-                        "Effect": "Allow",
-                        "Action": "ecs:DescribeTaskDefinition",
-                        "Resource": "*",
-                    },
-                ]
-            ),
-            opts=self._child,
+            service="codebuild.amazonaws.com",
+            description="Release pipeline: validate the manifest and print the release plan",
+            source_account=a.account_id,
+            statements=[
+                {
+                    "Sid": "Logs",
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": [pulumi.Output.concat(build_logs.arn, ":*")],
+                },
+                {
+                    "Sid": "Artifacts",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject"],
+                    "Resource": [artifact_prefix],
+                },
+                {
+                    "Sid": "ToolingAndInventory",
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": [
+                        f"{self.bucket_arn}/{tooling_object}",
+                        f"{self.bucket_arn}/{INVENTORY_KEY}",
+                        f"{self.bucket_arn}/releases/*",
+                    ],
+                },
+                {
+                    "Sid": "ReadWhatRuns",
+                    "Effect": "Allow",
+                    "Action": "ecs:DescribeServices",
+                    "Resource": [
+                        f"arn:aws:ecs:{a.region}:{a.account_id}:service/{s['cluster']}/{s['service']}"
+                        for s in services.values()
+                    ],
+                },
+                # DescribeTaskDefinition has no resource-level permissions in IAM.
+                {
+                    "Sid": "ReadRevisions",
+                    "Effect": "Allow",
+                    "Action": "ecs:DescribeTaskDefinition",
+                    "Resource": "*",
+                },
+            ],
+            tags=a.tags,
+            parent=self,
         )
         manifest = a.manifest_path.format(stack=a.stack)
         buildspec = validate_buildspec(
@@ -587,15 +566,6 @@ class Release(pulumi.ComponentResource):
             tags=a.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[tooling]),
         )
-        pipeline_role = aws.iam.Role(
-            f"{self._name}-pipeline",
-            description="Release pipeline: source, validate, approve, run the state machine",
-            assume_role_policy=iam.assume_role_policy(
-                "codepipeline.amazonaws.com", source_account=a.account_id
-            ),
-            tags=a.tags,
-            opts=self._child,
-        )
         machine_arn = (
             f"arn:aws:states:{a.region}:{a.account_id}:stateMachine:{a.project}-{a.stack}-release"
         )
@@ -619,39 +589,40 @@ class Release(pulumi.ComponentResource):
                 "Resource": f"arn:aws:codecommit:{a.region}:{a.account_id}:{a.source.repository}",
             }
         )
-        aws.iam.RolePolicy(
+        pipeline_role, _ = iam.service_role(
             f"{self._name}-pipeline",
-            role=pipeline_role.id,
-            policy=iam.output_document(
-                [
-                    source_statement,
-                    {
-                        "Sid": "Artifacts",
-                        "Effect": "Allow",
-                        "Action": ["s3:GetObject", "s3:PutObject", "s3:GetObjectVersion"],
-                        "Resource": [artifact_prefix],
-                    },
-                    {
-                        "Sid": "Build",
-                        "Effect": "Allow",
-                        "Action": ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
-                        "Resource": f"arn:aws:codebuild:{a.region}:{a.account_id}:project/{self.pipeline_name}-validate",
-                    },
-                    {
-                        "Sid": "StartRelease",
-                        "Effect": "Allow",
-                        "Action": "states:StartExecution",
-                        "Resource": machine_arn,
-                    },
-                    {
-                        "Sid": "WatchRelease",
-                        "Effect": "Allow",
-                        "Action": "states:DescribeExecution",
-                        "Resource": f"arn:aws:states:{a.region}:{a.account_id}:execution:{a.project}-{a.stack}-release:*",
-                    },
-                ]
-            ),
-            opts=self._child,
+            service="codepipeline.amazonaws.com",
+            description="Release pipeline: source, validate, approve, run the state machine",
+            source_account=a.account_id,
+            statements=[
+                source_statement,
+                {
+                    "Sid": "Artifacts",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject", "s3:GetObjectVersion"],
+                    "Resource": [artifact_prefix],
+                },
+                {
+                    "Sid": "Build",
+                    "Effect": "Allow",
+                    "Action": ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
+                    "Resource": f"arn:aws:codebuild:{a.region}:{a.account_id}:project/{self.pipeline_name}-validate",
+                },
+                {
+                    "Sid": "StartRelease",
+                    "Effect": "Allow",
+                    "Action": "states:StartExecution",
+                    "Resource": machine_arn,
+                },
+                {
+                    "Sid": "WatchRelease",
+                    "Effect": "Allow",
+                    "Action": "states:DescribeExecution",
+                    "Resource": f"arn:aws:states:{a.region}:{a.account_id}:execution:{a.project}-{a.stack}-release:*",
+                },
+            ],
+            tags=a.tags,
+            parent=self,
         )
         return aws.codepipeline.Pipeline(
             self._name,

@@ -113,49 +113,42 @@ class ScheduledTask(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        self.scheduler_role = scheduler_role = aws.iam.Role(
-            f"{name}-scheduler",
-            description=f"EventBridge Scheduler runs scheduled task {args.task_name}",
-            assume_role_policy=iam.assume_role_policy(
-                "scheduler.amazonaws.com", source_account=args.account_id
-            ),
-            tags=tags,
-            opts=child,
-        )
         family_arn = f"arn:aws:ecs:{args.region}:{args.account_id}:task-definition/{args.family}"
-        aws.iam.RolePolicy(
+        scheduler_role, _ = iam.service_role(
             f"{name}-scheduler",
-            role=scheduler_role.id,
-            policy=iam.output_document(
-                [
-                    {
-                        "Sid": "RunTask",
-                        "Effect": "Allow",
-                        "Action": "ecs:RunTask",
-                        # Any revision of this family (a release registers new ones), in this cluster only.
-                        "Resource": [f"{family_arn}:*", family_arn],
-                        "Condition": {"ArnEquals": {"ecs:cluster": args.cluster_arn}},
+            service="scheduler.amazonaws.com",
+            description=f"EventBridge Scheduler runs scheduled task {args.task_name}",
+            source_account=args.account_id,
+            statements=[
+                {
+                    "Sid": "RunTask",
+                    "Effect": "Allow",
+                    "Action": "ecs:RunTask",
+                    # Any revision of this family (a release registers new ones), in this cluster only.
+                    "Resource": [f"{family_arn}:*", family_arn],
+                    "Condition": {"ArnEquals": {"ecs:cluster": args.cluster_arn}},
+                },
+                {
+                    "Sid": "TagTask",
+                    "Effect": "Allow",
+                    "Action": "ecs:TagResource",
+                    "Resource": f"arn:aws:ecs:{args.region}:{args.account_id}:task/*",
+                    "Condition": {"StringEquals": {"ecs:CreateAction": "RunTask"}},
+                },
+                {
+                    "Sid": "PassTaskRoles",
+                    "Effect": "Allow",
+                    "Action": "iam:PassRole",
+                    "Resource": [execution_role.arn, task_role.arn],
+                    "Condition": {
+                        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
                     },
-                    {
-                        "Sid": "TagTask",
-                        "Effect": "Allow",
-                        "Action": "ecs:TagResource",
-                        "Resource": f"arn:aws:ecs:{args.region}:{args.account_id}:task/*",
-                        "Condition": {"StringEquals": {"ecs:CreateAction": "RunTask"}},
-                    },
-                    {
-                        "Sid": "PassTaskRoles",
-                        "Effect": "Allow",
-                        "Action": "iam:PassRole",
-                        "Resource": [execution_role.arn, task_role.arn],
-                        "Condition": {
-                            "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
-                        },
-                    },
-                ]
-            ),
-            opts=child,
+                },
+            ],
+            tags=tags,
+            parent=self,
         )
+        self.scheduler_role = scheduler_role
         self.schedule = aws.scheduler.Schedule(
             name,
             name=args.family,  # deterministic: the release engine updates it by name

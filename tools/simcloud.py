@@ -219,7 +219,7 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             "aws:ecs/getContainerDefinition:getContainerDefinition": self._container_definition,
         }.get(args.token)
         if handler is None:
-            raise NotImplementedError(
+            raise SimulationError(
                 f"the simulated cloud does not answer invoke {args.token}; add it to tools/simcloud.py"
             )
         return handler(args.args)
@@ -271,7 +271,7 @@ class SimulatedCloud(pulumi_mocks.Mocks):
         """Scheduler schedules of live scheduled tasks, as Cloud Control returns them."""
         name = args.get("identifier", "")
         if args.get("typeName") != "AWS::Scheduler::Schedule":
-            raise NotImplementedError(
+            raise SimulationError(
                 f"the simulated cloud has no Cloud Control type {args.get('typeName')}"
             )
         for task, live in self.environment.scheduled_tasks.items():
