@@ -84,3 +84,21 @@ def test_the_readme_examples_plan(tmp_path):
         assert result.returncode == 0, (args, result.stderr)
         assert "images (now -> after, why):" in result.stdout
     assert "[promoted, CHANGES]" in result.stdout
+
+
+def test_a_malformed_simulated_environment_names_the_key_and_changes_nothing(tmp_path):
+    live = tmp_path / "live.yaml"
+    live.write_text("services:\n  web:\n    contaners: {web: 'x:1'}\n")
+    target = tmp_path / "plan.json"
+    result = _plan("--stack", "dev", "--live", str(live), "--json", str(target))
+    assert result.returncode == 1
+    assert "invalid simulated environment" in result.stderr
+    assert "services.web.contaners: Extra inputs are not permitted" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not target.exists()
+
+
+def test_a_config_override_without_a_value_is_refused():
+    result = _plan("--stack", "dev", "-c", "promote")
+    assert result.returncode == 1
+    assert "-c 'promote': use key=value (e.g. -c promote=true)" in result.stderr
