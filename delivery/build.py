@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
+from delivery.live import NotRunningError, running_task_definition
 from delivery.promotion import (
     PromotionRecord,
     PromotionRecordError,
@@ -170,20 +171,10 @@ def current_task_definition(ecs: Any, *, cluster: str, service: str) -> dict[str
             "run `pulumi up` for this stack first: the build derives the task definition "
             "from the running service"
         )
-    described = found[0]
-    arn = next(
-        (
-            task_set["taskDefinition"]
-            for task_set in described.get("taskSets") or []
-            if task_set.get("status") == "PRIMARY"
-        ),
-        described.get("taskDefinition"),
-    )
-    if not arn:
-        raise BuildError(
-            f"ECS service {service!r} in cluster {cluster!r} has no primary task set and no "
-            "task definition; wait for its current deployment to finish and retry"
-        )
+    try:
+        arn = running_task_definition(found[0])
+    except NotRunningError as error:
+        raise BuildError(f"{error} (cluster {cluster!r}); retry once it has finished") from None
     return ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
 
 

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from delivery import codedeploy as cd
 from delivery.aws import call_with_backoff
+from delivery.live import running_task_definition
 from delivery.taskdef import describe, same_content
 
 RolloutAction = Literal["none-service-new", "none-same-content", "deployed", "started"]
@@ -61,24 +62,6 @@ class RolloutResult:
     action: RolloutAction
     running_task_definition_arn: str
     deployment_id: str | None
-
-
-def running_task_definition(service: Mapping[str, Any]) -> str:
-    """The revision a service runs: its PRIMARY task set's, else the service's own field.
-
-    With the CODE_DEPLOY controller, CodeDeploy's task sets carry the truth; the service's
-    taskDefinition is the fallback for a service that has none yet.
-    """
-    for task_set in service.get("taskSets") or []:
-        if task_set.get("status") == "PRIMARY" and task_set.get("taskDefinition"):
-            return task_set["taskDefinition"]
-    arn = service.get("taskDefinition")
-    if not arn:
-        raise ServiceStateError(
-            f"ECS service {service.get('serviceName', '?')} reports no task definition "
-            "and no PRIMARY task set; cannot tell what it runs"
-        )
-    return arn
 
 
 def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from delivery.aws import call_with_backoff
 from delivery.aws import client as aws_client
+from delivery.live import running_task_definition
 from delivery.release.inventory import ServiceTarget, TaskTarget
 from delivery.release.pacing import Clock, SystemClock
 
@@ -69,14 +70,6 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[start : start + size]
 
 
-def primary_task_definition(service: dict[str, Any]) -> str:
-    """The revision serving traffic: the PRIMARY task set's (CodeDeploy), else the service's."""
-    for task_set in service.get("taskSets") or []:
-        if task_set.get("status") == "PRIMARY" and task_set.get("taskDefinition"):
-            return str(task_set["taskDefinition"])
-    return str(service["taskDefinition"])
-
-
 def running_task_definitions(aws: Aws, targets: dict[str, ServiceTarget]) -> dict[str, str]:
     """Service name -> the task definition ARN it runs, with one call per 10 services."""
     by_cluster: dict[str, list[str]] = {}
@@ -90,7 +83,7 @@ def running_task_definitions(aws: Aws, targets: dict[str, ServiceTarget]) -> dic
             for service in response.get("services", []):
                 name = ecs_names.get(service["serviceName"])
                 if name is not None and service.get("status") != "INACTIVE":
-                    running[name] = primary_task_definition(service)
+                    running[name] = running_task_definition(service)
     missing = sorted(set(targets) - set(running))
     if missing:
         where = ", ".join(f"{n} ({targets[n].cluster}/{targets[n].service})" for n in missing)

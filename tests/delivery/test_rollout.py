@@ -13,7 +13,8 @@ from delivery.codedeploy import (
     DeploymentInProgressError,
     DeploymentTimeoutError,
 )
-from delivery.rollout import RolloutRequest, ServiceStateError, rollout, running_task_definition
+from delivery.live import running_task_definition
+from delivery.rollout import RolloutRequest, ServiceStateError, rollout
 from delivery.taskdef import describe, images_of
 
 
