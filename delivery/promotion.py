@@ -30,6 +30,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,254}$")
 # A git commit, CodeCommit commit or S3 version id: printable, no spaces, no path separators.
 COMMIT_PATTERN = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 _ZIP_MAGIC = b"PK\x03\x04"
+# Plain-JSON records beside the zip the S3 source reads: one per release, and the newest.
+PROMOTION_RECORDS_PREFIX = "promotion/"
 
 
 class PromotionRecordError(ValueError):
@@ -235,3 +237,19 @@ def new_record(
             "createdAt": created_at.isoformat(),
         }
     )
+
+
+def release_record_key(stack: str, commit: str) -> str:
+    """Where an environment keeps the plain-JSON record of one release it ran, by commit.
+
+    A downstream stack that promotes `commit` reads exactly this object, so a promotion left
+    committed in its config keeps naming the same images however far upstream moves on.
+    """
+    if not COMMIT_PATTERN.match(commit):
+        raise PromotionRecordError(f"commit: {commit!r} is not a commit or record id")
+    return f"{PROMOTION_RECORDS_PREFIX}{stack}/releases/{commit}.json"
+
+
+def latest_record_key(stack: str) -> str:
+    """The plain-JSON record of the release an environment runs now (its newest)."""
+    return f"{PROMOTION_RECORDS_PREFIX}{stack}/latest.json"
