@@ -2,7 +2,16 @@
 
 import pulumi
 
-from components import config, delivery, images, naming, platform, release, rollout
+from components import (
+    config,
+    delivery,
+    fargate_service,
+    images,
+    naming,
+    platform,
+    release,
+    rollout,
+)
 
 settings = config.load()
 aws_settings = config.aws_settings()
@@ -15,13 +24,23 @@ environment = platform.read_environment(
     role_arn=aws_settings["role_arn"],
 )
 
-# Images belong to the deployer: resolve them from config, upstream and what runs now.
-upstream = (
-    images.upstream_reference(settings.upstream_stack, project) if settings.upstream_stack else None
+# Images belong to the deployer: the program declares one only where the config pins it or
+# promotes a named upstream release; the rollout overlays Pulumi's fields onto what runs.
+upstream_values = None
+if settings.upstream_stack:
+    upstream = images.upstream_reference(settings.upstream_stack, project)
+    upstream_values = delivery.read_upstream(upstream, settings.upstream_stack)
+last_outputs = images.read_outputs(
+    images.own_reference(project, stack), ["services", "appliedPromotion"]
 )
-upstream_images = (
-    images.require_upstream_images(upstream, settings.upstream_stack)
-    if upstream and settings.promote
+promoted_release = (
+    images.read_release(
+        upstream=settings.upstream_stack,
+        commit=settings.promote_release,
+        bucket=upstream_values["promotionBucket"],
+        applied_before=last_outputs["appliedPromotion"],
+    )
+    if settings.promote_release and upstream_values
     else None
 )
 resolutions = images.resolve_services(
@@ -31,46 +50,61 @@ resolutions = images.resolve_services(
     cluster_arn=naming.cluster_arn(
         environment.region, environment.account_id, naming.cluster_name(project, stack)
     ),
-    upstream_images=upstream_images,
+    release=promoted_release,
+    known_before=set(last_outputs["services"] or {}),
 )
 task_resolutions = images.resolve_tasks(
     settings.scheduled_tasks,
     project=project,
     stack=stack,
     services=resolutions,
-    upstream_images=upstream_images,
+    release=promoted_release,
 )
 environment_platform = platform.build(
     settings,
     environment,
-    {name: r.image for name, r in resolutions.items()},
-    {name: r.image for name, r in task_resolutions.items()},
+    {name: r.declared for name, r in resolutions.items()},
+    {name: r.declared for name, r in task_resolutions.items()},
+    upstream_repository_arns=(upstream_values or {}).get("ecrRepositoryArns"),
 )
 
 for key, value in environment_platform.outputs.items():
     pulumi.export(key, value)
 pulumi.export("liveImages", images.live_images_output({**resolutions, **task_resolutions}))
 pulumi.export("imageResolution", images.resolution_output({**resolutions, **task_resolutions}))
+pulumi.export("appliedPromotion", settings.promote_release)
 
 # The delivery side: ECR, artifacts, CodeBuild, CodeDeploy, validation hook, CodePipeline.
-delivery_side = delivery.build(settings, environment, environment_platform, upstream)
+delivery_side = delivery.build(settings, environment, environment_platform, upstream_values)
 for key, value in delivery_side.outputs.items():
     pulumi.export(key, value)
 
-# Pulumi-owned changes (cpu, memory, environment, secrets...) reach running services through
-# the same CodeDeploy blue/green as the pipeline; identical content starts no deployment.
+# Pulumi-owned changes (cpu, memory, environment, secrets, network...) reach running services
+# through the same CodeDeploy blue/green as the pipeline, merged onto what runs at deploy time;
+# identical content starts no deployment.
 for name, fargate in environment_platform.services.items():
     group = delivery_side.deployment_groups[name]
+    resolution = resolutions[name]
     rollout.ServiceRollout(
         f"{name}-rollout",
         rollout.ServiceRolloutArgs(
             cluster_name=environment_platform.cluster.cluster.name,
             service_name=fargate.service.name,
-            task_definition_arn=fargate.task_definition.arn,
+            template_arn=fargate.task_definition.arn,
+            family=naming.task_family(project, stack, name),
             application_name=delivery_side.application_name,
             deployment_group_name=group.deployment_group_name,
             container_name=name,
             container_port=settings.services[name].container_port,
+            subnets=environment_platform.network.private_subnet_ids,
+            security_groups=[fargate.security_group_id],
+            platform_version=fargate_service.PLATFORM_VERSION,
+            pinned_images={name: resolution.pinned} if resolution.pinned else {},
+            promotion=(
+                {"release": promoted_release.commit, "images": {name: resolution.promoted}}
+                if promoted_release and resolution.promoted
+                else None
+            ),
             region=environment.region,
             profile=environment.aws_profile,
             role_arn=environment.aws_role_arn,

@@ -551,7 +551,8 @@ class StackConfig(_Model):
     ] = 30
     container_insights: bool = True
     upstream_stack: str | None = None
-    promote: bool = False
+    # The upstream release (the commit of its promotion record) whose images this stack takes.
+    promote_release: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._\-]{1,128}$")
     deployment: DeploymentConfig = DeploymentConfig()
     pipeline: PipelineConfig = PipelineConfig()
     release: ReleaseConfig | None = None
@@ -642,9 +643,9 @@ def _stack_wide_problems(raw: dict[str, Any]) -> list[str]:
             problems.append(
                 f"{path}: unknown deployment configuration {name!r}; use one of {sorted(known_configs)} or define it in deployment.customConfigs"
             )
-    if raw.get("promote") is True and not raw.get("upstreamStack"):
+    if raw.get("promoteRelease") and not raw.get("upstreamStack"):
         problems.append(
-            "promote: true needs upstreamStack (the stack whose liveImages this stack takes)"
+            "promoteRelease: needs upstreamStack (the stack that published the release)"
         )
     return problems
 
@@ -694,6 +695,16 @@ def _known_keys(model: type[BaseModel]) -> list[str]:
     return [info.alias or name for name, info in model.model_fields.items()]
 
 
+# Keys earlier versions accepted, with what replaced them.
+RETIRED_KEYS: dict[tuple[str, ...], str] = {
+    ("promote",): (
+        "replaced by promoteRelease: <commit> (the upstream release to take, named so that "
+        "leaving it committed is harmless); remove promote (`pulumi config rm "
+        "ecs-delivery:promote`) and set promoteRelease to the commit the upstream ran"
+    ),
+}
+
+
 def _format(error: dict[str, Any]) -> list[str]:
     loc = tuple(p for p in error["loc"] if p != "[key]")
     path = ".".join(str(p) for p in loc) or "(root)"
@@ -701,6 +712,8 @@ def _format(error: dict[str, Any]) -> list[str]:
     exc = (error.get("ctx") or {}).get("error")
     if isinstance(exc, Problems):
         return [f"{path + '.' if loc else ''}{field}: {msg}" for field, msg in exc.problems]
+    if kind == "extra_forbidden" and loc in RETIRED_KEYS:
+        return [f"{path}: {RETIRED_KEYS[loc]}"]
     if kind == "extra_forbidden":
         parent = _model_at(loc[:-1])
         known = _known_keys(parent) if parent else []

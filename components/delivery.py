@@ -37,6 +37,7 @@ from components.codedeploy import (
 from components.config import ConfigError, ServiceConfig, StackConfig
 from components.ecr import ImageRepository, ImageRepositoryArgs
 from components.hook import ServiceProbe, ValidationHook, ValidationHookArgs, check_probes
+from components.images import read_outputs
 from components.pipeline import (
     DeliveryPipeline,
     DeliveryPipelineArgs,
@@ -121,16 +122,8 @@ def read_upstream(upstream: pulumi.StackReference, stack: str) -> dict[str, Any]
     Stack-reference outputs are known at preview, so a missing one stops the plan here
     instead of producing a pipeline that reads nothing.
     """
-    from pulumi.runtime.sync_await import _sync_await  # what the SDK's own sync invokes use
-
-    values: dict[str, Any] = {}
-    missing = []
-    for key in (*UPSTREAM_OUTPUTS, "accountId", "ecrRepositories"):
-        details = _sync_await(upstream.get_output_details(key))
-        value = details.value if details.value is not None else details.secret_value
-        if value in (None, "", {}, []) and key in UPSTREAM_OUTPUTS:
-            missing.append(key)
-        values[key] = value
+    values = read_outputs(upstream, [*UPSTREAM_OUTPUTS, "accountId", "ecrRepositories"])
+    missing = [key for key in UPSTREAM_OUTPUTS if values[key] in (None, "", {}, [])]
     if missing:
         raise ConfigError(
             [
@@ -216,18 +209,19 @@ def build(
     cfg: StackConfig,
     env: Environment,
     platform: Platform,
-    upstream: pulumi.StackReference | None,
+    upstream_values: dict[str, Any] | None,
 ) -> Delivery:
-    """Create the delivery side of the environment; ConfigError before any resource if wrong."""
+    """Create the delivery side of the environment; ConfigError before any resource if wrong.
+
+    `upstream_values` are the upstream stack's outputs (`read_upstream`), None for the first
+    environment.
+    """
     try:
         n = names(cfg, env)
     except ValueError as exc:
         raise ConfigError([f"(project/stack): {exc}"]) from None
-    upstream_values: dict[str, Any] | None = None
-    if cfg.upstream_stack:
-        if upstream is None:
-            raise ValueError("upstreamStack is set: pass the upstream StackReference to build()")
-        upstream_values = read_upstream(upstream, cfg.upstream_stack)
+    if cfg.upstream_stack and upstream_values is None:
+        raise ValueError("upstreamStack is set: pass the upstream's outputs (read_upstream)")
 
     alarm_settings = AlarmSettings(**cfg.deployment.alarms.model_dump())
     custom_configs = [

@@ -11,8 +11,12 @@ import pulumi_aws as aws
 from components import iam
 from components.naming import TYPE_PREFIX
 
-# Fields CodeDeploy changes on every blue/green deployment: Pulumi must not revert them.
-CODEDEPLOY_OWNED = ["taskDefinition", "loadBalancers"]
+# Fields a CODE_DEPLOY service takes only through a CodeDeploy deployment (AWS refuses
+# UpdateService for them): Pulumi sets them at creation, then the rollout carries changes
+# to taskDefinition, networkConfiguration and platformVersion in the AppSpec, and
+# CodeDeploy swaps loadBalancers' target group on every deployment.
+CODEDEPLOY_OWNED = ["taskDefinition", "loadBalancers", "networkConfiguration", "platformVersion"]
+PLATFORM_VERSION = "LATEST"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +48,9 @@ class FargateServiceArgs:
     cluster_arn: pulumi.Input[str]
     cluster_name: str
     service_name: str
+    # The service's own family (deployers register here) and the template's, outside it.
     family: str
+    template_family: str
     container: Container
     cpu: int
     memory: int
@@ -247,7 +253,12 @@ class EcsCluster(pulumi.ComponentResource):
 
 
 class FargateService(pulumi.ComponentResource):
-    """A Fargate service in private subnets whose rollouts belong to CodeDeploy."""
+    """A Fargate service in private subnets whose rollouts belong to CodeDeploy.
+
+    `task_definition` is the template: every Pulumi-owned field, with the declared image
+    (pinned, promoted or bootstrap). A brand-new service starts on it; afterwards the
+    rollout overlays its fields onto whatever runs, so it never runs again.
+    """
 
     task_definition: aws.ecs.TaskDefinition
     service: aws.ecs.Service
@@ -346,7 +357,7 @@ class FargateService(pulumi.ComponentResource):
         )
         return aws.ecs.TaskDefinition(
             self._name,
-            family=args.family,
+            family=args.template_family,
             requires_compatibilities=["FARGATE"],
             network_mode="awsvpc",
             cpu=str(args.cpu),
@@ -376,7 +387,7 @@ class FargateService(pulumi.ComponentResource):
             task_definition=self.task_definition.arn,
             desired_count=args.desired_count,
             launch_type="FARGATE",
-            platform_version="LATEST",
+            platform_version=PLATFORM_VERSION,
             deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="CODE_DEPLOY"),
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
                 subnets=args.subnet_ids,

@@ -1,8 +1,17 @@
-"""Image resolution by field ownership: the deployer owns images, so Pulumi must never revert one.
+"""Images by field ownership: the deployer owns them, so Pulumi declares one only when told to.
 
-Per service and container, in this order: the image pinned in the stack config; the upstream
-environment's image when this stack promotes; the image the service runs now (read through
-pulumi-aws invokes); the bootstrap image, only when the service does not exist yet.
+Per service and container the program decides two things:
+
+- the *declared* image, which the Pulumi-registered template revision carries: the image
+  pinned in the stack config, else the image of the named upstream release this stack
+  promotes, else the bootstrap image. It never depends on what runs, so a pipeline ship
+  changes no resource input;
+- the image the service runs *after* this update, for the outputs and the plan: the pinned
+  image, the promoted one (when that release is not applied yet), else what runs now (read
+  through pulumi-aws invokes), else the bootstrap image of a service that does not exist yet.
+
+What actually reaches a running service is decided at deploy time, by the rollout
+(`delivery/rollout.py`), against the revision that runs at that moment.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import pulumi_aws as aws
 
 from components import naming
 from components.config import ConfigError
+from delivery import promotion
 
 PINNED, PROMOTED, LIVE, BOOTSTRAP = "pinned", "promoted", "live", "bootstrap"
 
@@ -39,15 +49,33 @@ class LiveService:
 
 
 @dataclass(frozen=True)
+class Release:
+    """A named upstream release this stack promotes: service -> container -> digest."""
+
+    upstream: str
+    commit: str
+    images: dict[str, dict[str, str]]
+    # True when this stack's last update already applied this release (its own outputs say
+    # so): the rollout then leaves whatever runs now, e.g. a newer promotion by the pipeline.
+    applied: bool = False
+
+    def image(self, service: str, container: str) -> str | None:
+        return (self.images.get(service) or {}).get(container)
+
+
+@dataclass(frozen=True)
 class Resolution:
-    """The image a container gets, the one it runs now, and why."""
+    """One container's declared image, what it runs now and after this update, and why."""
 
     service: str
     container: str
-    image: pulumi.Output[str]
-    source: pulumi.Output[str]
+    declared: str
+    after: str
+    source: str
     now: str | None
     digest: str | None = None
+    pinned: str | None = None
+    promoted: str | None = None
 
 
 def existing_services(*, project: str, stack: str) -> set[str]:
@@ -55,6 +83,8 @@ def existing_services(*, project: str, stack: str) -> set[str]:
 
     The tagging API answers with an empty list for a fresh account, where `ecs.get_service`
     would fail the whole program (a failed invoke cannot be caught in a Pulumi program).
+    It is eventually consistent, so `check_existence` compares it with the stack's own
+    last outputs before anything is called new.
     """
     found = aws.resourcegroupstaggingapi.get_resources(
         resource_type_filters=["ecs:service"],
@@ -68,6 +98,21 @@ def existing_services(*, project: str, stack: str) -> set[str]:
     return {m.resource_arn.rsplit("/", 1)[-1] for m in found.resource_tag_mapping_lists}
 
 
+def check_existence(configured: list[str], tagged: set[str], known_before: set[str]) -> None:
+    """A service is new only when the tags and the stack's own last outputs agree."""
+    disagree = sorted(name for name in configured if name in known_before and name not in tagged)
+    if disagree:
+        raise _fail(
+            "services: "
+            + ", ".join(disagree)
+            + ": this stack's last update created them (its `services` output lists them), but "
+            "the Resource Groups Tagging API does not list them with this stack's tags. "
+            "Refusing to treat them as new. If they were just created, wait a minute and run "
+            "again (the tagging API lags); if their ecs-delivery:project/ecs-delivery:stack tags "
+            "were removed, tag them again."
+        )
+
+
 def _fail(message: str) -> LiveImageError:
     # Logged first: a failed invoke also fails the program, and the engine reports both.
     pulumi.log.error(message)
@@ -77,7 +122,7 @@ def _fail(message: str) -> LiveImageError:
 def read_live(
     *, cluster_arn: str, service: str, containers: list[str], exists: bool
 ) -> LiveService:
-    """Read the running task definition's images through the ECS invokes."""
+    """Read the running task definition's images through the ECS invokes (display only)."""
     if not exists:
         return LiveService(exists=False)
     try:
@@ -99,9 +144,8 @@ def read_live(
             raise _fail(
                 f"services.{service}: the service exists but the image of container '{container}' "
                 f"in its task definition {task_definition} cannot be read: {exc}\n"
-                "Refusing to fall back to the bootstrap image: that would revert what the pipeline "
-                "deployed. Grant ecs:DescribeTaskDefinition to the stack's credentials, or pin the "
-                f"image with services.{service}.image."
+                "Refusing to guess what it runs. Grant ecs:DescribeTaskDefinition to the stack's "
+                f"credentials, or pin the image with services.{service}.image."
             ) from None
         if not definition.image:
             raise _fail(
@@ -117,7 +161,7 @@ def read_live(
 
 
 def digest_reference(image: str, digest: str | None) -> str:
-    """`repo@sha256:...` where the digest is known: what a downstream stack promotes."""
+    """`repo@sha256:...` where the digest is known: names exactly what runs."""
     if "@" in image or not digest:
         return image
     repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
@@ -131,78 +175,119 @@ def resolve(
     pinned: str | None,
     bootstrap: str,
     live: LiveService,
-    upstream_images: pulumi.Output[Any] | None,
+    release: Release | None,
+    what: str = "services",
 ) -> Resolution:
-    """Decide one container's image; `upstream_images` is set only when this stack promotes."""
+    """Decide one container's declared image and the image it runs after this update."""
     now = (live.images or {}).get(container) if live.exists else None
     digest = (live.digests or {}).get(container) if live.exists else None
+    if live.exists and now is None and not pinned:
+        raise _fail(
+            f"{what}.{service}: the running task definition {live.task_definition_arn} has no "
+            f"container '{container}'; pin the image with {what}.{service}.image."
+        )
+    running = digest_reference(now, digest) if now else None
     if pinned:
+        return Resolution(service, container, pinned, pinned, PINNED, now, digest, pinned=pinned)
+    promoted = release.image(service, container) if release else None
+    if promoted:
+        if release.applied and running:
+            return Resolution(
+                service, container, promoted, running, LIVE, now, digest, None, promoted
+            )
+        source = f"{PROMOTED} from {release.upstream}@{release.commit}"
         return Resolution(
-            service,
-            container,
-            pulumi.Output.from_input(pinned),
-            pulumi.Output.from_input(PINNED),
-            now,
-            digest,
+            service, container, promoted, promoted, source, now, digest, None, promoted
         )
-    if live.exists and now is None:
-        raise LiveImageError(
-            f"services.{service}: the running task definition has no container '{container}'; "
-            f"pin the image with services.{service}.image."
-        )
-    fallback = now if live.exists else bootstrap
-    fallback_source = LIVE if live.exists else BOOTSTRAP
-    if upstream_images is None:
-        return Resolution(
-            service,
-            container,
-            pulumi.Output.from_input(fallback),
-            pulumi.Output.from_input(fallback_source),
-            now,
-            digest,
-        )
+    if running:
+        return Resolution(service, container, bootstrap, running, LIVE, now, digest)
+    return Resolution(service, container, bootstrap, bootstrap, BOOTSTRAP, now, digest)
 
-    def pick(images: Any) -> tuple[str, str]:
-        promoted = (
-            ((images or {}).get(service) or {}).get(container) if isinstance(images, dict) else None
-        )
-        if promoted:
-            return promoted, PROMOTED
-        pulumi.log.warn(
-            f"services.{service}: the upstream stack exports no image for container '{container}'; "
-            f"keeping the {fallback_source} image {fallback}"
-        )
-        return fallback, fallback_source
 
-    choice = upstream_images.apply(pick)
-    return Resolution(
-        service, container, choice.apply(lambda c: c[0]), choice.apply(lambda c: c[1]), now, digest
-    )
+# --- promotion of a named upstream release ---------------------------------------------
 
 
 def upstream_reference(name: str, project: str) -> pulumi.StackReference:
     """`dev` means this project's `dev` stack in the current organization."""
+    return pulumi.StackReference(
+        f"upstream-{name.rsplit('/', 1)[-1]}", stack_name=_qualified(name, project)
+    )
+
+
+def own_reference(project: str, stack: str) -> pulumi.StackReference:
+    """This stack's own last outputs: what its previous update created and applied."""
+    return pulumi.StackReference("own-last-outputs", stack_name=_qualified(stack, project))
+
+
+def _qualified(name: str, project: str) -> str:
     if name.count("/") == 0:
-        name = f"{pulumi.get_organization()}/{project}/{name}"
-    elif name.count("/") == 1:
-        name = f"{pulumi.get_organization()}/{name}"
-    return pulumi.StackReference(f"upstream-{name.rsplit('/', 1)[-1]}", stack_name=name)
+        return f"{pulumi.get_organization()}/{project}/{name}"
+    if name.count("/") == 1:
+        return f"{pulumi.get_organization()}/{name}"
+    return name
 
 
-def require_upstream_images(reference: pulumi.StackReference, upstream: str) -> pulumi.Output[Any]:
-    """The upstream's `liveImages`; a missing output is a clear error, not a silent no-op promotion."""
+def read_outputs(reference: pulumi.StackReference, keys: list[str]) -> dict[str, Any]:
+    """Plain values of a stack reference's outputs (None when absent).
 
-    def check(value: Any) -> Any:
-        if not isinstance(value, dict):
-            raise ConfigError(
-                [
-                    f"upstreamStack: stack {upstream} exports no liveImages; run `pulumi up` on it first, "
-                    "or set promote: false"
-                ]
-            )
-        return value
+    Stack-reference outputs are known at preview, so the program can branch on them before
+    it registers anything that depends on them.
+    """
+    from pulumi.runtime.sync_await import _sync_await  # what the SDK's own sync invokes use
 
-    return reference.get_output("liveImages").apply(check)
+    values: dict[str, Any] = {}
+    for key in keys:
+        details = _sync_await(reference.get_output_details(key))
+        values[key] = details.value if details.value is not None else details.secret_value
+    return values
+
+
+def read_release(
+    *, upstream: str, commit: str, bucket: str | None, applied_before: str | None
+) -> Release:
+    """The promotion record the upstream published when it ran release `commit`.
+
+    Only the pipeline publishes records, and only with the digests it deployed, so a bootstrap
+    image is never promoted; a service the release does not name keeps what it runs.
+    """
+    short = upstream.rsplit("/", 1)[-1]
+    if not bucket:
+        raise ConfigError(
+            [
+                f"promoteRelease: upstream stack {upstream!r} exports no promotionBucket; run "
+                f"`pulumi up -s {short}` with this version of the program first"
+            ]
+        )
+    key = promotion.release_record_key(short, commit)
+    try:
+        found = aws.s3.get_object(bucket=bucket, key=key)
+        record = promotion.read_record(found.body or "", origin=f"s3://{bucket}/{key}")
+    except promotion.PromotionRecordError as exc:
+        raise ConfigError([f"promoteRelease: {exc}"]) from None
+    except Exception as exc:
+        message = (
+            f"promoteRelease: {commit!r} is not a release {short} has run: s3://{bucket}/{key} "
+            f"cannot be read ({exc}). Promote a commit {short}'s pipeline deployed and published "
+            f"(its newest: s3://{bucket}/{promotion.latest_record_key(short)})."
+        )
+        pulumi.log.error(message)
+        raise ConfigError([message]) from None
+    return Release(
+        upstream=short,
+        commit=record.commit,
+        images={s: dict(c) for s, c in record.images.items()},
+        applied=applied_before == commit,
+    )
+
+
+def skipped_services(services: list[str], release: Release | None) -> list[str]:
+    """Services the promoted release does not name: they keep what they run."""
+    if release is None:
+        return []
+    return sorted(name for name in services if name not in release.images)
+
+
+# --- services and tasks ---------------------------------------------------------------
 
 
 def resolve_services(
@@ -211,14 +296,22 @@ def resolve_services(
     project: str,
     stack: str,
     cluster_arn: str,
-    upstream_images: pulumi.Output[Any] | None,
+    release: Release | None,
+    known_before: set[str] | None = None,
 ) -> dict[str, Resolution]:
     """Resolve the (single, service-named) container of every configured service."""
-    existing = existing_services(project=project, stack=stack)
+    tagged = existing_services(project=project, stack=stack)
+    check_existence(sorted(services), tagged, known_before or set())
+    skipped = skipped_services(sorted(services), release)
+    if skipped:
+        pulumi.log.warn(
+            f"promoteRelease {release.commit}: {release.upstream} did not ship "
+            f"{', '.join(skipped)} in that release; they keep the image they run"
+        )
     resolutions = {}
     for name, svc in sorted(services.items()):
         live = read_live(
-            cluster_arn=cluster_arn, service=name, containers=[name], exists=name in existing
+            cluster_arn=cluster_arn, service=name, containers=[name], exists=name in tagged
         )
         resolutions[name] = resolve(
             service=name,
@@ -226,21 +319,16 @@ def resolve_services(
             pinned=svc.image,
             bootstrap=svc.bootstrap_image,
             live=live,
-            upstream_images=upstream_images,
+            release=release,
         )
     return resolutions
 
 
-def live_images_output(
-    resolutions: dict[str, Resolution],
-) -> dict[str, dict[str, pulumi.Output[str]]]:
-    """service -> container -> image after this update, by digest where the digest is known."""
-    out: dict[str, dict[str, pulumi.Output[str]]] = {}
+def live_images_output(resolutions: dict[str, Resolution]) -> dict[str, dict[str, dict[str, str]]]:
+    """service -> container -> {image after this update (by digest where known), source}."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
     for r in resolutions.values():
-        image = pulumi.Output.all(r.image, r.source).apply(
-            lambda v, r=r: digest_reference(v[0], r.digest) if v[1] == LIVE else v[0]
-        )
-        out.setdefault(r.service, {})[r.container] = image
+        out.setdefault(r.service, {})[r.container] = {"image": r.after, "source": r.source}
     return out
 
 
@@ -250,7 +338,7 @@ def resolution_output(resolutions: dict[str, Resolution]) -> dict[str, dict[str,
     for r in resolutions.values():
         out.setdefault(r.service, {})[r.container] = {
             "now": r.now,
-            "after": r.image,
+            "after": r.after,
             "source": r.source,
         }
     return out
@@ -287,9 +375,13 @@ def resolve_tasks(
     project: str,
     stack: str,
     services: dict[str, Resolution],
-    upstream_images: pulumi.Output[Any] | None,
+    release: Release | None,
 ) -> dict[str, Resolution]:
-    """A task that follows a service takes that service's image; others resolve like services."""
+    """A task that follows a service takes that service's image; others resolve like services.
+
+    A scheduled task has no rollout: its task definition carries the image it runs after this
+    update (`after`), read from the revision its schedule targets now.
+    """
     if not tasks:
         return {}
     existing = existing_task_definitions(project=project, stack=stack)
@@ -306,19 +398,30 @@ def resolve_tasks(
             resolutions[name] = Resolution(
                 name,
                 name,
-                followed.image,
-                followed.source.apply(lambda s, f=task.follows_service: f"follows {f} ({s})"),
+                followed.after,
+                followed.after,
+                f"follows {task.follows_service} ({followed.source})",
                 (live.images or {}).get(name),
                 followed.digest,
             )
             continue
-        resolutions[name] = resolve(
+        resolved = resolve(
             service=name,
             container=name,
             pinned=task.image,
             bootstrap=task.bootstrap_image,
             live=live,
-            upstream_images=upstream_images,
+            release=release,
+            what="scheduledTasks",
+        )
+        resolutions[name] = Resolution(
+            name,
+            name,
+            resolved.after,
+            resolved.after,
+            resolved.source,
+            resolved.now,
+            resolved.digest,
         )
     return resolutions
 

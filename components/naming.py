@@ -20,6 +20,15 @@ def task_family(project: str, stack: str, service: str) -> str:
     return f"{project}-{stack}-{service}"
 
 
+def template_family(project: str, stack: str, service: str) -> str:
+    """Family of the Pulumi-registered template revision, outside the service's own family.
+
+    Deployers register into `task_family` only, so nothing that deploys "the latest revision
+    of the family" can pick up the template's placeholder image.
+    """
+    return f"{task_family(project, stack, service)}-template"
+
+
 def codedeploy_application(project: str, stack: str) -> str:
     """One CodeDeploy application per stack; one deployment group per service inside it."""
     return f"{project}-{stack}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import pulumi
 import pulumi_aws as aws
 
 from components import naming
@@ -49,9 +48,9 @@ class Platform:
 _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
 
 
-def pull_repositories(image: str, own_repository_arn: str) -> list[str]:
-    """The ECR repositories a task pulls from: its own, plus the one its image lives in."""
-    arns = [own_repository_arn]
+def pull_repositories(image: str, *repository_arns: str | None) -> list[str]:
+    """The ECR repositories a task pulls from: the given ones, plus the one `image` lives in."""
+    arns = [arn for arn in repository_arns if arn]
     match = _ECR_IMAGE.match(image)
     if match:
         account, region, repository = match.groups()
@@ -59,12 +58,16 @@ def pull_repositories(image: str, own_repository_arn: str) -> list[str]:
     return sorted(set(arns))
 
 
-def _pull_arns(env: Environment, image: pulumi.Input[str], owner: str) -> pulumi.Output[list[str]]:
-    """pull_repositories for a resolved image; `owner` is the service whose repository it is."""
+def _pull_arns(
+    env: Environment, image: str, owner: str, upstream_arns: dict[str, str] | None
+) -> list[str]:
+    """Where a task's images come from: this stack's repository of `owner`, the upstream's
+    (promotion moves its digests), and the declared image's. Never what runs now: a pipeline
+    ship must not change the execution role."""
     own = naming.ecr_repository_arn(
         env.region, env.account_id, naming.ecr_repository(env.project, env.stack, owner)
     )
-    return pulumi.Output.from_input(image).apply(lambda i: pull_repositories(i, own))
+    return pull_repositories(image, own, (upstream_arns or {}).get(owner))
 
 
 def routing_priorities(services: dict[str, ServiceConfig]) -> dict[str, int]:
@@ -95,10 +98,16 @@ def default_tags(cfg: StackConfig, env: Environment) -> dict[str, str]:
 def build(
     cfg: StackConfig,
     env: Environment,
-    images: dict[str, pulumi.Input[str]],
-    task_images: dict[str, pulumi.Input[str]] | None = None,
+    images: dict[str, str],
+    task_images: dict[str, str] | None = None,
+    upstream_repository_arns: dict[str, str] | None = None,
 ) -> Platform:
-    """Create every resource of the environment; `images` maps service or task -> resolved image."""
+    """Create every resource of the environment.
+
+    `images` maps service -> declared image (what its template carries), `task_images` task ->
+    image; `upstream_repository_arns` the upstream's repositories, which promoted images come
+    from.
+    """
     tags = default_tags(cfg, env)
     network = Network(
         "network",
@@ -154,6 +163,7 @@ def build(
                 cluster_name=cluster_name,
                 service_name=naming.service_name(name),
                 family=naming.task_family(env.project, env.stack, name),
+                template_family=naming.template_family(env.project, env.stack, name),
                 container=Container(
                     name=name,
                     image=images[name],
@@ -181,7 +191,7 @@ def build(
                 autoscaling=Autoscaling(**svc.autoscaling.model_dump())
                 if svc.autoscaling
                 else None,
-                image_repository_arns=_pull_arns(env, images[name], name),
+                image_repository_arns=_pull_arns(env, images[name], name, upstream_repository_arns),
                 depends_on=[pair.production_rule, pair.test_rule],
                 tags={**tags, "Service": name},
             ),
@@ -216,7 +226,9 @@ def build(
                 region=env.region,
                 account_id=env.account_id,
                 log_retention_days=cfg.log_retention_days,
-                image_repository_arns=_pull_arns(env, image, task.follows_service or name),
+                image_repository_arns=_pull_arns(
+                    env, image, task.follows_service or name, upstream_repository_arns
+                ),
                 tags=tags,
             ),
         )
@@ -230,7 +242,7 @@ def build(
             "services": {
                 name: {
                     "serviceName": s.service.name,
-                    "taskDefinitionArn": s.task_definition.arn,
+                    "templateTaskDefinitionArn": s.task_definition.arn,
                     "blueTargetGroup": load_balancer.target_groups[name].blue.name,
                     "greenTargetGroup": load_balancer.target_groups[name].green.name,
                 }

@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -106,17 +107,44 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+@dataclass(frozen=True)
+class Network:
+    """The awsvpc network of a service's tasks: Pulumi-owned, deployed through the AppSpec."""
+
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    assign_public_ip: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.subnets:
+            raise ValueError("network.subnets: at least one subnet is required")
+        if not self.security_groups:
+            raise ValueError("network.security_groups: at least one security group is required")
+
+    def appspec(self) -> dict[str, Any]:
+        return {
+            "AwsvpcConfiguration": {
+                "Subnets": sorted(self.subnets),
+                "SecurityGroups": sorted(self.security_groups),
+                "AssignPublicIp": "ENABLED" if self.assign_public_ip else "DISABLED",
+            }
+        }
+
+
 def appspec(
     task_definition_arn: str,
     container_name: str,
     container_port: int,
     hooks: Mapping[str, str] | None = None,
     platform_version: str | None = None,
+    network: Network | None = None,
 ) -> dict[str, Any]:
     """The ECS AppSpec that deploys `task_definition_arn`, routing traffic to container:port.
 
     `hooks` maps lifecycle event (BeforeInstall, AfterInstall, AfterAllowTestTraffic,
-    BeforeAllowTraffic, AfterAllowTraffic) -> Lambda function name or ARN.
+    BeforeAllowTraffic, AfterAllowTraffic) -> Lambda function name or ARN. `network` and
+    `platform_version` travel here because AWS refuses them in UpdateService on a
+    CODE_DEPLOY service.
     """
     if not (task_definition_arn.startswith("arn:") and ":task-definition/" in task_definition_arn):
         raise ValueError(
@@ -140,6 +168,8 @@ def appspec(
         "TaskDefinition": task_definition_arn,
         "LoadBalancerInfo": {"ContainerName": container_name, "ContainerPort": container_port},
     }
+    if network is not None:
+        properties["NetworkConfiguration"] = network.appspec()
     if platform_version:
         properties["PlatformVersion"] = platform_version
     spec: dict[str, Any] = {
@@ -234,6 +264,37 @@ def wait_for_deployment(
             return info
         if status in FAILED_STATUSES:
             raise DeploymentFailedError(info)
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise DeploymentTimeoutError(deployment_id, timeout_seconds, status)
+        sleep(min(poll_seconds, remaining))
+
+
+def stop_deployment(codedeploy: Any, deployment_id: str) -> None:
+    """Stop a deployment and let CodeDeploy roll it back (before traffic moved, a no-op for
+    the service: the replacement task set is removed)."""
+    call_with_backoff(
+        codedeploy.stop_deployment, deploymentId=deployment_id, autoRollbackEnabled=True
+    )
+
+
+def wait_until_finished(
+    codedeploy: Any,
+    deployment_id: str,
+    timeout_seconds: float,
+    poll_seconds: float = 15,
+    sleep: Callable[[float], Any] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> str:
+    """Poll until the deployment ends, however it ends; return its final status."""
+    deadline = clock() + timeout_seconds
+    while True:
+        info = call_with_backoff(
+            codedeploy.get_deployment, deploymentId=deployment_id, sleep=sleep
+        )["deploymentInfo"]
+        status = info.get("status", "?")
+        if status not in IN_PROGRESS_STATUSES:
+            return status
         remaining = deadline - clock()
         if remaining <= 0:
             raise DeploymentTimeoutError(deployment_id, timeout_seconds, status)

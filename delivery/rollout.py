@@ -1,67 +1,108 @@
-"""Roll a registered task-definition revision out to an ECS service, unless it already runs."""
+"""Roll Pulumi-owned fields out to an ECS service at deploy time, against what runs then.
+
+The Pulumi program registers a *template* revision (every Pulumi-owned field). When a
+rollout runs it reads the revision the service runs at that moment, overlays the template's
+fields onto it (keeping each container's image, unless an image is pinned or newly
+promoted), and deploys the result blue/green only when it differs from what runs. After
+CodeDeploy accepted the deployment (one deployment per group: the rollout now holds the
+lock) it reads what runs again: if a pipeline ship landed in between, it stops its own
+deployment before traffic moves and merges again onto the new revision.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
 from delivery import codedeploy as cd
 from delivery.aws import call_with_backoff
-from delivery.live import running_task_definition
-from delivery.taskdef import describe, same_content
+from delivery.live import Running, running
+from delivery.taskdef import describe, overlay_owned, same_content_in_any_family
 
 RolloutAction = Literal["none-service-new", "none-same-content", "deployed", "started"]
+# A ship that lands between the read and the lock is normal; three in a row is not.
+DEFAULT_MERGE_ATTEMPTS = 3
 
 
 class ServiceStateError(cd.DeploymentError):
     """The ECS service cannot take a CodeDeploy rollout (missing, inactive, wrong controller)."""
 
 
+class RolloutRaceError(cd.DeploymentError):
+    """What runs kept changing under the rollout: it gave up rather than deploy stale content."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class RolloutRequest:
-    """Which revision to roll out to which service, through which deployment group."""
+    """Which template to roll out to which service, through which deployment group.
+
+    `images` maps container -> image to deploy over what runs (pinned, or a newly promoted
+    release); every other container keeps the image it runs. `own_deployment` is a deployment
+    an earlier rollout of this service started without waiting: while it runs, a rollout
+    with wait=False does not start another.
+    """
 
     cluster: str
     service: str
-    task_definition_arn: str
+    template_arn: str
+    family: str
     application: str
     deployment_group: str
     container_name: str
     container_port: int
+    network: cd.Network | None = None
+    platform_version: str | None = None
+    images: Mapping[str, str] = field(default_factory=dict)
+    own_deployment: str | None = None
     wait: bool = True
     timeout_seconds: float = 3600
     poll_seconds: float = 15
+    merge_attempts: int = DEFAULT_MERGE_ATTEMPTS
 
     def __post_init__(self) -> None:
-        for name in ("cluster", "service", "application", "deployment_group", "container_name"):
+        for name in (
+            "cluster",
+            "service",
+            "family",
+            "application",
+            "deployment_group",
+            "container_name",
+        ):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"{name}: must be a non-empty string")
         # appspec() holds the ARN and port rules; building one here reports them early.
-        cd.appspec(self.task_definition_arn, self.container_name, self.container_port)
+        cd.appspec(self.template_arn, self.container_name, self.container_port)
+        for container, image in self.images.items():
+            if not isinstance(image, str) or not image.strip():
+                raise ValueError(f"images.{container}: {image!r} is not an image reference")
         if self.timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds: {self.timeout_seconds} must be positive")
         if self.poll_seconds <= 0:
             raise ValueError(f"poll_seconds: {self.poll_seconds} must be positive")
+        if self.merge_attempts < 1:
+            raise ValueError(f"merge_attempts: {self.merge_attempts} must be at least 1")
 
 
 @dataclass(frozen=True)
 class RolloutResult:
     """What rollout() did.
 
-    action: "none-service-new" (the service already runs the requested revision, e.g. it was
-    just created with it), "none-same-content" (it runs a revision with equal content, e.g.
-    the one the pipeline shipped), "deployed" (a deployment ran and succeeded) or "started"
-    (a deployment was started and not waited for). running_task_definition_arn is the
-    revision serving traffic when rollout() returned.
+    action: "none-service-new" (the service runs the template itself: it was just created
+    from it), "none-same-content" (what runs already carries every Pulumi-owned field and
+    image asked for), "deployed" (a deployment ran and succeeded) or "started" (a deployment
+    was started, or is still running from an earlier rollout, and not waited for).
+    running_task_definition_arn is the revision serving traffic when rollout() returned;
+    images what its containers run.
     """
 
     action: RolloutAction
     running_task_definition_arn: str
     deployment_id: str | None
+    images: dict[str, str] = field(default_factory=dict)
 
 
 def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
@@ -96,6 +137,11 @@ def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
     return found
 
 
+def what_runs(ecs: Any, cluster: str, service: str) -> Running:
+    """The revision, network and platform serving the service's traffic right now."""
+    return running(describe_service(ecs, cluster, service))
+
+
 def _check_target(task_definition: Mapping[str, Any], name: str, port: int) -> None:
     """Fail before CodeDeploy does when the AppSpec's container or port is not in the revision."""
     containers = {c["name"]: c for c in task_definition.get("containerDefinitions", [])}
@@ -112,6 +158,46 @@ def _check_target(task_definition: Mapping[str, Any], name: str, port: int) -> N
         )
 
 
+def _network_differs(live: Running, wanted: cd.Network | None) -> bool:
+    if wanted is None:
+        return False
+    return (
+        tuple(sorted(wanted.subnets)) != live.subnets
+        or tuple(sorted(wanted.security_groups)) != live.security_groups
+        or wanted.assign_public_ip != live.assign_public_ip
+    )
+
+
+def _platform_differs(live: Running, wanted: str | None) -> bool:
+    # "LATEST" is whatever Fargate resolves it to: only an explicit version can differ.
+    return bool(wanted) and wanted != "LATEST" and wanted != live.platform_version
+
+
+def _images(task_definition: Mapping[str, Any]) -> dict[str, str]:
+    return {c["name"]: c["image"] for c in task_definition.get("containerDefinitions", [])}
+
+
+def _wait_for_others(
+    codedeploy: Any,
+    request: RolloutRequest,
+    busy: list[str],
+    sleep: Callable[[float], Any],
+    clock: Callable[[], float],
+) -> None:
+    """Another deployment holds the group: wait for it (wait=True), else refuse naming it."""
+    if not request.wait:
+        raise cd.DeploymentInProgressError(request.application, request.deployment_group, busy)
+    for deployment_id in busy:
+        cd.wait_until_finished(
+            codedeploy,
+            deployment_id,
+            timeout_seconds=request.timeout_seconds,
+            poll_seconds=request.poll_seconds,
+            sleep=sleep,
+            clock=clock,
+        )
+
+
 def rollout(
     ecs: Any,
     codedeploy: Any,
@@ -119,42 +205,97 @@ def rollout(
     sleep: Callable[[float], Any] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> RolloutResult:
-    """Deploy `request.task_definition_arn` blue/green unless the service already runs it.
+    """Deploy the template's fields (and any pinned/promoted image) onto what runs, if needed.
 
-    "Runs it" means the same revision, or a revision with equal effective content (the
-    pipeline shipped image Y, Pulumi re-registered the same content with Y): then no
-    deployment starts, so `pulumi up` never causes an empty blue/green cycle.
+    Never deploys an image older than the one running, except one named in request.images;
+    never starts an empty blue/green cycle.
     """
-    service = describe_service(ecs, request.cluster, request.service)
-    running = running_task_definition(service)
-    if running == request.task_definition_arn:
-        return RolloutResult("none-service-new", running, None)
+    template: dict[str, Any] | None = None
+    for _attempt in range(request.merge_attempts):
+        live = what_runs(ecs, request.cluster, request.service)
+        if template is None:  # after the service is known to exist: its errors say more
+            template = describe(ecs, request.template_arn, include_tags=True)
+        tags = template.get("tags") or None
+        busy = cd.in_progress_deployments(codedeploy, request.application, request.deployment_group)
+        if busy:
+            if request.own_deployment in busy and not request.wait:
+                return RolloutResult("started", live.task_definition_arn, request.own_deployment)
+            _wait_for_others(codedeploy, request, busy, sleep, clock)
+            continue  # what runs may have changed: read it again
+        current = describe(ecs, live.task_definition_arn)["taskDefinition"]
+        wanted = overlay_owned(
+            template["taskDefinition"], current, family=request.family, images=request.images
+        )
+        content_same = same_content_in_any_family(wanted, current)
+        if (
+            content_same
+            and not _network_differs(live, request.network)
+            and not _platform_differs(live, request.platform_version)
+        ):
+            action: RolloutAction = (
+                "none-service-new"
+                if live.task_definition_arn == request.template_arn
+                else "none-same-content"
+            )
+            return RolloutResult(action, live.task_definition_arn, None, _images(current))
 
-    wanted = describe(ecs, request.task_definition_arn)["taskDefinition"]
-    live = describe(ecs, running)["taskDefinition"]
-    if same_content(live, wanted):
-        return RolloutResult("none-same-content", running, None)
-
-    _check_target(wanted, request.container_name, request.container_port)
-    spec = cd.appspec(request.task_definition_arn, request.container_name, request.container_port)
-    deployment_id = cd.start_deployment(
-        codedeploy,
-        request.application,
-        request.deployment_group,
-        spec,
-        description=(
-            f"ecs-delivery: Pulumi-owned change to {request.cluster}/{request.service}: "
-            f"{running} -> {request.task_definition_arn}"
-        ),
+        _check_target(wanted, request.container_name, request.container_port)
+        if content_same:  # only the network or platform changes: deploy what runs as it is
+            target = live.task_definition_arn
+        else:
+            registration = {**wanted, **({"tags": tags} if tags else {})}
+            target = call_with_backoff(ecs.register_task_definition, **registration)[
+                "taskDefinition"
+            ]["taskDefinitionArn"]
+        spec = cd.appspec(
+            target,
+            request.container_name,
+            request.container_port,
+            platform_version=request.platform_version,
+            network=request.network,
+        )
+        try:
+            deployment_id = cd.start_deployment(
+                codedeploy,
+                request.application,
+                request.deployment_group,
+                spec,
+                description=(
+                    f"ecs-delivery: Pulumi-owned change to {request.cluster}/{request.service}: "
+                    f"{live.task_definition_arn} -> {target}"
+                ),
+            )
+        except cd.DeploymentInProgressError:
+            continue  # another deployer took the lock first: wait for it, then merge again
+        # We hold the group's lock now. A ship that finished before we took it changed what
+        # runs: our merge is stale, so stop it before traffic moves and merge again.
+        if what_runs(ecs, request.cluster, request.service).task_definition_arn != (
+            live.task_definition_arn
+        ):
+            cd.stop_deployment(codedeploy, deployment_id)
+            cd.wait_until_finished(
+                codedeploy,
+                deployment_id,
+                timeout_seconds=request.timeout_seconds,
+                poll_seconds=request.poll_seconds,
+                sleep=sleep,
+                clock=clock,
+            )
+            continue
+        if not request.wait:
+            return RolloutResult("started", live.task_definition_arn, deployment_id)
+        cd.wait_for_deployment(
+            codedeploy,
+            deployment_id,
+            timeout_seconds=request.timeout_seconds,
+            poll_seconds=request.poll_seconds,
+            sleep=sleep,
+            clock=clock,
+        )
+        return RolloutResult("deployed", target, deployment_id, _images(wanted))
+    raise RolloutRaceError(
+        f"ECS service {request.cluster}/{request.service}: what it runs changed "
+        f"{request.merge_attempts} times while the rollout merged Pulumi's fields onto it "
+        "(other deployments kept landing). Nothing stale was deployed; run `pulumi up` again "
+        "once the pipeline is quiet."
     )
-    if not request.wait:
-        return RolloutResult("started", running, deployment_id)
-    cd.wait_for_deployment(
-        codedeploy,
-        deployment_id,
-        timeout_seconds=request.timeout_seconds,
-        poll_seconds=request.poll_seconds,
-        sleep=sleep,
-        clock=clock,
-    )
-    return RolloutResult("deployed", request.task_definition_arn, deployment_id)

@@ -90,6 +90,49 @@ def same_content(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return effective_content(a) == effective_content(b)
 
 
+def same_content_in_any_family(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """same_content, ignoring the family: a template and a running revision that carry the
+    same fields run the same containers the same way."""
+    return {**effective_content(a), "family": None} == {**effective_content(b), "family": None}
+
+
+def overlay_owned(
+    template: Mapping[str, Any],
+    running: Mapping[str, Any],
+    *,
+    family: str,
+    images: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """RegisterTaskDefinition kwargs: Pulumi's fields from `template`, the deployer's images
+    from `running`, registered into `family`.
+
+    Each container keeps the image it runs now, unless `images` names one for it (an image
+    pinned in the stack config, or a newly promoted release); a container that does not run
+    yet takes the template's.
+    """
+    request = _owned_fields(template)
+    containers = request.get("containerDefinitions", [])
+    known = [container["name"] for container in containers]
+    unknown = sorted(set(images or {}) - set(known))
+    if unknown:
+        raise ValueError(
+            f"images: container(s) {', '.join(unknown)} not in the template "
+            f"{template.get('taskDefinitionArn', '?')}; known: {', '.join(known) or '(none)'}"
+        )
+    live = images_of(running)
+    request["containerDefinitions"] = [
+        {
+            **container,
+            "image": (images or {}).get(container["name"])
+            or live.get(container["name"])
+            or container["image"],
+        }
+        for container in containers
+    ]
+    request["family"] = family
+    return request
+
+
 def images_of(task_definition: Mapping[str, Any]) -> dict[str, str]:
     """Container name -> image of a described task definition."""
     return {
@@ -143,20 +186,3 @@ def describe(ecs: Any, task_definition_arn: str, *, include_tags: bool = False) 
     if include_tags:
         kwargs["include"] = ["TAGS"]
     return call_with_backoff(ecs.describe_task_definition, **kwargs)
-
-
-def register_with_images(
-    ecs: Any,
-    task_definition_arn: str,
-    images: Mapping[str, str],
-    tags: Mapping[str, str] | list[dict[str, str]] | None = None,
-) -> str:
-    """Register a copy of `task_definition_arn` carrying `images`; return the new ARN.
-
-    Without `tags`, the source revision's tags are carried over.
-    """
-    described = describe(ecs, task_definition_arn, include_tags=tags is None)
-    chosen_tags = tags if tags is not None else described.get("tags") or None
-    request = register_request(described["taskDefinition"], images, tags=chosen_tags)
-    response = call_with_backoff(ecs.register_task_definition, **request)
-    return response["taskDefinition"]["taskDefinitionArn"]

@@ -190,6 +190,7 @@ def run(
         resources=monitor.registrations,
         outputs=outputs,
         invokes=cloud.invokes,
+        warnings=diagnostics.warnings,
     )
 
 

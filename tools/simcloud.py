@@ -34,9 +34,13 @@ class LiveService(_Model):
     """A service that exists in the simulated account, with the images it runs now."""
 
     containers: dict[str, str] = Field(default_factory=dict)
+    # Digests ECS reports for images given by tag (container -> sha256:...).
+    digests: dict[str, str] = Field(default_factory=dict)
     task_definition_arn: str | None = None
     # The service exists, but its task definition cannot be read (e.g. deregistered, denied).
     unreadable: bool = False
+    # The service is tagged, but DescribeServices fails for it (e.g. denied).
+    describe_fails: bool = False
 
 
 class SimulatedEnvironment(_Model):
@@ -45,8 +49,11 @@ class SimulatedEnvironment(_Model):
     services: dict[str, LiveService] = Field(default_factory=dict)
     # Scheduled tasks that exist, with the image their newest revision runs.
     scheduled_tasks: dict[str, LiveService] = Field(default_factory=dict)
-    # Outputs of other stacks, by the name the program passes to StackReference.
+    # Outputs of stacks, by the name the program passes to StackReference (this stack's own
+    # name gives its last outputs).
     stacks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Releases stacks' pipelines published: stack -> commit -> service -> container -> digest.
+    promotion_records: dict[str, dict[str, dict[str, dict[str, str]]]] = Field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> SimulatedEnvironment:
@@ -217,6 +224,7 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             "aws:ecs/getService:getService": self._ecs_service,
             "aws:cloudcontrol/getResource:getResource": self._cloud_control,
             "aws:ecs/getContainerDefinition:getContainerDefinition": self._container_definition,
+            "aws:s3/getObject:getObject": self._s3_object,
         }.get(args.token)
         if handler is None:
             raise SimulationError(
@@ -296,6 +304,8 @@ class SimulatedCloud(pulumi_mocks.Mocks):
         cluster = args.get("clusterArn", "")
         name = args.get("serviceName", "")
         live = self.environment.services.get(name)
+        if live is not None and live.describe_fails:
+            raise Exception(f"AccessDeniedException: ecs:DescribeServices on {name} denied")
         if live is None:
             # Same wording as the provider's not-found error for this data source.
             raise Exception(
@@ -319,16 +329,24 @@ class SimulatedCloud(pulumi_mocks.Mocks):
         }
 
     def _container_definition(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The container of the revision asked for, by ARN: a service's (default `:7`) or a
+        scheduled task's (default `:5`, the revision its schedule targets)."""
         task_definition = args.get("taskDefinition", "")
         container = args.get("containerName", "")
-        for live in [
-            *self.environment.services.values(),
-            *self.environment.scheduled_tasks.values(),
-        ]:
-            if live.unreadable or container not in live.containers:
+        revisions = [
+            *((name, live, 7) for name, live in self.environment.services.items()),
+            *((name, live, 5) for name, live in self.environment.scheduled_tasks.items()),
+        ]
+        for name, live, default_revision in revisions:
+            matches = (
+                task_definition == live.task_definition_arn
+                if live.task_definition_arn
+                else task_definition.endswith(f"-{name}:{default_revision}")
+            )
+            if not matches or live.unreadable or container not in live.containers:
                 continue
             image = live.containers[container]
-            digest = image.split("@", 1)[1] if "@" in image else ""
+            digest = image.split("@", 1)[1] if "@" in image else live.digests.get(container, "")
             return {
                 "taskDefinition": task_definition,
                 "containerName": container,
@@ -345,6 +363,32 @@ class SimulatedCloud(pulumi_mocks.Mocks):
         raise Exception(
             f"reading ECS Container Definition ({task_definition}/{container}): AccessDeniedException or not found"
         )
+
+    def _s3_object(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Promotion records a stack's pipeline published (`promotionRecords`), as S3 serves them."""
+        bucket, key = args.get("bucket", ""), args.get("key", "")
+        for stack, releases in self.environment.promotion_records.items():
+            prefix = f"promotion/{stack}/releases/"
+            if not key.startswith(prefix) or not key.endswith(".json"):
+                continue
+            commit = key[len(prefix) : -len(".json")]
+            outputs = self._stack_outputs(stack)
+            if commit in releases and outputs.get("promotionBucket", bucket) == bucket:
+                record = {
+                    "schema": 1,
+                    "sourceStack": stack,
+                    "commit": commit,
+                    "images": releases[commit],
+                    "createdAt": "2026-01-01T00:00:00+00:00",
+                }
+                return {
+                    "bucket": bucket,
+                    "key": key,
+                    "body": json.dumps(record, sort_keys=True),
+                    "contentType": "application/json",
+                    "id": f"{bucket}/{key}",
+                }
+        raise Exception(f"NoSuchKey: s3://{bucket}/{key} does not exist")
 
 
 def plain(value: Any) -> Any:

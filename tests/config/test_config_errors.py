@@ -180,7 +180,13 @@ CASES = [
         "loadBalancer.certificateArn: 'my-cert' is not an ACM certificate ARN",
     ),
     ("log retention not allowed", with_("logRetentionDays", 10), "logRetentionDays: "),
-    ("promote without upstream", with_("promote", True), "promote: true needs upstreamStack"),
+    (
+        "promoteRelease without upstream",
+        with_("promoteRelease", "3f9c2a1"),
+        "promoteRelease: needs upstreamStack",
+    ),
+    ("retired promote switch", with_("promote", True), "promote: replaced by promoteRelease"),
+    ("promoteRelease not a commit", with_("promoteRelease", "a b"), "promoteRelease: String"),
     (
         "duplicate priorities",
         with_(

@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from delivery.aws import client
-from delivery.taskdef import register_with_images
+from delivery.taskdef import register_request
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -66,9 +66,15 @@ BASE_TASK_DEFINITION: dict[str, Any] = {
 }
 
 
-def task_definition_spec(image: str = BOOTSTRAP_IMAGE, memory: str = "512") -> dict[str, Any]:
-    """RegisterTaskDefinition kwargs as the Pulumi program would send them."""
+TEMPLATE_FAMILY = f"{FAMILY}-template"
+
+
+def task_definition_spec(
+    image: str = BOOTSTRAP_IMAGE, memory: str = "512", family: str = TEMPLATE_FAMILY
+) -> dict[str, Any]:
+    """RegisterTaskDefinition kwargs as the Pulumi program sends them for its template."""
     spec = copy.deepcopy(BASE_TASK_DEFINITION)
+    spec["family"] = family
     spec["memory"] = memory
     spec["containerDefinitions"][0]["image"] = image
     return spec
@@ -119,6 +125,7 @@ class World:
     cluster: ClassVar[str] = CLUSTER
     service: ClassVar[str] = SERVICE
     family: ClassVar[str] = FAMILY
+    template_family: ClassVar[str] = TEMPLATE_FAMILY
     container: ClassVar[str] = CONTAINER
     port: ClassVar[int] = PORT
     application: ClassVar[str] = APPLICATION
@@ -136,8 +143,9 @@ class World:
         primary = [t for t in service["taskSets"] if t["status"] == "PRIMARY"]
         return primary[0]["taskDefinition"] if primary else service["taskDefinition"]
 
-    def pulumi_registers(self, image: str, memory: str = "512") -> str:
-        """What `pulumi up` does through aws.ecs.TaskDefinition: register the full content."""
+    def pulumi_registers(self, image: str = BOOTSTRAP_IMAGE, memory: str = "512") -> str:
+        """What `pulumi up` does through aws.ecs.TaskDefinition: register the template (every
+        Pulumi-owned field; the declared image) in the template family."""
         spec = task_definition_spec(image=image, memory=memory)
         return self.ecs.register_task_definition(**spec)["taskDefinition"]["taskDefinitionArn"]
 
@@ -156,13 +164,20 @@ class World:
         )
 
     def pipeline_ships(self, image: str) -> str:
-        """The pipeline: copy the running revision with a new image, deploy it blue/green."""
-        arn = register_with_images(self.ecs, self.running(), {CONTAINER: image})
+        """The pipeline: copy the running revision with a new image into the service's family,
+        deploy it blue/green."""
+        described = self.ecs.describe_task_definition(taskDefinition=self.running())
+        request = register_request(described["taskDefinition"], {CONTAINER: image})
+        arn = self.ecs.register_task_definition(**{**request, "family": FAMILY})["taskDefinition"][
+            "taskDefinitionArn"
+        ]
         self.codedeploy_switches_to(arn)
         return arn
 
     def revisions(self) -> list[str]:
-        return self.ecs.list_task_definitions(familyPrefix=FAMILY, sort="ASC")["taskDefinitionArns"]
+        """Revisions of the service's own family (the template family aside)."""
+        arns = self.ecs.list_task_definitions(familyPrefix=FAMILY, sort="ASC")["taskDefinitionArns"]
+        return [arn for arn in arns if arn.rsplit("/", 1)[-1].rsplit(":", 1)[0] == FAMILY]
 
     def deployments(self) -> list[str]:
         return self.codedeploy.list_deployments(

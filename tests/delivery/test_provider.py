@@ -25,17 +25,25 @@ def props_for(world, task_definition_arn: str, **overrides) -> dict:
         "__provider": "serialized-provider",
         "cluster_name": world.cluster,
         "service_name": world.service,
-        "task_definition_arn": task_definition_arn,
+        "template_arn": task_definition_arn,
+        "family": world.family,
         "application_name": world.application,
         "deployment_group_name": world.group,
         "container_name": world.container,
         "container_port": float(world.port),
+        "subnets": None,
+        "security_groups": None,
+        "assign_public_ip": False,
+        "platform_version": None,
+        "pinned_images": {},
+        "promotion": None,
         "region": world.region,
         "profile": None,
         "role_arn": None,
         "wait": False,
         "timeout_minutes": 60.0,
         "running_task_definition_arn": None,
+        "running_images": None,
         "last_deployment_id": None,
         "action": None,
     }
@@ -51,7 +59,8 @@ def stored(props: dict, **outputs) -> dict:
 BASE = {
     "cluster_name": "dev-cluster",
     "service_name": "dev-web",
-    "task_definition_arn": "arn:aws:ecs:eu-west-1:123456789012:task-definition/dev-web:3",
+    "template_arn": "arn:aws:ecs:eu-west-1:123456789012:task-definition/dev-web-template:3",
+    "family": "dev-web",
     "application_name": "dev-web",
     "deployment_group_name": "dev-web",
     "container_name": "app",
@@ -84,8 +93,11 @@ def test_diff_reports_no_change_for_settings_only(change):
 @pytest.mark.parametrize(
     "change",
     [
-        {"task_definition_arn": BASE["task_definition_arn"].replace(":3", ":4")},
-        {"task_definition_arn": rpc.UNKNOWN},
+        {"template_arn": BASE["template_arn"].replace(":3", ":4")},
+        {"template_arn": rpc.UNKNOWN},
+        {"subnets": ["subnet-a", "subnet-b", "subnet-c"]},
+        {"pinned_images": {"app": "registry/app@sha256:" + "1" * 64}},
+        {"promotion": {"release": "3f9c2a1", "images": {"app": "registry/app@sha256:" + "2" * 64}}},
         {"container_name": "proxy"},
         {"container_port": 9090.0},
         {"deployment_group_name": "dev-web-2"},
@@ -119,20 +131,21 @@ def test_create_for_a_new_service_starts_no_deployment(world):
 def test_update_rolls_out_a_memory_change_against_moto(world):
     shipped = world.pipeline_ships(world.pipeline_image)
     olds = stored(props_for(world, shipped), action="none-same-content")
-    wanted = world.pulumi_registers(image=world.pipeline_image, memory="1024")
+    template = world.pulumi_registers(memory="1024")
 
-    result = ServiceRolloutProvider().update("id", olds, props_for(world, wanted))
+    result = ServiceRolloutProvider().update("id", olds, props_for(world, template))
 
     (deployment_id,) = world.deployments()
     assert result.outs["action"] == "started"
     assert result.outs["last_deployment_id"] == deployment_id
     assert result.outs["running_task_definition_arn"] == shipped
-    assert wanted in world.appspec_of(deployment_id)
+    (merged,) = [arn for arn in world.revisions() if arn != shipped]
+    assert merged in world.appspec_of(deployment_id)
 
 
 def test_update_with_content_equal_to_what_runs_keeps_the_last_deployment_id(world):
     world.pipeline_ships(world.pipeline_image)
-    same = world.pulumi_registers(image=world.pipeline_image)
+    same = world.pulumi_registers()
     olds = stored(props_for(world, world.first_revision), last_deployment_id="d-EARLIER1")
 
     result = ServiceRolloutProvider().update("id", olds, props_for(world, same))
@@ -192,7 +205,8 @@ def test_args_reject_a_bad_timeout_naming_the_field():
         ServiceRolloutArgs(
             cluster_name="c",
             service_name="s",
-            task_definition_arn="arn:aws:ecs:eu-west-1:1:task-definition/s:1",
+            template_arn="arn:aws:ecs:eu-west-1:1:task-definition/s-template:1",
+            family="s",
             application_name="a",
             deployment_group_name="g",
             container_name="app",
@@ -227,7 +241,8 @@ def test_service_rollout_registers_a_dynamic_resource_with_its_inputs(mocks):
         ServiceRolloutArgs(
             cluster_name="dev-cluster",
             service_name="dev-web",
-            task_definition_arn="arn:aws:ecs:eu-west-1:123456789012:task-definition/dev-web:3",
+            template_arn="arn:aws:ecs:eu-west-1:123456789012:task-definition/dev-web-template:3",
+            family="dev-web",
             application_name="dev-web",
             deployment_group_name="dev-web",
             container_name="app",
@@ -243,7 +258,8 @@ def test_service_rollout_registers_a_dynamic_resource_with_its_inputs(mocks):
             (registered,) = mocks.resources
             assert registered.typ == "pulumi-python:dynamic/rollout:ServiceRollout"
             inputs = registered.inputs
-            assert inputs["task_definition_arn"].endswith("dev-web:3")
+            assert inputs["template_arn"].endswith("dev-web-template:3")
+            assert inputs["family"] == "dev-web"
             assert inputs["container_port"] == 8080
             assert inputs["region"] == "eu-west-1"
             assert inputs["role_arn"] == "arn:aws:iam::123456789012:role/dev-deployer"

@@ -12,6 +12,7 @@ from delivery.codedeploy import (
     DeploymentFailedError,
     DeploymentInProgressError,
     DeploymentTimeoutError,
+    Network,
 )
 from delivery.live import running_task_definition
 from delivery.rollout import RolloutRequest, ServiceStateError, rollout
@@ -22,7 +23,8 @@ def request_for(world, arn: str, **overrides) -> RolloutRequest:
     values = dict(
         cluster=world.cluster,
         service=world.service,
-        task_definition_arn=arn,
+        template_arn=arn,
+        family=world.family,
         application=world.application,
         deployment_group=world.group,
         container_name=world.container,
@@ -74,16 +76,15 @@ def test_first_deployment_of_a_new_service_starts_no_codedeploy_deployment(world
 
 def test_memory_change_after_pipeline_deploy_registers_one_revision_with_live_image(world, clock):
     shipped = world.pipeline_ships(world.pipeline_image)
-    revisions_before = world.revisions()
 
-    wanted = world.pulumi_registers(image=world.pipeline_image, memory="1024")
-    result = run(world, clock, wanted, wait=False)
+    # The template carries the bootstrap image: Pulumi never declares the pipeline's.
+    template = world.pulumi_registers(memory="1024")
+    result = run(world, clock, template, wait=False)
 
-    new_revisions = [arn for arn in world.revisions() if arn not in revisions_before]
-    assert new_revisions == [wanted]
-    # bootstrap (created with the service), the pipeline's, Pulumi's: nothing else.
-    assert world.revisions() == [world.first_revision, shipped, wanted]
-    registered = describe(world.ecs, wanted)["taskDefinition"]
+    (merged,) = [arn for arn in world.revisions() if arn != shipped]
+    assert world.revisions() == [shipped, merged]
+    registered = describe(world.ecs, merged)["taskDefinition"]
+    assert registered["family"] == world.family
     assert images_of(registered) == {world.container: world.pipeline_image}
     assert registered["memory"] == "1024"
 
@@ -96,7 +97,7 @@ def test_memory_change_after_pipeline_deploy_registers_one_revision_with_live_im
             "TargetService": {
                 "Type": "AWS::ECS::Service",
                 "Properties": {
-                    "TaskDefinition": wanted,
+                    "TaskDefinition": merged,
                     "LoadBalancerInfo": {
                         "ContainerName": world.container,
                         "ContainerPort": world.port,
@@ -109,13 +110,14 @@ def test_memory_change_after_pipeline_deploy_registers_one_revision_with_live_im
 
 def test_memory_change_waits_for_the_deployment_and_reports_the_new_revision_running(world, clock):
     world.pipeline_ships(world.pipeline_image)
-    wanted = world.pulumi_registers(image=world.pipeline_image, memory="1024")
+    template = world.pulumi_registers(memory="1024")
 
-    result = run(world, clock, wanted, sleep=finish_deployments_like_codedeploy(world, clock))
+    result = run(world, clock, template, sleep=finish_deployments_like_codedeploy(world, clock))
 
     assert result.action == "deployed"
-    assert result.running_task_definition_arn == wanted
-    assert world.running() == wanted
+    assert result.running_task_definition_arn == world.running()
+    assert result.images == {world.container: world.pipeline_image}
+    assert describe(world.ecs, world.running())["taskDefinition"]["memory"] == "1024"
     assert world.deployments() == [result.deployment_id]
     assert clock.sleeps == [15]
 
@@ -123,33 +125,137 @@ def test_memory_change_waits_for_the_deployment_and_reports_the_new_revision_run
 def test_pipeline_image_without_config_change_starts_zero_deployments(world, clock):
     shipped = world.pipeline_ships(world.pipeline_image)
 
-    same = world.pulumi_registers(image=world.pipeline_image)
-    result = run(world, clock, same)
+    result = run(world, clock, world.first_revision)
 
-    assert same != shipped
     assert result.action == "none-same-content"
     assert result.running_task_definition_arn == shipped
     assert result.deployment_id is None
     assert world.deployments() == []
+    assert world.revisions() == [shipped]  # no unused revision either
 
 
-def test_bootstrap_image_after_pipeline_deploy_is_a_change_and_is_deployed(world, clock):
-    # The image is part of the effective content: re-registering the old image is a
-    # revert, and the mechanism must not hide it as "same content".
+def test_the_template_image_is_never_deployed_over_what_runs(world, clock):
+    # The template's (bootstrap) image differs from what runs, and memory changes: the
+    # rollout deploys the memory, and keeps the pipeline's image.
     world.pipeline_ships(world.pipeline_image)
-    reverted = world.pulumi_registers(image=world.bootstrap_image)
+    template = world.pulumi_registers(image=world.bootstrap_image, memory="2048")
 
-    result = run(world, clock, reverted, wait=False)
+    result = run(world, clock, template, wait=False)
+
+    (deployed,) = [a for a in world.revisions() if a != world.running()]
+    assert result.action == "started"
+    assert images_of(describe(world.ecs, deployed)["taskDefinition"]) == {
+        world.container: world.pipeline_image
+    }
+
+
+def test_a_pinned_image_is_deployed_over_what_runs(world, clock):
+    world.pipeline_ships(world.pipeline_image)
+    pinned = f"{world.account}.dkr.ecr.{world.region}.amazonaws.com/web@sha256:{'c' * 64}"
+
+    result = run(world, clock, world.first_revision, images={world.container: pinned}, wait=False)
 
     assert result.action == "started"
+    spec = json.loads(world.appspec_of(result.deployment_id))
+    target = spec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
+    assert images_of(describe(world.ecs, target)["taskDefinition"]) == {world.container: pinned}
+
+
+def test_a_network_change_alone_deploys_what_runs_with_the_new_network_in_the_appspec(world, clock):
+    shipped = world.pipeline_ships(world.pipeline_image)
+    network = Network(("subnet-c", "subnet-a", "subnet-b"), ("sg-tasks",))
+
+    result = run(
+        world, clock, world.first_revision, network=network, platform_version="LATEST", wait=False
+    )
+
+    assert result.action == "started"
+    assert world.revisions() == [shipped]  # same content: nothing new registered
+    properties = json.loads(world.appspec_of(result.deployment_id))["Resources"][0][
+        "TargetService"
+    ]["Properties"]
+    assert properties["TaskDefinition"] == shipped
+    assert properties["NetworkConfiguration"] == {
+        "AwsvpcConfiguration": {
+            "Subnets": ["subnet-a", "subnet-b", "subnet-c"],
+            "SecurityGroups": ["sg-tasks"],
+            "AssignPublicIp": "DISABLED",
+        }
+    }
+    assert properties["PlatformVersion"] == "LATEST"
+
+
+def test_a_ship_that_lands_before_the_lock_is_stopped_and_merged_again(world, clock):
+    """The race of issue 8: the pipeline finishes Z between the rollout's read and its
+    CreateDeployment. The rollout must stop its stale deployment (Y + memory) and deploy
+    Z + memory instead. Stubber for CodeDeploy: moto implements no StopDeployment."""
+    first_ship = world.pipeline_ships(world.pipeline_image)
+    template = world.pulumi_registers(memory="1024")
+    newer = f"{world.account}.dkr.ecr.{world.region}.amazonaws.com/web@sha256:{'d' * 64}"
+    stubber = Stubber(world.codedeploy)
+    group = {"applicationName": world.application, "deploymentGroupName": world.group}
+
+    def ship_then_accept(*_args, **_kwargs):
+        world.pipeline_ships(newer)  # lands while CreateDeployment is on its way
+
+    world.codedeploy.meta.events.register_first(
+        "provide-client-params.codedeploy.CreateDeployment", _once(ship_then_accept)
+    )
+    stubber.add_response("list_deployments", {"deployments": []})
+    stubber.add_response("list_deployments", {"deployments": []})
+    stubber.add_response(
+        "create_deployment",
+        {"deploymentId": "d-STALE0001"},
+        {**group, "revision": ANY, "description": ANY},
+    )
+    stubber.add_response(
+        "stop_deployment",
+        {"status": "Pending"},
+        {"deploymentId": "d-STALE0001", "autoRollbackEnabled": True},
+    )
+    stubber.add_response(
+        "get_deployment", {"deploymentInfo": {"status": "Stopped"}}, {"deploymentId": "d-STALE0001"}
+    )
+    stubber.add_response("list_deployments", {"deployments": []})
+    stubber.add_response("list_deployments", {"deployments": []})
+    stubber.add_response(
+        "create_deployment",
+        {"deploymentId": "d-FRESH0001"},
+        {**group, "revision": ANY, "description": ANY},
+    )
+
+    with stubber:
+        result = run(world, clock, template, wait=False)
+
+    stubber.assert_no_pending_responses()
+    assert result.deployment_id == "d-FRESH0001"
+    assert result.running_task_definition_arn != first_ship
+    merged = [a for a in world.revisions() if a not in (first_ship, world.running())]
+    images = {a: images_of(describe(world.ecs, a)["taskDefinition"]) for a in merged}
+    # The first merge (older image) was registered but never deployed; the second has Z.
+    assert sorted(i[world.container] for i in images.values()) == sorted(
+        [world.pipeline_image, newer]
+    )
+
+
+def _once(hook):
+    fired = []
+
+    def handler(*args, **kwargs):
+        if not fired:
+            fired.append(True)
+            hook(*args, **kwargs)
+
+    return handler
 
 
 def test_failed_deployment_raises_with_code_message_and_rollback(world, clock):
     world.pipeline_ships(world.pipeline_image)
-    wanted = world.pulumi_registers(image=world.pipeline_image, memory="1024")
+    wanted = world.pulumi_registers(memory="1024")
     # Stubber: moto cannot make a deployment fail (its deployments stay `Created`).
     stubber = Stubber(world.codedeploy)
-    stubber.add_response("list_deployments", {"deployments": []})
+    stubber.add_response("list_deployments", {"deployments": []})  # the rollout: group free?
+    stubber.add_response("list_deployments", {"deployments": []})  # start_deployment: still?
     stubber.add_response(
         "create_deployment",
         {"deploymentId": "d-FAIL12345"},
@@ -202,10 +308,10 @@ def test_deployment_in_progress_is_refused_naming_it_and_how_to_proceed(world, c
         deploymentGroupName=world.group,
         revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": "{}"}},
     )["deploymentId"]
-    wanted = world.pulumi_registers(image=world.pipeline_image, memory="1024")
+    wanted = world.pulumi_registers(memory="1024")
 
     with pytest.raises(DeploymentInProgressError) as raised:
-        run(world, clock, wanted)
+        run(world, clock, wanted, wait=False)
 
     message = str(raised.value)
     assert running in message
@@ -216,9 +322,52 @@ def test_deployment_in_progress_is_refused_naming_it_and_how_to_proceed(world, c
     assert world.deployments() == [running]
 
 
+def test_a_waiting_rollout_waits_for_a_running_deployment_then_merges_onto_its_result(world, clock):
+    # The pipeline's deployment of Z is still moving traffic when `pulumi up` rolls out.
+    newer = f"{world.account}.dkr.ecr.{world.region}.amazonaws.com/web@sha256:{'e' * 64}"
+    pipeline_revision = world.pipeline_ships(newer)
+    world.codedeploy_switches_to(world.first_revision)  # blue still PRIMARY mid-deployment
+    world.codedeploy.create_deployment(
+        applicationName=world.application,
+        deploymentGroupName=world.group,
+        revision={
+            "revisionType": "AppSpecContent",
+            "appSpecContent": {"content": json.dumps(_spec(pipeline_revision, world))},
+        },
+    )
+    template = world.pulumi_registers(memory="1024")
+
+    result = run(world, clock, template, sleep=finish_deployments_like_codedeploy(world, clock))
+
+    assert result.action == "deployed"
+    running = describe(world.ecs, world.running())["taskDefinition"]
+    assert images_of(running) == {world.container: newer}  # Z kept, not the blue image
+    assert running["memory"] == "1024"
+
+
+def _spec(arn: str, world) -> dict:
+    return {
+        "version": 0.0,
+        "Resources": [
+            {
+                "TargetService": {
+                    "Type": "AWS::ECS::Service",
+                    "Properties": {
+                        "TaskDefinition": arn,
+                        "LoadBalancerInfo": {
+                            "ContainerName": world.container,
+                            "ContainerPort": world.port,
+                        },
+                    },
+                }
+            }
+        ],
+    }
+
+
 def test_deployment_that_never_finishes_times_out_with_how_to_check(world, clock):
     world.pipeline_ships(world.pipeline_image)
-    wanted = world.pulumi_registers(image=world.pipeline_image, memory="1024")
+    wanted = world.pulumi_registers(memory="1024")
 
     # moto's deployment stays `Created`: exactly a deployment that never finishes.
     with pytest.raises(DeploymentTimeoutError) as raised:
@@ -246,7 +395,7 @@ def test_inactive_service_is_a_clear_error(world, clock):
 
 
 def test_container_port_missing_from_the_revision_is_refused_before_any_deployment(world, clock):
-    wanted = world.pulumi_registers(image=world.bootstrap_image, memory="1024")
+    wanted = world.pulumi_registers(memory="1024")
 
     with pytest.raises(ValueError, match="container_port: 9090 is not a port mapping"):
         run(world, clock, wanted, container_port=9090)
@@ -258,7 +407,8 @@ def test_rollout_request_rejects_a_bad_arn_before_any_aws_call():
         RolloutRequest(
             cluster="c",
             service="s",
-            task_definition_arn="web:3",
+            template_arn="web:3",
+            family="f",
             application="a",
             deployment_group="g",
             container_name="app",

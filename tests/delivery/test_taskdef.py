@@ -12,9 +12,10 @@ from botocore.validate import ParamValidator
 from delivery.taskdef import (
     effective_content,
     images_of,
+    overlay_owned,
     register_request,
-    register_with_images,
     same_content,
+    same_content_in_any_family,
 )
 
 # A DescribeTaskDefinition `taskDefinition` as AWS returns it, identity fields included.
@@ -191,29 +192,37 @@ def test_effective_content_sees_container_changes(field, value):
     assert not same_content(DESCRIBED, changed)
 
 
-def test_register_with_images_registers_one_copy_with_the_new_image_and_tags(world):
-    world.ecs.tag_resource(
-        resourceArn=world.first_revision, tags=[{"key": "service", "value": world.service}]
-    )
+def test_overlay_takes_every_field_from_the_template_and_the_image_from_what_runs():
+    template = another_revision()
+    template["memory"] = "4096"
+    template["containerDefinitions"][0]["image"] = "public.ecr.aws/nginx/nginx:bootstrap"
+    template["family"] = "web-template"
+    running = another_revision()
+    shipped = "registry/app@sha256:" + "c" * 64
+    running["containerDefinitions"][0]["image"] = shipped
 
-    arn = register_with_images(world.ecs, world.first_revision, {world.container: "web:2"})
+    merged = overlay_owned(template, running, family="web")
 
-    assert world.revisions() == [world.first_revision, arn]
-    described = world.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-    assert images_of(described["taskDefinition"]) == {world.container: "web:2"}
-    assert described["tags"] == [{"key": "service", "value": world.service}]
-    first = world.ecs.describe_task_definition(taskDefinition=world.first_revision)
-    restored = register_request(
-        described["taskDefinition"], {world.container: world.bootstrap_image}
-    )
-    assert effective_content(restored) == effective_content(first["taskDefinition"])
+    assert merged["family"] == "web"
+    assert merged["memory"] == "4096"
+    assert images_of(merged) == {**images_of(running), "app": shipped}
+    assert not same_content_in_any_family(merged, running)  # the memory differs
+    assert validation_errors(merged) == ""
 
 
-def test_register_with_images_refuses_unknown_container_before_registering(world):
-    with pytest.raises(ValueError, match="known containers: app"):
-        register_with_images(world.ecs, world.first_revision, {"sidecar": "x:1"})
+def test_overlay_deploys_a_named_image_and_refuses_an_unknown_container():
+    pinned = "registry/app@sha256:" + "b" * 64
 
-    assert world.revisions() == [world.first_revision]
+    merged = overlay_owned(DESCRIBED, another_revision(), family="f", images={"app": pinned})
+
+    assert images_of(merged)["app"] == pinned
+    with pytest.raises(ValueError, match="sidecar not in the template"):
+        overlay_owned(DESCRIBED, another_revision(), family="f", images={"sidecar": pinned})
+
+
+def test_same_content_in_any_family_ignores_only_the_family():
+    assert same_content_in_any_family(DESCRIBED, {**another_revision(), "family": "web-template"})
+    assert not same_content_in_any_family(DESCRIBED, another_revision(memory="1024"))
 
 
 def test_register_request_built_from_a_moto_description_validates_offline(world):

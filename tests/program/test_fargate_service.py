@@ -29,14 +29,18 @@ def test_service_uses_the_codedeploy_controller_and_starts_on_the_blue_target_gr
 
 
 def test_service_ignores_exactly_the_fields_codedeploy_owns(dev_plan, prod_plan):
-    assert dev_plan.named(SERVICE, "web").options["ignoreChanges"] == [
+    # AWS refuses UpdateService for these on a CODE_DEPLOY service; the rollout's AppSpec
+    # carries taskDefinition, networkConfiguration and platformVersion.
+    codedeploy_owned = [
         "taskDefinition",
         "loadBalancers",
+        "networkConfiguration",
+        "platformVersion",
     ]
+    assert dev_plan.named(SERVICE, "web").options["ignoreChanges"] == codedeploy_owned
     # With autoscaling, the scaler owns the desired count too.
     assert prod_plan.named(SERVICE, "web").options["ignoreChanges"] == [
-        "taskDefinition",
-        "loadBalancers",
+        *codedeploy_owned,
         "desiredCount",
     ]
 
@@ -77,7 +81,9 @@ def test_task_definition_is_fargate_awsvpc_with_explicit_size_and_keeps_old_revi
     assert task["requiresCompatibilities"] == ["FARGATE"] and task["networkMode"] == "awsvpc"
     assert (task["cpu"], task["memory"]) == ("512", "1024")
     assert task["skipDestroy"] is True
-    assert task["family"] == "ecs-delivery-dev-api"
+    # The template lives outside the service's own family: nothing that deploys "the
+    # latest revision of the family" can pick up its placeholder image.
+    assert task["family"] == "ecs-delivery-dev-api-template"
     assert task["executionRoleArn"] != task["taskRoleArn"]
 
 

@@ -78,12 +78,12 @@ def test_the_readme_examples_plan(tmp_path):
     for args in (
         ["--stack", "dev", "--live", "examples/live-dev.yaml"],
         ["--stack", "prod", "--live", "examples/live-prod.yaml"],
-        ["--stack", "prod", "--live", "examples/live-prod.yaml", "-c", "promote=true"],
+        ["--stack", "prod", "--live", "examples/live-prod.yaml", "-c", "promoteRelease=3f9c2a1"],
     ):
         result = _plan(*args)
         assert result.returncode == 0, (args, result.stderr)
         assert "images (now -> after, why):" in result.stdout
-    assert "[promoted, CHANGES]" in result.stdout
+    assert "[promoted from dev@3f9c2a1, CHANGES]" in result.stdout
 
 
 def test_a_malformed_simulated_environment_names_the_key_and_changes_nothing(tmp_path):

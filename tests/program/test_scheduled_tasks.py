@@ -86,10 +86,12 @@ def test_a_task_that_follows_a_service_moves_with_a_promotion():
     upstream = (
         "111111111111.dkr.ecr.eu-west-1.amazonaws.com/ecs-delivery-dev/api@sha256:" + "9" * 64
     )
+    images = {"api": {"api": upstream}, "web": {"web": upstream}}
     environment = {
-        "stacks": {"dev": upstream_outputs({"api": {"api": upstream}, "web": {"web": upstream}})}
+        "stacks": {"dev": upstream_outputs(images)},
+        "promotionRecords": {"dev": {"3f9c2a1": images}},
     }
-    plan = make_plan("prod", environment=environment, overrides={"promote": True})
+    plan = make_plan("prod", environment=environment, overrides={"promoteRelease": "3f9c2a1"})
     assert containers(plan, TASK)[0]["image"] == upstream
     assert containers(plan, "api")[0]["image"] == upstream
 
