@@ -48,7 +48,8 @@ class RolloutRequest:
 
     cluster: str
     service: str
-    template_arn: str
+    # None: deploy `images` onto what runs and change nothing else (the pipeline's ship).
+    template_arn: str | None
     family: str
     application: str
     deployment_group: str
@@ -74,8 +75,14 @@ class RolloutRequest:
         ):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"{name}: must be a non-empty string")
+        if self.template_arn is None and not self.images:
+            raise ValueError("images: required when there is no template (nothing to deploy)")
         # appspec() holds the ARN and port rules; building one here reports them early.
-        cd.appspec(self.template_arn, self.container_name, self.container_port)
+        cd.appspec(
+            self.template_arn or "arn:aws:ecs:::task-definition/check:1",
+            self.container_name,
+            self.container_port,
+        )
         for container, image in self.images.items():
             if not isinstance(image, str) or not image.strip():
                 raise ValueError(f"images.{container}: {image!r} is not an image reference")
@@ -207,25 +214,28 @@ def rollout(
 ) -> RolloutResult:
     """Deploy the template's fields (and any pinned/promoted image) onto what runs, if needed.
 
-    Never deploys an image older than the one running, except one named in request.images;
-    never starts an empty blue/green cycle.
+    Without a template it deploys only `request.images` onto what runs (a pipeline ship), so
+    Pulumi's fields are never reverted by a deployer either. Never deploys an image older
+    than the one running, except one named in request.images; never starts an empty
+    blue/green cycle.
     """
     template: dict[str, Any] | None = None
     for _attempt in range(request.merge_attempts):
         live = what_runs(ecs, request.cluster, request.service)
-        if template is None:  # after the service is known to exist: its errors say more
+        if template is None and request.template_arn:  # after the service is known to exist
             template = describe(ecs, request.template_arn, include_tags=True)
-        tags = template.get("tags") or None
         busy = cd.in_progress_deployments(codedeploy, request.application, request.deployment_group)
         if busy:
             if request.own_deployment in busy and not request.wait:
                 return RolloutResult("started", live.task_definition_arn, request.own_deployment)
             _wait_for_others(codedeploy, request, busy, sleep, clock)
             continue  # what runs may have changed: read it again
-        current = describe(ecs, live.task_definition_arn)["taskDefinition"]
-        wanted = overlay_owned(
-            template["taskDefinition"], current, family=request.family, images=request.images
-        )
+        described = describe(ecs, live.task_definition_arn, include_tags=template is None)
+        current = described["taskDefinition"]
+        # Pulumi's fields from the template, else every field of what runs: only images move.
+        owner = (template or described)["taskDefinition"]
+        tags = (template or described).get("tags") or None
+        wanted = overlay_owned(owner, current, family=request.family, images=request.images)
         content_same = same_content_in_any_family(wanted, current)
         if (
             content_same
@@ -234,7 +244,7 @@ def rollout(
         ):
             action: RolloutAction = (
                 "none-service-new"
-                if live.task_definition_arn == request.template_arn
+                if request.template_arn and live.task_definition_arn == request.template_arn
                 else "none-same-content"
             )
             return RolloutResult(action, live.task_definition_arn, None, _images(current))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import pickle
 
 import dill
@@ -17,6 +18,7 @@ from components.rollout import (
     ServiceRolloutProvider,
 )
 from delivery.rollout import ServiceStateError
+from delivery.taskdef import describe
 
 
 def props_for(world, task_definition_arn: str, **overrides) -> dict:
@@ -270,3 +272,146 @@ def test_service_rollout_registers_a_dynamic_resource_with_its_inputs(mocks):
         return rollout.urn.apply(verify)
 
     check()
+
+
+@pytest.mark.parametrize(
+    ("action", "changes"),
+    [("started", True), ("failed", True), ("deployed", False), ("none-same-content", False)],
+)
+def test_diff_reports_a_change_while_the_last_started_deployment_is_unconfirmed(action, changes):
+    diff = ServiceRolloutProvider().diff("id", {**BASE, "action": action}, dict(BASE))
+
+    assert diff.changes is changes
+    assert diff.replaces == []
+
+
+def test_a_committed_promotion_is_applied_once_and_then_leaves_newer_ships_alone(world):
+    promoted = f"{world.account}.dkr.ecr.{world.region}.amazonaws.com/web@sha256:{'f' * 64}"
+    promotion = {"release": "3f9c2a1", "images": {world.container: promoted}}
+    news = props_for(world, world.first_revision, promotion=promotion)
+
+    first = ServiceRolloutProvider().update("id", props_for(world, world.first_revision), news)
+
+    assert first.outs["action"] == "started"  # the new release goes out
+    (deployment_id,) = world.deployments()
+    assert promoted in json.dumps(
+        [describe(world.ecs, a)["taskDefinition"] for a in world.revisions()]
+    )
+
+    # CodeDeploy finishes it (moto never does), then prod's pipeline ships something newer;
+    # the promotion stays committed in the stack file.
+    from moto.backends import get_backend
+
+    get_backend("codedeploy")[world.account][world.region].deployments[
+        deployment_id
+    ].status = "Succeeded"
+    newer = world.pipeline_ships(world.pipeline_image)
+    olds = stored(news, action="deployed", last_deployment_id=first.outs["last_deployment_id"])
+    again = ServiceRolloutProvider().update("id", olds, news)
+
+    assert again.outs["action"] == "none-same-content"
+    assert world.running() == newer
+    assert world.deployments() == [deployment_id]
+
+
+def test_update_after_an_unconfirmed_start_does_not_start_a_second_deployment(world):
+    template = world.pulumi_registers(memory="1024")
+    first = ServiceRolloutProvider().update(
+        "id", props_for(world, world.first_revision), props_for(world, template)
+    )
+    olds = stored(
+        props_for(world, template),
+        action=first.outs["action"],
+        last_deployment_id=first.outs["last_deployment_id"],
+    )
+
+    # moto keeps the first deployment in progress: the next `up` sees it still running.
+    again = ServiceRolloutProvider().update("id", olds, props_for(world, template))
+
+    assert again.outs["action"] == "started"
+    assert again.outs["last_deployment_id"] == first.outs["last_deployment_id"]
+    assert len(world.deployments()) == 1
+
+
+def test_read_reports_what_runs_and_how_the_started_deployment_ended(world):
+    shipped = world.pipeline_ships(world.pipeline_image)
+    props = stored(
+        props_for(world, world.first_revision), action="started", last_deployment_id="d-FAILED001"
+    )
+    # Stubber for CodeDeploy: moto cannot make a deployment fail.
+    from botocore.stub import Stubber
+
+    import components.rollout as rollout_component
+
+    real_client = rollout_component.client
+    codedeploy = real_client("codedeploy", None)
+    stubber = Stubber(codedeploy)
+    stubber.add_response(
+        "get_deployment",
+        {"deploymentInfo": {"deploymentId": "d-FAILED001", "status": "Failed"}},
+        {"deploymentId": "d-FAILED001"},
+    )
+
+    def client(service, session=None, region=None):
+        return codedeploy if service == "codedeploy" else real_client(service, session, region)
+
+    rollout_component.client = client
+    try:
+        with stubber:
+            result = ServiceRolloutProvider().read("id", props)
+    finally:
+        rollout_component.client = real_client
+
+    assert result.outs["running_task_definition_arn"] == shipped
+    assert result.outs["running_images"] == {world.container: world.pipeline_image}
+    assert result.outs["action"] == "failed"
+    assert (
+        ServiceRolloutProvider()
+        .diff("id", result.outs, props_for(world, world.first_revision))
+        .changes
+    )
+
+
+def test_the_provider_assumes_the_role_it_is_given(world):
+    from moto.backends import get_backend
+
+    role = f"arn:aws:iam::{world.account}:role/dev-deployer"
+    props = props_for(world, world.first_revision, role_arn=role)
+
+    ServiceRolloutProvider().update("id", props, props)
+
+    assumed = get_backend("sts")[world.account]["aws"].assumed_roles
+    assert [r.role_arn for r in assumed] == [role]
+    assert assumed[0].session_name == "ecs-delivery"
+
+
+def test_the_serialized_provider_loads_and_diffs_in_a_fresh_process_like_the_engines_host():
+    """The engine's provider host is a separate Python started in the project directory, with
+    no test sys.path tweaks: the pickled provider must import from there."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    serialized = serialize_provider(ServiceRolloutProvider())
+    script = (
+        "import base64, json, sys, dill\n"
+        "provider = dill.loads(base64.b64decode(sys.stdin.readline()))\n"
+        "olds = json.loads(sys.stdin.readline())\n"
+        "diff = provider.diff('id', olds, {**olds, 'template_arn': olds['template_arn'] + '0'})\n"
+        "print(type(provider).__module__, diff.changes, diff.replaces)\n"
+    )
+    result = subprocess.run(
+        # -I: no PYTHONPATH or user site; the host runs `python -m ...`, which puts its working
+        # directory (the project root) first on sys.path, as the inserted '' does here.
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, ''); exec({script!r})"],
+        input=f"{serialized}\n{json.dumps(BASE)}\n",
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["components.rollout", "True", "[]"]

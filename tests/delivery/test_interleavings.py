@@ -1,0 +1,396 @@
+"""Every interleaving of a pipeline ship with a `pulumi up` rollout, against moto.
+
+Both deployers run the real `delivery.rollout.rollout` (the pipeline in images-only mode) as
+greenlets; a deterministic scheduler lets exactly one of them make its next AWS call at a time,
+in the order a schedule names. The steps are the calls that matter: read what runs
+(DescribeServices), register (RegisterTaskDefinition), start (CreateDeployment), finish (the
+first GetDeployment of the deployment, when the simulated CodeDeploy completes it).
+
+moto is the AWS here. Where it is more permissive than AWS, or lacks an API, the CodeDeploy
+rules are applied by hooks on the clients, in this file: CreateDeployment is refused while
+the group has a deployment in progress (AWS: DeploymentLimitExceededException; moto accepts
+it); StopDeployment (not implemented by moto) marks the deployment Stopped before traffic
+moves; a deployment completes when its creator polls it, switching the PRIMARY task set.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import json
+import multiprocessing
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import greenlet
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.backends import get_backend
+
+from delivery.aws import client
+from delivery.codedeploy import DeploymentError
+from delivery.rollout import RolloutRequest, rollout
+from delivery.taskdef import describe, images_of, same_content_in_any_family
+
+REGION, ACCOUNT = "eu-west-1", "123456789012"
+CLUSTER, SERVICE, FAMILY, CONTAINER, PORT = "c", "web", "c-web", "web", 8080
+APPLICATION, GROUP = "c", "web"
+REPO = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/c/web"
+# Images in the order the pipeline built them: a later one is newer.
+IMAGES = [f"{REPO}@sha256:{str(n) * 64}" for n in range(1, 6)]
+# One session for every run: its loader keeps the parsed service models (most of a run's cost).
+SESSION = boto3.Session(region_name=REGION)
+STEPS = {
+    ("ecs", "DescribeServices"),
+    ("codedeploy", "CreateDeployment"),
+    ("codedeploy", "GetDeployment"),
+}
+
+
+def _spec(image: str, memory: str, family: str = FAMILY) -> dict[str, Any]:
+    return {
+        "family": family,
+        "cpu": "256",
+        "memory": memory,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "containerDefinitions": [
+            {
+                "name": CONTAINER,
+                "image": image,
+                "essential": True,
+                "portMappings": [{"containerPort": PORT, "protocol": "tcp"}],
+            }
+        ],
+    }
+
+
+@dataclass
+class Outcome:
+    """What one run did: the images the service ran, in order, and what went wrong."""
+
+    ran: list[str] = field(default_factory=list)
+    empty_deployments: list[str] = field(default_factory=list)
+    errors: dict[str, BaseException] = field(default_factory=dict)
+    final_memory: str = ""
+    final_image: str = ""
+
+
+class Scheduler:
+    """Runs actors (greenlets, one thread) one step at a time, in the order `schedule` names
+    (skipping actors that are done); after it, the actors still running take turns."""
+
+    def __init__(self, schedule: str) -> None:
+        self.schedule = list(schedule)
+        self.main = greenlet.getcurrent()
+        self.actors: dict[str, greenlet.greenlet] = {}
+
+    def step(self, actor: str) -> None:
+        """Called by an actor before each step: wait for its turn."""
+        self.main.switch()
+
+    def run(self, bodies: dict[str, Any]) -> None:
+        self.actors = {name: greenlet.greenlet(body) for name, body in bodies.items()}
+        for actor in self.actors.values():
+            actor.switch()  # each runs up to its first step
+        turn = 0
+        while live := sorted(name for name, g in self.actors.items() if not g.dead):
+            while self.schedule and self.schedule[0] not in live:
+                self.schedule.pop(0)
+            # After the schedule: take turns, so an actor waiting on another cannot starve it.
+            chosen = self.schedule.pop(0) if self.schedule else live[turn % len(live)]
+            turn += 1
+            self.actors[chosen].switch()
+
+
+class World:
+    """One moto account with a CODE_DEPLOY service and the simulated CodeDeploy rules."""
+
+    def __init__(self, outcome: Outcome, failing: str | None = None) -> None:
+        self.outcome = outcome
+        self.failing = failing  # CodeDeploy fails (and rolls back) this actor's deployments
+        self.created_by: dict[str, str] = {}
+        self.session = SESSION
+        self.ecs = client("ecs", self.session)
+        self.ecs.create_cluster(clusterName=CLUSTER)
+        first = self._register(_spec(IMAGES[0], "512"))
+        self.ecs.create_service(
+            cluster=CLUSTER,
+            serviceName=SERVICE,
+            taskDefinition=first,
+            desiredCount=1,
+            launchType="FARGATE",
+            deploymentController={"type": "CODE_DEPLOY"},
+        )
+        codedeploy = client("codedeploy", self.session)
+        codedeploy.create_application(applicationName=APPLICATION, computePlatform="ECS")
+        codedeploy.create_deployment_group(
+            applicationName=APPLICATION,
+            deploymentGroupName=GROUP,
+            serviceRoleArn=f"arn:aws:iam::{ACCOUNT}:role/cd",
+            deploymentStyle={
+                "deploymentType": "BLUE_GREEN",
+                "deploymentOption": "WITH_TRAFFIC_CONTROL",
+            },
+            ecsServices=[{"serviceName": SERVICE, "clusterName": CLUSTER}],
+        )
+        self.outcome.ran.append(IMAGES[0])
+
+    def _register(self, spec: dict[str, Any]) -> str:
+        return self.ecs.register_task_definition(**spec)["taskDefinition"]["taskDefinitionArn"]
+
+    def running(self) -> str:
+        service = self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+        primary = [t for t in service.get("taskSets", []) if t["status"] == "PRIMARY"]
+        return primary[0]["taskDefinition"] if primary else service["taskDefinition"]
+
+    def _deployments(self) -> dict[str, Any]:
+        return get_backend("codedeploy")[ACCOUNT][REGION].deployments
+
+    def clients(self, actor: str, scheduler: Scheduler) -> tuple[Any, Any]:
+        """ECS and CodeDeploy clients whose every step waits for the actor's turn."""
+        ecs = client("ecs", self.session)
+        codedeploy = client("codedeploy", self.session)
+        for service_client in (ecs, codedeploy):
+            service_client.meta.events.register(
+                "before-parameter-build.*.*", self._gate(actor, scheduler, service_client)
+            )
+        # StopDeployment is answered here (moto has none), before any request is sent.
+        codedeploy.meta.events.register("before-call.codedeploy.StopDeployment", self._stop)
+        codedeploy.meta.events.register(
+            "after-call.codedeploy.CreateDeployment",
+            lambda parsed, **_: self.created_by.__setitem__(parsed["deploymentId"], actor),
+        )
+        return ecs, codedeploy
+
+    def _gate(self, actor: str, scheduler: Scheduler, service_client: Any):
+        service = service_client.meta.service_model.service_name
+
+        def before_parameter_build(model, params, **_kwargs):
+            if (service, model.name) in STEPS:
+                scheduler.step(actor)
+            if service == "codedeploy":
+                self._codedeploy_rules(actor, model.name, params)
+
+        return before_parameter_build
+
+    def _stop(self, params, **_kwargs):
+        deployment_id = json.loads(params["body"])["deploymentId"]
+        self._deployments()[deployment_id].status = "Stopped"
+        return AWSResponse("https://codedeploy", 200, {}, None), {"status": "Succeeded"}
+
+    def _codedeploy_rules(self, actor: str, operation: str, params: dict[str, Any]) -> None:
+        deployments = self._deployments()
+        if operation == "CreateDeployment":
+            busy = [d for d in deployments.values() if d.status in ("Created", "InProgress")]
+            if busy:
+                raise ClientError(
+                    {
+                        "Error": {
+                            "Code": "DeploymentLimitExceededException",
+                            "Message": f"The Deployment Group already has an active Deployment {busy[0].deployment_id}",
+                        }
+                    },
+                    "CreateDeployment",
+                )
+            target = json.loads(params["revision"]["appSpecContent"]["content"])["Resources"][0][
+                "TargetService"
+            ]["Properties"]["TaskDefinition"]
+            now = describe(self.ecs, self.running())["taskDefinition"]
+            if same_content_in_any_family(describe(self.ecs, target)["taskDefinition"], now):
+                self.outcome.empty_deployments.append(target)
+        if operation == "GetDeployment":
+            deployment = deployments.get(params["deploymentId"])
+            if (
+                deployment is not None
+                and deployment.status == "Created"
+                and self.created_by.get(deployment.deployment_id) == self.failing
+            ):
+                # CodeDeploy fails it and rolls back: the old task set stays PRIMARY.
+                deployment.status = "Failed"
+                deployment.rollback_info = {"rollbackMessage": "simulated failure"}
+            # Moving traffic takes CodeDeploy minutes: a deployment completes when its creator
+            # waits for it, never in the instant after CreateDeployment another actor polls.
+            if self.created_by.get(params["deploymentId"]) != actor:
+                return
+            if deployment is not None and deployment.status == "Created":
+                content = json.loads(deployment.revision["appSpecContent"]["content"])
+                target = content["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
+                task_set = self.ecs.create_task_set(
+                    cluster=CLUSTER, service=SERVICE, taskDefinition=target, launchType="FARGATE"
+                )["taskSet"]
+                self.ecs.update_service_primary_task_set(
+                    cluster=CLUSTER, service=SERVICE, primaryTaskSet=task_set["taskSetArn"]
+                )
+                deployment.status = "Succeeded"
+                self.outcome.ran.append(
+                    images_of(describe(self.ecs, target)["taskDefinition"])[CONTAINER]
+                )
+
+
+def _request(template: str | None, images: dict[str, str] | None = None) -> RolloutRequest:
+    return RolloutRequest(
+        cluster=CLUSTER,
+        service=SERVICE,
+        template_arn=template,
+        family=FAMILY,
+        application=APPLICATION,
+        deployment_group=GROUP,
+        container_name=CONTAINER,
+        container_port=PORT,
+        images=images or {},
+        poll_seconds=1,
+        timeout_seconds=10_000,
+        merge_attempts=4,
+    )
+
+
+def run_interleaving(schedule: str, scenario: Scenario) -> Outcome:
+    """One run: actor P ships `scenario.ships` one after another; actor U runs one `pulumi up`
+    rollout of a template with `scenario.memory` (and the promoted image, if any)."""
+    outcome = Outcome()
+    with mock_aws():
+        world = World(outcome, failing="U" if scenario.codedeploy_fails_up else None)
+        template = world._register(_spec(IMAGES[0], scenario.memory, family=f"{FAMILY}-template"))
+        scheduler = Scheduler(schedule)
+
+        def pipeline() -> None:
+            ecs, codedeploy = world.clients("P", scheduler)
+            for image in scenario.ships:
+                rollout(ecs, codedeploy, _request(None, {CONTAINER: image}), sleep=lambda _s: None)
+
+        def pulumi_up() -> None:
+            ecs, codedeploy = world.clients("U", scheduler)
+            images = {CONTAINER: scenario.promoted} if scenario.promoted else {}
+            rollout(ecs, codedeploy, _request(template, images), sleep=lambda _s: None)
+
+        def actor(name: str, body):
+            def run() -> None:
+                try:
+                    body()
+                except BaseException as error:  # problems() tells a clear refusal from a bug
+                    outcome.errors[name] = error
+
+            return run
+
+        scheduler.run({"P": actor("P", pipeline), "U": actor("U", pulumi_up)})
+        final = describe(world.ecs, world.running())["taskDefinition"]
+        outcome.final_memory = final["memory"]
+        outcome.final_image = images_of(final)[CONTAINER]
+    return outcome
+
+
+@dataclass(frozen=True)
+class Scenario:
+    ships: tuple[str, ...]
+    memory: str = "1024"
+    promoted: str | None = None
+    codedeploy_fails_up: bool = False
+
+    @property
+    def steps(self) -> tuple[int, int]:
+        return STEPS_PER_DEPLOYMENT * len(self.ships), STEPS_PER_DEPLOYMENT
+
+
+# Each deployer's steps: read what runs, start, re-check under the lock, finish. Registering
+# a revision is not a step: it changes nothing another deployer reads, so it commutes with
+# every other step. (`pulumi up` registers its template before the rollout begins.)
+STEPS_PER_DEPLOYMENT = 4
+
+
+def schedules(pipeline_steps: int, pulumi_steps: int):
+    """Every order of the two actors' steps (extra steps after a retry run afterwards)."""
+    total = pipeline_steps + pulumi_steps
+    for positions in itertools.combinations(range(total), pulumi_steps):
+        yield "".join("U" if i in positions else "P" for i in range(total))
+
+
+def _age(image: str) -> int:
+    return IMAGES.index(image)
+
+
+def problems(outcome: Outcome, scenario: Scenario) -> list[str]:
+    """What went wrong in one run; empty when every invariant holds."""
+    found = [
+        f"{name} failed with {error!r}"
+        for name, error in outcome.errors.items()
+        if not isinstance(error, DeploymentError)  # a clear refusal is an allowed outcome
+    ]
+    if outcome.empty_deployments:
+        found.append(f"empty deployments of {outcome.empty_deployments}")
+    # Never older than what already ran, except the image `pulumi up` was told to deploy.
+    for before, after in itertools.pairwise(outcome.ran):
+        if _age(after) < _age(before) and after != scenario.promoted:
+            found.append(
+                f"reverted {before[-8:]} -> {after[-8:]} (ran {[i[-8:] for i in outcome.ran]})"
+            )
+    if "U" not in outcome.errors and outcome.final_memory != scenario.memory:
+        found.append(f"pulumi up succeeded but memory is {outcome.final_memory}")
+    if scenario.codedeploy_fails_up and "U" not in outcome.errors:
+        found.append("CodeDeploy failed pulumi up's deployment but up reported success")
+    wanted = scenario.ships[-1]
+    if "P" not in outcome.errors and not scenario.promoted and outcome.final_image != wanted:
+        found.append(f"the last ship {wanted[-8:]} is not running ({outcome.final_image[-8:]})")
+    if (
+        scenario.promoted
+        and not outcome.errors
+        and outcome.final_image not in (wanted, scenario.promoted)
+    ):
+        found.append(f"ends on {outcome.final_image[-8:]}: neither the ship nor the promotion")
+    return found
+
+
+def _explore(schedule_and_scenario: tuple[str, Scenario]) -> tuple[str, list[str]]:
+    schedule, scenario = schedule_and_scenario
+    return schedule, problems(run_interleaving(schedule, scenario), scenario)
+
+
+def explore(scenario: Scenario) -> dict[str, list[str]]:
+    """Run every interleaving (in forked workers, one per core); the failing ones, by schedule."""
+    work = [(s, scenario) for s in schedules(*scenario.steps)]
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 1, mp_context=context) as pool:
+        results = list(pool.map(_explore, work, chunksize=8))
+    assert len(results) == len(work)
+    return {schedule: found for schedule, found in results if found}
+
+
+def test_a_ship_during_a_memory_change_never_reverts_and_the_memory_lands():
+    assert explore(Scenario(ships=(IMAGES[1],))) == {}
+
+
+def test_two_ships_during_one_up_never_revert_and_the_memory_lands():
+    assert explore(Scenario(ships=(IMAGES[1], IMAGES[2]))) == {}
+
+
+def test_a_ship_during_a_promotion_ends_on_the_promoted_release_or_the_newer_ship():
+    # `pulumi up` promotes a named release (older than the ship): the one image it may move
+    # back to, because it was asked to by name.
+    assert explore(Scenario(ships=(IMAGES[2],), promoted=IMAGES[1])) == {}
+
+
+def test_a_codedeploy_rollback_during_an_up_is_reported_and_reverts_nothing():
+    assert explore(Scenario(ships=(IMAGES[1],), codedeploy_fails_up=True)) == {}
+
+
+def test_the_exploration_sees_a_revert_when_the_recheck_is_missing(monkeypatch):
+    """The harness can fail: without the re-check under the lock, a ship that lands between
+    the rollout's read and its CreateDeployment is reverted in some interleaving."""
+    import delivery.rollout as mechanism
+
+    real = mechanism.what_runs
+    first: dict[int, Any] = {}
+
+    def mutant(ecs, cluster, service):
+        """Answers the re-check with what ran at the read: blind to a ship in between."""
+        if id(ecs) in first:
+            return first.pop(id(ecs))
+        first[id(ecs)] = found = real(ecs, cluster, service)
+        return found
+
+    monkeypatch.setattr(mechanism, "what_runs", mutant)
+    failures = explore(Scenario(ships=(IMAGES[1],)))
+    assert failures, "the mutant survived every interleaving"
