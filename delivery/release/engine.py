@@ -402,8 +402,11 @@ class ReleaseEngine:
             if now == base:
                 return self._record_deployment(name, deployment_id, new_td)
             # Something else shipped between our read and our lock: deploying on would undo
-            # it. Stop ours before traffic moves and merge again onto what runs now.
+            # it. What runs now is what a rollback returns to (recorded first, so a run that
+            # dies while stopping leaves it right); stop ours before traffic moves and merge
+            # again onto it.
             self._emit("service", name, "merging again", f"{base} -> {now}")
+            self._record_previous(name, now)
             self._stop_and_wait(name, deployment_id)
         reason = (
             f"what the service runs changed while this release deployed it, "
@@ -455,12 +458,12 @@ class ReleaseEngine:
                 "a revision derived before another deployment shipped",
             )
 
-        def record_what_runs(st: ReleaseState) -> None:
-            svc = st.services[name]
-            if svc.status == "starting" and svc.new_td is not None:
-                svc.previous_td = self._running(name)
+    def _record_previous(self, name: str, previous_td: str) -> None:
+        def record(st: ReleaseState) -> None:
+            if st.services[name].status == "starting":
+                st.services[name].previous_td = previous_td
 
-        self.store.update(record_what_runs)
+        self.store.update(record)
 
     def _give_up(self, name: str, reason: str) -> None:
         """The service failed, and nothing this release deployed to it runs (all stopped)."""

@@ -649,6 +649,24 @@ def pulumi_ships(sim: SimulatedAws, service: str, memory: str, register: Any = N
     return str(arn)
 
 
+def pulumi_ships_after_the_first_registration(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    """Right after the engine registers svc-000's revision, Pulumi's rollout of svc-000
+    (2048 MiB) finishes; returns the list that receives Pulumi's revision."""
+    real_register = sim.raw_ecs.register_task_definition
+    shipped: list[str] = []
+
+    def register_then_pulumi_ships(**kwargs: Any) -> Any:
+        response = real_register(**kwargs)
+        if kwargs["family"] == "dev-svc-000" and not shipped:
+            shipped.append(pulumi_ships(sim, "svc-000", memory="2048", register=real_register))
+        return response
+
+    monkeypatch.setattr(sim.raw_ecs, "register_task_definition", register_then_pulumi_ships)
+    return shipped
+
+
 def live_memory(sim: SimulatedAws, service: str) -> str:
     td = sim.raw_ecs.describe_task_definition(taskDefinition=sim.live_task_definition(service))
     return str(td["taskDefinition"]["memory"])
@@ -680,18 +698,7 @@ def test_a_pulumi_change_shipped_after_the_plan_is_kept_by_the_release(sim: Simu
 def test_a_change_shipped_between_registration_and_the_deployment_lock_is_merged_again(
     sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_register = sim.raw_ecs.register_task_definition
-    shipped: list[str] = []
-
-    def pulumi_ships_right_after_the_engine_registers(**kwargs: Any) -> Any:
-        response = real_register(**kwargs)
-        if kwargs["family"] == "dev-svc-000" and not shipped:
-            shipped.append(pulumi_ships(sim, "svc-000", memory="2048", register=real_register))
-        return response
-
-    monkeypatch.setattr(
-        sim.raw_ecs, "register_task_definition", pulumi_ships_right_after_the_engine_registers
-    )
+    shipped = pulumi_ships_after_the_first_registration(sim, monkeypatch)
     outcome, store = release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
 
     assert outcome.status == "succeeded"
@@ -820,3 +827,26 @@ def test_a_service_running_its_template_revision_is_released_into_its_own_family
     )
     assert live_td["taskDefinition"]["family"] == "dev-svc-000"
     assert live_td["taskDefinition"]["memory"] == original["memory"]
+
+
+def test_a_run_that_dies_while_stopping_its_conflicting_deployment_rolls_back_to_pulumis_revision(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = pulumi_ships_after_the_first_registration(sim, monkeypatch)
+    real_stop = sim.codedeploy.stop_deployment
+
+    def stop_then_die(**kwargs: Any) -> Any:
+        real_stop(**kwargs)
+        raise SimulatedCrash()
+
+    monkeypatch.setattr(sim.codedeploy, "stop_deployment", stop_then_die)
+    with pytest.raises(SimulatedCrash):
+        release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    monkeypatch.setattr(sim.codedeploy, "stop_deployment", real_stop)
+
+    outcome = ReleaseEngine(aws_of(sim), store_of(sim, "dev-r1"), config()).rollback()
+
+    assert outcome.status == "rolled_back"
+    assert sim.live_task_definition("svc-000") == shipped[0]
+    assert live_memory(sim, "svc-000") == "2048"
+    assert sim.codedeploy.created_per_service(rollbacks=True) == {}
