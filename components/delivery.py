@@ -74,6 +74,8 @@ class Names:
     repositories: dict[str, str]
     pipeline: str
     project: str
+    derive_project: str
+    publish_project: str
     hook: str
     bucket: str
     artifact_prefix: str
@@ -91,7 +93,9 @@ def names(cfg: StackConfig, env: Environment) -> Names:
             s: naming.ecr_repository(env.project, env.stack, s) for s in sorted(cfg.services)
         },
         pipeline=pipeline,
-        project=f"{prefix}-{'prepare' if cfg.upstream_stack else 'build'}",
+        project=f"{prefix}-{'validate' if cfg.upstream_stack else 'build'}",
+        derive_project=f"{prefix}-derive",
+        publish_project=f"{prefix}-publish",
         hook=f"{prefix}-validation-hook",
         bucket=artifact_bucket_name(env.project, env.stack, env.account_id, env.region),
         artifact_prefix=pipeline_artifact_prefix(pipeline),
@@ -376,6 +380,7 @@ def _pipeline_args(
                 container_port=svc.container_port,
                 cluster_name=target.cluster_name,
                 service_name=target.service_name,
+                task_family=naming.task_family(env.project, env.stack, target.service),
                 role_arns=list(target.role_arns),
                 repository_url=repository_url(env, repository) if first else None,
                 repository_arn=naming.ecr_repository_arn(env.region, env.account_id, repository)
@@ -403,6 +408,8 @@ def _pipeline_args(
     return DeliveryPipelineArgs(
         pipeline_name=n.pipeline,
         project_name=n.project,
+        derive_project_name=n.derive_project,
+        publish_project_name=n.publish_project,
         stack=env.stack,
         region=env.region,
         account_id=env.account_id,

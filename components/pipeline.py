@@ -1,25 +1,29 @@
-"""The environment's CodePipeline (V2) and CodeBuild project, with their roles.
+"""The environment's CodePipeline (V2) and CodeBuild projects, with their roles.
 
 First environment (pipeline.source set):
 
-    Source (CodeStar connection or CodeCommit) ► Build (CodeBuild: images, deploy artifacts,
-    promotion record) ► [Approve] ► Deploy (CodeDeployToECS per service) ► Publish
+    Source (CodeStar connection or CodeCommit) ► Build (CodeBuild: images, promotion record)
+    ► [Approve] ► Derive ► Deploy (CodeDeployToECS per service) ► Publish
 
 Downstream environment (upstreamStack set):
 
-    Source (S3: the upstream's promotion record) ► Prepare (CodeBuild: validate the record,
-    export PROMOTED_COMMIT/PROMOTED_SUMMARY, derive deploy artifacts from this environment's
-    running task definitions) ► Approve ("#{Prepare.PROMOTED_SUMMARY}") ► Deploy ► Publish
+    Source (S3: the upstream's promotion record) ► Validate (CodeBuild: validate the record,
+    export PROMOTED_COMMIT/PROMOTED_SUMMARY) ► Approve ("#{Validate.PROMOTED_SUMMARY}")
+    ► Derive ► Deploy ► Publish
 
-Publish is an S3 deploy action writing the "promotion" artifact, unextracted, to
-`promotion/<stack>.zip` in this environment's artifact bucket. It runs after Deploy, so a
-record names only images that deployed here; the build never writes it directly. The next
-environment's S3 source action reads that object (the bucket is versioned, as it requires).
+Derive (CodeBuild) runs right before Deploy, after any approval: it reads what each service
+runs at that moment and writes the task definition (every Pulumi-owned field of the running
+revision, the record's image) and AppSpec (the running network configuration and platform
+version) that CodeDeployToECS registers and deploys. A Pulumi change rolled out while an
+approval waited is therefore what deploys, never reverted.
 
-Known trade-off: Prepare derives the task-definition templates before the approval (its
-exported variables are what the approval message shows). A `pulumi up` that changes this
-environment's task definition while an approval waits makes that execution's templates
-stale; reject it and let the pipeline run again (a later execution supersedes it).
+Publish (CodeBuild) runs after Deploy, so a record names only images that deployed here: it
+writes `promotion/<stack>/releases/<commit>.json`, `promotion/<stack>/latest.json` and last
+`promotion/<stack>.zip`, the object the next environment's S3 source reads (the bucket is
+versioned, as that requires).
+
+Each CodeBuild action has its own project and role: only Build pushes images, only Derive
+reads ECS, only Publish writes the records.
 
 The stages are first described as plain data (`Stage`, `Action`) and checked by
 `check_artifact_wiring` before the Pipeline resource is registered.
@@ -42,6 +46,7 @@ from components import iam
 from components.codedeploy import pass_role_statement
 from components.naming import TYPE_PREFIX
 from delivery import buildspec as specs
+from delivery.promotion import latest_record_key, release_records_pattern
 
 SOURCE_ARTIFACT = "SourceCode"
 RECORD_ARTIFACT = "UpstreamRecord"
@@ -285,15 +290,32 @@ def deploy_stage(
     )
 
 
-def publish_stage(*, bucket: str, key: str) -> Stage:
+def derive_stage(services: Sequence[str], *, project: str) -> Stage:
+    """Deploy artifacts from what runs now: the last step before CodeDeployToECS."""
+    return Stage(
+        "Derive",
+        (
+            Action(
+                name="Derive",
+                category="Build",
+                provider="CodeBuild",
+                configuration={"ProjectName": project},
+                input_artifacts=(specs.PROMOTION_ARTIFACT,),
+                output_artifacts=tuple(services),
+            ),
+        ),
+    )
+
+
+def publish_stage(*, project: str) -> Stage:
     return Stage(
         "Publish",
         (
             Action(
                 name="PromotionRecord",
-                category="Deploy",
-                provider="S3",
-                configuration={"BucketName": bucket, "Extract": "false", "ObjectKey": key},
+                category="Build",
+                provider="CodeBuild",
+                configuration={"ProjectName": project},
                 input_artifacts=(specs.PROMOTION_ARTIFACT,),
             ),
         ),
@@ -323,8 +345,8 @@ def first_environment_stages(
     application_name: str,
     groups: Mapping[str, str],
     approval: bool,
-    bucket: str,
-    promotion_key: str,
+    derive_project: str,
+    publish_project: str,
 ) -> list[Stage]:
     build = Action(
         name="Build",
@@ -332,28 +354,43 @@ def first_environment_stages(
         provider="CodeBuild",
         configuration={"ProjectName": build_project},
         input_artifacts=(SOURCE_ARTIFACT,),
-        output_artifacts=tuple(_artifact_names(services)),
+        output_artifacts=(specs.PROMOTION_ARTIFACT,),
         namespace="Build",
     )
     stages = [Stage("Source", (source_action(source),)), Stage("Build", (build,))]
     if approval:
         stages.append(approval_stage(f"Deploy commit #{{Source.CommitId}} to {stack}?"))
-    stages.append(deploy_stage(services, application_name=application_name, groups=groups))
-    stages.append(publish_stage(bucket=bucket, key=promotion_key))
-    return stages
+    return stages + _deploy_stages(
+        services, application_name, groups, derive_project, publish_project
+    )
+
+
+def _deploy_stages(
+    services: Sequence[str],
+    application_name: str,
+    groups: Mapping[str, str],
+    derive_project: str,
+    publish_project: str,
+) -> list[Stage]:
+    """Derive ► Deploy ► Publish: what runs is read last, just before it is deployed over."""
+    return [
+        derive_stage(services, project=derive_project),
+        deploy_stage(services, application_name=application_name, groups=groups),
+        publish_stage(project=publish_project),
+    ]
 
 
 def downstream_stages(
     *,
     stack: str,
     upstream: UpstreamRecord,
-    prepare_project: str,
+    validate_project: str,
     services: Sequence[str],
     application_name: str,
     groups: Mapping[str, str],
     approval: bool,
-    bucket: str,
-    promotion_key: str,
+    derive_project: str,
+    publish_project: str,
 ) -> list[Stage]:
     source = Action(
         name="UpstreamRecord",
@@ -367,31 +404,26 @@ def downstream_stages(
         output_artifacts=(RECORD_ARTIFACT,),
         namespace="Source",
     )
-    prepare = Action(
-        name="Prepare",
+    validate = Action(
+        name="Validate",
         category="Build",
         provider="CodeBuild",
-        configuration={"ProjectName": prepare_project},
+        configuration={"ProjectName": validate_project},
         input_artifacts=(RECORD_ARTIFACT,),
-        output_artifacts=tuple(_artifact_names(services)),
-        namespace="Prepare",
+        output_artifacts=(specs.PROMOTION_ARTIFACT,),
+        namespace="Validate",
     )
-    stages = [Stage("Source", (source,)), Stage("Prepare", (prepare,))]
+    stages = [Stage("Source", (source,)), Stage("Validate", (validate,))]
     if approval:
         stages.append(
             approval_stage(
                 f"Promote to {stack} from {upstream.stack}: "
-                f"#{{Prepare.{specs.PROMOTED_SUMMARY_VAR}}}"
+                f"#{{Validate.{specs.PROMOTED_SUMMARY_VAR}}}"
             )
         )
-    stages.append(deploy_stage(services, application_name=application_name, groups=groups))
-    stages.append(publish_stage(bucket=bucket, key=promotion_key))
-    return stages
-
-
-def _artifact_names(services: Sequence[str]) -> list[str]:
-    # The same names as the buildspec's secondary artifacts: one per service, then the record.
-    return [*services, specs.PROMOTION_ARTIFACT]
+    return stages + _deploy_stages(
+        services, application_name, groups, derive_project, publish_project
+    )
 
 
 # --- build tooling -----------------------------------------------------------------------
@@ -430,6 +462,8 @@ class DeployedService:
     container_port: int
     cluster_name: str
     service_name: str
+    # The service's own task-definition family: every deployed revision registers there.
+    task_family: str
     # Task and execution role ARNs: CodeDeployToECS registers task definitions naming them.
     role_arns: list[pulumi.Input[str]]
     # First environment only: where the image is pushed and built from.
@@ -443,19 +477,16 @@ def _arn(service: str, region: str, account: str, resource: str) -> str:
     return f"arn:aws:{service}:{region}:{account}:{resource}"
 
 
-def build_role_statements(
+def _codebuild_base_statements(
     *,
-    region: str,
-    account_id: str,
     log_group_arn: pulumi.Input[str],
     bucket_arn: str,
     artifact_prefix: str,
     tooling_key: str,
-    services: Sequence[DeployedService],
-    push: bool,
-    kms_key_arn: str | None = None,
+    writes_artifacts: bool,
+    kms_key_arn: str | None,
 ) -> list[dict[str, Any]]:
-    """CodeBuild: logs, pipeline artifacts, tooling, ECR push (first env), ECS reads."""
+    """What every CodeBuild action needs: its logs, the pipeline's artifacts, the tooling."""
     statements: list[dict[str, Any]] = [
         {
             "Sid": "Logs",
@@ -466,7 +497,8 @@ def build_role_statements(
         {
             "Sid": "PipelineArtifacts",
             "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"]
+            + (["s3:PutObject"] if writes_artifacts else []),
             "Resource": f"{bucket_arn}/{artifact_prefix}*",
         },
         {
@@ -481,6 +513,43 @@ def build_role_statements(
             "Action": ["s3:GetBucketAcl", "s3:GetBucketLocation"],
             "Resource": bucket_arn,
         },
+    ]
+    if kms_key_arn:
+        statements.append(_kms_statement(kms_key_arn))
+    return statements
+
+
+def build_role_statements(
+    *, services: Sequence[DeployedService], push: bool
+) -> list[dict[str, Any]]:
+    """Build (first env): ECR login and push to this stack's repositories; Validate: none.
+
+    Neither reads ECS: what runs is read only by Derive, right before the deploy.
+    """
+    if not push:
+        return []
+    return [
+        # GetAuthorizationToken has no resource-level permissions in IAM.
+        {
+            "Sid": "EcrLogin",
+            "Effect": "Allow",
+            "Action": "ecr:GetAuthorizationToken",
+            "Resource": "*",
+        },
+        {
+            "Sid": "EcrPush",
+            "Effect": "Allow",
+            "Action": ECR_PUSH_ACTIONS,
+            "Resource": [s.repository_arn for s in services if s.repository_arn],
+        },
+    ]
+
+
+def derive_role_statements(
+    *, region: str, account_id: str, services: Sequence[DeployedService]
+) -> list[dict[str, Any]]:
+    """Derive: read what this stack's services run."""
+    return [
         {
             "Sid": "ReadServices",
             "Effect": "Allow",
@@ -498,25 +567,28 @@ def build_role_statements(
             "Resource": "*",
         },
     ]
-    if push:
-        statements += [
-            # GetAuthorizationToken has no resource-level permissions in IAM.
-            {
-                "Sid": "EcrLogin",
-                "Effect": "Allow",
-                "Action": "ecr:GetAuthorizationToken",
-                "Resource": "*",
-            },
-            {
-                "Sid": "EcrPush",
-                "Effect": "Allow",
-                "Action": ECR_PUSH_ACTIONS,
-                "Resource": [s.repository_arn for s in services if s.repository_arn],
-            },
-        ]
-    if kms_key_arn:
-        statements.append(_kms_statement(kms_key_arn))
-    return statements
+
+
+def publish_role_statements(
+    *, stack: str, bucket_arn: str, promotion_key: str
+) -> list[dict[str, Any]]:
+    """Publish: write exactly the record keys of this stack.
+
+    A release's key holds its commit, known only at run time: `releases/*.json` under this
+    stack's prefix is the narrowest ARN that names it.
+    """
+    return [
+        {
+            "Sid": "PublishPromotionRecords",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": [
+                f"{bucket_arn}/{release_records_pattern(stack)}",
+                f"{bucket_arn}/{latest_record_key(stack)}",
+                f"{bucket_arn}/{promotion_key}",
+            ],
+        }
+    ]
 
 
 def pipeline_role_statements(
@@ -525,7 +597,6 @@ def pipeline_role_statements(
     account_id: str,
     pipeline_bucket_arn: str,
     artifact_prefix: str,
-    promotion_key: str,
     project_names: Sequence[str],
     application_name: str,
     groups: Mapping[str, str],
@@ -542,12 +613,6 @@ def pipeline_role_statements(
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
             "Resource": f"{pipeline_bucket_arn}/{artifact_prefix}*",
-        },
-        {
-            "Sid": "PublishPromotionRecord",
-            "Effect": "Allow",
-            "Action": "s3:PutObject",
-            "Resource": f"{pipeline_bucket_arn}/{promotion_key}",
         },
         {
             "Sid": "ArtifactBucket",
@@ -672,7 +737,10 @@ def environment_type(build_image: str) -> str:
 @dataclass(frozen=True, kw_only=True)
 class DeliveryPipelineArgs:
     pipeline_name: str
+    # CodeBuild projects: Build (first env) or Validate (downstream), Derive, Publish.
     project_name: str
+    derive_project_name: str
+    publish_project_name: str
     stack: str
     region: str
     account_id: str
@@ -713,71 +781,81 @@ class DeliveryPipelineArgs:
 
 def describe_stages(args: DeliveryPipelineArgs) -> list[Stage]:
     """The pipeline's stages as plain data (what `DeliveryPipeline` registers)."""
-    names = [s.name for s in args.services]
-    groups = {s.name: s.group_name for s in args.services}
     common = {
         "stack": args.stack,
-        "services": names,
+        "services": [s.name for s in args.services],
         "application_name": args.application_name,
-        "groups": groups,
+        "groups": {s.name: s.group_name for s in args.services},
         "approval": args.approval,
-        "bucket": args.bucket_name,
-        "promotion_key": args.promotion_key,
+        "derive_project": args.derive_project_name,
+        "publish_project": args.publish_project_name,
     }
     if args.source is not None:
         return first_environment_stages(
             source=args.source, build_project=args.project_name, **common
         )
     assert args.upstream is not None  # __post_init__
-    return downstream_stages(upstream=args.upstream, prepare_project=args.project_name, **common)
+    return downstream_stages(upstream=args.upstream, validate_project=args.project_name, **common)
 
 
-def render_buildspec(args: DeliveryPipelineArgs, tooling_uri: str) -> str:
-    """The generated buildspec (delivery/buildspec.py) for this environment, as YAML."""
-    common: dict[str, Any] = {
-        "region": args.region,
-        "stack": args.stack,
-        "validation_hook": args.validation_hook,
-        "tooling_s3_uri": tooling_uri,
+def _deploy_fields(service: DeployedService) -> dict[str, Any]:
+    """The buildspec's view of a service (its container is named after it)."""
+    return {
+        "name": service.name,
+        "container_name": service.name,
+        "container_port": service.container_port,
+        "cluster": service.cluster_name,
+        "service": service.service_name,
+        "family": service.task_family,
     }
+
+
+def render_buildspecs(args: DeliveryPipelineArgs, tooling_uri: str) -> dict[str, str]:
+    """Project name -> its generated buildspec (delivery/buildspec.py), as YAML."""
+    tooling: dict[str, Any] = {"tooling_s3_uri": tooling_uri}
     if args.builds_images:
-        spec = specs.buildspec(
+        first = specs.buildspec(
             [
                 specs.BuildService(
-                    name=s.name,
-                    container_name=s.name,
-                    container_port=s.container_port,
-                    cluster=s.cluster_name,
-                    service=s.service_name,
+                    **_deploy_fields(s),
                     repository_url=s.repository_url or "",
                     context=s.build_context,
                     dockerfile=s.dockerfile,
                 )
                 for s in args.services
             ],
-            **common,
+            region=args.region,
+            stack=args.stack,
+            **tooling,
         )
     else:
-        spec = specs.promotion_buildspec(
-            [
-                specs.DeployService(
-                    name=s.name,
-                    container_name=s.name,
-                    container_port=s.container_port,
-                    cluster=s.cluster_name,
-                    service=s.service_name,
-                )
-                for s in args.services
-            ],
-            **common,
-        )
-    return specs.render(spec)
+        first = specs.promotion_buildspec(region=args.region, stack=args.stack, **tooling)
+    derive = specs.derive_buildspec(
+        [specs.DeployService(**_deploy_fields(s)) for s in args.services],
+        region=args.region,
+        validation_hook=args.validation_hook,
+        **tooling,
+    )
+    publish = specs.publish_buildspec(
+        region=args.region,
+        stack=args.stack,
+        bucket=args.bucket_name,
+        zip_key=args.promotion_key,
+        **tooling,
+    )
+    return {
+        args.project_name: specs.render(first),
+        args.derive_project_name: specs.render(derive),
+        args.publish_project_name: specs.render(publish),
+    }
 
 
 class DeliveryPipeline(pulumi.ComponentResource):
-    """CodeBuild project and CodePipeline of one environment, each with its own role."""
+    """CodeBuild projects and CodePipeline of one environment, each with its own role."""
 
     project: aws.codebuild.Project
+    derive_project: aws.codebuild.Project
+    publish_project: aws.codebuild.Project
     pipeline: aws.codepipeline.Pipeline
     stages: list[Stage]
 
@@ -790,8 +868,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
         problems = check_artifact_wiring(self.stages)
         if problems:
             raise PipelineWiringError(problems)
-        key = tooling_key()
-        self.buildspec = render_buildspec(args, f"s3://{args.bucket_name}/{key}")
+        key = self.tooling_key = tooling_key()
+        self.buildspecs = render_buildspecs(args, f"s3://{args.bucket_name}/{key}")
         self._args = args
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
@@ -807,7 +885,42 @@ class DeliveryPipeline(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.bucket_resources)),
         )
-        self.project = self._create_project(key)
+        self.project = self._create_project(
+            name,
+            role="codebuild",
+            project_name=args.project_name,
+            log_group=f"{name}-build",
+            description=(
+                "Builds and pushes the images, writes the promotion record"
+                if args.builds_images
+                else "Checks the upstream promotion record, summarises it for the approval"
+            ),
+            statements=build_role_statements(services=args.services, push=args.builds_images),
+            # docker build needs the Docker daemon; the other actions run no containers.
+            privileged=args.builds_images,
+        )
+        self.derive_project = self._create_project(
+            f"{name}-derive",
+            role="codebuild-derive",
+            project_name=args.derive_project_name,
+            log_group=f"{name}-derive",
+            description="Derives each service's deployment from what it runs, right before it",
+            statements=derive_role_statements(
+                region=args.region, account_id=args.account_id, services=args.services
+            ),
+        )
+        self.publish_project = self._create_project(
+            f"{name}-publish",
+            role="codebuild-publish",
+            project_name=args.publish_project_name,
+            log_group=f"{name}-publish",
+            description="Publishes the promotion record of what deployed",
+            statements=publish_role_statements(
+                stack=args.stack, bucket_arn=args.bucket_arn, promotion_key=args.promotion_key
+            ),
+            # It writes no pipeline artifact: it only reads the record.
+            writes_artifacts=False,
+        )
         self.pipeline = self._create_pipeline()
         if args.upstream is not None and not args.upstream.poll:
             self._create_trigger(args.upstream)
@@ -815,61 +928,74 @@ class DeliveryPipeline(pulumi.ComponentResource):
             {
                 "pipelineName": self.pipeline.name,
                 "projectName": self.project.name,
+                "deriveProjectName": self.derive_project.name,
+                "publishProjectName": self.publish_project.name,
                 "toolingKey": key,
             }
         )
 
-    def _create_project(self, tooling_key_: str) -> aws.codebuild.Project:
+    def _create_project(
+        self,
+        resource_name: str,
+        *,
+        role: str,
+        project_name: str,
+        log_group: str,
+        description: str,
+        statements: list[dict[str, Any]],
+        privileged: bool = False,
+        writes_artifacts: bool = True,
+    ) -> aws.codebuild.Project:
+        """One CodeBuild project with its log group and its own role.
+
+        The role gets what every action needs (its logs, the pipeline's artifacts, the
+        tooling) and `statements`, what this action alone needs.
+        """
         args = self._args
-        log_group = aws.cloudwatch.LogGroup(
-            f"{self._name}-build",
-            name=f"/aws/codebuild/{args.project_name}",
+        logs = aws.cloudwatch.LogGroup(
+            log_group,
+            name=f"/aws/codebuild/{project_name}",
             retention_in_days=args.log_retention_days,
             tags=args.tags,
             opts=self._child,
         )
-        role, policy = iam.service_role(
-            "codebuild",
+        project_role, policy = iam.service_role(
+            role,
             service="codebuild.amazonaws.com",
-            description=f"CodeBuild project {args.project_name}",
+            description=f"CodeBuild project {project_name}",
             source_account=args.account_id,
-            statements=build_role_statements(
-                region=args.region,
-                account_id=args.account_id,
-                log_group_arn=log_group.arn,
+            statements=_codebuild_base_statements(
+                log_group_arn=logs.arn,
                 bucket_arn=args.bucket_arn,
                 artifact_prefix=args.artifact_prefix,
-                tooling_key=tooling_key_,
-                services=args.services,
-                push=args.builds_images,
+                tooling_key=self.tooling_key,
+                writes_artifacts=writes_artifacts,
                 kms_key_arn=args.kms_key_arn,
-            ),
+            )
+            + statements,
             tags=args.tags,
             parent=self,
         )
         return aws.codebuild.Project(
-            self._name,
-            name=args.project_name,
-            description=(
-                "Builds and pushes the images, writes the deploy artifacts"
-                if args.builds_images
-                else "Checks the upstream promotion record, writes the deploy artifacts"
+            resource_name,
+            name=project_name,
+            description=description,
+            service_role=project_role.arn,
+            source=aws.codebuild.ProjectSourceArgs(
+                type="CODEPIPELINE", buildspec=self.buildspecs[project_name]
             ),
-            service_role=role.arn,
-            source=aws.codebuild.ProjectSourceArgs(type="CODEPIPELINE", buildspec=self.buildspec),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
             environment=aws.codebuild.ProjectEnvironmentArgs(
                 compute_type=args.build_compute_type,
                 image=args.build_image,
                 type=environment_type(args.build_image),
                 image_pull_credentials_type="CODEBUILD",
-                # docker build needs the Docker daemon; the promotion build runs no containers.
-                privileged_mode=args.builds_images,
+                privileged_mode=privileged,
             ),
             build_timeout=args.build_timeout_minutes,
             logs_config=aws.codebuild.ProjectLogsConfigArgs(
                 cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(
-                    group_name=log_group.name, status="ENABLED"
+                    group_name=logs.name, status="ENABLED"
                 ),
                 s3_logs=aws.codebuild.ProjectLogsConfigS3LogsArgs(status="DISABLED"),
             ),
@@ -890,8 +1016,11 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 account_id=args.account_id,
                 pipeline_bucket_arn=args.bucket_arn,
                 artifact_prefix=args.artifact_prefix,
-                promotion_key=args.promotion_key,
-                project_names=[args.project_name],
+                project_names=[
+                    args.project_name,
+                    args.derive_project_name,
+                    args.publish_project_name,
+                ],
                 application_name=args.application_name,
                 groups={s.name: s.group_name for s in args.services},
                 deployment_configs=args.deployment_configs,
@@ -925,7 +1054,14 @@ class DeliveryPipeline(pulumi.ComponentResource):
             # A new pipeline starts at once: its deployment groups and roles must exist.
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[policy, self.project, *args.bucket_resources, *args.depends_on],
+                depends_on=[
+                    policy,
+                    self.project,
+                    self.derive_project,
+                    self.publish_project,
+                    *args.bucket_resources,
+                    *args.depends_on,
+                ],
             ),
         )
 

@@ -1,16 +1,22 @@
 """Build-time steps run inside CodeBuild: deployment artifacts and the promotion record.
 
-The generated buildspec (delivery/buildspec.py) calls `python -m delivery.build <step>` after
-`docker build`/`docker push`. For each service it writes, into one directory per service:
+The generated buildspecs (delivery/buildspec.py) call `python -m delivery.build <step>`:
 
-    taskdef-<service>.json   RegisterTaskDefinition JSON of the service's current revision
-                             (every Pulumi-owned field kept), the built container's image
-                             replaced by <IMAGE1_NAME> for CodeDeployToECS to fill
-    appspec-<service>.yaml   ECS AppSpec: <TASK_DEFINITION>, container name/port, hooks
+- the build (after `docker build`/`docker push`) and the downstream validation write only the
+  promotion record: the image digests this execution deploys;
+- `artifacts`, in the Derive action right before CodeDeployToECS (after any approval), reads
+  what each service runs at that moment (`delivery.live`) and writes, per service:
+
+    taskdef-<service>.json   RegisterTaskDefinition JSON of the running revision (every
+                             Pulumi-owned field kept) in the service's own family, the built
+                             container's image replaced by <IMAGE1_NAME> for CodeDeployToECS
+    appspec-<service>.yaml   ECS AppSpec: <TASK_DEFINITION>, container name/port, the running
+                             network configuration and platform version, hooks
     imageDetail.json         {"ImageURI": "<repository>@sha256:<digest>"}
 
-and `promotion-record` writes the record the next environment deploys from. Keep the
-imports light (boto3, botocore, pydantic, PyYAML): this module runs in the build image.
+- `publish-records`, after the deploy, publishes the record for the next environment.
+
+Keep the imports light (boto3, botocore, pydantic, PyYAML): this module runs in the build image.
 """
 
 from __future__ import annotations
@@ -28,13 +34,15 @@ from typing import Any
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
-from delivery.live import NotRunningError, running_task_definition
+from delivery.live import NotRunningError, Running, running
 from delivery.promotion import (
     PromotionRecord,
     PromotionRecordError,
+    latest_record_key,
     new_record,
     publish_record,
     read_record_file,
+    release_record_key,
     write_record_file,
 )
 from delivery.taskdef import register_fields
@@ -160,22 +168,35 @@ def resolve_image_digest(ecr: Any, repository_url: str, tag: str) -> str:
     return parse_repository_url(repository_url).digest_uri(digest)
 
 
-def current_task_definition(ecs: Any, *, cluster: str, service: str) -> dict[str, Any]:
-    """The task definition the service runs now (the PRIMARY task set's, when it has sets)."""
+def running_revision(ecs: Any, *, cluster: str, service: str) -> tuple[Running, dict[str, Any]]:
+    """What the service runs now (`delivery.live.running`) and that revision, described."""
     response = ecs.describe_services(cluster=cluster, services=[service])
     found = [item for item in response.get("services", []) if item.get("status") == "ACTIVE"]
     if not found:
         reasons = ", ".join(f["reason"] for f in response.get("failures", [])) or "INACTIVE"
         raise BuildError(
             f"ECS service {service!r} was not found in cluster {cluster!r} ({reasons}); "
-            "run `pulumi up` for this stack first: the build derives the task definition "
+            "run `pulumi up` for this stack first: the deploy derives the task definition "
             "from the running service"
         )
     try:
-        arn = running_task_definition(found[0])
+        now = running(found[0])
     except NotRunningError as error:
         raise BuildError(f"{error} (cluster {cluster!r}); retry once it has finished") from None
-    return ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    if now.other_task_sets:
+        # Deriving now would deploy over a change still rolling out once it finishes.
+        raise BuildError(
+            f"ECS service {service!r} in cluster {cluster!r} is being deployed (task sets "
+            f"{', '.join(now.other_task_sets)} besides the PRIMARY one); retry the pipeline "
+            "once that deployment has finished"
+        )
+    described = ecs.describe_task_definition(taskDefinition=now.task_definition_arn)
+    return now, described["taskDefinition"]
+
+
+def current_task_definition(ecs: Any, *, cluster: str, service: str) -> dict[str, Any]:
+    """The task definition the service runs now (the PRIMARY task set's, when it has sets)."""
+    return running_revision(ecs, cluster=cluster, service=service)[1]
 
 
 def taskdef_template(
@@ -183,15 +204,22 @@ def taskdef_template(
     *,
     container_name: str,
     container_port: int | None = None,
+    family: str | None = None,
 ) -> dict[str, Any]:
     """RegisterTaskDefinition JSON from a described revision, with the image placeholder.
 
     Every field the revision was registered with is kept (cpu, memory, environment,
     secrets, logging, roles...): those are Pulumi's. Only `container_name`'s image becomes
     <IMAGE1_NAME>; sidecars keep theirs. `container_port`, when given, must be mapped.
+    `family` is where the new revision registers: the service's own family, also when what
+    runs is the first revision of a new service (registered in Pulumi's template family).
     """
     fields = register_fields()  # the content fields (tags need ecs:TagResource: left out)
     template = {key: value for key, value in task_definition.items() if key in fields}
+    if family is not None:
+        if not family.strip():
+            raise BuildError("family: must name the service's task-definition family")
+        template["family"] = family
     containers = [dict(container) for container in template.get("containerDefinitions", [])]
     family = task_definition.get("family", "?")
     names = [container.get("name") for container in containers]
@@ -216,25 +244,35 @@ def taskdef_template(
 
 
 def appspec(
-    *, container_name: str, container_port: int, validation_hook: str | None = None
+    *,
+    container_name: str,
+    container_port: int,
+    validation_hook: str | None = None,
+    network: Running | None = None,
 ) -> dict[str, Any]:
-    """The ECS AppSpec (version 0.0) CodeDeploy runs; CodeDeployToECS fills the revision."""
+    """The ECS AppSpec (version 0.0) CodeDeploy runs; CodeDeployToECS fills the revision.
+
+    `network` (what runs now) carries the service's subnets, security groups and platform
+    version into the deployment: they are Pulumi's, and on a CODE_DEPLOY service only a
+    deployment can change them (UpdateService refuses), so every deployment restates them.
+    """
+    properties: dict[str, Any] = {
+        "TaskDefinition": TASK_DEFINITION_PLACEHOLDER,
+        "LoadBalancerInfo": {"ContainerName": container_name, "ContainerPort": container_port},
+    }
+    if network is not None and network.subnets:
+        properties["NetworkConfiguration"] = {
+            "awsvpcConfiguration": {
+                "subnets": list(network.subnets),
+                "securityGroups": list(network.security_groups),
+                "assignPublicIp": "ENABLED" if network.assign_public_ip else "DISABLED",
+            }
+        }
+    if network is not None and network.platform_version:
+        properties["PlatformVersion"] = network.platform_version
     spec: dict[str, Any] = {
         "version": 0.0,
-        "Resources": [
-            {
-                "TargetService": {
-                    "Type": "AWS::ECS::Service",
-                    "Properties": {
-                        "TaskDefinition": TASK_DEFINITION_PLACEHOLDER,
-                        "LoadBalancerInfo": {
-                            "ContainerName": container_name,
-                            "ContainerPort": container_port,
-                        },
-                    },
-                }
-            }
-        ],
+        "Resources": [{"TargetService": {"Type": "AWS::ECS::Service", "Properties": properties}}],
     }
     if validation_hook:
         spec["Hooks"] = [{"AfterAllowTestTraffic": validation_hook}]
@@ -279,16 +317,20 @@ def write_service_artifacts(
     image_uri: str,
     out_dir: Path | str,
     validation_hook: str | None = None,
+    family: str | None = None,
 ) -> ServiceArtifacts:
-    """Write taskdef-<name>.json, appspec-<name>.yaml and imageDetail.json into `out_dir`."""
+    """Write taskdef-<name>.json, appspec-<name>.yaml and imageDetail.json into `out_dir`.
+
+    Derived from what the service runs at this moment: run it right before the deploy.
+    """
     if "@sha256:" not in image_uri:
         raise BuildError(
             f"image {image_uri!r} is not a digest reference (<repository>@sha256:...); "
             "deploy digests so what runs is exactly what was built"
         )
-    described = current_task_definition(ecs, cluster=cluster, service=service)
+    now, described = running_revision(ecs, cluster=cluster, service=service)
     template = taskdef_template(
-        described, container_name=container_name, container_port=container_port
+        described, container_name=container_name, container_port=container_port, family=family
     )
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -303,6 +345,7 @@ def write_service_artifacts(
         container_name=container_name,
         container_port=container_port,
         validation_hook=validation_hook,
+        network=now,
     )
     artifacts.appspec.write_text(render_appspec(spec))
     artifacts.image_detail.write_text(json.dumps(image_detail(image_uri)) + "\n")
@@ -416,6 +459,7 @@ def _cmd_artifacts(args: argparse.Namespace) -> int:
         image_uri=image_uri,
         out_dir=args.out_dir,
         validation_hook=args.validation_hook,
+        family=args.family,
     )
     print(f"{args.name}: wrote {written.directory} for {image_uri}")
     return EXIT_OK
@@ -470,6 +514,34 @@ def _cmd_promotion_record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def publish_records(
+    s3: Any, record: PromotionRecord, *, bucket: str, stack: str, zip_key: str
+) -> list[str]:
+    """Publish what deployed: the release's JSON record, the newest one, then the zip.
+
+    The zip (what a downstream S3 source reads, and what starts its pipeline) goes last, so
+    a downstream execution always finds the plain-JSON record of the release it promotes.
+    Returns the keys written, in order.
+    """
+    keys = [release_record_key(stack, record.commit), latest_record_key(stack), zip_key]
+    for key in keys:
+        publish_record(s3, record, bucket=bucket, key=key)
+    return keys
+
+
+def _cmd_publish_records(args: argparse.Namespace) -> int:
+    if not args.zip_key.endswith(".zip"):
+        raise BuildError(f"--zip-key: {args.zip_key!r} must end in .zip (an S3 source reads it)")
+    record = read_record_file(args.record)
+    s3 = _client("s3", args.region)
+    for key in publish_records(
+        s3, record, bucket=args.bucket, stack=args.stack, zip_key=args.zip_key
+    ):
+        print(f"published s3://{args.bucket}/{key}")
+    print(record.summary())
+    return EXIT_OK
+
+
 def _cmd_record_field(args: argparse.Namespace) -> int:
     record = read_record_file(args.record)
     values = {
@@ -513,7 +585,8 @@ def _parser() -> argparse.ArgumentParser:
     exists.set_defaults(run=_cmd_image_exists)
 
     artifacts = steps.add_parser(
-        "artifacts", help="write taskdef/appspec/imageDetail for one service"
+        "artifacts",
+        help="derive taskdef/appspec/imageDetail for one service from what it runs now",
     )
     artifacts.add_argument("--name", required=True, help="service name in the stack config")
     artifacts.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
@@ -522,6 +595,9 @@ def _parser() -> argparse.ArgumentParser:
     artifacts.add_argument("--container-port", required=True, type=_port)
     artifacts.add_argument("--out-dir", required=True, type=Path)
     artifacts.add_argument("--validation-hook", help="Lambda for AfterAllowTestTraffic")
+    artifacts.add_argument(
+        "--family", help="task-definition family to register into (the service's own)"
+    )
     source = artifacts.add_mutually_exclusive_group()
     source.add_argument("--image-uri", help="<repository>@sha256:<digest> to deploy")
     source.add_argument("--record", type=Path, help="promotion record to take the image from")
@@ -546,6 +622,15 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument("--bucket", help="S3 bucket to publish to")
     record.add_argument("--key", help="S3 key (.zip for a CodePipeline S3 source)")
     record.set_defaults(run=_cmd_promotion_record)
+
+    publish = steps.add_parser(
+        "publish-records", help="publish a deployed record: release JSON, latest JSON, zip"
+    )
+    publish.add_argument("--record", required=True, type=Path, help="the record that deployed")
+    publish.add_argument("--stack", required=True, help="this stack (names the record keys)")
+    publish.add_argument("--bucket", required=True, help="this stack's artifact bucket")
+    publish.add_argument("--zip-key", required=True, help="key the downstream S3 source reads")
+    publish.set_defaults(run=_cmd_publish_records)
 
     field = steps.add_parser("record-field", help="print one field of a promotion record")
     field.add_argument("--record", required=True, type=Path)

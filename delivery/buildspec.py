@@ -1,22 +1,26 @@
 """Generate the CodeBuild buildspecs: values baked in by Python, shell quoted, no envsubst.
 
-Two buildspecs:
+Four buildspecs, one per CodeBuild action of the pipeline (components/pipeline.py):
 
-- `buildspec()` for the first environment: log in to ECR, build each service's image, push
-  it under the commit tag (immutable; a retried build reuses the pushed image), then write
-  each service's deployment artifacts and the promotion record (`delivery.build`).
-- `promotion_buildspec()` for a downstream environment: nothing is built; the artifacts are
-  derived from this environment's services and the upstream promotion record (the source).
+- `buildspec()`, the first environment's Build: log in to ECR, build each service's image,
+  push it under the commit tag (immutable; a retried build reuses the pushed image), write the
+  promotion record (the digests just built). Nothing about what runs is read here.
+- `promotion_buildspec()`, a downstream environment's Validate: nothing is built; the upstream
+  record (the source) is validated, summarised for the approval and re-issued as this stack's.
+- `derive_buildspec()`, the Derive action right before the deploy (after any approval): per
+  service, the task definition and AppSpec from what runs at that moment, with the record's
+  image (`delivery.build artifacts`).
+- `publish_buildspec()`, after the deploy: the record's JSON copies and zip (`publish-records`).
 
-Artifact layout (CodeBuild `secondary-artifacts`; declare the CodeBuild action's output
-artifacts with exactly the names `output_artifact_names()` returns):
+Artifact layout (CodeBuild `secondary-artifacts`; declare each CodeBuild action's output
+artifacts with exactly these names):
 
-    <service>/                one artifact per service, named after the service
+    promotion/                the artifact named "promotion" (Build, Validate)
+      promotion.json            the digests this execution deploys
+    <service>/                one artifact per service, named after the service (Derive)
       taskdef-<service>.json    TaskDefinitionTemplateArtifact/-Path, image "<IMAGE1_NAME>"
       appspec-<service>.yaml    AppSpecTemplateArtifact/-Path
       imageDetail.json          Image1ArtifactName (Image1ContainerName = IMAGE1_NAME)
-    promotion/                the artifact named "promotion"
-      promotion.json            the record for the next environment
 
 `codedeploy_action_configuration()` gives the matching CodeDeployToECS configuration.
 """
@@ -49,6 +53,7 @@ PROMOTION_ARTIFACT = "promotion"
 # CodePipeline artifact names: letters, digits, '_' and '-', at most 100 characters.
 ARTIFACT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 CONTAINER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,254}$")
+FAMILY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
 # Where the tooling zip (this repository's `delivery` package) is unpacked in the build.
 TOOLING_DIR = "/opt/ecs-delivery-tooling"
 # Runtime of `python -m delivery.build` in the build image; kept equal to requirements.txt
@@ -77,6 +82,8 @@ class DeployService:
     """A service the pipeline deploys: where it runs and which container takes traffic.
 
     `name` is the service's key in the stack config; it names the CodePipeline artifact.
+    `family` is the service's own task-definition family: every revision the pipeline
+    deploys registers there, whatever family the running revision came from.
     `validation_hook` (a Lambda name) overrides the buildspec-wide one for this service.
     """
 
@@ -85,6 +92,7 @@ class DeployService:
     container_port: int
     cluster: str
     service: str
+    family: str
     validation_hook: str | None = None
 
     def __post_init__(self) -> None:
@@ -112,6 +120,11 @@ class DeployService:
         )
         _require(bool(self.cluster), f"{field}.cluster", "is required")
         _require(bool(self.service), f"{field}.service", "is required")
+        _require(
+            bool(FAMILY_PATTERN.match(self.family)),
+            f"{field}.family",
+            f"{self.family!r} is not a task-definition family (1-255 letters, digits, '-', '_')",
+        )
         _require(
             self.validation_hook is None or bool(self.validation_hook.strip()),
             f"{field}.validation_hook",
@@ -187,9 +200,9 @@ def service_artifact(name: str) -> ServiceArtifact:
     )
 
 
-def output_artifact_names(services: Sequence[DeployService]) -> list[str]:
-    """The CodeBuild action's output artifacts, in order: one per service, then the record."""
-    return [service.name for service in services] + [PROMOTION_ARTIFACT]
+def service_artifact_names(services: Sequence[DeployService]) -> list[str]:
+    """The Derive action's output artifacts, in order: one per service."""
+    return [service.name for service in services]
 
 
 def codedeploy_action_configuration(
@@ -303,23 +316,24 @@ def _artifacts(names: Sequence[str]) -> dict[str, Any]:
             artifact = service_artifact(name)
             directory, files = artifact.directory, artifact.files
         secondary[name] = {"base-directory": directory, "files": files, "name": name}
-    # The primary artifact holds everything: used when the action declares one output.
+    # An action that declares one output artifact gets the primary one: make it exactly
+    # that artifact, so its files sit at the artifact's root as its readers expect.
+    if len(secondary) == 1:
+        (only,) = secondary.values()
+        return {"base-directory": only["base-directory"], "files": only["files"]}
     return {"files": ["**/*"], "base-directory": ARTIFACT_ROOT, "secondary-artifacts": secondary}
 
 
-def _promotion_location(
-    stack: str, bucket: str | None, key: str | None
-) -> tuple[str | None, str | None]:
-    _require(bool(stack), "stack", "is required (the stack name recorded as sourceStack)")
-    if key and not bucket:
-        raise ValueError("promotion_key: set promotion_bucket too")
-    if bucket:
-        return bucket, key or f"{stack}/{RECORD_FILE.removesuffix('.json')}.zip"
-    return None, None
+def _record_out() -> str:
+    return _q(f"{ARTIFACT_ROOT}/{PROMOTION_ARTIFACT}/{RECORD_FILE}")
 
 
-def _publish_args(bucket: str | None, key: str | None) -> list[str]:
-    return ["--bucket", _q(bucket), "--key", _q(key)] if bucket and key else []
+def _check_record_file(record_file: str) -> None:
+    _require(
+        bool(record_file) and not record_file.startswith("/"),
+        "record_file",
+        f"{record_file!r} must be a path relative to the source artifact",
+    )
 
 
 def buildspec(
@@ -327,26 +341,21 @@ def buildspec(
     *,
     region: str,
     stack: str,
-    validation_hook: str | None = None,
-    promotion_bucket: str | None = None,
-    promotion_key: str | None = None,
     tooling_s3_uri: str | None = None,
     python_version: str | None = "3.11",
     tag_length: int = 12,
 ) -> dict[str, Any]:
-    """The build-and-deploy-artifacts buildspec of the first environment, as a dict.
+    """The first environment's Build: images pushed, their digests in the record.
 
-    `stack` is recorded as the promotion record's sourceStack. With `promotion_bucket`
-    the record is also uploaded to s3://bucket/key (default key `<stack>/promotion.zip`)
-    from the build; otherwise publish the "promotion" artifact from a later pipeline action
-    (an S3 deploy action after the deploy stage publishes only what deployed).
+    `stack` is recorded as the promotion record's sourceStack. The record is published only
+    by the Publish action, after the deploy, so it names only images that deployed.
     `tooling_s3_uri` (s3://.../x.zip) holds this repository's `delivery` package; without
     it the build image must already provide `delivery` and BUILD_REQUIREMENTS.
     """
     _check_services(services, BuildService)
     _require(bool(region), "region", "is required")
+    _require(bool(stack), "stack", "is required (the stack name recorded as sourceStack)")
     _require(7 <= tag_length <= 40, "tag_length", f"{tag_length} must be between 7 and 40")
-    bucket, key = _promotion_location(stack, promotion_bucket, promotion_key)
 
     registries = sorted({(service.registry, service.registry_region) for service in services})
     pre_build = [
@@ -381,8 +390,6 @@ def buildspec(
     for service in services:
         push = f"docker push {_tagged(service.repository_url)}"
         post_build.append(_unless_pushed(service, region, push))
-    for service in services:
-        post_build.append(_artifacts_command(service, region, validation_hook, source="tag"))
     images = [
         "--image "
         + _q(f"{service.name}/{service.container_name}={service.repository_url}:")
@@ -399,9 +406,8 @@ def buildspec(
             f'"${COMMIT_VAR}"',
             *images,
             "--out",
-            _q(f"{ARTIFACT_ROOT}/{PROMOTION_ARTIFACT}/{RECORD_FILE}"),
-            *_publish_args(bucket, key),
-        )
+            _record_out(),
+        )  # fmt: skip
     )
 
     return {
@@ -413,12 +419,12 @@ def buildspec(
             build=build,
             post_build=post_build,
         ),
-        "artifacts": _artifacts(output_artifact_names(services)),
+        "artifacts": _artifacts([PROMOTION_ARTIFACT]),
     }
 
 
 def _artifacts_command(
-    service: DeployService, region: str, validation_hook: str | None, *, source: str
+    service: DeployService, region: str, validation_hook: str | None, record_file: str
 ) -> str:
     artifact = service_artifact(service.name)
     args = [
@@ -426,15 +432,12 @@ def _artifacts_command(
         "--name", _q(service.name),
         "--cluster", _q(service.cluster),
         "--service", _q(service.service),
+        "--family", _q(service.family),
         "--container", _q(service.container_name),
         "--container-port", str(service.container_port),
         "--out-dir", _q(artifact.directory),
+        "--record", _q(record_file),
     ]  # fmt: skip
-    if source == "tag":
-        assert isinstance(service, BuildService)
-        args += ["--repository-url", _q(service.repository_url), "--tag", f'"${TAG_VAR}"']
-    else:
-        args += ["--record", _q(source)]
     hook = _hook(service, validation_hook)
     if hook:
         args += ["--validation-hook", _q(hook)]
@@ -442,31 +445,22 @@ def _artifacts_command(
 
 
 def promotion_buildspec(
-    services: Sequence[DeployService],
     *,
     region: str,
     stack: str,
     record_file: str = RECORD_FILE,
-    validation_hook: str | None = None,
-    promotion_bucket: str | None = None,
-    promotion_key: str | None = None,
     tooling_s3_uri: str | None = None,
     python_version: str | None = "3.11",
 ) -> dict[str, Any]:
-    """The downstream buildspec: artifacts from the promotion record; nothing is rebuilt.
+    """A downstream environment's Validate: nothing is built, nothing about what runs is read.
 
     The primary source is the upstream record (`record_file` in it). The record is
     validated first, its commit and summary exported as PROMOTED_COMMIT/PROMOTED_SUMMARY
-    (for the approval's message), and re-published as this stack's record.
+    (for the approval's message), and re-issued as this stack's record.
     """
-    _check_services(services, DeployService)
     _require(bool(region), "region", "is required")
-    _require(
-        bool(record_file) and not record_file.startswith("/"),
-        "record_file",
-        f"{record_file!r} must be a path relative to the source artifact",
-    )
-    bucket, key = _promotion_location(stack, promotion_bucket, promotion_key)
+    _require(bool(stack), "stack", "is required (the stack name recorded as sourceStack)")
+    _check_record_file(record_file)
     record = _q(record_file)
     # `export X="$(...)"` would hide a failing command; assign first, then export.
     pre_build = [
@@ -480,10 +474,6 @@ def promotion_buildspec(
     ]
     pre_build.append(f'echo "promoting ${PROMOTED_SUMMARY_VAR}"')
     build = [
-        _artifacts_command(service, region, validation_hook, source=record_file)
-        for service in services
-    ]
-    build.append(
         _tool(
             region,
             "promotion-record",
@@ -492,17 +482,82 @@ def promotion_buildspec(
             "--from-record",
             record,
             "--out",
-            _q(f"{ARTIFACT_ROOT}/{PROMOTION_ARTIFACT}/{RECORD_FILE}"),
-            *_publish_args(bucket, key),
+            _record_out(),
         )  # fmt: skip
-    )
+    ]
     return {
         "version": 0.2,
         "env": _env(tooling_s3_uri, exported=[PROMOTED_COMMIT_VAR, PROMOTED_SUMMARY_VAR]),
         "phases": _phases(
             _install_phase(tooling_s3_uri, python_version), pre_build=pre_build, build=build
         ),
-        "artifacts": _artifacts(output_artifact_names(services)),
+        "artifacts": _artifacts([PROMOTION_ARTIFACT]),
+    }
+
+
+def derive_buildspec(
+    services: Sequence[DeployService],
+    *,
+    region: str,
+    record_file: str = RECORD_FILE,
+    validation_hook: str | None = None,
+    tooling_s3_uri: str | None = None,
+    python_version: str | None = "3.11",
+) -> dict[str, Any]:
+    """The Derive action, run right before CodeDeployToECS: artifacts from what runs now.
+
+    The primary source is this execution's record (the "promotion" artifact); each service's
+    task definition and AppSpec come from its running revision at this moment, so a Pulumi
+    change that rolled out while an approval waited is what deploys, with the new image.
+    """
+    _check_services(services, DeployService)
+    _require(bool(region), "region", "is required")
+    _check_record_file(record_file)
+    build = [
+        _artifacts_command(service, region, validation_hook, record_file) for service in services
+    ]
+    return {
+        "version": 0.2,
+        "env": _env(tooling_s3_uri),
+        "phases": _phases(_install_phase(tooling_s3_uri, python_version), build=build),
+        "artifacts": _artifacts(service_artifact_names(services)),
+    }
+
+
+def publish_buildspec(
+    *,
+    region: str,
+    stack: str,
+    bucket: str,
+    zip_key: str,
+    record_file: str = RECORD_FILE,
+    tooling_s3_uri: str | None = None,
+    python_version: str | None = "3.11",
+) -> dict[str, Any]:
+    """The Publish action, after the deploy: the record's release and latest JSON, then the zip."""
+    _require(bool(region), "region", "is required")
+    _require(bool(stack), "stack", "is required (names the record keys)")
+    _require(bool(bucket) and "/" not in bucket, "bucket", f"{bucket!r} is not an S3 bucket name")
+    _require(zip_key.endswith(".zip"), "zip_key", f"{zip_key!r} must end in .zip")
+    _check_record_file(record_file)
+    build = [
+        _tool(
+            region,
+            "publish-records",
+            "--record",
+            _q(record_file),
+            "--stack",
+            _q(stack),
+            "--bucket",
+            _q(bucket),
+            "--zip-key",
+            _q(zip_key),
+        )  # fmt: skip
+    ]
+    return {
+        "version": 0.2,
+        "env": _env(tooling_s3_uri),
+        "phases": _phases(_install_phase(tooling_s3_uri, python_version), build=build),
     }
 
 

@@ -247,7 +247,16 @@ def release_record_key(stack: str, commit: str) -> str:
     """
     if not COMMIT_PATTERN.match(commit):
         raise PromotionRecordError(f"commit: {commit!r} is not a commit or record id")
+    return _release_key(stack, commit)
+
+
+def _release_key(stack: str, commit: str) -> str:
     return f"{PROMOTION_RECORDS_PREFIX}{stack}/releases/{commit}.json"
+
+
+def release_records_pattern(stack: str) -> str:
+    """Every per-release key of `stack`, as an IAM resource pattern (`...releases/*.json`)."""
+    return _release_key(stack, "*")
 
 
 def latest_record_key(stack: str) -> str:

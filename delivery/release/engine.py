@@ -62,6 +62,8 @@ RELEASE_TAG = "ecs-delivery:release"
 # Paced attempts per registration; the pacer halves its rate on each throttle, so these
 # span minutes of waiting, not a burst of retries.
 REGISTER_ATTEMPTS = 20
+# Deployments of one service stopped because something else shipped first, before giving up.
+MERGE_ATTEMPTS = 3
 # Consecutive failed rollback steps before the local driver gives up (exit 3).
 ROLLBACK_STEP_ERRORS = 5
 
@@ -221,12 +223,20 @@ class ReleaseEngine:
     def _marker(self, action: str, name: str) -> str:
         return f"ecs-delivery {action} {self.release_id}: {name} ->"
 
-    def _register(self, previous_td: str, container: str, image: str) -> str | None:
-        """A new revision of `previous_td` with `image`; None if the run is being aborted."""
+    def _register(
+        self, previous_td: str, container: str, image: str, family: str | None = None
+    ) -> str | None:
+        """A new revision of `previous_td` with `image`; None if the run is being aborted.
+
+        Every other field is kept. `family`, when given, is where it registers (a new
+        service may run Pulumi's template revision; its releases go to its own family).
+        """
         response = self.definitions.describe(previous_td)
         tags = [t for t in response.get("tags") or [] if t.get("key") != RELEASE_TAG]
         tags.append({"key": RELEASE_TAG, "value": self.release_id})
         request = register_request(response["taskDefinition"], {container: image}, tags=tags)
+        if family is not None:
+            request["family"] = family
         for _ in range(REGISTER_ATTEMPTS):
             if not self.pacer.acquire(cancelled=self._abort):
                 return None
@@ -266,9 +276,15 @@ class ReleaseEngine:
         return infos
 
     def _find_deployment(
-        self, target: ServiceTarget, marker: str, since: float | None, in_progress_only: bool
+        self,
+        target: ServiceTarget,
+        marker: str,
+        since: float | None,
+        in_progress_only: bool,
+        exclude: tuple[str, ...] = (),
     ) -> str | None:
-        """The id of a deployment this release created in the group (found by description)."""
+        """The id of a deployment this release created in the group (found by description:
+        `marker` itself, or `marker` followed by a space), ignoring `exclude` statuses."""
         kwargs: dict[str, Any] = {
             "applicationName": target.codedeploy_application,
             "deploymentGroupName": target.codedeploy_group,
@@ -286,7 +302,10 @@ class ReleaseEngine:
                 break
             kwargs["nextToken"] = page["nextToken"]
         for info in self._get_deployments(ids).values():
-            if str(info.get("description", "")).startswith(marker):
+            description = str(info.get("description", ""))
+            if info.get("status") in exclude:
+                continue
+            if description == marker or description.startswith(marker + " "):
                 return str(info["deploymentId"])
         return None
 
@@ -323,6 +342,9 @@ class ReleaseEngine:
     def start_service(self, name: str) -> str:
         """Register the new revision and start the service's deployment, once.
 
+        The revision is derived from what the service runs at this moment (only the image
+        changes), and checked again once the deployment holds the group's lock.
+
         Returns the service's status afterwards ("deploying", or what it already was;
         "pending" if the run is being aborted). Raises ReleaseStopped when the release is no
         longer running and nothing was started.
@@ -333,34 +355,73 @@ class ReleaseEngine:
             return service.status
         if state.status != "running":
             raise ReleaseStopped(f"release {self.release_id} is {state.status}")
-        marker = self._marker("release", name)
         if service.status == "starting" and service.new_td:
             # A run died between claiming the start and recording the deployment: adopt the
-            # deployment if it was created, so nothing is deployed twice.
+            # deployment if it was created (whatever it became since), so nothing is
+            # deployed twice. One we stopped ourselves is not adopted.
             found = self._find_deployment(
-                service.target, marker, service.started_at, in_progress_only=False
+                service.target,
+                self._start_marker(name, service.new_td),
+                service.started_at,
+                in_progress_only=False,
+                exclude=("Stopped",),
             )
             if found is not None:
                 return self._record_deployment(name, found, "adopted after a restart")
-            new_td = service.new_td
-            # Not created: claim it again. The state we hold may predate a rollback request.
-            claimed = self._claim_start(name, new_td, "starting")
-        else:
-            registered = self._register(
-                service.previous_td, service.target.container, service.image
+        return self._derive_and_deploy(name, expected=service.status)
+
+    def _start_marker(self, name: str, new_td: str) -> str:
+        return f"{self._marker('release', name)} {new_td}"
+
+    def _running(self, name: str) -> str:
+        target = self.store.state.services[name].target
+        return running_task_definitions(self.aws, {name: target})[name]
+
+    def _derive_and_deploy(self, name: str, expected: str) -> str:
+        """Merge the image onto what runs now, deploy it, and redo the merge when something
+        else shipped before the deployment took the group's lock (bounded)."""
+        service = self.store.state.services[name]
+        for _ in range(MERGE_ATTEMPTS):
+            base = self._running(name)
+            new_td = self._register(
+                base, service.target.container, service.image, service.target.task_family
             )
-            if registered is None:
-                return "pending"
-            new_td = registered
-            claimed = self._claim_start(name, new_td, "pending")
-            if claimed == "starting":
-                self._emit("service", name, "registered", new_td)
-        if claimed == "stopped":
-            raise ReleaseStopped(f"release {self.release_id} stopped before {name} started")
-        if claimed != "starting":
-            return claimed
+            if new_td is None:
+                return (
+                    "pending" if expected == "pending" else self.store.state.services[name].status
+                )
+            claimed = self._claim_start(name, new_td, base, expected)
+            if claimed == "stopped":
+                raise ReleaseStopped(f"release {self.release_id} stopped before {name} started")
+            if claimed != "starting":
+                return claimed
+            expected = "starting"
+            self._emit("service", name, "registered", new_td)
+            deployment_id = self._create_or_adopt(name, new_td)
+            now = self._running(name)
+            if now == base:
+                return self._record_deployment(name, deployment_id, new_td)
+            # Something else shipped between our read and our lock: deploying on would undo
+            # it. What runs now is what a rollback returns to (recorded first, so a run that
+            # dies while stopping leaves it right); stop ours before traffic moves and merge
+            # again onto it.
+            self._emit("service", name, "merging again", f"{base} -> {now}")
+            self._record_previous(name, now)
+            self._stop_and_wait(name, deployment_id)
+        reason = (
+            f"what the service runs changed while this release deployed it, "
+            f"{MERGE_ATTEMPTS} times in a row (now {now}); every deployment of this release "
+            "was stopped before traffic moved. Let the other deployments finish, then release "
+            "again under a new name"
+        )
+        self._give_up(name, reason)
+        raise ServiceDeploymentFailed(name, reason)
+
+    def _create_or_adopt(self, name: str, new_td: str) -> str:
+        service = self.store.state.services[name]
+        marker = self._start_marker(name, new_td)
         try:
-            deployment_id = self._create_deployment(service.target, new_td, f"{marker} {new_td}")
+            return self._create_deployment(service.target, new_td, marker)
         except ClientError as error:
             if _code(error) not in ("DeploymentLimitExceededException",):
                 raise
@@ -374,11 +435,51 @@ class ReleaseEngine:
                     f"deployment group {service.target.codedeploy_application}/"
                     f"{service.target.codedeploy_group} already runs another deployment",
                 ) from error
-            deployment_id = found
-        return self._record_deployment(name, deployment_id, new_td)
+            return found
 
-    def _claim_start(self, name: str, new_td: str, expected: str) -> str:
-        """Mark the service starting with `new_td`; "starting" when this call may deploy it.
+    def _stop_and_wait(self, name: str, deployment_id: str) -> None:
+        """Stop our deployment with rollback and wait until CodeDeploy has finished it."""
+        self._stop(deployment_id)
+        since = self._now()
+        while True:
+            info = self._get_deployments([deployment_id]).get(deployment_id, {})
+            status = info.get("status")
+            if status not in IN_PROGRESS_STATUSES:
+                break
+            if self._timed_out(since, self._now()):
+                raise ServiceDeploymentFailed(
+                    name, f"deployment {deployment_id} did not stop within the timeout"
+                )
+            self.aws.clock.sleep(self.config.poll_seconds)
+        if status == "Succeeded":
+            raise ServiceDeploymentFailed(
+                name,
+                f"deployment {deployment_id} finished before it could be stopped; it deployed "
+                "a revision derived before another deployment shipped",
+            )
+
+    def _record_previous(self, name: str, previous_td: str) -> None:
+        def record(st: ReleaseState) -> None:
+            if st.services[name].status == "starting":
+                st.services[name].previous_td = previous_td
+
+        self.store.update(record)
+
+    def _give_up(self, name: str, reason: str) -> None:
+        """The service failed, and nothing this release deployed to it runs (all stopped)."""
+
+        def mark(st: ReleaseState) -> None:
+            svc = st.services[name]
+            if svc.status == "starting":
+                svc.status, svc.error, svc.finished_at = "failed", reason, self._now()
+                svc.rollback = "not_needed"
+
+        self.store.update(mark)
+        self._emit("service", name, "failed", reason)
+
+    def _claim_start(self, name: str, new_td: str, base: str, expected: str) -> str:
+        """Mark the service starting with `new_td`, derived from `base` (what ran then, the
+        revision a rollback returns to); "starting" when this call may deploy it.
 
         Returns "stopped" when the release no longer runs, or the service's status when it
         is no longer `expected`. The claim is written conditionally on the state it was
@@ -394,6 +495,7 @@ class ReleaseEngine:
             if svc.status != expected:
                 raise Unchanged(svc.status)
             svc.status, svc.new_td, svc.started_at = "starting", new_td, now
+            svc.previous_td = base
             return "starting"
 
         return str(self.store.update(claim))
@@ -748,16 +850,16 @@ class ReleaseEngine:
             self._emit("service", name, f"rollback:{status}", str(detail))
 
     def _verify(self, names: list[str], now: float) -> None:
-        """Settle services whose previous revision runs; redeploy it where it does not."""
+        """Settle services whose previous revision runs; redeploy it where it does not.
+
+        A redeploy is decided only with the group free and what runs read after that: a
+        deployment holding the group (CodeDeploy's own automatic rollback, a stop, someone
+        else's) may still put the previous revision back by itself.
+        """
         services = self.store.state.services
-        try:
-            running = running_task_definitions(self.aws, {n: services[n].target for n in names})
-        except LiveStateError as error:
-            running = {}
-            reason = _reason(error)
-        else:
-            reason = ""
+        running, reason = self._running_or_reason({n: services[n].target for n in names})
         settled: dict[str, dict[str, Any]] = {}
+        free: list[str] = []
         for name in names:
             svc = services[name]
             live = running.get(name)
@@ -766,13 +868,29 @@ class ReleaseEngine:
             elif live == svc.previous_td:
                 settled[name] = {"rollback": "rolled_back"}
             elif self._group_busy(svc.target):
-                # CodeDeploy's own rollback (or a stop) is still moving traffic back.
                 if self._timed_out(svc.rollback_started_at, now):
                     settled[name] = self._rollback_failed("verifying", svc.deployment_id)
             else:
-                self._claim_redeploy(name, now)
+                free.append(name)
+        if free:
+            # The group was free when asked: read what runs again, after that answer.
+            again, reason = self._running_or_reason({n: services[n].target for n in free})
+            for name in free:
+                live = again.get(name)
+                if live is None:
+                    settled[name] = {"rollback": "failed", "rollback_error": reason}
+                elif live == services[name].previous_td:
+                    settled[name] = {"rollback": "rolled_back"}
+                else:
+                    self._claim_redeploy(name, now)
         if settled:
             self._apply_changes(settled)
+
+    def _running_or_reason(self, targets: dict[str, ServiceTarget]) -> tuple[dict[str, str], str]:
+        try:
+            return running_task_definitions(self.aws, targets), ""
+        except LiveStateError as error:
+            return {}, _reason(error)
 
     def _claim_redeploy(self, name: str, now: float) -> None:
         def claim(st: ReleaseState) -> bool:

@@ -13,7 +13,8 @@ The stack exports it as the `releaseInventory` output; the CLI reads it from a J
           "codedeployApplication": "prod-web",
           "codedeployGroup": "prod-web",
           "container": "web",                      # container that takes traffic and the image
-          "containerPort": 8080
+          "containerPort": 8080,
+          "taskFamily": "ecs-delivery-prod-web"    # optional: where released revisions register
         }
       },
       "scheduledTasks": {
@@ -61,6 +62,12 @@ class ServiceTarget(_Model):
     codedeploy_group: str = Field(min_length=1)
     container: str = Field(min_length=1, description="container whose image the release sets")
     container_port: int = Field(ge=1, le=65535, description="port the load balancer routes to")
+    task_family: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,255}$",
+        description="the service's own task-definition family, where every released revision "
+        "registers (omitted: the running revision's family)",
+    )
 
 
 class RuleRef(_Model):

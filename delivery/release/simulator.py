@@ -171,6 +171,8 @@ class _Deployment:
     auto_rollback: bool = False
     ended: float | None = None
     error: dict[str, str] | None = None
+    # "user" for CreateDeployment; CodeDeploy's own automatic rollback is "codeDeployRollback".
+    creator: str = "user"
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -182,6 +184,7 @@ class _Deployment:
             "createTime": datetime.datetime.fromtimestamp(self.created, tz=datetime.UTC),
             "computePlatform": "ECS",
             "deploymentOverview": {},
+            "creator": self.creator,
         }
         if self.ended is not None:
             info["completeTime"] = datetime.datetime.fromtimestamp(self.ended, tz=datetime.UTC)
@@ -420,6 +423,30 @@ class SimulatedCodeDeploy:
         if hook is not None:
             hook({"deploymentId": d.deployment_id, "service": d.service, "taskDefinition": td})
         return {"deploymentId": d.deployment_id}
+
+    def automatic_rollback(self, service: str, task_definition: str) -> str:
+        """CodeDeploy rolls `service` back on its own (an alarm, a failed deployment): a
+        deployment of `task_definition` created by CodeDeploy, not through the API."""
+        with self._lock:
+            (application, group), target = next(
+                (key, t) for key, t in self._groups.items() if t.name == service
+            )
+            duration = self.duration_of(service)
+            d = _Deployment(
+                deployment_id=f"d-SIM{next(self._ids):06d}",
+                application=application,
+                group=group,
+                service=service,
+                task_definition=task_definition,
+                description="",
+                created=self._clock.time(),
+                duration=duration,
+                fail_at=None,
+                held=service in self.held,
+                creator="codeDeployRollback",
+            )
+            self._deployments[d.deployment_id] = d
+            return d.deployment_id
 
     def get_deployment(self, deploymentId: str) -> dict[str, Any]:  # noqa: N803
         validate_request("GetDeployment", {"deploymentId": deploymentId})

@@ -127,6 +127,9 @@ def start_service_step(ctx: StepContext, release: str, service: str) -> dict[str
         status = _guard(engine.start_service, service)
     except (Throttled, ReleaseStopped):
         raise
+    except ServiceDeploymentFailed as error:
+        engine.fail_service(service, error.reason)
+        raise
     except Exception as error:
         engine.fail_service(service, str(error))
         raise ServiceDeploymentFailed(service, str(error)) from error

@@ -121,6 +121,13 @@ def test_derived_taskdef_follows_the_primary_task_set_not_an_older_revision(
     ecs.update_service_primary_task_set(
         cluster=CLUSTER, service=SERVICE, primaryTaskSet=primary["taskSet"]["taskSetArn"]
     )
+    # The deployment finished: the original task set is gone (while it is still there, the
+    # derive refuses: see test_deriving_while_another_deployment_moves_traffic_is_refused).
+    for task_set in ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0][
+        "taskSets"
+    ]:
+        if task_set["status"] != "PRIMARY":
+            ecs.delete_task_set(cluster=CLUSTER, service=SERVICE, taskSet=task_set["taskSetArn"])
 
     described = current_task_definition(ecs, cluster=CLUSTER, service=SERVICE)
 
@@ -143,7 +150,7 @@ def test_primary_task_set_wins_over_the_service_task_definition_field() -> None:
                         "status": "ACTIVE",
                         "taskDefinition": stale,
                         "taskSets": [
-                            {"status": "ACTIVE", "taskDefinition": stale},
+                            {"status": "DRAINING", "taskDefinition": stale},
                             {"status": "PRIMARY", "taskDefinition": primary},
                         ],
                     }
@@ -315,3 +322,64 @@ def test_memory_change_by_pulumi_reaches_the_next_pipeline_taskdef(
 
     assert template["memory"] == "2048"
     assert _container(template, "app")["memory"] == 1024
+
+
+def test_derived_taskdef_registers_into_the_given_family_not_the_running_ones(
+    ecs: Any, deployed: Deployed
+) -> None:
+    # A new service runs Pulumi's template revision; what the pipeline deploys is the service's.
+    described = current_task_definition(ecs, cluster=CLUSTER, service=SERVICE)
+    template = taskdef_template(
+        {**described, "family": "dev-web-template"}, container_name="app", family="dev-web"
+    )
+
+    assert template["family"] == "dev-web"
+
+
+def test_appspec_carries_the_running_network_configuration_and_platform_version() -> None:
+    from delivery.live import Running
+
+    now = Running(
+        task_definition_arn=f"arn:aws:ecs:{REGION}:123456789012:task-definition/dev-web:3",
+        subnets=("subnet-a", "subnet-b"),
+        security_groups=("sg-1",),
+        platform_version="1.4.0",
+    )
+    properties = appspec(container_name="app", container_port=8080, network=now)["Resources"][0][
+        "TargetService"
+    ]["Properties"]
+
+    assert properties["NetworkConfiguration"] == {
+        "awsvpcConfiguration": {
+            "subnets": ["subnet-a", "subnet-b"],
+            "securityGroups": ["sg-1"],
+            "assignPublicIp": "DISABLED",
+        }
+    }
+    assert properties["PlatformVersion"] == "1.4.0"
+
+
+def test_deriving_while_another_deployment_moves_traffic_is_refused() -> None:
+    # moto creates no task sets for CODE_DEPLOY services; a Stubber returns what AWS shows
+    # while a blue/green deployment runs (a PRIMARY and an ACTIVE task set).
+    ecs = boto3.client("ecs", region_name=REGION)
+    arn = f"arn:aws:ecs:{REGION}:123456789012:task-definition/dev-web:7"
+    with Stubber(ecs) as stub:
+        stub.add_response(
+            "describe_services",
+            {
+                "services": [
+                    {
+                        "status": "ACTIVE",
+                        "serviceName": SERVICE,
+                        "taskSets": [
+                            {"id": "ecs-svc/1", "status": "PRIMARY", "taskDefinition": arn},
+                            {"id": "ecs-svc/2", "status": "ACTIVE", "taskDefinition": arn + "8"},
+                        ],
+                    }
+                ]
+            },
+            {"cluster": CLUSTER, "services": [SERVICE]},
+        )
+        with pytest.raises(BuildError, match=r"being deployed \(task sets ecs-svc/2 .*retry"):
+            build.running_revision(ecs, cluster=CLUSTER, service=SERVICE)

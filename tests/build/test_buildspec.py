@@ -28,10 +28,12 @@ from delivery.buildspec import (
     DeployService,
     buildspec,
     codedeploy_action_configuration,
-    output_artifact_names,
+    derive_buildspec,
     promotion_buildspec,
+    publish_buildspec,
     render,
     service_artifact,
+    service_artifact_names,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +49,7 @@ WEB = BuildService(
     container_port=8080,
     cluster="dev",
     service="dev-web",
+    family="shop-dev-web",
 )
 API = BuildService(
     name="api",
@@ -55,6 +58,7 @@ API = BuildService(
     container_port=9000,
     cluster="dev",
     service="dev-api",
+    family="shop-dev-api",
     context="services/api",
     dockerfile="docker/Dockerfile.prod",
     validation_hook="dev-api-validate",
@@ -62,8 +66,13 @@ API = BuildService(
 
 
 def _spec(**kwargs: Any) -> dict[str, Any]:
-    options: dict[str, Any] = {"region": "eu-west-1", "stack": "dev", "validation_hook": "dev-hook"}
+    options: dict[str, Any] = {"region": "eu-west-1", "stack": "dev"}
     return buildspec([WEB, API], **(options | kwargs))
+
+
+def _derive(**kwargs: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {"region": "eu-west-1", "validation_hook": "dev-hook"}
+    return derive_buildspec([WEB, API], **(options | kwargs))
 
 
 def _commands(spec: dict[str, Any], phase: str) -> list[str]:
@@ -106,7 +115,8 @@ def test_build_and_post_build_mention_each_service() -> None:
     for service in (WEB, API):
         assert sum(f"docker build --tag {service.repository_url}:" in c for c in build) == 1
         assert sum(f"docker push {service.repository_url}:" in c for c in post_build) == 1
-        assert sum(f"artifacts --name {service.name} " in c for c in post_build) == 1
+    # The build reads nothing about what runs: Derive does, right before the deploy.
+    assert not [c for c in post_build if " artifacts " in c]
     assert "--file services/api/docker/Dockerfile.prod" in build[1]
     assert build[1].endswith(" services/api; fi")
     record = [c for c in post_build if " promotion-record " in c]
@@ -116,21 +126,19 @@ def test_build_and_post_build_mention_each_service() -> None:
 
 
 def test_each_service_gets_its_own_hook_or_the_default() -> None:
-    post_build = _commands(_spec(), "post_build")
-    web = next(c for c in post_build if "artifacts --name web " in c)
-    api = next(c for c in post_build if "artifacts --name api " in c)
+    build = _commands(_derive(), "build")
+    web = next(c for c in build if "artifacts --name web " in c)
+    api = next(c for c in build if "artifacts --name api " in c)
 
     assert web.endswith("--validation-hook dev-hook")
     assert api.endswith("--validation-hook dev-api-validate")
 
 
-def test_secondary_artifacts_are_one_per_service_plus_the_record_with_valid_names() -> None:
-    artifacts = _spec()["artifacts"]
+def test_derive_writes_one_secondary_artifact_per_service_with_valid_names() -> None:
+    artifacts = _derive()["artifacts"]
     secondary = artifacts["secondary-artifacts"]
 
-    assert (
-        list(secondary) == ["web", "api", PROMOTION_ARTIFACT] == output_artifact_names([WEB, API])
-    )
+    assert list(secondary) == ["web", "api"] == service_artifact_names([WEB, API])
     assert all(ARTIFACT_NAME_PATTERN.fullmatch(name) for name in secondary)
     assert all(body["name"] == name for name, body in secondary.items())
     assert secondary["web"] == {
@@ -138,15 +146,26 @@ def test_secondary_artifacts_are_one_per_service_plus_the_record_with_valid_name
         "files": ["taskdef-web.json", "appspec-web.yaml", "imageDetail.json"],
         "name": "web",
     }
-    assert secondary[PROMOTION_ARTIFACT]["files"] == ["promotion.json"]
     assert artifacts["base-directory"] == ARTIFACT_ROOT
+
+
+def test_a_single_output_artifact_is_the_primary_one_with_its_files_at_the_root() -> None:
+    # CodeBuild hands an action's only output artifact the primary artifact definition.
+    assert _spec()["artifacts"] == {
+        "base-directory": f"{ARTIFACT_ROOT}/{PROMOTION_ARTIFACT}",
+        "files": ["promotion.json"],
+    }
+    assert derive_buildspec([WEB], region="eu-west-1")["artifacts"] == {
+        "base-directory": f"{ARTIFACT_ROOT}/web",
+        "files": ["taskdef-web.json", "appspec-web.yaml", "imageDetail.json"],
+    }
 
 
 def test_codedeploy_action_reads_the_files_the_service_artifact_holds() -> None:
     config = codedeploy_action_configuration(
         "web", application_name="dev-web", deployment_group_name="dev-web"
     )
-    files = _spec()["artifacts"]["secondary-artifacts"]["web"]["files"]
+    files = _derive()["artifacts"]["secondary-artifacts"]["web"]["files"]
 
     assert config["TaskDefinitionTemplateArtifact"] == config["AppSpecTemplateArtifact"] == "web"
     assert config["Image1ArtifactName"] == "web"
@@ -157,13 +176,13 @@ def test_codedeploy_action_reads_the_files_the_service_artifact_holds() -> None:
 
 
 def test_artifacts_step_writes_where_the_secondary_artifact_reads() -> None:
-    post_build = _commands(_spec(), "post_build")
-    web = next(c for c in post_build if "artifacts --name web " in c)
+    web = next(c for c in _commands(_derive(), "build") if "artifacts --name web " in c)
 
     assert f"--out-dir {service_artifact('web').directory} " in web
+    assert "--family shop-dev-web " in web and "--record promotion.json " in web
     assert (
         service_artifact("web").directory
-        == _spec()["artifacts"]["secondary-artifacts"]["web"]["base-directory"]
+        == _derive()["artifacts"]["secondary-artifacts"]["web"]["base-directory"]
     )
 
 
@@ -189,14 +208,37 @@ def test_build_requirements_match_the_pins_in_requirements_txt() -> None:
         assert pins[requirement.split("==")[0].lower()] == requirement
 
 
-def test_promotion_bucket_publishes_the_record_under_the_stack_key() -> None:
-    record = next(
-        c
-        for c in _commands(_spec(promotion_bucket="artifacts"), "post_build")
-        if "promotion-record" in c
+def test_only_the_publish_buildspec_publishes_and_it_names_the_stack_bucket_and_zip() -> None:
+    spec = publish_buildspec(
+        region="eu-west-1", stack="dev", bucket="artifacts", zip_key="promotion/dev.zip"
     )
-    assert record.endswith("--bucket artifacts --key dev/promotion.zip")
-    assert "--bucket" not in " ".join(_commands(_spec(), "post_build"))
+    assert _commands(spec, "build") == [
+        "python -m delivery.build --region eu-west-1 publish-records --record promotion.json "
+        "--stack dev --bucket artifacts --zip-key promotion/dev.zip"
+    ]
+    assert "artifacts" not in spec
+    assert "--bucket" not in str(_spec()["phases"]) + str(_derive()["phases"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bucket": "a/b"}, "bucket: 'a/b' is not an S3 bucket name"),
+        ({"zip_key": "promotion/dev.json"}, "zip_key: 'promotion/dev.json' must end in .zip"),
+        ({"record_file": "/abs.json"}, "record_file: '/abs.json' must be a path relative"),
+    ],
+)
+def test_bad_publish_settings_are_refused_naming_the_field(
+    change: dict[str, Any], message: str
+) -> None:
+    options: dict[str, Any] = {
+        "region": "eu-west-1",
+        "stack": "dev",
+        "bucket": "artifacts",
+        "zip_key": "promotion/dev.zip",
+    }
+    with pytest.raises(ValueError, match=re.escape(message)):
+        publish_buildspec(**(options | change))
 
 
 def test_render_is_yaml_that_parses_back_to_the_same_buildspec() -> None:
@@ -226,6 +268,8 @@ def test_render_is_yaml_that_parses_back_to_the_same_buildspec() -> None:
         ({"context": "../other"}, "services.web.context: '../other' must be a relative path"),
         ({"dockerfile": "/Dockerfile"}, "services.web.dockerfile"),
         ({"container_name": "app;rm"}, "services.web.container_name"),
+        ({"family": "shop dev"}, "services.web.family: 'shop dev' is not a task-definition"),
+        ({"family": ""}, "services.web.family"),
     ],
 )
 def test_bad_service_settings_are_refused_naming_the_field(
@@ -240,20 +284,32 @@ def test_duplicate_service_names_are_refused() -> None:
         buildspec([WEB, replace(API, name="web")], region="eu-west-1", stack="dev")
 
 
-def test_promotion_buildspec_builds_nothing_and_exports_the_approval_variables() -> None:
-    deploy = DeployService(
-        name="web", container_name="app", container_port=8080, cluster="prod", service="prod-web"
-    )
-    spec = promotion_buildspec([deploy], region="eu-west-1", stack="prod", validation_hook="h")
+def test_promotion_buildspec_builds_nothing_reads_nothing_and_exports_the_approval_variables():
+    spec = promotion_buildspec(region="eu-west-1", stack="prod")
     text = render(spec)
 
-    assert "docker" not in text
+    assert "docker" not in text and " artifacts " not in text
     assert spec["env"]["exported-variables"] == ["PROMOTED_COMMIT", "PROMOTED_SUMMARY"]
-    artifacts = next(c for c in _commands(spec, "build") if " artifacts " in c)
-    assert "--record promotion.json" in artifacts and "--cluster prod" in artifacts
-    record = next(c for c in _commands(spec, "build") if "promotion-record" in c)
+    (record,) = _commands(spec, "build")
     assert "--source-stack prod --from-record promotion.json" in record
-    assert list(spec["artifacts"]["secondary-artifacts"]) == ["web", PROMOTION_ARTIFACT]
+    assert spec["artifacts"]["files"] == ["promotion.json"]
+
+
+def test_derive_buildspec_derives_a_downstream_service_from_the_record() -> None:
+    deploy = DeployService(
+        name="web",
+        container_name="app",
+        container_port=8080,
+        cluster="prod",
+        service="prod-web",
+        family="shop-prod-web",
+    )
+    (command,) = _commands(derive_buildspec([deploy], region="eu-west-1"), "build")
+    assert command == (
+        "python -m delivery.build --region eu-west-1 artifacts --name web --cluster prod "
+        "--service prod-web --family shop-prod-web --container app --container-port 8080 "
+        f"--out-dir {ARTIFACT_ROOT}/web --record promotion.json"
+    )
 
 
 # --- the generated shell, run by bash ---------------------------------------------------
@@ -347,8 +403,7 @@ def test_hostile_values_reach_the_tool_verbatim_and_are_never_run(
     command = next(
         c
         for c in _commands(
-            buildspec([hostile], region="eu-west-1", stack="dev", validation_hook="`id`"),
-            "post_build",
+            derive_buildspec([hostile], region="eu-west-1", validation_hook="`id`"), "build"
         )
         if " artifacts " in c
     )
@@ -360,7 +415,7 @@ def test_hostile_values_reach_the_tool_verbatim_and_are_never_run(
     assert argv[argv.index("--cluster") + 1] == hostile.cluster
     assert argv[argv.index("--service") + 1] == hostile.service
     assert argv[argv.index("--validation-hook") + 1] == "`id`"
-    assert argv[argv.index("--tag") + 1] == COMMIT[:12]
+    assert argv[argv.index("--record") + 1] == "promotion.json"
 
 
 def test_post_build_stops_before_pushing_when_the_build_phase_failed(shell: Any) -> None:
@@ -400,10 +455,7 @@ def test_image_tag_line_sets_the_short_commit_with_the_real_tool(tmp_path: Path)
 
 
 def test_a_failing_record_check_fails_the_promotion_build(shell: Any) -> None:
-    deploy = DeployService(
-        name="web", container_name="app", container_port=8080, cluster="prod", service="prod-web"
-    )
-    spec = promotion_buildspec([deploy], region="eu-west-1", stack="prod")
+    spec = promotion_buildspec(region="eu-west-1", stack="prod")
     first = _commands(spec, "pre_build")[0]
 
     assert shell(first, FAKE_PYTHON_RC="1")[0] != 0

@@ -14,7 +14,7 @@ from buildtest_support import CLUSTER, REGION, SERVICE, Deployed, push_image, re
 
 from delivery import build
 from delivery.build import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, main
-from delivery.promotion import new_record, read_record_file, write_record_file
+from delivery.promotion import new_record, read_record, read_record_file, write_record_file
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 TAG = COMMIT[:12]
@@ -256,3 +256,57 @@ def test_tags_resolve_through_the_ecr_of_the_repository_region(aws: None) -> Non
 
     assert build.record_images(ecr_for_region, refs) == {"web": {"app": f"{url}@{digest}"}}
     assert asked == ["us-east-1"]
+
+
+def test_publish_records_step_writes_release_and_latest_json_then_the_zip(
+    s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3.create_bucket(Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
+    digest = repository_url("web") + "@sha256:" + "a" * 64
+    record = new_record(
+        source_stack="dev",
+        commit=COMMIT,
+        images={"web": {"app": digest}},
+        created_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+    path = write_record_file(record, tmp_path / "promotion.json")
+
+    code = main(
+        [
+            "publish-records", "--record", str(path), "--stack", "dev",
+            "--bucket", "artifacts", "--zip-key", "promotion/dev.zip",
+        ]
+    )  # fmt: skip
+
+    assert code == EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == [
+        f"published s3://artifacts/promotion/dev/releases/{COMMIT}.json",
+        "published s3://artifacts/promotion/dev/latest.json",
+        "published s3://artifacts/promotion/dev.zip",
+    ]
+    for key, content_type in (
+        (f"promotion/dev/releases/{COMMIT}.json", "application/json"),
+        ("promotion/dev/latest.json", "application/json"),
+        ("promotion/dev.zip", "application/zip"),
+    ):
+        stored = s3.get_object(Bucket="artifacts", Key=key)
+        assert stored["ContentType"] == content_type
+        body = stored["Body"].read()
+        assert read_record(body) == record
+        if content_type == "application/json":
+            assert json.loads(body)["images"] == {"web": {"app": digest}}
+
+
+def test_publish_records_step_refuses_a_zip_key_that_is_not_a_zip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "publish-records", "--record", str(tmp_path / "p.json"), "--stack", "dev",
+            "--bucket", "artifacts", "--zip-key", "promotion/dev.json",
+        ]
+    )  # fmt: skip
+
+    assert code == EXIT_FAILED
+    assert "--zip-key: 'promotion/dev.json' must end in .zip" in capsys.readouterr().err

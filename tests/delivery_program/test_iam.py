@@ -31,7 +31,14 @@ STAR_RESOURCE_ACTIONS = {
     "ec2:DescribeSubnets",
     "ec2:UnassignPrivateIpAddresses",
 }
-DELIVERY_ROLES = ("codebuild", "codedeploy", "codepipeline", "validation-hook")
+DELIVERY_ROLES = (
+    "codebuild",
+    "codebuild-derive",
+    "codebuild-publish",
+    "codedeploy",
+    "codepipeline",
+    "validation-hook",
+)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -80,6 +87,8 @@ def test_delivery_roles_use_star_resources_only_for_actions_without_resource_per
 def test_each_service_principal_has_its_own_role_pinned_to_the_account(dev):
     principals = {
         "codebuild": "codebuild.amazonaws.com",
+        "codebuild-derive": "codebuild.amazonaws.com",
+        "codebuild-publish": "codebuild.amazonaws.com",
         "codedeploy": "codedeploy.amazonaws.com",
         "codepipeline": "codepipeline.amazonaws.com",
         "validation-hook": "lambda.amazonaws.com",
@@ -147,11 +156,22 @@ def test_codepipeline_uses_the_connection_and_deploys_only_our_groups(dev):
         "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/web",
     ]
     assert statement(document, "Builds")["Resource"] == [
-        "arn:aws:codebuild:eu-west-1:123456789012:project/ecs-delivery-dev-build"
+        "arn:aws:codebuild:eu-west-1:123456789012:project/ecs-delivery-dev-build",
+        "arn:aws:codebuild:eu-west-1:123456789012:project/ecs-delivery-dev-derive",
+        "arn:aws:codebuild:eu-west-1:123456789012:project/ecs-delivery-dev-publish",
     ]
-    assert statement(document, "PublishPromotionRecord")["Resource"] == (
-        "arn:aws:s3:::ecs-delivery-dev-123456789012-eu-west-1-artifacts/promotion/dev.zip"
-    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_only_the_derive_role_reads_ecs_and_only_this_stacks_services(dev, prod, stack):
+    plan = {"dev": dev, "prod": prod}[stack]
+    assert statement(policy(plan, "codebuild-derive"), "ReadServices")["Resource"] == [
+        f"arn:aws:ecs:eu-west-1:123456789012:service/ecs-delivery-{stack}/api",
+        f"arn:aws:ecs:eu-west-1:123456789012:service/ecs-delivery-{stack}/web",
+    ]
+    for role in ("codebuild", "codebuild-publish"):
+        actions = [a for s in policy(plan, role)["Statement"] for a in as_list(s["Action"])]
+        assert not [a for a in actions if a.startswith("ecs:")], role
 
 
 def test_prod_pipeline_reads_only_the_upstream_record(prod):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 
 from components import pipeline as pipeline_module
 from components.config import ConfigError
@@ -15,6 +16,7 @@ from tests.delivery_program.helpers import (
     PIPELINE,
     PROJECT,
     ROLE_POLICY,
+    as_list,
     buildspec,
     inputs,
     pipeline_stages,
@@ -67,22 +69,44 @@ def _deploy(stack: str, service: str) -> dict:
     )
 
 
-def _publish(bucket: str, stack: str) -> dict:
+def _derive(stack: str) -> dict:
+    return {
+        "name": "Derive",
+        "actions": [
+            _action(
+                "Derive",
+                "Build",
+                "CodeBuild",
+                {"ProjectName": f"ecs-delivery-{stack}-derive"},
+                inputs=["promotion"],
+                outputs=["api", "web"],
+            )
+        ],
+    }
+
+
+def _publish(stack: str) -> dict:
     return {
         "name": "Publish",
         "actions": [
             _action(
                 "PromotionRecord",
-                "Deploy",
-                "S3",
-                {"BucketName": bucket, "Extract": "false", "ObjectKey": f"promotion/{stack}.zip"},
+                "Build",
+                "CodeBuild",
+                {"ProjectName": f"ecs-delivery-{stack}-publish"},
                 inputs=["promotion"],
             )
         ],
     }
 
 
-def test_dev_pipeline_is_source_build_deploy_publish_with_exact_actions(dev):
+def _project_buildspec(plan, project_name: str) -> dict:
+    found = [p for p in plan.of_type(PROJECT) if p.inputs["name"] == project_name]
+    assert len(found) == 1, project_name
+    return yaml.safe_load(found[0].inputs["source"]["buildspec"])
+
+
+def test_dev_pipeline_is_source_build_derive_deploy_publish_with_exact_actions(dev):
     pipeline = inputs(dev, PIPELINE, "pipeline")
     assert pipeline["name"] == "ecs-delivery-dev"
     assert (pipeline["pipelineType"], pipeline["executionMode"]) == ("V2", "SUPERSEDED")
@@ -116,19 +140,22 @@ def test_dev_pipeline_is_source_build_deploy_publish_with_exact_actions(dev):
                     "CodeBuild",
                     {"ProjectName": "ecs-delivery-dev-build"},
                     inputs=["SourceCode"],
-                    outputs=["api", "web", "promotion"],
+                    outputs=["promotion"],
                     namespace="Build",
                 )
             ],
         },
+        _derive("dev"),
         {"name": "Deploy", "actions": [_deploy("dev", "api"), _deploy("dev", "web")]},
-        _publish(DEV_BUCKET, "dev"),
+        _publish("dev"),
     ]
 
 
 def test_prod_pipeline_takes_the_upstream_record_and_asks_approval_naming_commit_and_digests(prod):
     stages = pipeline_stages(prod)
-    assert [s["name"] for s in stages] == ["Source", "Prepare", "Approve", "Deploy", "Publish"]
+    assert [s["name"] for s in stages] == [
+        "Source", "Validate", "Approve", "Derive", "Deploy", "Publish"
+    ]  # fmt: skip
     assert stages[0]["actions"] == [
         _action(
             "UpstreamRecord",
@@ -145,13 +172,13 @@ def test_prod_pipeline_takes_the_upstream_record_and_asks_approval_naming_commit
     ]
     assert stages[1]["actions"] == [
         _action(
-            "Prepare",
+            "Validate",
             "Build",
             "CodeBuild",
-            {"ProjectName": "ecs-delivery-prod-prepare"},
+            {"ProjectName": "ecs-delivery-prod-validate"},
             inputs=["UpstreamRecord"],
-            outputs=["api", "web", "promotion"],
-            namespace="Prepare",
+            outputs=["promotion"],
+            namespace="Validate",
         )
     ]
     assert stages[2]["actions"] == [
@@ -159,14 +186,18 @@ def test_prod_pipeline_takes_the_upstream_record_and_asks_approval_naming_commit
             "Approve",
             "Approval",
             "Manual",
-            {"CustomData": "Promote to prod from dev: #{Prepare.PROMOTED_SUMMARY}"},
+            {"CustomData": "Promote to prod from dev: #{Validate.PROMOTED_SUMMARY}"},
         )
     ]
-    assert stages[3]["actions"] == [_deploy("prod", "api"), _deploy("prod", "web")]
-    assert stages[4] == _publish(PROD_BUCKET, "prod")
+    # What runs is read after the approval, right before the deploy.
+    assert stages[3] == _derive("prod")
+    assert stages[4]["actions"] == [_deploy("prod", "api"), _deploy("prod", "web")]
+    assert stages[5] == _publish("prod")
 
 
-def test_the_approval_variable_is_exported_by_the_prepare_build_and_names_commit_and_digests(prod):
+def test_the_approval_variable_is_exported_by_the_validate_build_and_names_commit_and_digests(
+    prod,
+):
     spec = buildspec(prod)
     assert spec["env"]["exported-variables"] == ["PROMOTED_COMMIT", "PROMOTED_SUMMARY"]
     assert any("record-field --record promotion.json --field summary" in c
@@ -194,7 +225,9 @@ def test_a_dev_approval_stage_names_the_commit_when_configured():
     }
     plan = delivery_plan("dev", overrides={"pipeline": {"source": source, "approval": True}})
     stages = pipeline_stages(plan)
-    assert [s["name"] for s in stages] == ["Source", "Build", "Approve", "Deploy", "Publish"]
+    assert [s["name"] for s in stages] == [
+        "Source", "Build", "Approve", "Derive", "Deploy", "Publish"
+    ]  # fmt: skip
     assert stages[0]["actions"][0]["provider"] == "CodeCommit"
     assert stages[0]["actions"][0]["configuration"] == {
         "RepositoryName": "shop",
@@ -286,7 +319,7 @@ def test_configuration_artifacts_variables_duplicates_and_source_placement_are_c
 
 def test_broken_wiring_stops_the_plan_before_the_pipeline_is_registered(monkeypatch):
     def broken(**kwargs):
-        # Drop the Build stage: Deploy and Publish lose the artifacts they read.
+        # Drop the Build stage: Derive and Publish lose the record they read.
         return [s for s in original(**kwargs) if s.name != "Build"]
 
     original = pipeline_module.first_environment_stages
@@ -294,7 +327,9 @@ def test_broken_wiring_stops_the_plan_before_the_pipeline_is_registered(monkeypa
     with pytest.raises(PipelineWiringError) as error:
         delivery_plan("dev", overrides={"tags": {"case": "broken-wiring"}})
     message = str(error.value)
-    assert message.startswith("pipeline wiring:\n  stages.Deploy.api: input artifact 'api'")
+    assert message.startswith(
+        "pipeline wiring:\n  stages.Derive.Derive: input artifact 'promotion'"
+    )
     assert "stages.Publish.PromotionRecord: input artifact 'promotion'" in message
     assert not [r for r in error.value.registrations if r.type == PIPELINE]
 
@@ -324,7 +359,6 @@ def test_dev_build_project_builds_images_with_the_generated_buildspec(dev):
     }
     spec = buildspec(dev)
     # Exactly what delivery/buildspec.py generates for these services and this tooling.
-    key = inputs(dev, "aws:s3/bucketObjectv2:BucketObjectv2", "pipeline-tooling")["key"]
     expected = specs.buildspec(
         [
             specs.BuildService(
@@ -333,38 +367,115 @@ def test_dev_build_project_builds_images_with_the_generated_buildspec(dev):
                 container_port=port,
                 cluster="ecs-delivery-dev",
                 service=name,
+                family=f"ecs-delivery-dev-{name}",
                 repository_url=f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/ecs-delivery-dev/{name}",
             )  # fmt: skip
-            for name, port in (("api", 8000), ("web", 8080))
+            for name, port in PORTS
         ],
         region="eu-west-1",
         stack="dev",
-        validation_hook="ecs-delivery-dev-validation-hook",
-        tooling_s3_uri=f"s3://{DEV_BUCKET}/{key}",
+        tooling_s3_uri=_tooling(dev, DEV_BUCKET),
     )
     assert spec == expected
-    assert list(spec["artifacts"]["secondary-artifacts"]) == ["api", "web", "promotion"]
+    # The build reads nothing about what runs: it only builds and records digests.
+    assert " artifacts " not in str(spec["phases"])
+    assert spec["artifacts"] == {
+        "base-directory": "ecs-delivery-artifacts/promotion",
+        "files": ["promotion.json"],
+    }
 
 
-def test_prod_prepare_project_runs_no_docker_and_uses_the_promotion_buildspec(prod):
+PORTS = (("api", 8000), ("web", 8080))
+
+
+def _tooling(plan, bucket: str) -> str:
+    key = inputs(plan, "aws:s3/bucketObjectv2:BucketObjectv2", "pipeline-tooling")["key"]
+    return f"s3://{bucket}/{key}"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_derive_project_derives_each_service_into_its_own_family(dev, prod, stack):
+    plan = {"dev": dev, "prod": prod}[stack]
+    project = inputs(plan, PROJECT, "pipeline-derive")
+    assert project["name"] == f"ecs-delivery-{stack}-derive"
+    assert project["environment"]["privilegedMode"] is False
+    expected = specs.derive_buildspec(
+        [
+            specs.DeployService(
+                name=name,
+                container_name=name,
+                container_port=port,
+                cluster=f"ecs-delivery-{stack}",
+                service=name,
+                family=f"ecs-delivery-{stack}-{name}",
+            )
+            for name, port in PORTS
+        ],
+        region="eu-west-1",
+        validation_hook=f"ecs-delivery-{stack}-validation-hook",
+        tooling_s3_uri=_tooling(plan, {"dev": DEV_BUCKET, "prod": PROD_BUCKET}[stack]),
+    )
+    assert _project_buildspec(plan, f"ecs-delivery-{stack}-derive") == expected
+    commands = expected["phases"]["build"]["commands"]
+    assert all("--record promotion.json" in c and "--family ecs-delivery-" in c for c in commands)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_publish_project_publishes_the_record_artifact_to_this_stacks_keys(dev, prod, stack):
+    plan = {"dev": dev, "prod": prod}[stack]
+    bucket = {"dev": DEV_BUCKET, "prod": PROD_BUCKET}[stack]
+    spec = _project_buildspec(plan, f"ecs-delivery-{stack}-publish")
+    assert spec == specs.publish_buildspec(
+        region="eu-west-1",
+        stack=stack,
+        bucket=bucket,
+        zip_key=f"promotion/{stack}.zip",
+        tooling_s3_uri=_tooling(plan, bucket),
+    )
+
+
+def test_prod_validate_project_runs_no_docker_and_uses_the_promotion_buildspec(prod):
     project = inputs(prod, PROJECT, "pipeline")
-    assert project["name"] == "ecs-delivery-prod-prepare"
+    assert project["name"] == "ecs-delivery-prod-validate"
     assert project["environment"]["privilegedMode"] is False
     assert "environmentVariables" not in project["environment"]
     spec = buildspec(prod)
-    assert list(spec["artifacts"]["secondary-artifacts"]) == ["api", "web", "promotion"]
+    assert spec == specs.promotion_buildspec(
+        region="eu-west-1", stack="prod", tooling_s3_uri=_tooling(prod, PROD_BUCKET)
+    )
     assert "docker" not in str(spec["phases"])
-    # Nothing is rebuilt and nothing is published from the build itself.
-    assert "--bucket" not in str(spec["phases"])
+    assert " artifacts " not in str(spec["phases"])
 
 
-def test_the_build_never_publishes_the_record_itself(dev):
-    """Only the Publish action, after Deploy, writes promotion/<stack>.zip."""
-    assert "--bucket" not in str(buildspec(dev)["phases"])
-    build = policy(dev, "codebuild")
-    resources = [r for s in build["Statement"] for r in
-                 (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]  # fmt: skip
-    assert not any("promotion/" in str(r) for r in resources)
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_only_the_publish_role_writes_promotion_records_and_only_this_stacks_keys(dev, prod, stack):
+    plan = {"dev": dev, "prod": prod}[stack]
+    bucket = {"dev": DEV_BUCKET, "prod": PROD_BUCKET}[stack]
+    writers = {
+        name: [
+            r
+            for stmt in policy(plan, name)["Statement"]
+            if "s3:PutObject" in as_list(stmt["Action"])
+            for r in as_list(stmt["Resource"])
+            if "/promotion/" in str(r)
+        ]
+        for name in ("codebuild", "codebuild-derive", "codebuild-publish", "codepipeline")
+    }
+    assert writers == {
+        "codebuild": [],
+        "codebuild-derive": [],
+        "codebuild-publish": [
+            f"arn:aws:s3:::{bucket}/promotion/{stack}/releases/*.json",
+            f"arn:aws:s3:::{bucket}/promotion/{stack}/latest.json",
+            f"arn:aws:s3:::{bucket}/promotion/{stack}.zip",
+        ],
+        "codepipeline": [],
+    }
+    publish = policy(plan, "codebuild-publish")
+    assert statement(publish, "PipelineArtifacts")["Action"] == [
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+    ]
 
 
 # --- triggers ---------------------------------------------------------------------------------

@@ -624,3 +624,229 @@ def test_start_whose_revision_was_registered_before_a_rollback_request_is_not_de
     assert sim.codedeploy.created_per_service(rollbacks=True) == {"svc-000": 1}
     assert store.load().services["svc-001"].rollback == "not_needed"
     assert live(sim) == originals(sim)
+
+
+# --- field ownership at deploy time: what runs is read right before each registration ------
+
+
+def pulumi_ships(sim: SimulatedAws, service: str, memory: str, register: Any = None) -> str:
+    """A `pulumi up` rollout of `service` finishes: a revision with more memory now runs."""
+    target = sim.inventory.services[service]
+    described = sim.raw_ecs.describe_task_definition(
+        taskDefinition=sim.live_task_definition(service)
+    )["taskDefinition"]
+    container = described["containerDefinitions"][0]
+    arn = (register or sim.raw_ecs.register_task_definition)(
+        family=described["family"],
+        requiresCompatibilities=described["requiresCompatibilities"],
+        networkMode=described["networkMode"],
+        cpu=described["cpu"],
+        memory=memory,
+        executionRoleArn=described["executionRoleArn"],
+        containerDefinitions=[container],
+    )["taskDefinition"]["taskDefinitionArn"]
+    sim.raw_ecs.update_service(cluster=target.cluster, service=target.service, taskDefinition=arn)
+    return str(arn)
+
+
+def pulumi_ships_after_the_first_registration(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    """Right after the engine registers svc-000's revision, Pulumi's rollout of svc-000
+    (2048 MiB) finishes; returns the list that receives Pulumi's revision."""
+    real_register = sim.raw_ecs.register_task_definition
+    shipped: list[str] = []
+
+    def register_then_pulumi_ships(**kwargs: Any) -> Any:
+        response = real_register(**kwargs)
+        if kwargs["family"] == "dev-svc-000" and not shipped:
+            shipped.append(pulumi_ships(sim, "svc-000", memory="2048", register=real_register))
+        return response
+
+    monkeypatch.setattr(sim.raw_ecs, "register_task_definition", register_then_pulumi_ships)
+    return shipped
+
+
+def live_memory(sim: SimulatedAws, service: str) -> str:
+    td = sim.raw_ecs.describe_task_definition(taskDefinition=sim.live_task_definition(service))
+    return str(td["taskDefinition"]["memory"])
+
+
+def test_a_pulumi_change_shipped_after_the_plan_is_kept_by_the_release(sim: SimulatedAws) -> None:
+    shipped: list[str] = []
+
+    def pulumi_ships_svc_001_while_svc_000_deploys(info: dict[str, Any]) -> None:
+        if info["service"] == "svc-000" and not shipped:
+            shipped.append(pulumi_ships(sim, "svc-001", memory="1024"))
+
+    sim.codedeploy.on_create = pulumi_ships_svc_001_while_svc_000_deploys
+    # One at a time: svc-001 registers after the change, long after the release was planned.
+    outcome, store = release(
+        sim, sim.manifest_yaml("r1", "2.0.0", services=sim_services(2)), max_parallel=1
+    )
+
+    assert outcome.status == "succeeded"
+    assert (live_memory(sim, "svc-001"), sim.live_image("svc-001")) == (
+        "1024",
+        sim.image("svc-001", "2.0.0"),
+    )
+    # A rollback of this release would go back to what ran right before it: Pulumi's revision.
+    assert store.load().services["svc-001"].previous_td == shipped[0]
+    assert sim.codedeploy.created_per_service() == {"svc-000": 1, "svc-001": 1}
+
+
+def test_a_change_shipped_between_registration_and_the_deployment_lock_is_merged_again(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = pulumi_ships_after_the_first_registration(sim, monkeypatch)
+    outcome, store = release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+
+    assert outcome.status == "succeeded"
+    # The first deployment would have undone Pulumi's change: it was stopped before traffic
+    # moved, and the merge was made again on the revision that ran then.
+    first, second = [d for d in sim.codedeploy.deployments if d.service == "svc-000"]
+    assert first.status == "Stopped" and first.auto_rollback
+    assert second.status == "Succeeded"
+    assert (live_memory(sim, "svc-000"), sim.live_image("svc-000")) == (
+        "2048",
+        sim.image("svc-000", "2.0.0"),
+    )
+    state = store.load().services["svc-000"]
+    assert state.previous_td == shipped[0]
+    assert (state.new_td, state.deployment_id) == (second.task_definition, second.deployment_id)
+
+
+def test_a_service_whose_revision_keeps_changing_fails_clearly_and_nothing_of_ours_runs(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_register = sim.raw_ecs.register_task_definition
+    shipped: list[str] = []
+
+    def pulumi_ships_after_every_registration(**kwargs: Any) -> Any:
+        response = real_register(**kwargs)
+        if kwargs["family"] == "dev-svc-000":
+            memory = str(1024 * (len(shipped) + 1))
+            shipped.append(pulumi_ships(sim, "svc-000", memory=memory, register=real_register))
+        return response
+
+    monkeypatch.setattr(
+        sim.raw_ecs, "register_task_definition", pulumi_ships_after_every_registration
+    )
+    outcome, store = release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+
+    assert outcome.status == "rolled_back" and outcome.failed_item == "svc-000"
+    assert "changed while this release deployed it" in outcome.failure
+    deployments = [d for d in sim.codedeploy.deployments if d.service == "svc-000"]
+    assert len(deployments) == 3 and all(
+        d.status == "Stopped" and d.auto_rollback for d in deployments
+    )
+    # The rollback redeploys nothing: Pulumi's last revision keeps running.
+    assert sim.live_task_definition("svc-000") == shipped[-1]
+    assert store.load().services["svc-000"].rollback == "not_needed"
+
+
+def test_a_resumed_release_whose_crashed_deployment_already_succeeded_deploys_nothing_twice(
+    sim: SimulatedAws,
+) -> None:
+    def crash_after_codedeploy_accepted(info: dict[str, Any]) -> None:
+        sim.codedeploy.on_create = None
+        raise SimulatedCrash()  # the id never reaches the state
+
+    sim.codedeploy.on_create = crash_after_codedeploy_accepted
+    text = sim.manifest_yaml("r1", "2.0.0", services=["svc-000"])
+    with pytest.raises(SimulatedCrash):
+        release(sim, text)
+    [crashed] = sim.codedeploy.deployments
+    sim.clock.sleep(crashed.duration + 1.0)  # it finishes while nobody watches
+    assert sim.codedeploy.deployments[0].status == "Succeeded"
+    assert store_of(sim, "dev-r1").load().services["svc-000"].status == "starting"
+
+    outcome, store = release(sim, text)
+
+    assert outcome.status == "succeeded"
+    assert sim.codedeploy.created_per_service() == {"svc-000": 1}
+    assert store.load().services["svc-000"].deployment_id == crashed.deployment_id
+    assert sim.live_image("svc-000") == sim.image("svc-000", "2.0.0")
+
+
+def test_the_rollback_deploys_nothing_while_codedeploys_automatic_rollback_holds_the_group(
+    sim: SimulatedAws,
+) -> None:
+    release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    # An alarm fired after the release finished: CodeDeploy rolls the service back itself,
+    # and that automatic rollback deployment still holds the group.
+    sim.codedeploy.hold("svc-000")
+    automatic = sim.codedeploy.automatic_rollback("svc-000", sim.task_definitions["svc-000"])
+    engine = ReleaseEngine(aws_of(sim), store_of(sim, "dev-r1"), config())
+    engine.start_rollback("rollback requested by a person")
+    for _ in range(3):  # the group stays held: every step waits and deploys nothing
+        assert engine.rollback_step() == "rolling_back"
+        sim.clock.sleep(5.0)
+    sim.codedeploy.release("svc-000")
+    outcome = engine.drive_rollback()
+
+    assert outcome.status == "rolled_back"
+    assert sim.codedeploy.get_deployment(deploymentId=automatic)["deploymentInfo"]["creator"] == (
+        "codeDeployRollback"
+    )
+    ours = [
+        d for d in sim.codedeploy.deployments if d.description.startswith("ecs-delivery rollback")
+    ]
+    assert ours == []
+    assert sim.live_task_definition("svc-000") == sim.task_definitions["svc-000"]
+
+
+def test_a_service_running_its_template_revision_is_released_into_its_own_family(
+    sim: SimulatedAws,
+) -> None:
+    # A brand-new service runs the revision Pulumi registered in its template family.
+    described = sim.raw_ecs.describe_task_definition(taskDefinition=sim.task_definitions["svc-000"])
+    original = described["taskDefinition"]
+    template = sim.raw_ecs.register_task_definition(
+        family="dev-svc-000-template",
+        requiresCompatibilities=original["requiresCompatibilities"],
+        networkMode=original["networkMode"],
+        cpu=original["cpu"],
+        memory=original["memory"],
+        containerDefinitions=original["containerDefinitions"],
+    )["taskDefinition"]["taskDefinitionArn"]
+    target = sim.inventory.services["svc-000"]
+    sim.raw_ecs.update_service(
+        cluster=target.cluster, service=target.service, taskDefinition=template
+    )
+    inventory = sim.inventory.model_copy(
+        update={"services": {"svc-000": target.model_copy(update={"task_family": "dev-svc-000"})}}
+    )
+    manifest = load_manifest(sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]), inventory)
+
+    outcome = apply(aws_of(sim), store_of(sim, "dev-r1"), manifest, inventory, config())
+
+    assert outcome.status == "succeeded"
+    live_td = sim.raw_ecs.describe_task_definition(
+        taskDefinition=sim.live_task_definition("svc-000")
+    )
+    assert live_td["taskDefinition"]["family"] == "dev-svc-000"
+    assert live_td["taskDefinition"]["memory"] == original["memory"]
+
+
+def test_a_run_that_dies_while_stopping_its_conflicting_deployment_rolls_back_to_pulumis_revision(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = pulumi_ships_after_the_first_registration(sim, monkeypatch)
+    real_stop = sim.codedeploy.stop_deployment
+
+    def stop_then_die(**kwargs: Any) -> Any:
+        real_stop(**kwargs)
+        raise SimulatedCrash()
+
+    monkeypatch.setattr(sim.codedeploy, "stop_deployment", stop_then_die)
+    with pytest.raises(SimulatedCrash):
+        release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    monkeypatch.setattr(sim.codedeploy, "stop_deployment", real_stop)
+
+    outcome = ReleaseEngine(aws_of(sim), store_of(sim, "dev-r1"), config()).rollback()
+
+    assert outcome.status == "rolled_back"
+    assert sim.live_task_definition("svc-000") == shipped[0]
+    assert live_memory(sim, "svc-000") == "2048"
+    assert sim.codedeploy.created_per_service(rollbacks=True) == {}

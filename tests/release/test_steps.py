@@ -290,3 +290,31 @@ def test_failed_plan_of_a_reused_release_name_leaves_the_earlier_release_alone(
     assert trace == ["Plan", "Rollback", "RollbackDone?", "NothingDeployed"]
     assert all(sim.live_image(n) == sim.image(n, "2.0.0") for n in services(2))
     assert StateStore(sim.clients.s3, sim.bucket, "dev-r1", sim.clock).load().status == "succeeded"
+
+
+def test_start_step_of_a_service_whose_revision_keeps_changing_names_the_service_once(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from delivery.release.engine import ServiceDeploymentFailed
+
+    ctx = StepContext(aws=aws_of(sim), bucket=sim.bucket, config=config())
+    plan = plan_step(ctx, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]), sim.inventory)
+    real_register = sim.raw_ecs.register_task_definition
+    target = sim.inventory.services["svc-000"]
+
+    def someone_ships_after_every_registration(**kwargs: Any) -> Any:
+        response = real_register(**kwargs)
+        again = real_register(**{**kwargs, "tags": []})["taskDefinition"]["taskDefinitionArn"]
+        sim.raw_ecs.update_service(
+            cluster=target.cluster, service=target.service, taskDefinition=again
+        )
+        return response
+
+    monkeypatch.setattr(
+        sim.raw_ecs, "register_task_definition", someone_ships_after_every_registration
+    )
+    with pytest.raises(ServiceDeploymentFailed) as failure:
+        start_service_step(ctx, plan["release_id"], "svc-000")
+
+    assert str(failure.value).startswith("service svc-000: what the service runs changed")
+    assert "service svc-000: service" not in str(failure.value)

@@ -1,0 +1,187 @@
+"""Run a planned pipeline against moto, action by action, as CodePipeline would.
+
+A test double for CodePipeline, CodeBuild and CodeDeployToECS: the stages and buildspecs are
+the ones the plan registered; every `python -m delivery.build` command of a buildspec runs for
+real (in-process, against moto); `docker` and `aws` CLI lines are skipped (the image is pushed
+to moto's ECR beforehand). CodeDeployToECS is emulated as AWS documents it: fill the image
+placeholder from imageDetail.json, register the task definition, then (standing in for the
+blue/green traffic shift moto cannot do) make the new revision the service's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from delivery import build
+from tests.delivery_program.helpers import GROUP, PIPELINE, PROJECT
+from tools.plan import Plan
+from tools.simcloud import plain
+
+_ASSIGN = re.compile(r'^(?P<var>[A-Z_]+)="\$\((?P<command>.*)\)"(?: && export [A-Z_]+)?$')
+_VARIABLE = re.compile(r'"\$\{?(?P<var>[A-Z_]+)\}?"')
+_SKIPPED = ("echo ", "aws ", "docker ", "if ", "[ ")
+TOOL = ("python", "-m", "delivery.build")
+
+
+@dataclass
+class Deployment:
+    """What one CodeDeployToECS action registered and the AppSpec it deployed."""
+
+    service: str
+    task_definition: dict[str, Any]
+    appspec: dict[str, Any]
+
+
+@dataclass
+class PipelineRun:
+    plan: Plan
+    workdir: Path
+    ecs: Any
+    s3: Any
+    commit: str
+    # Called when the run reaches the approval (a person reads it, then approves).
+    on_approval: Callable[[], None] = lambda: None
+    # Called after each stage, with its name.
+    after_stage: Callable[[str], None] = lambda stage: None
+    upstream_record: bytes | None = None
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    deployments: list[Deployment] = field(default_factory=list)
+    stage_order: list[str] = field(default_factory=list)
+
+    def run(self) -> None:
+        stages = plain(self.plan.named(PIPELINE, "pipeline").inputs)["stages"]
+        for stage in stages:
+            self.stage_order.append(stage["name"])
+            for action in sorted(stage["actions"], key=lambda a: a.get("runOrder", 1)):
+                self._run_action(action)
+            self.after_stage(stage["name"])
+
+    # ------------------------------------------------------------------ actions
+
+    def _run_action(self, action: dict[str, Any]) -> None:
+        provider = action["provider"]
+        configuration = action.get("configuration") or {}
+        if action["category"] == "Source":
+            out = self._artifact_dir(action["outputArtifacts"][0])
+            if provider == "S3":
+                assert self.upstream_record is not None, "the S3 source needs the upstream record"
+                with zipfile.ZipFile(io.BytesIO(self.upstream_record)) as archive:
+                    archive.extractall(out)
+        elif action["category"] == "Approval":
+            self.on_approval()
+        elif provider == "CodeBuild":
+            self._codebuild(configuration["ProjectName"], action)
+        elif provider == "CodeDeployToECS":
+            self._codedeploy_to_ecs(action["name"], configuration)
+        elif provider == "S3":
+            self._s3_deploy(action, configuration)
+        else:
+            raise AssertionError(f"the pipeline run does not know provider {provider}")
+
+    def _artifact_dir(self, name: str) -> Path:
+        directory = self.workdir / "artifacts" / name
+        directory.mkdir(parents=True, exist_ok=False)
+        self.artifacts[name] = directory
+        return directory
+
+    def _codebuild(self, project_name: str, action: dict[str, Any]) -> None:
+        projects = [
+            plain(p.inputs) for p in self.plan.of_type(PROJECT) if p.inputs["name"] == project_name
+        ]
+        assert len(projects) == 1, f"no single CodeBuild project {project_name}"
+        spec = yaml.safe_load(projects[0]["source"]["buildspec"])
+        source = self.workdir / "builds" / action["name"]
+        inputs = action.get("inputArtifacts") or []
+        if inputs:
+            shutil.copytree(self.artifacts[inputs[0]], source)
+        else:
+            source.mkdir(parents=True)
+        env = {"CODEBUILD_RESOLVED_SOURCE_VERSION": self.commit, "CODEBUILD_BUILD_SUCCEEDING": "1"}
+        env.update(spec.get("env", {}).get("variables", {}))
+        for phase in ("pre_build", "build", "post_build"):
+            for command in spec["phases"].get(phase, {}).get("commands", []):
+                self._shell(command, env, source)
+        declared_artifacts = spec.get("artifacts", {})
+        outputs = action.get("outputArtifacts") or []
+        secondary = declared_artifacts.get("secondary-artifacts", {})
+        for name in outputs:
+            # One output artifact is CodeBuild's primary one; several are matched by name.
+            declared = declared_artifacts if len(outputs) == 1 else secondary[name]
+            out = self._artifact_dir(name)
+            for file in declared["files"]:
+                shutil.copy(source / declared["base-directory"] / file, out / file)
+
+    def _shell(self, command: str, env: dict[str, str], cwd: Path) -> None:
+        assigned = _ASSIGN.match(command)
+        if assigned:
+            env[assigned["var"]] = self._tool(assigned["command"], env, cwd).strip()
+        elif command.startswith(" ".join(TOOL)):
+            self._tool(command, env, cwd)
+        else:
+            assert command.startswith(_SKIPPED), f"the pipeline run cannot run: {command}"
+
+    def _tool(self, command: str, env: dict[str, str], cwd: Path) -> str:
+        text = _VARIABLE.sub(lambda m: shlex.quote(env[m["var"]]), command)
+        argv = shlex.split(text)
+        assert tuple(argv[:3]) == TOOL, command
+        out = io.StringIO()
+        previous = Path.cwd()
+        os.chdir(cwd)
+        try:
+            with contextlib.redirect_stdout(out):
+                code = build.main(argv[3:])
+        finally:
+            os.chdir(previous)
+        assert code == build.EXIT_OK, f"{command} exited {code}: {out.getvalue()}"
+        return out.getvalue()
+
+    def _codedeploy_to_ecs(self, name: str, configuration: dict[str, str]) -> None:
+        taskdef_dir = self.artifacts[configuration["TaskDefinitionTemplateArtifact"]]
+        appspec_dir = self.artifacts[configuration["AppSpecTemplateArtifact"]]
+        image_dir = self.artifacts[configuration["Image1ArtifactName"]]
+        image = json.loads((image_dir / build.IMAGE_DETAIL_FILE).read_text())["ImageURI"]
+        placeholder = f"<{configuration['Image1ContainerName']}>"
+        text = (taskdef_dir / configuration["TaskDefinitionTemplatePath"]).read_text()
+        registered = self.ecs.register_task_definition(
+            **json.loads(text.replace(placeholder, image))
+        )
+        arn = registered["taskDefinition"]["taskDefinitionArn"]
+        spec_text = (appspec_dir / configuration["AppSpecTemplatePath"]).read_text()
+        spec = yaml.safe_load(spec_text.replace(build.TASK_DEFINITION_PLACEHOLDER, arn))
+        group = next(
+            plain(g.inputs)
+            for g in self.plan.of_type(GROUP)
+            if g.inputs["deploymentGroupName"] == configuration["DeploymentGroupName"]
+        )
+        target = group["ecsService"]
+        # Traffic moves to the new revision (moto cannot run a blue/green deployment).
+        self.ecs.update_service(
+            cluster=target["clusterName"], service=target["serviceName"], taskDefinition=arn
+        )
+        self.deployments.append(Deployment(name, registered["taskDefinition"], spec))
+
+    def _s3_deploy(self, action: dict[str, Any], configuration: dict[str, str]) -> None:
+        source = self.artifacts[action["inputArtifacts"][0]]
+        assert configuration["Extract"] == "false"
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for file in sorted(source.iterdir()):
+                archive.write(file, file.name)
+        self.s3.put_object(
+            Bucket=configuration["BucketName"],
+            Key=configuration["ObjectKey"],
+            Body=buffer.getvalue(),
+        )
