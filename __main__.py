@@ -126,3 +126,43 @@ if settings.release:
     pulumi.export("releaseStateMachineArn", releases.state_machine.arn)
     pulumi.export("releasePipelineName", releases.pipeline.name)
     pulumi.export("releaseBucket", releases.bucket_name)
+
+# --- Deployer access (components/deployer.py) -------------------------------------------------
+# A least-privilege managed policy for deployers outside the stack (release CLI, CI jobs, image
+# pushers): attach it to their role. A GitHub Actions OIDC role is a DeployerAccessArgs option
+# (`github=deployer.GithubOidc(repository="owner/repo", branch="main")`), not wired to config yet.
+from components import deployer  # noqa: E402
+
+deployer_units = [*environment_platform.services.values(), *environment_platform.tasks.values()]
+deployer_access = deployer.DeployerAccess(
+    "deployer",
+    deployer.DeployerAccessArgs(
+        project=project,
+        stack=stack,
+        region=environment.region,
+        account_id=environment.account_id,
+        cluster_name=naming.cluster_name(project, stack),
+        services=[naming.service_name(name) for name in settings.services],
+        application_name=delivery_side.application_name,
+        deployment_groups=[naming.deployment_group(name) for name in settings.services],
+        deployment_configs=[
+            g.deployment_config_name for g in delivery_side.deployment_groups.values()
+        ],
+        task_families=[
+            naming.task_family(project, stack, name)
+            for name in [*settings.services, *settings.scheduled_tasks]
+        ],
+        task_role_arns=[
+            role.arn for u in deployer_units for role in (u.execution_role, u.task_role)
+        ],
+        repository_arns=[r.arn for r in delivery_side.repositories.values()],
+        schedules=[
+            f"default/{naming.task_family(project, stack, name)}"
+            for name in settings.scheduled_tasks
+        ],
+        scheduler_role_arns=[t.scheduler_role.arn for t in environment_platform.tasks.values()],
+        release_bucket=releases.bucket_name if settings.release else None,
+        tags=platform.default_tags(settings, environment),
+    ),
+)
+pulumi.export("deployerPolicyArn", deployer_access.policy.arn)

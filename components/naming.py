@@ -40,3 +40,26 @@ def ecr_repository_arn(region: str, account: str, repository: str) -> str:
 
 def cluster_arn(region: str, account: str, cluster: str) -> str:
     return f"arn:aws:ecs:{region}:{account}:cluster/{cluster}"
+
+
+# Region prefixes of the AWS partitions other than "aws" (longest first: us-isob- before us-iso-).
+PARTITIONS = (
+    ("us-gov-", "aws-us-gov"),
+    ("cn-", "aws-cn"),
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("eu-isoe-", "aws-iso-e"),
+    ("us-iso-", "aws-iso"),
+)
+
+
+def partition(region: str) -> str:
+    """The ARN partition of a region (`aws`, `aws-cn`, `aws-us-gov`, ...)."""
+    if not region:
+        raise ValueError("a region is required to know the ARN partition")
+    return next((p for prefix, p in PARTITIONS if region.startswith(prefix)), "aws")
+
+
+def arn(service: str, resource: str, *, region: str, account: str = "", scoped: bool = True) -> str:
+    """An ARN in the region's partition; `scoped=False` leaves region out (IAM, S3)."""
+    return f"arn:{partition(region)}:{service}:{region if scoped else ''}:{account}:{resource}"
