@@ -350,8 +350,9 @@ def test_pass_role_on_star_and_deny_statements(dev_plan):
     assert rules.no_wildcard_actions(bucket_policy.type, plain(bucket_policy.inputs)) == []
 
 
-def test_the_pack_starts_as_the_cli_runs_it_and_announces_its_port():
-    # The CLI runs the pack's directory with Python and reads the gRPC port from stdout.
+def test_the_pack_starts_and_announces_its_port():
+    # Run like the CLI runs a Python pack (its directory's __main__.py): it must build every
+    # policy, start serving and announce its gRPC port on stdout.
     process = subprocess.Popen(
         [sys.executable, "."], cwd=PACK_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
