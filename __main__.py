@@ -128,12 +128,12 @@ if settings.release:
     pulumi.export("releaseBucket", releases.bucket_name)
 
 # --- Deployer access (components/deployer.py) -------------------------------------------------
-# A least-privilege managed policy for deployers outside the stack (release CLI, CI jobs, image
-# pushers): attach it to their role. A GitHub Actions OIDC role is a DeployerAccessArgs option
+# Least-privilege managed policies for deployers outside the stack (release CLI, CI jobs, image
+# pushers): attach every ARN of deployerPolicyArns to their role (one policy up to 12 services
+# and tasks). A GitHub Actions OIDC role is a DeployerAccessArgs option
 # (`github=deployer.GithubOidc(repository="owner/repo", branch="main")`), not wired to config yet.
 from components import deployer  # noqa: E402
 
-deployer_units = [*environment_platform.services.values(), *environment_platform.tasks.values()]
 deployer_access = deployer.DeployerAccess(
     "deployer",
     deployer.DeployerAccessArgs(
@@ -142,20 +142,21 @@ deployer_access = deployer.DeployerAccess(
         region=environment.region,
         account_id=environment.account_id,
         cluster_name=naming.cluster_name(project, stack),
-        services=[naming.service_name(name) for name in settings.services],
         application_name=delivery_side.application_name,
-        deployment_groups=[naming.deployment_group(name) for name in settings.services],
         deployment_configs=[
             g.deployment_config_name for g in delivery_side.deployment_groups.values()
         ],
-        task_families=[
-            naming.task_family(project, stack, name)
-            for name in [*settings.services, *settings.scheduled_tasks]
+        units=[
+            deployer.DeployedUnit(
+                family=naming.task_family(project, stack, name),
+                role_arns=[unit.execution_role.arn, unit.task_role.arn],
+            )
+            for name, unit in [
+                *environment_platform.services.items(),
+                *environment_platform.tasks.items(),
+            ]
         ],
-        task_role_arns=[
-            role.arn for u in deployer_units for role in (u.execution_role, u.task_role)
-        ],
-        repository_arns=[r.arn for r in delivery_side.repositories.values()],
+        ecr_namespace=naming.ecr_namespace(project, stack) if delivery_side.repositories else None,
         schedules=[
             f"default/{naming.task_family(project, stack, name)}"
             for name in settings.scheduled_tasks
@@ -166,3 +167,4 @@ deployer_access = deployer.DeployerAccess(
     ),
 )
 pulumi.export("deployerPolicyArn", deployer_access.policy.arn)
+pulumi.export("deployerPolicyArns", [p.arn for p in deployer_access.policies])

@@ -1,12 +1,13 @@
 """Least-privilege access for deployers outside the stack (release CLI, CI jobs, image pushers).
 
-A managed policy that allows exactly what a deployment of this stack needs, on this stack's
+Managed policies that allow exactly what a deployment of this stack needs, on this stack's
 resources only, and optionally a role that GitHub Actions assumes through OIDC for one
 repository and branch.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,11 @@ DEPLOYMENT_ACTIONS = (
     "codedeploy:ListDeployments",
     "codedeploy:StopDeployment",
 )
+# IAM refuses a managed policy over 6,144 characters (whitespace excluded). Each unit (a
+# service or scheduled task) adds its two roles and its family, at most about 330 characters
+# with 64-character role names; 12 units and the shared statements stay below the limit.
+MAX_POLICY_CHARACTERS = 6144
+UNITS_PER_POLICY = 12
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,25 +54,28 @@ class GithubOidc:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DeployedUnit:
+    """A service or scheduled task whose revisions the deployer registers."""
+
+    family: str  # never a `-template` family: only Pulumi registers those
+    role_arns: Sequence[pulumi.Input[str]]  # its task and execution roles
+
+
+@dataclass(frozen=True, kw_only=True)
 class DeployerAccessArgs:
     project: str
     stack: str
     region: str
     account_id: str
+    # Every service of the cluster and every group of the application is the stack's own.
     cluster_name: str
-    # ECS service names; each has the deployment group of the same key in `deployment_groups`.
-    services: Sequence[str]
     application_name: str
-    deployment_groups: Sequence[str]
     # The groups' deployment configurations (names; Outputs of the groups are fine).
     deployment_configs: Sequence[pulumi.Input[str]]
-    # Families the deployer registers revisions of (services' and scheduled tasks'; never the
-    # `-template` families, which only Pulumi registers).
-    task_families: Sequence[str]
-    # Task and execution roles the registered revisions name (passed only to ECS tasks).
-    task_role_arns: Sequence[pulumi.Input[str]]
-    # Repositories the deployer pushes to (a downstream stack pushes nothing).
-    repository_arns: Sequence[pulumi.Input[str]] = ()
+    units: Sequence[DeployedUnit]
+    # The stack's ECR namespace to push to (naming.ecr_namespace); None: it pushes nothing
+    # (a downstream stack runs its upstream's images).
+    ecr_namespace: str | None = None
     # Scheduled tasks' schedules ("group/name") and the roles their targets carry.
     schedules: Sequence[str] = ()
     scheduler_role_arns: Sequence[pulumi.Input[str]] = ()
@@ -76,34 +85,24 @@ class DeployerAccessArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def deployer_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
-    """The policy's statements; "*" only where IAM offers no resource-level permissions."""
-    region, account = args.region, args.account_id
+def _arn(args: DeployerAccessArgs, service: str, resource: str) -> str:
+    return naming.arn(service, resource, region=args.region, account=args.account_id)
 
-    def arn(service: str, resource: str) -> str:
-        return naming.arn(service, resource, region=region, account=account)
 
+def shared_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
+    """Statements whose size does not grow with the number of services."""
     statements: list[dict[str, Any]] = [
         {
             "Sid": "ReadServices",
             "Effect": "Allow",
             "Action": "ecs:DescribeServices",
-            "Resource": [
-                arn("ecs", f"service/{args.cluster_name}/{s}") for s in sorted(args.services)
-            ],
+            "Resource": _arn(args, "ecs", f"service/{args.cluster_name}/*"),
         },
-        *iam.task_definition_statements(
-            [arn("ecs", f"task-definition/{f}:*") for f in sorted(args.task_families)]
-        ),
-        pass_role_statement(args.task_role_arns),
         {
             "Sid": "Deployments",
             "Effect": "Allow",
             "Action": list(DEPLOYMENT_ACTIONS),
-            "Resource": [
-                arn("codedeploy", f"deploymentgroup:{args.application_name}/{g}")
-                for g in sorted(args.deployment_groups)
-            ],
+            "Resource": _arn(args, "codedeploy", f"deploymentgroup:{args.application_name}/*"),
         },
         # CreateDeployment also needs these on the application and the group's configuration.
         {
@@ -113,7 +112,7 @@ def deployer_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
                 "codedeploy:GetApplicationRevision",
                 "codedeploy:RegisterApplicationRevision",
             ],
-            "Resource": arn("codedeploy", f"application:{args.application_name}"),
+            "Resource": _arn(args, "codedeploy", f"application:{args.application_name}"),
         },
         {
             "Sid": "DeploymentConfigs",
@@ -122,12 +121,12 @@ def deployer_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
             # Groups often share a configuration: name each one once.
             "Resource": pulumi.Output.all(*args.deployment_configs).apply(
                 lambda names: [
-                    arn("codedeploy", f"deploymentconfig:{c}") for c in sorted(set(names))
+                    _arn(args, "codedeploy", f"deploymentconfig:{c}") for c in sorted(set(names))
                 ]
             ),
         },
     ]
-    if args.repository_arns:
+    if args.ecr_namespace:
         statements += [
             # Registry login has no resource-level permissions in IAM.
             {
@@ -140,7 +139,7 @@ def deployer_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
                 "Sid": "EcrPush",
                 "Effect": "Allow",
                 "Action": list(ECR_PUSH_ACTIONS),  # what `docker push` calls, and DescribeImages
-                "Resource": list(args.repository_arns),
+                "Resource": _arn(args, "ecr", f"repository/{args.ecr_namespace}/*"),
             },
         ]
     if args.schedules:
@@ -149,7 +148,9 @@ def deployer_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
                 "Sid": "Schedules",
                 "Effect": "Allow",
                 "Action": ["scheduler:GetSchedule", "scheduler:UpdateSchedule"],
-                "Resource": [arn("scheduler", f"schedule/{s}") for s in sorted(args.schedules)],
+                "Resource": [
+                    _arn(args, "scheduler", f"schedule/{s}") for s in sorted(args.schedules)
+                ],
             },
             {
                 "Sid": "PassSchedulerRoles",
@@ -160,7 +161,7 @@ def deployer_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
             },
         ]
     if args.release_bucket:
-        bucket = naming.arn("s3", args.release_bucket, region=region, scoped=False)
+        bucket = naming.arn("s3", args.release_bucket, region=args.region, scoped=False)
         statements += [
             {
                 "Sid": "ReleaseState",
@@ -186,6 +187,37 @@ def deployer_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
     return statements
 
 
+def unit_statements(
+    args: DeployerAccessArgs, units: Sequence[DeployedUnit]
+) -> list[dict[str, Any]]:
+    """Register, tag and pass the roles of exactly these units' revisions."""
+    return [
+        *iam.task_definition_statements(
+            [_arn(args, "ecs", f"task-definition/{u.family}:*") for u in units]
+        ),
+        pass_role_statement([arn for u in units for arn in u.role_arns]),
+    ]
+
+
+def policy_documents(args: DeployerAccessArgs) -> list[list[dict[str, Any]]]:
+    """Statements per managed policy: the shared ones with the first units, then more units."""
+    units = list(args.units)
+    chunks = [units[i : i + UNITS_PER_POLICY] for i in range(0, len(units), UNITS_PER_POLICY)]
+    documents = [shared_statements(args) + (unit_statements(args, chunks[0]) if chunks else [])]
+    documents += [unit_statements(args, chunk) for chunk in chunks[1:]]
+    return documents
+
+
+def _checked(name: str, document: str) -> str:
+    size = len(json.dumps(json.loads(document), separators=(",", ":")))
+    if size > MAX_POLICY_CHARACTERS:
+        raise ValueError(
+            f"{name}: policy of {size} characters exceeds IAM's {MAX_POLICY_CHARACTERS}; "
+            "lower UNITS_PER_POLICY"
+        )
+    return document
+
+
 def github_trust_policy(github: GithubOidc, *, region: str, account_id: str) -> str:
     provider = github.provider_arn or naming.arn(
         "iam", f"oidc-provider/{GITHUB_OIDC_HOST}", region=region, account=account_id, scoped=False
@@ -208,29 +240,42 @@ def github_trust_policy(github: GithubOidc, *, region: str, account_id: str) -> 
 
 
 class DeployerAccess(pulumi.ComponentResource):
-    """A managed policy for external deployers of this stack (and an optional GitHub OIDC role)."""
+    """Managed policies for external deployers of this stack (and an optional GitHub OIDC role).
+
+    `policy` holds everything a small stack needs; a stack with more than UNITS_PER_POLICY
+    services and tasks gets further policies (`policies`) for the rest of its units.
+    """
 
     policy: aws.iam.Policy
+    policies: list[aws.iam.Policy]
     role: aws.iam.Role | None
 
     def __init__(
         self, name: str, args: DeployerAccessArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__(f"{TYPE_PREFIX}:deployer:DeployerAccess", name, None, opts)
-        if sorted(args.services) != sorted(args.deployment_groups):
-            # One group per service (naming.deployment_group); anything else is a wiring error.
+        templates = [u.family for u in args.units if u.family.endswith("-template")]
+        if templates:
             raise ValueError(
-                f"{name}: services {sorted(args.services)} and deployment groups "
-                f"{sorted(args.deployment_groups)} differ"
+                f"{name}: {templates} are template families, registered by Pulumi only"
             )
         child = pulumi.ResourceOptions(parent=self)
-        self.policy = aws.iam.Policy(
-            name,
-            description=f"Deploy {args.project}-{args.stack}: task definitions, CodeDeploy, ECR push, release state",
-            policy=iam.output_document(deployer_statements(args)),
-            tags=args.tags,
-            opts=child,
-        )
+        # Extra policies are numbered: a unit's place in the list is its only stable key.
+        documents = policy_documents(args)
+        names = [name] + [f"{name}-units-{i}" for i in range(2, len(documents) + 1)]
+        self.policies = [
+            aws.iam.Policy(
+                policy_name,
+                description=f"Deploy {args.project}-{args.stack} ({policy_name}): task definitions, CodeDeploy, ECR push, release state",
+                policy=iam.output_document(statements).apply(
+                    lambda text, n=policy_name: _checked(n, text)
+                ),
+                tags=args.tags,
+                opts=child,
+            )
+            for policy_name, statements in zip(names, documents, strict=True)
+        ]
+        self.policy = self.policies[0]
         self.role = None
         if args.github:
             self.role = aws.iam.Role(
@@ -243,9 +288,13 @@ class DeployerAccess(pulumi.ComponentResource):
                 tags=args.tags,
                 opts=child,
             )
-            aws.iam.RolePolicyAttachment(
-                f"{name}-github", role=self.role.name, policy_arn=self.policy.arn, opts=child
-            )
+            for policy_name, policy in zip(names, self.policies, strict=True):
+                aws.iam.RolePolicyAttachment(
+                    f"{policy_name}-github", role=self.role.name, policy_arn=policy.arn, opts=child
+                )
         self.register_outputs(
-            {"policyArn": self.policy.arn, "roleArn": self.role.arn if self.role else None}
+            {
+                "policyArns": [p.arn for p in self.policies],
+                "roleArn": self.role.arn if self.role else None,
+            }
         )

@@ -29,9 +29,14 @@ def deployment_group(service: str) -> str:
     return service
 
 
+def ecr_namespace(project: str, stack: str) -> str:
+    """The namespace of this stack's ECR repositories (every name in it is the stack's own)."""
+    return f"{project}-{stack}"
+
+
 def ecr_repository(project: str, stack: str, service: str) -> str:
     """ECR repository of a service's images, built by this stack's pipeline."""
-    return f"{project}-{stack}/{service}"
+    return f"{ecr_namespace(project, stack)}/{service}"
 
 
 def ecr_repository_arn(region: str, account: str, repository: str) -> str:

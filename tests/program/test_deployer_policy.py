@@ -89,8 +89,17 @@ def deployment_calls() -> dict[str, set[str]]:
     return found
 
 
+def _documents(plan) -> dict[str, dict]:
+    """The deployer's managed policies by name (one for a small stack)."""
+    return {
+        r.name: json.loads(r.inputs["policy"])
+        for r in plan.of_type(POLICY)
+        if r.name == "deployer" or r.name.startswith("deployer-units-")
+    }
+
+
 def _statements(plan) -> list[dict]:
-    return json.loads(inputs(plan, POLICY, "deployer")["policy"])["Statement"]
+    return [s for d in _documents(plan).values() for s in d["Statement"]]
 
 
 def _as_list(value) -> list:
@@ -141,48 +150,44 @@ def test_nothing_is_granted_beyond_the_calls_and_what_aws_requires_for_them(dev_
 
 
 def _own_resources(plan) -> dict[str, set[str]]:
-    """Every ARN this stack's policy may name, from the plan's own registrations."""
+    """Every ARN (or stack-owned pattern) this stack's policy may name, from the plan itself."""
     region, account = "eu-west-1", plan.outputs["accountId"]
 
     def arn(service: str, resource: str) -> str:
         return naming.arn(service, resource, region=region, account=account)
 
-    cluster = plan.outputs["clusterName"]
+    (cluster,) = [r.inputs["name"] for r in plan.of_type("aws:ecs/cluster:Cluster")]
+    (application,) = [
+        r.inputs["name"] for r in plan.of_type("aws:codedeploy/application:Application")
+    ]
     groups = plan.of_type("aws:codedeploy/deploymentGroup:DeploymentGroup")
+    repositories = [r.inputs["name"] for r in plan.of_type("aws:ecr/repository:Repository")]
+    namespaces = {name.split("/")[0] for name in repositories}
+    assert len(namespaces) <= 1  # one namespace, holding every repository of the stack
     bucket = f"arn:aws:s3:::{plan.outputs['releaseBucket']}"
     return {
-        "ecs:service": {
-            arn("ecs", f"service/{cluster}/{r.inputs['name']}")
-            for r in plan.of_type("aws:ecs/service:Service")
+        # The cluster, the application and the ECR namespace are the stack's own: so is
+        # everything in them.
+        "patterns": {
+            arn("ecs", f"service/{cluster}/*"),
+            arn("codedeploy", f"deploymentgroup:{application}/*"),
+            *(arn("ecr", f"repository/{ns}/*") for ns in namespaces),
         },
-        "ecs:task-definition": {
+        "arns": {
             arn("ecs", f"task-definition/{r.inputs['family']}:*")
             for r in plan.of_type("aws:ecs/taskDefinition:TaskDefinition")
-        },
-        "codedeploy": {
-            arn(
-                "codedeploy",
-                f"deploymentgroup:{g.inputs['appName']}/{g.inputs['deploymentGroupName']}",
-            )
-            for g in groups
         }
-        | {
-            arn("codedeploy", f"application:{r.inputs['name']}")
-            for r in plan.of_type("aws:codedeploy/application:Application")
-        }
+        | {arn("codedeploy", f"application:{application}")}
         | {
             arn("codedeploy", f"deploymentconfig:{g.inputs['deploymentConfigName']}")
             for g in groups
-        },
-        "ecr": set(plan.outputs["ecrRepositoryArns"].values())
-        if plan.of_type("aws:ecr/repository:Repository")
-        else set(),
-        "scheduler": {
+        }
+        | {
             arn("scheduler", f"schedule/{r.inputs['groupName']}/{r.inputs['name']}")
             for r in plan.of_type("aws:scheduler/schedule:Schedule")
-        },
-        "s3": {bucket, f"{bucket}/releases/*", f"{bucket}/inventory.json"},
-        "iam:role": {r.name for r in plan.of_type("aws:iam/role:Role")},
+        }
+        | {bucket, f"{bucket}/releases/*", f"{bucket}/inventory.json"},
+        "roles": {r.name for r in plan.of_type("aws:iam/role:Role")},
     }
 
 
@@ -190,7 +195,6 @@ def _own_resources(plan) -> dict[str, set[str]]:
 def test_every_resource_is_one_of_the_stacks_own(dev_plan, prod_plan, stack):
     plan = {"dev": dev_plan, "prod": prod_plan}[stack]
     own = _own_resources(plan)
-    arns = set().union(*(v for k, v in own.items() if k != "iam:role"))
     for statement in _statements(plan):
         actions = set(_as_list(statement["Action"]))
         for resource in _as_list(statement["Resource"]):
@@ -199,10 +203,10 @@ def test_every_resource_is_one_of_the_stacks_own(dev_plan, prod_plan, stack):
             elif actions == {"iam:PassRole"}:
                 # role/<logical name>-<suffix>: a task, execution or scheduler role of this stack.
                 logical = resource.split("role/", 1)[1].rsplit("-", 1)[0]
-                assert logical in own["iam:role"], resource
+                assert logical in own["roles"], resource
                 assert logical.endswith(("-execution", "-task", "-scheduler")), resource
             else:
-                assert resource in arns, (statement["Sid"], resource)
+                assert resource in own["patterns"] | own["arns"], (statement["Sid"], resource)
     assert not [r for s in _statements(plan) for r in _as_list(s["Resource"]) if "-template" in r]
 
 
@@ -227,26 +231,33 @@ def test_the_stack_exports_the_policy_arn(dev_plan, prod_plan):
 
 
 TWO_DEPLOYERS = """
-from components.deployer import DeployerAccess, DeployerAccessArgs, GithubOidc
+from components.deployer import DeployedUnit, DeployerAccess, DeployerAccessArgs, GithubOidc
 
-def args(stack, github=None):
+def args(stack, units, github=None):
     return DeployerAccessArgs(
         project="shop",
         stack=stack,
         region="cn-north-1",
         account_id="111111111111",
         cluster_name=f"shop-{stack}",
-        services=["web"],
         application_name=f"shop-{stack}",
-        deployment_groups=["web"],
         deployment_configs=["CodeDeployDefault.ECSAllAtOnce"],
-        task_families=[f"shop-{stack}-web"],
-        task_role_arns=[f"arn:aws-cn:iam::111111111111:role/web-task-{stack}"],
+        units=[
+            DeployedUnit(
+                family=f"shop-{stack}-svc{i}",
+                role_arns=[
+                    f"arn:aws-cn:iam::111111111111:role/svc{i}-execution-{'e' * 48}",
+                    f"arn:aws-cn:iam::111111111111:role/svc{i}-task-{'t' * 53}",
+                ],
+            )
+            for i in range(units)
+        ],
+        ecr_namespace=f"shop-{stack}",
         github=github,
     )
 
-DeployerAccess("plain", args("dev"))
-DeployerAccess("ci", args("prod", GithubOidc(repository="example-org/shop", branch="release")))
+DeployerAccess("plain", args("dev", 1))
+DeployerAccess("ci", args("prod", 30, GithubOidc(repository="example-org/shop", branch="release")))
 """
 
 
@@ -254,7 +265,19 @@ def test_two_deployers_coexist_and_the_github_role_trusts_one_repository_and_bra
     (tmp_path / "Pulumi.yaml").write_text("name: deployers\nruntime: python\n")
     (tmp_path / "__main__.py").write_text(TWO_DEPLOYERS)
     plan = plan_tool.run("t", config={"aws:region": "cn-north-1"}, root=tmp_path)
-    assert sorted(r.name for r in plan.of_type(POLICY)) == ["ci", "plain"]
+    # 30 units with 64-character role names: three policies, each within IAM's size limit.
+    policies = {r.name: json.loads(r.inputs["policy"]) for r in plan.of_type(POLICY)}
+    assert sorted(policies) == ["ci", "ci-units-2", "ci-units-3", "plain"]
+    for document in policies.values():
+        assert len(json.dumps(document, separators=(",", ":"))) <= 6144
+    passed = [
+        r
+        for name in ("ci", "ci-units-2", "ci-units-3")
+        for s in policies[name]["Statement"]
+        if s["Sid"] == "PassTaskRoles"
+        for r in s["Resource"]
+    ]
+    assert len(passed) == len(set(passed)) == 60
     assert [r.name for r in plan.of_type("aws:iam/role:Role")] == ["ci-github"]
     trust = json.loads(inputs(plan, "aws:iam/role:Role", "ci-github")["assumeRolePolicy"])
     assert trust["Statement"] == [
@@ -272,13 +295,29 @@ def test_two_deployers_coexist_and_the_github_role_trusts_one_repository_and_bra
             },
         }
     ]
-    attachment = inputs(plan, "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "ci-github")
-    assert attachment["policyArn"].split("/")[-1].startswith("ci-")
-    # No Pulumi registration without a GitHub option, and ARNs in the region's partition.
-    document = json.loads(inputs(plan, POLICY, "plain")["policy"])
-    resources = [r for s in document["Statement"] for r in _as_list(s["Resource"]) if r != "*"]
+    attachments = plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert sorted(a.name for a in attachments) == [
+        "ci-github",
+        "ci-units-2-github",
+        "ci-units-3-github",
+    ]
+    assert all(a.inputs["role"].startswith("ci-github") for a in attachments)
+    # ARNs in the region's partition.
+    resources = [
+        r for s in policies["plain"]["Statement"] for r in _as_list(s["Resource"]) if r != "*"
+    ]
     assert resources and all(r.startswith("arn:aws-cn:") for r in resources)
-    assert "arn:aws-cn:codedeploy:cn-north-1:111111111111:deploymentgroup:shop-dev/web" in resources
+    assert "arn:aws-cn:codedeploy:cn-north-1:111111111111:deploymentgroup:shop-dev/*" in resources
+
+
+def test_a_template_family_is_refused(tmp_path):
+    program = TWO_DEPLOYERS.replace(
+        'family=f"shop-{stack}-svc{i}"', 'family=f"shop-{stack}-svc{i}-template"'
+    )
+    (tmp_path / "Pulumi.yaml").write_text("name: deployers\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(program)
+    with pytest.raises(Exception, match=r"\['shop-dev-svc0-template'\] are template families"):
+        plan_tool.run("t", config={"aws:region": "cn-north-1"}, root=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -307,3 +346,31 @@ def test_github_option_refuses_a_vague_repository_or_branch(repository, branch, 
 def test_arn_partition_follows_the_region(region, partition):
     assert naming.partition(region) == partition
     assert naming.arn("s3", "b", region=region, scoped=False) == f"arn:{partition}:s3:::b"
+
+
+def test_a_forty_service_stack_gets_policies_within_iams_size_limit():
+    from tools.bench_plan import synthetic_config
+
+    plan = plan_tool.run("dev", config=synthetic_config(40))
+    documents = _documents(plan)
+    assert sorted(documents) == [
+        "deployer",
+        "deployer-units-2",
+        "deployer-units-3",
+        "deployer-units-4",
+    ]
+    assert all(len(json.dumps(d, separators=(",", ":"))) <= 6144 for d in documents.values())
+    passed = {
+        r for s in _statements(plan) if s["Sid"] == "PassTaskRoles" for r in _as_list(s["Resource"])
+    }
+    assert len(passed) == 80  # every service's execution and task role, once
+    assert plan.outputs["deployerPolicyArns"][0] == plan.outputs["deployerPolicyArn"]
+    assert len(plan.outputs["deployerPolicyArns"]) == 4
+
+
+def test_a_policy_over_iams_size_limit_is_refused_with_the_fix():
+    from components.deployer import _checked
+
+    statement = {"Effect": "Allow", "Action": "ecs:DescribeServices", "Resource": "x" * 6200}
+    with pytest.raises(ValueError, match=r"deployer: policy of \d+ characters exceeds IAM's 6144"):
+        _checked("deployer", json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
