@@ -85,6 +85,9 @@ def test_step_zip_holds_no_test_double_no_bytecode_and_no_host_site_packages(ste
 def test_step_zip_entries_are_sorted_with_fixed_dates_and_modes(step_zip):
     with zipfile.ZipFile(step_zip) as archive:
         infos = archive.infolist()
+    # Lambda's limits: 50 MB zipped for a direct upload, 250 MB unzipped.
+    assert step_zip.stat().st_size < 50 * 2**20
+    assert sum(i.file_size for i in infos) < 250 * 2**20
     assert [i.filename for i in infos] == sorted(i.filename for i in infos)
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert {i.external_attr >> 16 for i in infos} == {0o100644}
