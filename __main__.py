@@ -160,3 +160,45 @@ if settings.release:
     pulumi.export("releaseStateMachineArn", releases.state_machine.arn)
     pulumi.export("releasePipelineName", releases.pipeline.name)
     pulumi.export("releaseBucket", releases.bucket_name)
+
+# --- Deployer access (components/deployer.py) -------------------------------------------------
+# Least-privilege managed policies for deployers outside the stack (release CLI, CI jobs, image
+# pushers): attach every ARN of deployerPolicyArns to their role (one policy up to 12 services
+# and tasks). A GitHub Actions OIDC role is a DeployerAccessArgs option
+# (`github=deployer.GithubOidc(repository="owner/repo", branch="main")`), not wired to config yet.
+from components import deployer  # noqa: E402
+
+deployer_access = deployer.DeployerAccess(
+    "deployer",
+    deployer.DeployerAccessArgs(
+        project=project,
+        stack=stack,
+        region=environment.region,
+        account_id=environment.account_id,
+        cluster_name=naming.cluster_name(project, stack),
+        application_name=delivery_side.application_name,
+        deployment_configs=[
+            g.deployment_config_name for g in delivery_side.deployment_groups.values()
+        ],
+        units=[
+            deployer.DeployedUnit(
+                family=naming.task_family(project, stack, name),
+                role_arns=[unit.execution_role.arn, unit.task_role.arn],
+            )
+            for name, unit in [
+                *environment_platform.services.items(),
+                *environment_platform.tasks.items(),
+            ]
+        ],
+        ecr_namespace=naming.ecr_namespace(project, stack) if delivery_side.repositories else None,
+        schedules=[
+            f"default/{naming.task_family(project, stack, name)}"
+            for name in settings.scheduled_tasks
+        ],
+        scheduler_role_arns=[t.scheduler_role.arn for t in environment_platform.tasks.values()],
+        release_bucket=releases.bucket_name if settings.release else None,
+        tags=platform.default_tags(settings, environment),
+    ),
+)
+pulumi.export("deployerPolicyArn", deployer_access.policy.arn)
+pulumi.export("deployerPolicyArns", [p.arn for p in deployer_access.policies])

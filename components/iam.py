@@ -51,3 +51,27 @@ def service_role(
     )
     policy = aws.iam.RolePolicy(name, role=role.id, policy=output_document(statements), opts=child)
     return role, policy
+
+
+def task_definition_statements(family_arns: list[str]) -> list[dict[str, Any]]:
+    """Read and register task definitions, tagging only new revisions of the given families.
+
+    `family_arns` are `task-definition/<family>:*` ARNs (naming.arn).
+    """
+    return [
+        # Neither action supports resource-level permissions in IAM; what a registered
+        # revision may do is bounded by the roles its registrant may pass.
+        {
+            "Sid": "TaskDefinitions",
+            "Effect": "Allow",
+            "Action": ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "TagNewRevisions",
+            "Effect": "Allow",
+            "Action": "ecs:TagResource",
+            "Resource": family_arns,
+            "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
+        },
+    ]

@@ -38,9 +38,14 @@ def deployment_group(service: str) -> str:
     return service
 
 
+def ecr_namespace(project: str, stack: str) -> str:
+    """The namespace of this stack's ECR repositories (every name in it is the stack's own)."""
+    return f"{project}-{stack}"
+
+
 def ecr_repository(project: str, stack: str, service: str) -> str:
     """ECR repository of a service's images, built by this stack's pipeline."""
-    return f"{project}-{stack}/{service}"
+    return f"{ecr_namespace(project, stack)}/{service}"
 
 
 def ecr_repository_arn(region: str, account: str, repository: str) -> str:
@@ -49,3 +54,26 @@ def ecr_repository_arn(region: str, account: str, repository: str) -> str:
 
 def cluster_arn(region: str, account: str, cluster: str) -> str:
     return f"arn:aws:ecs:{region}:{account}:cluster/{cluster}"
+
+
+# Region prefixes of the AWS partitions other than "aws" (longest first: us-isob- before us-iso-).
+PARTITIONS = (
+    ("us-gov-", "aws-us-gov"),
+    ("cn-", "aws-cn"),
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("eu-isoe-", "aws-iso-e"),
+    ("us-iso-", "aws-iso"),
+)
+
+
+def partition(region: str) -> str:
+    """The ARN partition of a region (`aws`, `aws-cn`, `aws-us-gov`, ...)."""
+    if not region:
+        raise ValueError("a region is required to know the ARN partition")
+    return next((p for prefix, p in PARTITIONS if region.startswith(prefix)), "aws")
+
+
+def arn(service: str, resource: str, *, region: str, account: str = "", scoped: bool = True) -> str:
+    """An ARN in the region's partition; `scoped=False` leaves region out (IAM, S3)."""
+    return f"arn:{partition(region)}:{service}:{region if scoped else ''}:{account}:{resource}"

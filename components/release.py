@@ -14,7 +14,6 @@ Release state and the environment's `releaseInventory` live in a bucket of their
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from components import iam
+from components import iam, lambda_package
 from components.artifacts import ArtifactBucket, ArtifactBucketArgs, pipeline_artifact_prefix
 from components.naming import TYPE_PREFIX
 from components.pipeline import (
@@ -44,23 +43,27 @@ from delivery.release.state_machine import STEPS, check_definition, definition
 ROOT = Path(__file__).resolve().parent.parent
 STEPS_SOURCE = ROOT / "lambda_src" / "release_steps"
 INVENTORY_KEY = "inventory.json"
-# The engine's dependencies that the Lambda runtime lacks (boto3 is there). They are taken from
-# this project's virtual environment, built for Linux x86_64 and Python 3.11 like the runtime.
-# boto3/botocore are bundled too: the engine's conditional S3 writes need a newer botocore than
-# the runtime may carry.
-VENDORED = (
-    "pydantic",
-    "pydantic_core",
-    "annotated_types",
-    "typing_inspection",
-    "yaml",
-    "boto3",
-    "botocore",
-    "s3transfer",
-    "jmespath",
-)
-VENDORED_MODULES = ("typing_extensions.py",)
 RUNTIME = "python3.11"
+ARCHITECTURE = "x86_64"
+# The engine modules handler.py imports, directly or through each other: exactly these ship
+# (never a glob: delivery/release/simulator.py is a test double). A test compares this list
+# with the handler's real import closure.
+STEP_MODULES = (
+    "delivery/__init__.py",
+    "delivery/aws.py",
+    "delivery/codedeploy.py",
+    "delivery/live.py",
+    "delivery/taskdef.py",
+    "delivery/release/__init__.py",
+    "delivery/release/engine.py",
+    "delivery/release/inventory.py",
+    "delivery/release/live.py",
+    "delivery/release/manifest.py",
+    "delivery/release/pacing.py",
+    "delivery/release/plan.py",
+    "delivery/release/state.py",
+    "delivery/release/steps.py",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,19 +86,22 @@ class ReleaseArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def step_archive() -> pulumi.AssetArchive:
-    """handler.py at the root, the `delivery` package and the vendored dependencies."""
-    assets: dict[str, Any] = {"handler.py": pulumi.FileAsset(str(STEPS_SOURCE / "handler.py"))}
-    for path, file in tooling_files().items():
-        assets[path] = pulumi.FileAsset(str(file))
-    site = next(
-        Path(p) for p in sys.path if p.endswith("site-packages") and (Path(p) / "pydantic").is_dir()
+def step_package() -> lambda_package.LambdaPackage:
+    """handler.py at the root, the engine's modules, and its pinned dependencies for Lambda."""
+    files = {"handler.py": STEPS_SOURCE / "handler.py"}
+    files.update({module: ROOT / module for module in STEP_MODULES})
+    return lambda_package.LambdaPackage(
+        name="release-steps",
+        runtime=RUNTIME,
+        architecture=ARCHITECTURE,
+        files=files,
+        requirements=STEPS_SOURCE / "requirements.txt",
     )
-    for package in VENDORED:
-        assets[package] = pulumi.FileArchive(str(site / package))
-    for module in VENDORED_MODULES:
-        assets[module] = pulumi.FileAsset(str(site / module))
-    return pulumi.AssetArchive(assets)
+
+
+def step_archive() -> pulumi.FileArchive:
+    """The steps' zip (built once per distinct input, then taken from the cache)."""
+    return pulumi.FileArchive(str(lambda_package.build(step_package())))
 
 
 def validate_buildspec(
@@ -320,6 +326,8 @@ class Release(pulumi.ComponentResource):
             parent=self,
         )
         archive = step_archive()
+        # Lambda's own trigger for new code; equal while the zip's inputs are equal.
+        code_hash = lambda_package.code_sha256(Path(archive.path))
         return {
             step: aws.lambda_.Function(
                 f"{self._name}-{step.replace('_', '-')}",
@@ -328,9 +336,10 @@ class Release(pulumi.ComponentResource):
                 handler=f"handler.{step}",
                 role=role.arn,
                 code=archive,
+                source_code_hash=code_hash,
                 timeout=900 if step in ("plan", "rollback") else 300,
                 memory_size=512,
-                architectures=["x86_64"],
+                architectures=[ARCHITECTURE],
                 environment=aws.lambda_.FunctionEnvironmentArgs(
                     variables={
                         "STATE_BUCKET": self.bucket_name,

@@ -57,9 +57,9 @@ def test_no_policy_allows_a_wildcard_action_or_passrole_on_everything(dev, prod,
                 resources = as_list(stmt["Resource"])
                 assert resources and not any("*" in r for r in resources), (type_, name)
                 if stmt.get("Sid") == "PassSchedulerRoles":
-                    # The release engine retargets schedules: it passes only the schedulers'
-                    # own roles, and only to EventBridge Scheduler.
-                    assert name == "release-steps", (type_, name)
+                    # The release engine (its Lambda steps, or an external deployer) retargets
+                    # schedules: it passes only the schedulers' own roles, only to the Scheduler.
+                    assert name in ("release-steps", "deployer"), (type_, name)
                     assert all(
                         r.split("/")[-1].startswith("task-") and "-scheduler-" in r
                         for r in resources
