@@ -105,13 +105,17 @@ for name, fargate in environment_platform.services.items():
                 if promoted_release and resolution.promoted
                 else None
             ),
+            validation_hook=delivery_side.validation_hook,
             region=environment.region,
             profile=environment.aws_profile,
             role_arn=environment.aws_role_arn,
             wait=settings.deployment.wait,
             timeout_minutes=settings.deployment.timeout_minutes,
         ),
-        opts=pulumi.ResourceOptions(parent=fargate, depends_on=[fargate.service, group]),
+        opts=pulumi.ResourceOptions(
+            parent=fargate,
+            depends_on=[fargate.service, group, delivery_side.validation_hook_function],
+        ),
     )
 
 # Whole-environment releases from a manifest (optional: config `release`).
@@ -126,6 +130,9 @@ if settings.release:
         services={name: svc.container_port for name, svc in settings.services.items()},
         groups={name: naming.deployment_group(name) for name in settings.services},
         tasks={name: naming.task_family(project, stack, name) for name in settings.scheduled_tasks},
+        service_families={
+            name: naming.task_family(project, stack, name) for name in settings.services
+        },
     )
     releases = release.Release(
         "release",

@@ -62,6 +62,9 @@ class Delivery:
     deployment_groups: dict[str, aws.codedeploy.DeploymentGroup]
     application_name: str
     repositories: dict[str, ImageRepository] = field(default_factory=dict)
+    # The Lambda CodeDeploy runs after test traffic is allowed; every deployer's AppSpec names it.
+    validation_hook: str | None = None
+    validation_hook_function: pulumi.Resource | None = None
 
 
 @dataclass(frozen=True)
@@ -332,6 +335,8 @@ def build(
         deployment_groups=deployment.groups,
         application_name=n.application,
         repositories=repositories,
+        validation_hook=n.hook,
+        validation_hook_function=hook.function,
     )
 
 

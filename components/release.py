@@ -657,11 +657,13 @@ def release_inventory(
     services: dict[str, int],
     groups: dict[str, str],
     tasks: dict[str, str],
+    service_families: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The `releaseInventory` JSON (delivery/release/inventory.py), checked by its own parser.
 
     `services` maps service -> container port, `groups` service -> deployment group, `tasks`
-    scheduled task -> task family (also its schedule's name).
+    scheduled task -> task family (also its schedule's name), `service_families` service ->
+    its own family, where released revisions register (never the template's).
     """
     data = {
         "environment": stack,
@@ -674,6 +676,11 @@ def release_inventory(
                 "codedeployGroup": groups[name],
                 "container": name,
                 "containerPort": port,
+                **(
+                    {"taskFamily": service_families[name]}
+                    if service_families and name in service_families
+                    else {}
+                ),
             }
             for name, port in sorted(services.items())
         },

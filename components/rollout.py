@@ -28,6 +28,7 @@ ROLLOUT_INPUTS = (
     "platform_version",
     "pinned_images",
     "promotion",
+    "validation_hook",
 )
 # A different service is a different rollout record (create: verify, no deployment).
 REPLACE_INPUTS = ("cluster_name", "service_name")
@@ -66,6 +67,8 @@ class ServiceRolloutArgs:
     platform_version: str | None = None
     pinned_images: dict[str, str] = field(default_factory=dict)
     promotion: dict[str, Any] | None = None
+    # Lambda run after test traffic is allowed (AfterAllowTestTraffic), as in the pipeline's.
+    validation_hook: str | None = None
     wait: bool = True
     timeout_minutes: int = 60
     profile: str | None = None
@@ -213,6 +216,11 @@ def rollout_request(props: dict[str, Any], olds: dict[str, Any] | None = None) -
         network=network,
         platform_version=props.get("platform_version") or None,
         images=images,
+        hooks=(
+            {"AfterAllowTestTraffic": props["validation_hook"]}
+            if props.get("validation_hook")
+            else {}
+        ),
         own_deployment=own,
         wait=bool(props.get("wait", True)),
         timeout_seconds=float(props.get("timeout_minutes", 60)) * 60,
@@ -279,6 +287,7 @@ class ServiceRollout(pulumi.dynamic.Resource, module="rollout", name="ServiceRol
             "platform_version": args.platform_version,
             "pinned_images": dict(sorted(args.pinned_images.items())),
             "promotion": args.promotion,
+            "validation_hook": args.validation_hook,
             "region": args.region,
             "profile": args.profile,
             "role_arn": args.role_arn,

@@ -58,6 +58,8 @@ class RolloutRequest:
     network: cd.Network | None = None
     platform_version: str | None = None
     images: Mapping[str, str] = field(default_factory=dict)
+    # Lifecycle hooks of the AppSpec (event -> Lambda), e.g. the validation hook.
+    hooks: Mapping[str, str] = field(default_factory=dict)
     own_deployment: str | None = None
     wait: bool = True
     timeout_seconds: float = 3600
@@ -82,6 +84,7 @@ class RolloutRequest:
             self.template_arn or "arn:aws:ecs:::task-definition/check:1",
             self.container_name,
             self.container_port,
+            hooks=self.hooks,
         )
         for container, image in self.images.items():
             if not isinstance(image, str) or not image.strip():
@@ -261,6 +264,7 @@ def rollout(
             target,
             request.container_name,
             request.container_port,
+            hooks=request.hooks,
             platform_version=request.platform_version,
             network=request.network,
         )

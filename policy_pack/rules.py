@@ -17,7 +17,7 @@ WORLD = ("0.0.0.0/0", "::/0")
 WORLD_PORTS = (80, 443)
 # Fields CodeDeploy changes on every blue/green deployment (components/fargate_service.py
 # CODEDEPLOY_OWNED); desiredCount may be ignored too, when autoscaling owns it.
-CODEDEPLOY_OWNED = ("taskDefinition", "loadBalancers")
+CODEDEPLOY_OWNED = ("taskDefinition", "loadBalancers", "networkConfiguration", "platformVersion")
 AUTOSCALING_OWNED = ("desiredCount",)
 # A task definition tagged with this key (value: the reason) may run a writable root
 # filesystem or as root; nothing else is exempt.
@@ -413,7 +413,7 @@ RESOURCE_RULES = (
     Rule("ecs-service-private", "ECS services assign no public IPs.", ecs_service_private),
     Rule(
         "codedeploy-service-ignores-owned-fields",
-        "CODE_DEPLOY services ignore exactly taskDefinition and loadBalancers (plus desiredCount).",
+        "CODE_DEPLOY services ignore exactly the fields CodeDeploy deploys (plus desiredCount).",
         codedeploy_service_ignores_owned_fields,
     ),
 )

@@ -446,3 +446,18 @@ def test_service_with_the_ecs_controller_is_refused_before_any_deployment(world,
     with pytest.raises(ServiceStateError, match="uses the ECS deployment controller"):
         run(world, clock, world.first_revision, service="rolling")
     assert world.deployments() == []
+
+
+def test_the_rollouts_appspec_runs_the_validation_hook_like_the_pipelines(world, clock):
+    template = world.pulumi_registers(memory="1024")
+
+    result = run(
+        world,
+        clock,
+        template,
+        hooks={"AfterAllowTestTraffic": "dev-validation-hook"},
+        wait=False,
+    )
+
+    spec = json.loads(world.appspec_of(result.deployment_id))
+    assert spec["Hooks"] == [{"AfterAllowTestTraffic": "dev-validation-hook"}]

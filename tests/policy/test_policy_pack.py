@@ -213,7 +213,7 @@ def _bad_cases(dev, prod):
     )
     yield (
         "codedeploy-service-ignores-owned-fields",
-        _changed(web, options={"ignoreChanges": ["taskDefinition", "loadBalancers", "cpu"]}),
+        _changed(web, options={"ignoreChanges": [*CODEDEPLOY_OWNED, "cpu"]}),
         "ignoreChanges has ['cpu']: Pulumi-owned fields would never reach the service",
     )
 
@@ -317,8 +317,11 @@ def test_codedeploy_rule_knows_the_fields_the_program_leaves_to_codedeploy():
     assert list(rules.CODEDEPLOY_OWNED) == CODEDEPLOY_OWNED
     service = {"deploymentController": {"type": "CODE_DEPLOY"}}
     check = rules.codedeploy_service_ignores_owned_fields
-    assert check("aws:ecs/service:Service", service, ["taskDefinition"]) == [
-        "ignoreChanges lacks ['loadBalancers']: the next update would revert CodeDeploy's deployment"
+    assert check(
+        "aws:ecs/service:Service", service, ["taskDefinition", "networkConfiguration"]
+    ) == [
+        "ignoreChanges lacks ['loadBalancers', 'platformVersion']: the next update would revert "
+        "CodeDeploy's deployment"
     ]
     assert check("aws:ecs/service:Service", {"deploymentController": {"type": "ECS"}}, []) == []
 

@@ -113,7 +113,10 @@ def _granted(plan) -> set[str]:
 def test_the_walk_finds_the_engines_calls():
     calls = deployment_calls()
     # Spot checks that the walk sees both called and passed-on methods (aws.call(fn, ...)).
-    assert calls["codedeploy:StopDeployment"] == {"delivery/release/engine.py"}
+    assert calls["codedeploy:StopDeployment"] == {
+        "delivery/release/engine.py",
+        "delivery/codedeploy.py",
+    }
     assert "delivery/release/live.py" in calls["ecs:DescribeServices"]
     assert calls["s3:PutObject"] == {"delivery/release/state.py"}
     assert calls["ecr:DescribeImages"] == {"delivery/build.py"}
@@ -174,7 +177,7 @@ def _own_resources(plan) -> dict[str, set[str]]:
             *(arn("ecr", f"repository/{ns}/*") for ns in namespaces),
         },
         "arns": {
-            arn("ecs", f"task-definition/{r.inputs['family']}:*")
+            arn("ecs", f"task-definition/{r.inputs['family'].removesuffix('-template')}:*")
             for r in plan.of_type("aws:ecs/taskDefinition:TaskDefinition")
         }
         | {arn("codedeploy", f"application:{application}")}

@@ -29,12 +29,14 @@ def test_every_service_has_a_rollout_of_its_pulumi_task_definition_through_its_d
         "assign_public_ip": False,
         "platform_version": "LATEST",
         "pinned_images": {},
+        "validation_hook": "ecs-delivery-dev-validation-hook",
         "timeout_minutes": 30,
         "wait": True,
     }
     depends = web.options["dependsOn"]
     assert any(d.endswith("aws:ecs/service:Service::web") for d in depends)
     assert any(d.endswith("aws:codedeploy/deploymentGroup:DeploymentGroup::web") for d in depends)
+    assert any(d.endswith("aws:lambda/function:Function::validation-hook") for d in depends)
     assert web.parent.endswith("ecs-delivery:service:FargateService::web")
 
 
