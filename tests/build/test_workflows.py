@@ -151,20 +151,21 @@ def test_promote_prod_is_manual_gated_by_the_production_environment() -> None:
 
     assert list(_triggers(workflow)) == ["workflow_dispatch"]
     assert inputs["commit"]["required"] is True
-    assert inputs["promote"]["type"] == "boolean"
+    assert inputs["release"]["type"] == "string" and inputs["release"]["required"] is False
     assert job["environment"] == "production"
     assert workflow["concurrency"] == {"group": "pulumi-prod", "cancel-in-progress": False}
     assert job["permissions"] == {"id-token": "write", "contents": "read"}
 
 
-def test_promote_prod_runs_pulumi_up_on_prod_with_the_promote_config() -> None:
+def test_promote_prod_runs_pulumi_up_on_prod_promoting_the_named_release() -> None:
     job = _load("promote-prod.yml")["jobs"]["up"]
     runs = _runs(job)
 
     assert "pulumi up --stack prod --yes" in runs
-    assert '--config "ecs-delivery:promote=$PROMOTE"' in runs
+    assert '--config "ecs-delivery:promoteRelease=$RELEASE"' in runs
+    assert "ecs-delivery:promote=" not in runs  # the retired switch
     up_step = next(step for step in job["steps"] if "pulumi up" in step.get("run", ""))
-    assert up_step["env"]["PROMOTE"] == "${{ inputs.promote }}"
+    assert up_step["env"]["RELEASE"] == "${{ inputs.release }}"
     assert _steps(job, "actions/checkout")[0]["with"]["ref"] == "${{ inputs.commit }}"
     assert "git merge-base --is-ancestor" in runs
 

@@ -52,3 +52,29 @@ def test_rollout_credentials_come_from_the_stacks_aws_configuration_not_the_shel
     )
     web = plan.named(ROLLOUT, "web-rollout").inputs
     assert (web["region"], web["profile"], web["role_arn"]) == ("eu-west-1", "platform-dev", role)
+
+
+def test_going_from_two_to_three_zones_rolls_the_new_network_out_through_codedeploy():
+    """Done-when of issue 8: AWS refuses UpdateService for networkConfiguration on a
+    CODE_DEPLOY service, so the new subnets must travel in the rollout (its AppSpec), and every
+    service input that changes must be one the service ignores."""
+    live = {"services": {"web": {"containers": {"web": "registry/web@sha256:" + "1" * 64}}}}
+    two = make_plan("dev", environment=live)
+    three = make_plan(
+        "dev",
+        environment=live,
+        overrides={"network": {"cidr": "10.20.0.0/16", "availabilityZones": 3}},
+    )
+
+    before = two.named(ROLLOUT, "web-rollout").inputs
+    after = three.named(ROLLOUT, "web-rollout").inputs
+    assert len(before["subnets"]) == 2 and len(after["subnets"]) == 3
+    assert {k for k in after if after[k] != before.get(k)} == {"subnets"}
+
+    service_before = two.named("aws:ecs/service:Service", "web")
+    service_after = three.named("aws:ecs/service:Service", "web")
+    changed = {
+        k for k in service_after.inputs if service_after.inputs[k] != service_before.inputs.get(k)
+    }
+    assert changed == {"networkConfiguration"}
+    assert changed <= set(service_after.options["ignoreChanges"])
