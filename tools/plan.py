@@ -187,7 +187,8 @@ def run(
     return Plan(
         stack=stack,
         project=project,
-        resources=monitor.registrations,
+        # Registration order depends on asyncio scheduling; URN order is stable.
+        resources=sorted(monitor.registrations, key=lambda r: r.urn),
         outputs=outputs,
         invokes=cloud.invokes,
     )
@@ -248,7 +249,7 @@ def _summary(reg: Registration) -> str:
         if key in inputs and inputs[key] not in (None, [], {}):
             value = inputs[key]
             text = (
-                json.dumps(value, separators=(",", ":"))
+                json.dumps(value, separators=(",", ":"), sort_keys=True)
                 if isinstance(value, dict | list)
                 else str(value)
             )
@@ -278,6 +279,8 @@ def render_tree(plan: Plan) -> str:
         for p in children
         if p == "" or p.endswith("pulumi:pulumi:Stack::" + f"{plan.project}-{plan.stack}")
     ]
+    for siblings in children.values():
+        siblings.sort(key=lambda r: (r.name, r.type))
     for parent in roots:
         walk(parent, 1)
     resolution = plan.outputs.get("imageResolution") or {}
