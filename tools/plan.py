@@ -25,6 +25,8 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.config import NAMESPACE, ConfigError
+from tools import yamlfile
 from tools.simcloud import (
     RecordingMonitor,
     Registration,
@@ -97,24 +99,53 @@ class Plan:
         return matches[0]
 
 
-def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+def stack_file(stack: str, root: Path = ROOT) -> yamlfile.Document:
+    """The parsed `Pulumi.<stack>.yaml` of `root` (with key lines); bad files are PlanErrors."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         stacks = sorted(
             p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml")
         )
         raise PlanError(f"no stack file {path.name}; known stacks: {', '.join(stacks)}")
-    data = yaml.safe_load(path.read_text()) or {}
-    return dict(data.get("config") or {})
+    try:
+        document = yamlfile.parse(path.read_text(), path.name)
+        yamlfile.mapping(document, (), "a stack file")
+        yamlfile.mapping(document, ("config",), "config")
+    except yamlfile.FileProblem as exc:
+        raise PlanError(str(exc)) from None
+    return document
+
+
+def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    return dict((stack_file(stack, root).data or {}).get("config") or {})
+
+
+def _located(exc: ConfigError, document: yamlfile.Document, overridden: set[str]) -> ConfigError:
+    """The same problems, each prefixed with the stack file and line of its key."""
+    problems = []
+    for problem in exc.problems:
+        key_path = problem.split(": ", 1)[0]
+        top, *rest = key_path.split(".")
+        if top in overridden or not document.lines:
+            problems.append(problem)
+            continue
+        name = top if ":" in top else f"{NAMESPACE}:{top}"
+        at = ("config", name, *(int(p) if p.isdigit() else p for p in rest))
+        problems.append(f"{document.where(at)}: {problem}")
+    return ConfigError(problems)
 
 
 def _has_stack(environment: SimulatedEnvironment, name: str) -> bool:
     return name in environment.stacks or name.rsplit("/", 1)[-1] in environment.stacks
 
 
-def _encode(value: Any) -> str:
+def _encode(value: Any, ours: bool = False) -> str:
     if isinstance(value, dict) and set(value) == {"secure"}:
         return "[secret]"  # encrypted stack values cannot be read offline
+    if ours and isinstance(value, str) and value.lower() in ("true", "false"):
+        # A quoted "true" in the file is a string: keep it one so strict booleans refuse it
+        # (the engine would pass it as the bare text, indistinguishable from a boolean).
+        return json.dumps(value)
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -132,9 +163,11 @@ def run(
     environment: SimulatedEnvironment | None = None,
     overrides: dict[str, Any] | None = None,
     root: Path = ROOT,
+    _downstream: tuple[str, ...] = (),
 ) -> Plan:
     """Run `__main__.py` of `root` for `stack` against the simulated cloud and return the plan."""
     project = (yaml.safe_load((root / "Pulumi.yaml").read_text()) or {})["name"]
+    document = stack_file(stack, root) if config is None else yamlfile.Document("config", {}, {})
     values = dict(stack_config(stack, root) if config is None else config)
     for key, value in (overrides or {}).items():
         values[key if ":" in key else f"{project}:{key}"] = value
@@ -143,7 +176,16 @@ def run(
     upstream = values.get(f"{project}:upstreamStack")
     if isinstance(upstream, str) and upstream and not _has_stack(environment, upstream):
         # Nothing says what the upstream exports: simulate it deployed exactly as planned.
-        upstream_plan = run(upstream.rsplit("/", 1)[-1], root=root)
+        short = upstream.rsplit("/", 1)[-1]
+        chain = (*_downstream, stack)
+        if short in chain:
+            cycle = " -> ".join((*chain[chain.index(short) :], short))
+            raise PlanError(
+                f"{document.where(('config', f'{project}:upstreamStack'))}: upstreamStack: "
+                f"the stacks promote from each other in a cycle: {cycle}; "
+                "the first environment has no upstreamStack"
+            )
+        upstream_plan = run(short, root=root, _downstream=chain)
         environment = environment.model_copy(
             update={"stacks": {**environment.stacks, upstream: upstream_plan.outputs}}
         )
@@ -153,7 +195,9 @@ def run(
     pulumi_settings.ROOT.set(None)
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
-    pulumi.runtime.set_all_config({k: _encode(v) for k, v in values.items()})
+    pulumi.runtime.set_all_config(
+        {k: _encode(v, k.startswith(f"{project}:")) for k, v in values.items()}
+    )
     diagnostics = _Diagnostics()
     logger = logging.getLogger(f"ecs-delivery.plan.{stack}")
     logger.handlers[:] = [diagnostics]
@@ -173,6 +217,11 @@ def run(
 
     try:
         _sync_await(run_pulumi_func(program))
+    except ConfigError as exc:
+        exc.registrations = monitor.registrations  # type: ignore[attr-defined]  (for tests)
+        # For the CLI's messages: where each key is (overridden keys are not in the file).
+        exc.located = _located(exc, document, {k.partition(":")[2] or k for k in overrides or {}})  # type: ignore[attr-defined]
+        raise
     except pulumi.RunError as exc:
         exc.registrations = monitor.registrations  # type: ignore[attr-defined]  (for tests)
         raise
@@ -327,13 +376,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "-c", "--config", action="append", default=[], help="override a config key: key=value"
     )
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from components.config import ConfigError
-
     try:
         environment = SimulatedEnvironment.load(args.live) if args.live else None
-        plan = run(args.stack, environment=environment, overrides=_parse_overrides(args.config))
-    except (ConfigError, PlanError, SimulationError, ProgramFailed) as exc:
+        plan = run(
+            args.stack,
+            environment=environment,
+            overrides=_parse_overrides(args.config),
+            root=args.root,
+        )
+    except ConfigError as exc:
+        print(f"error: {getattr(exc, 'located', exc)}", file=sys.stderr)
+        return 1
+    except (PlanError, SimulationError, ProgramFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except pulumi.RunError as exc:

@@ -11,12 +11,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 from pydantic.alias_generators import to_camel
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -36,7 +35,7 @@ class LiveService(_Model):
     containers: dict[str, str] = Field(default_factory=dict)
     task_definition_arn: str | None = None
     # The service exists, but its task definition cannot be read (e.g. deregistered, denied).
-    unreadable: bool = False
+    unreadable: Annotated[bool, Strict()] = False
 
 
 class SimulatedEnvironment(_Model):
@@ -50,20 +49,26 @@ class SimulatedEnvironment(_Model):
 
     @classmethod
     def load(cls, path: str | Path) -> SimulatedEnvironment:
-        text = Path(path).read_text()
+        """Read a LIVE file; problems are reported like stack-file ones (file:line: key: fix)."""
+        from components.config import validation_problems
+        from tools import yamlfile
+
         try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise SimulationError(f"{path}: not valid YAML/JSON: {exc}") from None
+            document = yamlfile.load(path)
+            raw = yamlfile.mapping(document, (), "a simulated environment")
+        except yamlfile.FileProblem as exc:
+            raise SimulationError(str(exc)) from None
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            lines = [
-                f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                for e in exc.errors(include_url=False)
-            ]
+            problems = []
+            for problem in validation_problems(exc, cls):
+                key_path = problem.split(": ", 1)[0]
+                at = tuple(int(p) if p.isdigit() else p for p in key_path.split("."))
+                problems.append(f"  {document.where(at)}: {problem}")
             raise SimulationError(
-                f"{path}: invalid simulated environment:\n" + "\n".join(lines)
+                f"invalid simulated environment ({len(problems)} problem(s)):\n"
+                + "\n".join(problems)
             ) from None
 
 
