@@ -1,0 +1,29 @@
+"""The plan's speed-ups stay inside the plan: no stack captured per resource, GC left alone."""
+
+from __future__ import annotations
+
+import gc
+import traceback
+
+from pulumi.runtime import resource as pulumi_resource
+
+from tools import plan as plan_tool
+
+
+def test_a_plan_captures_no_python_stack_per_resource(monkeypatch):
+    calls = []
+    real = traceback.extract_stack
+    monkeypatch.setattr(
+        traceback, "extract_stack", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    original = pulumi_resource._get_stack_trace
+    plan = plan_tool.run("dev")
+    assert len(plan.resources) > 100
+    assert calls == []
+    assert pulumi_resource._get_stack_trace is original  # restored for whatever runs next
+
+
+def test_the_library_entry_point_leaves_the_garbage_collector_on(capsys):
+    assert plan_tool.main(["--stack", "dev"]) == 0
+    assert "outputs:" in capsys.readouterr().out
+    assert gc.isenabled()
