@@ -91,6 +91,8 @@ def parse(text: str, name: str) -> Document:
         mark = exc.problem_mark or exc.context_mark
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        if exc.context_mark and exc.problem_mark and exc.context_mark.line != mark.line:
+            what += f" (the construct opened at line {exc.context_mark.line + 1})"
         raise FileProblem(f"{where}: not valid YAML: {what}") from None
     except yaml.YAMLError as exc:
         raise FileProblem(f"{name}: not valid YAML: {exc}") from None
