@@ -680,13 +680,20 @@ def _secret_like_environment(path: str, unit: Any) -> list[str]:
     if not isinstance(unit, dict) or not isinstance(unit.get("environment"), dict):
         return []
     allowed = unit.get("plainEnvironmentAllowed")
-    allowed = set(allowed) if isinstance(allowed, list) else set()
-    return [
+    allowed = [str(a) for a in allowed] if isinstance(allowed, list) else []
+    problems = [
         f"{path}.environment.{key}: looks like a secret; move it to {path}.secrets (a Secrets "
         f"Manager or SSM ARN), or list it in {path}.plainEnvironmentAllowed if it is not one"
         for key in unit["environment"]
         if SECRET_LIKE.search(str(key)) and key not in allowed
     ]
+    # A stale opt-out would silently let the next variable of that name through.
+    problems += [
+        f"{path}.plainEnvironmentAllowed: {name!r} is not in {path}.environment; remove it"
+        for name in allowed
+        if name not in unit["environment"]
+    ]
+    return problems
 
 
 # --- error formatting -------------------------------------------------------------

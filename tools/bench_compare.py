@@ -30,8 +30,8 @@ def _worktree(commit: str, parent: Path) -> Path:
     return path
 
 
-def _timed(python: str, cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one plan process."""
+def _timed(python: str, cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one plan process."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [python, "-m", "tools.plan", "--stack", STACK],
@@ -43,7 +43,7 @@ def _timed(python: str, cwd: Path) -> tuple[float, float]:
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"plan failed in {cwd}: {process.stderr.read().decode()}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,20 +62,31 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for tree in trees.values():
                 (tree / f"Pulumi.{STACK}.yaml").write_text(text)
-            runs: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
+            runs: dict[str, list[tuple[float, float, float]]] = {"A": [], "B": []}
             for round_ in range(args.rounds):
                 for label, tree in trees.items():
-                    wall, peak = _timed(python, tree)
-                    runs[label].append((wall, peak))
-                    print(f"round {round_ + 1} {label}: {wall:6.2f} s  {peak:6.1f} MiB", flush=True)
+                    wall, cpu, peak = _timed(python, tree)
+                    runs[label].append((wall, cpu, peak))
+                    print(
+                        f"round {round_ + 1} {label}: wall {wall:6.2f} s  cpu {cpu:6.2f} s  "
+                        f"peak {peak:6.1f} MiB",
+                        flush=True,
+                    )
         finally:
             for tree in trees.values():
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT)
-    median = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
-    peak = {k: max(p for _, p in v) for k, v in runs.items()}
-    print(f"A {args.base}: median {median['A']:.2f} s, peak {peak['A']:.1f} MiB")
-    print(f"B {args.new}: median {median['B']:.2f} s, peak {peak['B']:.1f} MiB")
-    print(f"median wall ratio B/A: {median['B'] / median['A']:.2f} ({args.services} services)")
+    wall = {k: statistics.median(r[0] for r in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(r[1] for r in v) for k, v in runs.items()}
+    peak = {k: max(r[2] for r in v) for k, v in runs.items()}
+    for label, commit in (("A", args.base), ("B", args.new)):
+        print(
+            f"{label} {commit}: median wall {wall[label]:.2f} s, cpu {cpu[label]:.2f} s, "
+            f"peak {peak[label]:.1f} MiB"
+        )
+    print(
+        f"median ratio B/A ({args.services} services): wall {wall['B'] / wall['A']:.2f}, "
+        f"cpu {cpu['B'] / cpu['A']:.2f}"
+    )
     return 0
 
 

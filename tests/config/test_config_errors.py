@@ -403,3 +403,14 @@ def test_long_name_lists_are_elided():
     assert "use one of ['svc000', 'svc001', 'svc002', 'svc003', 'svc004', … 195 more]" in " ".join(
         caught.value.problems
     )
+
+
+def test_an_opt_out_for_a_variable_that_is_not_there_is_refused():
+    config = with_("services.web.environment", {"LOG_LEVEL": "x"})
+    config["services"]["web"]["plainEnvironmentAllowed"] = ["TOKEN_URL"]
+    with pytest.raises(ConfigError) as caught:
+        parse(config)
+    assert caught.value.problems == [
+        "services.web.plainEnvironmentAllowed: 'TOKEN_URL' is not in services.web.environment; "
+        "remove it"
+    ]

@@ -27,3 +27,32 @@ def test_the_library_entry_point_leaves_the_garbage_collector_on(capsys):
     assert plan_tool.main(["--stack", "dev"]) == 0
     assert "outputs:" in capsys.readouterr().out
     assert gc.isenabled()
+
+
+def test_the_benchmark_reports_start_up_and_per_resource_cost():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.bench_plan", "--sizes", "1"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].startswith("start-up (import tools.plan, median of 3): ")
+    assert lines[2].split() == [
+        "services",
+        "resources",
+        "wall",
+        "s",
+        "peak",
+        "MiB",
+        "ms/res",
+        "KiB/res",
+    ]
+    services, resources, *_ = lines[3].split()
+    assert services == "1" and int(resources) > 100
