@@ -86,14 +86,16 @@ def _normal(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _normal(v) for k, v in value.items()}
     if isinstance(value, list):
-        if value and all(isinstance(v, dict) and isinstance(v.get("name"), str) for v in value):
-            keyed = {}
-            for item in value:
-                rest = {k: v for k, v in item.items() if k != "name"}
-                # {name, value} pairs (environment, secrets) read best as name: value.
-                pair = set(rest) in ({"value"}, {"valueFrom"})
-                keyed[item["name"]] = _normal(next(iter(rest.values())) if pair else rest)
-            return keyed
+        for key in ("name", "Sid"):  # containers, variables, ports; IAM statements
+            names = [v.get(key) if isinstance(v, dict) else None for v in value]
+            if value and all(isinstance(n, str) for n in names) and len(set(names)) == len(names):
+                keyed = {}
+                for item in value:
+                    rest = {k: v for k, v in item.items() if k != key}
+                    # {name, value} pairs (environment, secrets) read best as name: value.
+                    pair = set(rest) in ({"value"}, {"valueFrom"})
+                    keyed[item[key]] = _normal(next(iter(rest.values())) if pair else rest)
+                return keyed
         return [_normal(v) for v in value]
     return value
 
@@ -125,6 +127,19 @@ def _show(value: Any) -> str:
     return "(none)" if value is None else compact(value)
 
 
+def _change(old: Any, new: Any) -> str:
+    """`old → new`; for two lists, what was removed and what was added."""
+    if isinstance(old, list) and isinstance(new, list):
+        removed = [v for v in old if v not in new]
+        added = [v for v in new if v not in old]
+        parts = [
+            f"removed {compact(removed)}" if removed else "",
+            f"added {compact(added)}" if added else "",
+        ]
+        return "; ".join(p for p in parts if p) or f"reordered {compact(new)}"
+    return f"{_show(old)} → {_show(new)}"
+
+
 # --- the diff --------------------------------------------------------------------------
 
 
@@ -140,7 +155,7 @@ class Change:
         mark = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}[self.action]
         why = f" (forced by {', '.join(self.forced_by)})" if self.forced_by else ""
         head = f"{mark} {self.action} {r['type']} {r['name']}{why}"
-        return [head] + [f"    {p}: {_show(a)} → {_show(b)}" for p, a, b in self.inputs]
+        return [head] + [f"    {p}: {_change(a, b)}" for p, a, b in self.inputs]
 
 
 def _replace_reasons(type_: str, paths: list[str], options: dict[str, Any]) -> list[str]:
@@ -194,7 +209,9 @@ def _rollout_parts(changes: list[Change], service: str) -> list[Change]:
 def _images(plan: dict[str, Any], service: str) -> str:
     resolution = (plan.get("outputs", {}).get("imageResolution") or {}).get(service) or {}
     return "; ".join(
-        f"image {c}: {r.get('now') or '(not deployed yet)'} -> {r.get('after')}"
+        f"image {c}: {r.get('after')} (unchanged)"
+        if r.get("now") == r.get("after")
+        else f"image {c}: {r.get('now') or '(not deployed yet)'} -> {r.get('after')}"
         for c, r in sorted(resolution.items())
     )
 
@@ -225,7 +242,7 @@ def service_lines(base: dict[str, Any], new: dict[str, Any], changes: list[Chang
             verdict = "is created" if any(c.action == "create" for c in parts) else "is deleted"
         elif parts:
             why = ", ".join(
-                f"{path.removeprefix('containerDefinitions.')} {_show(a)} → {_show(b)}"
+                f"{path.removeprefix('containerDefinitions.')} {_change(a, b)}"
                 for c in parts
                 for path, a, b in c.inputs
             )

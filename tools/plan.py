@@ -2,9 +2,10 @@
 
     python -m tools.plan --stack dev [--json plan.json] [--live examples/live-dev.yaml] [-c key=value]
 
-Prints the component tree (type, name, the properties a reviewer cares about) and the stack
-outputs; `--json` also writes the machine-readable plan
-`{"stack", "resources": [{"urn", "type", "name", "parent", "inputs", "options"}], "outputs"}`.
+Prints the component tree (`tools/plan_tree.py`: one line per fact a reviewer must see) and the
+stack outputs; `--json` also writes the machine-readable plan `{"stack", "resources": [{"urn",
+"type", "name", "parent", "inputs", "options"}], "outputs", "warnings"}`. Same inputs, same bytes.
+Bad input exits 1 with one line per problem (file and line where known), before any resource.
 """
 
 from __future__ import annotations
@@ -171,8 +172,11 @@ def run(
 ) -> Plan:
     """Run `__main__.py` of `root` for `stack` against the simulated cloud and return the plan."""
     project = (yaml.safe_load((root / "Pulumi.yaml").read_text()) or {})["name"]
-    document = stack_file(stack, root) if config is None else yamlfile.Document("config", {}, {})
-    values = dict(stack_config(stack, root) if config is None else config)
+    if config is None:
+        document = stack_file(stack, root)
+        values = dict((document.data or {}).get("config") or {})
+    else:  # a config given in code has no file to point into
+        document, values = yamlfile.Document("config", {}, {}), dict(config)
     for key, value in (overrides or {}).items():
         values[key if ":" in key else f"{project}:{key}"] = value
     region = values.get("aws:region") or "us-east-1"

@@ -130,7 +130,7 @@ def test_a_desired_count_change_updates_in_place_and_does_not_roll_out():
     assert text.splitlines() == [
         "~ update aws:ecs/service:Service web",
         "    desiredCount: 1 → 3",
-        "service web: no rollout; image web: x -> x",
+        "service web: no rollout; image web: x (unchanged)",
     ]
 
 
@@ -155,7 +155,7 @@ def test_a_change_of_the_rollout_resource_rolls_out_with_the_input_named():
         )
     )
     assert (
-        "service web: rolls out blue/green: platform_version 1.4.0 → LATEST; image web: x -> x"
+        "service web: rolls out blue/green: platform_version 1.4.0 → LATEST; image web: x (unchanged)"
         in text
     )
 
@@ -246,3 +246,21 @@ def test_the_pull_request_preview_runs_the_offline_diff_beside_pulumi_preview():
         "BASE_REF": "${{ github.base_ref }}",
     }
     assert steps[0]["with"]["fetch-depth"] == 0  # the base branch must be there to plan it
+
+
+def test_policy_statements_compare_by_sid_and_lists_say_what_was_added_and_removed():
+    def policy(resources):
+        statement = {
+            "Sid": "Read",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": resources,
+        }
+        return {"policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})}
+
+    base = {"resources": [_resource("aws:iam/rolePolicy:RolePolicy", "r", policy(["a", "b"]))]}
+    new = {"resources": [_resource("aws:iam/rolePolicy:RolePolicy", "r", policy(["b", "c"]))]}
+    assert diff.render(base, new)[0].splitlines() == [
+        "~ update aws:iam/rolePolicy:RolePolicy r",
+        '    policy.Statement.Read.Resource: removed ["a"]; added ["c"]',
+    ]
