@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import traceback
 
+from pulumi import _types as pulumi_types
 from pulumi.runtime import resource as pulumi_resource
 
 from tools import plan as plan_tool
@@ -16,11 +18,26 @@ def test_a_plan_captures_no_python_stack_per_resource(monkeypatch):
     monkeypatch.setattr(
         traceback, "extract_stack", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
-    original = pulumi_resource._get_stack_trace
+    originals = (
+        pulumi_resource._get_stack_trace,
+        pulumi_types.unwrap_type,
+        pulumi_types.resource_types,
+    )
     plan = plan_tool.run("dev")
     assert len(plan.resources) > 100
     assert calls == []
-    assert pulumi_resource._get_stack_trace is original  # restored for whatever runs next
+    # Restored for whatever runs next in this process.
+    assert (
+        pulumi_resource._get_stack_trace,
+        pulumi_types.unwrap_type,
+        pulumi_types.resource_types,
+    ) == originals
+
+
+def test_the_shortcuts_change_nothing_in_the_plan(monkeypatch):
+    fast = plan_tool.run("prod").to_json()
+    monkeypatch.setattr(plan_tool, "_fast_sdk", contextlib.nullcontext)
+    assert plan_tool.run("prod").to_json() == fast
 
 
 def test_the_library_entry_point_leaves_the_garbage_collector_on(capsys):
