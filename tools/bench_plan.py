@@ -10,7 +10,6 @@ import-only start-up (`import tools.plan`) is timed the same way.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -46,14 +45,17 @@ def synthetic_config(services: int) -> dict:
     return config
 
 
-def _measure(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (KiB) of one process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(command)}")
-    return time.perf_counter() - started, usage.ru_maxrss
+def _measure(command: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (KiB) and the first output line of one process."""
+    with tempfile.TemporaryFile("w+") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=ROOT, stdout=output)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"failed: {' '.join(command)}")
+        output.seek(0)
+        return wall, usage.ru_maxrss, output.readline()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,12 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             (project / "Pulumi.bench.yaml").write_text(
                 yaml.safe_dump({"config": synthetic_config(size)})
             )
-            target = project / "plan.json"
-            wall, peak_kib = _measure(
+            wall, peak_kib, first = _measure(
                 [sys.executable, "-m", "tools.plan", "--stack", "bench", "--root", tmp]
-                + ["--json", str(target)]
             )
-            resources = len(json.loads(target.read_text())["resources"])
+            resources = int(first.split(": ")[1].split()[0])  # "stack <name>: N resources"
             per_ms, per_kib = 1000 * wall / resources, peak_kib / resources
             print(
                 f"{size:>8} {resources:>9} {wall:>8.2f} {peak_kib / 1024:>9.1f} "

@@ -347,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(render_tree(plan))
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
+        with open(args.json_path, "w") as out:  # streamed: no second copy of the plan in memory
+            json.dump(plan.to_json(), out, indent=2, sort_keys=True)
+            out.write("\n")
         print(f"plan written to {args.json_path}")
     return 0
 
