@@ -7,8 +7,9 @@ STACK ?= dev
 PLAN_JSON ?=
 LIVE ?=
 CONFIG ?=
+BASE ?=
 
-.PHONY: setup test lint format plan bench bench-release release check-workflows clean
+.PHONY: setup test lint format plan diff bench bench-release release check-workflows clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +34,11 @@ check-workflows: $(STAMP)
 
 plan: $(STAMP)
 	$(BIN)/python -m tools.plan --stack $(STACK) $(if $(PLAN_JSON),--json $(PLAN_JSON)) $(if $(LIVE),--live $(LIVE)) $(foreach c,$(CONFIG),-c $(c))
+
+# Exit status of the tool: 0 no change, 1 changes, 2 error (make itself reports any non-zero as 2).
+diff: $(STAMP)
+	@test -n "$(BASE)" || { echo "error: give BASE=<plan.json or git ref>, e.g. make diff STACK=dev BASE=origin/main" >&2; exit 2; }
+	$(BIN)/python -m tools.diff --stack $(STACK) --base $(BASE) $(if $(LIVE),--live $(LIVE)) $(foreach c,$(CONFIG),-c $(c))
 
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench_plan

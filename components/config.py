@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -47,6 +48,23 @@ SECRET_ARN = re.compile(
 )
 ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
 STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
+# Plain variable names that usually hold a secret; they belong in `secrets` (by ARN).
+SECRET_LIKE = re.compile(
+    r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL",
+    re.IGNORECASE,
+)
+
+# A boolean: only true or false (YAML booleans), never "yes", 1 or "true".
+Flag = Annotated[bool, Strict()]
+
+
+def elide(names: typing.Iterable[Any], limit: int = 5) -> str:
+    """A list for a message: the first `limit` items, then how many more."""
+    items = [str(n) for n in names]
+    if len(items) <= limit:
+        return repr(items)
+    shown = ", ".join(repr(n) for n in items[:limit])
+    return f"[{shown}, … {len(items) - limit} more]"
 
 
 class ConfigError(pulumi.RunError):
@@ -111,7 +129,7 @@ class LoadBalancerConfig(_Model):
     ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
     test_listener_port: int = Field(8443, ge=1, le=65535)
     test_listener_cidrs: list[str] = Field(default_factory=list)
-    deletion_protection: bool = False
+    deletion_protection: Flag = False
     idle_timeout_seconds: int = Field(60, ge=1, le=4000)
 
     @field_validator("certificate_arn")
@@ -270,7 +288,7 @@ class ServiceConfig(_Model):
     secrets: dict[str, str] = Field(default_factory=dict)
     routing: RoutingConfig = RoutingConfig(path_patterns=["/*"])
     autoscaling: AutoscalingConfig | None = None
-    readonly_root_filesystem: bool = True
+    readonly_root_filesystem: Flag = True
     user: str | None = "1000"
     writable_paths: list[str] = Field(default_factory=lambda: ["/tmp"], max_length=5)
     cpu_architecture: Literal["X86_64", "ARM64"] = "X86_64"
@@ -279,6 +297,8 @@ class ServiceConfig(_Model):
     build: BuildConfig = BuildConfig()
     # CodeDeploy traffic shifting for this service; default: deployment.config of the stack.
     deployment_config: str | None = None
+    # Plain variables whose name looks like a secret but is not one (e.g. TOKEN_URL).
+    plain_environment_allowed: list[str] = Field(default_factory=list)
 
     @field_validator("bootstrap_image", "image")
     @classmethod
@@ -387,10 +407,11 @@ class ScheduledTaskConfig(_Model):
     environment: dict[str, str] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(default_factory=dict)
     timezone: str = "UTC"
-    enabled: bool = True
-    readonly_root_filesystem: bool = True
+    enabled: Flag = True
+    readonly_root_filesystem: Flag = True
     user: str | None = "1000"
     retry_attempts: int = Field(2, ge=0, le=185)
+    plain_environment_allowed: list[str] = Field(default_factory=list)
 
     @field_validator("schedule")
     @classmethod
@@ -455,7 +476,7 @@ class DeploymentConfig(_Model):
     custom_configs: dict[str, CustomDeploymentConfig] = Field(default_factory=dict)
     termination_wait_minutes: int = Field(5, ge=0, le=2880)
     alarms: AlarmConfig = AlarmConfig()
-    wait: bool = True
+    wait: Flag = True
     timeout_minutes: int = Field(60, ge=1, le=1440)
 
 
@@ -494,7 +515,7 @@ class PipelineConfig(_Model):
     """The environment's CodePipeline: source (or upstream promotion record), build, deploy."""
 
     source: SourceConfig | None = None
-    approval: bool | None = None
+    approval: Flag | None = None
     build_compute_type: Literal[
         "BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"
     ] = "BUILD_GENERAL1_SMALL"
@@ -514,7 +535,7 @@ class ReleaseConfig(_Model):
     poll_seconds: int = Field(30, ge=5, le=600)
     deployment_timeout_minutes: int = Field(60, ge=5, le=1440)
     # Production manifests must name images by digest or immutable tag.
-    production: bool = False
+    production: Flag = False
 
 
 class StackConfig(_Model):
@@ -549,7 +570,7 @@ class StackConfig(_Model):
         3288,
         3653,
     ] = 30
-    container_insights: bool = True
+    container_insights: Flag = True
     upstream_stack: str | None = None
     # The upstream release (the commit of its promotion record) whose images this stack takes.
     promote_release: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._\-]{1,128}$")
@@ -601,11 +622,11 @@ def _stack_wide_problems(raw: dict[str, Any]) -> list[str]:
                 catch_all.append(name)
         if len(catch_all) > 1:
             problems.append(
-                f"services: {catch_all} all route every path ('/*'); give each service routing.pathPatterns or routing.hostHeaders"
+                f"services: {elide(catch_all)} all route every path ('/*'); give each service routing.pathPatterns or routing.hostHeaders"
             )
     tasks = raw.get("scheduledTasks")
     if isinstance(tasks, dict):
-        service_names = set(services) if isinstance(services, dict) else set()
+        service_names = set(services) if isinstance(services, dict) else None
         for name, task in tasks.items():
             if not SERVICE_NAME.match(str(name)):
                 problems.append(
@@ -616,9 +637,10 @@ def _stack_wide_problems(raw: dict[str, Any]) -> list[str]:
                     f"scheduledTasks.{name}: a service has the same name; task and service names must differ"
                 )
             follows = task.get("followsService") if isinstance(task, dict) else None
-            if follows is not None and follows not in service_names:
+            # Without valid services there is nothing to check against (that error is reported).
+            if follows is not None and service_names is not None and follows not in service_names:
                 problems.append(
-                    f"scheduledTasks.{name}.followsService: {follows!r} is not a service of this stack; use one of {sorted(service_names)}"
+                    f"scheduledTasks.{name}.followsService: {follows!r} is not a service of this stack; use one of {elide(sorted(service_names))}"
                 )
     pipeline = raw.get("pipeline") if isinstance(raw.get("pipeline"), dict) else {}
     if raw.get("upstreamStack") and pipeline.get("source"):
@@ -641,12 +663,37 @@ def _stack_wide_problems(raw: dict[str, Any]) -> list[str]:
     for path, name in chosen:
         if name is not None and name not in known_configs:
             problems.append(
-                f"{path}: unknown deployment configuration {name!r}; use one of {sorted(known_configs)} or define it in deployment.customConfigs"
+                f"{path}: unknown deployment configuration {name!r}; use one of {elide(sorted(known_configs), 8)} or define it in deployment.customConfigs"
             )
+    for section in ("services", "scheduledTasks"):
+        units = raw.get(section)
+        for name, unit in (units or {}).items() if isinstance(units, dict) else ():
+            problems.extend(_secret_like_environment(f"{section}.{name}", unit))
     if raw.get("promoteRelease") and not raw.get("upstreamStack"):
         problems.append(
             "promoteRelease: needs upstreamStack (the stack that published the release)"
         )
+    return problems
+
+
+def _secret_like_environment(path: str, unit: Any) -> list[str]:
+    """Plain variables whose name looks like a secret, unless listed in plainEnvironmentAllowed."""
+    if not isinstance(unit, dict) or not isinstance(unit.get("environment"), dict):
+        return []
+    allowed = unit.get("plainEnvironmentAllowed")
+    allowed = [str(a) for a in allowed] if isinstance(allowed, list) else []
+    problems = [
+        f"{path}.environment.{key}: looks like a secret; move it to {path}.secrets (a Secrets "
+        f"Manager or SSM ARN), or list it in {path}.plainEnvironmentAllowed if it is not one"
+        for key in unit["environment"]
+        if SECRET_LIKE.search(str(key)) and key not in allowed
+    ]
+    # A stale opt-out would silently let the next variable of that name through.
+    problems += [
+        f"{path}.plainEnvironmentAllowed: {name!r} is not in {path}.environment; remove it"
+        for name in allowed
+        if name not in unit["environment"]
+    ]
     return problems
 
 
@@ -678,9 +725,9 @@ def _unwrap(annotation: Any) -> Any:
     return None
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """Walk StackConfig along an error location to the model that holds its last key."""
-    current: Any = StackConfig
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
+    """Walk `root` along an error location to the model that holds its last key."""
+    current: Any = root
     for part in loc:
         if current is None:
             return None
@@ -705,7 +752,7 @@ RETIRED_KEYS: dict[tuple[str, ...], str] = {
 }
 
 
-def _format(error: dict[str, Any]) -> list[str]:
+def _format(error: dict[str, Any], root: type[BaseModel]) -> list[str]:
     loc = tuple(p for p in error["loc"] if p != "[key]")
     path = ".".join(str(p) for p in loc) or "(root)"
     kind = error["type"]
@@ -715,17 +762,36 @@ def _format(error: dict[str, Any]) -> list[str]:
     if kind == "extra_forbidden" and loc in RETIRED_KEYS:
         return [f"{path}: {RETIRED_KEYS[loc]}"]
     if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
+        parent = _model_at(loc[:-1], root)
         known = _known_keys(parent) if parent else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(known)}"
+        hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {elide(known, 12)}"
         return [f"{path}: unknown key; {hint}"]
     if kind == "missing":
         return [f"{path}: required; add it to the stack file"]
+    if kind == "bool_type":
+        value = error.get("input")
+        return [f"{path}: use true or false (an unquoted YAML boolean), got {value!r}"]
     message = error["msg"].removeprefix("Value error, ")
     value = error.get("input")
     shown = "" if isinstance(value, dict | list) or kind == "value_error" else f" (got {value!r})"
     return [f"{path}: {message}{shown}"]
+
+
+def validation_problems(exc: ValidationError, root: type[BaseModel]) -> list[str]:
+    """One line per problem of a pydantic error of `root`, naming the key path and the fix."""
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        problems.extend(_format(error, root))
+    return problems
+
+
+def _typo_cascade(problems: list[str]) -> list[str]:
+    """Drop "X: required" when an unknown key is a typo of X: the typo is the one problem."""
+    typos = {
+        m.group(1) for p in problems if (m := re.search(r"unknown key; did you mean '(.+)'\?", p))
+    }
+    return [p for p in problems if not any(p.startswith(f"{t}: required") for t in typos)]
 
 
 def parse(raw: dict[str, Any]) -> StackConfig:
@@ -734,9 +800,8 @@ def parse(raw: dict[str, Any]) -> StackConfig:
     try:
         parsed = StackConfig.model_validate(raw)
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            problems.extend(_format(error))
-        raise ConfigError(problems) from None
+        problems.extend(validation_problems(exc, StackConfig))
+        raise ConfigError(_typo_cascade(problems)) from None
     if problems:
         raise ConfigError(problems)
     return parsed

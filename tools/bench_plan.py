@@ -1,20 +1,26 @@
-"""Plan benchmark: offline plan wall time and peak memory for 1, 10, 50 and 200 services.
+"""Plan benchmark: the offline plan CLI's wall time and peak memory for 1, 10, 50 and 200 services.
 
     make bench        (or: python -m tools.bench_plan [--sizes 1,10,50,200])
 
-Each size runs in a fresh interpreter so peak memory (max RSS) is its own.
+Each size is a synthetic dev-like stack planned by `python -m tools.plan` in a fresh process
+(the command a reviewer runs, start-up included), so peak memory (max RSS) is its own. The
+import-only start-up (`import tools.plan`) is timed the same way.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import platform
-import resource
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,60 +45,53 @@ def synthetic_config(services: int) -> dict:
     return config
 
 
-def _child(services: int) -> None:
-    from tools import plan as plan_tool
-
-    config = synthetic_config(services)
-    started = time.perf_counter()
-    plan = plan_tool.run("dev", config=config)
-    wall = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        json.dumps(
-            {
-                "services": services,
-                "wall": wall,
-                "resources": len(plan.resources),
-                "peak_kib": peak_kib,
-            }
-        )
-    )
+def _measure(command: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (KiB) and the first output line of one process."""
+    with tempfile.TemporaryFile("w+") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=ROOT, stdout=output)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"failed: {' '.join(command)}")
+        output.seek(0)
+        return wall, usage.ru_maxrss, output.readline()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,10,50,200")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child is not None:
-        _child(args.child)
-        return 0
     print(
-        f"offline plan benchmark on {platform.processor() or platform.machine()}, python {platform.python_version()}"
+        f"offline plan benchmark on {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, python {platform.python_version()}"
     )
+    startup = statistics.median(
+        _measure([sys.executable, "-c", "import tools.plan"])[0] for _ in range(3)
+    )
+    print(f"start-up (import tools.plan, median of 3): {startup:.2f} s")
     print(
         f"{'services':>8} {'resources':>9} {'wall s':>8} {'peak MiB':>9} {'ms/res':>7} {'KiB/res':>8}"
     )
     last = None
-    for size in (int(s) for s in args.sizes.split(",")):
-        out = (
-            subprocess.run(
-                [sys.executable, "-m", "tools.bench_plan", "--child", str(size)],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        for name in ("Pulumi.yaml", "__main__.py"):
+            shutil.copy(ROOT / name, project / name)
+        for size in (int(s) for s in args.sizes.split(",")):
+            (project / "Pulumi.bench.yaml").write_text(
+                yaml.safe_dump({"config": synthetic_config(size)})
             )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        row = json.loads(out)
-        per_ms = 1000 * row["wall"] / row["resources"]
-        per_kib = row["peak_kib"] / row["resources"]
-        print(
-            f"{size:>8} {row['resources']:>9} {row['wall']:>8.2f} {row['peak_kib'] / 1024:>9.1f} {per_ms:>7.2f} {per_kib:>8.1f}"
-        )
-        last = (size, per_ms)
+            wall, peak_kib, first = _measure(
+                [sys.executable, "-m", "tools.plan", "--stack", "bench", "--root", tmp]
+            )
+            resources = int(first.split(": ")[1].split()[0])  # "stack <name>: N resources"
+            per_ms, per_kib = 1000 * wall / resources, peak_kib / resources
+            print(
+                f"{size:>8} {resources:>9} {wall:>8.2f} {peak_kib / 1024:>9.1f} "
+                f"{per_ms:>7.2f} {per_kib:>8.1f}"
+            )
+            last = (size, per_ms)
     if last:
         print(f"plan {last[0]} services: {last[1]:.2f} ms per registered resource (target <= 3 ms)")
     print("reproduce: make bench")

@@ -2,9 +2,10 @@
 
     python -m tools.plan --stack dev [--json plan.json] [--live examples/live-dev.yaml] [-c key=value]
 
-Prints the component tree (type, name, the properties a reviewer cares about) and the stack
-outputs; `--json` also writes the machine-readable plan
-`{"stack", "resources": [{"urn", "type", "name", "parent", "inputs", "options"}], "outputs"}`.
+Prints the component tree (`tools/plan_tree.py`: one line per fact a reviewer must see) and the
+stack outputs; `--json` also writes the machine-readable plan `{"stack", "resources": [{"urn",
+"type", "name", "parent", "inputs", "options"}], "outputs", "warnings"}`. Same inputs, same bytes.
+Bad input exits 1 with one line per problem (file and line where known), before any resource.
 """
 
 from __future__ import annotations
@@ -13,18 +14,26 @@ import argparse
 import gc
 import json
 import logging
+import os
 import runpy
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
+from pulumi import _types as pulumi_types
+from pulumi.runtime import resource as pulumi_resource
 from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.config import NAMESPACE, ConfigError
+from tools import plan_tree, yamlfile
 from tools.simcloud import (
     RecordingMonitor,
     Registration,
@@ -85,6 +94,7 @@ class Plan:
                 for r in self.resources
             ],
             "outputs": self.outputs,
+            "warnings": self.warnings,
         }
 
     def of_type(self, type_: str) -> list[Registration]:
@@ -97,25 +107,94 @@ class Plan:
         return matches[0]
 
 
-def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+def stack_file(stack: str, root: Path = ROOT) -> yamlfile.Document:
+    """The parsed `Pulumi.<stack>.yaml` of `root` (with key lines); bad files are PlanErrors."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         stacks = sorted(
             p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml")
         )
         raise PlanError(f"no stack file {path.name}; known stacks: {', '.join(stacks)}")
-    data = yaml.safe_load(path.read_text()) or {}
-    return dict(data.get("config") or {})
+    try:
+        document = yamlfile.parse(path.read_text(), path.name)
+        yamlfile.mapping(document, (), "a stack file")
+        yamlfile.mapping(document, ("config",), "config")
+    except yamlfile.FileProblem as exc:
+        raise PlanError(str(exc)) from None
+    return document
+
+
+def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    return dict((stack_file(stack, root).data or {}).get("config") or {})
+
+
+def _located(exc: ConfigError, document: yamlfile.Document, overridden: set[str]) -> ConfigError:
+    """The same problems, each prefixed with the stack file and line of its key."""
+    problems = []
+    for problem in exc.problems:
+        key_path = problem.split(": ", 1)[0]
+        top, *rest = key_path.split(".")
+        if top in overridden or not document.lines:
+            problems.append(problem)
+            continue
+        name = top if ":" in top else f"{NAMESPACE}:{top}"
+        at = ("config", name, *(int(p) if p.isdigit() else p for p in rest))
+        problems.append(f"{document.where(at)}: {problem}")
+    return ConfigError(problems)
 
 
 def _has_stack(environment: SimulatedEnvironment, name: str) -> bool:
     return name in environment.stacks or name.rsplit("/", 1)[-1] in environment.stacks
 
 
-def _encode(value: Any) -> str:
+def _encode(value: Any, ours: bool = False) -> str:
     if isinstance(value, dict) and set(value) == {"secure"}:
         return "[secret]"  # encrypted stack values cannot be read offline
+    if ours and isinstance(value, str) and value.lower() in ("true", "false"):
+        # A quoted "true" in the file is a string: keep it one so strict booleans refuse it
+        # (the engine would pass it as the bare text, indistinguishable from a boolean).
+        return json.dumps(value)
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def _memo(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`function` remembered per (hashable) argument; the result is copied if it is a dict."""
+    cache: dict[Any, Any] = {}
+
+    def remembered(argument: Any) -> Any:
+        try:
+            if argument not in cache:
+                cache[argument] = function(argument)
+            result = cache[argument]
+        except TypeError:  # unhashable: compute as before
+            return function(argument)
+        return dict(result) if isinstance(result, dict) else result
+
+    return remembered
+
+
+@contextmanager
+def _fast_sdk() -> Iterator[None]:
+    """For the plan only: skip SDK work whose result nothing under mocks uses or that repeats."""
+    saved = {
+        (pulumi_resource, "_get_stack_trace"),
+        (pulumi_types, "unwrap_type"),
+        (pulumi_types, "unwrap_optional_type"),
+        (pulumi_types, "resource_types"),
+    }
+    originals = {(module, name): getattr(module, name) for module, name in saved}
+    # A Python stack per resource (traceback.extract_stack, ~11 % of a plan) only feeds the
+    # engine's source positions, which the mock monitor never reads.
+    pulumi_resource._get_stack_trace = source_pb2.StackTrace
+    # Type introspection of the same classes and annotations, per resource and per property
+    # (~10 %): pure functions of their argument, so each answer is computed once.
+    for name in ("unwrap_type", "unwrap_optional_type", "resource_types"):
+        setattr(pulumi_types, name, _memo(originals[(pulumi_types, name)]))
+    try:
+        yield
+    finally:
+        for (module, name), original in originals.items():
+            setattr(module, name, original)
 
 
 def _resolve(value: Any) -> Any:
@@ -132,10 +211,15 @@ def run(
     environment: SimulatedEnvironment | None = None,
     overrides: dict[str, Any] | None = None,
     root: Path = ROOT,
+    _downstream: tuple[str, ...] = (),
 ) -> Plan:
     """Run `__main__.py` of `root` for `stack` against the simulated cloud and return the plan."""
     project = (yaml.safe_load((root / "Pulumi.yaml").read_text()) or {})["name"]
-    values = dict(stack_config(stack, root) if config is None else config)
+    if config is None:
+        document = stack_file(stack, root)
+        values = dict((document.data or {}).get("config") or {})
+    else:  # a config given in code has no file to point into
+        document, values = yamlfile.Document("config", {}, {}), dict(config)
     for key, value in (overrides or {}).items():
         values[key if ":" in key else f"{project}:{key}"] = value
     region = values.get("aws:region") or "us-east-1"
@@ -143,7 +227,16 @@ def run(
     upstream = values.get(f"{project}:upstreamStack")
     if isinstance(upstream, str) and upstream and not _has_stack(environment, upstream):
         # Nothing says what the upstream exports: simulate it deployed exactly as planned.
-        upstream_plan = run(upstream.rsplit("/", 1)[-1], root=root)
+        short = upstream.rsplit("/", 1)[-1]
+        chain = (*_downstream, stack)
+        if short in chain:
+            cycle = " -> ".join((*chain[chain.index(short) :], short))
+            raise PlanError(
+                f"{document.where(('config', f'{project}:upstreamStack'))}: upstreamStack: "
+                f"the stacks promote from each other in a cycle: {cycle}; "
+                "the first environment has no upstreamStack"
+            )
+        upstream_plan = run(short, root=root, _downstream=chain)
         environment = environment.model_copy(
             update={"stacks": {**environment.stacks, upstream: upstream_plan.outputs}}
         )
@@ -153,14 +246,13 @@ def run(
     pulumi_settings.ROOT.set(None)
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
-    pulumi.runtime.set_all_config({k: _encode(v) for k, v in values.items()})
+    pulumi.runtime.set_all_config(
+        {k: _encode(v, k.startswith(f"{project}:")) for k, v in values.items()}
+    )
     diagnostics = _Diagnostics()
     logger = logging.getLogger(f"ecs-delivery.plan.{stack}")
     logger.handlers[:] = [diagnostics]
     logger.propagate = False
-    pulumi.runtime.set_mocks(
-        cloud, project=project, stack=stack, preview=False, monitor=monitor, logger=logger
-    )
 
     def program() -> None:
         runpy.run_path(str(root / "__main__.py"), run_name="__main__")
@@ -172,7 +264,16 @@ def run(
     gc.set_threshold(50_000, 50, 100)
 
     try:
-        _sync_await(run_pulumi_func(program))
+        with _fast_sdk():  # before set_mocks: it registers the stack resource
+            pulumi.runtime.set_mocks(
+                cloud, project=project, stack=stack, preview=False, monitor=monitor, logger=logger
+            )
+            _sync_await(run_pulumi_func(program))
+    except ConfigError as exc:
+        exc.registrations = monitor.registrations  # type: ignore[attr-defined]  (for tests)
+        # For the CLI's messages: where each key is (overridden keys are not in the file).
+        exc.located = _located(exc, document, {k.partition(":")[2] or k for k in overrides or {}})  # type: ignore[attr-defined]
+        raise
     except pulumi.RunError as exc:
         exc.registrations = monitor.registrations  # type: ignore[attr-defined]  (for tests)
         raise
@@ -187,115 +288,16 @@ def run(
     return Plan(
         stack=stack,
         project=project,
-        resources=monitor.registrations,
+        # Registration order depends on asyncio scheduling; URN order is stable.
+        resources=sorted(monitor.registrations, key=lambda r: r.urn),
         outputs=outputs,
         invokes=cloud.invokes,
         warnings=diagnostics.warnings,
     )
 
 
-# --- readable tree ---------------------------------------------------------------------
-
-# The properties a reviewer looks at, per resource type (camelCase input names).
-_SHOWN: dict[str, list[str]] = {
-    "aws:ec2/vpc:Vpc": ["cidrBlock"],
-    "aws:ec2/subnet:Subnet": ["availabilityZone", "cidrBlock", "mapPublicIpOnLaunch"],
-    "aws:ec2/natGateway:NatGateway": [],
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": [
-        "ipProtocol",
-        "fromPort",
-        "toPort",
-        "cidrIpv4",
-        "referencedSecurityGroupId",
-    ],
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": [
-        "ipProtocol",
-        "fromPort",
-        "toPort",
-        "cidrIpv4",
-    ],
-    "aws:lb/loadBalancer:LoadBalancer": [
-        "internal",
-        "dropInvalidHeaderFields",
-        "enableDeletionProtection",
-    ],
-    "aws:lb/listener:Listener": ["port", "protocol", "sslPolicy"],
-    "aws:lb/targetGroup:TargetGroup": ["port", "targetType", "deregistrationDelay", "healthCheck"],
-    "aws:lb/listenerRule:ListenerRule": ["priority", "conditions"],
-    "aws:ecs/cluster:Cluster": ["name", "settings"],
-    "aws:ecs/service:Service": [
-        "name",
-        "desiredCount",
-        "deploymentController",
-        "networkConfiguration",
-    ],
-    "aws:ecs/taskDefinition:TaskDefinition": ["family", "cpu", "memory", "images"],
-    "aws:cloudwatch/logGroup:LogGroup": ["name", "retentionInDays"],
-    "aws:appautoscaling/target:Target": ["minCapacity", "maxCapacity"],
-}
-
-
-def _summary(reg: Registration) -> str:
-    inputs = plain(reg.inputs)
-    shown = []
-    for key in _SHOWN.get(reg.type, []):
-        if key == "images" and "containerDefinitions" in inputs:
-            try:
-                containers = json.loads(inputs["containerDefinitions"])
-                shown.append("images=" + ",".join(f"{c['name']}={c['image']}" for c in containers))
-            except (TypeError, ValueError):
-                shown.append("images=<computed>")
-            continue
-        if key in inputs and inputs[key] not in (None, [], {}):
-            value = inputs[key]
-            text = (
-                json.dumps(value, separators=(",", ":"))
-                if isinstance(value, dict | list)
-                else str(value)
-            )
-            shown.append(f"{key}={text}")
-    if reg.options["ignoreChanges"]:
-        shown.append(f"ignoreChanges={reg.options['ignoreChanges']}")
-    return "  ".join(shown)
-
-
 def render_tree(plan: Plan) -> str:
-    children: dict[str, list[Registration]] = {}
-    for reg in plan.resources:
-        children.setdefault(reg.parent or "", []).append(reg)
-    lines = [f"stack {plan.project}-{plan.stack}: {len(plan.resources)} resources"]
-
-    def walk(parent: str, depth: int) -> None:
-        for reg in children.get(parent, []):
-            kind = reg.type if reg.custom else f"[{reg.type}]"
-            details = _summary(reg)
-            lines.append(
-                f"{'  ' * depth}- {kind} {reg.name}" + (f"  ({details})" if details else "")
-            )
-            walk(reg.urn, depth + 1)
-
-    roots = [
-        p
-        for p in children
-        if p == "" or p.endswith("pulumi:pulumi:Stack::" + f"{plan.project}-{plan.stack}")
-    ]
-    for parent in roots:
-        walk(parent, 1)
-    resolution = plan.outputs.get("imageResolution") or {}
-    if resolution:
-        lines.append("images (now -> after, why):")
-        for service, containers in sorted(resolution.items()):
-            for container, r in sorted(containers.items()):
-                change = "unchanged" if r["now"] == r["after"] else "CHANGES"
-                lines.append(
-                    f"  {service}/{container}: {r['now'] or '(not deployed yet)'} -> {r['after']}  [{r['source']}, {change}]"
-                )
-    for warning in plan.warnings:
-        lines.append(f"warning: {warning}")
-    lines.append("outputs:")
-    for key, value in plan.outputs.items():
-        lines.append(f"  {key}: {json.dumps(value, indent=None, sort_keys=True)}")
-    return "\n".join(lines)
+    return plan_tree.render(plan.to_json())
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -303,7 +305,7 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise PlanError(f"-c {pair!r}: use key=value (e.g. -c promote=true)")
+            raise PlanError(f"-c {pair!r}: use key=value (e.g. -c promoteRelease=3f9c2a1)")
         try:
             result[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -325,13 +327,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "-c", "--config", action="append", default=[], help="override a config key: key=value"
     )
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from components.config import ConfigError
-
     try:
         environment = SimulatedEnvironment.load(args.live) if args.live else None
-        plan = run(args.stack, environment=environment, overrides=_parse_overrides(args.config))
-    except (ConfigError, PlanError, SimulationError, ProgramFailed) as exc:
+        plan = run(
+            args.stack,
+            environment=environment,
+            overrides=_parse_overrides(args.config),
+            root=args.root,
+        )
+    except ConfigError as exc:
+        print(f"error: {getattr(exc, 'located', exc)}", file=sys.stderr)
+        return 1
+    except (PlanError, SimulationError, ProgramFailed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except pulumi.RunError as exc:
@@ -339,10 +348,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(render_tree(plan))
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
+        with open(args.json_path, "w") as out:  # streamed: no second copy of the plan in memory
+            json.dump(plan.to_json(), out, indent=2, sort_keys=True)
+            out.write("\n")
         print(f"plan written to {args.json_path}")
     return 0
 
 
+def cli(argv: list[str] | None = None) -> None:
+    """The one-shot command: no cyclic GC during the run, no final collection at exit."""
+    # A plan allocates millions of objects that live until exit; collecting them is 20-30 %
+    # of a large plan and frees nothing that matters to a process that is about to end.
+    gc.disable()
+    gc.freeze()
+    code = main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # skip interpreter teardown (its final collection); output is flushed
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

@@ -11,12 +11,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 from pydantic.alias_generators import to_camel
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -38,9 +37,9 @@ class LiveService(_Model):
     digests: dict[str, str] = Field(default_factory=dict)
     task_definition_arn: str | None = None
     # The service exists, but its task definition cannot be read (e.g. deregistered, denied).
-    unreadable: bool = False
+    unreadable: Annotated[bool, Strict()] = False
     # The service is tagged, but DescribeServices fails for it (e.g. denied).
-    describe_fails: bool = False
+    describe_fails: Annotated[bool, Strict()] = False
 
 
 class SimulatedEnvironment(_Model):
@@ -57,20 +56,26 @@ class SimulatedEnvironment(_Model):
 
     @classmethod
     def load(cls, path: str | Path) -> SimulatedEnvironment:
-        text = Path(path).read_text()
+        """Read a LIVE file; problems are reported like stack-file ones (file:line: key: fix)."""
+        from components.config import validation_problems
+        from tools import yamlfile
+
         try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise SimulationError(f"{path}: not valid YAML/JSON: {exc}") from None
+            document = yamlfile.load(path)
+            raw = yamlfile.mapping(document, (), "a simulated environment")
+        except yamlfile.FileProblem as exc:
+            raise SimulationError(str(exc)) from None
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            lines = [
-                f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                for e in exc.errors(include_url=False)
-            ]
+            problems = []
+            for problem in validation_problems(exc, cls):
+                key_path = problem.split(": ", 1)[0]
+                at = tuple(int(p) if p.isdigit() else p for p in key_path.split("."))
+                problems.append(f"  {document.where(at)}: {problem}")
             raise SimulationError(
-                f"{path}: invalid simulated environment:\n" + "\n".join(lines)
+                f"invalid simulated environment ({len(problems)} problem(s)):\n"
+                + "\n".join(problems)
             ) from None
 
 
@@ -404,7 +409,10 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     if isinstance(value, pulumi.Asset | pulumi.Archive):
-        return {"asset": type(value).__name__, "path": getattr(value, "path", None)}
+        # The file name only: built archives are named by their content hash, and the
+        # directory a plan runs in (a checkout, a temporary worktree) is not a change.
+        path = getattr(value, "path", None)
+        return {"asset": type(value).__name__, "path": Path(path).name if path else None}
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str | int | float | bool) or value is None:

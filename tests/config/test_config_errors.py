@@ -259,6 +259,41 @@ CASES = [
         with_("services.web.readonlyRootFilesystem", "maybe"),
         "services.web.readonlyRootFilesystem: ",
     ),
+    (
+        "yes is not a boolean",
+        with_("loadBalancer.deletionProtection", "yes"),
+        "loadBalancer.deletionProtection: use true or false (an unquoted YAML boolean), got 'yes'",
+    ),
+    (
+        "a quoted true is not a boolean",
+        with_("containerInsights", "true"),
+        "containerInsights: use true or false (an unquoted YAML boolean), got 'true'",
+    ),
+    (
+        "1 is not a boolean",
+        with_("deployment.wait", 1),
+        "deployment.wait: use true or false (an unquoted YAML boolean), got 1",
+    ),
+    (
+        "on is not a boolean for a task",
+        with_(
+            "scheduledTasks.nightly", {"schedule": "rate(1 day)", "command": ["x"], "enabled": "on"}
+        ),
+        "scheduledTasks.nightly.enabled: use true or false",
+    ),
+    (
+        "password in plain environment",
+        with_("services.web.environment", {"DB_PASSWORD": "hunter2"}),
+        "services.web.environment.DB_PASSWORD: looks like a secret; move it to services.web.secrets",
+    ),
+    (
+        "token in a task's plain environment",
+        with_(
+            "scheduledTasks.nightly",
+            {"schedule": "rate(1 day)", "command": ["x"], "environment": {"GITHUB_TOKEN": "x"}},
+        ),
+        "scheduledTasks.nightly.environment.GITHUB_TOKEN: looks like a secret",
+    ),
 ]
 
 
@@ -306,3 +341,82 @@ def test_config_error_is_a_pulumi_run_error_so_the_engine_prints_no_traceback():
     import pulumi
 
     assert issubclass(ConfigError, pulumi.RunError)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "DB_PASSWORD",
+        "API_KEY",
+        "apiKey",
+        "SECRET",
+        "AUTH_TOKEN",
+        "PRIVATE_KEY",
+        "AWS_ACCESS_KEY_ID",
+    ],
+)
+def test_secret_like_plain_variables_are_refused_with_the_fix(name):
+    with pytest.raises(ConfigError) as caught:
+        parse(with_("services.web.environment", {name: "value"}))
+    assert caught.value.problems == [
+        f"services.web.environment.{name}: looks like a secret; move it to services.web.secrets "
+        "(a Secrets Manager or SSM ARN), or list it in services.web.plainEnvironmentAllowed "
+        "if it is not one"
+    ]
+
+
+def test_plain_environment_allowed_lets_a_false_positive_through():
+    config = with_(
+        "services.web.environment", {"TOKEN_URL": "https://auth/token", "LOG_LEVEL": "x"}
+    )
+    config["services"]["web"]["plainEnvironmentAllowed"] = ["TOKEN_URL"]
+    assert parse(config).services["web"].environment["TOKEN_URL"] == "https://auth/token"
+
+
+def test_real_booleans_are_accepted():
+    config = with_("loadBalancer.deletionProtection", True)
+    config["containerInsights"] = False
+    parsed = parse(config)
+    assert parsed.load_balancer.deletion_protection is True and parsed.container_insights is False
+
+
+def test_a_typo_in_services_is_the_only_problem():
+    config = {
+        "servcies": {"web": {"containerPort": 80}},
+        "pipeline": VALID["pipeline"],
+        "scheduledTasks": {
+            "nightly": {"schedule": "rate(1 day)", "command": ["x"], "followsService": "web"}
+        },
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse(config)
+    assert caught.value.problems == ["servcies: unknown key; did you mean 'services'?"]
+
+
+def test_long_name_lists_are_elided():
+    services = {f"svc{i:03d}": {"containerPort": 80} for i in range(200)}
+    config = {**VALID, "services": services}
+    config["scheduledTasks"] = {
+        "nightly": {"schedule": "rate(1 day)", "command": ["x"], "followsService": "nope"}
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse(config)
+    assert max(len(p) for p in caught.value.problems) < 200, caught.value.problems
+    assert (
+        "services: ['svc000', 'svc001', 'svc002', 'svc003', 'svc004', … 195 more] all route every path"
+        in " ".join(caught.value.problems)
+    )
+    assert "use one of ['svc000', 'svc001', 'svc002', 'svc003', 'svc004', … 195 more]" in " ".join(
+        caught.value.problems
+    )
+
+
+def test_an_opt_out_for_a_variable_that_is_not_there_is_refused():
+    config = with_("services.web.environment", {"LOG_LEVEL": "x"})
+    config["services"]["web"]["plainEnvironmentAllowed"] = ["TOKEN_URL"]
+    with pytest.raises(ConfigError) as caught:
+        parse(config)
+    assert caught.value.problems == [
+        "services.web.plainEnvironmentAllowed: 'TOKEN_URL' is not in services.web.environment; "
+        "remove it"
+    ]

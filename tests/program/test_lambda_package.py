@@ -186,5 +186,9 @@ def test_release_code_asset_is_the_same_across_two_plans(dev_plan):
     assert first == second and len(first) == 6
     (code, code_hash), *_ = first.values()
     assert code["asset"] == "FileArchive"
-    assert code_hash == lambda_package.code_sha256(Path(code["path"]))
+    (archive,) = {
+        r.inputs["code"].path for r in dev_plan.of_type(FUNCTION) if r.name == "release-plan"
+    }
+    assert Path(archive).name == code["path"]  # the plan shows the content-named file
+    assert code_hash == lambda_package.code_sha256(Path(archive))
     assert {str(c) for c, _ in first.values()} == {str(code)}  # one zip for every step

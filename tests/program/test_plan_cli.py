@@ -93,7 +93,10 @@ def test_a_malformed_simulated_environment_names_the_key_and_changes_nothing(tmp
     result = _plan("--stack", "dev", "--live", str(live), "--json", str(target))
     assert result.returncode == 1
     assert "invalid simulated environment" in result.stderr
-    assert "services.web.contaners: Extra inputs are not permitted" in result.stderr
+    assert (
+        f"{live}:3: services.web.contaners: unknown key; did you mean 'containers'?"
+        in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert not target.exists()
 
@@ -101,4 +104,119 @@ def test_a_malformed_simulated_environment_names_the_key_and_changes_nothing(tmp
 def test_a_config_override_without_a_value_is_refused():
     result = _plan("--stack", "dev", "-c", "promote")
     assert result.returncode == 1
-    assert "-c 'promote': use key=value (e.g. -c promote=true)" in result.stderr
+    assert "-c 'promote': use key=value (e.g. -c promoteRelease=3f9c2a1)" in result.stderr
+
+
+# --- bad stack files: one line per problem, with file and line, exit 1, no traceback --------
+
+
+def _project(tmp_path: Path, **stacks: str) -> Path:
+    """A project directory with the real program and the given `Pulumi.<stack>.yaml` texts."""
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    for stack, text in stacks.items():
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text(text)
+    return tmp_path
+
+
+def _dev_with(old: str, new: str) -> str:
+    text = (ROOT / "Pulumi.dev.yaml").read_text()
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+def _line_of(text: str, fragment: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
+
+
+def _refused(tmp_path: Path, *args: str) -> str:
+    result = _plan("--root", str(tmp_path), *args)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""
+    return result.stderr
+
+
+def test_a_yaml_syntax_error_names_file_and_line(tmp_path):
+    text = _dev_with('pathPatterns: ["/api/*"]', 'pathPatterns: ["/api/*"')
+    stderr = _refused(_project(tmp_path, dev=text), "--stack", "dev")
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: Pulumi.dev.yaml:"), stderr
+    assert "not valid YAML" in lines[0]
+
+
+def test_a_config_that_is_not_a_mapping_is_refused(tmp_path):
+    stderr = _refused(_project(tmp_path, dev="config: [a, b]\n"), "--stack", "dev")
+    assert stderr == (
+        "error: Pulumi.dev.yaml:1: config must be a mapping of key: value (got a list)\n"
+    )
+
+
+def test_a_duplicate_key_is_refused_naming_both_lines(tmp_path):
+    text = _dev_with("      memory: 512\n", "      memory: 512\n      memory: 1024\n")
+    stderr = _refused(_project(tmp_path, dev=text), "--stack", "dev")
+    first = _line_of(text, "memory: 512")
+    assert stderr == (
+        f"error: Pulumi.dev.yaml:{first + 1}: duplicate key 'memory' (first at line {first}); "
+        "YAML keeps only the last one: remove one of them\n"
+    )
+
+
+def test_an_upstream_cycle_is_named(tmp_path):
+    prod = (
+        (ROOT / "Pulumi.prod.yaml")
+        .read_text()
+        .replace("upstreamStack: dev", "upstreamStack: staging")
+    )
+    staging = (ROOT / "Pulumi.prod.yaml").read_text()
+    staging = staging.replace("upstreamStack: dev", "upstreamStack: prod")
+    stderr = _refused(_project(tmp_path, prod=prod, staging=staging), "--stack", "staging")
+    line = _line_of(staging, "upstreamStack")
+    assert stderr.startswith(
+        f"error: Pulumi.prod.yaml:{line}: upstreamStack: the stacks promote from each other "
+        "in a cycle: staging -> prod -> staging;"
+    ), stderr
+
+
+def test_yaml_1_1_yes_and_a_quoted_true_are_not_booleans(tmp_path):
+    text = _dev_with("deletionProtection: false", "deletionProtection: yes")
+    text = text.replace(
+        "ecs-delivery:logRetentionDays: 14",
+        'ecs-delivery:containerInsights: "true"\n  ecs-delivery:logRetentionDays: 14',
+    )
+    stderr = _refused(_project(tmp_path, dev=text), "--stack", "dev")
+    assert (
+        f"  Pulumi.dev.yaml:{_line_of(text, 'deletionProtection')}: loadBalancer.deletionProtection: "
+        "use true or false (an unquoted YAML boolean), got 'yes'\n" in stderr
+    ), stderr
+    assert (
+        f"  Pulumi.dev.yaml:{_line_of(text, 'containerInsights')}: containerInsights: "
+        "use true or false (an unquoted YAML boolean), got 'true'\n" in stderr
+    ), stderr
+
+
+def test_a_plain_password_names_its_line_and_the_fix(tmp_path):
+    text = _dev_with(
+        "        LOG_LEVEL: debug\n    api:",
+        "        LOG_LEVEL: debug\n        DB_PASSWORD: hunter2\n    api:",
+    )
+    stderr = _refused(_project(tmp_path, dev=text), "--stack", "dev")
+    assert (
+        f"  Pulumi.dev.yaml:{_line_of(text, 'DB_PASSWORD')}: services.web.environment.DB_PASSWORD: "
+        "looks like a secret; move it to services.web.secrets" in stderr
+    ), stderr
+
+
+def test_a_bad_simulated_environment_file_gets_the_stack_file_style(tmp_path):
+    live = tmp_path / "live.yaml"
+    live.write_text("services:\n  web:\n    unreadable: yes\n  api: [\n")
+    stderr = _refused(ROOT, "--stack", "dev", "--live", str(live))
+    assert stderr.startswith(f"error: {live}:"), stderr
+    assert "not valid YAML" in stderr and len(stderr.strip().splitlines()) == 1
+    live.write_text("services:\n  web:\n    unreadable: yes\n")
+    stderr = _refused(ROOT, "--stack", "dev", "--live", str(live))
+    assert (
+        f"  {live}:3: services.web.unreadable: use true or false (an unquoted YAML boolean), "
+        "got 'yes'\n" in stderr
+    ), stderr

@@ -1,0 +1,266 @@
+"""`make diff`: what a change does per resource, and per service whether it rolls out."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools import diff
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _diff(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.diff", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_a_memory_and_an_environment_change_print_exactly_those_and_the_rollout(tmp_path):
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    text = subprocess.run(
+        ["git", "show", "HEAD:Pulumi.dev.yaml"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    web, api = text.split("    api:\n", 1)
+    assert "memory: 512" in web and "LOG_LEVEL: debug" in web
+    web = web.replace("memory: 512", "memory: 1024").replace("LOG_LEVEL: debug", "LOG_LEVEL: info")
+    (tmp_path / "Pulumi.dev.yaml").write_text(web + "    api:\n" + api)
+
+    result = _diff("--stack", "dev", "--base", _commit(), "--root", str(tmp_path))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == [
+        "+- replace aws:ecs/taskDefinition:TaskDefinition web (forced by every input)",
+        "    containerDefinitions.web.environment.LOG_LEVEL: debug → info",
+        "    memory: 512 → 1024",
+        "service web: rolls out blue/green: web.environment.LOG_LEVEL debug → info, "
+        "memory 512 → 1024; image web: (not deployed yet) -> public.ecr.aws/nginx/nginx:1.27-alpine",
+    ]
+
+
+def test_the_same_plan_is_no_change_and_exits_0(tmp_path):
+    base = tmp_path / "plan.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.plan", "--stack", "dev", "--json", str(base)], cwd=ROOT
+    )
+    assert done.returncode == 0
+    result = _diff("--stack", "dev", "--base", str(base))
+    assert (result.returncode, result.stdout) == (0, "no changes\n"), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("base", "message"),
+    [
+        (
+            "no-such-ref-or-file",
+            "error: --base no-such-ref-or-file: neither a plan JSON file nor a git ref",
+        ),
+        ("README.md", "error: README.md: not a plan JSON"),
+    ],
+)
+def test_a_bad_base_exits_2_with_the_reason(base, message):
+    result = _diff("--stack", "dev", "--base", base)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- the comparison itself, on small plans ------------------------------------------------
+
+
+def _resource(type_: str, name: str, inputs: dict, parent: str = "", **options) -> dict:
+    return {
+        "urn": f"urn:pulumi:dev::p::{type_}::{name}",
+        "type": type_,
+        "name": name,
+        "parent": parent,
+        "custom": True,
+        "inputs": inputs,
+        "options": {"ignoreChanges": [], **options},
+    }
+
+
+BASE = {
+    "resources": [
+        _resource("aws:ecs/service:Service", "web", {"desiredCount": 1, "taskDefinition": "a:1"}),
+        _resource(
+            "aws:ecs/taskDefinition:TaskDefinition",
+            "web",
+            {"memory": "512", "containerDefinitions": json.dumps([{"name": "web", "image": "x"}])},
+        ),
+        _resource("pulumi-python:dynamic:Resource", "web-rollout", {"platform_version": "1.4.0"}),
+        _resource("aws:lb/targetGroup:TargetGroup", "alb-web-blue", {"port": 8080}),
+        _resource("aws:cloudwatch/logGroup:LogGroup", "old", {"name": "/old"}),
+    ],
+    "outputs": {"imageResolution": {"web": {"web": {"now": "x", "after": "x", "source": "live"}}}},
+}
+
+
+def _changed(mutate) -> tuple[str, bool]:
+    new = copy.deepcopy(BASE)
+    mutate(new)
+    return diff.render(BASE, new)
+
+
+def _set(new: dict, name: str, type_: str, key: str, value) -> None:
+    next(r for r in new["resources"] if r["name"] == name and r["type"] == type_)["inputs"][key] = (
+        value
+    )
+
+
+def test_a_desired_count_change_updates_in_place_and_does_not_roll_out():
+    text, changed = _changed(lambda p: _set(p, "web", "aws:ecs/service:Service", "desiredCount", 3))
+    assert changed
+    assert text.splitlines() == [
+        "~ update aws:ecs/service:Service web",
+        "    desiredCount: 1 → 3",
+        "service web: no rollout; image web: x (unchanged)",
+    ]
+
+
+def test_an_ignored_input_is_no_change():
+    def mutate(plan):
+        service = plan["resources"][0]
+        service["inputs"]["taskDefinition"] = "a:2"
+        service["options"]["ignoreChanges"] = ["taskDefinition"]
+        plan["resources"][0] = service
+
+    base = copy.deepcopy(BASE)
+    base["resources"][0]["options"]["ignoreChanges"] = ["taskDefinition"]
+    new = copy.deepcopy(base)
+    mutate(new)
+    assert diff.render(base, new) == ("no changes", False)
+
+
+def test_a_change_of_the_rollout_resource_rolls_out_with_the_input_named():
+    text, _ = _changed(
+        lambda p: _set(
+            p, "web-rollout", "pulumi-python:dynamic:Resource", "platform_version", "LATEST"
+        )
+    )
+    assert (
+        "service web: rolls out blue/green: platform_version 1.4.0 → LATEST; image web: x (unchanged)"
+        in text
+    )
+
+
+def test_a_replace_forcing_input_is_named_and_a_new_image_shows_now_and_after():
+    def mutate(plan):
+        _set(plan, "alb-web-blue", "aws:lb/targetGroup:TargetGroup", "port", 9090)
+        plan["outputs"]["imageResolution"]["web"]["web"]["after"] = "y"
+
+    text, _ = _changed(mutate)
+    assert text.splitlines()[:2] == [
+        "+- replace aws:lb/targetGroup:TargetGroup alb-web-blue (forced by port)",
+        "    port: 8080 → 9090",
+    ]
+    assert "service web: no rollout; image web: x -> y" in text
+    assert "output imageResolution: changes" in text
+
+
+def test_created_and_deleted_resources_are_listed():
+    def mutate(plan):
+        plan["resources"] = [r for r in plan["resources"] if r["name"] != "old"]
+        plan["resources"].append(_resource("aws:cloudwatch/logGroup:LogGroup", "new", {}))
+
+    text, _ = _changed(mutate)
+    assert text.splitlines() == [
+        "+ create aws:cloudwatch/logGroup:LogGroup new",
+        "- delete aws:cloudwatch/logGroup:LogGroup old",
+    ]
+
+
+def test_environment_and_secrets_compare_by_variable_name():
+    old = {
+        "containerDefinitions": json.dumps(
+            [
+                {
+                    "name": "web",
+                    "environment": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                }
+            ]
+        )
+    }
+    new = {
+        "containerDefinitions": json.dumps(
+            [
+                {
+                    "name": "web",
+                    "environment": [
+                        {"name": "B", "value": "2"},
+                        {"name": "A", "value": "1"},
+                        {"name": "C", "value": "3"},
+                    ],
+                }
+            ]
+        )
+    }
+    assert diff.changed_inputs(old, new) == [("containerDefinitions.web.environment.C", None, "3")]
+
+
+# --- how it is called ------------------------------------------------------------------------
+
+
+def test_make_diff_passes_stack_base_live_and_config():
+    done = subprocess.run(
+        ["make", "-n", "diff", "STACK=prod", "BASE=origin/main", "LIVE=l.yaml", "CONFIG=a=1 b=2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        ".venv/bin/python -m tools.diff --stack prod --base origin/main --live l.yaml -c a=1 -c b=2"
+        in done.stdout
+    ), done.stdout + done.stderr
+
+
+def test_the_pull_request_preview_runs_the_offline_diff_beside_pulumi_preview():
+    import yaml
+
+    job = yaml.safe_load((ROOT / ".github/workflows/preview.yml").read_text())["jobs"]["preview"]
+    steps = job["steps"]
+    names = [s.get("name") or s.get("uses") for s in steps]
+    diff_step = steps[names.index("Offline plan diff against the base branch")]
+    assert names.index("Offline plan diff against the base branch") < names.index(
+        "pulumi/actions@v6"
+    )
+    assert '-m tools.diff --stack "$STACK" --base "origin/$BASE_REF"' in diff_step["run"]
+    assert diff_step["env"] == {
+        "STACK": "${{ matrix.stack }}",
+        "BASE_REF": "${{ github.base_ref }}",
+    }
+    assert steps[0]["with"]["fetch-depth"] == 0  # the base branch must be there to plan it
+
+
+def test_policy_statements_compare_by_sid_and_lists_say_what_was_added_and_removed():
+    def policy(resources):
+        statement = {
+            "Sid": "Read",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": resources,
+        }
+        return {"policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})}
+
+    base = {"resources": [_resource("aws:iam/rolePolicy:RolePolicy", "r", policy(["a", "b"]))]}
+    new = {"resources": [_resource("aws:iam/rolePolicy:RolePolicy", "r", policy(["b", "c"]))]}
+    assert diff.render(base, new)[0].splitlines() == [
+        "~ update aws:iam/rolePolicy:RolePolicy r",
+        '    policy.Statement.Read.Resource: removed ["a"]; added ["c"]',
+    ]

@@ -1,0 +1,80 @@
+"""The readable plan shows every fact a reviewer must see, one per line, at terminal width."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import make_plan
+from tools import plan as plan_tool
+from tools.plan_tree import WIDTH, fit, fold
+
+
+@pytest.fixture(scope="module")
+def dev_text(dev_plan) -> list[str]:
+    return plan_tool.render_tree(dev_plan).splitlines()
+
+
+def _stripped(lines: list[str]) -> list[str]:
+    return [line.strip() for line in lines]
+
+
+def test_task_fields_owned_by_pulumi_are_shown_with_values(dev_text):
+    facts = _stripped(dev_text)
+    assert "· container api: env LOG_LEVEL=debug" in facts
+    assert "· container api: ports 8000/tcp, user 1000, read-only root true" in facts
+    assert "· family ecs-delivery-dev-api-template: cpu 512, memory 1024" in facts
+    assert "· a change here registers a new revision and rolls out blue/green" in facts
+    assert any(
+        f.startswith("· container api: secret DATABASE_URL from arn:aws:secretsmanager:")
+        for f in facts
+    )
+
+
+def test_deployment_strategy_alarms_rules_iam_and_schedules_are_shown(dev_text):
+    facts = _stripped(dev_text)
+    assert "· deployment config CodeDeployDefault.ECSAllAtOnce" in facts
+    assert "· alarm ecs-delivery-dev-api-blue-target-5xx" in facts
+    assert "· ingress tcp 8000-8000 from referencedSecurityGroupId alb-alb-id" in facts
+    assert "· egress tcp 443-443 to cidrIpv4 0.0.0.0/0" in facts
+    assert "· Allow [Secrets] secretsmanager:GetSecretValue" in facts
+    assert "· schedule cron(0 3 * * ? *) (UTC), ENABLED" in facts
+
+
+def test_a_changed_environment_value_shows_in_the_text():
+    config = plan_tool.stack_config("dev")
+    config["ecs-delivery:services"]["web"]["environment"] = {"LOG_LEVEL": "info"}
+    plan = plan_tool.run("dev", config=config)
+    facts = _stripped(plan_tool.render_tree(plan).splitlines())
+    assert "· container web: env LOG_LEVEL=info" in facts
+
+
+@pytest.mark.parametrize(
+    ("stack", "live"),
+    [("dev", None), ("prod", None), ("dev", "live-dev"), ("prod", "live-prod")],
+)
+def test_no_line_is_wider_than_the_terminal(stack, live):
+    from tools.simcloud import SimulatedEnvironment
+
+    environment = (
+        SimulatedEnvironment.load(f"examples/{live}.yaml").model_dump(by_alias=True)
+        if live
+        else None
+    )
+    text = plan_tool.render_tree(make_plan(stack, environment=environment))
+    assert max(len(line) for line in text.splitlines()) <= WIDTH
+
+
+def test_long_values_are_cut_with_a_count_or_wrapped():
+    line = "x" * 300
+    assert fit(line) == "x" * (WIDTH - 14) + f"…(+{300 - WIDTH + 14} chars)"
+    assert len(fit(line)) <= WIDTH
+    folded = fold(line, 100, "  ")
+    assert "".join(part.removeprefix("  ↳ ") for part in folded) == line
+    assert all(len(part) <= 100 for part in folded)
+
+
+def test_the_json_keeps_what_the_text_cuts(dev_plan):
+    document = json.dumps(dev_plan.to_json())
+    assert "HTTPCode_Target_5XX_Count" in document and "LOG_LEVEL" in document
