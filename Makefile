@@ -7,6 +7,7 @@ STACK ?= dev
 PLAN_JSON ?=
 LIVE ?=
 CONFIG ?=
+PREVIEW ?=
 BASE ?=
 
 .PHONY: setup test lint format plan diff bench bench-release release check-workflows clean
@@ -33,7 +34,7 @@ check-workflows: $(STAMP)
 	tools/check_workflows.sh
 
 plan: $(STAMP)
-	$(BIN)/python -m tools.plan --stack $(STACK) $(if $(PLAN_JSON),--json $(PLAN_JSON)) $(if $(LIVE),--live $(LIVE)) $(foreach c,$(CONFIG),-c $(c))
+	$(BIN)/python -m tools.plan --stack $(STACK) $(if $(PLAN_JSON),--json $(PLAN_JSON)) $(if $(LIVE),--live $(LIVE)) $(if $(PREVIEW),--preview) $(foreach c,$(CONFIG),-c $(c))
 
 # Exit status of the tool: 0 no change, 1 changes, 2 error (make itself reports any non-zero as 2).
 diff: $(STAMP)

@@ -201,6 +201,8 @@ def _resolve(value: Any) -> Any:
     output = pulumi.Output.from_input(value)
     if _sync_await(output.is_secret()):
         return "[secret]"
+    if not _sync_await(output.is_known()):  # a first preview: computed by the engine later
+        return "<computed>"
     return plain(_sync_await(output.future()))
 
 
@@ -211,9 +213,14 @@ def run(
     environment: SimulatedEnvironment | None = None,
     overrides: dict[str, Any] | None = None,
     root: Path = ROOT,
+    preview: bool = False,
     _downstream: tuple[str, ...] = (),
 ) -> Plan:
-    """Run `__main__.py` of `root` for `stack` against the simulated cloud and return the plan."""
+    """Run `__main__.py` of `root` for `stack` against the simulated cloud and return the plan.
+
+    `preview=True` plans as a first `pulumi preview` sees the stack: every output of a
+    resource being created is unknown (shown as `<computed>`), so nothing may depend on one.
+    """
     project = (yaml.safe_load((root / "Pulumi.yaml").read_text()) or {})["name"]
     if config is None:
         document = stack_file(stack, root)
@@ -240,7 +247,7 @@ def run(
         environment = environment.model_copy(
             update={"stacks": {**environment.stacks, upstream: upstream_plan.outputs}}
         )
-    cloud = SimulatedCloud(region=str(region), environment=environment)
+    cloud = SimulatedCloud(region=str(region), environment=environment, preview=preview)
     monitor = RecordingMonitor(cloud)
     # A previous run in this process (tests, benchmarks) may have failed half-way: start clean.
     pulumi_settings.ROOT.set(None)
@@ -266,7 +273,7 @@ def run(
     try:
         with _fast_sdk():  # before set_mocks: it registers the stack resource
             pulumi.runtime.set_mocks(
-                cloud, project=project, stack=stack, preview=False, monitor=monitor, logger=logger
+                cloud, project=project, stack=stack, preview=preview, monitor=monitor, logger=logger
             )
             _sync_await(run_pulumi_func(program))
     except ConfigError as exc:
@@ -327,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "-c", "--config", action="append", default=[], help="override a config key: key=value"
     )
+    parser.add_argument(
+        "--preview",
+        action="store_true",
+        help="plan as a first `pulumi preview` sees it: outputs of new resources unknown",
+    )
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
@@ -336,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             environment=environment,
             overrides=_parse_overrides(args.config),
             root=args.root,
+            preview=args.preview,
         )
     except ConfigError as exc:
         print(f"error: {getattr(exc, 'located', exc)}", file=sys.stderr)

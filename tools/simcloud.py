@@ -157,6 +157,9 @@ class SimulatedCloud(pulumi_mocks.Mocks):
     region: str
     environment: SimulatedEnvironment = field(default_factory=SimulatedEnvironment)
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # A first `pulumi preview`: nothing exists yet, so every output the engine would compute
+    # (ids, ARNs, names it generates) is unknown, as the engine reports it.
+    preview: bool = False
 
     # --- resources ---------------------------------------------------------------
 
@@ -201,6 +204,11 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             state["bucket"] = inputs.get("bucket") or physical
             state["arn"] = f"arn:aws:s3:::{state['bucket']}"
         state.setdefault("name", physical)
+        if self.preview:
+            from pulumi.runtime import rpc
+
+            computed = {k: rpc.UNKNOWN for k, v in state.items() if inputs.get(k) != v}
+            return "", {**state, **computed}
         return rid, state
 
     def _stack_outputs(self, name: str) -> dict[str, Any]:
@@ -400,7 +408,9 @@ def plain(value: Any) -> Any:
     """Turn registered inputs into JSON-safe values (unknowns, secrets, assets marked)."""
     from pulumi.runtime import rpc
 
-    if isinstance(value, str) and value == rpc.UNKNOWN:
+    if (isinstance(value, str) and value == rpc.UNKNOWN) or isinstance(
+        value, pulumi.output.Unknown
+    ):
         return "<computed>"
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
