@@ -759,7 +759,7 @@ def _format(error: dict[str, Any], root: type[BaseModel]) -> list[str]:
     exc = (error.get("ctx") or {}).get("error")
     if isinstance(exc, Problems):
         return [f"{path + '.' if loc else ''}{field}: {msg}" for field, msg in exc.problems]
-    if kind == "extra_forbidden" and loc in RETIRED_KEYS:
+    if kind == "extra_forbidden" and root is StackConfig and loc in RETIRED_KEYS:
         return [f"{path}: {RETIRED_KEYS[loc]}"]
     if kind == "extra_forbidden":
         parent = _model_at(loc[:-1], root)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,13 +16,14 @@ from tools import diff
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _diff(*args: str) -> subprocess.CompletedProcess:
+def _diff(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "tools.diff", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
 
 
@@ -31,27 +33,76 @@ def _commit() -> str:
     ).stdout.strip()
 
 
-def test_a_memory_and_an_environment_change_print_exactly_those_and_the_rollout(tmp_path):
+def _changed_project(tmp_path: Path, stack_text: str) -> Path:
+    """A copy of the project whose dev stack changes web's memory and one variable."""
+    project = tmp_path / "project"
+    project.mkdir()
     for name in ("Pulumi.yaml", "__main__.py"):
-        (tmp_path / name).write_text((ROOT / name).read_text())
+        (project / name).write_text((ROOT / name).read_text())
+    web, api = stack_text.split("    api:\n", 1)
+    assert "memory: 512" in web and "LOG_LEVEL: debug" in web
+    web = web.replace("memory: 512", "memory: 1024").replace("LOG_LEVEL: debug", "LOG_LEVEL: info")
+    (project / "Pulumi.dev.yaml").write_text(web + "    api:\n" + api)
+    return project
+
+
+WEB_CHANGE = [
+    "+- replace aws:ecs/taskDefinition:TaskDefinition web (forced by every input)",
+    "    containerDefinitions.web.environment.LOG_LEVEL: debug → info",
+    "    memory: 512 → 1024",
+    "service web: rolls out blue/green: web.environment.LOG_LEVEL debug → info, "
+    "memory 512 → 1024; image web: (not deployed yet) -> public.ecr.aws/nginx/nginx:1.27-alpine",
+]
+
+
+def test_a_memory_and_an_environment_change_print_exactly_those_and_the_rollout(tmp_path):
+    base = tmp_path / "base.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.plan", "--stack", "dev", "--json", str(base)], cwd=ROOT
+    )
+    assert done.returncode == 0
+    project = _changed_project(tmp_path, (ROOT / "Pulumi.dev.yaml").read_text())
+
+    result = _diff("--stack", "dev", "--base", str(base), "--root", str(project))
+
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == WEB_CHANGE
+
+
+def test_a_git_ref_base_is_planned_in_a_worktree_that_is_removed_afterwards(tmp_path):
+    def worktrees() -> set[str]:
+        listed = subprocess.run(
+            ["git", "worktree", "list", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+        ).stdout
+        return {
+            line.split(" ", 1)[1] for line in listed.splitlines() if line.startswith("worktree ")
+        }
+
+    own_tmp = tmp_path / "tmp"  # where the diff makes its worktree, apart from other runs
+    own_tmp.mkdir()
     text = subprocess.run(
         ["git", "show", "HEAD:Pulumi.dev.yaml"], cwd=ROOT, capture_output=True, text=True
     ).stdout
-    web, api = text.split("    api:\n", 1)
-    assert "memory: 512" in web and "LOG_LEVEL: debug" in web
-    web = web.replace("memory: 512", "memory: 1024").replace("LOG_LEVEL: debug", "LOG_LEVEL: info")
-    (tmp_path / "Pulumi.dev.yaml").write_text(web + "    api:\n" + api)
+    project = _changed_project(tmp_path, text)
 
-    result = _diff("--stack", "dev", "--base", _commit(), "--root", str(tmp_path))
+    result = _diff(
+        "--stack",
+        "dev",
+        "--base",
+        _commit(),
+        "--root",
+        str(project),
+        env={**os.environ, "TMPDIR": str(own_tmp)},
+    )
 
     assert result.returncode == 1, result.stderr
-    assert result.stdout.splitlines() == [
-        "+- replace aws:ecs/taskDefinition:TaskDefinition web (forced by every input)",
-        "    containerDefinitions.web.environment.LOG_LEVEL: debug → info",
-        "    memory: 512 → 1024",
-        "service web: rolls out blue/green: web.environment.LOG_LEVEL debug → info, "
-        "memory 512 → 1024; image web: (not deployed yet) -> public.ecr.aws/nginx/nginx:1.27-alpine",
-    ]
+    # Uncommitted code changes (e.g. Lambda code) may add lines; the config change is all there.
+    lines = result.stdout.splitlines()
+    start = lines.index(WEB_CHANGE[0])
+    assert lines[start : start + 3] == WEB_CHANGE[:3]
+    assert WEB_CHANGE[3] in lines
+    assert not [path for path in worktrees() if path.startswith(str(own_tmp))]
+    assert list(own_tmp.iterdir()) == []
 
 
 def test_the_same_plan_is_no_change_and_exits_0(tmp_path):
