@@ -110,6 +110,21 @@ def container_definitions(
     return json.dumps([definition], sort_keys=True)
 
 
+# The policy pack's tag for a task whose stack config relaxes the container hardening.
+HARDENING_OPT_OUT_TAG = "ecs-delivery:hardening-opt-out"
+
+
+def hardening_tags(container: Container) -> dict[str, str]:
+    """The opt-out tag when the stack config asks for a writable root or a root user, so
+    the policy pack sees a decision, not an accident."""
+    relaxed = []
+    if not container.readonly_root_filesystem:
+        relaxed.append("readonlyRootFilesystem")
+    if (container.user or "").split(":")[0] in ("", "0", "root"):
+        relaxed.append("user")
+    return {HARDENING_OPT_OUT_TAG: "stack-config " + " ".join(relaxed)} if relaxed else {}
+
+
 def _volume_name(path: str) -> str:
     return "writable" + path.replace("/", "-").rstrip("-")
 
@@ -371,7 +386,7 @@ class FargateService(pulumi.ComponentResource):
             ),
             # Old revisions stay registered: CodeDeploy rollback and release rollback need them.
             skip_destroy=True,
-            tags=args.tags,
+            tags={**args.tags, **hardening_tags(container)},
             opts=self._child,
         )
 

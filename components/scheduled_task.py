@@ -13,6 +13,7 @@ from components.fargate_service import (
     container_definitions,
     create_execution_role,
     create_task_egress,
+    hardening_tags,
     task_volumes,
 )
 from components.images import TASK_TAG
@@ -110,7 +111,7 @@ class ScheduledTask(pulumi.ComponentResource):
                 operating_system_family="LINUX", cpu_architecture="X86_64"
             ),
             skip_destroy=True,  # a release rollback points the schedule back at an old revision
-            tags=tags,
+            tags={**tags, **hardening_tags(container)},
             opts=child,
         )
         family_arn = f"arn:aws:ecs:{args.region}:{args.account_id}:task-definition/{args.family}"

@@ -365,3 +365,28 @@ def test_the_pack_starts_and_announces_its_port():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_stack_that_relaxes_hardening_in_config_is_tagged_and_passes():
+    from tests.conftest import make_plan
+
+    task_definition = "aws:ecs/taskDefinition:TaskDefinition"
+    plan = make_plan(
+        "dev",
+        overrides={
+            "services": {
+                "web": {"containerPort": 8080, "readonlyRootFilesystem": False, "user": "0"},
+            },
+            "scheduledTasks": {},
+        },
+    )
+    (web,) = [r for r in plan.resources if r.type == task_definition and r.name == "web"]
+    assert (
+        web.inputs["tags"][rules.HARDENING_OPT_OUT_TAG]
+        == "stack-config readonlyRootFilesystem user"
+    )
+    assert resource_violations(web) == []
+    (default,) = [
+        r for r in make_plan("dev").resources if r.type == task_definition and r.name == "web"
+    ]
+    assert rules.HARDENING_OPT_OUT_TAG not in default.inputs["tags"]
