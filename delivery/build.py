@@ -14,6 +14,11 @@ The generated buildspecs (delivery/buildspec.py) call `python -m delivery.build 
                              network configuration and platform version, hooks
     imageDetail.json         {"ImageURI": "<repository>@sha256:<digest>"}
 
+- `deploy`, the pipeline's Deploy action (after any approval): ships one service's image
+  through `delivery.rollout.rollout`, the deploy-time mechanism `pulumi up` and the release
+  engine use too: it reads what runs, changes only the image, and re-checks what runs once it
+  holds the deployment group's lock (a `pulumi up` rollout that landed in between is merged,
+  never reverted);
 - `publish-records`, after the deploy, publishes the record for the next environment.
 
 Keep the imports light (boto3, botocore, pydantic, PyYAML): this module runs in the build image.
@@ -34,6 +39,7 @@ from typing import Any
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
+from delivery.codedeploy import DeploymentError
 from delivery.live import NotRunningError, Running, running
 from delivery.promotion import (
     PromotionRecord,
@@ -45,6 +51,7 @@ from delivery.promotion import (
     release_record_key,
     write_record_file,
 )
+from delivery.rollout import RolloutRequest, RolloutResult, rollout
 from delivery.taskdef import register_fields
 
 # CodeDeployToECS: Image1ContainerName names this placeholder; the taskdef holds "<IMAGE1_NAME>".
@@ -73,7 +80,14 @@ _IAM_ACTIONS = {
     "DescribeTaskDefinition": "ecs:DescribeTaskDefinition",
     "DescribeImages": "ecr:DescribeImages",
     "PutObject": "s3:PutObject",
+    "RegisterTaskDefinition": "ecs:RegisterTaskDefinition (and ecs:TagResource)",
+    "ListDeployments": "codedeploy:ListDeployments",
+    "CreateDeployment": "codedeploy:CreateDeployment",
+    "GetDeployment": "codedeploy:GetDeployment",
+    "StopDeployment": "codedeploy:StopDeployment",
 }
+# The validation hook runs after test traffic reaches the new task set, before production.
+VALIDATION_HOOK_EVENT = "AfterAllowTestTraffic"
 
 
 class BuildError(Exception):
@@ -352,6 +366,66 @@ def write_service_artifacts(
     return artifacts
 
 
+@dataclass(frozen=True, kw_only=True)
+class ShipTarget:
+    """Where one service's image ships: its cluster/service, family and deployment group."""
+
+    cluster: str
+    service: str
+    family: str
+    application: str
+    deployment_group: str
+    container_name: str
+    container_port: int
+    validation_hook: str | None = None
+
+
+def ship(
+    ecs: Any,
+    codedeploy: Any,
+    target: ShipTarget,
+    image_uri: str,
+    *,
+    timeout_seconds: float,
+    poll_seconds: float = 15,
+    sleep: Callable[[float], Any] | None = None,
+) -> RolloutResult:
+    """Deploy `image_uri` on `target.container_name` over what runs now; change nothing else.
+
+    `delivery.rollout.rollout` without a template: every Pulumi-owned field of the running
+    revision is kept (also one a `pulumi up` rollout lands while this ship waits for the
+    group's lock), the network and platform version are left as the service has them (the
+    AppSpec names neither), and a deployment of the group still running is waited for.
+    Retrying is safe: an image that already runs starts no deployment.
+    """
+    if "@sha256:" not in image_uri:
+        raise BuildError(
+            f"image {image_uri!r} is not a digest reference (<repository>@sha256:...); "
+            "deploy digests so what runs is exactly what was built"
+        )
+    try:
+        request = RolloutRequest(
+            cluster=target.cluster,
+            service=target.service,
+            template_arn=None,
+            family=target.family,
+            application=target.application,
+            deployment_group=target.deployment_group,
+            container_name=target.container_name,
+            container_port=target.container_port,
+            images={target.container_name: image_uri},
+            hooks={VALIDATION_HOOK_EVENT: target.validation_hook} if target.validation_hook else {},
+            wait=True,
+            timeout_seconds=timeout_seconds,
+            poll_seconds=poll_seconds,
+        )
+        extra = {"sleep": sleep} if sleep is not None else {}
+        return rollout(ecs, codedeploy, request, **extra)
+    except (ValueError, DeploymentError, NotRunningError) as error:
+        # The rollout's messages name the service, the value and the fix already.
+        raise BuildError(f"{target.cluster}/{target.service}: {error}") from None
+
+
 @dataclass(frozen=True)
 class ImageRef:
     """One `--image SERVICE/CONTAINER=REFERENCE` of the promotion-record step."""
@@ -465,6 +539,36 @@ def _cmd_artifacts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    image_uri = args.image_uri or read_record_file(args.record).image(args.name, args.container)
+    target = ShipTarget(
+        cluster=args.cluster,
+        service=args.service,
+        family=args.family,
+        application=args.application,
+        deployment_group=args.group,
+        container_name=args.container,
+        container_port=args.container_port,
+        validation_hook=args.validation_hook,
+    )
+    print(f"{args.name}: shipping {image_uri} to {args.cluster}/{args.service}")
+    result = ship(
+        _client("ecs", args.region),
+        _client("codedeploy", args.region),
+        target,
+        image_uri,
+        timeout_seconds=args.timeout_minutes * 60,
+    )
+    if result.deployment_id is None:
+        print(f"{args.name}: already runs {image_uri} ({result.running_task_definition_arn})")
+    else:
+        print(
+            f"{args.name}: deployment {result.deployment_id} succeeded; runs "
+            f"{result.running_task_definition_arn}"
+        )
+    return EXIT_OK
+
+
 def _record_from_args(args: argparse.Namespace, now: datetime) -> PromotionRecord:
     if args.from_record:
         if args.image:
@@ -563,6 +667,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _minutes(text: str) -> int:
+    try:
+        minutes = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if minutes < 1:
+        raise argparse.ArgumentTypeError(f"{minutes} must be at least 1 minute")
+    return minutes
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m delivery.build",
@@ -606,6 +720,34 @@ def _parser() -> argparse.ArgumentParser:
         "--tag", help="pushed tag, resolved to its digest (with --repository-url)"
     )
     artifacts.set_defaults(run=_cmd_artifacts)
+
+    deploy = steps.add_parser(
+        "deploy",
+        help="ship one service's image over what it runs now (images only, blue/green)",
+    )
+    deploy.add_argument("--name", required=True, help="service name in the stack config")
+    deploy.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
+    deploy.add_argument("--service", required=True, help="ECS service name")
+    deploy.add_argument("--container", required=True, help="container whose image ships")
+    deploy.add_argument("--container-port", required=True, type=_port)
+    deploy.add_argument(
+        "--family",
+        required=True,
+        help="task-definition family to register into (the service's own)",
+    )
+    deploy.add_argument("--application", required=True, help="CodeDeploy application")
+    deploy.add_argument("--group", required=True, help="CodeDeploy deployment group")
+    deploy.add_argument("--validation-hook", help=f"Lambda for {VALIDATION_HOOK_EVENT}")
+    deploy.add_argument(
+        "--timeout-minutes",
+        type=_minutes,
+        default=60,
+        help="how long to wait for a running deployment of the group and for this one",
+    )
+    image = deploy.add_mutually_exclusive_group(required=True)
+    image.add_argument("--record", type=Path, help="promotion record to take the image from")
+    image.add_argument("--image-uri", help="<repository>@sha256:<digest> to deploy")
+    deploy.set_defaults(run=_cmd_deploy)
 
     record = steps.add_parser("promotion-record", help="write/publish the promotion record")
     record.add_argument("--source-stack", required=True, help="the stack that ran the images")
