@@ -20,7 +20,12 @@ from delivery.build import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from delivery.live import running_task_definition
 from delivery.promotion import new_record, write_record_file
 from delivery.taskdef import describe, images_of, register_fields
-from tests.delivery_program.codedeploy_sim import SimulatedCodeDeploy, appspec_of, switch_primary
+from tests.delivery_program.codedeploy_sim import (
+    SimulatedCodeDeploy,
+    appspec_of,
+    create_group,
+    switch_primary,
+)
 
 APPLICATION, GROUP, HOOK = "dev", "web", "dev-validation-hook"
 SHIPPED = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/web@sha256:" + "2" * 64
@@ -30,16 +35,7 @@ SHIPPED = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/web@sha256:" + "2" * 64
 def codedeploy(deployed: Deployed) -> Any:
     client = boto3.client("codedeploy", region_name=REGION)
     client.create_application(applicationName=APPLICATION, computePlatform="ECS")
-    client.create_deployment_group(
-        applicationName=APPLICATION,
-        deploymentGroupName=GROUP,
-        serviceRoleArn=f"arn:aws:iam::{ACCOUNT}:role/codedeploy",
-        deploymentStyle={
-            "deploymentType": "BLUE_GREEN",
-            "deploymentOption": "WITH_TRAFFIC_CONTROL",
-        },
-        ecsServices=[{"serviceName": SERVICE, "clusterName": CLUSTER}],
-    )
+    create_group(client, APPLICATION, GROUP, CLUSTER, SERVICE)
     return client
 
 

@@ -35,6 +35,20 @@ def switch_primary(ecs: Any, cluster: str, service: str, task_definition_arn: st
     )
 
 
+def create_group(codedeploy: Any, application: str, group: str, cluster: str, service: str) -> None:
+    """A BLUE_GREEN ECS deployment group of `cluster`/`service` (the application must exist)."""
+    codedeploy.create_deployment_group(
+        applicationName=application,
+        deploymentGroupName=group,
+        serviceRoleArn="arn:aws:iam::123456789012:role/codedeploy",
+        deploymentStyle={
+            "deploymentType": "BLUE_GREEN",
+            "deploymentOption": "WITH_TRAFFIC_CONTROL",
+        },
+        ecsServices=[{"serviceName": service, "clusterName": cluster}],
+    )
+
+
 def appspec_of(deployment: Any) -> dict[str, Any]:
     return json.loads(deployment.revision["appSpecContent"]["content"])
 
