@@ -117,8 +117,8 @@ def test_build_and_post_build_mention_each_service() -> None:
     for service in (WEB, API):
         assert sum(f"docker build --tag {service.repository_url}:" in c for c in build) == 1
         assert sum(f"docker push {service.repository_url}:" in c for c in post_build) == 1
-    # The build reads nothing about what runs: Derive does, right before the deploy.
-    assert not [c for c in post_build if " artifacts " in c]
+    # The build reads nothing about what runs: the Deploy action does, when it deploys.
+    assert not [c for c in build + post_build if "delivery.build --region eu-west-1 deploy" in c]
     assert "--file services/api/docker/Dockerfile.prod" in build[1]
     assert build[1].endswith(" services/api; fi")
     record = [c for c in post_build if " promotion-record " in c]
@@ -271,7 +271,7 @@ def test_promotion_buildspec_builds_nothing_reads_nothing_and_exports_the_approv
     spec = promotion_buildspec(region="eu-west-1", stack="prod")
     text = render(spec)
 
-    assert "docker" not in text and " artifacts " not in text
+    assert "docker" not in text and " deploy --name " not in text
     assert spec["env"]["exported-variables"] == ["PROMOTED_COMMIT", "PROMOTED_SUMMARY"]
     (record,) = _commands(spec, "build")
     assert "--source-stack prod --from-record promotion.json" in record

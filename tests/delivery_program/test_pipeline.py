@@ -356,8 +356,8 @@ def test_dev_build_project_builds_images_with_the_generated_buildspec(dev):
         tooling_s3_uri=_tooling(dev, DEV_BUCKET),
     )
     assert spec == expected
-    # The build reads nothing about what runs: it only builds and records digests.
-    assert " artifacts " not in str(spec["phases"])
+    # The build reads nothing about what runs and deploys nothing: it builds, records digests.
+    assert " deploy --name " not in str(spec["phases"])
     assert spec["artifacts"] == {
         "base-directory": "ecs-delivery-artifacts/promotion",
         "files": ["promotion.json"],
@@ -429,7 +429,7 @@ def test_prod_validate_project_runs_no_docker_and_uses_the_promotion_buildspec(p
         region="eu-west-1", stack="prod", tooling_s3_uri=_tooling(prod, PROD_BUCKET)
     )
     assert "docker" not in str(spec["phases"])
-    assert " artifacts " not in str(spec["phases"])
+    assert " deploy --name " not in str(spec["phases"])
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
