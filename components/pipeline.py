@@ -3,27 +3,27 @@
 First environment (pipeline.source set):
 
     Source (CodeStar connection or CodeCommit) ► Build (CodeBuild: images, promotion record)
-    ► [Approve] ► Derive ► Deploy (CodeDeployToECS per service) ► Publish
+    ► [Approve] ► Deploy (CodeBuild: `delivery.build deploy` per service) ► Publish
 
 Downstream environment (upstreamStack set):
 
     Source (S3: the upstream's promotion record) ► Validate (CodeBuild: validate the record,
     export PROMOTED_COMMIT/PROMOTED_SUMMARY) ► Approve ("#{Validate.PROMOTED_SUMMARY}")
-    ► Derive ► Deploy ► Publish
+    ► Deploy ► Publish
 
-Derive (CodeBuild) runs right before Deploy, after any approval: it reads what each service
-runs at that moment and writes the task definition (every Pulumi-owned field of the running
-revision, the record's image) and AppSpec (the running network configuration and platform
-version) that CodeDeployToECS registers and deploys. A Pulumi change rolled out while an
-approval waited is therefore what deploys, never reverted.
+Deploy is one CodeBuild action that ships each service in turn through `delivery.rollout`,
+the deploy-time mechanism `pulumi up` and the release engine use: it reads what runs, keeps
+every Pulumi-owned field and changes only the record's image, and once CodeDeploy holds the
+group's lock re-reads what runs, stopping and merging again if a `pulumi up` rollout landed
+in between. A Pulumi change is therefore never reverted by the pipeline, whenever it lands.
 
 Publish (CodeBuild) runs after Deploy, so a record names only images that deployed here: it
 writes `promotion/<stack>/releases/<commit>.json`, `promotion/<stack>/latest.json` and last
 `promotion/<stack>.zip`, the object the next environment's S3 source reads (the bucket is
 versioned, as that requires).
 
-Each CodeBuild action has its own project and role: only Build pushes images, only Derive
-reads ECS, only Publish writes the records.
+Each CodeBuild action has its own project and role: only Build pushes images, only Deploy
+reads ECS and deploys, only Publish writes the records.
 
 The stages are first described as plain data (`Stage`, `Action`) and checked by
 `check_artifact_wiring` before the Pipeline resource is registered.
@@ -50,7 +50,8 @@ from delivery.promotion import latest_record_key, release_records_pattern
 
 SOURCE_ARTIFACT = "SourceCode"
 RECORD_ARTIFACT = "UpstreamRecord"
-# Config keys of CodeDeployToECS that name one of the action's input artifacts.
+# Config keys (CodeDeployToECS's) that name one of an action's input artifacts: the wiring
+# check holds any action that uses them to its inputs.
 ARTIFACT_CONFIG_KEYS = (
     "TaskDefinitionTemplateArtifact",
     "AppSpecTemplateArtifact",
@@ -267,41 +268,22 @@ def source_action(source: SourceSettings) -> Action:
     )
 
 
-def deploy_stage(
-    services: Sequence[str], *, application_name: str, groups: Mapping[str, str]
-) -> Stage:
-    """One CodeDeployToECS action per service, all at once (each has its own group)."""
+def deploy_stage(*, project: str) -> Stage:
+    """One CodeBuild action shipping every service in turn, from this execution's record.
+
+    One action rather than one per service: one project, role and buildspec, every value
+    baked in like the other actions'; the services deploy one after another (the project's
+    timeout covers them all).
+    """
     return Stage(
         "Deploy",
-        tuple(
-            Action(
-                name=service,
-                category="Deploy",
-                provider="CodeDeployToECS",
-                configuration=specs.codedeploy_action_configuration(
-                    service,
-                    application_name=application_name,
-                    deployment_group_name=groups[service],
-                ),
-                input_artifacts=(service,),
-            )
-            for service in services
-        ),
-    )
-
-
-def derive_stage(services: Sequence[str], *, project: str) -> Stage:
-    """Deploy artifacts from what runs now: the last step before CodeDeployToECS."""
-    return Stage(
-        "Derive",
         (
             Action(
-                name="Derive",
+                name="Deploy",
                 category="Build",
                 provider="CodeBuild",
                 configuration={"ProjectName": project},
                 input_artifacts=(specs.PROMOTION_ARTIFACT,),
-                output_artifacts=tuple(services),
             ),
         ),
     )
@@ -341,11 +323,8 @@ def first_environment_stages(
     stack: str,
     source: SourceSettings,
     build_project: str,
-    services: Sequence[str],
-    application_name: str,
-    groups: Mapping[str, str],
     approval: bool,
-    derive_project: str,
+    deploy_project: str,
     publish_project: str,
 ) -> list[Stage]:
     build = Action(
@@ -360,24 +339,12 @@ def first_environment_stages(
     stages = [Stage("Source", (source_action(source),)), Stage("Build", (build,))]
     if approval:
         stages.append(approval_stage(f"Deploy commit #{{Source.CommitId}} to {stack}?"))
-    return stages + _deploy_stages(
-        services, application_name, groups, derive_project, publish_project
-    )
+    return stages + _deploy_stages(deploy_project, publish_project)
 
 
-def _deploy_stages(
-    services: Sequence[str],
-    application_name: str,
-    groups: Mapping[str, str],
-    derive_project: str,
-    publish_project: str,
-) -> list[Stage]:
-    """Derive ► Deploy ► Publish: what runs is read last, just before it is deployed over."""
-    return [
-        derive_stage(services, project=derive_project),
-        deploy_stage(services, application_name=application_name, groups=groups),
-        publish_stage(project=publish_project),
-    ]
+def _deploy_stages(deploy_project: str, publish_project: str) -> list[Stage]:
+    """Deploy ► Publish: what runs is read by the deploy itself, after any approval."""
+    return [deploy_stage(project=deploy_project), publish_stage(project=publish_project)]
 
 
 def downstream_stages(
@@ -385,11 +352,8 @@ def downstream_stages(
     stack: str,
     upstream: UpstreamRecord,
     validate_project: str,
-    services: Sequence[str],
-    application_name: str,
-    groups: Mapping[str, str],
     approval: bool,
-    derive_project: str,
+    deploy_project: str,
     publish_project: str,
 ) -> list[Stage]:
     source = Action(
@@ -421,9 +385,7 @@ def downstream_stages(
                 f"#{{Validate.{specs.PROMOTED_SUMMARY_VAR}}}"
             )
         )
-    return stages + _deploy_stages(
-        services, application_name, groups, derive_project, publish_project
-    )
+    return stages + _deploy_stages(deploy_project, publish_project)
 
 
 # --- build tooling -----------------------------------------------------------------------
@@ -464,7 +426,7 @@ class DeployedService:
     service_name: str
     # The service's own task-definition family: every deployed revision registers there.
     task_family: str
-    # Task and execution role ARNs: CodeDeployToECS registers task definitions naming them.
+    # Task and execution role ARNs: the Deploy action registers revisions naming them.
     role_arns: list[pulumi.Input[str]]
     # First environment only: where the image is pushed and built from.
     repository_url: str | None = None
@@ -524,7 +486,7 @@ def build_role_statements(
 ) -> list[dict[str, Any]]:
     """Build (first env): ECR login and push to this stack's repositories; Validate: none.
 
-    Neither reads ECS: what runs is read only by Derive, right before the deploy.
+    Neither reads ECS: what runs is read only by Deploy, when it deploys.
     """
     if not push:
         return []
@@ -545,10 +507,25 @@ def build_role_statements(
     ]
 
 
-def derive_role_statements(
-    *, region: str, account_id: str, services: Sequence[DeployedService]
+# What delivery.rollout calls on CodeDeploy: find a running deployment of the group, start
+# one, poll it, and stop its own stale one before traffic moves.
+DEPLOY_ACTIONS = [
+    "codedeploy:CreateDeployment",
+    "codedeploy:GetDeployment",
+    "codedeploy:ListDeployments",
+    "codedeploy:StopDeployment",
+]
+
+
+def deploy_role_statements(
+    *,
+    region: str,
+    account_id: str,
+    application_name: str,
+    deployment_configs: Sequence[str],
+    services: Sequence[DeployedService],
 ) -> list[dict[str, Any]]:
-    """Derive: read what this stack's services run."""
+    """Deploy: read what this stack's services run, register revisions, deploy them."""
     return [
         {
             "Sid": "ReadServices",
@@ -559,12 +536,42 @@ def derive_role_statements(
                 for s in services
             ],
         },
-        # DescribeTaskDefinition has no resource-level permissions in IAM.
+        # Describe/Register on "*" (IAM cannot scope them); tags only on the services' own
+        # families, never a `-template` one.
+        *iam.task_definition_statements(
+            [
+                _arn("ecs", region, account_id, f"task-definition/{s.task_family}:*")
+                for s in services
+            ]
+        ),
+        pass_role_statement([arn for s in services for arn in s.role_arns]),
         {
-            "Sid": "ReadTaskDefinitions",
+            "Sid": "Deployments",
             "Effect": "Allow",
-            "Action": "ecs:DescribeTaskDefinition",
-            "Resource": "*",
+            "Action": DEPLOY_ACTIONS,
+            "Resource": [
+                _arn("codedeploy", region, account_id, f"deploymentgroup:{application_name}/{g}")
+                for g in sorted({s.group_name for s in services})
+            ],
+        },
+        # CreateDeployment also needs these on the application and the group's configuration.
+        {
+            "Sid": "Revisions",
+            "Effect": "Allow",
+            "Action": [
+                "codedeploy:GetApplicationRevision",
+                "codedeploy:RegisterApplicationRevision",
+            ],
+            "Resource": _arn("codedeploy", region, account_id, f"application:{application_name}"),
+        },
+        {
+            "Sid": "DeploymentConfigs",
+            "Effect": "Allow",
+            "Action": "codedeploy:GetDeploymentConfig",
+            "Resource": [
+                _arn("codedeploy", region, account_id, f"deploymentconfig:{c}")
+                for c in sorted(set(deployment_configs))
+            ],
         },
     ]
 
@@ -598,15 +605,11 @@ def pipeline_role_statements(
     pipeline_bucket_arn: str,
     artifact_prefix: str,
     project_names: Sequence[str],
-    application_name: str,
-    groups: Mapping[str, str],
-    deployment_configs: Sequence[str],
-    services: Sequence[DeployedService],
     source: SourceSettings | None,
     upstream: UpstreamRecord | None,
     kms_key_arn: str | None = None,
 ) -> list[dict[str, Any]]:
-    """CodePipeline: artifacts, its source, builds, CodeDeploy, task definitions, PassRole."""
+    """CodePipeline: artifacts, its source and its builds (the Deploy build deploys)."""
     statements: list[dict[str, Any]] = [
         {
             "Sid": "PipelineArtifacts",
@@ -628,42 +631,6 @@ def pipeline_role_statements(
                 _arn("codebuild", region, account_id, f"project/{p}") for p in project_names
             ],
         },
-        {
-            "Sid": "Deployments",
-            "Effect": "Allow",
-            "Action": ["codedeploy:CreateDeployment", "codedeploy:GetDeployment"],
-            "Resource": [
-                _arn("codedeploy", region, account_id, f"deploymentgroup:{application_name}/{g}")
-                for g in sorted(set(groups.values()))
-            ],
-        },
-        {
-            "Sid": "Revisions",
-            "Effect": "Allow",
-            "Action": [
-                "codedeploy:GetApplication",
-                "codedeploy:GetApplicationRevision",
-                "codedeploy:RegisterApplicationRevision",
-            ],
-            "Resource": _arn("codedeploy", region, account_id, f"application:{application_name}"),
-        },
-        {
-            "Sid": "DeploymentConfigs",
-            "Effect": "Allow",
-            "Action": "codedeploy:GetDeploymentConfig",
-            "Resource": [
-                _arn("codedeploy", region, account_id, f"deploymentconfig:{c}")
-                for c in sorted(set(deployment_configs))
-            ],
-        },
-        # RegisterTaskDefinition has no resource-level permissions in IAM.
-        {
-            "Sid": "RegisterTaskDefinitions",
-            "Effect": "Allow",
-            "Action": "ecs:RegisterTaskDefinition",
-            "Resource": "*",
-        },
-        pass_role_statement([arn for s in services for arn in s.role_arns]),
     ]
     if source is not None and source.provider == "codestar":
         statements.append(
@@ -737,7 +704,9 @@ def environment_type(build_image: str) -> str:
 @dataclass(frozen=True, kw_only=True)
 class DeliveryPipelineArgs:
     pipeline_name: str
-    # CodeBuild projects: Build (first env) or Validate (downstream), Derive, Publish.
+    # CodeBuild projects: Build (first env) or Validate (downstream), Deploy, Publish. The
+    # Deploy project keeps its earlier field and physical name (`<prefix>-derive`,
+    # components/delivery.py) so that the change updates it in place.
     project_name: str
     derive_project_name: str
     publish_project_name: str
@@ -783,11 +752,8 @@ def describe_stages(args: DeliveryPipelineArgs) -> list[Stage]:
     """The pipeline's stages as plain data (what `DeliveryPipeline` registers)."""
     common = {
         "stack": args.stack,
-        "services": [s.name for s in args.services],
-        "application_name": args.application_name,
-        "groups": {s.name: s.group_name for s in args.services},
         "approval": args.approval,
-        "derive_project": args.derive_project_name,
+        "deploy_project": args.derive_project_name,
         "publish_project": args.publish_project_name,
     }
     if args.source is not None:
@@ -830,10 +796,15 @@ def render_buildspecs(args: DeliveryPipelineArgs, tooling_uri: str) -> dict[str,
         )
     else:
         first = specs.promotion_buildspec(region=args.region, stack=args.stack, **tooling)
-    derive = specs.derive_buildspec(
-        [specs.DeployService(**_deploy_fields(s)) for s in args.services],
+    deploy = specs.deploy_buildspec(
+        [
+            specs.DeployService(**_deploy_fields(s), deployment_group=s.group_name)
+            for s in args.services
+        ],
         region=args.region,
+        application=args.application_name,
         validation_hook=args.validation_hook,
+        timeout_minutes=args.build_timeout_minutes,
         **tooling,
     )
     publish = specs.publish_buildspec(
@@ -845,7 +816,7 @@ def render_buildspecs(args: DeliveryPipelineArgs, tooling_uri: str) -> dict[str,
     )
     return {
         args.project_name: specs.render(first),
-        args.derive_project_name: specs.render(derive),
+        args.derive_project_name: specs.render(deploy),
         args.publish_project_name: specs.render(publish),
     }
 
@@ -854,7 +825,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
     """CodeBuild projects and CodePipeline of one environment, each with its own role."""
 
     project: aws.codebuild.Project
-    derive_project: aws.codebuild.Project
+    deploy_project: aws.codebuild.Project
     publish_project: aws.codebuild.Project
     pipeline: aws.codepipeline.Pipeline
     stages: list[Stage]
@@ -899,15 +870,25 @@ class DeliveryPipeline(pulumi.ComponentResource):
             # docker build needs the Docker daemon; the other actions run no containers.
             privileged=args.builds_images,
         )
-        self.derive_project = self._create_project(
+        # Resource names keep "derive" (the action this project replaced): renaming them would
+        # replace the project, its role and its log group.
+        self.deploy_project = self._create_project(
             f"{name}-derive",
             role="codebuild-derive",
             project_name=args.derive_project_name,
             log_group=f"{name}-derive",
-            description="Derives each service's deployment from what it runs, right before it",
-            statements=derive_role_statements(
-                region=args.region, account_id=args.account_id, services=args.services
+            description="Ships each service's image over what it runs (delivery.rollout)",
+            statements=deploy_role_statements(
+                region=args.region,
+                account_id=args.account_id,
+                application_name=args.application_name,
+                deployment_configs=args.deployment_configs,
+                services=args.services,
             ),
+            # Every service deploys in turn, each waiting at most build_timeout_minutes for a
+            # running deployment of its group and as long for its own (CodeBuild allows 36 h).
+            timeout_minutes=min(2160, 2 * args.build_timeout_minutes * len(args.services)),
+            writes_artifacts=False,
         )
         self.publish_project = self._create_project(
             f"{name}-publish",
@@ -928,7 +909,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             {
                 "pipelineName": self.pipeline.name,
                 "projectName": self.project.name,
-                "deriveProjectName": self.derive_project.name,
+                "deployProjectName": self.deploy_project.name,
                 "publishProjectName": self.publish_project.name,
                 "toolingKey": key,
             }
@@ -945,6 +926,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         statements: list[dict[str, Any]],
         privileged: bool = False,
         writes_artifacts: bool = True,
+        timeout_minutes: int | None = None,
     ) -> aws.codebuild.Project:
         """One CodeBuild project with its log group and its own role.
 
@@ -992,7 +974,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 image_pull_credentials_type="CODEBUILD",
                 privileged_mode=privileged,
             ),
-            build_timeout=args.build_timeout_minutes,
+            build_timeout=timeout_minutes or args.build_timeout_minutes,
             logs_config=aws.codebuild.ProjectLogsConfigArgs(
                 cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(
                     group_name=logs.name, status="ENABLED"
@@ -1021,10 +1003,6 @@ class DeliveryPipeline(pulumi.ComponentResource):
                     args.derive_project_name,
                     args.publish_project_name,
                 ],
-                application_name=args.application_name,
-                groups={s.name: s.group_name for s in args.services},
-                deployment_configs=args.deployment_configs,
-                services=args.services,
                 source=args.source,
                 upstream=args.upstream,
                 kms_key_arn=args.kms_key_arn,
@@ -1057,7 +1035,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 depends_on=[
                     policy,
                     self.project,
-                    self.derive_project,
+                    self.deploy_project,
                     self.publish_project,
                     *args.bucket_resources,
                     *args.depends_on,

@@ -1,40 +1,34 @@
-"""Build-time steps run inside CodeBuild: deployment artifacts and the promotion record.
+"""Build-time steps run inside CodeBuild: image tags, the promotion record, the deploy.
 
 The generated buildspecs (delivery/buildspec.py) call `python -m delivery.build <step>`:
 
 - the build (after `docker build`/`docker push`) and the downstream validation write only the
   promotion record: the image digests this execution deploys;
-- `artifacts`, in the Derive action right before CodeDeployToECS (after any approval), reads
-  what each service runs at that moment (`delivery.live`) and writes, per service:
-
-    taskdef-<service>.json   RegisterTaskDefinition JSON of the running revision (every
-                             Pulumi-owned field kept) in the service's own family, the built
-                             container's image replaced by <IMAGE1_NAME> for CodeDeployToECS
-    appspec-<service>.yaml   ECS AppSpec: <TASK_DEFINITION>, container name/port, the running
-                             network configuration and platform version, hooks
-    imageDetail.json         {"ImageURI": "<repository>@sha256:<digest>"}
-
+- `deploy`, the pipeline's Deploy action (after any approval): ships one service's image
+  through `delivery.rollout.rollout`, the deploy-time mechanism `pulumi up` and the release
+  engine use too: it reads what runs, changes only the image, and re-checks what runs once it
+  holds the deployment group's lock (a `pulumi up` rollout that landed in between is merged,
+  never reverted);
 - `publish-records`, after the deploy, publishes the record for the next environment.
 
-Keep the imports light (boto3, botocore, pydantic, PyYAML): this module runs in the build image.
+Keep the imports light (boto3, botocore, pydantic): this module runs in the build image.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
-from delivery.live import NotRunningError, Running, running
+from delivery.codedeploy import DeploymentError
+from delivery.live import NotRunningError
 from delivery.promotion import (
     PromotionRecord,
     PromotionRecordError,
@@ -45,14 +39,8 @@ from delivery.promotion import (
     release_record_key,
     write_record_file,
 )
-from delivery.taskdef import register_fields
+from delivery.rollout import RolloutRequest, RolloutResult, rollout
 
-# CodeDeployToECS: Image1ContainerName names this placeholder; the taskdef holds "<IMAGE1_NAME>".
-IMAGE_PLACEHOLDER_NAME = "IMAGE1_NAME"
-IMAGE_PLACEHOLDER = f"<{IMAGE_PLACEHOLDER_NAME}>"
-# CodeDeployToECS writes the registered revision's ARN over this string in the AppSpec.
-TASK_DEFINITION_PLACEHOLDER = "<TASK_DEFINITION>"
-IMAGE_DETAIL_FILE = "imageDetail.json"
 DEFAULT_TAG_LENGTH = 12
 
 ECR_URL_PATTERN = re.compile(
@@ -73,7 +61,14 @@ _IAM_ACTIONS = {
     "DescribeTaskDefinition": "ecs:DescribeTaskDefinition",
     "DescribeImages": "ecr:DescribeImages",
     "PutObject": "s3:PutObject",
+    "RegisterTaskDefinition": "ecs:RegisterTaskDefinition (and ecs:TagResource)",
+    "ListDeployments": "codedeploy:ListDeployments",
+    "CreateDeployment": "codedeploy:CreateDeployment",
+    "GetDeployment": "codedeploy:GetDeployment",
+    "StopDeployment": "codedeploy:StopDeployment",
 }
+# The validation hook runs after test traffic reaches the new task set, before production.
+VALIDATION_HOOK_EVENT = "AfterAllowTestTraffic"
 
 
 class BuildError(Exception):
@@ -168,188 +163,64 @@ def resolve_image_digest(ecr: Any, repository_url: str, tag: str) -> str:
     return parse_repository_url(repository_url).digest_uri(digest)
 
 
-def running_revision(ecs: Any, *, cluster: str, service: str) -> tuple[Running, dict[str, Any]]:
-    """What the service runs now (`delivery.live.running`) and that revision, described."""
-    response = ecs.describe_services(cluster=cluster, services=[service])
-    found = [item for item in response.get("services", []) if item.get("status") == "ACTIVE"]
-    if not found:
-        reasons = ", ".join(f["reason"] for f in response.get("failures", [])) or "INACTIVE"
-        raise BuildError(
-            f"ECS service {service!r} was not found in cluster {cluster!r} ({reasons}); "
-            "run `pulumi up` for this stack first: the deploy derives the task definition "
-            "from the running service"
-        )
-    try:
-        now = running(found[0])
-    except NotRunningError as error:
-        raise BuildError(f"{error} (cluster {cluster!r}); retry once it has finished") from None
-    if now.other_task_sets:
-        # Deriving now would deploy over a change still rolling out once it finishes.
-        raise BuildError(
-            f"ECS service {service!r} in cluster {cluster!r} is being deployed (task sets "
-            f"{', '.join(now.other_task_sets)} besides the PRIMARY one); retry the pipeline "
-            "once that deployment has finished"
-        )
-    described = ecs.describe_task_definition(taskDefinition=now.task_definition_arn)
-    return now, described["taskDefinition"]
+@dataclass(frozen=True, kw_only=True)
+class ShipTarget:
+    """Where one service's image ships: its cluster/service, family and deployment group."""
+
+    cluster: str
+    service: str
+    family: str
+    application: str
+    deployment_group: str
+    container_name: str
+    container_port: int
+    validation_hook: str | None = None
 
 
-def current_task_definition(ecs: Any, *, cluster: str, service: str) -> dict[str, Any]:
-    """The task definition the service runs now (the PRIMARY task set's, when it has sets)."""
-    return running_revision(ecs, cluster=cluster, service=service)[1]
-
-
-def taskdef_template(
-    task_definition: Mapping[str, Any],
-    *,
-    container_name: str,
-    container_port: int | None = None,
-    family: str | None = None,
-) -> dict[str, Any]:
-    """RegisterTaskDefinition JSON from a described revision, with the image placeholder.
-
-    Every field the revision was registered with is kept (cpu, memory, environment,
-    secrets, logging, roles...): those are Pulumi's. Only `container_name`'s image becomes
-    <IMAGE1_NAME>; sidecars keep theirs. `container_port`, when given, must be mapped.
-    `family` is where the new revision registers: the service's own family, also when what
-    runs is the first revision of a new service (registered in Pulumi's template family).
-    """
-    fields = register_fields()  # the content fields (tags need ecs:TagResource: left out)
-    template = {key: value for key, value in task_definition.items() if key in fields}
-    if family is not None:
-        if not family.strip():
-            raise BuildError("family: must name the service's task-definition family")
-        template["family"] = family
-    containers = [dict(container) for container in template.get("containerDefinitions", [])]
-    family = task_definition.get("family", "?")
-    names = [container.get("name") for container in containers]
-    if container_name not in names:
-        raise BuildError(
-            f"container {container_name!r} is not in task definition family {family!r}; "
-            f"its containers are: {', '.join(map(str, names)) or '(none)'}"
-        )
-    for container in containers:
-        if container["name"] != container_name:
-            continue
-        container["image"] = IMAGE_PLACEHOLDER
-        ports = [mapping.get("containerPort") for mapping in container.get("portMappings", [])]
-        if container_port is not None and container_port not in ports:
-            raise BuildError(
-                f"container {container_name!r} in family {family!r} maps no port "
-                f"{container_port} (mapped: {', '.join(map(str, ports)) or 'none'}); the "
-                "AppSpec's ContainerPort must be the port the target groups send traffic to"
-            )
-    template["containerDefinitions"] = containers
-    return template
-
-
-def appspec(
-    *,
-    container_name: str,
-    container_port: int,
-    validation_hook: str | None = None,
-    network: Running | None = None,
-) -> dict[str, Any]:
-    """The ECS AppSpec (version 0.0) CodeDeploy runs; CodeDeployToECS fills the revision.
-
-    `network` (what runs now) carries the service's subnets, security groups and platform
-    version into the deployment: they are Pulumi's, and on a CODE_DEPLOY service only a
-    deployment can change them (UpdateService refuses), so every deployment restates them.
-    """
-    properties: dict[str, Any] = {
-        "TaskDefinition": TASK_DEFINITION_PLACEHOLDER,
-        "LoadBalancerInfo": {"ContainerName": container_name, "ContainerPort": container_port},
-    }
-    if network is not None and network.subnets:
-        properties["NetworkConfiguration"] = {
-            "awsvpcConfiguration": {
-                "subnets": list(network.subnets),
-                "securityGroups": list(network.security_groups),
-                "assignPublicIp": "ENABLED" if network.assign_public_ip else "DISABLED",
-            }
-        }
-    if network is not None and network.platform_version:
-        properties["PlatformVersion"] = network.platform_version
-    spec: dict[str, Any] = {
-        "version": 0.0,
-        "Resources": [{"TargetService": {"Type": "AWS::ECS::Service", "Properties": properties}}],
-    }
-    if validation_hook:
-        spec["Hooks"] = [{"AfterAllowTestTraffic": validation_hook}]
-    return spec
-
-
-def render_appspec(spec: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(spec), sort_keys=False, default_flow_style=False)
-
-
-def image_detail(image_uri: str) -> dict[str, str]:
-    """imageDetail.json content, the image input of the CodeDeployToECS action."""
-    return {"ImageURI": image_uri}
-
-
-def taskdef_file_name(name: str) -> str:
-    return f"taskdef-{name}.json"
-
-
-def appspec_file_name(name: str) -> str:
-    return f"appspec-{name}.yaml"
-
-
-@dataclass(frozen=True)
-class ServiceArtifacts:
-    """The three files written for one service, all in `directory`."""
-
-    directory: Path
-    taskdef: Path
-    appspec: Path
-    image_detail: Path
-
-
-def write_service_artifacts(
+def ship(
     ecs: Any,
-    *,
-    name: str,
-    cluster: str,
-    service: str,
-    container_name: str,
-    container_port: int,
+    codedeploy: Any,
+    target: ShipTarget,
     image_uri: str,
-    out_dir: Path | str,
-    validation_hook: str | None = None,
-    family: str | None = None,
-) -> ServiceArtifacts:
-    """Write taskdef-<name>.json, appspec-<name>.yaml and imageDetail.json into `out_dir`.
+    *,
+    timeout_seconds: float,
+    poll_seconds: float = 15,
+    sleep: Callable[[float], Any] | None = None,
+) -> RolloutResult:
+    """Deploy `image_uri` on `target.container_name` over what runs now; change nothing else.
 
-    Derived from what the service runs at this moment: run it right before the deploy.
+    `delivery.rollout.rollout` without a template: every Pulumi-owned field of the running
+    revision is kept (also one a `pulumi up` rollout lands while this ship waits for the
+    group's lock), the network and platform version are left as the service has them (the
+    AppSpec names neither), and a deployment of the group still running is waited for.
+    Retrying is safe: an image that already runs starts no deployment.
     """
     if "@sha256:" not in image_uri:
         raise BuildError(
             f"image {image_uri!r} is not a digest reference (<repository>@sha256:...); "
             "deploy digests so what runs is exactly what was built"
         )
-    now, described = running_revision(ecs, cluster=cluster, service=service)
-    template = taskdef_template(
-        described, container_name=container_name, container_port=container_port, family=family
-    )
-    directory = Path(out_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    artifacts = ServiceArtifacts(
-        directory=directory,
-        taskdef=directory / taskdef_file_name(name),
-        appspec=directory / appspec_file_name(name),
-        image_detail=directory / IMAGE_DETAIL_FILE,
-    )
-    artifacts.taskdef.write_text(json.dumps(template, indent=2, default=str) + "\n")
-    spec = appspec(
-        container_name=container_name,
-        container_port=container_port,
-        validation_hook=validation_hook,
-        network=now,
-    )
-    artifacts.appspec.write_text(render_appspec(spec))
-    artifacts.image_detail.write_text(json.dumps(image_detail(image_uri)) + "\n")
-    return artifacts
+    try:
+        request = RolloutRequest(
+            cluster=target.cluster,
+            service=target.service,
+            template_arn=None,
+            family=target.family,
+            application=target.application,
+            deployment_group=target.deployment_group,
+            container_name=target.container_name,
+            container_port=target.container_port,
+            images={target.container_name: image_uri},
+            hooks={VALIDATION_HOOK_EVENT: target.validation_hook} if target.validation_hook else {},
+            wait=True,
+            timeout_seconds=timeout_seconds,
+            poll_seconds=poll_seconds,
+        )
+        extra = {"sleep": sleep} if sleep is not None else {}
+        return rollout(ecs, codedeploy, request, **extra)
+    except (ValueError, DeploymentError, NotRunningError) as error:
+        # The rollout's messages name the service, the value and the fix already.
+        raise BuildError(f"{target.cluster}/{target.service}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -433,35 +304,33 @@ def _cmd_image_exists(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _image_uri_for(args: argparse.Namespace) -> str:
-    if args.tag and not args.repository_url:
-        raise BuildError("artifacts: --tag goes only with --repository-url")
-    if args.image_uri:
-        return args.image_uri
-    if args.record:
-        return read_record_file(args.record).image(args.name, args.container)
-    if not args.repository_url or not args.tag:
-        raise BuildError("artifacts: give --repository-url with --tag, or --image-uri, or --record")
-    repository = parse_repository_url(args.repository_url)
-    ecr = _client("ecr", repository.region)
-    return resolve_image_digest(ecr, args.repository_url, args.tag)
-
-
-def _cmd_artifacts(args: argparse.Namespace) -> int:
-    image_uri = _image_uri_for(args)
-    written = write_service_artifacts(
-        _client("ecs", args.region),
-        name=args.name,
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    image_uri = args.image_uri or read_record_file(args.record).image(args.name, args.container)
+    target = ShipTarget(
         cluster=args.cluster,
         service=args.service,
+        family=args.family,
+        application=args.application,
+        deployment_group=args.group,
         container_name=args.container,
         container_port=args.container_port,
-        image_uri=image_uri,
-        out_dir=args.out_dir,
         validation_hook=args.validation_hook,
-        family=args.family,
     )
-    print(f"{args.name}: wrote {written.directory} for {image_uri}")
+    print(f"{args.name}: shipping {image_uri} to {args.cluster}/{args.service}")
+    result = ship(
+        _client("ecs", args.region),
+        _client("codedeploy", args.region),
+        target,
+        image_uri,
+        timeout_seconds=args.timeout_minutes * 60,
+    )
+    if result.deployment_id is None:
+        print(f"{args.name}: already runs {image_uri} ({result.running_task_definition_arn})")
+    else:
+        print(
+            f"{args.name}: deployment {result.deployment_id} succeeded; runs "
+            f"{result.running_task_definition_arn}"
+        )
     return EXIT_OK
 
 
@@ -563,6 +432,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _minutes(text: str) -> int:
+    try:
+        minutes = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if minutes < 1:
+        raise argparse.ArgumentTypeError(f"{minutes} must be at least 1 minute")
+    return minutes
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m delivery.build",
@@ -584,28 +463,33 @@ def _parser() -> argparse.ArgumentParser:
     exists.add_argument("--tag", required=True)
     exists.set_defaults(run=_cmd_image_exists)
 
-    artifacts = steps.add_parser(
-        "artifacts",
-        help="derive taskdef/appspec/imageDetail for one service from what it runs now",
+    deploy = steps.add_parser(
+        "deploy",
+        help="ship one service's image over what it runs now (images only, blue/green)",
     )
-    artifacts.add_argument("--name", required=True, help="service name in the stack config")
-    artifacts.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
-    artifacts.add_argument("--service", required=True, help="ECS service name or ARN")
-    artifacts.add_argument("--container", required=True, help="container that was built")
-    artifacts.add_argument("--container-port", required=True, type=_port)
-    artifacts.add_argument("--out-dir", required=True, type=Path)
-    artifacts.add_argument("--validation-hook", help="Lambda for AfterAllowTestTraffic")
-    artifacts.add_argument(
-        "--family", help="task-definition family to register into (the service's own)"
+    deploy.add_argument("--name", required=True, help="service name in the stack config")
+    deploy.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
+    deploy.add_argument("--service", required=True, help="ECS service name")
+    deploy.add_argument("--container", required=True, help="container whose image ships")
+    deploy.add_argument("--container-port", required=True, type=_port)
+    deploy.add_argument(
+        "--family",
+        required=True,
+        help="task-definition family to register into (the service's own)",
     )
-    source = artifacts.add_mutually_exclusive_group()
-    source.add_argument("--image-uri", help="<repository>@sha256:<digest> to deploy")
-    source.add_argument("--record", type=Path, help="promotion record to take the image from")
-    source.add_argument("--repository-url", help="ECR repository the tag was pushed to")
-    artifacts.add_argument(
-        "--tag", help="pushed tag, resolved to its digest (with --repository-url)"
+    deploy.add_argument("--application", required=True, help="CodeDeploy application")
+    deploy.add_argument("--group", required=True, help="CodeDeploy deployment group")
+    deploy.add_argument("--validation-hook", help=f"Lambda for {VALIDATION_HOOK_EVENT}")
+    deploy.add_argument(
+        "--timeout-minutes",
+        type=_minutes,
+        default=60,
+        help="how long to wait for a running deployment of the group and for this one",
     )
-    artifacts.set_defaults(run=_cmd_artifacts)
+    image = deploy.add_mutually_exclusive_group(required=True)
+    image.add_argument("--record", type=Path, help="promotion record to take the image from")
+    image.add_argument("--image-uri", help="<repository>@sha256:<digest> to deploy")
+    deploy.set_defaults(run=_cmd_deploy)
 
     record = steps.add_parser("promotion-record", help="write/publish the promotion record")
     record.add_argument("--source-stack", required=True, help="the stack that ran the images")

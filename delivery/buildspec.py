@@ -7,22 +7,15 @@ Four buildspecs, one per CodeBuild action of the pipeline (components/pipeline.p
   promotion record (the digests just built). Nothing about what runs is read here.
 - `promotion_buildspec()`, a downstream environment's Validate: nothing is built; the upstream
   record (the source) is validated, summarised for the approval and re-issued as this stack's.
-- `derive_buildspec()`, the Derive action right before the deploy (after any approval): per
-  service, the task definition and AppSpec from what runs at that moment, with the record's
-  image (`delivery.build artifacts`).
+- `deploy_buildspec()`, the Deploy action (after any approval): each service in turn, the
+  record's image shipped over what runs at that moment (`delivery.build deploy`, through
+  `delivery.rollout`: only the image changes, the group's lock is re-checked).
 - `publish_buildspec()`, after the deploy: the record's JSON copies and zip (`publish-records`).
 
-Artifact layout (CodeBuild `secondary-artifacts`; declare each CodeBuild action's output
-artifacts with exactly these names):
+The one artifact (the output of Build or Validate, the input of Deploy and Publish):
 
-    promotion/                the artifact named "promotion" (Build, Validate)
+    promotion/                the artifact named "promotion"
       promotion.json            the digests this execution deploys
-    <service>/                one artifact per service, named after the service (Derive)
-      taskdef-<service>.json    TaskDefinitionTemplateArtifact/-Path, image "<IMAGE1_NAME>"
-      appspec-<service>.yaml    AppSpecTemplateArtifact/-Path
-      imageDetail.json          Image1ArtifactName (Image1ContainerName = IMAGE1_NAME)
-
-`codedeploy_action_configuration()` gives the matching CodeDeployToECS configuration.
 """
 
 from __future__ import annotations
@@ -36,14 +29,7 @@ from typing import Any
 
 import yaml
 
-from delivery.build import (
-    ECR_URL_PATTERN,
-    EXIT_NOT_FOUND,
-    IMAGE_DETAIL_FILE,
-    IMAGE_PLACEHOLDER_NAME,
-    appspec_file_name,
-    taskdef_file_name,
-)
+from delivery.build import ECR_URL_PATTERN, EXIT_NOT_FOUND
 from delivery.promotion import RECORD_FILE
 
 # Where the build writes artifacts, relative to CODEBUILD_SRC_DIR; unlikely to clash with
@@ -84,6 +70,7 @@ class DeployService:
     `name` is the service's key in the stack config; it names the CodePipeline artifact.
     `family` is the service's own task-definition family: every revision the pipeline
     deploys registers there, whatever family the running revision came from.
+    `deployment_group` is the service's CodeDeploy group; the Deploy buildspec needs it.
     `validation_hook` (a Lambda name) overrides the buildspec-wide one for this service.
     """
 
@@ -93,6 +80,7 @@ class DeployService:
     cluster: str
     service: str
     family: str
+    deployment_group: str | None = None
     validation_hook: str | None = None
 
     def __post_init__(self) -> None:
@@ -173,56 +161,6 @@ class BuildService(DeployService):
         match = ECR_URL_PATTERN.match(self.repository_url)
         assert match is not None  # checked in __post_init__
         return match["region"]
-
-
-@dataclass(frozen=True)
-class ServiceArtifact:
-    """One service's output artifact: its name and the files CodeDeployToECS reads."""
-
-    name: str
-    directory: str
-    taskdef: str
-    appspec: str
-    image_detail: str = IMAGE_DETAIL_FILE
-
-    @property
-    def files(self) -> list[str]:
-        return [self.taskdef, self.appspec, self.image_detail]
-
-
-def service_artifact(name: str) -> ServiceArtifact:
-    """Artifact name and file names for service `name` (see the module docstring)."""
-    return ServiceArtifact(
-        name=name,
-        directory=f"{ARTIFACT_ROOT}/{name}",
-        taskdef=taskdef_file_name(name),
-        appspec=appspec_file_name(name),
-    )
-
-
-def service_artifact_names(services: Sequence[DeployService]) -> list[str]:
-    """The Derive action's output artifacts, in order: one per service."""
-    return [service.name for service in services]
-
-
-def codedeploy_action_configuration(
-    service_name: str, *, application_name: str, deployment_group_name: str
-) -> dict[str, str]:
-    """The CodeDeployToECS action configuration that reads `service_name`'s artifact.
-
-    All three inputs live in one artifact, so the action has one input artifact.
-    """
-    artifact = service_artifact(service_name)
-    return {
-        "ApplicationName": application_name,
-        "DeploymentGroupName": deployment_group_name,
-        "TaskDefinitionTemplateArtifact": artifact.name,
-        "TaskDefinitionTemplatePath": artifact.taskdef,
-        "AppSpecTemplateArtifact": artifact.name,
-        "AppSpecTemplatePath": artifact.appspec,
-        "Image1ArtifactName": artifact.name,
-        "Image1ContainerName": IMAGE_PLACEHOLDER_NAME,
-    }
 
 
 def _check_services(services: Sequence[DeployService], kind: type) -> None:
@@ -307,21 +245,9 @@ def _env(tooling_s3_uri: str | None, exported: list[str] | None = None) -> dict[
     return env
 
 
-def _artifacts(names: Sequence[str]) -> dict[str, Any]:
-    secondary: dict[str, Any] = {}
-    for name in names:
-        if name == PROMOTION_ARTIFACT:
-            directory, files = f"{ARTIFACT_ROOT}/{PROMOTION_ARTIFACT}", [RECORD_FILE]
-        else:
-            artifact = service_artifact(name)
-            directory, files = artifact.directory, artifact.files
-        secondary[name] = {"base-directory": directory, "files": files, "name": name}
-    # An action that declares one output artifact gets the primary one: make it exactly
-    # that artifact, so its files sit at the artifact's root as its readers expect.
-    if len(secondary) == 1:
-        (only,) = secondary.values()
-        return {"base-directory": only["base-directory"], "files": only["files"]}
-    return {"files": ["**/*"], "base-directory": ARTIFACT_ROOT, "secondary-artifacts": secondary}
+def _promotion_artifact() -> dict[str, Any]:
+    """The action's one output artifact is CodeBuild's primary one: the record at its root."""
+    return {"base-directory": f"{ARTIFACT_ROOT}/{PROMOTION_ARTIFACT}", "files": [RECORD_FILE]}
 
 
 def _record_out() -> str:
@@ -419,23 +345,30 @@ def buildspec(
             build=build,
             post_build=post_build,
         ),
-        "artifacts": _artifacts([PROMOTION_ARTIFACT]),
+        "artifacts": _promotion_artifact(),
     }
 
 
-def _artifacts_command(
-    service: DeployService, region: str, validation_hook: str | None, record_file: str
+def _deploy_command(
+    service: DeployService,
+    *,
+    region: str,
+    application: str,
+    record_file: str,
+    validation_hook: str | None,
+    timeout_minutes: int,
 ) -> str:
-    artifact = service_artifact(service.name)
     args = [
-        "artifacts",
+        "deploy",
         "--name", _q(service.name),
         "--cluster", _q(service.cluster),
         "--service", _q(service.service),
         "--family", _q(service.family),
         "--container", _q(service.container_name),
         "--container-port", str(service.container_port),
-        "--out-dir", _q(artifact.directory),
+        "--application", _q(application),
+        "--group", _q(service.deployment_group or ""),
+        "--timeout-minutes", str(timeout_minutes),
         "--record", _q(record_file),
     ]  # fmt: skip
     hook = _hook(service, validation_hook)
@@ -491,36 +424,60 @@ def promotion_buildspec(
         "phases": _phases(
             _install_phase(tooling_s3_uri, python_version), pre_build=pre_build, build=build
         ),
-        "artifacts": _artifacts([PROMOTION_ARTIFACT]),
+        "artifacts": _promotion_artifact(),
     }
 
 
-def derive_buildspec(
+def deploy_buildspec(
     services: Sequence[DeployService],
     *,
     region: str,
+    application: str,
     record_file: str = RECORD_FILE,
     validation_hook: str | None = None,
+    timeout_minutes: int = 60,
     tooling_s3_uri: str | None = None,
     python_version: str | None = "3.11",
 ) -> dict[str, Any]:
-    """The Derive action, run right before CodeDeployToECS: artifacts from what runs now.
+    """The Deploy action: each service's record image shipped over what runs, in turn.
 
-    The primary source is this execution's record (the "promotion" artifact); each service's
-    task definition and AppSpec come from its running revision at this moment, so a Pulumi
-    change that rolled out while an approval waited is what deploys, with the new image.
+    The primary source is this execution's record (the "promotion" artifact). Each command
+    is one `delivery.rollout` ship: it reads what runs when it starts, keeps every field but
+    the image, and re-checks what runs once it holds the group's lock, so a Pulumi change
+    that rolled out at any moment before the deployment took traffic is kept. A service's
+    ship waits for a deployment of its group that is still running, then for its own, each
+    at most `timeout_minutes`.
     """
     _check_services(services, DeployService)
     _require(bool(region), "region", "is required")
+    _require(bool(application), "application", "is required (the CodeDeploy application)")
+    for service in services:
+        _require(
+            bool(service.deployment_group),
+            f"services.{service.name}.deployment_group",
+            "is required to deploy (the service's CodeDeploy deployment group)",
+        )
+    _require(
+        isinstance(timeout_minutes, int) and timeout_minutes >= 1,
+        "timeout_minutes",
+        f"{timeout_minutes!r} must be a whole number of minutes, at least 1",
+    )
     _check_record_file(record_file)
     build = [
-        _artifacts_command(service, region, validation_hook, record_file) for service in services
+        _deploy_command(
+            service,
+            region=region,
+            application=application,
+            record_file=record_file,
+            validation_hook=validation_hook,
+            timeout_minutes=timeout_minutes,
+        )
+        for service in services
     ]
     return {
         "version": 0.2,
         "env": _env(tooling_s3_uri),
         "phases": _phases(_install_phase(tooling_s3_uri, python_version), build=build),
-        "artifacts": _artifacts(service_artifact_names(services)),
     }
 
 

@@ -20,20 +20,16 @@ import pytest
 import yaml
 
 from delivery.buildspec import (
-    ARTIFACT_NAME_PATTERN,
     ARTIFACT_ROOT,
     BUILD_REQUIREMENTS,
     PROMOTION_ARTIFACT,
     BuildService,
     DeployService,
     buildspec,
-    codedeploy_action_configuration,
-    derive_buildspec,
+    deploy_buildspec,
     promotion_buildspec,
     publish_buildspec,
     render,
-    service_artifact,
-    service_artifact_names,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +46,7 @@ WEB = BuildService(
     cluster="dev",
     service="dev-web",
     family="shop-dev-web",
+    deployment_group="web",
 )
 API = BuildService(
     name="api",
@@ -59,6 +56,7 @@ API = BuildService(
     cluster="dev",
     service="dev-api",
     family="shop-dev-api",
+    deployment_group="api",
     context="services/api",
     dockerfile="docker/Dockerfile.prod",
     validation_hook="dev-api-validate",
@@ -70,9 +68,13 @@ def _spec(**kwargs: Any) -> dict[str, Any]:
     return buildspec([WEB, API], **(options | kwargs))
 
 
-def _derive(**kwargs: Any) -> dict[str, Any]:
-    options: dict[str, Any] = {"region": "eu-west-1", "validation_hook": "dev-hook"}
-    return derive_buildspec([WEB, API], **(options | kwargs))
+def _deploy(**kwargs: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "region": "eu-west-1",
+        "application": "shop-dev",
+        "validation_hook": "dev-hook",
+    }
+    return deploy_buildspec([WEB, API], **(options | kwargs))
 
 
 def _commands(spec: dict[str, Any], phase: str) -> list[str]:
@@ -115,8 +117,8 @@ def test_build_and_post_build_mention_each_service() -> None:
     for service in (WEB, API):
         assert sum(f"docker build --tag {service.repository_url}:" in c for c in build) == 1
         assert sum(f"docker push {service.repository_url}:" in c for c in post_build) == 1
-    # The build reads nothing about what runs: Derive does, right before the deploy.
-    assert not [c for c in post_build if " artifacts " in c]
+    # The build reads nothing about what runs: the Deploy action does, when it deploys.
+    assert not [c for c in build + post_build if "delivery.build --region eu-west-1 deploy" in c]
     assert "--file services/api/docker/Dockerfile.prod" in build[1]
     assert build[1].endswith(" services/api; fi")
     record = [c for c in post_build if " promotion-record " in c]
@@ -126,27 +128,12 @@ def test_build_and_post_build_mention_each_service() -> None:
 
 
 def test_each_service_gets_its_own_hook_or_the_default() -> None:
-    build = _commands(_derive(), "build")
-    web = next(c for c in build if "artifacts --name web " in c)
-    api = next(c for c in build if "artifacts --name api " in c)
+    build = _commands(_deploy(), "build")
+    web = next(c for c in build if "deploy --name web " in c)
+    api = next(c for c in build if "deploy --name api " in c)
 
     assert web.endswith("--validation-hook dev-hook")
     assert api.endswith("--validation-hook dev-api-validate")
-
-
-def test_derive_writes_one_secondary_artifact_per_service_with_valid_names() -> None:
-    artifacts = _derive()["artifacts"]
-    secondary = artifacts["secondary-artifacts"]
-
-    assert list(secondary) == ["web", "api"] == service_artifact_names([WEB, API])
-    assert all(ARTIFACT_NAME_PATTERN.fullmatch(name) for name in secondary)
-    assert all(body["name"] == name for name, body in secondary.items())
-    assert secondary["web"] == {
-        "base-directory": f"{ARTIFACT_ROOT}/web",
-        "files": ["taskdef-web.json", "appspec-web.yaml", "imageDetail.json"],
-        "name": "web",
-    }
-    assert artifacts["base-directory"] == ARTIFACT_ROOT
 
 
 def test_a_single_output_artifact_is_the_primary_one_with_its_files_at_the_root() -> None:
@@ -155,35 +142,31 @@ def test_a_single_output_artifact_is_the_primary_one_with_its_files_at_the_root(
         "base-directory": f"{ARTIFACT_ROOT}/{PROMOTION_ARTIFACT}",
         "files": ["promotion.json"],
     }
-    assert derive_buildspec([WEB], region="eu-west-1")["artifacts"] == {
-        "base-directory": f"{ARTIFACT_ROOT}/web",
-        "files": ["taskdef-web.json", "appspec-web.yaml", "imageDetail.json"],
-    }
 
 
-def test_codedeploy_action_reads_the_files_the_service_artifact_holds() -> None:
-    config = codedeploy_action_configuration(
-        "web", application_name="dev-web", deployment_group_name="dev-web"
+def test_deploy_ships_every_service_in_turn_from_the_record_and_writes_no_artifact() -> None:
+    spec = _deploy()
+    build = _commands(spec, "build")
+
+    assert [c.split(" --name ")[1].split()[0] for c in build] == ["web", "api"]
+    assert "artifacts" not in spec
+    assert build[0] == (
+        "python -m delivery.build --region eu-west-1 deploy --name web --cluster dev "
+        "--service dev-web --family shop-dev-web --container app --container-port 8080 "
+        "--application shop-dev --group web --timeout-minutes 60 --record promotion.json "
+        "--validation-hook dev-hook"
     )
-    files = _derive()["artifacts"]["secondary-artifacts"]["web"]["files"]
-
-    assert config["TaskDefinitionTemplateArtifact"] == config["AppSpecTemplateArtifact"] == "web"
-    assert config["Image1ArtifactName"] == "web"
-    assert config["TaskDefinitionTemplatePath"] in files
-    assert config["AppSpecTemplatePath"] in files
-    assert "imageDetail.json" in files
-    assert config["Image1ContainerName"] == "IMAGE1_NAME"
 
 
-def test_artifacts_step_writes_where_the_secondary_artifact_reads() -> None:
-    web = next(c for c in _commands(_derive(), "build") if "artifacts --name web " in c)
-
-    assert f"--out-dir {service_artifact('web').directory} " in web
-    assert "--family shop-dev-web " in web and "--record promotion.json " in web
-    assert (
-        service_artifact("web").directory
-        == _derive()["artifacts"]["secondary-artifacts"]["web"]["base-directory"]
-    )
+def test_deploy_needs_each_services_group_and_a_positive_timeout() -> None:
+    with pytest.raises(ValueError, match=r"services.web.deployment_group: is required"):
+        deploy_buildspec(
+            [replace(WEB, deployment_group=None)], region="eu-west-1", application="shop-dev"
+        )
+    with pytest.raises(ValueError, match=r"timeout_minutes: 0 must be"):
+        _deploy(timeout_minutes=0)
+    with pytest.raises(ValueError, match=r"application: is required"):
+        _deploy(application="")
 
 
 def test_tooling_is_downloaded_and_put_on_pythonpath_when_given() -> None:
@@ -217,7 +200,7 @@ def test_only_the_publish_buildspec_publishes_and_it_names_the_stack_bucket_and_
         "--stack dev --bucket artifacts --zip-key promotion/dev.zip"
     ]
     assert "artifacts" not in spec
-    assert "--bucket" not in str(_spec()["phases"]) + str(_derive()["phases"])
+    assert "--bucket" not in str(_spec()["phases"]) + str(_deploy()["phases"])
 
 
 @pytest.mark.parametrize(
@@ -288,14 +271,14 @@ def test_promotion_buildspec_builds_nothing_reads_nothing_and_exports_the_approv
     spec = promotion_buildspec(region="eu-west-1", stack="prod")
     text = render(spec)
 
-    assert "docker" not in text and " artifacts " not in text
+    assert "docker" not in text and " deploy --name " not in text
     assert spec["env"]["exported-variables"] == ["PROMOTED_COMMIT", "PROMOTED_SUMMARY"]
     (record,) = _commands(spec, "build")
     assert "--source-stack prod --from-record promotion.json" in record
     assert spec["artifacts"]["files"] == ["promotion.json"]
 
 
-def test_derive_buildspec_derives_a_downstream_service_from_the_record() -> None:
+def test_deploy_buildspec_ships_a_downstream_service_from_the_record() -> None:
     deploy = DeployService(
         name="web",
         container_name="app",
@@ -303,12 +286,14 @@ def test_derive_buildspec_derives_a_downstream_service_from_the_record() -> None
         cluster="prod",
         service="prod-web",
         family="shop-prod-web",
+        deployment_group="web",
     )
-    (command,) = _commands(derive_buildspec([deploy], region="eu-west-1"), "build")
+    spec = deploy_buildspec([deploy], region="eu-west-1", application="shop-prod")
+    (command,) = _commands(spec, "build")
     assert command == (
-        "python -m delivery.build --region eu-west-1 artifacts --name web --cluster prod "
+        "python -m delivery.build --region eu-west-1 deploy --name web --cluster prod "
         "--service prod-web --family shop-prod-web --container app --container-port 8080 "
-        f"--out-dir {ARTIFACT_ROOT}/web --record promotion.json"
+        "--application shop-prod --group web --timeout-minutes 60 --record promotion.json"
     )
 
 
@@ -403,9 +388,12 @@ def test_hostile_values_reach_the_tool_verbatim_and_are_never_run(
     command = next(
         c
         for c in _commands(
-            derive_buildspec([hostile], region="eu-west-1", validation_hook="`id`"), "build"
+            deploy_buildspec(
+                [hostile], region="eu-west-1", application="shop-dev", validation_hook="`id`"
+            ),
+            "build",
         )
-        if " artifacts " in c
+        if " deploy " in c
     )
 
     rc, calls = shell(command)

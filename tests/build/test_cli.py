@@ -10,28 +10,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from buildtest_support import CLUSTER, REGION, SERVICE, Deployed, push_image, repository_url
+from buildtest_support import CLUSTER, REGION, SERVICE, push_image, repository_url
 
 from delivery import build
-from delivery.build import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, main
+from delivery.build import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, main
 from delivery.promotion import new_record, read_record, read_record_file, write_record_file
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 TAG = COMMIT[:12]
-
-
-def _artifacts_args(out_dir: Path, *source: str) -> list[str]:
-    return [
-        "artifacts",
-        "--name", "web",
-        "--cluster", CLUSTER,
-        "--service", SERVICE,
-        "--container", "app",
-        "--container-port", "8080",
-        "--out-dir", str(out_dir),
-        "--validation-hook", "dev-validate",
-        *source,
-    ]  # fmt: skip
 
 
 @pytest.fixture
@@ -39,77 +25,6 @@ def pushed(ecr: Any) -> str:
     """The web image pushed under TAG; returns its digest URI."""
     ecr.create_repository(repositoryName="web", imageTagMutability="IMMUTABLE")
     return repository_url("web") + "@" + push_image(ecr, "web", TAG)
-
-
-def test_artifacts_step_resolves_the_pushed_tag_to_its_digest(
-    deployed: Deployed, pushed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = _artifacts_args(
-        tmp_path / "web", "--repository-url", repository_url("web"), "--tag", TAG
-    )
-
-    assert main(args) == EXIT_OK
-
-    assert json.loads((tmp_path / "web" / "imageDetail.json").read_text()) == {"ImageURI": pushed}
-    taskdef = json.loads((tmp_path / "web" / "taskdef-web.json").read_text())
-    assert taskdef["containerDefinitions"][0]["image"] == "<IMAGE1_NAME>"
-    assert (
-        "AfterAllowTestTraffic: dev-validate" in (tmp_path / "web" / "appspec-web.yaml").read_text()
-    )
-    assert pushed in capsys.readouterr().out
-
-
-def test_artifacts_step_takes_the_image_from_a_promotion_record(
-    deployed: Deployed, tmp_path: Path
-) -> None:
-    promoted = repository_url("web") + "@sha256:" + "c" * 64
-    record = new_record(
-        source_stack="dev",
-        commit=COMMIT,
-        images={"web": {"app": promoted}},
-        created_at=datetime(2024, 1, 1, tzinfo=UTC),
-    )
-    record_file = write_record_file(record, tmp_path / "promotion.json")
-
-    assert main(_artifacts_args(tmp_path / "web", "--record", str(record_file))) == EXIT_OK
-    assert json.loads((tmp_path / "web" / "imageDetail.json").read_text()) == {"ImageURI": promoted}
-
-
-def test_artifacts_step_for_a_missing_service_exits_1_with_one_line_and_no_traceback(
-    ecs: Any, pushed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ecs.create_cluster(clusterName=CLUSTER)
-    args = _artifacts_args(
-        tmp_path / "web", "--repository-url", repository_url("web"), "--tag", TAG
-    )
-
-    assert main(args) == EXIT_FAILED
-
-    err = capsys.readouterr().err
-    assert err.startswith("error: ECS service 'dev-web' was not found in cluster 'dev'")
-    assert "run `pulumi up` for this stack first" in err
-    assert "Traceback" not in err
-    assert not (tmp_path / "web").exists()
-
-
-def test_artifacts_step_without_an_image_source_says_which_options_to_give(
-    deployed: Deployed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(_artifacts_args(tmp_path)) == EXIT_FAILED
-    assert (
-        "give --repository-url with --tag, or --image-uri, or --record" in capsys.readouterr().err
-    )
-
-
-def test_invalid_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    args = _artifacts_args(Path("out"), "--image-uri", "x")
-    args[args.index("8080")] = "80800"
-
-    with pytest.raises(SystemExit) as caught:
-        main(args)
-
-    assert caught.value.code == EXIT_USAGE
-    assert "80800 is not a port number" in capsys.readouterr().err
 
 
 def test_image_exists_exits_0_when_pushed_and_3_when_not(
@@ -234,7 +149,29 @@ def test_access_denied_names_the_iam_action_the_codebuild_role_lacks(
     image = repository_url("web") + "@sha256:" + "f" * 64
     with Stubber(ecs) as stub:
         stub.add_client_error("describe_services", "AccessDeniedException", "not authorized", 400)
-        code = main(_artifacts_args(tmp_path, "--image-uri", image))
+        code = main(
+            [
+                "deploy",
+                "--name",
+                "web",
+                "--cluster",
+                CLUSTER,
+                "--service",
+                SERVICE,
+                "--container",
+                "app",
+                "--container-port",
+                "8080",
+                "--family",
+                "dev-web",
+                "--application",
+                "dev",
+                "--group",
+                "web",
+                "--image-uri",
+                image,
+            ]  # fmt: skip
+        )
 
     assert code == EXIT_FAILED
     assert "the CodeBuild role needs ecs:DescribeServices" in capsys.readouterr().err

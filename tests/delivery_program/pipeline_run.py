@@ -1,18 +1,18 @@
 """Run a planned pipeline against moto, action by action, as CodePipeline would.
 
-A test double for CodePipeline, CodeBuild and CodeDeployToECS: the stages and buildspecs are
-the ones the plan registered; every `python -m delivery.build` command of a buildspec runs for
-real (in-process, against moto); `docker` and `aws` CLI lines are skipped (the image is pushed
-to moto's ECR beforehand). CodeDeployToECS is emulated as AWS documents it: fill the image
-placeholder from imageDetail.json, register the task definition, then (standing in for the
-blue/green traffic shift moto cannot do) make the new revision the service's.
+A test double for CodePipeline and CodeBuild: the stages and buildspecs are the ones the plan
+registered; every `python -m delivery.build` command of a buildspec runs for real (in-process,
+against moto), the Deploy action's `deploy` steps included; `docker` and `aws` CLI lines are
+skipped (the image is pushed to moto's ECR beforehand). Where moto stops short of CodeDeploy
+(deployments stay `Created`, no StopDeployment), `codedeploy_sim.SimulatedCodeDeploy` hooks the
+CodeDeploy client the tool gets: a deployment completes (its revision becomes the PRIMARY task
+set) when the tool polls it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import shlex
@@ -22,11 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import boto3
 import yaml
 
 from delivery import build
-from tests.delivery_program.helpers import GROUP, PIPELINE, PROJECT
+from delivery.taskdef import describe
+from tests.delivery_program.codedeploy_sim import SimulatedCodeDeploy, appspec_of
+from tests.delivery_program.helpers import PIPELINE, PROJECT
 from tools.plan import Plan
 from tools.simcloud import plain
 
@@ -38,7 +42,7 @@ TOOL = ("python", "-m", "delivery.build")
 
 @dataclass
 class Deployment:
-    """What one CodeDeployToECS action registered and the AppSpec it deployed."""
+    """What one deployment of the Deploy action deployed, and its AppSpec."""
 
     service: str
     task_definition: dict[str, Any]
@@ -51,17 +55,41 @@ class PipelineRun:
     workdir: Path
     ecs: Any
     s3: Any
+    # A moto CodeDeploy client; the run attaches the simulation to it.
+    codedeploy: Any
     commit: str
     # Called when the run reaches the approval (a person reads it, then approves).
     on_approval: Callable[[], None] = lambda: None
     # Called after each stage, with its name.
     after_stage: Callable[[str], None] = lambda stage: None
     upstream_record: bytes | None = None
+    # Runs just before each CreateDeployment is sent (another deployer's last moment).
+    before_create: Callable[[dict[str, Any]], None] | None = None
     artifacts: dict[str, Path] = field(default_factory=dict)
-    deployments: list[Deployment] = field(default_factory=list)
     stage_order: list[str] = field(default_factory=list)
+    simulated: SimulatedCodeDeploy | None = None
+
+    @property
+    def deployments(self) -> list[Deployment]:
+        """The deployments that completed, in order (not the stopped ones)."""
+        assert self.simulated is not None, "run() first"
+        found = []
+        for deployment_id in self.simulated.completed:
+            deployment = self.simulated.deployments()[deployment_id]
+            spec = appspec_of(deployment)
+            arn = spec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
+            service = deployment.deployment_group.ecs_services[0]["serviceName"]
+            found.append(Deployment(service, describe(self.ecs, arn)["taskDefinition"], spec))
+        return found
 
     def run(self) -> None:
+        self.simulated = SimulatedCodeDeploy(
+            ecs=self.ecs,
+            account=self._account(),
+            region=self.ecs.meta.region_name,
+            before_create=self.before_create or (lambda params: None),
+        )
+        self.simulated.attach(self.codedeploy)
         stages = plain(self.plan.named(PIPELINE, "pipeline").inputs)["stages"]
         for stage in stages:
             self.stage_order.append(stage["name"])
@@ -84,8 +112,6 @@ class PipelineRun:
             self.on_approval()
         elif provider == "CodeBuild":
             self._codebuild(configuration["ProjectName"], action)
-        elif provider == "CodeDeployToECS":
-            self._codedeploy_to_ecs(action["name"], configuration)
         elif provider == "S3":
             self._s3_deploy(action, configuration)
         else:
@@ -141,37 +167,23 @@ class PipelineRun:
         previous = Path.cwd()
         os.chdir(cwd)
         try:
-            with contextlib.redirect_stdout(out):
+            with contextlib.redirect_stdout(out), mock.patch.object(build, "_client", self._client):
                 code = build.main(argv[3:])
         finally:
             os.chdir(previous)
         assert code == build.EXIT_OK, f"{command} exited {code}: {out.getvalue()}"
         return out.getvalue()
 
-    def _codedeploy_to_ecs(self, name: str, configuration: dict[str, str]) -> None:
-        taskdef_dir = self.artifacts[configuration["TaskDefinitionTemplateArtifact"]]
-        appspec_dir = self.artifacts[configuration["AppSpecTemplateArtifact"]]
-        image_dir = self.artifacts[configuration["Image1ArtifactName"]]
-        image = json.loads((image_dir / build.IMAGE_DETAIL_FILE).read_text())["ImageURI"]
-        placeholder = f"<{configuration['Image1ContainerName']}>"
-        text = (taskdef_dir / configuration["TaskDefinitionTemplatePath"]).read_text()
-        registered = self.ecs.register_task_definition(
-            **json.loads(text.replace(placeholder, image))
-        )
-        arn = registered["taskDefinition"]["taskDefinitionArn"]
-        spec_text = (appspec_dir / configuration["AppSpecTemplatePath"]).read_text()
-        spec = yaml.safe_load(spec_text.replace(build.TASK_DEFINITION_PLACEHOLDER, arn))
-        group = next(
-            plain(g.inputs)
-            for g in self.plan.of_type(GROUP)
-            if g.inputs["deploymentGroupName"] == configuration["DeploymentGroupName"]
-        )
-        target = group["ecsService"]
-        # Traffic moves to the new revision (moto cannot run a blue/green deployment).
-        self.ecs.update_service(
-            cluster=target["clusterName"], service=target["serviceName"], taskDefinition=arn
-        )
-        self.deployments.append(Deployment(name, registered["taskDefinition"], spec))
+    def _client(self, service: str, region: str | None) -> Any:
+        """The tool's clients: these moto ones (CodeDeploy simulated), else a new moto one."""
+        known = {"ecs": self.ecs, "codedeploy": self.codedeploy, "s3": self.s3}
+        if service in known:
+            return known[service]
+        return boto3.client(service, region_name=region or self.ecs.meta.region_name)
+
+    def _account(self) -> str:
+        sts = boto3.client("sts", region_name=self.ecs.meta.region_name)
+        return sts.get_caller_identity()["Account"]
 
     def _s3_deploy(self, action: dict[str, Any], configuration: dict[str, str]) -> None:
         source = self.artifacts[action["inputArtifacts"][0]]

@@ -175,8 +175,8 @@ def test_custom_canary_and_linear_configs_are_created_and_used_by_the_groups():
             d.endswith("DeploymentConfig::config-canary5")
             for d in plan.named(GROUP, service).options["dependsOn"]
         )
-    # The pipeline may read the configuration its CodeDeployToECS actions use.
-    configs = statement(policy(plan, "codepipeline"), "DeploymentConfigs")["Resource"]
+    # The pipeline's Deploy action may read the configuration its deployments use.
+    configs = statement(policy(plan, "codebuild-derive"), "DeploymentConfigs")["Resource"]
     assert configs == [
         "arn:aws:codedeploy:eu-west-1:123456789012:deploymentconfig:ecs-delivery-dev-canary5"
     ]

@@ -1,8 +1,9 @@
-"""The pipeline derives what it deploys from what runs right before its deploy action.
+"""The pipeline's Deploy ships only images, over what runs when it deploys (delivery.rollout).
 
-The planned pipeline runs against moto (`pipeline_run.PipelineRun`): a Pulumi change that
-lands while the approval waits (or right after the build) must be what deploys, with only the
-image replaced; a change only of the image must never revert it.
+The planned pipeline runs against moto (`pipeline_run.PipelineRun`, CodeDeploy's completion and
+StopDeployment simulated where moto lacks them): a Pulumi change that lands while the approval
+waits, right after the build, or even after the Deploy action read what runs and before it took
+the deployment group's lock, must be what deploys, with only the image replaced.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from delivery.live import running_task_definition
 from delivery.promotion import (
     latest_record_key,
     new_record,
@@ -23,6 +25,8 @@ from delivery.promotion import (
     release_record_key,
     zipped,
 )
+from delivery.taskdef import describe, effective_content
+from tests.delivery_program.codedeploy_sim import create_group, switch_primary
 from tests.delivery_program.helpers import stack_value
 from tests.delivery_program.pipeline_run import PipelineRun
 from tests.delivery_program.runner import delivery_plan
@@ -37,7 +41,10 @@ BOOTSTRAP = "public.ecr.aws/nginx/nginx:stable"
 @pytest.fixture
 def aws() -> Iterator[dict[str, Any]]:
     with mock_aws():
-        yield {name: boto3.client(name, region_name=REGION) for name in ("ec2", "ecs", "ecr", "s3")}
+        yield {
+            name: boto3.client(name, region_name=REGION)
+            for name in ("ec2", "ecs", "ecr", "s3", "codedeploy")
+        }
 
 
 def _family(stack: str, service: str) -> str:
@@ -91,6 +98,10 @@ def _environment(aws: dict[str, Any], stack: str, *, family_suffix: str = "") ->
                 }
             },
         )
+    codedeploy = aws["codedeploy"]
+    codedeploy.create_application(applicationName=cluster, computePlatform="ECS")
+    for service in PORTS:
+        create_group(codedeploy, cluster, service, cluster, service)
     s3.create_bucket(
         Bucket=f"ecs-delivery-{stack}-{ACCOUNT}-{REGION}-artifacts",
         CreateBucketConfiguration={"LocationConstraint": REGION},
@@ -123,15 +134,19 @@ def _push_built_images(ecr: Any) -> dict[str, str]:
     return built
 
 
-def _pulumi_raises_memory(ecs: Any, stack: str, memory: str = "1024") -> None:
-    """A `pulumi up` rollout: a new revision with more memory (same image) now runs."""
-    for service in PORTS:
-        current = ecs.describe_services(cluster=f"ecs-delivery-{stack}", services=[service])
-        running = current["services"][0]["taskDefinition"]
-        described = ecs.describe_task_definition(taskDefinition=running)["taskDefinition"]
-        image = described["containerDefinitions"][0]["image"]
+def _running(ecs: Any, stack: str, service: str) -> dict[str, Any]:
+    found = ecs.describe_services(cluster=f"ecs-delivery-{stack}", services=[service])
+    return describe(ecs, running_task_definition(found["services"][0]))["taskDefinition"]
+
+
+def _pulumi_raises_memory(
+    ecs: Any, stack: str, memory: str = "1024", services: tuple[str, ...] = tuple(PORTS)
+) -> None:
+    """A completed `pulumi up` rollout: a revision with more memory (same image) is PRIMARY."""
+    for service in services:
+        image = _running(ecs, stack, service)["containerDefinitions"][0]["image"]
         arn = _register(ecs, _family(stack, service), service, image, memory)
-        ecs.update_service(cluster=f"ecs-delivery-{stack}", service=service, taskDefinition=arn)
+        switch_primary(ecs, f"ecs-delivery-{stack}", service, arn)
 
 
 def _dev_plan_with_approval():
@@ -154,7 +169,13 @@ def _upstream_record(built: dict[str, str]) -> bytes:
 
 def _run(plan, aws, tmp_path: Path, stack: str, **kwargs: Any) -> PipelineRun:
     run = PipelineRun(
-        plan=plan, workdir=tmp_path, ecs=aws["ecs"], s3=aws["s3"], commit=COMMIT, **kwargs
+        plan=plan,
+        workdir=tmp_path,
+        ecs=aws["ecs"],
+        s3=aws["s3"],
+        codedeploy=aws["codedeploy"],
+        commit=COMMIT,
+        **kwargs,
     )
     run.run()
     return run
@@ -216,25 +237,76 @@ def test_a_pulumi_change_made_while_the_prod_approval_waits_is_deployed_with_the
         assert task_definition["family"] == _family("prod", service)
 
 
-def test_the_appspec_carries_the_running_network_and_platform_version(aws, dev, tmp_path):
-    network = _environment(aws, "dev")
-    _push_built_images(aws["ecr"])
+def test_a_pulumi_change_landing_after_the_deploy_read_what_runs_is_not_reverted(
+    aws, dev, tmp_path
+):
+    """The window Derive + CodeDeployToECS left open: a `pulumi up` rollout completes after
+    the deploy read what runs and before its deployment holds the group's lock. The ship's
+    re-check under the lock sees it, stops its stale deployment and merges again."""
+    _environment(aws, "dev")
+    built = _push_built_images(aws["ecr"])
+    landed: list[str] = []
+
+    def pulumi_up_completes(params: dict[str, Any]) -> None:
+        service = params["deploymentGroupName"]
+        if service not in landed:
+            landed.append(service)
+            _pulumi_raises_memory(aws["ecs"], "dev", services=(service,))
+
+    run = _run(dev, aws, tmp_path, "dev", before_create=pulumi_up_completes)
+
+    assert landed == ["api", "web"]
+    assert run.simulated is not None and len(run.simulated.stopped) == 2  # one per service
+    for service in PORTS:
+        runs = _running(aws["ecs"], "dev", service)
+        assert runs["memory"] == "1024", service  # the Pulumi change is kept
+        assert runs["containerDefinitions"][0]["image"] == built[service]
+
+
+def test_the_shipped_revision_is_what_ran_with_only_the_image_replaced(aws, dev, tmp_path):
+    _environment(aws, "dev")
+    built = _push_built_images(aws["ecr"])
+    before = {service: _running(aws["ecs"], "dev", service) for service in PORTS}
+
     run = _run(dev, aws, tmp_path, "dev")
+
     for deployment in run.deployments:
-        properties = deployment.appspec["Resources"][0]["TargetService"]["Properties"]
-        assert properties["NetworkConfiguration"] == {
-            "awsvpcConfiguration": {
-                "subnets": [network["subnet"]],
-                "securityGroups": [network["securityGroup"]],
-                "assignPublicIp": "DISABLED",
-            }
+        old = effective_content(before[deployment.service])
+        old["containerDefinitions"][0]["image"] = built[deployment.service]
+        assert effective_content(deployment.task_definition) == old
+        assert deployment.appspec == {
+            "version": 0.0,
+            "Resources": [
+                {
+                    "TargetService": {
+                        "Type": "AWS::ECS::Service",
+                        "Properties": {
+                            "TaskDefinition": deployment.task_definition["taskDefinitionArn"],
+                            "LoadBalancerInfo": {
+                                "ContainerName": deployment.service,
+                                "ContainerPort": PORTS[deployment.service],
+                            },
+                        },
+                    }
+                }
+            ],
+            # No NetworkConfiguration/PlatformVersion: the service keeps the ones it has.
+            "Hooks": [{"AfterAllowTestTraffic": "ecs-delivery-dev-validation-hook"}],
         }
-        assert properties["PlatformVersion"] == "1.4.0"
-        assert properties["TaskDefinition"] == deployment.task_definition["taskDefinitionArn"]
-        assert properties["LoadBalancerInfo"] == {
-            "ContainerName": deployment.service,
-            "ContainerPort": PORTS[deployment.service],
-        }
+    assert [d.service for d in run.deployments] == ["api", "web"]
+
+
+def test_a_retried_deploy_of_images_that_already_run_starts_no_deployment(aws, dev, tmp_path):
+    _environment(aws, "dev")
+    _push_built_images(aws["ecr"])
+    first = _run(dev, aws, tmp_path / "first", "dev")
+    assert first.simulated is not None
+    started = len(first.simulated.deployments())
+
+    again = _run(dev, aws, tmp_path / "again", "dev")
+
+    assert again.deployments == []
+    assert len(first.simulated.deployments()) == started == 2
 
 
 def test_a_new_service_running_its_template_revision_deploys_into_its_own_family(

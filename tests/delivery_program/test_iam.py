@@ -106,7 +106,7 @@ def test_each_service_principal_has_its_own_role_pinned_to_the_account(dev):
 
 
 def test_passrole_names_exactly_the_task_and_execution_roles(dev):
-    for role in ("codedeploy", "codepipeline"):
+    for role in ("codedeploy", "codebuild-derive"):
         passing = statement(policy(dev, role), "PassTaskRoles")
         names = sorted(arn.rsplit("/", 1)[1].rsplit("-", 1)[0] for arn in passing["Resource"])
         assert names == ["api-execution", "api-task", "web-execution", "web-task"]
@@ -146,15 +146,13 @@ def test_codebuild_pushes_only_to_this_stacks_repositories(dev, prod):
     assert "EcrPush" not in sids and "EcrLogin" not in sids
 
 
-def test_codepipeline_uses_the_connection_and_deploys_only_our_groups(dev):
+def test_codepipeline_uses_the_connection_and_starts_only_our_builds_and_deploys_nothing(dev):
     document = policy(dev, "codepipeline")
     assert statement(document, "SourceConnection")["Resource"] == (
         "arn:aws:codeconnections:eu-west-1:111111111111:connection/8c2b6f0e-1f7a-4d0e-a3a1-6e4b2d9c7f11"
     )
-    assert statement(document, "Deployments")["Resource"] == [
-        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/api",
-        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/web",
-    ]
+    actions = {a for s in document["Statement"] for a in as_list(s["Action"])}
+    assert not {a for a in actions if a.startswith(("codedeploy:", "ecs:", "iam:"))}
     assert statement(document, "Builds")["Resource"] == [
         "arn:aws:codebuild:eu-west-1:123456789012:project/ecs-delivery-dev-build",
         "arn:aws:codebuild:eu-west-1:123456789012:project/ecs-delivery-dev-derive",
@@ -163,12 +161,47 @@ def test_codepipeline_uses_the_connection_and_deploys_only_our_groups(dev):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_only_the_derive_role_reads_ecs_and_only_this_stacks_services(dev, prod, stack):
+def test_only_the_deploy_role_reads_ecs_and_deploys_and_only_this_stacks_services(dev, prod, stack):
     plan = {"dev": dev, "prod": prod}[stack]
-    assert statement(policy(plan, "codebuild-derive"), "ReadServices")["Resource"] == [
-        f"arn:aws:ecs:eu-west-1:123456789012:service/ecs-delivery-{stack}/api",
-        f"arn:aws:ecs:eu-west-1:123456789012:service/ecs-delivery-{stack}/web",
+    document = policy(plan, "codebuild-derive")
+    arn = "arn:aws:{}:eu-west-1:123456789012:{}"
+    assert statement(document, "ReadServices")["Resource"] == [
+        arn.format("ecs", f"service/ecs-delivery-{stack}/api"),
+        arn.format("ecs", f"service/ecs-delivery-{stack}/web"),
     ]
+    assert statement(document, "TagNewRevisions") == {
+        "Sid": "TagNewRevisions",
+        "Effect": "Allow",
+        "Action": "ecs:TagResource",
+        "Resource": [
+            arn.format("ecs", f"task-definition/ecs-delivery-{stack}-api:*"),
+            arn.format("ecs", f"task-definition/ecs-delivery-{stack}-web:*"),
+        ],
+        "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
+    }
+    # Describe and Register: IAM has no resource-level permissions for them.
+    assert statement(document, "TaskDefinitions")["Resource"] == "*"
+    assert statement(document, "Deployments") == {
+        "Sid": "Deployments",
+        "Effect": "Allow",
+        "Action": [
+            "codedeploy:CreateDeployment",
+            "codedeploy:GetDeployment",
+            "codedeploy:ListDeployments",
+            "codedeploy:StopDeployment",
+        ],
+        "Resource": [
+            arn.format("codedeploy", f"deploymentgroup:ecs-delivery-{stack}/api"),
+            arn.format("codedeploy", f"deploymentgroup:ecs-delivery-{stack}/web"),
+        ],
+    }
+    assert statement(document, "Revisions")["Resource"] == arn.format(
+        "codedeploy", f"application:ecs-delivery-{stack}"
+    )
+    configs = statement(document, "DeploymentConfigs")
+    assert configs["Action"] == "codedeploy:GetDeploymentConfig"
+    assert all(":deploymentconfig:" in r for r in configs["Resource"])
+    assert "-template" not in json.dumps(document)
     for role in ("codebuild", "codebuild-publish"):
         actions = [a for s in policy(plan, role)["Statement"] for a in as_list(s["Action"])]
         assert not [a for a in actions if a.startswith("ecs:")], role

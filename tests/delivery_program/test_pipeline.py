@@ -50,36 +50,17 @@ def _action(name, category, provider, configuration, inputs=(), outputs=(), name
     return action
 
 
-def _deploy(stack: str, service: str) -> dict:
-    return _action(
-        service,
-        "Deploy",
-        "CodeDeployToECS",
-        {
-            "ApplicationName": f"ecs-delivery-{stack}",
-            "DeploymentGroupName": service,
-            "TaskDefinitionTemplateArtifact": service,
-            "TaskDefinitionTemplatePath": f"taskdef-{service}.json",
-            "AppSpecTemplateArtifact": service,
-            "AppSpecTemplatePath": f"appspec-{service}.yaml",
-            "Image1ArtifactName": service,
-            "Image1ContainerName": "IMAGE1_NAME",
-        },
-        inputs=[service],
-    )
-
-
-def _derive(stack: str) -> dict:
+def _deploy(stack: str) -> dict:
+    """One CodeBuild action ships every service from this execution's record."""
     return {
-        "name": "Derive",
+        "name": "Deploy",
         "actions": [
             _action(
-                "Derive",
+                "Deploy",
                 "Build",
                 "CodeBuild",
                 {"ProjectName": f"ecs-delivery-{stack}-derive"},
                 inputs=["promotion"],
-                outputs=["api", "web"],
             )
         ],
     }
@@ -106,7 +87,7 @@ def _project_buildspec(plan, project_name: str) -> dict:
     return yaml.safe_load(found[0].inputs["source"]["buildspec"])
 
 
-def test_dev_pipeline_is_source_build_derive_deploy_publish_with_exact_actions(dev):
+def test_dev_pipeline_is_source_build_deploy_publish_with_exact_actions(dev):
     pipeline = inputs(dev, PIPELINE, "pipeline")
     assert pipeline["name"] == "ecs-delivery-dev"
     assert (pipeline["pipelineType"], pipeline["executionMode"]) == ("V2", "SUPERSEDED")
@@ -145,8 +126,7 @@ def test_dev_pipeline_is_source_build_derive_deploy_publish_with_exact_actions(d
                 )
             ],
         },
-        _derive("dev"),
-        {"name": "Deploy", "actions": [_deploy("dev", "api"), _deploy("dev", "web")]},
+        _deploy("dev"),
         _publish("dev"),
     ]
 
@@ -154,7 +134,7 @@ def test_dev_pipeline_is_source_build_derive_deploy_publish_with_exact_actions(d
 def test_prod_pipeline_takes_the_upstream_record_and_asks_approval_naming_commit_and_digests(prod):
     stages = pipeline_stages(prod)
     assert [s["name"] for s in stages] == [
-        "Source", "Validate", "Approve", "Derive", "Deploy", "Publish"
+        "Source", "Validate", "Approve", "Deploy", "Publish"
     ]  # fmt: skip
     assert stages[0]["actions"] == [
         _action(
@@ -189,10 +169,9 @@ def test_prod_pipeline_takes_the_upstream_record_and_asks_approval_naming_commit
             {"CustomData": "Promote to prod from dev: #{Validate.PROMOTED_SUMMARY}"},
         )
     ]
-    # What runs is read after the approval, right before the deploy.
-    assert stages[3] == _derive("prod")
-    assert stages[4]["actions"] == [_deploy("prod", "api"), _deploy("prod", "web")]
-    assert stages[5] == _publish("prod")
+    # What runs is read after the approval, by the deploy itself.
+    assert stages[3] == _deploy("prod")
+    assert stages[4] == _publish("prod")
 
 
 def test_the_approval_variable_is_exported_by_the_validate_build_and_names_commit_and_digests(
@@ -226,7 +205,7 @@ def test_a_dev_approval_stage_names_the_commit_when_configured():
     plan = delivery_plan("dev", overrides={"pipeline": {"source": source, "approval": True}})
     stages = pipeline_stages(plan)
     assert [s["name"] for s in stages] == [
-        "Source", "Build", "Approve", "Derive", "Deploy", "Publish"
+        "Source", "Build", "Approve", "Deploy", "Publish"
     ]  # fmt: skip
     assert stages[0]["actions"][0]["provider"] == "CodeCommit"
     assert stages[0]["actions"][0]["configuration"] == {
@@ -319,7 +298,7 @@ def test_configuration_artifacts_variables_duplicates_and_source_placement_are_c
 
 def test_broken_wiring_stops_the_plan_before_the_pipeline_is_registered(monkeypatch):
     def broken(**kwargs):
-        # Drop the Build stage: Derive and Publish lose the record they read.
+        # Drop the Build stage: Deploy and Publish lose the record they read.
         return [s for s in original(**kwargs) if s.name != "Build"]
 
     original = pipeline_module.first_environment_stages
@@ -328,7 +307,7 @@ def test_broken_wiring_stops_the_plan_before_the_pipeline_is_registered(monkeypa
         delivery_plan("dev", overrides={"tags": {"case": "broken-wiring"}})
     message = str(error.value)
     assert message.startswith(
-        "pipeline wiring:\n  stages.Derive.Derive: input artifact 'promotion'"
+        "pipeline wiring:\n  stages.Deploy.Deploy: input artifact 'promotion'"
     )
     assert "stages.Publish.PromotionRecord: input artifact 'promotion'" in message
     assert not [r for r in error.value.registrations if r.type == PIPELINE]
@@ -377,8 +356,8 @@ def test_dev_build_project_builds_images_with_the_generated_buildspec(dev):
         tooling_s3_uri=_tooling(dev, DEV_BUCKET),
     )
     assert spec == expected
-    # The build reads nothing about what runs: it only builds and records digests.
-    assert " artifacts " not in str(spec["phases"])
+    # The build reads nothing about what runs and deploys nothing: it builds, records digests.
+    assert " deploy --name " not in str(spec["phases"])
     assert spec["artifacts"] == {
         "base-directory": "ecs-delivery-artifacts/promotion",
         "files": ["promotion.json"],
@@ -394,12 +373,14 @@ def _tooling(plan, bucket: str) -> str:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_derive_project_derives_each_service_into_its_own_family(dev, prod, stack):
+def test_deploy_project_ships_each_service_into_its_own_family_through_its_group(dev, prod, stack):
     plan = {"dev": dev, "prod": prod}[stack]
     project = inputs(plan, PROJECT, "pipeline-derive")
     assert project["name"] == f"ecs-delivery-{stack}-derive"
     assert project["environment"]["privilegedMode"] is False
-    expected = specs.derive_buildspec(
+    # Two services in turn, each waiting for a running deployment of its group and its own.
+    assert project["buildTimeout"] == 2 * 30 * 2
+    expected = specs.deploy_buildspec(
         [
             specs.DeployService(
                 name=name,
@@ -408,16 +389,20 @@ def test_derive_project_derives_each_service_into_its_own_family(dev, prod, stac
                 cluster=f"ecs-delivery-{stack}",
                 service=name,
                 family=f"ecs-delivery-{stack}-{name}",
+                deployment_group=name,
             )
             for name, port in PORTS
         ],
         region="eu-west-1",
+        application=f"ecs-delivery-{stack}",
         validation_hook=f"ecs-delivery-{stack}-validation-hook",
+        timeout_minutes=30,
         tooling_s3_uri=_tooling(plan, {"dev": DEV_BUCKET, "prod": PROD_BUCKET}[stack]),
     )
     assert _project_buildspec(plan, f"ecs-delivery-{stack}-derive") == expected
     commands = expected["phases"]["build"]["commands"]
-    assert all("--record promotion.json" in c and "--family ecs-delivery-" in c for c in commands)
+    assert [c.split(" deploy --name ")[1].split()[0] for c in commands] == ["api", "web"]
+    assert all("--record promotion.json" in c and "-template" not in c for c in commands)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -444,7 +429,7 @@ def test_prod_validate_project_runs_no_docker_and_uses_the_promotion_buildspec(p
         region="eu-west-1", stack="prod", tooling_s3_uri=_tooling(prod, PROD_BUCKET)
     )
     assert "docker" not in str(spec["phases"])
-    assert " artifacts " not in str(spec["phases"])
+    assert " deploy --name " not in str(spec["phases"])
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
