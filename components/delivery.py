@@ -77,7 +77,7 @@ class Names:
     repositories: dict[str, str]
     pipeline: str
     project: str
-    derive_project: str
+    deploy_project: str
     publish_project: str
     hook: str
     bucket: str
@@ -97,7 +97,7 @@ def names(cfg: StackConfig, env: Environment) -> Names:
         },
         pipeline=pipeline,
         project=f"{prefix}-{'validate' if cfg.upstream_stack else 'build'}",
-        derive_project=f"{prefix}-derive",
+        deploy_project=f"{prefix}-deploy",
         publish_project=f"{prefix}-publish",
         hook=f"{prefix}-validation-hook",
         bucket=artifact_bucket_name(env.project, env.stack, env.account_id, env.region),
@@ -413,7 +413,7 @@ def _pipeline_args(
     return DeliveryPipelineArgs(
         pipeline_name=n.pipeline,
         project_name=n.project,
-        derive_project_name=n.derive_project,
+        deploy_project_name=n.deploy_project,
         publish_project_name=n.publish_project,
         stack=env.stack,
         region=env.region,

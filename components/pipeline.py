@@ -704,11 +704,9 @@ def environment_type(build_image: str) -> str:
 @dataclass(frozen=True, kw_only=True)
 class DeliveryPipelineArgs:
     pipeline_name: str
-    # CodeBuild projects: Build (first env) or Validate (downstream), Deploy, Publish. The
-    # Deploy project keeps its earlier field and physical name (`<prefix>-derive`,
-    # components/delivery.py) so that the change updates it in place.
+    # CodeBuild projects: Build (first env) or Validate (downstream), Deploy, Publish.
     project_name: str
-    derive_project_name: str
+    deploy_project_name: str
     publish_project_name: str
     stack: str
     region: str
@@ -753,7 +751,7 @@ def describe_stages(args: DeliveryPipelineArgs) -> list[Stage]:
     common = {
         "stack": args.stack,
         "approval": args.approval,
-        "deploy_project": args.derive_project_name,
+        "deploy_project": args.deploy_project_name,
         "publish_project": args.publish_project_name,
     }
     if args.source is not None:
@@ -816,7 +814,7 @@ def render_buildspecs(args: DeliveryPipelineArgs, tooling_uri: str) -> dict[str,
     )
     return {
         args.project_name: specs.render(first),
-        args.derive_project_name: specs.render(deploy),
+        args.deploy_project_name: specs.render(deploy),
         args.publish_project_name: specs.render(publish),
     }
 
@@ -870,13 +868,11 @@ class DeliveryPipeline(pulumi.ComponentResource):
             # docker build needs the Docker daemon; the other actions run no containers.
             privileged=args.builds_images,
         )
-        # Resource names keep "derive" (the action this project replaced): renaming them would
-        # replace the project, its role and its log group.
         self.deploy_project = self._create_project(
-            f"{name}-derive",
-            role="codebuild-derive",
-            project_name=args.derive_project_name,
-            log_group=f"{name}-derive",
+            f"{name}-deploy",
+            role="codebuild-deploy",
+            project_name=args.deploy_project_name,
+            log_group=f"{name}-deploy",
             description="Ships each service's image over what it runs (delivery.rollout)",
             statements=deploy_role_statements(
                 region=args.region,
@@ -1000,7 +996,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 artifact_prefix=args.artifact_prefix,
                 project_names=[
                     args.project_name,
-                    args.derive_project_name,
+                    args.deploy_project_name,
                     args.publish_project_name,
                 ],
                 source=args.source,

@@ -38,7 +38,7 @@ def test_pipelines_fit_the_create_pipeline_request(dev, prod, stack):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-@pytest.mark.parametrize("project", ["pipeline", "pipeline-derive", "pipeline-publish"])
+@pytest.mark.parametrize("project", ["pipeline", "pipeline-deploy", "pipeline-publish"])
 def test_build_projects_fit_the_create_project_request(dev, prod, stack, project):
     plan = {"dev": dev, "prod": prod}[stack]
     request = shapes.create_project(inputs(plan, PROJECT, project))

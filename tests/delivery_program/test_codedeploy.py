@@ -176,7 +176,7 @@ def test_custom_canary_and_linear_configs_are_created_and_used_by_the_groups():
             for d in plan.named(GROUP, service).options["dependsOn"]
         )
     # The pipeline's Deploy action may read the configuration its deployments use.
-    configs = statement(policy(plan, "codebuild-derive"), "DeploymentConfigs")["Resource"]
+    configs = statement(policy(plan, "codebuild-deploy"), "DeploymentConfigs")["Resource"]
     assert configs == [
         "arn:aws:codedeploy:eu-west-1:123456789012:deploymentconfig:ecs-delivery-dev-canary5"
     ]

@@ -33,7 +33,7 @@ STAR_RESOURCE_ACTIONS = {
 }
 DELIVERY_ROLES = (
     "codebuild",
-    "codebuild-derive",
+    "codebuild-deploy",
     "codebuild-publish",
     "codedeploy",
     "codepipeline",
@@ -87,7 +87,7 @@ def test_delivery_roles_use_star_resources_only_for_actions_without_resource_per
 def test_each_service_principal_has_its_own_role_pinned_to_the_account(dev):
     principals = {
         "codebuild": "codebuild.amazonaws.com",
-        "codebuild-derive": "codebuild.amazonaws.com",
+        "codebuild-deploy": "codebuild.amazonaws.com",
         "codebuild-publish": "codebuild.amazonaws.com",
         "codedeploy": "codedeploy.amazonaws.com",
         "codepipeline": "codepipeline.amazonaws.com",
@@ -106,7 +106,7 @@ def test_each_service_principal_has_its_own_role_pinned_to_the_account(dev):
 
 
 def test_passrole_names_exactly_the_task_and_execution_roles(dev):
-    for role in ("codedeploy", "codebuild-derive"):
+    for role in ("codedeploy", "codebuild-deploy"):
         passing = statement(policy(dev, role), "PassTaskRoles")
         names = sorted(arn.rsplit("/", 1)[1].rsplit("-", 1)[0] for arn in passing["Resource"])
         assert names == ["api-execution", "api-task", "web-execution", "web-task"]
@@ -155,7 +155,7 @@ def test_codepipeline_uses_the_connection_and_starts_only_our_builds_and_deploys
     assert not {a for a in actions if a.startswith(("codedeploy:", "ecs:", "iam:"))}
     assert statement(document, "Builds")["Resource"] == [
         "arn:aws:codebuild:eu-west-1:123456789012:project/ecs-delivery-dev-build",
-        "arn:aws:codebuild:eu-west-1:123456789012:project/ecs-delivery-dev-derive",
+        "arn:aws:codebuild:eu-west-1:123456789012:project/ecs-delivery-dev-deploy",
         "arn:aws:codebuild:eu-west-1:123456789012:project/ecs-delivery-dev-publish",
     ]
 
@@ -163,7 +163,7 @@ def test_codepipeline_uses_the_connection_and_starts_only_our_builds_and_deploys
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_only_the_deploy_role_reads_ecs_and_deploys_and_only_this_stacks_services(dev, prod, stack):
     plan = {"dev": dev, "prod": prod}[stack]
-    document = policy(plan, "codebuild-derive")
+    document = policy(plan, "codebuild-deploy")
     arn = "arn:aws:{}:eu-west-1:123456789012:{}"
     assert statement(document, "ReadServices")["Resource"] == [
         arn.format("ecs", f"service/ecs-delivery-{stack}/api"),

@@ -59,7 +59,7 @@ def _deploy(stack: str) -> dict:
                 "Deploy",
                 "Build",
                 "CodeBuild",
-                {"ProjectName": f"ecs-delivery-{stack}-derive"},
+                {"ProjectName": f"ecs-delivery-{stack}-deploy"},
                 inputs=["promotion"],
             )
         ],
@@ -375,8 +375,8 @@ def _tooling(plan, bucket: str) -> str:
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_deploy_project_ships_each_service_into_its_own_family_through_its_group(dev, prod, stack):
     plan = {"dev": dev, "prod": prod}[stack]
-    project = inputs(plan, PROJECT, "pipeline-derive")
-    assert project["name"] == f"ecs-delivery-{stack}-derive"
+    project = inputs(plan, PROJECT, "pipeline-deploy")
+    assert project["name"] == f"ecs-delivery-{stack}-deploy"
     assert project["environment"]["privilegedMode"] is False
     # Two services in turn, each waiting for a running deployment of its group and its own.
     assert project["buildTimeout"] == 2 * 30 * 2
@@ -399,7 +399,7 @@ def test_deploy_project_ships_each_service_into_its_own_family_through_its_group
         timeout_minutes=30,
         tooling_s3_uri=_tooling(plan, {"dev": DEV_BUCKET, "prod": PROD_BUCKET}[stack]),
     )
-    assert _project_buildspec(plan, f"ecs-delivery-{stack}-derive") == expected
+    assert _project_buildspec(plan, f"ecs-delivery-{stack}-deploy") == expected
     commands = expected["phases"]["build"]["commands"]
     assert [c.split(" deploy --name ")[1].split()[0] for c in commands] == ["api", "web"]
     assert all("--record promotion.json" in c and "-template" not in c for c in commands)
@@ -444,11 +444,11 @@ def test_only_the_publish_role_writes_promotion_records_and_only_this_stacks_key
             for r in as_list(stmt["Resource"])
             if "/promotion/" in str(r)
         ]
-        for name in ("codebuild", "codebuild-derive", "codebuild-publish", "codepipeline")
+        for name in ("codebuild", "codebuild-deploy", "codebuild-publish", "codepipeline")
     }
     assert writers == {
         "codebuild": [],
-        "codebuild-derive": [],
+        "codebuild-deploy": [],
         "codebuild-publish": [
             f"arn:aws:s3:::{bucket}/promotion/{stack}/releases/*.json",
             f"arn:aws:s3:::{bucket}/promotion/{stack}/latest.json",
