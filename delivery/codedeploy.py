@@ -250,24 +250,12 @@ def wait_for_deployment(
     Raises DeploymentFailedError on Failed/Stopped, DeploymentTimeoutError after
     `timeout_seconds` (the deployment itself keeps going).
     """
-    if timeout_seconds <= 0:
-        raise ValueError(f"timeout_seconds: {timeout_seconds} must be positive")
-    if poll_seconds <= 0:
-        raise ValueError(f"poll_seconds: {poll_seconds} must be positive")
-    deadline = clock() + timeout_seconds
-    while True:
-        info = call_with_backoff(
-            codedeploy.get_deployment, deploymentId=deployment_id, sleep=sleep
-        )["deploymentInfo"]
-        status = info.get("status", "?")
-        if status == "Succeeded":
-            return info
-        if status in FAILED_STATUSES:
-            raise DeploymentFailedError(info)
-        remaining = deadline - clock()
-        if remaining <= 0:
-            raise DeploymentTimeoutError(deployment_id, timeout_seconds, status)
-        sleep(min(poll_seconds, remaining))
+    info = wait_until_finished(
+        codedeploy, deployment_id, timeout_seconds, poll_seconds, sleep, clock
+    )
+    if info.get("status") != "Succeeded":
+        raise DeploymentFailedError(info)
+    return info
 
 
 def stop_deployment(codedeploy: Any, deployment_id: str) -> None:
@@ -285,8 +273,15 @@ def wait_until_finished(
     poll_seconds: float = 15,
     sleep: Callable[[float], Any] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-) -> str:
-    """Poll until the deployment ends, however it ends; return its final status."""
+) -> dict[str, Any]:
+    """Poll until the deployment ends, however it ends; return its final deploymentInfo.
+
+    Raises DeploymentTimeoutError after `timeout_seconds` (the deployment keeps going).
+    """
+    if timeout_seconds <= 0:
+        raise ValueError(f"timeout_seconds: {timeout_seconds} must be positive")
+    if poll_seconds <= 0:
+        raise ValueError(f"poll_seconds: {poll_seconds} must be positive")
     deadline = clock() + timeout_seconds
     while True:
         info = call_with_backoff(
@@ -294,7 +289,7 @@ def wait_until_finished(
         )["deploymentInfo"]
         status = info.get("status", "?")
         if status not in IN_PROGRESS_STATUSES:
-            return status
+            return info
         remaining = deadline - clock()
         if remaining <= 0:
             raise DeploymentTimeoutError(deployment_id, timeout_seconds, status)

@@ -198,14 +198,24 @@ def _wait_for_others(
     if not request.wait:
         raise cd.DeploymentInProgressError(request.application, request.deployment_group, busy)
     for deployment_id in busy:
-        cd.wait_until_finished(
-            codedeploy,
-            deployment_id,
-            timeout_seconds=request.timeout_seconds,
-            poll_seconds=request.poll_seconds,
-            sleep=sleep,
-            clock=clock,
-        )
+        _wait_until_finished(codedeploy, request, deployment_id, sleep, clock)
+
+
+def _wait_until_finished(
+    codedeploy: Any,
+    request: RolloutRequest,
+    deployment_id: str,
+    sleep: Callable[[float], Any],
+    clock: Callable[[], float],
+) -> None:
+    cd.wait_until_finished(
+        codedeploy,
+        deployment_id,
+        timeout_seconds=request.timeout_seconds,
+        poll_seconds=request.poll_seconds,
+        sleep=sleep,
+        clock=clock,
+    )
 
 
 def rollout(
@@ -287,14 +297,7 @@ def rollout(
             live.task_definition_arn
         ):
             cd.stop_deployment(codedeploy, deployment_id)
-            cd.wait_until_finished(
-                codedeploy,
-                deployment_id,
-                timeout_seconds=request.timeout_seconds,
-                poll_seconds=request.poll_seconds,
-                sleep=sleep,
-                clock=clock,
-            )
+            _wait_until_finished(codedeploy, request, deployment_id, sleep, clock)
             continue
         if not request.wait:
             return RolloutResult("started", live.task_definition_arn, deployment_id)
