@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -162,3 +163,35 @@ def test_module_entry_point_prints_usage_for_a_missing_command() -> None:
     )
     assert result.returncode == 2
     assert "{plan,apply,status,rollback}" in result.stderr
+
+
+def table_rows(out: str) -> dict[str, list[str]]:
+    """The final table's service rows: name -> [status, rollback...] (cells split on 2+ spaces)."""
+    rows = {}
+    for line in out.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if cells[0] == "service" and len(cells) >= 6:
+            rows[cells[1]] = cells[2:4]
+    return rows
+
+
+def test_final_table_shows_stopped_services_as_rolled_back_and_the_failed_one_as_failed(
+    sim: SimulatedAws, tmp_path: Path
+) -> None:
+    # svc-001 fails while svc-000 is still deploying (held), so the rollback stops svc-000.
+    sim.codedeploy.fail("svc-001")
+    sim.codedeploy.hold("svc-000")
+    manifest = sim.manifest_yaml("r1", "2.0.0", services=["svc-000", "svc-001", "svc-002"])
+    args = files(sim, tmp_path, manifest)
+
+    code, out, _ = run(sim, ["apply", *args, "--max-parallel", "2"])
+
+    assert code == 1
+    assert table_rows(out) == {
+        "svc-000": ["stopped", "rolled back"],
+        "svc-001": ["failed", "rolled back"],
+        "svc-002": ["not started", "not needed"],
+    }
+    # `status` prints the same table from the persisted state.
+    _, status_out, _ = run(sim, ["status", "--release", "dev-r1", "--state-bucket", sim.bucket])
+    assert table_rows(status_out) == table_rows(out)
