@@ -55,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         command = sub.add_parser(name, help=help_text)
         command.add_argument("--manifest", type=Path, help="release manifest YAML")
-        command.add_argument("--inventory", type=Path, help="releaseInventory JSON (stack output)")
+        command.add_argument(
+            "--inventory",
+            type=Path,
+            help="releaseInventory JSON: `pulumi stack output releaseInventory --json`, "
+            "`pulumi stack output --json`, or a plan from `make plan PLAN_JSON=...`",
+        )
         command.add_argument("--state-bucket", help="S3 bucket holding release state")
         command.add_argument(
             "--release", help="release id (<environment>-<release>) instead of --manifest"
