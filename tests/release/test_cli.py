@@ -8,10 +8,12 @@ import re
 import subprocess
 import sys
 import threading
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from delivery.release.cli import main
+from delivery.release.cli import Cli, build_parser, main
+from delivery.release.pacing import SystemClock
 from delivery.release.simulator import SimulatedAws
 
 
@@ -79,6 +81,7 @@ def test_apply_with_a_failing_service_exits_1_naming_it_and_all_20_end_on_previo
     assert code == 1
     assert "release dev-r1 failed: svc-011:" in err
     assert "rolled back: every service and scheduled task runs its previous revision" in err
+    assert "note: --endpoint-url" not in err
     assert {n: sim.live_task_definition(n) for n in sim.inventory.services} == {
         n: sim.task_definitions[n] for n in sim.inventory.services
     }
@@ -195,3 +198,32 @@ def test_final_table_shows_stopped_services_as_rolled_back_and_the_failed_one_as
     # `status` prints the same table from the persisted state.
     _, status_out, _ = run(sim, ["status", "--release", "dev-r1", "--state-bucket", sim.bucket])
     assert table_rows(status_out) == table_rows(out)
+
+
+def test_endpoint_url_reaches_every_client_the_cli_makes() -> None:
+    args = build_parser().parse_args(
+        ["plan", "--endpoint-url", "http://localhost:5000", "--region", "eu-west-1"]
+    )
+    cli = Cli(args, None, SystemClock(), io.StringIO(), io.StringIO(), None)
+
+    clients = cli.aws.clients
+    endpoints = {f.name: getattr(clients, f.name).meta.endpoint_url for f in fields(clients)}
+    assert endpoints == dict.fromkeys(
+        ("ecs", "codedeploy", "s3", "events", "scheduler"), "http://localhost:5000"
+    )
+
+
+def test_a_deployment_that_never_finishes_behind_an_endpoint_url_gets_a_note_saying_why(
+    sim: SimulatedAws, tmp_path: Path
+) -> None:
+    # As on a moto server: the deployment never ends, so --timeout-minutes decides.
+    sim.codedeploy.hold("svc-000")
+    args = files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    args[args.index("--timeout-minutes") + 1] = "1"
+
+    code, _, err = run(sim, ["apply", *args, "--endpoint-url", "http://localhost:5000"])
+
+    assert code == 1
+    assert "did not finish within 60 s (last status InProgress)" in err
+    assert "note: --endpoint-url http://localhost:5000: its deployments did not finish." in err
+    assert "run `make release-demo`, a simulated AWS whose deployments finish" in err
