@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import signal
 import sys
 import threading
@@ -316,10 +317,10 @@ class Cli:
         return outcome.exit_code
 
     def _stopped(self, store: StateStore, error: BaseException) -> int:
-        # First line only: an emulator's error 500 carries a whole HTML page.
-        first_line = (str(error).splitlines() or [repr(error)])[0]
+        # An emulator's error 500 carries a whole HTML page as its message: drop it.
+        message = re.sub(r":?\s*<!doctype.*", "", str(error), flags=re.I | re.S)
         self.err.write(
-            f"release {store.release_id} stopped with an error: {first_line}\n"
+            f"release {store.release_id} stopped with an error: {message}\n"
             f"its state is in s3://{store.bucket}/{store.key}; check `release status`, then "
             "run `release apply` again to resume or `release rollback` to undo\n"
         )

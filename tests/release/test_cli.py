@@ -12,6 +12,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
 from delivery.release.cli import Cli, build_parser, main
 from delivery.release.pacing import SystemClock
 from delivery.release.simulator import SimulatedAws
@@ -227,3 +230,28 @@ def test_a_deployment_that_never_finishes_behind_an_endpoint_url_gets_a_note_say
     assert "did not finish within 60 s (last status InProgress)" in err
     assert "note: --endpoint-url http://localhost:5000: its deployments did not finish." in err
     assert "run `make release-demo`, a simulated AWS whose deployments finish" in err
+
+
+def test_an_emulator_without_stop_deployment_exits_3_with_one_error_line_and_the_note(
+    sim: SimulatedAws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a moto server does (measured): deployments stay Created, StopDeployment is a 500.
+    page = "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n</html>"
+
+    def no_stop(**kwargs: Any) -> None:
+        raise ClientError({"Error": {"Code": "500", "Message": page}}, "StopDeployment")
+
+    monkeypatch.setattr(sim.codedeploy, "stop_deployment", no_stop)
+    sim.codedeploy.hold("svc-000")
+    args = files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    args[args.index("--timeout-minutes") + 1] = "1"
+
+    code, _, err = run(sim, ["apply", *args, "--endpoint-url", "http://localhost:5000"])
+
+    assert code == 3
+    assert err.splitlines()[0] == (
+        "release dev-r1 stopped with an error: An error occurred (500) when calling the "
+        "StopDeployment operation"
+    )
+    assert "html" not in err
+    assert "note: --endpoint-url http://localhost:5000: its deployments did not finish." in err
