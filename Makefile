@@ -51,7 +51,7 @@ release: $(STAMP)
 	$(BIN)/python -m delivery.release $(ARGS)
 
 # plan, apply (one service fails: whole-release rollback) and status against the simulated AWS.
-# Exits 1 (failed and rolled back), as apply does; make reports that as Error 1.
+# The tool exits 1 (failed and rolled back), as apply does; make prints Error 1 and exits 2.
 release-demo: $(STAMP)
 	$(BIN)/python -m tools.release_demo
 
