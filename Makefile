@@ -10,7 +10,7 @@ CONFIG ?=
 PREVIEW ?=
 BASE ?=
 
-.PHONY: setup test lint format plan diff bench bench-release release check-workflows clean
+.PHONY: setup test lint format plan diff bench bench-release release release-demo check-workflows clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ bench-release: $(STAMP)
 
 release: $(STAMP)
 	$(BIN)/python -m delivery.release $(ARGS)
+
+# plan, apply (one service fails: whole-release rollback) and status against the simulated AWS.
+# The tool exits 1 (failed and rolled back), as apply does; make prints Error 1 and exits 2.
+release-demo: $(STAMP)
+	$(BIN)/python -m tools.release_demo
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

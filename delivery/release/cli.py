@@ -8,7 +8,9 @@ interrupted (a person must look: `release status`, then `release rollback`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import re
 import signal
 import sys
 import threading
@@ -18,6 +20,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from delivery.aws import RETRY_CONFIG
 from delivery.aws import session as aws_session
 from delivery.release.engine import (
     EngineConfig,
@@ -55,7 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         command = sub.add_parser(name, help=help_text)
         command.add_argument("--manifest", type=Path, help="release manifest YAML")
-        command.add_argument("--inventory", type=Path, help="releaseInventory JSON (stack output)")
+        command.add_argument(
+            "--inventory",
+            type=Path,
+            help="releaseInventory JSON: `pulumi stack output releaseInventory --json`, "
+            "`pulumi stack output --json`, or a plan from `make plan PLAN_JSON=...`",
+        )
         command.add_argument("--state-bucket", help="S3 bucket holding release state")
         command.add_argument(
             "--release", help="release id (<environment>-<release>) instead of --manifest"
@@ -80,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument("--region", help="AWS region")
         command.add_argument("--profile", help="AWS profile")
+        command.add_argument(
+            "--endpoint-url",
+            help="send every AWS call here, e.g. http://localhost:5000 for a moto server or "
+            "http://localhost:4566 for LocalStack (default: the AWS endpoints)",
+        )
         command.add_argument(
             "--json", action="store_true", help="machine-readable output (plan, status)"
         )
@@ -118,6 +131,24 @@ def _config(args: argparse.Namespace) -> EngineConfig:
     )
 
 
+def _timed_out(failure: str | None) -> bool:
+    """The failure is a deployment that outlived --timeout-minutes (engine's wording)."""
+    return failure is not None and "did not finish within" in failure
+
+
+def clients_for(session: Any, region: str | None, endpoint_url: str | None) -> Clients:
+    """The engine's clients from `session`, every one sent to `endpoint_url` when given."""
+    if endpoint_url is None:
+        return Clients.from_session(session, region)
+    made = {
+        name: session.client(
+            name, region_name=region, endpoint_url=endpoint_url, config=RETRY_CONFIG
+        )
+        for name in (field.name for field in dataclasses.fields(Clients))
+    }
+    return Clients(**made)
+
+
 class Cli:
     """One invocation; clients and clock are injectable for tests."""
 
@@ -141,7 +172,7 @@ class Cli:
     def aws(self) -> Aws:
         if self._clients is None:
             session = aws_session(region=self.args.region, profile=self.args.profile)
-            self._clients = Clients.from_session(session, self.args.region)
+            self._clients = clients_for(session, self.args.region, self.args.endpoint_url)
         return Aws(self._clients, self.clock)
 
     def _store(self, release: str) -> StateStore:
@@ -271,6 +302,7 @@ class Cli:
                 f"release {outcome.release_id} failed: {failed}: {outcome.failure}\n"
                 "rolled back: every service and scheduled task runs its previous revision\n"
             )
+            self._emulator_note(_timed_out(outcome.failure))
         else:
             stuck = []
             if outcome.state is not None:
@@ -285,12 +317,29 @@ class Cli:
         return outcome.exit_code
 
     def _stopped(self, store: StateStore, error: BaseException) -> int:
+        # An emulator's error 500 carries a whole HTML page as its message: drop it.
+        message = re.sub(r":?\s*<!doctype.*", "", str(error), flags=re.I | re.S)
         self.err.write(
-            f"release {store.release_id} stopped with an error: {error}\n"
+            f"release {store.release_id} stopped with an error: {message}\n"
             f"its state is in s3://{store.bucket}/{store.key}; check `release status`, then "
             "run `release apply` again to resume or `release rollback` to undo\n"
         )
+        stuck_stop = isinstance(error, ClientError) and error.operation_name == "StopDeployment"
+        self._emulator_note(stuck_stop)
         return EXIT_NEEDS_HUMAN
+
+    def _emulator_note(self, evidence: bool) -> None:
+        """Why a release against an emulator hangs, and what to do instead."""
+        if not (evidence and self.args.endpoint_url):
+            return
+        self.err.write(
+            f"note: --endpoint-url {self.args.endpoint_url}: its deployments did not finish. "
+            "An emulator's CodeDeploy may never finish one (a moto server leaves them "
+            "`Created` and answers StopDeployment with an error 500), so `apply` waits "
+            "--timeout-minutes, fails the release and tries to stop them. Against an "
+            "emulator use `plan` and `status`; to watch a whole release (deploy, failure, "
+            "rollback) run `make release-demo`, a simulated AWS whose deployments finish\n"
+        )
 
 
 def main(

@@ -1,7 +1,8 @@
 """The environment's release inventory: what the engine may deploy and where it lives.
 
 The stack exports it as the `releaseInventory` output; the CLI reads it from a JSON file
-(`--inventory path`), the Lambda steps from an S3 object. JSON shape (camelCase keys)::
+(`--inventory path`: that output, all stack outputs, or a plan JSON; see `inventory_of`),
+the Lambda steps from an S3 object. JSON shape (camelCase keys)::
 
     {
       "environment": "prod",
@@ -131,7 +132,7 @@ def parse_inventory(data: Any, source: str = "inventory") -> Inventory:
 
 
 def load_inventory(path: str | Path) -> Inventory:
-    """Read and validate an inventory JSON file."""
+    """Read and validate an inventory file: any of the shapes `inventory_of` accepts."""
     try:
         text = Path(path).read_text()
     except OSError as error:
@@ -142,7 +143,35 @@ def load_inventory(path: str | Path) -> Inventory:
         raise InventoryError(
             f"--inventory: {path} is not JSON (line {error.lineno}: {error.msg})"
         ) from None
-    return parse_inventory(data, source=str(path))
+    return parse_inventory(inventory_of(data, str(path)), source=str(path))
+
+
+def inventory_of(data: Any, source: str = "inventory") -> Any:
+    """The inventory inside what a user has at hand, so no file has to be pieced together:
+
+    - `pulumi stack output releaseInventory --json`: the inventory itself;
+    - `pulumi stack output --json`: every output; its `releaseInventory`;
+    - `make plan PLAN_JSON=plan.json`: the plan; its `outputs.releaseInventory`.
+    """
+    if isinstance(data, dict):
+        if "environment" in data:
+            return data
+        if "releaseInventory" in data:
+            return data["releaseInventory"]
+        outputs = data.get("outputs")
+        if isinstance(outputs, dict) and "releaseInventory" in outputs:
+            return outputs["releaseInventory"]
+    found = (
+        f"an object with keys {', '.join(sorted(data)[:8]) or '(none)'}"
+        if isinstance(data, dict)
+        else f"a JSON {type(data).__name__}"
+    )
+    raise InventoryError(
+        f"--inventory: {source} holds no release inventory (found {found}); expected the "
+        "inventory (`pulumi stack output releaseInventory --json`), all stack outputs with a "
+        "releaseInventory key (`pulumi stack output --json`), or a plan with "
+        "outputs.releaseInventory (`make plan PLAN_JSON=plan.json`)"
+    )
 
 
 def inventory_json_schema() -> dict[str, Any]:

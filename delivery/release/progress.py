@@ -8,7 +8,7 @@ import time
 from typing import TextIO
 
 from delivery.release.engine import Event
-from delivery.release.state import ReleaseState
+from delivery.release.state import ReleaseState, ServiceState
 
 _REDRAW_SECONDS = 0.2
 
@@ -120,8 +120,8 @@ def summary_table(state: ReleaseState) -> list[str]:
             (
                 "service",
                 name,
-                svc.status,
-                svc.rollback or "-",
+                service_outcome(svc),
+                _words(svc.rollback),
                 f"{_short(svc.previous_image)} -> {_short(svc.image)}",
                 svc.deployment_id or "-",
             )
@@ -131,8 +131,8 @@ def summary_table(state: ReleaseState) -> list[str]:
             (
                 "task",
                 name,
-                task.status,
-                task.rollback or "-",
+                "not started" if task.status == "pending" and task.rollback else task.status,
+                _words(task.rollback),
                 f"{_short(task.previous_image)} -> {_short(task.image)}",
                 "-",
             )
@@ -142,6 +142,25 @@ def summary_table(state: ReleaseState) -> list[str]:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+
+
+def service_outcome(svc: ServiceState) -> str:
+    """What happened to a service's forward deployment, in words.
+
+    The persisted status is the forward step the engine last recorded; once a rollback
+    has begun, a "deploying" service is one whose deployment the rollback stopped.
+    """
+    if svc.rollback is None:
+        return svc.status
+    if svc.status in ("starting", "deploying"):
+        return "stopping" if svc.rollback == "stopping" else "stopped"
+    if svc.status == "pending":
+        return "not started"
+    return svc.status  # deployed (the rollback redeploys it) or failed
+
+
+def _words(status: str | None) -> str:
+    return status.replace("_", " ") if status else "-"
 
 
 def _short(image: str) -> str:

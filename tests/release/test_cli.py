@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import threading
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from delivery.release.cli import main
+import pytest
+from botocore.exceptions import ClientError
+
+from delivery.release.cli import Cli, build_parser, main
+from delivery.release.pacing import SystemClock
 from delivery.release.simulator import SimulatedAws
 
 
@@ -78,6 +84,7 @@ def test_apply_with_a_failing_service_exits_1_naming_it_and_all_20_end_on_previo
     assert code == 1
     assert "release dev-r1 failed: svc-011:" in err
     assert "rolled back: every service and scheduled task runs its previous revision" in err
+    assert "note: --endpoint-url" not in err
     assert {n: sim.live_task_definition(n) for n in sim.inventory.services} == {
         n: sim.task_definitions[n] for n in sim.inventory.services
     }
@@ -162,3 +169,89 @@ def test_module_entry_point_prints_usage_for_a_missing_command() -> None:
     )
     assert result.returncode == 2
     assert "{plan,apply,status,rollback}" in result.stderr
+
+
+def table_rows(out: str) -> dict[str, list[str]]:
+    """The final table's service rows: name -> [status, rollback...] (cells split on 2+ spaces)."""
+    rows = {}
+    for line in out.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if cells[0] == "service" and len(cells) >= 6:
+            rows[cells[1]] = cells[2:4]
+    return rows
+
+
+def test_final_table_shows_stopped_services_as_rolled_back_and_the_failed_one_as_failed(
+    sim: SimulatedAws, tmp_path: Path
+) -> None:
+    # svc-001 fails while svc-000 is still deploying (held), so the rollback stops svc-000.
+    sim.codedeploy.fail("svc-001")
+    sim.codedeploy.hold("svc-000")
+    manifest = sim.manifest_yaml("r1", "2.0.0", services=["svc-000", "svc-001", "svc-002"])
+    args = files(sim, tmp_path, manifest)
+
+    code, out, _ = run(sim, ["apply", *args, "--max-parallel", "2"])
+
+    assert code == 1
+    assert table_rows(out) == {
+        "svc-000": ["stopped", "rolled back"],
+        "svc-001": ["failed", "rolled back"],
+        "svc-002": ["not started", "not needed"],
+    }
+    # `status` prints the same table from the persisted state.
+    _, status_out, _ = run(sim, ["status", "--release", "dev-r1", "--state-bucket", sim.bucket])
+    assert table_rows(status_out) == table_rows(out)
+
+
+def test_endpoint_url_reaches_every_client_the_cli_makes() -> None:
+    args = build_parser().parse_args(
+        ["plan", "--endpoint-url", "http://localhost:5000", "--region", "eu-west-1"]
+    )
+    cli = Cli(args, None, SystemClock(), io.StringIO(), io.StringIO(), None)
+
+    clients = cli.aws.clients
+    endpoints = {f.name: getattr(clients, f.name).meta.endpoint_url for f in fields(clients)}
+    assert endpoints == dict.fromkeys(
+        ("ecs", "codedeploy", "s3", "events", "scheduler"), "http://localhost:5000"
+    )
+
+
+def test_a_deployment_that_never_finishes_behind_an_endpoint_url_gets_a_note_saying_why(
+    sim: SimulatedAws, tmp_path: Path
+) -> None:
+    # As on a moto server: the deployment never ends, so --timeout-minutes decides.
+    sim.codedeploy.hold("svc-000")
+    args = files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    args[args.index("--timeout-minutes") + 1] = "1"
+
+    code, _, err = run(sim, ["apply", *args, "--endpoint-url", "http://localhost:5000"])
+
+    assert code == 1
+    assert "did not finish within 60 s (last status InProgress)" in err
+    assert "note: --endpoint-url http://localhost:5000: its deployments did not finish." in err
+    assert "run `make release-demo`, a simulated AWS whose deployments finish" in err
+
+
+def test_an_emulator_without_stop_deployment_exits_3_with_one_error_line_and_the_note(
+    sim: SimulatedAws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a moto server does (measured): deployments stay Created, StopDeployment is a 500.
+    page = "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n</html>"
+
+    def no_stop(**kwargs: Any) -> None:
+        raise ClientError({"Error": {"Code": "500", "Message": page}}, "StopDeployment")
+
+    monkeypatch.setattr(sim.codedeploy, "stop_deployment", no_stop)
+    sim.codedeploy.hold("svc-000")
+    args = files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    args[args.index("--timeout-minutes") + 1] = "1"
+
+    code, _, err = run(sim, ["apply", *args, "--endpoint-url", "http://localhost:5000"])
+
+    assert code == 3
+    assert err.splitlines()[0] == (
+        "release dev-r1 stopped with an error: An error occurred (500) when calling the "
+        "StopDeployment operation"
+    )
+    assert "html" not in err
+    assert "note: --endpoint-url http://localhost:5000: its deployments did not finish." in err

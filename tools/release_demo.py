@@ -1,0 +1,77 @@
+"""A release you can watch without AWS: `plan`, `apply` (one service fails, the whole release
+rolls back) and `status`, run by the real CLI against the simulated AWS.
+
+Run: `make release-demo` (`python -m tools.release_demo`). Exit code is apply's: 1, the
+release failed and was rolled back. The simulator (delivery/release/simulator.py: moto for
+ECS, S3, EventBridge and Scheduler, a simulated CodeDeploy whose deployments finish) runs
+at SCALE simulated seconds per real second, so the ~6 simulated minutes take ~20 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from delivery.release.cli import main as release
+from delivery.release.pacing import ScaledClock
+from delivery.release.simulator import SimulatedAws, simulated_aws
+
+SCALE = 20.0
+SERVICES = 6
+FAILING = "svc-003"
+# Three deploy at once: svc-000..002 finish (120 s), then svc-003..005 start; svc-003 fails
+# half-way through its 180 s, so svc-004/005 are stopped and svc-000..002 redeployed.
+DURATIONS = {f"svc-{i:03d}": 120.0 if i < 3 else 180.0 for i in range(SERVICES)}
+MAX_PARALLEL = 3
+
+
+def _run(sim: SimulatedAws, argv: list[str]) -> int:
+    print(f"\n$ python -m delivery.release {shlex.join(argv)}", flush=True)
+    code = release(argv, clients=sim.clients, clock=sim.clock, stop=threading.Event())
+    sys.stderr.flush()
+    print(f"(exit {code})", flush=True)
+    return code
+
+
+def demo(workdir: Path, scale: float = SCALE) -> int:
+    """Seed a simulated environment, write the release's files to `workdir`, run the CLI."""
+    with simulated_aws(
+        ScaledClock(scale), services=SERVICES, duration=DURATIONS.__getitem__
+    ) as sim:
+        sim.codedeploy.fail(FAILING)
+        inventory = workdir / "inventory.json"
+        manifest = workdir / "release.yaml"
+        inventory.write_text(sim.inventory.model_dump_json(by_alias=True, indent=2))
+        manifest.write_text(
+            sim.manifest_yaml("demo-1", "2.0.0", tasks={"job-00": {"followsService": "svc-000"}})
+        )
+        print(
+            f"simulated AWS at x{scale:g}: {SERVICES} services (each deployment takes 120-180 "
+            f"simulated s) and job-00, a scheduled task following svc-000; {FAILING}'s deployment will fail.\n"
+            f"inventory: {inventory}\nmanifest:  {manifest}",
+            flush=True,
+        )
+        files = ["--manifest", str(manifest), "--inventory", str(inventory)]
+        bucket = ["--state-bucket", sim.bucket]
+        _run(sim, ["plan", *files])
+        code = _run(sim, ["apply", *files, *bucket, "--max-parallel", str(MAX_PARALLEL)])
+        _run(sim, ["status", "--release", "dev-demo-1", *bucket])
+        return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="release-demo", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scale", type=float, default=SCALE, help=f"simulated seconds per real second ({SCALE:g})"
+    )
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="release-demo-") as workdir:
+        return demo(Path(workdir), args.scale)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
