@@ -147,7 +147,7 @@ class ValidationHookArgs:
     deployment_group_arns: list[str]
     region: str
     account_id: str
-    log_retention_days: int = 30
+    log_retention_days: int
     source_dir: Path = SOURCE_DIR
     tags: dict[str, str] = field(default_factory=dict)
 
