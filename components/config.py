@@ -106,6 +106,7 @@ class NetworkConfig(_Model):
     nat_gateways: Literal["none", "single", "perAz"] = Field(
         "single",
         description="NAT gateways: `single` or `perAz`. `none` is refused by this program (the validation hook needs a route to the load balancer); the Network component alone supports it with VPC endpoints.",
+        json_schema_extra={"enum": ["single", "perAz"]},
     )
     flow_log_retention_days: int = Field(30, ge=1, description="Days VPC flow logs are kept.")
 
