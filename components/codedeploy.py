@@ -72,11 +72,11 @@ class DeploymentTarget:
 
 @dataclass(frozen=True, kw_only=True)
 class AlarmSettings:
-    target_5xx_count: int = 5
-    unhealthy_hosts: int = 1
-    latency_p99_seconds: float | None = None
-    evaluation_periods: int = 2
-    period_seconds: int = 60
+    target_5xx_count: int
+    unhealthy_hosts: int
+    latency_p99_seconds: float | None
+    evaluation_periods: int
+    period_seconds: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -312,9 +312,9 @@ class CodeDeploymentArgs:
     account_id: str
     artifact_bucket_arn: pulumi.Input[str]
     artifact_prefix: str
-    alarms: AlarmSettings = AlarmSettings()
+    alarms: AlarmSettings
     custom_configs: list[CustomConfig] = field(default_factory=list)
-    termination_wait_minutes: int = 5
+    termination_wait_minutes: int
     # The AfterAllowTestTraffic Lambda's ARN: CodeDeploy must be allowed to invoke it.
     hook_function_arn: str | None = None
     tags: dict[str, str] = field(default_factory=dict)

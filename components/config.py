@@ -96,10 +96,19 @@ class _Model(BaseModel):
 class NetworkConfig(_Model):
     """VPC layout: CIDR, how many availability zones, NAT gateway policy."""
 
-    cidr: str = "10.0.0.0/16"
-    availability_zones: Literal[2, 3] = 2
-    nat_gateways: Literal["none", "single", "perAz"] = "single"
-    flow_log_retention_days: int = Field(30, ge=1)
+    cidr: str = Field(
+        "10.0.0.0/16",
+        description="Private IPv4 CIDR of the VPC, /16 to /24; public subnets take eighths 1-3, private ones 5-7.",
+    )
+    availability_zones: Literal[2, 3] = Field(
+        2, description="How many availability zones (the first available ones, sorted)."
+    )
+    nat_gateways: Literal["none", "single", "perAz"] = Field(
+        "single",
+        description="NAT gateways: `single` or `perAz`. `none` is refused by this program (the validation hook needs a route to the load balancer); the Network component alone supports it with VPC endpoints.",
+        json_schema_extra={"enum": ["single", "perAz"]},
+    )
+    flow_log_retention_days: int = Field(30, ge=1, description="Days VPC flow logs are kept.")
 
     @field_validator("cidr")
     @classmethod
@@ -120,17 +129,44 @@ class NetworkConfig(_Model):
             )
         return value
 
+    @field_validator("nat_gateways")
+    @classmethod
+    def _nat(cls, value: str) -> str:
+        if value == "none":
+            raise ValueError(
+                "none leaves the validation hook (in the private subnets) no "
+                "route to the internet-facing load balancer's test listener or to the CodeDeploy "
+                "API; use single or perAz"
+            )
+        return value
+
 
 class LoadBalancerConfig(_Model):
     """Application Load Balancer: production listener (80/443) and a closed test listener."""
 
-    certificate_arn: str | None = None
-    domain_name: str | None = None
-    ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-    test_listener_port: int = Field(8443, ge=1, le=65535)
-    test_listener_cidrs: list[str] = Field(default_factory=list)
-    deletion_protection: Flag = False
-    idle_timeout_seconds: int = Field(60, ge=1, le=4000)
+    certificate_arn: str | None = Field(
+        None,
+        description="ACM certificate: HTTPS on 443 with `sslPolicy` and an HTTP to HTTPS redirect; the test listener uses HTTPS too. Omitted: HTTP only.",
+    )
+    domain_name: str | None = Field(
+        None,
+        description="DNS name the certificate covers, pointing at the load balancer; required with `certificateArn`.",
+    )
+    ssl_policy: str = Field(
+        "ELBSecurityPolicy-TLS13-1-2-2021-06", description="TLS policy of the HTTPS listeners."
+    )
+    test_listener_port: int = Field(
+        8443,
+        ge=1,
+        le=65535,
+        description="Port of the test listener used for blue/green validation (not 80 or 443).",
+    )
+    test_listener_cidrs: list[str] = Field(
+        default_factory=list,
+        description="CIDRs allowed to reach the test listener; empty keeps it closed; `0.0.0.0/0` is refused.",
+    )
+    deletion_protection: Flag = Field(False, description="Load balancer deletion protection.")
+    idle_timeout_seconds: int = Field(60, ge=1, le=4000, description="Load balancer idle timeout.")
 
     @field_validator("certificate_arn")
     @classmethod
@@ -188,12 +224,20 @@ class LoadBalancerConfig(_Model):
 class HealthCheckConfig(_Model):
     """Target-group health check; every value explicit (API and provider defaults differ)."""
 
-    path: str = "/health"
-    matcher: str = "200"
-    interval_seconds: int = Field(10, ge=5, le=300)
-    timeout_seconds: int = Field(5, ge=2, le=120)
-    healthy_threshold: int = Field(2, ge=2, le=10)
-    unhealthy_threshold: int = Field(2, ge=2, le=10)
+    path: str = Field("/health", description="Health-check path, starting with `/`.")
+    matcher: str = Field(
+        "200", description="HTTP codes that count as healthy (e.g. `200` or `200-299`)."
+    )
+    interval_seconds: int = Field(10, ge=5, le=300, description="Seconds between health checks.")
+    timeout_seconds: int = Field(
+        5, ge=2, le=120, description="Seconds before a check fails; less than `intervalSeconds`."
+    )
+    healthy_threshold: int = Field(
+        2, ge=2, le=10, description="Consecutive successes before a target is healthy."
+    )
+    unhealthy_threshold: int = Field(
+        2, ge=2, le=10, description="Consecutive failures before a target is unhealthy."
+    )
 
     @field_validator("path")
     @classmethod
@@ -219,9 +263,22 @@ class HealthCheckConfig(_Model):
 class RoutingConfig(_Model):
     """How the listeners route to the service: path patterns and/or host headers."""
 
-    path_patterns: list[str] = Field(default_factory=list, max_length=5)
-    host_headers: list[str] = Field(default_factory=list, max_length=5)
-    priority: int | None = Field(None, ge=1, le=50000)
+    path_patterns: list[str] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Path patterns routed to the service (e.g. `/api/*`); at most 5.",
+    )
+    host_headers: list[str] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Host headers routed to the service; at most 5.",
+    )
+    priority: int | None = Field(
+        None,
+        ge=1,
+        le=50000,
+        description="Listener rule priority, unique per stack. Omitted: 100, 110, ... in service order, catch-all last.",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> RoutingConfig:
@@ -240,11 +297,17 @@ class RoutingConfig(_Model):
 class AutoscalingConfig(_Model):
     """Target-tracking autoscaling on average CPU."""
 
-    min_capacity: int = Field(ge=1)
-    max_capacity: int = Field(ge=1)
-    target_cpu_percent: float = Field(60, gt=0, le=100)
-    scale_in_cooldown_seconds: int = Field(300, ge=0)
-    scale_out_cooldown_seconds: int = Field(60, ge=0)
+    min_capacity: int = Field(ge=1, description="Fewest tasks.")
+    max_capacity: int = Field(ge=1, description="Most tasks; at least `minCapacity`.")
+    target_cpu_percent: float = Field(
+        60, gt=0, le=100, description="Average CPU the service is scaled to."
+    )
+    scale_in_cooldown_seconds: int = Field(
+        300, ge=0, description="Seconds after a scale-in before the next."
+    )
+    scale_out_cooldown_seconds: int = Field(
+        60, ge=0, description="Seconds after a scale-out before the next."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> AutoscalingConfig:
@@ -258,47 +321,123 @@ class AutoscalingConfig(_Model):
 class ValidationConfig(_Model):
     """What the AfterAllowTestTraffic hook probes through the test listener."""
 
-    path: str = "/health"
-    expected_status: int = Field(200, ge=100, le=599)
-    probes: int = Field(5, ge=1, le=100)
-    interval_seconds: float = Field(1, ge=0, le=60)
-    latency_budget_ms: int = Field(1000, ge=1, le=60000)
+    path: str = Field(
+        "/health", description="Path probed through the test listener, starting with `/`."
+    )
+    expected_status: int = Field(
+        200, ge=100, le=599, description="HTTP status every probe must get."
+    )
+    probes: int = Field(
+        5, ge=1, le=100, description="How many probes; all must fit in one Lambda invocation."
+    )
+    interval_seconds: float = Field(1, ge=0, le=60, description="Seconds between probes.")
+    latency_budget_ms: int = Field(
+        1000, ge=1, le=60000, description="Slowest answer a probe accepts, in milliseconds."
+    )
+
+    _path = field_validator("path")(HealthCheckConfig._path.__func__)
+
+    @model_validator(mode="after")
+    def _fits_one_invocation(self) -> ValidationConfig:
+        from components.hook import MAX_PROBE_SECONDS, ServiceProbe
+
+        probe = ServiceProbe(
+            service="", group_name="", path=self.path, expected_status=self.expected_status,
+            probes=self.probes, interval_seconds=self.interval_seconds,
+            latency_budget_ms=self.latency_budget_ms,
+        )  # fmt: skip
+        if probe.worst_case_seconds > MAX_PROBE_SECONDS:
+            raise ValueError(
+                f"{self.probes} probes may take {probe.worst_case_seconds:g} s, more than one "
+                f"Lambda invocation allows ({MAX_PROBE_SECONDS} s); lower probes, "
+                "intervalSeconds or latencyBudgetMs"
+            )
+        return self
 
 
 class BuildConfig(_Model):
     """Where CodeBuild finds the service's Dockerfile in the application repository."""
 
-    context: str = "."
-    dockerfile: str = "Dockerfile"
+    context: str = Field(".", description="Docker build context, relative to the repository root.")
+    dockerfile: str = Field("Dockerfile", description="Dockerfile path, relative to the context.")
 
 
 class ServiceConfig(_Model):
     """One Fargate service behind the load balancer, deployed blue/green."""
 
-    container_port: int = Field(ge=1, le=65535)
-    cpu: int = 256
-    memory: int = 512
-    desired_count: int = Field(2, ge=0, le=1000)
-    bootstrap_image: str = "public.ecr.aws/nginx/nginx:1.27-alpine"
-    image: str | None = None
-    health_check: HealthCheckConfig = HealthCheckConfig()
-    deregistration_delay_seconds: int = Field(15, ge=0, le=3600)
-    health_check_grace_period_seconds: int = Field(30, ge=0, le=2147483647)
-    environment: dict[str, str] = Field(default_factory=dict)
-    secrets: dict[str, str] = Field(default_factory=dict)
-    routing: RoutingConfig = RoutingConfig(path_patterns=["/*"])
-    autoscaling: AutoscalingConfig | None = None
-    readonly_root_filesystem: Flag = True
-    user: str | None = "1000"
-    writable_paths: list[str] = Field(default_factory=lambda: ["/tmp"], max_length=5)
-    cpu_architecture: Literal["X86_64", "ARM64"] = "X86_64"
-    command: list[str] | None = None
-    validation: ValidationConfig = ValidationConfig()
-    build: BuildConfig = BuildConfig()
-    # CodeDeploy traffic shifting for this service; default: deployment.config of the stack.
-    deployment_config: str | None = None
-    # Plain variables whose name looks like a secret but is not one (e.g. TOKEN_URL).
-    plain_environment_allowed: list[str] = Field(default_factory=list)
+    container_port: int = Field(ge=1, le=65535, description="Container and target-group port.")
+    cpu: int = Field(
+        256, description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384."
+    )
+    memory: int = Field(
+        512, description="Memory in MiB, valid for `cpu` (e.g. cpu 256: 512, 1024 or 2048)."
+    )
+    desired_count: int = Field(
+        2,
+        ge=0,
+        le=1000,
+        description="Tasks to run; with autoscaling, the count at creation (then autoscaling owns it).",
+    )
+    bootstrap_image: str = Field(
+        "public.ecr.aws/nginx/nginx:1.27-alpine",
+        description="Image of a service that does not exist yet (before its first build).",
+    )
+    image: str | None = Field(
+        None, description="Pin an image (wins over promotion and the live image)."
+    )
+    health_check: HealthCheckConfig = Field(
+        HealthCheckConfig(), description="Target-group health check."
+    )
+    deregistration_delay_seconds: int = Field(
+        15, ge=0, le=3600, description="Target-group deregistration delay."
+    )
+    health_check_grace_period_seconds: int = Field(
+        30, ge=0, le=2147483647, description="ECS health-check grace period after a task starts."
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Plain environment variables; a name that looks like a secret (PASSWORD, TOKEN, API_KEY, ...) is refused: use `secrets`.",
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variable name to Secrets Manager secret or SSM parameter ARN (never plain values).",
+    )
+    routing: RoutingConfig = Field(
+        RoutingConfig(path_patterns=["/*"]), description="How the listeners route to the service."
+    )
+    autoscaling: AutoscalingConfig | None = Field(
+        None, description="Target-tracking autoscaling on CPU. Omitted: a fixed `desiredCount`."
+    )
+    readonly_root_filesystem: Flag = Field(True, description="Read-only root filesystem.")
+    user: str | None = Field(
+        "1000", description="User the container runs as (non-root); null: the image's own."
+    )
+    writable_paths: list[str] = Field(
+        default_factory=lambda: ["/tmp"],
+        max_length=5,
+        description="Absolute paths given writable volumes on a read-only root filesystem; at most 5.",
+    )
+    cpu_architecture: Literal["X86_64", "ARM64"] = Field(
+        "X86_64",
+        description="CPU architecture of the tasks; must match `pipeline.buildImage` in the first environment.",
+    )
+    command: list[str] | None = Field(
+        None, description="Container command. Omitted: the image's own."
+    )
+    validation: ValidationConfig = Field(
+        ValidationConfig(), description="What the blue/green validation hook probes."
+    )
+    build: BuildConfig = Field(
+        BuildConfig(), description="Where CodeBuild finds the service's Dockerfile."
+    )
+    deployment_config: str | None = Field(
+        None,
+        description="CodeDeploy traffic shifting for this service. Omitted: `deployment.config`.",
+    )
+    plain_environment_allowed: list[str] = Field(
+        default_factory=list,
+        description="Plain variables whose name only looks like a secret (e.g. `TOKEN_URL`).",
+    )
 
     @field_validator("bootstrap_image", "image")
     @classmethod
@@ -397,21 +536,47 @@ SCHEDULE = re.compile(
 class ScheduledTaskConfig(_Model):
     """A Fargate task run on a schedule by EventBridge Scheduler in the private subnets."""
 
-    schedule: str
-    command: list[str] = Field(min_length=1)
-    follows_service: str | None = None
-    image: str | None = None
-    bootstrap_image: str = "public.ecr.aws/docker/library/busybox:1.36"
-    cpu: int = 256
-    memory: int = 512
-    environment: dict[str, str] = Field(default_factory=dict)
-    secrets: dict[str, str] = Field(default_factory=dict)
-    timezone: str = "UTC"
-    enabled: Flag = True
-    readonly_root_filesystem: Flag = True
-    user: str | None = "1000"
-    retry_attempts: int = Field(2, ge=0, le=185)
-    plain_environment_allowed: list[str] = Field(default_factory=list)
+    schedule: str = Field(
+        description="`rate(5 minutes)`, `cron(0 3 * * ? *)` (six fields) or `at(2026-01-01T00:00:00)`."
+    )
+    command: list[str] = Field(min_length=1, description="The container command.")
+    follows_service: str | None = Field(
+        None, description="Take this service's image (a release or promotion moves both together)."
+    )
+    image: str | None = Field(
+        None, description="Pin an image (wins over promotion and the live image)."
+    )
+    bootstrap_image: str = Field(
+        "public.ecr.aws/docker/library/busybox:1.36",
+        description="Image before the first release; afterwards the live image is kept.",
+    )
+    cpu: int = Field(
+        256, description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384."
+    )
+    memory: int = Field(
+        512, description="Memory in MiB, valid for `cpu` (e.g. cpu 256: 512, 1024 or 2048)."
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Plain environment variables; a name that looks like a secret (PASSWORD, TOKEN, API_KEY, ...) is refused: use `secrets`.",
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variable name to Secrets Manager secret or SSM parameter ARN (never plain values).",
+    )
+    timezone: str = Field("UTC", description="Time zone of a cron or at schedule.")
+    enabled: Flag = Field(True, description="Whether the schedule runs.")
+    readonly_root_filesystem: Flag = Field(True, description="Read-only root filesystem.")
+    user: str | None = Field(
+        "1000", description="User the container runs as (non-root); null: the image's own."
+    )
+    retry_attempts: int = Field(
+        2, ge=0, le=185, description="EventBridge Scheduler retries of a failed start."
+    )
+    plain_environment_allowed: list[str] = Field(
+        default_factory=list,
+        description="Plain variables whose name only looks like a secret (e.g. `TOKEN_URL`).",
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -454,39 +619,87 @@ CODEDEPLOY_PREDEFINED = [
 class CustomDeploymentConfig(_Model):
     """A traffic-shifting configuration of our own (TimeBasedCanary or TimeBasedLinear)."""
 
-    type: Literal["canary", "linear"]
-    percent: int = Field(ge=1, le=99)
-    interval_minutes: int = Field(ge=1, le=2880)
+    type: Literal["canary", "linear"] = Field(
+        description="`canary` (one step, then all) or `linear` (equal steps)."
+    )
+    percent: int = Field(ge=1, le=99, description="Traffic moved per step.")
+    interval_minutes: int = Field(ge=1, le=2880, description="Minutes between steps.")
 
 
 class AlarmConfig(_Model):
     """CloudWatch alarms on both target groups that stop and roll back a deployment."""
 
-    target_5xx_count: int = Field(5, ge=1, alias="target5xxCount")
-    unhealthy_hosts: int = Field(1, ge=1)
-    latency_p99_seconds: float | None = Field(None, gt=0)
-    evaluation_periods: int = Field(2, ge=1, le=10)
-    period_seconds: Literal[10, 30, 60, 300] = 60
+    target_5xx_count: int = Field(
+        5,
+        ge=1,
+        alias="target5xxCount",
+        description="Target 5xx responses per period that stop a deployment.",
+    )
+    unhealthy_hosts: int = Field(1, ge=1, description="Unhealthy targets that stop a deployment.")
+    latency_p99_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="p99 target response time that stops a deployment. Omitted: no latency alarm.",
+    )
+    evaluation_periods: int = Field(
+        2, ge=1, le=10, description="Periods over the threshold before an alarm fires."
+    )
+    period_seconds: int = Field(
+        60,
+        description="Alarm period in seconds: 60 or 300 (load balancer metrics are published once a minute).",
+        json_schema_extra={"enum": [60, 300]},
+    )
+
+    @field_validator("period_seconds")
+    @classmethod
+    def _period(cls, value: int) -> int:
+        # CloudWatch takes 10, 30 or multiples of 60, but ALB metrics come once a minute:
+        # a shorter period never sees data (the CodeDeployment component refuses it too).
+        if value in (10, 30):
+            raise ValueError(
+                f"{value} is shorter than the load balancer's 60-second metrics "
+                "(the alarms would never see data); use 60 or 300"
+            )
+        if value not in (60, 300):
+            raise ValueError(f"{value} is not an alarm period here; use 60 or 300")
+        return value
 
 
 class DeploymentConfig(_Model):
     """How CodeDeploy shifts traffic and how `pulumi up` waits for Pulumi-owned rollouts."""
 
-    config: str = "CodeDeployDefault.ECSAllAtOnce"
-    custom_configs: dict[str, CustomDeploymentConfig] = Field(default_factory=dict)
-    termination_wait_minutes: int = Field(5, ge=0, le=2880)
-    alarms: AlarmConfig = AlarmConfig()
-    wait: Flag = True
-    timeout_minutes: int = Field(60, ge=1, le=1440)
+    config: str = Field(
+        "CodeDeployDefault.ECSAllAtOnce",
+        description="Traffic shifting: a predefined `CodeDeployDefault.ECS*` configuration or a `customConfigs` name.",
+    )
+    custom_configs: dict[str, CustomDeploymentConfig] = Field(
+        default_factory=dict, description="Traffic-shifting configurations of our own, by name."
+    )
+    termination_wait_minutes: int = Field(
+        5, ge=0, le=2880, description="How long the old (blue) tasks stay after traffic moved."
+    )
+    alarms: AlarmConfig = Field(
+        AlarmConfig(), description="Alarms that stop and roll back a deployment."
+    )
+    wait: Flag = Field(True, description="Whether `pulumi up` waits for a rollout it started.")
+    timeout_minutes: int = Field(
+        60, ge=1, le=1440, description="How long `pulumi up` waits for a rollout."
+    )
 
 
 class SourceConfig(_Model):
     """Where the first environment's pipeline takes the application source from."""
 
-    provider: Literal["codestar", "codecommit"]
-    repository: str
-    branch: str = "main"
-    connection_arn: str | None = None
+    provider: Literal["codestar", "codecommit"] = Field(
+        description="`codestar` (a CodeStar/CodeConnections connection, e.g. GitHub) or `codecommit`."
+    )
+    repository: str = Field(
+        description="Repository: `owner/name` for codestar, the repository name for codecommit."
+    )
+    branch: str = Field("main", description="Branch that triggers the pipeline.")
+    connection_arn: str | None = Field(
+        None, description="CodeStar/CodeConnections connection ARN; required for codestar."
+    )
 
     @model_validator(mode="after")
     def _connection(self) -> SourceConfig:
@@ -514,38 +727,77 @@ class SourceConfig(_Model):
 class PipelineConfig(_Model):
     """The environment's CodePipeline: source (or upstream promotion record), build, deploy."""
 
-    source: SourceConfig | None = None
-    approval: Flag | None = None
+    source: SourceConfig | None = Field(
+        None,
+        description="Application source of the first environment; required without `upstreamStack`, refused with it.",
+    )
+    approval: Flag | None = Field(
+        None,
+        description="Manual approval before deploy. Omitted: true when `upstreamStack` is set, false otherwise.",
+    )
     build_compute_type: Literal[
         "BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"
-    ] = "BUILD_GENERAL1_SMALL"
-    build_image: str = "aws/codebuild/amazonlinux2-x86_64-standard:5.0"
-    build_timeout_minutes: int = Field(30, ge=5, le=480)
-    ecr_keep_tagged_images: int = Field(50, ge=1, le=1000)
-    ecr_untagged_expiry_days: int = Field(7, ge=1)
-    artifact_expiry_days: int = Field(30, ge=1)
+    ] = Field("BUILD_GENERAL1_SMALL", description="CodeBuild compute size.")
+    build_image: str = Field(
+        "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
+        description="CodeBuild image; an `aarch64` image builds ARM64 services.",
+    )
+    build_timeout_minutes: int = Field(30, ge=5, le=480, description="CodeBuild timeout.")
+    ecr_keep_tagged_images: int = Field(
+        50, ge=1, le=1000, description="Newest tagged images each ECR repository keeps."
+    )
+    ecr_untagged_expiry_days: int = Field(
+        7, ge=1, description="Days before untagged ECR images expire."
+    )
+    artifact_expiry_days: int = Field(
+        30,
+        ge=1,
+        description="Days before pipeline artifacts (current and noncurrent versions) expire.",
+    )
 
 
 class ReleaseConfig(_Model):
     """Whole-environment releases from a manifest: Step Functions engine + release pipeline."""
 
-    source: SourceConfig
-    manifest_path: str = "releases/{stack}.yaml"
-    max_parallel: int = Field(10, ge=1, le=40)
-    poll_seconds: int = Field(30, ge=5, le=600)
-    deployment_timeout_minutes: int = Field(60, ge=5, le=1440)
-    # Production manifests must name images by digest or immutable tag.
-    production: Flag = False
+    source: SourceConfig = Field(
+        description="Repository holding the release manifests (as `pipeline.source`)."
+    )
+    manifest_path: str = Field(
+        "releases/{stack}.yaml",
+        description="Manifest path in that repository; `{stack}` is the stack name.",
+    )
+    max_parallel: int = Field(
+        10, ge=1, le=40, description="Deployments the release engine runs at once."
+    )
+    poll_seconds: int = Field(
+        30, ge=5, le=600, description="Seconds between status polls of a deployment."
+    )
+    deployment_timeout_minutes: int = Field(
+        60, ge=5, le=1440, description="How long the engine waits for one deployment."
+    )
+    production: Flag = Field(
+        False, description="Production: manifests must name images by digest or immutable tag."
+    )
 
 
 class StackConfig(_Model):
     """Everything a stack file may say, under the `ecs-delivery:` namespace."""
 
-    network: NetworkConfig = NetworkConfig()
-    load_balancer: LoadBalancerConfig = LoadBalancerConfig()
-    services: dict[str, ServiceConfig] = Field(min_length=1)
-    scheduled_tasks: dict[str, ScheduledTaskConfig] = Field(default_factory=dict)
-    tags: dict[str, str] = Field(default_factory=dict)
+    network: NetworkConfig = Field(NetworkConfig(), description="VPC layout.")
+    load_balancer: LoadBalancerConfig = Field(
+        LoadBalancerConfig(), description="Application Load Balancer."
+    )
+    services: dict[str, ServiceConfig] = Field(
+        min_length=1,
+        description="Services by name (at least one); a name is 1-24 chars of a-z, 0-9 and `-`, starting with a letter.",
+    )
+    scheduled_tasks: dict[str, ScheduledTaskConfig] = Field(
+        default_factory=dict, description="Scheduled tasks by name (distinct from service names)."
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tags on every resource (plus `ecs-delivery:project` and `ecs-delivery:stack`); `aws:` keys are reserved.",
+    )
     log_retention_days: Literal[
         1,
         3,
@@ -569,14 +821,28 @@ class StackConfig(_Model):
         2922,
         3288,
         3653,
-    ] = 30
-    container_insights: Flag = True
-    upstream_stack: str | None = None
-    # The upstream release (the commit of its promotion record) whose images this stack takes.
-    promote_release: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._\-]{1,128}$")
-    deployment: DeploymentConfig = DeploymentConfig()
-    pipeline: PipelineConfig = PipelineConfig()
-    release: ReleaseConfig | None = None
+    ] = Field(
+        30, description="Days container, hook and pipeline logs are kept (a CloudWatch Logs value)."
+    )
+    container_insights: Flag = Field(True, description="ECS Container Insights on the cluster.")
+    upstream_stack: str | None = Field(
+        None,
+        description="The stack this environment promotes images from (`<stack>`, `<project>/<stack>` or `<org>/<project>/<stack>`).",
+    )
+    promote_release: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._\-]{1,128}$",
+        description="The upstream release (commit of its promotion record) whose images this stack takes; safe to leave committed; needs `upstreamStack`.",
+    )
+    deployment: DeploymentConfig = Field(
+        DeploymentConfig(), description="CodeDeploy traffic shifting and rollout waiting."
+    )
+    pipeline: PipelineConfig = Field(
+        PipelineConfig(), description="The environment's CodePipeline."
+    )
+    release: ReleaseConfig | None = Field(
+        None, description="Whole-environment releases from a manifest. Omitted: no release engine."
+    )
 
     @field_validator("upstream_stack")
     @classmethod
@@ -586,6 +852,27 @@ class StackConfig(_Model):
                 f"{value!r} is not a stack name; use <stack>, <project>/<stack> or <org>/<project>/<stack>"
             )
         return value
+
+    @model_validator(mode="after")
+    def _build_arch(self) -> StackConfig:
+        from components.pipeline import environment_type
+
+        if self.upstream_stack:  # a downstream stack builds nothing
+            return self
+        arm = environment_type(self.pipeline.build_image) == "ARM_CONTAINER"
+        build_arch = "ARM64" if arm else "X86_64"
+        problems = [
+            (
+                f"services.{name}.cpuArchitecture",
+                f"{svc.cpu_architecture} images cannot be built on pipeline.buildImage "
+                f"{self.pipeline.build_image!r} ({build_arch}); use a matching CodeBuild image",
+            )
+            for name, svc in sorted(self.services.items())
+            if svc.cpu_architecture != build_arch
+        ]
+        if problems:
+            raise Problems(problems)
+        return self
 
     @field_validator("tags")
     @classmethod

@@ -44,7 +44,6 @@ from components.pipeline import (
     DeployedService,
     SourceSettings,
     UpstreamRecord,
-    environment_type,
 )
 from components.platform import Environment, Platform, default_tags
 
@@ -169,12 +168,6 @@ def service_probe(name: str, svc: ServiceConfig, group: str) -> ServiceProbe:
 
 def _environment_problems(cfg: StackConfig, n: Names) -> list[str]:
     problems = []
-    if cfg.network.nat_gateways == "none":
-        problems.append(
-            "network.natGateways: none leaves the validation hook (in the private subnets) no "
-            "route to the internet-facing load balancer's test listener or to the CodeDeploy "
-            "API; use single or perAz"
-        )
     if len(n.hook) > MAX_FUNCTION_NAME:
         problems.append(
             f"(project/stack): the hook name {n.hook!r} is longer than {MAX_FUNCTION_NAME} "
@@ -182,17 +175,6 @@ def _environment_problems(cfg: StackConfig, n: Names) -> list[str]:
         )
     if len(n.pipeline) > MAX_PIPELINE_NAME:
         problems.append(f"(project/stack): the pipeline name {n.pipeline!r} is too long")
-    build_arch = (
-        "ARM64" if environment_type(cfg.pipeline.build_image) == "ARM_CONTAINER" else "X86_64"
-    )
-    if not cfg.upstream_stack:
-        for name, svc in sorted(cfg.services.items()):
-            if svc.cpu_architecture != build_arch:
-                problems.append(
-                    f"services.{name}.cpuArchitecture: {svc.cpu_architecture} images cannot be "
-                    f"built on pipeline.buildImage {cfg.pipeline.build_image!r} ({build_arch}); "
-                    "use a matching CodeBuild image"
-                )
     return problems
 
 

@@ -78,8 +78,8 @@ class ImageRepositoryArgs:
     """A service's repository; `repository_name` comes from `naming.ecr_repository`."""
 
     repository_name: str
-    keep_tagged_images: int = 50
-    untagged_expiry_days: int = 7
+    keep_tagged_images: int
+    untagged_expiry_days: int
     # None: AES256 (ECR-managed keys); an ARN: that KMS key (cannot change after creation).
     kms_key_arn: str | None = None
     # Other accounts whose roles may pull (cross-account promotion); same account needs none.

@@ -28,8 +28,9 @@ class Container:
     port: int
     environment: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
-    readonly_root_filesystem: bool = True
-    user: str | None = "1000"
+    # Hardening is stated by the caller (config owns the secure defaults: read-only, uid 1000).
+    readonly_root_filesystem: bool
+    user: str | None
     writable_paths: list[str] = field(default_factory=lambda: ["/tmp"])
     command: list[str] | None = None
 
@@ -39,8 +40,8 @@ class Autoscaling:
     min_capacity: int
     max_capacity: int
     target_cpu_percent: float
-    scale_in_cooldown_seconds: int = 300
-    scale_out_cooldown_seconds: int = 60
+    scale_in_cooldown_seconds: int
+    scale_out_cooldown_seconds: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,9 +63,9 @@ class FargateServiceArgs:
     target_group_arn: pulumi.Input[str]
     region: str
     account_id: str
-    log_retention_days: int = 30
-    health_check_grace_period_seconds: int = 30
-    cpu_architecture: str = "X86_64"
+    log_retention_days: int
+    health_check_grace_period_seconds: int
+    cpu_architecture: str
     autoscaling: Autoscaling | None = None
     # ECR repositories the execution role may pull from (exact ARNs); public images need none.
     image_repository_arns: pulumi.Input[list[str]] | None = None

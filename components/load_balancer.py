@@ -42,15 +42,15 @@ class LoadBalancerArgs:
     public_subnet_ids: list[pulumi.Input[str]]
     services: list[ServiceRoute]
     certificate_arn: str | None = None
-    ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-    test_listener_port: int = 8443
+    ssl_policy: str
+    test_listener_port: int
     test_listener_cidrs: list[str] = field(default_factory=list)
     # The VPC's NAT addresses, so probes from inside the VPC (the validation hook) get in.
     test_listener_nat_ips: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     # A name covered by the certificate that resolves to this load balancer (HTTPS test URL).
     domain_name: str | None = None
-    deletion_protection: bool = False
-    idle_timeout_seconds: int = 60
+    deletion_protection: bool
+    idle_timeout_seconds: int
     tags: dict[str, str] = field(default_factory=dict)
 
 

@@ -22,9 +22,9 @@ class NetworkArgs:
 
     cidr: str
     availability_zones: list[str]
-    nat_gateways: Literal["none", "single", "perAz"] = "single"
-    flow_log_retention_days: int = 30
-    region: str = "us-east-1"
+    nat_gateways: Literal["none", "single", "perAz"]
+    flow_log_retention_days: int
+    region: str
     tags: dict[str, str] = field(default_factory=dict)
 
 

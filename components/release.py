@@ -82,7 +82,7 @@ class ReleaseArgs:
     # Roles the engine passes when it registers revisions / updates schedule targets.
     task_role_arns: list[pulumi.Input[str]]
     scheduler_role_arns: list[pulumi.Input[str]]
-    log_retention_days: int = 30
+    log_retention_days: int
     tags: dict[str, str] = field(default_factory=dict)
 
 

@@ -28,16 +28,16 @@ class ScheduledTaskArgs:
     cpu: int
     memory: int
     schedule: str
-    timezone: str = "UTC"
-    enabled: bool = True
-    retry_attempts: int = 2
+    timezone: str
+    enabled: bool
+    retry_attempts: int
     cluster_arn: pulumi.Input[str]
     vpc_id: pulumi.Input[str]
     vpc_cidr: str
     subnet_ids: list[pulumi.Input[str]]
     region: str
     account_id: str
-    log_retention_days: int = 30
+    log_retention_days: int
     image_repository_arns: pulumi.Input[list[str]] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 

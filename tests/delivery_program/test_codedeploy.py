@@ -222,7 +222,10 @@ def test_the_deployment_controller_is_read_from_the_component_or_its_args():
 
 def test_more_than_ten_alarms_per_group_are_refused(monkeypatch):
     monkeypatch.setattr(codedeploy, "MAX_ALARMS_PER_GROUP", 5)
-    settings = AlarmSettings(latency_p99_seconds=1.0)
+    settings = AlarmSettings(
+        target_5xx_count=5, unhealthy_hosts=1, latency_p99_seconds=1.0, evaluation_periods=2,
+        period_seconds=60,
+    )  # fmt: skip
     problems = check_targets([_target("web", "CODE_DEPLOY")], settings, [], "p-dev")
     assert problems == [
         "deployment.alarms: 6 alarms for deployment group web; CodeDeploy allows at most 5 per group"

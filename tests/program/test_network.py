@@ -50,6 +50,7 @@ Network("network", NetworkArgs(
     cidr="10.20.0.0/16",
     availability_zones=["eu-west-1a", "eu-west-1b"],
     nat_gateways="none",
+    flow_log_retention_days=30,
     region="eu-west-1",
 ))
 """
