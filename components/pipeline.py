@@ -391,13 +391,18 @@ def downstream_stages(
 # --- build tooling -----------------------------------------------------------------------
 
 
+# Test doubles inside the package: they never ship to CodeBuild.
+TEST_DOUBLES = frozenset({f"{TOOLING_PACKAGE}/release/simulator.py"})
+
+
 def tooling_files(root: Path = TOOLING_ROOT) -> dict[str, Path]:
-    """Archive path -> file for the `delivery` package the build runs (no __pycache__)."""
+    """Archive path -> file for the `delivery` package the build runs (no __pycache__, no
+    test doubles)."""
     package = root / TOOLING_PACKAGE
     files = {
         path.relative_to(root).as_posix(): path
         for path in sorted(package.rglob("*.py"))
-        if "__pycache__" not in path.parts
+        if "__pycache__" not in path.parts and path.relative_to(root).as_posix() not in TEST_DOUBLES
     }
     if f"{TOOLING_PACKAGE}/build.py" not in files:
         raise ValueError(f"{package}: no build.py; the build tooling is missing")

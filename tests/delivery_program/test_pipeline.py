@@ -517,3 +517,11 @@ def test_a_downstream_service_the_upstream_builds_no_images_for_is_refused(dev):
         "services.api: upstream stack 'dev' builds no images for it (its ecrRepositoryArns "
         "hold ['web']); add the service upstream first"
     ]
+
+
+def test_the_build_tooling_ships_no_test_double():
+    from components.pipeline import tooling_files
+
+    files = tooling_files()
+    assert "delivery/build.py" in files and "delivery/rollout.py" in files
+    assert not [name for name in files if name.endswith("simulator.py")]
