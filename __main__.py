@@ -5,6 +5,7 @@ import pulumi
 from components import (
     config,
     delivery,
+    deployer,
     fargate_service,
     images,
     naming,
@@ -16,6 +17,11 @@ from components import (
 settings = config.load()
 aws_settings = config.aws_settings()
 project, stack = pulumi.get_project(), pulumi.get_stack()
+# Each service's and task's own task-definition family: where every deployer registers.
+families = {
+    name: naming.task_family(project, stack, name)
+    for name in [*settings.services, *settings.scheduled_tasks]
+}
 environment = platform.read_environment(
     project=project,
     stack=stack,
@@ -91,7 +97,7 @@ for name, fargate in environment_platform.services.items():
             cluster_name=environment_platform.cluster.cluster.name,
             service_name=fargate.service.name,
             template_arn=fargate.task_definition.arn,
-            family=naming.task_family(project, stack, name),
+            family=families[name],
             application_name=delivery_side.application_name,
             deployment_group_name=group.deployment_group_name,
             container_name=name,
@@ -129,10 +135,8 @@ if settings.release:
         application=delivery_side.application_name,
         services={name: svc.container_port for name, svc in settings.services.items()},
         groups={name: naming.deployment_group(name) for name in settings.services},
-        tasks={name: naming.task_family(project, stack, name) for name in settings.scheduled_tasks},
-        service_families={
-            name: naming.task_family(project, stack, name) for name in settings.services
-        },
+        tasks={name: families[name] for name in settings.scheduled_tasks},
+        service_families={name: families[name] for name in settings.services},
     )
     releases = release.Release(
         "release",
@@ -173,8 +177,6 @@ if settings.release:
 # pushers): attach every ARN of deployerPolicyArns to their role (one policy up to 12 services
 # and tasks). A GitHub Actions OIDC role is a DeployerAccessArgs option
 # (`github=deployer.GithubOidc(repository="owner/repo", branch="main")`), not wired to config yet.
-from components import deployer  # noqa: E402
-
 deployer_access = deployer.DeployerAccess(
     "deployer",
     deployer.DeployerAccessArgs(
@@ -189,7 +191,7 @@ deployer_access = deployer.DeployerAccess(
         ],
         units=[
             deployer.DeployedUnit(
-                family=naming.task_family(project, stack, name),
+                family=families[name],
                 role_arns=[unit.execution_role.arn, unit.task_role.arn],
             )
             for name, unit in [
@@ -198,10 +200,7 @@ deployer_access = deployer.DeployerAccess(
             ]
         ],
         ecr_namespace=naming.ecr_namespace(project, stack) if delivery_side.repositories else None,
-        schedules=[
-            f"default/{naming.task_family(project, stack, name)}"
-            for name in settings.scheduled_tasks
-        ],
+        schedules=[f"default/{families[name]}" for name in settings.scheduled_tasks],
         scheduler_role_arns=[t.scheduler_role.arn for t in environment_platform.tasks.values()],
         release_bucket=releases.bucket_name if settings.release else None,
         tags=platform.default_tags(settings, environment),

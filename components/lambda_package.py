@@ -1,7 +1,7 @@
 """Reproducible Lambda zips: dependencies built for the function's runtime, sources listed by name.
 
 Dependencies come from a pinned requirements file, installed by pip for the function's Python
-version and architecture (never copied from this machine's site-packages), so a plan made on
+version and architecture (never copied from the packages installed on this machine), so a plan made on
 macOS or another Python ships the same, importable zip. The zip is byte-for-byte reproducible
 (sorted entries, fixed timestamps and permissions) and cached by the hash of its inputs.
 """
