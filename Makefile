@@ -12,9 +12,11 @@ BASE ?=
 
 .PHONY: setup test lint format docs plan diff bench bench-release release release-demo check-workflows clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# Then the package itself, editable: the program, the tools and the tests import src/ecs_delivery.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -31,7 +33,7 @@ test: $(STAMP) lint check-workflows
 	$(BIN)/python -m pytest
 
 # The config reference in README.md, schema/stack-config.schema.json and Pulumi.yaml's config:
-# block, from components/config.py (tests/config fails while one is stale).
+# block, from src/ecs_delivery/components/config.py (tests/config fails while one is stale).
 docs: $(STAMP)
 	$(BIN)/python -m tools.config_docs
 
@@ -39,12 +41,12 @@ check-workflows: $(STAMP)
 	tools/check_workflows.sh
 
 plan: $(STAMP)
-	$(BIN)/python -m tools.plan --stack $(STACK) $(if $(PLAN_JSON),--json $(PLAN_JSON)) $(if $(LIVE),--live $(LIVE)) $(if $(PREVIEW),--preview) $(foreach c,$(CONFIG),-c $(c))
+	$(BIN)/ecs-delivery plan --stack $(STACK) $(if $(PLAN_JSON),--json $(PLAN_JSON)) $(if $(LIVE),--live $(LIVE)) $(if $(PREVIEW),--preview) $(foreach c,$(CONFIG),-c $(c))
 
 # Exit status of the tool: 0 no change, 1 changes, 2 error (make itself reports any non-zero as 2).
 diff: $(STAMP)
 	@test -n "$(BASE)" || { echo "error: give BASE=<plan.json or git ref>, e.g. make diff STACK=dev BASE=origin/main" >&2; exit 2; }
-	$(BIN)/python -m tools.diff --stack $(STACK) --base $(BASE) $(if $(LIVE),--live $(LIVE)) $(foreach c,$(CONFIG),-c $(c))
+	$(BIN)/ecs-delivery diff --stack $(STACK) --base $(BASE) $(if $(LIVE),--live $(LIVE)) $(foreach c,$(CONFIG),-c $(c))
 
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench_plan
@@ -53,7 +55,7 @@ bench-release: $(STAMP)
 	$(BIN)/python bench/bench_release.py
 
 release: $(STAMP)
-	$(BIN)/python -m delivery.release $(ARGS)
+	$(BIN)/ecs-delivery release $(ARGS)
 
 # plan, apply (one service fails: whole-release rollback) and status against the simulated AWS.
 # The tool exits 1 (failed and rolled back), as apply does; make prints Error 1 and exits 2.

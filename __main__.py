@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components import (
+from ecs_delivery.components import (
     config,
     delivery,
     deployer,
@@ -172,7 +172,7 @@ if settings.release:
     pulumi.export("releasePipelineName", releases.pipeline.name)
     pulumi.export("releaseBucket", releases.bucket_name)
 
-# --- Deployer access (components/deployer.py) -------------------------------------------------
+# --- Deployer access (src/ecs_delivery/components/deployer.py) -------------------------------------------------
 # Least-privilege managed policies for deployers outside the stack (release CLI, CI jobs, image
 # pushers): attach every ARN of deployerPolicyArns to their role (one policy up to 12 services
 # and tasks). A GitHub Actions OIDC role is a DeployerAccessArgs option

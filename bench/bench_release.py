@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from delivery.release.engine import EngineConfig, apply  # noqa: E402
-from delivery.release.live import Aws  # noqa: E402
-from delivery.release.manifest import load_manifest  # noqa: E402
-from delivery.release.pacing import ScaledClock  # noqa: E402
-from delivery.release.simulator import DEFAULT_LIMITS, simulated_aws  # noqa: E402
-from delivery.release.state import StateStore  # noqa: E402
+from ecs_delivery.offline.release_simulator import DEFAULT_LIMITS, simulated_aws  # noqa: E402
+from ecs_delivery.runtime.release.engine import EngineConfig, apply  # noqa: E402
+from ecs_delivery.runtime.release.live import Aws  # noqa: E402
+from ecs_delivery.runtime.release.manifest import load_manifest  # noqa: E402
+from ecs_delivery.runtime.release.pacing import ScaledClock  # noqa: E402
+from ecs_delivery.runtime.release.state import StateStore  # noqa: E402
 
 SCALE = 20.0  # simulated seconds per real second
 SIZES = (10, 50, 200)

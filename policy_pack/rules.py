@@ -15,7 +15,7 @@ from typing import Any
 
 WORLD = ("0.0.0.0/0", "::/0")
 WORLD_PORTS = (80, 443)
-# Fields CodeDeploy changes on every blue/green deployment (components/fargate_service.py
+# Fields CodeDeploy changes on every blue/green deployment (src/ecs_delivery/components/fargate_service.py
 # CODEDEPLOY_OWNED); desiredCount may be ignored too, when autoscaling owns it.
 CODEDEPLOY_OWNED = ("taskDefinition", "loadBalancers", "networkConfiguration", "platformVersion")
 AUTOSCALING_OWNED = ("desiredCount",)

@@ -8,8 +8,8 @@ from functools import cache
 
 import pytest
 
-from tools import plan as plan_tool
-from tools.simcloud import SimulatedEnvironment
+from ecs_delivery.offline import plan as plan_tool
+from ecs_delivery.offline.simcloud import SimulatedEnvironment
 
 
 @cache

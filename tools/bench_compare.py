@@ -1,7 +1,7 @@
 """Side-by-side plan benchmark of two commits: `python -m tools.bench_compare BASE [NEW]`.
 
 Checks both commits out into temporary git worktrees (removed afterwards), writes the same
-synthetic N-service stack file into each, then alternates `python -m tools.plan` runs
+synthetic N-service stack file into each, then alternates `python -m ecs_delivery.offline.plan` runs
 (A, B, A, B, ...) and prints every run's wall time and peak RSS, and the median ratio B/A.
 """
 
@@ -34,7 +34,7 @@ def _timed(python: str, cwd: Path) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one plan process."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [python, "-m", "tools.plan", "--stack", STACK],
+        [python, "-m", "ecs_delivery.offline.plan", "--stack", STACK],
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

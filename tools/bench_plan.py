@@ -2,9 +2,9 @@
 
     make bench        (or: python -m tools.bench_plan [--sizes 1,10,50,200])
 
-Each size is a synthetic dev-like stack planned by `python -m tools.plan` in a fresh process
+Each size is a synthetic dev-like stack planned by `python -m ecs_delivery.offline.plan` in a fresh process
 (the command a reviewer runs, start-up included), so peak memory (max RSS) is its own. The
-import-only start-up (`import tools.plan`) is timed the same way.
+import-only start-up (`import ecs_delivery.offline.plan`) is timed the same way.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def synthetic_config(services: int) -> dict:
     """A dev-like stack config with `services` services, each on its own path."""
-    from tools.plan import stack_config
+    from ecs_delivery.offline.plan import stack_config
 
     config = stack_config("dev")
     config["ecs-delivery:services"] = {
@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores, python {platform.python_version()}"
     )
     startup = statistics.median(
-        _measure([sys.executable, "-c", "import tools.plan"])[0] for _ in range(3)
+        _measure([sys.executable, "-c", "import ecs_delivery.offline.plan"])[0] for _ in range(3)
     )
-    print(f"start-up (import tools.plan, median of 3): {startup:.2f} s")
+    print(f"start-up (import ecs_delivery.offline.plan, median of 3): {startup:.2f} s")
     print(
         f"{'services':>8} {'resources':>9} {'wall s':>8} {'peak MiB':>9} {'ms/res':>7} {'KiB/res':>8}"
     )
@@ -83,7 +83,15 @@ def main(argv: list[str] | None = None) -> int:
                 yaml.safe_dump({"config": synthetic_config(size)})
             )
             wall, peak_kib, first = _measure(
-                [sys.executable, "-m", "tools.plan", "--stack", "bench", "--root", tmp]
+                [
+                    sys.executable,
+                    "-m",
+                    "ecs_delivery.offline.plan",
+                    "--stack",
+                    "bench",
+                    "--root",
+                    tmp,
+                ]
             )
             resources = int(first.split(": ")[1].split()[0])  # "stack <name>: N resources"
             per_ms, per_kib = 1000 * wall / resources, peak_kib / resources

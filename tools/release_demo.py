@@ -2,7 +2,7 @@
 rolls back) and `status`, run by the real CLI against the simulated AWS.
 
 Run: `make release-demo` (`python -m tools.release_demo`). Exit code is apply's: 1, the
-release failed and was rolled back. The simulator (delivery/release/simulator.py: moto for
+release failed and was rolled back. The simulator (src/ecs_delivery/runtime/release/simulator.py: moto for
 ECS, S3, EventBridge and Scheduler, a simulated CodeDeploy whose deployments finish) runs
 at SCALE simulated seconds per real second, so the ~6 simulated minutes take ~20 s.
 """
@@ -16,9 +16,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from delivery.release.cli import main as release
-from delivery.release.pacing import ScaledClock
-from delivery.release.simulator import SimulatedAws, simulated_aws
+from ecs_delivery.offline.release_simulator import SimulatedAws, simulated_aws
+from ecs_delivery.runtime.release.cli import main as release
+from ecs_delivery.runtime.release.pacing import ScaledClock
 
 SCALE = 20.0
 SERVICES = 6
@@ -30,7 +30,7 @@ MAX_PARALLEL = 3
 
 
 def _run(sim: SimulatedAws, argv: list[str]) -> int:
-    print(f"\n$ python -m delivery.release {shlex.join(argv)}", flush=True)
+    print(f"\n$ python -m ecs_delivery.runtime.release {shlex.join(argv)}", flush=True)
     code = release(argv, clients=sim.clients, clock=sim.clock, stop=threading.Event())
     sys.stderr.flush()
     print(f"(exit {code})", flush=True)

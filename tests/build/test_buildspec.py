@@ -1,4 +1,4 @@
-"""delivery.buildspec: structure of the generated buildspecs, and their shell run for real.
+"""ecs_delivery.runtime.buildspec: structure of the generated buildspecs, and their shell run for real.
 
 The shell tests run the generated commands in bash with `python` and `docker` replaced by
 recorders, so quoting and exit-code handling are checked by the shell itself.
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from delivery.buildspec import (
+from ecs_delivery.runtime.buildspec import (
     ARTIFACT_ROOT,
     BUILD_REQUIREMENTS,
     PROMOTION_ARTIFACT,
@@ -104,7 +104,7 @@ def test_pre_build_logs_in_once_per_registry_and_computes_the_tag() -> None:
         f"--password-stdin {OTHER_REGISTRY}",
     ]
     assert any(
-        c.startswith('IMAGE_TAG="$(python -m delivery.build')
+        c.startswith('IMAGE_TAG="$(python -m ecs_delivery.runtime.build')
         and "$CODEBUILD_RESOLVED_SOURCE_VERSION" in c
         for c in pre_build
     )
@@ -151,7 +151,7 @@ def test_deploy_ships_every_service_in_turn_from_the_record_and_writes_no_artifa
     assert [c.split(" --name ")[1].split()[0] for c in build] == ["web", "api"]
     assert "artifacts" not in spec
     assert build[0] == (
-        "python -m delivery.build --region eu-west-1 deploy --name web --cluster dev "
+        "python -m ecs_delivery.runtime.build --region eu-west-1 deploy --name web --cluster dev "
         "--service dev-web --family shop-dev-web --container app --container-port 8080 "
         "--application shop-dev --group web --timeout-minutes 60 --record promotion.json "
         "--validation-hook dev-hook"
@@ -196,7 +196,7 @@ def test_only_the_publish_buildspec_publishes_and_it_names_the_stack_bucket_and_
         region="eu-west-1", stack="dev", bucket="artifacts", zip_key="promotion/dev.zip"
     )
     assert _commands(spec, "build") == [
-        "python -m delivery.build --region eu-west-1 publish-records --record promotion.json "
+        "python -m ecs_delivery.runtime.build --region eu-west-1 publish-records --record promotion.json "
         "--stack dev --bucket artifacts --zip-key promotion/dev.zip"
     ]
     assert "artifacts" not in spec
@@ -291,7 +291,7 @@ def test_deploy_buildspec_ships_a_downstream_service_from_the_record() -> None:
     spec = deploy_buildspec([deploy], region="eu-west-1", application="shop-prod")
     (command,) = _commands(spec, "build")
     assert command == (
-        "python -m delivery.build --region eu-west-1 deploy --name web --cluster prod "
+        "python -m ecs_delivery.runtime.build --region eu-west-1 deploy --name web --cluster prod "
         "--service prod-web --family shop-prod-web --container app --container-port 8080 "
         "--application shop-prod --group web --timeout-minutes 60 --record promotion.json"
     )
@@ -355,7 +355,7 @@ def test_docker_build_runs_only_when_the_tag_is_missing_and_errors_stop_the_buil
     assert calls[0][:6] == [
         "python",
         "-m",
-        "delivery.build",
+        "ecs_delivery.runtime.build",
         "--region",
         "eu-west-1",
         "image-exists",

@@ -1,4 +1,4 @@
-"""`python -m delivery.build`: the steps the buildspec runs, their output and exit codes."""
+"""`python -m ecs_delivery.runtime.build`: the steps the buildspec runs, their output and exit codes."""
 
 from __future__ import annotations
 
@@ -12,9 +12,14 @@ import pytest
 from botocore.stub import Stubber
 from buildtest_support import CLUSTER, REGION, SERVICE, push_image, repository_url
 
-from delivery import build
-from delivery.build import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, main
-from delivery.promotion import new_record, read_record, read_record_file, write_record_file
+from ecs_delivery.runtime import build
+from ecs_delivery.runtime.build import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, main
+from ecs_delivery.runtime.promotion import (
+    new_record,
+    read_record,
+    read_record_file,
+    write_record_file,
+)
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 TAG = COMMIT[:12]

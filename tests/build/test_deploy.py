@@ -1,4 +1,4 @@
-"""`python -m delivery.build deploy`: the pipeline's ship, through delivery.rollout, on moto.
+"""`python -m ecs_delivery.runtime.build deploy`: the pipeline's ship, through delivery.rollout, on moto.
 
 moto keeps deployments `Created` and has no StopDeployment: the simulated CodeDeploy
 (tests/delivery_program/codedeploy_sim.py, hooks on the real moto client) completes a
@@ -15,11 +15,11 @@ import boto3
 import pytest
 from buildtest_support import ACCOUNT, CLUSTER, FAMILY, LIVE_IMAGE, REGION, SERVICE, Deployed
 
-from delivery import build
-from delivery.build import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
-from delivery.live import running_task_definition
-from delivery.promotion import new_record, write_record_file
-from delivery.taskdef import describe, images_of, register_fields
+from ecs_delivery.runtime import build
+from ecs_delivery.runtime.build import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from ecs_delivery.runtime.live import running_task_definition
+from ecs_delivery.runtime.promotion import new_record, write_record_file
+from ecs_delivery.runtime.taskdef import describe, images_of, register_fields
 from tests.delivery_program.codedeploy_sim import (
     SimulatedCodeDeploy,
     appspec_of,

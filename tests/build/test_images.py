@@ -1,4 +1,4 @@
-"""delivery.build: image tags and their digests in ECR, against moto."""
+"""ecs_delivery.runtime.build: image tags and their digests in ECR, against moto."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from buildtest_support import push_image, repository_url
 
-from delivery import build
-from delivery.build import BuildError, resolve_image_digest
+from ecs_delivery.runtime import build
+from ecs_delivery.runtime.build import BuildError, resolve_image_digest
 
 
 def test_image_digest_is_resolved_from_ecr(ecr: Any) -> None:

@@ -1,4 +1,4 @@
-"""delivery.promotion: the record format, its validation errors and the S3 round trip."""
+"""ecs_delivery.runtime.promotion: the record format, its validation errors and the S3 round trip."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from buildtest_support import repository_url
 
-from delivery.promotion import (
+from ecs_delivery.runtime.promotion import (
     PromotionRecordError,
     load_record,
     new_record,

@@ -6,14 +6,14 @@ import dataclasses
 
 import pytest
 
-from components.codedeploy import AlarmSettings, CodeDeploymentArgs
-from components.ecr import ImageRepositoryArgs
-from components.fargate_service import Autoscaling, Container, FargateServiceArgs
-from components.hook import ValidationHookArgs
-from components.load_balancer import LoadBalancerArgs
-from components.network import NetworkArgs
-from components.release import ReleaseArgs
-from components.scheduled_task import ScheduledTaskArgs
+from ecs_delivery.components.codedeploy import AlarmSettings, CodeDeploymentArgs
+from ecs_delivery.components.ecr import ImageRepositoryArgs
+from ecs_delivery.components.fargate_service import Autoscaling, Container, FargateServiceArgs
+from ecs_delivery.components.hook import ValidationHookArgs
+from ecs_delivery.components.load_balancer import LoadBalancerArgs
+from ecs_delivery.components.network import NetworkArgs
+from ecs_delivery.components.release import ReleaseArgs
+from ecs_delivery.components.scheduled_task import ScheduledTaskArgs
 
 CONFIG_OWNED = {
     Container: ["readonly_root_filesystem", "user"],

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from components.config import StackConfig
+from ecs_delivery.components.config import StackConfig
 from tools import config_docs
 
 ROOT = config_docs.ROOT

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from components.config import ConfigError, parse
+from ecs_delivery.components.config import ConfigError, parse
 
 VALID = {
     "services": {"web": {"containerPort": 8080}},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import ConfigError, parse
+from ecs_delivery.components.config import ConfigError, parse
 
 from .test_config_errors import with_
 

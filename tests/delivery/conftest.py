@@ -11,8 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from delivery.aws import client
-from delivery.taskdef import register_request
+from ecs_delivery.runtime.aws import client
+from ecs_delivery.runtime.taskdef import register_request
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"

@@ -1,4 +1,4 @@
-"""delivery.aws: sessions from explicit settings, retrying clients, throttling backoff."""
+"""ecs_delivery.runtime.aws: sessions from explicit settings, retrying clients, throttling backoff."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from delivery.aws import (
+from ecs_delivery.runtime.aws import (
     BACKOFF_BASE_SECONDS,
     call_with_backoff,
     client,

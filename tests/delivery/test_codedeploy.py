@@ -1,4 +1,4 @@
-"""delivery.codedeploy: AppSpec, starting (or refusing) a deployment, waiting for it."""
+"""ecs_delivery.runtime.codedeploy: AppSpec, starting (or refusing) a deployment, waiting for it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from delivery.codedeploy import (
+from ecs_delivery.runtime.codedeploy import (
     DeploymentFailedError,
     DeploymentInProgressError,
     DeploymentTimeoutError,

@@ -30,10 +30,10 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.backends import get_backend
 
-from delivery.aws import client
-from delivery.codedeploy import DeploymentError
-from delivery.rollout import RolloutRequest, rollout
-from delivery.taskdef import describe, images_of, same_content_in_any_family
+from ecs_delivery.runtime.aws import client
+from ecs_delivery.runtime.codedeploy import DeploymentError
+from ecs_delivery.runtime.rollout import RolloutRequest, rollout
+from ecs_delivery.runtime.taskdef import describe, images_of, same_content_in_any_family
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 CLUSTER, SERVICE, FAMILY, CONTAINER, PORT = "c", "web", "c-web", "web", 8080
@@ -379,7 +379,7 @@ def test_a_codedeploy_rollback_during_an_up_is_reported_and_reverts_nothing():
 def test_the_exploration_sees_a_revert_when_the_recheck_is_missing(monkeypatch):
     """The harness can fail: without the re-check under the lock, a ship that lands between
     the rollout's read and its CreateDeployment is reverted in some interleaving."""
-    import delivery.rollout as mechanism
+    import ecs_delivery.runtime.rollout as mechanism
 
     real = mechanism.what_runs
     first: dict[int, Any] = {}

@@ -1,4 +1,4 @@
-"""components.rollout: the dynamic provider as plain Python against moto, and its resource."""
+"""ecs_delivery.components.rollout: the dynamic provider as plain Python against moto, and its resource."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 
-from components.rollout import (
+from ecs_delivery.components.rollout import (
     ServiceRollout,
     ServiceRolloutArgs,
     ServiceRolloutProvider,
 )
-from delivery.rollout import ServiceStateError
-from delivery.taskdef import describe
+from ecs_delivery.runtime.rollout import ServiceStateError
+from ecs_delivery.runtime.taskdef import describe
 
 
 def props_for(world, task_definition_arn: str, **overrides) -> dict:
@@ -110,6 +110,37 @@ def test_diff_reports_an_update_without_replacement_for_rollout_inputs(change):
 
     assert diff.changes is True
     assert diff.replaces == []
+
+
+def _provider_pickled_from(module: str) -> str:
+    """A provider serialized while its class lived in `module` (which then disappears)."""
+    import sys
+    import types
+
+    moved = type("ServiceRolloutProvider", (ServiceRolloutProvider,), {"__module__": module})
+    names = [module.rsplit(".", i)[0] for i in range(module.count(".") + 1)]
+    for name in names:
+        sys.modules[name] = types.ModuleType(name)
+    sys.modules[module].ServiceRolloutProvider = moved
+    try:
+        return base64.b64encode(pickle.dumps(moved())).decode()
+    finally:
+        for name in names:
+            del sys.modules[name]
+
+
+def test_diff_updates_a_stored_provider_whose_module_is_gone_so_destroy_can_load_it():
+    """Stacks made before the ecs_delivery package stored `components.rollout`'s provider."""
+    current = serialize_provider(ServiceRolloutProvider())
+    olds = {**BASE, "__provider": _provider_pickled_from("components.rollout")}
+
+    moved = ServiceRolloutProvider().diff("id", olds, {**BASE, "__provider": current})
+    same = ServiceRolloutProvider().diff(
+        "id", {**BASE, "__provider": current}, {**BASE, "__provider": current}
+    )
+
+    assert (moved.changes, moved.replaces) == (True, [])
+    assert (same.changes, same.replaces) == (False, [])
 
 
 def test_diff_replaces_the_record_when_the_service_changes():
@@ -341,7 +372,7 @@ def test_read_reports_what_runs_and_how_the_started_deployment_ended(world):
     # Stubber for CodeDeploy: moto cannot make a deployment fail.
     from botocore.stub import Stubber
 
-    import components.rollout as rollout_component
+    import ecs_delivery.components.rollout as rollout_component
 
     real_client = rollout_component.client
     codedeploy = real_client("codedeploy", None)
@@ -414,4 +445,4 @@ def test_the_serialized_provider_loads_and_diffs_in_a_fresh_process_like_the_eng
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["components.rollout", "True", "[]"]
+    assert result.stdout.split() == ["ecs_delivery.components.rollout", "True", "[]"]

@@ -8,15 +8,15 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto.backends import get_backend
 
-from delivery.codedeploy import (
+from ecs_delivery.runtime.codedeploy import (
     DeploymentFailedError,
     DeploymentInProgressError,
     DeploymentTimeoutError,
     Network,
 )
-from delivery.live import running_task_definition
-from delivery.rollout import RolloutRequest, ServiceStateError, rollout
-from delivery.taskdef import describe, images_of
+from ecs_delivery.runtime.live import running_task_definition
+from ecs_delivery.runtime.rollout import RolloutRequest, ServiceStateError, rollout
+from ecs_delivery.runtime.taskdef import describe, images_of
 
 
 def request_for(world, arn: str, **overrides) -> RolloutRequest:

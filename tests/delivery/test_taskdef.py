@@ -1,4 +1,4 @@
-"""delivery.taskdef: effective content, comparison, and re-registration with new images."""
+"""ecs_delivery.runtime.taskdef: effective content, comparison, and re-registration with new images."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from delivery.taskdef import (
+from ecs_delivery.runtime.taskdef import (
     effective_content,
     images_of,
     overlay_owned,

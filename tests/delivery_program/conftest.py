@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ecs_delivery.offline.plan import Plan
 from tests.delivery_program.runner import delivery_plan
-from tools.plan import Plan
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from components.pipeline import Action, Stage
-from tools.plan import Plan
-from tools.simcloud import plain
+from ecs_delivery.components.pipeline import Action, Stage
+from ecs_delivery.offline.plan import Plan
+from ecs_delivery.offline.simcloud import plain
 
 ROOT = Path(__file__).resolve().parents[2]
 

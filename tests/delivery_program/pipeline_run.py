@@ -1,7 +1,7 @@
 """Run a planned pipeline against moto, action by action, as CodePipeline would.
 
 A test double for CodePipeline and CodeBuild: the stages and buildspecs are the ones the plan
-registered; every `python -m delivery.build` command of a buildspec runs for real (in-process,
+registered; every `python -m ecs_delivery.runtime.build` command of a buildspec runs for real (in-process,
 against moto), the Deploy action's `deploy` steps included; `docker` and `aws` CLI lines are
 skipped (the image is pushed to moto's ECR beforehand). Where moto stops short of CodeDeploy
 (deployments stay `Created`, no StopDeployment), `codedeploy_sim.SimulatedCodeDeploy` hooks the
@@ -27,17 +27,17 @@ from unittest import mock
 import boto3
 import yaml
 
-from delivery import build
-from delivery.taskdef import describe
+from ecs_delivery.offline.plan import Plan
+from ecs_delivery.offline.simcloud import plain
+from ecs_delivery.runtime import build
+from ecs_delivery.runtime.taskdef import describe
 from tests.delivery_program.codedeploy_sim import SimulatedCodeDeploy, appspec_of
 from tests.delivery_program.helpers import PIPELINE, PROJECT
-from tools.plan import Plan
-from tools.simcloud import plain
 
 _ASSIGN = re.compile(r'^(?P<var>[A-Z_]+)="\$\((?P<command>.*)\)"(?: && export [A-Z_]+)?$')
 _VARIABLE = re.compile(r'"\$\{?(?P<var>[A-Z_]+)\}?"')
 _SKIPPED = ("echo ", "aws ", "docker ", "if ", "[ ")
-TOOL = ("python", "-m", "delivery.build")
+TOOL = ("python", "-m", "ecs_delivery.runtime.build")
 
 
 @dataclass

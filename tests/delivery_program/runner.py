@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ecs_delivery.offline import plan as plan_tool
 from tests.conftest import make_plan
-from tools import plan as plan_tool
 
 
 def delivery_plan(

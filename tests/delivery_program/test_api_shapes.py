@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from ecs_delivery.offline.simcloud import plain
 from tests.delivery_program import shapes
 from tests.delivery_program.helpers import (
     ALARM,
@@ -19,7 +20,6 @@ from tests.delivery_program.helpers import (
     inputs,
 )
 from tests.delivery_program.runner import delivery_plan
-from tools.simcloud import plain
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

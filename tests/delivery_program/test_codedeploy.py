@@ -8,16 +8,16 @@ import pulumi
 import pytest
 import yaml
 
-from components import codedeploy, delivery
-from components.codedeploy import (
+from ecs_delivery.components import codedeploy, delivery
+from ecs_delivery.components.codedeploy import (
     AlarmSettings,
     DeploymentTarget,
     TargetGroupRef,
     check_targets,
     deployment_controller_of,
 )
-from components.config import ConfigError, parse
-from components.platform import Environment
+from ecs_delivery.components.config import ConfigError, parse
+from ecs_delivery.components.platform import Environment
 from tests.delivery_program.helpers import ALARM, CONFIG, GROUP, ROOT, inputs, policy, statement
 from tests.delivery_program.runner import delivery_plan
 

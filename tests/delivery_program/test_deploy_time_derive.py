@@ -17,15 +17,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from delivery.live import running_task_definition
-from delivery.promotion import (
+from ecs_delivery.runtime.live import running_task_definition
+from ecs_delivery.runtime.promotion import (
     latest_record_key,
     new_record,
     read_record,
     release_record_key,
     zipped,
 )
-from delivery.taskdef import describe, effective_content
+from ecs_delivery.runtime.taskdef import describe, effective_content
 from tests.delivery_program.codedeploy_sim import create_group, switch_primary
 from tests.delivery_program.helpers import stack_value
 from tests.delivery_program.pipeline_run import PipelineRun

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import ConfigError
-from components.hook import ServiceProbe, check_probes, source_files
-from lambda_src.validation_hook import logic
+from ecs_delivery.components.config import ConfigError
+from ecs_delivery.components.hook import ServiceProbe, check_probes, source_files
+from ecs_delivery.lambdas.validation_hook import logic
 from tests.delivery_program.helpers import EGRESS, FUNCTION, INGRESS, inputs, stack_value
 from tests.delivery_program.runner import delivery_plan
 

@@ -7,11 +7,16 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from components import pipeline as pipeline_module
-from components.config import ConfigError
-from components.pipeline import Action, PipelineWiringError, Stage, check_artifact_wiring
-from delivery import buildspec as specs
-from delivery.promotion import new_record
+from ecs_delivery.components import pipeline as pipeline_module
+from ecs_delivery.components.config import ConfigError
+from ecs_delivery.components.pipeline import (
+    Action,
+    PipelineWiringError,
+    Stage,
+    check_artifact_wiring,
+)
+from ecs_delivery.runtime import buildspec as specs
+from ecs_delivery.runtime.promotion import new_record
 from tests.delivery_program.helpers import (
     PIPELINE,
     PROJECT,
@@ -337,7 +342,7 @@ def test_dev_build_project_builds_images_with_the_generated_buildspec(dev):
         "s3Logs": {"status": "DISABLED"},
     }
     spec = buildspec(dev)
-    # Exactly what delivery/buildspec.py generates for these services and this tooling.
+    # Exactly what src/ecs_delivery/runtime/buildspec.py generates for these services and this tooling.
     expected = specs.buildspec(
         [
             specs.BuildService(
@@ -520,8 +525,8 @@ def test_a_downstream_service_the_upstream_builds_no_images_for_is_refused(dev):
 
 
 def test_the_build_tooling_ships_no_test_double():
-    from components.pipeline import tooling_files
+    from ecs_delivery.components.pipeline import tooling_files
 
     files = tooling_files()
-    assert "delivery/build.py" in files and "delivery/rollout.py" in files
-    assert not [name for name in files if name.endswith("simulator.py")]
+    assert "ecs_delivery/runtime/build.py" in files and "ecs_delivery/runtime/rollout.py" in files
+    assert not [name for name in files if "simulator" in name or "/offline/" in name]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from components import pipeline as pipeline_module
+from ecs_delivery.components import pipeline as pipeline_module
 from tests.delivery_program.helpers import REPOSITORY, buildspec, inputs
 
 BUCKET = "ecs-delivery-dev-123456789012-eu-west-1-artifacts"
@@ -138,8 +138,15 @@ def test_build_tooling_is_the_delivery_package_without_bytecode_at_the_buildspec
     registration = dev.named("aws:s3/bucketObjectv2:BucketObjectv2", "pipeline-tooling")
     archive = registration.inputs["source"]
     names = sorted(archive.assets)
-    assert {"delivery/__init__.py", "delivery/build.py", "delivery/promotion.py"} <= set(names)
-    assert all(n.startswith("delivery/") and n.endswith(".py") for n in names)
+    runtime = "ecs_delivery/runtime"
+    assert {f"{runtime}/__init__.py", f"{runtime}/build.py", f"{runtime}/promotion.py"} <= set(
+        names
+    )
+    assert "ecs_delivery/__init__.py" in names
+    assert all(
+        (n.startswith(f"{runtime}/") or n == "ecs_delivery/__init__.py") and n.endswith(".py")
+        for n in names
+    )
     assert not any("__pycache__" in n for n in names)
     key = registration.inputs["key"]
     assert key == pipeline_module.tooling_key()

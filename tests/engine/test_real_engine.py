@@ -38,7 +38,7 @@ def test_dev_preview_with_the_real_engine_registers_the_planned_resources(tmp_pa
     )
     result = stack.preview()
     created = result.change_summary.get("create", 0)
-    from tools import plan as plan_tool
+    from ecs_delivery.offline import plan as plan_tool
 
     offline = plan_tool.run("dev")
     assert created == len(offline.resources) + 1  # + the stack itself

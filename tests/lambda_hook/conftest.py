@@ -16,8 +16,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
-# The package layout (archive root = lambda_src/) keeps `handler`/`logic` out of the global
+LAMBDA_SRC = Path(__file__).resolve().parents[2] / "src" / "ecs_delivery" / "lambdas"
+# The package layout (archive root = src/ecs_delivery/lambdas/) keeps `handler`/`logic` out of the global
 # module namespace, so other Lambdas' modules of the same name cannot clash in one pytest run.
 if str(LAMBDA_SRC) not in sys.path:
     sys.path.insert(0, str(LAMBDA_SRC))

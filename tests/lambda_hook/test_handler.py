@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from validation_hook import handler
 
-HOOK_DIR = Path(__file__).resolve().parents[2] / "lambda_src" / "validation_hook"
+HOOK_DIR = (
+    Path(__file__).resolve().parents[2] / "src" / "ecs_delivery" / "lambdas" / "validation_hook"
+)
 
 
 class FakeContext:
@@ -152,7 +154,7 @@ def test_codedeploy_client_retries_and_uses_the_lambda_region(aws_env):
 
 
 def test_zip_of_the_folder_alone_imports_as_handler_dot_handler(tmp_path):
-    """Archive root = the folder's contents, as `pulumi.FileArchive(lambda_src/validation_hook)`."""
+    """Archive root = the folder's contents, as `pulumi.FileArchive(src/ecs_delivery/lambdas/validation_hook)`."""
     archive = tmp_path / "hook.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
         for source in sorted(HOOK_DIR.glob("*.py")):

@@ -24,10 +24,10 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from components.fargate_service import CODEDEPLOY_OWNED
+from ecs_delivery.components.fargate_service import CODEDEPLOY_OWNED
+from ecs_delivery.offline.simcloud import Registration, plain
 from policy_pack import pack, rules
 from tests.conftest import make_plan
-from tools.simcloud import Registration, plain
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policy_pack"
 POLICIES = pack.policies()

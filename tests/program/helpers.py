@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tools.plan import Plan
-from tools.simcloud import Registration
+from ecs_delivery.offline.plan import Plan
+from ecs_delivery.offline.simcloud import Registration
 
 
 def inputs(plan: Plan, type_: str, name: str) -> dict[str, Any]:

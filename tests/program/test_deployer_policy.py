@@ -16,27 +16,27 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
-from components import naming
-from components.deployer import GithubOidc
+from ecs_delivery.components import naming
+from ecs_delivery.components.deployer import GithubOidc
+from ecs_delivery.offline import plan as plan_tool
 from tests.program.helpers import inputs
-from tools import plan as plan_tool
 
 ROOT = Path(__file__).resolve().parents[2]
+RUNTIME = ROOT / "src" / "ecs_delivery" / "runtime"
 POLICY = "aws:iam/policy:Policy"
 CLIENTS = ("ecs", "codedeploy", "s3", "ecr", "scheduler", "events")
 # What a deployment runs: the release engine (CLI and Lambda steps), the rollout through
-# CodeDeploy, and the pipeline's build tool. The simulator is a test double.
+# CodeDeploy, and the pipeline's build tool (paths under src/ecs_delivery/runtime).
 DEPLOYMENT_SOURCES = sorted(
-    p.relative_to(ROOT).as_posix()
+    p.relative_to(RUNTIME).as_posix()
     for p in [
-        *(ROOT / "delivery" / "release").glob("*.py"),
-        ROOT / "delivery" / "rollout.py",
-        ROOT / "delivery" / "codedeploy.py",
-        ROOT / "delivery" / "taskdef.py",
-        ROOT / "delivery" / "live.py",
-        ROOT / "delivery" / "build.py",
+        *(RUNTIME / "release").glob("*.py"),
+        RUNTIME / "rollout.py",
+        RUNTIME / "codedeploy.py",
+        RUNTIME / "taskdef.py",
+        RUNTIME / "live.py",
+        RUNTIME / "build.py",
     ]
-    if p.name != "simulator.py"
 )
 # Actions AWS requires beyond the calls themselves, each with its reason: nothing else may be granted.
 REQUIRED_BESIDE_CALLS = {
@@ -79,7 +79,7 @@ def deployment_calls() -> dict[str, set[str]]:
     operations = {client: _operations(client) for client in CLIENTS}
     found: dict[str, set[str]] = {}
     for path in DEPLOYMENT_SOURCES:
-        for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        for node in ast.walk(ast.parse((RUNTIME / path).read_text())):
             if not isinstance(node, ast.Attribute):
                 continue
             client = _client_name(node.value)
@@ -114,12 +114,12 @@ def test_the_walk_finds_the_engines_calls():
     calls = deployment_calls()
     # Spot checks that the walk sees both called and passed-on methods (aws.call(fn, ...)).
     assert calls["codedeploy:StopDeployment"] == {
-        "delivery/release/engine.py",
-        "delivery/codedeploy.py",
+        "release/engine.py",
+        "codedeploy.py",
     }
-    assert "delivery/release/live.py" in calls["ecs:DescribeServices"]
-    assert calls["s3:PutObject"] == {"delivery/release/state.py"}
-    assert calls["ecr:DescribeImages"] == {"delivery/build.py"}
+    assert "release/live.py" in calls["ecs:DescribeServices"]
+    assert calls["s3:PutObject"] == {"release/state.py"}
+    assert calls["ecr:DescribeImages"] == {"build.py"}
     assert len(calls) >= 15
 
 
@@ -234,7 +234,7 @@ def test_the_stack_exports_the_policy_arn(dev_plan, prod_plan):
 
 
 TWO_DEPLOYERS = """
-from components.deployer import DeployedUnit, DeployerAccess, DeployerAccessArgs, GithubOidc
+from ecs_delivery.components.deployer import DeployedUnit, DeployerAccess, DeployerAccessArgs, GithubOidc
 
 def args(stack, units, github=None):
     return DeployerAccessArgs(
@@ -372,7 +372,7 @@ def test_a_forty_service_stack_gets_policies_within_iams_size_limit():
 
 
 def test_a_policy_over_iams_size_limit_is_refused_with_the_fix():
-    from components.deployer import _checked
+    from ecs_delivery.components.deployer import _checked
 
     statement = {"Effect": "Allow", "Action": "ecs:DescribeServices", "Resource": "x" * 6200}
     with pytest.raises(ValueError, match=r"deployer: policy of \d+ characters exceeds IAM's 6144"):

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from tools import plan as plan_tool
-from tools.simcloud import plain
+from ecs_delivery.offline import plan as plan_tool
+from ecs_delivery.offline.simcloud import plain
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -49,7 +49,7 @@ def test_make_plan_preview_prints_computed_values(tmp_path):
 
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
-        [sys.executable, "-m", "tools.plan", "--stack", "dev", "--preview"],
+        [sys.executable, "-m", "ecs_delivery.offline.plan", "--stack", "dev", "--preview"],
         cwd=root,
         capture_output=True,
         text=True,

@@ -10,12 +10,12 @@ import json
 
 import pytest
 
-from components.config import ConfigError
-from components.images import LiveImageError, digest_reference
+from ecs_delivery.components.config import ConfigError
+from ecs_delivery.components.images import LiveImageError, digest_reference
+from ecs_delivery.offline.plan import ProgramFailed
+from ecs_delivery.offline.simcloud import plain
 from tests.conftest import make_plan, upstream_outputs
 from tests.program.helpers import containers, policy
-from tools.plan import ProgramFailed
-from tools.simcloud import plain
 
 REPO = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/ecs-delivery-dev"
 SERVICES = ["alpha", "beta", "gamma", "delta"]

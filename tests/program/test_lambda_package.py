@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from components import lambda_package, release
-from components.lambda_package import LambdaPackage, PackagingError
-from tools import plan as plan_tool
-from tools.simcloud import plain
+from ecs_delivery.components import lambda_package, release
+from ecs_delivery.components.lambda_package import LambdaPackage, PackagingError
+from ecs_delivery.offline import plan as plan_tool
+from ecs_delivery.offline.simcloud import plain
 
 ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src"
 FUNCTION = "aws:lambda/function:Function"
 
 
@@ -49,17 +50,17 @@ def _imported_engine_modules(handler: Path) -> set[str]:
                 continue
             for name in names:
                 parts = name.split(".")
-                if parts[0] != "delivery":
+                if parts[0] != "ecs_delivery":
                     continue
                 for i in range(1, len(parts) + 1):
                     for candidate in (
-                        ROOT.joinpath(*parts[:i]).with_suffix(".py"),
-                        ROOT.joinpath(*parts[:i], "__init__.py"),
+                        SRC.joinpath(*parts[:i]).with_suffix(".py"),
+                        SRC.joinpath(*parts[:i], "__init__.py"),
                     ):
                         if candidate.is_file() and candidate not in seen:
                             seen.add(candidate)
                             todo.append(candidate)
-    return {p.relative_to(ROOT).as_posix() for p in seen}
+    return {p.relative_to(SRC).as_posix() for p in seen}
 
 
 def test_the_listed_engine_modules_are_exactly_what_the_handler_imports():
@@ -70,8 +71,8 @@ def test_the_listed_engine_modules_are_exactly_what_the_handler_imports():
 
 def test_step_zip_holds_no_test_double_no_bytecode_and_no_host_site_packages(step_zip):
     names = _names(step_zip)
-    assert "handler.py" in names and "delivery/release/steps.py" in names
-    assert "delivery/release/simulator.py" not in names
+    assert "handler.py" in names and "ecs_delivery/runtime/release/steps.py" in names
+    assert not [n for n in names if "simulator" in n or n.startswith("ecs_delivery/offline/")]
     assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n]
     assert not [n for n in names if "site-packages" in n or n.startswith("bin/")]
     # Binaries are the Linux x86_64 builds for the runtime's Python, whatever this machine is.
@@ -114,9 +115,9 @@ def test_a_clean_interpreter_imports_every_handler_from_the_zip_alone(step_zip, 
         "import sys; sys.path[:0] = [sys.argv[1]]; import handler, boto3, pydantic_core, yaml; "
         "assert all(m.__file__.startswith(sys.argv[1]) for m in (handler, boto3, pydantic_core, yaml)); "
         "[getattr(handler, s) for s in sys.argv[2:]]; "
-        "assert 'delivery.release.simulator' not in sys.modules; print(boto3.__version__)"
+        "assert 'ecs_delivery.offline.release_simulator' not in sys.modules; print(boto3.__version__)"
     )
-    from delivery.release.state_machine import STEPS
+    from ecs_delivery.runtime.release.state_machine import STEPS
 
     # -I: no user site, no PYTHON* variables, no script directory; -S: not even site-packages.
     result = subprocess.run(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import ConfigError
+from ecs_delivery.components.config import ConfigError
+from ecs_delivery.offline import plan as plan_tool
 from tests.conftest import make_plan
 from tests.program.helpers import inputs, policy
-from tools import plan as plan_tool
 
 SUBNET = "aws:ec2/subnet:Subnet"
 
@@ -44,7 +44,7 @@ def test_single_nat_policy_routes_every_private_subnet_through_one_gateway(dev_p
 
 
 NETWORK_ONLY = """
-from components.network import Network, NetworkArgs
+from ecs_delivery.components.network import Network, NetworkArgs
 
 Network("network", NetworkArgs(
     cidr="10.20.0.0/16",

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _plan(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tools.plan", *args],
+        [sys.executable, "-m", "ecs_delivery.offline.plan", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -56,8 +56,8 @@ def test_config_error_exits_non_zero_with_the_key_and_no_traceback():
 
 
 def test_config_error_registers_no_resource():
-    from components.config import ConfigError
-    from tools import plan as plan_tool
+    from ecs_delivery.components.config import ConfigError
+    from ecs_delivery.offline import plan as plan_tool
 
     try:
         plan_tool.run("dev", overrides={"services": {"web": {"containerPort": 0}}})

@@ -22,7 +22,7 @@ def _start(args: list[str], json_path: Path, seed: str) -> subprocess.Popen:
     # Separate processes with different hash seeds: in-process ordering could hide
     # nondeterminism (set iteration, asyncio scheduling).
     return subprocess.Popen(
-        [sys.executable, "-m", "tools.plan", *args, "--json", str(json_path)],
+        [sys.executable, "-m", "ecs_delivery.offline.plan", *args, "--json", str(json_path)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tools import diff
+from ecs_delivery.offline import diff
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _diff(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tools.diff", *args],
+        [sys.executable, "-m", "ecs_delivery.offline.diff", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -58,7 +58,8 @@ WEB_CHANGE = [
 def test_a_memory_and_an_environment_change_print_exactly_those_and_the_rollout(tmp_path):
     base = tmp_path / "base.json"
     done = subprocess.run(
-        [sys.executable, "-m", "tools.plan", "--stack", "dev", "--json", str(base)], cwd=ROOT
+        [sys.executable, "-m", "ecs_delivery.offline.plan", "--stack", "dev", "--json", str(base)],
+        cwd=ROOT,
     )
     assert done.returncode == 0
     project = _changed_project(tmp_path, (ROOT / "Pulumi.dev.yaml").read_text())
@@ -108,7 +109,8 @@ def test_a_git_ref_base_is_planned_in_a_worktree_that_is_removed_afterwards(tmp_
 def test_the_same_plan_is_no_change_and_exits_0(tmp_path):
     base = tmp_path / "plan.json"
     done = subprocess.run(
-        [sys.executable, "-m", "tools.plan", "--stack", "dev", "--json", str(base)], cwd=ROOT
+        [sys.executable, "-m", "ecs_delivery.offline.plan", "--stack", "dev", "--json", str(base)],
+        cwd=ROOT,
     )
     assert done.returncode == 0
     result = _diff("--stack", "dev", "--base", str(base))
@@ -276,7 +278,7 @@ def test_make_diff_passes_stack_base_live_and_config():
         text=True,
     )
     assert (
-        ".venv/bin/python -m tools.diff --stack prod --base origin/main --live l.yaml -c a=1 -c b=2"
+        ".venv/bin/ecs-delivery diff --stack prod --base origin/main --live l.yaml -c a=1 -c b=2"
         in done.stdout
     ), done.stdout + done.stderr
 
@@ -291,7 +293,10 @@ def test_the_pull_request_preview_runs_the_offline_diff_beside_pulumi_preview():
     assert names.index("Offline plan diff against the base branch") < names.index(
         "pulumi/actions@v6"
     )
-    assert '-m tools.diff --stack "$STACK" --base "origin/$BASE_REF"' in diff_step["run"]
+    assert (
+        '-m ecs_delivery.offline.diff --stack "$STACK" --base "origin/$BASE_REF"'
+        in diff_step["run"]
+    )
     assert diff_step["env"] == {
         "STACK": "${{ matrix.stack }}",
         "BASE_REF": "${{ github.base_ref }}",

@@ -9,7 +9,7 @@ import traceback
 from pulumi import _types as pulumi_types
 from pulumi.runtime import resource as pulumi_resource
 
-from tools import plan as plan_tool
+from ecs_delivery.offline import plan as plan_tool
 
 
 def test_a_plan_captures_no_python_stack_per_resource(monkeypatch):
@@ -60,7 +60,7 @@ def test_the_benchmark_reports_start_up_and_per_resource_cost():
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[1].startswith("start-up (import tools.plan, median of 3): ")
+    assert lines[1].startswith("start-up (import ecs_delivery.offline.plan, median of 3): ")
     assert lines[2].split() == [
         "services",
         "resources",

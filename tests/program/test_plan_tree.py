@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from ecs_delivery.offline import plan as plan_tool
+from ecs_delivery.offline.plan_tree import WIDTH, fit, fold
 from tests.conftest import make_plan
-from tools import plan as plan_tool
-from tools.plan_tree import WIDTH, fit, fold
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_a_changed_environment_value_shows_in_the_text():
     [("dev", None), ("prod", None), ("dev", "live-dev"), ("prod", "live-prod")],
 )
 def test_no_line_is_wider_than_the_terminal(stack, live):
-    from tools.simcloud import SimulatedEnvironment
+    from ecs_delivery.offline.simcloud import SimulatedEnvironment
 
     environment = (
         SimulatedEnvironment.load(f"examples/{live}.yaml").model_dump(by_alias=True)

@@ -8,8 +8,8 @@ import botocore.session
 import yaml
 from botocore.validate import ParamValidator
 
-from delivery.release.inventory import parse_inventory
-from delivery.release.state_machine import STEPS, check_definition
+from ecs_delivery.runtime.release.inventory import parse_inventory
+from ecs_delivery.runtime.release.state_machine import STEPS, check_definition
 from tests.program.helpers import inputs, policy
 
 MACHINE = "aws:sfn/stateMachine:StateMachine"
@@ -82,7 +82,7 @@ def test_validate_build_prints_the_plan_and_writes_the_execution_input(dev_plan)
     project = inputs(dev_plan, "aws:codebuild/project:Project", "release-validate")
     spec = yaml.safe_load(project["source"]["buildspec"])
     commands = " ".join(spec["phases"]["build"]["commands"])
-    assert "python -m delivery.release plan --manifest releases/dev.yaml" in commands
+    assert "python -m ecs_delivery.runtime.release plan --manifest releases/dev.yaml" in commands
     assert spec["artifacts"]["files"] == ["release-input.json"]
     assert spec["env"]["exported-variables"] == ["RELEASE_SUMMARY", "RELEASE_ID"]
 

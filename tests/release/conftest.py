@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from delivery.release.engine import EngineConfig
-from delivery.release.inventory import Inventory
-from delivery.release.live import Aws
-from delivery.release.pacing import ScaledClock
-from delivery.release.simulator import SimulatedAws, simulated_aws
+from ecs_delivery.offline.release_simulator import SimulatedAws, simulated_aws
+from ecs_delivery.runtime.release.engine import EngineConfig
+from ecs_delivery.runtime.release.inventory import Inventory
+from ecs_delivery.runtime.release.live import Aws
+from ecs_delivery.runtime.release.pacing import ScaledClock
 
 # 1 simulated second = 1 ms: a 120 s deployment lasts 0.12 s of the test's time.
 SCALE = 1000.0

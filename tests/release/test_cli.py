@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from delivery.release.cli import Cli, build_parser, main
-from delivery.release.pacing import SystemClock
-from delivery.release.simulator import SimulatedAws
+from ecs_delivery.offline.release_simulator import SimulatedAws
+from ecs_delivery.runtime.release.cli import Cli, build_parser, main
+from ecs_delivery.runtime.release.pacing import SystemClock
 
 
 def files(sim: SimulatedAws, tmp_path: Path, manifest: str) -> list[str]:
@@ -161,7 +161,7 @@ def test_status_of_an_unknown_release_exits_2(sim: SimulatedAws) -> None:
 
 def test_module_entry_point_prints_usage_for_a_missing_command() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "delivery.release"],
+        [sys.executable, "-m", "ecs_delivery.runtime.release"],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[2],

@@ -10,17 +10,17 @@ from typing import Any
 
 import pytest
 
-from delivery.release.engine import (
+from ecs_delivery.offline.release_simulator import SimulatedAws, SimulatedCrash, client_error
+from ecs_delivery.runtime.release.engine import (
     Event,
     ReleaseEngine,
     ReleaseInputError,
     ReleaseStopped,
     apply,
 )
-from delivery.release.live import Aws
-from delivery.release.manifest import load_manifest
-from delivery.release.simulator import SimulatedAws, SimulatedCrash, client_error
-from delivery.release.state import StateStore
+from ecs_delivery.runtime.release.live import Aws
+from ecs_delivery.runtime.release.manifest import load_manifest
+from ecs_delivery.runtime.release.state import StateStore
 
 from .conftest import aws_of, config
 
@@ -474,7 +474,7 @@ def test_rollback_requested_by_a_person_mid_release_is_noticed_by_the_runner(
 
 
 def test_rollback_waits_for_a_busy_deployment_group_then_redeploys_once(sim: SimulatedAws) -> None:
-    from delivery.codedeploy import appspec, appspec_content
+    from ecs_delivery.runtime.codedeploy import appspec, appspec_content
 
     release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
     target = sim.inventory.services["svc-000"]

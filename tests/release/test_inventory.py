@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from delivery.release.inventory import InventoryError, load_inventory
+from ecs_delivery.runtime.release.inventory import InventoryError, load_inventory
 
 from .conftest import small_inventory
 

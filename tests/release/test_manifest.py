@@ -7,7 +7,7 @@ import textwrap
 import pytest
 import yaml
 
-from delivery.release.manifest import (
+from ecs_delivery.runtime.release.manifest import (
     DuplicateKeyError,
     ManifestError,
     UniqueKeyLoader,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
-from delivery.release.engine import Event
-from delivery.release.progress import LogProgress, TtyProgress, summary_table
-from delivery.release.state import ReleaseState, ServiceState
+from ecs_delivery.runtime.release.engine import Event
+from ecs_delivery.runtime.release.progress import LogProgress, TtyProgress, summary_table
+from ecs_delivery.runtime.release.state import ReleaseState, ServiceState
 
 from .conftest import small_inventory
 

@@ -45,7 +45,9 @@ def test_release_demo_rolls_back_naming_the_failed_service_and_prints_end_states
 
 
 def test_the_simulator_stays_out_of_what_ships_to_aws() -> None:
-    shipped = [*ROOT.glob("lambda_src/**/*.py"), *ROOT.glob("components/**/*.py")]
+    package = ROOT / "src" / "ecs_delivery"
+    shipped = [*package.glob("lambdas/**/*.py"), *package.glob("runtime/**/*.py")]
+    shipped += [*package.glob("components/**/*.py")]
     assert shipped
     imports = re.compile(
         r"^\s*(from|import) \S*simulator|^\s*from \S+ import .*\bsimulator\b", re.M

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
-from delivery.codedeploy import appspec, appspec_content
-from delivery.release.pacing import TokenBucket
-from delivery.release.simulator import SimulatedAws, simulated_aws
+from ecs_delivery.offline.release_simulator import SimulatedAws, simulated_aws
+from ecs_delivery.runtime.codedeploy import appspec, appspec_content
+from ecs_delivery.runtime.release.pacing import TokenBucket
 
 REPO = Path(__file__).resolve().parents[2]
 

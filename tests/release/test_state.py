@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from delivery.release.simulator import SimulatedAws
-from delivery.release.state import ReleaseState, StateStore, Unchanged
+from ecs_delivery.offline.release_simulator import SimulatedAws
+from ecs_delivery.runtime.release.state import ReleaseState, StateStore, Unchanged
 
 
 def first_state() -> ReleaseState:

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from delivery.release.simulator import SimulatedAws
-from delivery.release.state import StateStore
-from delivery.release.state_machine import STEPS, definition
-from delivery.release.steps import (
+from ecs_delivery.offline.release_simulator import SimulatedAws
+from ecs_delivery.runtime.release.state import StateStore
+from ecs_delivery.runtime.release.state_machine import STEPS, definition
+from ecs_delivery.runtime.release.steps import (
     StepContext,
     manifest_text,
     plan_step,
@@ -250,7 +250,8 @@ def test_handlers_read_their_environment_and_call_the_steps(
     monkeypatch.setenv("STATE_BUCKET", sim.bucket)
     monkeypatch.setenv("INVENTORY_KEY", "config/inventory.json")
     spec = importlib.util.spec_from_file_location(
-        "release_steps_handler", REPO / "lambda_src" / "release_steps" / "handler.py"
+        "release_steps_handler",
+        REPO / "src" / "ecs_delivery" / "lambdas" / "release_steps" / "handler.py",
     )
     assert spec and spec.loader
     handler = importlib.util.module_from_spec(spec)
@@ -295,7 +296,7 @@ def test_failed_plan_of_a_reused_release_name_leaves_the_earlier_release_alone(
 def test_start_step_of_a_service_whose_revision_keeps_changing_names_the_service_once(
     sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from delivery.release.engine import ServiceDeploymentFailed
+    from ecs_delivery.runtime.release.engine import ServiceDeploymentFailed
 
     ctx = StepContext(aws=aws_of(sim), bucket=sim.bucket, config=config())
     plan = plan_step(ctx, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]), sim.inventory)

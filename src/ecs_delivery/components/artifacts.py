@@ -1,0 +1,243 @@
+"""The environment's artifact bucket: pipeline artifacts, build tooling and promotion records.
+
+Layout (prefixes):
+
+    <pipeline name, first 20 chars>/   CodePipeline's artifact store (it truncates the folder
+                                        name to 20 characters); expires after N days
+    tooling/                            this repository's `delivery` package, read by CodeBuild
+    promotion/<stack>.zip               the promotion record a downstream pipeline reads
+
+Only pipeline artifacts expire by age: tooling and promotion records must outlive quiet
+periods. Every prefix loses its noncurrent versions after N days (the bucket is versioned,
+as an S3 source action requires).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from ecs_delivery.components import iam
+from ecs_delivery.components.naming import TYPE_PREFIX
+
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+TOOLING_PREFIX = "tooling/"
+PROMOTION_PREFIX = "promotion/"
+# CodePipeline names its artifact folder after the pipeline, cut to 20 characters.
+PIPELINE_FOLDER_LENGTH = 20
+
+
+def artifact_bucket_name(project: str, stack: str, account_id: str, region: str) -> str:
+    """Deterministic, globally unique bucket name (the account id keeps it ours).
+
+    Known at plan time, so the generated buildspec and the policies are plain text.
+    """
+    name = f"{project}-{stack}-{account_id}-{region}-artifacts".lower().replace("_", "-")
+    name = re.sub(r"[^a-z0-9-]", "-", name)
+    if not BUCKET_NAME.match(name):
+        raise ValueError(
+            f"artifact bucket name {name!r} is not a valid S3 bucket name (3-63 chars of "
+            "a-z, 0-9, '-'); shorten the project or stack name"
+        )
+    return name
+
+
+def pipeline_artifact_prefix(pipeline_name: str) -> str:
+    """Where CodePipeline stores the pipeline's artifacts inside the artifact store."""
+    return pipeline_name[:PIPELINE_FOLDER_LENGTH] + "/"
+
+
+def promotion_key(stack: str) -> str:
+    """The object a downstream pipeline's S3 source action reads (a zip with promotion.json)."""
+    return f"{PROMOTION_PREFIX}{stack}.zip"
+
+
+def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def reader_statements(
+    bucket_arn: pulumi.Input[str], account_ids: list[str]
+) -> list[dict[str, Any]]:
+    """Downstream accounts may read the promotion records (and the bucket's versioning)."""
+    if not account_ids:
+        return []
+    principals = {"AWS": [f"arn:aws:iam::{a}:root" for a in sorted(account_ids)]}
+    return [
+        {
+            "Sid": "DownstreamReadPromotionRecords",
+            "Effect": "Allow",
+            "Principal": principals,
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": pulumi.Output.concat(bucket_arn, "/", PROMOTION_PREFIX, "*"),
+        },
+        {
+            "Sid": "DownstreamSourceAction",
+            "Effect": "Allow",
+            "Principal": principals,
+            "Action": ["s3:GetBucketVersioning", "s3:GetBucketLocation"],
+            "Resource": bucket_arn,
+        },
+    ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArtifactBucketArgs:
+    bucket_name: str
+    # Prefixes whose objects expire `expiry_days` after creation (the pipeline's artifacts).
+    expiring_prefixes: list[str]
+    expiry_days: int = 30
+    noncurrent_expiry_days: int = 30
+    # None: SSE-S3 (AES256); an ARN: SSE-KMS with that key and S3 bucket keys.
+    kms_key_arn: str | None = None
+    # Accounts of downstream environments that read the promotion records.
+    reader_account_ids: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not BUCKET_NAME.match(self.bucket_name):
+            raise ValueError(f"bucket_name: {self.bucket_name!r} is not a valid bucket name")
+        if not self.expiring_prefixes or any(
+            not p or not p.endswith("/") for p in self.expiring_prefixes
+        ):
+            raise ValueError(
+                "expiring_prefixes: give non-empty prefixes ending in '/' (an empty prefix "
+                "would expire the tooling and promotion records too)"
+            )
+        bad = [a for a in self.reader_account_ids if not ACCOUNT_ID.match(a)]
+        if bad:
+            raise ValueError(f"reader_account_ids: {bad} are not 12-digit AWS account ids")
+
+
+class ArtifactBucket(pulumi.ComponentResource):
+    """Versioned, encrypted, private, TLS-only bucket with lifecycle expiry."""
+
+    bucket: aws.s3.Bucket
+    versioning: aws.s3.BucketVersioning
+    policy: aws.s3.BucketPolicy
+    name: str
+    arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ArtifactBucketArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(f"{TYPE_PREFIX}:artifacts:ArtifactBucket", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.name = args.bucket_name
+        self.bucket = aws.s3.Bucket(
+            name,
+            bucket=args.bucket_name,
+            # Promotion records are the upstream half of a release: never drop them silently.
+            force_destroy=False,
+            tags=args.tags,
+            opts=child,
+        )
+        self.arn = self.bucket.arn
+        ownership = aws.s3.BucketOwnershipControls(
+            name,
+            bucket=self.bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=child,
+        )
+        public_access = aws.s3.BucketPublicAccessBlock(
+            name,
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        self.versioning = aws.s3.BucketVersioning(
+            name,
+            bucket=self.bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                status="Enabled"
+            ),
+            opts=child,
+        )
+        by_default = (
+            aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                sse_algorithm="aws:kms", kms_master_key_id=args.kms_key_arn
+            )
+            if args.kms_key_arn
+            else aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                sse_algorithm="AES256"
+            )
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            name,
+            bucket=self.bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=by_default,
+                    bucket_key_enabled=bool(args.kms_key_arn),
+                )
+            ],
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            name,
+            bucket=self.bucket.id,
+            rules=self._lifecycle_rules(args),
+            # Lifecycle rules on a bucket whose versioning is still being enabled are rejected.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.versioning]),
+        )
+        self.policy = aws.s3.BucketPolicy(
+            name,
+            bucket=self.bucket.id,
+            policy=iam.output_document(
+                [tls_only_statement(self.bucket.arn)]
+                + reader_statements(self.bucket.arn, args.reader_account_ids)
+            ),
+            # The public access block must exist first: a policy is judged "public" against it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access, ownership]),
+        )
+        # Object events go to EventBridge: a downstream pipeline starts on a new promotion record.
+        aws.s3.BucketNotification(name, bucket=self.bucket.id, eventbridge=True, opts=child)
+        self.register_outputs({"bucket": self.bucket.bucket, "arn": self.bucket.arn})
+
+    @staticmethod
+    def _lifecycle_rules(
+        args: ArtifactBucketArgs,
+    ) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+        rules = [
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id=f"expire-{prefix.rstrip('/')}",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                    days=args.expiry_days
+                ),
+            )
+            for prefix in args.expiring_prefixes
+        ]
+        rules.append(
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="expire-noncurrent-versions",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=args.noncurrent_expiry_days
+                ),
+                abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                    days_after_initiation=7
+                ),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                    expired_object_delete_marker=True
+                ),
+            )
+        )
+        return rules

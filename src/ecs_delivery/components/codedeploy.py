@@ -1,0 +1,517 @@
+"""CodeDeploy blue/green for ECS: application, deployment groups, traffic configs, alarms, role.
+
+One deployment group per service shifts traffic between its blue and green target groups on
+the production listener, after the green tasks passed validation through the test listener.
+CloudWatch alarms on both target groups stop the deployment, and a stopped or failed
+deployment rolls back by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from ecs_delivery.components import iam
+from ecs_delivery.components.naming import TYPE_PREFIX
+
+CODE_DEPLOY = "CODE_DEPLOY"
+# CodeDeploy accepts at most 10 alarms per deployment group.
+MAX_ALARMS_PER_GROUP = 10
+ROLLBACK_EVENTS = ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]
+# Application Load Balancer metrics are published once a minute.
+ALB_METRIC_PERIODS = (60, 300)
+ECS_TASKS = "ecs-tasks.amazonaws.com"
+
+
+def deployment_controller_of(service: Any) -> str | None:
+    """The deployment controller a FargateService-like component builds its ECS service with.
+
+    A component says so with a plain `deployment_controller` attribute, on itself or on its
+    args. FargateService always builds CODE_DEPLOY (src/ecs_delivery/components/fargate_service.py) and does
+    not expose the attribute yet, so it is recognised by type. None: cannot tell.
+    """
+    for holder in (service, getattr(service, "args", None), getattr(service, "_args", None)):
+        value = getattr(holder, "deployment_controller", None) if holder is not None else None
+        if isinstance(value, str):
+            return value
+    from ecs_delivery.components.fargate_service import FargateService
+
+    return CODE_DEPLOY if isinstance(service, FargateService) else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetGroupRef:
+    name: pulumi.Input[str]
+    arn_suffix: pulumi.Input[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeploymentTarget:
+    """One service CodeDeploy deploys: where it runs, how traffic reaches it, what it runs as."""
+
+    service: str  # the service's key in the stack config
+    group_name: str
+    cluster_name: str
+    service_name: str
+    deployment_controller: str | None
+    # Predefined name, or the key of one of `CodeDeploymentArgs.custom_configs`.
+    deployment_config: str
+    blue: TargetGroupRef
+    green: TargetGroupRef
+    production_listener_arn: pulumi.Input[str]
+    test_listener_arn: pulumi.Input[str]
+    listener_rule_arns: list[pulumi.Input[str]]
+    # The task and execution roles: CodeDeploy passes them when it creates the task set.
+    role_arns: list[pulumi.Input[str]]
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlarmSettings:
+    target_5xx_count: int
+    unhealthy_hosts: int
+    latency_p99_seconds: float | None
+    evaluation_periods: int
+    period_seconds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomConfig:
+    """A TimeBasedCanary/TimeBasedLinear traffic-shifting configuration of our own."""
+
+    key: str
+    type: Literal["canary", "linear"]
+    percent: int
+    interval_minutes: int
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One CloudWatch alarm on one target group (plain values; dimensions added later)."""
+
+    service: str
+    color: str
+    kind: str
+    name: str
+    metric_name: str
+    threshold: float
+    comparison: str
+    statistic: str | None = None
+    extended_statistic: str | None = None
+
+
+def alarm_specs(service: str, settings: AlarmSettings, name_prefix: str) -> list[AlarmSpec]:
+    """The alarms of one service: 5xx and unhealthy hosts (and p99 latency) on blue and green."""
+    specs = []
+    for color in ("blue", "green"):
+        base = {"service": service, "color": color}
+        specs.append(
+            AlarmSpec(
+                **base,
+                kind="target-5xx",
+                name=f"{name_prefix}-{service}-{color}-target-5xx",
+                metric_name="HTTPCode_Target_5XX_Count",
+                statistic="Sum",
+                threshold=settings.target_5xx_count,
+                comparison="GreaterThanOrEqualToThreshold",
+            )
+        )
+        specs.append(
+            AlarmSpec(
+                **base,
+                kind="unhealthy-hosts",
+                name=f"{name_prefix}-{service}-{color}-unhealthy-hosts",
+                metric_name="UnHealthyHostCount",
+                statistic="Maximum",
+                threshold=settings.unhealthy_hosts,
+                comparison="GreaterThanOrEqualToThreshold",
+            )
+        )
+        if settings.latency_p99_seconds is not None:
+            specs.append(
+                AlarmSpec(
+                    **base,
+                    kind="latency-p99",
+                    name=f"{name_prefix}-{service}-{color}-latency-p99",
+                    metric_name="TargetResponseTime",
+                    extended_statistic="p99",
+                    threshold=settings.latency_p99_seconds,
+                    comparison="GreaterThanThreshold",
+                )
+            )
+    return specs
+
+
+def custom_config_name(name_prefix: str, key: str) -> str:
+    """Deployment configurations are account-wide: the stack prefix keeps ours apart."""
+    return f"{name_prefix}-{key}"
+
+
+def check_targets(
+    targets: Sequence[DeploymentTarget],
+    settings: AlarmSettings,
+    custom_configs: Sequence[CustomConfig],
+    name_prefix: str,
+) -> list[str]:
+    """Problems that must stop the program before any resource: one line per config key."""
+    problems = []
+    for target in targets:
+        if target.deployment_controller != CODE_DEPLOY:
+            found = target.deployment_controller or "an unknown"
+            problems.append(
+                f"services.{target.service}: its ECS service uses {found} deployment controller; "
+                "a CodeDeploy blue/green deployment group needs deploymentController.type "
+                f"{CODE_DEPLOY} (build the service with FargateService, or remove the service "
+                "from CodeDeploy)"
+            )
+        count = len(alarm_specs(target.service, settings, name_prefix))
+        if count > MAX_ALARMS_PER_GROUP:
+            problems.append(
+                f"deployment.alarms: {count} alarms for deployment group {target.group_name}; "
+                f"CodeDeploy allows at most {MAX_ALARMS_PER_GROUP} per group"
+            )
+    if settings.period_seconds not in ALB_METRIC_PERIODS:
+        problems.append(
+            f"deployment.alarms.periodSeconds: {settings.period_seconds} is shorter than the "
+            "load balancer's 60-second metrics (the alarms would never see data); use 60 or 300"
+        )
+    keys = {c.key for c in custom_configs}
+    for config in custom_configs:
+        name = custom_config_name(name_prefix, config.key)
+        if len(name) > 100:
+            problems.append(
+                f"deployment.customConfigs.{config.key}: the name {name!r} is longer than "
+                "CodeDeploy's 100 characters; use a shorter key"
+            )
+    for target in targets:
+        chosen = target.deployment_config
+        if not chosen.startswith("CodeDeployDefault.") and chosen not in keys:
+            problems.append(
+                f"services.{target.service}.deploymentConfig: {chosen!r} is neither predefined "
+                "nor defined in deployment.customConfigs"
+            )
+    return problems
+
+
+def role_statements(
+    *,
+    region: str,
+    account_id: str,
+    targets: Sequence[DeploymentTarget],
+    alarm_names: Sequence[str],
+    hook_function_arn: str | None,
+    artifact_bucket_arn: pulumi.Input[str],
+    artifact_prefix: str,
+) -> list[dict[str, Any]]:
+    """What CodeDeploy does during an ECS blue/green deployment, on exactly our resources."""
+    services = [
+        f"arn:aws:ecs:{region}:{account_id}:service/{t.cluster_name}/{t.service_name}"
+        for t in targets
+    ]
+    task_sets = [
+        f"arn:aws:ecs:{region}:{account_id}:task-set/{t.cluster_name}/{t.service_name}/*"
+        for t in targets
+    ]
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "TaskSets",
+            "Effect": "Allow",
+            "Action": [
+                "ecs:CreateTaskSet",
+                "ecs:DeleteTaskSet",
+                "ecs:DescribeServices",
+                "ecs:UpdateServicePrimaryTaskSet",
+            ],
+            "Resource": services + task_sets,
+        },
+        # Elastic Load Balancing Describe* calls have no resource-level permissions in IAM.
+        {
+            "Sid": "DescribeLoadBalancing",
+            "Effect": "Allow",
+            "Action": [
+                "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTargetGroups",
+                "elasticloadbalancing:DescribeTargetHealth",
+            ],
+            "Resource": "*",
+        },
+        {
+            "Sid": "SwapTargetGroups",
+            "Effect": "Allow",
+            "Action": ["elasticloadbalancing:ModifyListener", "elasticloadbalancing:ModifyRule"],
+            "Resource": _unique(
+                [t.production_listener_arn for t in targets]
+                + [t.test_listener_arn for t in targets]
+                + [arn for t in targets for arn in t.listener_rule_arns]
+            ),
+        },
+        {
+            "Sid": "ReadAlarms",
+            "Effect": "Allow",
+            "Action": "cloudwatch:DescribeAlarms",
+            "Resource": [
+                f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{name}" for name in alarm_names
+            ],
+        },
+        {
+            "Sid": "ReadRevisions",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": pulumi.Output.concat(artifact_bucket_arn, "/", artifact_prefix, "*"),
+        },
+        pass_role_statement([arn for t in targets for arn in t.role_arns]),
+    ]
+    if hook_function_arn:
+        statements.append(
+            {
+                "Sid": "ValidationHook",
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": hook_function_arn,
+            }
+        )
+    return statements
+
+
+def pass_role_statement(role_arns: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
+    """iam:PassRole on exactly the services' task and execution roles, only to ECS tasks."""
+    return {
+        "Sid": "PassTaskRoles",
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": list(role_arns),
+        "Condition": {"StringEquals": {"iam:PassedToService": ECS_TASKS}},
+    }
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    """Order-preserving de-duplication: equal strings, or the very same Output object."""
+    seen: set[Any] = set()
+    result = []
+    for value in values:
+        key = value if isinstance(value, str) else id(value)
+        if key not in seen:
+            seen.add(key)
+            result.append(value)
+    return result
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodeDeploymentArgs:
+    application_name: str
+    # Prefix of account-wide names (alarms, custom configs): `<project>-<stack>`.
+    name_prefix: str
+    targets: list[DeploymentTarget]
+    load_balancer_arn_suffix: pulumi.Input[str]
+    region: str
+    account_id: str
+    artifact_bucket_arn: pulumi.Input[str]
+    artifact_prefix: str
+    alarms: AlarmSettings
+    custom_configs: list[CustomConfig] = field(default_factory=list)
+    termination_wait_minutes: int
+    # The AfterAllowTestTraffic Lambda's ARN: CodeDeploy must be allowed to invoke it.
+    hook_function_arn: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class CodeDeployment(pulumi.ComponentResource):
+    """The stack's CodeDeploy application with one blue/green deployment group per service."""
+
+    application: aws.codedeploy.Application
+    groups: dict[str, aws.codedeploy.DeploymentGroup]
+    role: aws.iam.Role
+    alarm_names: dict[str, list[str]]
+
+    def __init__(
+        self, name: str, args: CodeDeploymentArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(f"{TYPE_PREFIX}:codedeploy:CodeDeployment", name, None, opts)
+        problems = check_targets(args.targets, args.alarms, args.custom_configs, args.name_prefix)
+        if problems:
+            raise ValueError("; ".join(problems))
+        self._args = args
+        self._child = pulumi.ResourceOptions(parent=self)
+        self.application = aws.codedeploy.Application(
+            name,
+            name=args.application_name,
+            compute_platform="ECS",
+            tags=args.tags,
+            opts=self._child,
+        )
+        self.configs = {c.key: self._create_config(c) for c in args.custom_configs}
+        self.alarm_names = {}
+        # Each group waits for its own alarms only (a group per service: keeps this linear).
+        alarms: dict[str, list[aws.cloudwatch.MetricAlarm]] = {}
+        for target in args.targets:
+            alarms[target.service] = [
+                self._create_alarm(target, spec) for spec in self._specs(target)
+            ]
+            self.alarm_names[target.service] = [s.name for s in self._specs(target)]
+        self.role, role_policy = self._create_role()
+        self.groups = {
+            target.service: self._create_group(target, [role_policy, *alarms[target.service]])
+            for target in args.targets
+        }
+        self.register_outputs(
+            {
+                "application": self.application.name,
+                "deploymentGroups": {s: g.deployment_group_name for s, g in self.groups.items()},
+                "roleArn": self.role.arn,
+            }
+        )
+
+    def _specs(self, target: DeploymentTarget) -> list[AlarmSpec]:
+        return alarm_specs(target.service, self._args.alarms, self._args.name_prefix)
+
+    def _create_config(self, config: CustomConfig) -> aws.codedeploy.DeploymentConfig:
+        routing = (
+            aws.codedeploy.DeploymentConfigTrafficRoutingConfigArgs(
+                type="TimeBasedCanary",
+                time_based_canary=aws.codedeploy.DeploymentConfigTrafficRoutingConfigTimeBasedCanaryArgs(
+                    percentage=config.percent, interval=config.interval_minutes
+                ),
+            )
+            if config.type == "canary"
+            else aws.codedeploy.DeploymentConfigTrafficRoutingConfigArgs(
+                type="TimeBasedLinear",
+                time_based_linear=aws.codedeploy.DeploymentConfigTrafficRoutingConfigTimeBasedLinearArgs(
+                    percentage=config.percent, interval=config.interval_minutes
+                ),
+            )
+        )
+        return aws.codedeploy.DeploymentConfig(
+            f"{self._name_of(config.key)}",
+            deployment_config_name=custom_config_name(self._args.name_prefix, config.key),
+            compute_platform="ECS",
+            traffic_routing_config=routing,
+            opts=self._child,
+        )
+
+    @staticmethod
+    def _name_of(key: str) -> str:
+        return f"config-{key}"
+
+    def _create_alarm(
+        self, target: DeploymentTarget, spec: AlarmSpec
+    ) -> aws.cloudwatch.MetricAlarm:
+        args = self._args
+        group = target.blue if spec.color == "blue" else target.green
+        settings = args.alarms
+        return aws.cloudwatch.MetricAlarm(
+            f"{target.service}-{spec.color}-{spec.kind}",
+            name=spec.name,
+            alarm_description=(
+                f"Stops and rolls back a deployment of {target.service}: {spec.metric_name} "
+                f"on the {spec.color} target group"
+            ),
+            namespace="AWS/ApplicationELB",
+            metric_name=spec.metric_name,
+            statistic=spec.statistic,
+            extended_statistic=spec.extended_statistic,
+            dimensions={
+                "LoadBalancer": args.load_balancer_arn_suffix,
+                "TargetGroup": group.arn_suffix,
+            },
+            period=settings.period_seconds,
+            evaluation_periods=settings.evaluation_periods,
+            datapoints_to_alarm=settings.evaluation_periods,
+            threshold=spec.threshold,
+            comparison_operator=spec.comparison,
+            # An idle target group (green between deployments) publishes nothing: not a failure.
+            treat_missing_data="notBreaching",
+            tags={**args.tags, "Service": target.service},
+            opts=self._child,
+        )
+
+    def _create_role(self) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        args = self._args
+        return iam.service_role(
+            "codedeploy",
+            service="codedeploy.amazonaws.com",
+            description=f"CodeDeploy blue/green deployments of {args.application_name}",
+            source_account=args.account_id,
+            statements=role_statements(
+                region=args.region,
+                account_id=args.account_id,
+                targets=args.targets,
+                alarm_names=[n for names in self.alarm_names.values() for n in names],
+                hook_function_arn=args.hook_function_arn,
+                artifact_bucket_arn=args.artifact_bucket_arn,
+                artifact_prefix=args.artifact_prefix,
+            ),
+            tags=args.tags,
+            parent=self,
+        )
+
+    def _config_name(self, target: DeploymentTarget) -> pulumi.Input[str]:
+        config = self.configs.get(target.deployment_config)
+        return config.deployment_config_name if config else target.deployment_config
+
+    def _create_group(
+        self, target: DeploymentTarget, depends_on: list[pulumi.Resource]
+    ) -> aws.codedeploy.DeploymentGroup:
+        args = self._args
+        return aws.codedeploy.DeploymentGroup(
+            target.service,
+            app_name=self.application.name,
+            deployment_group_name=target.group_name,
+            service_role_arn=self.role.arn,
+            deployment_config_name=self._config_name(target),
+            deployment_style=aws.codedeploy.DeploymentGroupDeploymentStyleArgs(
+                deployment_type="BLUE_GREEN", deployment_option="WITH_TRAFFIC_CONTROL"
+            ),
+            blue_green_deployment_config=aws.codedeploy.DeploymentGroupBlueGreenDeploymentConfigArgs(
+                deployment_ready_option=aws.codedeploy.DeploymentGroupBlueGreenDeploymentConfigDeploymentReadyOptionArgs(
+                    action_on_timeout="CONTINUE_DEPLOYMENT"
+                ),
+                terminate_blue_instances_on_deployment_success=aws.codedeploy.DeploymentGroupBlueGreenDeploymentConfigTerminateBlueInstancesOnDeploymentSuccessArgs(
+                    action="TERMINATE",
+                    termination_wait_time_in_minutes=args.termination_wait_minutes,
+                ),
+            ),
+            ecs_service=aws.codedeploy.DeploymentGroupEcsServiceArgs(
+                cluster_name=target.cluster_name, service_name=target.service_name
+            ),
+            load_balancer_info=aws.codedeploy.DeploymentGroupLoadBalancerInfoArgs(
+                target_group_pair_info=aws.codedeploy.DeploymentGroupLoadBalancerInfoTargetGroupPairInfoArgs(
+                    prod_traffic_route=aws.codedeploy.DeploymentGroupLoadBalancerInfoTargetGroupPairInfoProdTrafficRouteArgs(
+                        listener_arns=[target.production_listener_arn]
+                    ),
+                    test_traffic_route=aws.codedeploy.DeploymentGroupLoadBalancerInfoTargetGroupPairInfoTestTrafficRouteArgs(
+                        listener_arns=[target.test_listener_arn]
+                    ),
+                    target_groups=[
+                        aws.codedeploy.DeploymentGroupLoadBalancerInfoTargetGroupPairInfoTargetGroupArgs(
+                            name=target.blue.name
+                        ),
+                        aws.codedeploy.DeploymentGroupLoadBalancerInfoTargetGroupPairInfoTargetGroupArgs(
+                            name=target.green.name
+                        ),
+                    ],
+                )
+            ),
+            auto_rollback_configuration=aws.codedeploy.DeploymentGroupAutoRollbackConfigurationArgs(
+                enabled=True, events=list(ROLLBACK_EVENTS)
+            ),
+            alarm_configuration=aws.codedeploy.DeploymentGroupAlarmConfigurationArgs(
+                enabled=True,
+                alarms=self.alarm_names[target.service],
+                # Unknown alarm state must not let a bad version through.
+                ignore_poll_alarm_failure=False,
+            ),
+            tags={**args.tags, "Service": target.service},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[
+                    *depends_on,
+                    *self.configs.values(),
+                    *target.depends_on,
+                ],
+            ),
+        )

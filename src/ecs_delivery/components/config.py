@@ -1,0 +1,1139 @@
+"""Typed, validated stack configuration: the only module that reads `pulumi.Config`.
+
+Every problem in a stack file is collected and reported at once, one line per key path,
+before any resource is registered (`ConfigError` is a `pulumi.RunError`, so the engine
+prints the message without a traceback).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+import types
+import typing
+from typing import Annotated, Any, Literal, Union
+
+import pulumi
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "ecs-delivery"
+
+# Valid Fargate task sizes (cpu units -> memory MiB), from the AWS ECS task-size table.
+FARGATE_MEMORY: dict[int, list[int]] = {
+    256: [512, 1024, 2048],
+    512: list(range(1024, 4097, 1024)),
+    1024: list(range(2048, 8193, 1024)),
+    2048: list(range(4096, 16385, 1024)),
+    4096: list(range(8192, 30721, 1024)),
+    8192: list(range(16384, 61441, 4096)),
+    16384: list(range(32768, 122881, 8192)),
+}
+
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(secretsmanager|ssm):[a-z0-9-]+:\d{12}:(secret:|parameter/).+"
+)
+ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
+# Plain variable names that usually hold a secret; they belong in `secrets` (by ARN).
+SECRET_LIKE = re.compile(
+    r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL",
+    re.IGNORECASE,
+)
+
+# A boolean: only true or false (YAML booleans), never "yes", 1 or "true".
+Flag = Annotated[bool, Strict()]
+
+
+def elide(names: typing.Iterable[Any], limit: int = 5) -> str:
+    """A list for a message: the first `limit` items, then how many more."""
+    items = [str(n) for n in names]
+    if len(items) <= limit:
+        return repr(items)
+    shown = ", ".join(repr(n) for n in items[:limit])
+    return f"[{shown}, … {len(items) - limit} more]"
+
+
+class ConfigError(pulumi.RunError):
+    """A stack configuration is invalid; the message lists every problem, one per line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(
+            f"invalid stack configuration ({len(problems)} problem(s)):\n{lines}\n"
+            "See the configuration reference in README.md."
+        )
+
+
+class Problems(ValueError):
+    """Cross-field problems found by a model validator: (field alias, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{f}: {m}" for f, m in problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class NetworkConfig(_Model):
+    """VPC layout: CIDR, how many availability zones, NAT gateway policy."""
+
+    cidr: str = Field(
+        "10.0.0.0/16",
+        description="Private IPv4 CIDR of the VPC, /16 to /24; public subnets take eighths 1-3, private ones 5-7.",
+    )
+    availability_zones: Literal[2, 3] = Field(
+        2, description="How many availability zones (the first available ones, sorted)."
+    )
+    nat_gateways: Literal["none", "single", "perAz"] = Field(
+        "single",
+        description="NAT gateways: `single` or `perAz`. `none` is refused by this program (the validation hook needs a route to the load balancer); the Network component alone supports it with VPC endpoints.",
+        json_schema_extra={"enum": ["single", "perAz"]},
+    )
+    flow_log_retention_days: int = Field(30, ge=1, description="Days VPC flow logs are kept.")
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            net = ipaddress.ip_network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a network CIDR ({exc}); use e.g. 10.0.0.0/16"
+            ) from None
+        if net.version != 4 or not 16 <= net.prefixlen <= 24:
+            raise ValueError(
+                f"{value} must be an IPv4 CIDR from /16 to /24 (subnets are /prefix+3)"
+            )
+        if not net.is_private:
+            raise ValueError(
+                f"{value} is not a private range; use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
+            )
+        return value
+
+    @field_validator("nat_gateways")
+    @classmethod
+    def _nat(cls, value: str) -> str:
+        if value == "none":
+            raise ValueError(
+                "none leaves the validation hook (in the private subnets) no "
+                "route to the internet-facing load balancer's test listener or to the CodeDeploy "
+                "API; use single or perAz"
+            )
+        return value
+
+
+class LoadBalancerConfig(_Model):
+    """Application Load Balancer: production listener (80/443) and a closed test listener."""
+
+    certificate_arn: str | None = Field(
+        None,
+        description="ACM certificate: HTTPS on 443 with `sslPolicy` and an HTTP to HTTPS redirect; the test listener uses HTTPS too. Omitted: HTTP only.",
+    )
+    domain_name: str | None = Field(
+        None,
+        description="DNS name the certificate covers, pointing at the load balancer; required with `certificateArn`.",
+    )
+    ssl_policy: str = Field(
+        "ELBSecurityPolicy-TLS13-1-2-2021-06", description="TLS policy of the HTTPS listeners."
+    )
+    test_listener_port: int = Field(
+        8443,
+        ge=1,
+        le=65535,
+        description="Port of the test listener used for blue/green validation (not 80 or 443).",
+    )
+    test_listener_cidrs: list[str] = Field(
+        default_factory=list,
+        description="CIDRs allowed to reach the test listener; empty keeps it closed; `0.0.0.0/0` is refused.",
+    )
+    deletion_protection: Flag = Field(False, description="Load balancer deletion protection.")
+    idle_timeout_seconds: int = Field(60, ge=1, le=4000, description="Load balancer idle timeout.")
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _cert(cls, value: str | None) -> str | None:
+        if value is not None and not ACM_ARN.match(value):
+            raise ValueError(
+                f"{value!r} is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)"
+            )
+        return value
+
+    @field_validator("domain_name")
+    @classmethod
+    def _domain(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not re.match(
+            r"^(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z]{2,63}$", value
+        ):
+            raise ValueError(f"{value!r} is not a DNS name (e.g. shop.example.com)")
+        return value
+
+    @model_validator(mode="after")
+    def _https_needs_a_name(self) -> LoadBalancerConfig:
+        if self.certificate_arn and not self.domain_name:
+            raise Problems(
+                [
+                    (
+                        "domainName",
+                        "required with certificateArn: a name the certificate covers, pointing at the load balancer (URLs and the validation hook use it)",
+                    )
+                ]
+            )
+        return self
+
+    @field_validator("test_listener_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if value in (80, 443):
+            raise ValueError(f"{value} is a production port; pick another (default 8443)")
+        return value
+
+    @field_validator("test_listener_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                net = ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR; use e.g. 10.0.0.0/16") from None
+            if net.prefixlen == 0:
+                raise ValueError(
+                    f"{cidr} opens the test listener to the world; list your VPN or office CIDRs"
+                )
+        return value
+
+
+class HealthCheckConfig(_Model):
+    """Target-group health check; every value explicit (API and provider defaults differ)."""
+
+    path: str = Field("/health", description="Health-check path, starting with `/`.")
+    matcher: str = Field(
+        "200", description="HTTP codes that count as healthy (e.g. `200` or `200-299`)."
+    )
+    interval_seconds: int = Field(10, ge=5, le=300, description="Seconds between health checks.")
+    timeout_seconds: int = Field(
+        5, ge=2, le=120, description="Seconds before a check fails; less than `intervalSeconds`."
+    )
+    healthy_threshold: int = Field(
+        2, ge=2, le=10, description="Consecutive successes before a target is healthy."
+    )
+    unhealthy_threshold: int = Field(
+        2, ge=2, le=10, description="Consecutive failures before a target is unhealthy."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must start with '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> HealthCheckConfig:
+        if self.timeout_seconds >= self.interval_seconds:
+            raise Problems(
+                [
+                    (
+                        "timeoutSeconds",
+                        f"{self.timeout_seconds} must be less than intervalSeconds ({self.interval_seconds})",
+                    )
+                ]
+            )
+        return self
+
+
+class RoutingConfig(_Model):
+    """How the listeners route to the service: path patterns and/or host headers."""
+
+    path_patterns: list[str] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Path patterns routed to the service (e.g. `/api/*`); at most 5.",
+    )
+    host_headers: list[str] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Host headers routed to the service; at most 5.",
+    )
+    priority: int | None = Field(
+        None,
+        ge=1,
+        le=50000,
+        description="Listener rule priority, unique per stack. Omitted: 100, 110, ... in service order, catch-all last.",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> RoutingConfig:
+        if not self.path_patterns and not self.host_headers:
+            raise Problems(
+                [
+                    (
+                        "pathPatterns",
+                        "give at least one path pattern or host header, e.g. pathPatterns: ['/*']",
+                    )
+                ]
+            )
+        return self
+
+
+class AutoscalingConfig(_Model):
+    """Target-tracking autoscaling on average CPU."""
+
+    min_capacity: int = Field(ge=1, description="Fewest tasks.")
+    max_capacity: int = Field(ge=1, description="Most tasks; at least `minCapacity`.")
+    target_cpu_percent: float = Field(
+        60, gt=0, le=100, description="Average CPU the service is scaled to."
+    )
+    scale_in_cooldown_seconds: int = Field(
+        300, ge=0, description="Seconds after a scale-in before the next."
+    )
+    scale_out_cooldown_seconds: int = Field(
+        60, ge=0, description="Seconds after a scale-out before the next."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingConfig:
+        if self.max_capacity < self.min_capacity:
+            raise Problems(
+                [("maxCapacity", f"{self.max_capacity} is below minCapacity ({self.min_capacity})")]
+            )
+        return self
+
+
+class ValidationConfig(_Model):
+    """What the AfterAllowTestTraffic hook probes through the test listener."""
+
+    path: str = Field(
+        "/health", description="Path probed through the test listener, starting with `/`."
+    )
+    expected_status: int = Field(
+        200, ge=100, le=599, description="HTTP status every probe must get."
+    )
+    probes: int = Field(
+        5, ge=1, le=100, description="How many probes; all must fit in one Lambda invocation."
+    )
+    interval_seconds: float = Field(1, ge=0, le=60, description="Seconds between probes.")
+    latency_budget_ms: int = Field(
+        1000, ge=1, le=60000, description="Slowest answer a probe accepts, in milliseconds."
+    )
+
+    _path = field_validator("path")(HealthCheckConfig._path.__func__)
+
+    @model_validator(mode="after")
+    def _fits_one_invocation(self) -> ValidationConfig:
+        from ecs_delivery.components.hook import MAX_PROBE_SECONDS, ServiceProbe
+
+        probe = ServiceProbe(
+            service="", group_name="", path=self.path, expected_status=self.expected_status,
+            probes=self.probes, interval_seconds=self.interval_seconds,
+            latency_budget_ms=self.latency_budget_ms,
+        )  # fmt: skip
+        if probe.worst_case_seconds > MAX_PROBE_SECONDS:
+            raise ValueError(
+                f"{self.probes} probes may take {probe.worst_case_seconds:g} s, more than one "
+                f"Lambda invocation allows ({MAX_PROBE_SECONDS} s); lower probes, "
+                "intervalSeconds or latencyBudgetMs"
+            )
+        return self
+
+
+class BuildConfig(_Model):
+    """Where CodeBuild finds the service's Dockerfile in the application repository."""
+
+    context: str = Field(".", description="Docker build context, relative to the repository root.")
+    dockerfile: str = Field("Dockerfile", description="Dockerfile path, relative to the context.")
+
+
+class ServiceConfig(_Model):
+    """One Fargate service behind the load balancer, deployed blue/green."""
+
+    container_port: int = Field(ge=1, le=65535, description="Container and target-group port.")
+    cpu: int = Field(
+        256, description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384."
+    )
+    memory: int = Field(
+        512, description="Memory in MiB, valid for `cpu` (e.g. cpu 256: 512, 1024 or 2048)."
+    )
+    desired_count: int = Field(
+        2,
+        ge=0,
+        le=1000,
+        description="Tasks to run; with autoscaling, the count at creation (then autoscaling owns it).",
+    )
+    bootstrap_image: str = Field(
+        "public.ecr.aws/nginx/nginx:1.27-alpine",
+        description="Image of a service that does not exist yet (before its first build).",
+    )
+    image: str | None = Field(
+        None, description="Pin an image (wins over promotion and the live image)."
+    )
+    health_check: HealthCheckConfig = Field(
+        HealthCheckConfig(), description="Target-group health check."
+    )
+    deregistration_delay_seconds: int = Field(
+        15, ge=0, le=3600, description="Target-group deregistration delay."
+    )
+    health_check_grace_period_seconds: int = Field(
+        30, ge=0, le=2147483647, description="ECS health-check grace period after a task starts."
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Plain environment variables; a name that looks like a secret (PASSWORD, TOKEN, API_KEY, ...) is refused: use `secrets`.",
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variable name to Secrets Manager secret or SSM parameter ARN (never plain values).",
+    )
+    routing: RoutingConfig = Field(
+        RoutingConfig(path_patterns=["/*"]), description="How the listeners route to the service."
+    )
+    autoscaling: AutoscalingConfig | None = Field(
+        None, description="Target-tracking autoscaling on CPU. Omitted: a fixed `desiredCount`."
+    )
+    readonly_root_filesystem: Flag = Field(True, description="Read-only root filesystem.")
+    user: str | None = Field(
+        "1000", description="User the container runs as (non-root); null: the image's own."
+    )
+    writable_paths: list[str] = Field(
+        default_factory=lambda: ["/tmp"],
+        max_length=5,
+        description="Absolute paths given writable volumes on a read-only root filesystem; at most 5.",
+    )
+    cpu_architecture: Literal["X86_64", "ARM64"] = Field(
+        "X86_64",
+        description="CPU architecture of the tasks; must match `pipeline.buildImage` in the first environment.",
+    )
+    command: list[str] | None = Field(
+        None, description="Container command. Omitted: the image's own."
+    )
+    validation: ValidationConfig = Field(
+        ValidationConfig(), description="What the blue/green validation hook probes."
+    )
+    build: BuildConfig = Field(
+        BuildConfig(), description="Where CodeBuild finds the service's Dockerfile."
+    )
+    deployment_config: str | None = Field(
+        None,
+        description="CodeDeploy traffic shifting for this service. Omitted: `deployment.config`.",
+    )
+    plain_environment_allowed: list[str] = Field(
+        default_factory=list,
+        description="Plain variables whose name only looks like a secret (e.g. `TOKEN_URL`).",
+    )
+
+    @field_validator("bootstrap_image", "image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c.isspace() for c in value)):
+            raise ValueError(
+                f"{value!r} is not an image reference; use repository:tag or repository@sha256:<digest>"
+            )
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not ENV_NAME.match(k)]
+        if bad:
+            raise ValueError(f"invalid variable name(s) {bad}; use letters, digits and '_'")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        problems = []
+        for key, arn in value.items():
+            if not ENV_NAME.match(key):
+                problems.append(f"{key!r} is not a variable name")
+            if not SECRET_ARN.match(arn):
+                problems.append(
+                    f"{key}: {arn!r} is not a Secrets Manager or SSM parameter ARN; "
+                    "store the value there and give its ARN (secrets never go in plain environment)"
+                )
+        clash = sorted(set(value) & set(info.data.get("environment") or {}))
+        if clash:
+            problems.append(f"{clash} also set in environment; keep each variable in one place")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: int) -> int:
+        if value not in FARGATE_MEMORY:
+            raise ValueError(
+                f"{value} is not a Fargate cpu size; allowed: {', '.join(map(str, FARGATE_MEMORY))}"
+            )
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: int, info: ValidationInfo) -> int:
+        cpu = info.data.get("cpu")
+        allowed = FARGATE_MEMORY.get(cpu) if cpu is not None else None
+        if allowed and value not in allowed:
+            step = allowed[1] - allowed[0]
+            shown = (
+                ", ".join(map(str, allowed))
+                if len(allowed) <= 8
+                else f"{allowed[0]} to {allowed[-1]} in steps of {step}"
+            )
+            raise ValueError(f"{value} is not valid for cpu {cpu}; allowed: {shown}")
+        return value
+
+    @field_validator("autoscaling")
+    @classmethod
+    def _autoscaling(
+        cls, value: AutoscalingConfig | None, info: ValidationInfo
+    ) -> AutoscalingConfig | None:
+        desired = info.data.get("desired_count")
+        if (
+            value
+            and desired is not None
+            and not value.min_capacity <= desired <= value.max_capacity
+        ):
+            raise ValueError(
+                f"desiredCount {desired} is outside minCapacity..maxCapacity ({value.min_capacity}..{value.max_capacity}); set it inside"
+            )
+        return value
+
+    @field_validator("writable_paths")
+    @classmethod
+    def _paths(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        bad = [p for p in value if not p.startswith("/")]
+        if bad:
+            raise ValueError(f"{bad} must be absolute paths")
+        if info.data.get("readonly_root_filesystem") is False and value != ["/tmp"]:
+            raise ValueError("only used with readonlyRootFilesystem: true; remove it")
+        return value
+
+
+SCHEDULE = re.compile(
+    r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)"
+    r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\)"
+    r"|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\))$"
+)
+
+
+class ScheduledTaskConfig(_Model):
+    """A Fargate task run on a schedule by EventBridge Scheduler in the private subnets."""
+
+    schedule: str = Field(
+        description="`rate(5 minutes)`, `cron(0 3 * * ? *)` (six fields) or `at(2026-01-01T00:00:00)`."
+    )
+    command: list[str] = Field(min_length=1, description="The container command.")
+    follows_service: str | None = Field(
+        None, description="Take this service's image (a release or promotion moves both together)."
+    )
+    image: str | None = Field(
+        None, description="Pin an image (wins over promotion and the live image)."
+    )
+    bootstrap_image: str = Field(
+        "public.ecr.aws/docker/library/busybox:1.36",
+        description="Image before the first release; afterwards the live image is kept.",
+    )
+    cpu: int = Field(
+        256, description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384."
+    )
+    memory: int = Field(
+        512, description="Memory in MiB, valid for `cpu` (e.g. cpu 256: 512, 1024 or 2048)."
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Plain environment variables; a name that looks like a secret (PASSWORD, TOKEN, API_KEY, ...) is refused: use `secrets`.",
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variable name to Secrets Manager secret or SSM parameter ARN (never plain values).",
+    )
+    timezone: str = Field("UTC", description="Time zone of a cron or at schedule.")
+    enabled: Flag = Field(True, description="Whether the schedule runs.")
+    readonly_root_filesystem: Flag = Field(True, description="Read-only root filesystem.")
+    user: str | None = Field(
+        "1000", description="User the container runs as (non-root); null: the image's own."
+    )
+    retry_attempts: int = Field(
+        2, ge=0, le=185, description="EventBridge Scheduler retries of a failed start."
+    )
+    plain_environment_allowed: list[str] = Field(
+        default_factory=list,
+        description="Plain variables whose name only looks like a secret (e.g. `TOKEN_URL`).",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not SCHEDULE.match(value):
+            raise ValueError(
+                f"{value!r} is not a schedule expression; use rate(5 minutes), "
+                "cron(0 3 * * ? *) (six fields) or at(2026-01-01T00:00:00)"
+            )
+        return value
+
+    _cpu = field_validator("cpu")(ServiceConfig._cpu.__func__)
+    _memory = field_validator("memory")(ServiceConfig._memory.__func__)
+    _env = field_validator("environment")(ServiceConfig._env.__func__)
+    _secrets = field_validator("secrets")(ServiceConfig._secrets.__func__)
+
+    @model_validator(mode="after")
+    def _image_source(self) -> ScheduledTaskConfig:
+        if self.follows_service and self.image:
+            raise Problems(
+                [
+                    (
+                        "image",
+                        "a task that followsService takes the service's image; remove image or followsService",
+                    )
+                ]
+            )
+        return self
+
+
+CODEDEPLOY_PREDEFINED = [
+    "CodeDeployDefault.ECSAllAtOnce",
+    "CodeDeployDefault.ECSCanary10Percent5Minutes",
+    "CodeDeployDefault.ECSCanary10Percent15Minutes",
+    "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+    "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
+]
+
+
+class CustomDeploymentConfig(_Model):
+    """A traffic-shifting configuration of our own (TimeBasedCanary or TimeBasedLinear)."""
+
+    type: Literal["canary", "linear"] = Field(
+        description="`canary` (one step, then all) or `linear` (equal steps)."
+    )
+    percent: int = Field(ge=1, le=99, description="Traffic moved per step.")
+    interval_minutes: int = Field(ge=1, le=2880, description="Minutes between steps.")
+
+
+class AlarmConfig(_Model):
+    """CloudWatch alarms on both target groups that stop and roll back a deployment."""
+
+    target_5xx_count: int = Field(
+        5,
+        ge=1,
+        alias="target5xxCount",
+        description="Target 5xx responses per period that stop a deployment.",
+    )
+    unhealthy_hosts: int = Field(1, ge=1, description="Unhealthy targets that stop a deployment.")
+    latency_p99_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="p99 target response time that stops a deployment. Omitted: no latency alarm.",
+    )
+    evaluation_periods: int = Field(
+        2, ge=1, le=10, description="Periods over the threshold before an alarm fires."
+    )
+    period_seconds: int = Field(
+        60,
+        description="Alarm period in seconds: 60 or 300 (load balancer metrics are published once a minute).",
+        json_schema_extra={"enum": [60, 300]},
+    )
+
+    @field_validator("period_seconds")
+    @classmethod
+    def _period(cls, value: int) -> int:
+        # CloudWatch takes 10, 30 or multiples of 60, but ALB metrics come once a minute:
+        # a shorter period never sees data (the CodeDeployment component refuses it too).
+        if value in (10, 30):
+            raise ValueError(
+                f"{value} is shorter than the load balancer's 60-second metrics "
+                "(the alarms would never see data); use 60 or 300"
+            )
+        if value not in (60, 300):
+            raise ValueError(f"{value} is not an alarm period here; use 60 or 300")
+        return value
+
+
+class DeploymentConfig(_Model):
+    """How CodeDeploy shifts traffic and how `pulumi up` waits for Pulumi-owned rollouts."""
+
+    config: str = Field(
+        "CodeDeployDefault.ECSAllAtOnce",
+        description="Traffic shifting: a predefined `CodeDeployDefault.ECS*` configuration or a `customConfigs` name.",
+    )
+    custom_configs: dict[str, CustomDeploymentConfig] = Field(
+        default_factory=dict, description="Traffic-shifting configurations of our own, by name."
+    )
+    termination_wait_minutes: int = Field(
+        5, ge=0, le=2880, description="How long the old (blue) tasks stay after traffic moved."
+    )
+    alarms: AlarmConfig = Field(
+        AlarmConfig(), description="Alarms that stop and roll back a deployment."
+    )
+    wait: Flag = Field(True, description="Whether `pulumi up` waits for a rollout it started.")
+    timeout_minutes: int = Field(
+        60, ge=1, le=1440, description="How long `pulumi up` waits for a rollout."
+    )
+
+
+class SourceConfig(_Model):
+    """Where the first environment's pipeline takes the application source from."""
+
+    provider: Literal["codestar", "codecommit"] = Field(
+        description="`codestar` (a CodeStar/CodeConnections connection, e.g. GitHub) or `codecommit`."
+    )
+    repository: str = Field(
+        description="Repository: `owner/name` for codestar, the repository name for codecommit."
+    )
+    branch: str = Field("main", description="Branch that triggers the pipeline.")
+    connection_arn: str | None = Field(
+        None, description="CodeStar/CodeConnections connection ARN; required for codestar."
+    )
+
+    @model_validator(mode="after")
+    def _connection(self) -> SourceConfig:
+        if self.provider == "codestar" and not self.connection_arn:
+            raise Problems(
+                [
+                    (
+                        "connectionArn",
+                        "required for provider codestar (a CodeStar/CodeConnections connection ARN)",
+                    )
+                ]
+            )
+        if self.provider == "codestar" and "/" not in self.repository:
+            raise Problems(
+                [
+                    (
+                        "repository",
+                        f"{self.repository!r} must be owner/name for a CodeStar connection",
+                    )
+                ]
+            )
+        return self
+
+
+class PipelineConfig(_Model):
+    """The environment's CodePipeline: source (or upstream promotion record), build, deploy."""
+
+    source: SourceConfig | None = Field(
+        None,
+        description="Application source of the first environment; required without `upstreamStack`, refused with it.",
+    )
+    approval: Flag | None = Field(
+        None,
+        description="Manual approval before deploy. Omitted: true when `upstreamStack` is set, false otherwise.",
+    )
+    build_compute_type: Literal[
+        "BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"
+    ] = Field("BUILD_GENERAL1_SMALL", description="CodeBuild compute size.")
+    build_image: str = Field(
+        "aws/codebuild/amazonlinux2-x86_64-standard:5.0",
+        description="CodeBuild image; an `aarch64` image builds ARM64 services.",
+    )
+    build_timeout_minutes: int = Field(30, ge=5, le=480, description="CodeBuild timeout.")
+    ecr_keep_tagged_images: int = Field(
+        50, ge=1, le=1000, description="Newest tagged images each ECR repository keeps."
+    )
+    ecr_untagged_expiry_days: int = Field(
+        7, ge=1, description="Days before untagged ECR images expire."
+    )
+    artifact_expiry_days: int = Field(
+        30,
+        ge=1,
+        description="Days before pipeline artifacts (current and noncurrent versions) expire.",
+    )
+
+
+class ReleaseConfig(_Model):
+    """Whole-environment releases from a manifest: Step Functions engine + release pipeline."""
+
+    source: SourceConfig = Field(
+        description="Repository holding the release manifests (as `pipeline.source`)."
+    )
+    manifest_path: str = Field(
+        "releases/{stack}.yaml",
+        description="Manifest path in that repository; `{stack}` is the stack name.",
+    )
+    max_parallel: int = Field(
+        10, ge=1, le=40, description="Deployments the release engine runs at once."
+    )
+    poll_seconds: int = Field(
+        30, ge=5, le=600, description="Seconds between status polls of a deployment."
+    )
+    deployment_timeout_minutes: int = Field(
+        60, ge=5, le=1440, description="How long the engine waits for one deployment."
+    )
+    production: Flag = Field(
+        False, description="Production: manifests must name images by digest or immutable tag."
+    )
+
+
+class StackConfig(_Model):
+    """Everything a stack file may say, under the `ecs-delivery:` namespace."""
+
+    network: NetworkConfig = Field(NetworkConfig(), description="VPC layout.")
+    load_balancer: LoadBalancerConfig = Field(
+        LoadBalancerConfig(), description="Application Load Balancer."
+    )
+    services: dict[str, ServiceConfig] = Field(
+        min_length=1,
+        description="Services by name (at least one); a name is 1-24 chars of a-z, 0-9 and `-`, starting with a letter.",
+    )
+    scheduled_tasks: dict[str, ScheduledTaskConfig] = Field(
+        default_factory=dict, description="Scheduled tasks by name (distinct from service names)."
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tags on every resource (plus `ecs-delivery:project` and `ecs-delivery:stack`); `aws:` keys are reserved.",
+    )
+    log_retention_days: Literal[
+        1,
+        3,
+        5,
+        7,
+        14,
+        30,
+        60,
+        90,
+        120,
+        150,
+        180,
+        365,
+        400,
+        545,
+        731,
+        1096,
+        1827,
+        2192,
+        2557,
+        2922,
+        3288,
+        3653,
+    ] = Field(
+        30, description="Days container, hook and pipeline logs are kept (a CloudWatch Logs value)."
+    )
+    container_insights: Flag = Field(True, description="ECS Container Insights on the cluster.")
+    upstream_stack: str | None = Field(
+        None,
+        description="The stack this environment promotes images from (`<stack>`, `<project>/<stack>` or `<org>/<project>/<stack>`).",
+    )
+    promote_release: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._\-]{1,128}$",
+        description="The upstream release (commit of its promotion record) whose images this stack takes; safe to leave committed; needs `upstreamStack`.",
+    )
+    deployment: DeploymentConfig = Field(
+        DeploymentConfig(), description="CodeDeploy traffic shifting and rollout waiting."
+    )
+    pipeline: PipelineConfig = Field(
+        PipelineConfig(), description="The environment's CodePipeline."
+    )
+    release: ReleaseConfig | None = Field(
+        None, description="Whole-environment releases from a manifest. Omitted: no release engine."
+    )
+
+    @field_validator("upstream_stack")
+    @classmethod
+    def _stack_ref(cls, value: str | None) -> str | None:
+        if value is not None and not STACK_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a stack name; use <stack>, <project>/<stack> or <org>/<project>/<stack>"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _build_arch(self) -> StackConfig:
+        from ecs_delivery.components.pipeline import environment_type
+
+        if self.upstream_stack:  # a downstream stack builds nothing
+            return self
+        arm = environment_type(self.pipeline.build_image) == "ARM_CONTAINER"
+        build_arch = "ARM64" if arm else "X86_64"
+        problems = [
+            (
+                f"services.{name}.cpuArchitecture",
+                f"{svc.cpu_architecture} images cannot be built on pipeline.buildImage "
+                f"{self.pipeline.build_image!r} ({build_arch}); use a matching CodeBuild image",
+            )
+            for name, svc in sorted(self.services.items())
+            if svc.cpu_architecture != build_arch
+        ]
+        if problems:
+            raise Problems(problems)
+        return self
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if k.lower().startswith("aws:") or len(k) > 128]
+        if bad:
+            raise ValueError(f"tag key(s) {bad} are reserved or too long")
+        return value
+
+
+def _stack_wide_problems(raw: dict[str, Any]) -> list[str]:
+    """Checks across keys, run on the raw values so they report even when other keys are bad."""
+    problems: list[str] = []
+    services = raw.get("services")
+    if isinstance(services, dict):
+        for name in services:
+            if not SERVICE_NAME.match(str(name)):
+                problems.append(
+                    f"services.{name}: the name must be 1-24 chars of a-z, 0-9 and '-', starting with a letter (it becomes AWS names)"
+                )
+        priorities: dict[Any, str] = {}
+        catch_all = []
+        for name, svc in services.items():
+            routing = svc.get("routing") if isinstance(svc, dict) else None
+            routing = routing if isinstance(routing, dict) else {}
+            prio = routing.get("priority")
+            if prio is not None and prio in priorities:
+                problems.append(
+                    f"services.{name}.routing.priority: {prio} is also used by service {priorities[prio]}; priorities must be unique"
+                )
+            if prio is not None:
+                priorities[prio] = name
+            if routing.get("pathPatterns", ["/*"]) == ["/*"] and not routing.get("hostHeaders"):
+                catch_all.append(name)
+        if len(catch_all) > 1:
+            problems.append(
+                f"services: {elide(catch_all)} all route every path ('/*'); give each service routing.pathPatterns or routing.hostHeaders"
+            )
+    tasks = raw.get("scheduledTasks")
+    if isinstance(tasks, dict):
+        service_names = set(services) if isinstance(services, dict) else None
+        for name, task in tasks.items():
+            if not SERVICE_NAME.match(str(name)):
+                problems.append(
+                    f"scheduledTasks.{name}: the name must be 1-24 chars of a-z, 0-9 and '-', starting with a letter"
+                )
+            if isinstance(services, dict) and name in services:
+                problems.append(
+                    f"scheduledTasks.{name}: a service has the same name; task and service names must differ"
+                )
+            follows = task.get("followsService") if isinstance(task, dict) else None
+            # Without valid services there is nothing to check against (that error is reported).
+            if follows is not None and service_names is not None and follows not in service_names:
+                problems.append(
+                    f"scheduledTasks.{name}.followsService: {follows!r} is not a service of this stack; use one of {elide(sorted(service_names))}"
+                )
+    pipeline = raw.get("pipeline") if isinstance(raw.get("pipeline"), dict) else {}
+    if raw.get("upstreamStack") and pipeline.get("source"):
+        problems.append(
+            "pipeline.source: a downstream stack (upstreamStack set) takes the upstream's promotion record; remove pipeline.source"
+        )
+    if not raw.get("upstreamStack") and not pipeline.get("source"):
+        problems.append(
+            "pipeline.source: required for the first environment (no upstreamStack): e.g. {provider: codestar, connectionArn: ..., repository: owner/app}"
+        )
+    deployment = raw.get("deployment") if isinstance(raw.get("deployment"), dict) else {}
+    known_configs = set(CODEDEPLOY_PREDEFINED) | set(deployment.get("customConfigs") or {})
+    chosen = [("deployment.config", deployment.get("config"))]
+    if isinstance(services, dict):
+        chosen += [
+            (f"services.{n}.deploymentConfig", s.get("deploymentConfig"))
+            for n, s in services.items()
+            if isinstance(s, dict)
+        ]
+    for path, name in chosen:
+        if name is not None and name not in known_configs:
+            problems.append(
+                f"{path}: unknown deployment configuration {name!r}; use one of {elide(sorted(known_configs), 8)} or define it in deployment.customConfigs"
+            )
+    for section in ("services", "scheduledTasks"):
+        units = raw.get(section)
+        for name, unit in (units or {}).items() if isinstance(units, dict) else ():
+            problems.extend(_secret_like_environment(f"{section}.{name}", unit))
+    if raw.get("promoteRelease") and not raw.get("upstreamStack"):
+        problems.append(
+            "promoteRelease: needs upstreamStack (the stack that published the release)"
+        )
+    return problems
+
+
+def _secret_like_environment(path: str, unit: Any) -> list[str]:
+    """Plain variables whose name looks like a secret, unless listed in plainEnvironmentAllowed."""
+    if not isinstance(unit, dict) or not isinstance(unit.get("environment"), dict):
+        return []
+    allowed = unit.get("plainEnvironmentAllowed")
+    allowed = [str(a) for a in allowed] if isinstance(allowed, list) else []
+    problems = [
+        f"{path}.environment.{key}: looks like a secret; move it to {path}.secrets (a Secrets "
+        f"Manager or SSM ARN), or list it in {path}.plainEnvironmentAllowed if it is not one"
+        for key in unit["environment"]
+        if SECRET_LIKE.search(str(key)) and key not in allowed
+    ]
+    # A stale opt-out would silently let the next variable of that name through.
+    problems += [
+        f"{path}.plainEnvironmentAllowed: {name!r} is not in {path}.environment; remove it"
+        for name in allowed
+        if name not in unit["environment"]
+    ]
+    return problems
+
+
+# --- error formatting -------------------------------------------------------------
+
+
+def _field_type(model: type[BaseModel] | None, key: str) -> Any:
+    if model is None:
+        return None
+    for field_name, info in model.model_fields.items():
+        if key in (field_name, info.alias):
+            return info.annotation
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Return the model class reached through Optional/dict/list annotations, or None."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType, Annotated):
+        for arg in typing.get_args(annotation):
+            found = _unwrap(arg)
+            if found is not None:
+                return found
+        return None
+    if origin in (dict, list):
+        return ("container", _unwrap(typing.get_args(annotation)[-1]))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
+    """Walk `root` along an error location to the model that holds its last key."""
+    current: Any = root
+    for part in loc:
+        if current is None:
+            return None
+        if isinstance(current, tuple):  # inside dict/list: this part is a key or index
+            current = current[1]
+            continue
+        current = _unwrap(_field_type(current, str(part)))
+    return current if isinstance(current, type) else None
+
+
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+# Keys earlier versions accepted, with what replaced them.
+RETIRED_KEYS: dict[tuple[str, ...], str] = {
+    ("promote",): (
+        "replaced by promoteRelease: <commit> (the upstream release to take, named so that "
+        "leaving it committed is harmless); remove promote (`pulumi config rm "
+        "ecs-delivery:promote`) and set promoteRelease to the commit the upstream ran"
+    ),
+}
+
+
+def _format(error: dict[str, Any], root: type[BaseModel]) -> list[str]:
+    loc = tuple(p for p in error["loc"] if p != "[key]")
+    path = ".".join(str(p) for p in loc) or "(root)"
+    kind = error["type"]
+    exc = (error.get("ctx") or {}).get("error")
+    if isinstance(exc, Problems):
+        return [f"{path + '.' if loc else ''}{field}: {msg}" for field, msg in exc.problems]
+    if kind == "extra_forbidden" and root is StackConfig and loc in RETIRED_KEYS:
+        return [f"{path}: {RETIRED_KEYS[loc]}"]
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1], root)
+        known = _known_keys(parent) if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {elide(known, 12)}"
+        return [f"{path}: unknown key; {hint}"]
+    if kind == "missing":
+        return [f"{path}: required; add it to the stack file"]
+    if kind == "bool_type":
+        value = error.get("input")
+        return [f"{path}: use true or false (an unquoted YAML boolean), got {value!r}"]
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    shown = "" if isinstance(value, dict | list) or kind == "value_error" else f" (got {value!r})"
+    return [f"{path}: {message}{shown}"]
+
+
+def validation_problems(exc: ValidationError, root: type[BaseModel]) -> list[str]:
+    """One line per problem of a pydantic error of `root`, naming the key path and the fix."""
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        problems.extend(_format(error, root))
+    return problems
+
+
+def _typo_cascade(problems: list[str]) -> list[str]:
+    """Drop "X: required" when an unknown key is a typo of X: the typo is the one problem."""
+    typos = {
+        m.group(1) for p in problems if (m := re.search(r"unknown key; did you mean '(.+)'\?", p))
+    }
+    return [p for p in problems if not any(p.startswith(f"{t}: required") for t in typos)]
+
+
+def parse(raw: dict[str, Any]) -> StackConfig:
+    """Validate the `ecs-delivery:` keys of a stack (namespace stripped); raise ConfigError listing every problem."""
+    problems = _stack_wide_problems(raw)
+    try:
+        parsed = StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(validation_problems(exc, StackConfig))
+        raise ConfigError(_typo_cascade(problems)) from None
+    if problems:
+        raise ConfigError(problems)
+    return parsed
+
+
+def _raw_namespace_config() -> dict[str, Any]:
+    """All `ecs-delivery:*` keys of the running stack, JSON values decoded."""
+    from pulumi.runtime.config import CONFIG  # the only enumerable view of stack config
+
+    raw: dict[str, Any] = {}
+    for key, value in CONFIG.get().items():
+        namespace, _, name = key.partition(":")
+        if namespace != NAMESPACE:
+            continue
+        try:
+            raw[name] = json.loads(value)
+        except (TypeError, json.JSONDecodeError):
+            raw[name] = value
+    return raw
+
+
+def load() -> StackConfig:
+    """Read and validate the current stack's configuration (and the AWS region it needs)."""
+    problems = (
+        []
+        if pulumi.Config("aws").get("region")
+        else ["aws:region: required; run `pulumi config set aws:region <region>` (e.g. eu-west-1)"]
+    )
+    try:
+        parsed = parse(_raw_namespace_config())
+    except ConfigError as exc:
+        raise ConfigError(problems + exc.problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return parsed
+
+
+def aws_settings() -> dict[str, str | None]:
+    """Region, profile and assumed role from the stack's `aws:` configuration."""
+    aws = pulumi.Config("aws")
+    role = aws.get_object("assumeRoles") or aws.get_object("assumeRole")
+    if isinstance(role, list):
+        role = role[0] if role else None
+    return {
+        "region": aws.get("region"),
+        "profile": aws.get("profile"),
+        "role_arn": (role or {}).get("roleArn") if isinstance(role, dict) else None,
+    }

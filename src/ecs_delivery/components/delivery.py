@@ -1,0 +1,468 @@
+"""Composes the delivery side of one environment: ECR, artifacts, CodeDeploy, hook, pipeline.
+
+`build(...)` checks everything it can before registering a resource and reports every
+problem at once as a ConfigError (one line per config key). A downstream environment
+(upstreamStack set) reads the upstream's outputs `promotionBucket`, `promotionKey` and
+`ecrRepositoryArns` (and `accountId`, optional) at plan time; without them it stops with a
+message saying to deploy the upstream first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from ecs_delivery.components import naming
+from ecs_delivery.components.artifacts import (
+    ArtifactBucket,
+    ArtifactBucketArgs,
+    artifact_bucket_name,
+    pipeline_artifact_prefix,
+    promotion_key,
+)
+from ecs_delivery.components.codedeploy import (
+    AlarmSettings,
+    CodeDeployment,
+    CodeDeploymentArgs,
+    CustomConfig,
+    DeploymentTarget,
+    TargetGroupRef,
+    check_targets,
+    custom_config_name,
+    deployment_controller_of,
+)
+from ecs_delivery.components.config import ConfigError, ServiceConfig, StackConfig
+from ecs_delivery.components.ecr import ImageRepository, ImageRepositoryArgs
+from ecs_delivery.components.hook import (
+    ServiceProbe,
+    ValidationHook,
+    ValidationHookArgs,
+    check_probes,
+)
+from ecs_delivery.components.images import read_outputs
+from ecs_delivery.components.pipeline import (
+    DeliveryPipeline,
+    DeliveryPipelineArgs,
+    DeployedService,
+    SourceSettings,
+    UpstreamRecord,
+)
+from ecs_delivery.components.platform import Environment, Platform, default_tags
+
+# Outputs a downstream stack reads from its upstream (all exported by `build`).
+UPSTREAM_OUTPUTS = ("promotionBucket", "promotionKey", "ecrRepositoryArns")
+MAX_FUNCTION_NAME = 64
+MAX_PIPELINE_NAME = 100
+
+
+@dataclass
+class Delivery:
+    """What the program exports and what other components (rollouts) need."""
+
+    outputs: dict[str, pulumi.Input[Any]]
+    deployment_groups: dict[str, aws.codedeploy.DeploymentGroup]
+    application_name: str
+    repositories: dict[str, ImageRepository] = field(default_factory=dict)
+    # The Lambda CodeDeploy runs after test traffic is allowed; every deployer's AppSpec names it.
+    validation_hook: str | None = None
+    validation_hook_function: pulumi.Resource | None = None
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every physical name of the delivery side, deterministic (other code finds them)."""
+
+    prefix: str
+    application: str
+    groups: dict[str, str]
+    repositories: dict[str, str]
+    pipeline: str
+    project: str
+    deploy_project: str
+    publish_project: str
+    hook: str
+    bucket: str
+    artifact_prefix: str
+    promotion_key: str
+
+
+def names(cfg: StackConfig, env: Environment) -> Names:
+    prefix = f"{env.project}-{env.stack}"
+    pipeline = prefix
+    return Names(
+        prefix=prefix,
+        application=naming.codedeploy_application(env.project, env.stack),
+        groups={s: naming.deployment_group(s) for s in sorted(cfg.services)},
+        repositories={
+            s: naming.ecr_repository(env.project, env.stack, s) for s in sorted(cfg.services)
+        },
+        pipeline=pipeline,
+        project=f"{prefix}-{'validate' if cfg.upstream_stack else 'build'}",
+        deploy_project=f"{prefix}-deploy",
+        publish_project=f"{prefix}-publish",
+        hook=f"{prefix}-validation-hook",
+        bucket=artifact_bucket_name(env.project, env.stack, env.account_id, env.region),
+        artifact_prefix=pipeline_artifact_prefix(pipeline),
+        promotion_key=promotion_key(env.stack),
+    )
+
+
+def repository_url(env: Environment, repository: str) -> str:
+    """The repository's URL, known before it exists (the buildspec is plain text)."""
+    return f"{env.account_id}.dkr.ecr.{env.region}.amazonaws.com/{repository}"
+
+
+def downstream_account_ids(cfg: StackConfig) -> list[str]:
+    """Accounts of downstream environments that pull our images and read our records.
+
+    Read from `pipeline.downstreamAccountIds` once the config has it; same-account
+    promotion needs none (identity policies suffice).
+    """
+    return list(getattr(cfg.pipeline, "downstream_account_ids", None) or [])
+
+
+# --- upstream ----------------------------------------------------------------------------
+
+
+def read_upstream(upstream: pulumi.StackReference, stack: str) -> dict[str, Any]:
+    """The upstream's outputs this stack needs, as plain values; ConfigError when missing.
+
+    Stack-reference outputs are known at preview, so a missing one stops the plan here
+    instead of producing a pipeline that reads nothing.
+    """
+    values = read_outputs(upstream, [*UPSTREAM_OUTPUTS, "accountId", "ecrRepositories"])
+    missing = [key for key in UPSTREAM_OUTPUTS if values[key] in (None, "", {}, [])]
+    if missing:
+        raise ConfigError(
+            [
+                f"upstreamStack: stack {stack!r} has no output(s) {', '.join(missing)}; deploy "
+                f"the upstream first with this version of the program (`pulumi up -s {stack}`), "
+                "then preview this stack again"
+            ]
+        )
+    return values
+
+
+# --- plan-time checks ----------------------------------------------------------------------
+
+
+def service_probe(name: str, svc: ServiceConfig, group: str) -> ServiceProbe:
+    """The hook's settings for one service.
+
+    Without an explicit `validation.path` the hook probes the health-check path: the test
+    listener routes like the production one, so '/health' could reach another service.
+    With host-header routing the probe sends the first exact host name.
+    """
+    validation = svc.validation
+    path = validation.path if "path" in validation.model_fields_set else svc.health_check.path
+    hosts = [h for h in svc.routing.host_headers if "*" not in h and "?" not in h]
+    return ServiceProbe(
+        service=name,
+        group_name=group,
+        path=path,
+        expected_status=validation.expected_status,
+        probes=validation.probes,
+        interval_seconds=float(validation.interval_seconds),
+        latency_budget_ms=validation.latency_budget_ms,
+        host_header=hosts[0] if hosts else None,
+    )
+
+
+def _environment_problems(cfg: StackConfig, n: Names) -> list[str]:
+    problems = []
+    if len(n.hook) > MAX_FUNCTION_NAME:
+        problems.append(
+            f"(project/stack): the hook name {n.hook!r} is longer than {MAX_FUNCTION_NAME} "
+            "characters; shorten the project or stack name"
+        )
+    if len(n.pipeline) > MAX_PIPELINE_NAME:
+        problems.append(f"(project/stack): the pipeline name {n.pipeline!r} is too long")
+    return problems
+
+
+def _upstream_problems(cfg: StackConfig, upstream_values: dict[str, Any] | None) -> list[str]:
+    """A downstream service must have images upstream: promotion rebuilds nothing."""
+    if upstream_values is None:
+        return []
+    known = upstream_values["ecrRepositoryArns"]
+    return [
+        f"services.{name}: upstream stack {cfg.upstream_stack!r} builds no images for it "
+        f"(its ecrRepositoryArns hold {sorted(known)}); add the service upstream first"
+        for name in sorted(cfg.services)
+        if name not in known
+    ]
+
+
+# --- composition -------------------------------------------------------------------------
+
+
+def build(
+    cfg: StackConfig,
+    env: Environment,
+    platform: Platform,
+    upstream_values: dict[str, Any] | None,
+) -> Delivery:
+    """Create the delivery side of the environment; ConfigError before any resource if wrong.
+
+    `upstream_values` are the upstream stack's outputs (`read_upstream`), None for the first
+    environment.
+    """
+    try:
+        n = names(cfg, env)
+    except ValueError as exc:
+        raise ConfigError([f"(project/stack): {exc}"]) from None
+    if cfg.upstream_stack and upstream_values is None:
+        raise ValueError("upstreamStack is set: pass the upstream's outputs (read_upstream)")
+
+    alarm_settings = AlarmSettings(**cfg.deployment.alarms.model_dump())
+    custom_configs = [
+        CustomConfig(key=k, type=c.type, percent=c.percent, interval_minutes=c.interval_minutes)
+        for k, c in sorted(cfg.deployment.custom_configs.items())
+    ]
+    targets = [_target(cfg, name, n, platform) for name in sorted(cfg.services)]
+    probes = [service_probe(s, cfg.services[s], n.groups[s]) for s in sorted(cfg.services)]
+    problems = (
+        _environment_problems(cfg, n)
+        + _upstream_problems(cfg, upstream_values)
+        + check_targets(targets, alarm_settings, custom_configs, n.prefix)
+        + check_probes(probes)
+    )
+    if problems:
+        raise ConfigError(problems)
+
+    tags = default_tags(cfg, env)
+    downstream_accounts = downstream_account_ids(cfg)
+    bucket = ArtifactBucket(
+        "artifacts",
+        ArtifactBucketArgs(
+            bucket_name=n.bucket,
+            expiring_prefixes=[n.artifact_prefix],
+            expiry_days=cfg.pipeline.artifact_expiry_days,
+            noncurrent_expiry_days=cfg.pipeline.artifact_expiry_days,
+            reader_account_ids=downstream_accounts,
+            tags=tags,
+        ),
+    )
+    repositories: dict[str, ImageRepository] = {}
+    if not cfg.upstream_stack:
+        repositories = {
+            s: ImageRepository(
+                f"ecr-{s}",
+                ImageRepositoryArgs(
+                    repository_name=n.repositories[s],
+                    keep_tagged_images=cfg.pipeline.ecr_keep_tagged_images,
+                    untagged_expiry_days=cfg.pipeline.ecr_untagged_expiry_days,
+                    pull_account_ids=downstream_accounts,
+                    tags={**tags, "Service": s},
+                ),
+            )
+            for s in sorted(cfg.services)
+        }
+
+    group_arns = [
+        f"arn:aws:codedeploy:{env.region}:{env.account_id}:deploymentgroup:{n.application}/{g}"
+        for g in n.groups.values()
+    ]
+    lb = platform.load_balancer
+    hook = ValidationHook(
+        "validation-hook",
+        ValidationHookArgs(
+            function_name=n.hook,
+            probes=probes,
+            test_url=lb.test_url,
+            test_listener_port=cfg.load_balancer.test_listener_port,
+            vpc_id=platform.network.vpc_id,
+            subnet_ids=platform.network.private_subnet_ids,
+            load_balancer_security_group_id=lb.security_group_id,
+            deployment_group_arns=group_arns,
+            region=env.region,
+            account_id=env.account_id,
+            log_retention_days=cfg.log_retention_days,
+            tags=tags,
+        ),
+    )
+    deployment = CodeDeployment(
+        "codedeploy",
+        CodeDeploymentArgs(
+            application_name=n.application,
+            name_prefix=n.prefix,
+            targets=targets,
+            load_balancer_arn_suffix=lb.alb.arn_suffix,
+            region=env.region,
+            account_id=env.account_id,
+            artifact_bucket_arn=bucket.arn,
+            artifact_prefix=n.artifact_prefix,
+            alarms=alarm_settings,
+            custom_configs=custom_configs,
+            termination_wait_minutes=cfg.deployment.termination_wait_minutes,
+            hook_function_arn=hook.arn,
+            tags=tags,
+        ),
+    )
+    pipeline = DeliveryPipeline(
+        "pipeline",
+        _pipeline_args(
+            cfg,
+            env,
+            n,
+            platform,
+            targets,
+            upstream_values,
+            tags,
+            bucket_resources=[bucket.bucket, bucket.versioning, bucket.policy],
+            depends_on=[hook.function, *deployment.groups.values()],
+        ),
+    )
+    outputs = _outputs(cfg, env, n, repositories, upstream_values, pipeline)
+    return Delivery(
+        outputs=outputs,
+        deployment_groups=deployment.groups,
+        application_name=n.application,
+        repositories=repositories,
+        validation_hook=n.hook,
+        validation_hook_function=hook.function,
+    )
+
+
+def _target(cfg: StackConfig, name: str, n: Names, platform: Platform) -> DeploymentTarget:
+    svc = cfg.services[name]
+    fargate = platform.services[name]
+    pair = platform.load_balancer.target_groups[name]
+    return DeploymentTarget(
+        service=name,
+        group_name=n.groups[name],
+        cluster_name=platform.cluster.name,
+        service_name=naming.service_name(name),
+        deployment_controller=deployment_controller_of(fargate),
+        deployment_config=svc.deployment_config or cfg.deployment.config,
+        blue=TargetGroupRef(name=pair.blue.name, arn_suffix=pair.blue.arn_suffix),
+        green=TargetGroupRef(name=pair.green.name, arn_suffix=pair.green.arn_suffix),
+        production_listener_arn=platform.load_balancer.production_listener.arn,
+        test_listener_arn=platform.load_balancer.test_listener.arn,
+        listener_rule_arns=[pair.production_rule.arn, pair.test_rule.arn],
+        role_arns=[fargate.task_role.arn, fargate.execution_role.arn],
+        depends_on=[fargate.service],
+    )
+
+
+def _pipeline_args(
+    cfg: StackConfig,
+    env: Environment,
+    n: Names,
+    platform: Platform,
+    targets: list[DeploymentTarget],
+    upstream_values: dict[str, Any] | None,
+    tags: dict[str, str],
+    bucket_resources: list[pulumi.Resource],
+    depends_on: list[pulumi.Resource],
+) -> DeliveryPipelineArgs:
+    custom = set(cfg.deployment.custom_configs)
+    services = []
+    for target in targets:
+        svc = cfg.services[target.service]
+        repository = n.repositories[target.service]
+        first = not cfg.upstream_stack
+        services.append(
+            DeployedService(
+                name=target.service,
+                group_name=target.group_name,
+                container_port=svc.container_port,
+                cluster_name=target.cluster_name,
+                service_name=target.service_name,
+                task_family=naming.task_family(env.project, env.stack, target.service),
+                role_arns=list(target.role_arns),
+                repository_url=repository_url(env, repository) if first else None,
+                repository_arn=naming.ecr_repository_arn(env.region, env.account_id, repository)
+                if first
+                else None,
+                build_context=svc.build.context,
+                dockerfile=svc.build.dockerfile,
+            )
+        )
+    source = cfg.pipeline.source
+    upstream = None
+    if upstream_values is not None:
+        upstream_account = upstream_values.get("accountId")
+        upstream = UpstreamRecord(
+            stack=str(cfg.upstream_stack),
+            bucket=str(upstream_values["promotionBucket"]),
+            key=str(upstream_values["promotionKey"]),
+            # EventBridge sees S3 events of this account only.
+            poll=bool(upstream_account) and upstream_account != env.account_id,
+        )
+    # A downstream environment asks for approval unless the config says otherwise.
+    approval = (
+        cfg.pipeline.approval if cfg.pipeline.approval is not None else bool(cfg.upstream_stack)
+    )
+    return DeliveryPipelineArgs(
+        pipeline_name=n.pipeline,
+        project_name=n.project,
+        deploy_project_name=n.deploy_project,
+        publish_project_name=n.publish_project,
+        stack=env.stack,
+        region=env.region,
+        account_id=env.account_id,
+        application_name=n.application,
+        services=services,
+        deployment_configs=sorted(
+            {
+                custom_config_name(n.prefix, t.deployment_config)
+                if t.deployment_config in custom
+                else t.deployment_config
+                for t in targets
+            }
+        ),
+        bucket_name=n.bucket,
+        artifact_prefix=n.artifact_prefix,
+        promotion_key=n.promotion_key,
+        source=SourceSettings(
+            provider=source.provider,
+            repository=source.repository,
+            branch=source.branch,
+            connection_arn=source.connection_arn,
+        )
+        if source is not None
+        else None,
+        upstream=upstream,
+        approval=bool(approval),
+        validation_hook=n.hook,
+        build_compute_type=cfg.pipeline.build_compute_type,
+        build_image=cfg.pipeline.build_image,
+        build_timeout_minutes=cfg.pipeline.build_timeout_minutes,
+        log_retention_days=cfg.log_retention_days,
+        bucket_resources=bucket_resources,
+        depends_on=depends_on,
+        tags=tags,
+    )
+
+
+def _outputs(
+    cfg: StackConfig,
+    env: Environment,
+    n: Names,
+    repositories: dict[str, ImageRepository],
+    upstream_values: dict[str, Any] | None,
+    pipeline: DeliveryPipeline,
+) -> dict[str, pulumi.Input[Any]]:
+    if upstream_values is None:
+        urls: pulumi.Input[Any] = {s: r.url for s, r in repositories.items()}
+        arns: pulumi.Input[Any] = {s: r.arn for s, r in repositories.items()}
+    else:
+        # Images live in the first environment's repositories; pass them on down the chain.
+        arns = upstream_values["ecrRepositoryArns"]
+        urls = upstream_values.get("ecrRepositories") or {}
+    return {
+        "accountId": env.account_id,
+        "artifactBucket": n.bucket,
+        "ecrRepositories": urls,
+        "ecrRepositoryArns": arns,
+        "codedeployApplication": n.application,
+        "deploymentGroups": dict(n.groups),
+        "pipelineName": pipeline.pipeline.name,
+        "promotionBucket": n.bucket,
+        "promotionKey": n.promotion_key,
+        "validationHook": n.hook,
+    }

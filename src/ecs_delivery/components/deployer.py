@@ -1,0 +1,300 @@
+"""Least-privilege access for deployers outside the stack (release CLI, CI jobs, image pushers).
+
+Managed policies that allow exactly what a deployment of this stack needs, on this stack's
+resources only, and optionally a role that GitHub Actions assumes through OIDC for one
+repository and branch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from ecs_delivery.components import iam, naming
+from ecs_delivery.components.codedeploy import pass_role_statement
+from ecs_delivery.components.naming import TYPE_PREFIX
+from ecs_delivery.components.pipeline import ECR_PUSH_ACTIONS
+
+SCHEDULER = "scheduler.amazonaws.com"
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+DEPLOYMENT_ACTIONS = (
+    "codedeploy:BatchGetDeployments",
+    "codedeploy:CreateDeployment",
+    "codedeploy:GetDeployment",
+    "codedeploy:ListDeployments",
+    "codedeploy:StopDeployment",
+)
+# IAM refuses a managed policy over 6,144 characters (whitespace excluded). Each unit (a
+# service or scheduled task) adds its two roles and its family, at most about 330 characters
+# with 64-character role names; 12 units and the shared statements stay below the limit.
+MAX_POLICY_CHARACTERS = 6144
+UNITS_PER_POLICY = 12
+
+
+@dataclass(frozen=True, kw_only=True)
+class GithubOidc:
+    """A role GitHub Actions assumes for one repository and branch."""
+
+    repository: str  # "owner/repo"
+    branch: str = "main"
+    # The account's GitHub OIDC provider; default: the conventional one in this account.
+    provider_arn: str | None = None
+
+    def __post_init__(self) -> None:
+        owner, _, repo = self.repository.partition("/")
+        if not owner or not repo or "/" in repo:
+            raise ValueError(f"githubRepository {self.repository!r}: use owner/repo")
+        if not self.branch or "*" in self.branch:
+            raise ValueError(f"branch {self.branch!r}: name one branch (no wildcards)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployedUnit:
+    """A service or scheduled task whose revisions the deployer registers."""
+
+    family: str  # never a `-template` family: only Pulumi registers those
+    role_arns: Sequence[pulumi.Input[str]]  # its task and execution roles
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployerAccessArgs:
+    project: str
+    stack: str
+    region: str
+    account_id: str
+    # Every service of the cluster and every group of the application is the stack's own.
+    cluster_name: str
+    application_name: str
+    # The groups' deployment configurations (names; Outputs of the groups are fine).
+    deployment_configs: Sequence[pulumi.Input[str]]
+    units: Sequence[DeployedUnit]
+    # The stack's ECR namespace to push to (naming.ecr_namespace); None: it pushes nothing
+    # (a downstream stack runs its upstream's images).
+    ecr_namespace: str | None = None
+    # Scheduled tasks' schedules ("group/name") and the roles their targets carry.
+    schedules: Sequence[str] = ()
+    scheduler_role_arns: Sequence[pulumi.Input[str]] = ()
+    # The release engine's state bucket (config `release`), if any.
+    release_bucket: str | None = None
+    github: GithubOidc | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _arn(args: DeployerAccessArgs, service: str, resource: str) -> str:
+    return naming.arn(service, resource, region=args.region, account=args.account_id)
+
+
+def shared_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
+    """Statements whose size does not grow with the number of services."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "ReadServices",
+            "Effect": "Allow",
+            "Action": "ecs:DescribeServices",
+            "Resource": _arn(args, "ecs", f"service/{args.cluster_name}/*"),
+        },
+        {
+            "Sid": "Deployments",
+            "Effect": "Allow",
+            "Action": list(DEPLOYMENT_ACTIONS),
+            "Resource": _arn(args, "codedeploy", f"deploymentgroup:{args.application_name}/*"),
+        },
+        # CreateDeployment also needs these on the application and the group's configuration.
+        {
+            "Sid": "Revisions",
+            "Effect": "Allow",
+            "Action": [
+                "codedeploy:GetApplicationRevision",
+                "codedeploy:RegisterApplicationRevision",
+            ],
+            "Resource": _arn(args, "codedeploy", f"application:{args.application_name}"),
+        },
+        {
+            "Sid": "DeploymentConfigs",
+            "Effect": "Allow",
+            "Action": "codedeploy:GetDeploymentConfig",
+            # Groups often share a configuration: name each one once.
+            "Resource": pulumi.Output.all(*args.deployment_configs).apply(
+                lambda names: [
+                    _arn(args, "codedeploy", f"deploymentconfig:{c}") for c in sorted(set(names))
+                ]
+            ),
+        },
+    ]
+    if args.ecr_namespace:
+        statements += [
+            # Registry login has no resource-level permissions in IAM.
+            {
+                "Sid": "EcrLogin",
+                "Effect": "Allow",
+                "Action": "ecr:GetAuthorizationToken",
+                "Resource": "*",
+            },
+            {
+                "Sid": "EcrPush",
+                "Effect": "Allow",
+                "Action": list(ECR_PUSH_ACTIONS),  # what `docker push` calls, and DescribeImages
+                "Resource": _arn(args, "ecr", f"repository/{args.ecr_namespace}/*"),
+            },
+        ]
+    if args.schedules:
+        statements += [
+            {
+                "Sid": "Schedules",
+                "Effect": "Allow",
+                "Action": ["scheduler:GetSchedule", "scheduler:UpdateSchedule"],
+                "Resource": [
+                    _arn(args, "scheduler", f"schedule/{s}") for s in sorted(args.schedules)
+                ],
+            },
+            {
+                "Sid": "PassSchedulerRoles",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": list(args.scheduler_role_arns),
+                "Condition": {"StringEquals": {"iam:PassedToService": SCHEDULER}},
+            },
+        ]
+    if args.release_bucket:
+        bucket = naming.arn("s3", args.release_bucket, region=args.region, scoped=False)
+        statements += [
+            {
+                "Sid": "ReleaseState",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": f"{bucket}/releases/*",
+            },
+            {
+                "Sid": "ReleaseInventory",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"{bucket}/inventory.json",
+            },
+            # Without ListBucket, S3 answers a read of a release's not-yet-written state with
+            # AccessDenied instead of NoSuchKey, and the engine cannot start a new release.
+            {
+                "Sid": "ReleaseStateMissingIsNotFound",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": bucket,
+            },
+        ]
+    return statements
+
+
+def unit_statements(
+    args: DeployerAccessArgs, units: Sequence[DeployedUnit]
+) -> list[dict[str, Any]]:
+    """Register, tag and pass the roles of exactly these units' revisions."""
+    return [
+        *iam.task_definition_statements(
+            [_arn(args, "ecs", f"task-definition/{u.family}:*") for u in units]
+        ),
+        pass_role_statement([arn for u in units for arn in u.role_arns]),
+    ]
+
+
+def policy_documents(args: DeployerAccessArgs) -> list[list[dict[str, Any]]]:
+    """Statements per managed policy: the shared ones with the first units, then more units."""
+    units = list(args.units)
+    chunks = [units[i : i + UNITS_PER_POLICY] for i in range(0, len(units), UNITS_PER_POLICY)]
+    documents = [shared_statements(args) + (unit_statements(args, chunks[0]) if chunks else [])]
+    documents += [unit_statements(args, chunk) for chunk in chunks[1:]]
+    return documents
+
+
+def _checked(name: str, document: str) -> str:
+    size = len(json.dumps(json.loads(document), separators=(",", ":")))
+    if size > MAX_POLICY_CHARACTERS:
+        raise ValueError(
+            f"{name}: policy of {size} characters exceeds IAM's {MAX_POLICY_CHARACTERS}; "
+            "lower UNITS_PER_POLICY"
+        )
+    return document
+
+
+def github_trust_policy(github: GithubOidc, *, region: str, account_id: str) -> str:
+    provider = github.provider_arn or naming.arn(
+        "iam", f"oidc-provider/{GITHUB_OIDC_HOST}", region=region, account=account_id, scoped=False
+    )
+    return iam.document(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": provider},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
+                        f"{GITHUB_OIDC_HOST}:sub": f"repo:{github.repository}:ref:refs/heads/{github.branch}",
+                    }
+                },
+            }
+        ]
+    )
+
+
+class DeployerAccess(pulumi.ComponentResource):
+    """Managed policies for external deployers of this stack (and an optional GitHub OIDC role).
+
+    `policy` holds everything a small stack needs; a stack with more than UNITS_PER_POLICY
+    services and tasks gets further policies (`policies`) for the rest of its units.
+    """
+
+    policy: aws.iam.Policy
+    policies: list[aws.iam.Policy]
+    role: aws.iam.Role | None
+
+    def __init__(
+        self, name: str, args: DeployerAccessArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(f"{TYPE_PREFIX}:deployer:DeployerAccess", name, None, opts)
+        templates = [u.family for u in args.units if u.family.endswith("-template")]
+        if templates:
+            raise ValueError(
+                f"{name}: {templates} are template families, registered by Pulumi only"
+            )
+        child = pulumi.ResourceOptions(parent=self)
+        # Extra policies are numbered: a unit's place in the list is its only stable key.
+        documents = policy_documents(args)
+        names = [name] + [f"{name}-units-{i}" for i in range(2, len(documents) + 1)]
+        self.policies = [
+            aws.iam.Policy(
+                policy_name,
+                description=f"Deploy {args.project}-{args.stack} ({policy_name}): task definitions, CodeDeploy, ECR push, release state",
+                policy=iam.output_document(statements).apply(
+                    lambda text, n=policy_name: _checked(n, text)
+                ),
+                tags=args.tags,
+                opts=child,
+            )
+            for policy_name, statements in zip(names, documents, strict=True)
+        ]
+        self.policy = self.policies[0]
+        self.role = None
+        if args.github:
+            self.role = aws.iam.Role(
+                f"{name}-github",
+                description=f"GitHub Actions {args.github.repository}@{args.github.branch}: deploy {args.stack}",
+                assume_role_policy=github_trust_policy(
+                    args.github, region=args.region, account_id=args.account_id
+                ),
+                max_session_duration=3600,
+                tags=args.tags,
+                opts=child,
+            )
+            for policy_name, policy in zip(names, self.policies, strict=True):
+                aws.iam.RolePolicyAttachment(
+                    f"{policy_name}-github", role=self.role.name, policy_arn=policy.arn, opts=child
+                )
+        self.register_outputs(
+            {
+                "policyArns": [p.arn for p in self.policies],
+                "roleArn": self.role.arn if self.role else None,
+            }
+        )

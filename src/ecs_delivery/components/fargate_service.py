@@ -1,0 +1,457 @@
+"""Fargate service deployed by CodeDeploy: task definition, roles, logs, security group, scaling."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from ecs_delivery.components import iam
+from ecs_delivery.components.naming import TYPE_PREFIX
+
+# Fields a CODE_DEPLOY service takes only through a CodeDeploy deployment (AWS refuses
+# UpdateService for them): Pulumi sets them at creation, then the rollout carries changes
+# to taskDefinition, networkConfiguration and platformVersion in the AppSpec, and
+# CodeDeploy swaps loadBalancers' target group on every deployment.
+CODEDEPLOY_OWNED = ["taskDefinition", "loadBalancers", "networkConfiguration", "platformVersion"]
+PLATFORM_VERSION = "LATEST"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Container:
+    """The Pulumi-owned settings of the service's container; `image` is already resolved."""
+
+    name: str
+    image: pulumi.Input[str]
+    port: int
+    environment: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    # Hardening is stated by the caller (config owns the secure defaults: read-only, uid 1000).
+    readonly_root_filesystem: bool
+    user: str | None
+    writable_paths: list[str] = field(default_factory=lambda: ["/tmp"])
+    command: list[str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Autoscaling:
+    min_capacity: int
+    max_capacity: int
+    target_cpu_percent: float
+    scale_in_cooldown_seconds: int
+    scale_out_cooldown_seconds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class FargateServiceArgs:
+    cluster_arn: pulumi.Input[str]
+    cluster_name: str
+    service_name: str
+    # The service's own family (deployers register here) and the template's, outside it.
+    family: str
+    template_family: str
+    container: Container
+    cpu: int
+    memory: int
+    desired_count: int
+    vpc_id: pulumi.Input[str]
+    vpc_cidr: str
+    subnet_ids: list[pulumi.Input[str]]
+    load_balancer_security_group_id: pulumi.Input[str]
+    target_group_arn: pulumi.Input[str]
+    region: str
+    account_id: str
+    log_retention_days: int
+    health_check_grace_period_seconds: int
+    cpu_architecture: str
+    autoscaling: Autoscaling | None = None
+    # ECR repositories the execution role may pull from (exact ARNs); public images need none.
+    image_repository_arns: pulumi.Input[list[str]] | None = None
+    # Created before the service: the target group must be attached to a listener first.
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def container_definitions(
+    container: Container, image: str, *, log_group: str, region: str, stream_prefix: str
+) -> str:
+    """The containerDefinitions JSON of the task definition (secrets by ARN, never in plain env)."""
+    definition: dict = {
+        "name": container.name,
+        "image": image,
+        "essential": True,
+        "environment": [{"name": k, "value": v} for k, v in sorted(container.environment.items())],
+        "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(container.secrets.items())],
+        "readonlyRootFilesystem": container.readonly_root_filesystem,
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": log_group,
+                "awslogs-region": region,
+                "awslogs-stream-prefix": stream_prefix,
+            },
+        },
+        "linuxParameters": {"initProcessEnabled": True},
+    }
+    if container.port:  # scheduled tasks listen on nothing
+        definition["portMappings"] = [
+            {"containerPort": container.port, "hostPort": container.port, "protocol": "tcp"}
+        ]
+    if container.user:
+        definition["user"] = container.user
+    if container.command:
+        definition["command"] = container.command
+    if container.readonly_root_filesystem and container.writable_paths:
+        definition["mountPoints"] = [
+            {"sourceVolume": _volume_name(path), "containerPath": path, "readOnly": False}
+            for path in container.writable_paths
+        ]
+    return json.dumps([definition], sort_keys=True)
+
+
+# The policy pack's tag for a task whose stack config relaxes the container hardening.
+HARDENING_OPT_OUT_TAG = "ecs-delivery:hardening-opt-out"
+
+
+def hardening_tags(container: Container) -> dict[str, str]:
+    """The opt-out tag when the stack config asks for a writable root or a root user, so
+    the policy pack sees a decision, not an accident."""
+    relaxed = []
+    if not container.readonly_root_filesystem:
+        relaxed.append("readonlyRootFilesystem")
+    if (container.user or "").split(":")[0] in ("", "0", "root"):
+        relaxed.append("user")
+    return {HARDENING_OPT_OUT_TAG: "stack-config " + " ".join(relaxed)} if relaxed else {}
+
+
+def _volume_name(path: str) -> str:
+    return "writable" + path.replace("/", "-").rstrip("-")
+
+
+def create_execution_role(
+    name: str,
+    *,
+    description: str,
+    log_group_arn: pulumi.Input[str],
+    secrets: dict[str, str],
+    image_repository_arns: pulumi.Input[list[str]] | None,
+    account_id: str,
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+) -> aws.iam.Role:
+    """The role the ECS agent uses for a task: its logs, its image repositories, its secrets only."""
+    statements: list[dict] = [
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [pulumi.Output.concat(log_group_arn, ":*")],
+        }
+    ]
+    if image_repository_arns is not None:
+        statements += [
+            # GetAuthorizationToken has no resource-level permissions in IAM.
+            {
+                "Sid": "EcrLogin",
+                "Effect": "Allow",
+                "Action": "ecr:GetAuthorizationToken",
+                "Resource": "*",
+            },
+            {
+                "Sid": "EcrPull",
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                ],
+                "Resource": image_repository_arns,
+            },
+        ]
+    secret_arns = sorted({a for a in secrets.values() if ":secretsmanager:" in a})
+    parameter_arns = sorted({a for a in secrets.values() if ":ssm:" in a})
+    if secret_arns:
+        statements.append(
+            {
+                "Sid": "Secrets",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": secret_arns,
+            }
+        )
+    if parameter_arns:
+        statements.append(
+            {
+                "Sid": "Parameters",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameters",
+                "Resource": parameter_arns,
+            }
+        )
+    role, _ = iam.service_role(
+        name,
+        service="ecs-tasks.amazonaws.com",
+        description=description,
+        source_account=account_id,
+        statements=statements,
+        tags=tags,
+        parent=parent,
+    )
+    return role
+
+
+def create_task_egress(
+    name: str, group: aws.ec2.SecurityGroup, vpc_cidr: str, *, parent: pulumi.Resource
+) -> None:
+    """What a task may reach: HTTPS anywhere (ECR, Secrets Manager, logs, AWS APIs through NAT
+    or endpoints) and TCP inside the VPC (databases, other services)."""
+    child = pulumi.ResourceOptions(parent=parent)
+    aws.vpc.SecurityGroupEgressRule(
+        f"{name}-https-out",
+        security_group_id=group.id,
+        ip_protocol="tcp",
+        from_port=443,
+        to_port=443,
+        cidr_ipv4="0.0.0.0/0",
+        description="HTTPS to AWS APIs and registries",
+        opts=child,
+    )
+    aws.vpc.SecurityGroupEgressRule(
+        f"{name}-vpc-out",
+        security_group_id=group.id,
+        ip_protocol="tcp",
+        from_port=0,
+        to_port=65535,
+        cidr_ipv4=vpc_cidr,
+        description="Databases and services inside the VPC",
+        opts=child,
+    )
+
+
+def task_volumes(container: Container) -> list[aws.ecs.TaskDefinitionVolumeArgs]:
+    """Writable scratch volumes for the paths a read-only container still needs to write."""
+    if not container.readonly_root_filesystem:
+        return []
+    return [
+        aws.ecs.TaskDefinitionVolumeArgs(name=_volume_name(p)) for p in container.writable_paths
+    ]
+
+
+class EcsCluster(pulumi.ComponentResource):
+    """One ECS cluster per stack with Container Insights."""
+
+    def __init__(
+        self,
+        name: str,
+        cluster_name: str,
+        container_insights: bool = True,
+        tags: dict[str, str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__(f"{TYPE_PREFIX}:cluster:EcsCluster", name, None, opts)
+        self.cluster = aws.ecs.Cluster(
+            name,
+            name=cluster_name,
+            settings=[
+                aws.ecs.ClusterSettingArgs(
+                    name="containerInsights",
+                    value="enabled" if container_insights else "disabled",
+                )
+            ],
+            tags=tags or {},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.arn = self.cluster.arn
+        self.name = cluster_name
+        self.register_outputs({"arn": self.cluster.arn, "name": cluster_name})
+
+
+class FargateService(pulumi.ComponentResource):
+    """A Fargate service in private subnets whose rollouts belong to CodeDeploy.
+
+    `task_definition` is the template: every Pulumi-owned field, with the declared image
+    (pinned, promoted or bootstrap). A brand-new service starts on it; afterwards the
+    rollout overlays its fields onto whatever runs, so it never runs again.
+    """
+
+    task_definition: aws.ecs.TaskDefinition
+    service: aws.ecs.Service
+    security_group_id: pulumi.Output[str]
+    execution_role: aws.iam.Role
+    task_role: aws.iam.Role
+
+    def __init__(
+        self, name: str, args: FargateServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(f"{TYPE_PREFIX}:service:FargateService", name, None, opts)
+        self._name = name
+        self._args = args
+        self._child = pulumi.ResourceOptions(parent=self)
+
+        self.log_group = aws.cloudwatch.LogGroup(
+            name,
+            name=f"/ecs/{args.family}",
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=self._child,
+        )
+        self.execution_role = self._create_execution_role()
+        self.task_role = aws.iam.Role(
+            f"{name}-task",
+            description=f"Application role of {args.service_name} (no permissions by default)",
+            assume_role_policy=iam.assume_role_policy(
+                "ecs-tasks.amazonaws.com", source_account=args.account_id
+            ),
+            tags=args.tags,
+            opts=self._child,
+        )
+        self.security_group = self._create_security_group()
+        self.security_group_id = self.security_group.id
+        self.task_definition = self._create_task_definition()
+        self.service = self._create_service()
+        if args.autoscaling:
+            self._create_autoscaling(args.autoscaling)
+        self.register_outputs(
+            {
+                "serviceName": self.service.name,
+                "taskDefinitionArn": self.task_definition.arn,
+                "securityGroupId": self.security_group.id,
+                "logGroup": self.log_group.name,
+            }
+        )
+
+    def _create_execution_role(self) -> aws.iam.Role:
+        args = self._args
+        return create_execution_role(
+            f"{self._name}-execution",
+            description=f"ECS agent role of {args.service_name}: pull image, write logs, read its secrets",
+            log_group_arn=self.log_group.arn,
+            secrets=args.container.secrets,
+            image_repository_arns=args.image_repository_arns,
+            account_id=args.account_id,
+            tags=args.tags,
+            parent=self,
+        )
+
+    def _create_security_group(self) -> aws.ec2.SecurityGroup:
+        args = self._args
+        group = aws.ec2.SecurityGroup(
+            f"{self._name}-tasks",
+            vpc_id=args.vpc_id,
+            description=f"Tasks of {args.service_name}: container port from the load balancer only",
+            tags={**args.tags, "Name": f"{self._name}-tasks"},
+            opts=self._child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-from-alb",
+            security_group_id=group.id,
+            referenced_security_group_id=args.load_balancer_security_group_id,
+            ip_protocol="tcp",
+            from_port=args.container.port,
+            to_port=args.container.port,
+            description="Container port from the load balancer",
+            opts=self._child,
+        )
+        create_task_egress(self._name, group, args.vpc_cidr, parent=self)
+        return group
+
+    def _create_task_definition(self) -> aws.ecs.TaskDefinition:
+        args = self._args
+        container = args.container
+        definitions = pulumi.Output.all(
+            pulumi.Output.from_input(container.image), self.log_group.name
+        ).apply(
+            lambda values: container_definitions(
+                container,
+                values[0],
+                log_group=values[1],
+                region=args.region,
+                stream_prefix=args.service_name,
+            )
+        )
+        return aws.ecs.TaskDefinition(
+            self._name,
+            family=args.template_family,
+            requires_compatibilities=["FARGATE"],
+            network_mode="awsvpc",
+            cpu=str(args.cpu),
+            memory=str(args.memory),
+            execution_role_arn=self.execution_role.arn,
+            task_role_arn=self.task_role.arn,
+            container_definitions=definitions,
+            volumes=task_volumes(container),
+            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
+                operating_system_family="LINUX", cpu_architecture=args.cpu_architecture
+            ),
+            # Old revisions stay registered: CodeDeploy rollback and release rollback need them.
+            skip_destroy=True,
+            tags={**args.tags, **hardening_tags(container)},
+            opts=self._child,
+        )
+
+    def _create_service(self) -> aws.ecs.Service:
+        args = self._args
+        ignore = list(CODEDEPLOY_OWNED)
+        if args.autoscaling:
+            ignore.append("desiredCount")
+        return aws.ecs.Service(
+            self._name,
+            name=args.service_name,
+            cluster=args.cluster_arn,
+            task_definition=self.task_definition.arn,
+            desired_count=args.desired_count,
+            launch_type="FARGATE",
+            platform_version=PLATFORM_VERSION,
+            deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="CODE_DEPLOY"),
+            network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
+                subnets=args.subnet_ids,
+                security_groups=[self.security_group.id],
+                assign_public_ip=False,
+            ),
+            load_balancers=[
+                aws.ecs.ServiceLoadBalancerArgs(
+                    target_group_arn=args.target_group_arn,
+                    container_name=args.container.name,
+                    container_port=args.container.port,
+                )
+            ],
+            health_check_grace_period_seconds=args.health_check_grace_period_seconds,
+            enable_ecs_managed_tags=True,
+            propagate_tags="SERVICE",
+            enable_execute_command=False,
+            wait_for_steady_state=False,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=ignore, depends_on=list(args.depends_on)
+            ),
+        )
+
+    def _create_autoscaling(self, scaling: Autoscaling) -> None:
+        args = self._args
+        target = aws.appautoscaling.Target(
+            self._name,
+            service_namespace="ecs",
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=f"service/{args.cluster_name}/{args.service_name}",
+            min_capacity=scaling.min_capacity,
+            max_capacity=scaling.max_capacity,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service]),
+        )
+        aws.appautoscaling.Policy(
+            f"{self._name}-cpu",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
+            target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                target_value=scaling.target_cpu_percent,
+                scale_in_cooldown=scaling.scale_in_cooldown_seconds,
+                scale_out_cooldown=scaling.scale_out_cooldown_seconds,
+                predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type="ECSServiceAverageCPUUtilization"
+                ),
+            ),
+            opts=self._child,
+        )

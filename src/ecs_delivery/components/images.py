@@ -1,0 +1,466 @@
+"""Images by field ownership: the deployer owns them, so Pulumi declares one only when told to.
+
+Per service and container the program decides two things:
+
+- the *declared* image, which the Pulumi-registered template revision carries: the image
+  pinned in the stack config, else the image of the named upstream release this stack
+  promotes, else the bootstrap image. It never depends on what runs, so a pipeline ship
+  changes no resource input;
+- the image the service runs *after* this update, for the outputs and the plan: the pinned
+  image, the promoted one (when that release is not applied yet), else what runs now (read
+  through pulumi-aws invokes), else the bootstrap image of a service that does not exist yet.
+
+What actually reaches a running service is decided at deploy time, by the rollout
+(`src/ecs_delivery/runtime/rollout.py`), against the revision that runs at that moment.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from ecs_delivery.components import naming
+from ecs_delivery.components.config import ConfigError
+from ecs_delivery.runtime import promotion
+
+PINNED, PROMOTED, LIVE, BOOTSTRAP = "pinned", "promoted", "live", "bootstrap"
+
+# Every resource of a stack carries these tags (src/ecs_delivery/components/platform.py default_tags).
+PROJECT_TAG, STACK_TAG = "ecs-delivery:project", "ecs-delivery:stack"
+TASK_TAG = "ecs-delivery:task"
+
+
+class LiveImageError(pulumi.RunError):
+    """The service exists but its live image cannot be read: refusing to guess."""
+
+
+@dataclass(frozen=True)
+class LiveService:
+    """What runs now: `exists` False for a service that was never created."""
+
+    exists: bool
+    task_definition_arn: str | None = None
+    images: dict[str, str] | None = None
+    digests: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    """A named upstream release this stack promotes: service -> container -> digest."""
+
+    upstream: str
+    commit: str
+    images: dict[str, dict[str, str]]
+    # True when this stack's last update already applied this release (its own outputs say
+    # so): the rollout then leaves whatever runs now, e.g. a newer promotion by the pipeline.
+    applied: bool = False
+
+    def image(self, service: str, container: str) -> str | None:
+        return (self.images.get(service) or {}).get(container)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One container's declared image, what it runs now and after this update, and why."""
+
+    service: str
+    container: str
+    declared: str
+    after: str
+    source: str
+    now: str | None
+    digest: str | None = None
+    pinned: str | None = None
+    promoted: str | None = None
+
+
+def existing_services(*, project: str, stack: str) -> set[str]:
+    """Names of this stack's ECS services that exist now, found by their tags.
+
+    The tagging API answers with an empty list for a fresh account, where `ecs.get_service`
+    would fail the whole program (a failed invoke cannot be caught in a Pulumi program).
+    It is eventually consistent, so `check_existence` compares it with the stack's own
+    last outputs before anything is called new.
+    """
+    found = aws.resourcegroupstaggingapi.get_resources(
+        resource_type_filters=["ecs:service"],
+        tag_filters=[
+            aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(key=STACK_TAG, values=[stack]),
+            aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(
+                key=PROJECT_TAG, values=[project]
+            ),
+        ],
+    )
+    return {m.resource_arn.rsplit("/", 1)[-1] for m in found.resource_tag_mapping_lists}
+
+
+def check_existence(configured: list[str], tagged: set[str], known_before: set[str]) -> None:
+    """A service is new only when the tags and the stack's own last outputs agree."""
+    disagree = sorted(name for name in configured if name in known_before and name not in tagged)
+    if disagree:
+        raise _fail(
+            "services: "
+            + ", ".join(disagree)
+            + ": this stack's last update created them (its `services` output lists them), but "
+            "the Resource Groups Tagging API does not list them with this stack's tags. "
+            "Refusing to treat them as new. If they were just created, wait a minute and run "
+            "again (the tagging API lags); if their ecs-delivery:project/ecs-delivery:stack tags "
+            "were removed, tag them again."
+        )
+
+
+def _fail(message: str) -> LiveImageError:
+    # Logged first: a failed invoke also fails the program, and the engine reports both.
+    pulumi.log.error(message)
+    return LiveImageError(message)
+
+
+def read_live(
+    *, cluster_arn: str, service: str, containers: list[str], exists: bool
+) -> LiveService:
+    """Read the running task definition's images through the ECS invokes (display only)."""
+    if not exists:
+        return LiveService(exists=False)
+    try:
+        found = aws.ecs.get_service(cluster_arn=cluster_arn, service_name=service)
+    except Exception as exc:  # the invoke surfaces provider errors as plain exceptions
+        raise _fail(
+            f"services.{service}: the service exists (it is tagged for this stack) but could not be "
+            f"read in {cluster_arn}: {exc}\nCheck the stack's AWS credentials (ecs:DescribeServices)."
+        ) from None
+    task_definition = found.task_definition
+    images: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    for container in containers:
+        try:
+            definition = aws.ecs.get_container_definition(
+                task_definition=task_definition, container_name=container
+            )
+        except Exception as exc:
+            raise _fail(
+                f"services.{service}: the service exists but the image of container '{container}' "
+                f"in its task definition {task_definition} cannot be read: {exc}\n"
+                "Refusing to guess what it runs. Grant ecs:DescribeTaskDefinition to the stack's "
+                f"credentials, or pin the image with services.{service}.image."
+            ) from None
+        if not definition.image:
+            raise _fail(
+                f"services.{service}: container '{container}' of {task_definition} reports no image; "
+                f"pin one with services.{service}.image."
+            )
+        images[container] = definition.image
+        if definition.image_digest:
+            digests[container] = definition.image_digest
+    return LiveService(
+        exists=True, task_definition_arn=task_definition, images=images, digests=digests
+    )
+
+
+def digest_reference(image: str, digest: str | None) -> str:
+    """`repo@sha256:...` where the digest is known: names exactly what runs."""
+    if "@" in image or not digest:
+        return image
+    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    return f"{repository}@{digest}"
+
+
+def resolve(
+    *,
+    service: str,
+    container: str,
+    pinned: str | None,
+    bootstrap: str,
+    live: LiveService,
+    release: Release | None,
+    what: str = "services",
+) -> Resolution:
+    """Decide one container's declared image and the image it runs after this update."""
+    now = (live.images or {}).get(container) if live.exists else None
+    digest = (live.digests or {}).get(container) if live.exists else None
+    if live.exists and now is None and not pinned:
+        raise _fail(
+            f"{what}.{service}: the running task definition {live.task_definition_arn} has no "
+            f"container '{container}'; pin the image with {what}.{service}.image."
+        )
+    running = digest_reference(now, digest) if now else None
+    if pinned:
+        return Resolution(service, container, pinned, pinned, PINNED, now, digest, pinned=pinned)
+    promoted = release.image(service, container) if release else None
+    if promoted:
+        if release.applied and running:
+            return Resolution(
+                service, container, promoted, running, LIVE, now, digest, None, promoted
+            )
+        source = f"{PROMOTED} from {release.upstream}@{release.commit}"
+        return Resolution(
+            service, container, promoted, promoted, source, now, digest, None, promoted
+        )
+    if running:
+        return Resolution(service, container, bootstrap, running, LIVE, now, digest)
+    return Resolution(service, container, bootstrap, bootstrap, BOOTSTRAP, now, digest)
+
+
+# --- promotion of a named upstream release ---------------------------------------------
+
+
+def upstream_reference(name: str, project: str) -> pulumi.StackReference:
+    """`dev` means this project's `dev` stack in the current organization."""
+    return pulumi.StackReference(
+        f"upstream-{name.rsplit('/', 1)[-1]}", stack_name=_qualified(name, project)
+    )
+
+
+def own_reference(project: str, stack: str) -> pulumi.StackReference:
+    """This stack's own last outputs: what its previous update created and applied."""
+    return pulumi.StackReference("own-last-outputs", stack_name=_qualified(stack, project))
+
+
+def _qualified(name: str, project: str) -> str:
+    if name.count("/") == 0:
+        return f"{pulumi.get_organization()}/{project}/{name}"
+    if name.count("/") == 1:
+        return f"{pulumi.get_organization()}/{name}"
+    return name
+
+
+def read_outputs(reference: pulumi.StackReference, keys: list[str]) -> dict[str, Any]:
+    """Plain values of a stack reference's outputs (None when absent).
+
+    Stack-reference outputs are known at preview, so the program can branch on them before
+    it registers anything that depends on them.
+    """
+    from pulumi.runtime.sync_await import _sync_await  # what the SDK's own sync invokes use
+
+    values: dict[str, Any] = {}
+    for key in keys:
+        details = _sync_await(reference.get_output_details(key))
+        values[key] = details.value if details.value is not None else details.secret_value
+    return values
+
+
+def read_release(
+    *, upstream: str, commit: str, bucket: str | None, applied_before: str | None
+) -> Release:
+    """The promotion record the upstream published when it ran release `commit`.
+
+    Only the pipeline publishes records, and only with the digests it deployed, so a bootstrap
+    image is never promoted; a service the release does not name keeps what it runs.
+    """
+    short = upstream.rsplit("/", 1)[-1]
+    if not bucket:
+        raise ConfigError(
+            [
+                f"promoteRelease: upstream stack {upstream!r} exports no promotionBucket; run "
+                f"`pulumi up -s {short}` with this version of the program first"
+            ]
+        )
+    key = promotion.release_record_key(short, commit)
+    try:
+        found = aws.s3.get_object(bucket=bucket, key=key)
+        record = promotion.read_record(found.body or "", origin=f"s3://{bucket}/{key}")
+    except promotion.PromotionRecordError as exc:
+        raise ConfigError([f"promoteRelease: {exc}"]) from None
+    except Exception as exc:
+        message = (
+            f"promoteRelease: {commit!r} is not a release {short} has run: s3://{bucket}/{key} "
+            f"cannot be read ({exc}). Promote a commit {short}'s pipeline deployed and published "
+            f"(its newest: s3://{bucket}/{promotion.latest_record_key(short)})."
+        )
+        pulumi.log.error(message)
+        raise ConfigError([message]) from None
+    return Release(
+        upstream=short,
+        commit=record.commit,
+        images={s: dict(c) for s, c in record.images.items()},
+        applied=applied_before == commit,
+    )
+
+
+def skipped_services(services: list[str], release: Release | None) -> list[str]:
+    """Services the promoted release does not name: they keep what they run."""
+    if release is None:
+        return []
+    return sorted(name for name in services if name not in release.images)
+
+
+# --- services and tasks ---------------------------------------------------------------
+
+
+def resolve_services(
+    services: dict[str, Any],
+    *,
+    project: str,
+    stack: str,
+    cluster_arn: str,
+    release: Release | None,
+    known_before: set[str] | None = None,
+) -> dict[str, Resolution]:
+    """Resolve the (single, service-named) container of every configured service."""
+    tagged = existing_services(project=project, stack=stack)
+    check_existence(sorted(services), tagged, known_before or set())
+    skipped = skipped_services(sorted(services), release)
+    if skipped:
+        pulumi.log.warn(
+            f"promoteRelease {release.commit}: {release.upstream} did not ship "
+            f"{', '.join(skipped)} in that release; they keep the image they run"
+        )
+    resolutions = {}
+    for name, svc in sorted(services.items()):
+        live = read_live(
+            cluster_arn=cluster_arn, service=name, containers=[name], exists=name in tagged
+        )
+        resolutions[name] = resolve(
+            service=name,
+            container=name,
+            pinned=svc.image,
+            bootstrap=svc.bootstrap_image,
+            live=live,
+            release=release,
+        )
+    return resolutions
+
+
+def live_images_output(resolutions: dict[str, Resolution]) -> dict[str, dict[str, dict[str, str]]]:
+    """service -> container -> {image after this update (by digest where known), source}."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for r in resolutions.values():
+        out.setdefault(r.service, {})[r.container] = {"image": r.after, "source": r.source}
+    return out
+
+
+def resolution_output(resolutions: dict[str, Resolution]) -> dict[str, dict[str, dict[str, Any]]]:
+    """What a reviewer reads in a preview: per container the image now, after, and why."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in resolutions.values():
+        out.setdefault(r.service, {})[r.container] = {
+            "now": r.now,
+            "after": r.after,
+            "source": r.source,
+        }
+    return out
+
+
+def existing_task_definitions(*, project: str, stack: str) -> dict[str, str]:
+    """Scheduled task name -> its newest tagged task-definition revision ARN (tasks that exist).
+
+    Existence only: the image comes from the revision the schedule targets (a rolled-back
+    release points it at an older revision than the newest one).
+    """
+    found = aws.resourcegroupstaggingapi.get_resources(
+        resource_type_filters=["ecs:task-definition"],
+        tag_filters=[
+            aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(key=STACK_TAG, values=[stack]),
+            aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(
+                key=PROJECT_TAG, values=[project]
+            ),
+            aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(key=TASK_TAG),
+        ],
+    )
+    newest: dict[str, tuple[int, str]] = {}
+    for mapping in found.resource_tag_mapping_lists:
+        task = mapping.tags.get(TASK_TAG)
+        revision = int(mapping.resource_arn.rsplit(":", 1)[-1])
+        if task and revision > newest.get(task, (0, ""))[0]:
+            newest[task] = (revision, mapping.resource_arn)
+    return {task: arn for task, (_, arn) in newest.items()}
+
+
+def resolve_tasks(
+    tasks: dict[str, Any],
+    *,
+    project: str,
+    stack: str,
+    services: dict[str, Resolution],
+    release: Release | None,
+) -> dict[str, Resolution]:
+    """A task that follows a service takes that service's image; others resolve like services.
+
+    A scheduled task has no rollout: its task definition carries the image it runs after this
+    update (`after`), read from the revision its schedule targets now.
+    """
+    if not tasks:
+        return {}
+    existing = existing_task_definitions(project=project, stack=stack)
+    resolutions = {}
+    for name, task in sorted(tasks.items()):
+        targeted = (
+            _schedule_target(name, naming.task_family(project, stack, name))
+            if name in existing
+            else None
+        )
+        live = _read_task_image(name, targeted)
+        if task.follows_service:
+            followed = services[task.follows_service]
+            resolutions[name] = Resolution(
+                name,
+                name,
+                followed.after,
+                followed.after,
+                f"follows {task.follows_service} ({followed.source})",
+                (live.images or {}).get(name),
+                followed.digest,
+            )
+            continue
+        resolved = resolve(
+            service=name,
+            container=name,
+            pinned=task.image,
+            bootstrap=task.bootstrap_image,
+            live=live,
+            release=release,
+            what="scheduledTasks",
+        )
+        resolutions[name] = Resolution(
+            name,
+            name,
+            resolved.after,
+            resolved.after,
+            resolved.source,
+            resolved.now,
+            resolved.digest,
+        )
+    return resolutions
+
+
+def _schedule_target(task: str, schedule_name: str) -> str:
+    """The revision the task's schedule runs now (a release or its rollback may have moved it).
+
+    Read through Cloud Control: pulumi-aws has no schedule data source. Called only for tasks
+    whose tagged revisions exist, so the schedule exists too.
+    """
+    try:
+        found = aws.cloudcontrol.get_resource(
+            type_name="AWS::Scheduler::Schedule", identifier=schedule_name
+        )
+        return json.loads(found.properties)["Target"]["EcsParameters"]["TaskDefinitionArn"]
+    except Exception as exc:
+        raise _fail(
+            f"scheduledTasks.{task}: its task definitions exist but its schedule {schedule_name} "
+            f"cannot be read: {exc}\nRefusing to guess the image it runs; grant "
+            f"scheduler:GetSchedule / cloudformation:GetResource, or pin scheduledTasks.{task}.image."
+        ) from None
+
+
+def _read_task_image(task: str, task_definition: str | None) -> LiveService:
+    if task_definition is None:
+        return LiveService(exists=False)
+    try:
+        definition = aws.ecs.get_container_definition(
+            task_definition=task_definition, container_name=task
+        )
+    except Exception as exc:
+        raise _fail(
+            f"scheduledTasks.{task}: the task exists but the image in {task_definition} cannot be read: "
+            f"{exc}\nRefusing to fall back to the bootstrap image; pin it with scheduledTasks.{task}.image."
+        ) from None
+    digests = {task: definition.image_digest} if definition.image_digest else {}
+    return LiveService(
+        exists=True,
+        task_definition_arn=task_definition,
+        images={task: definition.image},
+        digests=digests,
+    )

@@ -1,0 +1,281 @@
+"""Application Load Balancer with a production and a test listener and blue/green target groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from ecs_delivery.components.naming import TYPE_PREFIX
+
+WORLD = "0.0.0.0/0"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthCheck:
+    path: str
+    matcher: str
+    interval_seconds: int
+    timeout_seconds: int
+    healthy_threshold: int
+    unhealthy_threshold: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceRoute:
+    """One service's target groups and how the listeners reach them."""
+
+    name: str
+    port: int
+    health_check: HealthCheck
+    deregistration_delay_seconds: int
+    path_patterns: list[str]
+    host_headers: list[str]
+    priority: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadBalancerArgs:
+    vpc_id: pulumi.Input[str]
+    vpc_cidr: str
+    public_subnet_ids: list[pulumi.Input[str]]
+    services: list[ServiceRoute]
+    certificate_arn: str | None = None
+    ssl_policy: str
+    test_listener_port: int
+    test_listener_cidrs: list[str] = field(default_factory=list)
+    # The VPC's NAT addresses, so probes from inside the VPC (the validation hook) get in.
+    test_listener_nat_ips: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    # A name covered by the certificate that resolves to this load balancer (HTTPS test URL).
+    domain_name: str | None = None
+    deletion_protection: bool
+    idle_timeout_seconds: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TargetGroupPair:
+    blue: aws.lb.TargetGroup
+    green: aws.lb.TargetGroup
+    production_rule: aws.lb.ListenerRule
+    test_rule: aws.lb.ListenerRule
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    """Public ALB: 80/443 open to the world, the test listener only to the configured CIDRs."""
+
+    security_group_id: pulumi.Output[str]
+    production_listener: aws.lb.Listener
+    test_listener: aws.lb.Listener
+    target_groups: dict[str, TargetGroupPair]
+    dns_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(f"{TYPE_PREFIX}:load-balancer:LoadBalancer", name, None, opts)
+        self._name = name
+        self._args = args
+        self._child = pulumi.ResourceOptions(parent=self)
+        https = args.certificate_arn is not None
+
+        self.security_group = self._create_security_group(https)
+        self.security_group_id = self.security_group.id
+        self.alb = aws.lb.LoadBalancer(
+            name,
+            load_balancer_type="application",
+            internal=False,
+            subnets=args.public_subnet_ids,
+            security_groups=[self.security_group.id],
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=args.deletion_protection,
+            idle_timeout=args.idle_timeout_seconds,
+            desync_mitigation_mode="defensive",
+            tags=args.tags,
+            opts=self._child,
+        )
+        self.dns_name = self.alb.dns_name
+        self.production_listener = self._create_production_listeners(https)
+        self.test_listener = self._listener(
+            f"{name}-test", args.test_listener_port, https, self._not_found()
+        )
+        self.target_groups = {route.name: self._create_route(route) for route in args.services}
+        scheme = "https" if https else "http"
+        host = args.domain_name or self.alb.dns_name
+        self.url = pulumi.Output.concat(scheme, "://", host)
+        self.test_url = pulumi.Output.concat(scheme, "://", host, f":{args.test_listener_port}")
+        self.register_outputs(
+            {
+                "dnsName": self.alb.dns_name,
+                "productionListenerArn": self.production_listener.arn,
+                "testListenerArn": self.test_listener.arn,
+                "securityGroupId": self.security_group.id,
+            }
+        )
+
+    @staticmethod
+    def _not_found() -> aws.lb.ListenerDefaultActionArgs:
+        return aws.lb.ListenerDefaultActionArgs(
+            type="fixed-response",
+            fixed_response=aws.lb.ListenerDefaultActionFixedResponseArgs(
+                content_type="text/plain", message_body="not found", status_code="404"
+            ),
+        )
+
+    def _create_security_group(self, https: bool) -> aws.ec2.SecurityGroup:
+        args = self._args
+        group = aws.ec2.SecurityGroup(
+            f"{self._name}-alb",
+            vpc_id=args.vpc_id,
+            description="Public listeners of the load balancer; test listener from listed CIDRs only",
+            tags={**args.tags, "Name": f"{self._name}-alb"},
+            opts=self._child,
+        )
+        public_ports = [80, 443] if https else [80]
+        for port in public_ports:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{self._name}-alb-{port}",
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_ipv4=WORLD,
+                description=f"Public listener {port}",
+                opts=self._child,
+            )
+        for cidr in args.test_listener_cidrs:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{self._name}-alb-test-{cidr.replace('/', '-').replace(':', '-')}",
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=args.test_listener_port,
+                to_port=args.test_listener_port,
+                cidr_ipv4=cidr,
+                description="Test listener for blue/green validation",
+                opts=self._child,
+            )
+        for az, ip in sorted(args.test_listener_nat_ips.items()):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{self._name}-alb-test-nat-{az}",
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=args.test_listener_port,
+                to_port=args.test_listener_port,
+                cidr_ipv4=pulumi.Output.concat(ip, "/32"),
+                description=f"Test listener from the NAT gateway in {az} (validation hook)",
+                opts=self._child,
+            )
+        # Targets live in the VPC: the load balancer needs to reach nothing else.
+        aws.vpc.SecurityGroupEgressRule(
+            f"{self._name}-alb-to-vpc",
+            security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=0,
+            to_port=65535,
+            cidr_ipv4=args.vpc_cidr,
+            description="Health checks and traffic to targets in the VPC",
+            opts=self._child,
+        )
+        return group
+
+    def _listener(
+        self, name: str, port: int, https: bool, default_action: aws.lb.ListenerDefaultActionArgs
+    ) -> aws.lb.Listener:
+        return aws.lb.Listener(
+            name,
+            load_balancer_arn=self.alb.arn,
+            port=port,
+            protocol="HTTPS" if https else "HTTP",
+            ssl_policy=self._args.ssl_policy if https else None,
+            certificate_arn=self._args.certificate_arn if https else None,
+            default_actions=[default_action],
+            tags=self._args.tags,
+            opts=self._child,
+        )
+
+    def _create_production_listeners(self, https: bool) -> aws.lb.Listener:
+        if not https:
+            return self._listener(f"{self._name}-http", 80, False, self._not_found())
+        aws.lb.Listener(
+            f"{self._name}-http-redirect",
+            load_balancer_arn=self.alb.arn,
+            port=80,
+            protocol="HTTP",
+            default_actions=[
+                aws.lb.ListenerDefaultActionArgs(
+                    type="redirect",
+                    redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                        port="443", protocol="HTTPS", status_code="HTTP_301"
+                    ),
+                )
+            ],
+            tags=self._args.tags,
+            opts=self._child,
+        )
+        return self._listener(f"{self._name}-https", 443, True, self._not_found())
+
+    def _target_group(self, route: ServiceRoute, color: str) -> aws.lb.TargetGroup:
+        hc = route.health_check
+        return aws.lb.TargetGroup(
+            f"{self._name}-{route.name}-{color}",
+            vpc_id=self._args.vpc_id,
+            target_type="ip",
+            protocol="HTTP",
+            port=route.port,
+            deregistration_delay=route.deregistration_delay_seconds,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                enabled=True,
+                protocol="HTTP",
+                port="traffic-port",
+                path=hc.path,
+                matcher=hc.matcher,
+                interval=hc.interval_seconds,
+                timeout=hc.timeout_seconds,
+                healthy_threshold=hc.healthy_threshold,
+                unhealthy_threshold=hc.unhealthy_threshold,
+            ),
+            tags={**self._args.tags, "Service": route.name, "Color": color},
+            opts=self._child,
+        )
+
+    def _create_route(self, route: ServiceRoute) -> TargetGroupPair:
+        blue = self._target_group(route, "blue")
+        green = self._target_group(route, "green")
+        conditions = []
+        if route.path_patterns:
+            conditions.append(
+                aws.lb.ListenerRuleConditionArgs(
+                    path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(
+                        values=route.path_patterns
+                    )
+                )
+            )
+        if route.host_headers:
+            conditions.append(
+                aws.lb.ListenerRuleConditionArgs(
+                    host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(
+                        values=route.host_headers
+                    )
+                )
+            )
+
+        def rule(listener: aws.lb.Listener, kind: str) -> aws.lb.ListenerRule:
+            # CodeDeploy swaps the forwarded target group on every deployment; Pulumi must
+            # never swap it back, so the action belongs to CodeDeploy after creation.
+            return aws.lb.ListenerRule(
+                f"{self._name}-{route.name}-{kind}",
+                listener_arn=listener.arn,
+                priority=route.priority,
+                conditions=conditions,
+                actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=blue.arn)],
+                tags={**self._args.tags, "Service": route.name},
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["actions"]),
+            )
+
+        return TargetGroupPair(
+            blue=blue,
+            green=green,
+            production_rule=rule(self.production_listener, "production"),
+            test_rule=rule(self.test_listener, "test"),
+        )

@@ -1,0 +1,279 @@
+"""Composes one environment from its validated config: network, load balancer, services."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pulumi_aws as aws
+
+from ecs_delivery.components import naming
+from ecs_delivery.components.config import ServiceConfig, StackConfig
+from ecs_delivery.components.fargate_service import (
+    Autoscaling,
+    Container,
+    EcsCluster,
+    FargateService,
+    FargateServiceArgs,
+)
+from ecs_delivery.components.images import PROJECT_TAG, STACK_TAG
+from ecs_delivery.components.load_balancer import (
+    HealthCheck,
+    LoadBalancer,
+    LoadBalancerArgs,
+    ServiceRoute,
+)
+from ecs_delivery.components.network import Network, NetworkArgs
+from ecs_delivery.components.scheduled_task import ScheduledTask, ScheduledTaskArgs
+
+
+@dataclass(frozen=True, kw_only=True)
+class Environment:
+    """Facts about the target account that the program reads once, before building anything."""
+
+    project: str
+    stack: str
+    region: str
+    account_id: str
+    availability_zones: list[str]
+    aws_profile: str | None = None
+    aws_role_arn: str | None = None
+
+
+@dataclass
+class Platform:
+    network: Network
+    load_balancer: LoadBalancer
+    cluster: EcsCluster
+    services: dict[str, FargateService] = field(default_factory=dict)
+    tasks: dict[str, ScheduledTask] = field(default_factory=dict)
+    outputs: dict[str, object] = field(default_factory=dict)
+
+
+_ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
+
+
+def pull_repositories(image: str, *repository_arns: str | None) -> list[str]:
+    """The ECR repositories a task pulls from: the given ones, plus the one `image` lives in."""
+    arns = [arn for arn in repository_arns if arn]
+    match = _ECR_IMAGE.match(image)
+    if match:
+        account, region, repository = match.groups()
+        arns.append(naming.ecr_repository_arn(region, account, repository))
+    return sorted(set(arns))
+
+
+def _pull_arns(
+    env: Environment, image: str, owner: str, upstream_arns: dict[str, str] | None
+) -> list[str]:
+    """Where a task's images come from: this stack's repository of `owner`, the upstream's
+    (promotion moves its digests), and the declared image's. Never what runs now: a pipeline
+    ship must not change the execution role."""
+    own = naming.ecr_repository_arn(
+        env.region, env.account_id, naming.ecr_repository(env.project, env.stack, owner)
+    )
+    return pull_repositories(image, own, (upstream_arns or {}).get(owner))
+
+
+def routing_priorities(services: dict[str, ServiceConfig]) -> dict[str, int]:
+    """Explicit priorities win; others get 100, 110, ... in name order; catch-alls go last."""
+    taken = {s.routing.priority for s in services.values() if s.routing.priority}
+    result: dict[str, int] = {}
+    next_priority = 100
+    for name in sorted(services):
+        svc = services[name]
+        if svc.routing.priority:
+            result[name] = svc.routing.priority
+            continue
+        if svc.routing.path_patterns == ["/*"] and not svc.routing.host_headers:
+            result[name] = 50000
+            continue
+        while next_priority in taken:
+            next_priority += 10
+        result[name] = next_priority
+        taken.add(next_priority)
+    return result
+
+
+def default_tags(cfg: StackConfig, env: Environment) -> dict[str, str]:
+    # The live-image look-up finds this stack's services by these two tags: keep them last.
+    return {**cfg.tags, PROJECT_TAG: env.project, STACK_TAG: env.stack}
+
+
+def build(
+    cfg: StackConfig,
+    env: Environment,
+    images: dict[str, str],
+    task_images: dict[str, str] | None = None,
+    upstream_repository_arns: dict[str, str] | None = None,
+) -> Platform:
+    """Create every resource of the environment.
+
+    `images` maps service -> declared image (what its template carries), `task_images` task ->
+    image; `upstream_repository_arns` the upstream's repositories, which promoted images come
+    from.
+    """
+    tags = default_tags(cfg, env)
+    network = Network(
+        "network",
+        NetworkArgs(
+            cidr=cfg.network.cidr,
+            availability_zones=env.availability_zones[: cfg.network.availability_zones],
+            nat_gateways=cfg.network.nat_gateways,
+            flow_log_retention_days=cfg.network.flow_log_retention_days,
+            region=env.region,
+            tags=tags,
+        ),
+    )
+    priorities = routing_priorities(cfg.services)
+    lb_cfg = cfg.load_balancer
+    load_balancer = LoadBalancer(
+        "alb",
+        LoadBalancerArgs(
+            vpc_id=network.vpc_id,
+            vpc_cidr=cfg.network.cidr,
+            public_subnet_ids=network.public_subnet_ids,
+            certificate_arn=lb_cfg.certificate_arn,
+            ssl_policy=lb_cfg.ssl_policy,
+            test_listener_port=lb_cfg.test_listener_port,
+            test_listener_cidrs=lb_cfg.test_listener_cidrs,
+            test_listener_nat_ips=network.nat_public_ips,
+            domain_name=lb_cfg.domain_name,
+            deletion_protection=lb_cfg.deletion_protection,
+            idle_timeout_seconds=lb_cfg.idle_timeout_seconds,
+            services=[
+                ServiceRoute(
+                    name=name,
+                    port=svc.container_port,
+                    health_check=HealthCheck(**svc.health_check.model_dump()),
+                    deregistration_delay_seconds=svc.deregistration_delay_seconds,
+                    path_patterns=svc.routing.path_patterns,
+                    host_headers=svc.routing.host_headers,
+                    priority=priorities[name],
+                )
+                for name, svc in sorted(cfg.services.items())
+            ],
+            tags=tags,
+        ),
+    )
+    cluster_name = naming.cluster_name(env.project, env.stack)
+    cluster = EcsCluster("cluster", cluster_name, cfg.container_insights, tags)
+    platform = Platform(network=network, load_balancer=load_balancer, cluster=cluster)
+    for name, svc in sorted(cfg.services.items()):
+        pair = load_balancer.target_groups[name]
+        platform.services[name] = FargateService(
+            name,
+            FargateServiceArgs(
+                cluster_arn=cluster.arn,
+                cluster_name=cluster_name,
+                service_name=naming.service_name(name),
+                family=naming.task_family(env.project, env.stack, name),
+                template_family=naming.template_family(env.project, env.stack, name),
+                container=Container(
+                    name=name,
+                    image=images[name],
+                    port=svc.container_port,
+                    environment=svc.environment,
+                    secrets=svc.secrets,
+                    readonly_root_filesystem=svc.readonly_root_filesystem,
+                    user=svc.user,
+                    writable_paths=svc.writable_paths,
+                    command=svc.command,
+                ),
+                cpu=svc.cpu,
+                memory=svc.memory,
+                desired_count=svc.desired_count,
+                vpc_id=network.vpc_id,
+                vpc_cidr=cfg.network.cidr,
+                subnet_ids=network.private_subnet_ids,
+                load_balancer_security_group_id=load_balancer.security_group_id,
+                target_group_arn=pair.blue.arn,
+                region=env.region,
+                account_id=env.account_id,
+                log_retention_days=cfg.log_retention_days,
+                health_check_grace_period_seconds=svc.health_check_grace_period_seconds,
+                cpu_architecture=svc.cpu_architecture,
+                autoscaling=Autoscaling(**svc.autoscaling.model_dump())
+                if svc.autoscaling
+                else None,
+                image_repository_arns=_pull_arns(env, images[name], name, upstream_repository_arns),
+                depends_on=[pair.production_rule, pair.test_rule],
+                tags={**tags, "Service": name},
+            ),
+        )
+    for name, task in sorted(cfg.scheduled_tasks.items()):
+        image = (task_images or {})[name]
+        platform.tasks[name] = ScheduledTask(
+            f"task-{name}",
+            ScheduledTaskArgs(
+                task_name=name,
+                family=naming.task_family(env.project, env.stack, name),
+                container=Container(
+                    name=name,
+                    image=image,
+                    port=0,
+                    environment=task.environment,
+                    secrets=task.secrets,
+                    readonly_root_filesystem=task.readonly_root_filesystem,
+                    user=task.user,
+                    command=task.command,
+                ),
+                cpu=task.cpu,
+                memory=task.memory,
+                schedule=task.schedule,
+                timezone=task.timezone,
+                enabled=task.enabled,
+                retry_attempts=task.retry_attempts,
+                cluster_arn=cluster.arn,
+                vpc_id=network.vpc_id,
+                vpc_cidr=cfg.network.cidr,
+                subnet_ids=network.private_subnet_ids,
+                region=env.region,
+                account_id=env.account_id,
+                log_retention_days=cfg.log_retention_days,
+                image_repository_arns=_pull_arns(
+                    env, image, task.follows_service or name, upstream_repository_arns
+                ),
+                tags=tags,
+            ),
+        )
+    platform.outputs.update(
+        {
+            "vpcId": network.vpc_id,
+            "privateSubnetIds": network.private_subnet_ids,
+            "url": load_balancer.url,
+            "testUrl": load_balancer.test_url,
+            "clusterName": cluster_name,
+            "services": {
+                name: {
+                    "serviceName": s.service.name,
+                    "templateTaskDefinitionArn": s.task_definition.arn,
+                    "blueTargetGroup": load_balancer.target_groups[name].blue.name,
+                    "greenTargetGroup": load_balancer.target_groups[name].green.name,
+                }
+                for name, s in platform.services.items()
+            },
+            "scheduledTasks": {
+                name: {"taskDefinitionArn": t.task_definition.arn, "schedule": t.schedule.name}
+                for name, t in platform.tasks.items()
+            },
+        }
+    )
+    return platform
+
+
+def read_environment(
+    project: str, stack: str, region: str, profile: str | None, role_arn: str | None
+) -> Environment:
+    """Account and zones through pulumi-aws invokes (answered by the simulated cloud offline)."""
+    identity = aws.get_caller_identity()
+    zones = aws.get_availability_zones(state="available")
+    return Environment(
+        project=project,
+        stack=stack,
+        region=region,
+        account_id=identity.account_id,
+        availability_zones=sorted(zones.names),
+        aws_profile=profile,
+        aws_role_arn=role_arn,
+    )

@@ -1,0 +1,704 @@
+"""Whole-environment releases: the engine's Step Functions state machine and the release pipeline.
+
+    release pipeline:  Source (manifest repository) ► Validate (CodeBuild: the manifest and the
+                       release plan, printed; exports RELEASE_SUMMARY) ► Approve (one approval
+                       naming the release and its changes) ► Release (Step Functions: run the
+                       state machine with the manifest)
+    state machine:     src/ecs_delivery/runtime/release/state_machine.py; each Task is a Lambda step from
+                       src/ecs_delivery/lambdas/release_steps calling delivery/release (the same engine as the
+                       `release` command line)
+
+Release state and the environment's `releaseInventory` live in a bucket of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import yaml
+
+from ecs_delivery.components import iam, lambda_package
+from ecs_delivery.components.artifacts import (
+    ArtifactBucket,
+    ArtifactBucketArgs,
+    pipeline_artifact_prefix,
+)
+from ecs_delivery.components.naming import TYPE_PREFIX
+from ecs_delivery.components.pipeline import (
+    SOURCE_ARTIFACT,
+    Action,
+    PipelineWiringError,
+    SourceSettings,
+    Stage,
+    check_artifact_wiring,
+    source_action,
+    tooling_files,
+    tooling_key,
+)
+from ecs_delivery.runtime.buildspec import BUILD_REQUIREMENTS
+from ecs_delivery.runtime.release.inventory import parse_inventory
+from ecs_delivery.runtime.release.state_machine import STEPS, check_definition, definition
+
+# The import root the engine ships from (src/): archive paths are import paths.
+ROOT = Path(__file__).resolve().parents[2]
+STEPS_SOURCE = ROOT / "ecs_delivery" / "lambdas" / "release_steps"
+INVENTORY_KEY = "inventory.json"
+RUNTIME = "python3.11"
+ARCHITECTURE = "x86_64"
+# The engine modules handler.py imports, directly or through each other: exactly these ship
+# (never a glob: nothing else is needed on Lambda). A test compares this list
+# with the handler's real import closure.
+STEP_MODULES = (
+    "ecs_delivery/__init__.py",
+    "ecs_delivery/runtime/__init__.py",
+    "ecs_delivery/runtime/aws.py",
+    "ecs_delivery/runtime/codedeploy.py",
+    "ecs_delivery/runtime/live.py",
+    "ecs_delivery/runtime/taskdef.py",
+    "ecs_delivery/runtime/release/__init__.py",
+    "ecs_delivery/runtime/release/engine.py",
+    "ecs_delivery/runtime/release/inventory.py",
+    "ecs_delivery/runtime/release/live.py",
+    "ecs_delivery/runtime/release/manifest.py",
+    "ecs_delivery/runtime/release/pacing.py",
+    "ecs_delivery/runtime/release/plan.py",
+    "ecs_delivery/runtime/release/state.py",
+    "ecs_delivery/runtime/release/steps.py",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseArgs:
+    project: str
+    stack: str
+    region: str
+    account_id: str
+    inventory: dict[str, Any]
+    source: SourceSettings
+    manifest_path: str
+    max_parallel: int
+    poll_seconds: int
+    deployment_timeout_minutes: int
+    cluster_arn: str
+    # Roles the engine passes when it registers revisions / updates schedule targets.
+    task_role_arns: list[pulumi.Input[str]]
+    scheduler_role_arns: list[pulumi.Input[str]]
+    log_retention_days: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def step_package() -> lambda_package.LambdaPackage:
+    """handler.py at the root, the engine's modules, and its pinned dependencies for Lambda."""
+    files = {"handler.py": STEPS_SOURCE / "handler.py"}
+    files.update({module: ROOT / module for module in STEP_MODULES})
+    return lambda_package.LambdaPackage(
+        name="release-steps",
+        runtime=RUNTIME,
+        architecture=ARCHITECTURE,
+        files=files,
+        requirements=STEPS_SOURCE / "requirements.txt",
+    )
+
+
+def step_archive() -> pulumi.FileArchive:
+    """The steps' zip (built once per distinct input, then taken from the cache)."""
+    return pulumi.FileArchive(str(lambda_package.build(step_package())))
+
+
+def validate_buildspec(
+    manifest_path: str, inventory_key: str, state_bucket: str, tooling_uri: str
+) -> dict:
+    """Validate the manifest, print the plan, export its summary, and write the execution input."""
+    return {
+        "version": 0.2,
+        "env": {"exported-variables": ["RELEASE_SUMMARY", "RELEASE_ID"]},
+        "phases": {
+            "install": {
+                "runtime-versions": {"python": "3.11"},
+                "commands": [
+                    f"pip install --quiet {' '.join(BUILD_REQUIREMENTS)}",
+                    f"aws s3 cp {tooling_uri} /tmp/tooling.zip",
+                    "unzip -q -o /tmp/tooling.zip -d /tmp/tooling",
+                    f"aws s3 cp s3://{state_bucket}/{inventory_key} /tmp/inventory.json",
+                ],
+            },
+            "build": {
+                "commands": [
+                    # Exit 2: manifest errors (printed, one per key); nothing is released.
+                    f"PYTHONPATH=/tmp/tooling python -m ecs_delivery.runtime.release plan --manifest {manifest_path} "
+                    f"--inventory /tmp/inventory.json --state-bucket {state_bucket} | tee /tmp/plan.txt",
+                    "export RELEASE_ID=$(python -c \"import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))['release'])\" "
+                    f"{manifest_path})",
+                    "export RELEASE_SUMMARY=\"release $RELEASE_ID: $(grep -c '' /tmp/plan.txt) plan lines; "
+                    "see the Validate action's log\"",
+                    "python -c \"import json,sys; json.dump({'manifest_yaml': open(sys.argv[1]).read()}, "
+                    f"open('release-input.json','w'))\" {manifest_path}",
+                ]
+            },
+        },
+        "artifacts": {"files": ["release-input.json"]},
+    }
+
+
+class Release(pulumi.ComponentResource):
+    """Release state bucket, Lambda steps, state machine and the release pipeline."""
+
+    state_machine: aws.sfn.StateMachine
+    pipeline: aws.codepipeline.Pipeline
+
+    def __init__(self, name: str, args: ReleaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(f"{TYPE_PREFIX}:release:Release", name, None, opts)
+        self._name = name
+        self._args = args
+        self._child = pulumi.ResourceOptions(parent=self)
+        prefix = f"{args.project}-{args.stack}"
+        self.pipeline_name = f"{prefix}-release"
+        bucket_name = f"{prefix}-{args.account_id}-{args.region}-releases"
+        self.bucket = ArtifactBucket(
+            f"{name}-state",
+            ArtifactBucketArgs(
+                bucket_name=bucket_name,
+                expiring_prefixes=[pipeline_artifact_prefix(self.pipeline_name)],
+                tags=args.tags,
+            ),
+            opts=self._child,
+        )
+        self.bucket_name = bucket_name
+        self.bucket_arn = f"arn:aws:s3:::{bucket_name}"
+        self.inventory = aws.s3.BucketObjectv2(
+            f"{name}-inventory",
+            bucket=bucket_name,
+            key=INVENTORY_KEY,
+            content=json.dumps(args.inventory, indent=2, sort_keys=True),
+            content_type="application/json",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bucket]),
+        )
+        functions = self._create_steps()
+        self.state_machine = self._create_state_machine(functions)
+        self.pipeline = self._create_pipeline()
+        self.register_outputs(
+            {
+                "stateMachineArn": self.state_machine.arn,
+                "pipelineName": self.pipeline.name,
+                "bucket": bucket_name,
+            }
+        )
+
+    # --- Lambda steps --------------------------------------------------------------------
+
+    def _step_policy(self) -> list[dict[str, Any]]:
+        a = self._args
+        inv = a.inventory
+        region, account = a.region, a.account_id
+        services = inv.get("services", {})
+        tasks = inv.get("scheduledTasks", {})
+        service_arns = [
+            f"arn:aws:ecs:{region}:{account}:service/{s['cluster']}/{s['service']}"
+            for s in services.values()
+        ]
+        group_arns = [
+            f"arn:aws:codedeploy:{region}:{account}:deploymentgroup:{s['codedeployApplication']}/{s['codedeployGroup']}"
+            for s in services.values()
+        ]
+        applications = sorted({s["codedeployApplication"] for s in services.values()})
+        families = sorted({t["taskFamily"] for t in tasks.values()}) + [
+            f"{a.project}-{a.stack}-{name}" for name in services
+        ]
+        statements: list[dict[str, Any]] = [
+            {
+                "Sid": "ReleaseState",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": [f"{self.bucket_arn}/releases/*", f"{self.bucket_arn}/{INVENTORY_KEY}"],
+            },
+            {
+                "Sid": "ReadServices",
+                "Effect": "Allow",
+                "Action": "ecs:DescribeServices",
+                "Resource": service_arns or [f"arn:aws:ecs:{region}:{account}:service/none/none"],
+            },
+            # Neither action supports resource-level permissions in IAM.
+            {
+                "Sid": "TaskDefinitions",
+                "Effect": "Allow",
+                "Action": ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
+                "Resource": "*",
+            },
+            {
+                "Sid": "TagNewRevisions",
+                "Effect": "Allow",
+                "Action": "ecs:TagResource",
+                "Resource": [
+                    f"arn:aws:ecs:{region}:{account}:task-definition/{f}:*" for f in families
+                ],
+                "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
+            },
+            {
+                "Sid": "PassTaskRoles",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": list(a.task_role_arns),
+                "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            },
+        ]
+        if group_arns:
+            statements += [
+                {
+                    "Sid": "Deployments",
+                    "Effect": "Allow",
+                    "Action": [
+                        "codedeploy:CreateDeployment",
+                        "codedeploy:GetDeployment",
+                        "codedeploy:StopDeployment",
+                        "codedeploy:ListDeployments",
+                    ],
+                    "Resource": group_arns,
+                },
+                {
+                    "Sid": "Revisions",
+                    "Effect": "Allow",
+                    "Action": [
+                        "codedeploy:RegisterApplicationRevision",
+                        "codedeploy:GetApplicationRevision",
+                    ],
+                    "Resource": [
+                        f"arn:aws:codedeploy:{region}:{account}:application:{app}"
+                        for app in applications
+                    ],
+                },
+                {
+                    "Sid": "DeploymentConfigs",
+                    "Effect": "Allow",
+                    "Action": "codedeploy:GetDeploymentConfig",
+                    "Resource": f"arn:aws:codedeploy:{region}:{account}:deploymentconfig:*",
+                },
+            ]
+        if tasks:
+            statements += [
+                {
+                    "Sid": "Schedules",
+                    "Effect": "Allow",
+                    "Action": ["scheduler:GetSchedule", "scheduler:UpdateSchedule"],
+                    "Resource": [
+                        f"arn:aws:scheduler:{region}:{account}:schedule/{t['schedule'].get('group', 'default')}/{t['schedule']['name']}"
+                        for t in tasks.values()
+                        if t.get("schedule")
+                    ],
+                },
+                {
+                    "Sid": "PassSchedulerRoles",
+                    "Effect": "Allow",
+                    "Action": "iam:PassRole",
+                    "Resource": list(a.scheduler_role_arns),
+                    "Condition": {
+                        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+                    },
+                },
+            ]
+        return statements
+
+    def _create_steps(self) -> dict[str, aws.lambda_.Function]:
+        a = self._args
+        names = {step: f"{a.project}-{a.stack}-release-{step.replace('_', '-')}" for step in STEPS}
+        log_groups = {
+            step: aws.cloudwatch.LogGroup(
+                f"{self._name}-{step.replace('_', '-')}",
+                name=f"/aws/lambda/{function_name}",
+                retention_in_days=a.log_retention_days,
+                tags=a.tags,
+                opts=self._child,
+            )
+            for step, function_name in names.items()
+        }
+        role, policy = iam.service_role(
+            f"{self._name}-steps",
+            service="lambda.amazonaws.com",
+            description="Release engine steps: deploy services and scheduled tasks of this stack",
+            statements=[
+                *self._step_policy(),
+                {
+                    "Sid": "Logs",
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": [pulumi.Output.concat(g.arn, ":*") for g in log_groups.values()],
+                },
+            ],
+            tags=a.tags,
+            parent=self,
+        )
+        archive = step_archive()
+        # Lambda's own trigger for new code; equal while the zip's inputs are equal.
+        code_hash = lambda_package.code_sha256(Path(archive.path))
+        return {
+            step: aws.lambda_.Function(
+                f"{self._name}-{step.replace('_', '-')}",
+                name=function_name,
+                runtime=RUNTIME,
+                handler=f"handler.{step}",
+                role=role.arn,
+                code=archive,
+                source_code_hash=code_hash,
+                timeout=900 if step in ("plan", "rollback") else 300,
+                memory_size=512,
+                architectures=[ARCHITECTURE],
+                environment=aws.lambda_.FunctionEnvironmentArgs(
+                    variables={
+                        "STATE_BUCKET": self.bucket_name,
+                        "INVENTORY_KEY": INVENTORY_KEY,
+                        "DEPLOYMENT_TIMEOUT_SECONDS": str(a.deployment_timeout_minutes * 60),
+                    }
+                ),
+                tags=a.tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[log_groups[step], policy]),
+            )
+            for step, function_name in names.items()
+        }
+
+    # --- state machine -------------------------------------------------------------------
+
+    def _create_state_machine(
+        self, functions: dict[str, aws.lambda_.Function]
+    ) -> aws.sfn.StateMachine:
+        a = self._args
+        log_group = aws.cloudwatch.LogGroup(
+            f"{self._name}-machine",
+            name=f"/aws/vendedlogs/states/{a.project}-{a.stack}-release",
+            retention_in_days=a.log_retention_days,
+            tags=a.tags,
+            opts=self._child,
+        )
+        role, _ = iam.service_role(
+            f"{self._name}-machine",
+            service="states.amazonaws.com",
+            description="Release state machine: invokes the release steps",
+            source_account=a.account_id,
+            statements=[
+                {
+                    "Sid": "InvokeSteps",
+                    "Effect": "Allow",
+                    "Action": "lambda:InvokeFunction",
+                    "Resource": [f.arn for f in functions.values()],
+                },
+                # Log delivery actions have no resource-level permissions in IAM.
+                {
+                    "Sid": "LogDelivery",
+                    "Effect": "Allow",
+                    "Action": [
+                        "logs:CreateLogDelivery",
+                        "logs:GetLogDelivery",
+                        "logs:UpdateLogDelivery",
+                        "logs:DeleteLogDelivery",
+                        "logs:ListLogDeliveries",
+                        "logs:PutResourcePolicy",
+                        "logs:DescribeResourcePolicies",
+                        "logs:DescribeLogGroups",
+                    ],
+                    "Resource": "*",
+                },
+            ],
+            tags=a.tags,
+            parent=self,
+        )
+
+        def render(arns: list[str]) -> str:
+            spec = definition(dict(zip(STEPS, arns, strict=True)), a.max_parallel, a.poll_seconds)
+            problems = check_definition(spec)
+            if problems:
+                raise PipelineWiringError([f"release state machine: {p}" for p in problems])
+            return json.dumps(spec, sort_keys=True)
+
+        return aws.sfn.StateMachine(
+            self._name,
+            name=f"{a.project}-{a.stack}-release",
+            role_arn=role.arn,
+            type="STANDARD",
+            definition=pulumi.Output.all(*[functions[s].arn for s in STEPS]).apply(render),
+            logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
+                level="ERROR",
+                include_execution_data=False,
+                log_destination=pulumi.Output.concat(log_group.arn, ":*"),
+            ),
+            tags=a.tags,
+            opts=self._child,
+        )
+
+    # --- release pipeline ----------------------------------------------------------------
+
+    def _stages(self) -> list[Stage]:
+        manifest = self._args.manifest_path.format(stack=self._args.stack)
+        return [
+            Stage("Source", (source_action(self._args.source),)),
+            Stage(
+                "Validate",
+                (
+                    Action(
+                        name="Validate",
+                        category="Build",
+                        provider="CodeBuild",
+                        configuration={"ProjectName": f"{self.pipeline_name}-validate"},
+                        input_artifacts=(SOURCE_ARTIFACT,),
+                        output_artifacts=("release_input",),
+                        namespace="Validate",
+                    ),
+                ),
+            ),
+            Stage(
+                "Approve",
+                (
+                    Action(
+                        name="Approve",
+                        category="Approval",
+                        owner="AWS",
+                        provider="Manual",
+                        configuration={
+                            "CustomData": f"Release to {self._args.stack} ({manifest}): #{{Validate.RELEASE_SUMMARY}}"
+                        },
+                    ),
+                ),
+            ),
+            Stage(
+                "Release",
+                (
+                    Action(
+                        name="Release",
+                        category="Invoke",
+                        provider="StepFunctions",
+                        configuration={
+                            "StateMachineArn": f"arn:aws:states:{self._args.region}:{self._args.account_id}:stateMachine:{self._args.project}-{self._args.stack}-release",
+                            "InputType": "FilePath",
+                            "Input": "release-input.json",
+                            "ExecutionNamePrefix": "release",
+                        },
+                        input_artifacts=("release_input",),
+                    ),
+                ),
+            ),
+        ]
+
+    def _create_pipeline(self) -> aws.codepipeline.Pipeline:
+        a = self._args
+        stages = self._stages()
+        problems = check_artifact_wiring(stages)
+        if problems:
+            raise PipelineWiringError(problems)
+        tooling_object = tooling_key()
+        tooling = aws.s3.BucketObjectv2(
+            f"{self._name}-tooling",
+            bucket=self.bucket_name,
+            key=tooling_object,
+            source=pulumi.AssetArchive(
+                {p: pulumi.FileAsset(str(f)) for p, f in tooling_files().items()}
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bucket]),
+        )
+        build_logs = aws.cloudwatch.LogGroup(
+            f"{self._name}-validate",
+            name=f"/aws/codebuild/{self.pipeline_name}-validate",
+            retention_in_days=a.log_retention_days,
+            tags=a.tags,
+            opts=self._child,
+        )
+        services = a.inventory.get("services", {})
+        artifact_prefix = f"{self.bucket_arn}/{pipeline_artifact_prefix(self.pipeline_name)}*"
+        build_role, _ = iam.service_role(
+            f"{self._name}-validate",
+            service="codebuild.amazonaws.com",
+            description="Release pipeline: validate the manifest and print the release plan",
+            source_account=a.account_id,
+            statements=[
+                {
+                    "Sid": "Logs",
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": [pulumi.Output.concat(build_logs.arn, ":*")],
+                },
+                {
+                    "Sid": "Artifacts",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject"],
+                    "Resource": [artifact_prefix],
+                },
+                {
+                    "Sid": "ToolingAndInventory",
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": [
+                        f"{self.bucket_arn}/{tooling_object}",
+                        f"{self.bucket_arn}/{INVENTORY_KEY}",
+                        f"{self.bucket_arn}/releases/*",
+                    ],
+                },
+                {
+                    "Sid": "ReadWhatRuns",
+                    "Effect": "Allow",
+                    "Action": "ecs:DescribeServices",
+                    "Resource": [
+                        f"arn:aws:ecs:{a.region}:{a.account_id}:service/{s['cluster']}/{s['service']}"
+                        for s in services.values()
+                    ],
+                },
+                # DescribeTaskDefinition has no resource-level permissions in IAM.
+                {
+                    "Sid": "ReadRevisions",
+                    "Effect": "Allow",
+                    "Action": "ecs:DescribeTaskDefinition",
+                    "Resource": "*",
+                },
+            ],
+            tags=a.tags,
+            parent=self,
+        )
+        manifest = a.manifest_path.format(stack=a.stack)
+        buildspec = validate_buildspec(
+            manifest, INVENTORY_KEY, self.bucket_name, f"s3://{self.bucket_name}/{tooling_object}"
+        )
+        aws.codebuild.Project(
+            f"{self._name}-validate",
+            name=f"{self.pipeline_name}-validate",
+            description=f"Validate release manifests of {a.stack} and print the release plan",
+            service_role=build_role.arn,
+            build_timeout=15,
+            source=aws.codebuild.ProjectSourceArgs(
+                type="CODEPIPELINE", buildspec=yaml.safe_dump(buildspec, sort_keys=False)
+            ),
+            artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
+            environment=aws.codebuild.ProjectEnvironmentArgs(
+                compute_type="BUILD_GENERAL1_SMALL",
+                image="aws/codebuild/amazonlinux2-x86_64-standard:5.0",
+                type="LINUX_CONTAINER",
+                privileged_mode=False,
+            ),
+            logs_config=aws.codebuild.ProjectLogsConfigArgs(
+                cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(
+                    group_name=build_logs.name
+                )
+            ),
+            tags=a.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[tooling]),
+        )
+        machine_arn = (
+            f"arn:aws:states:{a.region}:{a.account_id}:stateMachine:{a.project}-{a.stack}-release"
+        )
+        source_statement = (
+            {
+                "Sid": "Source",
+                "Effect": "Allow",
+                "Action": "codestar-connections:UseConnection",
+                "Resource": a.source.connection_arn,
+            }
+            if a.source.provider == "codestar"
+            else {
+                "Sid": "Source",
+                "Effect": "Allow",
+                "Action": [
+                    "codecommit:GetBranch",
+                    "codecommit:GetCommit",
+                    "codecommit:UploadArchive",
+                    "codecommit:GetUploadArchiveStatus",
+                ],
+                "Resource": f"arn:aws:codecommit:{a.region}:{a.account_id}:{a.source.repository}",
+            }
+        )
+        pipeline_role, _ = iam.service_role(
+            f"{self._name}-pipeline",
+            service="codepipeline.amazonaws.com",
+            description="Release pipeline: source, validate, approve, run the state machine",
+            source_account=a.account_id,
+            statements=[
+                source_statement,
+                {
+                    "Sid": "Artifacts",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject", "s3:GetObjectVersion"],
+                    "Resource": [artifact_prefix],
+                },
+                {
+                    "Sid": "Build",
+                    "Effect": "Allow",
+                    "Action": ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
+                    "Resource": f"arn:aws:codebuild:{a.region}:{a.account_id}:project/{self.pipeline_name}-validate",
+                },
+                {
+                    "Sid": "StartRelease",
+                    "Effect": "Allow",
+                    "Action": "states:StartExecution",
+                    "Resource": machine_arn,
+                },
+                {
+                    "Sid": "WatchRelease",
+                    "Effect": "Allow",
+                    "Action": "states:DescribeExecution",
+                    "Resource": f"arn:aws:states:{a.region}:{a.account_id}:execution:{a.project}-{a.stack}-release:*",
+                },
+            ],
+            tags=a.tags,
+            parent=self,
+        )
+        return aws.codepipeline.Pipeline(
+            self._name,
+            name=self.pipeline_name,
+            pipeline_type="V2",
+            role_arn=pipeline_role.arn,
+            artifact_stores=[
+                aws.codepipeline.PipelineArtifactStoreArgs(location=self.bucket_name, type="S3")
+            ],
+            stages=[s.to_args() for s in stages],
+            tags=a.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bucket, self.state_machine]),
+        )
+
+
+def release_inventory(
+    *,
+    stack: str,
+    production: bool,
+    cluster_name: str,
+    cluster_arn: str,
+    application: str,
+    services: dict[str, int],
+    groups: dict[str, str],
+    tasks: dict[str, str],
+    service_families: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The `releaseInventory` JSON (src/ecs_delivery/runtime/release/inventory.py), checked by its own parser.
+
+    `services` maps service -> container port, `groups` service -> deployment group, `tasks`
+    scheduled task -> task family (also its schedule's name), `service_families` service ->
+    its own family, where released revisions register (never the template's).
+    """
+    data = {
+        "environment": stack,
+        "production": production,
+        "services": {
+            name: {
+                "cluster": cluster_name,
+                "service": name,
+                "codedeployApplication": application,
+                "codedeployGroup": groups[name],
+                "container": name,
+                "containerPort": port,
+                **(
+                    {"taskFamily": service_families[name]}
+                    if service_families and name in service_families
+                    else {}
+                ),
+            }
+            for name, port in sorted(services.items())
+        },
+        "scheduledTasks": {
+            name: {
+                "cluster": cluster_arn,
+                "taskFamily": family,
+                "container": name,
+                "schedule": {"name": family, "group": "default"},
+            }
+            for name, family in sorted(tasks.items())
+        },
+    }
+    parse_inventory(data, source="releaseInventory")
+    return data

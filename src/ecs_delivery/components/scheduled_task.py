@@ -1,0 +1,192 @@
+"""Scheduled Fargate task: EventBridge Scheduler runs it in the private subnets of the cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from ecs_delivery.components import iam
+from ecs_delivery.components.fargate_service import (
+    Container,
+    container_definitions,
+    create_execution_role,
+    create_task_egress,
+    hardening_tags,
+    task_volumes,
+)
+from ecs_delivery.components.images import TASK_TAG
+from ecs_delivery.components.naming import TYPE_PREFIX
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduledTaskArgs:
+    task_name: str
+    family: str
+    container: Container
+    cpu: int
+    memory: int
+    schedule: str
+    timezone: str
+    enabled: bool
+    retry_attempts: int
+    cluster_arn: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
+    vpc_cidr: str
+    subnet_ids: list[pulumi.Input[str]]
+    region: str
+    account_id: str
+    log_retention_days: int
+    image_repository_arns: pulumi.Input[list[str]] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class ScheduledTask(pulumi.ComponentResource):
+    """Task definition, roles, security group and schedule of one scheduled task."""
+
+    task_definition: aws.ecs.TaskDefinition
+    schedule: aws.scheduler.Schedule
+
+    def __init__(
+        self, name: str, args: ScheduledTaskArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(f"{TYPE_PREFIX}:scheduled-task:ScheduledTask", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**args.tags, TASK_TAG: args.task_name}
+        log_group = aws.cloudwatch.LogGroup(
+            name,
+            name=f"/ecs/{args.family}",
+            retention_in_days=args.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        execution_role = create_execution_role(
+            f"{name}-execution",
+            description=f"ECS agent role of scheduled task {args.task_name}",
+            log_group_arn=log_group.arn,
+            secrets=args.container.secrets,
+            image_repository_arns=args.image_repository_arns,
+            account_id=args.account_id,
+            tags=tags,
+            parent=self,
+        )
+        task_role = aws.iam.Role(
+            f"{name}-task",
+            description=f"Application role of scheduled task {args.task_name} (no permissions by default)",
+            assume_role_policy=iam.assume_role_policy(
+                "ecs-tasks.amazonaws.com", source_account=args.account_id
+            ),
+            tags=tags,
+            opts=child,
+        )
+        group = aws.ec2.SecurityGroup(
+            f"{name}-task",
+            vpc_id=args.vpc_id,
+            description=f"Scheduled task {args.task_name}: no ingress, HTTPS and VPC egress",
+            tags={**tags, "Name": f"{name}-task"},
+            opts=child,
+        )
+        create_task_egress(name, group, args.vpc_cidr, parent=self)
+        container = args.container
+        definitions = pulumi.Output.all(
+            pulumi.Output.from_input(container.image), log_group.name
+        ).apply(
+            lambda v: container_definitions(
+                container, v[0], log_group=v[1], region=args.region, stream_prefix=args.task_name
+            )
+        )
+        self.task_definition = aws.ecs.TaskDefinition(
+            name,
+            family=args.family,
+            requires_compatibilities=["FARGATE"],
+            network_mode="awsvpc",
+            cpu=str(args.cpu),
+            memory=str(args.memory),
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+            container_definitions=definitions,
+            volumes=task_volumes(container),
+            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
+                operating_system_family="LINUX", cpu_architecture="X86_64"
+            ),
+            skip_destroy=True,  # a release rollback points the schedule back at an old revision
+            tags={**tags, **hardening_tags(container)},
+            opts=child,
+        )
+        family_arn = f"arn:aws:ecs:{args.region}:{args.account_id}:task-definition/{args.family}"
+        scheduler_role, _ = iam.service_role(
+            f"{name}-scheduler",
+            service="scheduler.amazonaws.com",
+            description=f"EventBridge Scheduler runs scheduled task {args.task_name}",
+            source_account=args.account_id,
+            statements=[
+                {
+                    "Sid": "RunTask",
+                    "Effect": "Allow",
+                    "Action": "ecs:RunTask",
+                    # Any revision of this family (a release registers new ones), in this cluster only.
+                    "Resource": [f"{family_arn}:*", family_arn],
+                    "Condition": {"ArnEquals": {"ecs:cluster": args.cluster_arn}},
+                },
+                {
+                    "Sid": "TagTask",
+                    "Effect": "Allow",
+                    "Action": "ecs:TagResource",
+                    "Resource": f"arn:aws:ecs:{args.region}:{args.account_id}:task/*",
+                    "Condition": {"StringEquals": {"ecs:CreateAction": "RunTask"}},
+                },
+                {
+                    "Sid": "PassTaskRoles",
+                    "Effect": "Allow",
+                    "Action": "iam:PassRole",
+                    "Resource": [execution_role.arn, task_role.arn],
+                    "Condition": {
+                        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+                    },
+                },
+            ],
+            tags=tags,
+            parent=self,
+        )
+        self.scheduler_role = scheduler_role
+        self.schedule = aws.scheduler.Schedule(
+            name,
+            name=args.family,  # deterministic: the release engine updates it by name
+            group_name="default",
+            description=f"Runs scheduled task {args.task_name}",
+            schedule_expression=args.schedule,
+            schedule_expression_timezone=args.timezone,
+            state="ENABLED" if args.enabled else "DISABLED",
+            flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"),
+            target=aws.scheduler.ScheduleTargetArgs(
+                arn=args.cluster_arn,
+                role_arn=scheduler_role.arn,
+                retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(
+                    maximum_retry_attempts=args.retry_attempts, maximum_event_age_in_seconds=3600
+                ),
+                ecs_parameters=aws.scheduler.ScheduleTargetEcsParametersArgs(
+                    task_definition_arn=self.task_definition.arn,
+                    launch_type="FARGATE",
+                    platform_version="LATEST",
+                    task_count=1,
+                    enable_ecs_managed_tags=True,
+                    propagate_tags="TASK_DEFINITION",
+                    network_configuration=aws.scheduler.ScheduleTargetEcsParametersNetworkConfigurationArgs(
+                        subnets=args.subnet_ids, security_groups=[group.id], assign_public_ip=False
+                    ),
+                ),
+            ),
+            # A release may set container overrides in the target's input; Pulumi never sets
+            # them, so it must not remove them either.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["target.input"]),
+        )
+        self.execution_role = execution_role
+        self.task_role = task_role
+        self.register_outputs(
+            {
+                "taskDefinitionArn": self.task_definition.arn,
+                "schedule": self.schedule.name,
+                "scheduleArn": self.schedule.arn,
+            }
+        )

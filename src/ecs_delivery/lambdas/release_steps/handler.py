@@ -1,0 +1,80 @@
+"""Lambda handlers for the release state machine: one per step, each a thin wrapper.
+
+Package this directory together with the `delivery` package (the archive's root holds
+`handler.py` and `delivery/`). Handlers: handler.plan, handler.start_service,
+handler.poll_service, handler.update_tasks, handler.rollback, handler.rollback_poll.
+
+Environment:
+  STATE_BUCKET                 bucket of releases/<release-id>/state.json (required)
+  INVENTORY_KEY                key of the releaseInventory JSON in STATE_BUCKET
+                               (default "inventory.json"; only the plan step reads it)
+  DEPLOYMENT_TIMEOUT_SECONDS   a deployment running longer fails the release (default 3600)
+  START_GRACE_SECONDS          how long a claimed start may still create its deployment
+                               (default 900, the longest a Lambda can run)
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from ecs_delivery.runtime.aws import client
+from ecs_delivery.runtime.release.engine import EngineConfig
+from ecs_delivery.runtime.release.live import Aws, Clients
+from ecs_delivery.runtime.release.steps import (
+    StepContext,
+    load_inventory_object,
+    manifest_text,
+    plan_step,
+    poll_service_step,
+    rollback_poll_step,
+    rollback_step,
+    start_service_step,
+    update_tasks_step,
+)
+
+
+@cache
+def _context() -> StepContext:
+    # Built once per container: clients are reused across invocations.
+    clients = Clients(
+        ecs=client("ecs"),
+        codedeploy=client("codedeploy"),
+        s3=client("s3"),
+        events=client("events"),
+        scheduler=client("scheduler"),
+    )
+    config = EngineConfig(
+        deployment_timeout_seconds=float(os.environ.get("DEPLOYMENT_TIMEOUT_SECONDS", "3600")),
+        start_grace_seconds=float(os.environ.get("START_GRACE_SECONDS", "900")),
+    )
+    return StepContext(aws=Aws(clients), bucket=os.environ["STATE_BUCKET"], config=config)
+
+
+def plan(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
+    ctx = _context()
+    inventory = load_inventory_object(
+        ctx.aws, ctx.bucket, os.environ.get("INVENTORY_KEY", "inventory.json")
+    )
+    return plan_step(ctx, manifest_text(ctx.aws, event), inventory)
+
+
+def start_service(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
+    return start_service_step(_context(), event["release_id"], event["service"])
+
+
+def poll_service(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
+    return poll_service_step(_context(), event["release_id"], event["service"])
+
+
+def update_tasks(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
+    return update_tasks_step(_context(), event["release_id"])
+
+
+def rollback(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
+    return rollback_step(_context(), event)
+
+
+def rollback_poll(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
+    return rollback_poll_step(_context(), event["release_id"])

@@ -1,0 +1,372 @@
+"""What a change does: the offline plan of the working tree against a base plan.
+
+    python -m ecs_delivery.offline.diff --stack dev --base origin/main [--live examples/live-dev.yaml] [-c key=value]
+    python -m ecs_delivery.offline.diff --stack dev --base old-plan.json
+
+`--base` is a plan JSON written by `make plan PLAN_JSON=...`, or a git ref whose plan is built
+in a temporary `git worktree` (removed afterwards) with the same `--live` and `-c`. Prints per
+resource create / update (input: old → new) / replace (and the input that forces it) / delete,
+then per changed service whether it rolls out blue/green and why, with its images now -> after.
+Exit 0: no change; 1: changes; 2: error (bad input, a plan that fails).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecs_delivery.offline.plan import ROOT
+from ecs_delivery.offline.plan_tree import TASK_DEFINITION, compact
+
+SERVICE = "aws:ecs/service:Service"
+DYNAMIC = "pulumi-python:dynamic"
+
+# Inputs whose change replaces the resource (the provider's ForceNew attributes, for the types
+# this program uses); "*" means every input. Other types and inputs update in place. The real
+# `pulumi preview` is the authority; this table only has to be right for what reviewers see.
+REPLACED_BY: dict[str, set[str]] = {
+    TASK_DEFINITION: {"*"},  # task definitions are immutable: a change is a new revision
+    "aws:codedeploy/deploymentConfig:DeploymentConfig": {"*"},
+    "aws:ec2/vpc:Vpc": {"cidrBlock", "instanceTenancy"},
+    "aws:ec2/subnet:Subnet": {"vpcId", "cidrBlock", "availabilityZone"},
+    "aws:ec2/securityGroup:SecurityGroup": {"name", "namePrefix", "vpcId", "description"},
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": {"securityGroupId"},
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": {"securityGroupId"},
+    "aws:ec2/natGateway:NatGateway": {"subnetId", "allocationId", "connectivityType"},
+    "aws:ec2/vpcEndpoint:VpcEndpoint": {"vpcId", "serviceName", "vpcEndpointType"},
+    "aws:ec2/routeTable:RouteTable": {"vpcId"},
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": {"subnetId", "gatewayId"},
+    "aws:ec2/flowLog:FlowLog": {"vpcId", "logDestination", "trafficType", "iamRoleArn"},
+    "aws:lb/loadBalancer:LoadBalancer": {"name", "internal", "loadBalancerType"},
+    "aws:lb/targetGroup:TargetGroup": {"name", "port", "protocol", "vpcId", "targetType"},
+    "aws:lb/listener:Listener": {"loadBalancerArn"},
+    "aws:lb/listenerRule:ListenerRule": {"listenerArn"},
+    "aws:ecs/cluster:Cluster": {"name"},
+    "aws:ecs/service:Service": {"name", "cluster", "launchType"},
+    "aws:cloudwatch/logGroup:LogGroup": {"name"},
+    "aws:cloudwatch/metricAlarm:MetricAlarm": {"name"},
+    "aws:iam/role:Role": {"name", "path"},
+    "aws:iam/rolePolicy:RolePolicy": {"name", "role"},
+    "aws:ecr/repository:Repository": {"name"},
+    "aws:codedeploy/application:Application": {"name", "computePlatform"},
+    "aws:codedeploy/deploymentGroup:DeploymentGroup": {"appName"},
+    "aws:lambda/function:Function": {"name"},
+    "aws:scheduler/schedule:Schedule": {"name", "groupName"},
+    "aws:codebuild/project:Project": {"name"},
+    "aws:codepipeline/pipeline:Pipeline": {"name"},
+    "aws:sfn/stateMachine:StateMachine": {"name"},
+    "aws:s3/bucket:Bucket": {"bucket"},
+    "aws:s3/bucketV2:BucketV2": {"bucket"},
+    "aws:appautoscaling/target:Target": {"resourceId", "scalableDimension", "serviceNamespace"},
+    "aws:appautoscaling/policy:Policy": {"name", "resourceId", "scalableDimension"},
+}
+OPTIONS = ("ignoreChanges", "protect", "deleteBeforeReplace", "retainOnDelete")
+
+
+class DiffError(Exception):
+    """The diff cannot be made (bad base, a plan that fails); the message says why."""
+
+
+# --- comparing inputs ------------------------------------------------------------------
+
+
+def _normal(value: Any) -> Any:
+    """Inputs in a comparable shape: JSON text decoded, lists of named items keyed by name."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return _normal(json.loads(value))
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {str(k): _normal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        for key in ("name", "Sid"):  # containers, variables, ports; IAM statements
+            names = [v.get(key) if isinstance(v, dict) else None for v in value]
+            if value and all(isinstance(n, str) for n in names) and len(set(names)) == len(names):
+                keyed = {}
+                for item in value:
+                    rest = {k: v for k, v in item.items() if k != key}
+                    # {name, value} pairs (environment, secrets) read best as name: value.
+                    pair = set(rest) in ({"value"}, {"valueFrom"})
+                    keyed[item[key]] = _normal(next(iter(rest.values())) if pair else rest)
+                return keyed
+        return [_normal(v) for v in value]
+    return value
+
+
+def _flat(value: Any, at: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{at}.{k}" if at else k))
+        return out
+    return {at: value}
+
+
+def changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(path, old, new) for every input that differs; missing is None."""
+    before, after = _flat(_normal(old)), _flat(_normal(new))
+    return [
+        (path, before.get(path), after.get(path))
+        for path in sorted(set(before) | set(after))
+        if before.get(path) != after.get(path)
+    ]
+
+
+def _ignored(path: str, ignore: list[str]) -> bool:
+    return any(path == i or path.startswith(f"{i}.") for i in ignore)
+
+
+def _show(value: Any) -> str:
+    return "(none)" if value is None else compact(value)
+
+
+def _change(old: Any, new: Any) -> str:
+    """`old → new`; for two lists, what was removed and what was added."""
+    if isinstance(old, list) and isinstance(new, list):
+        removed = [v for v in old if v not in new]
+        added = [v for v in new if v not in old]
+        parts = [
+            f"removed {compact(removed)}" if removed else "",
+            f"added {compact(added)}" if added else "",
+        ]
+        return "; ".join(p for p in parts if p) or f"reordered {compact(new)}"
+    return f"{_show(old)} → {_show(new)}"
+
+
+# --- the diff --------------------------------------------------------------------------
+
+
+@dataclass
+class Change:
+    action: str  # create | update | replace | delete
+    resource: dict[str, Any]
+    inputs: list[tuple[str, Any, Any]] = field(default_factory=list)
+    forced_by: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        r = self.resource
+        mark = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}[self.action]
+        why = f" (forced by {', '.join(self.forced_by)})" if self.forced_by else ""
+        head = f"{mark} {self.action} {r['type']} {r['name']}{why}"
+        return [head] + [f"    {p}: {_change(a, b)}" for p, a, b in self.inputs]
+
+
+def _replace_reasons(type_: str, paths: list[str], options: dict[str, Any]) -> list[str]:
+    forcing = REPLACED_BY.get(type_, set()) | set(options.get("replaceOnChanges") or [])
+    if "*" in forcing:
+        return ["every input"] if paths else []
+    tops = sorted({p.split(".", 1)[0] for p in paths})
+    return [p for p in tops if p in forcing]
+
+
+def resource_changes(base: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    before = {r["urn"]: r for r in base["resources"]}
+    after = {r["urn"]: r for r in new["resources"]}
+    changes = []
+    for urn in sorted(set(before) | set(after)):
+        old, cur = before.get(urn), after.get(urn)
+        if old is None:
+            changes.append(Change("create", cur))
+            continue
+        if cur is None:
+            changes.append(Change("delete", old))
+            continue
+        ignore = cur.get("options", {}).get("ignoreChanges") or []
+        inputs = [
+            c
+            for c in changed_inputs(old.get("inputs") or {}, cur.get("inputs") or {})
+            if not _ignored(c[0], ignore)
+        ]
+        inputs += [
+            (f"(option) {o}", old.get("options", {}).get(o), cur.get("options", {}).get(o))
+            for o in OPTIONS
+            if old.get("options", {}).get(o) != cur.get("options", {}).get(o)
+        ]
+        if not inputs:
+            continue
+        reasons = _replace_reasons(cur["type"], [p for p, _, _ in inputs], cur.get("options", {}))
+        changes.append(Change("replace" if reasons else "update", cur, inputs, reasons))
+    return changes
+
+
+def _rollout_parts(changes: list[Change], service: str) -> list[Change]:
+    """Changes to what a deployment of `service` registers: its task definition or rollout."""
+    return [
+        c
+        for c in changes
+        if (c.resource["type"] == TASK_DEFINITION and c.resource["name"] == service)
+        or (c.resource["type"].startswith(DYNAMIC) and c.resource["name"] == f"{service}-rollout")
+    ]
+
+
+def _images(plan: dict[str, Any], service: str) -> str:
+    resolution = (plan.get("outputs", {}).get("imageResolution") or {}).get(service) or {}
+    return "; ".join(
+        f"image {c}: {r.get('after')} (unchanged)"
+        if r.get("now") == r.get("after")
+        else f"image {c}: {r.get('now') or '(not deployed yet)'} -> {r.get('after')}"
+        for c, r in sorted(resolution.items())
+    )
+
+
+def _belongs(change: Change, service: str) -> bool:
+    r = change.resource
+    parent = r.get("parent") or ""
+    return (
+        r["name"] in (service, f"alb-{service}")
+        or r["name"].startswith((f"{service}-", f"alb-{service}-"))
+        or parent.endswith(f":FargateService::{service}")
+    )
+
+
+def service_lines(base: dict[str, Any], new: dict[str, Any], changes: list[Change]) -> list[str]:
+    """One line per service that this change touches: whether it rolls out, and why."""
+    names = sorted(
+        {r["name"] for plan in (base, new) for r in plan["resources"] if r["type"] == SERVICE}
+    )
+    lines = []
+    for service in names:
+        parts = _rollout_parts(changes, service)
+        images = _images(new, service)
+        images_changed = images != _images(base, service)
+        if not parts and not images_changed and not any(_belongs(c, service) for c in changes):
+            continue
+        if any(c.action in ("create", "delete") for c in parts):
+            verdict = "is created" if any(c.action == "create" for c in parts) else "is deleted"
+        elif parts:
+            why = ", ".join(
+                f"{path.removeprefix('containerDefinitions.')} {_change(a, b)}"
+                for c in parts
+                for path, a, b in c.inputs
+            )
+            verdict = f"rolls out blue/green: {why}"
+        else:
+            verdict = "no rollout"
+        lines.append(f"service {service}: {verdict}" + (f"; {images}" if images else ""))
+    return lines
+
+
+def output_lines(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    old, cur = base.get("outputs") or {}, new.get("outputs") or {}
+    return [
+        f"output {key}: changes"
+        for key in sorted(set(old) | set(cur))
+        if old.get(key) != cur.get(key)
+    ]
+
+
+def render(base: dict[str, Any], new: dict[str, Any]) -> tuple[str, bool]:
+    """The diff text and whether anything changes."""
+    changes = resource_changes(base, new)
+    lines = [line for c in changes for line in c.lines()]
+    lines += service_lines(base, new, changes) + output_lines(base, new)
+    return ("\n".join(lines) if lines else "no changes"), bool(lines)
+
+
+# --- plans to compare ------------------------------------------------------------------
+
+
+def _plan_args(stack: str, live: str | None, config: list[str]) -> list[str]:
+    args = ["--stack", stack]
+    if live:
+        args += ["--live", str(Path(live).resolve())]
+    for pair in config:
+        args += ["-c", pair]
+    return args
+
+
+def _plan_command(tree: Path) -> tuple[list[str], dict[str, str]]:
+    """How `tree` plans itself: with its own copy of ecs-delivery when the tree holds one
+    (this repository, at any commit), else with the installed package (a user's project)."""
+    if (tree / "src" / "ecs_delivery" / "offline" / "plan.py").is_file():
+        module, path = "ecs_delivery.offline.plan", [str(tree / "src"), str(tree)]
+    elif (tree / "tools" / "plan.py").is_file():  # commits before the src/ layout
+        module, path = "tools.plan", [str(tree)]
+    else:
+        return [sys.executable, "-m", "ecs_delivery.offline.plan"], dict(os.environ)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    return [sys.executable, "-m", module], env
+
+
+def _run_plan(cwd: Path, args: list[str], what: str) -> dict[str, Any]:
+    command, env = _plan_command(cwd)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "plan.json"
+        done = subprocess.run(
+            [*command, *args, "--json", str(target)],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0 or not target.exists():
+            raise DiffError(f"the plan of {what} fails:\n{done.stderr.strip()}")
+        return json.loads(target.read_text())
+
+
+def base_plan(base: str, args: list[str], root: Path = ROOT) -> dict[str, Any]:
+    """The base plan: a plan JSON file, or the plan of a git ref in a temporary worktree."""
+    path = Path(base)
+    if path.is_file():
+        try:
+            plan = json.loads(path.read_text())
+        except ValueError as exc:
+            raise DiffError(f"{base}: not a plan JSON ({exc})") from None
+        if not isinstance(plan, dict) or not isinstance(plan.get("resources"), list):
+            raise DiffError(f"{base}: not a plan JSON (no resources); write one with PLAN_JSON=")
+        return plan
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    if found.returncode != 0:
+        raise DiffError(f"--base {base}: neither a plan JSON file nor a git ref")
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "base"
+        subprocess.run(
+            ["git", "worktree", "add", "--quiet", "--detach", str(tree), found.stdout.strip()],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            return _run_plan(tree, args, base)
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ecs-delivery diff", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--base", required=True, help="a plan JSON file or a git ref")
+    parser.add_argument("--live", help="simulated environment file, for both plans")
+    parser.add_argument("-c", "--config", action="append", default=[], help="key=value, both plans")
+    # The project whose stack files make the new side (tests use a copy); default: this one.
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    plan_args = _plan_args(args.stack, args.live, args.config)
+    try:
+        base = base_plan(args.base, plan_args)
+        new = _run_plan(ROOT, [*plan_args, "--root", str(args.root.resolve())], "the working tree")
+    except DiffError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text, changed = render(base, new)
+    print(text)
+    return 1 if changed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

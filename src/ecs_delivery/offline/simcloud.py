@@ -1,0 +1,430 @@
+"""The simulated cloud: the one place that answers the program's cloud look-ups offline.
+
+Invokes (account, zones, live ECS services) and stack references are answered from a
+`SimulatedEnvironment`, which `make plan LIVE=<file>` loads from YAML or JSON (see
+README "Simulated environment"). Without a file it simulates a fresh account.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic.alias_generators import to_camel
+
+DEFAULT_ACCOUNT = "123456789012"
+
+
+class SimulationError(Exception):
+    """The simulated-environment file is malformed; the message names the key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class LiveService(_Model):
+    """A service that exists in the simulated account, with the images it runs now."""
+
+    containers: dict[str, str] = Field(default_factory=dict)
+    # Digests ECS reports for images given by tag (container -> sha256:...).
+    digests: dict[str, str] = Field(default_factory=dict)
+    task_definition_arn: str | None = None
+    # The service exists, but its task definition cannot be read (e.g. deregistered, denied).
+    unreadable: Annotated[bool, Strict()] = False
+    # The service is tagged, but DescribeServices fails for it (e.g. denied).
+    describe_fails: Annotated[bool, Strict()] = False
+
+
+class SimulatedEnvironment(_Model):
+    account_id: str = DEFAULT_ACCOUNT
+    availability_zones: list[str] | None = None
+    services: dict[str, LiveService] = Field(default_factory=dict)
+    # Scheduled tasks that exist, with the image their newest revision runs.
+    scheduled_tasks: dict[str, LiveService] = Field(default_factory=dict)
+    # Outputs of stacks, by the name the program passes to StackReference (this stack's own
+    # name gives its last outputs).
+    stacks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Releases stacks' pipelines published: stack -> commit -> service -> container -> digest.
+    promotion_records: dict[str, dict[str, dict[str, dict[str, str]]]] = Field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SimulatedEnvironment:
+        """Read a LIVE file; problems are reported like stack-file ones (file:line: key: fix)."""
+        from ecs_delivery.components.config import validation_problems
+        from ecs_delivery.offline import yamlfile
+
+        try:
+            document = yamlfile.load(path)
+            raw = yamlfile.mapping(document, (), "a simulated environment")
+        except yamlfile.FileProblem as exc:
+            raise SimulationError(str(exc)) from None
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = []
+            for problem in validation_problems(exc, cls):
+                key_path = problem.split(": ", 1)[0]
+                at = tuple(int(p) if p.isdigit() else p for p in key_path.split("."))
+                problems.append(f"  {document.where(at)}: {problem}")
+            raise SimulationError(
+                f"invalid simulated environment ({len(problems)} problem(s)):\n"
+                + "\n".join(problems)
+            ) from None
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One RegisterResource request as the engine would receive it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    options: dict[str, Any]
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Records every raw RegisterResource request: inputs and the resource options."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        # Same steps as MockMonitor.RegisterResource, deserializing the inputs only once.
+        from pulumi.runtime import rpc
+        from pulumi.runtime.proto import resource_pb2
+        from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        _ensure_event_loop()
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        resource_id, state = self.mocks.new_resource(
+            pulumi_mocks.MockResourceArgs(
+                typ=request.type,
+                name=request.name,
+                inputs=inputs,
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom or False,
+            )
+        )
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, resource_id, state)
+        self.registrations.append(
+            Registration(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=bool(request.custom),
+                inputs=inputs,
+                options={
+                    "ignoreChanges": list(request.ignoreChanges),
+                    "dependsOn": sorted(request.dependencies),
+                    "protect": bool(getattr(request, "protect", False)),
+                    "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+                    "replaceOnChanges": list(request.replaceOnChanges),
+                    "retainOnDelete": bool(getattr(request, "retainOnDelete", False)),
+                    "aliases": [str(a) for a in request.aliases] if request.aliases else [],
+                    "additionalSecretOutputs": list(request.additionalSecretOutputs),
+                    "provider": request.provider,
+                },
+            )
+        )
+        properties = _sync_await(rpc.serialize_properties(state, {}))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=properties)
+
+
+@dataclass
+class SimulatedCloud(pulumi_mocks.Mocks):
+    """Pulumi mocks that behave like a (simulated) AWS account in one region."""
+
+    region: str
+    environment: SimulatedEnvironment = field(default_factory=SimulatedEnvironment)
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # A first `pulumi preview`: nothing exists yet, so every output the engine would compute
+    # (ids, ARNs, names it generates) is unknown, as the engine reports it.
+    preview: bool = False
+
+    # --- resources ---------------------------------------------------------------
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        if args.typ == "pulumi:pulumi:StackReference":
+            name = args.inputs.get("name") or args.name
+            return name, {"name": name, "outputs": self._stack_outputs(name)}
+        inputs = dict(args.inputs)
+        physical = inputs.get("name") or f"{args.name}-{_digest(args.name)[:7]}"
+        rid = f"{args.name}-id"
+        account, region = self.environment.account_id, self.region
+        kind = args.typ.split(":")[1].split("/")[0] if ":" in args.typ else "mock"
+        state = {
+            **inputs,
+            "arn": f"arn:aws:{kind}:{region}:{account}:{args.typ.rsplit(':', 1)[-1].lower()}/{physical}",
+            "id": rid,
+        }
+        if args.typ in ("aws:ecs/taskDefinition:TaskDefinition",):
+            state["arn"] = (
+                f"arn:aws:ecs:{region}:{account}:task-definition/{inputs.get('family')}:1"
+            )
+            state["revision"] = 1
+        elif args.typ == "aws:ecs/cluster:Cluster":
+            state["arn"] = f"arn:aws:ecs:{region}:{account}:cluster/{physical}"
+        elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
+            state["dnsName"] = f"{physical}-{_digest(physical)[:9]}.{region}.elb.amazonaws.com"
+            state["arnSuffix"] = f"app/{physical}/{_digest(physical)[:16]}"
+        elif args.typ == "aws:lb/targetGroup:TargetGroup":
+            state["name"] = physical[:32]
+            state["arnSuffix"] = f"targetgroup/{physical[:32]}/{_digest(physical)[:16]}"
+        elif args.typ == "aws:ec2/eip:Eip":
+            digest = _digest(args.name)
+            state["publicIp"] = f"203.0.113.{int(digest[:2], 16) % 250 + 1}"  # TEST-NET-3
+        elif args.typ == "aws:ecr/repository:Repository":
+            state["repositoryUrl"] = f"{account}.dkr.ecr.{region}.amazonaws.com/{physical}"
+            state["registryId"] = account
+        elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+            state["arn"] = f"arn:aws:logs:{region}:{account}:log-group:{physical}"
+        elif args.typ == "aws:iam/role:Role":
+            state["arn"] = f"arn:aws:iam::{account}:role/{physical}"
+        elif args.typ == "aws:s3/bucketV2:BucketV2" or args.typ == "aws:s3/bucket:Bucket":
+            state["bucket"] = inputs.get("bucket") or physical
+            state["arn"] = f"arn:aws:s3:::{state['bucket']}"
+        state.setdefault("name", physical)
+        if self.preview:
+            from pulumi.runtime import rpc
+
+            computed = {k: rpc.UNKNOWN for k, v in state.items() if inputs.get(k) != v}
+            return "", {**state, **computed}
+        return rid, state
+
+    def _stack_outputs(self, name: str) -> dict[str, Any]:
+        stacks = self.environment.stacks
+        short = name.rsplit("/", 1)[-1]
+        return stacks.get(name) or stacks.get(short) or {}
+
+    # --- invokes -----------------------------------------------------------------
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        self.invokes.append((args.token, dict(args.args)))
+        handler = {
+            "aws:index/getCallerIdentity:getCallerIdentity": self._caller_identity,
+            "aws:index/getAvailabilityZones:getAvailabilityZones": self._zones,
+            "aws:index/getRegion:getRegion": lambda a: {
+                "name": self.region,
+                "region": self.region,
+                "id": self.region,
+            },
+            "aws:index/getPartition:getPartition": lambda a: {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "id": "aws",
+            },
+            "aws:resourcegroupstaggingapi/getResources:getResources": self._tagged_resources,
+            "aws:ecs/getService:getService": self._ecs_service,
+            "aws:cloudcontrol/getResource:getResource": self._cloud_control,
+            "aws:ecs/getContainerDefinition:getContainerDefinition": self._container_definition,
+            "aws:s3/getObject:getObject": self._s3_object,
+        }.get(args.token)
+        if handler is None:
+            raise SimulationError(
+                f"the simulated cloud does not answer invoke {args.token}; add it to tools/simcloud.py"
+            )
+        return handler(args.args)
+
+    def _caller_identity(self, _args: dict[str, Any]) -> dict[str, Any]:
+        account = self.environment.account_id
+        return {
+            "accountId": account,
+            "arn": f"arn:aws:iam::{account}:role/simulated",
+            "userId": "AROASIMULATED",
+            "id": account,
+        }
+
+    def _zones(self, _args: dict[str, Any]) -> dict[str, Any]:
+        names = self.environment.availability_zones or [f"{self.region}{z}" for z in "abc"]
+        return {"names": names, "zoneIds": [f"zone-{n}" for n in names], "id": self.region}
+
+    def _tagged_resources(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The stack's live ECS services, as the Resource Groups Tagging API lists them."""
+        tags = {f["key"]: (f.get("values") or [""])[0] for f in args.get("tagFilters", [])}
+        cluster = f"{tags.get('ecs-delivery:project', 'project')}-{tags.get('ecs-delivery:stack', 'stack')}"
+        if args.get("resourceTypeFilters") == ["ecs:task-definition"]:
+            prefix = (
+                f"arn:aws:ecs:{self.region}:{self.environment.account_id}:task-definition/{cluster}"
+            )
+            return {
+                "resourceTagMappingLists": [
+                    {
+                        "resourceArn": live.task_definition_arn or f"{prefix}-{name}:5",
+                        "tags": {**tags, "ecs-delivery:task": name},
+                        "complianceDetails": [],
+                    }
+                    for name, live in sorted(self.environment.scheduled_tasks.items())
+                ],
+                "id": self.region,
+            }
+        if args.get("resourceTypeFilters") != ["ecs:service"]:
+            return {"resourceTagMappingLists": [], "id": self.region}
+        prefix = f"arn:aws:ecs:{self.region}:{self.environment.account_id}:service/{cluster}"
+        return {
+            "resourceTagMappingLists": [
+                {"resourceArn": f"{prefix}/{name}", "tags": tags, "complianceDetails": []}
+                for name in sorted(self.environment.services)
+            ],
+            "id": self.region,
+        }
+
+    def _cloud_control(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Scheduler schedules of live scheduled tasks, as Cloud Control returns them."""
+        name = args.get("identifier", "")
+        if args.get("typeName") != "AWS::Scheduler::Schedule":
+            raise SimulationError(
+                f"the simulated cloud has no Cloud Control type {args.get('typeName')}"
+            )
+        for task, live in self.environment.scheduled_tasks.items():
+            if name.endswith(f"-{task}"):
+                arn = live.task_definition_arn or (
+                    f"arn:aws:ecs:{self.region}:{self.environment.account_id}:task-definition/{name}:5"
+                )
+                properties = {
+                    "Name": name,
+                    "GroupName": "default",
+                    "Target": {"EcsParameters": {"TaskDefinitionArn": arn}},
+                }
+                return {
+                    "identifier": name,
+                    "typeName": "AWS::Scheduler::Schedule",
+                    "properties": json.dumps(properties),
+                    "id": name,
+                }
+        raise Exception(f"ResourceNotFoundException: schedule {name} not found")
+
+    def _ecs_service(self, args: dict[str, Any]) -> dict[str, Any]:
+        cluster = args.get("clusterArn", "")
+        name = args.get("serviceName", "")
+        live = self.environment.services.get(name)
+        if live is not None and live.describe_fails:
+            raise Exception(f"AccessDeniedException: ecs:DescribeServices on {name} denied")
+        if live is None:
+            # Same wording as the provider's not-found error for this data source.
+            raise Exception(
+                f"reading ECS Service ({name}): couldn't find resource (cluster {cluster})"
+            )
+        family = f"{cluster.rsplit('/', 1)[-1]}-{name}"
+        arn = (
+            live.task_definition_arn
+            or f"arn:aws:ecs:{self.region}:{self.environment.account_id}:task-definition/{family}:7"
+        )
+        return {
+            "arn": f"arn:aws:ecs:{self.region}:{self.environment.account_id}:service/{cluster}/{name}",
+            "clusterArn": cluster,
+            "serviceName": name,
+            "taskDefinition": arn,
+            "desiredCount": 1,
+            "launchType": "FARGATE",
+            "schedulingStrategy": "REPLICA",
+            "tags": {},
+            "id": arn,
+        }
+
+    def _container_definition(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The container of the revision asked for, by ARN: a service's (default `:7`) or a
+        scheduled task's (default `:5`, the revision its schedule targets)."""
+        task_definition = args.get("taskDefinition", "")
+        container = args.get("containerName", "")
+        revisions = [
+            *((name, live, 7) for name, live in self.environment.services.items()),
+            *((name, live, 5) for name, live in self.environment.scheduled_tasks.items()),
+        ]
+        for name, live, default_revision in revisions:
+            matches = (
+                task_definition == live.task_definition_arn
+                if live.task_definition_arn
+                else task_definition.endswith(f"-{name}:{default_revision}")
+            )
+            if not matches or live.unreadable or container not in live.containers:
+                continue
+            image = live.containers[container]
+            digest = image.split("@", 1)[1] if "@" in image else live.digests.get(container, "")
+            return {
+                "taskDefinition": task_definition,
+                "containerName": container,
+                "image": image,
+                "imageDigest": digest,
+                "cpu": 0,
+                "memory": 0,
+                "memoryReservation": 0,
+                "disableNetworking": False,
+                "dockerLabels": {},
+                "environment": {},
+                "id": f"{task_definition}/{container}",
+            }
+        raise Exception(
+            f"reading ECS Container Definition ({task_definition}/{container}): AccessDeniedException or not found"
+        )
+
+    def _s3_object(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Promotion records a stack's pipeline published (`promotionRecords`), as S3 serves them."""
+        bucket, key = args.get("bucket", ""), args.get("key", "")
+        for stack, releases in self.environment.promotion_records.items():
+            prefix = f"promotion/{stack}/releases/"
+            if not key.startswith(prefix) or not key.endswith(".json"):
+                continue
+            commit = key[len(prefix) : -len(".json")]
+            outputs = self._stack_outputs(stack)
+            if commit in releases and outputs.get("promotionBucket", bucket) == bucket:
+                record = {
+                    "schema": 1,
+                    "sourceStack": stack,
+                    "commit": commit,
+                    "images": releases[commit],
+                    "createdAt": "2026-01-01T00:00:00+00:00",
+                }
+                return {
+                    "bucket": bucket,
+                    "key": key,
+                    "body": json.dumps(record, sort_keys=True),
+                    "contentType": "application/json",
+                    "id": f"{bucket}/{key}",
+                }
+        raise Exception(f"NoSuchKey: s3://{bucket}/{key} does not exist")
+
+
+def plain(value: Any) -> Any:
+    """Turn registered inputs into JSON-safe values (unknowns, secrets, assets marked)."""
+    from pulumi.runtime import rpc
+
+    if (isinstance(value, str) and value == rpc.UNKNOWN) or isinstance(
+        value, pulumi.output.Unknown
+    ):
+        return "<computed>"
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return "[secret]"
+        return {str(k): plain(v) for k, v in value.items() if not str(k).startswith("__provider")}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, pulumi.Asset | pulumi.Archive):
+        # The file name only: built archives are named by their content hash, and the
+        # directory a plan runs in (a checkout, a temporary worktree) is not a change.
+        path = getattr(value, "path", None)
+        return {"asset": type(value).__name__, "path": Path(path).name if path else None}
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,449 @@
+"""The release manifest: one YAML file per environment, validated all at once.
+
+Shape (keys camelCase, unknown keys refused)::
+
+    release: 2024.06.01-1          # release name; the release id is "<environment>-<release>"
+    environment: prod              # must equal the inventory's environment
+    production: true               # optional; when given it must agree with the inventory
+    services:                      # only the services this release sets; others are untouched
+      web:
+        image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:<64 hex>
+      api:
+        image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:1.4.2
+    scheduledTasks:
+      nightly-report:
+        followsService: web        # runs web's image of this release (or web's live image)
+        schedule: cron(0 3 * * ? *)
+        command: [python, -m, report]
+      cleanup:
+        image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/cleanup:2.0.0
+        schedule: rate(1 hour)     # optional: omitted = the live schedule is kept
+
+Rules: every service and task must be in the environment's inventory; a task gives
+exactly one of `image` or `followsService`; schedules are `cron(<6 fields>)`,
+`rate(<N> <unit>)` or (Scheduler targets only) `at(yyyy-mm-ddThh:mm:ss)`; duplicate YAML
+keys are refused. In production an image must be pinned: a digest (`repo@sha256:...`), a
+version tag (`1.4.2`, `v1.4.2-rc.1`) or a commit-sha tag (`3f2a9c1`, `sha-3f2a9c1...`);
+any other tag (`latest`, `main`, `stable`, ...) can be moved and is refused. Outside
+production any tag is accepted; note the plan compares image references as text, so
+re-pushing a moving tag is not seen as a change.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from ecs_delivery.runtime.release.inventory import Inventory
+
+RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    r"^(?P<name>(?:(?P<registry>[A-Za-z0-9.-]+(?::[0-9]+)?)/)?"
+    rf"{_COMPONENT}(?:/{_COMPONENT})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+VERSION_TAG = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?$")
+COMMIT_TAG = re.compile(r"^(?:sha-|git-)?[0-9a-f]{7,40}$")
+# Named for the message only: any tag that is not a version or a sha is refused anyway.
+MUTABLE_TAG_NAMES = frozenset(
+    {"latest", "main", "master", "dev", "develop", "stable", "prod", "production", "staging"}
+    | {"release", "edge", "nightly", "head", "test", "current", "live", "canary"}
+)
+
+_RATE = re.compile(r"^rate\((?P<n>\d+) (?P<unit>minutes?|hours?|days?)\)$")
+_CRON = re.compile(r"^cron\((?P<body>[^()]*)\)$")
+_AT = re.compile(r"^at\((?P<when>[^()]*)\)$")
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*?,/#LW-]+$")
+_CRON_FIELDS = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
+_CRON_RANGES = {0: (0, 59), 1: (0, 23), 2: (1, 31), 3: (1, 12), 4: (1, 7), 5: (1970, 2199)}
+
+
+class ManifestError(ValueError):
+    """The manifest is invalid; `errors` holds one `key.path: problem; fix` line each."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping repeats a key (YAML would silently keep the last one)."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys instead of keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise DuplicateKeyError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _duplicate_keys(node: yaml.Node | None, path: str = "") -> list[str]:
+    """Every duplicate key in the node tree, as `path: duplicate key ... (lines a and b)`."""
+    problems: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            line = key_node.start_mark.line + 1
+            child = f"{path}.{key}" if path else key
+            if key in first_line:
+                problems.append(
+                    f"{child}: duplicate key (lines {first_line[key]} and {line}); "
+                    "each name may appear once, remove or rename one"
+                )
+            else:
+                first_line[key] = line
+            problems.extend(_duplicate_keys(value_node, child))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems.extend(_duplicate_keys(item, f"{path}[{index}]"))
+    return problems
+
+
+def parse_yaml(text: str) -> tuple[Any, list[str]]:
+    """Decode YAML; return (data, problems). Duplicate keys are problems, not silent wins."""
+    try:
+        root = yaml.compose(text, Loader=UniqueKeyLoader)
+    except yaml.YAMLError as error:
+        return None, [f"(file): not valid YAML: {_yaml_message(error)}"]
+    duplicates = _duplicate_keys(root)
+    if root is None:
+        return None, duplicates
+    # With duplicates, build the data with the plain SafeLoader so validation can still
+    # report everything else (the duplicates already make the manifest invalid).
+    loader = (yaml.SafeLoader if duplicates else UniqueKeyLoader)("")
+    try:
+        return loader.construct_document(root), duplicates
+    finally:
+        loader.dispose()
+
+
+def _yaml_message(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def image_problem(image: str) -> str | None:
+    """Why `image` is not an image reference, or None."""
+    if not IMAGE_REFERENCE.match(image):
+        return (
+            f'"{image}" is not an image reference; expected '
+            "[registry/]repository:tag or [registry/]repository@sha256:<64 hex digits>"
+        )
+    return None
+
+
+def production_image_problem(image: str) -> str | None:
+    """Why `image` may change under the same reference (refused in production), or None."""
+    match = IMAGE_REFERENCE.match(image)
+    if match is None or match["digest"]:
+        return None
+    fix = "production needs an immutable tag or a digest (repo@sha256:...)"
+    tag = match["tag"]
+    if tag is None:
+        return f'no tag means "latest", which is mutable; {fix}'
+    if VERSION_TAG.match(tag) or COMMIT_TAG.match(tag):
+        return None
+    if tag.lower() in MUTABLE_TAG_NAMES:
+        return f'tag "{tag}" is mutable; {fix}'
+    return f'tag "{tag}" is neither a version (1.2.3) nor a commit sha, so it may be moved; {fix}'
+
+
+def schedule_problem(expression: str, allow_at: bool = True) -> str | None:
+    """Why `expression` is not an EventBridge schedule expression, or None."""
+    if m := _RATE.match(expression):
+        n, unit = int(m["n"]), m["unit"]
+        if n < 1:
+            return f'"{expression}": the rate must be at least 1, e.g. rate(5 minutes)'
+        if n == 1 and unit.endswith("s"):
+            return f'"{expression}": use the singular for 1, e.g. rate(1 {unit[:-1]})'
+        if n > 1 and not unit.endswith("s"):
+            return f'"{expression}": use the plural above 1, e.g. rate({n} {unit}s)'
+        return None
+    if m := _CRON.match(expression):
+        return _cron_problem(expression, m["body"].split())
+    if m := _AT.match(expression):
+        if not allow_at:
+            return (
+                f'"{expression}": at() is a one-time Scheduler expression; this task runs from '
+                "an EventBridge rule, which takes cron(...) or rate(...)"
+            )
+        try:
+            datetime.datetime.strptime(m["when"], "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            return f'"{expression}": expected at(yyyy-mm-ddThh:mm:ss), e.g. at(2025-01-31T03:00:00)'
+        return None
+    return (
+        f'"{expression}" is not a schedule expression; use cron(<6 fields>), '
+        "rate(<n> minutes|hours|days) or at(yyyy-mm-ddThh:mm:ss)"
+    )
+
+
+def _cron_problem(expression: str, fields: list[str]) -> str | None:
+    if len(fields) != 6:
+        return (
+            f'"{expression}" has {len(fields)} fields; cron needs 6 '
+            f"({' '.join(_CRON_FIELDS)}), e.g. cron(0 3 * * ? *)"
+        )
+    for index, value in enumerate(fields):
+        if not _CRON_FIELD.match(value):
+            return f'"{expression}": {_CRON_FIELDS[index]} field "{value}" has invalid characters'
+        low, high = _CRON_RANGES[index]
+        for number in re.findall(r"(?<![#/])\b\d+\b", value):
+            if not low <= int(number) <= high:
+                return (
+                    f'"{expression}": {_CRON_FIELDS[index]} value {number} is outside {low}-{high}'
+                )
+    if (fields[2] == "?") == (fields[4] == "?"):
+        return (
+            f'"{expression}": exactly one of day-of-month and day-of-week must be "?", '
+            "e.g. cron(0 3 * * ? *)"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- models
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class ServiceSpec(_Model):
+    """What a release sets for one service."""
+
+    image: str = Field(description="image of the service's main container (tag or digest)")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if problem := image_problem(value):
+            raise ValueError(problem)
+        return value
+
+
+class TaskSpec(_Model):
+    """What a release sets for one scheduled task."""
+
+    image: str | None = None
+    follows_service: str | None = None
+    schedule: str | None = Field(default=None, description="omitted = live schedule kept")
+    command: list[str] | None = Field(
+        default=None, min_length=1, description="omitted = the live command override is kept"
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and (problem := image_problem(value)):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None and (problem := schedule_problem(value)):
+            raise ValueError(problem)
+        return value
+
+
+class Manifest(_Model):
+    """A validated release manifest (see the module docstring for the YAML)."""
+
+    release: str = Field(description="release name; letters, digits, '.', '_' and '-'")
+    environment: str
+    production: bool | None = None
+    services: dict[str, ServiceSpec] = Field(default_factory=dict)
+    scheduled_tasks: dict[str, TaskSpec] = Field(default_factory=dict)
+    digest: str = Field(default="", exclude=True, description="sha256 of the source text")
+
+    @field_validator("release")
+    @classmethod
+    def _release(cls, value: str) -> str:
+        if not RELEASE_NAME.match(value):
+            raise ValueError(
+                f'"{value}" is not a release name; use up to 63 letters, digits, ".", "_" '
+                'or "-", starting with a letter or digit (e.g. 2024.06.01-1)'
+            )
+        return value
+
+    @property
+    def release_id(self) -> str:
+        return release_id(self.environment, self.release)
+
+
+def release_id(environment: str, release: str) -> str:
+    """The release's identity: one state object per (environment, release name)."""
+    return f"{environment}-{release}"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _allowed(model: type[BaseModel]) -> str:
+    return ", ".join(
+        (field.alias or name) for name, field in model.model_fields.items() if not field.exclude
+    )
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that holds the key at `loc` (for "allowed keys" hints)."""
+    if len(loc) == 1:
+        return Manifest
+    if len(loc) == 3 and loc[0] == "services":
+        return ServiceSpec
+    if len(loc) == 3 and loc[0] == "scheduledTasks":
+        return TaskSpec
+    return None
+
+
+def _pydantic_lines(error: ValidationError) -> list[str]:
+    lines = []
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        path = ".".join(str(part) for part in loc) or "(top)"
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            model = _model_at(loc)
+            hint = f"; allowed keys: {_allowed(model)}" if model else ""
+            lines.append(f"{path}: unknown key{hint}")
+        elif kind == "missing":
+            lines.append(f"{path}: required key is missing")
+        elif kind == "value_error":
+            lines.append(f"{path}: {item['ctx']['error']}")
+        else:
+            lines.append(f"{path}: {item['msg']}")
+    return lines
+
+
+def _cross_checks(data: dict[str, Any], inventory: Inventory) -> list[str]:
+    """Checks against the inventory and across keys, on the raw data (so they run even
+    when another part of the manifest failed its types)."""
+    problems: list[str] = []
+    environment = data.get("environment")
+    if isinstance(environment, str) and environment != inventory.environment:
+        problems.append(
+            f'environment: the manifest is for "{environment}" but the inventory describes '
+            f'"{inventory.environment}"; use the manifest of {inventory.environment} or the '
+            "other environment's inventory"
+        )
+    production = data.get("production")
+    if isinstance(production, bool) and production != inventory.production:
+        problems.append(
+            f"production: {str(production).lower()} contradicts the environment "
+            f"{inventory.environment}, which is {'' if inventory.production else 'not '}"
+            "production; remove the key or set it to "
+            f"{str(inventory.production).lower()}"
+        )
+
+    services = data.get("services")
+    known_services = sorted(inventory.services)
+    if isinstance(services, dict):
+        for name, spec in services.items():
+            if name not in inventory.services:
+                problems.append(
+                    f"services.{name}: unknown service in {inventory.environment}; known "
+                    f"services: {', '.join(known_services) or '(none)'}"
+                )
+            image = spec.get("image") if isinstance(spec, dict) else None
+            problem = production_image_problem(image) if isinstance(image, str) else None
+            if inventory.production and problem:
+                problems.append(f"services.{name}.image: {problem}")
+
+    tasks = data.get("scheduledTasks")
+    if isinstance(tasks, dict):
+        known_tasks = sorted(inventory.scheduled_tasks)
+        for name, spec in tasks.items():
+            target = inventory.scheduled_tasks.get(name)
+            if target is None:
+                problems.append(
+                    f"scheduledTasks.{name}: unknown scheduled task in "
+                    f"{inventory.environment}; known tasks: {', '.join(known_tasks) or '(none)'}"
+                )
+            if not isinstance(spec, dict):
+                continue
+            image, follows = spec.get("image"), spec.get("followsService")
+            if image is not None and follows is not None:
+                problems.append(
+                    f"scheduledTasks.{name}: give either image or followsService, not both"
+                )
+            elif image is None and follows is None:
+                problems.append(
+                    f"scheduledTasks.{name}: give image (its own image) or followsService "
+                    "(the service whose image it runs)"
+                )
+            if isinstance(follows, str) and follows not in inventory.services:
+                problems.append(
+                    f'scheduledTasks.{name}.followsService: unknown service "{follows}"; '
+                    f"known services: {', '.join(known_services) or '(none)'}"
+                )
+            problem = production_image_problem(image) if isinstance(image, str) else None
+            if inventory.production and problem:
+                problems.append(f"scheduledTasks.{name}.image: {problem}")
+            schedule = spec.get("schedule")
+            on_rule = target is not None and not target.uses_scheduler
+            valid = isinstance(schedule, str) and schedule_problem(schedule) is None
+            rule_problem = schedule_problem(schedule, allow_at=False) if valid else None
+            if on_rule and rule_problem:
+                problems.append(f"scheduledTasks.{name}.schedule: {rule_problem}")
+    return problems
+
+
+def _path_key(line: str) -> str:
+    return line.split(": ", 1)[0]
+
+
+def load_manifest(text: str, inventory: Inventory) -> Manifest:
+    """Parse and validate manifest text against the inventory.
+
+    Raises ManifestError with every problem, one `key.path: problem; fix` line each.
+    """
+    data, problems = parse_yaml(text)
+    if data is None and not problems:
+        problems.append("(file): the manifest is empty; it needs release, environment, services")
+    if data is not None and not isinstance(data, dict):
+        problems.append("(file): the manifest must be a mapping with release, environment, ...")
+        data = None
+
+    manifest: Manifest | None = None
+    if data is not None:
+        try:
+            manifest = Manifest.model_validate(data)
+        except ValidationError as error:
+            problems.extend(_pydantic_lines(error))
+        problems.extend(_cross_checks(data, inventory))
+
+    if problems or manifest is None:
+        # Stable order by key path keeps the output readable and diffable.
+        unique = list(dict.fromkeys(problems))
+        raise ManifestError(sorted(unique, key=_path_key))
+    return manifest.model_copy(update={"digest": hashlib.sha256(text.encode()).hexdigest()})

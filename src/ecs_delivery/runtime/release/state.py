@@ -1,0 +1,225 @@
+"""A release's persisted state: one S3 object per release, written after every transition.
+
+Key: `releases/<release-id>/state.json`. Writes are conditional (If-Match on the ETag last
+read, If-None-Match on creation), so several writers (the CLI, the Lambda steps of a Map
+running in parallel, a `release rollback` from another terminal) never lose each other's
+changes: a writer that loses the race re-reads the object and re-applies its change.
+Every change is a function of the state it is applied to, which makes that re-apply safe
+and lets a change "claim" a step (e.g. "start this deployment") only once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from ecs_delivery.runtime.aws import call_with_backoff
+from ecs_delivery.runtime.release.inventory import ServiceTarget, TaskTarget
+from ecs_delivery.runtime.release.pacing import Clock
+
+T = TypeVar("T")
+
+ReleaseStatus = Literal["running", "succeeded", "rolling_back", "rolled_back", "rollback_failed"]
+# pending: nothing done; starting: new revision registered and the deployment claimed (it
+# may or may not exist in CodeDeploy yet); deploying: deployment id recorded.
+ServiceStatus = Literal["pending", "starting", "deploying", "deployed", "failed"]
+# stopping: stop (with rollback) requested for an in-flight deployment; redeploying: a
+# deployment of the previous revision claimed/started; verifying: waiting for the group
+# to be idle and the service to run its previous revision.
+RollbackStatus = Literal[
+    "stopping", "verifying", "redeploying", "rolled_back", "not_needed", "failed"
+]
+TaskStatus = Literal["pending", "updating", "updated", "failed"]
+TERMINAL_RELEASE: frozenset[str] = frozenset({"succeeded", "rolled_back", "rollback_failed"})
+SETTLED_ROLLBACK: frozenset[str] = frozenset({"rolled_back", "not_needed", "failed"})
+
+
+class _State(BaseModel):
+    # Mutable on purpose: the state is a record that the engine moves forward in place
+    # under StateStore.update, which re-reads it when another writer got there first.
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class ServiceState(_State):
+    """One service of a release."""
+
+    target: ServiceTarget
+    previous_td: str
+    previous_image: str
+    image: str
+    new_td: str | None = None
+    deployment_id: str | None = None
+    status: ServiceStatus = "pending"
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    rollback: RollbackStatus | None = None
+    rollback_deployment_id: str | None = None
+    rollback_started_at: float | None = None
+    rollback_error: str | None = None
+
+
+class TaskState(_State):
+    """One scheduled task of a release: its trigger before, and what the release sets."""
+
+    target: TaskTarget
+    previous_td: str
+    previous_image: str
+    image: str
+    follows_service: str | None = None
+    previous_schedule: str
+    schedule: str
+    previous_command: list[str] | None = None
+    command: list[str] | None = None
+    new_td: str | None = None
+    status: TaskStatus = "pending"
+    error: str | None = None
+    rollback: Literal["rolled_back", "not_needed", "failed"] | None = None
+    rollback_error: str | None = None
+
+
+class ReleaseState(_State):
+    """The whole release: what it changes, how far it got, and why it stopped."""
+
+    release_id: str
+    environment: str
+    manifest_digest: str
+    status: ReleaseStatus = "running"
+    created_at: float
+    updated_at: float
+    failure: str | None = None
+    failed_item: str | None = None
+    services: dict[str, ServiceState] = Field(default_factory=dict)
+    tasks: dict[str, TaskState] = Field(default_factory=dict)
+    unchanged_services: list[str] = Field(default_factory=list)
+    unchanged_tasks: list[str] = Field(default_factory=list)
+    version: int = 0
+
+
+class Unchanged(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by an update function to skip the write and return `value`."""
+
+    def __init__(self, value: Any = None) -> None:
+        super().__init__()
+        self.value = value
+
+
+class StateConflictError(RuntimeError):
+    """The state object kept changing under us; another runner is very busy."""
+
+
+def state_key(release_id: str) -> str:
+    return f"releases/{release_id}/state.json"
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class StateStore:
+    """Reads and conditionally writes one release's state object (thread-safe)."""
+
+    MAX_CONFLICTS = 50
+
+    def __init__(self, s3: Any, bucket: str, release_id: str, clock: Clock) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.release_id = release_id
+        self.key = state_key(release_id)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._state: ReleaseState | None = None
+        self._etag: str | None = None
+        self.writes = 0
+
+    def _call(self, fn: Callable[..., T], **kwargs: Any) -> T:
+        return call_with_backoff(fn, sleep=self._clock.sleep, **kwargs)
+
+    def load(self) -> ReleaseState | None:
+        """Read the object (None if the release has no state yet)."""
+        with self._lock:
+            try:
+                response = self._call(self._s3.get_object, Bucket=self.bucket, Key=self.key)
+            except ClientError as error:
+                if _code(error) in ("NoSuchKey", "404"):
+                    self._state, self._etag = None, None
+                    return None
+                raise
+            body = response["Body"].read()
+            self._state = ReleaseState.model_validate_json(body)
+            self._etag = response["ETag"]
+            return self._state
+
+    @property
+    def state(self) -> ReleaseState:
+        """The last state read or written (load() first)."""
+        with self._lock:
+            if self._state is None and self.load() is None:
+                raise LookupError(f"release {self.release_id} has no state in {self.bucket}")
+            assert self._state is not None
+            return self._state
+
+    def create(self, state: ReleaseState) -> bool:
+        """Write the first state; False (and the existing state loaded) if one exists."""
+        with self._lock:
+            try:
+                response = self._call(
+                    self._s3.put_object,
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    Body=state.model_dump_json().encode(),
+                    ContentType="application/json",
+                    IfNoneMatch="*",
+                )
+            except ClientError as error:
+                if _code(error) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    self.load()
+                    return False
+                raise
+            self._state, self._etag = state, response["ETag"]
+            self.writes += 1
+            return True
+
+    def update(self, change: Callable[[ReleaseState], T]) -> T:
+        """Apply `change` to the current state and write it; retry on a concurrent write.
+
+        `change` may raise Unchanged(value) to return without writing; any other exception
+        propagates and the cached state is dropped (it may be half-changed).
+        """
+        with self._lock:
+            for _ in range(self.MAX_CONFLICTS):
+                state = self.state
+                try:
+                    result = change(state)
+                except Unchanged as unchanged:
+                    return unchanged.value
+                except BaseException:
+                    self._state = None
+                    raise
+                state.version += 1
+                state.updated_at = self._clock.time()
+                try:
+                    response = self._call(
+                        self._s3.put_object,
+                        Bucket=self.bucket,
+                        Key=self.key,
+                        Body=state.model_dump_json().encode(),
+                        ContentType="application/json",
+                        IfMatch=self._etag,
+                    )
+                except ClientError as error:
+                    if _code(error) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                        self.load()  # someone else wrote: re-apply our change to theirs
+                        continue
+                    self._state = None
+                    raise
+                self._etag = response["ETag"]
+                self.writes += 1
+                return result
+            raise StateConflictError(
+                f"state {self.key} changed {self.MAX_CONFLICTS} times while we tried to write it"
+            )

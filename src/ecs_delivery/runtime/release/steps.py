@@ -1,0 +1,233 @@
+"""The engine's steps as the Step Functions state machine calls them (via Lambda).
+
+Each function takes a StepContext (clients, state bucket, engine config) and plain values
+from the execution's data, and returns a small JSON-friendly dict. The Lambda handlers in
+lambda_src/release_steps/handler.py only read their environment and call these.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ecs_delivery.runtime.aws import is_throttling
+from ecs_delivery.runtime.release.engine import (
+    EngineConfig,
+    ReleaseEngine,
+    ReleaseInputError,
+    ReleaseStopped,
+    ServiceDeploymentFailed,
+    prepare,
+)
+from ecs_delivery.runtime.release.inventory import Inventory
+from ecs_delivery.runtime.release.live import Aws, TaskDefinitions
+from ecs_delivery.runtime.release.manifest import (
+    ManifestError,
+    load_manifest,
+    parse_yaml,
+    release_id,
+)
+from ecs_delivery.runtime.release.state import StateStore
+
+
+class Throttled(RuntimeError):
+    """AWS kept throttling after the engine's backoff; Step Functions retries the step."""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What every step needs: AWS, the state bucket and the engine's settings."""
+
+    aws: Aws
+    bucket: str
+    config: EngineConfig
+
+    def engine(self, release: str) -> ReleaseEngine:
+        store = StateStore(self.aws.clients.s3, self.bucket, release, self.aws.clock)
+        if store.load() is None:
+            raise ReleaseInputError(f"release {release} has no state in s3://{self.bucket}")
+        return ReleaseEngine(self.aws, store, self.config)
+
+
+def read_s3_text(aws: Aws, uri: str) -> str:
+    """The text of an s3://bucket/key object."""
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise ReleaseInputError(f"manifest_s3_uri: {uri!r} is not s3://bucket/key")
+    bucket, key = uri[5:].split("/", 1)
+    response = aws.call(aws.clients.s3.get_object, Bucket=bucket, Key=key)
+    return str(response["Body"].read().decode())
+
+
+def load_inventory_object(aws: Aws, bucket: str, key: str) -> Inventory:
+    """The releaseInventory JSON the stack wrote to s3://bucket/key."""
+    from ecs_delivery.runtime.release.inventory import parse_inventory
+
+    text = read_s3_text(aws, f"s3://{bucket}/{key}")
+    return parse_inventory(json.loads(text), source=f"s3://{bucket}/{key}")
+
+
+def manifest_text(aws: Aws, event: dict[str, Any]) -> str:
+    """The manifest from the execution input (inline text or an S3 object)."""
+    if isinstance(event.get("manifest_yaml"), str):
+        return str(event["manifest_yaml"])
+    if isinstance(event.get("manifest_s3_uri"), str):
+        return read_s3_text(aws, event["manifest_s3_uri"])
+    raise ReleaseInputError("execution input: give manifest_yaml or manifest_s3_uri")
+
+
+def _guard(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except ClientError as error:
+        if is_throttling(error):
+            raise Throttled(str(error)) from error
+        raise
+
+
+def plan_step(ctx: StepContext, text: str, inventory: Inventory) -> dict[str, Any]:
+    """Validate the manifest, plan or resume the release; list the services left to deploy.
+
+    Raises ManifestError (nothing deployed) for a bad manifest.
+    """
+    manifest = load_manifest(text, inventory)
+    store = StateStore(ctx.aws.clients.s3, ctx.bucket, manifest.release_id, ctx.aws.clock)
+    definitions = TaskDefinitions(ctx.aws)
+    state, plan = _guard(prepare, ctx.aws, store, manifest, inventory, definitions)
+    if state is None:
+        assert plan is not None
+        if not plan.has_changes:
+            return _plan_result(manifest.release_id, [], [], has_changes=False)
+        state = ReleaseEngine(ctx.aws, store, ctx.config, definitions=definitions).begin(plan)
+    if state.status == "succeeded":
+        return _plan_result(state.release_id, [], [], has_changes=False)
+    if state.status != "running":
+        raise ReleaseInputError(
+            f"release {state.release_id} is {state.status}; a release name is used once"
+        )
+    left = sorted(n for n, s in state.services.items() if s.status != "deployed")
+    return _plan_result(state.release_id, left, sorted(state.tasks), has_changes=True)
+
+
+def _plan_result(
+    release: str, services: list[str], tasks: list[str], has_changes: bool
+) -> dict[str, Any]:
+    return {
+        "release_id": release,
+        "has_changes": has_changes,
+        "services": services,
+        "service_count": len(services),
+        "tasks": tasks,
+    }
+
+
+def start_service_step(ctx: StepContext, release: str, service: str) -> dict[str, Any]:
+    """Register and start one service's deployment (once, however often it is called)."""
+    engine = ctx.engine(release)
+    try:
+        status = _guard(engine.start_service, service)
+    except (Throttled, ReleaseStopped):
+        raise
+    except ServiceDeploymentFailed as error:
+        engine.fail_service(service, error.reason)
+        raise
+    except Exception as error:
+        engine.fail_service(service, str(error))
+        raise ServiceDeploymentFailed(service, str(error)) from error
+    return {"release_id": release, "service": service, "status": status}
+
+
+def poll_service_step(ctx: StepContext, release: str, service: str) -> dict[str, Any]:
+    """Poll one service's deployment: status deploying or deployed; raises when it failed
+    or when the release is being rolled back."""
+    engine = ctx.engine(release)
+    state = engine.store.state
+    if state.status != "running":
+        raise ReleaseStopped(f"release {release} is {state.status}")
+    status = _guard(engine.poll_services, [service])[service]
+    if status == "failed":
+        error = engine.store.state.services[service].error or "deployment failed"
+        raise ServiceDeploymentFailed(service, error)
+    return {"release_id": release, "service": service, "status": status}
+
+
+def update_tasks_step(ctx: StepContext, release: str) -> dict[str, Any]:
+    """Point the scheduled tasks at their new revisions and mark the release succeeded."""
+    engine = ctx.engine(release)
+    _guard(engine.update_tasks)
+    return {"release_id": release, "status": engine.finish()}
+
+
+def _release_to_roll_back(ctx: StepContext, event: dict[str, Any]) -> StateStore | None:
+    """The state of the release this execution started, or None if it started none."""
+    plan = event.get("plan")
+    if isinstance(plan, dict) and isinstance(plan.get("release_id"), str):
+        store = StateStore(ctx.aws.clients.s3, ctx.bucket, plan["release_id"], ctx.aws.clock)
+        return store if store.load() is not None else None
+    # The plan step failed. It may have written the state before failing; the manifest
+    # names the release, and only a state written from this very manifest text is ours
+    # (an earlier release under the same name must not be touched).
+    try:
+        text = manifest_text(ctx.aws, event)
+    except (ReleaseInputError, ClientError):
+        return None
+    data, _ = parse_yaml(text)
+    names = ("environment", "release")
+    if not (isinstance(data, dict) and all(isinstance(data.get(k), str) for k in names)):
+        return None
+    store = StateStore(
+        ctx.aws.clients.s3,
+        ctx.bucket,
+        release_id(data["environment"], data["release"]),
+        ctx.aws.clock,
+    )
+    state = store.load()
+    if state is None or state.manifest_digest != hashlib.sha256(text.encode()).hexdigest():
+        return None
+    return store
+
+
+def _error_text(error: Any) -> str:
+    if not isinstance(error, dict):
+        return "the release failed"
+    cause = str(error.get("Cause", ""))
+    with contextlib.suppress(ValueError, AttributeError):
+        cause = str(json.loads(cause).get("errorMessage", cause))
+    return f"{error.get('Error', 'Error')}: {cause}"[:1000]
+
+
+def rollback_step(ctx: StepContext, event: dict[str, Any]) -> dict[str, Any]:
+    """Start rolling the release back (the whole execution document is the input)."""
+    store = _release_to_roll_back(ctx, event)
+    if store is None:
+        return {"release_id": None, "status": "nothing_deployed"}
+    release = store.release_id
+    engine = ReleaseEngine(ctx.aws, store, ctx.config)
+    # The failed item (if a service or task failed) is found in the state by the engine.
+    _guard(engine.start_rollback, _error_text(event.get("error")), None)
+    return {"release_id": release, "status": _guard(engine.rollback_step)}
+
+
+def rollback_poll_step(ctx: StepContext, release: str) -> dict[str, Any]:
+    """Move the rollback one step on: status rolling_back, rolled_back or rollback_failed."""
+    engine = ctx.engine(release)
+    return {"release_id": release, "status": _guard(engine.rollback_step)}
+
+
+__all__ = [
+    "ManifestError",
+    "StepContext",
+    "Throttled",
+    "load_inventory_object",
+    "manifest_text",
+    "plan_step",
+    "poll_service_step",
+    "rollback_poll_step",
+    "rollback_step",
+    "start_service_step",
+    "update_tasks_step",
+]

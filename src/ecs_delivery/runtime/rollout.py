@@ -1,0 +1,318 @@
+"""Roll Pulumi-owned fields out to an ECS service at deploy time, against what runs then.
+
+The Pulumi program registers a *template* revision (every Pulumi-owned field). When a
+rollout runs it reads the revision the service runs at that moment, overlays the template's
+fields onto it (keeping each container's image, unless an image is pinned or newly
+promoted), and deploys the result blue/green only when it differs from what runs. After
+CodeDeploy accepted the deployment (one deployment per group: the rollout now holds the
+lock) it reads what runs again: if a pipeline ship landed in between, it stops its own
+deployment before traffic moves and merges again onto the new revision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+
+from ecs_delivery.runtime import codedeploy as cd
+from ecs_delivery.runtime.aws import call_with_backoff
+from ecs_delivery.runtime.live import Running, running
+from ecs_delivery.runtime.taskdef import describe, overlay_owned, same_content_in_any_family
+
+RolloutAction = Literal["none-service-new", "none-same-content", "deployed", "started"]
+# A ship that lands between the read and the lock is normal; three in a row is not.
+DEFAULT_MERGE_ATTEMPTS = 3
+
+
+class ServiceStateError(cd.DeploymentError):
+    """The ECS service cannot take a CodeDeploy rollout (missing, inactive, wrong controller)."""
+
+
+class RolloutRaceError(cd.DeploymentError):
+    """What runs kept changing under the rollout: it gave up rather than deploy stale content."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutRequest:
+    """Which template to roll out to which service, through which deployment group.
+
+    `images` maps container -> image to deploy over what runs (pinned, or a newly promoted
+    release); every other container keeps the image it runs. `own_deployment` is a deployment
+    an earlier rollout of this service started without waiting: while it runs, a rollout
+    with wait=False does not start another.
+    """
+
+    cluster: str
+    service: str
+    # None: deploy `images` onto what runs and change nothing else (the pipeline's ship).
+    template_arn: str | None
+    family: str
+    application: str
+    deployment_group: str
+    container_name: str
+    container_port: int
+    network: cd.Network | None = None
+    platform_version: str | None = None
+    images: Mapping[str, str] = field(default_factory=dict)
+    # Lifecycle hooks of the AppSpec (event -> Lambda), e.g. the validation hook.
+    hooks: Mapping[str, str] = field(default_factory=dict)
+    own_deployment: str | None = None
+    wait: bool = True
+    timeout_seconds: float = 3600
+    poll_seconds: float = 15
+    merge_attempts: int = DEFAULT_MERGE_ATTEMPTS
+
+    def __post_init__(self) -> None:
+        for name in (
+            "cluster",
+            "service",
+            "family",
+            "application",
+            "deployment_group",
+            "container_name",
+        ):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name}: must be a non-empty string")
+        if self.template_arn is None and not self.images:
+            raise ValueError("images: required when there is no template (nothing to deploy)")
+        # appspec() holds the ARN and port rules; building one here reports them early.
+        cd.appspec(
+            self.template_arn or "arn:aws:ecs:::task-definition/check:1",
+            self.container_name,
+            self.container_port,
+            hooks=self.hooks,
+        )
+        for container, image in self.images.items():
+            if not isinstance(image, str) or not image.strip():
+                raise ValueError(f"images.{container}: {image!r} is not an image reference")
+        if self.timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds: {self.timeout_seconds} must be positive")
+        if self.poll_seconds <= 0:
+            raise ValueError(f"poll_seconds: {self.poll_seconds} must be positive")
+        if self.merge_attempts < 1:
+            raise ValueError(f"merge_attempts: {self.merge_attempts} must be at least 1")
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """What rollout() did.
+
+    action: "none-service-new" (the service runs the template itself: it was just created
+    from it), "none-same-content" (what runs already carries every Pulumi-owned field and
+    image asked for), "deployed" (a deployment ran and succeeded) or "started" (a deployment
+    was started, or is still running from an earlier rollout, and not waited for).
+    running_task_definition_arn is the revision serving traffic when rollout() returned;
+    images what its containers run.
+    """
+
+    action: RolloutAction
+    running_task_definition_arn: str
+    deployment_id: str | None
+    images: dict[str, str] = field(default_factory=dict)
+
+
+def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
+    """DescribeServices for one ACTIVE CODE_DEPLOY service, or a ServiceStateError saying why not."""
+    try:
+        response = call_with_backoff(ecs.describe_services, cluster=cluster, services=[service])
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ClusterNotFoundException":
+            raise ServiceStateError(
+                f"ECS cluster {cluster!r} not found; check cluster_name and the AWS region/account"
+            ) from error
+        raise
+    services = response.get("services", [])
+    if not services:
+        reason = next((f.get("reason") for f in response.get("failures", [])), "MISSING")
+        raise ServiceStateError(
+            f"ECS service {service!r} not found in cluster {cluster!r} ({reason}); the rollout "
+            "runs after the service exists: check service_name, cluster_name and the region"
+        )
+    found = services[0]
+    if found.get("status") != "ACTIVE":
+        raise ServiceStateError(
+            f"ECS service {service!r} in cluster {cluster!r} is {found.get('status')}, not "
+            "ACTIVE; it cannot take a deployment (recreate it, then run `pulumi up` again)"
+        )
+    controller = (found.get("deploymentController") or {}).get("type", "ECS")
+    if controller != "CODE_DEPLOY":
+        raise ServiceStateError(
+            f"ECS service {service!r} uses the {controller} deployment controller; blue/green "
+            "rollouts through CodeDeploy need deploymentController CODE_DEPLOY"
+        )
+    return found
+
+
+def what_runs(ecs: Any, cluster: str, service: str) -> Running:
+    """The revision, network and platform serving the service's traffic right now."""
+    return running(describe_service(ecs, cluster, service))
+
+
+def _check_target(task_definition: Mapping[str, Any], name: str, port: int) -> None:
+    """Fail before CodeDeploy does when the AppSpec's container or port is not in the revision."""
+    containers = {c["name"]: c for c in task_definition.get("containerDefinitions", [])}
+    if name not in containers:
+        raise ValueError(
+            f"container_name: {name!r} is not in {task_definition.get('taskDefinitionArn')}; "
+            f"known containers: {', '.join(sorted(containers)) or '(none)'}"
+        )
+    ports = [m.get("containerPort") for m in containers[name].get("portMappings", [])]
+    if port not in ports:
+        raise ValueError(
+            f"container_port: {port} is not a port mapping of container {name!r}; "
+            f"its ports: {', '.join(str(p) for p in ports) or '(none)'}"
+        )
+
+
+def _network_differs(live: Running, wanted: cd.Network | None) -> bool:
+    if wanted is None:
+        return False
+    return (
+        tuple(sorted(wanted.subnets)) != live.subnets
+        or tuple(sorted(wanted.security_groups)) != live.security_groups
+        or wanted.assign_public_ip != live.assign_public_ip
+    )
+
+
+def _platform_differs(live: Running, wanted: str | None) -> bool:
+    # "LATEST" is whatever Fargate resolves it to: only an explicit version can differ.
+    return bool(wanted) and wanted != "LATEST" and wanted != live.platform_version
+
+
+def _images(task_definition: Mapping[str, Any]) -> dict[str, str]:
+    return {c["name"]: c["image"] for c in task_definition.get("containerDefinitions", [])}
+
+
+def _wait_for_others(
+    codedeploy: Any,
+    request: RolloutRequest,
+    busy: list[str],
+    sleep: Callable[[float], Any],
+    clock: Callable[[], float],
+) -> None:
+    """Another deployment holds the group: wait for it (wait=True), else refuse naming it."""
+    if not request.wait:
+        raise cd.DeploymentInProgressError(request.application, request.deployment_group, busy)
+    for deployment_id in busy:
+        _wait_until_finished(codedeploy, request, deployment_id, sleep, clock)
+
+
+def _wait_until_finished(
+    codedeploy: Any,
+    request: RolloutRequest,
+    deployment_id: str,
+    sleep: Callable[[float], Any],
+    clock: Callable[[], float],
+) -> None:
+    cd.wait_until_finished(
+        codedeploy,
+        deployment_id,
+        timeout_seconds=request.timeout_seconds,
+        poll_seconds=request.poll_seconds,
+        sleep=sleep,
+        clock=clock,
+    )
+
+
+def rollout(
+    ecs: Any,
+    codedeploy: Any,
+    request: RolloutRequest,
+    sleep: Callable[[float], Any] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> RolloutResult:
+    """Deploy the template's fields (and any pinned/promoted image) onto what runs, if needed.
+
+    Without a template it deploys only `request.images` onto what runs (a pipeline ship), so
+    Pulumi's fields are never reverted by a deployer either. Never deploys an image older
+    than the one running, except one named in request.images; never starts an empty
+    blue/green cycle.
+    """
+    template: dict[str, Any] | None = None
+    for _attempt in range(request.merge_attempts):
+        live = what_runs(ecs, request.cluster, request.service)
+        if template is None and request.template_arn:  # after the service is known to exist
+            template = describe(ecs, request.template_arn, include_tags=True)
+        busy = cd.in_progress_deployments(codedeploy, request.application, request.deployment_group)
+        if busy:
+            if request.own_deployment in busy and not request.wait:
+                return RolloutResult("started", live.task_definition_arn, request.own_deployment)
+            _wait_for_others(codedeploy, request, busy, sleep, clock)
+            continue  # what runs may have changed: read it again
+        described = describe(ecs, live.task_definition_arn, include_tags=template is None)
+        current = described["taskDefinition"]
+        # Pulumi's fields from the template, else every field of what runs: only images move.
+        owner = (template or described)["taskDefinition"]
+        tags = (template or described).get("tags") or None
+        wanted = overlay_owned(owner, current, family=request.family, images=request.images)
+        content_same = same_content_in_any_family(wanted, current)
+        if (
+            content_same
+            and not _network_differs(live, request.network)
+            and not _platform_differs(live, request.platform_version)
+        ):
+            action: RolloutAction = (
+                "none-service-new"
+                if request.template_arn and live.task_definition_arn == request.template_arn
+                else "none-same-content"
+            )
+            return RolloutResult(action, live.task_definition_arn, None, _images(current))
+
+        _check_target(wanted, request.container_name, request.container_port)
+        if content_same:  # only the network or platform changes: deploy what runs as it is
+            target = live.task_definition_arn
+        else:
+            registration = {**wanted, **({"tags": tags} if tags else {})}
+            target = call_with_backoff(ecs.register_task_definition, **registration)[
+                "taskDefinition"
+            ]["taskDefinitionArn"]
+        spec = cd.appspec(
+            target,
+            request.container_name,
+            request.container_port,
+            hooks=request.hooks,
+            platform_version=request.platform_version,
+            network=request.network,
+        )
+        try:
+            deployment_id = cd.start_deployment(
+                codedeploy,
+                request.application,
+                request.deployment_group,
+                spec,
+                description=(
+                    f"ecs-delivery: Pulumi-owned change to {request.cluster}/{request.service}: "
+                    f"{live.task_definition_arn} -> {target}"
+                ),
+            )
+        except cd.DeploymentInProgressError:
+            continue  # another deployer took the lock first: wait for it, then merge again
+        # We hold the group's lock now. A ship that finished before we took it changed what
+        # runs: our merge is stale, so stop it before traffic moves and merge again.
+        if what_runs(ecs, request.cluster, request.service).task_definition_arn != (
+            live.task_definition_arn
+        ):
+            cd.stop_deployment(codedeploy, deployment_id)
+            _wait_until_finished(codedeploy, request, deployment_id, sleep, clock)
+            continue
+        if not request.wait:
+            return RolloutResult("started", live.task_definition_arn, deployment_id)
+        cd.wait_for_deployment(
+            codedeploy,
+            deployment_id,
+            timeout_seconds=request.timeout_seconds,
+            poll_seconds=request.poll_seconds,
+            sleep=sleep,
+            clock=clock,
+        )
+        return RolloutResult("deployed", target, deployment_id, _images(wanted))
+    raise RolloutRaceError(
+        f"ECS service {request.cluster}/{request.service}: what it runs changed "
+        f"{request.merge_attempts} times while the rollout merged Pulumi's fields onto it "
+        "(other deployments kept landing). Nothing stale was deployed; run `pulumi up` again "
+        "once the pipeline is quiet."
+    )
