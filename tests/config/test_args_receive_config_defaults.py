@@ -12,6 +12,7 @@ from ecs_delivery.components.fargate_service import Autoscaling, Container, Farg
 from ecs_delivery.components.hook import ValidationHookArgs
 from ecs_delivery.components.load_balancer import LoadBalancerArgs
 from ecs_delivery.components.network import NetworkArgs
+from ecs_delivery.components.pipeline import DeliveryPipelineArgs
 from ecs_delivery.components.release import ReleaseArgs
 from ecs_delivery.components.scheduled_task import ScheduledTaskArgs
 
@@ -31,6 +32,10 @@ CONFIG_OWNED = {
     CodeDeploymentArgs: ["alarms", "termination_wait_minutes"],
     ValidationHookArgs: ["log_retention_days"],
     ReleaseArgs: ["log_retention_days"],
+    DeliveryPipelineArgs: [
+        "approval", "build_compute_type", "build_image", "build_timeout_minutes",
+        "log_retention_days",
+    ],
 }  # fmt: skip
 
 

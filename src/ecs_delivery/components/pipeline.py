@@ -727,12 +727,13 @@ class DeliveryPipelineArgs:
     promotion_key: str
     source: SourceSettings | None = None
     upstream: UpstreamRecord | None = None
-    approval: bool = False
+    # Values the stack config owns (pipeline.*, logRetentionDays): given, never defaulted here.
+    approval: bool
+    build_compute_type: str
+    build_image: str
+    build_timeout_minutes: int
+    log_retention_days: int
     validation_hook: str | None = None
-    build_compute_type: str = "BUILD_GENERAL1_SMALL"
-    build_image: str = "aws/codebuild/amazonlinux2-x86_64-standard:5.0"
-    build_timeout_minutes: int = 30
-    log_retention_days: int = 30
     kms_key_arn: str | None = None
     # The bucket and its settings: the tooling object is written after them.
     bucket_resources: list[pulumi.Resource] = field(default_factory=list)
