@@ -294,8 +294,7 @@ def test_the_pull_request_preview_runs_the_offline_diff_beside_pulumi_preview():
         "pulumi/actions@v6"
     )
     assert (
-        '-m ecs_delivery.offline.diff --stack "$STACK" --base "origin/$BASE_REF"'
-        in diff_step["run"]
+        '.venv/bin/ecs-delivery diff --stack "$STACK" --base "origin/$BASE_REF"' in diff_step["run"]
     )
     assert diff_step["env"] == {
         "STACK": "${{ matrix.stack }}",
