@@ -6,12 +6,15 @@ import dataclasses
 
 import pytest
 
+from components.artifacts import ArtifactBucketArgs
 from components.codedeploy import AlarmSettings, CodeDeploymentArgs
+from components.deployer import DeployerAccessArgs
 from components.ecr import ImageRepositoryArgs
 from components.fargate_service import Autoscaling, Container, FargateServiceArgs
 from components.hook import ValidationHookArgs
 from components.load_balancer import LoadBalancerArgs
 from components.network import NetworkArgs
+from components.pipeline import DeliveryPipelineArgs
 from components.release import ReleaseArgs
 from components.scheduled_task import ScheduledTaskArgs
 
@@ -20,17 +23,24 @@ CONFIG_OWNED = {
     Autoscaling: ["scale_in_cooldown_seconds", "scale_out_cooldown_seconds"],
     FargateServiceArgs: [
         "log_retention_days", "health_check_grace_period_seconds", "cpu_architecture",
+        "kms_key_arn",
     ],
-    ScheduledTaskArgs: ["timezone", "enabled", "retry_attempts", "log_retention_days"],
+    ScheduledTaskArgs: [
+        "timezone", "enabled", "retry_attempts", "log_retention_days", "kms_key_arn",
+    ],
     LoadBalancerArgs: [
         "ssl_policy", "test_listener_port", "deletion_protection", "idle_timeout_seconds",
+        "access_logs",
     ],
-    NetworkArgs: ["nat_gateways", "flow_log_retention_days", "region"],
-    ImageRepositoryArgs: ["keep_tagged_images", "untagged_expiry_days"],
+    NetworkArgs: ["nat_gateways", "flow_log_retention_days", "region", "kms_key_arn"],
+    ImageRepositoryArgs: ["keep_tagged_images", "untagged_expiry_days", "kms_key_arn"],
+    ArtifactBucketArgs: ["kms_key_arn", "access_logs"],
+    DeliveryPipelineArgs: ["kms_key_arn"],
+    DeployerAccessArgs: ["kms_key_arn"],
     AlarmSettings: [f.name for f in dataclasses.fields(AlarmSettings)],
-    CodeDeploymentArgs: ["alarms", "termination_wait_minutes"],
-    ValidationHookArgs: ["log_retention_days"],
-    ReleaseArgs: ["log_retention_days"],
+    CodeDeploymentArgs: ["alarms", "termination_wait_minutes", "kms_key_arn"],
+    ValidationHookArgs: ["log_retention_days", "kms_key_arn"],
+    ReleaseArgs: ["log_retention_days", "kms_key_arn", "access_logs"],
 }  # fmt: skip
 
 
