@@ -164,6 +164,8 @@ if settings.release:
             ],
             scheduler_role_arns=[t.scheduler_role.arn for t in environment_platform.tasks.values()],
             log_retention_days=settings.log_retention_days,
+            kms_key_arn=environment_platform.kms_key_arn,
+            access_logs=environment_platform.access_logs,
             tags=platform.default_tags(settings, environment),
         ),
     )
@@ -203,6 +205,7 @@ deployer_access = deployer.DeployerAccess(
         schedules=[f"default/{families[name]}" for name in settings.scheduled_tasks],
         scheduler_role_arns=[t.scheduler_role.arn for t in environment_platform.tasks.values()],
         release_bucket=releases.bucket_name if settings.release else None,
+        kms_key_arn=environment_platform.kms_key_arn,
         tags=platform.default_tags(settings, environment),
     ),
 )

@@ -226,6 +226,17 @@ def log_retention_set(
     return []
 
 
+def kms_key_rotated(
+    type_: str, props: Mapping[str, Any], ignore_changes: Sequence[str] = ()
+) -> list[str]:
+    if type_ != "aws:kms/key:Key":
+        return []
+    spec = props.get("customerMasterKeySpec") or "SYMMETRIC_DEFAULT"
+    if spec == "SYMMETRIC_DEFAULT" and props.get("enableKeyRotation") is not True:
+        return ["symmetric key without automatic rotation; set enableKeyRotation"]
+    return []
+
+
 def ecr_immutable_scanned(
     type_: str, props: Mapping[str, Any], ignore_changes: Sequence[str] = ()
 ) -> list[str]:
@@ -400,6 +411,7 @@ RESOURCE_RULES = (
         containers_hardened,
     ),
     Rule("log-retention-set", "CloudWatch log groups set retentionInDays.", log_retention_set),
+    Rule("kms-key-rotated", "Symmetric KMS keys rotate automatically.", kms_key_rotated),
     Rule(
         "ecr-immutable-scanned",
         "ECR repositories: immutable tags, scan on push.",

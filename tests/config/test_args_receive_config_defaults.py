@@ -6,7 +6,9 @@ import dataclasses
 
 import pytest
 
+from ecs_delivery.components.artifacts import ArtifactBucketArgs
 from ecs_delivery.components.codedeploy import AlarmSettings, CodeDeploymentArgs
+from ecs_delivery.components.deployer import DeployerAccessArgs
 from ecs_delivery.components.ecr import ImageRepositoryArgs
 from ecs_delivery.components.fargate_service import Autoscaling, Container, FargateServiceArgs
 from ecs_delivery.components.hook import ValidationHookArgs
@@ -21,21 +23,27 @@ CONFIG_OWNED = {
     Autoscaling: ["scale_in_cooldown_seconds", "scale_out_cooldown_seconds"],
     FargateServiceArgs: [
         "log_retention_days", "health_check_grace_period_seconds", "cpu_architecture",
+        "kms_key_arn",
     ],
-    ScheduledTaskArgs: ["timezone", "enabled", "retry_attempts", "log_retention_days"],
+    ScheduledTaskArgs: [
+        "timezone", "enabled", "retry_attempts", "log_retention_days", "kms_key_arn",
+    ],
     LoadBalancerArgs: [
         "ssl_policy", "test_listener_port", "deletion_protection", "idle_timeout_seconds",
+        "access_logs",
     ],
-    NetworkArgs: ["nat_gateways", "flow_log_retention_days", "region"],
-    ImageRepositoryArgs: ["keep_tagged_images", "untagged_expiry_days"],
-    AlarmSettings: [f.name for f in dataclasses.fields(AlarmSettings)],
-    CodeDeploymentArgs: ["alarms", "termination_wait_minutes"],
-    ValidationHookArgs: ["log_retention_days"],
-    ReleaseArgs: ["log_retention_days"],
+    NetworkArgs: ["nat_gateways", "flow_log_retention_days", "region", "kms_key_arn"],
+    ImageRepositoryArgs: ["keep_tagged_images", "untagged_expiry_days", "kms_key_arn"],
+    ArtifactBucketArgs: ["kms_key_arn", "access_logs"],
     DeliveryPipelineArgs: [
         "approval", "build_compute_type", "build_image", "build_timeout_minutes",
-        "log_retention_days",
+        "log_retention_days", "kms_key_arn",
     ],
+    DeployerAccessArgs: ["kms_key_arn"],
+    AlarmSettings: [f.name for f in dataclasses.fields(AlarmSettings)],
+    CodeDeploymentArgs: ["alarms", "termination_wait_minutes", "kms_key_arn"],
+    ValidationHookArgs: ["log_retention_days", "kms_key_arn"],
+    ReleaseArgs: ["log_retention_days", "kms_key_arn", "access_logs"],
 }  # fmt: skip
 
 

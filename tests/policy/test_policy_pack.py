@@ -188,6 +188,11 @@ def _bad_cases(dev, prod):
         "log group keeps logs forever; set retentionInDays",
     )
     yield (
+        "kms-key-rotated",
+        _changed(prod.named("aws:kms/key:Key", "kms"), inputs={"enableKeyRotation": False}),
+        "symmetric key without automatic rotation; set enableKeyRotation",
+    )
+    yield (
         "ecr-immutable-scanned",
         _changed(
             dev.named("aws:ecr/repository:Repository", "ecr-web"),

@@ -189,7 +189,8 @@ def _own_resources(plan) -> dict[str, set[str]]:
             arn("scheduler", f"schedule/{r.inputs['groupName']}/{r.inputs['name']}")
             for r in plan.of_type("aws:scheduler/schedule:Schedule")
         }
-        | {bucket, f"{bucket}/releases/*", f"{bucket}/inventory.json"},
+        | {bucket, f"{bucket}/releases/*", f"{bucket}/inventory.json"}
+        | ({plan.outputs["kmsKeyArn"]} if "kmsKeyArn" in plan.outputs else set()),
         "roles": {r.name for r in plan.of_type("aws:iam/role:Role")},
     }
 
@@ -256,6 +257,7 @@ def args(stack, units, github=None):
             for i in range(units)
         ],
         ecr_namespace=f"shop-{stack}",
+        kms_key_arn=None,
         github=github,
     )
 

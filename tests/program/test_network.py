@@ -52,6 +52,7 @@ Network("network", NetworkArgs(
     nat_gateways="none",
     flow_log_retention_days=30,
     region="eu-west-1",
+    kms_key_arn=None,
 ))
 """
 

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam
 from ecs_delivery.components.naming import TYPE_PREFIX
+
+if TYPE_CHECKING:  # access_logs builds its bucket policy from this module's statements
+    from ecs_delivery.components.access_logs import AccessLogs
 
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -101,7 +104,9 @@ class ArtifactBucketArgs:
     expiry_days: int = 30
     noncurrent_expiry_days: int = 30
     # None: SSE-S3 (AES256); an ARN: SSE-KMS with that key and S3 bucket keys.
-    kms_key_arn: str | None = None
+    kms_key_arn: pulumi.Input[str] | None
+    # Server access logs of this bucket (accessLogs config); None: none.
+    access_logs: AccessLogs | None
     # Accounts of downstream environments that read the promotion records.
     reader_account_ids: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
@@ -172,7 +177,7 @@ class ArtifactBucket(pulumi.ComponentResource):
             aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                 sse_algorithm="aws:kms", kms_master_key_id=args.kms_key_arn
             )
-            if args.kms_key_arn
+            if args.kms_key_arn is not None
             else aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                 sse_algorithm="AES256"
             )
@@ -183,7 +188,7 @@ class ArtifactBucket(pulumi.ComponentResource):
             rules=[
                 aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
                     apply_server_side_encryption_by_default=by_default,
-                    bucket_key_enabled=bool(args.kms_key_arn),
+                    bucket_key_enabled=args.kms_key_arn is not None,
                 )
             ],
             opts=child,
@@ -207,6 +212,14 @@ class ArtifactBucket(pulumi.ComponentResource):
         )
         # Object events go to EventBridge: a downstream pipeline starts on a new promotion record.
         aws.s3.BucketNotification(name, bucket=self.bucket.id, eventbridge=True, opts=child)
+        if args.access_logs is not None:
+            aws.s3.BucketLogging(
+                name,
+                bucket=self.bucket.id,
+                target_bucket=args.access_logs.bucket,
+                target_prefix=args.access_logs.s3_prefix(args.bucket_name),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=args.access_logs.depends_on),
+            )
         self.register_outputs({"bucket": self.bucket.bucket, "arn": self.bucket.arn})
 
     @staticmethod

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam
+from ecs_delivery.components import iam, kms
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 CODE_DEPLOY = "CODE_DEPLOY"
@@ -317,6 +317,8 @@ class CodeDeploymentArgs:
     termination_wait_minutes: int
     # The AfterAllowTestTraffic Lambda's ARN: CodeDeploy must be allowed to invoke it.
     hook_function_arn: str | None = None
+    # The stack's customer-managed key, which encrypts the artifact bucket; None: SSE-S3.
+    kms_key_arn: pulumi.Input[str] | None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -444,6 +446,19 @@ class CodeDeployment(pulumi.ComponentResource):
                 hook_function_arn=args.hook_function_arn,
                 artifact_bucket_arn=args.artifact_bucket_arn,
                 artifact_prefix=args.artifact_prefix,
+            )
+            + (
+                [
+                    kms.use_statement(
+                        args.kms_key_arn,
+                        sid="ReadRevisionsKey",
+                        condition={
+                            "StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"}
+                        },
+                    )
+                ]
+                if args.kms_key_arn is not None
+                else []
             ),
             tags=args.tags,
             parent=self,

@@ -780,6 +780,75 @@ class ReleaseConfig(_Model):
     )
 
 
+KMS_KEY_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/mrk-[0-9a-f]{32}$"
+)
+S3_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class AccessLogsConfig(_Model):
+    """Access logs: the load balancer's access and connection logs, S3 server access logs."""
+
+    enabled: Flag = Field(
+        True,
+        description="ALB access and connection logs, and server access logs of the artifact (promotion) and release-state buckets, into one log bucket (SSE-S3: the only encryption ELB log delivery supports). Costs only S3 storage.",
+    )
+    bucket_name: str | None = Field(
+        None,
+        description="An existing log bucket in the stack's region (SSE-S3, with the ELB and S3 log-delivery grants of `components/access_logs.py`); no bucket is created. Omitted: the stack creates `<project>-<stack>-<account>-<region>-logs`.",
+    )
+    expiration_days: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="Days before log objects in the created log bucket expire (noncurrent versions too).",
+    )
+
+    @field_validator("bucket_name")
+    @classmethod
+    def _bucket(cls, value: str | None) -> str | None:
+        if value is not None and (not S3_BUCKET_NAME.match(value) or ".." in value):
+            raise ValueError(
+                f"{value!r} is not an S3 bucket name (3-63 chars of a-z, 0-9, '.', '-')"
+            )
+        return value
+
+
+class KmsConfig(_Model):
+    """Customer-managed KMS key for buckets, ECR, logs, CodeBuild, CodePipeline, Lambda, Step Functions."""
+
+    key_arn: str | None = Field(
+        None,
+        description="An existing symmetric KMS key in the stack's region (its key policy must let this account's IAM policies use it and CloudWatch Logs encrypt with it). Omitted (and `create` false): AWS-managed encryption.",
+    )
+    create: Flag = Field(
+        False,
+        description="Create a key for this stack (rotation on, least-privilege key policy); about 1 USD a month. Not with `keyArn`.",
+    )
+
+    @field_validator("key_arn")
+    @classmethod
+    def _key_arn(cls, value: str | None) -> str | None:
+        if value is not None and not KMS_KEY_ARN.match(value):
+            raise ValueError(
+                f"{value!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>); an alias ARN cannot scope IAM policies"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_key(self) -> KmsConfig:
+        if self.key_arn and self.create:
+            raise Problems(
+                [
+                    (
+                        "create",
+                        "not with keyArn: use the given key (remove create) or create one (remove keyArn)",
+                    )
+                ]
+            )
+        return self
+
+
 class StackConfig(_Model):
     """Everything a stack file may say, under the `ecs-delivery:` namespace."""
 
@@ -843,6 +912,10 @@ class StackConfig(_Model):
     release: ReleaseConfig | None = Field(
         None, description="Whole-environment releases from a manifest. Omitted: no release engine."
     )
+    access_logs: AccessLogsConfig = Field(
+        AccessLogsConfig(), description="Load balancer and S3 server access logs."
+    )
+    kms: KmsConfig = Field(KmsConfig(), description="Customer-managed encryption key.")
 
     @field_validator("upstream_stack")
     @classmethod

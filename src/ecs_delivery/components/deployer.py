@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam, naming
+from ecs_delivery.components import iam, kms, naming
 from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.components.pipeline import ECR_PUSH_ACTIONS
@@ -81,6 +81,8 @@ class DeployerAccessArgs:
     scheduler_role_arns: Sequence[pulumi.Input[str]] = ()
     # The release engine's state bucket (config `release`), if any.
     release_bucket: str | None = None
+    # The stack's customer-managed key (kms config), which encrypts the release bucket.
+    kms_key_arn: pulumi.Input[str] | None
     github: GithubOidc | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -184,6 +186,16 @@ def shared_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
                 "Resource": bucket,
             },
         ]
+        if args.kms_key_arn is not None:
+            statements.append(
+                kms.use_statement(
+                    args.kms_key_arn,
+                    sid="ReleaseStateKey",
+                    condition={
+                        "StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"}
+                    },
+                )
+            )
     return statements
 
 

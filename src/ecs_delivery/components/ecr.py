@@ -81,7 +81,7 @@ class ImageRepositoryArgs:
     keep_tagged_images: int
     untagged_expiry_days: int
     # None: AES256 (ECR-managed keys); an ARN: that KMS key (cannot change after creation).
-    kms_key_arn: str | None = None
+    kms_key_arn: pulumi.Input[str] | None
     # Other accounts whose roles may pull (cross-account promotion); same account needs none.
     pull_account_ids: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
@@ -108,7 +108,7 @@ class ImageRepository(pulumi.ComponentResource):
             aws.ecr.RepositoryEncryptionConfigurationArgs(
                 encryption_type="KMS", kms_key=args.kms_key_arn
             )
-            if args.kms_key_arn
+            if args.kms_key_arn is not None
             else aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")
         )
         self.repository = aws.ecr.Repository(

@@ -64,6 +64,8 @@ class FargateServiceArgs:
     region: str
     account_id: str
     log_retention_days: int
+    # The stack's customer-managed key (kms config); None: AWS-managed encryption.
+    kms_key_arn: pulumi.Input[str] | None
     health_check_grace_period_seconds: int
     cpu_architecture: str
     autoscaling: Autoscaling | None = None
@@ -294,6 +296,7 @@ class FargateService(pulumi.ComponentResource):
             name,
             name=f"/ecs/{args.family}",
             retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
             tags=args.tags,
             opts=self._child,
         )

@@ -148,6 +148,8 @@ class ValidationHookArgs:
     region: str
     account_id: str
     log_retention_days: int
+    # The stack's customer-managed key (kms config); None: AWS-managed encryption.
+    kms_key_arn: pulumi.Input[str] | None
     source_dir: Path = SOURCE_DIR
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -177,6 +179,7 @@ class ValidationHook(pulumi.ComponentResource):
             name,
             name=f"/aws/lambda/{args.function_name}",
             retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
             tags=args.tags,
             opts=self._child,
         )
@@ -194,6 +197,8 @@ class ValidationHook(pulumi.ComponentResource):
             source_code_hash=source_hash(args.source_dir),
             timeout=function_timeout_seconds(args.probes),
             memory_size=128,
+            # None: Lambda's AWS-managed key encrypts the environment.
+            kms_key_arn=args.kms_key_arn,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
                     "TEST_URL": args.test_url,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from ecs_delivery.components.access_logs import ALB_ACCESS_PREFIX, ALB_CONNECTION_PREFIX, AccessLogs
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 WORLD = "0.0.0.0/0"
@@ -51,6 +52,8 @@ class LoadBalancerArgs:
     domain_name: str | None = None
     deletion_protection: bool
     idle_timeout_seconds: int
+    # Access and connection logs (accessLogs config); None: none.
+    access_logs: AccessLogs | None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -92,8 +95,12 @@ class LoadBalancer(pulumi.ComponentResource):
             enable_deletion_protection=args.deletion_protection,
             idle_timeout=args.idle_timeout_seconds,
             desync_mitigation_mode="defensive",
+            **self._logs(args.access_logs),
             tags=args.tags,
-            opts=self._child,
+            # ELB checks that it may write to the bucket when logging is turned on.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=args.access_logs.depends_on if args.access_logs else []
+            ),
         )
         self.dns_name = self.alb.dns_name
         self.production_listener = self._create_production_listeners(https)
@@ -113,6 +120,19 @@ class LoadBalancer(pulumi.ComponentResource):
                 "securityGroupId": self.security_group.id,
             }
         )
+
+    @staticmethod
+    def _logs(logs: AccessLogs | None) -> dict[str, object]:
+        if logs is None:
+            return {}
+        return {
+            "access_logs": aws.lb.LoadBalancerAccessLogsArgs(
+                bucket=logs.bucket, prefix=ALB_ACCESS_PREFIX, enabled=True
+            ),
+            "connection_logs": aws.lb.LoadBalancerConnectionLogsArgs(
+                bucket=logs.bucket, prefix=ALB_CONNECTION_PREFIX, enabled=True
+            ),
+        }
 
     @staticmethod
     def _not_found() -> aws.lb.ListenerDefaultActionArgs:

@@ -77,3 +77,22 @@ def partition(region: str) -> str:
 def arn(service: str, resource: str, *, region: str, account: str = "", scoped: bool = True) -> str:
     """An ARN in the region's partition; `scoped=False` leaves region out (IAM, S3)."""
     return f"arn:{partition(region)}:{service}:{region if scoped else ''}:{account}:{resource}"
+
+
+def log_bucket_name(project: str, stack: str, account: str, region: str) -> str:
+    """The stack's log bucket (access logs of the load balancer and of the other buckets)."""
+    return f"{project}-{stack}-{account}-{region}-logs".lower().replace("_", "-")
+
+
+def release_bucket_name(project: str, stack: str, account: str, region: str) -> str:
+    """Release state and the release pipeline's artifacts."""
+    return f"{project}-{stack}-{account}-{region}-releases"
+
+
+def s3_bucket_arn(bucket: str, region: str) -> str:
+    return arn("s3", bucket, region=region, scoped=False)
+
+
+def kms_alias(project: str, stack: str) -> str:
+    """The alias of the key a stack creates (`kms.create`)."""
+    return f"alias/{project}-{stack}"

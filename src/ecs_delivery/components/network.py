@@ -25,6 +25,8 @@ class NetworkArgs:
     nat_gateways: Literal["none", "single", "perAz"]
     flow_log_retention_days: int
     region: str
+    # The stack's customer-managed key (kms config); None: AWS-managed encryption.
+    kms_key_arn: pulumi.Input[str] | None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -226,6 +228,7 @@ class Network(pulumi.ComponentResource):
         log_group = aws.cloudwatch.LogGroup(
             f"{self._name}-flow-logs",
             retention_in_days=self._args.flow_log_retention_days,
+            kms_key_id=self._args.kms_key_arn,
             tags=self._tags(f"{self._name}-flow-logs"),
             opts=self._child,
         )

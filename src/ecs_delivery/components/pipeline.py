@@ -453,7 +453,7 @@ def _codebuild_base_statements(
     artifact_prefix: str,
     tooling_key: str,
     writes_artifacts: bool,
-    kms_key_arn: str | None,
+    kms_key_arn: pulumi.Input[str] | None,
 ) -> list[dict[str, Any]]:
     """What every CodeBuild action needs: its logs, the pipeline's artifacts, the tooling."""
     statements: list[dict[str, Any]] = [
@@ -483,7 +483,7 @@ def _codebuild_base_statements(
             "Resource": bucket_arn,
         },
     ]
-    if kms_key_arn:
+    if kms_key_arn is not None:
         statements.append(_kms_statement(kms_key_arn))
     return statements
 
@@ -614,7 +614,7 @@ def pipeline_role_statements(
     project_names: Sequence[str],
     source: SourceSettings | None,
     upstream: UpstreamRecord | None,
-    kms_key_arn: str | None = None,
+    kms_key_arn: pulumi.Input[str] | None = None,
 ) -> list[dict[str, Any]]:
     """CodePipeline: artifacts, its source and its builds (the Deploy build deploys)."""
     statements: list[dict[str, Any]] = [
@@ -680,12 +680,12 @@ def pipeline_role_statements(
                 "Resource": f"arn:aws:s3:::{upstream.bucket}",
             },
         ]
-    if kms_key_arn:
+    if kms_key_arn is not None:
         statements.append(_kms_statement(kms_key_arn))
     return statements
 
 
-def _kms_statement(kms_key_arn: str) -> dict[str, Any]:
+def _kms_statement(kms_key_arn: pulumi.Input[str]) -> dict[str, Any]:
     return {
         "Sid": "ArtifactKey",
         "Effect": "Allow",
@@ -734,7 +734,8 @@ class DeliveryPipelineArgs:
     build_timeout_minutes: int
     log_retention_days: int
     validation_hook: str | None = None
-    kms_key_arn: str | None = None
+    # The stack's customer-managed key (kms config); None: AWS-managed encryption.
+    kms_key_arn: pulumi.Input[str] | None
     # The bucket and its settings: the tooling object is written after them.
     bucket_resources: list[pulumi.Resource] = field(default_factory=list)
     # What must exist before the pipeline's first run (deployment groups, the hook).
@@ -942,6 +943,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             log_group,
             name=f"/aws/codebuild/{project_name}",
             retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
             tags=args.tags,
             opts=self._child,
         )
@@ -1020,7 +1022,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             encryption_key=aws.codepipeline.PipelineArtifactStoreEncryptionKeyArgs(
                 id=args.kms_key_arn, type="KMS"
             )
-            if args.kms_key_arn
+            if args.kms_key_arn is not None
             else None,
         )
         return aws.codepipeline.Pipeline(

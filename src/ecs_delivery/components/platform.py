@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import naming
+from ecs_delivery.components import access_logs, kms, naming
+from ecs_delivery.components.access_logs import AccessLogs
+from ecs_delivery.components.artifacts import artifact_bucket_name
 from ecs_delivery.components.config import ServiceConfig, StackConfig
 from ecs_delivery.components.fargate_service import (
     Autoscaling,
@@ -48,6 +51,57 @@ class Platform:
     services: dict[str, FargateService] = field(default_factory=dict)
     tasks: dict[str, ScheduledTask] = field(default_factory=dict)
     outputs: dict[str, object] = field(default_factory=dict)
+    # The stack's customer-managed key (given or created), None: AWS-managed encryption.
+    kms_key_arn: pulumi.Input[str] | None = None
+    # Where access logs go (accessLogs.enabled), None: nowhere.
+    access_logs: AccessLogs | None = None
+
+
+def stack_key(cfg: StackConfig, env: Environment, tags: dict[str, str]) -> pulumi.Input[str] | None:
+    """The key of `kms` config: the given ARN, a key created for the stack, or None."""
+    if cfg.kms.key_arn:
+        return cfg.kms.key_arn
+    if not cfg.kms.create:
+        return None
+    key = kms.StackKey(
+        "kms",
+        kms.StackKeyArgs(
+            alias=naming.kms_alias(env.project, env.stack),
+            region=env.region,
+            account_id=env.account_id,
+            tags=tags,
+        ),
+    )
+    return key.arn
+
+
+def access_log_target(
+    cfg: StackConfig, env: Environment, tags: dict[str, str]
+) -> AccessLogs | None:
+    """Where the stack's access logs go: the given bucket, a log bucket created here, or None."""
+    logs = cfg.access_logs
+    if not logs.enabled:
+        return None
+    if logs.bucket_name:
+        return AccessLogs(bucket=logs.bucket_name)
+    # The buckets that log here have deterministic names: the policy names each one.
+    sources = [artifact_bucket_name(env.project, env.stack, env.account_id, env.region)]
+    if cfg.release:
+        sources.append(
+            naming.release_bucket_name(env.project, env.stack, env.account_id, env.region)
+        )
+    bucket = access_logs.LogBucket(
+        "logs",
+        access_logs.LogBucketArgs(
+            bucket_name=naming.log_bucket_name(env.project, env.stack, env.account_id, env.region),
+            region=env.region,
+            account_id=env.account_id,
+            source_buckets=sources,
+            expiration_days=logs.expiration_days,
+            tags=tags,
+        ),
+    )
+    return bucket.target
 
 
 _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
@@ -114,6 +168,8 @@ def build(
     from.
     """
     tags = default_tags(cfg, env)
+    key_arn = stack_key(cfg, env, tags)
+    logs = access_log_target(cfg, env, tags)
     network = Network(
         "network",
         NetworkArgs(
@@ -122,6 +178,7 @@ def build(
             nat_gateways=cfg.network.nat_gateways,
             flow_log_retention_days=cfg.network.flow_log_retention_days,
             region=env.region,
+            kms_key_arn=key_arn,
             tags=tags,
         ),
     )
@@ -141,6 +198,7 @@ def build(
             domain_name=lb_cfg.domain_name,
             deletion_protection=lb_cfg.deletion_protection,
             idle_timeout_seconds=lb_cfg.idle_timeout_seconds,
+            access_logs=logs,
             services=[
                 ServiceRoute(
                     name=name,
@@ -158,7 +216,13 @@ def build(
     )
     cluster_name = naming.cluster_name(env.project, env.stack)
     cluster = EcsCluster("cluster", cluster_name, cfg.container_insights, tags)
-    platform = Platform(network=network, load_balancer=load_balancer, cluster=cluster)
+    platform = Platform(
+        network=network,
+        load_balancer=load_balancer,
+        cluster=cluster,
+        kms_key_arn=key_arn,
+        access_logs=logs,
+    )
     for name, svc in sorted(cfg.services.items()):
         pair = load_balancer.target_groups[name]
         platform.services[name] = FargateService(
@@ -191,6 +255,7 @@ def build(
                 region=env.region,
                 account_id=env.account_id,
                 log_retention_days=cfg.log_retention_days,
+                kms_key_arn=key_arn,
                 health_check_grace_period_seconds=svc.health_check_grace_period_seconds,
                 cpu_architecture=svc.cpu_architecture,
                 autoscaling=Autoscaling(**svc.autoscaling.model_dump())
@@ -231,6 +296,7 @@ def build(
                 region=env.region,
                 account_id=env.account_id,
                 log_retention_days=cfg.log_retention_days,
+                kms_key_arn=key_arn,
                 image_repository_arns=_pull_arns(
                     env, image, task.follows_service or name, upstream_repository_arns
                 ),
@@ -259,6 +325,10 @@ def build(
             },
         }
     )
+    if key_arn is not None:
+        platform.outputs["kmsKeyArn"] = key_arn
+    if logs is not None:
+        platform.outputs["accessLogBucket"] = logs.bucket
     return platform
 
 

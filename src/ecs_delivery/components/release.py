@@ -22,7 +22,8 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from ecs_delivery.components import iam, lambda_package
+from ecs_delivery.components import iam, kms, lambda_package, naming
+from ecs_delivery.components.access_logs import AccessLogs
 from ecs_delivery.components.artifacts import (
     ArtifactBucket,
     ArtifactBucketArgs,
@@ -89,6 +90,10 @@ class ReleaseArgs:
     task_role_arns: list[pulumi.Input[str]]
     scheduler_role_arns: list[pulumi.Input[str]]
     log_retention_days: int
+    # The stack's customer-managed key (kms config); None: AWS-managed encryption.
+    kms_key_arn: pulumi.Input[str] | None
+    # Server access logs of the state bucket (accessLogs config); None: none.
+    access_logs: AccessLogs | None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -158,12 +163,16 @@ class Release(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         prefix = f"{args.project}-{args.stack}"
         self.pipeline_name = f"{prefix}-release"
-        bucket_name = f"{prefix}-{args.account_id}-{args.region}-releases"
+        bucket_name = naming.release_bucket_name(
+            args.project, args.stack, args.account_id, args.region
+        )
         self.bucket = ArtifactBucket(
             f"{name}-state",
             ArtifactBucketArgs(
                 bucket_name=bucket_name,
                 expiring_prefixes=[pipeline_artifact_prefix(self.pipeline_name)],
+                kms_key_arn=args.kms_key_arn,
+                access_logs=args.access_logs,
                 tags=args.tags,
             ),
             opts=self._child,
@@ -188,6 +197,57 @@ class Release(pulumi.ComponentResource):
                 "bucket": bucket_name,
             }
         )
+
+    # --- the stack's key ----------------------------------------------------------------
+
+    def _kms_through_s3(self) -> list[dict[str, Any]]:
+        """Read and write the state bucket's objects, encrypted with the stack's key."""
+        a = self._args
+        if a.kms_key_arn is None:
+            return []
+        return [
+            kms.use_statement(
+                a.kms_key_arn,
+                sid="StateBucketKey",
+                condition={"StringEquals": {"kms:ViaService": f"s3.{a.region}.amazonaws.com"}},
+            )
+        ]
+
+    def _machine_kms_statements(self) -> list[dict[str, Any]]:
+        """Step Functions encrypts executions (and their log delivery) with the caller's role."""
+        a = self._args
+        if a.kms_key_arn is None:
+            return []
+        machine_arn = naming.arn(
+            "states",
+            f"stateMachine:{a.project}-{a.stack}-release",
+            region=a.region,
+            account=a.account_id,
+        )
+        return [
+            kms.use_statement(
+                a.kms_key_arn,
+                sid="MachineKey",
+                condition={
+                    "StringEquals": {
+                        "kms:EncryptionContext:aws:states:stateMachineArn": machine_arn
+                    }
+                },
+            ),
+            {
+                "Sid": "MachineLogDeliveryKey",
+                "Effect": "Allow",
+                "Action": "kms:GenerateDataKey",
+                "Resource": a.kms_key_arn,
+                "Condition": {
+                    "StringLike": {
+                        "kms:EncryptionContext:SourceArn": naming.arn(
+                            "logs", "*", region=a.region, account=a.account_id
+                        )
+                    }
+                },
+            },
+        ]
 
     # --- Lambda steps --------------------------------------------------------------------
 
@@ -310,6 +370,7 @@ class Release(pulumi.ComponentResource):
                 f"{self._name}-{step.replace('_', '-')}",
                 name=f"/aws/lambda/{function_name}",
                 retention_in_days=a.log_retention_days,
+                kms_key_id=a.kms_key_arn,
                 tags=a.tags,
                 opts=self._child,
             )
@@ -327,6 +388,7 @@ class Release(pulumi.ComponentResource):
                     "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                     "Resource": [pulumi.Output.concat(g.arn, ":*") for g in log_groups.values()],
                 },
+                *self._kms_through_s3(),
             ],
             tags=a.tags,
             parent=self,
@@ -346,6 +408,7 @@ class Release(pulumi.ComponentResource):
                 timeout=900 if step in ("plan", "rollback") else 300,
                 memory_size=512,
                 architectures=[ARCHITECTURE],
+                kms_key_arn=a.kms_key_arn,
                 environment=aws.lambda_.FunctionEnvironmentArgs(
                     variables={
                         "STATE_BUCKET": self.bucket_name,
@@ -369,6 +432,7 @@ class Release(pulumi.ComponentResource):
             f"{self._name}-machine",
             name=f"/aws/vendedlogs/states/{a.project}-{a.stack}-release",
             retention_in_days=a.log_retention_days,
+            kms_key_id=a.kms_key_arn,
             tags=a.tags,
             opts=self._child,
         )
@@ -400,6 +464,7 @@ class Release(pulumi.ComponentResource):
                     ],
                     "Resource": "*",
                 },
+                *self._machine_kms_statements(),
             ],
             tags=a.tags,
             parent=self,
@@ -423,6 +488,13 @@ class Release(pulumi.ComponentResource):
                 include_execution_data=False,
                 log_destination=pulumi.Output.concat(log_group.arn, ":*"),
             ),
+            encryption_configuration=aws.sfn.StateMachineEncryptionConfigurationArgs(
+                type="CUSTOMER_MANAGED_KMS_KEY",
+                kms_key_id=a.kms_key_arn,
+                kms_data_key_reuse_period_seconds=300,
+            )
+            if a.kms_key_arn is not None
+            else None,
             tags=a.tags,
             opts=self._child,
         )
@@ -500,6 +572,7 @@ class Release(pulumi.ComponentResource):
             f"{self._name}-validate",
             name=f"/aws/codebuild/{self.pipeline_name}-validate",
             retention_in_days=a.log_retention_days,
+            kms_key_id=a.kms_key_arn,
             tags=a.tags,
             opts=self._child,
         )
@@ -549,6 +622,7 @@ class Release(pulumi.ComponentResource):
                     "Action": "ecs:DescribeTaskDefinition",
                     "Resource": "*",
                 },
+                *self._kms_through_s3(),
             ],
             tags=a.tags,
             parent=self,
@@ -578,6 +652,7 @@ class Release(pulumi.ComponentResource):
                     group_name=build_logs.name
                 )
             ),
+            encryption_key=a.kms_key_arn,
             tags=a.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[tooling]),
         )
@@ -635,6 +710,7 @@ class Release(pulumi.ComponentResource):
                     "Action": "states:DescribeExecution",
                     "Resource": f"arn:aws:states:{a.region}:{a.account_id}:execution:{a.project}-{a.stack}-release:*",
                 },
+                *self._kms_through_s3(),
             ],
             tags=a.tags,
             parent=self,
@@ -645,7 +721,15 @@ class Release(pulumi.ComponentResource):
             pipeline_type="V2",
             role_arn=pipeline_role.arn,
             artifact_stores=[
-                aws.codepipeline.PipelineArtifactStoreArgs(location=self.bucket_name, type="S3")
+                aws.codepipeline.PipelineArtifactStoreArgs(
+                    location=self.bucket_name,
+                    type="S3",
+                    encryption_key=aws.codepipeline.PipelineArtifactStoreEncryptionKeyArgs(
+                        id=a.kms_key_arn, type="KMS"
+                    )
+                    if a.kms_key_arn is not None
+                    else None,
+                )
             ],
             stages=[s.to_args() for s in stages],
             tags=a.tags,

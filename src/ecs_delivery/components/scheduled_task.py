@@ -38,6 +38,8 @@ class ScheduledTaskArgs:
     region: str
     account_id: str
     log_retention_days: int
+    # The stack's customer-managed key (kms config); None: AWS-managed encryption.
+    kms_key_arn: pulumi.Input[str] | None
     image_repository_arns: pulumi.Input[list[str]] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -58,6 +60,7 @@ class ScheduledTask(pulumi.ComponentResource):
             name,
             name=f"/ecs/{args.family}",
             retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
             tags=tags,
             opts=child,
         )
