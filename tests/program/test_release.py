@@ -100,7 +100,8 @@ def test_release_steps_pass_task_roles_only_to_ecs_and_scheduler_roles_only_to_t
     dev_plan,
 ):
     statements = {s["Sid"]: s for s in policy(dev_plan, "release-steps")["Statement"]}
-    tasks = statements["PassTaskRoles"]
+    units = json.loads(inputs(dev_plan, "aws:iam/policy:Policy", "release-steps-units-1")["policy"])
+    tasks = {s["Sid"]: s for s in units["Statement"]}["PassTaskRoles"]
     assert tasks["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
@@ -112,9 +113,9 @@ def test_release_steps_pass_task_roles_only_to_ecs_and_scheduler_roles_only_to_t
     assert [
         r.split("/")[-1].startswith("task-nightly-report-scheduler") for r in schedulers["Resource"]
     ] == [True]
+    # The stack's own CodeDeploy application: every group of it, and no other application's.
     assert statements["Deployments"]["Resource"] == [
-        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/api",
-        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/web",
+        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/*",
     ]
     assert statements["Schedules"]["Resource"] == [
         "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/ecs-delivery-dev-nightly-report"
@@ -152,3 +153,76 @@ def test_state_machine_request_matches_the_step_functions_api_shape(dev_plan):
 
 def test_prod_runs_releases_five_at_a_time(prod_plan):
     assert _definition(prod_plan)["States"]["DeployServices"]["MaxConcurrency"] == 5
+
+
+def test_release_steps_may_list_the_state_bucket_so_a_missing_record_reads_as_missing(dev_plan):
+    """Without s3:ListBucket, S3 answers GetObject of a missing key with 403, not 404: the
+    first release of a stack (no record yet) would fail as 'access denied'."""
+    statements = {s["Sid"]: s for s in policy(dev_plan, "release-steps")["Statement"]}
+    bucket = "arn:aws:s3:::ecs-delivery-dev-123456789012-eu-west-1-releases"
+    assert statements["ReleaseStateKeys"] == {
+        "Sid": "ReleaseStateKeys",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": bucket,
+        "Condition": {"StringLike": {"s3:prefix": ["releases/*", "inventory.json"]}},
+    }
+
+
+def _many_services(count: int) -> dict:
+    return {
+        f"svc{i:03d}": {
+            "containerPort": 8080,
+            "cpu": 256,
+            "memory": 512,
+            "routing": {"pathPatterns": [f"/svc{i:03d}/*"]},
+        }
+        for i in range(count)
+    }
+
+
+def test_release_steps_policies_fit_iam_limits_at_sixty_services_and_pass_every_role():
+    """IAM allows 10,240 characters of inline policy per role and 6,144 per managed policy;
+    the per-service lists (families, roles) go to as many managed policies as they need."""
+    from tests.conftest import make_plan
+
+    plan = make_plan("dev", overrides={"services": _many_services(60), "scheduledTasks": {}})
+    inline = inputs(plan, "aws:iam/rolePolicy:RolePolicy", "release-steps")["policy"]
+    assert len(json.dumps(json.loads(inline), separators=(",", ":"))) <= 10_240
+    managed = [
+        r for r in plan.resources
+        if r.type == "aws:iam/policy:Policy" and r.name.startswith("release-steps-units-")
+    ]  # fmt: skip
+    assert managed
+    for registration in managed:
+        assert (
+            len(json.dumps(json.loads(registration.inputs["policy"]), separators=(",", ":")))
+            <= 6_144
+        )
+    attached = {
+        r.inputs["policyArn"]
+        for r in plan.resources
+        if r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+        and r.name.startswith("release-steps-units-")
+    }
+    assert len(attached) == len(managed)
+    documents = [json.loads(inline)] + [json.loads(r.inputs["policy"]) for r in managed]
+    passed = [
+        arn
+        for d in documents
+        for s in d["Statement"]
+        if s["Sid"].startswith("PassTaskRoles")
+        for arn in s["Resource"]
+    ]
+    tagged = [
+        arn
+        for d in documents
+        for s in d["Statement"]
+        if s["Sid"].startswith("TagNewRevisions")
+        for arn in s["Resource"]
+    ]
+    assert len(passed) == len(set(passed)) == 120  # a task and an execution role per service
+    assert sorted(tagged) == sorted(
+        f"arn:aws:ecs:eu-west-1:123456789012:task-definition/ecs-delivery-dev-svc{i:03d}:*"
+        for i in range(60)
+    )

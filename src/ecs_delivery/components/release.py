@@ -73,6 +73,15 @@ STEP_MODULES = (
 )
 
 
+# Services or tasks per managed policy of the steps' role: 16 families and 32 role ARNs stay
+# well under IAM's 6,144 characters (a test plans 60 services).
+UNITS_PER_POLICY = 16
+
+
+def _chunks(values: list[Any], size: int) -> list[list[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReleaseArgs:
     project: str
@@ -257,17 +266,12 @@ class Release(pulumi.ComponentResource):
         region, account = a.region, a.account_id
         services = inv.get("services", {})
         tasks = inv.get("scheduledTasks", {})
-        service_arns = [
-            f"arn:aws:ecs:{region}:{account}:service/{s['cluster']}/{s['service']}"
-            for s in services.values()
-        ]
-        group_arns = [
-            f"arn:aws:codedeploy:{region}:{account}:deploymentgroup:{s['codedeployApplication']}/{s['codedeployGroup']}"
-            for s in services.values()
-        ]
+        # The stack's own cluster(s) and CodeDeploy application(s) scope the services and groups,
+        # so this part does not grow with the number of services (IAM's 10,240 characters).
+        clusters = sorted({s["cluster"] for s in services.values()})
         applications = sorted({s["codedeployApplication"] for s in services.values()})
-        families = sorted({t["taskFamily"] for t in tasks.values()}) + [
-            f"{a.project}-{a.stack}-{name}" for name in services
+        group_arns = [
+            f"arn:aws:codedeploy:{region}:{account}:deploymentgroup:{app}/*" for app in applications
         ]
         statements: list[dict[str, Any]] = [
             {
@@ -276,11 +280,20 @@ class Release(pulumi.ComponentResource):
                 "Action": ["s3:GetObject", "s3:PutObject"],
                 "Resource": [f"{self.bucket_arn}/releases/*", f"{self.bucket_arn}/{INVENTORY_KEY}"],
             },
+            # Without it S3 answers a missing record (a stack's first release) with 403, not 404.
+            {
+                "Sid": "ReleaseStateKeys",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": self.bucket_arn,
+                "Condition": {"StringLike": {"s3:prefix": ["releases/*", INVENTORY_KEY]}},
+            },
             {
                 "Sid": "ReadServices",
                 "Effect": "Allow",
                 "Action": "ecs:DescribeServices",
-                "Resource": service_arns or [f"arn:aws:ecs:{region}:{account}:service/none/none"],
+                "Resource": [f"arn:aws:ecs:{region}:{account}:service/{c}/*" for c in clusters]
+                or [f"arn:aws:ecs:{region}:{account}:service/none/none"],
             },
             # Neither action supports resource-level permissions in IAM.
             {
@@ -288,22 +301,6 @@ class Release(pulumi.ComponentResource):
                 "Effect": "Allow",
                 "Action": ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
                 "Resource": "*",
-            },
-            {
-                "Sid": "TagNewRevisions",
-                "Effect": "Allow",
-                "Action": "ecs:TagResource",
-                "Resource": [
-                    f"arn:aws:ecs:{region}:{account}:task-definition/{f}:*" for f in families
-                ],
-                "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
-            },
-            {
-                "Sid": "PassTaskRoles",
-                "Effect": "Allow",
-                "Action": "iam:PassRole",
-                "Resource": list(a.task_role_arns),
-                "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             },
         ]
         if group_arns:
@@ -362,6 +359,50 @@ class Release(pulumi.ComponentResource):
             ]
         return statements
 
+    def _unit_statements(self) -> list[list[dict[str, Any]]]:
+        """Tag new revisions of, and pass the roles of, the stack's units: one managed policy
+        per UNITS_PER_POLICY services or tasks (IAM: 6,144 characters per managed policy)."""
+        a = self._args
+        inv = a.inventory
+        families = sorted({t["taskFamily"] for t in inv.get("scheduledTasks", {}).values()}) + [
+            f"{a.project}-{a.stack}-{name}" for name in inv.get("services", {})
+        ]
+        roles = list(a.task_role_arns)
+        family_chunks = _chunks(families, UNITS_PER_POLICY)
+        role_chunks = _chunks(roles, 2 * UNITS_PER_POLICY)  # a task and an execution role each
+        documents = []
+        for i in range(max(len(family_chunks), len(role_chunks))):
+            statements: list[dict[str, Any]] = []
+            if i < len(family_chunks):
+                statements.append(
+                    {
+                        "Sid": "TagNewRevisions",
+                        "Effect": "Allow",
+                        "Action": "ecs:TagResource",
+                        "Resource": [
+                            f"arn:aws:ecs:{a.region}:{a.account_id}:task-definition/{f}:*"
+                            for f in family_chunks[i]
+                        ],
+                        "Condition": {
+                            "StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}
+                        },
+                    }
+                )
+            if i < len(role_chunks):
+                statements.append(
+                    {
+                        "Sid": "PassTaskRoles",
+                        "Effect": "Allow",
+                        "Action": "iam:PassRole",
+                        "Resource": role_chunks[i],
+                        "Condition": {
+                            "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+                        },
+                    }
+                )
+            documents.append(statements)
+        return documents
+
     def _create_steps(self) -> dict[str, aws.lambda_.Function]:
         a = self._args
         names = {step: f"{a.project}-{a.stack}-release-{step.replace('_', '-')}" for step in STEPS}
@@ -393,6 +434,23 @@ class Release(pulumi.ComponentResource):
             tags=a.tags,
             parent=self,
         )
+        attachments = []
+        for i, statements in enumerate(self._unit_statements(), start=1):
+            units = aws.iam.Policy(
+                f"{self._name}-steps-units-{i}",
+                description=f"Release steps of {a.project}-{a.stack}: units, part {i}",
+                policy=iam.output_document(statements),
+                tags=a.tags,
+                opts=self._child,
+            )
+            attachments.append(
+                aws.iam.RolePolicyAttachment(
+                    f"{self._name}-steps-units-{i}",
+                    role=role.name,
+                    policy_arn=units.arn,
+                    opts=self._child,
+                )
+            )
         archive = step_archive()
         # Lambda's own trigger for new code; equal while the zip's inputs are equal.
         code_hash = lambda_package.code_sha256(Path(archive.path))
@@ -417,7 +475,9 @@ class Release(pulumi.ComponentResource):
                     }
                 ),
                 tags=a.tags,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[log_groups[step], policy]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[log_groups[step], policy, *attachments]
+                ),
             )
             for step, function_name in names.items()
         }
