@@ -14,6 +14,7 @@ from components.load_balancer import LoadBalancerArgs
 from components.network import NetworkArgs
 from components.release import ReleaseArgs
 from components.scheduled_task import ScheduledTaskArgs
+from components.waf import Baseline
 
 CONFIG_OWNED = {
     Container: ["readonly_root_filesystem", "user"],
@@ -24,12 +25,14 @@ CONFIG_OWNED = {
     ScheduledTaskArgs: ["timezone", "enabled", "retry_attempts", "log_retention_days"],
     LoadBalancerArgs: [
         "ssl_policy", "test_listener_port", "deletion_protection", "idle_timeout_seconds",
+        "internal", "client_cidrs",
     ],
     NetworkArgs: ["nat_gateways", "flow_log_retention_days", "region"],
     ImageRepositoryArgs: ["keep_tagged_images", "untagged_expiry_days"],
     AlarmSettings: [f.name for f in dataclasses.fields(AlarmSettings)],
     CodeDeploymentArgs: ["alarms", "termination_wait_minutes"],
-    ValidationHookArgs: ["log_retention_days"],
+    ValidationHookArgs: ["log_retention_days", "internal_load_balancer"],
+    Baseline: ["rate_limit"],
     ReleaseArgs: ["log_retention_days"],
 }  # fmt: skip
 
