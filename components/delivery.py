@@ -276,6 +276,10 @@ def build(
             region=env.region,
             account_id=env.account_id,
             log_retention_days=cfg.log_retention_days,
+            internal_load_balancer=cfg.load_balancer.internal,
+            codedeploy_api_cidr=(
+                cfg.network.cidr if cfg.network.nat_gateways == "none" else "0.0.0.0/0"
+            ),
             tags=tags,
         ),
     )

@@ -77,3 +77,8 @@ def partition(region: str) -> str:
 def arn(service: str, resource: str, *, region: str, account: str = "", scoped: bool = True) -> str:
     """An ARN in the region's partition; `scoped=False` leaves region out (IAM, S3)."""
     return f"arn:{partition(region)}:{service}:{region if scoped else ''}:{account}:{resource}"
+
+
+def web_acl_name(project: str, stack: str) -> str:
+    """The WAF web ACL the platform creates for the stack's load balancer (regional)."""
+    return f"{project}-{stack}"

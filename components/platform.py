@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pulumi_aws as aws
 
+from components import edge as edge_front
 from components import naming
 from components.config import ServiceConfig, StackConfig
 from components.fargate_service import (
@@ -42,6 +43,7 @@ class Platform:
     cluster: EcsCluster
     services: dict[str, FargateService] = field(default_factory=dict)
     tasks: dict[str, ScheduledTask] = field(default_factory=dict)
+    edge: edge_front.Edge = field(default_factory=edge_front.Edge)
     outputs: dict[str, object] = field(default_factory=dict)
 
 
@@ -117,9 +119,11 @@ def build(
             nat_gateways=cfg.network.nat_gateways,
             flow_log_retention_days=cfg.network.flow_log_retention_days,
             region=env.region,
+            interface_endpoints=edge_front.interface_endpoints(cfg),
             tags=tags,
         ),
     )
+    edge = edge_front.certificate_for(cfg, tags)
     priorities = routing_priorities(cfg.services)
     lb_cfg = cfg.load_balancer
     load_balancer = LoadBalancer(
@@ -128,14 +132,18 @@ def build(
             vpc_id=network.vpc_id,
             vpc_cidr=cfg.network.cidr,
             public_subnet_ids=network.public_subnet_ids,
-            certificate_arn=lb_cfg.certificate_arn,
+            certificate_arn=lb_cfg.certificate_arn or edge.certificate_arn,
             ssl_policy=lb_cfg.ssl_policy,
             test_listener_port=lb_cfg.test_listener_port,
             test_listener_cidrs=lb_cfg.test_listener_cidrs,
-            test_listener_nat_ips=network.nat_public_ips,
+            # An internal load balancer sees the hook's own address, not a NAT gateway's.
+            test_listener_nat_ips={} if lb_cfg.internal else network.nat_public_ips,
             domain_name=lb_cfg.domain_name,
             deletion_protection=lb_cfg.deletion_protection,
             idle_timeout_seconds=lb_cfg.idle_timeout_seconds,
+            internal=lb_cfg.internal,
+            private_subnet_ids=network.private_subnet_ids,
+            client_cidrs=lb_cfg.client_cidrs,
             services=[
                 ServiceRoute(
                     name=name,
@@ -153,7 +161,8 @@ def build(
     )
     cluster_name = naming.cluster_name(env.project, env.stack)
     cluster = EcsCluster("cluster", cluster_name, cfg.container_insights, tags)
-    platform = Platform(network=network, load_balancer=load_balancer, cluster=cluster)
+    edge_front.attach(edge, cfg, env.project, env.stack, load_balancer, tags)
+    platform = Platform(network=network, load_balancer=load_balancer, cluster=cluster, edge=edge)
     for name, svc in sorted(cfg.services.items()):
         pair = load_balancer.target_groups[name]
         platform.services[name] = FargateService(
