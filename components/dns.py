@@ -60,7 +60,7 @@ class DnsValidatedCertificate(pulumi.ComponentResource):
         self.certificate = aws.acm.Certificate(
             name,
             domain_name=domain,
-            subject_alternative_names=alternatives,
+            subject_alternative_names=alternatives or None,
             validation_method="DNS",
             key_algorithm="RSA_2048",
             tags=args.tags,
