@@ -267,3 +267,16 @@ def test_two_instances_of_each_edge_component_coexist_and_dual_stack_adds_aaaa(t
     assert inputs(plan, RECORD, "two-dns-two.example.com-aaaa")["type"] == "AAAA"
     assert sorted(r.name for r in plan.of_type(WEB_ACL)) == ["one-waf", "two-waf"]
     assert sorted(r.inputs["name"] for r in plan.of_type(WEB_ACL)) == ["one-acl", "two-acl"]
+
+
+def test_the_plan_tree_shows_each_waf_rule_and_where_each_record_points(prod_plan):
+    tree = plan_tool.render_tree(prod_plan)
+    for line in (
+        "· ecs-delivery-prod scope=REGIONAL default allow",
+        "· rule 10 AWSManagedRulesAmazonIpReputationList: AWS managed group, override none",
+        "· rule 20 rate-limit-per-ip: block over 2000 requests per IP per 300 s",
+        f"· A shop.example.com in zone {ZONE_ID}",
+        f"· alias to {ALB_DNS} (evaluateTargetHealth=False)",
+        "· domainName=shop.example.com  validationMethod=DNS",
+    ):
+        assert line in tree
