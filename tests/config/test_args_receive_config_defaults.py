@@ -17,6 +17,7 @@ from ecs_delivery.components.network import NetworkArgs
 from ecs_delivery.components.pipeline import DeliveryPipelineArgs
 from ecs_delivery.components.release import ReleaseArgs
 from ecs_delivery.components.scheduled_task import ScheduledTaskArgs
+from ecs_delivery.components.waf import Baseline
 
 CONFIG_OWNED = {
     Container: ["readonly_root_filesystem", "user"],
@@ -30,7 +31,7 @@ CONFIG_OWNED = {
     ],
     LoadBalancerArgs: [
         "ssl_policy", "test_listener_port", "deletion_protection", "idle_timeout_seconds",
-        "access_logs",
+        "access_logs", "internal", "client_cidrs",
     ],
     NetworkArgs: ["nat_gateways", "flow_log_retention_days", "region", "kms_key_arn"],
     ImageRepositoryArgs: ["keep_tagged_images", "untagged_expiry_days", "kms_key_arn"],
@@ -42,7 +43,8 @@ CONFIG_OWNED = {
     DeployerAccessArgs: ["kms_key_arn"],
     AlarmSettings: [f.name for f in dataclasses.fields(AlarmSettings)],
     CodeDeploymentArgs: ["alarms", "termination_wait_minutes", "kms_key_arn"],
-    ValidationHookArgs: ["log_retention_days", "kms_key_arn"],
+    ValidationHookArgs: ["log_retention_days", "kms_key_arn", "internal_load_balancer"],
+    Baseline: ["rate_limit"],
     ReleaseArgs: ["log_retention_days", "kms_key_arn", "access_logs"],
 }  # fmt: skip
 

@@ -8,6 +8,8 @@ from ecs_delivery.components.config import ConfigError, parse
 
 from .test_config_errors import with_
 
+ECR = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/shop"
+
 CASES = [
     (
         with_("deployment.alarms.periodSeconds", 10),
@@ -24,10 +26,20 @@ CASES = [
         "deployment.alarms.periodSeconds: 120 is not an alarm period here; use 60 or 300",
     ),
     (
-        with_("network.natGateways", "none"),
-        "network.natGateways: none leaves the validation hook (in the private subnets) no route "
-        "to the internet-facing load balancer's test listener or to the CodeDeploy API; use "
-        "single or perAz",
+        with_(
+            "services.web",
+            {"containerPort": 8080, "bootstrapImage": f"{ECR}/web:bootstrap"},
+        )
+        | {"network": {"natGateways": "none"}},
+        "network.natGateways: none needs loadBalancer.internal: true (the validation hook in "
+        "the private subnets reaches an internet-facing load balancer's test listener only "
+        "through NAT); set it, or use single or perAz",
+    ),
+    (
+        with_("network.natGateways", "none") | {"loadBalancer": {"internal": True}},
+        "services.web.bootstrapImage: 'public.ecr.aws/nginx/nginx:1.27-alpine' cannot be pulled "
+        "without NAT (natGateways: none); use an image in private ECR in this region (e.g. an "
+        "ECR pull-through cache repository), or natGateways single",
     ),
     (
         with_(

@@ -108,12 +108,20 @@ def test_hook_settings_the_function_would_reject_are_reported_by_config_key():
     ]
 
 
-def test_a_vpc_without_nat_is_refused_because_the_hook_could_not_reach_the_listener():
+def test_a_vpc_without_nat_is_refused_naming_each_missing_piece():
     network = {**stack_value("dev", "network"), "natGateways": "none"}
     with pytest.raises(ConfigError) as error:
         delivery_plan("dev", overrides={"network": network})
+    no_pull = (
+        "cannot be pulled without NAT (natGateways: none); use an image in private ECR in this "
+        "region (e.g. an ECR pull-through cache repository), or natGateways single"
+    )
     assert error.value.problems == [
-        "network.natGateways: none leaves the validation hook (in the private subnets) no route "
-        "to the internet-facing load balancer's test listener or to the CodeDeploy API; use "
-        "single or perAz"
+        "network.natGateways: none needs loadBalancer.internal: true (the validation hook in "
+        "the private subnets reaches an internet-facing load balancer's test listener only "
+        "through NAT); set it, or use single or perAz",
+        f"services.api.bootstrapImage: 'public.ecr.aws/nginx/nginx:1.27-alpine' {no_pull}",
+        f"services.web.bootstrapImage: 'public.ecr.aws/nginx/nginx:1.27-alpine' {no_pull}",
+        "scheduledTasks.nightly-report.bootstrapImage: "
+        f"'public.ecr.aws/docker/library/busybox:1.36' {no_pull}",
     ]

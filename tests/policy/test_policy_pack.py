@@ -100,6 +100,12 @@ def test_every_policy_passes_on_the_stacks_plan(stack):
     assert _all_violations(plan.resources) == []
 
 
+def test_every_policy_passes_on_an_internal_load_balancer_without_nat():
+    from tests.program.test_internal_load_balancer import NO_NAT
+
+    assert _all_violations(make_plan("dev", overrides=NO_NAT).resources) == []
+
+
 def test_pack_has_one_policy_per_rule_with_unique_names():
     names = [p.name for p in POLICIES]
     assert len(names) == len(set(names)) == len(rules.RESOURCE_RULES) + 1

@@ -58,8 +58,8 @@ Network("network", NetworkArgs(
 
 
 def test_no_nat_policy_uses_vpc_endpoints_instead(tmp_path):
-    # The whole program refuses natGateways: none (the validation hook needs NAT), but the
-    # Network component stands alone and then gives private subnets VPC endpoints.
+    # The Network component alone, without NAT, gives private subnets the endpoints Fargate
+    # tasks need (the program picks its own list: tests/program/test_internal_load_balancer.py).
     (tmp_path / "Pulumi.yaml").write_text("name: network-only\nruntime: python\n")
     (tmp_path / "__main__.py").write_text(NETWORK_ONLY)
     plan = plan_tool.run("t", config={"aws:region": "eu-west-1"}, root=tmp_path)
@@ -79,11 +79,11 @@ def test_no_nat_policy_uses_vpc_endpoints_instead(tmp_path):
     assert (rule["cidrIpv4"], rule["fromPort"], rule["toPort"]) == ("10.20.0.0/16", 443, 443)
 
 
-def test_the_program_refuses_no_nat_because_the_validation_hook_needs_it():
+def test_the_program_refuses_no_nat_with_an_internet_facing_load_balancer():
     with pytest.raises(ConfigError) as caught:
         make_plan("dev", overrides={"network": {"cidr": "10.20.0.0/16", "natGateways": "none"}})
     assert any(
-        p.startswith("network.natGateways: none leaves the validation hook")
+        p.startswith("network.natGateways: none needs loadBalancer.internal: true")
         for p in caught.value.problems
     )
 

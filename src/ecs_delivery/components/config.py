@@ -47,6 +47,10 @@ SECRET_ARN = re.compile(
     r"^arn:aws[a-z-]*:(secretsmanager|ssm):[a-z0-9-]+:\d{12}:(secret:|parameter/).+"
 )
 ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+WEB_ACL_ARN = re.compile(
+    r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/[A-Za-z0-9_-]{1,128}/[0-9a-f-]{36}$"
+)
+DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z]{2,63}$")
 STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
 # Plain variable names that usually hold a secret; they belong in `secrets` (by ARN).
 SECRET_LIKE = re.compile(
@@ -105,8 +109,7 @@ class NetworkConfig(_Model):
     )
     nat_gateways: Literal["none", "single", "perAz"] = Field(
         "single",
-        description="NAT gateways: `single` or `perAz`. `none` is refused by this program (the validation hook needs a route to the load balancer); the Network component alone supports it with VPC endpoints.",
-        json_schema_extra={"enum": ["single", "perAz"]},
+        description="NAT gateways: `single`, `perAz` or `none` (VPC endpoints instead; needs `loadBalancer.internal: true` and every image in private ECR).",
     )
     flow_log_retention_days: int = Field(30, ge=1, description="Days VPC flow logs are kept.")
 
@@ -129,16 +132,16 @@ class NetworkConfig(_Model):
             )
         return value
 
-    @field_validator("nat_gateways")
-    @classmethod
-    def _nat(cls, value: str) -> str:
-        if value == "none":
-            raise ValueError(
-                "none leaves the validation hook (in the private subnets) no "
-                "route to the internet-facing load balancer's test listener or to the CodeDeploy "
-                "API; use single or perAz"
-            )
-        return value
+
+class WafConfig(_Model):
+    """The platform's WAF baseline: AWS managed rule groups and a per-IP rate limit."""
+
+    rate_limit: int = Field(
+        2000,
+        ge=10,
+        le=2000000000,
+        description="Requests one client IP may send in 5 minutes before WAF blocks it.",
+    )
 
 
 class LoadBalancerConfig(_Model):
@@ -167,6 +170,26 @@ class LoadBalancerConfig(_Model):
     )
     deletion_protection: Flag = Field(False, description="Load balancer deletion protection.")
     idle_timeout_seconds: int = Field(60, ge=1, le=4000, description="Load balancer idle timeout.")
+    hosted_zone: str | None = Field(
+        None,
+        description="Route 53 hosted zone (id `Z...` or public zone name): alias records for `domainName` and the host headers in the zone; with `domainName` and no `certificateArn`, a DNS-validated ACM certificate. Omitted: no DNS records.",
+    )
+    web_acl_arn: str | None = Field(
+        None,
+        description="An existing regional WAFv2 web ACL to associate with the load balancer; not with `waf`.",
+    )
+    waf: WafConfig | None = Field(
+        None,
+        description="Create a WAF web ACL (AWS common, known-bad-inputs and IP-reputation rules, a rate limit) for the load balancer; not with `webAclArn`. Omitted: no WAF (it costs money per month).",
+    )
+    internal: Flag = Field(
+        False,
+        description="Put the load balancer in the private subnets (not reachable from the internet); the validation hook reaches it inside the VPC.",
+    )
+    client_cidrs: list[str] = Field(
+        default_factory=list,
+        description="CIDRs the production listeners of an internal load balancer admit; only with `internal: true`. Omitted: the VPC CIDR.",
+    )
 
     @field_validator("certificate_arn")
     @classmethod
@@ -180,9 +203,7 @@ class LoadBalancerConfig(_Model):
     @field_validator("domain_name")
     @classmethod
     def _domain(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is not None and not re.match(
-            r"^(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z]{2,63}$", value
-        ):
+        if value is not None and not DNS_NAME.match(value):
             raise ValueError(f"{value!r} is not a DNS name (e.g. shop.example.com)")
         return value
 
@@ -194,6 +215,59 @@ class LoadBalancerConfig(_Model):
                     (
                         "domainName",
                         "required with certificateArn: a name the certificate covers, pointing at the load balancer (URLs and the validation hook use it)",
+                    )
+                ]
+            )
+        return self
+
+    @field_validator("hosted_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        from ecs_delivery.components.edge_names import is_zone_id
+
+        if value is not None and not (is_zone_id(value) or DNS_NAME.match(value.rstrip("."))):
+            raise ValueError(
+                f"{value!r} is neither a hosted zone id (Z0123456789ABC) nor a zone name (example.com)"
+            )
+        return value.rstrip(".") if value else value
+
+    @field_validator("web_acl_arn")
+    @classmethod
+    def _web_acl(cls, value: str | None) -> str | None:
+        if value is not None and not WEB_ACL_ARN.match(value):
+            raise ValueError(
+                f"{value!r} is not a regional WAFv2 web ACL ARN (arn:aws:wafv2:<region>:<account>:regional/webacl/<name>/<id>)"
+            )
+        return value
+
+    @field_validator("client_cidrs")
+    @classmethod
+    def _client_cidrs(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if value and not info.data.get("internal"):
+            raise ValueError(
+                "only for an internal load balancer (internal: true); a public one admits the world on 80/443"
+            )
+        for cidr in value:
+            try:
+                net = ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR; use e.g. 10.0.0.0/8") from None
+            if net.version != 4:
+                raise ValueError(f"{cidr} is not an IPv4 CIDR; the load balancer's rules are IPv4")
+            if net.prefixlen == 0:
+                raise ValueError(
+                    f"{cidr} admits every address; use internal: false for a public load balancer"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _one_waf(self) -> LoadBalancerConfig:
+        if self.web_acl_arn and self.waf:
+            raise Problems(
+                [
+                    (
+                        "waf",
+                        "give either webAclArn (an existing web ACL) or waf (create one), not both",
                     )
                 ]
             )
@@ -943,6 +1017,15 @@ class StackConfig(_Model):
             for name, svc in sorted(self.services.items())
             if svc.cpu_architecture != build_arch
         ]
+        if problems:
+            raise Problems(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _edge(self) -> StackConfig:
+        from ecs_delivery.components.edge_config import edge_problems, no_nat_problems
+
+        problems = edge_problems(self) + no_nat_problems(self)
         if problems:
             raise Problems(problems)
         return self

@@ -285,6 +285,10 @@ def build(
             account_id=env.account_id,
             log_retention_days=cfg.log_retention_days,
             kms_key_arn=platform.kms_key_arn,
+            internal_load_balancer=cfg.load_balancer.internal,
+            codedeploy_api_cidr=(
+                cfg.network.cidr if cfg.network.nat_gateways == "none" else "0.0.0.0/0"
+            ),
             tags=tags,
         ),
     )

@@ -150,6 +150,10 @@ class ValidationHookArgs:
     log_retention_days: int
     # The stack's customer-managed key (kms config); None: AWS-managed encryption.
     kms_key_arn: pulumi.Input[str] | None
+    # Internal load balancer: the probes stay in the VPC, admitted by security group.
+    internal_load_balancer: bool
+    # Where the CodeDeploy API is: the world through NAT, or the VPC CIDR (interface endpoint).
+    codedeploy_api_cidr: str
     source_dir: Path = SOURCE_DIR
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -286,11 +290,17 @@ class ValidationHook(pulumi.ComponentResource):
             ip_protocol="tcp",
             from_port=443,
             to_port=443,
-            cidr_ipv4="0.0.0.0/0",
-            description="CodeDeploy API (through NAT)",
+            cidr_ipv4=args.codedeploy_api_cidr,
+            description=(
+                "CodeDeploy API (through NAT)"
+                if args.codedeploy_api_cidr == "0.0.0.0/0"
+                else "CodeDeploy API (VPC interface endpoint)"
+            ),
             opts=self._child,
         )
-        if args.test_listener_port != 443:
+        if args.internal_load_balancer:
+            self._reach_internal_test_listener(group)
+        elif args.test_listener_port != 443:
             # The internet-facing ALB's DNS name resolves to public addresses, so the probes
             # leave through NAT; an egress rule naming the ALB's group would never match.
             aws.vpc.SecurityGroupEgressRule(
@@ -306,3 +316,28 @@ class ValidationHook(pulumi.ComponentResource):
         # The load balancer admits these probes by the NAT gateways' public addresses
         # (LoadBalancerArgs.test_listener_nat_ips): that is the source address it sees.
         return group
+
+    def _reach_internal_test_listener(self, group: aws.ec2.SecurityGroup) -> None:
+        """An internal load balancer resolves to addresses in the VPC: both sides of the probe
+        name the other's security group, so nothing else gets to the test listener this way."""
+        args = self._args
+        aws.vpc.SecurityGroupEgressRule(
+            f"{self._name}-test-listener-out",
+            security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=args.test_listener_port,
+            to_port=args.test_listener_port,
+            referenced_security_group_id=args.load_balancer_security_group_id,
+            description="Probes to the internal load balancer's test listener",
+            opts=self._child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-test-listener-in",
+            security_group_id=args.load_balancer_security_group_id,
+            ip_protocol="tcp",
+            from_port=args.test_listener_port,
+            to_port=args.test_listener_port,
+            referenced_security_group_id=group.id,
+            description="Test listener from the validation hook",
+            opts=self._child,
+        )

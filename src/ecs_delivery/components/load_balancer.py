@@ -42,7 +42,8 @@ class LoadBalancerArgs:
     vpc_cidr: str
     public_subnet_ids: list[pulumi.Input[str]]
     services: list[ServiceRoute]
-    certificate_arn: str | None = None
+    # An ARN, or a CertificateValidation's output so the HTTPS listeners wait for issuance.
+    certificate_arn: pulumi.Input[str] | None = None
     ssl_policy: str
     test_listener_port: int
     test_listener_cidrs: list[str] = field(default_factory=list)
@@ -54,6 +55,10 @@ class LoadBalancerArgs:
     idle_timeout_seconds: int
     # Access and connection logs (accessLogs config); None: none.
     access_logs: AccessLogs | None
+    # Internal: in `private_subnet_ids`, production listeners open to `client_cidrs` only.
+    internal: bool
+    private_subnet_ids: list[pulumi.Input[str]] = field(default_factory=list)
+    client_cidrs: list[str]
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -66,7 +71,8 @@ class TargetGroupPair:
 
 
 class LoadBalancer(pulumi.ComponentResource):
-    """Public ALB: 80/443 open to the world, the test listener only to the configured CIDRs."""
+    """ALB: 80/443 open to the world (internal: to its clients), the test listener only to the
+    configured CIDRs."""
 
     security_group_id: pulumi.Output[str]
     production_listener: aws.lb.Listener
@@ -88,14 +94,16 @@ class LoadBalancer(pulumi.ComponentResource):
         self.alb = aws.lb.LoadBalancer(
             name,
             load_balancer_type="application",
-            internal=False,
-            subnets=args.public_subnet_ids,
+            internal=args.internal,
+            subnets=args.private_subnet_ids if args.internal else args.public_subnet_ids,
             security_groups=[self.security_group.id],
             drop_invalid_header_fields=True,
             enable_deletion_protection=args.deletion_protection,
             idle_timeout=args.idle_timeout_seconds,
             desync_mitigation_mode="defensive",
             **self._logs(args.access_logs),
+            # With a web ACL, a WAF outage fails closed: requests are not let through unchecked.
+            enable_waf_fail_open=False,
             tags=args.tags,
             # ELB checks that it may write to the bucket when logging is turned on.
             opts=pulumi.ResourceOptions(
@@ -103,6 +111,7 @@ class LoadBalancer(pulumi.ComponentResource):
             ),
         )
         self.dns_name = self.alb.dns_name
+        self.zone_id = self.alb.zone_id
         self.production_listener = self._create_production_listeners(https)
         self.test_listener = self._listener(
             f"{name}-test", args.test_listener_port, https, self._not_found()
@@ -148,12 +157,19 @@ class LoadBalancer(pulumi.ComponentResource):
         group = aws.ec2.SecurityGroup(
             f"{self._name}-alb",
             vpc_id=args.vpc_id,
-            description="Public listeners of the load balancer; test listener from listed CIDRs only",
+            description=(
+                "Internal listeners of the load balancer; test listener from listed CIDRs only"
+                if args.internal
+                else "Public listeners of the load balancer; test listener from listed CIDRs only"
+            ),
             tags={**args.tags, "Name": f"{self._name}-alb"},
             opts=self._child,
         )
         public_ports = [80, 443] if https else [80]
-        for port in public_ports:
+        if args.internal:
+            self._internal_ingress(group, public_ports)
+        world_ports = [] if args.internal else public_ports
+        for port in world_ports:
             aws.vpc.SecurityGroupIngressRule(
                 f"{self._name}-alb-{port}",
                 security_group_id=group.id,
@@ -198,6 +214,21 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=self._child,
         )
         return group
+
+    def _internal_ingress(self, group: aws.ec2.SecurityGroup, ports: list[int]) -> None:
+        """An internal load balancer's production ports: its clients' CIDRs, never the world."""
+        for cidr in self._args.client_cidrs or [self._args.vpc_cidr]:
+            for port in ports:
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{self._name}-alb-{port}-{cidr.replace('/', '-')}",
+                    security_group_id=group.id,
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    cidr_ipv4=cidr,
+                    description=f"Internal listener {port}",
+                    opts=self._child,
+                )
 
     def _listener(
         self, name: str, port: int, https: bool, default_action: aws.lb.ListenerDefaultActionArgs

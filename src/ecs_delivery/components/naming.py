@@ -96,3 +96,8 @@ def s3_bucket_arn(bucket: str, region: str) -> str:
 def kms_alias(project: str, stack: str) -> str:
     """The alias of the key a stack creates (`kms.create`)."""
     return f"alias/{project}-{stack}"
+
+
+def web_acl_name(project: str, stack: str) -> str:
+    """The WAF web ACL the platform creates for the stack's load balancer (regional)."""
+    return f"{project}-{stack}"

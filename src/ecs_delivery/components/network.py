@@ -27,6 +27,8 @@ class NetworkArgs:
     region: str
     # The stack's customer-managed key (kms config); None: AWS-managed encryption.
     kms_key_arn: pulumi.Input[str] | None
+    # Without NAT: the interface endpoints to create (None: the ones Fargate tasks need).
+    interface_endpoints: list[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -211,7 +213,8 @@ class Network(pulumi.ComponentResource):
             opts=self._child,
         )
         private_subnet_ids = self.private_subnet_ids
-        for service in _PRIVATE_ENDPOINTS:
+        services = self._args.interface_endpoints
+        for service in _PRIVATE_ENDPOINTS if services is None else services:
             aws.ec2.VpcEndpoint(
                 f"{self._name}-{service.replace('.', '-')}",
                 vpc_id=self.vpc.id,

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import access_logs, kms, naming
+from ecs_delivery.components import edge as edge_front
 from ecs_delivery.components.access_logs import AccessLogs
 from ecs_delivery.components.artifacts import artifact_bucket_name
 from ecs_delivery.components.config import ServiceConfig, StackConfig
@@ -50,6 +51,7 @@ class Platform:
     cluster: EcsCluster
     services: dict[str, FargateService] = field(default_factory=dict)
     tasks: dict[str, ScheduledTask] = field(default_factory=dict)
+    edge: edge_front.Edge = field(default_factory=edge_front.Edge)
     outputs: dict[str, object] = field(default_factory=dict)
     # The stack's customer-managed key (given or created), None: AWS-managed encryption.
     kms_key_arn: pulumi.Input[str] | None = None
@@ -179,9 +181,11 @@ def build(
             flow_log_retention_days=cfg.network.flow_log_retention_days,
             region=env.region,
             kms_key_arn=key_arn,
+            interface_endpoints=edge_front.interface_endpoints(cfg),
             tags=tags,
         ),
     )
+    edge = edge_front.certificate_for(cfg, tags)
     priorities = routing_priorities(cfg.services)
     lb_cfg = cfg.load_balancer
     load_balancer = LoadBalancer(
@@ -190,15 +194,19 @@ def build(
             vpc_id=network.vpc_id,
             vpc_cidr=cfg.network.cidr,
             public_subnet_ids=network.public_subnet_ids,
-            certificate_arn=lb_cfg.certificate_arn,
+            certificate_arn=lb_cfg.certificate_arn or edge.certificate_arn,
             ssl_policy=lb_cfg.ssl_policy,
             test_listener_port=lb_cfg.test_listener_port,
             test_listener_cidrs=lb_cfg.test_listener_cidrs,
-            test_listener_nat_ips=network.nat_public_ips,
+            # An internal load balancer sees the hook's own address, not a NAT gateway's.
+            test_listener_nat_ips={} if lb_cfg.internal else network.nat_public_ips,
             domain_name=lb_cfg.domain_name,
             deletion_protection=lb_cfg.deletion_protection,
             idle_timeout_seconds=lb_cfg.idle_timeout_seconds,
             access_logs=logs,
+            internal=lb_cfg.internal,
+            private_subnet_ids=network.private_subnet_ids,
+            client_cidrs=lb_cfg.client_cidrs,
             services=[
                 ServiceRoute(
                     name=name,
@@ -216,12 +224,14 @@ def build(
     )
     cluster_name = naming.cluster_name(env.project, env.stack)
     cluster = EcsCluster("cluster", cluster_name, cfg.container_insights, tags)
+    edge_front.attach(edge, cfg, env.project, env.stack, load_balancer, tags)
     platform = Platform(
         network=network,
         load_balancer=load_balancer,
         cluster=cluster,
         kms_key_arn=key_arn,
         access_logs=logs,
+        edge=edge,
     )
     for name, svc in sorted(cfg.services.items()):
         pair = load_balancer.target_groups[name]

@@ -11,6 +11,7 @@ Bad input exits 1 with one line per problem (file and line where known), before 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
 import logging
@@ -240,7 +241,7 @@ def run(
     else:  # a config given in code has no file to point into
         document, values = yamlfile.Document("config", {}, {}), dict(config)
     for key, value in (overrides or {}).items():
-        values[key if ":" in key else f"{project}:{key}"] = value
+        _override(values, key if ":" in key else f"{project}:{key}", value)
     region = values.get("aws:region") or "us-east-1"
     environment = environment or SimulatedEnvironment()
     upstream = values.get(f"{project}:upstreamStack")
@@ -317,6 +318,21 @@ def run(
 
 def render_tree(plan: Plan) -> str:
     return plan_tree.render(plan.to_json())
+
+
+def _override(values: dict[str, Any], key: str, value: Any) -> None:
+    """Set one config key; `ns:a.b.c` sets a nested value inside the stack's own `ns:a`."""
+    top, *path = key.split(".")
+    if not path:
+        values[key] = value
+        return
+    node = values[top] = copy.deepcopy(values.get(top)) if isinstance(values.get(top), dict) else {}
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise PlanError(f"-c {key}: {part} is not a mapping in the stack file")
+        node = child
+    node[path[-1]] = value
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -191,6 +191,33 @@ def _target_group(i: dict[str, Any]) -> Iterator[str]:
     yield f"healthCheck {pairs(i.get('healthCheck'))}"
 
 
+def _record(i: dict[str, Any]) -> Iterator[str]:
+    yield f"{i.get('type')} {i.get('name')} in zone {i.get('zoneId')}"
+    for alias in i.get("aliases") or []:
+        yield f"alias to {alias.get('name')} (evaluateTargetHealth={alias.get('evaluateTargetHealth')})"
+    if i.get("records"):
+        yield f"records {compact(i['records'])} ttl={i.get('ttl')}"
+
+
+def _web_acl(i: dict[str, Any]) -> Iterator[str]:
+    def kind(action: Any) -> str:
+        return ", ".join(action) if isinstance(action, dict) else str(action)
+
+    yield f"{i.get('name')} scope={i.get('scope')} default {kind(i.get('defaultAction'))}"
+    for rule in sorted(i.get("rules") or [], key=lambda r: r.get("priority", 0)):
+        statement = rule.get("statement") or {}
+        managed = statement.get("managedRuleGroupStatement")
+        rate = statement.get("rateBasedStatement")
+        if managed:
+            group = "" if managed.get("name") == rule.get("name") else f" {managed.get('name')}"
+            what = f"{managed.get('vendorName')} managed group{group}, override {kind(rule.get('overrideAction'))}"
+        elif rate:
+            what = f"{kind(rule.get('action'))} over {rate.get('limit')} requests per {rate.get('aggregateKeyType')} per {rate.get('evaluationWindowSec')} s"
+        else:
+            what = compact(statement)
+        yield f"rule {rule.get('priority')} {rule.get('name')}: {what}"
+
+
 def _keys(*keys: str) -> Callable[[dict[str, Any]], Iterator[str]]:
     def facts(i: dict[str, Any]) -> Iterator[str]:
         shown = [f"{k}={compact(i[k])}" for k in keys if i.get(k) not in (None, [], {})]
@@ -228,6 +255,12 @@ FACTS: dict[str, Callable[[dict[str, Any]], Iterator[str]]] = {
     "aws:ecr/repository:Repository": _keys(
         "name", "imageTagMutability", "imageScanningConfiguration"
     ),
+    "aws:acm/certificate:Certificate": _keys(
+        "domainName", "subjectAlternativeNames", "validationMethod"
+    ),
+    "aws:route53/record:Record": _record,
+    "aws:wafv2/webAcl:WebAcl": _web_acl,
+    "aws:wafv2/webAclAssociation:WebAclAssociation": _keys("webAclArn", "resourceArn"),
 }
 
 

@@ -42,6 +42,18 @@ class LiveService(_Model):
     describe_fails: Annotated[bool, Strict()] = False
 
 
+class SimulatedHostedZone(_Model):
+    """A Route 53 hosted zone of the simulated account."""
+
+    id: str
+    private: Annotated[bool, Strict()] = False
+
+
+def simulated_zone_id(name: str) -> str:
+    """The id a public zone not listed in `hostedZones` gets: every name looked up exists."""
+    return "Z" + _digest(name.rstrip(".").lower())[:20].upper()
+
+
 class SimulatedEnvironment(_Model):
     account_id: str = DEFAULT_ACCOUNT
     availability_zones: list[str] | None = None
@@ -53,6 +65,8 @@ class SimulatedEnvironment(_Model):
     stacks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Releases stacks' pipelines published: stack -> commit -> service -> container -> digest.
     promotion_records: dict[str, dict[str, dict[str, dict[str, str]]]] = Field(default_factory=dict)
+    # Route 53 zones by name; a public zone looked up by a name not listed here exists too.
+    hosted_zones: dict[str, SimulatedHostedZone] = Field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> SimulatedEnvironment:
@@ -187,6 +201,11 @@ class SimulatedCloud(pulumi_mocks.Mocks):
         elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
             state["dnsName"] = f"{physical}-{_digest(physical)[:9]}.{region}.elb.amazonaws.com"
             state["arnSuffix"] = f"app/{physical}/{_digest(physical)[:16]}"
+            state["zoneId"] = "Z32O12XQLNTSW2"  # the canonical zone of eu-west-1's ALBs
+        elif args.typ == "aws:acm/certificate:Certificate":
+            state["domainValidationOptions"] = _validation_options(inputs)
+        elif args.typ == "aws:route53/record:Record":
+            state["fqdn"] = str(inputs.get("name", "")).rstrip(".")
         elif args.typ == "aws:lb/targetGroup:TargetGroup":
             state["name"] = physical[:32]
             state["arnSuffix"] = f"targetgroup/{physical[:32]}/{_digest(physical)[:16]}"
@@ -238,6 +257,7 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             "aws:cloudcontrol/getResource:getResource": self._cloud_control,
             "aws:ecs/getContainerDefinition:getContainerDefinition": self._container_definition,
             "aws:s3/getObject:getObject": self._s3_object,
+            "aws:route53/getZone:getZone": self._hosted_zone,
         }.get(args.token)
         if handler is None:
             raise SimulationError(
@@ -252,6 +272,31 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             "arn": f"arn:aws:iam::{account}:role/simulated",
             "userId": "AROASIMULATED",
             "id": account,
+        }
+
+    def _hosted_zone(self, args: dict[str, Any]) -> dict[str, Any]:
+        zones = self.environment.hosted_zones
+        if args.get("zoneId"):
+            found = [(n, z) for n, z in zones.items() if z.id == args["zoneId"]]
+            if not found:
+                raise SimulationError(
+                    f"no hosted zone {args['zoneId']} in the simulated account; add it to hostedZones"
+                )
+            name, zone = found[0]
+        else:
+            name = str(args.get("name", "")).rstrip(".").lower()
+            zone = zones.get(name) or SimulatedHostedZone(id=simulated_zone_id(name))
+            if zone.private != bool(args.get("privateZone", False)):
+                raise SimulationError(
+                    f"no {'private' if args.get('privateZone') else 'public'} hosted zone {name}"
+                )
+        return {
+            "id": zone.id,
+            "zoneId": zone.id,
+            "name": name,
+            "privateZone": zone.private,
+            "arn": f"arn:aws:route53:::hostedzone/{zone.id}",
+            "nameServers": [f"ns-{i}.awsdns-simulated.net" for i in range(4)],
         }
 
     def _zones(self, _args: dict[str, Any]) -> dict[str, Any]:
@@ -402,6 +447,24 @@ class SimulatedCloud(pulumi_mocks.Mocks):
                     "id": f"{bucket}/{key}",
                 }
         raise Exception(f"NoSuchKey: s3://{bucket}/{key} does not exist")
+
+
+def _validation_options(inputs: dict[str, Any]) -> list[dict[str, str]]:
+    """ACM's DNS validation records: one per name, `*.x` sharing the record of `x`."""
+    names = [inputs.get("domainName"), *(inputs.get("subjectAlternativeNames") or [])]
+    options = []
+    for name in [n for n in names if n]:
+        base = name[2:] if name.startswith("*.") else name
+        token = _digest(base)[:32]
+        options.append(
+            {
+                "domainName": name,
+                "resourceRecordName": f"_{token}.{base}.",
+                "resourceRecordType": "CNAME",
+                "resourceRecordValue": f"_{_digest(token)[:32]}.acm-validations.aws.",
+            }
+        )
+    return options
 
 
 def plain(value: Any) -> Any:
