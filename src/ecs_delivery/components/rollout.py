@@ -114,9 +114,15 @@ def _stale_provider(serialized: Any) -> bool:
     if not isinstance(serialized, str):
         return False
     try:
-        dill.loads(base64.b64decode(serialized))
+        data = base64.b64decode(serialized, validate=True)
+    except ValueError:  # not a serialized provider at all: nothing this check can repair
+        return False
+    try:
+        dill.loads(data)
     except (ImportError, AttributeError):
         return True
+    except Exception:  # noqa: BLE001 - any other unpickling failure is not a moved module
+        return False
     return False
 
 
