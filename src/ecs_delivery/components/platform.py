@@ -13,17 +13,19 @@ from ecs_delivery.components.fargate_service import (
     Autoscaling,
     Container,
     EcsCluster,
+    ExistingCluster,
     FargateService,
     FargateServiceArgs,
 )
 from ecs_delivery.components.images import PROJECT_TAG, STACK_TAG
 from ecs_delivery.components.load_balancer import (
+    ExistingLoadBalancer,
     HealthCheck,
     LoadBalancer,
     LoadBalancerArgs,
     ServiceRoute,
 )
-from ecs_delivery.components.network import Network, NetworkArgs
+from ecs_delivery.components.network import ExistingNetwork, Network, NetworkArgs
 from ecs_delivery.components.scheduled_task import ScheduledTask, ScheduledTaskArgs
 
 
@@ -40,11 +42,20 @@ class Environment:
     aws_role_arn: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Existing:
+    """What the environment brings instead of creating (None: created from the config)."""
+
+    network: ExistingNetwork | None = None
+    load_balancer: ExistingLoadBalancer | None = None
+    cluster: ExistingCluster | None = None
+
+
 @dataclass
 class Platform:
-    network: Network
+    network: Network | ExistingNetwork
     load_balancer: LoadBalancer
-    cluster: EcsCluster
+    cluster: EcsCluster | ExistingCluster
     services: dict[str, FargateService] = field(default_factory=dict)
     tasks: dict[str, ScheduledTask] = field(default_factory=dict)
     outputs: dict[str, object] = field(default_factory=dict)
@@ -106,15 +117,17 @@ def build(
     images: dict[str, str],
     task_images: dict[str, str] | None = None,
     upstream_repository_arns: dict[str, str] | None = None,
+    existing: Existing | None = None,
 ) -> Platform:
     """Create every resource of the environment.
 
     `images` maps service -> declared image (what its template carries), `task_images` task ->
     image; `upstream_repository_arns` the upstream's repositories, which promoted images come
-    from.
+    from; `existing` what to use instead of creating (then its config keys are unused).
     """
     tags = default_tags(cfg, env)
-    network = Network(
+    existing = existing or Existing()
+    network = existing.network or Network(
         "network",
         NetworkArgs(
             cidr=cfg.network.cidr,
@@ -131,7 +144,8 @@ def build(
         "alb",
         LoadBalancerArgs(
             vpc_id=network.vpc_id,
-            vpc_cidr=cfg.network.cidr,
+            existing=existing.load_balancer,
+            vpc_cidr=network.vpc_cidr,
             public_subnet_ids=network.public_subnet_ids,
             certificate_arn=lb_cfg.certificate_arn,
             ssl_policy=lb_cfg.ssl_policy,
@@ -156,8 +170,10 @@ def build(
             tags=tags,
         ),
     )
-    cluster_name = naming.cluster_name(env.project, env.stack)
-    cluster = EcsCluster("cluster", cluster_name, cfg.container_insights, tags)
+    cluster = existing.cluster or EcsCluster(
+        "cluster", naming.cluster_name(env.project, env.stack), cfg.container_insights, tags
+    )
+    cluster_name = cluster.name
     platform = Platform(network=network, load_balancer=load_balancer, cluster=cluster)
     for name, svc in sorted(cfg.services.items()):
         pair = load_balancer.target_groups[name]
@@ -184,7 +200,7 @@ def build(
                 memory=svc.memory,
                 desired_count=svc.desired_count,
                 vpc_id=network.vpc_id,
-                vpc_cidr=cfg.network.cidr,
+                vpc_cidr=network.vpc_cidr,
                 subnet_ids=network.private_subnet_ids,
                 load_balancer_security_group_id=load_balancer.security_group_id,
                 target_group_arn=pair.blue.arn,
@@ -226,7 +242,7 @@ def build(
                 retry_attempts=task.retry_attempts,
                 cluster_arn=cluster.arn,
                 vpc_id=network.vpc_id,
-                vpc_cidr=cfg.network.cidr,
+                vpc_cidr=network.vpc_cidr,
                 subnet_ids=network.private_subnet_ids,
                 region=env.region,
                 account_id=env.account_id,
