@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from ecs_delivery.components import platform
+from ecs_delivery.components import delivery, platform
 from ecs_delivery.components.config import parse
 from ecs_delivery.components.fargate_service import (
     Container,
@@ -26,6 +26,7 @@ from ecs_delivery.components.load_balancer import (
 from ecs_delivery.components.network import ExistingNetwork
 from ecs_delivery.components.scheduled_task import ScheduledTask, ScheduledTaskArgs
 from ecs_delivery.offline.plan import ROOT, Plan
+from tests.delivery_program.helpers import documents
 from tests.program.helpers import inputs, register, types
 
 ACCOUNT = "123456789012"
@@ -304,24 +305,27 @@ def _dev_config():
     return parse({k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("ecs-delivery:")})
 
 
-def _build_dev(existing: platform.Existing) -> Plan:
-    env = platform.Environment(
-        project="shop",
-        stack="dev",
-        region="eu-west-1",
-        account_id=ACCOUNT,
-        availability_zones=["eu-west-1a", "eu-west-1b"],
-    )
+ENV = platform.Environment(
+    project="shop",
+    stack="dev",
+    region="eu-west-1",
+    account_id=ACCOUNT,
+    availability_zones=["eu-west-1a", "eu-west-1b"],
+)
+
+
+def _build_dev(existing: platform.Existing, *, with_delivery: bool = False) -> Plan:
     image = "public.ecr.aws/nginx/nginx:1.27"
-    return register(
-        lambda: platform.build(
-            _dev_config(),
-            env,
-            {"api": image, "web": image},
-            {"nightly-report": image},
-            existing=existing,
+
+    def program():
+        cfg = _dev_config()
+        built = platform.build(
+            cfg, ENV, {"api": image, "web": image}, {"nightly-report": image}, existing=existing
         )
-    )
+        if with_delivery:
+            delivery.build(cfg, ENV, built, None)
+
+    return register(program)
 
 
 def test_the_platform_in_an_existing_vpc_cluster_and_load_balancer_creates_none_of_them():
@@ -361,3 +365,39 @@ def test_the_platform_in_an_existing_vpc_still_creates_its_load_balancer_in_the_
     assert inputs(plan, "aws:lb/loadBalancer:LoadBalancer", "alb")["subnets"] == public
     assert inputs(plan, "aws:ec2/securityGroup:SecurityGroup", "alb-alb")["vpcId"] == "vpc-0123"
     assert plan.named("aws:ecs/cluster:Cluster", "cluster").inputs["name"] == "shop-dev"
+
+
+def test_existing_roles_of_a_service_are_exactly_what_codedeploy_and_the_pipeline_may_pass():
+    plan = _build_dev(
+        platform.Existing(
+            roles={
+                "web": platform.ExistingRoles(
+                    task_role_arn=TASK_ROLE, execution_role_arn=EXECUTION_ROLE
+                )
+            }
+        ),
+        with_delivery=True,
+    )
+    assert {r.name for r in plan.of_type("aws:iam/role:Role")} & {
+        "web-task",
+        "web-execution",
+    } == set()
+    passed = {
+        name: stmt["Resource"]
+        for _, name, document in documents(plan)
+        for stmt in document["Statement"]
+        if stmt.get("Sid") == "PassTaskRoles"
+    }
+    api_roles = [
+        inputs(plan, TASK, "api")["taskRoleArn"],
+        inputs(plan, TASK, "api")["executionRoleArn"],
+    ]
+    # Targets in service-name order, each as [task role, execution role].
+    assert passed["codedeploy"] == [*api_roles, TASK_ROLE, EXECUTION_ROLE]
+    assert passed["codebuild-deploy"] == [*api_roles, TASK_ROLE, EXECUTION_ROLE]
+    # The nightly report still runs with roles of its own.
+    report = inputs(plan, TASK, "task-nightly-report")
+    assert passed["task-nightly-report-scheduler"] == [
+        report["executionRoleArn"],
+        report["taskRoleArn"],
+    ]

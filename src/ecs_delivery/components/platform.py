@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import naming
@@ -43,12 +44,23 @@ class Environment:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExistingRoles:
+    """A service's or task's own roles (each None: created)."""
+
+    task_role_arn: pulumi.Input[str] | None = None
+    execution_role_arn: pulumi.Input[str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Existing:
-    """What the environment brings instead of creating (None: created from the config)."""
+    """What the environment brings instead of creating (None or absent: created)."""
 
     network: ExistingNetwork | None = None
     load_balancer: ExistingLoadBalancer | None = None
     cluster: ExistingCluster | None = None
+    # By service or scheduled-task name.
+    roles: dict[str, ExistingRoles] = field(default_factory=dict)
+    security_group_ids: dict[str, list[pulumi.Input[str]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -214,6 +226,9 @@ def build(
                 else None,
                 image_repository_arns=_pull_arns(env, images[name], name, upstream_repository_arns),
                 depends_on=[pair.production_rule, pair.test_rule],
+                security_group_ids=existing.security_group_ids.get(name),
+                task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,
+                execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,
                 tags={**tags, "Service": name},
             ),
         )
@@ -250,6 +265,9 @@ def build(
                 image_repository_arns=_pull_arns(
                     env, image, task.follows_service or name, upstream_repository_arns
                 ),
+                security_group_ids=existing.security_group_ids.get(name),
+                task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,
+                execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,
                 tags=tags,
             ),
         )
