@@ -62,8 +62,9 @@ def test_the_example_runs_two_codedeploy_services_in_the_private_subnets(example
             "securityGroups": [f"{name}-tasks-id"],
             "subnets": PRIVATE,
         }
-        group = inputs(example, "aws:codedeploy/deploymentGroup:DeploymentGroup", name)
-        assert group["ecsService"] == {"clusterName": "shop-dev", "serviceName": name}
+    groups = example.of_type("aws:codedeploy/deploymentGroup:DeploymentGroup")
+    assert sorted(g.inputs["ecsService"]["serviceName"] for g in groups) == ["api", "web"]
+    assert {g.inputs["ecsService"]["clusterName"] for g in groups} == {"shop-dev"}
     rollouts = example.of_type("pulumi-python:dynamic/rollout:ServiceRollout")
     assert sorted(r.name for r in rollouts) == ["api-rollout", "web-rollout"]
 
@@ -78,10 +79,10 @@ def test_the_api_runs_with_the_given_role_and_codedeploy_may_pass_exactly_it(exa
     api = inputs(example, "aws:ecs/taskDefinition:TaskDefinition", "api")
     web = inputs(example, "aws:ecs/taskDefinition:TaskDefinition", "web")
     assert api["taskRoleArn"] == API_ROLE
+    # CodeDeploy's is the only PassRole here (found by content: names are the components').
     (pass_role,) = [
         stmt
-        for _, name, document in documents(example)
-        if name == "codedeploy"
+        for _, _, document in documents(example)
         for stmt in document["Statement"]
         if stmt["Action"] == "iam:PassRole"
     ]
