@@ -103,7 +103,7 @@ for name, fargate in environment_platform.services.items():
             container_name=name,
             container_port=settings.services[name].container_port,
             subnets=environment_platform.network.private_subnet_ids,
-            security_groups=[fargate.security_group_id],
+            security_groups=fargate.security_group_ids,
             platform_version=fargate_service.PLATFORM_VERSION,
             pinned_images={name: resolution.pinned} if resolution.pinned else {},
             promotion=(
@@ -155,12 +155,12 @@ if settings.release:
                 environment.region, environment.account_id, cluster_name
             ),
             task_role_arns=[
-                role.arn
+                arn
                 for unit in [
                     *environment_platform.services.values(),
                     *environment_platform.tasks.values(),
                 ]
-                for role in (unit.execution_role, unit.task_role)
+                for arn in (unit.execution_role_arn, unit.task_role_arn)
             ],
             scheduler_role_arns=[t.scheduler_role.arn for t in environment_platform.tasks.values()],
             log_retention_days=settings.log_retention_days,
@@ -194,7 +194,7 @@ deployer_access = deployer.DeployerAccess(
         units=[
             deployer.DeployedUnit(
                 family=families[name],
-                role_arns=[unit.execution_role.arn, unit.task_role.arn],
+                role_arns=[unit.execution_role_arn, unit.task_role_arn],
             )
             for name, unit in [
                 *environment_platform.services.items(),

@@ -420,7 +420,7 @@ def test_image_tag_line_sets_the_short_commit_with_the_real_tool(tmp_path: Path)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT / "src")}
 
     ok = subprocess.run(
         [BASH, "-c", f'{line} && echo "$IMAGE_TAG"'],

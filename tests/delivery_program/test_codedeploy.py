@@ -242,9 +242,9 @@ def _fake_platform(controllers: dict[str, str | None]) -> SimpleNamespace:
         network=SimpleNamespace(vpc_id="vpc", private_subnet_ids=["a", "b"]),
         cluster=SimpleNamespace(name="ecs-delivery-dev"),
         load_balancer=SimpleNamespace(
-            alb=arn("alb"),
-            production_listener=arn("prod"),
-            test_listener=arn("test"),
+            arn_suffix="alb",
+            production_listener_arn="prod",
+            test_listener_arn="test",
             security_group_id="sg",
             test_url="http://alb:8443",
             target_groups={
@@ -260,8 +260,8 @@ def _fake_platform(controllers: dict[str, str | None]) -> SimpleNamespace:
         services={
             s: SimpleNamespace(
                 deployment_controller=c,
-                task_role=arn(f"{s}-task"),
-                execution_role=arn(f"{s}-exec"),
+                task_role_arn=f"{s}-task",
+                execution_role_arn=f"{s}-exec",
                 service=None,
             )
             for s, c in controllers.items()

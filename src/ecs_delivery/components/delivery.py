@@ -298,7 +298,7 @@ def build(
             application_name=n.application,
             name_prefix=n.prefix,
             targets=targets,
-            load_balancer_arn_suffix=lb.alb.arn_suffix,
+            load_balancer_arn_suffix=lb.arn_suffix,
             region=env.region,
             account_id=env.account_id,
             artifact_bucket_arn=bucket.arn,
@@ -349,10 +349,10 @@ def _target(cfg: StackConfig, name: str, n: Names, platform: Platform) -> Deploy
         deployment_config=svc.deployment_config or cfg.deployment.config,
         blue=TargetGroupRef(name=pair.blue.name, arn_suffix=pair.blue.arn_suffix),
         green=TargetGroupRef(name=pair.green.name, arn_suffix=pair.green.arn_suffix),
-        production_listener_arn=platform.load_balancer.production_listener.arn,
-        test_listener_arn=platform.load_balancer.test_listener.arn,
+        production_listener_arn=platform.load_balancer.production_listener_arn,
+        test_listener_arn=platform.load_balancer.test_listener_arn,
         listener_rule_arns=[pair.production_rule.arn, pair.test_rule.arn],
-        role_arns=[fargate.task_role.arn, fargate.execution_role.arn],
+        role_arns=[fargate.task_role_arn, fargate.execution_role_arn],
         depends_on=[fargate.service],
     )
 

@@ -56,10 +56,7 @@ class FargateServiceArgs:
     cpu: int
     memory: int
     desired_count: int
-    vpc_id: pulumi.Input[str]
-    vpc_cidr: str
     subnet_ids: list[pulumi.Input[str]]
-    load_balancer_security_group_id: pulumi.Input[str]
     target_group_arn: pulumi.Input[str]
     region: str
     account_id: str
@@ -73,7 +70,26 @@ class FargateServiceArgs:
     image_repository_arns: pulumi.Input[list[str]] | None = None
     # Created before the service: the target group must be attached to a listener first.
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # Bring your own (each None: the service creates it). Existing security groups replace the
+    # service's own group and its rules; then the VPC and the load balancer's group are unused.
+    security_group_ids: list[pulumi.Input[str]] | None = None
+    vpc_id: pulumi.Input[str] | None = None
+    vpc_cidr: pulumi.Input[str] | None = None
+    load_balancer_security_group_id: pulumi.Input[str] | None = None
+    # Existing roles replace the created ones (the execution role must read the log group,
+    # the images and the secrets); PassRole statements elsewhere name exactly these ARNs.
+    task_role_arn: pulumi.Input[str] | None = None
+    execution_role_arn: pulumi.Input[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
+
+
+def missing_network_inputs(
+    security_group_ids: list[pulumi.Input[str]] | None, **needed: pulumi.Input[str] | None
+) -> list[str]:
+    """The fields a created security group needs that are not given (none when groups are)."""
+    if security_group_ids is not None:
+        return []
+    return [key for key, value in needed.items() if value is None]
 
 
 def container_definitions(
@@ -205,7 +221,7 @@ def create_execution_role(
 
 
 def create_task_egress(
-    name: str, group: aws.ec2.SecurityGroup, vpc_cidr: str, *, parent: pulumi.Resource
+    name: str, group: aws.ec2.SecurityGroup, vpc_cidr: pulumi.Input[str], *, parent: pulumi.Resource
 ) -> None:
     """What a task may reach: HTTPS anywhere (ECR, Secrets Manager, logs, AWS APIs through NAT
     or endpoints) and TCP inside the VPC (databases, other services)."""
@@ -239,6 +255,14 @@ def task_volumes(container: Container) -> list[aws.ecs.TaskDefinitionVolumeArgs]
     return [
         aws.ecs.TaskDefinitionVolumeArgs(name=_volume_name(p)) for p in container.writable_paths
     ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExistingCluster:
+    """A cluster made elsewhere: what `EcsCluster` exposes to services and tasks (no resource)."""
+
+    arn: pulumi.Input[str]
+    name: str
 
 
 class EcsCluster(pulumi.ComponentResource):
@@ -280,13 +304,29 @@ class FargateService(pulumi.ComponentResource):
 
     task_definition: aws.ecs.TaskDefinition
     service: aws.ecs.Service
-    security_group_id: pulumi.Output[str]
-    execution_role: aws.iam.Role
-    task_role: aws.iam.Role
+    # What the tasks run with, created or given: the rollout and every PassRole use these.
+    security_group_ids: list[pulumi.Input[str]]
+    execution_role_arn: pulumi.Input[str]
+    task_role_arn: pulumi.Input[str]
+    # The created ones; None when the Args bring their own.
+    security_group: aws.ec2.SecurityGroup | None
+    execution_role: aws.iam.Role | None
+    task_role: aws.iam.Role | None
 
     def __init__(
         self, name: str, args: FargateServiceArgs, opts: pulumi.ResourceOptions | None = None
     ):
+        missing = missing_network_inputs(
+            args.security_group_ids,
+            vpc_id=args.vpc_id,
+            vpc_cidr=args.vpc_cidr,
+            load_balancer_security_group_id=args.load_balancer_security_group_id,
+        )
+        if missing:
+            raise ValueError(
+                f"FargateService {name!r}: without security_group_ids the service creates its "
+                f"own group and needs {', '.join(missing)}; pass them or security_group_ids"
+            )
         super().__init__(f"{TYPE_PREFIX}:service:FargateService", name, None, opts)
         self._name = name
         self._args = args
@@ -300,18 +340,32 @@ class FargateService(pulumi.ComponentResource):
             tags=args.tags,
             opts=self._child,
         )
-        self.execution_role = self._create_execution_role()
-        self.task_role = aws.iam.Role(
-            f"{name}-task",
-            description=f"Application role of {args.service_name} (no permissions by default)",
-            assume_role_policy=iam.assume_role_policy(
-                "ecs-tasks.amazonaws.com", source_account=args.account_id
-            ),
-            tags=args.tags,
-            opts=self._child,
+        self.execution_role = (
+            self._create_execution_role() if args.execution_role_arn is None else None
         )
-        self.security_group = self._create_security_group()
-        self.security_group_id = self.security_group.id
+        self.execution_role_arn = (
+            self.execution_role.arn if self.execution_role else args.execution_role_arn
+        )
+        self.task_role = (
+            aws.iam.Role(
+                f"{name}-task",
+                description=f"Application role of {args.service_name} (no permissions by default)",
+                assume_role_policy=iam.assume_role_policy(
+                    "ecs-tasks.amazonaws.com", source_account=args.account_id
+                ),
+                tags=args.tags,
+                opts=self._child,
+            )
+            if args.task_role_arn is None
+            else None
+        )
+        self.task_role_arn = self.task_role.arn if self.task_role else args.task_role_arn
+        self.security_group = (
+            self._create_security_group() if args.security_group_ids is None else None
+        )
+        self.security_group_ids = (
+            [self.security_group.id] if self.security_group else list(args.security_group_ids)
+        )
         self.task_definition = self._create_task_definition()
         self.service = self._create_service()
         if args.autoscaling:
@@ -320,7 +374,9 @@ class FargateService(pulumi.ComponentResource):
             {
                 "serviceName": self.service.name,
                 "taskDefinitionArn": self.task_definition.arn,
-                "securityGroupId": self.security_group.id,
+                "securityGroupIds": self.security_group_ids,
+                "executionRoleArn": self.execution_role_arn,
+                "taskRoleArn": self.task_role_arn,
                 "logGroup": self.log_group.name,
             }
         )
@@ -381,8 +437,8 @@ class FargateService(pulumi.ComponentResource):
             network_mode="awsvpc",
             cpu=str(args.cpu),
             memory=str(args.memory),
-            execution_role_arn=self.execution_role.arn,
-            task_role_arn=self.task_role.arn,
+            execution_role_arn=self.execution_role_arn,
+            task_role_arn=self.task_role_arn,
             container_definitions=definitions,
             volumes=task_volumes(container),
             runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
@@ -410,7 +466,7 @@ class FargateService(pulumi.ComponentResource):
             deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="CODE_DEPLOY"),
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
                 subnets=args.subnet_ids,
-                security_groups=[self.security_group.id],
+                security_groups=self.security_group_ids,
                 assign_public_ip=False,
             ),
             load_balancers=[

@@ -37,11 +37,39 @@ class ServiceRoute:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExistingLoadBalancer:
+    """An ALB made elsewhere, with its two listeners: only target groups and rules are added.
+
+    Its security group must admit the world on the production listener and only the
+    validation hook (or your CIDRs) on the test listener: the component adds no rule to it.
+    """
+
+    arn: pulumi.Input[str]
+    security_group_id: pulumi.Input[str]
+    production_listener_arn: pulumi.Input[str]
+    test_listener_arn: pulumi.Input[str]
+    dns_name: pulumi.Input[str]
+    # Whether the listeners speak HTTPS (the URLs say so).
+    https: bool
+
+
+def arn_suffix(load_balancer_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """`app/<name>/<id>`, what CloudWatch's LoadBalancer dimension names."""
+    return pulumi.Output.from_input(load_balancer_arn).apply(
+        lambda arn: arn.split(":loadbalancer/", 1)[1]
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoadBalancerArgs:
     vpc_id: pulumi.Input[str]
-    vpc_cidr: str
-    public_subnet_ids: list[pulumi.Input[str]]
     services: list[ServiceRoute]
+    # Bring your own: an existing ALB and listeners (None: the component creates them). Then
+    # only vpc_id, services, test_listener_port and domain_name are used.
+    existing: ExistingLoadBalancer | None = None
+    # For a created ALB: its public subnets, and the VPC CIDR its targets live in.
+    vpc_cidr: pulumi.Input[str] | None = None
+    public_subnet_ids: list[pulumi.Input[str]] = field(default_factory=list)
     # An ARN, or a CertificateValidation's output so the HTTPS listeners wait for issuance.
     certificate_arn: pulumi.Input[str] | None = None
     ssl_policy: str
@@ -74,21 +102,65 @@ class LoadBalancer(pulumi.ComponentResource):
     """ALB: 80/443 open to the world (internal: to its clients), the test listener only to the
     configured CIDRs."""
 
-    security_group_id: pulumi.Output[str]
-    production_listener: aws.lb.Listener
-    test_listener: aws.lb.Listener
+    # Created or given: what other components use.
+    arn: pulumi.Input[str]
+    arn_suffix: pulumi.Output[str]
+    security_group_id: pulumi.Input[str]
+    production_listener_arn: pulumi.Input[str]
+    test_listener_arn: pulumi.Input[str]
+    dns_name: pulumi.Input[str]
     target_groups: dict[str, TargetGroupPair]
-    dns_name: pulumi.Output[str]
+    # The created ones; None with an existing load balancer.
+    alb: aws.lb.LoadBalancer | None
+    security_group: aws.ec2.SecurityGroup | None
+    production_listener: aws.lb.Listener | None
+    test_listener: aws.lb.Listener | None
 
     def __init__(
         self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
     ):
+        subnets = args.private_subnet_ids if args.internal else args.public_subnet_ids
+        if args.existing is None and (args.vpc_cidr is None or not subnets):
+            kind = "private_subnet_ids (internal)" if args.internal else "public_subnet_ids"
+            raise ValueError(
+                f"LoadBalancer {name!r}: a created load balancer needs vpc_cidr and "
+                f"{kind}; pass them, or an existing load balancer (existing=...)"
+            )
         super().__init__(f"{TYPE_PREFIX}:load-balancer:LoadBalancer", name, None, opts)
         self._name = name
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
-        https = args.certificate_arn is not None
+        if args.existing is not None:
+            self._adopt(args.existing)
+        else:
+            self._create(args.certificate_arn is not None)
+        self.target_groups = {route.name: self._create_route(route) for route in args.services}
+        https = args.existing.https if args.existing else args.certificate_arn is not None
+        scheme = "https" if https else "http"
+        host = args.domain_name or self.dns_name
+        self.url = pulumi.Output.concat(scheme, "://", host)
+        self.test_url = pulumi.Output.concat(scheme, "://", host, f":{args.test_listener_port}")
+        self.register_outputs(
+            {
+                "dnsName": self.dns_name,
+                "productionListenerArn": self.production_listener_arn,
+                "testListenerArn": self.test_listener_arn,
+                "securityGroupId": self.security_group_id,
+            }
+        )
 
+    def _adopt(self, existing: ExistingLoadBalancer) -> None:
+        self.alb = self.security_group = self.production_listener = self.test_listener = None
+        self.arn = existing.arn
+        self.arn_suffix = arn_suffix(existing.arn)
+        self.security_group_id = existing.security_group_id
+        self.production_listener_arn = existing.production_listener_arn
+        self.test_listener_arn = existing.test_listener_arn
+        self.dns_name = existing.dns_name
+        self.zone_id = None  # unknown for a given load balancer: no alias records for it
+
+    def _create(self, https: bool) -> None:
+        args, name = self._args, self._name
         self.security_group = self._create_security_group(https)
         self.security_group_id = self.security_group.id
         self.alb = aws.lb.LoadBalancer(
@@ -110,25 +182,16 @@ class LoadBalancer(pulumi.ComponentResource):
                 parent=self, depends_on=args.access_logs.depends_on if args.access_logs else []
             ),
         )
+        self.arn = self.alb.arn
+        self.arn_suffix = self.alb.arn_suffix
         self.dns_name = self.alb.dns_name
         self.zone_id = self.alb.zone_id
         self.production_listener = self._create_production_listeners(https)
         self.test_listener = self._listener(
             f"{name}-test", args.test_listener_port, https, self._not_found()
         )
-        self.target_groups = {route.name: self._create_route(route) for route in args.services}
-        scheme = "https" if https else "http"
-        host = args.domain_name or self.alb.dns_name
-        self.url = pulumi.Output.concat(scheme, "://", host)
-        self.test_url = pulumi.Output.concat(scheme, "://", host, f":{args.test_listener_port}")
-        self.register_outputs(
-            {
-                "dnsName": self.alb.dns_name,
-                "productionListenerArn": self.production_listener.arn,
-                "testListenerArn": self.test_listener.arn,
-                "securityGroupId": self.security_group.id,
-            }
-        )
+        self.production_listener_arn = self.production_listener.arn
+        self.test_listener_arn = self.test_listener.arn
 
     @staticmethod
     def _logs(logs: AccessLogs | None) -> dict[str, object]:
@@ -311,12 +374,12 @@ class LoadBalancer(pulumi.ComponentResource):
                 )
             )
 
-        def rule(listener: aws.lb.Listener, kind: str) -> aws.lb.ListenerRule:
+        def rule(listener_arn: pulumi.Input[str], kind: str) -> aws.lb.ListenerRule:
             # CodeDeploy swaps the forwarded target group on every deployment; Pulumi must
             # never swap it back, so the action belongs to CodeDeploy after creation.
             return aws.lb.ListenerRule(
                 f"{self._name}-{route.name}-{kind}",
-                listener_arn=listener.arn,
+                listener_arn=listener_arn,
                 priority=route.priority,
                 conditions=conditions,
                 actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=blue.arn)],
@@ -327,6 +390,6 @@ class LoadBalancer(pulumi.ComponentResource):
         return TargetGroupPair(
             blue=blue,
             green=green,
-            production_rule=rule(self.production_listener, "production"),
-            test_rule=rule(self.test_listener, "test"),
+            production_rule=rule(self.production_listener_arn, "production"),
+            test_rule=rule(self.test_listener_arn, "test"),
         )

@@ -32,6 +32,23 @@ class NetworkArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExistingNetwork:
+    """A VPC made elsewhere (terraform-aws-modules' `create_vpc = false`): nothing is created.
+
+    It has the attributes of `Network` that other components read, so they take either.
+    Tasks run in `private_subnet_ids`, which need a route to ECR, CloudWatch Logs and
+    Secrets Manager (NAT or endpoints); a created load balancer needs `public_subnet_ids`.
+    """
+
+    vpc_id: pulumi.Input[str]
+    vpc_cidr: pulumi.Input[str]
+    private_subnet_ids: list[pulumi.Input[str]]
+    public_subnet_ids: list[pulumi.Input[str]] = field(default_factory=list)
+    # Where the validation hook's probes leave the VPC: the created test listener admits them.
+    nat_public_ips: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
 def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str]]:
     """Split the VPC CIDR in eighths: public subnets first, private ones from the fifth on."""
     eighths = list(ipaddress.ip_network(cidr).subnets(prefixlen_diff=3))

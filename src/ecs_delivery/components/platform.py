@@ -17,17 +17,19 @@ from ecs_delivery.components.fargate_service import (
     Autoscaling,
     Container,
     EcsCluster,
+    ExistingCluster,
     FargateService,
     FargateServiceArgs,
 )
 from ecs_delivery.components.images import PROJECT_TAG, STACK_TAG
 from ecs_delivery.components.load_balancer import (
+    ExistingLoadBalancer,
     HealthCheck,
     LoadBalancer,
     LoadBalancerArgs,
     ServiceRoute,
 )
-from ecs_delivery.components.network import Network, NetworkArgs
+from ecs_delivery.components.network import ExistingNetwork, Network, NetworkArgs
 from ecs_delivery.components.scheduled_task import ScheduledTask, ScheduledTaskArgs
 
 
@@ -44,11 +46,31 @@ class Environment:
     aws_role_arn: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExistingRoles:
+    """A service's or task's own roles (each None: created)."""
+
+    task_role_arn: pulumi.Input[str] | None = None
+    execution_role_arn: pulumi.Input[str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Existing:
+    """What the environment brings instead of creating (None or absent: created)."""
+
+    network: ExistingNetwork | None = None
+    load_balancer: ExistingLoadBalancer | None = None
+    cluster: ExistingCluster | None = None
+    # By service or scheduled-task name.
+    roles: dict[str, ExistingRoles] = field(default_factory=dict)
+    security_group_ids: dict[str, list[pulumi.Input[str]]] = field(default_factory=dict)
+
+
 @dataclass
 class Platform:
-    network: Network
+    network: Network | ExistingNetwork
     load_balancer: LoadBalancer
-    cluster: EcsCluster
+    cluster: EcsCluster | ExistingCluster
     services: dict[str, FargateService] = field(default_factory=dict)
     tasks: dict[str, ScheduledTask] = field(default_factory=dict)
     edge: edge_front.Edge = field(default_factory=edge_front.Edge)
@@ -162,17 +184,19 @@ def build(
     images: dict[str, str],
     task_images: dict[str, str] | None = None,
     upstream_repository_arns: dict[str, str] | None = None,
+    existing: Existing | None = None,
 ) -> Platform:
     """Create every resource of the environment.
 
     `images` maps service -> declared image (what its template carries), `task_images` task ->
     image; `upstream_repository_arns` the upstream's repositories, which promoted images come
-    from.
+    from; `existing` what to use instead of creating (then its config keys are unused).
     """
     tags = default_tags(cfg, env)
+    existing = existing or Existing()
     key_arn = stack_key(cfg, env, tags)
     logs = access_log_target(cfg, env, tags)
-    network = Network(
+    network = existing.network or Network(
         "network",
         NetworkArgs(
             cidr=cfg.network.cidr,
@@ -192,7 +216,8 @@ def build(
         "alb",
         LoadBalancerArgs(
             vpc_id=network.vpc_id,
-            vpc_cidr=cfg.network.cidr,
+            existing=existing.load_balancer,
+            vpc_cidr=network.vpc_cidr,
             public_subnet_ids=network.public_subnet_ids,
             certificate_arn=lb_cfg.certificate_arn or edge.certificate_arn,
             ssl_policy=lb_cfg.ssl_policy,
@@ -222,8 +247,10 @@ def build(
             tags=tags,
         ),
     )
-    cluster_name = naming.cluster_name(env.project, env.stack)
-    cluster = EcsCluster("cluster", cluster_name, cfg.container_insights, tags)
+    cluster = existing.cluster or EcsCluster(
+        "cluster", naming.cluster_name(env.project, env.stack), cfg.container_insights, tags
+    )
+    cluster_name = cluster.name
     edge_front.attach(edge, cfg, env.project, env.stack, load_balancer, tags)
     platform = Platform(
         network=network,
@@ -258,7 +285,7 @@ def build(
                 memory=svc.memory,
                 desired_count=svc.desired_count,
                 vpc_id=network.vpc_id,
-                vpc_cidr=cfg.network.cidr,
+                vpc_cidr=network.vpc_cidr,
                 subnet_ids=network.private_subnet_ids,
                 load_balancer_security_group_id=load_balancer.security_group_id,
                 target_group_arn=pair.blue.arn,
@@ -273,6 +300,9 @@ def build(
                 else None,
                 image_repository_arns=_pull_arns(env, images[name], name, upstream_repository_arns),
                 depends_on=[pair.production_rule, pair.test_rule],
+                security_group_ids=existing.security_group_ids.get(name),
+                task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,
+                execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,
                 tags={**tags, "Service": name},
             ),
         )
@@ -301,7 +331,7 @@ def build(
                 retry_attempts=task.retry_attempts,
                 cluster_arn=cluster.arn,
                 vpc_id=network.vpc_id,
-                vpc_cidr=cfg.network.cidr,
+                vpc_cidr=network.vpc_cidr,
                 subnet_ids=network.private_subnet_ids,
                 region=env.region,
                 account_id=env.account_id,
@@ -310,6 +340,9 @@ def build(
                 image_repository_arns=_pull_arns(
                     env, image, task.follows_service or name, upstream_repository_arns
                 ),
+                security_group_ids=existing.security_group_ids.get(name),
+                task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,
+                execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,
                 tags=tags,
             ),
         )

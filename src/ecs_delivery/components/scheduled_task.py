@@ -14,6 +14,7 @@ from ecs_delivery.components.fargate_service import (
     create_execution_role,
     create_task_egress,
     hardening_tags,
+    missing_network_inputs,
     task_volumes,
 )
 from ecs_delivery.components.images import TASK_TAG
@@ -32,8 +33,6 @@ class ScheduledTaskArgs:
     enabled: bool
     retry_attempts: int
     cluster_arn: pulumi.Input[str]
-    vpc_id: pulumi.Input[str]
-    vpc_cidr: str
     subnet_ids: list[pulumi.Input[str]]
     region: str
     account_id: str
@@ -41,6 +40,13 @@ class ScheduledTaskArgs:
     # The stack's customer-managed key (kms config); None: AWS-managed encryption.
     kms_key_arn: pulumi.Input[str] | None
     image_repository_arns: pulumi.Input[list[str]] | None = None
+    # Bring your own (each None: the task creates it); see FargateServiceArgs. Without
+    # security_group_ids the task's own group needs the VPC and its CIDR.
+    security_group_ids: list[pulumi.Input[str]] | None = None
+    vpc_id: pulumi.Input[str] | None = None
+    vpc_cidr: pulumi.Input[str] | None = None
+    task_role_arn: pulumi.Input[str] | None = None
+    execution_role_arn: pulumi.Input[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -49,10 +55,25 @@ class ScheduledTask(pulumi.ComponentResource):
 
     task_definition: aws.ecs.TaskDefinition
     schedule: aws.scheduler.Schedule
+    # What the task runs with, created or given (the scheduler passes exactly these roles).
+    security_group_ids: list[pulumi.Input[str]]
+    execution_role_arn: pulumi.Input[str]
+    task_role_arn: pulumi.Input[str]
+    # The created ones; None when the Args bring their own.
+    execution_role: aws.iam.Role | None
+    task_role: aws.iam.Role | None
 
     def __init__(
         self, name: str, args: ScheduledTaskArgs, opts: pulumi.ResourceOptions | None = None
     ):
+        missing = missing_network_inputs(
+            args.security_group_ids, vpc_id=args.vpc_id, vpc_cidr=args.vpc_cidr
+        )
+        if missing:
+            raise ValueError(
+                f"ScheduledTask {name!r}: without security_group_ids the task creates its own "
+                f"group and needs {', '.join(missing)}; pass them or security_group_ids"
+            )
         super().__init__(f"{TYPE_PREFIX}:scheduled-task:ScheduledTask", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, TASK_TAG: args.task_name}
@@ -64,33 +85,48 @@ class ScheduledTask(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        execution_role = create_execution_role(
-            f"{name}-execution",
-            description=f"ECS agent role of scheduled task {args.task_name}",
-            log_group_arn=log_group.arn,
-            secrets=args.container.secrets,
-            image_repository_arns=args.image_repository_arns,
-            account_id=args.account_id,
-            tags=tags,
-            parent=self,
+        execution_role = (
+            create_execution_role(
+                f"{name}-execution",
+                description=f"ECS agent role of scheduled task {args.task_name}",
+                log_group_arn=log_group.arn,
+                secrets=args.container.secrets,
+                image_repository_arns=args.image_repository_arns,
+                account_id=args.account_id,
+                tags=tags,
+                parent=self,
+            )
+            if args.execution_role_arn is None
+            else None
         )
-        task_role = aws.iam.Role(
-            f"{name}-task",
-            description=f"Application role of scheduled task {args.task_name} (no permissions by default)",
-            assume_role_policy=iam.assume_role_policy(
-                "ecs-tasks.amazonaws.com", source_account=args.account_id
-            ),
-            tags=tags,
-            opts=child,
+        task_role = (
+            aws.iam.Role(
+                f"{name}-task",
+                description=f"Application role of scheduled task {args.task_name} (no permissions by default)",
+                assume_role_policy=iam.assume_role_policy(
+                    "ecs-tasks.amazonaws.com", source_account=args.account_id
+                ),
+                tags=tags,
+                opts=child,
+            )
+            if args.task_role_arn is None
+            else None
         )
-        group = aws.ec2.SecurityGroup(
-            f"{name}-task",
-            vpc_id=args.vpc_id,
-            description=f"Scheduled task {args.task_name}: no ingress, HTTPS and VPC egress",
-            tags={**tags, "Name": f"{name}-task"},
-            opts=child,
-        )
-        create_task_egress(name, group, args.vpc_cidr, parent=self)
+        self.execution_role, self.task_role = execution_role, task_role
+        self.execution_role_arn = execution_role.arn if execution_role else args.execution_role_arn
+        self.task_role_arn = task_role.arn if task_role else args.task_role_arn
+        if args.security_group_ids is None:
+            group = aws.ec2.SecurityGroup(
+                f"{name}-task",
+                vpc_id=args.vpc_id,
+                description=f"Scheduled task {args.task_name}: no ingress, HTTPS and VPC egress",
+                tags={**tags, "Name": f"{name}-task"},
+                opts=child,
+            )
+            create_task_egress(name, group, args.vpc_cidr, parent=self)
+            self.security_group_ids = [group.id]
+        else:
+            self.security_group_ids = list(args.security_group_ids)
         container = args.container
         definitions = pulumi.Output.all(
             pulumi.Output.from_input(container.image), log_group.name
@@ -106,8 +142,8 @@ class ScheduledTask(pulumi.ComponentResource):
             network_mode="awsvpc",
             cpu=str(args.cpu),
             memory=str(args.memory),
-            execution_role_arn=execution_role.arn,
-            task_role_arn=task_role.arn,
+            execution_role_arn=self.execution_role_arn,
+            task_role_arn=self.task_role_arn,
             container_definitions=definitions,
             volumes=task_volumes(container),
             runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
@@ -143,7 +179,7 @@ class ScheduledTask(pulumi.ComponentResource):
                     "Sid": "PassTaskRoles",
                     "Effect": "Allow",
                     "Action": "iam:PassRole",
-                    "Resource": [execution_role.arn, task_role.arn],
+                    "Resource": [self.execution_role_arn, self.task_role_arn],
                     "Condition": {
                         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
                     },
@@ -176,7 +212,9 @@ class ScheduledTask(pulumi.ComponentResource):
                     enable_ecs_managed_tags=True,
                     propagate_tags="TASK_DEFINITION",
                     network_configuration=aws.scheduler.ScheduleTargetEcsParametersNetworkConfigurationArgs(
-                        subnets=args.subnet_ids, security_groups=[group.id], assign_public_ip=False
+                        subnets=args.subnet_ids,
+                        security_groups=self.security_group_ids,
+                        assign_public_ip=False,
                     ),
                 ),
             ),
@@ -184,11 +222,12 @@ class ScheduledTask(pulumi.ComponentResource):
             # them, so it must not remove them either.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["target.input"]),
         )
-        self.execution_role = execution_role
-        self.task_role = task_role
         self.register_outputs(
             {
                 "taskDefinitionArn": self.task_definition.arn,
+                "securityGroupIds": self.security_group_ids,
+                "executionRoleArn": self.execution_role_arn,
+                "taskRoleArn": self.task_role_arn,
                 "schedule": self.schedule.name,
                 "scheduleArn": self.schedule.arn,
             }
