@@ -13,6 +13,7 @@ from ecs_delivery.components.fargate_service import (
     Autoscaling,
     Container,
     EcsCluster,
+    EcsClusterArgs,
     FargateService,
     FargateServiceArgs,
 )
@@ -157,7 +158,12 @@ def build(
         ),
     )
     cluster_name = naming.cluster_name(env.project, env.stack)
-    cluster = EcsCluster("cluster", cluster_name, cfg.container_insights, tags)
+    cluster = EcsCluster(
+        "cluster",
+        EcsClusterArgs(
+            cluster_name=cluster_name, container_insights=cfg.container_insights, tags=tags
+        ),
+    )
     platform = Platform(network=network, load_balancer=load_balancer, cluster=cluster)
     for name, svc in sorted(cfg.services.items()):
         pair = load_balancer.target_groups[name]
