@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import pulumi
+
 TYPE_PREFIX = "ecs-delivery"
+
+
+def former_name(new: str, old: str, *, owner: bool) -> list[pulumi.Alias]:
+    """The alias that keeps a child's URN from when its name was fixed, not the component's.
+
+    With fixed names only one instance of a component could exist; `owner` is that instance
+    (the one the program has always built under its historic name). Only it claims the old
+    name: two resources claiming one alias fail the engine ("Duplicate resource alias").
+    """
+    return [pulumi.Alias(name=old)] if owner and old != new else []
 
 
 def cluster_name(project: str, stack: str) -> str:

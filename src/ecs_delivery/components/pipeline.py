@@ -44,7 +44,7 @@ import pulumi_aws as aws
 
 from ecs_delivery.components import iam
 from ecs_delivery.components.codedeploy import pass_role_statement
-from ecs_delivery.components.naming import TYPE_PREFIX
+from ecs_delivery.components.naming import TYPE_PREFIX, former_name
 from ecs_delivery.runtime import buildspec as specs
 from ecs_delivery.runtime.promotion import latest_record_key, release_records_pattern
 
@@ -829,6 +829,9 @@ def render_buildspecs(args: DeliveryPipelineArgs, tooling_uri: str) -> dict[str,
 class DeliveryPipeline(pulumi.ComponentResource):
     """CodeBuild projects and CodePipeline of one environment, each with its own role."""
 
+    # Its roles once had fixed names; the instance of this name keeps their URNs (aliases).
+    HISTORIC_NAME = "pipeline"
+
     project: aws.codebuild.Project
     deploy_project: aws.codebuild.Project
     publish_project: aws.codebuild.Project
@@ -918,6 +921,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
             }
         )
 
+    def _former_name(self, new: str, old: str) -> list[pulumi.Alias]:
+        return former_name(new, old, owner=self._name == self.HISTORIC_NAME)
+
     def _create_project(
         self,
         resource_name: str,
@@ -933,8 +939,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
     ) -> aws.codebuild.Project:
         """One CodeBuild project with its log group and its own role.
 
-        The role gets what every action needs (its logs, the pipeline's artifacts, the
-        tooling) and `statements`, what this action alone needs.
+        The role, `<name>-<role>` (`role` alone before child names derived from ours), gets
+        what every action needs (its logs, the pipeline's artifacts, the tooling) and
+        `statements`, what this action alone needs.
         """
         args = self._args
         logs = aws.cloudwatch.LogGroup(
@@ -944,8 +951,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
             tags=args.tags,
             opts=self._child,
         )
+        role_name = f"{self._name}-{role}"
         project_role, policy = iam.service_role(
-            role,
+            role_name,
             service="codebuild.amazonaws.com",
             description=f"CodeBuild project {project_name}",
             source_account=args.account_id,
@@ -960,6 +968,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             + statements,
             tags=args.tags,
             parent=self,
+            aliases=self._former_name(role_name, role),
         )
         return aws.codebuild.Project(
             resource_name,
@@ -992,7 +1001,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
     def _create_pipeline(self) -> aws.codepipeline.Pipeline:
         args = self._args
         role, policy = iam.service_role(
-            "codepipeline",
+            f"{self._name}-codepipeline",
             service="codepipeline.amazonaws.com",
             description=f"CodePipeline {args.pipeline_name}",
             source_account=args.account_id,
@@ -1012,6 +1021,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             ),
             tags=args.tags,
             parent=self,
+            aliases=self._former_name(f"{self._name}-codepipeline", "codepipeline"),
         )
         store = aws.codepipeline.PipelineArtifactStoreArgs(
             location=args.bucket_name,
@@ -1051,7 +1061,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         args = self._args
         pipeline_arn = _arn("codepipeline", args.region, args.account_id, args.pipeline_name)
         role, _ = iam.service_role(
-            "pipeline-trigger",
+            f"{self._name}-trigger",
             service="events.amazonaws.com",
             description=f"EventBridge starts {args.pipeline_name} on a new promotion record",
             source_account=args.account_id,
@@ -1065,6 +1075,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             ],
             tags=args.tags,
             parent=self,
+            aliases=self._former_name(f"{self._name}-trigger", "pipeline-trigger"),
         )
         rule = aws.cloudwatch.EventRule(
             f"{self._name}-upstream-record",
