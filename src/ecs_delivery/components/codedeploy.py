@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam
+from ecs_delivery.components import iam, naming
 from ecs_delivery.components.naming import TYPE_PREFIX, former_name
 
 CODE_DEPLOY = "CODE_DEPLOY"
@@ -209,11 +209,18 @@ def role_statements(
 ) -> list[dict[str, Any]]:
     """What CodeDeploy does during an ECS blue/green deployment, on exactly our resources."""
     services = [
-        f"arn:aws:ecs:{region}:{account_id}:service/{t.cluster_name}/{t.service_name}"
+        naming.arn(
+            "ecs", f"service/{t.cluster_name}/{t.service_name}", region=region, account=account_id
+        )
         for t in targets
     ]
     task_sets = [
-        f"arn:aws:ecs:{region}:{account_id}:task-set/{t.cluster_name}/{t.service_name}/*"
+        naming.arn(
+            "ecs",
+            f"task-set/{t.cluster_name}/{t.service_name}/*",
+            region=region,
+            account=account_id,
+        )
         for t in targets
     ]
     statements: list[dict[str, Any]] = [
@@ -255,7 +262,8 @@ def role_statements(
             "Effect": "Allow",
             "Action": "cloudwatch:DescribeAlarms",
             "Resource": [
-                f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{name}" for name in alarm_names
+                naming.arn("cloudwatch", f"alarm:{name}", region=region, account=account_id)
+                for name in alarm_names
             ],
         },
         {

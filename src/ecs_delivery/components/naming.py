@@ -61,11 +61,11 @@ def ecr_repository(project: str, stack: str, service: str) -> str:
 
 
 def ecr_repository_arn(region: str, account: str, repository: str) -> str:
-    return f"arn:aws:ecr:{region}:{account}:repository/{repository}"
+    return arn("ecr", f"repository/{repository}", region=region, account=account)
 
 
 def cluster_arn(region: str, account: str, cluster: str) -> str:
-    return f"arn:aws:ecs:{region}:{account}:cluster/{cluster}"
+    return arn("ecs", f"cluster/{cluster}", region=region, account=account)
 
 
 # Region prefixes of the AWS partitions other than "aws" (longest first: us-isob- before us-iso-).
@@ -89,3 +89,13 @@ def partition(region: str) -> str:
 def arn(service: str, resource: str, *, region: str, account: str = "", scoped: bool = True) -> str:
     """An ARN in the region's partition; `scoped=False` leaves region out (IAM, S3)."""
     return f"arn:{partition(region)}:{service}:{region if scoped else ''}:{account}:{resource}"
+
+
+def iam_arn(resource: str, *, region: str, account: str) -> str:
+    """An IAM ARN (`role/<name>`, `root`): global within the region's partition."""
+    return arn("iam", resource, region=region, account=account, scoped=False)
+
+
+def s3_arn(resource: str, *, region: str) -> str:
+    """An S3 bucket or object ARN (`<bucket>`, `<bucket>/<key>`) in the region's partition."""
+    return arn("s3", resource, region=region, scoped=False)

@@ -42,7 +42,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam
+from ecs_delivery.components import iam, naming
 from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.naming import TYPE_PREFIX, former_name
 from ecs_delivery.runtime import buildspec as specs
@@ -442,10 +442,6 @@ class DeployedService:
     dockerfile: str = "Dockerfile"
 
 
-def _arn(service: str, region: str, account: str, resource: str) -> str:
-    return f"arn:aws:{service}:{region}:{account}:{resource}"
-
-
 def _codebuild_base_statements(
     *,
     log_group_arn: pulumi.Input[str],
@@ -539,7 +535,12 @@ def deploy_role_statements(
             "Effect": "Allow",
             "Action": "ecs:DescribeServices",
             "Resource": [
-                _arn("ecs", region, account_id, f"service/{s.cluster_name}/{s.service_name}")
+                naming.arn(
+                    "ecs",
+                    region=region,
+                    account=account_id,
+                    resource=f"service/{s.cluster_name}/{s.service_name}",
+                )
                 for s in services
             ],
         },
@@ -547,7 +548,12 @@ def deploy_role_statements(
         # families, never a `-template` one.
         *iam.task_definition_statements(
             [
-                _arn("ecs", region, account_id, f"task-definition/{s.task_family}:*")
+                naming.arn(
+                    "ecs",
+                    region=region,
+                    account=account_id,
+                    resource=f"task-definition/{s.task_family}:*",
+                )
                 for s in services
             ]
         ),
@@ -557,7 +563,12 @@ def deploy_role_statements(
             "Effect": "Allow",
             "Action": DEPLOY_ACTIONS,
             "Resource": [
-                _arn("codedeploy", region, account_id, f"deploymentgroup:{application_name}/{g}")
+                naming.arn(
+                    "codedeploy",
+                    region=region,
+                    account=account_id,
+                    resource=f"deploymentgroup:{application_name}/{g}",
+                )
                 for g in sorted({s.group_name for s in services})
             ],
         },
@@ -569,14 +580,24 @@ def deploy_role_statements(
                 "codedeploy:GetApplicationRevision",
                 "codedeploy:RegisterApplicationRevision",
             ],
-            "Resource": _arn("codedeploy", region, account_id, f"application:{application_name}"),
+            "Resource": naming.arn(
+                "codedeploy",
+                region=region,
+                account=account_id,
+                resource=f"application:{application_name}",
+            ),
         },
         {
             "Sid": "DeploymentConfigs",
             "Effect": "Allow",
             "Action": "codedeploy:GetDeploymentConfig",
             "Resource": [
-                _arn("codedeploy", region, account_id, f"deploymentconfig:{c}")
+                naming.arn(
+                    "codedeploy",
+                    region=region,
+                    account=account_id,
+                    resource=f"deploymentconfig:{c}",
+                )
                 for c in sorted(set(deployment_configs))
             ],
         },
@@ -635,7 +656,8 @@ def pipeline_role_statements(
             "Effect": "Allow",
             "Action": ["codebuild:BatchGetBuilds", "codebuild:StartBuild"],
             "Resource": [
-                _arn("codebuild", region, account_id, f"project/{p}") for p in project_names
+                naming.arn("codebuild", region=region, account=account_id, resource=f"project/{p}")
+                for p in project_names
             ],
         },
     ]
@@ -662,7 +684,9 @@ def pipeline_role_statements(
                     "codecommit:GetUploadArchiveStatus",
                     "codecommit:UploadArchive",
                 ],
-                "Resource": _arn("codecommit", region, account_id, source.repository),
+                "Resource": naming.arn(
+                    "codecommit", region=region, account=account_id, resource=source.repository
+                ),
             }
         )
     if upstream is not None:
@@ -671,13 +695,13 @@ def pipeline_role_statements(
                 "Sid": "UpstreamPromotionRecord",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                "Resource": f"arn:aws:s3:::{upstream.bucket}/{upstream.key}",
+                "Resource": naming.s3_arn(f"{upstream.bucket}/{upstream.key}", region=region),
             },
             {
                 "Sid": "UpstreamBucket",
                 "Effect": "Allow",
                 "Action": ["s3:GetBucketLocation", "s3:GetBucketVersioning"],
-                "Resource": f"arn:aws:s3:::{upstream.bucket}",
+                "Resource": naming.s3_arn(upstream.bucket, region=region),
             },
         ]
     if kms_key_arn:
@@ -746,7 +770,7 @@ class DeliveryPipelineArgs:
 
     @property
     def bucket_arn(self) -> str:
-        return f"arn:aws:s3:::{self.bucket_name}"
+        return naming.s3_arn(self.bucket_name, region=self.region)
 
     @property
     def builds_images(self) -> bool:
@@ -1059,7 +1083,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
     def _create_trigger(self, upstream: UpstreamRecord) -> None:
         """Start on a new upstream record: S3 "Object Created" events through EventBridge."""
         args = self._args
-        pipeline_arn = _arn("codepipeline", args.region, args.account_id, args.pipeline_name)
+        pipeline_arn = naming.arn(
+            "codepipeline", region=args.region, account=args.account_id, resource=args.pipeline_name
+        )
         role, _ = iam.service_role(
             f"{self._name}-trigger",
             service="events.amazonaws.com",

@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from ecs_delivery.components import iam, lambda_package
+from ecs_delivery.components import iam, lambda_package, naming
 from ecs_delivery.components.artifacts import (
     ArtifactBucket,
     ArtifactBucketArgs,
@@ -164,12 +164,13 @@ class Release(pulumi.ComponentResource):
             ArtifactBucketArgs(
                 bucket_name=bucket_name,
                 expiring_prefixes=[pipeline_artifact_prefix(self.pipeline_name)],
+                region=args.region,
                 tags=args.tags,
             ),
             opts=self._child,
         )
         self.bucket_name = bucket_name
-        self.bucket_arn = f"arn:aws:s3:::{bucket_name}"
+        self.bucket_arn = naming.s3_arn(bucket_name, region=args.region)
         self.inventory = aws.s3.BucketObjectv2(
             f"{name}-inventory",
             bucket=bucket_name,
@@ -198,11 +199,18 @@ class Release(pulumi.ComponentResource):
         services = inv.get("services", {})
         tasks = inv.get("scheduledTasks", {})
         service_arns = [
-            f"arn:aws:ecs:{region}:{account}:service/{s['cluster']}/{s['service']}"
+            naming.arn(
+                "ecs", f"service/{s['cluster']}/{s['service']}", region=region, account=account
+            )
             for s in services.values()
         ]
         group_arns = [
-            f"arn:aws:codedeploy:{region}:{account}:deploymentgroup:{s['codedeployApplication']}/{s['codedeployGroup']}"
+            naming.arn(
+                "codedeploy",
+                f"deploymentgroup:{s['codedeployApplication']}/{s['codedeployGroup']}",
+                region=region,
+                account=account,
+            )
             for s in services.values()
         ]
         applications = sorted({s["codedeployApplication"] for s in services.values()})
@@ -220,7 +228,8 @@ class Release(pulumi.ComponentResource):
                 "Sid": "ReadServices",
                 "Effect": "Allow",
                 "Action": "ecs:DescribeServices",
-                "Resource": service_arns or [f"arn:aws:ecs:{region}:{account}:service/none/none"],
+                "Resource": service_arns
+                or [naming.arn("ecs", "service/none/none", region=region, account=account)],
             },
             # Neither action supports resource-level permissions in IAM.
             {
@@ -234,7 +243,8 @@ class Release(pulumi.ComponentResource):
                 "Effect": "Allow",
                 "Action": "ecs:TagResource",
                 "Resource": [
-                    f"arn:aws:ecs:{region}:{account}:task-definition/{f}:*" for f in families
+                    naming.arn("ecs", f"task-definition/{f}:*", region=region, account=account)
+                    for f in families
                 ],
                 "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
             },
@@ -267,7 +277,9 @@ class Release(pulumi.ComponentResource):
                         "codedeploy:GetApplicationRevision",
                     ],
                     "Resource": [
-                        f"arn:aws:codedeploy:{region}:{account}:application:{app}"
+                        naming.arn(
+                            "codedeploy", f"application:{app}", region=region, account=account
+                        )
                         for app in applications
                     ],
                 },
@@ -275,7 +287,9 @@ class Release(pulumi.ComponentResource):
                     "Sid": "DeploymentConfigs",
                     "Effect": "Allow",
                     "Action": "codedeploy:GetDeploymentConfig",
-                    "Resource": f"arn:aws:codedeploy:{region}:{account}:deploymentconfig:*",
+                    "Resource": naming.arn(
+                        "codedeploy", "deploymentconfig:*", region=region, account=account
+                    ),
                 },
             ]
         if tasks:
@@ -285,7 +299,12 @@ class Release(pulumi.ComponentResource):
                     "Effect": "Allow",
                     "Action": ["scheduler:GetSchedule", "scheduler:UpdateSchedule"],
                     "Resource": [
-                        f"arn:aws:scheduler:{region}:{account}:schedule/{t['schedule'].get('group', 'default')}/{t['schedule']['name']}"
+                        naming.arn(
+                            "scheduler",
+                            f"schedule/{t['schedule'].get('group', 'default')}/{t['schedule']['name']}",
+                            region=region,
+                            account=account,
+                        )
                         for t in tasks.values()
                         if t.get("schedule")
                     ],
@@ -469,7 +488,12 @@ class Release(pulumi.ComponentResource):
                         category="Invoke",
                         provider="StepFunctions",
                         configuration={
-                            "StateMachineArn": f"arn:aws:states:{self._args.region}:{self._args.account_id}:stateMachine:{self._args.project}-{self._args.stack}-release",
+                            "StateMachineArn": naming.arn(
+                                "states",
+                                f"stateMachine:{self._args.project}-{self._args.stack}-release",
+                                region=self._args.region,
+                                account=self._args.account_id,
+                            ),
                             "InputType": "FilePath",
                             "Input": "release-input.json",
                             "ExecutionNamePrefix": "release",
@@ -538,7 +562,12 @@ class Release(pulumi.ComponentResource):
                     "Effect": "Allow",
                     "Action": "ecs:DescribeServices",
                     "Resource": [
-                        f"arn:aws:ecs:{a.region}:{a.account_id}:service/{s['cluster']}/{s['service']}"
+                        naming.arn(
+                            "ecs",
+                            f"service/{s['cluster']}/{s['service']}",
+                            region=a.region,
+                            account=a.account_id,
+                        )
                         for s in services.values()
                     ],
                 },
@@ -581,8 +610,11 @@ class Release(pulumi.ComponentResource):
             tags=a.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[tooling]),
         )
-        machine_arn = (
-            f"arn:aws:states:{a.region}:{a.account_id}:stateMachine:{a.project}-{a.stack}-release"
+        machine_arn = naming.arn(
+            "states",
+            f"stateMachine:{a.project}-{a.stack}-release",
+            region=a.region,
+            account=a.account_id,
         )
         source_statement = (
             {
@@ -601,7 +633,9 @@ class Release(pulumi.ComponentResource):
                     "codecommit:UploadArchive",
                     "codecommit:GetUploadArchiveStatus",
                 ],
-                "Resource": f"arn:aws:codecommit:{a.region}:{a.account_id}:{a.source.repository}",
+                "Resource": naming.arn(
+                    "codecommit", f"{a.source.repository}", region=a.region, account=a.account_id
+                ),
             }
         )
         pipeline_role, _ = iam.service_role(
@@ -621,7 +655,12 @@ class Release(pulumi.ComponentResource):
                     "Sid": "Build",
                     "Effect": "Allow",
                     "Action": ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
-                    "Resource": f"arn:aws:codebuild:{a.region}:{a.account_id}:project/{self.pipeline_name}-validate",
+                    "Resource": naming.arn(
+                        "codebuild",
+                        f"project/{self.pipeline_name}-validate",
+                        region=a.region,
+                        account=a.account_id,
+                    ),
                 },
                 {
                     "Sid": "StartRelease",
@@ -633,7 +672,12 @@ class Release(pulumi.ComponentResource):
                     "Sid": "WatchRelease",
                     "Effect": "Allow",
                     "Action": "states:DescribeExecution",
-                    "Resource": f"arn:aws:states:{a.region}:{a.account_id}:execution:{a.project}-{a.stack}-release:*",
+                    "Resource": naming.arn(
+                        "states",
+                        f"execution:{a.project}-{a.stack}-release:*",
+                        region=a.region,
+                        account=a.account_id,
+                    ),
                 },
             ],
             tags=a.tags,
