@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import inspect
 import json
+import pkgutil
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+import ecs_delivery.components
 from ecs_delivery.components import naming
 from ecs_delivery.offline import plan as plan_tool
 from ecs_delivery.offline.plan import Plan, plain
@@ -64,3 +69,42 @@ def test_unscoped_arns_leave_the_region_out():
     assert naming.iam_arn("role/r", region="us-gov-west-1", account="123456789012") == (
         "arn:aws-us-gov:iam::123456789012:role/r"
     )
+
+
+def _args_classes() -> list[type]:
+    found = []
+    for info in pkgutil.iter_modules(ecs_delivery.components.__path__):
+        module = importlib.import_module(f"ecs_delivery.components.{info.name}")
+        found += [
+            cls
+            for _, cls in inspect.getmembers(module, inspect.isclass)
+            if dataclasses.is_dataclass(cls) and cls.__module__ == module.__name__
+        ]
+    return found
+
+
+def test_no_component_args_default_a_region():
+    region_fields = {
+        f"{cls.__name__}.{f.name}": (f.default, f.default_factory)
+        for cls in _args_classes()
+        for f in dataclasses.fields(cls)
+        if "region" in f.name
+    }
+    assert "NetworkArgs.region" in region_fields
+    assert "ArtifactBucketArgs.region" in region_fields
+    missing = (dataclasses.MISSING, dataclasses.MISSING)
+    assert {k: v for k, v in region_fields.items() if v != missing} == {}
+
+
+def test_the_plan_tool_picks_no_region_for_a_stack_without_one(tmp_path):
+    # A program that does not check aws:region itself used to be planned in us-east-1.
+    (tmp_path / "Pulumi.yaml").write_text("name: no-region\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text('import pulumi_aws as aws\naws.s3.Bucket("b")\n')
+    with pytest.raises(Exception, match="a region is required to know the ARN partition"):
+        plan_tool.run("t", config={}, root=tmp_path)
+
+
+def test_the_program_refuses_a_stack_without_a_region():
+    config = {k: v for k, v in stack_config("dev", "eu-west-1").items() if k != "aws:region"}
+    with pytest.raises(Exception, match="aws:region: required"):
+        plan_tool.run("dev", config=config)
