@@ -25,6 +25,7 @@ from ecs_delivery.components.fargate_service import (
     PLATFORM_VERSION,
     Container,
     EcsCluster,
+    EcsClusterArgs,
     FargateService,
     FargateServiceArgs,
 )
@@ -104,7 +105,9 @@ load_balancer = LoadBalancer(
 )
 
 cluster_name = naming.cluster_name(project, stack)
-cluster = EcsCluster("cluster", cluster_name, True, tags)
+cluster = EcsCluster(
+    "cluster", EcsClusterArgs(cluster_name=cluster_name, container_insights=True, tags=tags)
+)
 
 services = {
     name: FargateService(
@@ -154,6 +157,7 @@ artifacts = ArtifactBucket(
     ArtifactBucketArgs(
         bucket_name=artifact_bucket_name(project, stack, account_id, region),
         expiring_prefixes=["revisions/"],
+        region=region,
         kms_key_arn=None,
         access_logs=None,
         tags=tags,

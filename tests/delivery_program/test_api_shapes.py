@@ -26,7 +26,7 @@ from tests.delivery_program.runner import delivery_plan
 @pytest.mark.parametrize("service", ["api", "web"])
 def test_deployment_groups_fit_the_create_deployment_group_request(dev, prod, stack, service):
     plan = {"dev": dev, "prod": prod}[stack]
-    request = shapes.create_deployment_group(inputs(plan, GROUP, service))
+    request = shapes.create_deployment_group(inputs(plan, GROUP, f"codedeploy-{service}"))
     assert shapes.validation_errors("codedeploy", "CreateDeploymentGroup", request) == ""
 
 

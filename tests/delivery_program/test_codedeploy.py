@@ -25,7 +25,7 @@ ROLLBACK = {"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_O
 
 
 def _group_expectation(plan, service: str, *, config: str, wait: int, prod: bool) -> dict:
-    group = inputs(plan, GROUP, service)
+    group = inputs(plan, GROUP, f"codedeploy-{service}")
     route = group["loadBalancerInfo"]["targetGroupPairInfo"]
     listener = "alb-https-" if prod else "alb-http-"
     assert route["prodTrafficRoute"]["listenerArns"][0].startswith(
@@ -78,20 +78,20 @@ def test_dev_groups_shift_all_traffic_at_once_and_terminate_blue_at_once(dev):
         expected = _group_expectation(
             dev, service, config="CodeDeployDefault.ECSAllAtOnce", wait=0, prod=False
         )
-        assert inputs(dev, GROUP, service) == expected
+        assert inputs(dev, GROUP, f"codedeploy-{service}") == expected
 
 
 def test_prod_groups_shift_traffic_per_service_and_keep_blue_for_an_hour(prod):
-    assert inputs(prod, GROUP, "web") == _group_expectation(
+    assert inputs(prod, GROUP, "codedeploy-web") == _group_expectation(
         prod, "web", config="CodeDeployDefault.ECSCanary10Percent5Minutes", wait=60, prod=True
     )
-    assert inputs(prod, GROUP, "api") == _group_expectation(
+    assert inputs(prod, GROUP, "codedeploy-api") == _group_expectation(
         prod, "api", config="CodeDeployDefault.ECSLinear10PercentEvery1Minutes", wait=60, prod=True
     )
 
 
 def test_groups_are_created_after_their_ecs_service_alarms_and_role_policy(dev):
-    depends = dev.named(GROUP, "web").options["dependsOn"]
+    depends = dev.named(GROUP, "codedeploy-web").options["dependsOn"]
     assert any(d.endswith("aws:ecs/service:Service::web") for d in depends)
     assert any(d.endswith("aws:iam/rolePolicy:RolePolicy::codedeploy") for d in depends)
     assert (
@@ -157,7 +157,7 @@ def test_custom_canary_and_linear_configs_are_created_and_used_by_the_groups():
         },
     }
     plan = delivery_plan("dev", overrides={"deployment": deployment})
-    assert inputs(plan, CONFIG, "config-canary5") == {
+    assert inputs(plan, CONFIG, "codedeploy-config-canary5") == {
         "deploymentConfigName": "ecs-delivery-dev-canary5",
         "computePlatform": "ECS",
         "trafficRoutingConfig": {
@@ -165,18 +165,21 @@ def test_custom_canary_and_linear_configs_are_created_and_used_by_the_groups():
             "timeBasedCanary": {"percentage": 5, "interval": 3},
         },
     }
-    assert inputs(plan, CONFIG, "config-linear20")["trafficRoutingConfig"] == {
+    assert inputs(plan, CONFIG, "codedeploy-config-linear20")["trafficRoutingConfig"] == {
         "type": "TimeBasedLinear",
         "timeBasedLinear": {"percentage": 20, "interval": 2},
     }
     for service in ("api", "web"):
-        assert inputs(plan, GROUP, service)["deploymentConfigName"] == "ecs-delivery-dev-canary5"
+        assert (
+            inputs(plan, GROUP, f"codedeploy-{service}")["deploymentConfigName"]
+            == "ecs-delivery-dev-canary5"
+        )
         assert any(
-            d.endswith("DeploymentConfig::config-canary5")
-            for d in plan.named(GROUP, service).options["dependsOn"]
+            d.endswith("DeploymentConfig::codedeploy-config-canary5")
+            for d in plan.named(GROUP, f"codedeploy-{service}").options["dependsOn"]
         )
     # The pipeline's Deploy action may read the configuration its deployments use.
-    configs = statement(policy(plan, "codebuild-deploy"), "DeploymentConfigs")["Resource"]
+    configs = statement(policy(plan, "pipeline-codebuild-deploy"), "DeploymentConfigs")["Resource"]
     assert configs == [
         "arn:aws:codedeploy:eu-west-1:123456789012:deploymentconfig:ecs-delivery-dev-canary5"
     ]

@@ -32,11 +32,11 @@ STAR_RESOURCE_ACTIONS = {
     "ec2:UnassignPrivateIpAddresses",
 }
 DELIVERY_ROLES = (
-    "codebuild",
-    "codebuild-deploy",
-    "codebuild-publish",
+    "pipeline-codebuild",
+    "pipeline-codebuild-deploy",
+    "pipeline-codebuild-publish",
     "codedeploy",
-    "codepipeline",
+    "pipeline-codepipeline",
     "validation-hook",
 )
 
@@ -86,11 +86,11 @@ def test_delivery_roles_use_star_resources_only_for_actions_without_resource_per
 
 def test_each_service_principal_has_its_own_role_pinned_to_the_account(dev):
     principals = {
-        "codebuild": "codebuild.amazonaws.com",
-        "codebuild-deploy": "codebuild.amazonaws.com",
-        "codebuild-publish": "codebuild.amazonaws.com",
+        "pipeline-codebuild": "codebuild.amazonaws.com",
+        "pipeline-codebuild-deploy": "codebuild.amazonaws.com",
+        "pipeline-codebuild-publish": "codebuild.amazonaws.com",
         "codedeploy": "codedeploy.amazonaws.com",
-        "codepipeline": "codepipeline.amazonaws.com",
+        "pipeline-codepipeline": "codepipeline.amazonaws.com",
         "validation-hook": "lambda.amazonaws.com",
     }
     for role, principal in principals.items():
@@ -106,7 +106,7 @@ def test_each_service_principal_has_its_own_role_pinned_to_the_account(dev):
 
 
 def test_passrole_names_exactly_the_task_and_execution_roles(dev):
-    for role in ("codedeploy", "codebuild-deploy"):
+    for role in ("codedeploy", "pipeline-codebuild-deploy"):
         passing = statement(policy(dev, role), "PassTaskRoles")
         names = sorted(arn.rsplit("/", 1)[1].rsplit("-", 1)[0] for arn in passing["Resource"])
         assert names == ["api-execution", "api-task", "web-execution", "web-task"]
@@ -135,19 +135,19 @@ def test_codedeploy_role_touches_only_our_services_listeners_alarms_and_hook(dev
 
 
 def test_codebuild_pushes_only_to_this_stacks_repositories(dev, prod):
-    push = statement(policy(dev, "codebuild"), "EcrPush")
+    push = statement(policy(dev, "pipeline-codebuild"), "EcrPush")
     assert push["Resource"] == [
         "arn:aws:ecr:eu-west-1:123456789012:repository/ecs-delivery-dev/api",
         "arn:aws:ecr:eu-west-1:123456789012:repository/ecs-delivery-dev/web",
     ]
     assert "ecr:PutImage" in push["Action"]
     # The downstream build pushes nothing.
-    sids = {s.get("Sid") for s in policy(prod, "codebuild")["Statement"]}
+    sids = {s.get("Sid") for s in policy(prod, "pipeline-codebuild")["Statement"]}
     assert "EcrPush" not in sids and "EcrLogin" not in sids
 
 
 def test_codepipeline_uses_the_connection_and_starts_only_our_builds_and_deploys_nothing(dev):
-    document = policy(dev, "codepipeline")
+    document = policy(dev, "pipeline-codepipeline")
     assert statement(document, "SourceConnection")["Resource"] == (
         "arn:aws:codeconnections:eu-west-1:111111111111:connection/8c2b6f0e-1f7a-4d0e-a3a1-6e4b2d9c7f11"
     )
@@ -163,7 +163,7 @@ def test_codepipeline_uses_the_connection_and_starts_only_our_builds_and_deploys
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_only_the_deploy_role_reads_ecs_and_deploys_and_only_this_stacks_services(dev, prod, stack):
     plan = {"dev": dev, "prod": prod}[stack]
-    document = policy(plan, "codebuild-deploy")
+    document = policy(plan, "pipeline-codebuild-deploy")
     arn = "arn:aws:{}:eu-west-1:123456789012:{}"
     assert statement(document, "ReadServices")["Resource"] == [
         arn.format("ecs", f"service/ecs-delivery-{stack}/api"),
@@ -202,13 +202,13 @@ def test_only_the_deploy_role_reads_ecs_and_deploys_and_only_this_stacks_service
     assert configs["Action"] == "codedeploy:GetDeploymentConfig"
     assert all(":deploymentconfig:" in r for r in configs["Resource"])
     assert "-template" not in json.dumps(document)
-    for role in ("codebuild", "codebuild-publish"):
+    for role in ("pipeline-codebuild", "pipeline-codebuild-publish"):
         actions = [a for s in policy(plan, role)["Statement"] for a in as_list(s["Action"])]
         assert not [a for a in actions if a.startswith("ecs:")], role
 
 
 def test_prod_pipeline_reads_only_the_upstream_record(prod):
-    document = policy(prod, "codepipeline")
+    document = policy(prod, "pipeline-codepipeline")
     assert statement(document, "UpstreamPromotionRecord")["Resource"] == (
         "arn:aws:s3:::ecs-delivery-dev-123456789012-eu-west-1-artifacts/promotion/dev.zip"
     )

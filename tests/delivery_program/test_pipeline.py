@@ -222,7 +222,7 @@ def test_a_dev_approval_stage_names_the_commit_when_configured():
     assert stages[2]["actions"][0]["configuration"] == {
         "CustomData": "Deploy commit #{Source.CommitId} to dev?"
     }
-    repository = statement(policy(plan, "codepipeline"), "SourceRepository")
+    repository = statement(policy(plan, "pipeline-codepipeline"), "SourceRepository")
     assert repository["Resource"] == "arn:aws:codecommit:eu-west-1:123456789012:shop"
 
 
@@ -449,19 +449,24 @@ def test_only_the_publish_role_writes_promotion_records_and_only_this_stacks_key
             for r in as_list(stmt["Resource"])
             if "/promotion/" in str(r)
         ]
-        for name in ("codebuild", "codebuild-deploy", "codebuild-publish", "codepipeline")
+        for name in (
+            "pipeline-codebuild",
+            "pipeline-codebuild-deploy",
+            "pipeline-codebuild-publish",
+            "pipeline-codepipeline",
+        )
     }
     assert writers == {
-        "codebuild": [],
-        "codebuild-deploy": [],
-        "codebuild-publish": [
+        "pipeline-codebuild": [],
+        "pipeline-codebuild-deploy": [],
+        "pipeline-codebuild-publish": [
             f"arn:aws:s3:::{bucket}/promotion/{stack}/releases/*.json",
             f"arn:aws:s3:::{bucket}/promotion/{stack}/latest.json",
             f"arn:aws:s3:::{bucket}/promotion/{stack}.zip",
         ],
-        "codepipeline": [],
+        "pipeline-codepipeline": [],
     }
-    publish = policy(plan, "codebuild-publish")
+    publish = policy(plan, "pipeline-codebuild-publish")
     assert statement(publish, "PipelineArtifacts")["Action"] == [
         "s3:GetObject",
         "s3:GetObjectVersion",

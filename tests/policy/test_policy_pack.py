@@ -154,7 +154,7 @@ def _bad_cases(dev, prod):
         "pass-role-scoped",
         _with_statement(
             dev,
-            "codebuild",
+            "pipeline-codebuild",
             {
                 "Sid": "Bad",
                 "Effect": "Allow",
@@ -168,7 +168,7 @@ def _bad_cases(dev, prod):
         "no-wildcard-actions",
         _with_statement(
             dev,
-            "codebuild",
+            "pipeline-codebuild",
             {"Sid": "Bad", "Effect": "Allow", "Action": ["s3:*"], "Resource": "arn:aws:s3:::b/*"},
         ),
         "statement Bad: allows ['s3:*']; list the actions needed",

@@ -35,7 +35,10 @@ def test_every_service_has_a_rollout_of_its_pulumi_task_definition_through_its_d
     }
     depends = web.options["dependsOn"]
     assert any(d.endswith("aws:ecs/service:Service::web") for d in depends)
-    assert any(d.endswith("aws:codedeploy/deploymentGroup:DeploymentGroup::web") for d in depends)
+    assert any(
+        d.endswith("aws:codedeploy/deploymentGroup:DeploymentGroup::codedeploy-web")
+        for d in depends
+    )
     assert any(d.endswith("aws:lambda/function:Function::validation-hook") for d in depends)
     assert web.parent.endswith("ecs-delivery:service:FargateService::web")
 

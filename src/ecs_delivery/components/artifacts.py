@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam
+from ecs_delivery.components import iam, naming
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 if TYPE_CHECKING:  # access_logs builds its bucket policy from this module's statements
@@ -72,12 +72,14 @@ def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
 
 
 def reader_statements(
-    bucket_arn: pulumi.Input[str], account_ids: list[str]
+    bucket_arn: pulumi.Input[str], account_ids: list[str], *, region: str
 ) -> list[dict[str, Any]]:
     """Downstream accounts may read the promotion records (and the bucket's versioning)."""
     if not account_ids:
         return []
-    principals = {"AWS": [f"arn:aws:iam::{a}:root" for a in sorted(account_ids)]}
+    principals = {
+        "AWS": [naming.iam_arn("root", region=region, account=a) for a in sorted(account_ids)]
+    }
     return [
         {
             "Sid": "DownstreamReadPromotionRecords",
@@ -99,6 +101,8 @@ def reader_statements(
 @dataclass(frozen=True, kw_only=True)
 class ArtifactBucketArgs:
     bucket_name: str
+    # The ARN partition of the reading accounts' principals (naming.partition).
+    region: str
     # Prefixes whose objects expire `expiry_days` after creation (the pipeline's artifacts).
     expiring_prefixes: list[str]
     expiry_days: int = 30
@@ -205,7 +209,7 @@ class ArtifactBucket(pulumi.ComponentResource):
             bucket=self.bucket.id,
             policy=iam.output_document(
                 [tls_only_statement(self.bucket.arn)]
-                + reader_statements(self.bucket.arn, args.reader_account_ids)
+                + reader_statements(self.bucket.arn, args.reader_account_ids, region=args.region)
             ),
             # The public access block must exist first: a policy is judged "public" against it.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access, ownership]),

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam, kms
-from ecs_delivery.components.naming import TYPE_PREFIX
+from ecs_delivery.components import iam, kms, naming
+from ecs_delivery.components.naming import TYPE_PREFIX, former_name
 
 CODE_DEPLOY = "CODE_DEPLOY"
 # CodeDeploy accepts at most 10 alarms per deployment group.
@@ -209,11 +209,18 @@ def role_statements(
 ) -> list[dict[str, Any]]:
     """What CodeDeploy does during an ECS blue/green deployment, on exactly our resources."""
     services = [
-        f"arn:aws:ecs:{region}:{account_id}:service/{t.cluster_name}/{t.service_name}"
+        naming.arn(
+            "ecs", f"service/{t.cluster_name}/{t.service_name}", region=region, account=account_id
+        )
         for t in targets
     ]
     task_sets = [
-        f"arn:aws:ecs:{region}:{account_id}:task-set/{t.cluster_name}/{t.service_name}/*"
+        naming.arn(
+            "ecs",
+            f"task-set/{t.cluster_name}/{t.service_name}/*",
+            region=region,
+            account=account_id,
+        )
         for t in targets
     ]
     statements: list[dict[str, Any]] = [
@@ -255,7 +262,8 @@ def role_statements(
             "Effect": "Allow",
             "Action": "cloudwatch:DescribeAlarms",
             "Resource": [
-                f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{name}" for name in alarm_names
+                naming.arn("cloudwatch", f"alarm:{name}", region=region, account=account_id)
+                for name in alarm_names
             ],
         },
         {
@@ -325,6 +333,9 @@ class CodeDeploymentArgs:
 class CodeDeployment(pulumi.ComponentResource):
     """The stack's CodeDeploy application with one blue/green deployment group per service."""
 
+    # Children once had fixed names; the instance of this name keeps their URNs (aliases).
+    HISTORIC_NAME = "codedeploy"
+
     application: aws.codedeploy.Application
     groups: dict[str, aws.codedeploy.DeploymentGroup]
     role: aws.iam.Role
@@ -338,6 +349,7 @@ class CodeDeployment(pulumi.ComponentResource):
         if problems:
             raise ValueError("; ".join(problems))
         self._args = args
+        self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
         self.application = aws.codedeploy.Application(
             name,
@@ -388,16 +400,21 @@ class CodeDeployment(pulumi.ComponentResource):
             )
         )
         return aws.codedeploy.DeploymentConfig(
-            f"{self._name_of(config.key)}",
+            f"{self._name}-config-{config.key}",
             deployment_config_name=custom_config_name(self._args.name_prefix, config.key),
             compute_platform="ECS",
             traffic_routing_config=routing,
-            opts=self._child,
+            opts=self._renamed(f"{self._name}-config-{config.key}", f"config-{config.key}"),
         )
 
-    @staticmethod
-    def _name_of(key: str) -> str:
-        return f"config-{key}"
+    def _renamed(
+        self, new: str, old: str, depends_on: list[pulumi.Resource] | None = None
+    ) -> pulumi.ResourceOptions:
+        """Options of a child named `new` that was named `old` before names derived from ours."""
+        owner = self._name == self.HISTORIC_NAME
+        return pulumi.ResourceOptions(
+            parent=self, depends_on=depends_on, aliases=former_name(new, old, owner=owner)
+        )
 
     def _create_alarm(
         self, target: DeploymentTarget, spec: AlarmSpec
@@ -405,8 +422,9 @@ class CodeDeployment(pulumi.ComponentResource):
         args = self._args
         group = target.blue if spec.color == "blue" else target.green
         settings = args.alarms
+        old = f"{target.service}-{spec.color}-{spec.kind}"
         return aws.cloudwatch.MetricAlarm(
-            f"{target.service}-{spec.color}-{spec.kind}",
+            f"{self._name}-{old}",
             name=spec.name,
             alarm_description=(
                 f"Stops and rolls back a deployment of {target.service}: {spec.metric_name} "
@@ -428,13 +446,13 @@ class CodeDeployment(pulumi.ComponentResource):
             # An idle target group (green between deployments) publishes nothing: not a failure.
             treat_missing_data="notBreaching",
             tags={**args.tags, "Service": target.service},
-            opts=self._child,
+            opts=self._renamed(f"{self._name}-{old}", old),
         )
 
     def _create_role(self) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         args = self._args
         return iam.service_role(
-            "codedeploy",
+            self._name,
             service="codedeploy.amazonaws.com",
             description=f"CodeDeploy blue/green deployments of {args.application_name}",
             source_account=args.account_id,
@@ -473,7 +491,7 @@ class CodeDeployment(pulumi.ComponentResource):
     ) -> aws.codedeploy.DeploymentGroup:
         args = self._args
         return aws.codedeploy.DeploymentGroup(
-            target.service,
+            f"{self._name}-{target.service}",
             app_name=self.application.name,
             deployment_group_name=target.group_name,
             service_role_arn=self.role.arn,
@@ -521,12 +539,9 @@ class CodeDeployment(pulumi.ComponentResource):
                 ignore_poll_alarm_failure=False,
             ),
             tags={**args.tags, "Service": target.service},
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[
-                    *depends_on,
-                    *self.configs.values(),
-                    *target.depends_on,
-                ],
+            opts=self._renamed(
+                f"{self._name}-{target.service}",
+                target.service,
+                depends_on=[*depends_on, *self.configs.values(), *target.depends_on],
             ),
         )

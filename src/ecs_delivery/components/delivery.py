@@ -239,6 +239,7 @@ def build(
         "artifacts",
         ArtifactBucketArgs(
             bucket_name=n.bucket,
+            region=env.region,
             expiring_prefixes=[n.artifact_prefix],
             expiry_days=cfg.pipeline.artifact_expiry_days,
             noncurrent_expiry_days=cfg.pipeline.artifact_expiry_days,
@@ -255,6 +256,7 @@ def build(
                 f"ecr-{s}",
                 ImageRepositoryArgs(
                     repository_name=n.repositories[s],
+                    region=env.region,
                     keep_tagged_images=cfg.pipeline.ecr_keep_tagged_images,
                     untagged_expiry_days=cfg.pipeline.ecr_untagged_expiry_days,
                     kms_key_arn=platform.kms_key_arn,
@@ -266,7 +268,12 @@ def build(
         }
 
     group_arns = [
-        f"arn:aws:codedeploy:{env.region}:{env.account_id}:deploymentgroup:{n.application}/{g}"
+        naming.arn(
+            "codedeploy",
+            f"deploymentgroup:{n.application}/{g}",
+            region=env.region,
+            account=env.account_id,
+        )
         for g in n.groups.values()
     ]
     lb = platform.load_balancer

@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam
+from ecs_delivery.components import iam, naming
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -59,14 +59,19 @@ def lifecycle_policy(*, keep_tagged: int, untagged_expiry_days: int) -> dict[str
     }
 
 
-def pull_policy(account_ids: list[str]) -> str:
+def pull_policy(account_ids: list[str], *, region: str) -> str:
     """Repository policy letting other accounts (downstream environments) pull images."""
     return iam.document(
         [
             {
                 "Sid": "DownstreamPull",
                 "Effect": "Allow",
-                "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in sorted(account_ids)]},
+                "Principal": {
+                    "AWS": [
+                        naming.iam_arn("root", region=region, account=a)
+                        for a in sorted(account_ids)
+                    ]
+                },
                 "Action": PULL_ACTIONS,
             }
         ]
@@ -78,6 +83,8 @@ class ImageRepositoryArgs:
     """A service's repository; `repository_name` comes from `naming.ecr_repository`."""
 
     repository_name: str
+    # The ARN partition of the pulling accounts' principals (naming.partition).
+    region: str
     keep_tagged_images: int
     untagged_expiry_days: int
     # None: AES256 (ECR-managed keys); an ARN: that KMS key (cannot change after creation).
@@ -140,7 +147,7 @@ class ImageRepository(pulumi.ComponentResource):
             aws.ecr.RepositoryPolicy(
                 name,
                 repository=self.repository.name,
-                policy=pull_policy(args.pull_account_ids),
+                policy=pull_policy(args.pull_account_ids, region=args.region),
                 opts=child,
             )
         self.url = self.repository.repository_url

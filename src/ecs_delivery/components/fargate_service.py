@@ -265,33 +265,33 @@ class ExistingCluster:
     name: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class EcsClusterArgs:
+    cluster_name: str
+    container_insights: bool
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 class EcsCluster(pulumi.ComponentResource):
     """One ECS cluster per stack with Container Insights."""
 
-    def __init__(
-        self,
-        name: str,
-        cluster_name: str,
-        container_insights: bool = True,
-        tags: dict[str, str] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, args: EcsClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{TYPE_PREFIX}:cluster:EcsCluster", name, None, opts)
         self.cluster = aws.ecs.Cluster(
             name,
-            name=cluster_name,
+            name=args.cluster_name,
             settings=[
                 aws.ecs.ClusterSettingArgs(
                     name="containerInsights",
-                    value="enabled" if container_insights else "disabled",
+                    value="enabled" if args.container_insights else "disabled",
                 )
             ],
-            tags=tags or {},
+            tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.arn = self.cluster.arn
-        self.name = cluster_name
-        self.register_outputs({"arn": self.cluster.arn, "name": cluster_name})
+        self.name = args.cluster_name
+        self.register_outputs({"arn": self.cluster.arn, "name": args.cluster_name})
 
 
 class FargateService(pulumi.ComponentResource):

@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam
+from ecs_delivery.components import iam, naming
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 SOURCE_DIR = Path(__file__).resolve().parent.parent / "lambdas" / "validation_hook"
@@ -131,7 +131,7 @@ def source_hash(directory: Path = SOURCE_DIR) -> str:
 
 
 def function_arn(region: str, account_id: str, function_name: str) -> str:
-    return f"arn:aws:lambda:{region}:{account_id}:function:{function_name}"
+    return naming.arn("lambda", f"function:{function_name}", region=region, account=account_id)
 
 
 @dataclass(frozen=True, kw_only=True)

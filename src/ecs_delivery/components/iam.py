@@ -39,9 +39,13 @@ def service_role(
     description: str | None = None,
     source_account: str | None = None,
     tags: dict[str, str] | None = None,
+    aliases: list[pulumi.Alias] | None = None,
 ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-    """A role for one AWS service principal with its one inline policy (both named `name`)."""
-    child = pulumi.ResourceOptions(parent=parent)
+    """A role for one AWS service principal with its one inline policy (both named `name`).
+
+    `aliases` apply to both: the two always had the same name.
+    """
+    child = pulumi.ResourceOptions(parent=parent, aliases=aliases)
     role = aws.iam.Role(
         name,
         description=description,

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import pulumi
+
 TYPE_PREFIX = "ecs-delivery"
+
+
+def former_name(new: str, old: str, *, owner: bool) -> list[pulumi.Alias]:
+    """The alias that keeps a child's URN from when its name was fixed, not the component's.
+
+    With fixed names only one instance of a component could exist; `owner` is that instance
+    (the one the program has always built under its historic name). Only it claims the old
+    name: two resources claiming one alias fail the engine ("Duplicate resource alias").
+    """
+    return [pulumi.Alias(name=old)] if owner and old != new else []
 
 
 def cluster_name(project: str, stack: str) -> str:
@@ -49,11 +61,11 @@ def ecr_repository(project: str, stack: str, service: str) -> str:
 
 
 def ecr_repository_arn(region: str, account: str, repository: str) -> str:
-    return f"arn:aws:ecr:{region}:{account}:repository/{repository}"
+    return arn("ecr", f"repository/{repository}", region=region, account=account)
 
 
 def cluster_arn(region: str, account: str, cluster: str) -> str:
-    return f"arn:aws:ecs:{region}:{account}:cluster/{cluster}"
+    return arn("ecs", f"cluster/{cluster}", region=region, account=account)
 
 
 # Region prefixes of the AWS partitions other than "aws" (longest first: us-isob- before us-iso-).
@@ -101,3 +113,13 @@ def kms_alias(project: str, stack: str) -> str:
 def web_acl_name(project: str, stack: str) -> str:
     """The WAF web ACL the platform creates for the stack's load balancer (regional)."""
     return f"{project}-{stack}"
+
+
+def iam_arn(resource: str, *, region: str, account: str) -> str:
+    """An IAM ARN (`role/<name>`, `root`): global within the region's partition."""
+    return arn("iam", resource, region=region, account=account, scoped=False)
+
+
+def s3_arn(resource: str, *, region: str) -> str:
+    """An S3 bucket or object ARN (`<bucket>`, `<bucket>/<key>`) in the region's partition."""
+    return arn("s3", resource, region=region, scoped=False)

@@ -42,9 +42,9 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam
+from ecs_delivery.components import iam, naming
 from ecs_delivery.components.codedeploy import pass_role_statement
-from ecs_delivery.components.naming import TYPE_PREFIX
+from ecs_delivery.components.naming import TYPE_PREFIX, former_name
 from ecs_delivery.runtime import buildspec as specs
 from ecs_delivery.runtime.promotion import latest_record_key, release_records_pattern
 
@@ -442,10 +442,6 @@ class DeployedService:
     dockerfile: str = "Dockerfile"
 
 
-def _arn(service: str, region: str, account: str, resource: str) -> str:
-    return f"arn:aws:{service}:{region}:{account}:{resource}"
-
-
 def _codebuild_base_statements(
     *,
     log_group_arn: pulumi.Input[str],
@@ -539,7 +535,12 @@ def deploy_role_statements(
             "Effect": "Allow",
             "Action": "ecs:DescribeServices",
             "Resource": [
-                _arn("ecs", region, account_id, f"service/{s.cluster_name}/{s.service_name}")
+                naming.arn(
+                    "ecs",
+                    region=region,
+                    account=account_id,
+                    resource=f"service/{s.cluster_name}/{s.service_name}",
+                )
                 for s in services
             ],
         },
@@ -547,7 +548,12 @@ def deploy_role_statements(
         # families, never a `-template` one.
         *iam.task_definition_statements(
             [
-                _arn("ecs", region, account_id, f"task-definition/{s.task_family}:*")
+                naming.arn(
+                    "ecs",
+                    region=region,
+                    account=account_id,
+                    resource=f"task-definition/{s.task_family}:*",
+                )
                 for s in services
             ]
         ),
@@ -557,7 +563,12 @@ def deploy_role_statements(
             "Effect": "Allow",
             "Action": DEPLOY_ACTIONS,
             "Resource": [
-                _arn("codedeploy", region, account_id, f"deploymentgroup:{application_name}/{g}")
+                naming.arn(
+                    "codedeploy",
+                    region=region,
+                    account=account_id,
+                    resource=f"deploymentgroup:{application_name}/{g}",
+                )
                 for g in sorted({s.group_name for s in services})
             ],
         },
@@ -569,14 +580,24 @@ def deploy_role_statements(
                 "codedeploy:GetApplicationRevision",
                 "codedeploy:RegisterApplicationRevision",
             ],
-            "Resource": _arn("codedeploy", region, account_id, f"application:{application_name}"),
+            "Resource": naming.arn(
+                "codedeploy",
+                region=region,
+                account=account_id,
+                resource=f"application:{application_name}",
+            ),
         },
         {
             "Sid": "DeploymentConfigs",
             "Effect": "Allow",
             "Action": "codedeploy:GetDeploymentConfig",
             "Resource": [
-                _arn("codedeploy", region, account_id, f"deploymentconfig:{c}")
+                naming.arn(
+                    "codedeploy",
+                    region=region,
+                    account=account_id,
+                    resource=f"deploymentconfig:{c}",
+                )
                 for c in sorted(set(deployment_configs))
             ],
         },
@@ -635,7 +656,8 @@ def pipeline_role_statements(
             "Effect": "Allow",
             "Action": ["codebuild:BatchGetBuilds", "codebuild:StartBuild"],
             "Resource": [
-                _arn("codebuild", region, account_id, f"project/{p}") for p in project_names
+                naming.arn("codebuild", region=region, account=account_id, resource=f"project/{p}")
+                for p in project_names
             ],
         },
     ]
@@ -662,7 +684,9 @@ def pipeline_role_statements(
                     "codecommit:GetUploadArchiveStatus",
                     "codecommit:UploadArchive",
                 ],
-                "Resource": _arn("codecommit", region, account_id, source.repository),
+                "Resource": naming.arn(
+                    "codecommit", region=region, account=account_id, resource=source.repository
+                ),
             }
         )
     if upstream is not None:
@@ -671,13 +695,13 @@ def pipeline_role_statements(
                 "Sid": "UpstreamPromotionRecord",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                "Resource": f"arn:aws:s3:::{upstream.bucket}/{upstream.key}",
+                "Resource": naming.s3_arn(f"{upstream.bucket}/{upstream.key}", region=region),
             },
             {
                 "Sid": "UpstreamBucket",
                 "Effect": "Allow",
                 "Action": ["s3:GetBucketLocation", "s3:GetBucketVersioning"],
-                "Resource": f"arn:aws:s3:::{upstream.bucket}",
+                "Resource": naming.s3_arn(upstream.bucket, region=region),
             },
         ]
     if kms_key_arn is not None:
@@ -748,7 +772,7 @@ class DeliveryPipelineArgs:
 
     @property
     def bucket_arn(self) -> str:
-        return f"arn:aws:s3:::{self.bucket_name}"
+        return naming.s3_arn(self.bucket_name, region=self.region)
 
     @property
     def builds_images(self) -> bool:
@@ -830,6 +854,9 @@ def render_buildspecs(args: DeliveryPipelineArgs, tooling_uri: str) -> dict[str,
 
 class DeliveryPipeline(pulumi.ComponentResource):
     """CodeBuild projects and CodePipeline of one environment, each with its own role."""
+
+    # Its roles once had fixed names; the instance of this name keeps their URNs (aliases).
+    HISTORIC_NAME = "pipeline"
 
     project: aws.codebuild.Project
     deploy_project: aws.codebuild.Project
@@ -920,6 +947,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
             }
         )
 
+    def _former_name(self, new: str, old: str) -> list[pulumi.Alias]:
+        return former_name(new, old, owner=self._name == self.HISTORIC_NAME)
+
     def _create_project(
         self,
         resource_name: str,
@@ -935,8 +965,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
     ) -> aws.codebuild.Project:
         """One CodeBuild project with its log group and its own role.
 
-        The role gets what every action needs (its logs, the pipeline's artifacts, the
-        tooling) and `statements`, what this action alone needs.
+        The role, `<name>-<role>` (`role` alone before child names derived from ours), gets
+        what every action needs (its logs, the pipeline's artifacts, the tooling) and
+        `statements`, what this action alone needs.
         """
         args = self._args
         logs = aws.cloudwatch.LogGroup(
@@ -947,8 +978,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
             tags=args.tags,
             opts=self._child,
         )
+        role_name = f"{self._name}-{role}"
         project_role, policy = iam.service_role(
-            role,
+            role_name,
             service="codebuild.amazonaws.com",
             description=f"CodeBuild project {project_name}",
             source_account=args.account_id,
@@ -963,6 +995,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             + statements,
             tags=args.tags,
             parent=self,
+            aliases=self._former_name(role_name, role),
         )
         return aws.codebuild.Project(
             resource_name,
@@ -995,7 +1028,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
     def _create_pipeline(self) -> aws.codepipeline.Pipeline:
         args = self._args
         role, policy = iam.service_role(
-            "codepipeline",
+            f"{self._name}-codepipeline",
             service="codepipeline.amazonaws.com",
             description=f"CodePipeline {args.pipeline_name}",
             source_account=args.account_id,
@@ -1015,6 +1048,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             ),
             tags=args.tags,
             parent=self,
+            aliases=self._former_name(f"{self._name}-codepipeline", "codepipeline"),
         )
         store = aws.codepipeline.PipelineArtifactStoreArgs(
             location=args.bucket_name,
@@ -1052,9 +1086,11 @@ class DeliveryPipeline(pulumi.ComponentResource):
     def _create_trigger(self, upstream: UpstreamRecord) -> None:
         """Start on a new upstream record: S3 "Object Created" events through EventBridge."""
         args = self._args
-        pipeline_arn = _arn("codepipeline", args.region, args.account_id, args.pipeline_name)
+        pipeline_arn = naming.arn(
+            "codepipeline", region=args.region, account=args.account_id, resource=args.pipeline_name
+        )
         role, _ = iam.service_role(
-            "pipeline-trigger",
+            f"{self._name}-trigger",
             service="events.amazonaws.com",
             description=f"EventBridge starts {args.pipeline_name} on a new promotion record",
             source_account=args.account_id,
@@ -1068,6 +1104,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             ],
             tags=args.tags,
             parent=self,
+            aliases=self._former_name(f"{self._name}-trigger", "pipeline-trigger"),
         )
         rule = aws.cloudwatch.EventRule(
             f"{self._name}-upstream-record",

@@ -17,6 +17,7 @@ from ecs_delivery.components.fargate_service import (
     Autoscaling,
     Container,
     EcsCluster,
+    EcsClusterArgs,
     ExistingCluster,
     FargateService,
     FargateServiceArgs,
@@ -248,7 +249,12 @@ def build(
         ),
     )
     cluster = existing.cluster or EcsCluster(
-        "cluster", naming.cluster_name(env.project, env.stack), cfg.container_insights, tags
+        "cluster",
+        EcsClusterArgs(
+            cluster_name=naming.cluster_name(env.project, env.stack),
+            container_insights=cfg.container_insights,
+            tags=tags,
+        ),
     )
     cluster_name = cluster.name
     edge_front.attach(edge, cfg, env.project, env.stack, load_balancer, tags)

@@ -182,12 +182,13 @@ class Release(pulumi.ComponentResource):
                 expiring_prefixes=[pipeline_artifact_prefix(self.pipeline_name)],
                 kms_key_arn=args.kms_key_arn,
                 access_logs=args.access_logs,
+                region=args.region,
                 tags=args.tags,
             ),
             opts=self._child,
         )
         self.bucket_name = bucket_name
-        self.bucket_arn = f"arn:aws:s3:::{bucket_name}"
+        self.bucket_arn = naming.s3_arn(bucket_name, region=args.region)
         self.inventory = aws.s3.BucketObjectv2(
             f"{name}-inventory",
             bucket=bucket_name,
@@ -271,7 +272,8 @@ class Release(pulumi.ComponentResource):
         clusters = sorted({s["cluster"] for s in services.values()})
         applications = sorted({s["codedeployApplication"] for s in services.values()})
         group_arns = [
-            f"arn:aws:codedeploy:{region}:{account}:deploymentgroup:{app}/*" for app in applications
+            naming.arn("codedeploy", f"deploymentgroup:{app}/*", region=region, account=account)
+            for app in applications
         ]
         statements: list[dict[str, Any]] = [
             {
@@ -292,8 +294,11 @@ class Release(pulumi.ComponentResource):
                 "Sid": "ReadServices",
                 "Effect": "Allow",
                 "Action": "ecs:DescribeServices",
-                "Resource": [f"arn:aws:ecs:{region}:{account}:service/{c}/*" for c in clusters]
-                or [f"arn:aws:ecs:{region}:{account}:service/none/none"],
+                "Resource": [
+                    naming.arn("ecs", f"service/{c}/*", region=region, account=account)
+                    for c in clusters
+                ]
+                or [naming.arn("ecs", "service/none/none", region=region, account=account)],
             },
             # Neither action supports resource-level permissions in IAM.
             {
@@ -324,7 +329,9 @@ class Release(pulumi.ComponentResource):
                         "codedeploy:GetApplicationRevision",
                     ],
                     "Resource": [
-                        f"arn:aws:codedeploy:{region}:{account}:application:{app}"
+                        naming.arn(
+                            "codedeploy", f"application:{app}", region=region, account=account
+                        )
                         for app in applications
                     ],
                 },
@@ -332,7 +339,9 @@ class Release(pulumi.ComponentResource):
                     "Sid": "DeploymentConfigs",
                     "Effect": "Allow",
                     "Action": "codedeploy:GetDeploymentConfig",
-                    "Resource": f"arn:aws:codedeploy:{region}:{account}:deploymentconfig:*",
+                    "Resource": naming.arn(
+                        "codedeploy", "deploymentconfig:*", region=region, account=account
+                    ),
                 },
             ]
         if tasks:
@@ -342,7 +351,12 @@ class Release(pulumi.ComponentResource):
                     "Effect": "Allow",
                     "Action": ["scheduler:GetSchedule", "scheduler:UpdateSchedule"],
                     "Resource": [
-                        f"arn:aws:scheduler:{region}:{account}:schedule/{t['schedule'].get('group', 'default')}/{t['schedule']['name']}"
+                        naming.arn(
+                            "scheduler",
+                            f"schedule/{t['schedule'].get('group', 'default')}/{t['schedule']['name']}",
+                            region=region,
+                            account=account,
+                        )
                         for t in tasks.values()
                         if t.get("schedule")
                     ],
@@ -380,7 +394,12 @@ class Release(pulumi.ComponentResource):
                         "Effect": "Allow",
                         "Action": "ecs:TagResource",
                         "Resource": [
-                            f"arn:aws:ecs:{a.region}:{a.account_id}:task-definition/{f}:*"
+                            naming.arn(
+                                "ecs",
+                                f"task-definition/{f}:*",
+                                region=a.region,
+                                account=a.account_id,
+                            )
                             for f in family_chunks[i]
                         ],
                         "Condition": {
@@ -601,7 +620,12 @@ class Release(pulumi.ComponentResource):
                         category="Invoke",
                         provider="StepFunctions",
                         configuration={
-                            "StateMachineArn": f"arn:aws:states:{self._args.region}:{self._args.account_id}:stateMachine:{self._args.project}-{self._args.stack}-release",
+                            "StateMachineArn": naming.arn(
+                                "states",
+                                f"stateMachine:{self._args.project}-{self._args.stack}-release",
+                                region=self._args.region,
+                                account=self._args.account_id,
+                            ),
                             "InputType": "FilePath",
                             "Input": "release-input.json",
                             "ExecutionNamePrefix": "release",
@@ -671,7 +695,12 @@ class Release(pulumi.ComponentResource):
                     "Effect": "Allow",
                     "Action": "ecs:DescribeServices",
                     "Resource": [
-                        f"arn:aws:ecs:{a.region}:{a.account_id}:service/{s['cluster']}/{s['service']}"
+                        naming.arn(
+                            "ecs",
+                            f"service/{s['cluster']}/{s['service']}",
+                            region=a.region,
+                            account=a.account_id,
+                        )
                         for s in services.values()
                     ],
                 },
@@ -716,8 +745,11 @@ class Release(pulumi.ComponentResource):
             tags=a.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[tooling]),
         )
-        machine_arn = (
-            f"arn:aws:states:{a.region}:{a.account_id}:stateMachine:{a.project}-{a.stack}-release"
+        machine_arn = naming.arn(
+            "states",
+            f"stateMachine:{a.project}-{a.stack}-release",
+            region=a.region,
+            account=a.account_id,
         )
         source_statement = (
             {
@@ -736,7 +768,9 @@ class Release(pulumi.ComponentResource):
                     "codecommit:UploadArchive",
                     "codecommit:GetUploadArchiveStatus",
                 ],
-                "Resource": f"arn:aws:codecommit:{a.region}:{a.account_id}:{a.source.repository}",
+                "Resource": naming.arn(
+                    "codecommit", f"{a.source.repository}", region=a.region, account=a.account_id
+                ),
             }
         )
         pipeline_role, _ = iam.service_role(
@@ -756,7 +790,12 @@ class Release(pulumi.ComponentResource):
                     "Sid": "Build",
                     "Effect": "Allow",
                     "Action": ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
-                    "Resource": f"arn:aws:codebuild:{a.region}:{a.account_id}:project/{self.pipeline_name}-validate",
+                    "Resource": naming.arn(
+                        "codebuild",
+                        f"project/{self.pipeline_name}-validate",
+                        region=a.region,
+                        account=a.account_id,
+                    ),
                 },
                 {
                     "Sid": "StartRelease",
@@ -768,7 +807,12 @@ class Release(pulumi.ComponentResource):
                     "Sid": "WatchRelease",
                     "Effect": "Allow",
                     "Action": "states:DescribeExecution",
-                    "Resource": f"arn:aws:states:{a.region}:{a.account_id}:execution:{a.project}-{a.stack}-release:*",
+                    "Resource": naming.arn(
+                        "states",
+                        f"execution:{a.project}-{a.stack}-release:*",
+                        region=a.region,
+                        account=a.account_id,
+                    ),
                 },
                 *self._kms_through_s3(),
             ],

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam
+from ecs_delivery.components import iam, naming
 from ecs_delivery.components.fargate_service import (
     Container,
     container_definitions,
@@ -153,7 +153,9 @@ class ScheduledTask(pulumi.ComponentResource):
             tags={**tags, **hardening_tags(container)},
             opts=child,
         )
-        family_arn = f"arn:aws:ecs:{args.region}:{args.account_id}:task-definition/{args.family}"
+        family_arn = naming.arn(
+            "ecs", f"task-definition/{args.family}", region=args.region, account=args.account_id
+        )
         scheduler_role, _ = iam.service_role(
             f"{name}-scheduler",
             service="scheduler.amazonaws.com",
@@ -172,7 +174,9 @@ class ScheduledTask(pulumi.ComponentResource):
                     "Sid": "TagTask",
                     "Effect": "Allow",
                     "Action": "ecs:TagResource",
-                    "Resource": f"arn:aws:ecs:{args.region}:{args.account_id}:task/*",
+                    "Resource": naming.arn(
+                        "ecs", "task/*", region=args.region, account=args.account_id
+                    ),
                     "Condition": {"StringEquals": {"ecs:CreateAction": "RunTask"}},
                 },
                 {

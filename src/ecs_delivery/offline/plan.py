@@ -242,7 +242,9 @@ def run(
         document, values = yamlfile.Document("config", {}, {}), dict(config)
     for key, value in (overrides or {}).items():
         _override(values, key if ":" in key else f"{project}:{key}", value)
-    region = values.get("aws:region") or "us-east-1"
+    # No default: the program refuses a stack without aws:region, and a default would plan
+    # (and name ARNs and endpoints for) a region nobody chose.
+    region = values.get("aws:region") or ""
     environment = environment or SimulatedEnvironment()
     upstream = values.get(f"{project}:upstreamStack")
     if isinstance(upstream, str) and upstream and not _has_stack(environment, upstream):

@@ -18,6 +18,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 from pydantic.alias_generators import to_camel
 
+from ecs_delivery.components import naming
+
 DEFAULT_ACCOUNT = "123456789012"
 
 
@@ -188,16 +190,16 @@ class SimulatedCloud(pulumi_mocks.Mocks):
         kind = args.typ.split(":")[1].split("/")[0] if ":" in args.typ else "mock"
         state = {
             **inputs,
-            "arn": f"arn:aws:{kind}:{region}:{account}:{args.typ.rsplit(':', 1)[-1].lower()}/{physical}",
+            "arn": f"arn:{self.partition}:{kind}:{region}:{account}:{args.typ.rsplit(':', 1)[-1].lower()}/{physical}",
             "id": rid,
         }
         if args.typ in ("aws:ecs/taskDefinition:TaskDefinition",):
             state["arn"] = (
-                f"arn:aws:ecs:{region}:{account}:task-definition/{inputs.get('family')}:1"
+                f"arn:{self.partition}:ecs:{region}:{account}:task-definition/{inputs.get('family')}:1"
             )
             state["revision"] = 1
         elif args.typ == "aws:ecs/cluster:Cluster":
-            state["arn"] = f"arn:aws:ecs:{region}:{account}:cluster/{physical}"
+            state["arn"] = f"arn:{self.partition}:ecs:{region}:{account}:cluster/{physical}"
         elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
             state["dnsName"] = f"{physical}-{_digest(physical)[:9]}.{region}.elb.amazonaws.com"
             state["arnSuffix"] = f"app/{physical}/{_digest(physical)[:16]}"
@@ -216,12 +218,12 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             state["repositoryUrl"] = f"{account}.dkr.ecr.{region}.amazonaws.com/{physical}"
             state["registryId"] = account
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
-            state["arn"] = f"arn:aws:logs:{region}:{account}:log-group:{physical}"
+            state["arn"] = f"arn:{self.partition}:logs:{region}:{account}:log-group:{physical}"
         elif args.typ == "aws:iam/role:Role":
-            state["arn"] = f"arn:aws:iam::{account}:role/{physical}"
+            state["arn"] = f"arn:{self.partition}:iam::{account}:role/{physical}"
         elif args.typ == "aws:s3/bucketV2:BucketV2" or args.typ == "aws:s3/bucket:Bucket":
             state["bucket"] = inputs.get("bucket") or physical
-            state["arn"] = f"arn:aws:s3:::{state['bucket']}"
+            state["arn"] = f"arn:{self.partition}:s3:::{state['bucket']}"
         state.setdefault("name", physical)
         if self.preview:
             from pulumi.runtime import rpc
@@ -237,6 +239,11 @@ class SimulatedCloud(pulumi_mocks.Mocks):
 
     # --- invokes -----------------------------------------------------------------
 
+    @property
+    def partition(self) -> str:
+        """The ARN partition of the simulated region (`aws`, `aws-cn`, `aws-us-gov`, ...)."""
+        return naming.partition(self.region)
+
     def call(self, args: pulumi_mocks.MockCallArgs):
         self.invokes.append((args.token, dict(args.args)))
         handler = {
@@ -248,9 +255,9 @@ class SimulatedCloud(pulumi_mocks.Mocks):
                 "id": self.region,
             },
             "aws:index/getPartition:getPartition": lambda a: {
-                "partition": "aws",
-                "dnsSuffix": "amazonaws.com",
-                "id": "aws",
+                "partition": self.partition,
+                "dnsSuffix": "amazonaws.com.cn" if self.partition == "aws-cn" else "amazonaws.com",
+                "id": self.partition,
             },
             "aws:resourcegroupstaggingapi/getResources:getResources": self._tagged_resources,
             "aws:ecs/getService:getService": self._ecs_service,
@@ -269,7 +276,7 @@ class SimulatedCloud(pulumi_mocks.Mocks):
         account = self.environment.account_id
         return {
             "accountId": account,
-            "arn": f"arn:aws:iam::{account}:role/simulated",
+            "arn": f"arn:{self.partition}:iam::{account}:role/simulated",
             "userId": "AROASIMULATED",
             "id": account,
         }
@@ -308,9 +315,7 @@ class SimulatedCloud(pulumi_mocks.Mocks):
         tags = {f["key"]: (f.get("values") or [""])[0] for f in args.get("tagFilters", [])}
         cluster = f"{tags.get('ecs-delivery:project', 'project')}-{tags.get('ecs-delivery:stack', 'stack')}"
         if args.get("resourceTypeFilters") == ["ecs:task-definition"]:
-            prefix = (
-                f"arn:aws:ecs:{self.region}:{self.environment.account_id}:task-definition/{cluster}"
-            )
+            prefix = f"arn:{self.partition}:ecs:{self.region}:{self.environment.account_id}:task-definition/{cluster}"
             return {
                 "resourceTagMappingLists": [
                     {
@@ -324,7 +329,7 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             }
         if args.get("resourceTypeFilters") != ["ecs:service"]:
             return {"resourceTagMappingLists": [], "id": self.region}
-        prefix = f"arn:aws:ecs:{self.region}:{self.environment.account_id}:service/{cluster}"
+        prefix = f"arn:{self.partition}:ecs:{self.region}:{self.environment.account_id}:service/{cluster}"
         return {
             "resourceTagMappingLists": [
                 {"resourceArn": f"{prefix}/{name}", "tags": tags, "complianceDetails": []}
@@ -343,7 +348,7 @@ class SimulatedCloud(pulumi_mocks.Mocks):
         for task, live in self.environment.scheduled_tasks.items():
             if name.endswith(f"-{task}"):
                 arn = live.task_definition_arn or (
-                    f"arn:aws:ecs:{self.region}:{self.environment.account_id}:task-definition/{name}:5"
+                    f"arn:{self.partition}:ecs:{self.region}:{self.environment.account_id}:task-definition/{name}:5"
                 )
                 properties = {
                     "Name": name,
@@ -372,10 +377,10 @@ class SimulatedCloud(pulumi_mocks.Mocks):
         family = f"{cluster.rsplit('/', 1)[-1]}-{name}"
         arn = (
             live.task_definition_arn
-            or f"arn:aws:ecs:{self.region}:{self.environment.account_id}:task-definition/{family}:7"
+            or f"arn:{self.partition}:ecs:{self.region}:{self.environment.account_id}:task-definition/{family}:7"
         )
         return {
-            "arn": f"arn:aws:ecs:{self.region}:{self.environment.account_id}:service/{cluster}/{name}",
+            "arn": f"arn:{self.partition}:ecs:{self.region}:{self.environment.account_id}:service/{cluster}/{name}",
             "clusterArn": cluster,
             "serviceName": name,
             "taskDefinition": arn,
