@@ -40,6 +40,24 @@ def upstream_outputs(live_images: dict[str, dict[str, str]]) -> dict:
     return outputs
 
 
+@pytest.fixture(autouse=True)
+def no_real_aws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region for every test: none can reach a real account (the
+    real-engine tests, marked pulumi_cli, are the exception)."""
+    if request.node.get_closest_marker("pulumi_cli"):
+        return
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
 @pytest.fixture(scope="session")
 def dev_plan() -> plan_tool.Plan:
     return make_plan("dev")

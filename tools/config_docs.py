@@ -2,7 +2,7 @@
 
 All three come from the pydantic models of `components.config`, the one home of every key's
 default and description. `python -m tools.config_docs` rewrites them; `--check` exits 1 when
-a committed one is stale (`make docs` / the test in tests/config).
+a committed one is stale (`make docs` / the test in tests/components/config).
 """
 
 from __future__ import annotations

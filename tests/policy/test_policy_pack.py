@@ -101,7 +101,7 @@ def test_every_policy_passes_on_the_stacks_plan(stack):
 
 
 def test_every_policy_passes_on_an_internal_load_balancer_without_nat():
-    from tests.program.test_internal_load_balancer import NO_NAT
+    from tests.components.test_internal_load_balancer import NO_NAT
 
     assert _all_violations(make_plan("dev", overrides=NO_NAT).resources) == []
 

@@ -1,0 +1,194 @@
+"""FargateService component: CODE_DEPLOY service, task definition, roles, security group, scaling."""
+
+from __future__ import annotations
+
+import json
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from tests.support.registrations import containers, inputs, policy
+
+SERVICE = "aws:ecs/service:Service"
+TASK = "aws:ecs/taskDefinition:TaskDefinition"
+
+
+def test_service_uses_the_codedeploy_controller_and_starts_on_the_blue_target_group(dev_plan):
+    web = inputs(dev_plan, SERVICE, "web")
+    assert web["deploymentController"] == {"type": "CODE_DEPLOY"}
+    assert web["launchType"] == "FARGATE"
+    assert web["loadBalancers"] == [
+        {
+            "containerName": "web",
+            "containerPort": 8080,
+            "targetGroupArn": web["loadBalancers"][0]["targetGroupArn"],
+        }
+    ]
+    assert "alb-web-blue" in web["loadBalancers"][0]["targetGroupArn"]
+
+
+def test_service_ignores_exactly_the_fields_codedeploy_owns(dev_plan, prod_plan):
+    # AWS refuses UpdateService for these on a CODE_DEPLOY service; the rollout's AppSpec
+    # carries taskDefinition, networkConfiguration and platformVersion.
+    codedeploy_owned = [
+        "taskDefinition",
+        "loadBalancers",
+        "networkConfiguration",
+        "platformVersion",
+    ]
+    assert dev_plan.named(SERVICE, "web").options["ignoreChanges"] == codedeploy_owned
+    # With autoscaling, the scaler owns the desired count too.
+    assert prod_plan.named(SERVICE, "web").options["ignoreChanges"] == [
+        *codedeploy_owned,
+        "desiredCount",
+    ]
+
+
+def test_tasks_run_in_private_subnets_without_a_public_ip(dev_plan):
+    network = inputs(dev_plan, SERVICE, "api")["networkConfiguration"]
+    assert network["assignPublicIp"] is False
+    assert network["subnets"] == ["network-private-eu-west-1a-id", "network-private-eu-west-1b-id"]
+    assert network["securityGroups"] == ["api-tasks-id"]
+
+
+def test_service_is_created_after_its_listener_rules(dev_plan):
+    depends = dev_plan.named(SERVICE, "web").options["dependsOn"]
+    assert any(d.endswith("::alb-web-production") for d in depends)
+    assert any(d.endswith("::alb-web-test") for d in depends)
+
+
+def test_service_security_group_admits_only_the_load_balancer_on_the_container_port(dev_plan):
+    rules = [
+        r.inputs
+        for r in dev_plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.inputs["securityGroupId"] == "web-tasks-id"
+    ]
+    assert rules == [
+        {
+            "securityGroupId": "web-tasks-id",
+            "referencedSecurityGroupId": "alb-alb-id",
+            "ipProtocol": "tcp",
+            "fromPort": 8080,
+            "toPort": 8080,
+            "description": "Container port from the load balancer",
+        }
+    ]
+
+
+def test_task_definition_is_fargate_awsvpc_with_explicit_size_and_keeps_old_revisions(dev_plan):
+    task = inputs(dev_plan, TASK, "api")
+    assert task["requiresCompatibilities"] == ["FARGATE"] and task["networkMode"] == "awsvpc"
+    assert (task["cpu"], task["memory"]) == ("512", "1024")
+    assert task["skipDestroy"] is True
+    # The template lives outside the service's own family: nothing that deploys "the
+    # latest revision of the family" can pick up its placeholder image.
+    assert task["family"] == "ecs-delivery-dev-api-template"
+    assert task["executionRoleArn"] != task["taskRoleArn"]
+
+
+def test_container_is_read_only_non_root_logged_and_reads_secrets_by_arn(dev_plan):
+    (api,) = containers(dev_plan, "api")
+    assert api["readonlyRootFilesystem"] is True and api["user"] == "1000"
+    assert api["logConfiguration"] == {
+        "logDriver": "awslogs",
+        "options": {
+            "awslogs-group": "/ecs/ecs-delivery-dev-api",
+            "awslogs-region": "eu-west-1",
+            "awslogs-stream-prefix": "api",
+        },
+    }
+    assert api["secrets"] == [
+        {
+            "name": "DATABASE_URL",
+            "valueFrom": "arn:aws:secretsmanager:eu-west-1:111111111111:secret:dev/api/database-url-AbCdEf",
+        }
+    ]
+    assert all(e["name"] != "DATABASE_URL" for e in api["environment"])
+    assert api["mountPoints"] == [
+        {"sourceVolume": "writable-tmp", "containerPath": "/tmp", "readOnly": False}
+    ]
+    assert inputs(dev_plan, TASK, "api")["volumes"] == [{"name": "writable-tmp"}]
+
+
+def test_log_group_has_retention(dev_plan, prod_plan):
+    assert inputs(dev_plan, "aws:cloudwatch/logGroup:LogGroup", "api")["retentionInDays"] == 14
+    assert inputs(prod_plan, "aws:cloudwatch/logGroup:LogGroup", "api")["retentionInDays"] == 365
+
+
+def test_execution_role_may_write_its_logs_and_read_only_the_listed_secrets(dev_plan):
+    statements = {s["Sid"]: s for s in policy(dev_plan, "api-execution")["Statement"]}
+    assert sorted(statements) == ["EcrLogin", "EcrPull", "Logs", "Secrets"]
+    assert statements["EcrPull"]["Resource"] == [
+        "arn:aws:ecr:eu-west-1:123456789012:repository/ecs-delivery-dev/api"
+    ]
+    assert statements["Secrets"]["Action"] == "secretsmanager:GetSecretValue"
+    assert statements["Secrets"]["Resource"] == [
+        "arn:aws:secretsmanager:eu-west-1:111111111111:secret:dev/api/database-url-AbCdEf"
+    ]
+    assert statements["Logs"]["Resource"] == [
+        "arn:aws:logs:eu-west-1:123456789012:log-group:/ecs/ecs-delivery-dev-api:*"
+    ]
+    # web lists no secrets, so its role reads none.
+    assert [s["Sid"] for s in policy(dev_plan, "web-execution")["Statement"]] == [
+        "Logs",
+        "EcrLogin",
+        "EcrPull",
+    ]
+
+
+def test_task_and_execution_roles_trust_only_ecs_tasks_of_this_account(dev_plan):
+    for name in ("api-execution", "api-task"):
+        trust = json.loads(inputs(dev_plan, "aws:iam/role:Role", name)["assumeRolePolicy"])
+        (statement,) = trust["Statement"]
+        assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+        assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    # The application role starts with no permissions at all.
+    assert [
+        r.name
+        for r in dev_plan.of_type("aws:iam/rolePolicy:RolePolicy")
+        if r.name.startswith("api-task")
+    ] == []
+
+
+def test_cluster_has_container_insights_and_a_deterministic_name(dev_plan):
+    cluster = inputs(dev_plan, "aws:ecs/cluster:Cluster", "cluster")
+    assert cluster["name"] == "ecs-delivery-dev"
+    assert cluster["settings"] == [{"name": "containerInsights", "value": "enabled"}]
+
+
+def test_autoscaling_tracks_cpu_between_the_configured_bounds(prod_plan, dev_plan):
+    target = inputs(prod_plan, "aws:appautoscaling/target:Target", "api")
+    assert (target["minCapacity"], target["maxCapacity"]) == (3, 20)
+    assert target["resourceId"] == "service/ecs-delivery-prod/api"
+    scaling = inputs(prod_plan, "aws:appautoscaling/policy:Policy", "api-cpu")[
+        "targetTrackingScalingPolicyConfiguration"
+    ]
+    assert scaling["targetValue"] == 55
+    assert scaling["predefinedMetricSpecification"] == {
+        "predefinedMetricType": "ECSServiceAverageCPUUtilization"
+    }
+    assert dev_plan.of_type("aws:appautoscaling/target:Target") == []
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_container_definition_matches_the_register_task_definition_api_shape(
+    stack, dev_plan, prod_plan
+):
+    plan = dev_plan if stack == "dev" else prod_plan
+    model = botocore.session.get_session().get_service_model("ecs")
+    shape = model.operation_model("RegisterTaskDefinition").input_shape
+    tasks = plan.of_type(TASK)
+    assert sorted(t.name for t in tasks) == ["api", "task-nightly-report", "web"]
+    for task in tasks:
+        request = {
+            "family": task.inputs["family"],
+            "containerDefinitions": json.loads(task.inputs["containerDefinitions"]),
+            "cpu": task.inputs["cpu"],
+            "memory": task.inputs["memory"],
+            "networkMode": task.inputs["networkMode"],
+            "requiresCompatibilities": task.inputs["requiresCompatibilities"],
+            "volumes": task.inputs.get("volumes", []),
+        }
+        report = ParamValidator().validate(request, shape)
+        assert not report.has_errors(), report.generate_report()

@@ -1,0 +1,228 @@
+"""Release machinery in the plan: state machine, step Lambdas, release pipeline with one approval."""
+
+from __future__ import annotations
+
+import json
+
+import botocore.session
+import yaml
+from botocore.validate import ParamValidator
+
+from ecs_delivery.runtime.release.inventory import parse_inventory
+from ecs_delivery.runtime.release.state_machine import STEPS, check_definition
+from tests.support.registrations import inputs, policy
+
+MACHINE = "aws:sfn/stateMachine:StateMachine"
+PIPELINE = "aws:codepipeline/pipeline:Pipeline"
+FUNCTION = "aws:lambda/function:Function"
+
+
+def _definition(plan) -> dict:
+    return json.loads(inputs(plan, MACHINE, "release")["definition"])
+
+
+def test_dev_plan_holds_the_release_state_machine_with_a_rollback_behind_every_task(dev_plan):
+    machine = inputs(dev_plan, MACHINE, "release")
+    assert machine["name"] == "ecs-delivery-dev-release" and machine["type"] == "STANDARD"
+    definition = _definition(dev_plan)
+    assert check_definition(definition) == []
+    assert definition["States"]["DeployServices"]["MaxConcurrency"] == 10
+    assert machine["loggingConfiguration"]["level"] == "ERROR"
+
+
+def test_each_engine_step_is_a_lambda_of_the_same_archive_with_the_state_bucket(dev_plan):
+    functions = {
+        r.name: r.inputs for r in dev_plan.of_type(FUNCTION) if r.name.startswith("release-")
+    }
+    assert sorted(functions) == sorted(f"release-{s.replace('_', '-')}" for s in STEPS)
+    for step in STEPS:
+        function = functions[f"release-{step.replace('_', '-')}"]
+        assert function["handler"] == f"handler.{step}"
+        assert function["runtime"] == "python3.11"
+        assert function["environment"]["variables"] == {
+            "STATE_BUCKET": "ecs-delivery-dev-123456789012-eu-west-1-releases",
+            "INVENTORY_KEY": "inventory.json",
+            "DEPLOYMENT_TIMEOUT_SECONDS": "3600",
+        }
+    # Every Task of the machine invokes one of these functions.
+    arns = {
+        f"arn:aws:lambda:eu-west-1:123456789012:function/{f['name']}" for f in functions.values()
+    }
+    text = json.dumps(_definition(dev_plan))
+    assert all(arn.rsplit("/", 1)[-1] in text for arn in arns)
+
+
+def test_release_pipeline_validates_then_asks_one_approval_then_runs_the_machine(dev_plan):
+    pipeline = inputs(dev_plan, PIPELINE, "release")
+    stages = [
+        (s["name"], [(a["name"], a["category"], a["provider"]) for a in s["actions"]])
+        for s in pipeline["stages"]
+    ]
+    assert stages == [
+        ("Source", [("Source", "Source", "CodeStarSourceConnection")]),
+        ("Validate", [("Validate", "Build", "CodeBuild")]),
+        ("Approve", [("Approve", "Approval", "Manual")]),
+        ("Release", [("Release", "Invoke", "StepFunctions")]),
+    ]
+    approval = pipeline["stages"][2]["actions"][0]["configuration"]["CustomData"]
+    assert approval == "Release to dev (releases/dev.yaml): #{Validate.RELEASE_SUMMARY}"
+    invoke = pipeline["stages"][3]["actions"][0]
+    assert (
+        invoke["configuration"]["StateMachineArn"]
+        == "arn:aws:states:eu-west-1:123456789012:stateMachine:ecs-delivery-dev-release"
+    )
+    assert invoke["inputArtifacts"] == pipeline["stages"][1]["actions"][0]["outputArtifacts"]
+    assert (
+        pipeline["stages"][0]["actions"][0]["configuration"]["FullRepositoryId"]
+        == "example-org/shop-releases"
+    )
+
+
+def test_validate_build_prints_the_plan_and_writes_the_execution_input(dev_plan):
+    project = inputs(dev_plan, "aws:codebuild/project:Project", "release-validate")
+    spec = yaml.safe_load(project["source"]["buildspec"])
+    commands = " ".join(spec["phases"]["build"]["commands"])
+    assert "python -m ecs_delivery.runtime.release plan --manifest releases/dev.yaml" in commands
+    assert spec["artifacts"]["files"] == ["release-input.json"]
+    assert spec["env"]["exported-variables"] == ["RELEASE_SUMMARY", "RELEASE_ID"]
+
+
+def test_release_inventory_output_is_what_the_engine_reads(dev_plan, prod_plan):
+    dev = parse_inventory(dev_plan.outputs["releaseInventory"])
+    assert sorted(dev.services) == ["api", "web"] and dev.production is False
+    assert sorted(dev.scheduled_tasks) == ["nightly-report"]
+    assert parse_inventory(prod_plan.outputs["releaseInventory"]).production is True
+    stored = inputs(dev_plan, "aws:s3/bucketObjectv2:BucketObjectv2", "release-inventory")
+    assert json.loads(stored["content"]) == dev_plan.outputs["releaseInventory"]
+
+
+def test_release_steps_pass_task_roles_only_to_ecs_and_scheduler_roles_only_to_the_scheduler(
+    dev_plan,
+):
+    statements = {s["Sid"]: s for s in policy(dev_plan, "release-steps")["Statement"]}
+    units = json.loads(inputs(dev_plan, "aws:iam/policy:Policy", "release-steps-units-1")["policy"])
+    tasks = {s["Sid"]: s for s in units["Statement"]}["PassTaskRoles"]
+    assert tasks["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+    assert len(tasks["Resource"]) == 6  # execution + task role of web, api and nightly-report
+    schedulers = statements["PassSchedulerRoles"]
+    assert schedulers["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
+    assert [
+        r.split("/")[-1].startswith("task-nightly-report-scheduler") for r in schedulers["Resource"]
+    ] == [True]
+    # The stack's own CodeDeploy application: every group of it, and no other application's.
+    assert statements["Deployments"]["Resource"] == [
+        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/*",
+    ]
+    assert statements["Schedules"]["Resource"] == [
+        "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/ecs-delivery-dev-nightly-report"
+    ]
+
+
+def test_state_machine_request_matches_the_step_functions_api_shape(dev_plan):
+    machine = inputs(dev_plan, MACHINE, "release")
+    request = {
+        "name": machine["name"],
+        "definition": machine["definition"],
+        "roleArn": machine["roleArn"],
+        "type": machine["type"],
+        "loggingConfiguration": {
+            "level": machine["loggingConfiguration"]["level"],
+            "includeExecutionData": machine["loggingConfiguration"]["includeExecutionData"],
+            "destinations": [
+                {
+                    "cloudWatchLogsLogGroup": {
+                        "logGroupArn": machine["loggingConfiguration"]["logDestination"]
+                    }
+                }
+            ],
+        },
+    }
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("stepfunctions")
+        .operation_model("CreateStateMachine")
+        .input_shape
+    )
+    report = ParamValidator().validate(request, shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+def test_prod_runs_releases_five_at_a_time(prod_plan):
+    assert _definition(prod_plan)["States"]["DeployServices"]["MaxConcurrency"] == 5
+
+
+def test_release_steps_may_list_the_state_bucket_so_a_missing_record_reads_as_missing(dev_plan):
+    """Without s3:ListBucket, S3 answers GetObject of a missing key with 403, not 404: the
+    first release of a stack (no record yet) would fail as 'access denied'."""
+    statements = {s["Sid"]: s for s in policy(dev_plan, "release-steps")["Statement"]}
+    bucket = "arn:aws:s3:::ecs-delivery-dev-123456789012-eu-west-1-releases"
+    assert statements["ReleaseStateKeys"] == {
+        "Sid": "ReleaseStateKeys",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": bucket,
+        "Condition": {"StringLike": {"s3:prefix": ["releases/*", "inventory.json"]}},
+    }
+
+
+def _many_services(count: int) -> dict:
+    return {
+        f"svc{i:03d}": {
+            "containerPort": 8080,
+            "cpu": 256,
+            "memory": 512,
+            "routing": {"pathPatterns": [f"/svc{i:03d}/*"]},
+        }
+        for i in range(count)
+    }
+
+
+def test_release_steps_policies_fit_iam_limits_at_sixty_services_and_pass_every_role():
+    """IAM allows 10,240 characters of inline policy per role and 6,144 per managed policy;
+    the per-service lists (families, roles) go to as many managed policies as they need."""
+    from tests.conftest import make_plan
+
+    plan = make_plan("dev", overrides={"services": _many_services(60), "scheduledTasks": {}})
+    inline = inputs(plan, "aws:iam/rolePolicy:RolePolicy", "release-steps")["policy"]
+    assert len(json.dumps(json.loads(inline), separators=(",", ":"))) <= 10_240
+    managed = [
+        r for r in plan.resources
+        if r.type == "aws:iam/policy:Policy" and r.name.startswith("release-steps-units-")
+    ]  # fmt: skip
+    assert managed
+    for registration in managed:
+        assert (
+            len(json.dumps(json.loads(registration.inputs["policy"]), separators=(",", ":")))
+            <= 6_144
+        )
+    attached = {
+        r.inputs["policyArn"]
+        for r in plan.resources
+        if r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+        and r.name.startswith("release-steps-units-")
+    }
+    assert len(attached) == len(managed)
+    documents = [json.loads(inline)] + [json.loads(r.inputs["policy"]) for r in managed]
+    passed = [
+        arn
+        for d in documents
+        for s in d["Statement"]
+        if s["Sid"].startswith("PassTaskRoles")
+        for arn in s["Resource"]
+    ]
+    tagged = [
+        arn
+        for d in documents
+        for s in d["Statement"]
+        if s["Sid"].startswith("TagNewRevisions")
+        for arn in s["Resource"]
+    ]
+    assert len(passed) == len(set(passed)) == 120  # a task and an execution role per service
+    assert sorted(tagged) == sorted(
+        f"arn:aws:ecs:eu-west-1:123456789012:task-definition/ecs-delivery-dev-svc{i:03d}:*"
+        for i in range(60)
+    )

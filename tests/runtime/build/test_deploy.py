@@ -1,0 +1,233 @@
+"""`python -m ecs_delivery.runtime.build deploy`: the pipeline's ship, through delivery.rollout, on moto.
+
+moto keeps deployments `Created` and has no StopDeployment: the simulated CodeDeploy
+(tests/support/codedeploy_sim.py, hooks on the real moto client) completes a
+deployment when it is polled and answers StopDeployment.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from buildtest_support import ACCOUNT, CLUSTER, FAMILY, LIVE_IMAGE, REGION, SERVICE, Deployed
+
+from ecs_delivery.runtime import build
+from ecs_delivery.runtime.build import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from ecs_delivery.runtime.live import running_task_definition
+from ecs_delivery.runtime.promotion import new_record, write_record_file
+from ecs_delivery.runtime.taskdef import describe, images_of, register_fields
+from tests.support.codedeploy_sim import (
+    SimulatedCodeDeploy,
+    appspec_of,
+    create_group,
+    switch_primary,
+)
+
+APPLICATION, GROUP, HOOK = "dev", "web", "dev-validation-hook"
+SHIPPED = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/web@sha256:" + "2" * 64
+
+
+@pytest.fixture
+def codedeploy(deployed: Deployed) -> Any:
+    client = boto3.client("codedeploy", region_name=REGION)
+    client.create_application(applicationName=APPLICATION, computePlatform="ECS")
+    create_group(client, APPLICATION, GROUP, CLUSTER, SERVICE)
+    return client
+
+
+@pytest.fixture
+def simulated(ecs: Any, codedeploy: Any, monkeypatch: pytest.MonkeyPatch) -> SimulatedCodeDeploy:
+    """The CLI's clients are these moto clients, CodeDeploy completed by the simulation."""
+    sim = SimulatedCodeDeploy(ecs=ecs, account=ACCOUNT, region=REGION)
+    sim.attach(codedeploy)
+    clients = {"ecs": ecs, "codedeploy": codedeploy}
+    monkeypatch.setattr(build, "_client", lambda service, region: clients[service])
+    return sim
+
+
+def _args(*image: str) -> list[str]:
+    return [
+        "deploy",
+        "--name", "web",
+        "--cluster", CLUSTER,
+        "--service", SERVICE,
+        "--container", "app",
+        "--container-port", "8080",
+        "--family", FAMILY,
+        "--application", APPLICATION,
+        "--group", GROUP,
+        "--validation-hook", HOOK,
+        "--timeout-minutes", "5",
+        *(image or ("--image-uri", SHIPPED)),
+    ]  # fmt: skip
+
+
+def _running(ecs: Any) -> dict[str, Any]:
+    service = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+    return describe(ecs, running_task_definition(service))["taskDefinition"]
+
+
+def _task_fields(task_definition: dict[str, Any]) -> dict[str, Any]:
+    """What a revision says outside its containers (cpu, memory, roles, family...)."""
+    identity = {"taskDefinitionArn", "revision", "registeredAt", "registeredBy"}
+    return {
+        k: v
+        for k, v in task_definition.items()
+        if k not in identity and k != "containerDefinitions"
+    }
+
+
+def test_deploy_ships_only_the_image_and_keeps_every_other_field_of_what_runs(
+    deployed: Deployed, ecs: Any, simulated: SimulatedCodeDeploy, capsys
+) -> None:
+    before = describe(ecs, deployed.task_definition_arn)["taskDefinition"]
+
+    assert main(_args()) == EXIT_OK
+
+    after = _running(ecs)
+    assert images_of(after) == {**images_of(before), "app": SHIPPED}  # the sidecar keeps its own
+    assert _task_fields(after) == _task_fields(before)
+    for old, new in zip(before["containerDefinitions"], after["containerDefinitions"], strict=True):
+        assert {**old, "image": None} == {**new, "image": None}
+    (deployment,) = simulated.completed
+    spec = appspec_of(simulated.deployments()[deployment])
+    assert spec["Hooks"] == [{"AfterAllowTestTraffic": HOOK}]
+    properties = spec["Resources"][0]["TargetService"]["Properties"]
+    assert properties == {
+        "TaskDefinition": after["taskDefinitionArn"],
+        "LoadBalancerInfo": {"ContainerName": "app", "ContainerPort": 8080},
+    }  # no NetworkConfiguration/PlatformVersion: the service keeps the ones it has
+    assert f"deployment {deployment} succeeded" in capsys.readouterr().out
+
+
+def test_deploy_takes_the_image_from_the_promotion_record(
+    deployed: Deployed, ecs: Any, simulated: SimulatedCodeDeploy, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    record = new_record(
+        source_stack="dev",
+        commit="0123456789abcdef",
+        images={"web": {"app": SHIPPED}},
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    path = write_record_file(record, tmp_path / "promotion.json")
+
+    assert main(_args("--record", str(path))) == EXIT_OK
+
+    assert images_of(_running(ecs))["app"] == SHIPPED
+
+
+def test_a_pulumi_rollout_landing_just_before_the_ship_takes_the_lock_is_not_reverted(
+    deployed: Deployed, ecs: Any, simulated: SimulatedCodeDeploy
+) -> None:
+    """The old Derive + CodeDeployToECS window: what runs changes after it was read."""
+    landed: list[str] = []
+
+    def pulumi_up_lands(_params: dict[str, Any]) -> None:
+        if landed:
+            return
+        now = describe(ecs, deployed.task_definition_arn)["taskDefinition"]
+        request = {k: now[k] for k in register_fields() & set(now)}
+        request["memory"] = "2048"
+        arn = ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]
+        switch_primary(ecs, CLUSTER, SERVICE, arn)
+        landed.append(arn)
+
+    simulated.before_create = pulumi_up_lands
+
+    assert main(_args()) == EXIT_OK
+
+    after = _running(ecs)
+    assert (after["memory"], images_of(after)["app"]) == ("2048", SHIPPED)
+    assert len(simulated.stopped) == 1  # the stale merge was stopped before traffic moved
+
+
+def test_an_image_that_already_runs_starts_no_deployment(
+    deployed: Deployed, simulated: SimulatedCodeDeploy, capsys
+) -> None:
+    assert main(_args("--image-uri", LIVE_IMAGE)) == EXIT_OK
+
+    assert simulated.deployments() == {}
+    assert "already runs" in capsys.readouterr().out
+
+
+def test_a_tag_reference_is_refused_before_any_call(simulated, capsys) -> None:
+    assert main(_args("--image-uri", "123.dkr.ecr.eu-west-1.amazonaws.com/web:abc")) == EXIT_FAILED
+
+    assert "is not a digest reference" in capsys.readouterr().err
+    assert simulated.deployments() == {}
+
+
+def test_a_missing_service_exits_1_with_one_line_naming_it(
+    ecs: Any, codedeploy: Any, simulated, capsys
+) -> None:
+    ecs.delete_service(cluster=CLUSTER, service=SERVICE, force=True)
+
+    assert main(_args()) == EXIT_FAILED
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {CLUSTER}/{SERVICE}: ECS service ")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_container_not_in_the_revision_is_refused_naming_the_known_ones(simulated, capsys):
+    args = _args()
+    args[args.index("--container") + 1] = "nope"
+
+    assert main(args) == EXIT_FAILED
+
+    assert "known: app, otel" in capsys.readouterr().err
+
+
+def test_a_deployment_codedeploy_fails_exits_1_naming_it_and_nothing_moved(
+    deployed: Deployed, ecs: Any, codedeploy: Any, simulated: SimulatedCodeDeploy, capsys
+) -> None:
+    def fail(params: dict[str, Any], **_: Any) -> None:
+        for deployment in simulated.deployments().values():
+            deployment.status = "Failed"
+
+    codedeploy.meta.events.register_first("before-call.codedeploy.GetDeployment", fail)
+
+    assert main(_args()) == EXIT_FAILED
+
+    (deployment_id,) = simulated.deployments()
+    err = capsys.readouterr().err
+    assert f"CodeDeploy deployment {deployment_id} (group dev/web) ended Failed" in err
+    assert _running(ecs)["taskDefinitionArn"] == deployed.task_definition_arn
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("--timeout-minutes", "0"), "0 must be at least 1 minute"),
+        (("--container-port", "70000"), "70000 is not a port number"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(change, message, capsys) -> None:
+    args = _args()
+    args[args.index(change[0]) + 1] = change[1]
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_deploy_needs_an_image_source(capsys) -> None:
+    args = _args()[:-2]
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == EXIT_USAGE
+    assert "one of the arguments --record --image-uri is required" in capsys.readouterr().err
+
+
+def test_json_of_a_failed_record_lookup_names_the_service(tmp_path: Path, simulated, capsys):
+    (tmp_path / "promotion.json").write_text(json.dumps({"not": "a record"}))
+
+    assert main(_args("--record", str(tmp_path / "promotion.json"))) == EXIT_FAILED
+
+    assert capsys.readouterr().err.startswith("error: ")

@@ -1,0 +1,321 @@
+"""The Lambda steps, run by a small interpreter of the state machine's definition.
+
+Step Functions has no offline runner here (moto's Step Functions does not invoke Lambda
+tasks), so `run_definition` interprets the subset of Amazon States Language the definition
+uses (Task, Choice, Wait, Map, Succeed, Fail; Parameters, ItemSelector, ResultPath, Catch)
+and calls the step functions directly. Map items run one after another.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecs_delivery.offline.release_simulator import SimulatedAws
+from ecs_delivery.runtime.release.state import StateStore
+from ecs_delivery.runtime.release.state_machine import STEPS, definition
+from ecs_delivery.runtime.release.steps import (
+    StepContext,
+    manifest_text,
+    plan_step,
+    poll_service_step,
+    rollback_poll_step,
+    rollback_step,
+    start_service_step,
+    update_tasks_step,
+)
+
+from .conftest import aws_of, config
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+class ExecutionFailed(Exception):
+    def __init__(self, error: str, cause: str) -> None:
+        super().__init__(f"{error}: {cause}")
+        self.error = error
+        self.cause = cause
+
+
+def _get(data: Any, path: str, context: dict[str, Any]) -> Any:
+    root, rest = (context, path[2:]) if path.startswith("$$") else (data, path[1:])
+    for part in [p for p in rest.split(".") if p]:
+        root = root[part]
+    return root
+
+
+def _set(data: dict[str, Any], path: str | None, value: Any) -> Any:
+    if path is None:
+        return data
+    if path == "$":
+        return value
+    result = json.loads(json.dumps(data))
+    parts = path[2:].split(".")
+    node = result
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return result
+
+
+def _select(template: dict[str, Any], data: Any, context: dict[str, Any]) -> dict[str, Any]:
+    return {
+        (key[:-2] if key.endswith(".$") else key): (
+            _get(data, value, context) if key.endswith(".$") else value
+        )
+        for key, value in template.items()
+    }
+
+
+def _choose(state: dict[str, Any], data: Any) -> str:
+    for rule in state["Choices"]:
+        try:
+            value = _get(data, rule["Variable"], {})
+        except (KeyError, IndexError, TypeError):
+            continue
+        if "StringEquals" in rule and value == rule["StringEquals"]:
+            return str(rule["Next"])
+        if "BooleanEquals" in rule and value is rule["BooleanEquals"]:
+            return str(rule["Next"])
+        if "NumericGreaterThan" in rule and value > rule["NumericGreaterThan"]:
+            return str(rule["Next"])
+    return str(state["Default"])
+
+
+def run_states(
+    machine: dict[str, Any],
+    data: Any,
+    functions: dict[str, Callable[[Any], Any]],
+    sleep: Callable[[float], None],
+    trace: list[str],
+    context: dict[str, Any] | None = None,
+) -> Any:
+    """Run a (sub-)machine; returns its output or raises ExecutionFailed."""
+    context = context or {}
+    name = machine["StartAt"]
+    while True:
+        state = machine["States"][name]
+        trace.append(name)
+        kind = state["Type"]
+        if kind == "Succeed":
+            return data
+        if kind == "Fail":
+            raise ExecutionFailed(state["Error"], state["Cause"])
+        if kind == "Wait":
+            sleep(state["Seconds"])
+        elif kind == "Choice":
+            name = _choose(state, data)
+            continue
+        elif kind in ("Task", "Map"):
+            try:
+                if kind == "Task":
+                    task_input = (
+                        _select(state["Parameters"], data, context)
+                        if "Parameters" in state
+                        else data
+                    )
+                    try:
+                        result = functions[state["Resource"]](task_input)
+                    except ExecutionFailed:
+                        raise
+                    except Exception as error:
+                        raise ExecutionFailed(type(error).__name__, str(error)) from error
+                else:
+                    for item in _get(data, state["ItemsPath"], context):
+                        item_context = {"Map": {"Item": {"Value": item}}}
+                        item_input = _select(state["ItemSelector"], data, item_context)
+                        run_states(
+                            state["ItemProcessor"],
+                            item_input,
+                            functions,
+                            sleep,
+                            trace,
+                            item_context,
+                        )
+                    result = None
+                data = _set(data, state.get("ResultPath", "$"), result)
+            except ExecutionFailed as failure:
+                catcher = next(
+                    (
+                        c
+                        for c in state.get("Catch", [])
+                        if {"States.ALL", failure.error} & set(c["ErrorEquals"])
+                    ),
+                    None,
+                )
+                if catcher is None:
+                    raise
+                data = _set(
+                    data,
+                    catcher.get("ResultPath", "$"),
+                    {"Error": failure.error, "Cause": failure.cause},
+                )
+                name = catcher["Next"]
+                continue
+        if state.get("End"):
+            return data
+        name = state["Next"]
+
+
+ARNS = {step: f"arn:aws:lambda:eu-west-1:123456789012:function:release-{step}" for step in STEPS}
+
+
+def execute(sim: SimulatedAws, execution_input: dict[str, Any]) -> tuple[str, Any, list[str]]:
+    """Run the release state machine; ("SUCCEEDED", output, trace) or ("FAILED", error, trace)."""
+    ctx = StepContext(aws=aws_of(sim), bucket=sim.bucket, config=config(start_grace_seconds=0))
+    functions = {
+        ARNS["plan"]: lambda e: plan_step(ctx, manifest_text(ctx.aws, e), sim.inventory),
+        ARNS["start_service"]: lambda e: start_service_step(ctx, e["release_id"], e["service"]),
+        ARNS["poll_service"]: lambda e: poll_service_step(ctx, e["release_id"], e["service"]),
+        ARNS["update_tasks"]: lambda e: update_tasks_step(ctx, e["release_id"]),
+        ARNS["rollback"]: lambda e: rollback_step(ctx, e),
+        ARNS["rollback_poll"]: lambda e: rollback_poll_step(ctx, e["release_id"]),
+    }
+    machine = definition(ARNS, max_concurrency=4, poll_seconds=10)
+    trace: list[str] = []
+    try:
+        output = run_states(machine, execution_input, functions, sim.clock.sleep, trace)
+    except ExecutionFailed as failure:
+        return "FAILED", failure.error, trace
+    return "SUCCEEDED", output, trace
+
+
+def services(count: int) -> list[str]:
+    return [f"svc-{i:03d}" for i in range(count)]
+
+
+def test_state_machine_with_the_lambda_steps_deploys_services_then_tasks(sim: SimulatedAws) -> None:
+    text = sim.manifest_yaml(
+        "r1", "2.0.0", services=services(4), tasks={"job-01": {"followsService": "svc-002"}}
+    )
+
+    status, output, trace = execute(sim, {"manifest_yaml": text})
+
+    assert status == "SUCCEEDED"
+    assert trace[-2:] == ["UpdateTasks", "Released"]
+    assert output["plan"]["services"] == services(4)
+    assert all(sim.live_image(n) == sim.image(n, "2.0.0") for n in services(4))
+    assert sim.task_image("job-01") == sim.image("svc-002", "2.0.0")
+    assert StateStore(sim.clients.s3, sim.bucket, "dev-r1", sim.clock).load().status == "succeeded"
+
+
+def test_state_machine_rolls_the_whole_release_back_when_a_service_fails(sim: SimulatedAws) -> None:
+    sim.codedeploy.fail("svc-002")
+    text = sim.manifest_yaml("r1", "2.0.0", services=services(4))
+
+    status, error, trace = execute(sim, {"manifest_yaml": text})
+
+    assert (status, error) == ("FAILED", "ReleaseRolledBack")
+    assert "ServiceFailed" in trace and "Rollback" in trace and "PollRollback" in trace
+    assert {n: sim.live_task_definition(n) for n in services(4)} == {
+        n: sim.task_definitions[n] for n in services(4)
+    }
+    state = StateStore(sim.clients.s3, sim.bucket, "dev-r1", sim.clock).load()
+    assert state.status == "rolled_back" and state.failed_item == "svc-002"
+
+
+def test_state_machine_with_a_bad_manifest_fails_without_deploying(sim: SimulatedAws) -> None:
+    text = "release: r1\nenvironment: dev\nservices:\n  ghost: {image: 'repo/ghost:1'}\n"
+
+    status, error, trace = execute(sim, {"manifest_yaml": text})
+
+    assert (status, error) == ("FAILED", "ReleaseFailed")
+    assert trace == ["Plan", "Rollback", "RollbackDone?", "NothingDeployed"]
+    assert sim.codedeploy.deployments == []
+
+
+def test_state_machine_with_nothing_to_change_succeeds_at_once(sim: SimulatedAws) -> None:
+    text = sim.manifest_yaml("r1", "1.0.0", services=services(3))
+
+    status, _, trace = execute(sim, {"manifest_yaml": text})
+
+    assert status == "SUCCEEDED" and trace == ["Plan", "AnyServices?", "NoChanges"]
+
+
+def test_handlers_read_their_environment_and_call_the_steps(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The handler builds real boto3 clients; moto answers them (CodeDeploy is not needed
+    # by plan and rollback of a release whose services never started).
+    sim.clients.s3.put_object(
+        Bucket=sim.bucket,
+        Key="config/inventory.json",
+        Body=sim.inventory.model_dump_json(by_alias=True),
+    )
+    monkeypatch.setenv("STATE_BUCKET", sim.bucket)
+    monkeypatch.setenv("INVENTORY_KEY", "config/inventory.json")
+    spec = importlib.util.spec_from_file_location(
+        "release_steps_handler",
+        REPO / "src" / "ecs_delivery" / "lambdas" / "release_steps" / "handler.py",
+    )
+    assert spec and spec.loader
+    handler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handler)
+
+    planned = handler.plan(
+        {"manifest_yaml": sim.manifest_yaml("r9", "2.0.0", services=services(2))}
+    )
+    rolled = handler.rollback(
+        {"plan": planned, "error": {"Error": "States.Timeout", "Cause": "test"}}
+    )
+
+    assert planned == {
+        "release_id": "dev-r9",
+        "has_changes": True,
+        "services": services(2),
+        "service_count": 2,
+        "tasks": [],
+    }
+    assert rolled == {"release_id": "dev-r9", "status": "rolled_back"}
+    state = StateStore(sim.clients.s3, sim.bucket, "dev-r9", sim.clock).load()
+    assert state.failure == "States.Timeout: test"
+
+
+def test_failed_plan_of_a_reused_release_name_leaves_the_earlier_release_alone(
+    sim: SimulatedAws,
+) -> None:
+    first = sim.manifest_yaml("r1", "2.0.0", services=services(2))
+    assert execute(sim, {"manifest_yaml": first})[0] == "SUCCEEDED"
+
+    # Same release name, different manifest: the plan refuses it, and the rollback must
+    # not undo release r1, which succeeded earlier.
+    second = sim.manifest_yaml("r1", "3.0.0", services=services(2))
+    status, error, trace = execute(sim, {"manifest_yaml": second})
+
+    assert (status, error) == ("FAILED", "ReleaseFailed")
+    assert trace == ["Plan", "Rollback", "RollbackDone?", "NothingDeployed"]
+    assert all(sim.live_image(n) == sim.image(n, "2.0.0") for n in services(2))
+    assert StateStore(sim.clients.s3, sim.bucket, "dev-r1", sim.clock).load().status == "succeeded"
+
+
+def test_start_step_of_a_service_whose_revision_keeps_changing_names_the_service_once(
+    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ecs_delivery.runtime.release.engine import ServiceDeploymentFailed
+
+    ctx = StepContext(aws=aws_of(sim), bucket=sim.bucket, config=config())
+    plan = plan_step(ctx, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]), sim.inventory)
+    real_register = sim.raw_ecs.register_task_definition
+    target = sim.inventory.services["svc-000"]
+
+    def someone_ships_after_every_registration(**kwargs: Any) -> Any:
+        response = real_register(**kwargs)
+        again = real_register(**{**kwargs, "tags": []})["taskDefinition"]["taskDefinitionArn"]
+        sim.raw_ecs.update_service(
+            cluster=target.cluster, service=target.service, taskDefinition=again
+        )
+        return response
+
+    monkeypatch.setattr(
+        sim.raw_ecs, "register_task_definition", someone_ships_after_every_registration
+    )
+    with pytest.raises(ServiceDeploymentFailed) as failure:
+        start_service_step(ctx, plan["release_id"], "svc-000")
+
+    assert str(failure.value).startswith("service svc-000: what the service runs changed")
+    assert "service svc-000: service" not in str(failure.value)

@@ -1,0 +1,1 @@
+"""What the test suites share: plan readers, the moto world, simulators and shapes."""

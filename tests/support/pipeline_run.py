@@ -1,0 +1,199 @@
+"""Run a planned pipeline against moto, action by action, as CodePipeline would.
+
+A test double for CodePipeline and CodeBuild: the stages and buildspecs are the ones the plan
+registered; every `python -m ecs_delivery.runtime.build` command of a buildspec runs for real (in-process,
+against moto), the Deploy action's `deploy` steps included; `docker` and `aws` CLI lines are
+skipped (the image is pushed to moto's ECR beforehand). Where moto stops short of CodeDeploy
+(deployments stay `Created`, no StopDeployment), `codedeploy_sim.SimulatedCodeDeploy` hooks the
+CodeDeploy client the tool gets: a deployment completes (its revision becomes the PRIMARY task
+set) when the tool polls it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shlex
+import shutil
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+import yaml
+
+from ecs_delivery.offline.plan import Plan
+from ecs_delivery.offline.simcloud import plain
+from ecs_delivery.runtime import build
+from ecs_delivery.runtime.taskdef import describe
+from tests.support.codedeploy_sim import SimulatedCodeDeploy, appspec_of
+from tests.support.plans import PIPELINE, PROJECT
+
+_ASSIGN = re.compile(r'^(?P<var>[A-Z_]+)="\$\((?P<command>.*)\)"(?: && export [A-Z_]+)?$')
+_VARIABLE = re.compile(r'"\$\{?(?P<var>[A-Z_]+)\}?"')
+_SKIPPED = ("echo ", "aws ", "docker ", "if ", "[ ")
+TOOL = ("python", "-m", "ecs_delivery.runtime.build")
+
+
+@dataclass
+class Deployment:
+    """What one deployment of the Deploy action deployed, and its AppSpec."""
+
+    service: str
+    task_definition: dict[str, Any]
+    appspec: dict[str, Any]
+
+
+@dataclass
+class PipelineRun:
+    plan: Plan
+    workdir: Path
+    ecs: Any
+    s3: Any
+    # A moto CodeDeploy client; the run attaches the simulation to it.
+    codedeploy: Any
+    commit: str
+    # Called when the run reaches the approval (a person reads it, then approves).
+    on_approval: Callable[[], None] = lambda: None
+    # Called after each stage, with its name.
+    after_stage: Callable[[str], None] = lambda stage: None
+    upstream_record: bytes | None = None
+    # Runs just before each CreateDeployment is sent (another deployer's last moment).
+    before_create: Callable[[dict[str, Any]], None] | None = None
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    stage_order: list[str] = field(default_factory=list)
+    simulated: SimulatedCodeDeploy | None = None
+
+    @property
+    def deployments(self) -> list[Deployment]:
+        """The deployments that completed, in order (not the stopped ones)."""
+        assert self.simulated is not None, "run() first"
+        found = []
+        for deployment_id in self.simulated.completed:
+            deployment = self.simulated.deployments()[deployment_id]
+            spec = appspec_of(deployment)
+            arn = spec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
+            service = deployment.deployment_group.ecs_services[0]["serviceName"]
+            found.append(Deployment(service, describe(self.ecs, arn)["taskDefinition"], spec))
+        return found
+
+    def run(self) -> None:
+        self.simulated = SimulatedCodeDeploy(
+            ecs=self.ecs,
+            account=self._account(),
+            region=self.ecs.meta.region_name,
+            before_create=self.before_create or (lambda params: None),
+        )
+        self.simulated.attach(self.codedeploy)
+        stages = plain(self.plan.named(PIPELINE, "pipeline").inputs)["stages"]
+        for stage in stages:
+            self.stage_order.append(stage["name"])
+            for action in sorted(stage["actions"], key=lambda a: a.get("runOrder", 1)):
+                self._run_action(action)
+            self.after_stage(stage["name"])
+
+    # ------------------------------------------------------------------ actions
+
+    def _run_action(self, action: dict[str, Any]) -> None:
+        provider = action["provider"]
+        configuration = action.get("configuration") or {}
+        if action["category"] == "Source":
+            out = self._artifact_dir(action["outputArtifacts"][0])
+            if provider == "S3":
+                assert self.upstream_record is not None, "the S3 source needs the upstream record"
+                with zipfile.ZipFile(io.BytesIO(self.upstream_record)) as archive:
+                    archive.extractall(out)
+        elif action["category"] == "Approval":
+            self.on_approval()
+        elif provider == "CodeBuild":
+            self._codebuild(configuration["ProjectName"], action)
+        elif provider == "S3":
+            self._s3_deploy(action, configuration)
+        else:
+            raise AssertionError(f"the pipeline run does not know provider {provider}")
+
+    def _artifact_dir(self, name: str) -> Path:
+        directory = self.workdir / "artifacts" / name
+        directory.mkdir(parents=True, exist_ok=False)
+        self.artifacts[name] = directory
+        return directory
+
+    def _codebuild(self, project_name: str, action: dict[str, Any]) -> None:
+        projects = [
+            plain(p.inputs) for p in self.plan.of_type(PROJECT) if p.inputs["name"] == project_name
+        ]
+        assert len(projects) == 1, f"no single CodeBuild project {project_name}"
+        spec = yaml.safe_load(projects[0]["source"]["buildspec"])
+        source = self.workdir / "builds" / action["name"]
+        inputs = action.get("inputArtifacts") or []
+        if inputs:
+            shutil.copytree(self.artifacts[inputs[0]], source)
+        else:
+            source.mkdir(parents=True)
+        env = {"CODEBUILD_RESOLVED_SOURCE_VERSION": self.commit, "CODEBUILD_BUILD_SUCCEEDING": "1"}
+        env.update(spec.get("env", {}).get("variables", {}))
+        for phase in ("pre_build", "build", "post_build"):
+            for command in spec["phases"].get(phase, {}).get("commands", []):
+                self._shell(command, env, source)
+        declared_artifacts = spec.get("artifacts", {})
+        outputs = action.get("outputArtifacts") or []
+        secondary = declared_artifacts.get("secondary-artifacts", {})
+        for name in outputs:
+            # One output artifact is CodeBuild's primary one; several are matched by name.
+            declared = declared_artifacts if len(outputs) == 1 else secondary[name]
+            out = self._artifact_dir(name)
+            for file in declared["files"]:
+                shutil.copy(source / declared["base-directory"] / file, out / file)
+
+    def _shell(self, command: str, env: dict[str, str], cwd: Path) -> None:
+        assigned = _ASSIGN.match(command)
+        if assigned:
+            env[assigned["var"]] = self._tool(assigned["command"], env, cwd).strip()
+        elif command.startswith(" ".join(TOOL)):
+            self._tool(command, env, cwd)
+        else:
+            assert command.startswith(_SKIPPED), f"the pipeline run cannot run: {command}"
+
+    def _tool(self, command: str, env: dict[str, str], cwd: Path) -> str:
+        text = _VARIABLE.sub(lambda m: shlex.quote(env[m["var"]]), command)
+        argv = shlex.split(text)
+        assert tuple(argv[:3]) == TOOL, command
+        out = io.StringIO()
+        previous = Path.cwd()
+        os.chdir(cwd)
+        try:
+            with contextlib.redirect_stdout(out), mock.patch.object(build, "_client", self._client):
+                code = build.main(argv[3:])
+        finally:
+            os.chdir(previous)
+        assert code == build.EXIT_OK, f"{command} exited {code}: {out.getvalue()}"
+        return out.getvalue()
+
+    def _client(self, service: str, region: str | None) -> Any:
+        """The tool's clients: these moto ones (CodeDeploy simulated), else a new moto one."""
+        known = {"ecs": self.ecs, "codedeploy": self.codedeploy, "s3": self.s3}
+        if service in known:
+            return known[service]
+        return boto3.client(service, region_name=region or self.ecs.meta.region_name)
+
+    def _account(self) -> str:
+        sts = boto3.client("sts", region_name=self.ecs.meta.region_name)
+        return sts.get_caller_identity()["Account"]
+
+    def _s3_deploy(self, action: dict[str, Any], configuration: dict[str, str]) -> None:
+        source = self.artifacts[action["inputArtifacts"][0]]
+        assert configuration["Extract"] == "false"
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for file in sorted(source.iterdir()):
+                archive.write(file, file.name)
+        self.s3.put_object(
+            Bucket=configuration["BucketName"],
+            Key=configuration["ObjectKey"],
+            Body=buffer.getvalue(),
+        )
