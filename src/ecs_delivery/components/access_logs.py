@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, naming
-from ecs_delivery.components.artifacts import tls_only_statement
+from ecs_delivery.components.artifacts import harden, tls_only_statement
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 ALB_ACCESS_PREFIX = "alb/access"
@@ -147,29 +147,7 @@ class LogBucket(pulumi.ComponentResource):
             name, bucket=args.bucket_name, force_destroy=False, tags=args.tags, opts=child
         )
         # BucketOwnerEnforced: no ACLs; log delivery is granted by the bucket policy alone.
-        ownership = aws.s3.BucketOwnershipControls(
-            name,
-            bucket=self.bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
-        )
-        public_access = aws.s3.BucketPublicAccessBlock(
-            name,
-            bucket=self.bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        versioning = aws.s3.BucketVersioning(
-            name,
-            bucket=self.bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
-                status="Enabled"
-            ),
-            opts=child,
-        )
+        ownership, public_access, versioning = harden(name, self.bucket, child)
         aws.s3.BucketServerSideEncryptionConfiguration(
             name,
             bucket=self.bucket.id,

@@ -98,6 +98,37 @@ def reader_statements(
     ]
 
 
+def harden(
+    name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions
+) -> tuple[aws.s3.BucketOwnershipControls, aws.s3.BucketPublicAccessBlock, aws.s3.BucketVersioning]:
+    """What every bucket of the platform has: no ACLs (BucketOwnerEnforced), every kind of
+    public access blocked, versioning on. Children are named `name`, as the bucket is."""
+    ownership = aws.s3.BucketOwnershipControls(
+        name,
+        bucket=bucket.id,
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+        opts=child,
+    )
+    public_access = aws.s3.BucketPublicAccessBlock(
+        name,
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=child,
+    )
+    versioning = aws.s3.BucketVersioning(
+        name,
+        bucket=bucket.id,
+        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+            status="Enabled"
+        ),
+        opts=child,
+    )
+    return ownership, public_access, versioning
+
+
 @dataclass(frozen=True, kw_only=True)
 class ArtifactBucketArgs:
     bucket_name: str
@@ -154,29 +185,7 @@ class ArtifactBucket(pulumi.ComponentResource):
             opts=child,
         )
         self.arn = self.bucket.arn
-        ownership = aws.s3.BucketOwnershipControls(
-            name,
-            bucket=self.bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
-        )
-        public_access = aws.s3.BucketPublicAccessBlock(
-            name,
-            bucket=self.bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        self.versioning = aws.s3.BucketVersioning(
-            name,
-            bucket=self.bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
-                status="Enabled"
-            ),
-            opts=child,
-        )
+        ownership, public_access, self.versioning = harden(name, self.bucket, child)
         by_default = (
             aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                 sse_algorithm="aws:kms", kms_master_key_id=args.kms_key_arn
