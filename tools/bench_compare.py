@@ -31,11 +31,16 @@ def _worktree(commit: str, parent: Path) -> Path:
 
 
 def _timed(python: str, cwd: Path) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one plan process."""
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one plan process, run
+    with the tree's own code (either layout), not the package installed in .venv."""
+    from ecs_delivery.offline.diff import _plan_command
+
+    command, env = _plan_command(cwd)
     started = time.perf_counter()
     process = subprocess.Popen(
-        [python, "-m", "ecs_delivery.offline.plan", "--stack", STACK],
+        [python, *command[1:], "--stack", STACK],
         cwd=cwd,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
