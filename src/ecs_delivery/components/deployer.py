@@ -214,7 +214,7 @@ def unit_statements(
 def policy_documents(args: DeployerAccessArgs) -> list[list[dict[str, Any]]]:
     """Statements per managed policy: the shared ones with the first units, then more units."""
     units = list(args.units)
-    chunks = [units[i : i + UNITS_PER_POLICY] for i in range(0, len(units), UNITS_PER_POLICY)]
+    chunks = iam.chunks(units, UNITS_PER_POLICY)
     documents = [shared_statements(args) + (unit_statements(args, chunks[0]) if chunks else [])]
     documents += [unit_statements(args, chunk) for chunk in chunks[1:]]
     return documents

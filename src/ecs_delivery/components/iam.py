@@ -62,20 +62,32 @@ def task_definition_statements(family_arns: list[str]) -> list[dict[str, Any]]:
 
     `family_arns` are `task-definition/<family>:*` ARNs (naming.arn).
     """
-    return [
-        # Neither action supports resource-level permissions in IAM; what a registered
-        # revision may do is bounded by the roles its registrant may pass.
-        {
-            "Sid": "TaskDefinitions",
-            "Effect": "Allow",
-            "Action": ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
-            "Resource": "*",
-        },
-        {
-            "Sid": "TagNewRevisions",
-            "Effect": "Allow",
-            "Action": "ecs:TagResource",
-            "Resource": family_arns,
-            "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
-        },
-    ]
+    return [register_task_definitions_statement(), tag_new_revisions_statement(family_arns)]
+
+
+def register_task_definitions_statement() -> dict[str, Any]:
+    # Neither action supports resource-level permissions in IAM; what a registered revision
+    # may do is bounded by the roles its registrant may pass.
+    return {
+        "Sid": "TaskDefinitions",
+        "Effect": "Allow",
+        "Action": ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
+        "Resource": "*",
+    }
+
+
+def tag_new_revisions_statement(family_arns: list[str]) -> dict[str, Any]:
+    """Tag only revisions being registered, of exactly these families."""
+    return {
+        "Sid": "TagNewRevisions",
+        "Effect": "Allow",
+        "Action": "ecs:TagResource",
+        "Resource": family_arns,
+        "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
+    }
+
+
+def chunks(values: list[Any], size: int) -> list[list[Any]]:
+    """`values` in consecutive lists of at most `size` (per-unit statements across policies,
+    each within IAM's size limit)."""
+    return [values[i : i + size] for i in range(0, len(values), size)]

@@ -29,6 +29,7 @@ from ecs_delivery.components.artifacts import (
     ArtifactBucketArgs,
     pipeline_artifact_prefix,
 )
+from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.components.pipeline import (
     SOURCE_ARTIFACT,
@@ -76,10 +77,6 @@ STEP_MODULES = (
 # Services or tasks per managed policy of the steps' role: 16 families and 32 role ARNs stay
 # well under IAM's 6,144 characters (a test plans 60 services).
 UNITS_PER_POLICY = 16
-
-
-def _chunks(values: list[Any], size: int) -> list[list[Any]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -300,13 +297,7 @@ class Release(pulumi.ComponentResource):
                 ]
                 or [naming.arn("ecs", "service/none/none", region=region, account=account)],
             },
-            # Neither action supports resource-level permissions in IAM.
-            {
-                "Sid": "TaskDefinitions",
-                "Effect": "Allow",
-                "Action": ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
-                "Resource": "*",
-            },
+            iam.register_task_definitions_statement(),
         ]
         if group_arns:
             statements += [
@@ -382,43 +373,19 @@ class Release(pulumi.ComponentResource):
             f"{a.project}-{a.stack}-{name}" for name in inv.get("services", {})
         ]
         roles = list(a.task_role_arns)
-        family_chunks = _chunks(families, UNITS_PER_POLICY)
-        role_chunks = _chunks(roles, 2 * UNITS_PER_POLICY)  # a task and an execution role each
+        family_arns = [
+            naming.arn("ecs", f"task-definition/{f}:*", region=a.region, account=a.account_id)
+            for f in families
+        ]
+        family_chunks = iam.chunks(family_arns, UNITS_PER_POLICY)
+        role_chunks = iam.chunks(roles, 2 * UNITS_PER_POLICY)  # a task and an execution role each
         documents = []
         for i in range(max(len(family_chunks), len(role_chunks))):
             statements: list[dict[str, Any]] = []
             if i < len(family_chunks):
-                statements.append(
-                    {
-                        "Sid": "TagNewRevisions",
-                        "Effect": "Allow",
-                        "Action": "ecs:TagResource",
-                        "Resource": [
-                            naming.arn(
-                                "ecs",
-                                f"task-definition/{f}:*",
-                                region=a.region,
-                                account=a.account_id,
-                            )
-                            for f in family_chunks[i]
-                        ],
-                        "Condition": {
-                            "StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}
-                        },
-                    }
-                )
+                statements.append(iam.tag_new_revisions_statement(family_chunks[i]))
             if i < len(role_chunks):
-                statements.append(
-                    {
-                        "Sid": "PassTaskRoles",
-                        "Effect": "Allow",
-                        "Action": "iam:PassRole",
-                        "Resource": role_chunks[i],
-                        "Condition": {
-                            "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
-                        },
-                    }
-                )
+                statements.append(pass_role_statement(role_chunks[i]))
             documents.append(statements)
         return documents
 

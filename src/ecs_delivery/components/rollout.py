@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,8 +112,12 @@ def _number(value: Any) -> Any:
 
 def _stale_provider(serialized: Any) -> bool:
     """True when a stored provider no longer loads here (its module moved or was removed)."""
-    if not isinstance(serialized, str):
-        return False
+    return isinstance(serialized, str) and _fails_to_load(serialized)
+
+
+# Every rollout of a stack stores the same provider: unpickle it once per engine process.
+@functools.lru_cache(maxsize=8)
+def _fails_to_load(serialized: str) -> bool:
     try:
         data = base64.b64decode(serialized, validate=True)
     except ValueError:  # not a serialized provider at all: nothing this check can repair

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, naming
+from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.fargate_service import (
     Container,
     container_definitions,
@@ -179,15 +180,7 @@ class ScheduledTask(pulumi.ComponentResource):
                     ),
                     "Condition": {"StringEquals": {"ecs:CreateAction": "RunTask"}},
                 },
-                {
-                    "Sid": "PassTaskRoles",
-                    "Effect": "Allow",
-                    "Action": "iam:PassRole",
-                    "Resource": [self.execution_role_arn, self.task_role_arn],
-                    "Condition": {
-                        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
-                    },
-                },
+                pass_role_statement([self.execution_role_arn, self.task_role_arn]),
             ],
             tags=tags,
             parent=self,
