@@ -403,3 +403,46 @@ def test_existing_roles_of_a_service_are_exactly_what_codedeploy_and_the_pipelin
     # The nightly report still runs with roles of its own, which its scheduler passes.
     report = inputs(plan, TASK, "task-nightly-report")
     assert [report["executionRoleArn"], report["taskRoleArn"]] in passed
+
+
+def test_a_web_acl_is_associated_with_an_existing_load_balancer_by_its_arn():
+    """The WAF association reads the load balancer's ARN, which an existing one has too
+    (it used to reach for the created ALB resource, which an existing one has not)."""
+    image = "public.ecr.aws/nginx/nginx:1.27"
+
+    def program():
+        raw = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+        values = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("ecs-delivery:")}
+        values["loadBalancer"] = {**values.get("loadBalancer", {}), "waf": {"rateLimit": 1000}}
+        platform.build(
+            parse(values),
+            ENV,
+            {"api": image, "web": image},
+            {"nightly-report": image},
+            existing=platform.Existing(network=EXISTING_NETWORK, load_balancer=EXISTING_ALB),
+        )
+
+    plan = register(program)
+    association = inputs(plan, "aws:wafv2/webAclAssociation:WebAclAssociation", "waf")
+    assert association["resourceArn"] == ALB_ARN
+
+
+def test_alias_records_for_an_existing_load_balancer_without_its_zone_id_are_refused():
+    image = "public.ecr.aws/nginx/nginx:1.27"
+
+    def program():
+        raw = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+        values = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("ecs-delivery:")}
+        platform.build(
+            parse(values),
+            ENV,
+            {"api": image, "web": image},
+            {"nightly-report": image},
+            existing=platform.Existing(network=EXISTING_NETWORK, load_balancer=EXISTING_ALB),
+        )
+
+    with pytest.raises(ValueError, match=r"ExistingLoadBalancer\(zone_id=\.\.\.\)") as refused:
+        register(program)
+    assert str(refused.value).startswith(
+        "loadBalancer.hostedZone: alias records need the load balancer's hosted zone id"
+    )

@@ -116,6 +116,11 @@ def attach(
     """Alias records to the load balancer and its WAF association, as configured."""
     lb = cfg.load_balancer
     if edge.zone and edge.names and edge.names.in_zone:
+        if load_balancer.zone_id is None:
+            raise ValueError(
+                "loadBalancer.hostedZone: alias records need the load balancer's hosted zone id; "
+                "give ExistingLoadBalancer(zone_id=...) or leave hostedZone unset"
+            )
         edge.records = AliasRecords(
             "dns",
             AliasRecordsArgs(
@@ -130,7 +135,7 @@ def attach(
         edge.firewall = WebFirewall(
             "waf",
             WebFirewallArgs(
-                load_balancer_arn=load_balancer.alb.arn,
+                load_balancer_arn=load_balancer.arn,
                 web_acl_arn=lb.web_acl_arn,
                 baseline=Baseline(
                     name=naming.web_acl_name(project, stack), rate_limit=lb.waf.rate_limit

@@ -51,6 +51,8 @@ class ExistingLoadBalancer:
     dns_name: pulumi.Input[str]
     # Whether the listeners speak HTTPS (the URLs say so).
     https: bool
+    # Its canonical hosted zone id, for alias records (loadBalancer.hostedZone); None: no records.
+    zone_id: pulumi.Input[str] | None = None
 
 
 def arn_suffix(load_balancer_arn: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -157,7 +159,7 @@ class LoadBalancer(pulumi.ComponentResource):
         self.production_listener_arn = existing.production_listener_arn
         self.test_listener_arn = existing.test_listener_arn
         self.dns_name = existing.dns_name
-        self.zone_id = None  # unknown for a given load balancer: no alias records for it
+        self.zone_id = existing.zone_id
 
     def _create(self, https: bool) -> None:
         args, name = self._args, self._name
