@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from ecs_delivery.offline.plan import Plan
-from tests.support.runner import delivery_plan
+from tests.conftest import make_plan
 
 
 @pytest.fixture(scope="session")
 def dev() -> Plan:
-    return delivery_plan("dev")
+    return make_plan("dev")
 
 
 @pytest.fixture(scope="session")
 def prod(dev: Plan) -> Plan:
     # The simulated cloud answers the StackReference to "dev" with dev's planned outputs.
-    return delivery_plan("prod", environment={"stacks": {"dev": dev.outputs}})
+    return make_plan("prod", environment={"stacks": {"dev": dev.outputs}})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ecs_delivery.offline.simcloud import plain
+from tests.conftest import make_plan
 from tests.support import shapes
 from tests.support.plans import (
     ALARM,
@@ -19,7 +20,6 @@ from tests.support.plans import (
     PROJECT,
     inputs,
 )
-from tests.support.runner import delivery_plan
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -59,7 +59,7 @@ def test_validation_hook_fits_the_create_function_request(dev):
 
 
 def test_custom_deployment_configs_fit_the_create_deployment_config_request():
-    plan = delivery_plan("dev", overrides={"deployment": _custom_deployment()})
+    plan = make_plan("dev", overrides={"deployment": _custom_deployment()})
     for config in plan.of_type(CONFIG):
         request = shapes.create_deployment_config(plain(config.inputs))
         assert shapes.validation_errors("codedeploy", "CreateDeploymentConfig", request) == ""

@@ -18,8 +18,8 @@ from ecs_delivery.components.codedeploy import (
 )
 from ecs_delivery.components.config import ConfigError, parse
 from ecs_delivery.components.platform import Environment
+from tests.conftest import make_plan
 from tests.support.plans import ALARM, CONFIG, GROUP, ROOT, inputs, policy, statement
-from tests.support.runner import delivery_plan
 
 ROLLBACK = {"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]}
 
@@ -156,7 +156,7 @@ def test_custom_canary_and_linear_configs_are_created_and_used_by_the_groups():
             "linear20": {"type": "linear", "percent": 20, "intervalMinutes": 2},
         },
     }
-    plan = delivery_plan("dev", overrides={"deployment": deployment})
+    plan = make_plan("dev", overrides={"deployment": deployment})
     assert inputs(plan, CONFIG, "codedeploy-config-canary5") == {
         "deploymentConfigName": "ecs-delivery-dev-canary5",
         "computePlatform": "ECS",
@@ -188,7 +188,7 @@ def test_custom_canary_and_linear_configs_are_created_and_used_by_the_groups():
 def test_alarm_periods_shorter_than_the_load_balancer_metrics_are_refused():
     deployment = {"config": "CodeDeployDefault.ECSAllAtOnce", "alarms": {"periodSeconds": 30}}
     with pytest.raises(ConfigError) as error:
-        delivery_plan("dev", overrides={"deployment": deployment})
+        make_plan("dev", overrides={"deployment": deployment})
     assert error.value.problems == [
         "deployment.alarms.periodSeconds: 30 is shorter than the load balancer's 60-second "
         "metrics (the alarms would never see data); use 60 or 300"

@@ -26,10 +26,10 @@ from ecs_delivery.runtime.promotion import (
     zipped,
 )
 from ecs_delivery.runtime.taskdef import describe, effective_content
+from tests.conftest import make_plan
 from tests.support.codedeploy_sim import create_group, switch_primary
 from tests.support.pipeline_run import PipelineRun
 from tests.support.plans import stack_value
-from tests.support.runner import delivery_plan
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -152,7 +152,7 @@ def _pulumi_raises_memory(
 def _dev_plan_with_approval():
     pipeline = stack_value("dev", "pipeline")
     pipeline["approval"] = True
-    return delivery_plan("dev", overrides={"pipeline": pipeline})
+    return make_plan("dev", overrides={"pipeline": pipeline})
 
 
 def _upstream_record(built: dict[str, str]) -> bytes:

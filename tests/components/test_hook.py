@@ -7,8 +7,8 @@ import pytest
 from ecs_delivery.components.config import ConfigError
 from ecs_delivery.components.hook import ServiceProbe, check_probes, source_files
 from ecs_delivery.lambdas.validation_hook import logic
+from tests.conftest import make_plan
 from tests.support.plans import EGRESS, FUNCTION, INGRESS, inputs, stack_value
-from tests.support.runner import delivery_plan
 
 
 def test_hook_runs_the_handler_in_the_private_subnets_with_its_own_group(dev):
@@ -81,7 +81,7 @@ def test_an_explicit_validation_path_and_host_routing_reach_the_hook():
     services = stack_value("dev", "services")
     services["api"]["validation"] = {"path": "/api/ready", "probes": 3}
     services["api"]["routing"] = {"pathPatterns": ["/api/*"], "hostHeaders": ["api.example.com"]}
-    plan = delivery_plan("dev", overrides={"services": services})
+    plan = make_plan("dev", overrides={"services": services})
     raw = inputs(plan, FUNCTION, "validation-hook")["environment"]["variables"]["VALIDATION_CONFIG"]
     api = logic.parse_validation_config(raw, default_url="http://x:8443")["api"]
     assert (api.path, api.probes, api.host_header) == ("/api/ready", 3, "api.example.com")
@@ -91,7 +91,7 @@ def test_validation_longer_than_one_lambda_invocation_is_refused():
     services = stack_value("dev", "services")
     services["web"]["validation"] = {"probes": 100, "intervalSeconds": 60, "latencyBudgetMs": 60000}
     with pytest.raises(ConfigError) as error:
-        delivery_plan("dev", overrides={"services": services})
+        make_plan("dev", overrides={"services": services})
     assert error.value.problems == [
         "services.web.validation: 100 probes may take 11940 s, more than one Lambda invocation "
         "allows (880 s); lower probes, intervalSeconds or latencyBudgetMs"
@@ -111,7 +111,7 @@ def test_hook_settings_the_function_would_reject_are_reported_by_config_key():
 def test_a_vpc_without_nat_is_refused_naming_each_missing_piece():
     network = {**stack_value("dev", "network"), "natGateways": "none"}
     with pytest.raises(ConfigError) as error:
-        delivery_plan("dev", overrides={"network": network})
+        make_plan("dev", overrides={"network": network})
     no_pull = (
         "cannot be pulled without NAT (natGateways: none); use an image in private ECR in this "
         "region (e.g. an ECR pull-through cache repository), or natGateways single"

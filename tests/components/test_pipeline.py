@@ -17,6 +17,7 @@ from ecs_delivery.components.pipeline import (
 )
 from ecs_delivery.runtime import buildspec as specs
 from ecs_delivery.runtime.promotion import new_record
+from tests.conftest import make_plan
 from tests.support.plans import (
     PIPELINE,
     PROJECT,
@@ -29,7 +30,6 @@ from tests.support.plans import (
     stages_from_plan,
     statement,
 )
-from tests.support.runner import delivery_plan
 
 DEV_BUCKET = "ecs-delivery-dev-123456789012-eu-west-1-artifacts"
 PROD_BUCKET = "ecs-delivery-prod-123456789012-eu-west-1-artifacts"
@@ -207,7 +207,7 @@ def test_a_dev_approval_stage_names_the_commit_when_configured():
         "repository": "shop",
         "branch": "release",
     }
-    plan = delivery_plan("dev", overrides={"pipeline": {"source": source, "approval": True}})
+    plan = make_plan("dev", overrides={"pipeline": {"source": source, "approval": True}})
     stages = pipeline_stages(plan)
     assert [s["name"] for s in stages] == [
         "Source", "Build", "Approve", "Deploy", "Publish"
@@ -309,7 +309,7 @@ def test_broken_wiring_stops_the_plan_before_the_pipeline_is_registered(monkeypa
     original = pipeline_module.first_environment_stages
     monkeypatch.setattr(pipeline_module, "first_environment_stages", broken)
     with pytest.raises(PipelineWiringError) as error:
-        delivery_plan("dev", overrides={"tags": {"case": "broken-wiring"}})
+        make_plan("dev", overrides={"tags": {"case": "broken-wiring"}})
     message = str(error.value)
     assert message.startswith(
         "pipeline wiring:\n  stages.Deploy.Deploy: input artifact 'promotion'"
@@ -500,7 +500,7 @@ def test_prod_starts_on_a_new_upstream_record_through_eventbridge(prod):
 
 def test_an_upstream_in_another_account_is_polled_instead(dev):
     upstream = {**dev.outputs, "accountId": "999999999999"}
-    plan = delivery_plan("prod", environment={"stacks": {"dev": upstream}})
+    plan = make_plan("prod", environment={"stacks": {"dev": upstream}})
     source = pipeline_stages(plan)[0]["actions"][0]["configuration"]
     assert source["PollForSourceChanges"] == "true"
     assert plan.of_type("aws:cloudwatch/eventRule:EventRule") == []
@@ -508,7 +508,7 @@ def test_an_upstream_in_another_account_is_polled_instead(dev):
 
 def test_prod_without_the_upstream_outputs_stops_with_a_fix():
     with pytest.raises(ConfigError) as error:
-        delivery_plan("prod", environment={"stacks": {"dev": {}}})
+        make_plan("prod", environment={"stacks": {"dev": {}}})
     assert error.value.problems == [
         "upstreamStack: stack 'dev' has no output(s) promotionBucket, promotionKey, "
         "ecrRepositoryArns; deploy the upstream first with this version of the program "
@@ -522,7 +522,7 @@ def test_a_downstream_service_the_upstream_builds_no_images_for_is_refused(dev):
         "ecrRepositoryArns": {"web": dev.outputs["ecrRepositoryArns"]["web"]},
     }
     with pytest.raises(ConfigError) as error:
-        delivery_plan("prod", environment={"stacks": {"dev": upstream}})
+        make_plan("prod", environment={"stacks": {"dev": upstream}})
     assert error.value.problems == [
         "services.api: upstream stack 'dev' builds no images for it (its ecrRepositoryArns "
         "hold ['web']); add the service upstream first"
