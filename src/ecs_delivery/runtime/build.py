@@ -191,8 +191,8 @@ def ship(
 
     `delivery.rollout.rollout` without a template: every Pulumi-owned field of the running
     revision is kept (also one a `pulumi up` rollout lands while this ship waits for the
-    group's lock), the network and platform version are left as the service has them (the
-    AppSpec names neither), and a deployment of the group still running is waited for.
+    group's lock), the AppSpec names the network and platform version the PRIMARY task set
+    runs on, and a deployment of the group still running is waited for.
     Retrying is safe: an image that already runs starts no deployment.
     """
     if "@sha256:" not in image_uri:

@@ -258,12 +258,52 @@ def wait_for_deployment(
     return info
 
 
-def stop_deployment(codedeploy: Any, deployment_id: str) -> None:
+def stop_deployment(
+    codedeploy: Any, deployment_id: str, sleep: Callable[[float], Any] = time.sleep
+) -> None:
     """Stop a deployment and let CodeDeploy roll it back (before traffic moved, a no-op for
-    the service: the replacement task set is removed)."""
-    call_with_backoff(
-        codedeploy.stop_deployment, deploymentId=deployment_id, autoRollbackEnabled=True
+    the service: the replacement task set is removed). One that already ended is left as
+    it is: the caller reads how it ended."""
+    try:
+        call_with_backoff(
+            codedeploy.stop_deployment,
+            deploymentId=deployment_id,
+            autoRollbackEnabled=True,
+            sleep=sleep,
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "DeploymentAlreadyCompletedException":
+            raise
+
+
+class StopTooLateError(DeploymentError):
+    """A deployment to be stopped had already succeeded: what it deployed runs now."""
+
+
+def stop_and_wait(
+    codedeploy: Any,
+    deployment_id: str,
+    timeout_seconds: float,
+    poll_seconds: float = 15,
+    sleep: Callable[[float], Any] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Stop our own deployment (with rollback) and wait until CodeDeploy has ended it.
+
+    Raises StopTooLateError when it succeeded before the stop took effect: the caller
+    deployed something it meant to withdraw and must not take it for withdrawn.
+    """
+    stop_deployment(codedeploy, deployment_id, sleep=sleep)
+    info = wait_until_finished(
+        codedeploy, deployment_id, timeout_seconds, poll_seconds, sleep, clock
     )
+    if info.get("status") == "Succeeded":
+        raise StopTooLateError(
+            f"CodeDeploy deployment {deployment_id} succeeded before it could be stopped; it "
+            "deployed a revision merged before another deployment shipped. Check what the "
+            "service runs and deploy again."
+        )
+    return info
 
 
 def wait_until_finished(

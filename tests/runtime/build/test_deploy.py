@@ -100,7 +100,7 @@ def test_deploy_ships_only_the_image_and_keeps_every_other_field_of_what_runs(
     assert properties == {
         "TaskDefinition": after["taskDefinitionArn"],
         "LoadBalancerInfo": {"ContainerName": "app", "ContainerPort": 8080},
-    }  # no NetworkConfiguration/PlatformVersion: the service keeps the ones it has
+    }  # what runs reports no network or platform here: the AppSpec names none
     assert f"deployment {deployment} succeeded" in capsys.readouterr().out
 
 
