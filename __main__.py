@@ -137,6 +137,7 @@ if settings.release:
         groups={name: naming.deployment_group(name) for name in settings.services},
         tasks={name: families[name] for name in settings.scheduled_tasks},
         service_families={name: families[name] for name in settings.services},
+        validation_hook=delivery_side.validation_hook,
     )
     releases = release.Release(
         "release",

@@ -819,12 +819,14 @@ def release_inventory(
     groups: dict[str, str],
     tasks: dict[str, str],
     service_families: dict[str, str] | None = None,
+    validation_hook: str | None = None,
 ) -> dict[str, Any]:
     """The `releaseInventory` JSON (src/ecs_delivery/runtime/release/inventory.py), checked by its own parser.
 
     `services` maps service -> container port, `groups` service -> deployment group, `tasks`
     scheduled task -> task family (also its schedule's name), `service_families` service ->
-    its own family, where released revisions register (never the template's).
+    its own family, where released revisions register (never the template's),
+    `validation_hook` the Lambda every deployment of a service runs at AfterAllowTestTraffic.
     """
     data = {
         "environment": stack,
@@ -842,6 +844,7 @@ def release_inventory(
                     if service_families and name in service_families
                     else {}
                 ),
+                **({"validationHook": validation_hook} if validation_hook else {}),
             }
             for name, port in sorted(services.items())
         },

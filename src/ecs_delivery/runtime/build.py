@@ -27,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ecs_delivery.runtime.codedeploy import DeploymentError
+from ecs_delivery.runtime.codedeploy import VALIDATION_HOOK_EVENT, DeploymentError, validation_hooks
 from ecs_delivery.runtime.live import NotRunningError
 from ecs_delivery.runtime.promotion import (
     PromotionRecord,
@@ -67,8 +67,6 @@ _IAM_ACTIONS = {
     "GetDeployment": "codedeploy:GetDeployment",
     "StopDeployment": "codedeploy:StopDeployment",
 }
-# The validation hook runs after test traffic reaches the new task set, before production.
-VALIDATION_HOOK_EVENT = "AfterAllowTestTraffic"
 
 
 class BuildError(Exception):
@@ -211,7 +209,7 @@ def ship(
             container_name=target.container_name,
             container_port=target.container_port,
             images={target.container_name: image_uri},
-            hooks={VALIDATION_HOOK_EVENT: target.validation_hook} if target.validation_hook else {},
+            hooks=validation_hooks(target.validation_hook),
             wait=True,
             timeout_seconds=timeout_seconds,
             poll_seconds=poll_seconds,

@@ -22,6 +22,8 @@ ECS_HOOK_EVENTS = (
     "BeforeAllowTraffic",
     "AfterAllowTraffic",
 )
+# The validation hook runs after test traffic reaches the new task set, before production.
+VALIDATION_HOOK_EVENT = "AfterAllowTestTraffic"
 IN_PROGRESS_STATUSES = ("Created", "Queued", "InProgress", "Baking", "Ready")
 FAILED_STATUSES = ("Failed", "Stopped")
 DESCRIPTION_MAX_CHARS = 2048  # CodeDeploy rejects longer descriptions
@@ -181,13 +183,20 @@ def appspec(
     return spec
 
 
+def validation_hooks(function: str | None) -> dict[str, str]:
+    """The AppSpec hooks of every deployment of a service: its validation hook, if any."""
+    return {VALIDATION_HOOK_EVENT: function} if function else {}
+
+
 def appspec_content(spec: Mapping[str, Any]) -> dict[str, str]:
     """The `appSpecContent` of a revision: the AppSpec as JSON and its sha256."""
     content = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return {"content": content, "sha256": hashlib.sha256(content.encode()).hexdigest()}
 
 
-def in_progress_deployments(codedeploy: Any, application: str, group: str) -> list[str]:
+def in_progress_deployments(
+    codedeploy: Any, application: str, group: str, sleep: Callable[[float], Any] = time.sleep
+) -> list[str]:
     """Ids of the group's deployments that have not finished yet."""
     ids: list[str] = []
     kwargs: dict[str, Any] = {
@@ -196,7 +205,7 @@ def in_progress_deployments(codedeploy: Any, application: str, group: str) -> li
         "includeOnlyStatuses": list(IN_PROGRESS_STATUSES),
     }
     while True:
-        page = call_with_backoff(codedeploy.list_deployments, **kwargs)
+        page = call_with_backoff(codedeploy.list_deployments, sleep=sleep, **kwargs)
         ids.extend(page.get("deployments", []))
         if not page.get("nextToken"):
             return ids
@@ -209,17 +218,19 @@ def start_deployment(
     group: str,
     appspec: Mapping[str, Any],
     description: str,
+    sleep: Callable[[float], Any] = time.sleep,
 ) -> str:
     """Start a deployment of `appspec` in the group; return its id.
 
     Refuses (DeploymentInProgressError) while another deployment of the group runs.
     """
-    running = in_progress_deployments(codedeploy, application, group)
+    running = in_progress_deployments(codedeploy, application, group, sleep)
     if running:
         raise DeploymentInProgressError(application, group, running)
     try:
         response = call_with_backoff(
             codedeploy.create_deployment,
+            sleep=sleep,
             applicationName=application,
             deploymentGroupName=group,
             revision={"revisionType": "AppSpecContent", "appSpecContent": appspec_content(appspec)},
@@ -230,7 +241,7 @@ def start_deployment(
         if error.response.get("Error", {}).get("Code") == "DeploymentLimitExceededException":
             message = error.response.get("Error", {}).get("Message", "")
             ids = _DEPLOYMENT_ID.findall(message) or in_progress_deployments(
-                codedeploy, application, group
+                codedeploy, application, group, sleep
             )
             raise DeploymentInProgressError(application, group, ids) from error
         raise

@@ -76,6 +76,9 @@ class RolloutRequest:
     # Deploy only while what runs still carries these images (a rollback restores only
     # where the release's image still runs); otherwise deploy nothing: "superseded".
     expect_images: Mapping[str, str] = field(default_factory=dict)
+    # A revision to deploy instead of registering a new one when it carries exactly the
+    # merged content (a rollback over nothing newer returns to the revision that ran).
+    reuse_revision: str | None = None
 
     def __post_init__(self) -> None:
         if self.family is not None and not (isinstance(self.family, str) and self.family):
@@ -128,10 +131,14 @@ class RolloutResult:
     images: dict[str, str] = field(default_factory=dict)
 
 
-def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
+def describe_service(
+    ecs: Any, cluster: str, service: str, sleep: Callable[[float], Any] = time.sleep
+) -> dict[str, Any]:
     """DescribeServices for one ACTIVE CODE_DEPLOY service, or a ServiceStateError saying why not."""
     try:
-        response = call_with_backoff(ecs.describe_services, cluster=cluster, services=[service])
+        response = call_with_backoff(
+            ecs.describe_services, cluster=cluster, services=[service], sleep=sleep
+        )
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ClusterNotFoundException":
             raise ServiceStateError(
@@ -160,9 +167,11 @@ def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
     return found
 
 
-def what_runs(ecs: Any, cluster: str, service: str) -> Running:
+def what_runs(
+    ecs: Any, cluster: str, service: str, sleep: Callable[[float], Any] = time.sleep
+) -> Running:
     """The revision, network and platform serving the service's traffic right now."""
-    return running(describe_service(ecs, cluster, service))
+    return running(describe_service(ecs, cluster, service, sleep))
 
 
 def _check_target(task_definition: Mapping[str, Any], name: str, port: int) -> None:
@@ -242,8 +251,8 @@ def _images_still(current: Mapping[str, Any], expected: Mapping[str, str]) -> bo
     return all(images.get(name) == image for name, image in expected.items())
 
 
-def _register(ecs: Any, registration: Mapping[str, Any]) -> str:
-    response = call_with_backoff(ecs.register_task_definition, **registration)
+def _register(ecs: Any, registration: Mapping[str, Any], sleep: Callable[[float], Any]) -> str:
+    response = call_with_backoff(ecs.register_task_definition, sleep=sleep, **registration)
     return str(response["taskDefinition"]["taskDefinitionArn"])
 
 
@@ -276,18 +285,22 @@ def rollout(
     it is about to deploy over what, and raises to deploy nothing.
     """
     template: dict[str, Any] | None = None
-    register = register or (lambda registration: _register(ecs, registration))
+    register = register or (lambda registration: _register(ecs, registration, sleep))
     for _attempt in range(request.merge_attempts):
-        live = what_runs(ecs, request.cluster, request.service)
+        live = what_runs(ecs, request.cluster, request.service, sleep)
         if template is None and request.template_arn:  # after the service is known to exist
-            template = describe(ecs, request.template_arn, include_tags=True)
-        busy = cd.in_progress_deployments(codedeploy, request.application, request.deployment_group)
+            template = describe(ecs, request.template_arn, include_tags=True, sleep=sleep)
+        busy = cd.in_progress_deployments(
+            codedeploy, request.application, request.deployment_group, sleep
+        )
         if busy:
             if request.own_deployment in busy and not request.wait:
                 return RolloutResult("started", live.task_definition_arn, request.own_deployment)
             _wait_for_others(codedeploy, request, busy, sleep, clock)
             continue  # what runs may have changed: read it again
-        described = describe(ecs, live.task_definition_arn, include_tags=template is None)
+        described = describe(
+            ecs, live.task_definition_arn, include_tags=template is None, sleep=sleep
+        )
         current = described["taskDefinition"]
         if not _images_still(current, request.expect_images):
             return RolloutResult("superseded", live.task_definition_arn, None, _images(current))
@@ -312,6 +325,10 @@ def rollout(
         _check_target(wanted, request.container_name, request.container_port)
         if content_same:  # only the network or platform changes: deploy what runs as it is
             target = live.task_definition_arn
+        elif request.reuse_revision and same_content_in_any_family(
+            wanted, describe(ecs, request.reuse_revision, sleep=sleep)["taskDefinition"]
+        ):
+            target = request.reuse_revision
         else:
             tags = _with_tags(tags, request.tags) if request.tags else tags
             target = register({**wanted, **({"tags": tags} if tags else {})})
@@ -333,6 +350,7 @@ def rollout(
                 request.application,
                 request.deployment_group,
                 spec,
+                sleep=sleep,
                 description=(
                     f"{request.description_prefix} {target}"
                     if request.description_prefix
@@ -345,9 +363,11 @@ def rollout(
                 raise
             continue  # another deployer took the lock first: wait for it, then merge again
         # We hold the group's lock now. A ship that finished before we took it changed what
-        # runs: our merge is stale, so stop it before traffic moves and merge again.
-        if what_runs(ecs, request.cluster, request.service).task_definition_arn != (
-            live.task_definition_arn
+        # runs: our merge is stale, so stop it before traffic moves and merge again. (What
+        # runs may also be our own target already: a fast deployment, a slow read.)
+        if what_runs(ecs, request.cluster, request.service, sleep).task_definition_arn not in (
+            live.task_definition_arn,
+            target,
         ):
             cd.stop_and_wait(
                 codedeploy,

@@ -83,7 +83,7 @@ def test_apply_with_a_failing_service_exits_1_naming_it_and_all_20_end_on_previo
 
     assert code == 1
     assert "release dev-r1 failed: svc-011:" in err
-    assert "rolled back: every service and scheduled task runs its previous revision" in err
+    assert "rolled back: what the release set is taken back, onto what runs now" in err
     assert "note: --endpoint-url" not in err
     assert {n: sim.live_task_definition(n) for n in sim.inventory.services} == {
         n: sim.task_definitions[n] for n in sim.inventory.services

@@ -303,9 +303,16 @@ def test_start_step_of_a_service_whose_revision_keeps_changing_names_the_service
     real_register = sim.raw_ecs.register_task_definition
     target = sim.inventory.services["svc-000"]
 
+    ships = iter(range(1, 100))
+
     def someone_ships_after_every_registration(**kwargs: Any) -> Any:
         response = real_register(**kwargs)
-        again = real_register(**{**kwargs, "tags": []})["taskDefinition"]["taskDefinitionArn"]
+        # The pipeline ships another image each time: what runs keeps changing.
+        image = sim.image("svc-000", f"9.{next(ships)}.0")
+        containers = [{**c, "image": image} for c in kwargs["containerDefinitions"]]
+        again = real_register(**{**kwargs, "containerDefinitions": containers, "tags": []})[
+            "taskDefinition"
+        ]["taskDefinitionArn"]
         sim.raw_ecs.update_service(
             cluster=target.cluster, service=target.service, taskDefinition=again
         )

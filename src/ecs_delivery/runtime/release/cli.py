@@ -305,8 +305,9 @@ class Cli:
         elif outcome.status == "rolled_back":
             self.err.write(
                 f"release {outcome.release_id} failed: {failed}: {outcome.failure}\n"
-                "rolled back: every service and scheduled task runs its previous revision\n"
+                "rolled back: what the release set is taken back, onto what runs now\n"
             )
+            self._kept_newer(outcome)
             self._emulator_note(_timed_out(outcome.failure))
         else:
             stuck = []
@@ -320,6 +321,16 @@ class Cli:
                 "retry with `release rollback`\n"
             )
         return outcome.exit_code
+
+    def _kept_newer(self, outcome: Outcome) -> None:
+        """Name each item the rollback left running because a newer deployment set it."""
+        if outcome.state is None:
+            return
+        items = [("service", n, s) for n, s in outcome.state.services.items()]
+        items += [("task", n, t) for n, t in outcome.state.tasks.items()]
+        for kind, name, item in sorted(items, key=lambda i: (i[0], i[1])):
+            if item.rollback == "superseded":
+                self.err.write(f"kept newer: {kind} {name}: {item.rollback_note}\n")
 
     def _stopped(self, store: StateStore, error: BaseException) -> int:
         # An emulator's error 500 carries a whole HTML page as its message: drop it.

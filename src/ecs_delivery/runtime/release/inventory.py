@@ -15,7 +15,8 @@ the Lambda steps from an S3 object. JSON shape (camelCase keys)::
           "codedeployGroup": "prod-web",
           "container": "web",                      # container that takes traffic and the image
           "containerPort": 8080,
-          "taskFamily": "ecs-delivery-prod-web"    # optional: where released revisions register
+          "taskFamily": "ecs-delivery-prod-web",   # optional: where released revisions register
+          "validationHook": "prod-validation-hook" # optional: the AfterAllowTestTraffic Lambda
         }
       },
       "scheduledTasks": {
@@ -68,6 +69,12 @@ class ServiceTarget(_Model):
         pattern=r"^[A-Za-z0-9_-]{1,255}$",
         description="the service's own task-definition family, where every released revision "
         "registers (omitted: the running revision's family)",
+    )
+    validation_hook: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Lambda CodeDeploy runs at AfterAllowTestTraffic, as for every other "
+        "deployment of the service (omitted: the release's deployments run no hook)",
     )
 
 

@@ -30,12 +30,13 @@ ServiceStatus = Literal["pending", "starting", "deploying", "deployed", "failed"
 # stopping: stop (with rollback) requested for an in-flight deployment; redeploying: a
 # deployment of the previous revision claimed/started; verifying: waiting for the group
 # to be idle and the service to run its previous revision.
+# superseded: another deployer changed what the release set since; the rollback left it.
 RollbackStatus = Literal[
-    "stopping", "verifying", "redeploying", "rolled_back", "not_needed", "failed"
+    "stopping", "verifying", "redeploying", "rolled_back", "not_needed", "superseded", "failed"
 ]
 TaskStatus = Literal["pending", "updating", "updated", "failed"]
 TERMINAL_RELEASE: frozenset[str] = frozenset({"succeeded", "rolled_back", "rollback_failed"})
-SETTLED_ROLLBACK: frozenset[str] = frozenset({"rolled_back", "not_needed", "failed"})
+SETTLED_ROLLBACK: frozenset[str] = frozenset({"rolled_back", "not_needed", "superseded", "failed"})
 
 
 class _State(BaseModel):
@@ -61,6 +62,8 @@ class ServiceState(_State):
     rollback_deployment_id: str | None = None
     rollback_started_at: float | None = None
     rollback_error: str | None = None
+    # Why the rollback left a field as it runs (a newer deployment set it).
+    rollback_note: str | None = None
 
 
 class TaskState(_State):
@@ -78,8 +81,9 @@ class TaskState(_State):
     new_td: str | None = None
     status: TaskStatus = "pending"
     error: str | None = None
-    rollback: Literal["rolled_back", "not_needed", "failed"] | None = None
+    rollback: Literal["rolled_back", "not_needed", "superseded", "failed"] | None = None
     rollback_error: str | None = None
+    rollback_note: str | None = None
 
 
 class ReleaseState(_State):
