@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from moto import mock_aws
 from moto.backends import get_backend
 
@@ -162,6 +165,8 @@ class DevWorld:
                         "name": container,
                         "image": f"{REGISTRY}/{container}:{version}",
                         "essential": True,
+                        # moto's RunTask sums the containers' memory
+                        "memory": int(planned["memory"]),
                         "portMappings": [{"containerPort": 8080, "protocol": "tcp"}],
                     }
                 ],
@@ -302,3 +307,117 @@ def test_the_release_steps_role_allows_every_call_of_a_release_and_its_rollback(
     assert_proven(
         role_statements(world.plan, "release-steps"), world.recorder, RELEASE_STEPS_UNUSED
     )
+
+
+# --- the validation hook (Lambda) -------------------------------------------------------
+
+
+class _Context:
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def test_the_validation_hook_role_allows_reading_and_reporting_each_groups_deployment(
+    plan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stubber, not moto: moto has no PutLifecycleEventHookExecutionStatus.
+    sys.path.insert(0, str(REPO / "src" / "ecs_delivery" / "lambdas"))
+    from validation_hook import handler
+
+    recorder = CallRecorder()
+    codedeploy = recorder.attach(boto3.client("codedeploy", region_name=REGION))
+    monkeypatch.setattr(handler, "build_codedeploy_client", lambda: codedeploy)
+    # No configuration for the group: the hook reports Failed without probing (the calls
+    # to CodeDeploy are the same whatever the verdict).
+    monkeypatch.setenv("VALIDATION_CONFIG", "{}")
+    monkeypatch.delenv("TEST_URL", raising=False)
+    inventory = plan.outputs["releaseInventory"]["services"]
+    with Stubber(codedeploy) as stubber:
+        for index, target in enumerate(inventory.values()):
+            deployment_id, execution = f"d-HOOK{index:05d}", f"hook-{index}"
+            stubber.add_response(
+                "get_deployment",
+                {
+                    "deploymentInfo": {
+                        "applicationName": target["codedeployApplication"],
+                        "deploymentGroupName": target["codedeployGroup"],
+                        "deploymentId": deployment_id,
+                    }
+                },
+                {"deploymentId": deployment_id},
+            )
+            stubber.add_response(
+                "put_lifecycle_event_hook_execution_status",
+                {"lifecycleEventHookExecutionId": execution},
+                {
+                    "deploymentId": deployment_id,
+                    "lifecycleEventHookExecutionId": execution,
+                    "status": "Failed",
+                },
+            )
+            event = {"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": execution}
+            handler.handler(event, _Context())
+        stubber.assert_no_pending_responses()
+
+    assert_proven(
+        role_statements(plan, "validation-hook"),
+        recorder,
+        {
+            ("Logs", "logs:CreateLogStream"): RUNTIME_LOGS,
+            ("Logs", "logs:PutLogEvents"): RUNTIME_LOGS,
+            # Lambda itself attaches the VPC function's network interfaces with the role.
+            **{
+                ("VpcNetworkInterfaces", action): "Lambda's VPC networking, not our code"
+                for action in (
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                    "ec2:UnassignPrivateIpAddresses",
+                )
+            },
+        },
+    )
+
+
+# --- the scheduler (EventBridge Scheduler runs the task) --------------------------------
+
+
+def test_the_scheduler_role_allows_running_the_scheduled_task_as_its_target_says(
+    world: DevWorld,
+) -> None:
+    # What EventBridge Scheduler does with the role: RunTask as the planned target says.
+    # moto cannot start an awsvpc task (its network-interface model fails, and the plan's
+    # subnet ids are placeholders): the call is refused after it was recorded.
+    for name in world.inventory["scheduledTasks"]:
+        planned = plain(world.plan.named(SCHEDULE, f"task-{name}").inputs)
+        target = world.setup["scheduler"].get_schedule(Name=planned["name"])["Target"]
+        parameters = target["EcsParameters"]
+        network = parameters["NetworkConfiguration"]["awsvpcConfiguration"]
+        assert network["Subnets"] and network["SecurityGroups"]
+        ecs = world.client("ecs")
+        with pytest.raises(ClientError):
+            ecs.run_task(
+                cluster=target["Arn"],
+                taskDefinition=parameters["TaskDefinitionArn"],
+                count=parameters["TaskCount"],
+                launchType=parameters["LaunchType"],
+                enableECSManagedTags=parameters["EnableECSManagedTags"],
+                propagateTags=parameters["PropagateTags"],
+            )
+
+        assert_proven(
+            role_statements(world.plan, f"task-{name}-scheduler"),
+            world.recorder,
+            {
+                ("TagTask", "ecs:TagResource"): (
+                    "tags the task RunTask starts (managed tags, propagated from the revision); "
+                    "moto starts no awsvpc task, so there is no task ARN to record"
+                ),
+                ("RunTask", "ecs:RunTask"): (
+                    "the unrevisioned family ARN serves a target naming the family alone; "
+                    "ours name a revision, so only `family:*` is exercised"
+                ),
+            },
+        )
