@@ -392,10 +392,12 @@ class Release(pulumi.ComponentResource):
                     {
                         "Sid": "Deployments",
                         "Effect": "Allow",
-                        # BatchGetDeployments polls; every action authorises on the group.
+                        # BatchGetDeployments polls; GetDeployment waits out a deployment the
+                        # deployment core stopped after a race; each authorises on the group.
                         "Action": [
                             "codedeploy:BatchGetDeployments",
                             "codedeploy:CreateDeployment",
+                            "codedeploy:GetDeployment",
                             "codedeploy:ListDeployments",
                             "codedeploy:StopDeployment",
                         ],
