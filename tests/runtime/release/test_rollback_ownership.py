@@ -166,3 +166,49 @@ def test_a_release_refused_by_a_busy_group_never_reverts_the_ship_holding_it(
     assert outcome.status == "rolled_back"
     assert sim.live_image("svc-000") == shipped
     assert [d.description for d in sim.codedeploy.deployments] == ["pipeline ship"]
+
+
+def test_a_task_update_keeps_a_pulumi_change_registered_after_the_release_was_planned(
+    sim: SimulatedAws,
+) -> None:
+    """Problem 3: the task's new revision was registered from the revision read when the
+    release was planned; a memory change Pulumi registered (and pointed the schedule at) in
+    between was lost. It is now derived from what the schedule targets when it is updated."""
+    image = sim.image("job-01", "2.0.0")
+    manifest = load_manifest(
+        sim.manifest_yaml("r1", "2.0.0", services=["svc-000"], tasks={"job-01": {"image": image}}),
+        sim.inventory,
+    )
+    engine = engine_of(sim, manifest.release_id)
+    _, plan = prepare(aws_of(sim), engine.store, manifest, sim.inventory)
+    assert plan is not None
+    engine.begin(plan)
+
+    # `pulumi up` registers the task with more memory and points its schedule at it.
+    target = sim.inventory.scheduled_tasks["job-01"]
+    schedule = sim.clients.scheduler.get_schedule(Name=target.schedule.name)
+    planned = schedule["Target"]["EcsParameters"]["TaskDefinitionArn"]
+    described = sim.raw_ecs.describe_task_definition(taskDefinition=planned)["taskDefinition"]
+    pulumis = sim.raw_ecs.register_task_definition(
+        family=described["family"],
+        requiresCompatibilities=described["requiresCompatibilities"],
+        networkMode=described["networkMode"],
+        cpu=described["cpu"],
+        memory="2048",
+        executionRoleArn=described["executionRoleArn"],
+        containerDefinitions=described["containerDefinitions"],
+    )["taskDefinition"]["taskDefinitionArn"]
+    update = {
+        key: schedule[key]
+        for key in ("Name", "GroupName", "ScheduleExpression", "FlexibleTimeWindow", "Target")
+    }
+    update["Target"]["EcsParameters"]["TaskDefinitionArn"] = pulumis
+    sim.clients.scheduler.update_schedule(**update)
+
+    assert engine.run().status == "succeeded"
+
+    arn = sim.task_trigger("job-01")["EcsParameters"]["TaskDefinitionArn"]
+    runs = sim.raw_ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    assert (runs["memory"], runs["containerDefinitions"][0]["image"]) == ("2048", image)
+    # A rollback of this release returns to Pulumi's revision, not the planned one.
+    assert engine.store.load().tasks["job-01"].previous_td == pulumis

@@ -43,6 +43,7 @@ from ecs_delivery.runtime.release.live import (
     LiveStateError,
     TaskDefinitions,
     Trigger,
+    read_trigger,
     running_task_definitions,
     write_trigger,
 )
@@ -616,18 +617,30 @@ class ReleaseEngine:
                 continue
             try:
                 new_td = task.new_td
+                base: Trigger | None = None
                 if new_td is None:
-                    if task.image == task.previous_image:
-                        new_td = task.previous_td
+                    # What the schedule targets now, not when the release was planned: a
+                    # change Pulumi registered in between is kept (only the image moves).
+                    base = read_trigger(self.aws, task.target)
+                    container = task.target.container
+                    if self.definitions.image(base.task_definition, container) == task.image:
+                        new_td = base.task_definition
                     else:
-                        new_td = self._register(task.previous_td, task.target.container, task.image)
+                        new_td = self._register(base.task_definition, container, task.image)
                         if new_td is None:
                             raise ReleaseStopped("aborted")
 
-                def claim(st: ReleaseState, new_td: str = new_td, name: str = name) -> None:
+                def claim(
+                    st: ReleaseState, new_td: str = new_td, name: str = name, base=base
+                ) -> None:
                     t = st.tasks[name]
                     if t.status in ("pending", "failed"):
                         t.status, t.new_td = "updating", new_td
+                        if base is not None:  # what a rollback returns to
+                            t.previous_td = base.task_definition
+                            t.previous_image = self.definitions.image(
+                                base.task_definition, t.target.container
+                            )
 
                 self.store.update(claim)
                 write_trigger(
@@ -724,28 +737,56 @@ class ReleaseEngine:
         for name, task in sorted(self.store.state.tasks.items()):
             if task.rollback is not None:
                 continue
+            note = None
             if task.status == "pending":
                 outcome, error = "not_needed", None
             else:
                 try:
-                    write_trigger(
-                        self.aws,
-                        task.target,
-                        Trigger(task.previous_td, task.previous_schedule, task.previous_command),
-                    )
-                    outcome, error = "rolled_back", None
+                    outcome, note = self._restore_trigger(task)
+                    error = None
                 except Exception as exc:  # recorded; a person retries with `release rollback`
                     outcome, error = "failed", _reason(exc)
 
             def mark(
-                st: ReleaseState, name: str = name, outcome: str = outcome, error=error
+                st: ReleaseState, name: str = name, outcome: str = outcome, error=error, note=note
             ) -> None:
                 if st.tasks[name].rollback is None:
                     st.tasks[name].rollback = outcome  # type: ignore[assignment]
                     st.tasks[name].rollback_error = error
+                    st.tasks[name].rollback_note = note
 
             self.store.update(mark)
-            self._emit("task", name, outcome, error or "")
+            self._emit("task", name, outcome, error or note or "")
+
+    def _restore_trigger(self, task: Any) -> tuple[str, str | None]:
+        """Take back, field by field, what the release set on a task's trigger and still
+        runs; a field someone changed since (a newer image, a new schedule) is kept."""
+        now = read_trigger(self.aws, task.target)
+        container = task.target.container
+        kept: list[str] = []
+        if now.task_definition == task.new_td:
+            revision = task.previous_td
+        elif self.definitions.image(now.task_definition, container) == task.image:
+            # Pulumi registered a change since: keep it, take the release's image back.
+            revision = self._register(now.task_definition, container, task.previous_image)
+            if revision is None:
+                raise ReleaseStopped("aborted")
+        else:
+            revision = now.task_definition
+            if revision != task.previous_td:
+                kept.append(f"revision {revision}")
+        schedule = task.previous_schedule if now.schedule == task.schedule else now.schedule
+        if schedule not in (task.previous_schedule,):
+            kept.append(f"schedule {schedule}")
+        command = task.previous_command if now.command == task.command else now.command
+        if command != task.previous_command:
+            kept.append(f"command {command}")
+        wanted = Trigger(revision, schedule, command)
+        if wanted != now:
+            write_trigger(self.aws, task.target, wanted)
+        if kept:
+            return "superseded", f"kept {', '.join(kept)}: changed after this release"
+        return "rolled_back", None
 
     def _rollback_services(self) -> None:
         state = self.store.state
