@@ -255,3 +255,48 @@ def test_an_emulator_without_stop_deployment_exits_3_with_one_error_line_and_the
     )
     assert "html" not in err
     assert "note: --endpoint-url http://localhost:5000: its deployments did not finish." in err
+
+
+def test_a_truncated_state_gives_status_and_rollback_one_clear_error_not_a_traceback(
+    sim: SimulatedAws, tmp_path: Path
+) -> None:
+    """Issue 21, problem 7: a truncated state.json blocked `status`, `rollback` and `apply`
+    with a pydantic traceback, exactly when recovery is needed."""
+    args = files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    assert run(sim, ["apply", *args])[0] == 0
+    key = "releases/dev-r1/state.json"
+    body = sim.clients.s3.get_object(Bucket=sim.bucket, Key=key)["Body"].read()
+    sim.clients.s3.put_object(Bucket=sim.bucket, Key=key, Body=body[: len(body) // 2])
+
+    for command in (["status", "--release", "dev-r1", "--state-bucket", sim.bucket],
+                    ["rollback", "--release", "dev-r1", "--state-bucket", sim.bucket],
+                    ["apply", *args]):  # fmt: skip
+        code, _, err = run(sim, command)
+        assert code == 2, command
+        assert f"release state s3://{sim.bucket}/{key} cannot be read" in err
+        assert "Traceback" not in err
+
+
+def test_a_state_from_a_newer_engine_still_gives_status_and_rollback_but_not_apply(
+    sim: SimulatedAws, tmp_path: Path
+) -> None:
+    """Problem 7: fields this engine does not know are read (and kept), not refused."""
+    import json
+
+    args = files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    assert run(sim, ["apply", *args])[0] == 0
+    key = "releases/dev-r1/state.json"
+    state = json.loads(sim.clients.s3.get_object(Bucket=sim.bucket, Key=key)["Body"].read())
+    state["schema_version"] = 2
+    state["lease"] = {"owner": "a newer engine"}
+    state["status"] = "running"
+    sim.clients.s3.put_object(Bucket=sim.bucket, Key=key, Body=json.dumps(state).encode())
+    status = ["status", "--release", "dev-r1", "--state-bucket", sim.bucket]
+
+    assert run(sim, status)[0] == 0
+    code, _, err = run(sim, ["apply", *args])
+    assert code == 2 and "written by a newer ecs-delivery" in err
+    assert run(sim, ["rollback", "--release", "dev-r1", "--state-bucket", sim.bucket])[0] == 0
+    kept = json.loads(sim.clients.s3.get_object(Bucket=sim.bucket, Key=key)["Body"].read())
+    assert kept["lease"] == {"owner": "a newer engine"} and kept["status"] == "rolled_back"
+    assert sim.live_image("svc-000") == sim.image("svc-000", "1.0.0")

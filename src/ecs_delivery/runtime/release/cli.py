@@ -39,7 +39,7 @@ from ecs_delivery.runtime.release.manifest import (
 )
 from ecs_delivery.runtime.release.pacing import Clock, SystemClock
 from ecs_delivery.runtime.release.progress import LogProgress, TtyProgress, summary_table
-from ecs_delivery.runtime.release.state import StateStore
+from ecs_delivery.runtime.release.state import StateReadError, StateStore
 
 EXIT_OK, EXIT_ROLLED_BACK, EXIT_BAD_INPUT, EXIT_NEEDS_HUMAN = 0, 1, 2, 3
 
@@ -282,8 +282,10 @@ class Cli:
         self._print_state(store.state)
         if outcome.status == "rolled_back":
             self._say(
-                f"release {outcome.release_id} rolled back: every service and task runs its previous revision"
+                f"release {outcome.release_id} rolled back: what the release set is taken back, "
+                "onto what runs now"
             )
+            self._kept_newer(outcome)
             return EXIT_OK
         return self._report(outcome, store)
 
@@ -394,7 +396,7 @@ def main(
         for line in error.errors:
             err.write(f"  {line}\n")
         return EXIT_BAD_INPUT
-    except (UsageError, InventoryError, ReleaseInputError, LiveStateError) as error:
+    except (UsageError, InventoryError, ReleaseInputError, LiveStateError, StateReadError) as error:
         err.write(f"error: {error}\nnothing was deployed\n")
         return EXIT_BAD_INPUT
     except (ClientError, BotoCoreError) as error:

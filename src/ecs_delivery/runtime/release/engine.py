@@ -51,6 +51,7 @@ from ecs_delivery.runtime.release.manifest import Manifest
 from ecs_delivery.runtime.release.pacing import TokenBucket
 from ecs_delivery.runtime.release.plan import Plan, compute_plan
 from ecs_delivery.runtime.release.state import (
+    SCHEMA_VERSION,
     SETTLED_ROLLBACK,
     ReleaseState,
     ServiceState,
@@ -1117,6 +1118,13 @@ class ReleaseEngine:
                     if state.status == "rollback_failed"
                     else ""
                 )
+            )
+        if state.schema_version > SCHEMA_VERSION:
+            raise ReleaseInputError(
+                f"release: {state.release_id}'s state was written by a newer ecs-delivery "
+                f"(state schema {state.schema_version}; this one writes {SCHEMA_VERSION}); "
+                "run `release apply` with that version. `release status` and `release "
+                "rollback` work from this one"
             )
         if state.status == "running":
             try:

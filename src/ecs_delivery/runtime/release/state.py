@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecs_delivery.runtime.aws import call_with_backoff
 from ecs_delivery.runtime.release.inventory import ServiceTarget, TaskTarget
@@ -39,10 +39,15 @@ TERMINAL_RELEASE: frozenset[str] = frozenset({"succeeded", "rolled_back", "rollb
 SETTLED_ROLLBACK: frozenset[str] = frozenset({"rolled_back", "not_needed", "superseded", "failed"})
 
 
+# The layout this engine writes; a state written by a newer engine says a higher number.
+SCHEMA_VERSION = 1
+
+
 class _State(BaseModel):
     # Mutable on purpose: the state is a record that the engine moves forward in place
     # under StateStore.update, which re-reads it when another writer got there first.
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    # Fields a newer engine added are kept as they are (read, and written back).
+    model_config = ConfigDict(extra="allow", validate_assignment=False)
 
 
 class ServiceState(_State):
@@ -102,6 +107,8 @@ class ReleaseState(_State):
     unchanged_services: list[str] = Field(default_factory=list)
     unchanged_tasks: list[str] = Field(default_factory=list)
     version: int = 0
+    # States written before the schema had a number are version 1.
+    schema_version: int = SCHEMA_VERSION
 
 
 class Unchanged(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -110,6 +117,10 @@ class Unchanged(Exception):  # noqa: N818 - a control-flow signal, not an error
     def __init__(self, value: Any = None) -> None:
         super().__init__()
         self.value = value
+
+
+class StateReadError(ValueError):
+    """The state object exists but is not a release state this engine can parse."""
 
 
 class StateConflictError(RuntimeError):
@@ -154,7 +165,17 @@ class StateStore:
                     return None
                 raise
             body = response["Body"].read()
-            self._state = ReleaseState.model_validate_json(body)
+            try:
+                self._state = ReleaseState.model_validate_json(body)
+            except ValidationError as error:
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in first["loc"]) or "(the document)"
+                raise StateReadError(
+                    f"release state s3://{self.bucket}/{self.key} cannot be read ({where}: "
+                    f"{first['msg']}); it is truncated or was not written by ecs-delivery. "
+                    "Restore its previous version from the bucket (if versioning is on) or "
+                    "delete it if that release never deployed anything"
+                ) from None
             self._etag = response["ETag"]
             return self._state
 
