@@ -262,11 +262,21 @@ def wait_for_deployment(
     `timeout_seconds` (the deployment itself keeps going).
     """
     info = wait_until_finished(
-        codedeploy, deployment_id, timeout_seconds, poll_seconds, sleep, clock
+        codedeploy, deployment_id, timeout_seconds, poll_seconds, sleep, clock, done=shipped
     )
-    if info.get("status") != "Succeeded":
+    if not shipped(info):
         raise DeploymentFailedError(info)
     return info
+
+
+def shipped(info: Mapping[str, Any]) -> bool:
+    """Production traffic runs the new revision: Succeeded, or still InProgress only because
+    the original task set waits out `terminationWaitMinutes` before CodeDeploy deletes it
+    (`instanceTerminationWaitTimeStarted`). The group stays locked until that wait ends."""
+    status = info.get("status")
+    return status == "Succeeded" or (
+        status in IN_PROGRESS_STATUSES and bool(info.get("instanceTerminationWaitTimeStarted"))
+    )
 
 
 def stop_deployment(
@@ -324,8 +334,10 @@ def wait_until_finished(
     poll_seconds: float = 15,
     sleep: Callable[[float], Any] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    done: Callable[[Mapping[str, Any]], bool] = lambda _info: False,
 ) -> dict[str, Any]:
-    """Poll until the deployment ends, however it ends; return its final deploymentInfo.
+    """Poll until the deployment ends, however it ends (or `done` says it is far enough);
+    return its last deploymentInfo.
 
     Raises DeploymentTimeoutError after `timeout_seconds` (the deployment keeps going).
     """
@@ -339,7 +351,7 @@ def wait_until_finished(
             codedeploy.get_deployment, deploymentId=deployment_id, sleep=sleep
         )["deploymentInfo"]
         status = info.get("status", "?")
-        if status not in IN_PROGRESS_STATUSES:
+        if status not in IN_PROGRESS_STATUSES or done(info):
             return info
         remaining = deadline - clock()
         if remaining <= 0:

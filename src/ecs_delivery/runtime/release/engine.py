@@ -577,7 +577,7 @@ class ReleaseEngine:
             info = infos.get(str(deployment_id), {})
             status = info.get("status", "?")
             started = state.services[name].started_at or now
-            if status == "Succeeded":
+            if cd.shipped(info):  # also: traffic shifted, termination wait running
                 finished[name] = ("deployed", "")
             elif status in FAILED_STATUSES:
                 finished[name] = ("failed", _deployment_error(info))
@@ -795,7 +795,11 @@ class ReleaseEngine:
         unsettled = {n: s for n, s in state.services.items() if s.rollback not in SETTLED_ROLLBACK}
         watch = []
         for svc in unsettled.values():
-            if svc.rollback in (None, "stopping") and svc.status in ("deploying", "failed"):
+            if svc.rollback in (None, "stopping") and svc.status in (
+                "deploying",
+                "deployed",
+                "failed",
+            ):
                 watch.append(svc.deployment_id)
             if svc.rollback == "redeploying" and svc.rollback_deployment_id:
                 watch.append(svc.rollback_deployment_id)
@@ -849,8 +853,10 @@ class ReleaseEngine:
     def _in_flight(
         self, name: str, svc: ServiceState, infos: dict[str, dict[str, Any]]
     ) -> str | None:
-        """The id of the service's forward deployment if CodeDeploy still runs it."""
-        if svc.status not in ("deploying", "failed"):
+        """The id of the service's forward deployment if CodeDeploy still runs it (a
+        deployed one may still wait out its termination wait: stopping it puts the original
+        task set, still there, back on production traffic)."""
+        if svc.status not in ("deploying", "deployed", "failed"):
             return None
         if svc.deployment_id is not None:
             status = infos.get(svc.deployment_id, {}).get("status")
