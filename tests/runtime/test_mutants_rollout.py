@@ -130,7 +130,8 @@ def test_a_rollout_into_a_busy_group_registers_nothing_and_names_the_deployment(
     assert world.deployments() == [busy]
 
 
-@pytest.mark.parametrize("status", cd.IN_PROGRESS_STATUSES)
+# Spelled out: parametrizing over the constant under test would shrink with it.
+@pytest.mark.parametrize("status", ["Created", "Queued", "InProgress", "Baking", "Ready"])
 def test_a_deployment_in_any_unfinished_status_holds_the_group(world, clock, status):
     """`Ready` (traffic shifted, waiting), `Baking`, `Queued`, `Created` hold CodeDeploy's
     lock as much as `InProgress` does."""
