@@ -241,3 +241,27 @@ def test_a_manifest_image_with_a_short_digest_is_refused_naming_the_key(
         f'services.svc-000.image: "{short}" is not an image reference; expected '
         "[registry/]repository:tag or [registry/]repository@sha256:<64 hex digits>"
     ]
+
+
+@pytest.mark.parametrize("status", ["DRAINING", "INACTIVE"])
+def test_a_release_to_a_service_that_is_not_active_is_refused_before_any_deployment(
+    sim: SimulatedAws, status: str
+):
+    from moto.backends import get_backend
+
+    from ecs_delivery.offline.release_simulator import ACCOUNT, REGION
+    from ecs_delivery.runtime.release.live import LiveStateError
+
+    target = sim.inventory.services["svc-001"]
+    get_backend("ecs")[ACCOUNT][REGION].services[f"dev-cluster:{target.service}"].status = status
+
+    with pytest.raises(LiveStateError) as raised:
+        release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000", "svc-001"]))
+
+    assert str(raised.value) == (
+        f"ECS service svc-001 ({target.cluster}/{target.service}) is {status}, not ACTIVE; "
+        "it cannot take a deployment: recreate it with `pulumi up`, or leave it out of "
+        "the manifest"
+    )
+    assert sim.codedeploy.deployments == []
+    assert store_of(sim, "dev-r1").load() is None
