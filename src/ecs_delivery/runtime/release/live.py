@@ -76,14 +76,27 @@ def running_task_definitions(aws: Aws, targets: dict[str, ServiceTarget]) -> dic
     for name, target in targets.items():
         by_cluster.setdefault(target.cluster, []).append(name)
     running: dict[str, str] = {}
+    # DRAINING (being deleted) and INACTIVE (deleted) services take no deployment.
+    not_active: dict[str, str] = {}
     for cluster, names in by_cluster.items():
         ecs_names = {targets[name].service: name for name in names}
         for chunk in _chunks(sorted(ecs_names), DESCRIBE_SERVICES_BATCH):
             response = aws.call(aws.clients.ecs.describe_services, cluster=cluster, services=chunk)
             for service in response.get("services", []):
                 name = ecs_names.get(service["serviceName"])
-                if name is not None and service.get("status") != "INACTIVE":
+                if name is None:
+                    continue
+                if service.get("status") == "ACTIVE":
                     running[name] = running_task_definition(service)
+                else:
+                    not_active[name] = str(service.get("status"))
+    if not_active:
+        name = sorted(not_active)[0]
+        raise LiveStateError(
+            f"ECS service {name} ({targets[name].cluster}/{targets[name].service}) is "
+            f"{not_active[name]}, not ACTIVE; it cannot take a deployment: recreate it with "
+            "`pulumi up`, or leave it out of the manifest"
+        )
     missing = sorted(set(targets) - set(running))
     if missing:
         where = ", ".join(f"{n} ({targets[n].cluster}/{targets[n].service})" for n in missing)
