@@ -162,7 +162,7 @@ def call_with_backoff(
     fn: Callable[..., T],
     *args: Any,
     sleep: Callable[[float], Any] = time.sleep,
-    max_attempts: int = 8,
+    max_attempts: int = 10,
     **kwargs: Any,
 ) -> T:
     """Call `fn(*args, **kwargs)`, retrying throttling errors with exponential backoff.

@@ -298,7 +298,14 @@ def stop_deployment(
 
 
 class StopTooLateError(DeploymentError):
-    """A deployment to be stopped had already succeeded: what it deployed runs now."""
+    """A deployment to be stopped had already succeeded: what it deployed runs now.
+
+    The deployment core sets `replaced` (the revision that ran when it decided to stop) and
+    `deployed` (what its deployment put in its place), so a caller can undo exactly that."""
+
+    deployment_id: str | None = None
+    replaced: str | None = None
+    deployed: str | None = None
 
 
 def stop_and_wait(

@@ -365,18 +365,20 @@ def rollout(
         # We hold the group's lock now. A ship that finished before we took it changed what
         # runs: our merge is stale, so stop it before traffic moves and merge again. (What
         # runs may also be our own target already: a fast deployment, a slow read.)
-        if what_runs(ecs, request.cluster, request.service, sleep).task_definition_arn not in (
-            live.task_definition_arn,
-            target,
-        ):
-            cd.stop_and_wait(
-                codedeploy,
-                deployment_id,
-                timeout_seconds=request.timeout_seconds,
-                poll_seconds=request.poll_seconds,
-                sleep=sleep,
-                clock=clock,
-            )
+        now = what_runs(ecs, request.cluster, request.service, sleep).task_definition_arn
+        if now not in (live.task_definition_arn, target):
+            try:
+                cd.stop_and_wait(
+                    codedeploy,
+                    deployment_id,
+                    timeout_seconds=request.timeout_seconds,
+                    poll_seconds=request.poll_seconds,
+                    sleep=sleep,
+                    clock=clock,
+                )
+            except cd.StopTooLateError as error:
+                error.deployment_id, error.replaced, error.deployed = deployment_id, now, target
+                raise
             continue
         if not request.wait:
             return RolloutResult("started", live.task_definition_arn, deployment_id)

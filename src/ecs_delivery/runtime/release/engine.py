@@ -281,6 +281,7 @@ class ReleaseEngine:
         before_deploy: Callable[[str, str], None],
         expect_images: dict[str, str] | None = None,
         reuse_revision: str | None = None,
+        template_arn: str | None = None,
     ) -> RolloutResult:
         """One deployment of the service through the deployment core (runtime/rollout.py):
         `images` overlaid onto what runs now, complete AppSpec, checked again under the
@@ -296,7 +297,7 @@ class ReleaseEngine:
         request = RolloutRequest(
             cluster=target.cluster,
             service=target.service,
-            template_arn=None,
+            template_arn=template_arn,
             family=target.task_family,
             application=target.codedeploy_application,
             deployment_group=target.codedeploy_group,
@@ -450,22 +451,38 @@ class ReleaseEngine:
             return str(unchanged.value)
         except DeploymentInProgressError as busy:
             return self._adopt_or_fail(name, busy)
-        except (RolloutRaceError, StopTooLateError) as error:
+        except RolloutRaceError:
             reason = (
                 "what the service runs changed while this release deployed it, "
                 f"{MERGE_ATTEMPTS} times in a row; every deployment of this release was "
                 "stopped before traffic moved. Let the other deployments finish, then release "
                 "again under a new name"
-                if isinstance(error, RolloutRaceError)
-                else str(error)
             )
             self._give_up(name, reason)
             raise ServiceDeploymentFailed(name, reason) from None
+        except StopTooLateError as error:
+            self._record_too_late(name, error)
+            raise ServiceDeploymentFailed(name, str(error)) from None
         except ServiceStateError as error:
             raise ServiceDeploymentFailed(name, str(error)) from None
         if result.deployment_id is None:
             return self._record_nothing_to_deploy(name, result)
         return self._record_deployment(name, result.deployment_id, "")
+
+    def _record_too_late(self, name: str, error: StopTooLateError) -> None:
+        """Our stale deployment landed before its stop: it replaced `error.replaced` (say, a
+        Pulumi change) with `error.deployed`. Record exactly that, so the rollback (what runs
+        is ours) puts the replaced revision back whole."""
+        replaced = str(error.replaced)
+        image = self.definitions.image(replaced, self.store.state.services[name].target.container)
+
+        def record(st: ReleaseState) -> None:
+            svc = st.services[name]
+            if svc.status == "starting":
+                svc.previous_td, svc.previous_image = replaced, image
+                svc.new_td, svc.deployment_id = error.deployed, error.deployment_id
+
+        self.store.update(record)
 
     def _adopt_or_fail(self, name: str, busy: DeploymentInProgressError) -> str:
         """The group is busy: ours (a retried step) is adopted, anyone else's is a failure."""
@@ -958,8 +975,16 @@ class ReleaseEngine:
             svc = services[name]
             live = running.get(name)
             image = self._image_or_none(live, svc.target.container)
-            if live is None or image is None:
-                settled[name] = {"rollback": "failed", "rollback_error": reason or "no image"}
+            if live is None:
+                settled[name] = {"rollback": "failed", "rollback_error": reason}
+            elif svc.deployment_id is None and svc.status == "failed":
+                settled[name] = {"rollback": "not_needed"}  # the release never deployed it
+            elif image is None:  # its container is gone: nothing of the release runs there
+                settled[name] = {
+                    "rollback": "superseded",
+                    "rollback_note": f"{live} has no container {svc.target.container!r}; "
+                    "left as it runs",
+                }
             elif image == svc.previous_image:
                 settled[name] = {"rollback": "rolled_back"}
             elif image != svc.image:
@@ -1057,6 +1082,10 @@ class ReleaseEngine:
         deploy, or None when the group is busy right now."""
         svc = self.store.state.services[name]
         container = svc.target.container
+        # What runs is exactly the release's own revision: nothing changed since, so the
+        # revision it replaced comes back whole (also the fields a stale deployment of ours
+        # reverted). Otherwise only the image goes back, onto what runs.
+        ours = svc.new_td is not None and self._running(name) == svc.new_td
         try:
             result = self._deploy(
                 name,
@@ -1065,6 +1094,7 @@ class ReleaseEngine:
                 lambda _base, _td: None,
                 expect_images={container: svc.image},
                 reuse_revision=svc.previous_td,
+                template_arn=svc.previous_td if ours else None,
             )
         except (DeploymentInProgressError, _Aborted):
             return None
