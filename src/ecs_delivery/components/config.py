@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ecs_delivery.components import bootstrap
+
 NAMESPACE = "ecs-delivery"
 
 # Valid Fargate task sizes (cpu units -> memory MiB), from the AWS ECS task-size table.
@@ -453,8 +455,8 @@ class ServiceConfig(_Model):
         description="Tasks to run; with autoscaling, the count at creation (then autoscaling owns it).",
     )
     bootstrap_image: str = Field(
-        "public.ecr.aws/nginx/nginx:1.27-alpine",
-        description="Image of a service that does not exist yet (before its first build).",
+        bootstrap.DEFAULT_IMAGE,
+        description="Image of a service before its first release; a busybox image serves the health check and validation path on `containerPort` (busybox `httpd`, files under the first writable path); any other image runs as it is.",
     )
     image: str | None = Field(
         None, description="Pin an image (wins over promotion and the live image)."
@@ -621,8 +623,8 @@ class ScheduledTaskConfig(_Model):
         None, description="Pin an image (wins over promotion and the live image)."
     )
     bootstrap_image: str = Field(
-        "public.ecr.aws/docker/library/busybox:1.36",
-        description="Image before the first release; afterwards the live image is kept.",
+        bootstrap.DEFAULT_IMAGE,
+        description="Image before the first release (also while a followed service has none); a busybox image runs `true` and exits 0; afterwards the live image is kept.",
     )
     cpu: int = Field(
         256, description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384."

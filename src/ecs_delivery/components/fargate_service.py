@@ -33,6 +33,9 @@ class Container:
     user: str | None
     writable_paths: list[str] = field(default_factory=lambda: ["/tmp"])
     command: list[str] | None = None
+    # Set only while the container runs its bootstrap image (components/bootstrap.py).
+    entry_point: list[str] | None = None
+    docker_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +124,10 @@ def container_definitions(
         definition["user"] = container.user
     if container.command:
         definition["command"] = container.command
+    if container.entry_point:
+        definition["entryPoint"] = container.entry_point
+    if container.docker_labels:
+        definition["dockerLabels"] = container.docker_labels
     if container.readonly_root_filesystem and container.writable_paths:
         definition["mountPoints"] = [
             {"sourceVolume": _volume_name(path), "containerPath": path, "readOnly": False}
