@@ -13,6 +13,7 @@ import json
 import re
 import types
 import typing
+import zlib
 from typing import Annotated, Any, Literal, Union
 
 import pulumi
@@ -353,7 +354,7 @@ class RoutingConfig(_Model):
         None,
         ge=1,
         le=50000,
-        description="Listener rule priority, unique per stack. Omitted: 100, 110, ... in service order, catch-all last.",
+        description="Listener rule priority, unique per stack (lower is evaluated first). Omitted: derived from the service name alone (1000-49990, so adding or removing a service moves no other rule), a catch-all (`/*` only) 50000.",
     )
 
     @model_validator(mode="after")
@@ -1041,6 +1042,63 @@ class StackConfig(_Model):
         return value
 
 
+# Listener-rule priorities: a catch-all goes last; others are derived from the name alone
+# (steps of 10 from 1000, leaving 1-999 and the gaps for explicit ones).
+CATCH_ALL_PRIORITY = 50000
+_FIRST_DERIVED, _DERIVED_SLOTS = 1000, 4900
+
+
+def derived_priority(name: str) -> int:
+    """A service's listener-rule priority from its name alone (stable hash, never 50000)."""
+    return _FIRST_DERIVED + zlib.crc32(name.encode()) % _DERIVED_SLOTS * 10
+
+
+def _priority(name: str, routing: dict[str, Any]) -> tuple[Any, str]:
+    """(priority, how it was chosen) from a service's raw routing values."""
+    if routing.get("priority") is not None:
+        return routing["priority"], "set"
+    if routing.get("pathPatterns", ["/*"]) == ["/*"] and not routing.get("hostHeaders"):
+        return CATCH_ALL_PRIORITY, "catch-all"
+    return derived_priority(name), "derived"
+
+
+def routing_priorities(services: dict[str, ServiceConfig]) -> dict[str, int]:
+    """Each service's listener-rule priority: explicit, else the catch-all's, else derived."""
+    return {
+        name: _priority(name, svc.routing.model_dump(by_alias=True, exclude_none=True))[0]
+        for name, svc in services.items()
+    }
+
+
+def _priority_problems(services: dict[str, Any]) -> list[str]:
+    problems = []
+    taken: dict[Any, tuple[str, str]] = {}
+    for name, svc in services.items():
+        routing = svc.get("routing") if isinstance(svc, dict) else None
+        routing = routing if isinstance(routing, dict) else {}
+        prio, how = _priority(name, routing)
+        if prio in taken and how == "set":
+            problems.append(
+                f"services.{name}.routing.priority: {prio} is also used by service {taken[prio][0]}; priorities must be unique"
+            )
+        elif prio in taken and how == "derived" == taken[prio][1]:
+            problems.append(
+                f"services.{name}.routing.priority: {name} and {taken[prio][0]} both get "
+                f"listener-rule priority {prio} (derived from their names); set "
+                "routing.priority on one of them to a number no other service uses"
+            )
+        elif prio in taken and how == taken[prio][1] == "catch-all":
+            continue  # two catch-alls: reported once, by the routing check
+        elif prio in taken:
+            problems.append(
+                f"services.{name}.routing.priority: {prio} (its {how} priority) is also used by "
+                f"service {taken[prio][0]}; set routing.priority on one of them to a free number"
+            )
+        else:
+            taken[prio] = (name, how)
+    return problems
+
+
 def _stack_wide_problems(raw: dict[str, Any]) -> list[str]:
     """Checks across keys, run on the raw values so they report even when other keys are bad."""
     problems: list[str] = []
@@ -1051,18 +1109,11 @@ def _stack_wide_problems(raw: dict[str, Any]) -> list[str]:
                 problems.append(
                     f"services.{name}: the name must be 1-24 chars of a-z, 0-9 and '-', starting with a letter (it becomes AWS names)"
                 )
-        priorities: dict[Any, str] = {}
+        problems.extend(_priority_problems(services))
         catch_all = []
         for name, svc in services.items():
             routing = svc.get("routing") if isinstance(svc, dict) else None
             routing = routing if isinstance(routing, dict) else {}
-            prio = routing.get("priority")
-            if prio is not None and prio in priorities:
-                problems.append(
-                    f"services.{name}.routing.priority: {prio} is also used by service {priorities[prio]}; priorities must be unique"
-                )
-            if prio is not None:
-                priorities[prio] = name
             if routing.get("pathPatterns", ["/*"]) == ["/*"] and not routing.get("hostHeaders"):
                 catch_all.append(name)
         if len(catch_all) > 1:

@@ -13,7 +13,7 @@ from ecs_delivery.components import access_logs, bootstrap, kms, naming
 from ecs_delivery.components import edge as edge_front
 from ecs_delivery.components.access_logs import AccessLogs
 from ecs_delivery.components.artifacts import artifact_bucket_name
-from ecs_delivery.components.config import ServiceConfig, StackConfig
+from ecs_delivery.components.config import ServiceConfig, StackConfig, routing_priorities
 from ecs_delivery.components.fargate_service import (
     Autoscaling,
     Container,
@@ -153,26 +153,6 @@ def _pull_arns(
         env.region, env.account_id, naming.ecr_repository(env.project, env.stack, owner)
     )
     return pull_repositories(image, own, (upstream_arns or {}).get(owner))
-
-
-def routing_priorities(services: dict[str, ServiceConfig]) -> dict[str, int]:
-    """Explicit priorities win; others get 100, 110, ... in name order; catch-alls go last."""
-    taken = {s.routing.priority for s in services.values() if s.routing.priority}
-    result: dict[str, int] = {}
-    next_priority = 100
-    for name in sorted(services):
-        svc = services[name]
-        if svc.routing.priority:
-            result[name] = svc.routing.priority
-            continue
-        if svc.routing.path_patterns == ["/*"] and not svc.routing.host_headers:
-            result[name] = 50000
-            continue
-        while next_priority in taken:
-            next_priority += 10
-        result[name] = next_priority
-        taken.add(next_priority)
-    return result
 
 
 def _service_bootstrap(name: str, svc: ServiceConfig, image: str) -> bootstrap.BootstrapContainer:
