@@ -354,7 +354,7 @@ class RoutingConfig(_Model):
         None,
         ge=1,
         le=50000,
-        description="Listener rule priority, unique per stack (lower is evaluated first). Omitted: derived from the service name alone (1000-49990, so adding or removing a service moves no other rule), a catch-all (`/*` only) 50000.",
+        description="Listener rule priority, unique per stack (lower is evaluated first). Omitted: derived from the service name alone (1000-49999, so adding or removing a service moves no other rule), a catch-all (`/*` only) 50000.",
     )
 
     @model_validator(mode="after")
@@ -1042,15 +1042,16 @@ class StackConfig(_Model):
         return value
 
 
-# Listener-rule priorities: a catch-all goes last; others are derived from the name alone
-# (steps of 10 from 1000, leaving 1-999 and the gaps for explicit ones).
+# Listener-rule priorities: a catch-all goes last; others are derived from the name alone, in
+# 1000-49999 (1-999 are left for explicit ones). The whole range keeps collisions rare: none
+# among svc000-svc199 (tools/bench_plan.py's names).
 CATCH_ALL_PRIORITY = 50000
-_FIRST_DERIVED, _DERIVED_SLOTS = 1000, 4900
+_FIRST_DERIVED, _DERIVED_SLOTS = 1000, 49000
 
 
 def derived_priority(name: str) -> int:
     """A service's listener-rule priority from its name alone (stable hash, never 50000)."""
-    return _FIRST_DERIVED + zlib.crc32(name.encode()) % _DERIVED_SLOTS * 10
+    return _FIRST_DERIVED + zlib.crc32(name.encode()) % _DERIVED_SLOTS
 
 
 def _priority(name: str, routing: dict[str, Any]) -> tuple[Any, str]:
