@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam
+from ecs_delivery.components.args import checked
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 # Fields a CODE_DEPLOY service takes only through a CodeDeploy deployment (AWS refuses
@@ -19,6 +20,7 @@ CODEDEPLOY_OWNED = ["taskDefinition", "loadBalancers", "networkConfiguration", "
 PLATFORM_VERSION = "LATEST"
 
 
+@checked
 @dataclass(frozen=True, kw_only=True)
 class Container:
     """The Pulumi-owned settings of the service's container; `image` is already resolved."""
@@ -47,6 +49,7 @@ class Autoscaling:
     scale_out_cooldown_seconds: int
 
 
+@checked
 @dataclass(frozen=True, kw_only=True)
 class FargateServiceArgs:
     cluster_arn: pulumi.Input[str]
@@ -272,6 +275,7 @@ class ExistingCluster:
     name: str
 
 
+@checked
 @dataclass(frozen=True, kw_only=True)
 class EcsClusterArgs:
     cluster_name: str
