@@ -8,6 +8,7 @@ prints the message without a traceback).
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import json
 import re
@@ -60,6 +61,61 @@ SECRET_LIKE = re.compile(
     r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL",
     re.IGNORECASE,
 )
+
+# The registry's image reference grammar (distribution/reference): each part checked on its own.
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_DOMAIN = re.compile(
+    r"^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+    r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$"
+)
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+IMAGE_GRAMMAR = "[registry/]repository[:tag][@sha256:<64 hex digits>]"
+
+
+def image_reference_problems(value: str) -> list[str]:
+    """Why `value` is not an image reference (empty: it is one)."""
+    problems = []
+    name, at, digest = value.partition("@")
+    if at and not _DIGEST.match(digest):
+        problems.append(f"digest {digest!r} is not sha256:<64 hex digits>")
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, _, tag = name.rpartition(":")
+        if not _TAG.match(tag):
+            problems.append(
+                f"tag {tag!r} is not 1-128 letters, digits, '_', '.' or '-' (not first)"
+            )
+    parts = name.split("/")
+    # As Docker splits it: a first part with '.', ':' or capitals, or localhost, is a registry.
+    first = parts[0]
+    if len(parts) > 1 and (
+        any(c in first for c in ".:") or first == "localhost" or first != first.lower()
+    ):
+        if not _DOMAIN.match(first):
+            problems.append(f"registry {first!r} is not a host name with an optional :port")
+        parts = parts[1:]
+    for part in parts:
+        if not _PATH_COMPONENT.match(part):
+            problems.append(
+                f"repository {part!r} is not lowercase letters and digits joined by '.', '_', '__' or '-'"
+            )
+    return problems
+
+
+def _image(value: str | None) -> str | None:
+    """A field validator: an image reference, or None."""
+    if value is None:
+        return value
+    problems = (
+        image_reference_problems(value) if value.strip() == value and value else ["empty or padded"]
+    )
+    if problems:
+        raise ValueError(
+            f"{value!r} is not an image reference: {'; '.join(problems)}; use {IMAGE_GRAMMAR}"
+        )
+    return value
+
 
 # A boolean: only true or false (YAML booleans), never "yes", 1 or "true".
 Flag = Annotated[bool, Strict()]
@@ -516,14 +572,7 @@ class ServiceConfig(_Model):
         description="Plain variables whose name only looks like a secret (e.g. `TOKEN_URL`).",
     )
 
-    @field_validator("bootstrap_image", "image")
-    @classmethod
-    def _image(cls, value: str | None) -> str | None:
-        if value is not None and (not value or any(c.isspace() for c in value)):
-            raise ValueError(
-                f"{value!r} is not an image reference; use repository:tag or repository@sha256:<digest>"
-            )
-        return value
+    _image = field_validator("bootstrap_image", "image")(_image)
 
     @field_validator("environment")
     @classmethod
@@ -665,6 +714,7 @@ class ScheduledTaskConfig(_Model):
             )
         return value
 
+    _image = field_validator("bootstrap_image", "image")(_image)
     _cpu = field_validator("cpu")(ServiceConfig._cpu.__func__)
     _memory = field_validator("memory")(ServiceConfig._memory.__func__)
     _env = field_validator("environment")(ServiceConfig._env.__func__)
@@ -993,6 +1043,10 @@ class StackConfig(_Model):
         AccessLogsConfig(), description="Load balancer and S3 server access logs."
     )
     kms: KmsConfig = Field(KmsConfig(), description="Customer-managed encryption key.")
+    allowed_regions: list[str] = Field(
+        default_factory=list,
+        description="Regions accepted for `aws:region` besides the ones the installed botocore knows (a region newer than it).",
+    )
 
     @field_validator("upstream_stack")
     @classmethod
@@ -1320,15 +1374,40 @@ def _raw_namespace_config() -> dict[str, Any]:
     return raw
 
 
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region of every partition in the installed botocore's endpoint data."""
+    import botocore.loaders
+
+    endpoints = botocore.loaders.create_loader().load_data("endpoints")
+    return frozenset(r for p in endpoints["partitions"] for r in p["regions"])
+
+
+def region_problems(region: str | None, allowed: Any) -> list[str]:
+    """`aws:region` missing, or unknown to botocore and not in `allowedRegions`."""
+    import botocore
+
+    if not region:
+        return [
+            "aws:region: required; run `pulumi config set aws:region <region>` (e.g. eu-west-1)"
+        ]
+    allowed = [str(a) for a in allowed] if isinstance(allowed, list) else []
+    if region in known_regions() or region in allowed:
+        return []
+    close = difflib.get_close_matches(region, sorted(known_regions()), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return [
+        f"aws:region: {region!r} is not a region botocore {botocore.__version__} knows; {hint}"
+        f"if it is a new region, allow it with ecs-delivery:allowedRegions: [{region}]"
+    ]
+
+
 def load() -> StackConfig:
     """Read and validate the current stack's configuration (and the AWS region it needs)."""
-    problems = (
-        []
-        if pulumi.Config("aws").get("region")
-        else ["aws:region: required; run `pulumi config set aws:region <region>` (e.g. eu-west-1)"]
-    )
+    raw = _raw_namespace_config()
+    problems = region_problems(pulumi.Config("aws").get("region"), raw.get("allowedRegions"))
     try:
-        parsed = parse(_raw_namespace_config())
+        parsed = parse(raw)
     except ConfigError as exc:
         raise ConfigError(problems + exc.problems) from None
     if problems:
