@@ -72,6 +72,9 @@ environment_platform = platform.build(
     {name: r.declared for name, r in resolutions.items()},
     {name: r.declared for name, r in task_resolutions.items()},
     upstream_repository_arns=(upstream_values or {}).get("ecrRepositoryArns"),
+    bootstrapping={
+        name for name, r in {**resolutions, **task_resolutions}.items() if r.bootstrapping
+    },
 )
 
 for key, value in environment_platform.outputs.items():

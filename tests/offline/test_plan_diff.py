@@ -51,7 +51,7 @@ WEB_CHANGE = [
     "    containerDefinitions.web.environment.LOG_LEVEL: debug → info",
     "    memory: 512 → 1024",
     "service web: rolls out blue/green: web.environment.LOG_LEVEL debug → info, "
-    "memory 512 → 1024; image web: (not deployed yet) -> public.ecr.aws/nginx/nginx:1.27-alpine",
+    "memory 512 → 1024; image web: (not deployed yet) -> public.ecr.aws/docker/library/busybox:1.36",
 ]
 
 

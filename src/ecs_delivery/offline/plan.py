@@ -223,12 +223,14 @@ def run(
     overrides: dict[str, Any] | None = None,
     root: Path = ROOT,
     preview: bool = False,
+    require_rollouts: bool = True,
     _downstream: tuple[str, ...] = (),
 ) -> Plan:
     """Run `__main__.py` of `root` for `stack` against the simulated cloud and return the plan.
 
     `preview=True` plans as a first `pulumi preview` sees the stack: every output of a
     resource being created is unknown (shown as `<computed>`), so nothing may depend on one.
+    `require_rollouts=False` admits a FargateService that nothing rolls out (`unwired_services`).
     """
     if not (root / "Pulumi.yaml").is_file():
         raise PlanError(
@@ -258,7 +260,7 @@ def run(
                 f"the stacks promote from each other in a cycle: {cycle}; "
                 "the first environment has no upstreamStack"
             )
-        upstream_plan = run(short, root=root, _downstream=chain)
+        upstream_plan = run(short, root=root, require_rollouts=require_rollouts, _downstream=chain)
         environment = environment.model_copy(
             update={"stacks": {**environment.stacks, upstream: upstream_plan.outputs}}
         )
@@ -305,6 +307,9 @@ def run(
         raise
     finally:
         gc.set_threshold(*thresholds)
+    unwired = unwired_services(monitor.registrations) if require_rollouts else []
+    if unwired:
+        raise PlanError("\n".join(unwired))
     stack_resource = pulumi_settings.get_root_resource()
     outputs = {k: _resolve(v) for k, v in getattr(stack_resource, "outputs", {}).items()}
     return Plan(
@@ -316,6 +321,30 @@ def run(
         invokes=cloud.invokes,
         warnings=diagnostics.warnings,
     )
+
+
+FARGATE_SERVICE = "ecs-delivery:service:FargateService"
+ROLLOUT = "pulumi-python:dynamic/rollout:ServiceRollout"
+
+
+def unwired_services(resources: list[Registration]) -> list[str]:
+    """One line per FargateService that nothing rolls out: its ECS service takes a new task
+    definition only through a CodeDeploy deployment, which only a ServiceRollout starts."""
+    rollouts = [r for r in resources if r.type == ROLLOUT]
+    problems = []
+    for fargate in sorted(
+        (r for r in resources if r.type == FARGATE_SERVICE), key=lambda r: r.name
+    ):
+        name = fargate.name
+        if any(r.parent == fargate.urn or r.name == f"{name}-rollout" for r in rollouts):
+            continue
+        problems.append(
+            f"FargateService {name!r}: its ECS service has the CODE_DEPLOY controller, so a "
+            "change to its task definition would never reach its running tasks; add a "
+            f"CodeDeployment target for it and ServiceRollout({f'{name}-rollout'!r}, ..., "
+            f"opts=ResourceOptions(parent={name})), as examples/library/__main__.py does"
+        )
+    return problems
 
 
 def render_tree(plan: Plan) -> str:
