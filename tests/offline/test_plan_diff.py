@@ -124,7 +124,7 @@ def test_the_same_plan_is_no_change_and_exits_0(tmp_path):
             "no-such-ref-or-file",
             "error: --base no-such-ref-or-file: neither a plan JSON file nor a git ref",
         ),
-        ("README.md", "error: README.md: not a plan JSON"),
+        ("README.md", "error: README.md:1:1: not valid JSON"),
     ],
 )
 def test_a_bad_base_exits_2_with_the_reason(base, message):

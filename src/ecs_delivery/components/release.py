@@ -57,6 +57,7 @@ ARCHITECTURE = "x86_64"
 # with the handler's real import closure.
 STEP_MODULES = (
     "ecs_delivery/__init__.py",
+    "ecs_delivery/inputs.py",
     "ecs_delivery/runtime/__init__.py",
     "ecs_delivery/runtime/aws.py",
     "ecs_delivery/runtime/codedeploy.py",

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecs_delivery import inputs
 from ecs_delivery.offline.plan import ROOT
 from ecs_delivery.offline.plan_tree import TASK_DEFINITION, compact
 
 SERVICE = "aws:ecs/service:Service"
+PLAN_MAX_BYTES = 256 << 20  # a plan of hundreds of services is tens of MiB
 DYNAMIC = "pulumi-python:dynamic"
 
 # Inputs whose change replaces the resource (the provider's ForceNew attributes, for the types
@@ -317,9 +319,9 @@ def base_plan(base: str, args: list[str], root: Path = ROOT) -> dict[str, Any]:
     path = Path(base)
     if path.is_file():
         try:
-            plan = json.loads(path.read_text())
-        except ValueError as exc:
-            raise DiffError(f"{base}: not a plan JSON ({exc})") from None
+            plan = inputs.load_json(path, base, max_bytes=PLAN_MAX_BYTES)
+        except inputs.ReadError as exc:
+            raise DiffError(f"{exc}; write a plan JSON with PLAN_JSON=") from None
         if not isinstance(plan, dict) or not isinstance(plan.get("resources"), list):
             raise DiffError(f"{base}: not a plan JSON (no resources); write one with PLAN_JSON=")
         return plan

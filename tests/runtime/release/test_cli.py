@@ -119,7 +119,7 @@ def test_missing_inventory_file_exits_2_without_a_traceback(
     code, _, err = run(sim, ["apply", *args])
 
     assert code == 2
-    assert "--inventory: cannot read" in err and "Traceback" not in err
+    assert "missing.json: cannot read: No such file" in err and "Traceback" not in err
 
 
 def test_plan_json_lists_changes_and_unchanged_services(sim: SimulatedAws, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ecs_delivery.offline.release_simulator import SimulatedAws
+from ecs_delivery.runtime.release.manifest import ManifestError
 from ecs_delivery.runtime.release.state import StateStore
 from ecs_delivery.runtime.release.state_machine import STEPS, definition
 from ecs_delivery.runtime.release.steps import (
@@ -222,6 +223,23 @@ def test_state_machine_rolls_the_whole_release_back_when_a_service_fails(sim: Si
 def test_state_machine_with_a_bad_manifest_fails_without_deploying(sim: SimulatedAws) -> None:
     text = "release: r1\nenvironment: dev\nservices:\n  ghost: {image: 'repo/ghost:1'}\n"
 
+    status, error, trace = execute(sim, {"manifest_yaml": text})
+
+    assert (status, error) == ("FAILED", "ReleaseFailed")
+    assert trace == ["Plan", "Rollback", "RollbackDone?", "NothingDeployed"]
+    assert sim.codedeploy.deployments == []
+
+
+def test_a_manifest_with_a_yaml_tag_fails_plan_as_bad_input_and_ends_nothing_deployed(
+    sim: SimulatedAws,
+) -> None:
+    text = sim.manifest_yaml("r1", "2.0.0", services=services(1)).replace(
+        "image:", "image: !env", 1
+    )
+    ctx = StepContext(aws=aws_of(sim), bucket=sim.bucket, config=config())
+
+    with pytest.raises(ManifestError, match=r"the YAML tag !env is not supported"):
+        plan_step(ctx, text, sim.inventory)
     status, error, trace = execute(sim, {"manifest_yaml": text})
 
     assert (status, error) == ("FAILED", "ReleaseFailed")

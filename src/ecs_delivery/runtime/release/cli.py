@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ecs_delivery import inputs
 from ecs_delivery.runtime.aws import RETRY_CONFIG
 from ecs_delivery.runtime.aws import session as aws_session
 from ecs_delivery.runtime.release.engine import (
@@ -31,12 +32,7 @@ from ecs_delivery.runtime.release.engine import (
 )
 from ecs_delivery.runtime.release.inventory import InventoryError, load_inventory
 from ecs_delivery.runtime.release.live import Aws, Clients, LiveStateError, TaskDefinitions
-from ecs_delivery.runtime.release.manifest import (
-    ManifestError,
-    load_manifest,
-    parse_yaml,
-    release_id,
-)
+from ecs_delivery.runtime.release.manifest import ManifestError, load_manifest, release_of
 from ecs_delivery.runtime.release.pacing import Clock, SystemClock
 from ecs_delivery.runtime.release.progress import LogProgress, TtyProgress, summary_table
 from ecs_delivery.runtime.release.state import StateStore
@@ -108,20 +104,18 @@ def _read(path: Path | None, flag: str) -> str:
     if path is None:
         raise UsageError(f"{flag} is required")
     try:
-        return path.read_text()
-    except OSError as error:
-        raise UsageError(f"{flag}: cannot read {path}: {error.strerror}") from None
+        return inputs.read_text(path)
+    except inputs.ReadError as error:
+        raise UsageError(f"{flag}: {error}") from None
 
 
 def _release_of(args: argparse.Namespace) -> str:
     if args.release:
         return str(args.release)
-    data, _ = parse_yaml(_read(args.manifest, "--manifest (or --release)"))
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(key), str) for key in ("environment", "release")
-    ):
+    found = release_of(_read(args.manifest, "--manifest (or --release)"))
+    if found is None:
         raise UsageError("--manifest: it names no environment and release; use --release <id>")
-    return release_id(data["environment"], data["release"])
+    return found
 
 
 def _config(args: argparse.Namespace) -> EngineConfig:
@@ -199,7 +193,9 @@ class Cli:
         inventory = load_inventory(self.args.inventory) if self.args.inventory else None
         if inventory is None:
             raise UsageError("--inventory is required")
-        manifest = load_manifest(_read(self.args.manifest, "--manifest"), inventory)
+        manifest = load_manifest(
+            _read(self.args.manifest, "--manifest"), inventory, str(self.args.manifest)
+        )
         if self.args.state_bucket:
             state, plan = prepare(self.aws, self._store(manifest.release_id), manifest, inventory)
             if state is not None:
@@ -222,7 +218,9 @@ class Cli:
         if self.args.inventory is None:
             raise UsageError("--inventory is required")
         inventory = load_inventory(self.args.inventory)
-        manifest = load_manifest(_read(self.args.manifest, "--manifest"), inventory)
+        manifest = load_manifest(
+            _read(self.args.manifest, "--manifest"), inventory, str(self.args.manifest)
+        )
         config = _config(self.args)
         store = self._store(manifest.release_id)
         definitions = TaskDefinitions(self.aws)
