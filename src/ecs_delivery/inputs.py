@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import json
+import math
 import re
 import types
 import typing
@@ -421,3 +422,29 @@ def validate(model: type[M], data: Any, document: Document | None = None, name: 
         if document is not None:
             raise ReadError(located(lines, document)) from None
         raise ReadError([f"{name}: {line}" if name else line for line in lines]) from None
+
+
+# --- numbers ------------------------------------------------------------------------
+
+
+def number(
+    value: Any, name: str, *, above: float = 0, at_most: float, whole: bool = False
+) -> float:
+    """`value` (text or number) as a finite number in (above, at_most]; else a ReadError
+    naming `name` (NaN passes every `<=` check, so comparisons alone let it through)."""
+    shown = value if isinstance(value, str) else repr(value)
+    try:
+        result = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        raise ReadError(f"{name}: {shown} is not a number") from None
+    if not math.isfinite(result):
+        raise ReadError(f"{name}: {shown} is not a finite number; give a number, e.g. 15")
+    if whole and result != int(result):
+        raise ReadError(f"{name}: {shown} is not a whole number")
+    if whole and result < above + 1:
+        raise ReadError(f"{name}: {shown} must be at least {int(above) + 1}")
+    if result <= above:
+        raise ReadError(f"{name}: {shown} must be more than {above:g}")
+    if result > at_most:
+        raise ReadError(f"{name}: {shown} must be at most {at_most:g}")
+    return result

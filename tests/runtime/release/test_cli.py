@@ -255,3 +255,33 @@ def test_an_emulator_without_stop_deployment_exits_3_with_one_error_line_and_the
     )
     assert "html" not in err
     assert "note: --endpoint-url http://localhost:5000: its deployments did not finish." in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--poll-seconds", "nan", "--poll-seconds: nan is not a finite number"),
+        ("--poll-seconds", "inf", "--poll-seconds: inf is not a finite number"),
+        ("--poll-seconds", "0", "--poll-seconds: 0 must be more than 0"),
+        ("--poll-seconds", "-5", "--poll-seconds: -5 must be more than 0"),
+        ("--timeout-minutes", "nan", "--timeout-minutes: nan is not a finite number"),
+        ("--timeout-minutes", "-inf", "--timeout-minutes: -inf is not a finite number"),
+        ("--timeout-minutes", "0", "--timeout-minutes: 0 must be more than 0"),
+        ("--timeout-minutes", "1e9", "--timeout-minutes: 1e9 must be at most 1440"),
+        ("--max-parallel", "0", "--max-parallel: 0 must be at least 1"),
+        ("--max-parallel", "2.5", "--max-parallel: 2.5 is not a whole number"),
+        ("--endpoint-url", "notaurl", "--endpoint-url: 'notaurl' is not an http(s) URL"),
+    ],
+)
+def test_numbers_and_urls_are_checked_naming_the_option_and_nothing_runs(
+    sim: SimulatedAws, tmp_path: Path, capsys: pytest.CaptureFixture[str], option, value, message
+) -> None:
+    args = [*files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0")), f"{option}={value}"]
+
+    with pytest.raises(SystemExit) as exited:
+        run(sim, ["apply", *args])
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert sim.codedeploy.deployments == [] and sim.ecs.calls["register_task_definition"] == 0

@@ -14,7 +14,8 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -44,6 +45,30 @@ class UsageError(Exception):
     """Bad command-line input (exit 2)."""
 
 
+def _checked(name: str, *, at_most: float, whole: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in range, or an error naming the option."""
+
+    def parse(text: str) -> float:
+        try:
+            value = inputs.number(text, name, at_most=at_most, whole=whole)
+        except inputs.ReadError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{name}: ")) from None
+        return int(value) if whole else value
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
+
+def _endpoint(text: str) -> str:
+    url = urllib.parse.urlsplit(text)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s) URL; e.g. http://localhost:5000 (moto) or "
+            "http://localhost:4566 (LocalStack)"
+        )
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecs-delivery release",
@@ -71,19 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument(
             "--max-parallel",
-            type=int,
+            type=_checked("--max-parallel", at_most=1000, whole=True),
             default=10,
             help="deployments in flight at once (default 10)",
         )
         command.add_argument(
             "--poll-seconds",
-            type=float,
+            type=_checked("--poll-seconds", at_most=3600),
             default=15.0,
             help="seconds between deployment polls (default 15)",
         )
         command.add_argument(
             "--timeout-minutes",
-            type=float,
+            type=_checked("--timeout-minutes", at_most=24 * 60),
             default=60.0,
             help="a deployment running longer fails (default 60)",
         )
@@ -91,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--profile", help="AWS profile")
         command.add_argument(
             "--endpoint-url",
+            type=_endpoint,
             help="send every AWS call here, e.g. http://localhost:5000 for a moto server or "
             "http://localhost:4566 for LocalStack (default: the AWS endpoints)",
         )
@@ -119,10 +145,6 @@ def _release_of(args: argparse.Namespace) -> str:
 
 
 def _config(args: argparse.Namespace) -> EngineConfig:
-    if args.max_parallel < 1:
-        raise UsageError(f"--max-parallel: {args.max_parallel} must be at least 1")
-    if args.poll_seconds <= 0 or args.timeout_minutes <= 0:
-        raise UsageError("--poll-seconds and --timeout-minutes must be positive")
     return EngineConfig(
         max_parallel=args.max_parallel,
         poll_seconds=args.poll_seconds,

@@ -50,6 +50,26 @@ class StepContext:
         return ReleaseEngine(self.aws, store, self.config)
 
 
+def event_field(event: Any, name: str) -> str:
+    """A name the state machine passes in the event; a bad event is bad input, named."""
+    if not isinstance(event, dict):
+        raise ReleaseInputError(f"event: expected a JSON object, got {type(event).__name__}")
+    if name not in event:
+        raise ReleaseInputError(f"event.{name}: required; the state machine passes it")
+    value = event[name]
+    if not isinstance(value, str) or not value:
+        raise ReleaseInputError(f"event.{name}: give a name (a non-empty string), got {value!r}")
+    return value
+
+
+def environment_number(environ: Any, name: str, default: float, at_most: float) -> float:
+    """A positive, finite number from the Lambda's environment (NaN would never time out)."""
+    try:
+        return inputs.number(environ.get(name, str(default)), name, at_most=at_most)
+    except inputs.ReadError as error:
+        raise ReleaseInputError(str(error)) from None
+
+
 def read_s3_text(aws: Aws, uri: str) -> str:
     """The text of an s3://bucket/key object."""
     if not uri.startswith("s3://") or "/" not in uri[5:]:
@@ -76,6 +96,10 @@ def load_inventory_object(aws: Aws, bucket: str, key: str) -> Inventory:
 
 def manifest_text(aws: Aws, event: dict[str, Any]) -> str:
     """The manifest from the execution input (inline text or an S3 object)."""
+    if not isinstance(event, dict):
+        raise ReleaseInputError(
+            f"execution input: expected a JSON object, got {type(event).__name__}"
+        )
     if isinstance(event.get("manifest_yaml"), str):
         return str(event["manifest_yaml"])
     if isinstance(event.get("manifest_s3_uri"), str):
@@ -167,6 +191,8 @@ def update_tasks_step(ctx: StepContext, release: str) -> dict[str, Any]:
 
 def _release_to_roll_back(ctx: StepContext, event: dict[str, Any]) -> StateStore | None:
     """The state of the release this execution started, or None if it started none."""
+    if not isinstance(event, dict):  # the plan refused this input: nothing was started
+        return None
     plan = event.get("plan")
     if isinstance(plan, dict) and isinstance(plan.get("release_id"), str):
         store = StateStore(ctx.aws.clients.s3, ctx.bucket, plan["release_id"], ctx.aws.clock)
@@ -218,6 +244,8 @@ def rollback_poll_step(ctx: StepContext, release: str) -> dict[str, Any]:
 __all__ = [
     "ManifestError",
     "StepContext",
+    "environment_number",
+    "event_field",
     "Throttled",
     "load_inventory_object",
     "manifest_text",
