@@ -375,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
+        if args.json_path and not Path(args.json_path).resolve().parent.is_dir():
+            raise PlanError(
+                f"--json {args.json_path}: the folder {Path(args.json_path).parent} does not "
+                "exist; create it or write the plan elsewhere"
+            )
         environment = SimulatedEnvironment.load(args.live) if args.live else None
         plan = run(
             args.stack,

@@ -285,3 +285,29 @@ def test_numbers_and_urls_are_checked_naming_the_option_and_nothing_runs(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert sim.codedeploy.deployments == [] and sim.ecs.calls["register_task_definition"] == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "done"),
+    [
+        ("plan", "nothing was changed"),
+        ("apply", "nothing was deployed"),
+        ("status", "nothing was changed"),
+        ("rollback", "the rollback did not start; nothing was changed"),
+    ],
+)
+def test_an_aws_error_is_not_bad_input_it_exits_4_saying_what_was_not_done(
+    sim: SimulatedAws, tmp_path: Path, command: str, done: str
+) -> None:
+    # A state bucket that does not exist: S3 answers NoSuchBucket to the first state read.
+    args = files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0"))
+    args[args.index("--state-bucket") + 1] = "no-such-bucket"
+    if command in ("status", "rollback"):
+        args += ["--release", "dev-r1"]
+
+    code, _, err = run(sim, [command, *args])
+
+    assert code == 4
+    assert err.startswith("AWS error: ") and "NoSuchBucket" in err
+    assert done in err and "bad input" not in err and "Traceback" not in err
+    assert sim.codedeploy.deployments == []

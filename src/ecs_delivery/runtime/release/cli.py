@@ -2,7 +2,8 @@
 
 Exit codes: 0 success or nothing to change; 1 the release failed and was rolled back (the
 failed service is named); 2 bad input (nothing deployed); 3 the rollback failed or was
-interrupted (a person must look: `release status`, then `release rollback`).
+interrupted (a person must look: `release status`, then `release rollback`); 4 AWS failed
+before anything was deployed (the message says what was and was not done; run it again).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ecs_delivery.runtime.release.pacing import Clock, SystemClock
 from ecs_delivery.runtime.release.progress import LogProgress, TtyProgress, summary_table
 from ecs_delivery.runtime.release.state import StateStore
 
-EXIT_OK, EXIT_ROLLED_BACK, EXIT_BAD_INPUT, EXIT_NEEDS_HUMAN = 0, 1, 2, 3
+EXIT_OK, EXIT_ROLLED_BACK, EXIT_BAD_INPUT, EXIT_NEEDS_HUMAN, EXIT_AWS = 0, 1, 2, 3, 4
 
 
 class UsageError(Exception):
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecs-delivery release",
         description="Release many ECS services and scheduled tasks from one manifest.",
-        epilog="exit codes: 0 ok, 1 failed and rolled back, 2 bad input, 3 rollback failed",
+        epilog="exit codes: 0 ok, 1 failed and rolled back, 2 bad input, 3 rollback failed, "
+        "4 AWS failed before anything was deployed",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
@@ -367,6 +369,15 @@ class Cli:
         )
 
 
+_NOT_DONE = {
+    "plan": "nothing was changed (plan only reads); run it again once AWS answers",
+    "status": "nothing was changed (status only reads); run it again once AWS answers",
+    "apply": "nothing was deployed; run `release apply` again once AWS answers",
+    "rollback": "the rollback did not start; nothing was changed; run `release rollback` "
+    "again once AWS answers",
+}
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -407,9 +418,10 @@ def main(
         err.write(f"error: {error}\nnothing was deployed\n")
         return EXIT_BAD_INPUT
     except (ClientError, BotoCoreError) as error:
-        # Raised before any deployment started (plan, state read): nothing changed.
-        err.write(f"AWS error: {error}\nnothing was deployed\n")
-        return EXIT_BAD_INPUT
+        # Raised before any deployment started (plan, state read): an AWS failure, not the
+        # user's input; what was not done depends on the command.
+        err.write(f"AWS error: {error}\n{_NOT_DONE[args.command]}\n")
+        return EXIT_AWS
     except KeyboardInterrupt:
         err.write(
             "interrupted: the release's state is saved; run `release status`, then "
