@@ -19,7 +19,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from ecs_delivery.components.config import NAMESPACE, StackConfig, _unwrap
+from ecs_delivery.components.config import NAMESPACE, StackConfig
+from ecs_delivery.inputs import _unwrap
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -12,10 +12,8 @@ import functools
 import ipaddress
 import json
 import re
-import types
-import typing
 import zlib
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import pulumi
 from pydantic import (
@@ -30,7 +28,9 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from ecs_delivery import inputs
 from ecs_delivery.components import bootstrap
+from ecs_delivery.inputs import Problems, elide
 
 NAMESPACE = "ecs-delivery"
 
@@ -121,15 +121,6 @@ def _image(value: str | None) -> str | None:
 Flag = Annotated[bool, Strict()]
 
 
-def elide(names: typing.Iterable[Any], limit: int = 5) -> str:
-    """A list for a message: the first `limit` items, then how many more."""
-    items = [str(n) for n in names]
-    if len(items) <= limit:
-        return repr(items)
-    shown = ", ".join(repr(n) for n in items[:limit])
-    return f"[{shown}, … {len(items) - limit} more]"
-
-
 class ConfigError(pulumi.RunError):
     """A stack configuration is invalid; the message lists every problem, one per line."""
 
@@ -140,14 +131,6 @@ class ConfigError(pulumi.RunError):
             f"invalid stack configuration ({len(problems)} problem(s)):\n{lines}\n"
             "See the configuration reference in README.md."
         )
-
-
-class Problems(ValueError):
-    """Cross-field problems found by a model validator: (field alias, message) pairs."""
-
-    def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems
-        super().__init__("; ".join(f"{f}: {m}" for f, m in problems))
 
 
 class _Model(BaseModel):
@@ -1248,53 +1231,11 @@ def _secret_like_environment(path: str, unit: Any) -> list[str]:
     return problems
 
 
-# --- error formatting -------------------------------------------------------------
-
-
-def _field_type(model: type[BaseModel] | None, key: str) -> Any:
-    if model is None:
-        return None
-    for field_name, info in model.model_fields.items():
-        if key in (field_name, info.alias):
-            return info.annotation
-    return None
-
-
-def _unwrap(annotation: Any) -> Any:
-    """Return the model class reached through Optional/dict/list annotations, or None."""
-    origin = typing.get_origin(annotation)
-    if origin in (Union, types.UnionType, Annotated):
-        for arg in typing.get_args(annotation):
-            found = _unwrap(arg)
-            if found is not None:
-                return found
-        return None
-    if origin in (dict, list):
-        return ("container", _unwrap(typing.get_args(annotation)[-1]))
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def _model_at(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
-    """Walk `root` along an error location to the model that holds its last key."""
-    current: Any = root
-    for part in loc:
-        if current is None:
-            return None
-        if isinstance(current, tuple):  # inside dict/list: this part is a key or index
-            current = current[1]
-            continue
-        current = _unwrap(_field_type(current, str(part)))
-    return current if isinstance(current, type) else None
-
-
-def _known_keys(model: type[BaseModel]) -> list[str]:
-    return [info.alias or name for name, info in model.model_fields.items()]
+# --- error formatting: the one formatter of every reader (ecs_delivery.inputs) -----
 
 
 # Keys earlier versions accepted, with what replaced them.
-RETIRED_KEYS: dict[tuple[str, ...], str] = {
+RETIRED_KEYS: dict[tuple[str | int, ...], str] = {
     ("promote",): (
         "replaced by promoteRelease: <commit> (the upstream release to take, named so that "
         "leaving it committed is harmless); remove promote (`pulumi config rm "
@@ -1303,38 +1244,14 @@ RETIRED_KEYS: dict[tuple[str, ...], str] = {
 }
 
 
-def _format(error: dict[str, Any], root: type[BaseModel]) -> list[str]:
-    loc = tuple(p for p in error["loc"] if p != "[key]")
-    path = ".".join(str(p) for p in loc) or "(root)"
-    kind = error["type"]
-    exc = (error.get("ctx") or {}).get("error")
-    if isinstance(exc, Problems):
-        return [f"{path + '.' if loc else ''}{field}: {msg}" for field, msg in exc.problems]
-    if kind == "extra_forbidden" and root is StackConfig and loc in RETIRED_KEYS:
-        return [f"{path}: {RETIRED_KEYS[loc]}"]
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1], root)
-        known = _known_keys(parent) if parent else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {elide(known, 12)}"
-        return [f"{path}: unknown key; {hint}"]
-    if kind == "missing":
-        return [f"{path}: required; add it to the stack file"]
-    if kind == "bool_type":
-        value = error.get("input")
-        return [f"{path}: use true or false (an unquoted YAML boolean), got {value!r}"]
-    message = error["msg"].removeprefix("Value error, ")
-    value = error.get("input")
-    shown = "" if isinstance(value, dict | list) or kind == "value_error" else f" (got {value!r})"
-    return [f"{path}: {message}{shown}"]
-
-
 def validation_problems(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     """One line per problem of a pydantic error of `root`, naming the key path and the fix."""
-    problems: list[str] = []
-    for error in exc.errors(include_url=False):
-        problems.extend(_format(error, root))
-    return problems
+    return inputs.problems(
+        exc,
+        root,
+        retired=RETIRED_KEYS if root is StackConfig else None,
+        missing="required; add it to the stack file",
+    )
 
 
 def _typo_cascade(problems: list[str]) -> list[str]:

@@ -57,6 +57,7 @@ ARCHITECTURE = "x86_64"
 # with the handler's real import closure.
 STEP_MODULES = (
     "ecs_delivery/__init__.py",
+    "ecs_delivery/inputs.py",
     "ecs_delivery/runtime/__init__.py",
     "ecs_delivery/runtime/aws.py",
     "ecs_delivery/runtime/codedeploy.py",
@@ -141,8 +142,12 @@ def validate_buildspec(
             "build": {
                 "commands": [
                     # Exit 2: manifest errors (printed, one per key); nothing is released.
+                    # No pipe: CodeBuild's /bin/sh has no pipefail, and `| tee` would hide
+                    # the plan's exit status; the `||` group fails the command in any shell.
                     f"PYTHONPATH=/tmp/tooling python -m ecs_delivery.runtime.release plan --manifest {manifest_path} "
-                    f"--inventory /tmp/inventory.json --state-bucket {state_bucket} | tee /tmp/plan.txt",
+                    f"--inventory /tmp/inventory.json --state-bucket {state_bucket} > /tmp/plan.txt 2>&1 "
+                    "|| (cat /tmp/plan.txt; exit 1)",
+                    "cat /tmp/plan.txt",
                     "export RELEASE_ID=$(python -c \"import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))['release'])\" "
                     f"{manifest_path})",
                     "export RELEASE_SUMMARY=\"release $RELEASE_ID: $(grep -c '' /tmp/plan.txt) plan lines; "

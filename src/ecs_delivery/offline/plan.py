@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi import _types as pulumi_types
 from pulumi.runtime import resource as pulumi_resource
 from pulumi.runtime import settings as pulumi_settings
@@ -33,8 +32,9 @@ from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from ecs_delivery import inputs
 from ecs_delivery.components.config import NAMESPACE, ConfigError
-from ecs_delivery.offline import plan_tree, yamlfile
+from ecs_delivery.offline import plan_tree
 from ecs_delivery.offline.simcloud import (
     RecordingMonitor,
     Registration,
@@ -116,7 +116,7 @@ class Plan:
         return matches[0]
 
 
-def stack_file(stack: str, root: Path = ROOT) -> yamlfile.Document:
+def stack_file(stack: str, root: Path = ROOT) -> inputs.Document:
     """The parsed `Pulumi.<stack>.yaml` of `root` (with key lines); bad files are PlanErrors."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
@@ -125,10 +125,10 @@ def stack_file(stack: str, root: Path = ROOT) -> yamlfile.Document:
         )
         raise PlanError(f"no stack file {path.name}; known stacks: {', '.join(stacks)}")
     try:
-        document = yamlfile.parse(path.read_text(), path.name)
-        yamlfile.mapping(document, (), "a stack file")
-        yamlfile.mapping(document, ("config",), "config")
-    except yamlfile.FileProblem as exc:
+        document = inputs.parse_yaml(inputs.read_text(path, path.name), path.name)
+        inputs.mapping(document, (), "a stack file")
+        inputs.mapping(document, ("config",), "config")
+    except inputs.ReadError as exc:
         raise PlanError(str(exc)) from None
     return document
 
@@ -137,7 +137,7 @@ def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
     return dict((stack_file(stack, root).data or {}).get("config") or {})
 
 
-def _located(exc: ConfigError, document: yamlfile.Document, overridden: set[str]) -> ConfigError:
+def _located(exc: ConfigError, document: inputs.Document, overridden: set[str]) -> ConfigError:
     """The same problems, each prefixed with the stack file and line of its key."""
     problems = []
     for problem in exc.problems:
@@ -236,12 +236,17 @@ def run(
         raise PlanError(
             f"no Pulumi.yaml in {root} or its parents: run the plan inside a Pulumi project"
         )
-    project = (yaml.safe_load((root / "Pulumi.yaml").read_text()) or {})["name"]
+    try:
+        project = inputs.mapping(inputs.load_yaml(root / "Pulumi.yaml", "Pulumi.yaml")).get("name")
+    except inputs.ReadError as exc:
+        raise PlanError(str(exc)) from None
+    if not isinstance(project, str) or not project:
+        raise PlanError("Pulumi.yaml: name: required; name the project (e.g. name: ecs-delivery)")
     if config is None:
         document = stack_file(stack, root)
         values = dict((document.data or {}).get("config") or {})
     else:  # a config given in code has no file to point into
-        document, values = yamlfile.Document("config", {}, {}), dict(config)
+        document, values = inputs.Document("config", {}, {}), dict(config)
     for key, value in (overrides or {}).items():
         _override(values, key if ":" in key else f"{project}:{key}", value)
     # No default: the program refuses a stack without aws:region, and a default would plan
@@ -399,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
+        if args.json_path and not Path(args.json_path).resolve().parent.is_dir():
+            raise PlanError(
+                f"--json {args.json_path}: the folder {Path(args.json_path).parent} does not "
+                "exist; create it or write the plan elsewhere"
+            )
         environment = SimulatedEnvironment.load(args.live) if args.live else None
         plan = run(
             args.stack,

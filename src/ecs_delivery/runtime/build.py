@@ -27,7 +27,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ecs_delivery.runtime.codedeploy import VALIDATION_HOOK_EVENT, DeploymentError, validation_hooks
+from ecs_delivery.runtime.codedeploy import (
+    PIPELINE_NEXT_STEP,
+    VALIDATION_HOOK_EVENT,
+    DeploymentError,
+    validation_hooks,
+)
 from ecs_delivery.runtime.live import NotRunningError
 from ecs_delivery.runtime.promotion import (
     PromotionRecord,
@@ -216,7 +221,11 @@ def ship(
         )
         extra = {"sleep": sleep} if sleep is not None else {}
         return rollout(ecs, codedeploy, request, **extra)
-    except (ValueError, DeploymentError, NotRunningError) as error:
+    except DeploymentError as error:
+        # The core's wording is for `pulumi up`; here the next step is the pipeline's.
+        message = error.for_caller(PIPELINE_NEXT_STEP)
+        raise BuildError(f"{target.cluster}/{target.service}: {message}") from None
+    except (ValueError, NotRunningError) as error:
         # The rollout's messages name the service, the value and the fix already.
         raise BuildError(f"{target.cluster}/{target.service}: {error}") from None
 

@@ -30,8 +30,23 @@ DESCRIPTION_MAX_CHARS = 2048  # CodeDeploy rejects longer descriptions
 _DEPLOYMENT_ID = re.compile(r"\bd-[A-Z0-9]{6,}\b")
 
 
+# What to do next depends on who deployed: the rollout of `pulumi up` (the default wording)
+# or the pipeline's deploy step (`for_caller(PIPELINE_NEXT_STEP)`).
+PULUMI_NEXT_STEP = "run `pulumi up` again"
+PIPELINE_NEXT_STEP = "re-run this pipeline's deploy stage (Retry in the CodePipeline console)"
+
+
 class DeploymentError(Exception):
     """A CodeDeploy deployment could not be started or did not succeed."""
+
+    template = ""  # a message with {next} where the caller's next step goes
+
+    def __str__(self) -> str:
+        return self.for_caller(PULUMI_NEXT_STEP) if self.template else super().__str__()
+
+    def for_caller(self, next_step: str) -> str:
+        """The message, with `next_step` as what the reader does once the cause is dealt with."""
+        return self.template.format(next=next_step) if self.template else str(self)
 
 
 class DeploymentInProgressError(DeploymentError):
@@ -43,14 +58,15 @@ class DeploymentInProgressError(DeploymentError):
         self.deployment_ids = list(deployment_ids)
         ids = ", ".join(self.deployment_ids) or "(id not reported)"
         first = self.deployment_ids[0] if self.deployment_ids else "<id>"
-        super().__init__(
+        self.template = (
             f"CodeDeploy deployment group {application}/{group} already has a deployment in "
             f"progress: {ids}. Refusing to start another one over it. Either wait for it "
             f"to finish (`aws deploy wait deployment-successful --deployment-id {first}`) "
-            "and run `pulumi up` again, or stop it and let CodeDeploy roll it back "
+            "and {next}, or stop it and let CodeDeploy roll it back "
             f"(`aws deploy stop-deployment --deployment-id {first} --auto-rollback-enabled`) "
-            "and then run `pulumi up` again."
+            "and then {next}."
         )
+        super().__init__(self.for_caller(PULUMI_NEXT_STEP))
 
 
 class DeploymentFailedError(DeploymentError):
@@ -94,13 +110,14 @@ class DeploymentTimeoutError(DeploymentError):
         self.deployment_id = deployment_id
         self.timeout_seconds = timeout_seconds
         self.last_status = last_status
-        super().__init__(
+        self.template = (
             f"CodeDeploy deployment {deployment_id} did not finish within "
             f"{_duration(timeout_seconds)} (last status: {last_status}). It keeps running in "
             "CodeDeploy; stopped waiting only. Check it with "
-            f"`aws deploy get-deployment --deployment-id {deployment_id}`, then run "
-            "`pulumi up` again (or raise the rollout timeout)."
+            f"`aws deploy get-deployment --deployment-id {deployment_id}`; once it has ended, "
+            "{next} (or raise the timeout)."
         )
+        super().__init__(self.for_caller(PULUMI_NEXT_STEP))
 
 
 def _duration(seconds: float) -> str:

@@ -39,12 +39,13 @@ A scheduled task names exactly one of `schedule` (EventBridge Scheduler) or `rul
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+
+from ecs_delivery import inputs
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -131,25 +132,16 @@ def parse_inventory(data: Any, source: str = "inventory") -> Inventory:
     try:
         return Inventory.model_validate(data)
     except ValidationError as error:
-        lines = [
-            f"{source}: {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}"
-            for e in error.errors()
-        ]
+        lines = [f"{source}: {line}" for line in inputs.problems(error, Inventory)]
         raise InventoryError("\n".join(lines)) from None
 
 
 def load_inventory(path: str | Path) -> Inventory:
     """Read and validate an inventory file: any of the shapes `inventory_of` accepts."""
     try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise InventoryError(f"--inventory: cannot read {path}: {error.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InventoryError(
-            f"--inventory: {path} is not JSON (line {error.lineno}: {error.msg})"
-        ) from None
+        data = inputs.load_json(path)
+    except inputs.ReadError as error:
+        raise InventoryError(str(error)) from None
     return parse_inventory(inventory_of(data, str(path)), source=str(path))
 
 
