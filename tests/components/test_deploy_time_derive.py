@@ -274,25 +274,23 @@ def test_the_shipped_revision_is_what_ran_with_only_the_image_replaced(aws, dev,
         old = effective_content(before[deployment.service])
         old["containerDefinitions"][0]["image"] = built[deployment.service]
         assert effective_content(deployment.task_definition) == old
-        assert deployment.appspec == {
-            "version": 0.0,
-            "Resources": [
-                {
-                    "TargetService": {
-                        "Type": "AWS::ECS::Service",
-                        "Properties": {
-                            "TaskDefinition": deployment.task_definition["taskDefinitionArn"],
-                            "LoadBalancerInfo": {
-                                "ContainerName": deployment.service,
-                                "ContainerPort": PORTS[deployment.service],
-                            },
-                        },
-                    }
-                }
-            ],
-            # No NetworkConfiguration/PlatformVersion: the service keeps the ones it has.
-            "Hooks": [{"AfterAllowTestTraffic": "ecs-delivery-dev-validation-hook"}],
+        properties = deployment.appspec["Resources"][0]["TargetService"]["Properties"]
+        assert properties["TaskDefinition"] == deployment.task_definition["taskDefinitionArn"]
+        assert properties["LoadBalancerInfo"] == {
+            "ContainerName": deployment.service,
+            "ContainerPort": PORTS[deployment.service],
         }
+        # The AppSpec is complete: any network and platform version come from what runs
+        # (tests/runtime/test_rollout.py checks them against a PRIMARY task set).
+        assert set(properties) <= {
+            "TaskDefinition",
+            "LoadBalancerInfo",
+            "NetworkConfiguration",
+            "PlatformVersion",
+        }
+        assert deployment.appspec["Hooks"] == [
+            {"AfterAllowTestTraffic": "ecs-delivery-dev-validation-hook"}
+        ]
     assert [d.service for d in run.deployments] == ["api", "web"]
 
 
