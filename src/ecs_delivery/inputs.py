@@ -428,10 +428,17 @@ def validate(model: type[M], data: Any, document: Document | None = None, name: 
 
 
 def number(
-    value: Any, name: str, *, above: float = 0, at_most: float, whole: bool = False
+    value: Any,
+    name: str,
+    *,
+    above: float = 0,
+    at_most: float,
+    whole: bool = False,
+    zero: bool = False,
 ) -> float:
-    """`value` (text or number) as a finite number in (above, at_most]; else a ReadError
-    naming `name` (NaN passes every `<=` check, so comparisons alone let it through)."""
+    """`value` (text or number) as a finite number in (above, at_most] (with `zero`, 0 too);
+    else a ReadError naming `name` (NaN passes every `<=` check, so comparisons alone let it
+    through)."""
     shown = value if isinstance(value, str) else repr(value)
     try:
         result = float(value) if not isinstance(value, bool) else math.nan
@@ -443,6 +450,8 @@ def number(
         raise ReadError(f"{name}: {shown} is not a whole number")
     if whole and result < above + 1:
         raise ReadError(f"{name}: {shown} must be at least {int(above) + 1}")
+    if zero and result == 0:
+        return result
     if result <= above:
         raise ReadError(f"{name}: {shown} must be more than {above:g}")
     if result > at_most:

@@ -143,10 +143,9 @@ def test_build_tooling_is_the_delivery_package_without_bytecode_at_the_buildspec
         names
     )
     assert "ecs_delivery/__init__.py" in names
-    assert all(
-        (n.startswith(f"{runtime}/") or n == "ecs_delivery/__init__.py") and n.endswith(".py")
-        for n in names
-    )
+    # The runtime, and the one reader of user files (ecs_delivery/inputs.py) it reads with.
+    top = {"ecs_delivery/__init__.py", "ecs_delivery/inputs.py"}
+    assert all((n.startswith(f"{runtime}/") or n in top) and n.endswith(".py") for n in names)
     assert not any("__pycache__" in n for n in names)
     key = registration.inputs["key"]
     assert key == pipeline_module.tooling_key()

@@ -62,6 +62,7 @@ STEP_MODULES = (
     "ecs_delivery/runtime/aws.py",
     "ecs_delivery/runtime/codedeploy.py",
     "ecs_delivery/runtime/live.py",
+    "ecs_delivery/runtime/rollout.py",
     "ecs_delivery/runtime/taskdef.py",
     "ecs_delivery/runtime/release/__init__.py",
     "ecs_delivery/runtime/release/engine.py",

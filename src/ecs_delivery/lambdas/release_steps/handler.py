@@ -45,7 +45,9 @@ def _context() -> StepContext:
         deployment_timeout_seconds=environment_number(
             os.environ, "DEPLOYMENT_TIMEOUT_SECONDS", 3600, at_most=86_400
         ),
-        start_grace_seconds=environment_number(os.environ, "START_GRACE_SECONDS", 900, 86_400),
+        start_grace_seconds=environment_number(
+            os.environ, "START_GRACE_SECONDS", 900, 86_400, zero=True
+        ),
     )
     clients = Clients(
         ecs=client("ecs"),

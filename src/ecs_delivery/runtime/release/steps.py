@@ -62,10 +62,13 @@ def event_field(event: Any, name: str) -> str:
     return value
 
 
-def environment_number(environ: Any, name: str, default: float, at_most: float) -> float:
-    """A positive, finite number from the Lambda's environment (NaN would never time out)."""
+def environment_number(
+    environ: Any, name: str, default: float, at_most: float, zero: bool = False
+) -> float:
+    """A positive (with `zero`, or 0), finite number from the Lambda's environment (NaN
+    would never time out)."""
     try:
-        return inputs.number(environ.get(name, str(default)), name, at_most=at_most)
+        return inputs.number(environ.get(name, str(default)), name, at_most=at_most, zero=zero)
     except inputs.ReadError as error:
         raise ReleaseInputError(str(error)) from None
 
