@@ -380,3 +380,26 @@ def test_a_promotion_record_with_a_short_digest_is_refused_naming_the_image():
         parse_record(record)
     full = {**record, "images": {"web": {"app": record["images"]["web"]["app"][:-3] + "a" * 64}}}
     assert parse_record(full).images["web"]["app"].endswith("a" * 64)
+
+
+@pytest.mark.parametrize("digest", ["abc123", "b" * 63, "B" * 64])
+def test_the_pipelines_ship_refuses_a_digest_that_is_not_64_hex_digits(world, clock, digest):
+    from ecs_delivery.runtime.build import BuildError, ShipTarget, ship
+
+    target = ShipTarget(
+        cluster=world.cluster,
+        service=world.service,
+        family=world.family,
+        application=world.application,
+        deployment_group=world.group,
+        container_name=world.container,
+        container_port=world.port,
+    )
+    short = f"{world.pipeline_image.split('@')[0]}@sha256:{digest}"
+
+    with pytest.raises(BuildError, match="is not a digest reference"):
+        # A tiny timeout: ship() waits on the real clock, should a deployment start.
+        ship(world.ecs, world.codedeploy, target, short, timeout_seconds=0.01, sleep=clock.sleep)
+
+    assert world.revisions() == []
+    assert world.deployments() == []
