@@ -72,6 +72,9 @@ environment_platform = platform.build(
     {name: r.declared for name, r in resolutions.items()},
     {name: r.declared for name, r in task_resolutions.items()},
     upstream_repository_arns=(upstream_values or {}).get("ecrRepositoryArns"),
+    bootstrapping={
+        name for name, r in {**resolutions, **task_resolutions}.items() if r.bootstrapping
+    },
 )
 
 for key, value in environment_platform.outputs.items():
@@ -137,6 +140,7 @@ if settings.release:
         groups={name: naming.deployment_group(name) for name in settings.services},
         tasks={name: families[name] for name in settings.scheduled_tasks},
         service_families={name: families[name] for name in settings.services},
+        validation_hook=delivery_side.validation_hook,
     )
     releases = release.Release(
         "release",

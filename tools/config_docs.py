@@ -19,7 +19,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from ecs_delivery.components.config import NAMESPACE, StackConfig, _unwrap
+from ecs_delivery.components.config import NAMESPACE, StackConfig
+from ecs_delivery.inputs import _unwrap
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -125,8 +126,14 @@ def stack_schema() -> dict[str, Any]:
 # --- Pulumi.yaml `config:` block --------------------------------------------------------------
 
 # The JSON Schema type of a top-level key -> Pulumi project config type (object needs Pulumi
-# >= 3.186; arrays would need `items`, and no top-level key is a list).
-_PULUMI_TYPES = {"object": "object", "string": "string", "integer": "integer", "boolean": "boolean"}
+# >= 3.186; an array also declares its `items`).
+_PULUMI_TYPES = {
+    "object": "object",
+    "string": "string",
+    "integer": "integer",
+    "boolean": "boolean",
+    "array": "array",
+}
 
 
 def _pulumi_type(prop: dict[str, Any]) -> str:
@@ -150,6 +157,8 @@ def project_config() -> dict[str, Any]:
             "type": _pulumi_type(props[key]),
             "description": info.description,
         }
+        if entry["type"] == "array":
+            entry["items"] = {"type": _pulumi_type(props[key]["items"])}
         default = _default(info)
         # Only scalar defaults: Pulumi writes a default into the config the program reads.
         if isinstance(default, bool | int | str) and default is not NESTED:

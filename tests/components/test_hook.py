@@ -120,8 +120,8 @@ def test_a_vpc_without_nat_is_refused_naming_each_missing_piece():
         "network.natGateways: none needs loadBalancer.internal: true (the validation hook in "
         "the private subnets reaches an internet-facing load balancer's test listener only "
         "through NAT); set it, or use single or perAz",
-        f"services.api.bootstrapImage: 'public.ecr.aws/nginx/nginx:1.27-alpine' {no_pull}",
-        f"services.web.bootstrapImage: 'public.ecr.aws/nginx/nginx:1.27-alpine' {no_pull}",
+        f"services.api.bootstrapImage: 'public.ecr.aws/docker/library/busybox:1.36' {no_pull}",
+        f"services.web.bootstrapImage: 'public.ecr.aws/docker/library/busybox:1.36' {no_pull}",
         "scheduledTasks.nightly-report.bootstrapImage: "
         f"'public.ecr.aws/docker/library/busybox:1.36' {no_pull}",
     ]

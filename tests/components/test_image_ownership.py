@@ -19,7 +19,7 @@ from tests.support.registrations import containers, policy
 
 REPO = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/ecs-delivery-dev"
 SERVICES = ["alpha", "beta", "gamma", "delta"]
-BOOTSTRAP = "public.ecr.aws/nginx/nginx:1.27-alpine"
+BOOTSTRAP = "public.ecr.aws/docker/library/busybox:1.36"
 ROLLOUT = "pulumi-python:dynamic/rollout:ServiceRollout"
 RELEASE = "3f9c2a1"
 

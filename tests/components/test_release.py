@@ -113,10 +113,14 @@ def test_release_steps_pass_task_roles_only_to_ecs_and_scheduler_roles_only_to_t
     assert [
         r.split("/")[-1].startswith("task-nightly-report-scheduler") for r in schedulers["Resource"]
     ] == [True]
-    # The stack's own CodeDeploy application: every group of it, and no other application's.
-    assert statements["Deployments"]["Resource"] == [
-        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/*",
+    # Exactly the stack's deployment groups, polled with BatchGetDeployments.
+    deployments = {s["Sid"]: s for s in units["Statement"]}["Deployments"]
+    assert deployments["Resource"] == [
+        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/api",
+        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/web",
     ]
+    assert "codedeploy:BatchGetDeployments" in deployments["Action"]
+    assert "Deployments" not in statements
     assert statements["Schedules"]["Resource"] == [
         "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/ecs-delivery-dev-nightly-report"
     ]
@@ -157,7 +161,8 @@ def test_prod_runs_releases_five_at_a_time(prod_plan):
 
 def test_release_steps_may_list_the_state_bucket_so_a_missing_record_reads_as_missing(dev_plan):
     """Without s3:ListBucket, S3 answers GetObject of a missing key with 403, not 404: the
-    first release of a stack (no record yet) would fail as 'access denied'."""
+    first release of a stack (no record yet) would fail as 'access denied'. Unconditioned:
+    that check carries no s3:prefix (tests/policy/test_role_calls.py)."""
     statements = {s["Sid"]: s for s in policy(dev_plan, "release-steps")["Statement"]}
     bucket = "arn:aws:s3:::ecs-delivery-dev-123456789012-eu-west-1-releases"
     assert statements["ReleaseStateKeys"] == {
@@ -165,7 +170,6 @@ def test_release_steps_may_list_the_state_bucket_so_a_missing_record_reads_as_mi
         "Effect": "Allow",
         "Action": "s3:ListBucket",
         "Resource": bucket,
-        "Condition": {"StringLike": {"s3:prefix": ["releases/*", "inventory.json"]}},
     }
 
 

@@ -220,3 +220,14 @@ def test_a_bad_simulated_environment_file_gets_the_stack_file_style(tmp_path):
         f"  {live}:3: services.web.unreadable: use true or false (an unquoted YAML boolean), "
         "got 'yes'\n" in stderr
     ), stderr
+
+
+def test_json_into_a_missing_folder_is_refused_before_planning(tmp_path):
+    result = _plan("--stack", "dev", "--json", str(tmp_path / "nope" / "plan.json"))
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: --json {tmp_path / 'nope' / 'plan.json'}: the folder {tmp_path / 'nope'} does "
+        "not exist; create it or write the plan elsewhere"
+    )
+    assert result.stdout == ""

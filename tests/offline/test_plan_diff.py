@@ -51,7 +51,7 @@ WEB_CHANGE = [
     "    containerDefinitions.web.environment.LOG_LEVEL: debug → info",
     "    memory: 512 → 1024",
     "service web: rolls out blue/green: web.environment.LOG_LEVEL debug → info, "
-    "memory 512 → 1024; image web: (not deployed yet) -> public.ecr.aws/nginx/nginx:1.27-alpine",
+    "memory 512 → 1024; image web: (not deployed yet) -> public.ecr.aws/docker/library/busybox:1.36",
 ]
 
 
@@ -124,7 +124,7 @@ def test_the_same_plan_is_no_change_and_exits_0(tmp_path):
             "no-such-ref-or-file",
             "error: --base no-such-ref-or-file: neither a plan JSON file nor a git ref",
         ),
-        ("README.md", "error: README.md: not a plan JSON"),
+        ("README.md", "error: README.md:1:1: not valid JSON"),
     ],
 )
 def test_a_bad_base_exits_2_with_the_reason(base, message):
@@ -319,3 +319,45 @@ def test_policy_statements_compare_by_sid_and_lists_say_what_was_added_and_remov
         "~ update aws:iam/rolePolicy:RolePolicy r",
         '    policy.Statement.Read.Resource: removed ["a"]; added ["c"]',
     ]
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        ([], "base.json: not a plan JSON (a JSON list)"),
+        ({"stack": "dev", "resources": [1]}, "base.json: resources.0: Input should be"),
+        ({"stack": "dev", "resources": [{"urn": "u", "type": "t"}]}, "resources.0.name: required"),
+        (
+            {"stack": "dev", "resources": [{"urn": "u", "type": "t", "name": "n", "options": []}]},
+            "base.json: resources.0.options: Input should be a valid dictionary",
+        ),
+        ({"stack": "dev", "resources": [], "outputs": {"imageResolution": []}}, "imageResolution"),
+        ({"resources": []}, "base.json: stack: required"),
+    ],
+)
+def test_a_malformed_base_plan_exits_2_with_one_message_naming_the_field(
+    tmp_path, capsys, plan, message
+):
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(plan))
+
+    code = diff.main(["--stack", "dev", "--base", str(base)])
+
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+    assert err.startswith("error: ") and err.count("error: ") == 1
+
+
+def test_a_base_plan_of_another_stack_is_refused_unless_allowed(tmp_path, capsys):
+    base = tmp_path / "prod.json"
+    base.write_text(json.dumps({"stack": "prod", "resources": []}))
+
+    code = diff.main(["--stack", "dev", "--base", str(base)])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "the plan is of stack 'prod', not --stack dev" in err
+    assert "--allow-other-stack" in err
+    checked = diff.read_plan_file(base, "prod.json", "dev", other_stack=True)
+    assert checked["stack"] == "prod"

@@ -10,8 +10,10 @@ from moto import mock_aws
 
 from ecs_delivery.runtime.aws import (
     BACKOFF_BASE_SECONDS,
+    RETRY_CONFIG,
     call_with_backoff,
     client,
+    retry_budget_seconds,
     session,
 )
 
@@ -164,3 +166,13 @@ def test_session_uses_explicit_keys():
 def test_session_rejects_contradictory_settings_before_any_aws_call(kwargs, message):
     with pytest.raises(ValueError, match=message):
         session(region="eu-west-1", **kwargs)
+
+
+def test_every_runtime_client_has_connect_and_read_timeouts_that_fit_a_lambda_step():
+    assert RETRY_CONFIG.connect_timeout and RETRY_CONFIG.read_timeout
+    # A release step runs on Lambda (15 minutes at most): one call that never answers,
+    # retried to the end, must still leave the step time to record what happened.
+    assert retry_budget_seconds(RETRY_CONFIG) <= 600
+    made = client("ecs", session=boto3.Session(region_name="eu-west-1"))
+    assert made.meta.config.connect_timeout == RETRY_CONFIG.connect_timeout
+    assert made.meta.config.read_timeout == RETRY_CONFIG.read_timeout

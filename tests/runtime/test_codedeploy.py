@@ -191,3 +191,30 @@ def test_wait_gives_up_at_the_timeout_and_leaves_the_deployment_running(clock):
     assert clock.now == 40
     assert "did not finish within 40 s (last status: InProgress)" in str(raised.value)
     assert "keeps running in CodeDeploy" in str(raised.value)
+
+
+def test_wait_treats_a_started_termination_wait_as_shipped_without_waiting_it_out(clock):
+    """Issue 21, problem 8: an ECS blue/green deployment stays InProgress (holding the group)
+    until the original task set is deleted, terminationWaitMinutes after the shift (60 in
+    prod). Production already runs the new revision once instanceTerminationWaitTimeStarted
+    is set: waiting for `Succeeded` reported healthy prod deployments as timed out."""
+    codedeploy = offline_codedeploy()
+    with Stubber(codedeploy) as stubber:
+        stubber.add_response("get_deployment", info("InProgress"), {"deploymentId": "d-ABCDEF123"})
+        stubber.add_response(
+            "get_deployment",
+            info("InProgress", instanceTerminationWaitTimeStarted=True),
+            {"deploymentId": "d-ABCDEF123"},
+        )
+        result = wait_for_deployment(
+            codedeploy,
+            "d-ABCDEF123",
+            timeout_seconds=60,
+            poll_seconds=15,
+            sleep=clock.sleep,
+            clock=clock,
+        )
+        stubber.assert_no_pending_responses()
+
+    assert result["status"] == "InProgress"
+    assert clock.sleeps == [15]

@@ -98,6 +98,8 @@ def test_memory_change_after_pipeline_deploy_registers_one_revision_with_live_im
                 "Type": "AWS::ECS::Service",
                 "Properties": {
                     "TaskDefinition": merged,
+                    # The AppSpec is complete: the platform what runs reports.
+                    "PlatformVersion": "LATEST",
                     "LoadBalancerInfo": {
                         "ContainerName": world.container,
                         "ContainerPort": world.port,
@@ -461,3 +463,40 @@ def test_the_rollouts_appspec_runs_the_validation_hook_like_the_pipelines(world,
 
     spec = json.loads(world.appspec_of(result.deployment_id))
     assert spec["Hooks"] == [{"AfterAllowTestTraffic": "dev-validation-hook"}]
+
+
+def test_a_ship_names_the_network_and_platform_of_the_primary_task_set_in_its_appspec(world, clock):
+    """Issue 21, problem 9: the ship's AppSpec named no network and no platform, so what a
+    ship runs on depended on what CodeDeploy does with the omission; a network Pulumi rolled
+    out through an AppSpec (it lives on the PRIMARY task set) must survive the next ship."""
+    task_set = world.ecs.create_task_set(
+        cluster=world.cluster,
+        service=world.service,
+        taskDefinition=world.first_revision,
+        launchType="FARGATE",
+        platformVersion="1.4.0",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": ["subnet-b", "subnet-a"],
+                "securityGroups": ["sg-rolled-out"],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+    )["taskSet"]
+    world.ecs.update_service_primary_task_set(
+        cluster=world.cluster, service=world.service, primaryTaskSet=task_set["taskSetArn"]
+    )
+
+    result = run(world, clock, None, images={world.container: world.pipeline_image}, wait=False)
+
+    properties = json.loads(world.appspec_of(result.deployment_id))["Resources"][0][
+        "TargetService"
+    ]["Properties"]
+    assert properties["NetworkConfiguration"] == {
+        "AwsvpcConfiguration": {
+            "Subnets": ["subnet-a", "subnet-b"],
+            "SecurityGroups": ["sg-rolled-out"],
+            "AssignPublicIp": "DISABLED",
+        }
+    }
+    assert properties["PlatformVersion"] == "1.4.0"

@@ -3,7 +3,7 @@
 moto accepts CreateDeployment but keeps every deployment `Created` and has no StopDeployment.
 `SimulatedCodeDeploy.attach(codedeploy)` adds, on that one client:
 
-- a deployment completes when it is first polled (GetDeployment): its AppSpec's revision
+- a deployment completes when it is first polled (GetDeployment, BatchGetDeployments): its AppSpec's revision
   becomes the service's PRIMARY task set and the deployment `Succeeded`, as a finished
   blue/green leaves it;
 - StopDeployment is answered here (before any request is sent): the deployment is `Stopped`
@@ -70,6 +70,7 @@ class SimulatedCodeDeploy:
         events = codedeploy.meta.events
         events.register("before-call.codedeploy.CreateDeployment", self._create)
         events.register("before-call.codedeploy.GetDeployment", self._poll)
+        events.register("before-call.codedeploy.BatchGetDeployments", self._poll_many)
         events.register("before-call.codedeploy.StopDeployment", self._stop)
         return codedeploy
 
@@ -77,7 +78,14 @@ class SimulatedCodeDeploy:
         self.before_create(json.loads(params["body"]))
 
     def _poll(self, params: dict[str, Any], **_: Any) -> None:
-        deployment = self.deployments().get(json.loads(params["body"])["deploymentId"])
+        self._complete(json.loads(params["body"])["deploymentId"])
+
+    def _poll_many(self, params: dict[str, Any], **_: Any) -> None:
+        for deployment_id in json.loads(params["body"])["deploymentIds"]:
+            self._complete(deployment_id)
+
+    def _complete(self, deployment_id: str) -> None:
+        deployment = self.deployments().get(deployment_id)
         if deployment is None or deployment.status != "Created":
             return
         target = deployment.deployment_group.ecs_services[0]

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, kms, naming
+from ecs_delivery.components.args import checked
 from ecs_delivery.components.naming import TYPE_PREFIX, former_name
 
 CODE_DEPLOY = "CODE_DEPLOY"
@@ -309,6 +310,7 @@ def _unique(values: list[Any]) -> list[Any]:
     return result
 
 
+@checked
 @dataclass(frozen=True, kw_only=True)
 class CodeDeploymentArgs:
     application_name: str

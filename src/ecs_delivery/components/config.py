@@ -8,12 +8,12 @@ prints the message without a traceback).
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import json
 import re
-import types
-import typing
-from typing import Annotated, Any, Literal, Union
+import zlib
+from typing import Annotated, Any, Literal
 
 import pulumi
 from pydantic import (
@@ -27,6 +27,10 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from ecs_delivery import inputs
+from ecs_delivery.components import bootstrap
+from ecs_delivery.inputs import Problems, elide
 
 NAMESPACE = "ecs-delivery"
 
@@ -58,17 +62,63 @@ SECRET_LIKE = re.compile(
     re.IGNORECASE,
 )
 
+# The registry's image reference grammar (distribution/reference): each part checked on its own.
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_DOMAIN = re.compile(
+    r"^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+    r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$"
+)
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+IMAGE_GRAMMAR = "[registry/]repository[:tag][@sha256:<64 hex digits>]"
+
+
+def image_reference_problems(value: str) -> list[str]:
+    """Why `value` is not an image reference (empty: it is one)."""
+    problems = []
+    name, at, digest = value.partition("@")
+    if at and not _DIGEST.match(digest):
+        problems.append(f"digest {digest!r} is not sha256:<64 hex digits>")
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, _, tag = name.rpartition(":")
+        if not _TAG.match(tag):
+            problems.append(
+                f"tag {tag!r} is not 1-128 letters, digits, '_', '.' or '-' (not first)"
+            )
+    parts = name.split("/")
+    # As Docker splits it: a first part with '.', ':' or capitals, or localhost, is a registry.
+    first = parts[0]
+    if len(parts) > 1 and (
+        any(c in first for c in ".:") or first == "localhost" or first != first.lower()
+    ):
+        if not _DOMAIN.match(first):
+            problems.append(f"registry {first!r} is not a host name with an optional :port")
+        parts = parts[1:]
+    for part in parts:
+        if not _PATH_COMPONENT.match(part):
+            problems.append(
+                f"repository {part!r} is not lowercase letters and digits joined by '.', '_', '__' or '-'"
+            )
+    return problems
+
+
+def _image(value: str | None) -> str | None:
+    """A field validator: an image reference, or None."""
+    if value is None:
+        return value
+    problems = (
+        image_reference_problems(value) if value.strip() == value and value else ["empty or padded"]
+    )
+    if problems:
+        raise ValueError(
+            f"{value!r} is not an image reference: {'; '.join(problems)}; use {IMAGE_GRAMMAR}"
+        )
+    return value
+
+
 # A boolean: only true or false (YAML booleans), never "yes", 1 or "true".
 Flag = Annotated[bool, Strict()]
-
-
-def elide(names: typing.Iterable[Any], limit: int = 5) -> str:
-    """A list for a message: the first `limit` items, then how many more."""
-    items = [str(n) for n in names]
-    if len(items) <= limit:
-        return repr(items)
-    shown = ", ".join(repr(n) for n in items[:limit])
-    return f"[{shown}, … {len(items) - limit} more]"
 
 
 class ConfigError(pulumi.RunError):
@@ -81,14 +131,6 @@ class ConfigError(pulumi.RunError):
             f"invalid stack configuration ({len(problems)} problem(s)):\n{lines}\n"
             "See the configuration reference in README.md."
         )
-
-
-class Problems(ValueError):
-    """Cross-field problems found by a model validator: (field alias, message) pairs."""
-
-    def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems
-        super().__init__("; ".join(f"{f}: {m}" for f, m in problems))
 
 
 class _Model(BaseModel):
@@ -351,7 +393,7 @@ class RoutingConfig(_Model):
         None,
         ge=1,
         le=50000,
-        description="Listener rule priority, unique per stack. Omitted: 100, 110, ... in service order, catch-all last.",
+        description="Listener rule priority, unique per stack (lower is evaluated first). Omitted: derived from the service name alone (1000-49999, so adding or removing a service moves no other rule), a catch-all (`/*` only) 50000.",
     )
 
     @model_validator(mode="after")
@@ -453,8 +495,8 @@ class ServiceConfig(_Model):
         description="Tasks to run; with autoscaling, the count at creation (then autoscaling owns it).",
     )
     bootstrap_image: str = Field(
-        "public.ecr.aws/nginx/nginx:1.27-alpine",
-        description="Image of a service that does not exist yet (before its first build).",
+        bootstrap.DEFAULT_IMAGE,
+        description="Image of a service before its first release; a busybox image serves the health check and validation path on `containerPort` (busybox `httpd`, files under the first writable path); any other image runs as it is.",
     )
     image: str | None = Field(
         None, description="Pin an image (wins over promotion and the live image)."
@@ -513,14 +555,7 @@ class ServiceConfig(_Model):
         description="Plain variables whose name only looks like a secret (e.g. `TOKEN_URL`).",
     )
 
-    @field_validator("bootstrap_image", "image")
-    @classmethod
-    def _image(cls, value: str | None) -> str | None:
-        if value is not None and (not value or any(c.isspace() for c in value)):
-            raise ValueError(
-                f"{value!r} is not an image reference; use repository:tag or repository@sha256:<digest>"
-            )
-        return value
+    _image = field_validator("bootstrap_image", "image")(_image)
 
     @field_validator("environment")
     @classmethod
@@ -621,8 +656,8 @@ class ScheduledTaskConfig(_Model):
         None, description="Pin an image (wins over promotion and the live image)."
     )
     bootstrap_image: str = Field(
-        "public.ecr.aws/docker/library/busybox:1.36",
-        description="Image before the first release; afterwards the live image is kept.",
+        bootstrap.DEFAULT_IMAGE,
+        description="Image before the first release (also while a followed service has none); a busybox image runs `true` and exits 0; afterwards the live image is kept.",
     )
     cpu: int = Field(
         256, description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384."
@@ -662,6 +697,7 @@ class ScheduledTaskConfig(_Model):
             )
         return value
 
+    _image = field_validator("bootstrap_image", "image")(_image)
     _cpu = field_validator("cpu")(ServiceConfig._cpu.__func__)
     _memory = field_validator("memory")(ServiceConfig._memory.__func__)
     _env = field_validator("environment")(ServiceConfig._env.__func__)
@@ -990,6 +1026,10 @@ class StackConfig(_Model):
         AccessLogsConfig(), description="Load balancer and S3 server access logs."
     )
     kms: KmsConfig = Field(KmsConfig(), description="Customer-managed encryption key.")
+    allowed_regions: list[str] = Field(
+        default_factory=list,
+        description="Regions accepted for `aws:region` besides the ones the installed botocore knows (a region newer than it).",
+    )
 
     @field_validator("upstream_stack")
     @classmethod
@@ -1039,6 +1079,64 @@ class StackConfig(_Model):
         return value
 
 
+# Listener-rule priorities: a catch-all goes last; others are derived from the name alone, in
+# 1000-49999 (1-999 are left for explicit ones). The whole range keeps collisions rare: none
+# among svc000-svc199 (tools/bench_plan.py's names).
+CATCH_ALL_PRIORITY = 50000
+_FIRST_DERIVED, _DERIVED_SLOTS = 1000, 49000
+
+
+def derived_priority(name: str) -> int:
+    """A service's listener-rule priority from its name alone (stable hash, never 50000)."""
+    return _FIRST_DERIVED + zlib.crc32(name.encode()) % _DERIVED_SLOTS
+
+
+def _priority(name: str, routing: dict[str, Any]) -> tuple[Any, str]:
+    """(priority, how it was chosen) from a service's raw routing values."""
+    if routing.get("priority") is not None:
+        return routing["priority"], "set"
+    if routing.get("pathPatterns", ["/*"]) == ["/*"] and not routing.get("hostHeaders"):
+        return CATCH_ALL_PRIORITY, "catch-all"
+    return derived_priority(name), "derived"
+
+
+def routing_priorities(services: dict[str, ServiceConfig]) -> dict[str, int]:
+    """Each service's listener-rule priority: explicit, else the catch-all's, else derived."""
+    return {
+        name: _priority(name, svc.routing.model_dump(by_alias=True, exclude_none=True))[0]
+        for name, svc in services.items()
+    }
+
+
+def _priority_problems(services: dict[str, Any]) -> list[str]:
+    problems = []
+    taken: dict[Any, tuple[str, str]] = {}
+    for name, svc in services.items():
+        routing = svc.get("routing") if isinstance(svc, dict) else None
+        routing = routing if isinstance(routing, dict) else {}
+        prio, how = _priority(name, routing)
+        if prio in taken and how == "set":
+            problems.append(
+                f"services.{name}.routing.priority: {prio} is also used by service {taken[prio][0]}; priorities must be unique"
+            )
+        elif prio in taken and how == "derived" == taken[prio][1]:
+            problems.append(
+                f"services.{name}.routing.priority: {name} and {taken[prio][0]} both get "
+                f"listener-rule priority {prio} (derived from their names); set "
+                "routing.priority on one of them to a number no other service uses"
+            )
+        elif prio in taken and how == taken[prio][1] == "catch-all":
+            continue  # two catch-alls: reported once, by the routing check
+        elif prio in taken:
+            problems.append(
+                f"services.{name}.routing.priority: {prio} (its {how} priority) is also used by "
+                f"service {taken[prio][0]}; set routing.priority on one of them to a free number"
+            )
+        else:
+            taken[prio] = (name, how)
+    return problems
+
+
 def _stack_wide_problems(raw: dict[str, Any]) -> list[str]:
     """Checks across keys, run on the raw values so they report even when other keys are bad."""
     problems: list[str] = []
@@ -1049,18 +1147,11 @@ def _stack_wide_problems(raw: dict[str, Any]) -> list[str]:
                 problems.append(
                     f"services.{name}: the name must be 1-24 chars of a-z, 0-9 and '-', starting with a letter (it becomes AWS names)"
                 )
-        priorities: dict[Any, str] = {}
+        problems.extend(_priority_problems(services))
         catch_all = []
         for name, svc in services.items():
             routing = svc.get("routing") if isinstance(svc, dict) else None
             routing = routing if isinstance(routing, dict) else {}
-            prio = routing.get("priority")
-            if prio is not None and prio in priorities:
-                problems.append(
-                    f"services.{name}.routing.priority: {prio} is also used by service {priorities[prio]}; priorities must be unique"
-                )
-            if prio is not None:
-                priorities[prio] = name
             if routing.get("pathPatterns", ["/*"]) == ["/*"] and not routing.get("hostHeaders"):
                 catch_all.append(name)
         if len(catch_all) > 1:
@@ -1140,53 +1231,11 @@ def _secret_like_environment(path: str, unit: Any) -> list[str]:
     return problems
 
 
-# --- error formatting -------------------------------------------------------------
-
-
-def _field_type(model: type[BaseModel] | None, key: str) -> Any:
-    if model is None:
-        return None
-    for field_name, info in model.model_fields.items():
-        if key in (field_name, info.alias):
-            return info.annotation
-    return None
-
-
-def _unwrap(annotation: Any) -> Any:
-    """Return the model class reached through Optional/dict/list annotations, or None."""
-    origin = typing.get_origin(annotation)
-    if origin in (Union, types.UnionType, Annotated):
-        for arg in typing.get_args(annotation):
-            found = _unwrap(arg)
-            if found is not None:
-                return found
-        return None
-    if origin in (dict, list):
-        return ("container", _unwrap(typing.get_args(annotation)[-1]))
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def _model_at(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
-    """Walk `root` along an error location to the model that holds its last key."""
-    current: Any = root
-    for part in loc:
-        if current is None:
-            return None
-        if isinstance(current, tuple):  # inside dict/list: this part is a key or index
-            current = current[1]
-            continue
-        current = _unwrap(_field_type(current, str(part)))
-    return current if isinstance(current, type) else None
-
-
-def _known_keys(model: type[BaseModel]) -> list[str]:
-    return [info.alias or name for name, info in model.model_fields.items()]
+# --- error formatting: the one formatter of every reader (ecs_delivery.inputs) -----
 
 
 # Keys earlier versions accepted, with what replaced them.
-RETIRED_KEYS: dict[tuple[str, ...], str] = {
+RETIRED_KEYS: dict[tuple[str | int, ...], str] = {
     ("promote",): (
         "replaced by promoteRelease: <commit> (the upstream release to take, named so that "
         "leaving it committed is harmless); remove promote (`pulumi config rm "
@@ -1195,38 +1244,14 @@ RETIRED_KEYS: dict[tuple[str, ...], str] = {
 }
 
 
-def _format(error: dict[str, Any], root: type[BaseModel]) -> list[str]:
-    loc = tuple(p for p in error["loc"] if p != "[key]")
-    path = ".".join(str(p) for p in loc) or "(root)"
-    kind = error["type"]
-    exc = (error.get("ctx") or {}).get("error")
-    if isinstance(exc, Problems):
-        return [f"{path + '.' if loc else ''}{field}: {msg}" for field, msg in exc.problems]
-    if kind == "extra_forbidden" and root is StackConfig and loc in RETIRED_KEYS:
-        return [f"{path}: {RETIRED_KEYS[loc]}"]
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1], root)
-        known = _known_keys(parent) if parent else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {elide(known, 12)}"
-        return [f"{path}: unknown key; {hint}"]
-    if kind == "missing":
-        return [f"{path}: required; add it to the stack file"]
-    if kind == "bool_type":
-        value = error.get("input")
-        return [f"{path}: use true or false (an unquoted YAML boolean), got {value!r}"]
-    message = error["msg"].removeprefix("Value error, ")
-    value = error.get("input")
-    shown = "" if isinstance(value, dict | list) or kind == "value_error" else f" (got {value!r})"
-    return [f"{path}: {message}{shown}"]
-
-
 def validation_problems(exc: ValidationError, root: type[BaseModel]) -> list[str]:
     """One line per problem of a pydantic error of `root`, naming the key path and the fix."""
-    problems: list[str] = []
-    for error in exc.errors(include_url=False):
-        problems.extend(_format(error, root))
-    return problems
+    return inputs.problems(
+        exc,
+        root,
+        retired=RETIRED_KEYS if root is StackConfig else None,
+        missing="required; add it to the stack file",
+    )
 
 
 def _typo_cascade(problems: list[str]) -> list[str]:
@@ -1266,15 +1291,40 @@ def _raw_namespace_config() -> dict[str, Any]:
     return raw
 
 
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region of every partition in the installed botocore's endpoint data."""
+    import botocore.loaders
+
+    endpoints = botocore.loaders.create_loader().load_data("endpoints")
+    return frozenset(r for p in endpoints["partitions"] for r in p["regions"])
+
+
+def region_problems(region: str | None, allowed: Any) -> list[str]:
+    """`aws:region` missing, or unknown to botocore and not in `allowedRegions`."""
+    import botocore
+
+    if not region:
+        return [
+            "aws:region: required; run `pulumi config set aws:region <region>` (e.g. eu-west-1)"
+        ]
+    allowed = [str(a) for a in allowed] if isinstance(allowed, list) else []
+    if region in known_regions() or region in allowed:
+        return []
+    close = difflib.get_close_matches(region, sorted(known_regions()), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return [
+        f"aws:region: {region!r} is not a region botocore {botocore.__version__} knows; {hint}"
+        f"if it is a new region, allow it with ecs-delivery:allowedRegions: [{region}]"
+    ]
+
+
 def load() -> StackConfig:
     """Read and validate the current stack's configuration (and the AWS region it needs)."""
-    problems = (
-        []
-        if pulumi.Config("aws").get("region")
-        else ["aws:region: required; run `pulumi config set aws:region <region>` (e.g. eu-west-1)"]
-    )
+    raw = _raw_namespace_config()
+    problems = region_problems(pulumi.Config("aws").get("region"), raw.get("allowedRegions"))
     try:
-        parsed = parse(_raw_namespace_config())
+        parsed = parse(raw)
     except ConfigError as exc:
         raise ConfigError(problems + exc.problems) from None
     if problems:

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam
+from ecs_delivery.components.args import checked
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 # Fields a CODE_DEPLOY service takes only through a CodeDeploy deployment (AWS refuses
@@ -19,6 +20,7 @@ CODEDEPLOY_OWNED = ["taskDefinition", "loadBalancers", "networkConfiguration", "
 PLATFORM_VERSION = "LATEST"
 
 
+@checked
 @dataclass(frozen=True, kw_only=True)
 class Container:
     """The Pulumi-owned settings of the service's container; `image` is already resolved."""
@@ -33,6 +35,9 @@ class Container:
     user: str | None
     writable_paths: list[str] = field(default_factory=lambda: ["/tmp"])
     command: list[str] | None = None
+    # Set only while the container runs its bootstrap image (components/bootstrap.py).
+    entry_point: list[str] | None = None
+    docker_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +49,7 @@ class Autoscaling:
     scale_out_cooldown_seconds: int
 
 
+@checked
 @dataclass(frozen=True, kw_only=True)
 class FargateServiceArgs:
     cluster_arn: pulumi.Input[str]
@@ -121,6 +127,10 @@ def container_definitions(
         definition["user"] = container.user
     if container.command:
         definition["command"] = container.command
+    if container.entry_point:
+        definition["entryPoint"] = container.entry_point
+    if container.docker_labels:
+        definition["dockerLabels"] = container.docker_labels
     if container.readonly_root_filesystem and container.writable_paths:
         definition["mountPoints"] = [
             {"sourceVolume": _volume_name(path), "containerPath": path, "readOnly": False}
@@ -265,6 +275,7 @@ class ExistingCluster:
     name: str
 
 
+@checked
 @dataclass(frozen=True, kw_only=True)
 class EcsClusterArgs:
     cluster_name: str

@@ -76,6 +76,8 @@ class Resolution:
     digest: str | None = None
     pinned: str | None = None
     promoted: str | None = None
+    # It runs its bootstrap image after this update (new, or no release has replaced it yet).
+    bootstrapping: bool = False
 
 
 def existing_services(*, project: str, stack: str) -> set[str]:
@@ -200,8 +202,19 @@ def resolve(
             service, container, promoted, promoted, source, now, digest, None, promoted
         )
     if running:
-        return Resolution(service, container, bootstrap, running, LIVE, now, digest)
-    return Resolution(service, container, bootstrap, bootstrap, BOOTSTRAP, now, digest)
+        return Resolution(
+            service,
+            container,
+            bootstrap,
+            running,
+            LIVE,
+            now,
+            digest,
+            bootstrapping=now == bootstrap,
+        )
+    return Resolution(
+        service, container, bootstrap, bootstrap, BOOTSTRAP, now, digest, bootstrapping=True
+    )
 
 
 # --- promotion of a named upstream release ---------------------------------------------
@@ -393,6 +406,19 @@ def resolve_tasks(
             else None
         )
         live = _read_task_image(name, targeted)
+        if task.follows_service and services[task.follows_service].bootstrapping:
+            # The service's bootstrap cannot run the task's command: the task bootstraps too.
+            resolutions[name] = Resolution(
+                name,
+                name,
+                task.bootstrap_image,
+                task.bootstrap_image,
+                f"follows {task.follows_service} ({BOOTSTRAP})",
+                (live.images or {}).get(name),
+                None,
+                bootstrapping=True,
+            )
+            continue
         if task.follows_service:
             followed = services[task.follows_service]
             resolutions[name] = Resolution(
@@ -422,6 +448,7 @@ def resolve_tasks(
             resolved.source,
             resolved.now,
             resolved.digest,
+            bootstrapping=resolved.bootstrapping,
         )
     return resolutions
 

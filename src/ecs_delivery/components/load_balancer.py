@@ -8,11 +8,13 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components.access_logs import ALB_ACCESS_PREFIX, ALB_CONNECTION_PREFIX, AccessLogs
+from ecs_delivery.components.args import checked
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 WORLD = "0.0.0.0/0"
 
 
+@checked
 @dataclass(frozen=True, kw_only=True)
 class HealthCheck:
     path: str
@@ -23,6 +25,7 @@ class HealthCheck:
     unhealthy_threshold: int
 
 
+@checked
 @dataclass(frozen=True, kw_only=True)
 class ServiceRoute:
     """One service's target groups and how the listeners reach them."""
@@ -62,6 +65,7 @@ def arn_suffix(load_balancer_arn: pulumi.Input[str]) -> pulumi.Output[str]:
     )
 
 
+@checked
 @dataclass(frozen=True, kw_only=True)
 class LoadBalancerArgs:
     vpc_id: pulumi.Input[str]

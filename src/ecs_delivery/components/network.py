@@ -10,12 +10,14 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam
+from ecs_delivery.components.args import checked
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 # Interface endpoints that Fargate tasks in private subnets need when there is no NAT.
 _PRIVATE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "ssm")
 
 
+@checked
 @dataclass(frozen=True, kw_only=True)
 class NetworkArgs:
     """What the network needs: CIDR, zone names, NAT policy and flow-log retention."""

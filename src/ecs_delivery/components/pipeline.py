@@ -64,7 +64,7 @@ BUILTIN_NAMESPACES = {"codepipeline", "variables"}
 # `python -m ecs_delivery.runtime.build` with PYTHONPATH at the unpacked zip.
 TOOLING_ROOT = Path(__file__).resolve().parents[2]
 TOOLING_PACKAGE = "ecs_delivery/runtime"
-TOOLING_PARENTS = ("ecs_delivery/__init__.py",)
+TOOLING_PARENTS = ("ecs_delivery/__init__.py", "ecs_delivery/inputs.py")
 ECR_PUSH_ACTIONS = [
     "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",

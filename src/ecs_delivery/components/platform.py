@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import access_logs, kms, naming
+from ecs_delivery.components import access_logs, bootstrap, kms, naming
 from ecs_delivery.components import edge as edge_front
 from ecs_delivery.components.access_logs import AccessLogs
 from ecs_delivery.components.artifacts import artifact_bucket_name
-from ecs_delivery.components.config import ServiceConfig, StackConfig
+from ecs_delivery.components.config import ServiceConfig, StackConfig, routing_priorities
 from ecs_delivery.components.fargate_service import (
     Autoscaling,
     Container,
@@ -154,24 +155,19 @@ def _pull_arns(
     return pull_repositories(image, own, (upstream_arns or {}).get(owner))
 
 
-def routing_priorities(services: dict[str, ServiceConfig]) -> dict[str, int]:
-    """Explicit priorities win; others get 100, 110, ... in name order; catch-alls go last."""
-    taken = {s.routing.priority for s in services.values() if s.routing.priority}
-    result: dict[str, int] = {}
-    next_priority = 100
-    for name in sorted(services):
-        svc = services[name]
-        if svc.routing.priority:
-            result[name] = svc.routing.priority
-            continue
-        if svc.routing.path_patterns == ["/*"] and not svc.routing.host_headers:
-            result[name] = 50000
-            continue
-        while next_priority in taken:
-            next_priority += 10
-        result[name] = next_priority
-        taken.add(next_priority)
-    return result
+def _service_bootstrap(name: str, svc: ServiceConfig, image: str) -> bootstrap.BootstrapContainer:
+    """The service's bootstrap answers its health check and its validation path."""
+    warning = bootstrap.custom_image_warning(
+        name, image, port=svc.container_port, path=svc.health_check.path
+    )
+    if warning:
+        pulumi.log.warn(warning)
+    return bootstrap.service_container(
+        image,
+        port=svc.container_port,
+        paths=[svc.health_check.path, svc.validation.path],
+        writable_paths=svc.writable_paths if svc.readonly_root_filesystem else ["/tmp"],
+    )
 
 
 def default_tags(cfg: StackConfig, env: Environment) -> dict[str, str]:
@@ -186,12 +182,14 @@ def build(
     task_images: dict[str, str] | None = None,
     upstream_repository_arns: dict[str, str] | None = None,
     existing: Existing | None = None,
+    bootstrapping: Collection[str] = (),
 ) -> Platform:
     """Create every resource of the environment.
 
     `images` maps service -> declared image (what its template carries), `task_images` task ->
     image; `upstream_repository_arns` the upstream's repositories, which promoted images come
-    from; `existing` what to use instead of creating (then its config keys are unused).
+    from; `existing` what to use instead of creating (then its config keys are unused);
+    `bootstrapping` the services and tasks that run their bootstrap image after this update.
     """
     tags = default_tags(cfg, env)
     existing = existing or Existing()
@@ -268,6 +266,7 @@ def build(
     )
     for name, svc in sorted(cfg.services.items()):
         pair = load_balancer.target_groups[name]
+        start = _service_bootstrap(name, svc, images[name]) if name in bootstrapping else None
         platform.services[name] = FargateService(
             name,
             FargateServiceArgs(
@@ -286,6 +285,8 @@ def build(
                     user=svc.user,
                     writable_paths=svc.writable_paths,
                     command=svc.command,
+                    entry_point=start.entry_point if start else None,
+                    docker_labels=start.labels if start else {},
                 ),
                 cpu=svc.cpu,
                 memory=svc.memory,
@@ -314,6 +315,7 @@ def build(
         )
     for name, task in sorted(cfg.scheduled_tasks.items()):
         image = (task_images or {})[name]
+        start = bootstrap.task_container(image) if name in bootstrapping else None
         platform.tasks[name] = ScheduledTask(
             f"task-{name}",
             ScheduledTaskArgs(
@@ -328,6 +330,8 @@ def build(
                     readonly_root_filesystem=task.readonly_root_filesystem,
                     user=task.user,
                     command=task.command,
+                    entry_point=start.entry_point if start else None,
+                    docker_labels=start.labels if start else {},
                 ),
                 cpu=task.cpu,
                 memory=task.memory,

@@ -57,6 +57,7 @@ ARCHITECTURE = "x86_64"
 # with the handler's real import closure.
 STEP_MODULES = (
     "ecs_delivery/__init__.py",
+    "ecs_delivery/inputs.py",
     "ecs_delivery/runtime/__init__.py",
     "ecs_delivery/runtime/aws.py",
     "ecs_delivery/runtime/codedeploy.py",
@@ -141,8 +142,12 @@ def validate_buildspec(
             "build": {
                 "commands": [
                     # Exit 2: manifest errors (printed, one per key); nothing is released.
+                    # No pipe: CodeBuild's /bin/sh has no pipefail, and `| tee` would hide
+                    # the plan's exit status; the `||` group fails the command in any shell.
                     f"PYTHONPATH=/tmp/tooling python -m ecs_delivery.runtime.release plan --manifest {manifest_path} "
-                    f"--inventory /tmp/inventory.json --state-bucket {state_bucket} | tee /tmp/plan.txt",
+                    f"--inventory /tmp/inventory.json --state-bucket {state_bucket} > /tmp/plan.txt 2>&1 "
+                    "|| (cat /tmp/plan.txt; exit 1)",
+                    "cat /tmp/plan.txt",
                     "export RELEASE_ID=$(python -c \"import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))['release'])\" "
                     f"{manifest_path})",
                     "export RELEASE_SUMMARY=\"release $RELEASE_ID: $(grep -c '' /tmp/plan.txt) plan lines; "
@@ -264,28 +269,33 @@ class Release(pulumi.ComponentResource):
         region, account = a.region, a.account_id
         services = inv.get("services", {})
         tasks = inv.get("scheduledTasks", {})
-        # The stack's own cluster(s) and CodeDeploy application(s) scope the services and groups,
-        # so this part does not grow with the number of services (IAM's 10,240 characters).
+        # The stack's own cluster(s) and CodeDeploy application(s) scope the services and
+        # revisions, so this part does not grow with the number of services (IAM's 10,240
+        # characters); the deployment groups, one by one, are in the units' policies.
         clusters = sorted({s["cluster"] for s in services.values()})
         applications = sorted({s["codedeployApplication"] for s in services.values()})
-        group_arns = [
-            naming.arn("codedeploy", f"deploymentgroup:{app}/*", region=region, account=account)
-            for app in applications
-        ]
         statements: list[dict[str, Any]] = [
             {
                 "Sid": "ReleaseState",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": [f"{self.bucket_arn}/releases/*", f"{self.bucket_arn}/{INVENTORY_KEY}"],
+                "Resource": f"{self.bucket_arn}/releases/*",
+            },
+            # Pulumi writes the inventory; the plan step only reads it.
+            {
+                "Sid": "ReleaseInventory",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"{self.bucket_arn}/{INVENTORY_KEY}",
             },
             # Without it S3 answers a missing record (a stack's first release) with 403, not 404.
+            # No s3:prefix condition: the check S3 makes for a GetObject of a missing key
+            # carries no prefix, so a conditioned grant never applies (as the deployer's).
             {
                 "Sid": "ReleaseStateKeys",
                 "Effect": "Allow",
                 "Action": "s3:ListBucket",
                 "Resource": self.bucket_arn,
-                "Condition": {"StringLike": {"s3:prefix": ["releases/*", INVENTORY_KEY]}},
             },
             {
                 "Sid": "ReadServices",
@@ -299,19 +309,8 @@ class Release(pulumi.ComponentResource):
             },
             iam.register_task_definitions_statement(),
         ]
-        if group_arns:
+        if applications:
             statements += [
-                {
-                    "Sid": "Deployments",
-                    "Effect": "Allow",
-                    "Action": [
-                        "codedeploy:CreateDeployment",
-                        "codedeploy:GetDeployment",
-                        "codedeploy:StopDeployment",
-                        "codedeploy:ListDeployments",
-                    ],
-                    "Resource": group_arns,
-                },
                 {
                     "Sid": "Revisions",
                     "Effect": "Allow",
@@ -365,8 +364,9 @@ class Release(pulumi.ComponentResource):
         return statements
 
     def _unit_statements(self) -> list[list[dict[str, Any]]]:
-        """Tag new revisions of, and pass the roles of, the stack's units: one managed policy
-        per UNITS_PER_POLICY services or tasks (IAM: 6,144 characters per managed policy)."""
+        """Tag new revisions of, pass the roles of, and deploy to the groups of the stack's
+        units: one managed policy per UNITS_PER_POLICY services or tasks (IAM: 6,144
+        characters per managed policy)."""
         a = self._args
         inv = a.inventory
         families = sorted({t["taskFamily"] for t in inv.get("scheduledTasks", {}).values()}) + [
@@ -377,11 +377,38 @@ class Release(pulumi.ComponentResource):
             naming.arn("ecs", f"task-definition/{f}:*", region=a.region, account=a.account_id)
             for f in families
         ]
+        group_arns = [
+            naming.arn(
+                "codedeploy",
+                f"deploymentgroup:{s['codedeployApplication']}/{s['codedeployGroup']}",
+                region=a.region,
+                account=a.account_id,
+            )
+            for _, s in sorted(inv.get("services", {}).items())
+        ]
         family_chunks = iam.chunks(family_arns, UNITS_PER_POLICY)
         role_chunks = iam.chunks(roles, 2 * UNITS_PER_POLICY)  # a task and an execution role each
+        group_chunks = iam.chunks(group_arns, UNITS_PER_POLICY)
         documents = []
-        for i in range(max(len(family_chunks), len(role_chunks))):
+        for i in range(max(len(family_chunks), len(role_chunks), len(group_chunks))):
             statements: list[dict[str, Any]] = []
+            if i < len(group_chunks):
+                statements.append(
+                    {
+                        "Sid": "Deployments",
+                        "Effect": "Allow",
+                        # BatchGetDeployments polls; GetDeployment waits out a deployment the
+                        # deployment core stopped after a race; each authorises on the group.
+                        "Action": [
+                            "codedeploy:BatchGetDeployments",
+                            "codedeploy:CreateDeployment",
+                            "codedeploy:GetDeployment",
+                            "codedeploy:ListDeployments",
+                            "codedeploy:StopDeployment",
+                        ],
+                        "Resource": group_chunks[i],
+                    }
+                )
             if i < len(family_chunks):
                 statements.append(iam.tag_new_revisions_statement(family_chunks[i]))
             if i < len(role_chunks):
@@ -819,12 +846,14 @@ def release_inventory(
     groups: dict[str, str],
     tasks: dict[str, str],
     service_families: dict[str, str] | None = None,
+    validation_hook: str | None = None,
 ) -> dict[str, Any]:
     """The `releaseInventory` JSON (src/ecs_delivery/runtime/release/inventory.py), checked by its own parser.
 
     `services` maps service -> container port, `groups` service -> deployment group, `tasks`
     scheduled task -> task family (also its schedule's name), `service_families` service ->
-    its own family, where released revisions register (never the template's).
+    its own family, where released revisions register (never the template's),
+    `validation_hook` the Lambda every deployment of a service runs at AfterAllowTestTraffic.
     """
     data = {
         "environment": stack,
@@ -842,6 +871,7 @@ def release_inventory(
                     if service_families and name in service_families
                     else {}
                 ),
+                **({"validationHook": validation_hook} if validation_hook else {}),
             }
             for name, port in sorted(services.items())
         },

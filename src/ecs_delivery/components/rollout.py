@@ -245,11 +245,7 @@ def rollout_request(props: dict[str, Any], olds: dict[str, Any] | None = None) -
         network=network,
         platform_version=props.get("platform_version") or None,
         images=images,
-        hooks=(
-            {"AfterAllowTestTraffic": props["validation_hook"]}
-            if props.get("validation_hook")
-            else {}
-        ),
+        hooks=cd.validation_hooks(props.get("validation_hook")),
         own_deployment=own,
         wait=bool(props.get("wait", True)),
         timeout_seconds=float(props.get("timeout_minutes", 60)) * 60,

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, naming
+from ecs_delivery.components.args import checked
 from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.fargate_service import (
     Container,
@@ -22,6 +23,7 @@ from ecs_delivery.components.images import TASK_TAG
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 
+@checked
 @dataclass(frozen=True, kw_only=True)
 class ScheduledTaskArgs:
     task_name: str

@@ -22,10 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from ecs_delivery import inputs
 from ecs_delivery.offline.plan import ROOT
 from ecs_delivery.offline.plan_tree import TASK_DEFINITION, compact
 
 SERVICE = "aws:ecs/service:Service"
+PLAN_MAX_BYTES = 256 << 20  # a plan of hundreds of services is tens of MiB
 DYNAMIC = "pulumi-python:dynamic"
 
 # Inputs whose change replaces the resource (the provider's ForceNew attributes, for the types
@@ -312,17 +316,57 @@ def _run_plan(cwd: Path, args: list[str], what: str) -> dict[str, Any]:
         return json.loads(target.read_text())
 
 
-def base_plan(base: str, args: list[str], root: Path = ROOT) -> dict[str, Any]:
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class PlanResource(_Loose):
+    urn: str
+    type: str
+    name: str
+    parent: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlanOutputs(_Loose):
+    image_resolution: dict[str, dict[str, dict[str, Any]]] | None = Field(
+        default=None, alias="imageResolution"
+    )
+
+
+class PlanFile(_Loose):
+    """What the diff reads of a plan JSON (`make plan PLAN_JSON=...`); the rest is kept."""
+
+    stack: str
+    resources: list[PlanResource]
+    outputs: PlanOutputs = Field(default_factory=PlanOutputs)
+
+
+def read_plan_file(path: Path, name: str, stack: str, other_stack: bool = False) -> dict[str, Any]:
+    """A plan JSON checked for the shape the diff reads and for being a plan of `stack`."""
+    try:
+        plan = inputs.load_json(path, name, max_bytes=PLAN_MAX_BYTES)
+        if not isinstance(plan, dict):
+            raise inputs.ReadError(f"{name}: not a plan JSON (a JSON {type(plan).__name__})")
+        checked = inputs.validate(PlanFile, plan, name=name)
+    except inputs.ReadError as exc:
+        raise DiffError(f"{exc}\nwrite the base plan with `make plan PLAN_JSON=...`") from None
+    if checked.stack != stack and not other_stack:
+        raise DiffError(
+            f"{name}: stack: the plan is of stack {checked.stack!r}, not --stack {stack}; "
+            f"give a plan of {stack}, or pass --allow-other-stack to compare across stacks"
+        )
+    return plan
+
+
+def base_plan(
+    base: str, args: list[str], root: Path = ROOT, *, stack: str = "", other_stack: bool = True
+) -> dict[str, Any]:
     """The base plan: a plan JSON file, or the plan of a git ref in a temporary worktree."""
     path = Path(base)
     if path.is_file():
-        try:
-            plan = json.loads(path.read_text())
-        except ValueError as exc:
-            raise DiffError(f"{base}: not a plan JSON ({exc})") from None
-        if not isinstance(plan, dict) or not isinstance(plan.get("resources"), list):
-            raise DiffError(f"{base}: not a plan JSON (no resources); write one with PLAN_JSON=")
-        return plan
+        return read_plan_file(path, base, stack, other_stack)
     found = subprocess.run(
         ["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"],
         cwd=root,
@@ -354,11 +398,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live", help="simulated environment file, for both plans")
     parser.add_argument("-c", "--config", action="append", default=[], help="key=value, both plans")
     # The project whose stack files make the new side (tests use a copy); default: this one.
+    parser.add_argument(
+        "--allow-other-stack",
+        action="store_true",
+        help="compare with a base plan of another stack (refused by default)",
+    )
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     plan_args = _plan_args(args.stack, args.live, args.config)
     try:
-        base = base_plan(args.base, plan_args)
+        base = base_plan(args.base, plan_args, stack=args.stack, other_stack=args.allow_other_stack)
         new = _run_plan(ROOT, [*plan_args, "--root", str(args.root.resolve())], "the working tree")
     except DiffError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi import _types as pulumi_types
 from pulumi.runtime import resource as pulumi_resource
 from pulumi.runtime import settings as pulumi_settings
@@ -33,8 +32,9 @@ from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from ecs_delivery import inputs
 from ecs_delivery.components.config import NAMESPACE, ConfigError
-from ecs_delivery.offline import plan_tree, yamlfile
+from ecs_delivery.offline import plan_tree
 from ecs_delivery.offline.simcloud import (
     RecordingMonitor,
     Registration,
@@ -116,7 +116,7 @@ class Plan:
         return matches[0]
 
 
-def stack_file(stack: str, root: Path = ROOT) -> yamlfile.Document:
+def stack_file(stack: str, root: Path = ROOT) -> inputs.Document:
     """The parsed `Pulumi.<stack>.yaml` of `root` (with key lines); bad files are PlanErrors."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
@@ -125,10 +125,10 @@ def stack_file(stack: str, root: Path = ROOT) -> yamlfile.Document:
         )
         raise PlanError(f"no stack file {path.name}; known stacks: {', '.join(stacks)}")
     try:
-        document = yamlfile.parse(path.read_text(), path.name)
-        yamlfile.mapping(document, (), "a stack file")
-        yamlfile.mapping(document, ("config",), "config")
-    except yamlfile.FileProblem as exc:
+        document = inputs.parse_yaml(inputs.read_text(path, path.name), path.name)
+        inputs.mapping(document, (), "a stack file")
+        inputs.mapping(document, ("config",), "config")
+    except inputs.ReadError as exc:
         raise PlanError(str(exc)) from None
     return document
 
@@ -137,7 +137,7 @@ def stack_config(stack: str, root: Path = ROOT) -> dict[str, Any]:
     return dict((stack_file(stack, root).data or {}).get("config") or {})
 
 
-def _located(exc: ConfigError, document: yamlfile.Document, overridden: set[str]) -> ConfigError:
+def _located(exc: ConfigError, document: inputs.Document, overridden: set[str]) -> ConfigError:
     """The same problems, each prefixed with the stack file and line of its key."""
     problems = []
     for problem in exc.problems:
@@ -223,23 +223,30 @@ def run(
     overrides: dict[str, Any] | None = None,
     root: Path = ROOT,
     preview: bool = False,
+    require_rollouts: bool = True,
     _downstream: tuple[str, ...] = (),
 ) -> Plan:
     """Run `__main__.py` of `root` for `stack` against the simulated cloud and return the plan.
 
     `preview=True` plans as a first `pulumi preview` sees the stack: every output of a
     resource being created is unknown (shown as `<computed>`), so nothing may depend on one.
+    `require_rollouts=False` admits a FargateService that nothing rolls out (`unwired_services`).
     """
     if not (root / "Pulumi.yaml").is_file():
         raise PlanError(
             f"no Pulumi.yaml in {root} or its parents: run the plan inside a Pulumi project"
         )
-    project = (yaml.safe_load((root / "Pulumi.yaml").read_text()) or {})["name"]
+    try:
+        project = inputs.mapping(inputs.load_yaml(root / "Pulumi.yaml", "Pulumi.yaml")).get("name")
+    except inputs.ReadError as exc:
+        raise PlanError(str(exc)) from None
+    if not isinstance(project, str) or not project:
+        raise PlanError("Pulumi.yaml: name: required; name the project (e.g. name: ecs-delivery)")
     if config is None:
         document = stack_file(stack, root)
         values = dict((document.data or {}).get("config") or {})
     else:  # a config given in code has no file to point into
-        document, values = yamlfile.Document("config", {}, {}), dict(config)
+        document, values = inputs.Document("config", {}, {}), dict(config)
     for key, value in (overrides or {}).items():
         _override(values, key if ":" in key else f"{project}:{key}", value)
     # No default: the program refuses a stack without aws:region, and a default would plan
@@ -258,7 +265,7 @@ def run(
                 f"the stacks promote from each other in a cycle: {cycle}; "
                 "the first environment has no upstreamStack"
             )
-        upstream_plan = run(short, root=root, _downstream=chain)
+        upstream_plan = run(short, root=root, require_rollouts=require_rollouts, _downstream=chain)
         environment = environment.model_copy(
             update={"stacks": {**environment.stacks, upstream: upstream_plan.outputs}}
         )
@@ -305,6 +312,9 @@ def run(
         raise
     finally:
         gc.set_threshold(*thresholds)
+    unwired = unwired_services(monitor.registrations) if require_rollouts else []
+    if unwired:
+        raise PlanError("\n".join(unwired))
     stack_resource = pulumi_settings.get_root_resource()
     outputs = {k: _resolve(v) for k, v in getattr(stack_resource, "outputs", {}).items()}
     return Plan(
@@ -316,6 +326,30 @@ def run(
         invokes=cloud.invokes,
         warnings=diagnostics.warnings,
     )
+
+
+FARGATE_SERVICE = "ecs-delivery:service:FargateService"
+ROLLOUT = "pulumi-python:dynamic/rollout:ServiceRollout"
+
+
+def unwired_services(resources: list[Registration]) -> list[str]:
+    """One line per FargateService that nothing rolls out: its ECS service takes a new task
+    definition only through a CodeDeploy deployment, which only a ServiceRollout starts."""
+    rollouts = [r for r in resources if r.type == ROLLOUT]
+    problems = []
+    for fargate in sorted(
+        (r for r in resources if r.type == FARGATE_SERVICE), key=lambda r: r.name
+    ):
+        name = fargate.name
+        if any(r.parent == fargate.urn or r.name == f"{name}-rollout" for r in rollouts):
+            continue
+        problems.append(
+            f"FargateService {name!r}: its ECS service has the CODE_DEPLOY controller, so a "
+            "change to its task definition would never reach its running tasks; add a "
+            f"CodeDeployment target for it and ServiceRollout({f'{name}-rollout'!r}, ..., "
+            f"opts=ResourceOptions(parent={name})), as examples/library/__main__.py does"
+        )
+    return problems
 
 
 def render_tree(plan: Plan) -> str:
@@ -370,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
+        if args.json_path and not Path(args.json_path).resolve().parent.is_dir():
+            raise PlanError(
+                f"--json {args.json_path}: the folder {Path(args.json_path).parent} does not "
+                "exist; create it or write the plan elsewhere"
+            )
         environment = SimulatedEnvironment.load(args.live) if args.live else None
         plan = run(
             args.stack,

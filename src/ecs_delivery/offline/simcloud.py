@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from ecs_delivery import inputs
 from ecs_delivery.components import naming
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -70,25 +72,27 @@ class SimulatedEnvironment(_Model):
     # Route 53 zones by name; a public zone looked up by a name not listed here exists too.
     hosted_zones: dict[str, SimulatedHostedZone] = Field(default_factory=dict)
 
+    @field_validator("account_id")
+    @classmethod
+    def _account_id(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9]{12}", value):
+            raise ValueError(f"{value!r} is not an AWS account id; give its 12 digits, quoted")
+        return value
+
     @classmethod
     def load(cls, path: str | Path) -> SimulatedEnvironment:
         """Read a LIVE file; problems are reported like stack-file ones (file:line: key: fix)."""
         from ecs_delivery.components.config import validation_problems
-        from ecs_delivery.offline import yamlfile
 
         try:
-            document = yamlfile.load(path)
-            raw = yamlfile.mapping(document, (), "a simulated environment")
-        except yamlfile.FileProblem as exc:
+            document = inputs.load_yaml(path)
+            raw = inputs.mapping(document, (), "a simulated environment")
+        except inputs.ReadError as exc:
             raise SimulationError(str(exc)) from None
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            problems = []
-            for problem in validation_problems(exc, cls):
-                key_path = problem.split(": ", 1)[0]
-                at = tuple(int(p) if p.isdigit() else p for p in key_path.split("."))
-                problems.append(f"  {document.where(at)}: {problem}")
+            problems = [f"  {p}" for p in inputs.located(validation_problems(exc, cls), document)]
             raise SimulationError(
                 f"invalid simulated environment ({len(problems)} problem(s)):\n"
                 + "\n".join(problems)

@@ -19,7 +19,24 @@ from botocore.credentials import (
 )
 from botocore.exceptions import ClientError
 
-RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10})
+# Timeouts bound a call to an endpoint that accepts and never answers (botocore's default
+# read timeout is 60 s per attempt); AWS APIs answer in well under a second.
+RETRY_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=5, read_timeout=30
+)
+# botocore's longest wait between attempts (its throttling backoff: 1 s doubling, capped).
+_SDK_BACKOFF_MAX_SECONDS = 20.0
+
+
+def retry_budget_seconds(config: Config) -> float:
+    """The longest one call with `config` can take when every attempt times out."""
+    retries = config.retries or {}
+    # botocore reads `max_attempts` as retries after the first try; `total_max_attempts` as all.
+    attempts = int(retries.get("total_max_attempts") or retries.get("max_attempts", 2) + 1)
+    per_attempt = float(config.connect_timeout) + float(config.read_timeout)
+    waits = sum(min(2.0**i, _SDK_BACKOFF_MAX_SECONDS) for i in range(attempts - 1))
+    return attempts * per_attempt + waits
+
 
 # Error codes AWS services use for "slow down"; all are safe to retry unchanged.
 THROTTLING_ERROR_CODES = frozenset(
@@ -162,7 +179,7 @@ def call_with_backoff(
     fn: Callable[..., T],
     *args: Any,
     sleep: Callable[[float], Any] = time.sleep,
-    max_attempts: int = 8,
+    max_attempts: int = 10,
     **kwargs: Any,
 ) -> T:
     """Call `fn(*args, **kwargs)`, retrying throttling errors with exponential backoff.

@@ -27,7 +27,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ecs_delivery.runtime.codedeploy import DeploymentError
+from ecs_delivery.runtime.codedeploy import (
+    PIPELINE_NEXT_STEP,
+    VALIDATION_HOOK_EVENT,
+    DeploymentError,
+    validation_hooks,
+)
 from ecs_delivery.runtime.live import NotRunningError
 from ecs_delivery.runtime.promotion import (
     DIGEST_URI_PATTERN,
@@ -68,8 +73,6 @@ _IAM_ACTIONS = {
     "GetDeployment": "codedeploy:GetDeployment",
     "StopDeployment": "codedeploy:StopDeployment",
 }
-# The validation hook runs after test traffic reaches the new task set, before production.
-VALIDATION_HOOK_EVENT = "AfterAllowTestTraffic"
 
 
 class BuildError(Exception):
@@ -192,8 +195,8 @@ def ship(
 
     `delivery.rollout.rollout` without a template: every Pulumi-owned field of the running
     revision is kept (also one a `pulumi up` rollout lands while this ship waits for the
-    group's lock), the network and platform version are left as the service has them (the
-    AppSpec names neither), and a deployment of the group still running is waited for.
+    group's lock), the AppSpec names the network and platform version the PRIMARY task set
+    runs on, and a deployment of the group still running is waited for.
     Retrying is safe: an image that already runs starts no deployment.
     """
     # The promotion record's definition: a short or upper-case digest names no image.
@@ -214,14 +217,18 @@ def ship(
             container_name=target.container_name,
             container_port=target.container_port,
             images={target.container_name: image_uri},
-            hooks={VALIDATION_HOOK_EVENT: target.validation_hook} if target.validation_hook else {},
+            hooks=validation_hooks(target.validation_hook),
             wait=True,
             timeout_seconds=timeout_seconds,
             poll_seconds=poll_seconds,
         )
         extra = {"sleep": sleep} if sleep is not None else {}
         return rollout(ecs, codedeploy, request, **extra)
-    except (ValueError, DeploymentError, NotRunningError) as error:
+    except DeploymentError as error:
+        # The core's wording is for `pulumi up`; here the next step is the pipeline's.
+        message = error.for_caller(PIPELINE_NEXT_STEP)
+        raise BuildError(f"{target.cluster}/{target.service}: {message}") from None
+    except (ValueError, NotRunningError) as error:
         # The rollout's messages name the service, the value and the fix already.
         raise BuildError(f"{target.cluster}/{target.service}: {error}") from None
 

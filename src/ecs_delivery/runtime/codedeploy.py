@@ -22,14 +22,31 @@ ECS_HOOK_EVENTS = (
     "BeforeAllowTraffic",
     "AfterAllowTraffic",
 )
+# The validation hook runs after test traffic reaches the new task set, before production.
+VALIDATION_HOOK_EVENT = "AfterAllowTestTraffic"
 IN_PROGRESS_STATUSES = ("Created", "Queued", "InProgress", "Baking", "Ready")
 FAILED_STATUSES = ("Failed", "Stopped")
 DESCRIPTION_MAX_CHARS = 2048  # CodeDeploy rejects longer descriptions
 _DEPLOYMENT_ID = re.compile(r"\bd-[A-Z0-9]{6,}\b")
 
 
+# What to do next depends on who deployed: the rollout of `pulumi up` (the default wording)
+# or the pipeline's deploy step (`for_caller(PIPELINE_NEXT_STEP)`).
+PULUMI_NEXT_STEP = "run `pulumi up` again"
+PIPELINE_NEXT_STEP = "re-run this pipeline's deploy stage (Retry in the CodePipeline console)"
+
+
 class DeploymentError(Exception):
     """A CodeDeploy deployment could not be started or did not succeed."""
+
+    template = ""  # a message with {next} where the caller's next step goes
+
+    def __str__(self) -> str:
+        return self.for_caller(PULUMI_NEXT_STEP) if self.template else super().__str__()
+
+    def for_caller(self, next_step: str) -> str:
+        """The message, with `next_step` as what the reader does once the cause is dealt with."""
+        return self.template.format(next=next_step) if self.template else str(self)
 
 
 class DeploymentInProgressError(DeploymentError):
@@ -41,14 +58,15 @@ class DeploymentInProgressError(DeploymentError):
         self.deployment_ids = list(deployment_ids)
         ids = ", ".join(self.deployment_ids) or "(id not reported)"
         first = self.deployment_ids[0] if self.deployment_ids else "<id>"
-        super().__init__(
+        self.template = (
             f"CodeDeploy deployment group {application}/{group} already has a deployment in "
             f"progress: {ids}. Refusing to start another one over it. Either wait for it "
             f"to finish (`aws deploy wait deployment-successful --deployment-id {first}`) "
-            "and run `pulumi up` again, or stop it and let CodeDeploy roll it back "
+            "and {next}, or stop it and let CodeDeploy roll it back "
             f"(`aws deploy stop-deployment --deployment-id {first} --auto-rollback-enabled`) "
-            "and then run `pulumi up` again."
+            "and then {next}."
         )
+        super().__init__(self.for_caller(PULUMI_NEXT_STEP))
 
 
 class DeploymentFailedError(DeploymentError):
@@ -92,13 +110,14 @@ class DeploymentTimeoutError(DeploymentError):
         self.deployment_id = deployment_id
         self.timeout_seconds = timeout_seconds
         self.last_status = last_status
-        super().__init__(
+        self.template = (
             f"CodeDeploy deployment {deployment_id} did not finish within "
             f"{_duration(timeout_seconds)} (last status: {last_status}). It keeps running in "
             "CodeDeploy; stopped waiting only. Check it with "
-            f"`aws deploy get-deployment --deployment-id {deployment_id}`, then run "
-            "`pulumi up` again (or raise the rollout timeout)."
+            f"`aws deploy get-deployment --deployment-id {deployment_id}`; once it has ended, "
+            "{next} (or raise the timeout)."
         )
+        super().__init__(self.for_caller(PULUMI_NEXT_STEP))
 
 
 def _duration(seconds: float) -> str:
@@ -181,13 +200,20 @@ def appspec(
     return spec
 
 
+def validation_hooks(function: str | None) -> dict[str, str]:
+    """The AppSpec hooks of every deployment of a service: its validation hook, if any."""
+    return {VALIDATION_HOOK_EVENT: function} if function else {}
+
+
 def appspec_content(spec: Mapping[str, Any]) -> dict[str, str]:
     """The `appSpecContent` of a revision: the AppSpec as JSON and its sha256."""
     content = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return {"content": content, "sha256": hashlib.sha256(content.encode()).hexdigest()}
 
 
-def in_progress_deployments(codedeploy: Any, application: str, group: str) -> list[str]:
+def in_progress_deployments(
+    codedeploy: Any, application: str, group: str, sleep: Callable[[float], Any] = time.sleep
+) -> list[str]:
     """Ids of the group's deployments that have not finished yet."""
     ids: list[str] = []
     kwargs: dict[str, Any] = {
@@ -196,7 +222,7 @@ def in_progress_deployments(codedeploy: Any, application: str, group: str) -> li
         "includeOnlyStatuses": list(IN_PROGRESS_STATUSES),
     }
     while True:
-        page = call_with_backoff(codedeploy.list_deployments, **kwargs)
+        page = call_with_backoff(codedeploy.list_deployments, sleep=sleep, **kwargs)
         ids.extend(page.get("deployments", []))
         if not page.get("nextToken"):
             return ids
@@ -209,17 +235,19 @@ def start_deployment(
     group: str,
     appspec: Mapping[str, Any],
     description: str,
+    sleep: Callable[[float], Any] = time.sleep,
 ) -> str:
     """Start a deployment of `appspec` in the group; return its id.
 
     Refuses (DeploymentInProgressError) while another deployment of the group runs.
     """
-    running = in_progress_deployments(codedeploy, application, group)
+    running = in_progress_deployments(codedeploy, application, group, sleep)
     if running:
         raise DeploymentInProgressError(application, group, running)
     try:
         response = call_with_backoff(
             codedeploy.create_deployment,
+            sleep=sleep,
             applicationName=application,
             deploymentGroupName=group,
             revision={"revisionType": "AppSpecContent", "appSpecContent": appspec_content(appspec)},
@@ -230,7 +258,7 @@ def start_deployment(
         if error.response.get("Error", {}).get("Code") == "DeploymentLimitExceededException":
             message = error.response.get("Error", {}).get("Message", "")
             ids = _DEPLOYMENT_ID.findall(message) or in_progress_deployments(
-                codedeploy, application, group
+                codedeploy, application, group, sleep
             )
             raise DeploymentInProgressError(application, group, ids) from error
         raise
@@ -251,19 +279,76 @@ def wait_for_deployment(
     `timeout_seconds` (the deployment itself keeps going).
     """
     info = wait_until_finished(
-        codedeploy, deployment_id, timeout_seconds, poll_seconds, sleep, clock
+        codedeploy, deployment_id, timeout_seconds, poll_seconds, sleep, clock, done=shipped
     )
-    if info.get("status") != "Succeeded":
+    if not shipped(info):
         raise DeploymentFailedError(info)
     return info
 
 
-def stop_deployment(codedeploy: Any, deployment_id: str) -> None:
-    """Stop a deployment and let CodeDeploy roll it back (before traffic moved, a no-op for
-    the service: the replacement task set is removed)."""
-    call_with_backoff(
-        codedeploy.stop_deployment, deploymentId=deployment_id, autoRollbackEnabled=True
+def shipped(info: Mapping[str, Any]) -> bool:
+    """Production traffic runs the new revision: Succeeded, or still InProgress only because
+    the original task set waits out `terminationWaitMinutes` before CodeDeploy deletes it
+    (`instanceTerminationWaitTimeStarted`). The group stays locked until that wait ends."""
+    status = info.get("status")
+    return status == "Succeeded" or (
+        status in IN_PROGRESS_STATUSES and bool(info.get("instanceTerminationWaitTimeStarted"))
     )
+
+
+def stop_deployment(
+    codedeploy: Any, deployment_id: str, sleep: Callable[[float], Any] = time.sleep
+) -> None:
+    """Stop a deployment and let CodeDeploy roll it back (before traffic moved, a no-op for
+    the service: the replacement task set is removed). One that already ended is left as
+    it is: the caller reads how it ended."""
+    try:
+        call_with_backoff(
+            codedeploy.stop_deployment,
+            deploymentId=deployment_id,
+            autoRollbackEnabled=True,
+            sleep=sleep,
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "DeploymentAlreadyCompletedException":
+            raise
+
+
+class StopTooLateError(DeploymentError):
+    """A deployment to be stopped had already succeeded: what it deployed runs now.
+
+    The deployment core sets `replaced` (the revision that ran when it decided to stop) and
+    `deployed` (what its deployment put in its place), so a caller can undo exactly that."""
+
+    deployment_id: str | None = None
+    replaced: str | None = None
+    deployed: str | None = None
+
+
+def stop_and_wait(
+    codedeploy: Any,
+    deployment_id: str,
+    timeout_seconds: float,
+    poll_seconds: float = 15,
+    sleep: Callable[[float], Any] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Stop our own deployment (with rollback) and wait until CodeDeploy has ended it.
+
+    Raises StopTooLateError when it succeeded before the stop took effect: the caller
+    deployed something it meant to withdraw and must not take it for withdrawn.
+    """
+    stop_deployment(codedeploy, deployment_id, sleep=sleep)
+    info = wait_until_finished(
+        codedeploy, deployment_id, timeout_seconds, poll_seconds, sleep, clock
+    )
+    if info.get("status") == "Succeeded":
+        raise StopTooLateError(
+            f"CodeDeploy deployment {deployment_id} succeeded before it could be stopped; it "
+            "deployed a revision merged before another deployment shipped. Check what the "
+            "service runs and deploy again."
+        )
+    return info
 
 
 def wait_until_finished(
@@ -273,8 +358,10 @@ def wait_until_finished(
     poll_seconds: float = 15,
     sleep: Callable[[float], Any] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    done: Callable[[Mapping[str, Any]], bool] = lambda _info: False,
 ) -> dict[str, Any]:
-    """Poll until the deployment ends, however it ends; return its final deploymentInfo.
+    """Poll until the deployment ends, however it ends (or `done` says it is far enough);
+    return its last deploymentInfo.
 
     Raises DeploymentTimeoutError after `timeout_seconds` (the deployment keeps going).
     """
@@ -288,7 +375,7 @@ def wait_until_finished(
             codedeploy.get_deployment, deploymentId=deployment_id, sleep=sleep
         )["deploymentInfo"]
         status = info.get("status", "?")
-        if status not in IN_PROGRESS_STATUSES:
+        if status not in IN_PROGRESS_STATUSES or done(info):
             return info
         remaining = deadline - clock()
         if remaining <= 0:

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from ecs_delivery import inputs
+
 SCHEMA_VERSION = 1
 # Name of the record inside the zip the S3 source action reads (and in the build artifact).
 RECORD_FILE = "promotion.json"
@@ -104,22 +106,6 @@ class PromotionRecord(BaseModel):
         return f"commit {self.commit} from {self.source_stack}: {images}"
 
 
-def _field_path(location: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in location) or "(record)"
-
-
-def _error_lines(error: ValidationError) -> list[str]:
-    lines = []
-    for problem in error.errors():
-        message = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "missing":
-            message = "is required"
-        elif problem["type"] == "extra_forbidden":
-            message = "is not a field of the promotion record (schema 1)"
-        lines.append(f"{_field_path(problem['loc'])}: {message}")
-    return lines
-
-
 def parse_record(data: Any, *, origin: str = "promotion record") -> PromotionRecord:
     """Validate a decoded record; every problem is reported, one line per field path."""
     if not isinstance(data, dict):
@@ -127,7 +113,7 @@ def parse_record(data: Any, *, origin: str = "promotion record") -> PromotionRec
     try:
         return PromotionRecord.model_validate(data)
     except ValidationError as error:
-        details = "\n  ".join(_error_lines(error))
+        details = "\n  ".join(inputs.problems(error, PromotionRecord, missing="is required"))
         raise PromotionRecordError(f"{origin} is not valid:\n  {details}") from None
 
 
@@ -136,9 +122,10 @@ def read_record(content: str | bytes, *, origin: str = "promotion record") -> Pr
     if isinstance(content, bytes) and content.startswith(_ZIP_MAGIC):
         content = _unzip(content, origin)
     try:
-        data = json.loads(content)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PromotionRecordError(f"{origin}: not valid JSON ({error})") from None
+        text = content if isinstance(content, str) else inputs.decode(content, origin)
+        data = inputs.parse_json(text, origin)
+    except inputs.ReadError as error:
+        raise PromotionRecordError(str(error)) from None
     return parse_record(data, origin=origin)
 
 

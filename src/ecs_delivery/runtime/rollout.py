@@ -23,7 +23,9 @@ from ecs_delivery.runtime.aws import call_with_backoff
 from ecs_delivery.runtime.live import Running, running
 from ecs_delivery.runtime.taskdef import describe, overlay_owned, same_content_in_any_family
 
-RolloutAction = Literal["none-service-new", "none-same-content", "deployed", "started"]
+RolloutAction = Literal[
+    "none-service-new", "none-same-content", "deployed", "started", "superseded"
+]
 # A ship that lands between the read and the lock is normal; three in a row is not.
 DEFAULT_MERGE_ATTEMPTS = 3
 
@@ -50,7 +52,8 @@ class RolloutRequest:
     service: str
     # None: deploy `images` onto what runs and change nothing else (the pipeline's ship).
     template_arn: str | None
-    family: str
+    # Where the new revision registers; None: the family of the revision that runs.
+    family: str | None
     application: str
     deployment_group: str
     container_name: str
@@ -65,12 +68,24 @@ class RolloutRequest:
     timeout_seconds: float = 3600
     poll_seconds: float = 15
     merge_attempts: int = DEFAULT_MERGE_ATTEMPTS
+    # The deployer's name for the deployment in CodeDeploy (a release finds its own by it);
+    # the target revision's ARN follows it.
+    description_prefix: str | None = None
+    # Tags set on the registered revision (replacing tags of the same key).
+    tags: Mapping[str, str] = field(default_factory=dict)
+    # Deploy only while what runs still carries these images (a rollback restores only
+    # where the release's image still runs); otherwise deploy nothing: "superseded".
+    expect_images: Mapping[str, str] = field(default_factory=dict)
+    # A revision to deploy instead of registering a new one when it carries exactly the
+    # merged content (a rollback over nothing newer returns to the revision that ran).
+    reuse_revision: str | None = None
 
     def __post_init__(self) -> None:
+        if self.family is not None and not (isinstance(self.family, str) and self.family):
+            raise ValueError("family: must be a non-empty string, or None for the running one")
         for name in (
             "cluster",
             "service",
-            "family",
             "application",
             "deployment_group",
             "container_name",
@@ -103,8 +118,9 @@ class RolloutResult:
 
     action: "none-service-new" (the service runs the template itself: it was just created
     from it), "none-same-content" (what runs already carries every Pulumi-owned field and
-    image asked for), "deployed" (a deployment ran and succeeded) or "started" (a deployment
-    was started, or is still running from an earlier rollout, and not waited for).
+    image asked for), "deployed" (a deployment ran and succeeded), "started" (a deployment
+    was started, or is still running from an earlier rollout, and not waited for) or
+    "superseded" (what runs no longer carries `expect_images`: nothing was deployed).
     running_task_definition_arn is the revision serving traffic when rollout() returned;
     images what its containers run.
     """
@@ -115,10 +131,14 @@ class RolloutResult:
     images: dict[str, str] = field(default_factory=dict)
 
 
-def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
+def describe_service(
+    ecs: Any, cluster: str, service: str, sleep: Callable[[float], Any] = time.sleep
+) -> dict[str, Any]:
     """DescribeServices for one ACTIVE CODE_DEPLOY service, or a ServiceStateError saying why not."""
     try:
-        response = call_with_backoff(ecs.describe_services, cluster=cluster, services=[service])
+        response = call_with_backoff(
+            ecs.describe_services, cluster=cluster, services=[service], sleep=sleep
+        )
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ClusterNotFoundException":
             raise ServiceStateError(
@@ -147,9 +167,11 @@ def describe_service(ecs: Any, cluster: str, service: str) -> dict[str, Any]:
     return found
 
 
-def what_runs(ecs: Any, cluster: str, service: str) -> Running:
+def what_runs(
+    ecs: Any, cluster: str, service: str, sleep: Callable[[float], Any] = time.sleep
+) -> Running:
     """The revision, network and platform serving the service's traffic right now."""
-    return running(describe_service(ecs, cluster, service))
+    return running(describe_service(ecs, cluster, service, sleep))
 
 
 def _check_target(task_definition: Mapping[str, Any], name: str, port: int) -> None:
@@ -218,37 +240,75 @@ def _wait_until_finished(
     )
 
 
+def _live_network(live: Running) -> cd.Network | None:
+    if not (live.subnets and live.security_groups):
+        return None
+    return cd.Network(live.subnets, live.security_groups, live.assign_public_ip)
+
+
+def _images_still(current: Mapping[str, Any], expected: Mapping[str, str]) -> bool:
+    images = _images(current)
+    return all(images.get(name) == image for name, image in expected.items())
+
+
+def _register(ecs: Any, registration: Mapping[str, Any], sleep: Callable[[float], Any]) -> str:
+    response = call_with_backoff(ecs.register_task_definition, sleep=sleep, **registration)
+    return str(response["taskDefinition"]["taskDefinitionArn"])
+
+
+def _with_tags(tags: list[dict[str, str]] | None, extra: Mapping[str, str]) -> list[dict[str, str]]:
+    kept = [t for t in tags or [] if t.get("key") not in extra]
+    return kept + [{"key": key, "value": value} for key, value in sorted(extra.items())]
+
+
 def rollout(
     ecs: Any,
     codedeploy: Any,
     request: RolloutRequest,
     sleep: Callable[[float], Any] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    *,
+    register: Callable[[Mapping[str, Any]], str] | None = None,
+    before_deploy: Callable[[str, str], None] | None = None,
 ) -> RolloutResult:
     """Deploy the template's fields (and any pinned/promoted image) onto what runs, if needed.
 
-    Without a template it deploys only `request.images` onto what runs (a pipeline ship), so
-    Pulumi's fields are never reverted by a deployer either. Never deploys an image older
-    than the one running, except one named in request.images; never starts an empty
-    blue/green cycle.
+    The one deployment core: the `pulumi up` rollout, the pipeline's ship and the release
+    engine (deploy and rollback) all deploy through it. Without a template it deploys only
+    `request.images` onto what runs (a ship, a release, a rollback), so Pulumi's fields are
+    never reverted by a deployer either. Never deploys an image older than the one running,
+    except one named in request.images; never starts an empty blue/green cycle.
+
+    `register` registers a revision (default: RegisterTaskDefinition with backoff; the
+    release engine paces it). `before_deploy(base, target)` runs once the revision to
+    deploy is known, before CreateDeployment, on every merge: a caller records there what
+    it is about to deploy over what, and raises to deploy nothing.
     """
     template: dict[str, Any] | None = None
+    register = register or (lambda registration: _register(ecs, registration, sleep))
     for _attempt in range(request.merge_attempts):
-        live = what_runs(ecs, request.cluster, request.service)
+        live = what_runs(ecs, request.cluster, request.service, sleep)
         if template is None and request.template_arn:  # after the service is known to exist
-            template = describe(ecs, request.template_arn, include_tags=True)
-        busy = cd.in_progress_deployments(codedeploy, request.application, request.deployment_group)
+            template = describe(ecs, request.template_arn, include_tags=True, sleep=sleep)
+        busy = cd.in_progress_deployments(
+            codedeploy, request.application, request.deployment_group, sleep
+        )
         if busy:
             if request.own_deployment in busy and not request.wait:
                 return RolloutResult("started", live.task_definition_arn, request.own_deployment)
             _wait_for_others(codedeploy, request, busy, sleep, clock)
             continue  # what runs may have changed: read it again
-        described = describe(ecs, live.task_definition_arn, include_tags=template is None)
+        described = describe(
+            ecs, live.task_definition_arn, include_tags=template is None, sleep=sleep
+        )
         current = described["taskDefinition"]
+        if not _images_still(current, request.expect_images):
+            return RolloutResult("superseded", live.task_definition_arn, None, _images(current))
         # Pulumi's fields from the template, else every field of what runs: only images move.
         owner = (template or described)["taskDefinition"]
         tags = (template or described).get("tags") or None
-        wanted = overlay_owned(owner, current, family=request.family, images=request.images)
+        family = request.family or str(current["family"])
+        wanted = overlay_owned(owner, current, family=family, images=request.images)
         content_same = same_content_in_any_family(wanted, current)
         if (
             content_same
@@ -265,18 +325,24 @@ def rollout(
         _check_target(wanted, request.container_name, request.container_port)
         if content_same:  # only the network or platform changes: deploy what runs as it is
             target = live.task_definition_arn
+        elif request.reuse_revision and same_content_in_any_family(
+            wanted, describe(ecs, request.reuse_revision, sleep=sleep)["taskDefinition"]
+        ):
+            target = request.reuse_revision
         else:
-            registration = {**wanted, **({"tags": tags} if tags else {})}
-            target = call_with_backoff(ecs.register_task_definition, **registration)[
-                "taskDefinition"
-            ]["taskDefinitionArn"]
+            tags = _with_tags(tags, request.tags) if request.tags else tags
+            target = register({**wanted, **({"tags": tags} if tags else {})})
+        if before_deploy is not None:
+            before_deploy(live.task_definition_arn, target)
+        # A complete AppSpec: what a deployment runs on never depends on what CodeDeploy
+        # does with an omitted field (a ship keeps the network Pulumi rolled out).
         spec = cd.appspec(
             target,
             request.container_name,
             request.container_port,
             hooks=request.hooks,
-            platform_version=request.platform_version,
-            network=request.network,
+            platform_version=request.platform_version or live.platform_version,
+            network=request.network or _live_network(live),
         )
         try:
             deployment_id = cd.start_deployment(
@@ -284,20 +350,35 @@ def rollout(
                 request.application,
                 request.deployment_group,
                 spec,
+                sleep=sleep,
                 description=(
-                    f"ecs-delivery: Pulumi-owned change to {request.cluster}/{request.service}: "
-                    f"{live.task_definition_arn} -> {target}"
+                    f"{request.description_prefix} {target}"
+                    if request.description_prefix
+                    else f"ecs-delivery: Pulumi-owned change to {request.cluster}/"
+                    f"{request.service}: {live.task_definition_arn} -> {target}"
                 ),
             )
         except cd.DeploymentInProgressError:
+            if not request.wait:
+                raise
             continue  # another deployer took the lock first: wait for it, then merge again
         # We hold the group's lock now. A ship that finished before we took it changed what
-        # runs: our merge is stale, so stop it before traffic moves and merge again.
-        if what_runs(ecs, request.cluster, request.service).task_definition_arn != (
-            live.task_definition_arn
-        ):
-            cd.stop_deployment(codedeploy, deployment_id)
-            _wait_until_finished(codedeploy, request, deployment_id, sleep, clock)
+        # runs: our merge is stale, so stop it before traffic moves and merge again. (What
+        # runs may also be our own target already: a fast deployment, a slow read.)
+        now = what_runs(ecs, request.cluster, request.service, sleep).task_definition_arn
+        if now not in (live.task_definition_arn, target):
+            try:
+                cd.stop_and_wait(
+                    codedeploy,
+                    deployment_id,
+                    timeout_seconds=request.timeout_seconds,
+                    poll_seconds=request.poll_seconds,
+                    sleep=sleep,
+                    clock=clock,
+                )
+            except cd.StopTooLateError as error:
+                error.deployment_id, error.replaced, error.deployed = deployment_id, now, target
+                raise
             continue
         if not request.wait:
             return RolloutResult("started", live.task_definition_arn, deployment_id)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import botocore.session
@@ -180,9 +181,15 @@ def register_request(
     return request
 
 
-def describe(ecs: Any, task_definition_arn: str, *, include_tags: bool = False) -> dict[str, Any]:
+def describe(
+    ecs: Any,
+    task_definition_arn: str,
+    *,
+    include_tags: bool = False,
+    sleep: Callable[[float], Any] = time.sleep,
+) -> dict[str, Any]:
     """DescribeTaskDefinition with backoff; returns the response (taskDefinition, tags)."""
     kwargs: dict[str, Any] = {"taskDefinition": task_definition_arn}
     if include_tags:
         kwargs["include"] = ["TAGS"]
-    return call_with_backoff(ecs.describe_task_definition, **kwargs)
+    return call_with_backoff(ecs.describe_task_definition, sleep=sleep, **kwargs)

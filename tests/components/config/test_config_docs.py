@@ -104,5 +104,7 @@ def test_pulumi_yaml_declares_every_top_level_key_with_the_model_default():
     }
     assert ours["ecs-delivery:services"]["type"] == "object"
     assert "default" not in ours["ecs-delivery:network"]
-    assert {v["type"] for v in ours.values()} <= {"object", "string", "integer", "boolean"}
+    assert {v["type"] for v in ours.values()} <= {"object", "string", "integer", "boolean", "array"}
+    # Pulumi requires the item type of an array key.
+    assert ours["ecs-delivery:allowedRegions"]["items"] == {"type": "string"}
     assert declared["pulumi:tags"] == {"value": {"pulumi:template": "ecs-delivery"}}

@@ -37,7 +37,7 @@ CASES = [
     ),
     (
         with_("network.natGateways", "none") | {"loadBalancer": {"internal": True}},
-        "services.web.bootstrapImage: 'public.ecr.aws/nginx/nginx:1.27-alpine' cannot be pulled "
+        "services.web.bootstrapImage: 'public.ecr.aws/docker/library/busybox:1.36' cannot be pulled "
         "without NAT (natGateways: none); use an image in private ECR in this region (e.g. an "
         "ECR pull-through cache repository), or natGateways single",
     ),

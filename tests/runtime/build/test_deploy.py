@@ -100,7 +100,7 @@ def test_deploy_ships_only_the_image_and_keeps_every_other_field_of_what_runs(
     assert properties == {
         "TaskDefinition": after["taskDefinitionArn"],
         "LoadBalancerInfo": {"ContainerName": "app", "ContainerPort": 8080},
-    }  # no NetworkConfiguration/PlatformVersion: the service keeps the ones it has
+    }  # what runs reports no network or platform here: the AppSpec names none
     assert f"deployment {deployment} succeeded" in capsys.readouterr().out
 
 
@@ -231,3 +231,27 @@ def test_json_of_a_failed_record_lookup_names_the_service(tmp_path: Path, simula
     assert main(_args("--record", str(tmp_path / "promotion.json"))) == EXIT_FAILED
 
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_a_ship_that_outlives_its_timeout_says_to_rerun_the_pipeline_stage_not_pulumi_up(
+    deployed: Deployed, ecs: Any, codedeploy: Any
+) -> None:
+    # moto (without the simulation) keeps deployments `Created`: one that never finishes.
+    target = build.ShipTarget(
+        cluster=CLUSTER,
+        service=SERVICE,
+        family=FAMILY,
+        application=APPLICATION,
+        deployment_group=GROUP,
+        container_name="app",
+        container_port=8080,
+    )
+
+    with pytest.raises(build.BuildError) as raised:
+        build.ship(ecs, codedeploy, target, SHIPPED, timeout_seconds=0.2, poll_seconds=0.05)
+
+    message = str(raised.value)
+    assert "did not finish within" in message
+    assert "pulumi up" not in message
+    assert "re-run this pipeline's deploy stage (Retry in the CodePipeline console)" in message
+    assert "aws deploy get-deployment --deployment-id " in message

@@ -83,7 +83,7 @@ def test_apply_with_a_failing_service_exits_1_naming_it_and_all_20_end_on_previo
 
     assert code == 1
     assert "release dev-r1 failed: svc-011:" in err
-    assert "rolled back: every service and scheduled task runs its previous revision" in err
+    assert "rolled back: what the release set is taken back, onto what runs now" in err
     assert "note: --endpoint-url" not in err
     assert {n: sim.live_task_definition(n) for n in sim.inventory.services} == {
         n: sim.task_definitions[n] for n in sim.inventory.services
@@ -119,7 +119,7 @@ def test_missing_inventory_file_exits_2_without_a_traceback(
     code, _, err = run(sim, ["apply", *args])
 
     assert code == 2
-    assert "--inventory: cannot read" in err and "Traceback" not in err
+    assert "missing.json: cannot read: No such file" in err and "Traceback" not in err
 
 
 def test_plan_json_lists_changes_and_unchanged_services(sim: SimulatedAws, tmp_path: Path) -> None:
@@ -255,3 +255,104 @@ def test_an_emulator_without_stop_deployment_exits_3_with_one_error_line_and_the
     )
     assert "html" not in err
     assert "note: --endpoint-url http://localhost:5000: its deployments did not finish." in err
+
+
+def test_a_truncated_state_gives_status_and_rollback_one_clear_error_not_a_traceback(
+    sim: SimulatedAws, tmp_path: Path
+) -> None:
+    """Issue 21, problem 7: a truncated state.json blocked `status`, `rollback` and `apply`
+    with a pydantic traceback, exactly when recovery is needed."""
+    args = files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    assert run(sim, ["apply", *args])[0] == 0
+    key = "releases/dev-r1/state.json"
+    body = sim.clients.s3.get_object(Bucket=sim.bucket, Key=key)["Body"].read()
+    sim.clients.s3.put_object(Bucket=sim.bucket, Key=key, Body=body[: len(body) // 2])
+
+    for command in (["status", "--release", "dev-r1", "--state-bucket", sim.bucket],
+                    ["rollback", "--release", "dev-r1", "--state-bucket", sim.bucket],
+                    ["apply", *args]):  # fmt: skip
+        code, _, err = run(sim, command)
+        assert code == 2, command
+        assert f"release state s3://{sim.bucket}/{key} cannot be read" in err
+        assert "Traceback" not in err
+
+
+def test_a_state_from_a_newer_engine_still_gives_status_and_rollback_but_not_apply(
+    sim: SimulatedAws, tmp_path: Path
+) -> None:
+    """Problem 7: fields this engine does not know are read (and kept), not refused."""
+    import json
+
+    args = files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
+    assert run(sim, ["apply", *args])[0] == 0
+    key = "releases/dev-r1/state.json"
+    state = json.loads(sim.clients.s3.get_object(Bucket=sim.bucket, Key=key)["Body"].read())
+    state["schema_version"] = 2
+    state["lease"] = {"owner": "a newer engine"}
+    state["status"] = "running"
+    sim.clients.s3.put_object(Bucket=sim.bucket, Key=key, Body=json.dumps(state).encode())
+    status = ["status", "--release", "dev-r1", "--state-bucket", sim.bucket]
+
+    assert run(sim, status)[0] == 0
+    code, _, err = run(sim, ["apply", *args])
+    assert code == 2 and "written by a newer ecs-delivery" in err
+    assert run(sim, ["rollback", "--release", "dev-r1", "--state-bucket", sim.bucket])[0] == 0
+    kept = json.loads(sim.clients.s3.get_object(Bucket=sim.bucket, Key=key)["Body"].read())
+    assert kept["lease"] == {"owner": "a newer engine"} and kept["status"] == "rolled_back"
+    assert sim.live_image("svc-000") == sim.image("svc-000", "1.0.0")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--poll-seconds", "nan", "--poll-seconds: nan is not a finite number"),
+        ("--poll-seconds", "inf", "--poll-seconds: inf is not a finite number"),
+        ("--poll-seconds", "0", "--poll-seconds: 0 must be more than 0"),
+        ("--poll-seconds", "-5", "--poll-seconds: -5 must be more than 0"),
+        ("--timeout-minutes", "nan", "--timeout-minutes: nan is not a finite number"),
+        ("--timeout-minutes", "-inf", "--timeout-minutes: -inf is not a finite number"),
+        ("--timeout-minutes", "0", "--timeout-minutes: 0 must be more than 0"),
+        ("--timeout-minutes", "1e9", "--timeout-minutes: 1e9 must be at most 1440"),
+        ("--max-parallel", "0", "--max-parallel: 0 must be at least 1"),
+        ("--max-parallel", "2.5", "--max-parallel: 2.5 is not a whole number"),
+        ("--endpoint-url", "notaurl", "--endpoint-url: 'notaurl' is not an http(s) URL"),
+    ],
+)
+def test_numbers_and_urls_are_checked_naming_the_option_and_nothing_runs(
+    sim: SimulatedAws, tmp_path: Path, capsys: pytest.CaptureFixture[str], option, value, message
+) -> None:
+    args = [*files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0")), f"{option}={value}"]
+
+    with pytest.raises(SystemExit) as exited:
+        run(sim, ["apply", *args])
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert sim.codedeploy.deployments == [] and sim.ecs.calls["register_task_definition"] == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "done"),
+    [
+        ("plan", "nothing was changed"),
+        ("apply", "nothing was deployed"),
+        ("status", "nothing was changed"),
+        ("rollback", "the rollback did not start; nothing was changed"),
+    ],
+)
+def test_an_aws_error_is_not_bad_input_it_exits_4_saying_what_was_not_done(
+    sim: SimulatedAws, tmp_path: Path, command: str, done: str
+) -> None:
+    # A state bucket that does not exist: S3 answers NoSuchBucket to the first state read.
+    args = files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0"))
+    args[args.index("--state-bucket") + 1] = "no-such-bucket"
+    if command in ("status", "rollback"):
+        args += ["--release", "dev-r1"]
+
+    code, _, err = run(sim, [command, *args])
+
+    assert code == 4
+    assert err.startswith("AWS error: ") and "NoSuchBucket" in err
+    assert done in err and "bad input" not in err and "Traceback" not in err
+    assert sim.codedeploy.deployments == []

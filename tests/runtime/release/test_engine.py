@@ -375,7 +375,7 @@ def throttled_release(sim: SimulatedAws) -> None:
 
     outcome = apply(aws, store_of(sim, manifest.release_id), manifest, sim.inventory, fast)
 
-    assert outcome.status == "succeeded"
+    assert outcome.status == "succeeded", outcome.failure
     for client in (ecs, codedeploy):
         assert set(client.throttled) == client._operations
         assert all(client.throttled[op] > 0 for op in client._operations)

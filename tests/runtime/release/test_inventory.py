@@ -67,4 +67,4 @@ def test_an_invalid_inventory_inside_a_plan_names_the_bad_field(tmp_path: Path) 
     with pytest.raises(InventoryError) as error:
         load_inventory(path)
 
-    assert f"{path}: services.web.service: Field required" in str(error.value).splitlines()
+    assert f"{path}: services.web.service: required" in str(error.value).splitlines()

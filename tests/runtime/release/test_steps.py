@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from ecs_delivery.offline.release_simulator import SimulatedAws
+from ecs_delivery.runtime.release.engine import ReleaseInputError
+from ecs_delivery.runtime.release.manifest import ManifestError
 from ecs_delivery.runtime.release.state import StateStore
 from ecs_delivery.runtime.release.state_machine import STEPS, definition
 from ecs_delivery.runtime.release.steps import (
@@ -229,6 +231,23 @@ def test_state_machine_with_a_bad_manifest_fails_without_deploying(sim: Simulate
     assert sim.codedeploy.deployments == []
 
 
+def test_a_manifest_with_a_yaml_tag_fails_plan_as_bad_input_and_ends_nothing_deployed(
+    sim: SimulatedAws,
+) -> None:
+    text = sim.manifest_yaml("r1", "2.0.0", services=services(1)).replace(
+        "image:", "image: !env", 1
+    )
+    ctx = StepContext(aws=aws_of(sim), bucket=sim.bucket, config=config())
+
+    with pytest.raises(ManifestError, match=r"the YAML tag !env is not supported"):
+        plan_step(ctx, text, sim.inventory)
+    status, error, trace = execute(sim, {"manifest_yaml": text})
+
+    assert (status, error) == ("FAILED", "ReleaseFailed")
+    assert trace == ["Plan", "Rollback", "RollbackDone?", "NothingDeployed"]
+    assert sim.codedeploy.deployments == []
+
+
 def test_state_machine_with_nothing_to_change_succeeds_at_once(sim: SimulatedAws) -> None:
     text = sim.manifest_yaml("r1", "1.0.0", services=services(3))
 
@@ -303,9 +322,16 @@ def test_start_step_of_a_service_whose_revision_keeps_changing_names_the_service
     real_register = sim.raw_ecs.register_task_definition
     target = sim.inventory.services["svc-000"]
 
+    ships = iter(range(1, 100))
+
     def someone_ships_after_every_registration(**kwargs: Any) -> Any:
         response = real_register(**kwargs)
-        again = real_register(**{**kwargs, "tags": []})["taskDefinition"]["taskDefinitionArn"]
+        # The pipeline ships another image each time: what runs keeps changing.
+        image = sim.image("svc-000", f"9.{next(ships)}.0")
+        containers = [{**c, "image": image} for c in kwargs["containerDefinitions"]]
+        again = real_register(**{**kwargs, "containerDefinitions": containers, "tags": []})[
+            "taskDefinition"
+        ]["taskDefinitionArn"]
         sim.raw_ecs.update_service(
             cluster=target.cluster, service=target.service, taskDefinition=again
         )
@@ -319,3 +345,51 @@ def test_start_step_of_a_service_whose_revision_keeps_changing_names_the_service
 
     assert str(failure.value).startswith("service svc-000: what the service runs changed")
     assert "service svc-000: service" not in str(failure.value)
+
+
+def _handler_module(monkeypatch: pytest.MonkeyPatch, **env: str) -> Any:
+    monkeypatch.setenv("STATE_BUCKET", "state-bucket")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location(
+        "release_steps_handler_env",
+        REPO / "src" / "ecs_delivery" / "lambdas" / "release_steps" / "handler.py",
+    )
+    assert spec and spec.loader
+    handler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handler)
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DEPLOYMENT_TIMEOUT_SECONDS", "nan", "DEPLOYMENT_TIMEOUT_SECONDS: nan is not a finite"),
+        ("DEPLOYMENT_TIMEOUT_SECONDS", "-1", "DEPLOYMENT_TIMEOUT_SECONDS: -1 must be more than 0"),
+        ("START_GRACE_SECONDS", "inf", "START_GRACE_SECONDS: inf is not a finite number"),
+        ("START_GRACE_SECONDS", "soon", "START_GRACE_SECONDS: soon is not a number"),
+    ],
+)
+def test_the_steps_refuse_a_number_in_their_environment_that_is_not_finite_and_in_range(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    handler = _handler_module(monkeypatch, **{name: value})
+    with pytest.raises(ReleaseInputError, match=message):
+        handler.start_service({"release_id": "dev-r1", "service": "web"})
+
+
+@pytest.mark.parametrize(
+    ("step", "event", "message"),
+    [
+        ("start_service", {"service": "web"}, "event.release_id: required"),
+        ("start_service", {"release_id": "dev-r1", "service": 3}, "event.service: give a name"),
+        ("poll_service", [], "event: expected a JSON object"),
+        ("rollback_poll", {"release_id": ""}, "event.release_id: give a name"),
+    ],
+)
+def test_a_step_event_without_its_fields_is_refused_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch, step: str, event: Any, message: str
+) -> None:
+    handler = _handler_module(monkeypatch)
+    with pytest.raises(ReleaseInputError, match=message):
+        getattr(handler, step)(event)

@@ -24,6 +24,8 @@ from ecs_delivery.runtime.release.engine import EngineConfig
 from ecs_delivery.runtime.release.live import Aws, Clients
 from ecs_delivery.runtime.release.steps import (
     StepContext,
+    environment_number,
+    event_field,
     load_inventory_object,
     manifest_text,
     plan_step,
@@ -37,17 +39,20 @@ from ecs_delivery.runtime.release.steps import (
 
 @cache
 def _context() -> StepContext:
-    # Built once per container: clients are reused across invocations.
+    # Built once per container: clients are reused across invocations. The environment is
+    # checked first: a bad value is named before any client exists.
+    config = EngineConfig(
+        deployment_timeout_seconds=environment_number(
+            os.environ, "DEPLOYMENT_TIMEOUT_SECONDS", 3600, at_most=86_400
+        ),
+        start_grace_seconds=environment_number(os.environ, "START_GRACE_SECONDS", 900, 86_400),
+    )
     clients = Clients(
         ecs=client("ecs"),
         codedeploy=client("codedeploy"),
         s3=client("s3"),
         events=client("events"),
         scheduler=client("scheduler"),
-    )
-    config = EngineConfig(
-        deployment_timeout_seconds=float(os.environ.get("DEPLOYMENT_TIMEOUT_SECONDS", "3600")),
-        start_grace_seconds=float(os.environ.get("START_GRACE_SECONDS", "900")),
     )
     return StepContext(aws=Aws(clients), bucket=os.environ["STATE_BUCKET"], config=config)
 
@@ -61,15 +66,17 @@ def plan(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
 
 
 def start_service(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
-    return start_service_step(_context(), event["release_id"], event["service"])
+    release, service = event_field(event, "release_id"), event_field(event, "service")
+    return start_service_step(_context(), release, service)
 
 
 def poll_service(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
-    return poll_service_step(_context(), event["release_id"], event["service"])
+    release, service = event_field(event, "release_id"), event_field(event, "service")
+    return poll_service_step(_context(), release, service)
 
 
 def update_tasks(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
-    return update_tasks_step(_context(), event["release_id"])
+    return update_tasks_step(_context(), event_field(event, "release_id"))
 
 
 def rollback(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
@@ -77,4 +84,4 @@ def rollback(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
 
 
 def rollback_poll(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
-    return rollback_poll_step(_context(), event["release_id"])
+    return rollback_poll_step(_context(), event_field(event, "release_id"))

@@ -21,16 +21,35 @@ except ModuleNotFoundError as exc:  # archive root = this folder's contents: fla
         raise
     import logic  # type: ignore[no-redef]
 
+# The report client: short timeouts and one retry, so that a CodeDeploy endpoint that does
+# not answer is given up on while the Lambda can still log it (10 attempts of 2 + 5 s were
+# over a minute, against a 5 s reserve: the Lambda was killed before it said anything).
+CONNECT_TIMEOUT = 1.0
+READ_TIMEOUT = 2.0
+MAX_ATTEMPTS = 2  # in total: the first try and one retry
+_SDK_BACKOFF_MAX_SECONDS = 20.0
+
+
+def report_budget_seconds(connect_timeout: float, read_timeout: float) -> float:
+    """The longest the report can take when every attempt times out (botocore's backoff
+    between attempts is at most 1 s, doubling); the same sum as runtime.aws's budget."""
+    waits = sum(min(2.0**i, _SDK_BACKOFF_MAX_SECONDS) for i in range(MAX_ATTEMPTS - 1))
+    return MAX_ATTEMPTS * (connect_timeout + read_timeout) + waits
+
+
 # Seconds kept back from the Lambda's remaining time for reporting the verdict: a Lambda that
 # is killed before it reports leaves the deployment waiting for the hook's one-hour timeout.
-REPORT_RESERVE_SECONDS = 5.0
+REPORT_RESERVE_SECONDS = report_budget_seconds(CONNECT_TIMEOUT, READ_TIMEOUT) + 1.0
 
-_CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 10},
-    # Short network timeouts so that retries fit into the reserve above.
-    connect_timeout=2,
-    read_timeout=5,
-)
+
+def client_config(
+    connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT
+) -> Config:
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
 
 
 class InvalidHookEvent(ValueError):
@@ -95,9 +114,9 @@ def read_environment(environ: Mapping[str, str]) -> logic.HookEnvironment:
     )
 
 
-def build_codedeploy_client() -> Any:
-    """CodeDeploy client in the Lambda's region, with retries and short timeouts."""
-    return boto3.client("codedeploy", config=_CLIENT_CONFIG)
+def build_codedeploy_client(config: Config | None = None, endpoint_url: str | None = None) -> Any:
+    """CodeDeploy client in the Lambda's region, with a retry budget that fits the reserve."""
+    return boto3.client("codedeploy", config=config or client_config(), endpoint_url=endpoint_url)
 
 
 def _keys(event: Any) -> list[str] | str:

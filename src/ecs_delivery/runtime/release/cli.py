@@ -2,7 +2,8 @@
 
 Exit codes: 0 success or nothing to change; 1 the release failed and was rolled back (the
 failed service is named); 2 bad input (nothing deployed); 3 the rollback failed or was
-interrupted (a person must look: `release status`, then `release rollback`).
+interrupted (a person must look: `release status`, then `release rollback`); 4 AWS failed
+before anything was deployed (the message says what was and was not done; run it again).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ecs_delivery import inputs
 from ecs_delivery.runtime.aws import RETRY_CONFIG
 from ecs_delivery.runtime.aws import session as aws_session
 from ecs_delivery.runtime.release.engine import (
@@ -31,28 +34,48 @@ from ecs_delivery.runtime.release.engine import (
 )
 from ecs_delivery.runtime.release.inventory import InventoryError, load_inventory
 from ecs_delivery.runtime.release.live import Aws, Clients, LiveStateError, TaskDefinitions
-from ecs_delivery.runtime.release.manifest import (
-    ManifestError,
-    load_manifest,
-    parse_yaml,
-    release_id,
-)
+from ecs_delivery.runtime.release.manifest import ManifestError, load_manifest, release_of
 from ecs_delivery.runtime.release.pacing import Clock, SystemClock
 from ecs_delivery.runtime.release.progress import LogProgress, TtyProgress, summary_table
-from ecs_delivery.runtime.release.state import StateStore
+from ecs_delivery.runtime.release.state import StateReadError, StateStore
 
-EXIT_OK, EXIT_ROLLED_BACK, EXIT_BAD_INPUT, EXIT_NEEDS_HUMAN = 0, 1, 2, 3
+EXIT_OK, EXIT_ROLLED_BACK, EXIT_BAD_INPUT, EXIT_NEEDS_HUMAN, EXIT_AWS = 0, 1, 2, 3, 4
 
 
 class UsageError(Exception):
     """Bad command-line input (exit 2)."""
 
 
+def _checked(name: str, *, at_most: float, whole: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in range, or an error naming the option."""
+
+    def parse(text: str) -> float:
+        try:
+            value = inputs.number(text, name, at_most=at_most, whole=whole)
+        except inputs.ReadError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{name}: ")) from None
+        return int(value) if whole else value
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
+
+def _endpoint(text: str) -> str:
+    url = urllib.parse.urlsplit(text)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s) URL; e.g. http://localhost:5000 (moto) or "
+            "http://localhost:4566 (LocalStack)"
+        )
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecs-delivery release",
         description="Release many ECS services and scheduled tasks from one manifest.",
-        epilog="exit codes: 0 ok, 1 failed and rolled back, 2 bad input, 3 rollback failed",
+        epilog="exit codes: 0 ok, 1 failed and rolled back, 2 bad input, 3 rollback failed, "
+        "4 AWS failed before anything was deployed",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
@@ -75,19 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument(
             "--max-parallel",
-            type=int,
+            type=_checked("--max-parallel", at_most=1000, whole=True),
             default=10,
             help="deployments in flight at once (default 10)",
         )
         command.add_argument(
             "--poll-seconds",
-            type=float,
+            type=_checked("--poll-seconds", at_most=3600),
             default=15.0,
             help="seconds between deployment polls (default 15)",
         )
         command.add_argument(
             "--timeout-minutes",
-            type=float,
+            type=_checked("--timeout-minutes", at_most=24 * 60),
             default=60.0,
             help="a deployment running longer fails (default 60)",
         )
@@ -95,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--profile", help="AWS profile")
         command.add_argument(
             "--endpoint-url",
+            type=_endpoint,
             help="send every AWS call here, e.g. http://localhost:5000 for a moto server or "
             "http://localhost:4566 for LocalStack (default: the AWS endpoints)",
         )
@@ -108,27 +132,21 @@ def _read(path: Path | None, flag: str) -> str:
     if path is None:
         raise UsageError(f"{flag} is required")
     try:
-        return path.read_text()
-    except OSError as error:
-        raise UsageError(f"{flag}: cannot read {path}: {error.strerror}") from None
+        return inputs.read_text(path)
+    except inputs.ReadError as error:
+        raise UsageError(f"{flag}: {error}") from None
 
 
 def _release_of(args: argparse.Namespace) -> str:
     if args.release:
         return str(args.release)
-    data, _ = parse_yaml(_read(args.manifest, "--manifest (or --release)"))
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(key), str) for key in ("environment", "release")
-    ):
+    found = release_of(_read(args.manifest, "--manifest (or --release)"))
+    if found is None:
         raise UsageError("--manifest: it names no environment and release; use --release <id>")
-    return release_id(data["environment"], data["release"])
+    return found
 
 
 def _config(args: argparse.Namespace) -> EngineConfig:
-    if args.max_parallel < 1:
-        raise UsageError(f"--max-parallel: {args.max_parallel} must be at least 1")
-    if args.poll_seconds <= 0 or args.timeout_minutes <= 0:
-        raise UsageError("--poll-seconds and --timeout-minutes must be positive")
     return EngineConfig(
         max_parallel=args.max_parallel,
         poll_seconds=args.poll_seconds,
@@ -199,7 +217,9 @@ class Cli:
         inventory = load_inventory(self.args.inventory) if self.args.inventory else None
         if inventory is None:
             raise UsageError("--inventory is required")
-        manifest = load_manifest(_read(self.args.manifest, "--manifest"), inventory)
+        manifest = load_manifest(
+            _read(self.args.manifest, "--manifest"), inventory, str(self.args.manifest)
+        )
         if self.args.state_bucket:
             state, plan = prepare(self.aws, self._store(manifest.release_id), manifest, inventory)
             if state is not None:
@@ -222,7 +242,9 @@ class Cli:
         if self.args.inventory is None:
             raise UsageError("--inventory is required")
         inventory = load_inventory(self.args.inventory)
-        manifest = load_manifest(_read(self.args.manifest, "--manifest"), inventory)
+        manifest = load_manifest(
+            _read(self.args.manifest, "--manifest"), inventory, str(self.args.manifest)
+        )
         config = _config(self.args)
         store = self._store(manifest.release_id)
         definitions = TaskDefinitions(self.aws)
@@ -282,8 +304,10 @@ class Cli:
         self._print_state(store.state)
         if outcome.status == "rolled_back":
             self._say(
-                f"release {outcome.release_id} rolled back: every service and task runs its previous revision"
+                f"release {outcome.release_id} rolled back: what the release set is taken back, "
+                "onto what runs now"
             )
+            self._kept_newer(outcome)
             return EXIT_OK
         return self._report(outcome, store)
 
@@ -305,8 +329,9 @@ class Cli:
         elif outcome.status == "rolled_back":
             self.err.write(
                 f"release {outcome.release_id} failed: {failed}: {outcome.failure}\n"
-                "rolled back: every service and scheduled task runs its previous revision\n"
+                "rolled back: what the release set is taken back, onto what runs now\n"
             )
+            self._kept_newer(outcome)
             self._emulator_note(_timed_out(outcome.failure))
         else:
             stuck = []
@@ -320,6 +345,16 @@ class Cli:
                 "retry with `release rollback`\n"
             )
         return outcome.exit_code
+
+    def _kept_newer(self, outcome: Outcome) -> None:
+        """Name each item the rollback left running because a newer deployment set it."""
+        if outcome.state is None:
+            return
+        items = [("service", n, s) for n, s in outcome.state.services.items()]
+        items += [("task", n, t) for n, t in outcome.state.tasks.items()]
+        for kind, name, item in sorted(items, key=lambda i: (i[0], i[1])):
+            if item.rollback == "superseded":
+                self.err.write(f"kept newer: {kind} {name}: {item.rollback_note}\n")
 
     def _stopped(self, store: StateStore, error: BaseException) -> int:
         # An emulator's error 500 carries a whole HTML page as its message: drop it.
@@ -345,6 +380,15 @@ class Cli:
             "emulator use `plan` and `status`; to watch a whole release (deploy, failure, "
             "rollback) run `make release-demo`, a simulated AWS whose deployments finish\n"
         )
+
+
+_NOT_DONE = {
+    "plan": "nothing was changed (plan only reads); run it again once AWS answers",
+    "status": "nothing was changed (status only reads); run it again once AWS answers",
+    "apply": "nothing was deployed; run `release apply` again once AWS answers",
+    "rollback": "the rollback did not start; nothing was changed; run `release rollback` "
+    "again once AWS answers",
+}
 
 
 def main(
@@ -383,13 +427,14 @@ def main(
         for line in error.errors:
             err.write(f"  {line}\n")
         return EXIT_BAD_INPUT
-    except (UsageError, InventoryError, ReleaseInputError, LiveStateError) as error:
+    except (UsageError, InventoryError, ReleaseInputError, LiveStateError, StateReadError) as error:
         err.write(f"error: {error}\nnothing was deployed\n")
         return EXIT_BAD_INPUT
     except (ClientError, BotoCoreError) as error:
-        # Raised before any deployment started (plan, state read): nothing changed.
-        err.write(f"AWS error: {error}\nnothing was deployed\n")
-        return EXIT_BAD_INPUT
+        # Raised before any deployment started (plan, state read): an AWS failure, not the
+        # user's input; what was not done depends on the command.
+        err.write(f"AWS error: {error}\n{_NOT_DONE[args.command]}\n")
+        return EXIT_AWS
     except KeyboardInterrupt:
         err.write(
             "interrupted: the release's state is saved; run `release status`, then "

@@ -28,13 +28,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ecs_delivery.runtime import codedeploy as cd
 from ecs_delivery.runtime.aws import is_throttling
 from ecs_delivery.runtime.codedeploy import (
-    DESCRIPTION_MAX_CHARS,
     FAILED_STATUSES,
     IN_PROGRESS_STATUSES,
-    appspec,
-    appspec_content,
+    DeploymentInProgressError,
+    StopTooLateError,
+    validation_hooks,
 )
 from ecs_delivery.runtime.release.inventory import Inventory, ServiceTarget
 from ecs_delivery.runtime.release.live import (
@@ -42,6 +43,7 @@ from ecs_delivery.runtime.release.live import (
     LiveStateError,
     TaskDefinitions,
     Trigger,
+    read_trigger,
     running_task_definitions,
     write_trigger,
 )
@@ -49,11 +51,19 @@ from ecs_delivery.runtime.release.manifest import Manifest
 from ecs_delivery.runtime.release.pacing import TokenBucket
 from ecs_delivery.runtime.release.plan import Plan, compute_plan
 from ecs_delivery.runtime.release.state import (
+    SCHEMA_VERSION,
     SETTLED_ROLLBACK,
     ReleaseState,
     ServiceState,
     StateStore,
     Unchanged,
+)
+from ecs_delivery.runtime.rollout import (
+    RolloutRaceError,
+    RolloutRequest,
+    RolloutResult,
+    ServiceStateError,
+    rollout,
 )
 from ecs_delivery.runtime.taskdef import register_request
 
@@ -155,6 +165,10 @@ class TaskUpdateFailed(RuntimeError):
         super().__init__(f"scheduled task {name}: {reason}")
 
 
+class _Aborted(Exception):
+    """The run is being aborted: a paced registration was cancelled."""
+
+
 class _Failure(Exception):
     def __init__(self, item: str | None, reason: str) -> None:
         super().__init__(f"{item or 'release'}: {reason}")
@@ -228,15 +242,21 @@ class ReleaseEngine:
     ) -> str | None:
         """A new revision of `previous_td` with `image`; None if the run is being aborted.
 
-        Every other field is kept. `family`, when given, is where it registers (a new
-        service may run Pulumi's template revision; its releases go to its own family).
+        Every other field is kept. `family`, when given, is where it registers.
         """
         response = self.definitions.describe(previous_td)
-        tags = [t for t in response.get("tags") or [] if t.get("key") != RELEASE_TAG]
-        tags.append({"key": RELEASE_TAG, "value": self.release_id})
-        request = register_request(response["taskDefinition"], {container: image}, tags=tags)
+        request = register_request(
+            response["taskDefinition"], {container: image}, tags=response.get("tags") or []
+        )
         if family is not None:
             request["family"] = family
+        return self._paced_register(request)
+
+    def _paced_register(self, request: dict[str, Any]) -> str | None:
+        """RegisterTaskDefinition at the API's rate, tagged with the release; None if the run
+        is being aborted."""
+        tags = [t for t in request.get("tags") or [] if t.get("key") != RELEASE_TAG]
+        request = {**request, "tags": [*tags, {"key": RELEASE_TAG, "value": self.release_id}]}
         for _ in range(REGISTER_ATTEMPTS):
             if not self.pacer.acquire(cancelled=self._abort):
                 return None
@@ -253,16 +273,55 @@ class ReleaseEngine:
             f"RegisterTaskDefinition stayed throttled for {REGISTER_ATTEMPTS} paced attempts"
         )
 
-    def _create_deployment(self, target: ServiceTarget, td: str, description: str) -> str:
-        spec = appspec(td, target.container, target.container_port)
-        response = self.aws.call(
-            self.aws.clients.codedeploy.create_deployment,
-            applicationName=target.codedeploy_application,
-            deploymentGroupName=target.codedeploy_group,
-            revision={"revisionType": "AppSpecContent", "appSpecContent": appspec_content(spec)},
-            description=description[:DESCRIPTION_MAX_CHARS],
+    def _deploy(
+        self,
+        name: str,
+        action: str,
+        images: dict[str, str],
+        before_deploy: Callable[[str, str], None],
+        expect_images: dict[str, str] | None = None,
+        reuse_revision: str | None = None,
+        template_arn: str | None = None,
+    ) -> RolloutResult:
+        """One deployment of the service through the deployment core (runtime/rollout.py):
+        `images` overlaid onto what runs now, complete AppSpec, checked again under the
+        group's lock. Raises _Aborted when the run is being aborted before it registered."""
+        target = self.store.state.services[name].target
+
+        def register(request: Any) -> str:
+            arn = self._paced_register(dict(request))
+            if arn is None:
+                raise _Aborted()
+            return arn
+
+        request = RolloutRequest(
+            cluster=target.cluster,
+            service=target.service,
+            template_arn=template_arn,
+            family=target.task_family,
+            application=target.codedeploy_application,
+            deployment_group=target.codedeploy_group,
+            container_name=target.container,
+            container_port=target.container_port,
+            images=images,
+            hooks=validation_hooks(target.validation_hook),
+            wait=False,
+            timeout_seconds=self.config.deployment_timeout_seconds,
+            poll_seconds=self.config.poll_seconds,
+            merge_attempts=MERGE_ATTEMPTS,
+            description_prefix=self._marker(action, name),
+            expect_images=expect_images or {},
+            reuse_revision=reuse_revision,
         )
-        return str(response["deploymentId"])
+        return rollout(
+            self.aws.clients.ecs,
+            self.aws.clients.codedeploy,
+            request,
+            sleep=self.aws.clock.sleep,
+            clock=self.aws.clock.time,
+            register=register,
+            before_deploy=before_deploy,
+        )
 
     def _get_deployments(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """deploymentId -> deploymentInfo, 25 per call."""
@@ -308,15 +367,6 @@ class ReleaseEngine:
             if description == marker or description.startswith(marker + " "):
                 return str(info["deploymentId"])
         return None
-
-    def _group_busy(self, target: ServiceTarget) -> list[str]:
-        response = self.aws.call(
-            self.aws.clients.codedeploy.list_deployments,
-            applicationName=target.codedeploy_application,
-            deploymentGroupName=target.codedeploy_group,
-            includeOnlyStatuses=list(IN_PROGRESS_STATUSES),
-        )
-        return list(response.get("deployments", []))
 
     # ------------------------------------------------------------------ begin
 
@@ -378,92 +428,94 @@ class ReleaseEngine:
         return running_task_definitions(self.aws, {name: target})[name]
 
     def _derive_and_deploy(self, name: str, expected: str) -> str:
-        """Merge the image onto what runs now, deploy it, and redo the merge when something
-        else shipped before the deployment took the group's lock (bounded)."""
+        """Deploy the release's image onto what runs now through the deployment core, which
+        merges again (bounded) when something else shipped before it took the group's lock."""
         service = self.store.state.services[name]
-        for _ in range(MERGE_ATTEMPTS):
-            base = self._running(name)
-            new_td = self._register(
-                base, service.target.container, service.image, service.target.task_family
-            )
-            if new_td is None:
-                return (
-                    "pending" if expected == "pending" else self.store.state.services[name].status
-                )
-            claimed = self._claim_start(name, new_td, base, expected)
-            if claimed == "stopped":
+        claimed = {"expected": expected}
+
+        def claim(base: str, new_td: str) -> None:
+            status = self._claim_start(name, new_td, base, claimed["expected"])
+            if status == "stopped":
                 raise ReleaseStopped(f"release {self.release_id} stopped before {name} started")
-            if claimed != "starting":
-                return claimed
-            expected = "starting"
+            if status != "starting":
+                raise Unchanged(status)
+            claimed["expected"] = "starting"
             self._emit("service", name, "registered", new_td)
-            deployment_id = self._create_or_adopt(name, new_td)
-            now = self._running(name)
-            if now == base:
-                return self._record_deployment(name, deployment_id, new_td)
-            # Something else shipped between our read and our lock: deploying on would undo
-            # it. What runs now is what a rollback returns to (recorded first, so a run that
-            # dies while stopping leaves it right); stop ours before traffic moves and merge
-            # again onto it.
-            self._emit("service", name, "merging again", f"{base} -> {now}")
-            self._record_previous(name, now)
-            self._stop_and_wait(name, deployment_id)
-        reason = (
-            f"what the service runs changed while this release deployed it, "
-            f"{MERGE_ATTEMPTS} times in a row (now {now}); every deployment of this release "
-            "was stopped before traffic moved. Let the other deployments finish, then release "
-            "again under a new name"
-        )
-        self._give_up(name, reason)
-        raise ServiceDeploymentFailed(name, reason)
 
-    def _create_or_adopt(self, name: str, new_td: str) -> str:
-        service = self.store.state.services[name]
-        marker = self._start_marker(name, new_td)
         try:
-            return self._create_deployment(service.target, new_td, marker)
-        except ClientError as error:
-            if _code(error) not in ("DeploymentLimitExceededException",):
-                raise
-            # The group is busy: ours (a retried step) is adopted, anyone else's is a failure.
-            found = self._find_deployment(
-                service.target, marker, service.started_at, in_progress_only=True
+            result = self._deploy(name, "release", {service.target.container: service.image}, claim)
+        except _Aborted:
+            status = self.store.state.services[name].status
+            return "pending" if claimed["expected"] == "pending" else status
+        except Unchanged as unchanged:
+            return str(unchanged.value)
+        except DeploymentInProgressError as busy:
+            return self._adopt_or_fail(name, busy)
+        except RolloutRaceError:
+            reason = (
+                "what the service runs changed while this release deployed it, "
+                f"{MERGE_ATTEMPTS} times in a row; every deployment of this release was "
+                "stopped before traffic moved. Let the other deployments finish, then release "
+                "again under a new name"
             )
-            if found is None:
-                raise ServiceDeploymentFailed(
-                    name,
-                    f"deployment group {service.target.codedeploy_application}/"
-                    f"{service.target.codedeploy_group} already runs another deployment",
-                ) from error
-            return found
+            self._give_up(name, reason)
+            raise ServiceDeploymentFailed(name, reason) from None
+        except StopTooLateError as error:
+            self._record_too_late(name, error)
+            raise ServiceDeploymentFailed(name, str(error)) from None
+        except ServiceStateError as error:
+            raise ServiceDeploymentFailed(name, str(error)) from None
+        if result.deployment_id is None:
+            return self._record_nothing_to_deploy(name, result)
+        return self._record_deployment(name, result.deployment_id, "")
 
-    def _stop_and_wait(self, name: str, deployment_id: str) -> None:
-        """Stop our deployment with rollback and wait until CodeDeploy has finished it."""
-        self._stop(deployment_id)
-        since = self._now()
-        while True:
-            info = self._get_deployments([deployment_id]).get(deployment_id, {})
-            status = info.get("status")
-            if status not in IN_PROGRESS_STATUSES:
-                break
-            if self._timed_out(since, self._now()):
-                raise ServiceDeploymentFailed(
-                    name, f"deployment {deployment_id} did not stop within the timeout"
-                )
-            self.aws.clock.sleep(self.config.poll_seconds)
-        if status == "Succeeded":
-            raise ServiceDeploymentFailed(
-                name,
-                f"deployment {deployment_id} finished before it could be stopped; it deployed "
-                "a revision derived before another deployment shipped",
-            )
+    def _record_too_late(self, name: str, error: StopTooLateError) -> None:
+        """Our stale deployment landed before its stop: it replaced `error.replaced` (say, a
+        Pulumi change) with `error.deployed`. Record exactly that, so the rollback (what runs
+        is ours) puts the replaced revision back whole."""
+        replaced = str(error.replaced)
+        image = self.definitions.image(replaced, self.store.state.services[name].target.container)
 
-    def _record_previous(self, name: str, previous_td: str) -> None:
         def record(st: ReleaseState) -> None:
-            if st.services[name].status == "starting":
-                st.services[name].previous_td = previous_td
+            svc = st.services[name]
+            if svc.status == "starting":
+                svc.previous_td, svc.previous_image = replaced, image
+                svc.new_td, svc.deployment_id = error.deployed, error.deployment_id
 
         self.store.update(record)
+
+    def _adopt_or_fail(self, name: str, busy: DeploymentInProgressError) -> str:
+        """The group is busy: ours (a retried step) is adopted, anyone else's is a failure."""
+        service = self.store.state.services[name]
+        found = self._find_deployment(
+            service.target,
+            self._marker("release", name),
+            service.started_at,
+            in_progress_only=True,
+        )
+        if found is None:
+            raise ServiceDeploymentFailed(
+                name,
+                f"deployment group {service.target.codedeploy_application}/"
+                f"{service.target.codedeploy_group} already runs another deployment "
+                f"({', '.join(busy.deployment_ids) or 'id not reported'})",
+            )
+        return self._record_deployment(name, found, "adopted")
+
+    def _record_nothing_to_deploy(self, name: str, result: RolloutResult) -> str:
+        """What runs already carries the release's image (someone shipped it): nothing is
+        deployed, and a rollback has nothing of this release's to take back."""
+        image = result.images.get(self.store.state.services[name].target.container, "")
+
+        def record(st: ReleaseState) -> None:
+            svc = st.services[name]
+            if svc.status in ("pending", "starting"):
+                svc.status, svc.finished_at = "deployed", self._now()
+                svc.previous_td, svc.previous_image = result.running_task_definition_arn, image
+
+        self.store.update(record)
+        self._emit("service", name, "deployed", "already runs the release's image")
+        return "deployed"
 
     def _give_up(self, name: str, reason: str) -> None:
         """The service failed, and nothing this release deployed to it runs (all stopped)."""
@@ -487,6 +539,9 @@ class ReleaseEngine:
         requested before the claim is always seen: no start begins after a rollback request.
         """
         now = self._now()
+        previous_image = self.definitions.image(
+            base, self.store.state.services[name].target.container
+        )
 
         def claim(st: ReleaseState) -> str:
             if st.status != "running":
@@ -495,7 +550,7 @@ class ReleaseEngine:
             if svc.status != expected:
                 raise Unchanged(svc.status)
             svc.status, svc.new_td, svc.started_at = "starting", new_td, now
-            svc.previous_td = base
+            svc.previous_td, svc.previous_image = base, previous_image
             return "starting"
 
         return str(self.store.update(claim))
@@ -539,7 +594,7 @@ class ReleaseEngine:
             info = infos.get(str(deployment_id), {})
             status = info.get("status", "?")
             started = state.services[name].started_at or now
-            if status == "Succeeded":
+            if cd.shipped(info):  # also: traffic shifted, termination wait running
                 finished[name] = ("deployed", "")
             elif status in FAILED_STATUSES:
                 finished[name] = ("failed", _deployment_error(info))
@@ -580,18 +635,30 @@ class ReleaseEngine:
                 continue
             try:
                 new_td = task.new_td
+                base: Trigger | None = None
                 if new_td is None:
-                    if task.image == task.previous_image:
-                        new_td = task.previous_td
+                    # What the schedule targets now, not when the release was planned: a
+                    # change Pulumi registered in between is kept (only the image moves).
+                    base = read_trigger(self.aws, task.target)
+                    container = task.target.container
+                    if self.definitions.image(base.task_definition, container) == task.image:
+                        new_td = base.task_definition
                     else:
-                        new_td = self._register(task.previous_td, task.target.container, task.image)
+                        new_td = self._register(base.task_definition, container, task.image)
                         if new_td is None:
                             raise ReleaseStopped("aborted")
 
-                def claim(st: ReleaseState, new_td: str = new_td, name: str = name) -> None:
+                def claim(
+                    st: ReleaseState, new_td: str = new_td, name: str = name, base=base
+                ) -> None:
                     t = st.tasks[name]
                     if t.status in ("pending", "failed"):
                         t.status, t.new_td = "updating", new_td
+                        if base is not None:  # what a rollback returns to
+                            t.previous_td = base.task_definition
+                            t.previous_image = self.definitions.image(
+                                base.task_definition, t.target.container
+                            )
 
                 self.store.update(claim)
                 write_trigger(
@@ -688,28 +755,56 @@ class ReleaseEngine:
         for name, task in sorted(self.store.state.tasks.items()):
             if task.rollback is not None:
                 continue
+            note = None
             if task.status == "pending":
                 outcome, error = "not_needed", None
             else:
                 try:
-                    write_trigger(
-                        self.aws,
-                        task.target,
-                        Trigger(task.previous_td, task.previous_schedule, task.previous_command),
-                    )
-                    outcome, error = "rolled_back", None
+                    outcome, note = self._restore_trigger(task)
+                    error = None
                 except Exception as exc:  # recorded; a person retries with `release rollback`
                     outcome, error = "failed", _reason(exc)
 
             def mark(
-                st: ReleaseState, name: str = name, outcome: str = outcome, error=error
+                st: ReleaseState, name: str = name, outcome: str = outcome, error=error, note=note
             ) -> None:
                 if st.tasks[name].rollback is None:
                     st.tasks[name].rollback = outcome  # type: ignore[assignment]
                     st.tasks[name].rollback_error = error
+                    st.tasks[name].rollback_note = note
 
             self.store.update(mark)
-            self._emit("task", name, outcome, error or "")
+            self._emit("task", name, outcome, error or note or "")
+
+    def _restore_trigger(self, task: Any) -> tuple[str, str | None]:
+        """Take back, field by field, what the release set on a task's trigger and still
+        runs; a field someone changed since (a newer image, a new schedule) is kept."""
+        now = read_trigger(self.aws, task.target)
+        container = task.target.container
+        kept: list[str] = []
+        if now.task_definition == task.new_td:
+            revision = task.previous_td
+        elif self.definitions.image(now.task_definition, container) == task.image:
+            # Pulumi registered a change since: keep it, take the release's image back.
+            revision = self._register(now.task_definition, container, task.previous_image)
+            if revision is None:
+                raise ReleaseStopped("aborted")
+        else:
+            revision = now.task_definition
+            if revision != task.previous_td:
+                kept.append(f"revision {revision}")
+        schedule = task.previous_schedule if now.schedule == task.schedule else now.schedule
+        if schedule not in (task.previous_schedule,):
+            kept.append(f"schedule {schedule}")
+        command = task.previous_command if now.command == task.command else now.command
+        if command != task.previous_command:
+            kept.append(f"command {command}")
+        wanted = Trigger(revision, schedule, command)
+        if wanted != now:
+            write_trigger(self.aws, task.target, wanted)
+        if kept:
+            return "superseded", f"kept {', '.join(kept)}: changed after this release"
+        return "rolled_back", None
 
     def _rollback_services(self) -> None:
         state = self.store.state
@@ -717,7 +812,11 @@ class ReleaseEngine:
         unsettled = {n: s for n, s in state.services.items() if s.rollback not in SETTLED_ROLLBACK}
         watch = []
         for svc in unsettled.values():
-            if svc.rollback in (None, "stopping") and svc.status in ("deploying", "failed"):
+            if svc.rollback in (None, "stopping") and svc.status in (
+                "deploying",
+                "deployed",
+                "failed",
+            ):
                 watch.append(svc.deployment_id)
             if svc.rollback == "redeploying" and svc.rollback_deployment_id:
                 watch.append(svc.rollback_deployment_id)
@@ -771,8 +870,10 @@ class ReleaseEngine:
     def _in_flight(
         self, name: str, svc: ServiceState, infos: dict[str, dict[str, Any]]
     ) -> str | None:
-        """The id of the service's forward deployment if CodeDeploy still runs it."""
-        if svc.status not in ("deploying", "failed"):
+        """The id of the service's forward deployment if CodeDeploy still runs it (a
+        deployed one may still wait out its termination wait: stopping it puts the original
+        task set, still there, back on production traffic)."""
+        if svc.status not in ("deploying", "deployed", "failed"):
             return None
         if svc.deployment_id is not None:
             status = infos.get(svc.deployment_id, {}).get("status")
@@ -813,9 +914,13 @@ class ReleaseEngine:
             # Claimed but not recorded (a run died in between, or the group was busy):
             # adopt ours if it exists, else start it now.
             marker = self._marker("rollback", name)
-            found = self._find_deployment(svc.target, marker, svc.rollback_started_at, False)
+            found: str | dict[str, Any] | None = self._find_deployment(
+                svc.target, marker, svc.rollback_started_at, False
+            )
             if found is None:
                 found = self._start_redeploy(name)
+            if isinstance(found, dict):
+                return {name: found}
             if found is not None:
                 return {name: {"rollback_deployment_id": found}}
             if self._timed_out(svc.rollback_started_at, now):
@@ -846,45 +951,99 @@ class ReleaseEngine:
         self.store.update(mark)
         for name, fields in changes.items():
             status = fields.get("rollback") or fields.get("status") or "redeploying"
-            detail = fields.get("rollback_error") or fields.get("rollback_deployment_id") or ""
+            detail = (
+                fields.get("rollback_error")
+                or fields.get("rollback_note")
+                or fields.get("rollback_deployment_id")
+                or ""
+            )
             self._emit("service", name, f"rollback:{status}", str(detail))
 
     def _verify(self, names: list[str], now: float) -> None:
-        """Settle services whose previous revision runs; redeploy it where it does not.
+        """Settle each service by the image its container runs now, field by field.
 
-        A redeploy is decided only with the group free and what runs read after that: a
-        deployment holding the group (CodeDeploy's own automatic rollback, a stop, someone
-        else's) may still put the previous revision back by itself.
+        The image from before the release: rolled back. Another image than the release's: a
+        deployer changed it since, so it is left as it runs ("superseded", named in the
+        report). The release's image: the previous image is deployed onto what runs now
+        (every other field, e.g. a Pulumi change made since, is kept), once the group is
+        free: a deployment holding it (CodeDeploy's own rollback, a stop) may restore it.
         """
         services = self.store.state.services
         running, reason = self._running_or_reason({n: services[n].target for n in names})
         settled: dict[str, dict[str, Any]] = {}
-        free: list[str] = []
         for name in names:
             svc = services[name]
             live = running.get(name)
+            image = self._image_or_none(live, svc.target.container)
             if live is None:
                 settled[name] = {"rollback": "failed", "rollback_error": reason}
-            elif live == svc.previous_td:
+            elif svc.deployment_id is None and svc.status == "failed":
+                settled[name] = {"rollback": "not_needed"}  # the release never deployed it
+            elif image is None:  # its container is gone: nothing of the release runs there
+                settled[name] = {
+                    "rollback": "superseded",
+                    "rollback_note": f"{live} has no container {svc.target.container!r}; "
+                    "left as it runs",
+                }
+            elif image == svc.previous_image:
                 settled[name] = {"rollback": "rolled_back"}
-            elif self._group_busy(svc.target):
+            elif image != svc.image:
+                settled[name] = self._superseded(name, live, image)
+            elif cd.in_progress_deployments(
+                self.aws.clients.codedeploy,
+                svc.target.codedeploy_application,
+                svc.target.codedeploy_group,
+            ):
                 if self._timed_out(svc.rollback_started_at, now):
                     settled[name] = self._rollback_failed("verifying", svc.deployment_id)
             else:
-                free.append(name)
-        if free:
-            # The group was free when asked: read what runs again, after that answer.
-            again, reason = self._running_or_reason({n: services[n].target for n in free})
-            for name in free:
-                live = again.get(name)
-                if live is None:
-                    settled[name] = {"rollback": "failed", "rollback_error": reason}
-                elif live == services[name].previous_td:
-                    settled[name] = {"rollback": "rolled_back"}
-                else:
-                    self._claim_redeploy(name, now)
+                self._claim_redeploy(name, now)
         if settled:
             self._apply_changes(settled)
+
+    def _image_or_none(self, arn: str | None, container: str) -> str | None:
+        if arn is None:
+            return None
+        try:
+            return self.definitions.image(arn, container)
+        except LiveStateError:
+            return None
+
+    def _superseded(self, name: str, live: str, image: str) -> dict[str, Any]:
+        """A deployer other than this release set the service's image since: keep it."""
+        svc = self.store.state.services[name]
+        newer = self._newest_other_deployment(svc)
+        note = (
+            f"runs {image} ({live}), deployed after this release"
+            + (f" by deployment {newer}" if newer else "")
+            + "; left as it runs"
+        )
+        return {"rollback": "superseded", "rollback_note": note}
+
+    def _newest_other_deployment(self, svc: ServiceState) -> str | None:
+        """The group's newest succeeded deployment not made by this release, if any."""
+        kwargs: dict[str, Any] = {
+            "applicationName": svc.target.codedeploy_application,
+            "deploymentGroupName": svc.target.codedeploy_group,
+            "includeOnlyStatuses": ["Succeeded"],
+        }
+        if svc.started_at is not None:
+            start = datetime.datetime.fromtimestamp(svc.started_at - 300, tz=datetime.UTC)
+            kwargs["createTimeRange"] = {"start": start}
+        ids = self.aws.call(self.aws.clients.codedeploy.list_deployments, **kwargs).get(
+            "deployments", []
+        )
+        ours = (
+            f"ecs-delivery release {self.release_id}:",
+            f"ecs-delivery rollback {self.release_id}:",
+        )
+        others = [
+            info
+            for info in self._get_deployments(ids).values()
+            if not str(info.get("description", "")).startswith(ours)
+        ]
+        newest = max(others, key=lambda i: str(i.get("createTime", "")), default=None)
+        return str(newest["deploymentId"]) if newest else None
 
     def _running_or_reason(self, targets: dict[str, ServiceTarget]) -> tuple[dict[str, str], str]:
         try:
@@ -903,29 +1062,49 @@ class ReleaseEngine:
 
         if not self.store.update(claim):
             return
-        deployment_id = self._start_redeploy(name)
-        if deployment_id is None:
+        started = self._start_redeploy(name)
+        if isinstance(started, dict):
+            self._apply_changes({name: started})
+            return
+        if started is None:
             return  # the group became busy; the next step retries
 
         def record(st: ReleaseState) -> None:
             if st.services[name].rollback == "redeploying":
-                st.services[name].rollback_deployment_id = deployment_id
+                st.services[name].rollback_deployment_id = started
 
         self.store.update(record)
-        self._emit("service", name, "rollback:redeploying", deployment_id)
+        self._emit("service", name, "rollback:redeploying", started)
 
-    def _start_redeploy(self, name: str) -> str | None:
-        """Deploy the service's previous revision; None when the group is busy right now."""
+    def _start_redeploy(self, name: str) -> str | dict[str, Any] | None:
+        """Deploy the service's previous image onto what runs now, only while the release's
+        image still runs: the deployment's id, the settled rollback when there is nothing to
+        deploy, or None when the group is busy right now."""
         svc = self.store.state.services[name]
-        marker = self._marker("rollback", name)
+        container = svc.target.container
+        # What runs is exactly the release's own revision: nothing changed since, so the
+        # revision it replaced comes back whole (also the fields a stale deployment of ours
+        # reverted). Otherwise only the image goes back, onto what runs.
+        ours = svc.new_td is not None and self._running(name) == svc.new_td
         try:
-            return self._create_deployment(
-                svc.target, svc.previous_td, f"{marker} {svc.previous_td}"
+            result = self._deploy(
+                name,
+                "rollback",
+                {container: svc.previous_image},
+                lambda _base, _td: None,
+                expect_images={container: svc.image},
+                reuse_revision=svc.previous_td,
+                template_arn=svc.previous_td if ours else None,
             )
-        except ClientError as error:
-            if _code(error) != "DeploymentLimitExceededException":
-                raise
+        except (DeploymentInProgressError, _Aborted):
             return None
+        if result.action == "superseded":
+            return self._superseded(
+                name, result.running_task_definition_arn, result.images.get(container, "?")
+            )
+        if result.deployment_id is None:
+            return {"rollback": "rolled_back"}
+        return result.deployment_id
 
     def _settle(self) -> str:
         state = self.store.state
@@ -975,6 +1154,13 @@ class ReleaseEngine:
                     if state.status == "rollback_failed"
                     else ""
                 )
+            )
+        if state.schema_version > SCHEMA_VERSION:
+            raise ReleaseInputError(
+                f"release: {state.release_id}'s state was written by a newer ecs-delivery "
+                f"(state schema {state.schema_version}; this one writes {SCHEMA_VERSION}); "
+                "run `release apply` with that version. `release status` and `release "
+                "rollback` work from this one"
             )
         if state.status == "running":
             try:

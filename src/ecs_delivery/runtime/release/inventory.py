@@ -15,7 +15,8 @@ the Lambda steps from an S3 object. JSON shape (camelCase keys)::
           "codedeployGroup": "prod-web",
           "container": "web",                      # container that takes traffic and the image
           "containerPort": 8080,
-          "taskFamily": "ecs-delivery-prod-web"    # optional: where released revisions register
+          "taskFamily": "ecs-delivery-prod-web",   # optional: where released revisions register
+          "validationHook": "prod-validation-hook" # optional: the AfterAllowTestTraffic Lambda
         }
       },
       "scheduledTasks": {
@@ -38,12 +39,13 @@ A scheduled task names exactly one of `schedule` (EventBridge Scheduler) or `rul
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+
+from ecs_delivery import inputs
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -68,6 +70,12 @@ class ServiceTarget(_Model):
         pattern=r"^[A-Za-z0-9_-]{1,255}$",
         description="the service's own task-definition family, where every released revision "
         "registers (omitted: the running revision's family)",
+    )
+    validation_hook: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Lambda CodeDeploy runs at AfterAllowTestTraffic, as for every other "
+        "deployment of the service (omitted: the release's deployments run no hook)",
     )
 
 
@@ -124,25 +132,16 @@ def parse_inventory(data: Any, source: str = "inventory") -> Inventory:
     try:
         return Inventory.model_validate(data)
     except ValidationError as error:
-        lines = [
-            f"{source}: {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}"
-            for e in error.errors()
-        ]
+        lines = [f"{source}: {line}" for line in inputs.problems(error, Inventory)]
         raise InventoryError("\n".join(lines)) from None
 
 
 def load_inventory(path: str | Path) -> Inventory:
     """Read and validate an inventory file: any of the shapes `inventory_of` accepts."""
     try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise InventoryError(f"--inventory: cannot read {path}: {error.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InventoryError(
-            f"--inventory: {path} is not JSON (line {error.lineno}: {error.msg})"
-        ) from None
+        data = inputs.load_json(path)
+    except inputs.ReadError as error:
+        raise InventoryError(str(error)) from None
     return parse_inventory(inventory_of(data, str(path)), source=str(path))
 
 

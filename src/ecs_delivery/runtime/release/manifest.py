@@ -36,10 +36,10 @@ import hashlib
 import re
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from ecs_delivery import inputs
 from ecs_delivery.runtime.release.inventory import Inventory
 
 RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -78,73 +78,21 @@ class ManifestError(ValueError):
 # --------------------------------------------------------------------------- YAML
 
 
-class DuplicateKeyError(yaml.constructor.ConstructorError):
-    """A mapping repeats a key (YAML would silently keep the last one)."""
-
-
-class UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys instead of keeping the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise DuplicateKeyError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
-
-
-def _duplicate_keys(node: yaml.Node | None, path: str = "") -> list[str]:
-    """Every duplicate key in the node tree, as `path: duplicate key ... (lines a and b)`."""
-    problems: list[str] = []
-    if isinstance(node, yaml.MappingNode):
-        first_line: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
-            line = key_node.start_mark.line + 1
-            child = f"{path}.{key}" if path else key
-            if key in first_line:
-                problems.append(
-                    f"{child}: duplicate key (lines {first_line[key]} and {line}); "
-                    "each name may appear once, remove or rename one"
-                )
-            else:
-                first_line[key] = line
-            problems.extend(_duplicate_keys(value_node, child))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            problems.extend(_duplicate_keys(item, f"{path}[{index}]"))
-    return problems
-
-
-def parse_yaml(text: str) -> tuple[Any, list[str]]:
-    """Decode YAML; return (data, problems). Duplicate keys are problems, not silent wins."""
+def parse_yaml(text: str, name: str = "manifest") -> tuple[Any, list[str]]:
+    """Decode YAML through the one reader; return (data, problems), never raise."""
     try:
-        root = yaml.compose(text, Loader=UniqueKeyLoader)
-    except yaml.YAMLError as error:
-        return None, [f"(file): not valid YAML: {_yaml_message(error)}"]
-    duplicates = _duplicate_keys(root)
-    if root is None:
-        return None, duplicates
-    # With duplicates, build the data with the plain SafeLoader so validation can still
-    # report everything else (the duplicates already make the manifest invalid).
-    loader = (yaml.SafeLoader if duplicates else UniqueKeyLoader)("")
-    try:
-        return loader.construct_document(root), duplicates
-    finally:
-        loader.dispose()
+        return inputs.parse_yaml(text, name).data, []
+    except inputs.ReadError as error:
+        return None, error.problems
 
 
-def _yaml_message(error: yaml.YAMLError) -> str:
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error)
-    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+def release_of(text: str) -> str | None:
+    """The release id the manifest text names, or None when it names none (or cannot be read)."""
+    data, _ = parse_yaml(text)
+    names = ("environment", "release")
+    if isinstance(data, dict) and all(isinstance(data.get(k), str) for k in names):
+        return release_id(data["environment"], data["release"])
+    return None
 
 
 # --------------------------------------------------------------------------- checks
@@ -309,42 +257,6 @@ def release_id(environment: str, release: str) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-def _allowed(model: type[BaseModel]) -> str:
-    return ", ".join(
-        (field.alias or name) for name, field in model.model_fields.items() if not field.exclude
-    )
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model class that holds the key at `loc` (for "allowed keys" hints)."""
-    if len(loc) == 1:
-        return Manifest
-    if len(loc) == 3 and loc[0] == "services":
-        return ServiceSpec
-    if len(loc) == 3 and loc[0] == "scheduledTasks":
-        return TaskSpec
-    return None
-
-
-def _pydantic_lines(error: ValidationError) -> list[str]:
-    lines = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        path = ".".join(str(part) for part in loc) or "(top)"
-        kind = item["type"]
-        if kind == "extra_forbidden":
-            model = _model_at(loc)
-            hint = f"; allowed keys: {_allowed(model)}" if model else ""
-            lines.append(f"{path}: unknown key{hint}")
-        elif kind == "missing":
-            lines.append(f"{path}: required key is missing")
-        elif kind == "value_error":
-            lines.append(f"{path}: {item['ctx']['error']}")
-        else:
-            lines.append(f"{path}: {item['msg']}")
-    return lines
-
-
 def _cross_checks(data: dict[str, Any], inventory: Inventory) -> list[str]:
     """Checks against the inventory and across keys, on the raw data (so they run even
     when another part of the manifest failed its types)."""
@@ -422,16 +334,16 @@ def _path_key(line: str) -> str:
     return line.split(": ", 1)[0]
 
 
-def load_manifest(text: str, inventory: Inventory) -> Manifest:
-    """Parse and validate manifest text against the inventory.
+def load_manifest(text: str, inventory: Inventory, name: str = "manifest") -> Manifest:
+    """Parse and validate manifest text (named `name` in messages) against the inventory.
 
     Raises ManifestError with every problem, one `key.path: problem; fix` line each.
     """
-    data, problems = parse_yaml(text)
+    data, problems = parse_yaml(text, name)
     if data is None and not problems:
-        problems.append("(file): the manifest is empty; it needs release, environment, services")
+        problems.append(f"{name}: the manifest is empty; it needs release, environment, services")
     if data is not None and not isinstance(data, dict):
-        problems.append("(file): the manifest must be a mapping with release, environment, ...")
+        problems.append(f"{name}: the manifest must be a mapping with release, environment, ...")
         data = None
 
     manifest: Manifest | None = None
@@ -439,7 +351,7 @@ def load_manifest(text: str, inventory: Inventory) -> Manifest:
         try:
             manifest = Manifest.model_validate(data)
         except ValidationError as error:
-            problems.extend(_pydantic_lines(error))
+            problems.extend(inputs.problems(error, Manifest, missing="required key is missing"))
         problems.extend(_cross_checks(data, inventory))
 
     if problems or manifest is None:

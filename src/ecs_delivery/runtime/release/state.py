@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecs_delivery.runtime.aws import call_with_backoff
 from ecs_delivery.runtime.release.inventory import ServiceTarget, TaskTarget
@@ -30,18 +30,24 @@ ServiceStatus = Literal["pending", "starting", "deploying", "deployed", "failed"
 # stopping: stop (with rollback) requested for an in-flight deployment; redeploying: a
 # deployment of the previous revision claimed/started; verifying: waiting for the group
 # to be idle and the service to run its previous revision.
+# superseded: another deployer changed what the release set since; the rollback left it.
 RollbackStatus = Literal[
-    "stopping", "verifying", "redeploying", "rolled_back", "not_needed", "failed"
+    "stopping", "verifying", "redeploying", "rolled_back", "not_needed", "superseded", "failed"
 ]
 TaskStatus = Literal["pending", "updating", "updated", "failed"]
 TERMINAL_RELEASE: frozenset[str] = frozenset({"succeeded", "rolled_back", "rollback_failed"})
-SETTLED_ROLLBACK: frozenset[str] = frozenset({"rolled_back", "not_needed", "failed"})
+SETTLED_ROLLBACK: frozenset[str] = frozenset({"rolled_back", "not_needed", "superseded", "failed"})
+
+
+# The layout this engine writes; a state written by a newer engine says a higher number.
+SCHEMA_VERSION = 1
 
 
 class _State(BaseModel):
     # Mutable on purpose: the state is a record that the engine moves forward in place
     # under StateStore.update, which re-reads it when another writer got there first.
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    # Fields a newer engine added are kept as they are (read, and written back).
+    model_config = ConfigDict(extra="allow", validate_assignment=False)
 
 
 class ServiceState(_State):
@@ -61,6 +67,8 @@ class ServiceState(_State):
     rollback_deployment_id: str | None = None
     rollback_started_at: float | None = None
     rollback_error: str | None = None
+    # Why the rollback left a field as it runs (a newer deployment set it).
+    rollback_note: str | None = None
 
 
 class TaskState(_State):
@@ -78,8 +86,9 @@ class TaskState(_State):
     new_td: str | None = None
     status: TaskStatus = "pending"
     error: str | None = None
-    rollback: Literal["rolled_back", "not_needed", "failed"] | None = None
+    rollback: Literal["rolled_back", "not_needed", "superseded", "failed"] | None = None
     rollback_error: str | None = None
+    rollback_note: str | None = None
 
 
 class ReleaseState(_State):
@@ -98,6 +107,8 @@ class ReleaseState(_State):
     unchanged_services: list[str] = Field(default_factory=list)
     unchanged_tasks: list[str] = Field(default_factory=list)
     version: int = 0
+    # States written before the schema had a number are version 1.
+    schema_version: int = SCHEMA_VERSION
 
 
 class Unchanged(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -106,6 +117,10 @@ class Unchanged(Exception):  # noqa: N818 - a control-flow signal, not an error
     def __init__(self, value: Any = None) -> None:
         super().__init__()
         self.value = value
+
+
+class StateReadError(ValueError):
+    """The state object exists but is not a release state this engine can parse."""
 
 
 class StateConflictError(RuntimeError):
@@ -150,7 +165,17 @@ class StateStore:
                     return None
                 raise
             body = response["Body"].read()
-            self._state = ReleaseState.model_validate_json(body)
+            try:
+                self._state = ReleaseState.model_validate_json(body)
+            except ValidationError as error:
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in first["loc"]) or "(the document)"
+                raise StateReadError(
+                    f"release state s3://{self.bucket}/{self.key} cannot be read ({where}: "
+                    f"{first['msg']}); it is truncated or was not written by ecs-delivery. "
+                    "Restore its previous version from the bucket (if versioning is on) or "
+                    "delete it if that release never deployed anything"
+                ) from None
             self._etag = response["ETag"]
             return self._state
 

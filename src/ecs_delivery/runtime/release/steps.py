@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ecs_delivery import inputs
 from ecs_delivery.runtime.aws import is_throttling
 from ecs_delivery.runtime.release.engine import (
     EngineConfig,
@@ -26,12 +27,7 @@ from ecs_delivery.runtime.release.engine import (
 )
 from ecs_delivery.runtime.release.inventory import Inventory
 from ecs_delivery.runtime.release.live import Aws, TaskDefinitions
-from ecs_delivery.runtime.release.manifest import (
-    ManifestError,
-    load_manifest,
-    parse_yaml,
-    release_id,
-)
+from ecs_delivery.runtime.release.manifest import ManifestError, load_manifest, release_of
 from ecs_delivery.runtime.release.state import StateStore
 
 
@@ -54,25 +50,56 @@ class StepContext:
         return ReleaseEngine(self.aws, store, self.config)
 
 
+def event_field(event: Any, name: str) -> str:
+    """A name the state machine passes in the event; a bad event is bad input, named."""
+    if not isinstance(event, dict):
+        raise ReleaseInputError(f"event: expected a JSON object, got {type(event).__name__}")
+    if name not in event:
+        raise ReleaseInputError(f"event.{name}: required; the state machine passes it")
+    value = event[name]
+    if not isinstance(value, str) or not value:
+        raise ReleaseInputError(f"event.{name}: give a name (a non-empty string), got {value!r}")
+    return value
+
+
+def environment_number(environ: Any, name: str, default: float, at_most: float) -> float:
+    """A positive, finite number from the Lambda's environment (NaN would never time out)."""
+    try:
+        return inputs.number(environ.get(name, str(default)), name, at_most=at_most)
+    except inputs.ReadError as error:
+        raise ReleaseInputError(str(error)) from None
+
+
 def read_s3_text(aws: Aws, uri: str) -> str:
     """The text of an s3://bucket/key object."""
     if not uri.startswith("s3://") or "/" not in uri[5:]:
         raise ReleaseInputError(f"manifest_s3_uri: {uri!r} is not s3://bucket/key")
     bucket, key = uri[5:].split("/", 1)
     response = aws.call(aws.clients.s3.get_object, Bucket=bucket, Key=key)
-    return str(response["Body"].read().decode())
+    try:
+        return inputs.decode(response["Body"].read(inputs.MAX_BYTES + 1), uri)
+    except inputs.ReadError as error:
+        raise ReleaseInputError(str(error)) from None
 
 
 def load_inventory_object(aws: Aws, bucket: str, key: str) -> Inventory:
     """The releaseInventory JSON the stack wrote to s3://bucket/key."""
     from ecs_delivery.runtime.release.inventory import parse_inventory
 
-    text = read_s3_text(aws, f"s3://{bucket}/{key}")
-    return parse_inventory(json.loads(text), source=f"s3://{bucket}/{key}")
+    uri = f"s3://{bucket}/{key}"
+    try:
+        data = inputs.parse_json(read_s3_text(aws, uri), uri)
+    except inputs.ReadError as error:
+        raise ReleaseInputError(str(error)) from None
+    return parse_inventory(data, source=uri)
 
 
 def manifest_text(aws: Aws, event: dict[str, Any]) -> str:
     """The manifest from the execution input (inline text or an S3 object)."""
+    if not isinstance(event, dict):
+        raise ReleaseInputError(
+            f"execution input: expected a JSON object, got {type(event).__name__}"
+        )
     if isinstance(event.get("manifest_yaml"), str):
         return str(event["manifest_yaml"])
     if isinstance(event.get("manifest_s3_uri"), str):
@@ -94,7 +121,7 @@ def plan_step(ctx: StepContext, text: str, inventory: Inventory) -> dict[str, An
 
     Raises ManifestError (nothing deployed) for a bad manifest.
     """
-    manifest = load_manifest(text, inventory)
+    manifest = load_manifest(text, inventory, "the execution's manifest")
     store = StateStore(ctx.aws.clients.s3, ctx.bucket, manifest.release_id, ctx.aws.clock)
     definitions = TaskDefinitions(ctx.aws)
     state, plan = _guard(prepare, ctx.aws, store, manifest, inventory, definitions)
@@ -164,6 +191,8 @@ def update_tasks_step(ctx: StepContext, release: str) -> dict[str, Any]:
 
 def _release_to_roll_back(ctx: StepContext, event: dict[str, Any]) -> StateStore | None:
     """The state of the release this execution started, or None if it started none."""
+    if not isinstance(event, dict):  # the plan refused this input: nothing was started
+        return None
     plan = event.get("plan")
     if isinstance(plan, dict) and isinstance(plan.get("release_id"), str):
         store = StateStore(ctx.aws.clients.s3, ctx.bucket, plan["release_id"], ctx.aws.clock)
@@ -175,16 +204,10 @@ def _release_to_roll_back(ctx: StepContext, event: dict[str, Any]) -> StateStore
         text = manifest_text(ctx.aws, event)
     except (ReleaseInputError, ClientError):
         return None
-    data, _ = parse_yaml(text)
-    names = ("environment", "release")
-    if not (isinstance(data, dict) and all(isinstance(data.get(k), str) for k in names)):
+    release = release_of(text)
+    if release is None:
         return None
-    store = StateStore(
-        ctx.aws.clients.s3,
-        ctx.bucket,
-        release_id(data["environment"], data["release"]),
-        ctx.aws.clock,
-    )
+    store = StateStore(ctx.aws.clients.s3, ctx.bucket, release, ctx.aws.clock)
     state = store.load()
     if state is None or state.manifest_digest != hashlib.sha256(text.encode()).hexdigest():
         return None
@@ -221,6 +244,8 @@ def rollback_poll_step(ctx: StepContext, release: str) -> dict[str, Any]:
 __all__ = [
     "ManifestError",
     "StepContext",
+    "environment_number",
+    "event_field",
     "Throttled",
     "load_inventory_object",
     "manifest_text",

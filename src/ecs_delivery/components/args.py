@@ -1,0 +1,100 @@
+"""Type checks of a component's args dataclass: a wrong type is named, not a later TypeError.
+
+Only plain values are checked (the ones a component branches on); a field that admits a
+`pulumi.Input` or `pulumi.Output` takes whatever the engine will resolve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from typing import Any, Literal, Union
+
+import pulumi
+
+
+class ArgsError(pulumi.RunError, TypeError):
+    """A component was given a value of the wrong type; the message names the argument."""
+
+
+def _unchecked(annotation: Any) -> bool:
+    """True where the engine resolves the value (Input, Output, awaitables, Any)."""
+    if annotation is Any or annotation is pulumi.Output:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is pulumi.Output:
+        return True
+    if origin is not None and isinstance(origin, type) and origin.__module__ == "collections.abc":
+        return origin.__name__ == "Awaitable"
+    if origin in (Union, types.UnionType):
+        return any(_unchecked(a) for a in typing.get_args(annotation))
+    return False
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    if _unchecked(annotation):
+        return True
+    origin, params = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is None or annotation is type(None):
+        return value is None
+    if origin is Literal:
+        return value in params and type(value) in {type(p) for p in params}
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, a) for a in params)
+    if origin in (list, tuple, set, frozenset):
+        if not isinstance(value, list | tuple | set | frozenset):
+            return False
+        inner = params[0] if params else Any
+        return all(_fits(item, inner) for item in value)
+    if origin is dict:
+        key, inner = params or (Any, Any)
+        return isinstance(value, dict) and all(
+            _fits(k, key) and _fits(v, inner) for k, v in value.items()
+        )
+    if isinstance(annotation, type):
+        if annotation is float:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+        if annotation is int:
+            return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, annotation)
+    return True  # an annotation this check does not understand: leave it to the component
+
+
+def _shown(annotation: Any) -> str:
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("NoneType", "None")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    # pulumi.Input names Output by a forward reference, resolved here.
+    return typing.get_type_hints(cls, localns={"Output": pulumi.Output, "T": typing.TypeVar("T")})
+
+
+def check_types(args: Any) -> None:
+    """Raise ArgsError naming every field of the dataclass `args` whose value has the wrong type."""
+    hints = _hints(type(args))
+    problems = [
+        f"{type(args).__name__}.{f.name}: expected {_shown(hints[f.name])}, got "
+        f"{type(getattr(args, f.name)).__name__} {getattr(args, f.name)!r}"
+        for f in dataclasses.fields(args)
+        if not _fits(getattr(args, f.name), hints[f.name])
+    ]
+    if problems:
+        raise ArgsError("; ".join(problems))
+
+
+def checked(cls: type) -> type:
+    """Class decorator (above `@dataclass`): construction checks the field types."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807
+        init(self, *args, **kwargs)
+        check_types(self)
+
+    cls.__init__ = __init__
+    return cls

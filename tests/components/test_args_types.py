@@ -1,0 +1,87 @@
+"""Issue 16, problem 5: a wrong argument type is named, not a raw TypeError traceback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pulumi
+import pytest
+
+from ecs_delivery.components.fargate_service import Container
+from ecs_delivery.components.load_balancer import HealthCheck
+from ecs_delivery.components.network import NetworkArgs
+from ecs_delivery.offline import plan as plan_tool
+
+NETWORK = {
+    "cidr": "10.0.0.0/16",
+    "nat_gateways": "single",
+    "flow_log_retention_days": 30,
+    "region": "eu-west-1",
+    "kms_key_arn": None,
+}
+
+
+def test_a_zone_count_where_zone_names_belong_is_named():
+    with pytest.raises(TypeError) as error:
+        NetworkArgs(availability_zones=2, **NETWORK)
+    assert str(error.value) == ("NetworkArgs.availability_zones: expected list[str], got int 2")
+    assert isinstance(error.value, pulumi.RunError)  # the engine prints it without a traceback
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: NetworkArgs(availability_zones=["a"], **{**NETWORK, "nat_gateways": "one"}),
+            "NetworkArgs.nat_gateways: expected Literal['none', 'single', 'perAz'], got str 'one'",
+        ),
+        (
+            lambda: Container(
+                name="web", image="busybox", port="8080", readonly_root_filesystem=True, user=None
+            ),
+            "Container.port: expected int, got str '8080'",
+        ),
+        (
+            lambda: HealthCheck(
+                path="/",
+                matcher="200",
+                interval_seconds=10,
+                timeout_seconds=5,
+                healthy_threshold=True,
+                unhealthy_threshold=2,
+            ),  # fmt: skip
+            "HealthCheck.healthy_threshold: expected int, got bool True",
+        ),
+    ],
+)
+def test_each_wrong_plain_value_is_named(build, message):
+    with pytest.raises(TypeError, match=r"^" + message.replace("[", r"\[").replace("]", r"\]")):
+        build()
+
+
+def test_inputs_from_other_resources_are_left_to_the_engine():
+    output = pulumi.Output.from_input("arn:aws:kms:eu-west-1:123456789012:key/x")
+    args = NetworkArgs(availability_zones=["eu-west-1a"], **{**NETWORK, "kms_key_arn": output})
+    assert args.kms_key_arn is output
+
+
+def test_the_plan_of_a_program_with_a_wrong_type_prints_one_line(tmp_path):
+    project = tmp_path / "library"
+    shutil.copytree(plan_tool.ROOT / "examples" / "library", project)
+    program = (project / "__main__.py").read_text()
+    (project / "__main__.py").write_text(
+        program.replace("container_insights=True", 'container_insights="yes"')
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ecs_delivery.offline.plan", "--stack", "dev"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: EcsClusterArgs.container_insights: expected bool, got str 'yes'"
+    )
