@@ -296,14 +296,6 @@ def test_a_rollout_raced_on_all_but_its_last_attempt_deploys_on_the_last(world, 
     assert (images_of(deployed)[world.container], deployed["memory"]) == (last_ship, "1024")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21: the rollout's stop-and-merge path never checks how its stopped "
-    "deployment ended; one that finished before the stop (AWS answers StopDeployment with "
-    "DeploymentAlreadyCompletedException) escapes as a raw ClientError after having "
-    "reverted the ship, instead of a DeploymentError saying so (the engine's _stop_and_wait "
-    "does). Fix in runtime/rollout.py, which is being refactored.",
-)
 def test_a_deployment_that_finished_before_its_stop_is_reported_not_accepted(world, clock):
     world.pipeline_ships(world.pipeline_image)
     template = world.pulumi_registers(memory="1024")
@@ -328,8 +320,18 @@ def test_a_deployment_that_finished_before_its_stop_is_reported_not_accepted(wor
         "before-call.codedeploy.StopDeployment", finished_already
     )
 
-    with pytest.raises(cd.DeploymentError, match="finished before it could be stopped"):
+    with pytest.raises(cd.StopTooLateError, match="succeeded before it could be stopped") as raised:
         run(world, clock, template, wait=False)
+
+    (ours,) = world.deployments()
+    shipped = [
+        a
+        for a in world.revisions()
+        if images_of(describe(world.ecs, a)["taskDefinition"])[world.container] == image(world, "9")
+    ]
+    # What the caller needs to undo exactly this: the id, what it replaced, what it deployed.
+    assert (raised.value.deployment_id, raised.value.replaced) == (ours, shipped[0])
+    assert raised.value.deployed == world.running() != shipped[0]
     assert sim.stopped == []
 
 
@@ -380,3 +382,26 @@ def test_a_promotion_record_with_a_short_digest_is_refused_naming_the_image():
         parse_record(record)
     full = {**record, "images": {"web": {"app": record["images"]["web"]["app"][:-3] + "a" * 64}}}
     assert parse_record(full).images["web"]["app"].endswith("a" * 64)
+
+
+@pytest.mark.parametrize("digest", ["abc123", "b" * 63, "B" * 64])
+def test_the_pipelines_ship_refuses_a_digest_that_is_not_64_hex_digits(world, clock, digest):
+    from ecs_delivery.runtime.build import BuildError, ShipTarget, ship
+
+    target = ShipTarget(
+        cluster=world.cluster,
+        service=world.service,
+        family=world.family,
+        application=world.application,
+        deployment_group=world.group,
+        container_name=world.container,
+        container_port=world.port,
+    )
+    short = f"{world.pipeline_image.split('@')[0]}@sha256:{digest}"
+
+    with pytest.raises(BuildError, match="is not a digest reference"):
+        # A tiny timeout: ship() waits on the real clock, should a deployment start.
+        ship(world.ecs, world.codedeploy, target, short, timeout_seconds=0.01, sleep=clock.sleep)
+
+    assert world.revisions() == []
+    assert world.deployments() == []

@@ -35,6 +35,7 @@ from ecs_delivery.runtime.codedeploy import (
 )
 from ecs_delivery.runtime.live import NotRunningError
 from ecs_delivery.runtime.promotion import (
+    DIGEST_URI_PATTERN,
     PromotionRecord,
     PromotionRecordError,
     latest_record_key,
@@ -198,9 +199,11 @@ def ship(
     runs on, and a deployment of the group still running is waited for.
     Retrying is safe: an image that already runs starts no deployment.
     """
-    if "@sha256:" not in image_uri:
+    # The promotion record's definition: a short or upper-case digest names no image.
+    if not DIGEST_URI_PATTERN.match(image_uri):
         raise BuildError(
-            f"image {image_uri!r} is not a digest reference (<repository>@sha256:...); "
+            f"image {image_uri!r} is not a digest reference "
+            "(<repository>@sha256:<64 lower-case hex digits>); "
             "deploy digests so what runs is exactly what was built"
         )
     try:
