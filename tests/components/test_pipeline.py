@@ -438,8 +438,9 @@ def test_prod_validate_project_runs_no_docker_and_uses_the_promotion_buildspec(p
     )
     assert "docker" not in str(spec["phases"])
     # A record another stack published (or one re-issued from it) fails Validate.
-    assert "record-field --record promotion.json --field commit --expect-source-stack dev" in (
-        spec["phases"]["pre_build"]["commands"][0]
+    assert (
+        "record-field --record promotion.json --field commit --expect-source-stack dev"
+        in (spec["phases"]["pre_build"]["commands"][0])
     )
     assert " deploy --name " not in str(spec["phases"])
 
