@@ -431,9 +431,17 @@ def test_prod_validate_project_runs_no_docker_and_uses_the_promotion_buildspec(p
     assert "environmentVariables" not in project["environment"]
     spec = buildspec(prod)
     assert spec == specs.promotion_buildspec(
-        region="eu-west-1", stack="prod", tooling_s3_uri=_tooling(prod, PROD_BUCKET)
+        region="eu-west-1",
+        stack="prod",
+        upstream_stack="dev",
+        tooling_s3_uri=_tooling(prod, PROD_BUCKET),
     )
     assert "docker" not in str(spec["phases"])
+    # A record another stack published (or one re-issued from it) fails Validate.
+    assert (
+        "record-field --record promotion.json --field commit --expect-source-stack dev"
+        in (spec["phases"]["pre_build"]["commands"][0])
+    )
     assert " deploy --name " not in str(spec["phases"])
 
 

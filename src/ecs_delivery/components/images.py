@@ -274,7 +274,13 @@ def read_release(
     key = promotion.release_record_key(short, commit)
     try:
         found = aws.s3.get_object(bucket=bucket, key=key)
-        record = promotion.read_record(found.body or "", origin=f"s3://{bucket}/{key}")
+        origin = f"s3://{bucket}/{key}"
+        record = promotion.check_claims(
+            promotion.read_record(found.body or "", origin=origin),
+            stack=short,
+            commit=commit,
+            origin=origin,
+        )
     except promotion.PromotionRecordError as exc:
         raise ConfigError([f"promoteRelease: {exc}"]) from None
     except Exception as exc:

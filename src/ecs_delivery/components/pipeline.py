@@ -826,7 +826,13 @@ def render_buildspecs(args: DeliveryPipelineArgs, tooling_uri: str) -> dict[str,
             **tooling,
         )
     else:
-        first = specs.promotion_buildspec(region=args.region, stack=args.stack, **tooling)
+        assert args.upstream is not None  # __post_init__
+        first = specs.promotion_buildspec(
+            region=args.region,
+            stack=args.stack,
+            upstream_stack=args.upstream.stack.rsplit("/", 1)[-1],
+            **tooling,
+        )
     deploy = specs.deploy_buildspec(
         [
             specs.DeployService(**_deploy_fields(s), deployment_group=s.group_name)

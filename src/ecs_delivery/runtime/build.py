@@ -38,6 +38,7 @@ from ecs_delivery.runtime.promotion import (
     DIGEST_URI_PATTERN,
     PromotionRecord,
     PromotionRecordError,
+    check_claims,
     latest_record_key,
     new_record,
     publish_record,
@@ -348,11 +349,16 @@ def _record_from_args(args: argparse.Namespace, now: datetime) -> PromotionRecor
     if args.from_record:
         if args.image:
             raise BuildError("promotion-record: give --image or --from-record, not both")
-        upstream = read_record_file(args.from_record)
+        upstream = check_claims(
+            read_record_file(args.from_record),
+            stack=args.expect_source_stack,
+            commit=args.commit,
+            origin=str(args.from_record),
+        )
         # Re-published by this stack: same commit and digests, new source and time.
         return new_record(
             source_stack=args.source_stack,
-            commit=args.commit or upstream.commit,
+            commit=upstream.commit,
             images={service: dict(containers) for service, containers in upstream.images.items()},
             created_at=now,
         )
@@ -422,7 +428,12 @@ def _cmd_publish_records(args: argparse.Namespace) -> int:
 
 
 def _cmd_record_field(args: argparse.Namespace) -> int:
-    record = read_record_file(args.record)
+    record = check_claims(
+        read_record_file(args.record),
+        stack=args.expect_source_stack,
+        commit=None,
+        origin=str(args.record),
+    )
     values = {
         "commit": record.commit,
         "source-stack": record.source_stack,
@@ -503,7 +514,9 @@ def _parser() -> argparse.ArgumentParser:
 
     record = steps.add_parser("promotion-record", help="write/publish the promotion record")
     record.add_argument("--source-stack", required=True, help="the stack that ran the images")
-    record.add_argument("--commit", help="source commit (default with --from-record: its commit)")
+    record.add_argument(
+        "--commit", help="source commit (with --from-record: the record must be of it)"
+    )
     record.add_argument(
         "--image",
         action="append",
@@ -512,6 +525,9 @@ def _parser() -> argparse.ArgumentParser:
         help="REF is <repository>:<tag> (resolved to a digest) or <repository>@sha256:...",
     )
     record.add_argument("--from-record", type=Path, help="re-publish an upstream record")
+    record.add_argument(
+        "--expect-source-stack", help="with --from-record: refuse a record of another stack"
+    )
     record.add_argument("--out", type=Path, help="local file (.json, or .zip for S3 sources)")
     record.add_argument("--bucket", help="S3 bucket to publish to")
     record.add_argument("--key", help="S3 key (.zip for a CodePipeline S3 source)")
@@ -529,6 +545,7 @@ def _parser() -> argparse.ArgumentParser:
     field = steps.add_parser("record-field", help="print one field of a promotion record")
     field.add_argument("--record", required=True, type=Path)
     field.add_argument("--field", required=True, choices=["commit", "source-stack", "summary"])
+    field.add_argument("--expect-source-stack", help="refuse a record of another stack")
     field.set_defaults(run=_cmd_record_field)
     return parser
 

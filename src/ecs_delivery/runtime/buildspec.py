@@ -381,11 +381,13 @@ def promotion_buildspec(
     *,
     region: str,
     stack: str,
+    upstream_stack: str | None = None,
     record_file: str = RECORD_FILE,
     tooling_s3_uri: str | None = None,
     python_version: str | None = "3.11",
 ) -> dict[str, Any]:
     """A downstream environment's Validate: nothing is built, nothing about what runs is read.
+    A record whose sourceStack is not `upstream_stack` (when given) fails the step.
 
     The primary source is the upstream record (`record_file` in it). The record is
     validated first, its commit and summary exported as PROMOTED_COMMIT/PROMOTED_SUMMARY
@@ -395,10 +397,11 @@ def promotion_buildspec(
     _require(bool(stack), "stack", "is required (the stack name recorded as sourceStack)")
     _check_record_file(record_file)
     record = _q(record_file)
+    expect = ("--expect-source-stack", _q(upstream_stack)) if upstream_stack else ()
     # `export X="$(...)"` would hide a failing command; assign first, then export.
     pre_build = [
         f'{variable}="$('
-        + _tool(region, "record-field", "--record", record, "--field", field)
+        + _tool(region, "record-field", "--record", record, "--field", field, *expect)
         + f')" && export {variable}'
         for variable, field in (
             (PROMOTED_COMMIT_VAR, "commit"),
@@ -414,6 +417,7 @@ def promotion_buildspec(
             _q(stack),
             "--from-record",
             record,
+            *expect,
             "--out",
             _record_out(),
         )  # fmt: skip

@@ -106,6 +106,26 @@ class PromotionRecord(BaseModel):
         return f"commit {self.commit} from {self.source_stack}: {images}"
 
 
+def check_claims(
+    record: PromotionRecord, *, stack: str | None, commit: str | None, origin: str
+) -> PromotionRecord:
+    """The record, if it is of `stack` and `commit` (a prefix of 7+ characters names a commit);
+    a record fetched from one place may hold another stack's or another release's images."""
+    problems = []
+    if stack is not None and record.source_stack != stack:
+        problems.append(
+            f"sourceStack: the record is of stack {record.source_stack!r}, not {stack!r}"
+        )
+    if commit is not None and not (
+        record.commit == commit or (len(commit) >= 7 and record.commit.startswith(commit))
+    ):
+        problems.append(f"commit: the record is of commit {record.commit!r}, not {commit!r}")
+    if problems:
+        details = "\n  ".join(problems)
+        raise PromotionRecordError(f"{origin} does not hold what was asked:\n  {details}")
+    return record
+
+
 def parse_record(data: Any, *, origin: str = "promotion record") -> PromotionRecord:
     """Validate a decoded record; every problem is reported, one line per field path."""
     if not isinstance(data, dict):

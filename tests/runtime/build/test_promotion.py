@@ -156,3 +156,36 @@ def test_summary_names_commit_and_each_digest_for_the_approver() -> None:
 def test_bad_s3_location_is_refused_before_any_call() -> None:
     with pytest.raises(PromotionRecordError, match="key: '' must be a non-empty key"):
         publish_record(object(), _record(), bucket="artifacts", key="")
+
+
+def test_a_record_of_another_stack_or_commit_is_refused_naming_both() -> None:
+    from ecs_delivery.runtime.promotion import check_claims
+
+    record = _record()
+    assert check_claims(record, stack="dev", commit=COMMIT[:7], origin="o") is record
+    with pytest.raises(PromotionRecordError) as caught:
+        check_claims(record, stack="staging", commit="fedcba9", origin="s3://b/k")
+    assert str(caught.value).splitlines() == [
+        "s3://b/k does not hold what was asked:",
+        "  sourceStack: the record is of stack 'dev', not 'staging'",
+        f"  commit: the record is of commit {COMMIT!r}, not 'fedcba9'",
+    ]
+
+
+def test_the_validate_step_refuses_a_record_of_another_stack_or_commit(
+    tmp_path: Path, capsys
+) -> None:
+    from ecs_delivery.runtime.build import EXIT_FAILED, main
+
+    path = write_record_file(_record(), tmp_path / "promotion.json")
+    field = ["record-field", "--record", str(path), "--field", "commit"]
+
+    assert main([*field, "--expect-source-stack", "staging"]) == EXIT_FAILED
+    assert "sourceStack: the record is of stack 'dev', not 'staging'" in capsys.readouterr().err
+    out = tmp_path / "out.json"
+    reissue = ["promotion-record", "--source-stack", "prod", "--from-record", str(path)]
+    assert main([*reissue, "--commit", "fedcba9", "--out", str(out)]) == EXIT_FAILED
+    assert f"commit: the record is of commit {COMMIT!r}, not 'fedcba9'" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*field, "--expect-source-stack", "dev"]) == 0
+    assert capsys.readouterr().out.strip() == COMMIT

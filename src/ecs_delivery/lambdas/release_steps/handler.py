@@ -24,6 +24,7 @@ from ecs_delivery.runtime.release.engine import EngineConfig
 from ecs_delivery.runtime.release.live import Aws, Clients
 from ecs_delivery.runtime.release.steps import (
     StepContext,
+    check_syntax,
     environment_number,
     event_field,
     load_inventory_object,
@@ -61,10 +62,12 @@ def _context() -> StepContext:
 
 def plan(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
     ctx = _context()
+    text = manifest_text(ctx.aws, event)
+    check_syntax(text)  # a manifest that is not YAML is refused before the inventory is read
     inventory = load_inventory_object(
         ctx.aws, ctx.bucket, os.environ.get("INVENTORY_KEY", "inventory.json")
     )
-    return plan_step(ctx, manifest_text(ctx.aws, event), inventory)
+    return plan_step(ctx, text, inventory)
 
 
 def start_service(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:

@@ -27,7 +27,12 @@ from ecs_delivery.runtime.release.engine import (
 )
 from ecs_delivery.runtime.release.inventory import Inventory
 from ecs_delivery.runtime.release.live import Aws, TaskDefinitions
-from ecs_delivery.runtime.release.manifest import ManifestError, load_manifest, release_of
+from ecs_delivery.runtime.release.manifest import (
+    ManifestError,
+    load_manifest,
+    parse_yaml,
+    release_of,
+)
 from ecs_delivery.runtime.release.state import StateStore
 
 
@@ -108,6 +113,13 @@ def manifest_text(aws: Aws, event: dict[str, Any]) -> str:
     if isinstance(event.get("manifest_s3_uri"), str):
         return read_s3_text(aws, event["manifest_s3_uri"])
     raise ReleaseInputError("execution input: give manifest_yaml or manifest_s3_uri")
+
+
+def check_syntax(text: str) -> None:
+    """Refuse manifest text that is not YAML (tags, duplicates, budgets) before any AWS call."""
+    _, problems = parse_yaml(text, "the execution's manifest")
+    if problems:
+        raise ManifestError(problems)
 
 
 def _guard(fn: Any, *args: Any) -> Any:
@@ -247,6 +259,7 @@ def rollback_poll_step(ctx: StepContext, release: str) -> dict[str, Any]:
 __all__ = [
     "ManifestError",
     "StepContext",
+    "check_syntax",
     "environment_number",
     "event_field",
     "Throttled",
