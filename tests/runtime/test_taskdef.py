@@ -231,3 +231,37 @@ def test_register_request_built_from_a_moto_description_validates_offline(world)
     request = register_request(described["taskDefinition"], {world.container: "web:3"})
 
     assert validation_errors(request) == ""
+
+
+def test_the_first_ship_drops_the_bootstrap_entry_point_with_the_bootstrap_image():
+    """Issue 16 (found with the bootstrap of problem 1): a ship copies every field of what
+    runs, so the first one carried busybox's generated `sh -c ... httpd` entry point onto the
+    app's image and crash-looped. The entry point belongs to the bootstrap image alone."""
+    from ecs_delivery.runtime.taskdef import BOOTSTRAP_LABEL, overlay_owned, register_request
+
+    bootstrapping = {
+        "family": "dev-web",
+        "containerDefinitions": [
+            {
+                "name": "web",
+                "image": "public.ecr.aws/docker/library/busybox:1.36",
+                "entryPoint": ["sh", "-c", "httpd -f -p 8080"],
+                "dockerLabels": {BOOTSTRAP_LABEL: "service", "team": "web"},
+            },
+            {"name": "sidecar", "image": "envoy:1", "entryPoint": ["/envoy"]},
+        ],
+    }
+    app = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:" + "a" * 64
+
+    for request in (
+        register_request(bootstrapping, {"web": app}),
+        overlay_owned(bootstrapping, bootstrapping, family="dev-web", images={"web": app}),
+    ):
+        web, sidecar = request["containerDefinitions"]
+        assert web["image"] == app and "entryPoint" not in web
+        assert web["dockerLabels"] == {"team": "web"}
+        assert sidecar["entryPoint"] == ["/envoy"]  # not a bootstrap: kept
+
+    # While the bootstrap image stays, so does its entry point.
+    kept = register_request(bootstrapping, {})["containerDefinitions"][0]
+    assert kept["entryPoint"] == ["sh", "-c", "httpd -f -p 8080"]

@@ -14,11 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from ecs_delivery.runtime.taskdef import BOOTSTRAP_LABEL
+
 # A tag, not a digest: the digest must be verified against the registry before pinning it
 # (nothing here can reach one). public.ecr.aws mirrors Docker Hub's official image.
 DEFAULT_IMAGE = "public.ecr.aws/docker/library/busybox:1.36"
 # Marks the generated entry point, so a deployer that swaps in a real image can drop it.
-LABEL = "ecs-delivery.bootstrap"
+LABEL = BOOTSTRAP_LABEL  # the runtime drops the entry point when a ship replaces the image
 WEB_DIRECTORY = "bootstrap-www"
 
 

@@ -97,6 +97,26 @@ def same_content_in_any_family(a: Mapping[str, Any], b: Mapping[str, Any]) -> bo
     return {**effective_content(a), "family": None} == {**effective_content(b), "family": None}
 
 
+# The docker label components/bootstrap.py puts on a bootstrap container: its entry point
+# (a generated health-check server, or `true`) belongs to the bootstrap image alone.
+BOOTSTRAP_LABEL = "ecs-delivery.bootstrap"
+
+
+def with_image(container: Mapping[str, Any], image: str) -> dict[str, Any]:
+    """`container` running `image`; a bootstrap container given another image loses the
+    bootstrap's entry point and label, so the first ship runs the app's own entry point."""
+    changed = {**container, "image": image}
+    labels = dict(container.get("dockerLabels") or {})
+    if image != container.get("image") and BOOTSTRAP_LABEL in labels:
+        changed.pop("entryPoint", None)
+        labels.pop(BOOTSTRAP_LABEL)
+        if labels:
+            changed["dockerLabels"] = labels
+        else:
+            changed.pop("dockerLabels", None)
+    return changed
+
+
 def overlay_owned(
     template: Mapping[str, Any],
     running: Mapping[str, Any],
@@ -122,12 +142,12 @@ def overlay_owned(
         )
     live = images_of(running)
     request["containerDefinitions"] = [
-        {
-            **container,
-            "image": (images or {}).get(container["name"])
+        with_image(
+            container,
+            (images or {}).get(container["name"])
             or live.get(container["name"])
             or container["image"],
-        }
+        )
         for container in containers
     ]
     request["family"] = family
@@ -173,7 +193,7 @@ def register_request(
         if not isinstance(image, str) or not image.strip():
             raise ValueError(f"images.{name}: {image!r} is not an image reference")
     request["containerDefinitions"] = [
-        {**container, "image": (images or {}).get(container["name"], container["image"])}
+        with_image(container, (images or {}).get(container["name"], container["image"]))
         for container in containers
     ]
     if tags:
