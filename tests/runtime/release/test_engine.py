@@ -274,6 +274,28 @@ def test_killed_run_repeated_deploys_nothing_twice(sim: SimulatedAws) -> None:
     }
 
 
+def test_a_crashed_release_resumes_after_an_edit_that_changes_nothing_deployable(
+    sim: SimulatedAws,
+) -> None:
+    """Issue 21, problem 7: a crashed release could not be resumed once someone added a
+    comment to its manifest ("already exists with a different manifest")."""
+
+    def crash_on_the_first(info: dict[str, Any]) -> None:
+        sim.codedeploy.on_create = None
+        raise SimulatedCrash()
+
+    sim.codedeploy.on_create = crash_on_the_first
+    text = sim.manifest_yaml("r1", "2.0.0", services=sim_services(2))
+    with pytest.raises(SimulatedCrash):
+        release(sim, text, max_parallel=1)
+
+    edited = "# approved by the release manager\n" + text.replace("services:", "services:  \n", 1)
+    outcome, _ = release(sim, edited, max_parallel=1)
+
+    assert outcome.status == "succeeded"
+    assert sim.codedeploy.created_per_service() == {"svc-000": 1, "svc-001": 1}
+
+
 def test_stop_request_rolls_back_and_a_repeated_run_does_not_deploy_again(
     sim: SimulatedAws,
 ) -> None:

@@ -47,7 +47,7 @@ from ecs_delivery.runtime.release.live import (
     running_task_definitions,
     write_trigger,
 )
-from ecs_delivery.runtime.release.manifest import Manifest
+from ecs_delivery.runtime.release.manifest import Manifest, same_manifest
 from ecs_delivery.runtime.release.pacing import TokenBucket
 from ecs_delivery.runtime.release.plan import Plan, compute_plan
 from ecs_delivery.runtime.release.state import (
@@ -373,13 +373,15 @@ class ReleaseEngine:
     def begin(self, plan: Plan) -> ReleaseState:
         """Write the release's first state from `plan` (or return the existing one)."""
         if not self.store.create(plan.to_state(self._now())):
-            return self._check_existing(plan.manifest_digest)
+            return self._check_existing(plan.manifest_digest, plan.manifest_text)
         self._emit("release", self.release_id, "running", "state created")
         return self.store.state
 
-    def _check_existing(self, digest: str) -> ReleaseState:
+    def _check_existing(self, digest: str, text: str = "") -> ReleaseState:
         state = self.store.state
-        if state.manifest_digest != digest:
+        if state.manifest_digest != digest and not (
+            text and same_manifest(state.manifest_digest, text)
+        ):
             raise ReleaseInputError(
                 f"release: {state.release_id} already exists (s3://{self.store.bucket}/"
                 f"{self.store.key}) with a different manifest; a release name is used once, "
@@ -1289,7 +1291,9 @@ def prepare(
     existing = store.load()
     if existing is None:
         return None, compute_plan(aws, manifest, inventory, definitions)
-    if existing.manifest_digest != manifest.digest:
+    if not same_manifest(existing.manifest_digest, manifest.text or "") and (
+        existing.manifest_digest != manifest.digest
+    ):
         raise ReleaseInputError(
             f"release: {existing.release_id} already exists (s3://{store.bucket}/"
             f"{store.key}) with a different manifest; a release name is used once, "

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -84,6 +85,28 @@ def parse_yaml(text: str, name: str = "manifest") -> tuple[Any, list[str]]:
         return inputs.parse_yaml(text, name).data, []
     except inputs.ReadError as error:
         return None, error.problems
+
+
+def text_digest(text: str) -> str:
+    """sha256 of the manifest's text: how states written before content digests name it."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def content_digest(text: str) -> str:
+    """sha256 of what the manifest says (its parsed YAML, keys sorted): a comment, blank
+    lines or another key order leave it as it is, so a crashed release resumes after such
+    an edit. Text that does not parse is named by its text digest."""
+    data, problems = parse_yaml(text)
+    if problems:
+        return text_digest(text)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def same_manifest(state_digest: str, text: str) -> bool:
+    """Whether a release state was written from this manifest (content, or the exact text
+    for states written by an earlier engine)."""
+    return state_digest in (content_digest(text), text_digest(text))
 
 
 def release_of(text: str) -> str | None:
@@ -232,7 +255,8 @@ class Manifest(_Model):
     production: bool | None = None
     services: dict[str, ServiceSpec] = Field(default_factory=dict)
     scheduled_tasks: dict[str, TaskSpec] = Field(default_factory=dict)
-    digest: str = Field(default="", exclude=True, description="sha256 of the source text")
+    digest: str = Field(default="", exclude=True, description="sha256 of what it says")
+    text: str = Field(default="", exclude=True, description="the source text")
 
     @field_validator("release")
     @classmethod
@@ -358,4 +382,4 @@ def load_manifest(text: str, inventory: Inventory, name: str = "manifest") -> Ma
         # Stable order by key path keeps the output readable and diffable.
         unique = list(dict.fromkeys(problems))
         raise ManifestError(sorted(unique, key=_path_key))
-    return manifest.model_copy(update={"digest": hashlib.sha256(text.encode()).hexdigest()})
+    return manifest.model_copy(update={"digest": content_digest(text), "text": text})

@@ -65,6 +65,8 @@ class Plan:
     unchanged_services: tuple[str, ...] = ()
     tasks: tuple[TaskChange, ...] = ()
     unchanged_tasks: tuple[str, ...] = ()
+    # The manifest's text: a state written by an earlier engine is named by its digest.
+    manifest_text: str = ""
 
     @property
     def has_changes(self) -> bool:
@@ -232,4 +234,5 @@ def compute_plan(
         unchanged_services=tuple(unchanged_services),
         tasks=tuple(task_changes),
         unchanged_tasks=tuple(unchanged_tasks),
+        manifest_text=manifest.text,
     )

@@ -8,7 +8,6 @@ lambda_src/release_steps/handler.py only read their environment and call these.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from ecs_delivery.runtime.release.manifest import (
     load_manifest,
     parse_yaml,
     release_of,
+    same_manifest,
 )
 from ecs_delivery.runtime.release.state import StateStore
 
@@ -224,7 +224,7 @@ def _release_to_roll_back(ctx: StepContext, event: dict[str, Any]) -> StateStore
         return None
     store = StateStore(ctx.aws.clients.s3, ctx.bucket, release, ctx.aws.clock)
     state = store.load()
-    if state is None or state.manifest_digest != hashlib.sha256(text.encode()).hexdigest():
+    if state is None or not same_manifest(state.manifest_digest, text):
         return None
     return store
 
