@@ -288,7 +288,7 @@ def test_a_state_from_a_newer_engine_still_gives_status_and_rollback_but_not_app
     key = "releases/dev-r1/state.json"
     state = json.loads(sim.clients.s3.get_object(Bucket=sim.bucket, Key=key)["Body"].read())
     state["schema_version"] = 2
-    state["lease"] = {"owner": "a newer engine"}
+    state["approvals"] = {"by": "a newer engine"}
     state["status"] = "running"
     sim.clients.s3.put_object(Bucket=sim.bucket, Key=key, Body=json.dumps(state).encode())
     status = ["status", "--release", "dev-r1", "--state-bucket", sim.bucket]
@@ -298,7 +298,7 @@ def test_a_state_from_a_newer_engine_still_gives_status_and_rollback_but_not_app
     assert code == 2 and "written by a newer ecs-delivery" in err
     assert run(sim, ["rollback", "--release", "dev-r1", "--state-bucket", sim.bucket])[0] == 0
     kept = json.loads(sim.clients.s3.get_object(Bucket=sim.bucket, Key=key)["Body"].read())
-    assert kept["lease"] == {"owner": "a newer engine"} and kept["status"] == "rolled_back"
+    assert kept["approvals"] == {"by": "a newer engine"} and kept["status"] == "rolled_back"
     assert sim.live_image("svc-000") == sim.image("svc-000", "1.0.0")
 
 

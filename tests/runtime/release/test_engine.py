@@ -872,3 +872,30 @@ def test_a_run_that_dies_while_stopping_its_conflicting_deployment_rolls_back_to
     assert sim.live_task_definition("svc-000") == shipped[0]
     assert live_memory(sim, "svc-000") == "2048"
     assert sim.codedeploy.created_per_service(rollbacks=True) == {}
+
+
+def test_a_second_runner_of_one_release_is_refused_naming_the_first_and_changes_nothing(
+    sim: SimulatedAws,
+) -> None:
+    """Issue 21, problem 6: an operator's `release apply` and the release pipeline running
+    the same release both created deployments; the loser failed on the busy group and rolled
+    the good release back. The first runner now holds a lease in the state."""
+    from ecs_delivery.runtime.release.engine import LEASE_SECONDS, ReleaseBusyError, prepare
+
+    manifest = load_manifest(sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]), sim.inventory)
+    first = ReleaseEngine(aws_of(sim), store_of(sim, manifest.release_id), config(), owner="ci")
+    _, plan = prepare(aws_of(sim), first.store, manifest, sim.inventory)
+    first.begin(plan)
+    first.take_lease()  # the pipeline's run is under way
+
+    second = ReleaseEngine(aws_of(sim), store_of(sim, manifest.release_id), config(), owner="op")
+    with pytest.raises(ReleaseBusyError, match="is being run by ci .*--take-over"):
+        second.run()
+    assert sim.codedeploy.deployments == []
+    assert store_of(sim, manifest.release_id).load().status == "running"
+
+    # A dead runner's lease ends; then (or with take_over) another runner finishes it.
+    sim.clock.sleep(LEASE_SECONDS + 1)
+    assert second.run().status == "succeeded"
+    assert store_of(sim, manifest.release_id).load().lease is None
+    assert sim.codedeploy.created_per_service() == {"svc-000": 1}

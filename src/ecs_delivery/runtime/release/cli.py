@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--json", action="store_true", help="machine-readable output (plan, status)"
         )
+        command.add_argument(
+            "--take-over",
+            action="store_true",
+            help="apply: run the release although another runner's lease on it has not "
+            "expired (only when that runner is known to be dead)",
+        )
     return parser
 
 
@@ -262,7 +268,7 @@ class Cli:
             self._say(f"resuming release {state.release_id} ({state.status})")
         progress.start(state)
         try:
-            outcome = engine.run(self.stop)
+            outcome = engine.run(self.stop, take_over=self.args.take_over)
         except (ReleaseInputError, KeyboardInterrupt):
             raise
         except Exception as error:  # the state is in S3; a person decides what next

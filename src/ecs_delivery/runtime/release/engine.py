@@ -18,8 +18,11 @@ in flight, so waiting never holds a worker and concurrency is capped by `max_par
 from __future__ import annotations
 
 import datetime
+import os
+import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -53,6 +56,7 @@ from ecs_delivery.runtime.release.plan import Plan, compute_plan
 from ecs_delivery.runtime.release.state import (
     SCHEMA_VERSION,
     SETTLED_ROLLBACK,
+    Lease,
     ReleaseState,
     ServiceState,
     StateStore,
@@ -76,6 +80,8 @@ REGISTER_ATTEMPTS = 20
 MERGE_ATTEMPTS = 3
 # Consecutive failed rollback steps before the local driver gives up (exit 3).
 ROLLBACK_STEP_ERRORS = 5
+# A runner's lease on its release: renewed at every poll, so only a dead runner's expires.
+LEASE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,10 @@ class Outcome:
 
 class ReleaseInputError(ValueError):
     """The release cannot run as asked (nothing was deployed); CLI exit code 2."""
+
+
+class ReleaseBusyError(ReleaseInputError):
+    """Another runner holds the release's lease: this one does nothing."""
 
 
 class ReleaseStopped(RuntimeError):
@@ -212,8 +222,11 @@ class ReleaseEngine:
         config: EngineConfig | None = None,
         on_event: Callable[[Event], None] | None = None,
         definitions: TaskDefinitions | None = None,
+        owner: str | None = None,
     ) -> None:
         self.aws = aws
+        # Who this runner is, for the release's lease (one runner deploys a release).
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.store = store
         self.config = config or EngineConfig()
         self._on_event = on_event
@@ -367,6 +380,44 @@ class ReleaseEngine:
             if description == marker or description.startswith(marker + " "):
                 return str(info["deploymentId"])
         return None
+
+    # ------------------------------------------------------------------ lease
+
+    def take_lease(self, seconds: float = LEASE_SECONDS, take_over: bool = False) -> None:
+        """Hold the release for `seconds` (renewing our own lease); ReleaseBusyError while
+        another runner's lease is live, unless `take_over`."""
+        now = self._now()
+
+        def claim(st: ReleaseState) -> Lease | None:
+            held = st.lease
+            if held and held.owner != self.owner and held.expires_at > now and not take_over:
+                raise Unchanged(held)
+            st.lease = Lease(owner=self.owner, expires_at=now + seconds)
+            return None
+
+        held = self.store.update(claim)
+        if held is not None:
+            until = datetime.datetime.fromtimestamp(held.expires_at, tz=datetime.UTC)
+            raise ReleaseBusyError(
+                f"release: {self.release_id} is being run by {held.owner} (lease until "
+                f"{until:%Y-%m-%d %H:%M:%S} UTC); nothing was done. Follow it with `release "
+                "status`; if that runner is dead, wait for its lease to end or run `release "
+                "apply --take-over`"
+            )
+
+    def _renew_lease(self) -> None:
+        lease = self.store.state.lease
+        ours = lease is not None and lease.owner == self.owner
+        if ours and lease.expires_at - self._now() < LEASE_SECONDS / 2:
+            self.take_lease()
+
+    def drop_lease(self) -> None:
+        def drop(st: ReleaseState) -> None:
+            if st.lease is None or st.lease.owner != self.owner:
+                raise Unchanged()
+            st.lease = None
+
+        self.store.update(drop)
 
     # ------------------------------------------------------------------ begin
 
@@ -1141,8 +1192,19 @@ class ReleaseEngine:
             state=state,
         )
 
-    def run(self, stop: threading.Event | None = None) -> Outcome:
-        """Drive the release to its end from wherever its state says it is."""
+    def run(self, stop: threading.Event | None = None, take_over: bool = False) -> Outcome:
+        """Drive the release to its end from wherever its state says it is, holding its
+        lease (a second runner of the same release is refused, naming the first)."""
+        state = self.store.state
+        if state.status in ("running", "rolling_back"):
+            self.take_lease(take_over=take_over)
+            try:
+                return self._run(stop)
+            finally:
+                self.drop_lease()
+        return self._run(stop)
+
+    def _run(self, stop: threading.Event | None) -> Outcome:
         state = self.store.state
         if state.status == "succeeded":
             return self.outcome()
@@ -1199,6 +1261,7 @@ class ReleaseEngine:
                 status = "rolling_back"
             if status != "rolling_back":
                 return self.outcome()
+            self._renew_lease()
             self.aws.clock.sleep(self.config.poll_seconds)
 
     def _deploy_services(self, stop: threading.Event | None) -> None:
@@ -1247,6 +1310,7 @@ class ReleaseEngine:
                     # Re-read the state: a person may have asked for a rollback meanwhile.
                     if self.store.load() is None or self.store.state.status != "running":
                         raise ReleaseStopped(f"release {self.release_id} is no longer running")
+                    self._renew_lease()
                     statuses = self.poll_services(sorted(in_flight)) if in_flight else {}
                     next_poll = now + config.poll_seconds
                     for name, status in statuses.items():

@@ -91,6 +91,13 @@ class TaskState(_State):
     rollback_note: str | None = None
 
 
+class Lease(_State):
+    """Who runs the release now, until when (renewed while it runs)."""
+
+    owner: str
+    expires_at: float
+
+
 class ReleaseState(_State):
     """The whole release: what it changes, how far it got, and why it stopped."""
 
@@ -109,6 +116,7 @@ class ReleaseState(_State):
     version: int = 0
     # States written before the schema had a number are version 1.
     schema_version: int = SCHEMA_VERSION
+    lease: Lease | None = None
 
 
 class Unchanged(Exception):  # noqa: N818 - a control-flow signal, not an error
