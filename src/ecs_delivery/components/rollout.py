@@ -171,8 +171,11 @@ class ServiceRolloutProvider(pulumi.dynamic.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
         # A new service was created from this very template: rollout() sees it running and
-        # starts nothing. An existing service adopted by a new record is rolled out if needed.
-        result = _run(props, olds=None)
+        # starts nothing. An existing service adopted by a new record is rolled out if needed,
+        # but a committed promotion counts as applied: the record cannot tell whether it
+        # ran, and a newer ship must not be undone (a new service's template carries the
+        # promoted image already). Promote onto an adopted service by changing promoteRelease.
+        result = _run(props, olds={"promotion": props.get("promotion")})
         outs = _outputs(props, result, previous_deployment_id=None)
         return pulumi.dynamic.CreateResult(f"{props['cluster_name']}/{props['service_name']}", outs)
 

@@ -446,3 +446,20 @@ def test_the_serialized_provider_loads_and_diffs_in_a_fresh_process_like_the_eng
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["ecs_delivery.components.rollout", "True", "[]"]
+
+
+def test_a_recreated_rollout_record_does_not_apply_a_committed_promotion_over_a_newer_ship(world):
+    """Issue 21, problem 4: a `ServiceRollout` created anew (state rebuilt, `pulumi state
+    delete`, a rename without alias) counted the committed `promoteRelease` as new and
+    deployed its digests over newer ships, while the preview said the running image stays."""
+    promoted = f"{world.account}.dkr.ecr.{world.region}.amazonaws.com/web@sha256:{'f' * 64}"
+    promotion = {"release": "3f9c2a1", "images": {world.container: promoted}}
+    newer = world.pipeline_ships(world.pipeline_image)
+
+    created = ServiceRolloutProvider().create(
+        props_for(world, world.first_revision, promotion=promotion)
+    )
+
+    assert created.outs["action"] == "none-same-content"
+    assert world.running() == newer
+    assert world.deployments() == []
