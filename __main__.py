@@ -82,6 +82,22 @@ for key, value in environment_platform.outputs.items():
 pulumi.export("liveImages", images.live_images_output({**resolutions, **task_resolutions}))
 pulumi.export("imageResolution", images.resolution_output({**resolutions, **task_resolutions}))
 pulumi.export("appliedPromotion", settings.promote_release)
+# What a reviewer plans timeouts by: production runs a new revision after `shipsInMinutes`
+# (every waiter's deadline covers it); the group takes the next one after `lockedMinutes`.
+if warning := settings.pipeline_timeout_warning():
+    pulumi.log.warn(warning)
+pulumi.export(
+    "deploymentTime",
+    {
+        name: {
+            "config": settings.deployment.config,
+            "shipsInMinutes": settings.deployment.ships_in_minutes(),
+            "terminationWaitMinutes": settings.deployment.termination_wait_minutes,
+            "lockedMinutes": settings.deployment.locked_minutes(),
+        }
+        for name in sorted(settings.services)
+    },
+)
 
 # The delivery side: ECR, artifacts, CodeBuild, CodeDeploy, validation hook, CodePipeline.
 delivery_side = delivery.build(settings, environment, environment_platform, upstream_values)

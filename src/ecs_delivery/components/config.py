@@ -775,6 +775,20 @@ class AlarmConfig(_Model):
         return value
 
 
+# Minutes before traffic shifting starts: the replacement task set starts and passes its
+# health checks, takes test traffic, and the validation hook runs. An allowance to design
+# timeouts to, not a measurement.
+START_AND_VALIDATE_MINUTES = 5
+# Minutes of traffic shifting of the predefined configurations (linear: ten steps).
+PREDEFINED_SHIFT_MINUTES = {
+    "CodeDeployDefault.ECSAllAtOnce": 0,
+    "CodeDeployDefault.ECSCanary10Percent5Minutes": 5,
+    "CodeDeployDefault.ECSCanary10Percent15Minutes": 15,
+    "CodeDeployDefault.ECSLinear10PercentEvery1Minutes": 10,
+    "CodeDeployDefault.ECSLinear10PercentEvery3Minutes": 30,
+}
+
+
 class DeploymentConfig(_Model):
     """How CodeDeploy shifts traffic and how `pulumi up` waits for Pulumi-owned rollouts."""
 
@@ -795,6 +809,25 @@ class DeploymentConfig(_Model):
     timeout_minutes: int = Field(
         60, ge=1, le=1440, description="How long `pulumi up` waits for a rollout."
     )
+
+    def shift_minutes(self) -> int:
+        """Minutes CodeDeploy spends moving production traffic."""
+        if self.config in PREDEFINED_SHIFT_MINUTES:
+            return PREDEFINED_SHIFT_MINUTES[self.config]
+        custom = self.custom_configs.get(self.config)
+        if custom is None:
+            return 0  # unknown names are refused elsewhere
+        steps = 1 if custom.type == "canary" else -(-100 // custom.percent) - 1
+        return steps * custom.interval_minutes
+
+    def ships_in_minutes(self) -> int:
+        """Until production runs the new revision (termination wait started): what every
+        waiter waits for, so what every deployer's timeout must cover."""
+        return START_AND_VALIDATE_MINUTES + self.shift_minutes()
+
+    def locked_minutes(self) -> int:
+        """Until the group takes the next deployment: shipped, then the termination wait."""
+        return self.ships_in_minutes() + self.termination_wait_minutes
 
 
 class SourceConfig(_Model):
@@ -1060,6 +1093,49 @@ class StackConfig(_Model):
         if problems:
             raise Problems(problems)
         return self
+
+    @model_validator(mode="after")
+    def _timeouts_cover_a_deployment(self) -> StackConfig:
+        """Every deployer's timeout covers a deployment of the configured shape (issue 21:
+        prod's canary and termination wait outlived the pipeline's and the releases')."""
+        d = self.deployment
+        ships = d.ships_in_minutes()
+        why = (
+            f"a deployment ships in about {ships} min ({START_AND_VALIDATE_MINUTES} to start "
+            f"and validate + {d.shift_minutes()} of traffic shifting with {d.config})"
+        )
+        problems = []
+        if d.timeout_minutes < ships:
+            problems.append(
+                (
+                    "deployment.timeoutMinutes",
+                    f"{d.timeout_minutes} is shorter than {why}; set at least {ships}",
+                )
+            )
+        if self.release and self.release.deployment_timeout_minutes < ships:
+            problems.append(
+                (
+                    "release.deploymentTimeoutMinutes",
+                    f"{self.release.deployment_timeout_minutes} "
+                    f"is shorter than {why}; set at least {ships}",
+                )
+            )
+        if problems:
+            raise Problems(problems)
+        return self
+
+    def pipeline_timeout_warning(self) -> str | None:
+        """The pipeline's deploy step ships every service one after another in one build: a
+        warning when its build timeout cannot cover them (CodeBuild's 8-hour limit makes it a
+        warning, not a refusal, for large stacks)."""
+        ships, deploys = self.deployment.ships_in_minutes(), len(self.services)
+        if self.pipeline.build_timeout_minutes >= ships * deploys:
+            return None
+        return (
+            f"pipeline.buildTimeoutMinutes: {self.pipeline.build_timeout_minutes} cannot cover "
+            f"{deploys} deployments one after another (about {ships} min each until they ship); "
+            f"set at least {ships * deploys}, or expect the deploy stage to time out"
+        )
 
     @model_validator(mode="after")
     def _edge(self) -> StackConfig:
