@@ -1,5 +1,6 @@
 """A release you can watch without AWS: `plan`, `apply` (one service fails, the whole release
-rolls back) and `status`, run by the real CLI against the simulated AWS.
+rolls back, keeping an image the pipeline shipped meanwhile) and `status`, run by the real
+CLI against the simulated AWS.
 
 Run: `make release-demo` (`python -m tools.release_demo`). Exit code is apply's: 1, the
 release failed and was rolled back. The simulator (src/ecs_delivery/runtime/release/simulator.py: moto for
@@ -19,6 +20,7 @@ from pathlib import Path
 from ecs_delivery.offline.release_simulator import SimulatedAws, simulated_aws
 from ecs_delivery.runtime.release.cli import main as release
 from ecs_delivery.runtime.release.pacing import ScaledClock
+from ecs_delivery.runtime.taskdef import register_request
 
 SCALE = 20.0
 SERVICES = 6
@@ -37,12 +39,39 @@ def _run(sim: SimulatedAws, argv: list[str]) -> int:
     return code
 
 
+SHIPPED = "svc-001"  # the pipeline ships it a newer image while the release still runs
+
+
+def _pipeline_ships_during(sim: SimulatedAws, trigger: str) -> None:
+    """When `trigger`'s deployment starts, the pipeline ships SHIPPED's 2.1.0 (a revision of
+    what it runs with only the image changed): the rollback must leave it running."""
+
+    def ship(info: dict) -> None:
+        if info["service"] != trigger:
+            return
+        sim.codedeploy.on_create = None
+        target = sim.inventory.services[SHIPPED]
+        running = sim.raw_ecs.describe_task_definition(
+            taskDefinition=sim.live_task_definition(SHIPPED)
+        )["taskDefinition"]
+        image = sim.image(SHIPPED, "2.1.0")
+        request = register_request(running, {target.container: image})
+        arn = sim.raw_ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]
+        sim.raw_ecs.update_service(
+            cluster=target.cluster, service=target.service, taskDefinition=arn
+        )
+        print(f"(meanwhile the pipeline ships {SHIPPED}: {image})", flush=True)
+
+    sim.codedeploy.on_create = ship
+
+
 def demo(workdir: Path, scale: float = SCALE) -> int:
     """Seed a simulated environment, write the release's files to `workdir`, run the CLI."""
     with simulated_aws(
         ScaledClock(scale), services=SERVICES, duration=DURATIONS.__getitem__
     ) as sim:
         sim.codedeploy.fail(FAILING)
+        _pipeline_ships_during(sim, FAILING)
         inventory = workdir / "inventory.json"
         manifest = workdir / "release.yaml"
         inventory.write_text(sim.inventory.model_dump_json(by_alias=True, indent=2))
@@ -51,7 +80,8 @@ def demo(workdir: Path, scale: float = SCALE) -> int:
         )
         print(
             f"simulated AWS at x{scale:g}: {SERVICES} services (each deployment takes 120-180 "
-            f"simulated s) and job-00, a scheduled task following svc-000; {FAILING}'s deployment will fail.\n"
+            f"simulated s) and job-00, a scheduled task following svc-000; {FAILING}'s deployment will fail,\n"
+            f"and the pipeline ships {SHIPPED} a newer image meanwhile (the rollback keeps it).\n"
             f"inventory: {inventory}\nmanifest:  {manifest}",
             flush=True,
         )

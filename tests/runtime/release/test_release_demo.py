@@ -32,7 +32,7 @@ def test_release_demo_rolls_back_naming_the_failed_service_and_prints_end_states
     table = [row for row in rows if row[0] in ("service", "task") and len(row) == 4]
     assert table[:7] == [
         ["service", "svc-000", "deployed", "rolled back"],
-        ["service", "svc-001", "deployed", "rolled back"],
+        ["service", "svc-001", "deployed", "superseded"],  # the pipeline shipped 2.1.0
         ["service", "svc-002", "deployed", "rolled back"],
         ["service", "svc-003", "failed", "rolled back"],
         ["service", "svc-004", "stopped", "rolled back"],
@@ -41,6 +41,10 @@ def test_release_demo_rolls_back_naming_the_failed_service_and_prints_end_states
     ]
     assert table[7:] == table[:7]
     assert "release dev-demo-1 failed: svc-003: " in result.stderr
+    # The rollback left the newer ship running, and says so.
+    assert re.search(
+        r"^kept newer: service svc-001: runs \S+/svc-001:2\.1\.0 ", result.stderr, re.M
+    )
     assert "Traceback" not in out + result.stderr
 
 
