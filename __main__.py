@@ -90,12 +90,12 @@ pulumi.export(
     "deploymentTime",
     {
         name: {
-            "config": settings.deployment.config,
-            "shipsInMinutes": settings.deployment.ships_in_minutes(),
+            "config": svc.deployment_config or settings.deployment.config,
+            "shipsInMinutes": settings.deployment.ships_in_minutes(svc.deployment_config),
             "terminationWaitMinutes": settings.deployment.termination_wait_minutes,
-            "lockedMinutes": settings.deployment.locked_minutes(),
+            "lockedMinutes": settings.deployment.locked_minutes(svc.deployment_config),
         }
-        for name in sorted(settings.services)
+        for name, svc in sorted(settings.services.items())
     },
 )
 

@@ -810,24 +810,26 @@ class DeploymentConfig(_Model):
         60, ge=1, le=1440, description="How long `pulumi up` waits for a rollout."
     )
 
-    def shift_minutes(self) -> int:
-        """Minutes CodeDeploy spends moving production traffic."""
-        if self.config in PREDEFINED_SHIFT_MINUTES:
-            return PREDEFINED_SHIFT_MINUTES[self.config]
-        custom = self.custom_configs.get(self.config)
+    def shift_minutes(self, config: str | None = None) -> int:
+        """Minutes CodeDeploy spends moving production traffic with `config` (a service's
+        own `deploymentConfig`; omitted: `deployment.config`)."""
+        name = config or self.config
+        if name in PREDEFINED_SHIFT_MINUTES:
+            return PREDEFINED_SHIFT_MINUTES[name]
+        custom = self.custom_configs.get(name)
         if custom is None:
             return 0  # unknown names are refused elsewhere
         steps = 1 if custom.type == "canary" else -(-100 // custom.percent) - 1
         return steps * custom.interval_minutes
 
-    def ships_in_minutes(self) -> int:
+    def ships_in_minutes(self, config: str | None = None) -> int:
         """Until production runs the new revision (termination wait started): what every
         waiter waits for, so what every deployer's timeout must cover."""
-        return START_AND_VALIDATE_MINUTES + self.shift_minutes()
+        return START_AND_VALIDATE_MINUTES + self.shift_minutes(config)
 
-    def locked_minutes(self) -> int:
+    def locked_minutes(self, config: str | None = None) -> int:
         """Until the group takes the next deployment: shipped, then the termination wait."""
-        return self.ships_in_minutes() + self.termination_wait_minutes
+        return self.ships_in_minutes(config) + self.termination_wait_minutes
 
 
 class SourceConfig(_Model):
@@ -1099,10 +1101,12 @@ class StackConfig(_Model):
         """Every deployer's timeout covers a deployment of the configured shape (issue 21:
         prod's canary and termination wait outlived the pipeline's and the releases')."""
         d = self.deployment
-        ships = d.ships_in_minutes()
+        configs = {svc.deployment_config or d.config for svc in self.services.values()}
+        slowest = max(configs or {d.config}, key=d.ships_in_minutes)
+        ships = d.ships_in_minutes(slowest)
         why = (
             f"a deployment ships in about {ships} min ({START_AND_VALIDATE_MINUTES} to start "
-            f"and validate + {d.shift_minutes()} of traffic shifting with {d.config})"
+            f"and validate + {d.shift_minutes(slowest)} of traffic shifting with {slowest})"
         )
         problems = []
         if d.timeout_minutes < ships:
@@ -1124,17 +1128,21 @@ class StackConfig(_Model):
             raise Problems(problems)
         return self
 
+    def ships_in_minutes(self, service: str) -> int:
+        """Minutes until a deployment of `service` ships, with its own traffic shifting."""
+        return self.deployment.ships_in_minutes(self.services[service].deployment_config)
+
     def pipeline_timeout_warning(self) -> str | None:
         """The pipeline's deploy step ships every service one after another in one build: a
         warning when its build timeout cannot cover them (CodeBuild's 8-hour limit makes it a
         warning, not a refusal, for large stacks)."""
-        ships, deploys = self.deployment.ships_in_minutes(), len(self.services)
-        if self.pipeline.build_timeout_minutes >= ships * deploys:
+        total = sum(self.ships_in_minutes(name) for name in self.services)
+        if self.pipeline.build_timeout_minutes >= total:
             return None
         return (
             f"pipeline.buildTimeoutMinutes: {self.pipeline.build_timeout_minutes} cannot cover "
-            f"{deploys} deployments one after another (about {ships} min each until they ship); "
-            f"set at least {ships * deploys}, or expect the deploy stage to time out"
+            f"{len(self.services)} deployments one after another (about {total} min until they "
+            f"all ship); set at least {total}, or expect the deploy stage to time out"
         )
 
     @model_validator(mode="after")

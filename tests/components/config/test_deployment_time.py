@@ -76,7 +76,7 @@ def test_a_pipeline_build_too_short_for_its_services_one_after_another_is_a_warn
 
     assert parsed.pipeline_timeout_warning() == (
         "pipeline.buildTimeoutMinutes: 60 cannot cover 2 deployments one after another (about "
-        "35 min each until they ship); set at least 70, or expect the deploy stage to time out"
+        "70 min until they all ship); set at least 70, or expect the deploy stage to time out"
     )
 
 
@@ -85,10 +85,15 @@ def test_prods_settings_fit_its_canary_and_hour_long_termination_wait_and_the_pl
     per service against a 30-minute build; waiting until it shipped needs 10."""
     outputs = make_plan("prod").outputs
 
-    assert outputs["deploymentTime"]["api"] == {
+    assert outputs["deploymentTime"]["web"] == {
         "config": "CodeDeployDefault.ECSCanary10Percent5Minutes",
         "shipsInMinutes": 10,
         "terminationWaitMinutes": 60,
         "lockedMinutes": 70,
     }
+    # api shifts with its own configuration: ten linear steps a minute apart.
+    assert outputs["deploymentTime"]["api"]["config"] == (
+        "CodeDeployDefault.ECSLinear10PercentEvery1Minutes"
+    )
+    assert outputs["deploymentTime"]["api"]["shipsInMinutes"] == 15
     assert set(outputs["deploymentTime"]) == set(make_plan("prod").outputs["services"])
