@@ -358,7 +358,7 @@ def test_an_aws_error_is_not_bad_input_it_exits_4_saying_what_was_not_done(
     assert sim.codedeploy.deployments == []
 
 
-def test_plan_without_a_region_exits_2_naming_region_and_calls_no_aws(
+def test_plan_without_a_region_exits_2_naming_the_region_option(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Issue 16 (problem 7): a plan-derived inventory (`make plan PLAN_JSON=`) and no region
