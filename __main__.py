@@ -186,6 +186,7 @@ if settings.release:
             log_retention_days=settings.log_retention_days,
             kms_key_arn=environment_platform.kms_key_arn,
             access_logs=environment_platform.access_logs,
+            force_destroy=settings.teardown.force_destroy,
             tags=platform.default_tags(settings, environment),
         ),
     )

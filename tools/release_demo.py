@@ -32,7 +32,7 @@ MAX_PARALLEL = 3
 
 
 def _run(sim: SimulatedAws, argv: list[str]) -> int:
-    print(f"\n$ python -m ecs_delivery.runtime.release {shlex.join(argv)}", flush=True)
+    print(f"\n$ ecs-delivery release {shlex.join(argv)}", flush=True)
     code = release(argv, clients=sim.clients, clock=sim.clock, stop=threading.Event())
     sys.stderr.flush()
     print(f"(exit {code})", flush=True)

@@ -160,6 +160,7 @@ artifacts = ArtifactBucket(
         region=region,
         kms_key_arn=None,
         access_logs=None,
+        force_destroy=False,
         tags=tags,
     ),
 )

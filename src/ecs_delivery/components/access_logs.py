@@ -131,6 +131,8 @@ class LogBucketArgs:
     source_buckets: list[str]
     expiration_days: int
     tags: dict[str, str] = field(default_factory=dict)
+    # `pulumi destroy` deletes the logs too (teardown.forceDestroy; non-production only).
+    force_destroy: bool
 
 
 class LogBucket(pulumi.ComponentResource):
@@ -144,7 +146,11 @@ class LogBucket(pulumi.ComponentResource):
         super().__init__(f"{TYPE_PREFIX}:access-logs:LogBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.bucket = aws.s3.Bucket(
-            name, bucket=args.bucket_name, force_destroy=False, tags=args.tags, opts=child
+            name,
+            bucket=args.bucket_name,
+            force_destroy=args.force_destroy,
+            tags=args.tags,
+            opts=child,
         )
         # BucketOwnerEnforced: no ACLs; log delivery is granted by the bucket policy alone.
         ownership, public_access, versioning = harden(name, self.bucket, child)

@@ -145,6 +145,8 @@ class ArtifactBucketArgs:
     # Accounts of downstream environments that read the promotion records.
     reader_account_ids: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    # `pulumi destroy` deletes the objects too (teardown.forceDestroy; non-production only).
+    force_destroy: bool
 
     def __post_init__(self) -> None:
         if not BUCKET_NAME.match(self.bucket_name):
@@ -179,8 +181,8 @@ class ArtifactBucket(pulumi.ComponentResource):
         self.bucket = aws.s3.Bucket(
             name,
             bucket=args.bucket_name,
-            # Promotion records are the upstream half of a release: never drop them silently.
-            force_destroy=False,
+            # Promotion records are the upstream half of a release: dropped only on request.
+            force_destroy=args.force_destroy,
             tags=args.tags,
             opts=child,
         )

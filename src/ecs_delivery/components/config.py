@@ -994,6 +994,15 @@ class KmsConfig(_Model):
         return self
 
 
+class TeardownConfig(_Model):
+    """What `pulumi destroy` may delete with its contents (non-production stacks only)."""
+
+    force_destroy: Flag = Field(
+        False,
+        description="`pulumi destroy` empties and deletes the stack's buckets (artifacts, release state, logs) and ECR repositories with their images. Refused on a production stack (`loadBalancer.deletionProtection` or `release.production`). Omitted: a non-empty bucket or repository stops the destroy.",
+    )
+
+
 class StackConfig(_Model):
     """Everything a stack file may say, under the `ecs-delivery:` namespace."""
 
@@ -1061,6 +1070,9 @@ class StackConfig(_Model):
         AccessLogsConfig(), description="Load balancer and S3 server access logs."
     )
     kms: KmsConfig = Field(KmsConfig(), description="Customer-managed encryption key.")
+    teardown: TeardownConfig = Field(
+        TeardownConfig(), description="What `pulumi destroy` may delete with its contents."
+    )
     allowed_regions: list[str] = Field(
         default_factory=list,
         description="Regions accepted for `aws:region` besides the ones the installed botocore knows (a region newer than it).",
@@ -1144,6 +1156,28 @@ class StackConfig(_Model):
             f"{len(self.services)} deployments one after another (about {total} min until they "
             f"all ship); set at least {total}, or expect the deploy stage to time out"
         )
+
+    @model_validator(mode="after")
+    def _teardown_not_in_production(self) -> StackConfig:
+        marks = [
+            key
+            for key, marked in (
+                ("loadBalancer.deletionProtection", self.load_balancer.deletion_protection),
+                ("release.production", bool(self.release and self.release.production)),
+            )
+            if marked
+        ]
+        if self.teardown.force_destroy and marks:
+            raise Problems(
+                [
+                    (
+                        "teardown.forceDestroy",
+                        f"refused on a production stack ({', '.join(marks)}); "
+                        "empty its buckets and repositories by hand (README: Teardown)",
+                    )
+                ]
+            )
+        return self
 
     @model_validator(mode="after")
     def _edge(self) -> StackConfig:

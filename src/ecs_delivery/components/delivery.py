@@ -247,6 +247,7 @@ def build(
             access_logs=platform.access_logs,
             reader_account_ids=downstream_accounts,
             tags=tags,
+            force_destroy=cfg.teardown.force_destroy,
         ),
     )
     repositories: dict[str, ImageRepository] = {}
@@ -262,6 +263,7 @@ def build(
                     kms_key_arn=platform.kms_key_arn,
                     pull_account_ids=downstream_accounts,
                     tags={**tags, "Service": s},
+                    force_delete=cfg.teardown.force_destroy,
                 ),
             )
             for s in sorted(cfg.services)

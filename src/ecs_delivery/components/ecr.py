@@ -92,6 +92,8 @@ class ImageRepositoryArgs:
     # Other accounts whose roles may pull (cross-account promotion); same account needs none.
     pull_account_ids: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    # `pulumi destroy` deletes the images too (teardown.forceDestroy; non-production only).
+    force_delete: bool
 
     def __post_init__(self) -> None:
         bad = [a for a in self.pull_account_ids if not ACCOUNT_ID.match(a)]
@@ -126,8 +128,8 @@ class ImageRepository(pulumi.ComponentResource):
                 scan_on_push=True
             ),
             encryption_configurations=[encryption],
-            # Images may run in this or a downstream environment: never delete them with the stack.
-            force_delete=False,
+            # Images may run in this or a downstream environment: deleted only on request.
+            force_delete=args.force_delete,
             tags=args.tags,
             opts=child,
         )

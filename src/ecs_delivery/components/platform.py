@@ -125,6 +125,7 @@ def access_log_target(
             source_buckets=sources,
             expiration_days=logs.expiration_days,
             tags=tags,
+            force_destroy=cfg.teardown.force_destroy,
         ),
     )
     return bucket.target

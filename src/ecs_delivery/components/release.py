@@ -102,6 +102,8 @@ class ReleaseArgs:
     kms_key_arn: pulumi.Input[str] | None
     # Server access logs of the state bucket (accessLogs config); None: none.
     access_logs: AccessLogs | None
+    # `pulumi destroy` deletes the release states too (teardown.forceDestroy).
+    force_destroy: bool
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -187,6 +189,7 @@ class Release(pulumi.ComponentResource):
                 access_logs=args.access_logs,
                 region=args.region,
                 tags=args.tags,
+                force_destroy=args.force_destroy,
             ),
             opts=self._child,
         )

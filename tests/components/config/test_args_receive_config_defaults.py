@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from ecs_delivery.components.access_logs import LogBucketArgs
 from ecs_delivery.components.artifacts import ArtifactBucketArgs
 from ecs_delivery.components.codedeploy import AlarmSettings, CodeDeploymentArgs
 from ecs_delivery.components.deployer import DeployerAccessArgs
@@ -34,8 +35,11 @@ CONFIG_OWNED = {
         "access_logs", "internal", "client_cidrs",
     ],
     NetworkArgs: ["nat_gateways", "flow_log_retention_days", "region", "kms_key_arn"],
-    ImageRepositoryArgs: ["keep_tagged_images", "untagged_expiry_days", "kms_key_arn"],
-    ArtifactBucketArgs: ["kms_key_arn", "access_logs"],
+    ImageRepositoryArgs: [
+        "keep_tagged_images", "untagged_expiry_days", "kms_key_arn", "force_delete",
+    ],
+    ArtifactBucketArgs: ["kms_key_arn", "access_logs", "force_destroy"],
+    LogBucketArgs: ["force_destroy"],
     DeliveryPipelineArgs: [
         "approval", "build_compute_type", "build_image", "build_timeout_minutes",
         "log_retention_days", "kms_key_arn",
@@ -45,7 +49,7 @@ CONFIG_OWNED = {
     CodeDeploymentArgs: ["alarms", "termination_wait_minutes", "kms_key_arn"],
     ValidationHookArgs: ["log_retention_days", "kms_key_arn", "internal_load_balancer"],
     Baseline: ["rate_limit"],
-    ReleaseArgs: ["log_retention_days", "kms_key_arn", "access_logs"],
+    ReleaseArgs: ["log_retention_days", "kms_key_arn", "access_logs", "force_destroy"],
 }  # fmt: skip
 
 

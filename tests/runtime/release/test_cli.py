@@ -356,3 +356,35 @@ def test_an_aws_error_is_not_bad_input_it_exits_4_saying_what_was_not_done(
     assert err.startswith("AWS error: ") and "NoSuchBucket" in err
     assert done in err and "bad input" not in err and "Traceback" not in err
     assert sim.codedeploy.deployments == []
+
+
+def test_plan_without_a_region_exits_2_naming_the_region_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 16 (problem 7): a plan-derived inventory (`make plan PLAN_JSON=`) and no region
+    # anywhere got botocore's "You must specify a region", an AWS error, without --region.
+    from tests.conftest import make_plan
+
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"outputs": make_plan("dev").outputs}))
+    manifest = tmp_path / "release.yaml"
+    manifest.write_text(
+        "release: r1\nenvironment: dev\nservices:\n"
+        "  web: {image: 111111111111.dkr.ecr.eu-west-1.amazonaws.com/web:2.0.0}\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+
+    code = main(
+        ["plan", "--manifest", str(manifest), "--inventory", str(plan)],
+        out=out,
+        err=err,
+        stop=threading.Event(),
+    )
+
+    assert code == 2, err.getvalue()
+    first = err.getvalue().splitlines()[0]
+    assert first.startswith("error: no AWS region") and "--region" in first
+    assert "You must specify a region" not in err.getvalue()

@@ -23,7 +23,9 @@ def test_release_demo_rolls_back_naming_the_failed_service_and_prints_end_states
 
     assert result.returncode == 1, result.stderr
     out = result.stdout
-    commands = [line.split()[4] for line in out.splitlines() if line.startswith("$ python -m")]
+    commands = [
+        line.split()[3] for line in out.splitlines() if line.startswith("$ ecs-delivery release ")
+    ]
     assert commands == ["plan", "apply", "status"]
     assert re.findall(r"^\(exit (\d)\)$", out, re.MULTILINE) == ["0", "1", "0"]
     # Live progress lines, then the table (printed by apply and again by status).

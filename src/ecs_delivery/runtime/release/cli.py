@@ -201,6 +201,12 @@ class Cli:
     def aws(self) -> Aws:
         if self._clients is None:
             session = aws_session(region=self.args.region, profile=self.args.profile)
+            if not (self.args.region or session.region_name):
+                # botocore's "You must specify a region" names no option (issue 16).
+                raise UsageError(
+                    "no AWS region: pass --region <the stack's aws:region>, "
+                    "or set AWS_REGION or the profile's region"
+                )
             self._clients = clients_for(session, self.args.region, self.args.endpoint_url)
         return Aws(self._clients, self.clock)
 
