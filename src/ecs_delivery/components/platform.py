@@ -340,6 +340,11 @@ def build(
                 timezone=task.timezone,
                 enabled=task.enabled,
                 retry_attempts=task.retry_attempts,
+                cpu_architecture=(
+                    cfg.services[task.follows_service].cpu_architecture
+                    if task.follows_service
+                    else "X86_64"
+                ),
                 cluster_arn=cluster.arn,
                 vpc_id=network.vpc_id,
                 vpc_cidr=network.vpc_cidr,

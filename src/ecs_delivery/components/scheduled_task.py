@@ -51,6 +51,9 @@ class ScheduledTaskArgs:
     task_role_arn: pulumi.Input[str] | None = None
     execution_role_arn: pulumi.Input[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # The image's CPU: a task that follows a service runs that service's image, so its
+    # architecture (an ARM64 image on an X86_64 task does not start).
+    cpu_architecture: str = "X86_64"
 
 
 class ScheduledTask(pulumi.ComponentResource):
@@ -150,7 +153,7 @@ class ScheduledTask(pulumi.ComponentResource):
             container_definitions=definitions,
             volumes=task_volumes(container),
             runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                operating_system_family="LINUX", cpu_architecture="X86_64"
+                operating_system_family="LINUX", cpu_architecture=args.cpu_architecture
             ),
             skip_destroy=True,  # a release rollback points the schedule back at an old revision
             tags={**tags, **hardening_tags(container)},
