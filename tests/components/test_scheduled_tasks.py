@@ -145,11 +145,13 @@ def test_an_independent_tasks_image_is_read_from_the_revision_its_schedule_targe
 def test_a_task_that_follows_an_arm64_service_runs_on_arm64():
     """Issue 17: the scheduled task's definition hard-coded X86_64, so a task following an
     ARM64 service ran that service's ARM image on x86 (it does not start)."""
+    from pathlib import Path
+
     import yaml
 
-    raw = yaml.safe_load(open("Pulumi.dev.yaml"))["config"]["ecs-delivery:services"]
+    stack = yaml.safe_load(Path("Pulumi.dev.yaml").read_text())["config"]
+    raw, pipeline = stack["ecs-delivery:services"], stack["ecs-delivery:pipeline"]
     services = {name: {**svc, "cpuArchitecture": "ARM64"} for name, svc in raw.items()}
-    pipeline = yaml.safe_load(open("Pulumi.dev.yaml"))["config"]["ecs-delivery:pipeline"]
     plan = make_plan(
         "dev",
         overrides={
