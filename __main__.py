@@ -187,6 +187,8 @@ if settings.release:
             kms_key_arn=environment_platform.kms_key_arn,
             access_logs=environment_platform.access_logs,
             force_destroy=settings.teardown.force_destroy,
+            build_image=settings.pipeline.build_image,
+            build_compute_type=settings.pipeline.build_compute_type,
             tags=platform.default_tags(settings, environment),
         ),
     )

@@ -230,3 +230,35 @@ def test_release_steps_policies_fit_iam_limits_at_sixty_services_and_pass_every_
         f"arn:aws:ecs:eu-west-1:123456789012:task-definition/ecs-delivery-dev-svc{i:03d}:*"
         for i in range(60)
     )
+
+
+def test_the_release_pipeline_matches_the_delivery_pipeline_where_they_drifted(dev_plan):
+    """Issue 17: the release pipeline granted only codestar-connections:UseConnection (a
+    connection created as codeconnections is authorised under that prefix too), hard-coded
+    the CodeBuild image and size, and queued executions where the delivery pipeline
+    supersedes them."""
+    (source,) = [
+        s for s in policy(dev_plan, "release-pipeline")["Statement"] if s["Sid"] == "Source"
+    ]
+    assert sorted(source["Action"]) == [
+        "codeconnections:UseConnection",
+        "codestar-connections:UseConnection",
+    ]
+    release = inputs(dev_plan, PIPELINE, "release")
+    delivery = inputs(dev_plan, PIPELINE, "pipeline")
+    assert release["executionMode"] == delivery["executionMode"] == "SUPERSEDED"
+    validate = inputs(dev_plan, "aws:codebuild/project:Project", "release-validate")["environment"]
+    build = inputs(dev_plan, "aws:codebuild/project:Project", "pipeline")["environment"]
+    assert (validate["image"], validate["computeType"]) == (build["image"], build["computeType"])
+
+
+def test_the_release_validate_step_uses_the_configured_build_image():
+    from tests.conftest import make_plan
+
+    arm = "aws/codebuild/amazonlinux2-aarch64-standard:3.0"
+    plan = make_plan(
+        "prod",
+        overrides={"pipeline": {"buildImage": arm, "buildComputeType": "BUILD_GENERAL1_MEDIUM"}},
+    )
+    validate = inputs(plan, "aws:codebuild/project:Project", "release-validate")["environment"]
+    assert (validate["image"], validate["computeType"]) == (arm, "BUILD_GENERAL1_MEDIUM")

@@ -91,3 +91,14 @@ def chunks(values: list[Any], size: int) -> list[list[Any]]:
     """`values` in consecutive lists of at most `size` (per-unit statements across policies,
     each within IAM's size limit)."""
     return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def use_connection_statement(connection_arn: pulumi.Input[str], sid: str) -> dict[str, Any]:
+    """A pipeline's source action uses a CodeStar/CodeConnections connection: connections
+    created as codeconnections are authorised under either prefix, so both are granted."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": ["codeconnections:UseConnection", "codestar-connections:UseConnection"],
+        "Resource": connection_arn,
+    }

@@ -662,15 +662,7 @@ def pipeline_role_statements(
         },
     ]
     if source is not None and source.provider == "codestar":
-        statements.append(
-            {
-                "Sid": "SourceConnection",
-                "Effect": "Allow",
-                # Connections created as codeconnections are authorised under either prefix.
-                "Action": ["codeconnections:UseConnection", "codestar-connections:UseConnection"],
-                "Resource": source.connection_arn,
-            }
-        )
+        statements.append(iam.use_connection_statement(source.connection_arn, "SourceConnection"))
     if source is not None and source.provider == "codecommit":
         statements.append(
             {

@@ -104,6 +104,9 @@ class ReleaseArgs:
     access_logs: AccessLogs | None
     # `pulumi destroy` deletes the release states too (teardown.forceDestroy).
     force_destroy: bool
+    # The Validate step's CodeBuild environment (pipeline.buildImage, buildComputeType).
+    build_image: str
+    build_compute_type: str
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -729,8 +732,8 @@ class Release(pulumi.ComponentResource):
             ),
             artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
             environment=aws.codebuild.ProjectEnvironmentArgs(
-                compute_type="BUILD_GENERAL1_SMALL",
-                image="aws/codebuild/amazonlinux2-x86_64-standard:5.0",
+                compute_type=a.build_compute_type,
+                image=a.build_image,
                 type="LINUX_CONTAINER",
                 privileged_mode=False,
             ),
@@ -750,12 +753,7 @@ class Release(pulumi.ComponentResource):
             account=a.account_id,
         )
         source_statement = (
-            {
-                "Sid": "Source",
-                "Effect": "Allow",
-                "Action": "codestar-connections:UseConnection",
-                "Resource": a.source.connection_arn,
-            }
+            iam.use_connection_statement(a.source.connection_arn, "Source")
             if a.source.provider == "codestar"
             else {
                 "Sid": "Source",
@@ -821,6 +819,9 @@ class Release(pulumi.ComponentResource):
             self._name,
             name=self.pipeline_name,
             pipeline_type="V2",
+            # A newer manifest commit overtakes a waiting one at the approval (as the
+            # delivery pipeline does); a release already running finishes its state machine.
+            execution_mode="SUPERSEDED",
             role_arn=pipeline_role.arn,
             artifact_stores=[
                 aws.codepipeline.PipelineArtifactStoreArgs(

@@ -49,7 +49,10 @@ CONFIG_OWNED = {
     CodeDeploymentArgs: ["alarms", "termination_wait_minutes", "kms_key_arn"],
     ValidationHookArgs: ["log_retention_days", "kms_key_arn", "internal_load_balancer"],
     Baseline: ["rate_limit"],
-    ReleaseArgs: ["log_retention_days", "kms_key_arn", "access_logs", "force_destroy"],
+    ReleaseArgs: [
+        "log_retention_days", "kms_key_arn", "access_logs", "force_destroy", "build_image",
+        "build_compute_type",
+    ],
 }  # fmt: skip
 
 
