@@ -211,7 +211,6 @@ def _target(service: str, controller: str | None) -> DeploymentTarget:
         green=group,
         production_listener_arn="prod",
         test_listener_arn="test",
-        listener_rule_arns=[],
         role_arns=[],
     )
 
