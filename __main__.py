@@ -211,9 +211,7 @@ deployer_access = deployer.DeployerAccess(
         account_id=environment.account_id,
         cluster_name=naming.cluster_name(project, stack),
         application_name=delivery_side.application_name,
-        deployment_configs=[
-            g.deployment_config_name for g in delivery_side.deployment_groups.values()
-        ],
+        deployment_configs=delivery_side.deployment_configs,
         units=[
             deployer.DeployedUnit(
                 family=families[name],

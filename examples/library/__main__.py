@@ -181,7 +181,6 @@ deployment = CodeDeployment(
                 green=TargetGroupRef(name=pair.green.name, arn_suffix=pair.green.arn_suffix),
                 production_listener_arn=load_balancer.production_listener_arn,
                 test_listener_arn=load_balancer.test_listener_arn,
-                listener_rule_arns=[pair.production_rule.arn, pair.test_rule.arn],
                 role_arns=[services[name].task_role_arn, services[name].execution_role_arn],
                 depends_on=[services[name].service],
             )

@@ -211,7 +211,6 @@ def _target(service: str, controller: str | None) -> DeploymentTarget:
         green=group,
         production_listener_arn="prod",
         test_listener_arn="test",
-        listener_rule_arns=[],
         role_arns=[],
     )
 
@@ -296,3 +295,13 @@ def test_a_service_not_built_for_codedeploy_is_refused_before_any_resource(monke
         "deployment group needs deploymentController.type CODE_DEPLOY (build the service with "
         "FargateService, or remove the service from CodeDeploy)"
     ]
+
+
+def test_the_swap_rule_pattern_covers_the_rules_of_exactly_one_listener():
+    listener = "arn:aws-cn:elasticloadbalancing:cn-north-1:123456789012:listener/app/alb/50dc6c495c0c9188/f2f7dc8efc522ab2"
+    assert codedeploy.rules_of(listener) == (
+        "arn:aws-cn:elasticloadbalancing:cn-north-1:123456789012:"
+        "listener-rule/app/alb/50dc6c495c0c9188/f2f7dc8efc522ab2/*"
+    )
+    with pytest.raises(ValueError, match="is not a load balancer listener ARN"):
+        codedeploy.rules_of("arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/app/alb/5")

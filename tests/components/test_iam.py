@@ -123,7 +123,13 @@ def test_codedeploy_role_touches_only_our_services_listeners_alarms_and_hook(dev
         "arn:aws:ecs:eu-west-1:123456789012:task-set/ecs-delivery-dev/web/*",
     ]
     swap = statement(document, "SwapTargetGroups")["Resource"]
-    assert len(swap) == 2 + 4  # two listeners, a production and a test rule per service
+    # Our two listeners, and the rules of exactly those two (rule ARNs end in a random id).
+    listeners = swap[:2]
+    assert [a.split(":listener/")[1].rsplit("-", 1)[0] for a in listeners] == [
+        "alb-http",
+        "alb-test",
+    ]
+    assert swap[2:] == [a.replace(":listener/", ":listener-rule/") + "/*" for a in listeners]
     alarms = statement(document, "ReadAlarms")["Resource"]
     assert len(alarms) == 8 and all(":alarm:ecs-delivery-dev-" in a for a in alarms)
     assert statement(document, "ValidationHook") == {

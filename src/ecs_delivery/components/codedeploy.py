@@ -65,7 +65,6 @@ class DeploymentTarget:
     green: TargetGroupRef
     production_listener_arn: pulumi.Input[str]
     test_listener_arn: pulumi.Input[str]
-    listener_rule_arns: list[pulumi.Input[str]]
     # The task and execution roles: CodeDeploy passes them when it creates the task set.
     role_arns: list[pulumi.Input[str]]
     depends_on: list[pulumi.Resource] = field(default_factory=list)
@@ -224,6 +223,9 @@ def role_statements(
         )
         for t in targets
     ]
+    listeners = _unique(
+        [t.production_listener_arn for t in targets] + [t.test_listener_arn for t in targets]
+    )
     statements: list[dict[str, Any]] = [
         {
             "Sid": "TaskSets",
@@ -252,11 +254,9 @@ def role_statements(
             "Sid": "SwapTargetGroups",
             "Effect": "Allow",
             "Action": ["elasticloadbalancing:ModifyListener", "elasticloadbalancing:ModifyRule"],
-            "Resource": _unique(
-                [t.production_listener_arn for t in targets]
-                + [t.test_listener_arn for t in targets]
-                + [arn for t in targets for arn in t.listener_rule_arns]
-            ),
+            # The rules of exactly our two listeners, as a pattern of the listener ARNs: naming
+            # each rule made every group depend on every service (issue 20).
+            "Resource": _unique(listeners + [rules_of(arn) for arn in listeners]),
         },
         {
             "Sid": "ReadAlarms",
@@ -285,6 +285,13 @@ def role_statements(
             }
         )
     return statements
+
+
+def rules_of(listener_arn: pulumi.Input[str]) -> pulumi.Input[str]:
+    """The rule pattern of one listener (naming.listener_rules_arn), plain or an Output."""
+    if isinstance(listener_arn, str):
+        return naming.listener_rules_arn(listener_arn)
+    return pulumi.Output.from_input(listener_arn).apply(naming.listener_rules_arn)
 
 
 def pass_role_statement(role_arns: Sequence[pulumi.Input[str]]) -> dict[str, Any]:

@@ -69,6 +69,8 @@ class Delivery:
     # The Lambda CodeDeploy runs after test traffic is allowed; every deployer's AppSpec names it.
     validation_hook: str | None = None
     validation_hook_function: pulumi.Resource | None = None
+    # The groups' deployment configuration names (plain: no dependency on the groups).
+    deployment_configs: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -342,6 +344,7 @@ def build(
         repositories=repositories,
         validation_hook=n.hook,
         validation_hook_function=hook.function,
+        deployment_configs=deployment_configs(cfg, n, targets),
     )
 
 
@@ -360,9 +363,21 @@ def _target(cfg: StackConfig, name: str, n: Names, platform: Platform) -> Deploy
         green=TargetGroupRef(name=pair.green.name, arn_suffix=pair.green.arn_suffix),
         production_listener_arn=platform.load_balancer.production_listener_arn,
         test_listener_arn=platform.load_balancer.test_listener_arn,
-        listener_rule_arns=[pair.production_rule.arn, pair.test_rule.arn],
         role_arns=[fargate.task_role_arn, fargate.execution_role_arn],
         depends_on=[fargate.service],
+    )
+
+
+def deployment_configs(cfg: StackConfig, n: Names, targets: list[DeploymentTarget]) -> list[str]:
+    """The groups' configuration names, known before the groups exist (deployers read them)."""
+    custom = set(cfg.deployment.custom_configs)
+    return sorted(
+        {
+            custom_config_name(n.prefix, t.deployment_config)
+            if t.deployment_config in custom
+            else t.deployment_config
+            for t in targets
+        }
     )
 
 
@@ -377,7 +392,6 @@ def _pipeline_args(
     bucket_resources: list[pulumi.Resource],
     depends_on: list[pulumi.Resource],
 ) -> DeliveryPipelineArgs:
-    custom = set(cfg.deployment.custom_configs)
     services = []
     for target in targets:
         svc = cfg.services[target.service]
@@ -425,14 +439,7 @@ def _pipeline_args(
         account_id=env.account_id,
         application_name=n.application,
         services=services,
-        deployment_configs=sorted(
-            {
-                custom_config_name(n.prefix, t.deployment_config)
-                if t.deployment_config in custom
-                else t.deployment_config
-                for t in targets
-            }
-        ),
+        deployment_configs=deployment_configs(cfg, n, targets),
         bucket_name=n.bucket,
         artifact_prefix=n.artifact_prefix,
         promotion_key=n.promotion_key,

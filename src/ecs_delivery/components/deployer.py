@@ -70,7 +70,8 @@ class DeployerAccessArgs:
     # Every service of the cluster and every group of the application is the stack's own.
     cluster_name: str
     application_name: str
-    # The groups' deployment configurations (names; Outputs of the groups are fine).
+    # The groups' deployment configuration names (delivery.deployment_configs: plain names,
+    # so the policy does not wait for, nor depend on, every group).
     deployment_configs: Sequence[pulumi.Input[str]]
     units: Sequence[DeployedUnit]
     # The stack's ECR namespace to push to (naming.ecr_namespace); None: it pushes nothing

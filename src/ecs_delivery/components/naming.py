@@ -123,3 +123,15 @@ def iam_arn(resource: str, *, region: str, account: str) -> str:
 def s3_arn(resource: str, *, region: str) -> str:
     """An S3 bucket or object ARN (`<bucket>`, `<bucket>/<key>`) in the region's partition."""
     return arn("s3", resource, region=region, scoped=False)
+
+
+def listener_rules_arn(listener_arn: str) -> str:
+    """Every rule of exactly this listener: rule ARNs hold a random id, their prefix does not.
+
+    `...:listener/app/<lb>/<lb-id>/<listener-id>` has the rules
+    `...:listener-rule/app/<lb>/<lb-id>/<listener-id>/<rule-id>`.
+    """
+    head, sep, path = listener_arn.partition(":listener/")
+    if not sep:
+        raise ValueError(f"{listener_arn!r} is not a load balancer listener ARN")
+    return f"{head}:listener-rule/{path}/*"
