@@ -71,8 +71,6 @@ class RolloutRequest:
     # The deployer's name for the deployment in CodeDeploy (a release finds its own by it);
     # the target revision's ARN follows it.
     description_prefix: str | None = None
-    # Tags set on the registered revision (replacing tags of the same key).
-    tags: Mapping[str, str] = field(default_factory=dict)
     # Deploy only while what runs still carries these images (a rollback restores only
     # where the release's image still runs); otherwise deploy nothing: "superseded".
     expect_images: Mapping[str, str] = field(default_factory=dict)
@@ -256,11 +254,6 @@ def _register(ecs: Any, registration: Mapping[str, Any], sleep: Callable[[float]
     return str(response["taskDefinition"]["taskDefinitionArn"])
 
 
-def _with_tags(tags: list[dict[str, str]] | None, extra: Mapping[str, str]) -> list[dict[str, str]]:
-    kept = [t for t in tags or [] if t.get("key") not in extra]
-    return kept + [{"key": key, "value": value} for key, value in sorted(extra.items())]
-
-
 def rollout(
     ecs: Any,
     codedeploy: Any,
@@ -330,7 +323,6 @@ def rollout(
         ):
             target = request.reuse_revision
         else:
-            tags = _with_tags(tags, request.tags) if request.tags else tags
             target = register({**wanted, **({"tags": tags} if tags else {})})
         if before_deploy is not None:
             before_deploy(live.task_definition_arn, target)

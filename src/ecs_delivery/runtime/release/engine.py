@@ -291,7 +291,7 @@ class ReleaseEngine:
         name: str,
         action: str,
         images: dict[str, str],
-        before_deploy: Callable[[str, str], None],
+        before_deploy: Callable[[str, str], None] | None = None,
         expect_images: dict[str, str] | None = None,
         reuse_revision: str | None = None,
         template_arn: str | None = None,
@@ -347,6 +347,28 @@ class ReleaseEngine:
                 infos[info["deploymentId"]] = info
         return infos
 
+    def _group_deployments(
+        self, target: ServiceTarget, statuses: tuple[str, ...], since: float | None
+    ) -> dict[str, dict[str, Any]]:
+        """deploymentId -> deploymentInfo of the group's deployments in `statuses` (all when
+        empty) created since `since` (minus 5 minutes of clock skew), every page."""
+        kwargs: dict[str, Any] = {
+            "applicationName": target.codedeploy_application,
+            "deploymentGroupName": target.codedeploy_group,
+        }
+        if statuses:
+            kwargs["includeOnlyStatuses"] = list(statuses)
+        if since is not None:
+            start = datetime.datetime.fromtimestamp(since - 300, tz=datetime.UTC)
+            kwargs["createTimeRange"] = {"start": start}
+        ids: list[str] = []
+        while True:
+            page = self.aws.call(self.aws.clients.codedeploy.list_deployments, **kwargs)
+            ids.extend(page.get("deployments", []))
+            if not page.get("nextToken"):
+                return self._get_deployments(ids)
+            kwargs["nextToken"] = page["nextToken"]
+
     def _find_deployment(
         self,
         target: ServiceTarget,
@@ -357,23 +379,8 @@ class ReleaseEngine:
     ) -> str | None:
         """The id of a deployment this release created in the group (found by description:
         `marker` itself, or `marker` followed by a space), ignoring `exclude` statuses."""
-        kwargs: dict[str, Any] = {
-            "applicationName": target.codedeploy_application,
-            "deploymentGroupName": target.codedeploy_group,
-        }
-        if in_progress_only:
-            kwargs["includeOnlyStatuses"] = list(IN_PROGRESS_STATUSES)
-        if since is not None:
-            start = datetime.datetime.fromtimestamp(since - 300, tz=datetime.UTC)
-            kwargs["createTimeRange"] = {"start": start}
-        ids: list[str] = []
-        while True:
-            page = self.aws.call(self.aws.clients.codedeploy.list_deployments, **kwargs)
-            ids.extend(page.get("deployments", []))
-            if not page.get("nextToken"):
-                break
-            kwargs["nextToken"] = page["nextToken"]
-        for info in self._get_deployments(ids).values():
+        statuses = IN_PROGRESS_STATUSES if in_progress_only else ()
+        for info in self._group_deployments(target, statuses, since).values():
             description = str(info.get("description", ""))
             if info.get("status") in exclude:
                 continue
@@ -430,14 +437,7 @@ class ReleaseEngine:
 
     def _check_existing(self, digest: str, text: str = "") -> ReleaseState:
         state = self.store.state
-        if state.manifest_digest != digest and not (
-            text and same_manifest(state.manifest_digest, text)
-        ):
-            raise ReleaseInputError(
-                f"release: {state.release_id} already exists (s3://{self.store.bucket}/"
-                f"{self.store.key}) with a different manifest; a release name is used once, "
-                "give this manifest a new release name"
-            )
+        _refuse_another_manifest(state, self.store, digest, text)
         return state
 
     # ------------------------------------------------------------------ services
@@ -847,7 +847,7 @@ class ReleaseEngine:
             if revision != task.previous_td:
                 kept.append(f"revision {revision}")
         schedule = task.previous_schedule if now.schedule == task.schedule else now.schedule
-        if schedule not in (task.previous_schedule,):
+        if schedule != task.previous_schedule:
             kept.append(f"schedule {schedule}")
         command = task.previous_command if now.command == task.command else now.command
         if command != task.previous_command:
@@ -1050,7 +1050,7 @@ class ReleaseEngine:
                 if self._timed_out(svc.rollback_started_at, now):
                     settled[name] = self._rollback_failed("verifying", svc.deployment_id)
             else:
-                self._claim_redeploy(name, now)
+                self._claim_redeploy(name, now, live)
         if settled:
             self._apply_changes(settled)
 
@@ -1064,8 +1064,7 @@ class ReleaseEngine:
 
     def _superseded(self, name: str, live: str, image: str) -> dict[str, Any]:
         """A deployer other than this release set the service's image since: keep it."""
-        svc = self.store.state.services[name]
-        newer = self._newest_other_deployment(svc)
+        newer = self._newest_other_deployment(name)
         note = (
             f"runs {image} ({live}), deployed after this release"
             + (f" by deployment {newer}" if newer else "")
@@ -1073,26 +1072,13 @@ class ReleaseEngine:
         )
         return {"rollback": "superseded", "rollback_note": note}
 
-    def _newest_other_deployment(self, svc: ServiceState) -> str | None:
+    def _newest_other_deployment(self, name: str) -> str | None:
         """The group's newest succeeded deployment not made by this release, if any."""
-        kwargs: dict[str, Any] = {
-            "applicationName": svc.target.codedeploy_application,
-            "deploymentGroupName": svc.target.codedeploy_group,
-            "includeOnlyStatuses": ["Succeeded"],
-        }
-        if svc.started_at is not None:
-            start = datetime.datetime.fromtimestamp(svc.started_at - 300, tz=datetime.UTC)
-            kwargs["createTimeRange"] = {"start": start}
-        ids = self.aws.call(self.aws.clients.codedeploy.list_deployments, **kwargs).get(
-            "deployments", []
-        )
-        ours = (
-            f"ecs-delivery release {self.release_id}:",
-            f"ecs-delivery rollback {self.release_id}:",
-        )
+        svc = self.store.state.services[name]
+        ours = (self._marker("release", name), self._marker("rollback", name))
         others = [
             info
-            for info in self._get_deployments(ids).values()
+            for info in self._group_deployments(svc.target, ("Succeeded",), svc.started_at).values()
             if not str(info.get("description", "")).startswith(ours)
         ]
         newest = max(others, key=lambda i: str(i.get("createTime", "")), default=None)
@@ -1104,7 +1090,7 @@ class ReleaseEngine:
         except LiveStateError as error:
             return {}, _reason(error)
 
-    def _claim_redeploy(self, name: str, now: float) -> None:
+    def _claim_redeploy(self, name: str, now: float, live: str) -> None:
         def claim(st: ReleaseState) -> bool:
             svc = st.services[name]
             if svc.rollback != "verifying":
@@ -1115,7 +1101,7 @@ class ReleaseEngine:
 
         if not self.store.update(claim):
             return
-        started = self._start_redeploy(name)
+        started = self._start_redeploy(name, live)
         if isinstance(started, dict):
             self._apply_changes({name: started})
             return
@@ -1129,22 +1115,22 @@ class ReleaseEngine:
         self.store.update(record)
         self._emit("service", name, "rollback:redeploying", started)
 
-    def _start_redeploy(self, name: str) -> str | dict[str, Any] | None:
+    def _start_redeploy(self, name: str, live: str | None = None) -> str | dict[str, Any] | None:
         """Deploy the service's previous image onto what runs now, only while the release's
         image still runs: the deployment's id, the settled rollback when there is nothing to
-        deploy, or None when the group is busy right now."""
+        deploy, or None when the group is busy right now. `live`: what runs, when the caller
+        has just read it."""
         svc = self.store.state.services[name]
         container = svc.target.container
         # What runs is exactly the release's own revision: nothing changed since, so the
         # revision it replaced comes back whole (also the fields a stale deployment of ours
         # reverted). Otherwise only the image goes back, onto what runs.
-        ours = svc.new_td is not None and self._running(name) == svc.new_td
+        ours = svc.new_td is not None and (live or self._running(name)) == svc.new_td
         try:
             result = self._deploy(
                 name,
                 "rollback",
                 {container: svc.previous_image},
-                lambda _base, _td: None,
                 expect_images={container: svc.image},
                 reuse_revision=svc.previous_td,
                 template_arn=svc.previous_td if ours else None,
@@ -1340,6 +1326,19 @@ class ReleaseEngine:
 # ---------------------------------------------------------------------- entry points
 
 
+def _refuse_another_manifest(
+    state: ReleaseState, store: StateStore, digest: str, text: str
+) -> None:
+    """A release name is used once: refuse a manifest that says something else than the one
+    the state was written from (states of earlier engines are named by the exact text)."""
+    if state.manifest_digest == digest or (text and same_manifest(state.manifest_digest, text)):
+        return
+    raise ReleaseInputError(
+        f"release: {state.release_id} already exists (s3://{store.bucket}/{store.key}) with a "
+        "different manifest; a release name is used once, give this manifest a new release name"
+    )
+
+
 def prepare(
     aws: Aws,
     store: StateStore,
@@ -1355,14 +1354,7 @@ def prepare(
     existing = store.load()
     if existing is None:
         return None, compute_plan(aws, manifest, inventory, definitions)
-    if not same_manifest(existing.manifest_digest, manifest.text or "") and (
-        existing.manifest_digest != manifest.digest
-    ):
-        raise ReleaseInputError(
-            f"release: {existing.release_id} already exists (s3://{store.bucket}/"
-            f"{store.key}) with a different manifest; a release name is used once, "
-            "give this manifest a new release name"
-        )
+    _refuse_another_manifest(existing, store, manifest.digest, manifest.text)
     return existing, None
 
 
