@@ -60,6 +60,7 @@ STEP_MODULES = (
     "ecs_delivery/inputs.py",
     "ecs_delivery/runtime/__init__.py",
     "ecs_delivery/runtime/aws.py",
+    "ecs_delivery/runtime/clock.py",
     "ecs_delivery/runtime/codedeploy.py",
     "ecs_delivery/runtime/live.py",
     "ecs_delivery/runtime/rollout.py",

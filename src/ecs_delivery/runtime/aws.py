@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import random
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,6 +17,8 @@ from botocore.credentials import (
     DeferredRefreshableCredentials,
 )
 from botocore.exceptions import ClientError
+
+from ecs_delivery.runtime import clock as runtime_clock
 
 # Timeouts bound a call to an endpoint that accepts and never answers (botocore's default
 # read timeout is 60 s per attempt); AWS APIs answer in well under a second.
@@ -178,7 +179,7 @@ def backoff_delay(attempt: int, rand: Callable[[float, float], float] = random.u
 def call_with_backoff(
     fn: Callable[..., T],
     *args: Any,
-    sleep: Callable[[float], Any] = time.sleep,
+    sleep: Callable[[float], Any] = runtime_clock.sleep,
     max_attempts: int = 10,
     **kwargs: Any,
 ) -> T:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ecs_delivery.runtime import clock as runtime_clock
 from ecs_delivery.runtime.aws import call_with_backoff
 
 # ECS lifecycle hooks in the order CodeDeploy runs them (AppSpec "hooks" section for ECS).
@@ -212,7 +212,10 @@ def appspec_content(spec: Mapping[str, Any]) -> dict[str, str]:
 
 
 def in_progress_deployments(
-    codedeploy: Any, application: str, group: str, sleep: Callable[[float], Any] = time.sleep
+    codedeploy: Any,
+    application: str,
+    group: str,
+    sleep: Callable[[float], Any] = runtime_clock.sleep,
 ) -> list[str]:
     """Ids of the group's deployments that have not finished yet."""
     ids: list[str] = []
@@ -235,7 +238,7 @@ def start_deployment(
     group: str,
     appspec: Mapping[str, Any],
     description: str,
-    sleep: Callable[[float], Any] = time.sleep,
+    sleep: Callable[[float], Any] = runtime_clock.sleep,
 ) -> str:
     """Start a deployment of `appspec` in the group; return its id.
 
@@ -270,8 +273,8 @@ def wait_for_deployment(
     deployment_id: str,
     timeout_seconds: float,
     poll_seconds: float = 15,
-    sleep: Callable[[float], Any] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Any] = runtime_clock.sleep,
+    clock: Callable[[], float] = runtime_clock.now,
 ) -> dict[str, Any]:
     """Poll until the deployment succeeds; return its deploymentInfo.
 
@@ -297,7 +300,7 @@ def shipped(info: Mapping[str, Any]) -> bool:
 
 
 def stop_deployment(
-    codedeploy: Any, deployment_id: str, sleep: Callable[[float], Any] = time.sleep
+    codedeploy: Any, deployment_id: str, sleep: Callable[[float], Any] = runtime_clock.sleep
 ) -> None:
     """Stop a deployment and let CodeDeploy roll it back (before traffic moved, a no-op for
     the service: the replacement task set is removed). One that already ended is left as
@@ -330,8 +333,8 @@ def stop_and_wait(
     deployment_id: str,
     timeout_seconds: float,
     poll_seconds: float = 15,
-    sleep: Callable[[float], Any] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Any] = runtime_clock.sleep,
+    clock: Callable[[], float] = runtime_clock.now,
 ) -> dict[str, Any]:
     """Stop our own deployment (with rollback) and wait until CodeDeploy has ended it.
 
@@ -356,8 +359,8 @@ def wait_until_finished(
     deployment_id: str,
     timeout_seconds: float,
     poll_seconds: float = 15,
-    sleep: Callable[[float], Any] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Any] = runtime_clock.sleep,
+    clock: Callable[[], float] = runtime_clock.now,
     done: Callable[[Mapping[str, Any]], bool] = lambda _info: False,
 ) -> dict[str, Any]:
     """Poll until the deployment ends, however it ends (or `done` says it is far enough);

@@ -11,13 +11,13 @@ deployment before traffic moves and merges again onto the new revision.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
+from ecs_delivery.runtime import clock as runtime_clock
 from ecs_delivery.runtime import codedeploy as cd
 from ecs_delivery.runtime.aws import call_with_backoff
 from ecs_delivery.runtime.live import Running, running
@@ -130,7 +130,7 @@ class RolloutResult:
 
 
 def describe_service(
-    ecs: Any, cluster: str, service: str, sleep: Callable[[float], Any] = time.sleep
+    ecs: Any, cluster: str, service: str, sleep: Callable[[float], Any] = runtime_clock.sleep
 ) -> dict[str, Any]:
     """DescribeServices for one ACTIVE CODE_DEPLOY service, or a ServiceStateError saying why not."""
     try:
@@ -166,7 +166,7 @@ def describe_service(
 
 
 def what_runs(
-    ecs: Any, cluster: str, service: str, sleep: Callable[[float], Any] = time.sleep
+    ecs: Any, cluster: str, service: str, sleep: Callable[[float], Any] = runtime_clock.sleep
 ) -> Running:
     """The revision, network and platform serving the service's traffic right now."""
     return running(describe_service(ecs, cluster, service, sleep))
@@ -258,8 +258,8 @@ def rollout(
     ecs: Any,
     codedeploy: Any,
     request: RolloutRequest,
-    sleep: Callable[[float], Any] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Any] = runtime_clock.sleep,
+    clock: Callable[[], float] = runtime_clock.now,
     *,
     register: Callable[[Mapping[str, Any]], str] | None = None,
     before_deploy: Callable[[str, str], None] | None = None,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import botocore.session
 
+from ecs_delivery.runtime import clock as runtime_clock
 from ecs_delivery.runtime.aws import call_with_backoff
 
 # Fields DescribeTaskDefinition adds about a revision rather than its content. They are
@@ -206,7 +206,7 @@ def describe(
     task_definition_arn: str,
     *,
     include_tags: bool = False,
-    sleep: Callable[[float], Any] = time.sleep,
+    sleep: Callable[[float], Any] = runtime_clock.sleep,
 ) -> dict[str, Any]:
     """DescribeTaskDefinition with backoff; returns the response (taskDefinition, tags)."""
     kwargs: dict[str, Any] = {"taskDefinition": task_definition_arn}

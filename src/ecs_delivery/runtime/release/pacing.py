@@ -1,65 +1,16 @@
-"""Time for the engine: real or scaled clocks, and a client-side token bucket.
+"""Pacing for the engine: a client-side token bucket on the runtime's clock.
 
-The engine never calls `time` directly: it gets a Clock, so tests and the benchmark can run
-it against a simulated AWS whose seconds pass faster than real ones (see simulator.py).
+The engine never calls `time` directly: it gets a Clock (`runtime.clock`), so tests and the
+benchmark can run it against a simulated AWS whose seconds pass faster than real ones.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from typing import Protocol
 
+from ecs_delivery.runtime.clock import Clock, ScaledClock, SystemClock
 
-class Clock(Protocol):
-    """Seconds since the epoch, and a way to wait in the same unit."""
-
-    def time(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-    def real_seconds(self, seconds: float) -> float:
-        """How long `seconds` of this clock last in real time (for blocking waits)."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def time(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
-
-    def real_seconds(self, seconds: float) -> float:
-        return max(0.0, seconds)
-
-
-class ScaledClock:
-    """A clock that runs `scale` times faster than real time, starting at `start`.
-
-    Everything measured on it is real wall time multiplied by `scale`, so engine overhead is
-    counted honestly (and magnified by the same factor as the simulated waits shrink).
-    """
-
-    def __init__(self, scale: float, start: float = 1_700_000_000.0) -> None:
-        if scale <= 0:
-            raise ValueError(f"scale: {scale} must be positive")
-        self.scale = scale
-        self._start = start
-        self._origin = time.monotonic()
-
-    def time(self) -> float:
-        return self._start + (time.monotonic() - self._origin) * self.scale
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds / self.scale)
-
-    def real_seconds(self, seconds: float) -> float:
-        return max(0.0, seconds / self.scale)
+__all__ = ["Clock", "ScaledClock", "SystemClock", "TokenBucket"]
 
 
 class TokenBucket:
