@@ -57,9 +57,7 @@ def _pipeline_ships_during(sim: SimulatedAws, trigger: str) -> None:
         image = sim.image(SHIPPED, "2.1.0")
         request = register_request(running, {target.container: image})
         arn = sim.raw_ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]
-        sim.raw_ecs.update_service(
-            cluster=target.cluster, service=target.service, taskDefinition=arn
-        )
+        sim.land(target, arn)
         print(f"(meanwhile the pipeline ships {SHIPPED}: {image})", flush=True)
 
     sim.codedeploy.on_create = ship

@@ -17,6 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from ecs_delivery.offline.codedeploy_sim import create_group, switch_primary
 from ecs_delivery.runtime.live import running_task_definition
 from ecs_delivery.runtime.promotion import (
     latest_record_key,
@@ -27,7 +28,6 @@ from ecs_delivery.runtime.promotion import (
 )
 from ecs_delivery.runtime.taskdef import describe, effective_content
 from tests.conftest import make_plan
-from tests.support.codedeploy_sim import create_group, switch_primary
 from tests.support.pipeline_run import PipelineRun
 from tests.support.plans import stack_value
 
@@ -299,12 +299,12 @@ def test_a_retried_deploy_of_images_that_already_run_starts_no_deployment(aws, d
     _push_built_images(aws["ecr"])
     first = _run(dev, aws, tmp_path / "first", "dev")
     assert first.simulated is not None
-    started = len(first.simulated.deployments())
+    started = len(first.simulated.deployments)
 
     again = _run(dev, aws, tmp_path / "again", "dev")
 
     assert again.deployments == []
-    assert len(first.simulated.deployments()) == started == 2
+    assert len(first.simulated.deployments) == started == 2
 
 
 def test_a_new_service_running_its_template_revision_deploys_into_its_own_family(

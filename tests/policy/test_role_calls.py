@@ -5,7 +5,7 @@ schedule, buckets, and the role ARNs its revisions name), runs a role's code pat
 public entry point with clients that `CallRecorder` records, and checks that (1) every
 request is allowed by a statement whose Resource covers it, and (2) every statement's
 (action, resource) is used, save the ones listed with the code path that uses them and why
-the test cannot run it. CodeDeploy's ECS deployments are `codedeploy_sim` where moto stops
+the test cannot run it. CodeDeploy's ECS deployments are the CodeDeploy simulator's where moto stops
 short (completion, StopDeployment).
 """
 
@@ -25,13 +25,13 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
-from moto.backends import get_backend
 
+from ecs_delivery.offline.codedeploy_sim import CodeDeploySim, on_virtual_time
 from ecs_delivery.offline.simcloud import plain
+from ecs_delivery.runtime import clock as runtime_clock
 from ecs_delivery.runtime.release.state_machine import STEPS, definition
 from tests.conftest import make_plan
 from tests.runtime.release.test_steps import ExecutionFailed, run_states
-from tests.support.codedeploy_sim import SimulatedCodeDeploy
 from tests.support.iam_calls import CallRecorder, denied, role_statements, unused
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ class DevWorld:
     plan: Any
     recorder: CallRecorder
     setup: dict[str, Any]
-    simulated: SimulatedCodeDeploy
+    simulated: CodeDeploySim
     # (service, event, handler) registered first on each such client made from here on
     client_hooks: list[tuple[str, str, Any]] = field(default_factory=list)
 
@@ -76,6 +76,8 @@ class DevWorld:
         for hooked, event, hook in self.client_hooks:
             if hooked == service:
                 made.meta.events.register_first(event, hook)
+        if service == "ecs":
+            self.simulated.observe(made)
         return self.simulated.attach(made) if service == "codedeploy" else made
 
     def task_definition(self, unit: str) -> dict[str, Any]:
@@ -204,14 +206,10 @@ def world(plan) -> Iterator[DevWorld]:
             name: boto3.client(name, region_name=REGION)
             for name in ("ecs", "codedeploy", "s3", "scheduler")
         }
-        built = DevWorld(
-            plan=plan,
-            recorder=CallRecorder(),
-            setup=setup,
-            simulated=SimulatedCodeDeploy(ecs=setup["ecs"], account="123456789012", region=REGION),
-        )
-        built.seed()
-        yield built
+        with on_virtual_time(setup["ecs"]) as simulated:
+            built = DevWorld(plan=plan, recorder=CallRecorder(), setup=setup, simulated=simulated)
+            built.seed()
+            yield built
 
 
 def assert_proven(statements, recorder: CallRecorder, allowed: dict[tuple[str, str], str]):
@@ -249,7 +247,7 @@ def run_release(world: DevWorld, handler: Any, manifest: str) -> tuple[str, Any]
             definition(arns, max_concurrency=4, poll_seconds=10),
             {"manifest_yaml": manifest},
             functions,
-            lambda seconds: None,
+            runtime_clock.sleep,  # the Wait states pass on the simulator's virtual clock
             trace,
         )
     except ExecutionFailed as failure:
@@ -276,7 +274,6 @@ def test_the_release_steps_role_allows_every_call_of_a_release_and_its_rollback(
     assert result[0] == "SUCCEEDED", result[1]
     # A second release whose schedule update fails after both services deployed: the whole
     # release is rolled back.
-    backend = get_backend("codedeploy")["123456789012"][REGION]
     refused: list[str] = []
 
     def refuse_once(**_: Any) -> Any:
@@ -297,23 +294,16 @@ def test_the_release_steps_role_allows_every_call_of_a_release_and_its_rollback(
     # rollback stops them.
     handler._context.cache_clear()
     monkeypatch.setattr(handler, "client", lambda service, *a, **k: world.client(service))
-    held: set[str] = set()
-
-    def hold(params: dict[str, Any], **_: Any) -> None:
-        for deployment_id in held:
-            if backend.deployments[deployment_id].status == "Created":
-                backend.deployments[deployment_id].status = "InProgress"
-
-    world.client_hooks.append(("codedeploy", "before-call.codedeploy.BatchGetDeployments", hold))
+    world.simulated.hold(*(target["service"] for target in world.inventory["services"].values()))
     planned = handler.plan({"manifest_yaml": world.manifest("r3", "4.0.0")})
     for service in planned["services"]:
         # Twice: Step Functions retries a step whose Lambda timed out; the retry finds the
         # deployment the first attempt created.
         for _ in range(2):
             handler.start_service({"release_id": planned["release_id"], "service": service})
-    held.update(backend.deployments)
     status = handler.rollback({"plan": planned, "error": {"Error": "States.Timeout", "Cause": ""}})
     while status["status"] == "rolling_back":
+        runtime_clock.sleep(10)  # the state machine's Wait between polls
         status = handler.rollback_poll({"release_id": planned["release_id"]})
     assert status["status"] == "rolled_back"
     assert len(world.simulated.stopped) == 2

@@ -2,7 +2,7 @@
 unnoticed (issue 21): each test here failed against the mutant it is named after.
 
 moto is the AWS; where moto lacks a CodeDeploy behaviour (deployments that leave `Created`,
-StopDeployment) it is added by tests/support/codedeploy_sim.py or botocore's Stubber, as
+StopDeployment) it is added by the CodeDeploy simulator (ecs_delivery.offline.codedeploy_sim) or botocore's Stubber, as
 each test says.
 """
 
@@ -11,17 +11,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.stub import ANY, Stubber
 from moto.backends import get_backend
 
+from ecs_delivery.offline.codedeploy_sim import CodeDeploySim
 from ecs_delivery.runtime import codedeploy as cd
 from ecs_delivery.runtime.live import running
 from ecs_delivery.runtime.promotion import PromotionRecordError, parse_record
 from ecs_delivery.runtime.rollout import RolloutRaceError, ServiceStateError
 from ecs_delivery.runtime.taskdef import describe, images_of
 from tests.runtime.test_rollout import run
-from tests.support.codedeploy_sim import SimulatedCodeDeploy, appspec_of
 
 
 def image(world, digit: str) -> str:
@@ -250,16 +249,17 @@ def test_an_explicit_platform_version_that_differs_from_what_runs_is_deployed(wo
 # --- stop and merge again: exactly `merge_attempts` deployments -----------------------------
 
 
-def ships_before_each_create(world, images: list[str]) -> SimulatedCodeDeploy:
+def ships_before_each_create(world, clock, images: list[str]) -> CodeDeploySim:
     """A pipeline ship lands just before each of the rollout's CreateDeployments, while
-    `images` last (tests/support/codedeploy_sim.py: moto has no StopDeployment)."""
+    `images` last (the CodeDeploy simulator on the test's clock: moto has no StopDeployment)."""
     pending = list(images)
 
     def ship(_params):
         if pending:
             world.pipeline_ships(pending.pop(0))
 
-    sim = SimulatedCodeDeploy(world.ecs, world.account, world.region, before_create=ship)
+    sim = CodeDeploySim(world.ecs, clock)
+    sim.before_create = ship
     sim.attach(world.codedeploy)
     return sim
 
@@ -269,7 +269,7 @@ def test_a_rollout_raced_on_every_attempt_gives_up_after_exactly_merge_attempts(
     world, clock, attempts
 ):
     template = world.pulumi_registers(memory="1024")
-    sim = ships_before_each_create(world, [image(world, str(n)) for n in range(1, 9)])
+    sim = ships_before_each_create(world, clock, [image(world, str(n)) for n in range(1, 9)])
 
     with pytest.raises(RolloutRaceError, match=f"changed {attempts} times"):
         run(world, clock, template, wait=False, merge_attempts=attempts)
@@ -282,15 +282,13 @@ def test_a_rollout_raced_on_every_attempt_gives_up_after_exactly_merge_attempts(
 def test_a_rollout_raced_on_all_but_its_last_attempt_deploys_on_the_last(world, clock, attempts):
     template = world.pulumi_registers(memory="1024")
     ships = [image(world, str(n)) for n in range(1, attempts)]
-    sim = ships_before_each_create(world, ships)
+    sim = ships_before_each_create(world, clock, ships)
 
     result = run(world, clock, template, wait=False, merge_attempts=attempts)
 
     assert result.action == "started"
     assert len(world.deployments()) == attempts and len(sim.stopped) == attempts - 1
-    target = appspec_of(moto_deployment(world, result.deployment_id))["Resources"][0][
-        "TargetService"
-    ]["Properties"]["TaskDefinition"]
+    target = sim.deployment(result.deployment_id).task_definition
     deployed = describe(world.ecs, target)["taskDefinition"]
     last_ship = ships[-1] if ships else world.bootstrap_image
     assert (images_of(deployed)[world.container], deployed["memory"]) == (last_ship, "1024")
@@ -299,22 +297,11 @@ def test_a_rollout_raced_on_all_but_its_last_attempt_deploys_on_the_last(world, 
 def test_a_deployment_that_finished_before_its_stop_is_reported_not_accepted(world, clock):
     world.pipeline_ships(world.pipeline_image)
     template = world.pulumi_registers(memory="1024")
-    sim = ships_before_each_create(world, [image(world, "9")])
+    sim = ships_before_each_create(world, clock, [image(world, "9")])
 
     def finished_already(params, **_):
         # CodeDeploy completed it (traffic moved) before the stop arrived.
-        deployment_id = json.loads(params["body"])["deploymentId"]
-        deployment = moto_deployment(world, deployment_id)
-        properties = appspec_of(deployment)["Resources"][0]["TargetService"]["Properties"]
-        primary_task_set(world, properties["TaskDefinition"])
-        deployment.status = "Succeeded"
-        error = {
-            "Error": {
-                "Code": "DeploymentAlreadyCompletedException",
-                "Message": f"The deployment {deployment_id} has already completed",
-            }
-        }
-        return AWSResponse("https://codedeploy", 400, {}, None), error
+        sim.finish(json.loads(params["body"])["deploymentId"])
 
     world.codedeploy.meta.events.register_first(
         "before-call.codedeploy.StopDeployment", finished_already

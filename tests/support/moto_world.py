@@ -104,6 +104,13 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
+    def time(self) -> float:
+        """As a runtime Clock (the CodeDeploy simulator runs on it too)."""
+        return self.now
+
+    def real_seconds(self, seconds: float) -> float:
+        return 0.0
+
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds

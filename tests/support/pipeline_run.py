@@ -4,9 +4,10 @@ A test double for CodePipeline and CodeBuild: the stages and buildspecs are the 
 registered; every `python -m ecs_delivery.runtime.build` command of a buildspec runs for real (in-process,
 against moto), the Deploy action's `deploy` steps included; `docker` and `aws` CLI lines are
 skipped (the image is pushed to moto's ECR beforehand). Where moto stops short of CodeDeploy
-(deployments stay `Created`, no StopDeployment), `codedeploy_sim.SimulatedCodeDeploy` hooks the
-CodeDeploy client the tool gets: a deployment completes (its revision becomes the PRIMARY task
-set) when the tool polls it.
+(deployments stay `Created`, no StopDeployment), the one CodeDeploy simulator
+(`ecs_delivery.offline.codedeploy_sim`) answers the CodeDeploy client the tool gets, on a virtual
+clock the tool waits on too: each deployment runs its lifecycle (`lifecycle`, default one
+minute all at once) and its revision becomes the PRIMARY task set.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from unittest import mock
 import boto3
 import yaml
 
+from ecs_delivery.offline.codedeploy_sim import CodeDeploySim, Lifecycle, on_virtual_time
 from ecs_delivery.offline.plan import Plan
 from ecs_delivery.offline.simcloud import plain
 from ecs_delivery.runtime import build
 from ecs_delivery.runtime.taskdef import describe
-from tests.support.codedeploy_sim import SimulatedCodeDeploy, appspec_of
 from tests.support.plans import PIPELINE, PROJECT
 
 _ASSIGN = re.compile(r'^(?P<var>[A-Z_]+)="\$\((?P<command>.*)\)"(?: && export [A-Z_]+)?$')
@@ -67,7 +68,9 @@ class PipelineRun:
     before_create: Callable[[dict[str, Any]], None] | None = None
     artifacts: dict[str, Path] = field(default_factory=dict)
     stage_order: list[str] = field(default_factory=list)
-    simulated: SimulatedCodeDeploy | None = None
+    simulated: CodeDeploySim | None = None
+    # How every deployment group's deployments run (prod's canary and termination wait...).
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
 
     @property
     def deployments(self) -> list[Deployment]:
@@ -75,21 +78,21 @@ class PipelineRun:
         assert self.simulated is not None, "run() first"
         found = []
         for deployment_id in self.simulated.completed:
-            deployment = self.simulated.deployments()[deployment_id]
-            spec = appspec_of(deployment)
-            arn = spec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
-            service = deployment.deployment_group.ecs_services[0]["serviceName"]
-            found.append(Deployment(service, describe(self.ecs, arn)["taskDefinition"], spec))
+            deployment = self.simulated.deployment(deployment_id)
+            arn = deployment.task_definition
+            service = deployment.group.service
+            found.append(
+                Deployment(service, describe(self.ecs, arn)["taskDefinition"], deployment.appspec)
+            )
         return found
 
     def run(self) -> None:
-        self.simulated = SimulatedCodeDeploy(
-            ecs=self.ecs,
-            account=self._account(),
-            region=self.ecs.meta.region_name,
-            before_create=self.before_create or (lambda params: None),
-        )
-        self.simulated.attach(self.codedeploy)
+        with on_virtual_time(self.ecs, self.codedeploy, lifecycle=self.lifecycle) as simulated:
+            self.simulated = simulated
+            simulated.before_create = self.before_create
+            self._run_stages()
+
+    def _run_stages(self) -> None:
         stages = plain(self.plan.named(PIPELINE, "pipeline").inputs)["stages"]
         for stage in stages:
             self.stage_order.append(stage["name"])
@@ -180,10 +183,6 @@ class PipelineRun:
         if service in known:
             return known[service]
         return boto3.client(service, region_name=region or self.ecs.meta.region_name)
-
-    def _account(self) -> str:
-        sts = boto3.client("sts", region_name=self.ecs.meta.region_name)
-        return sts.get_caller_identity()["Account"]
 
     def _s3_deploy(self, action: dict[str, Any], configuration: dict[str, str]) -> None:
         source = self.artifacts[action["inputArtifacts"][0]]

@@ -1,13 +1,14 @@
 """`python -m ecs_delivery.runtime.build deploy`: the pipeline's ship, through delivery.rollout, on moto.
 
-moto keeps deployments `Created` and has no StopDeployment: the simulated CodeDeploy
-(tests/support/codedeploy_sim.py, hooks on the real moto client) completes a
-deployment when it is polled and answers StopDeployment.
+moto keeps deployments `Created` and has no StopDeployment: the one CodeDeploy simulator
+(ecs_delivery.offline.codedeploy_sim, answering the real boto3 client) runs each deployment's
+lifecycle on a virtual clock the deploy step waits on too.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +16,17 @@ import boto3
 import pytest
 from buildtest_support import ACCOUNT, CLUSTER, FAMILY, LIVE_IMAGE, REGION, SERVICE, Deployed
 
+from ecs_delivery.offline.codedeploy_sim import (
+    CodeDeploySim,
+    create_group,
+    on_virtual_time,
+    switch_primary,
+)
 from ecs_delivery.runtime import build
 from ecs_delivery.runtime.build import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from ecs_delivery.runtime.live import running_task_definition
 from ecs_delivery.runtime.promotion import new_record, write_record_file
 from ecs_delivery.runtime.taskdef import describe, images_of, register_fields
-from tests.support.codedeploy_sim import (
-    SimulatedCodeDeploy,
-    appspec_of,
-    create_group,
-    switch_primary,
-)
 
 APPLICATION, GROUP, HOOK = "dev", "web", "dev-validation-hook"
 SHIPPED = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/web@sha256:" + "2" * 64
@@ -40,13 +41,14 @@ def codedeploy(deployed: Deployed) -> Any:
 
 
 @pytest.fixture
-def simulated(ecs: Any, codedeploy: Any, monkeypatch: pytest.MonkeyPatch) -> SimulatedCodeDeploy:
-    """The CLI's clients are these moto clients, CodeDeploy completed by the simulation."""
-    sim = SimulatedCodeDeploy(ecs=ecs, account=ACCOUNT, region=REGION)
-    sim.attach(codedeploy)
+def simulated(
+    ecs: Any, codedeploy: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[CodeDeploySim]:
+    """The CLI's clients are these moto clients, CodeDeploy answered by the simulator."""
     clients = {"ecs": ecs, "codedeploy": codedeploy}
     monkeypatch.setattr(build, "_client", lambda service, region: clients[service])
-    return sim
+    with on_virtual_time(ecs, codedeploy) as sim:
+        yield sim
 
 
 def _args(*image: str) -> list[str]:
@@ -82,7 +84,7 @@ def _task_fields(task_definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_deploy_ships_only_the_image_and_keeps_every_other_field_of_what_runs(
-    deployed: Deployed, ecs: Any, simulated: SimulatedCodeDeploy, capsys
+    deployed: Deployed, ecs: Any, simulated: CodeDeploySim, capsys
 ) -> None:
     before = describe(ecs, deployed.task_definition_arn)["taskDefinition"]
 
@@ -94,7 +96,7 @@ def test_deploy_ships_only_the_image_and_keeps_every_other_field_of_what_runs(
     for old, new in zip(before["containerDefinitions"], after["containerDefinitions"], strict=True):
         assert {**old, "image": None} == {**new, "image": None}
     (deployment,) = simulated.completed
-    spec = appspec_of(simulated.deployments()[deployment])
+    spec = simulated.deployment(deployment).appspec
     assert spec["Hooks"] == [{"AfterAllowTestTraffic": HOOK}]
     properties = spec["Resources"][0]["TargetService"]["Properties"]
     assert properties == {
@@ -105,7 +107,7 @@ def test_deploy_ships_only_the_image_and_keeps_every_other_field_of_what_runs(
 
 
 def test_deploy_takes_the_image_from_the_promotion_record(
-    deployed: Deployed, ecs: Any, simulated: SimulatedCodeDeploy, tmp_path: Path
+    deployed: Deployed, ecs: Any, simulated: CodeDeploySim, tmp_path: Path
 ) -> None:
     from datetime import UTC, datetime
 
@@ -123,7 +125,7 @@ def test_deploy_takes_the_image_from_the_promotion_record(
 
 
 def test_a_pulumi_rollout_landing_just_before_the_ship_takes_the_lock_is_not_reverted(
-    deployed: Deployed, ecs: Any, simulated: SimulatedCodeDeploy
+    deployed: Deployed, ecs: Any, simulated: CodeDeploySim
 ) -> None:
     """The old Derive + CodeDeployToECS window: what runs changes after it was read."""
     landed: list[str] = []
@@ -148,11 +150,11 @@ def test_a_pulumi_rollout_landing_just_before_the_ship_takes_the_lock_is_not_rev
 
 
 def test_an_image_that_already_runs_starts_no_deployment(
-    deployed: Deployed, simulated: SimulatedCodeDeploy, capsys
+    deployed: Deployed, simulated: CodeDeploySim, capsys
 ) -> None:
     assert main(_args("--image-uri", LIVE_IMAGE)) == EXIT_OK
 
-    assert simulated.deployments() == {}
+    assert simulated.deployments == []
     assert "already runs" in capsys.readouterr().out
 
 
@@ -160,7 +162,7 @@ def test_a_tag_reference_is_refused_before_any_call(simulated, capsys) -> None:
     assert main(_args("--image-uri", "123.dkr.ecr.eu-west-1.amazonaws.com/web:abc")) == EXIT_FAILED
 
     assert "is not a digest reference" in capsys.readouterr().err
-    assert simulated.deployments() == {}
+    assert simulated.deployments == []
 
 
 def test_a_missing_service_exits_1_with_one_line_naming_it(
@@ -185,17 +187,13 @@ def test_a_container_not_in_the_revision_is_refused_naming_the_known_ones(simula
 
 
 def test_a_deployment_codedeploy_fails_exits_1_naming_it_and_nothing_moved(
-    deployed: Deployed, ecs: Any, codedeploy: Any, simulated: SimulatedCodeDeploy, capsys
+    deployed: Deployed, ecs: Any, codedeploy: Any, simulated: CodeDeploySim, capsys
 ) -> None:
-    def fail(params: dict[str, Any], **_: Any) -> None:
-        for deployment in simulated.deployments().values():
-            deployment.status = "Failed"
-
-    codedeploy.meta.events.register_first("before-call.codedeploy.GetDeployment", fail)
+    simulated.fail(SERVICE)
 
     assert main(_args()) == EXIT_FAILED
 
-    (deployment_id,) = simulated.deployments()
+    (deployment_id,) = [d.deployment_id for d in simulated.deployments]
     err = capsys.readouterr().err
     assert f"CodeDeploy deployment {deployment_id} (group dev/web) ended Failed" in err
     assert _running(ecs)["taskDefinitionArn"] == deployed.task_definition_arn

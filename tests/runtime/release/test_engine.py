@@ -667,7 +667,7 @@ def pulumi_ships(sim: SimulatedAws, service: str, memory: str, register: Any = N
         executionRoleArn=described["executionRoleArn"],
         containerDefinitions=[container],
     )["taskDefinition"]["taskDefinitionArn"]
-    sim.raw_ecs.update_service(cluster=target.cluster, service=target.service, taskDefinition=arn)
+    sim.land(target, arn)
     return str(arn)
 
 
@@ -833,9 +833,7 @@ def test_a_service_running_its_template_revision_is_released_into_its_own_family
         containerDefinitions=original["containerDefinitions"],
     )["taskDefinition"]["taskDefinitionArn"]
     target = sim.inventory.services["svc-000"]
-    sim.raw_ecs.update_service(
-        cluster=target.cluster, service=target.service, taskDefinition=template
-    )
+    sim.land(target, template)
     inventory = sim.inventory.model_copy(
         update={"services": {"svc-000": target.model_copy(update={"task_family": "dev-svc-000"})}}
     )

@@ -211,9 +211,7 @@ def test_a_service_whose_container_pulumi_renamed_after_the_plan_is_not_deployed
             memory=described["memory"],
             containerDefinitions=[renamed],
         )["taskDefinition"]["taskDefinitionArn"]
-        sim.raw_ecs.update_service(
-            cluster=target.cluster, service=target.service, taskDefinition=arn
-        )
+        sim.land(target, arn)
 
     sim.codedeploy.on_create = pulumi_renames_svc_001s_container
     # One at a time: svc-001 starts after the rename.

@@ -56,7 +56,7 @@ def register_over_live(sim: SimulatedAws, service: str, **changes: Any) -> str:
 def lands(sim: SimulatedAws, service: str, arn: str) -> None:
     """A deployment by another deployer (a `pulumi up` rollout, a pipeline ship) finished."""
     target = sim.inventory.services[service]
-    sim.raw_ecs.update_service(cluster=target.cluster, service=target.service, taskDefinition=arn)
+    sim.land(target, arn)
 
 
 def test_rollback_of_a_finished_release_keeps_a_later_pulumi_change_and_a_later_ship(

@@ -332,9 +332,7 @@ def test_start_step_of_a_service_whose_revision_keeps_changing_names_the_service
         again = real_register(**{**kwargs, "containerDefinitions": containers, "tags": []})[
             "taskDefinition"
         ]["taskDefinitionArn"]
-        sim.raw_ecs.update_service(
-            cluster=target.cluster, service=target.service, taskDefinition=again
-        )
+        sim.land(target, again)
         return response
 
     monkeypatch.setattr(
