@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ecs_delivery.components.config.values import KMS_KEY_ARN, S3_BUCKET_NAME, Flag, Model
-from ecs_delivery.inputs import Problems
+from ecs_delivery.components.config.values import KMS_KEY_ARN, S3_BUCKET_NAME, Flag
+from ecs_delivery.inputs import Model, Problems
 
 CODEDEPLOY_PREDEFINED = [
     "CodeDeployDefault.ECSAllAtOnce",

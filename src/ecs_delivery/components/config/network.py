@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from ecs_delivery.components.config.values import ACM_ARN, DNS_NAME, WEB_ACL_ARN, Flag, Model
+from ecs_delivery.components.config.values import ACM_ARN, DNS_NAME, WEB_ACL_ARN, Flag
 from ecs_delivery.components.edge_names import is_zone_id
-from ecs_delivery.inputs import Problems
+from ecs_delivery.inputs import Model, Problems
 
 
 class NetworkConfig(Model):

@@ -14,10 +14,9 @@ from ecs_delivery.components.config.values import (
     FARGATE_MEMORY,
     SECRET_ARN,
     Flag,
-    Model,
     check_image,
 )
-from ecs_delivery.inputs import Problems
+from ecs_delivery.inputs import Model, Problems
 
 
 class HealthCheckConfig(Model):

@@ -17,8 +17,8 @@ from ecs_delivery.components.config.delivery import (
 )
 from ecs_delivery.components.config.network import LoadBalancerConfig, NetworkConfig
 from ecs_delivery.components.config.services import ScheduledTaskConfig, ServiceConfig
-from ecs_delivery.components.config.values import STACK_NAME, Flag, Model
-from ecs_delivery.inputs import Problems
+from ecs_delivery.components.config.values import STACK_NAME, Flag
+from ecs_delivery.inputs import Model, Problems
 
 
 class StackConfig(Model):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Strict
-from pydantic.alias_generators import to_camel
+from pydantic import Strict
 
 # Valid Fargate task sizes (cpu units -> memory MiB), from the AWS ECS task-size table.
 FARGATE_MEMORY: dict[int, list[int]] = {
@@ -97,12 +96,3 @@ def check_image(value: str | None) -> str | None:
 
 # A boolean: only true or false (YAML booleans), never "yes", 1 or "true".
 Flag = Annotated[bool, Strict()]
-
-
-class Model(BaseModel):
-    """The base of every config model: camelCase keys (snake_case names accepted), unknown
-    keys refused, frozen."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
