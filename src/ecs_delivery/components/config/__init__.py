@@ -35,7 +35,6 @@ from ecs_delivery.components.config.errors import RETIRED_KEYS, ConfigError, val
 from ecs_delivery.components.config.loader import NAMESPACE, aws_settings, load, parse
 from ecs_delivery.components.config.network import LoadBalancerConfig, NetworkConfig, WafConfig
 from ecs_delivery.components.config.services import (
-    SCHEDULE,
     AutoscalingConfig,
     BuildConfig,
     ContainerConfig,
@@ -76,7 +75,6 @@ __all__ = [
     "PREDEFINED_SHIFT_MINUTES",
     "RETIRED_KEYS",
     "S3_BUCKET_NAME",
-    "SCHEDULE",
     "SECRET_ARN",
     "SECRET_LIKE",
     "SERVICE_NAME",

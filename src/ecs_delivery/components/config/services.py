@@ -3,7 +3,6 @@ validation, build) and scheduled tasks, on one base of the container fields both
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -17,6 +16,7 @@ from ecs_delivery.components.config.values import (
     check_image,
 )
 from ecs_delivery.inputs import Model, Problems
+from ecs_delivery.runtime.release.manifest import schedule_problem
 
 
 class HealthCheckConfig(Model):
@@ -324,13 +324,6 @@ class ServiceConfig(ContainerConfig):
         return value
 
 
-SCHEDULE = re.compile(
-    r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)"
-    r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\)"
-    r"|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\))$"
-)
-
-
 class ScheduledTaskConfig(ContainerConfig):
     """A Fargate task run on a schedule by EventBridge Scheduler in the private subnets."""
 
@@ -354,11 +347,9 @@ class ScheduledTaskConfig(ContainerConfig):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
-        if not SCHEDULE.match(value):
-            raise ValueError(
-                f"{value!r} is not a schedule expression; use rate(5 minutes), "
-                "cron(0 3 * * ? *) (six fields) or at(2026-01-01T00:00:00)"
-            )
+        # The release manifest's rule: one rule, so a release can set what the stack file can.
+        if problem := schedule_problem(value):
+            raise ValueError(problem)
         return value
 
     _bootstrap_image = field_validator("bootstrap_image")(check_image)
