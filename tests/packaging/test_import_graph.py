@@ -1,8 +1,9 @@
 """The package's shape: no import circle between its modules, and no module too long to read.
 
-Imports are read from the source (ast), so nothing is imported: module-level statements only,
-as those are what run when a module loads. An import inside a function (lazy) or under
-`if TYPE_CHECKING:` does not run at load time and is left out.
+Imports are read from the source (ast), so nothing is imported. The load-time graph holds
+module-level statements only (what runs when a module loads; an import inside a function or
+under `if TYPE_CHECKING:` does not); a second check counts every import, since two modules
+that need each other, however late, are one concept in two homes.
 """
 
 from __future__ import annotations
