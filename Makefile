@@ -33,7 +33,7 @@ test: $(STAMP) lint check-workflows
 	$(BIN)/python -m pytest
 
 # The config reference in README.md, schema/stack-config.schema.json and Pulumi.yaml's config:
-# block, from src/ecs_delivery/components/config.py (tests/components/config fails while one is stale).
+# block, from src/ecs_delivery/components/config/ (tests/components/config fails while one is stale).
 docs: $(STAMP)
 	$(BIN)/python -m tools.config_docs
 

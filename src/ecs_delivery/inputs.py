@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
 
 Path_ = tuple[str | int, ...]
 
@@ -49,6 +50,15 @@ class ReadError(ValueError):
     def __init__(self, problems: str | list[str]) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class Model(BaseModel):
+    """The base of every model a file is read into (stack config, manifest, inventory, live
+    state): camelCase keys (snake_case names accepted), unknown keys refused, frozen."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
 
 
 class Problems(ValueError):

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, naming
-from ecs_delivery.components.artifacts import harden, tls_only_statement
+from ecs_delivery.components.buckets import harden, tls_only_statement
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 ALB_ACCESS_PREFIX = "alb/access"

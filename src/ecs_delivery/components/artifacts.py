@@ -22,9 +22,10 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, naming
+from ecs_delivery.components.buckets import harden, tls_only_statement
 from ecs_delivery.components.naming import TYPE_PREFIX
 
-if TYPE_CHECKING:  # access_logs builds its bucket policy from this module's statements
+if TYPE_CHECKING:
     from ecs_delivery.components.access_logs import AccessLogs
 
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -60,17 +61,6 @@ def promotion_key(stack: str) -> str:
     return f"{PROMOTION_PREFIX}{stack}.zip"
 
 
-def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
-
-
 def reader_statements(
     bucket_arn: pulumi.Input[str], account_ids: list[str], *, region: str
 ) -> list[dict[str, Any]]:
@@ -96,37 +86,6 @@ def reader_statements(
             "Resource": bucket_arn,
         },
     ]
-
-
-def harden(
-    name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions
-) -> tuple[aws.s3.BucketOwnershipControls, aws.s3.BucketPublicAccessBlock, aws.s3.BucketVersioning]:
-    """What every bucket of the platform has: no ACLs (BucketOwnerEnforced), every kind of
-    public access blocked, versioning on. Children are named `name`, as the bucket is."""
-    ownership = aws.s3.BucketOwnershipControls(
-        name,
-        bucket=bucket.id,
-        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-        opts=child,
-    )
-    public_access = aws.s3.BucketPublicAccessBlock(
-        name,
-        bucket=bucket.id,
-        block_public_acls=True,
-        block_public_policy=True,
-        ignore_public_acls=True,
-        restrict_public_buckets=True,
-        opts=child,
-    )
-    versioning = aws.s3.BucketVersioning(
-        name,
-        bucket=bucket.id,
-        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
-            status="Enabled"
-        ),
-        opts=child,
-    )
-    return ownership, public_access, versioning
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 import pulumi
 
 from ecs_delivery.components import naming
-from ecs_delivery.components.config import ConfigError, StackConfig
+from ecs_delivery.components.config import (
+    ConfigError,
+    StackConfig,
+    creates_certificate,
+    host_headers,
+)
 from ecs_delivery.components.dns import (
     AliasRecords,
     AliasRecordsArgs,
@@ -21,7 +26,6 @@ from ecs_delivery.components.dns import (
     HostedZone,
     look_up_zone,
 )
-from ecs_delivery.components.edge_config import creates_certificate, host_headers
 from ecs_delivery.components.edge_names import EdgeNames, certificate_names, edge_names, in_zone
 from ecs_delivery.components.load_balancer import LoadBalancer
 from ecs_delivery.components.waf import Baseline, WebFirewall, WebFirewallArgs
@@ -57,7 +61,7 @@ def interface_endpoints(cfg: StackConfig) -> list[str]:
 
 def _zone_problems(cfg: StackConfig, zone: HostedZone) -> list[str]:
     """What only the looked-up zone can tell (a zone id's name, whether it is private)."""
-    if not creates_certificate(cfg):
+    if not creates_certificate(cfg.load_balancer):
         return []
     problems = []
     key = f"loadBalancer.hostedZone: {cfg.load_balancer.hosted_zone}"
@@ -85,14 +89,14 @@ def certificate_for(cfg: StackConfig, tags: dict[str, str]) -> Edge:
     problems = _zone_problems(cfg, zone)
     if problems:
         raise ConfigError(problems)
-    names = edge_names(lb.domain_name, host_headers(cfg), zone.name)
+    names = edge_names(lb.domain_name, host_headers(cfg.services), zone.name)
     if names.skipped:
         pulumi.log.warn(
             "loadBalancer.hostedZone: no DNS record for "
             + "; ".join(f"{name!r} ({why})" for name, why in names.skipped)
         )
     edge = Edge(zone=zone, names=names)
-    if creates_certificate(cfg):
+    if creates_certificate(cfg.load_balancer):
         assert lb.domain_name is not None
         edge.certificate = DnsValidatedCertificate(
             "certificate",

@@ -1,6 +1,6 @@
 """Which DNS names get alias records and certificate names: plain functions, no resources.
 
-The schema (components/config.py) and the edge components share them, so a name the
+The schema (components/config) and the edge components share them, so a name the
 schema admits is never refused later. A host header gets a record and a certificate name
 when it is exact (`api.example.com`) or a whole leading-label wildcard (`*.example.com`)
 inside the hosted zone; other ALB patterns (`api-*.example.com`, `?`) can be neither, and

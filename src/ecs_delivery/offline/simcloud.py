@@ -16,8 +16,7 @@ from typing import Annotated, Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, Strict, ValidationError, field_validator
 
 from ecs_delivery import inputs
 from ecs_delivery.components import naming
@@ -29,11 +28,7 @@ class SimulationError(Exception):
     """The simulated-environment file is malformed; the message names the key."""
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
-
-
-class LiveService(_Model):
+class LiveService(inputs.Model):
     """A service that exists in the simulated account, with the images it runs now."""
 
     containers: dict[str, str] = Field(default_factory=dict)
@@ -46,7 +41,7 @@ class LiveService(_Model):
     describe_fails: Annotated[bool, Strict()] = False
 
 
-class SimulatedHostedZone(_Model):
+class SimulatedHostedZone(inputs.Model):
     """A Route 53 hosted zone of the simulated account."""
 
     id: str
@@ -58,7 +53,7 @@ def simulated_zone_id(name: str) -> str:
     return "Z" + _digest(name.rstrip(".").lower())[:20].upper()
 
 
-class SimulatedEnvironment(_Model):
+class SimulatedEnvironment(inputs.Model):
     account_id: str = DEFAULT_ACCOUNT
     availability_zones: list[str] | None = None
     services: dict[str, LiveService] = Field(default_factory=dict)

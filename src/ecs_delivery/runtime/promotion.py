@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
 from ecs_delivery import inputs
 
@@ -65,10 +65,8 @@ DigestUri = Annotated[str, AfterValidator(_digest_uri)]
 Name = Annotated[str, AfterValidator(_name)]
 
 
-class PromotionRecord(BaseModel):
+class PromotionRecord(inputs.Model):
     """service -> container -> image digest that ran in `source_stack` at `commit`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     schema_version: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
     source_stack: str = Field(alias="sourceStack", min_length=1, max_length=200)

@@ -231,7 +231,7 @@ CASES = [
     (
         "task schedule with five cron fields",
         with_("scheduledTasks.nightly", {"schedule": "cron(0 3 * * ?)", "command": ["x"]}),
-        "scheduledTasks.nightly.schedule: 'cron(0 3 * * ?)' is not a schedule expression",
+        'scheduledTasks.nightly.schedule: "cron(0 3 * * ?)" has 5 fields; cron needs 6',
     ),
     (
         "task follows an unknown service",

@@ -42,21 +42,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationError, model_validator
 
 from ecs_delivery import inputs
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
-
-
-class ServiceTarget(_Model):
+class ServiceTarget(inputs.Model):
     """Where one ECS service runs and how CodeDeploy deploys it."""
 
     cluster: str = Field(min_length=1, description="ECS cluster name or ARN")
@@ -79,7 +72,7 @@ class ServiceTarget(_Model):
     )
 
 
-class RuleRef(_Model):
+class RuleRef(inputs.Model):
     """An EventBridge rule whose target runs the task."""
 
     name: str = Field(min_length=1)
@@ -87,14 +80,14 @@ class RuleRef(_Model):
     target_id: str = Field(min_length=1)
 
 
-class ScheduleRef(_Model):
+class ScheduleRef(inputs.Model):
     """An EventBridge Scheduler schedule that runs the task."""
 
     name: str = Field(min_length=1)
     group: str = "default"
 
 
-class TaskTarget(_Model):
+class TaskTarget(inputs.Model):
     """A scheduled Fargate task: its trigger, cluster, family and main container."""
 
     cluster: str = Field(min_length=1)
@@ -114,7 +107,7 @@ class TaskTarget(_Model):
         return self.schedule is not None
 
 
-class Inventory(_Model):
+class Inventory(inputs.Model):
     """Everything a release may touch in one environment (the `releaseInventory` output)."""
 
     environment: str = Field(pattern=_NAME)

@@ -37,8 +37,7 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationError, field_validator
 
 from ecs_delivery import inputs
 from ecs_delivery.runtime.release.inventory import Inventory
@@ -203,13 +202,7 @@ def _cron_problem(expression: str, fields: list[str]) -> str | None:
 # --------------------------------------------------------------------------- models
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
-
-
-class ServiceSpec(_Model):
+class ServiceSpec(inputs.Model):
     """What a release sets for one service."""
 
     image: str = Field(description="image of the service's main container (tag or digest)")
@@ -222,7 +215,7 @@ class ServiceSpec(_Model):
         return value
 
 
-class TaskSpec(_Model):
+class TaskSpec(inputs.Model):
     """What a release sets for one scheduled task."""
 
     image: str | None = None
@@ -247,7 +240,7 @@ class TaskSpec(_Model):
         return value
 
 
-class Manifest(_Model):
+class Manifest(inputs.Model):
     """A validated release manifest (see the module docstring for the YAML)."""
 
     release: str = Field(description="release name; letters, digits, '.', '_' and '-'")

@@ -1,0 +1,389 @@
+"""Checks across keys. Over the models (called by `StackConfig`'s validators, so they are
+part of the schema: a config they admit is never refused later by a component), and over
+the raw values (so they report even when other keys are invalid). Model checks return
+(key path, message) pairs; raw checks return whole lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+import zlib
+from typing import Any
+
+from ecs_delivery.components.config.delivery import (
+    CODEDEPLOY_PREDEFINED,
+    START_AND_VALIDATE_MINUTES,
+    DeploymentConfig,
+    PipelineConfig,
+    ReleaseConfig,
+    TeardownConfig,
+)
+from ecs_delivery.components.config.network import LoadBalancerConfig, NetworkConfig
+from ecs_delivery.components.config.services import ScheduledTaskConfig, ServiceConfig
+from ecs_delivery.components.config.values import SECRET_LIKE, SERVICE_NAME
+from ecs_delivery.components.edge_names import (
+    MAX_CERTIFICATE_NAMES,
+    certificate_names,
+    edge_names,
+    in_zone,
+    is_zone_id,
+)
+from ecs_delivery.inputs import elide
+
+# --- over the models ---------------------------------------------------------------------
+
+
+def build_arch_problems(
+    services: dict[str, ServiceConfig], pipeline: PipelineConfig, upstream_stack: str | None
+) -> list[tuple[str, str]]:
+    """The first environment builds every service's images on `pipeline.buildImage`."""
+    from ecs_delivery.components.pipeline import environment_type
+
+    if upstream_stack:  # a downstream stack builds nothing
+        return []
+    arm = environment_type(pipeline.build_image) == "ARM_CONTAINER"
+    build_arch = "ARM64" if arm else "X86_64"
+    return [
+        (
+            f"services.{name}.cpuArchitecture",
+            f"{svc.cpu_architecture} images cannot be built on pipeline.buildImage "
+            f"{pipeline.build_image!r} ({build_arch}); use a matching CodeBuild image",
+        )
+        for name, svc in sorted(services.items())
+        if svc.cpu_architecture != build_arch
+    ]
+
+
+def timeout_problems(
+    d: DeploymentConfig, services: dict[str, ServiceConfig], release: ReleaseConfig | None
+) -> list[tuple[str, str]]:
+    """Every deployer's timeout covers a deployment of the configured shape (issue 21:
+    prod's canary and termination wait outlived the pipeline's and the releases')."""
+    configs = {svc.deployment_config or d.config for svc in services.values()}
+    slowest = max(configs or {d.config}, key=d.ships_in_minutes)
+    ships = d.ships_in_minutes(slowest)
+    why = (
+        f"a deployment ships in about {ships} min ({START_AND_VALIDATE_MINUTES} to start "
+        f"and validate + {d.shift_minutes(slowest)} of traffic shifting with {slowest})"
+    )
+    problems = []
+    if d.timeout_minutes < ships:
+        problems.append(
+            (
+                "deployment.timeoutMinutes",
+                f"{d.timeout_minutes} is shorter than {why}; set at least {ships}",
+            )
+        )
+    if release and release.deployment_timeout_minutes < ships:
+        problems.append(
+            (
+                "release.deploymentTimeoutMinutes",
+                f"{release.deployment_timeout_minutes} is shorter than {why}; set at least {ships}",
+            )
+        )
+    return problems
+
+
+def teardown_problems(
+    teardown: TeardownConfig, lb: LoadBalancerConfig, release: ReleaseConfig | None
+) -> list[tuple[str, str]]:
+    """forceDestroy only where nothing marks the stack as production."""
+    marks = [
+        key
+        for key, marked in (
+            ("loadBalancer.deletionProtection", lb.deletion_protection),
+            ("release.production", bool(release and release.production)),
+        )
+        if marked
+    ]
+    if not (teardown.force_destroy and marks):
+        return []
+    return [
+        (
+            "teardown.forceDestroy",
+            f"refused on a production stack ({', '.join(marks)}); "
+            "empty its buckets and repositories by hand (README: Teardown)",
+        )
+    ]
+
+
+# A private ECR image: the only kind tasks can pull through VPC endpoints (no NAT).
+PRIVATE_ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/")
+
+
+def host_headers(services: dict[str, ServiceConfig]) -> list[str]:
+    """Every service's host headers, services by name."""
+    return [h for _, svc in sorted(services.items()) for h in svc.routing.host_headers]
+
+
+def zone_name(lb: LoadBalancerConfig) -> str | None:
+    """The zone's name when the config gives one; None for a zone id (known after look-up)."""
+    zone = lb.hosted_zone
+    return None if zone is None or is_zone_id(zone) else zone
+
+
+def creates_certificate(lb: LoadBalancerConfig) -> bool:
+    """Whether the stack creates (and DNS-validates) the load balancer's certificate."""
+    return bool(lb.hosted_zone and lb.domain_name and not lb.certificate_arn)
+
+
+def edge_problems(
+    lb: LoadBalancerConfig, services: dict[str, ServiceConfig]
+) -> list[tuple[str, str]]:
+    """A created certificate: its names in the zone, and not more than ACM takes."""
+    if not lb.hosted_zone or not creates_certificate(lb):
+        return []
+    assert lb.domain_name is not None
+    zone = zone_name(lb)
+    problems = []
+    if zone is not None and not in_zone(lb.domain_name, zone):
+        problems.append(
+            (
+                "loadBalancer.domainName",
+                f"{lb.domain_name!r} is outside loadBalancer.hostedZone {zone!r}, where the "
+                "created certificate is validated; give a name in that zone, or certificateArn",
+            )
+        )
+    names = certificate_names(
+        lb.domain_name, edge_names(lb.domain_name, host_headers(services), zone)
+    )
+    if len(names) > MAX_CERTIFICATE_NAMES:
+        problems.append(
+            (
+                "loadBalancer.hostedZone",
+                f"the created certificate would carry {len(names)} names (domainName and the "
+                f"services' host headers in the zone{'' if zone else '; with a zone id every one counts'}), "
+                f"more than ACM's {MAX_CERTIFICATE_NAMES}; give certificateArn, or fewer host headers",
+            )
+        )
+    return problems
+
+
+def no_nat_problems(
+    network: NetworkConfig,
+    lb: LoadBalancerConfig,
+    services: dict[str, ServiceConfig],
+    tasks: dict[str, ScheduledTaskConfig],
+) -> list[tuple[str, str]]:
+    """natGateways none: what the program then needs, one line per missing piece."""
+    if network.nat_gateways != "none":
+        return []
+    problems = []
+    if not lb.internal:
+        problems.append(
+            (
+                "network.natGateways",
+                "none needs loadBalancer.internal: true (the validation hook in the private "
+                "subnets reaches an internet-facing load balancer's test listener only through "
+                "NAT); set it, or use single or perAz",
+            )
+        )
+    units = [("services", n, u) for n, u in sorted(services.items())] + [
+        ("scheduledTasks", n, u) for n, u in sorted(tasks.items())
+    ]
+    for section, name, unit in units:
+        for key, image in (("bootstrapImage", unit.bootstrap_image), ("image", unit.image)):
+            if image is not None and not PRIVATE_ECR_IMAGE.match(image):
+                problems.append(
+                    (
+                        f"{section}.{name}.{key}",
+                        f"{image!r} cannot be pulled without NAT (natGateways: none); use an "
+                        "image in private ECR in this region (e.g. an ECR pull-through cache "
+                        "repository), or natGateways single",
+                    )
+                )
+    return problems
+
+
+# --- over the raw values -----------------------------------------------------------------
+
+
+# Listener-rule priorities: a catch-all goes last; others are derived from the name alone, in
+# 1000-49999 (1-999 are left for explicit ones). The whole range keeps collisions rare: none
+# among svc000-svc199 (tools/bench_plan.py's names).
+CATCH_ALL_PRIORITY = 50000
+_FIRST_DERIVED, _DERIVED_SLOTS = 1000, 49000
+
+
+def derived_priority(name: str) -> int:
+    """A service's listener-rule priority from its name alone (stable hash, never 50000)."""
+    return _FIRST_DERIVED + zlib.crc32(name.encode()) % _DERIVED_SLOTS
+
+
+# What a service without `routing` gets: the model's default, never restated here.
+_DEFAULT_ROUTING = (
+    ServiceConfig.model_fields["routing"].get_default().model_dump(by_alias=True, exclude_none=True)
+)
+
+
+def _raw_routing(svc: Any) -> dict[str, Any]:
+    """A service's raw routing values; the default routing when it gives none."""
+    routing = svc.get("routing") if isinstance(svc, dict) else None
+    return routing if isinstance(routing, dict) else _DEFAULT_ROUTING
+
+
+def _catch_all(routing: dict[str, Any]) -> bool:
+    return routing.get("pathPatterns") == ["/*"] and not routing.get("hostHeaders")
+
+
+def _priority(name: str, routing: dict[str, Any]) -> tuple[Any, str]:
+    """(priority, how it was chosen) from a service's raw routing values."""
+    if routing.get("priority") is not None:
+        return routing["priority"], "set"
+    if _catch_all(routing):
+        return CATCH_ALL_PRIORITY, "catch-all"
+    return derived_priority(name), "derived"
+
+
+def routing_priorities(services: dict[str, ServiceConfig]) -> dict[str, int]:
+    """Each service's listener-rule priority: explicit, else the catch-all's, else derived."""
+    return {
+        name: _priority(name, svc.routing.model_dump(by_alias=True, exclude_none=True))[0]
+        for name, svc in services.items()
+    }
+
+
+def _priority_problems(services: dict[str, Any]) -> list[str]:
+    problems = []
+    taken: dict[Any, tuple[str, str]] = {}
+    for name, svc in services.items():
+        prio, how = _priority(name, _raw_routing(svc))
+        if prio in taken and how == "set":
+            problems.append(
+                f"services.{name}.routing.priority: {prio} is also used by service {taken[prio][0]}; priorities must be unique"
+            )
+        elif prio in taken and how == "derived" == taken[prio][1]:
+            problems.append(
+                f"services.{name}.routing.priority: {name} and {taken[prio][0]} both get "
+                f"listener-rule priority {prio} (derived from their names); set "
+                "routing.priority on one of them to a number no other service uses"
+            )
+        elif prio in taken and how == taken[prio][1] == "catch-all":
+            continue  # two catch-alls: reported once, by the routing check
+        elif prio in taken:
+            problems.append(
+                f"services.{name}.routing.priority: {prio} (its {how} priority) is also used by "
+                f"service {taken[prio][0]}; set routing.priority on one of them to a free number"
+            )
+        else:
+            taken[prio] = (name, how)
+    return problems
+
+
+def raw_problems(raw: dict[str, Any]) -> list[str]:
+    """Checks across keys, run on the raw values so they report even when other keys are bad."""
+    problems: list[str] = []
+    services = raw.get("services")
+    if isinstance(services, dict):
+        for name in services:
+            if not SERVICE_NAME.match(str(name)):
+                problems.append(
+                    f"services.{name}: the name must be 1-24 chars of a-z, 0-9 and '-', starting with a letter (it becomes AWS names)"
+                )
+        problems.extend(_priority_problems(services))
+        catch_all = [name for name, svc in services.items() if _catch_all(_raw_routing(svc))]
+        if len(catch_all) > 1:
+            problems.append(
+                f"services: {elide(catch_all)} all route every path ('/*'); give each service routing.pathPatterns or routing.hostHeaders"
+            )
+    tasks = raw.get("scheduledTasks")
+    if isinstance(tasks, dict):
+        service_names = set(services) if isinstance(services, dict) else None
+        for name, task in tasks.items():
+            if not SERVICE_NAME.match(str(name)):
+                problems.append(
+                    f"scheduledTasks.{name}: the name must be 1-24 chars of a-z, 0-9 and '-', starting with a letter"
+                )
+            if isinstance(services, dict) and name in services:
+                problems.append(
+                    f"scheduledTasks.{name}: a service has the same name; task and service names must differ"
+                )
+            follows = task.get("followsService") if isinstance(task, dict) else None
+            # Without valid services there is nothing to check against (that error is reported).
+            if follows is not None and service_names is not None and follows not in service_names:
+                problems.append(
+                    f"scheduledTasks.{name}.followsService: {follows!r} is not a service of this stack; use one of {elide(sorted(service_names))}"
+                )
+    pipeline = raw.get("pipeline") if isinstance(raw.get("pipeline"), dict) else {}
+    if raw.get("upstreamStack") and pipeline.get("source"):
+        problems.append(
+            "pipeline.source: a downstream stack (upstreamStack set) takes the upstream's promotion record; remove pipeline.source"
+        )
+    if not raw.get("upstreamStack") and not pipeline.get("source"):
+        problems.append(
+            "pipeline.source: required for the first environment (no upstreamStack): e.g. {provider: codestar, connectionArn: ..., repository: owner/app}"
+        )
+    deployment = raw.get("deployment") if isinstance(raw.get("deployment"), dict) else {}
+    known_configs = set(CODEDEPLOY_PREDEFINED) | set(deployment.get("customConfigs") or {})
+    chosen = [("deployment.config", deployment.get("config"))]
+    if isinstance(services, dict):
+        chosen += [
+            (f"services.{n}.deploymentConfig", s.get("deploymentConfig"))
+            for n, s in services.items()
+            if isinstance(s, dict)
+        ]
+    for path, name in chosen:
+        if name is not None and name not in known_configs:
+            problems.append(
+                f"{path}: unknown deployment configuration {name!r}; use one of {elide(sorted(known_configs), 8)} or define it in deployment.customConfigs"
+            )
+    for section in ("services", "scheduledTasks"):
+        units = raw.get(section)
+        for name, unit in (units or {}).items() if isinstance(units, dict) else ():
+            problems.extend(_secret_like_environment(f"{section}.{name}", unit))
+    if raw.get("promoteRelease") and not raw.get("upstreamStack"):
+        problems.append(
+            "promoteRelease: needs upstreamStack (the stack that published the release)"
+        )
+    return problems
+
+
+def _secret_like_environment(path: str, unit: Any) -> list[str]:
+    """Plain variables whose name looks like a secret, unless listed in plainEnvironmentAllowed."""
+    if not isinstance(unit, dict) or not isinstance(unit.get("environment"), dict):
+        return []
+    allowed = unit.get("plainEnvironmentAllowed")
+    allowed = [str(a) for a in allowed] if isinstance(allowed, list) else []
+    problems = [
+        f"{path}.environment.{key}: looks like a secret; move it to {path}.secrets (a Secrets "
+        f"Manager or SSM ARN), or list it in {path}.plainEnvironmentAllowed if it is not one"
+        for key in unit["environment"]
+        if SECRET_LIKE.search(str(key)) and key not in allowed
+    ]
+    # A stale opt-out would silently let the next variable of that name through.
+    problems += [
+        f"{path}.plainEnvironmentAllowed: {name!r} is not in {path}.environment; remove it"
+        for name in allowed
+        if name not in unit["environment"]
+    ]
+    return problems
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region of every partition in the installed botocore's endpoint data."""
+    import botocore.loaders
+
+    endpoints = botocore.loaders.create_loader().load_data("endpoints")
+    return frozenset(r for p in endpoints["partitions"] for r in p["regions"])
+
+
+def region_problems(region: str | None, allowed: Any) -> list[str]:
+    """`aws:region` missing, or unknown to botocore and not in `allowedRegions`."""
+    import botocore
+
+    if not region:
+        return [
+            "aws:region: required; run `pulumi config set aws:region <region>` (e.g. eu-west-1)"
+        ]
+    allowed = [str(a) for a in allowed] if isinstance(allowed, list) else []
+    if region in known_regions() or region in allowed:
+        return []
+    close = difflib.get_close_matches(region, sorted(known_regions()), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return [
+        f"aws:region: {region!r} is not a region botocore {botocore.__version__} knows; {hint}"
+        f"if it is a new region, allow it with ecs-delivery:allowedRegions: [{region}]"
+    ]

@@ -1,0 +1,368 @@
+"""Models of what runs: Fargate services (and their routing, health checks, scaling,
+validation, build) and scheduled tasks, on one base of the container fields both have."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from ecs_delivery.components import bootstrap
+from ecs_delivery.components.config.values import (
+    ENV_NAME,
+    FARGATE_MEMORY,
+    SECRET_ARN,
+    Flag,
+    check_image,
+)
+from ecs_delivery.inputs import Model, Problems
+from ecs_delivery.runtime.release.manifest import schedule_problem
+
+
+class HealthCheckConfig(Model):
+    """Target-group health check; every value explicit (API and provider defaults differ)."""
+
+    path: str = Field("/health", description="Health-check path, starting with `/`.")
+    matcher: str = Field(
+        "200", description="HTTP codes that count as healthy (e.g. `200` or `200-299`)."
+    )
+    interval_seconds: int = Field(10, ge=5, le=300, description="Seconds between health checks.")
+    timeout_seconds: int = Field(
+        5, ge=2, le=120, description="Seconds before a check fails; less than `intervalSeconds`."
+    )
+    healthy_threshold: int = Field(
+        2, ge=2, le=10, description="Consecutive successes before a target is healthy."
+    )
+    unhealthy_threshold: int = Field(
+        2, ge=2, le=10, description="Consecutive failures before a target is unhealthy."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must start with '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> HealthCheckConfig:
+        if self.timeout_seconds >= self.interval_seconds:
+            raise Problems(
+                [
+                    (
+                        "timeoutSeconds",
+                        f"{self.timeout_seconds} must be less than intervalSeconds ({self.interval_seconds})",
+                    )
+                ]
+            )
+        return self
+
+
+class RoutingConfig(Model):
+    """How the listeners route to the service: path patterns and/or host headers."""
+
+    path_patterns: list[str] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Path patterns routed to the service (e.g. `/api/*`); at most 5.",
+    )
+    host_headers: list[str] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Host headers routed to the service; at most 5.",
+    )
+    priority: int | None = Field(
+        None,
+        ge=1,
+        le=50000,
+        description="Listener rule priority, unique per stack (lower is evaluated first). Omitted: derived from the service name alone (1000-49999, so adding or removing a service moves no other rule), a catch-all (`/*` only) 50000.",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> RoutingConfig:
+        if not self.path_patterns and not self.host_headers:
+            raise Problems(
+                [
+                    (
+                        "pathPatterns",
+                        "give at least one path pattern or host header, e.g. pathPatterns: ['/*']",
+                    )
+                ]
+            )
+        return self
+
+
+class AutoscalingConfig(Model):
+    """Target-tracking autoscaling on average CPU."""
+
+    min_capacity: int = Field(ge=1, description="Fewest tasks.")
+    max_capacity: int = Field(ge=1, description="Most tasks; at least `minCapacity`.")
+    target_cpu_percent: float = Field(
+        60, gt=0, le=100, description="Average CPU the service is scaled to."
+    )
+    scale_in_cooldown_seconds: int = Field(
+        300, ge=0, description="Seconds after a scale-in before the next."
+    )
+    scale_out_cooldown_seconds: int = Field(
+        60, ge=0, description="Seconds after a scale-out before the next."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingConfig:
+        if self.max_capacity < self.min_capacity:
+            raise Problems(
+                [("maxCapacity", f"{self.max_capacity} is below minCapacity ({self.min_capacity})")]
+            )
+        return self
+
+
+class ValidationConfig(Model):
+    """What the AfterAllowTestTraffic hook probes through the test listener."""
+
+    path: str = Field(
+        "/health", description="Path probed through the test listener, starting with `/`."
+    )
+    expected_status: int = Field(
+        200, ge=100, le=599, description="HTTP status every probe must get."
+    )
+    probes: int = Field(
+        5, ge=1, le=100, description="How many probes; all must fit in one Lambda invocation."
+    )
+    interval_seconds: float = Field(1, ge=0, le=60, description="Seconds between probes.")
+    latency_budget_ms: int = Field(
+        1000, ge=1, le=60000, description="Slowest answer a probe accepts, in milliseconds."
+    )
+
+    _path = field_validator("path")(HealthCheckConfig._path.__func__)
+
+    @model_validator(mode="after")
+    def _fits_one_invocation(self) -> ValidationConfig:
+        from ecs_delivery.components.hook import MAX_PROBE_SECONDS, ServiceProbe
+
+        probe = ServiceProbe(
+            service="", group_name="", path=self.path, expected_status=self.expected_status,
+            probes=self.probes, interval_seconds=self.interval_seconds,
+            latency_budget_ms=self.latency_budget_ms,
+        )  # fmt: skip
+        if probe.worst_case_seconds > MAX_PROBE_SECONDS:
+            raise ValueError(
+                f"{self.probes} probes may take {probe.worst_case_seconds:g} s, more than one "
+                f"Lambda invocation allows ({MAX_PROBE_SECONDS} s); lower probes, "
+                "intervalSeconds or latencyBudgetMs"
+            )
+        return self
+
+
+class BuildConfig(Model):
+    """Where CodeBuild finds the service's Dockerfile in the application repository."""
+
+    context: str = Field(".", description="Docker build context, relative to the repository root.")
+    dockerfile: str = Field("Dockerfile", description="Dockerfile path, relative to the context.")
+
+
+class ContainerConfig(Model):
+    """What a service and a scheduled task both say about their container."""
+
+    image: str | None = Field(
+        None, description="Pin an image (wins over promotion and the live image)."
+    )
+    cpu: int = Field(
+        256, description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384."
+    )
+    memory: int = Field(
+        512, description="Memory in MiB, valid for `cpu` (e.g. cpu 256: 512, 1024 or 2048)."
+    )
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Plain environment variables; a name that looks like a secret (PASSWORD, TOKEN, API_KEY, ...) is refused: use `secrets`.",
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variable name to Secrets Manager secret or SSM parameter ARN (never plain values).",
+    )
+    readonly_root_filesystem: Flag = Field(True, description="Read-only root filesystem.")
+    user: str | None = Field(
+        "1000", description="User the container runs as (non-root); null: the image's own."
+    )
+    plain_environment_allowed: list[str] = Field(
+        default_factory=list,
+        description="Plain variables whose name only looks like a secret (e.g. `TOKEN_URL`).",
+    )
+
+    _image = field_validator("image")(check_image)
+
+    @field_validator("environment")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not ENV_NAME.match(k)]
+        if bad:
+            raise ValueError(f"invalid variable name(s) {bad}; use letters, digits and '_'")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        problems = []
+        for key, arn in value.items():
+            if not ENV_NAME.match(key):
+                problems.append(f"{key!r} is not a variable name")
+            if not SECRET_ARN.match(arn):
+                problems.append(
+                    f"{key}: {arn!r} is not a Secrets Manager or SSM parameter ARN; "
+                    "store the value there and give its ARN (secrets never go in plain environment)"
+                )
+        clash = sorted(set(value) & set(info.data.get("environment") or {}))
+        if clash:
+            problems.append(f"{clash} also set in environment; keep each variable in one place")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: int) -> int:
+        if value not in FARGATE_MEMORY:
+            raise ValueError(
+                f"{value} is not a Fargate cpu size; allowed: {', '.join(map(str, FARGATE_MEMORY))}"
+            )
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: int, info: ValidationInfo) -> int:
+        cpu = info.data.get("cpu")
+        allowed = FARGATE_MEMORY.get(cpu) if cpu is not None else None
+        if allowed and value not in allowed:
+            step = allowed[1] - allowed[0]
+            shown = (
+                ", ".join(map(str, allowed))
+                if len(allowed) <= 8
+                else f"{allowed[0]} to {allowed[-1]} in steps of {step}"
+            )
+            raise ValueError(f"{value} is not valid for cpu {cpu}; allowed: {shown}")
+        return value
+
+
+class ServiceConfig(ContainerConfig):
+    """One Fargate service behind the load balancer, deployed blue/green."""
+
+    container_port: int = Field(ge=1, le=65535, description="Container and target-group port.")
+    desired_count: int = Field(
+        2,
+        ge=0,
+        le=1000,
+        description="Tasks to run; with autoscaling, the count at creation (then autoscaling owns it).",
+    )
+    bootstrap_image: str = Field(
+        bootstrap.DEFAULT_IMAGE,
+        description="Image of a service before its first release; a busybox image serves the health check and validation path on `containerPort` (busybox `httpd`, files under the first writable path); any other image runs as it is.",
+    )
+    health_check: HealthCheckConfig = Field(
+        HealthCheckConfig(), description="Target-group health check."
+    )
+    deregistration_delay_seconds: int = Field(
+        15, ge=0, le=3600, description="Target-group deregistration delay."
+    )
+    health_check_grace_period_seconds: int = Field(
+        30, ge=0, le=2147483647, description="ECS health-check grace period after a task starts."
+    )
+    routing: RoutingConfig = Field(
+        RoutingConfig(path_patterns=["/*"]), description="How the listeners route to the service."
+    )
+    autoscaling: AutoscalingConfig | None = Field(
+        None, description="Target-tracking autoscaling on CPU. Omitted: a fixed `desiredCount`."
+    )
+    writable_paths: list[str] = Field(
+        default_factory=lambda: ["/tmp"],
+        max_length=5,
+        description="Absolute paths given writable volumes on a read-only root filesystem; at most 5.",
+    )
+    cpu_architecture: Literal["X86_64", "ARM64"] = Field(
+        "X86_64",
+        description="CPU architecture of the tasks; must match `pipeline.buildImage` in the first environment.",
+    )
+    command: list[str] | None = Field(
+        None, description="Container command. Omitted: the image's own."
+    )
+    validation: ValidationConfig = Field(
+        ValidationConfig(), description="What the blue/green validation hook probes."
+    )
+    build: BuildConfig = Field(
+        BuildConfig(), description="Where CodeBuild finds the service's Dockerfile."
+    )
+    deployment_config: str | None = Field(
+        None,
+        description="CodeDeploy traffic shifting for this service. Omitted: `deployment.config`.",
+    )
+
+    _bootstrap_image = field_validator("bootstrap_image")(check_image)
+
+    @field_validator("autoscaling")
+    @classmethod
+    def _autoscaling(
+        cls, value: AutoscalingConfig | None, info: ValidationInfo
+    ) -> AutoscalingConfig | None:
+        desired = info.data.get("desired_count")
+        if (
+            value
+            and desired is not None
+            and not value.min_capacity <= desired <= value.max_capacity
+        ):
+            raise ValueError(
+                f"desiredCount {desired} is outside minCapacity..maxCapacity ({value.min_capacity}..{value.max_capacity}); set it inside"
+            )
+        return value
+
+    @field_validator("writable_paths")
+    @classmethod
+    def _paths(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        bad = [p for p in value if not p.startswith("/")]
+        if bad:
+            raise ValueError(f"{bad} must be absolute paths")
+        if info.data.get("readonly_root_filesystem") is False and value != ["/tmp"]:
+            raise ValueError("only used with readonlyRootFilesystem: true; remove it")
+        return value
+
+
+class ScheduledTaskConfig(ContainerConfig):
+    """A Fargate task run on a schedule by EventBridge Scheduler in the private subnets."""
+
+    schedule: str = Field(
+        description="`rate(5 minutes)`, `cron(0 3 * * ? *)` (six fields) or `at(2026-01-01T00:00:00)`."
+    )
+    command: list[str] = Field(min_length=1, description="The container command.")
+    follows_service: str | None = Field(
+        None, description="Take this service's image (a release or promotion moves both together)."
+    )
+    bootstrap_image: str = Field(
+        bootstrap.DEFAULT_IMAGE,
+        description="Image before the first release (also while a followed service has none); a busybox image runs `true` and exits 0; afterwards the live image is kept.",
+    )
+    timezone: str = Field("UTC", description="Time zone of a cron or at schedule.")
+    enabled: Flag = Field(True, description="Whether the schedule runs.")
+    retry_attempts: int = Field(
+        2, ge=0, le=185, description="EventBridge Scheduler retries of a failed start."
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        # The release manifest's rule: one rule, so a release can set what the stack file can.
+        if problem := schedule_problem(value):
+            raise ValueError(problem)
+        return value
+
+    _bootstrap_image = field_validator("bootstrap_image")(check_image)
+
+    @model_validator(mode="after")
+    def _image_source(self) -> ScheduledTaskConfig:
+        if self.follows_service and self.image:
+            raise Problems(
+                [
+                    (
+                        "image",
+                        "a task that followsService takes the service's image; remove image or followsService",
+                    )
+                ]
+            )
+        return self

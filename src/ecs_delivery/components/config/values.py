@@ -1,0 +1,98 @@
+"""Value rules the config models share: Fargate sizes, names, ARNs, image references."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import Strict
+
+# Valid Fargate task sizes (cpu units -> memory MiB), from the AWS ECS task-size table.
+FARGATE_MEMORY: dict[int, list[int]] = {
+    256: [512, 1024, 2048],
+    512: list(range(1024, 4097, 1024)),
+    1024: list(range(2048, 8193, 1024)),
+    2048: list(range(4096, 16385, 1024)),
+    4096: list(range(8192, 30721, 1024)),
+    8192: list(range(16384, 61441, 4096)),
+    16384: list(range(32768, 122881, 8192)),
+}
+
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(secretsmanager|ssm):[a-z0-9-]+:\d{12}:(secret:|parameter/).+"
+)
+ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+WEB_ACL_ARN = re.compile(
+    r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/[A-Za-z0-9_-]{1,128}/[0-9a-f-]{36}$"
+)
+DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z]{2,63}$")
+STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
+KMS_KEY_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/mrk-[0-9a-f]{32}$"
+)
+S3_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# Plain variable names that usually hold a secret; they belong in `secrets` (by ARN).
+SECRET_LIKE = re.compile(
+    r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL",
+    re.IGNORECASE,
+)
+
+# The registry's image reference grammar (distribution/reference): each part checked on its own.
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_DOMAIN = re.compile(
+    r"^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+    r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$"
+)
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+IMAGE_GRAMMAR = "[registry/]repository[:tag][@sha256:<64 hex digits>]"
+
+
+def image_reference_problems(value: str) -> list[str]:
+    """Why `value` is not an image reference (empty: it is one)."""
+    problems = []
+    name, at, digest = value.partition("@")
+    if at and not _DIGEST.match(digest):
+        problems.append(f"digest {digest!r} is not sha256:<64 hex digits>")
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, _, tag = name.rpartition(":")
+        if not _TAG.match(tag):
+            problems.append(
+                f"tag {tag!r} is not 1-128 letters, digits, '_', '.' or '-' (not first)"
+            )
+    parts = name.split("/")
+    # As Docker splits it: a first part with '.', ':' or capitals, or localhost, is a registry.
+    first = parts[0]
+    if len(parts) > 1 and (
+        any(c in first for c in ".:") or first == "localhost" or first != first.lower()
+    ):
+        if not _DOMAIN.match(first):
+            problems.append(f"registry {first!r} is not a host name with an optional :port")
+        parts = parts[1:]
+    for part in parts:
+        if not _PATH_COMPONENT.match(part):
+            problems.append(
+                f"repository {part!r} is not lowercase letters and digits joined by '.', '_', '__' or '-'"
+            )
+    return problems
+
+
+def check_image(value: str | None) -> str | None:
+    """A field validator: an image reference, or None."""
+    if value is None:
+        return value
+    problems = (
+        image_reference_problems(value) if value.strip() == value and value else ["empty or padded"]
+    )
+    if problems:
+        raise ValueError(
+            f"{value!r} is not an image reference: {'; '.join(problems)}; use {IMAGE_GRAMMAR}"
+        )
+    return value
+
+
+# A boolean: only true or false (YAML booleans), never "yes", 1 or "true".
+Flag = Annotated[bool, Strict()]
