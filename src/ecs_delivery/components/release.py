@@ -29,9 +29,9 @@ from ecs_delivery.components.artifacts import (
     ArtifactBucketArgs,
     pipeline_artifact_prefix,
 )
+from ecs_delivery.components.codebuild import tooling_files, tooling_key
 from ecs_delivery.components.codedeploy import pass_role_statement
-from ecs_delivery.components.naming import TYPE_PREFIX
-from ecs_delivery.components.pipeline import (
+from ecs_delivery.components.codepipeline import (
     SOURCE_ARTIFACT,
     Action,
     PipelineWiringError,
@@ -39,9 +39,8 @@ from ecs_delivery.components.pipeline import (
     Stage,
     check_artifact_wiring,
     source_action,
-    tooling_files,
-    tooling_key,
 )
+from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.runtime.buildspec import BUILD_REQUIREMENTS
 from ecs_delivery.runtime.release.inventory import parse_inventory
 from ecs_delivery.runtime.release.state_machine import STEPS, check_definition, definition
