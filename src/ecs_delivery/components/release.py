@@ -29,7 +29,12 @@ from ecs_delivery.components.artifacts import (
     ArtifactBucketArgs,
     pipeline_artifact_prefix,
 )
-from ecs_delivery.components.codebuild import tooling_files, tooling_key
+from ecs_delivery.components.codebuild import (
+    BuildSettings,
+    create_project,
+    create_tooling,
+    tooling_key,
+)
 from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.codepipeline import (
     SOURCE_ARTIFACT,
@@ -37,8 +42,12 @@ from ecs_delivery.components.codepipeline import (
     PipelineWiringError,
     SourceSettings,
     Stage,
-    check_artifact_wiring,
+    approval_stage,
+    build_action,
+    create_pipeline,
+    require_wiring,
     source_action,
+    source_statement,
 )
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.runtime.buildspec import BUILD_REQUIREMENTS
@@ -177,8 +186,14 @@ class Release(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
-        prefix = f"{args.project}-{args.stack}"
-        self.pipeline_name = f"{prefix}-release"
+        # The state machine and the pipeline share one name.
+        self.pipeline_name = self.machine_name = naming.release_name(args.project, args.stack)
+        self.machine_arn = naming.arn(
+            "states",
+            f"stateMachine:{self.machine_name}",
+            region=args.region,
+            account=args.account_id,
+        )
         bucket_name = naming.release_bucket_name(
             args.project, args.stack, args.account_id, args.region
         )
@@ -236,19 +251,13 @@ class Release(pulumi.ComponentResource):
         a = self._args
         if a.kms_key_arn is None:
             return []
-        machine_arn = naming.arn(
-            "states",
-            f"stateMachine:{a.project}-{a.stack}-release",
-            region=a.region,
-            account=a.account_id,
-        )
         return [
             kms.use_statement(
                 a.kms_key_arn,
                 sid="MachineKey",
                 condition={
                     "StringEquals": {
-                        "kms:EncryptionContext:aws:states:stateMachineArn": machine_arn
+                        "kms:EncryptionContext:aws:states:stateMachineArn": self.machine_arn
                     }
                 },
             ),
@@ -376,7 +385,7 @@ class Release(pulumi.ComponentResource):
         a = self._args
         inv = a.inventory
         families = sorted({t["taskFamily"] for t in inv.get("scheduledTasks", {}).values()}) + [
-            f"{a.project}-{a.stack}-{name}" for name in inv.get("services", {})
+            naming.task_family(a.project, a.stack, name) for name in inv.get("services", {})
         ]
         roles = list(a.task_role_arns)
         family_arns = [
@@ -424,7 +433,7 @@ class Release(pulumi.ComponentResource):
 
     def _create_steps(self) -> dict[str, aws.lambda_.Function]:
         a = self._args
-        names = {step: f"{a.project}-{a.stack}-release-{step.replace('_', '-')}" for step in STEPS}
+        names = {step: f"{self.machine_name}-{step.replace('_', '-')}" for step in STEPS}
         log_groups = {
             step: aws.cloudwatch.LogGroup(
                 f"{self._name}-{step.replace('_', '-')}",
@@ -509,7 +518,7 @@ class Release(pulumi.ComponentResource):
         a = self._args
         log_group = aws.cloudwatch.LogGroup(
             f"{self._name}-machine",
-            name=f"/aws/vendedlogs/states/{a.project}-{a.stack}-release",
+            name=f"/aws/vendedlogs/states/{self.machine_name}",
             retention_in_days=a.log_retention_days,
             kms_key_id=a.kms_key_arn,
             tags=a.tags,
@@ -558,7 +567,7 @@ class Release(pulumi.ComponentResource):
 
         return aws.sfn.StateMachine(
             self._name,
-            name=f"{a.project}-{a.stack}-release",
+            name=self.machine_name,
             role_arn=role.arn,
             type="STANDARD",
             definition=pulumi.Output.all(*[functions[s].arn for s in STEPS]).apply(render),
@@ -581,261 +590,174 @@ class Release(pulumi.ComponentResource):
     # --- release pipeline ----------------------------------------------------------------
 
     def _stages(self) -> list[Stage]:
-        manifest = self._args.manifest_path.format(stack=self._args.stack)
+        a = self._args
+        manifest = a.manifest_path.format(stack=a.stack)
+        release = Action(
+            name="Release",
+            category="Invoke",
+            provider="StepFunctions",
+            configuration={
+                "StateMachineArn": self.machine_arn,
+                "InputType": "FilePath",
+                "Input": "release-input.json",
+                "ExecutionNamePrefix": "release",
+            },
+            input_artifacts=("release_input",),
+        )
+        validate = build_action(
+            "Validate",
+            self._validate_project,
+            inputs=(SOURCE_ARTIFACT,),
+            outputs=("release_input",),
+            namespace="Validate",
+        )
         return [
-            Stage("Source", (source_action(self._args.source),)),
-            Stage(
-                "Validate",
-                (
-                    Action(
-                        name="Validate",
-                        category="Build",
-                        provider="CodeBuild",
-                        configuration={"ProjectName": f"{self.pipeline_name}-validate"},
-                        input_artifacts=(SOURCE_ARTIFACT,),
-                        output_artifacts=("release_input",),
-                        namespace="Validate",
-                    ),
+            Stage("Source", (source_action(a.source),)),
+            Stage("Validate", (validate,)),
+            approval_stage(f"Release to {a.stack} ({manifest}): #{{Validate.RELEASE_SUMMARY}}"),
+            Stage("Release", (release,)),
+        ]
+
+    def _validate_statements(self, tooling_object: str) -> list[dict[str, Any]]:
+        """Validate reads the manifest, the tooling, the inventory, the release states and
+        what runs; it writes the execution input."""
+        a = self._args
+        return [
+            {
+                "Sid": "Artifacts",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": [self._artifact_prefix],
+            },
+            {
+                "Sid": "ToolingAndInventory",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": [
+                    f"{self.bucket_arn}/{tooling_object}",
+                    f"{self.bucket_arn}/{INVENTORY_KEY}",
+                    f"{self.bucket_arn}/releases/*",
+                ],
+            },
+            {
+                "Sid": "ReadWhatRuns",
+                "Effect": "Allow",
+                "Action": "ecs:DescribeServices",
+                "Resource": [
+                    naming.arn(
+                        "ecs",
+                        f"service/{s['cluster']}/{s['service']}",
+                        region=a.region,
+                        account=a.account_id,
+                    )
+                    for s in a.inventory.get("services", {}).values()
+                ],
+            },
+            # DescribeTaskDefinition has no resource-level permissions in IAM.
+            {
+                "Sid": "ReadRevisions",
+                "Effect": "Allow",
+                "Action": "ecs:DescribeTaskDefinition",
+                "Resource": "*",
+            },
+            *self._kms_through_s3(),
+        ]
+
+    def _pipeline_statements(self) -> list[dict[str, Any]]:
+        """The source, the artifacts, the Validate build and the state machine it starts."""
+        a = self._args
+        return [
+            source_statement(a.source, region=a.region, account_id=a.account_id, sid="Source"),
+            {
+                "Sid": "Artifacts",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:GetObjectVersion"],
+                "Resource": [self._artifact_prefix],
+            },
+            {
+                "Sid": "Build",
+                "Effect": "Allow",
+                "Action": ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
+                "Resource": naming.arn(
+                    "codebuild",
+                    f"project/{self._validate_project}",
+                    region=a.region,
+                    account=a.account_id,
                 ),
-            ),
-            Stage(
-                "Approve",
-                (
-                    Action(
-                        name="Approve",
-                        category="Approval",
-                        owner="AWS",
-                        provider="Manual",
-                        configuration={
-                            "CustomData": f"Release to {self._args.stack} ({manifest}): #{{Validate.RELEASE_SUMMARY}}"
-                        },
-                    ),
+            },
+            {
+                "Sid": "StartRelease",
+                "Effect": "Allow",
+                "Action": "states:StartExecution",
+                "Resource": self.machine_arn,
+            },
+            {
+                "Sid": "WatchRelease",
+                "Effect": "Allow",
+                "Action": "states:DescribeExecution",
+                "Resource": naming.arn(
+                    "states",
+                    f"execution:{self.machine_name}:*",
+                    region=a.region,
+                    account=a.account_id,
                 ),
-            ),
-            Stage(
-                "Release",
-                (
-                    Action(
-                        name="Release",
-                        category="Invoke",
-                        provider="StepFunctions",
-                        configuration={
-                            "StateMachineArn": naming.arn(
-                                "states",
-                                f"stateMachine:{self._args.project}-{self._args.stack}-release",
-                                region=self._args.region,
-                                account=self._args.account_id,
-                            ),
-                            "InputType": "FilePath",
-                            "Input": "release-input.json",
-                            "ExecutionNamePrefix": "release",
-                        },
-                        input_artifacts=("release_input",),
-                    ),
-                ),
-            ),
+            },
+            *self._kms_through_s3(),
         ]
 
     def _create_pipeline(self) -> aws.codepipeline.Pipeline:
         a = self._args
+        self._validate_project = f"{self.pipeline_name}-validate"
+        self._artifact_prefix = f"{self.bucket_arn}/{pipeline_artifact_prefix(self.pipeline_name)}*"
         stages = self._stages()
-        problems = check_artifact_wiring(stages)
-        if problems:
-            raise PipelineWiringError(problems)
+        require_wiring(stages)
         tooling_object = tooling_key()
-        tooling = aws.s3.BucketObjectv2(
+        tooling = create_tooling(
             f"{self._name}-tooling",
             bucket=self.bucket_name,
             key=tooling_object,
-            source=pulumi.AssetArchive(
-                {p: pulumi.FileAsset(str(f)) for p, f in tooling_files().items()}
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bucket]),
-        )
-        build_logs = aws.cloudwatch.LogGroup(
-            f"{self._name}-validate",
-            name=f"/aws/codebuild/{self.pipeline_name}-validate",
-            retention_in_days=a.log_retention_days,
-            kms_key_id=a.kms_key_arn,
-            tags=a.tags,
-            opts=self._child,
-        )
-        services = a.inventory.get("services", {})
-        artifact_prefix = f"{self.bucket_arn}/{pipeline_artifact_prefix(self.pipeline_name)}*"
-        build_role, _ = iam.service_role(
-            f"{self._name}-validate",
-            service="codebuild.amazonaws.com",
-            description="Release pipeline: validate the manifest and print the release plan",
-            source_account=a.account_id,
-            statements=[
-                {
-                    "Sid": "Logs",
-                    "Effect": "Allow",
-                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    "Resource": [pulumi.Output.concat(build_logs.arn, ":*")],
-                },
-                {
-                    "Sid": "Artifacts",
-                    "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:PutObject"],
-                    "Resource": [artifact_prefix],
-                },
-                {
-                    "Sid": "ToolingAndInventory",
-                    "Effect": "Allow",
-                    "Action": "s3:GetObject",
-                    "Resource": [
-                        f"{self.bucket_arn}/{tooling_object}",
-                        f"{self.bucket_arn}/{INVENTORY_KEY}",
-                        f"{self.bucket_arn}/releases/*",
-                    ],
-                },
-                {
-                    "Sid": "ReadWhatRuns",
-                    "Effect": "Allow",
-                    "Action": "ecs:DescribeServices",
-                    "Resource": [
-                        naming.arn(
-                            "ecs",
-                            f"service/{s['cluster']}/{s['service']}",
-                            region=a.region,
-                            account=a.account_id,
-                        )
-                        for s in services.values()
-                    ],
-                },
-                # DescribeTaskDefinition has no resource-level permissions in IAM.
-                {
-                    "Sid": "ReadRevisions",
-                    "Effect": "Allow",
-                    "Action": "ecs:DescribeTaskDefinition",
-                    "Resource": "*",
-                },
-                *self._kms_through_s3(),
-            ],
-            tags=a.tags,
             parent=self,
+            tags=a.tags,
+            depends_on=[self.bucket],
         )
-        manifest = a.manifest_path.format(stack=a.stack)
         buildspec = validate_buildspec(
-            manifest, INVENTORY_KEY, self.bucket_name, f"s3://{self.bucket_name}/{tooling_object}"
+            a.manifest_path.format(stack=a.stack),
+            INVENTORY_KEY,
+            self.bucket_name,
+            f"s3://{self.bucket_name}/{tooling_object}",
         )
-        aws.codebuild.Project(
+        create_project(
             f"{self._name}-validate",
-            name=f"{self.pipeline_name}-validate",
-            description=f"Validate release manifests of {a.stack} and print the release plan",
-            service_role=build_role.arn,
-            build_timeout=15,
-            source=aws.codebuild.ProjectSourceArgs(
-                type="CODEPIPELINE", buildspec=yaml.safe_dump(buildspec, sort_keys=False)
+            settings=BuildSettings(
+                account_id=a.account_id,
+                build_image=a.build_image,
+                build_compute_type=a.build_compute_type,
+                log_retention_days=a.log_retention_days,
+                kms_key_arn=a.kms_key_arn,
+                tags=a.tags,
             ),
-            artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
-            environment=aws.codebuild.ProjectEnvironmentArgs(
-                compute_type=a.build_compute_type,
-                image=a.build_image,
-                type="LINUX_CONTAINER",
-                privileged_mode=False,
-            ),
-            logs_config=aws.codebuild.ProjectLogsConfigArgs(
-                cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(
-                    group_name=build_logs.name
-                )
-            ),
-            encryption_key=a.kms_key_arn,
-            tags=a.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[tooling]),
-        )
-        machine_arn = naming.arn(
-            "states",
-            f"stateMachine:{a.project}-{a.stack}-release",
-            region=a.region,
-            account=a.account_id,
-        )
-        source_statement = (
-            iam.use_connection_statement(a.source.connection_arn, "Source")
-            if a.source.provider == "codestar"
-            else {
-                "Sid": "Source",
-                "Effect": "Allow",
-                "Action": [
-                    "codecommit:GetBranch",
-                    "codecommit:GetCommit",
-                    "codecommit:UploadArchive",
-                    "codecommit:GetUploadArchiveStatus",
-                ],
-                "Resource": naming.arn(
-                    "codecommit", f"{a.source.repository}", region=a.region, account=a.account_id
-                ),
-            }
-        )
-        pipeline_role, _ = iam.service_role(
-            f"{self._name}-pipeline",
-            service="codepipeline.amazonaws.com",
-            description="Release pipeline: source, validate, approve, run the state machine",
-            source_account=a.account_id,
-            statements=[
-                source_statement,
-                {
-                    "Sid": "Artifacts",
-                    "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:PutObject", "s3:GetObjectVersion"],
-                    "Resource": [artifact_prefix],
-                },
-                {
-                    "Sid": "Build",
-                    "Effect": "Allow",
-                    "Action": ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
-                    "Resource": naming.arn(
-                        "codebuild",
-                        f"project/{self.pipeline_name}-validate",
-                        region=a.region,
-                        account=a.account_id,
-                    ),
-                },
-                {
-                    "Sid": "StartRelease",
-                    "Effect": "Allow",
-                    "Action": "states:StartExecution",
-                    "Resource": machine_arn,
-                },
-                {
-                    "Sid": "WatchRelease",
-                    "Effect": "Allow",
-                    "Action": "states:DescribeExecution",
-                    "Resource": naming.arn(
-                        "states",
-                        f"execution:{a.project}-{a.stack}-release:*",
-                        region=a.region,
-                        account=a.account_id,
-                    ),
-                },
-                *self._kms_through_s3(),
-            ],
-            tags=a.tags,
             parent=self,
+            project_name=self._validate_project,
+            description=f"Validate release manifests of {a.stack} and print the release plan",
+            buildspec=yaml.safe_dump(buildspec, sort_keys=False),
+            statements=self._validate_statements(tooling_object),
+            timeout_minutes=15,
+            role_description="Release pipeline: validate the manifest and print the release plan",
+            depends_on=[tooling],
         )
-        return aws.codepipeline.Pipeline(
+        return create_pipeline(
             self._name,
-            name=self.pipeline_name,
-            pipeline_type="V2",
-            # A newer manifest commit overtakes a waiting one at the approval (as the
-            # delivery pipeline does); a release already running finishes its state machine.
-            execution_mode="SUPERSEDED",
-            role_arn=pipeline_role.arn,
-            artifact_stores=[
-                aws.codepipeline.PipelineArtifactStoreArgs(
-                    location=self.bucket_name,
-                    type="S3",
-                    encryption_key=aws.codepipeline.PipelineArtifactStoreEncryptionKeyArgs(
-                        id=a.kms_key_arn, type="KMS"
-                    )
-                    if a.kms_key_arn is not None
-                    else None,
-                )
-            ],
-            stages=[s.to_args() for s in stages],
+            parent=self,
+            pipeline_name=self.pipeline_name,
+            stages=stages,
+            role=f"{self._name}-pipeline",
+            role_description="Release pipeline: source, validate, approve, run the state machine",
+            role_statements=self._pipeline_statements(),
+            account_id=a.account_id,
+            bucket_name=self.bucket_name,
+            kms_key_arn=a.kms_key_arn,
             tags=a.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bucket, self.state_machine]),
+            depends_on=[self.bucket, self.state_machine],
         )
 
 
