@@ -1,11 +1,8 @@
 """Whole-environment releases: the engine's Step Functions state machine and the release pipeline.
 
-    release pipeline:  Source (manifest repository) ► Validate (CodeBuild: the manifest and the
-                       release plan, printed; exports RELEASE_SUMMARY) ► Approve (one approval
-                       naming the release and its changes) ► Release (Step Functions: run the
-                       state machine with the manifest)
+    release pipeline:  components/release_pipeline.py (Source ► Validate ► Approve ► Release)
     state machine:     src/ecs_delivery/runtime/release/state_machine.py; each Task is a Lambda step from
-                       src/ecs_delivery/lambdas/release_steps calling delivery/release (the same engine as the
+                       src/ecs_delivery/lambdas/release_steps calling runtime/release (the same engine as the
                        `release` command line)
 
 Release state and the environment's `releaseInventory` live in a bucket of their own.
@@ -20,7 +17,6 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import yaml
 
 from ecs_delivery.components import iam, kms, lambda_package, naming
 from ecs_delivery.components.access_logs import AccessLogs
@@ -29,28 +25,11 @@ from ecs_delivery.components.artifacts import (
     ArtifactBucketArgs,
     pipeline_artifact_prefix,
 )
-from ecs_delivery.components.codebuild import (
-    BuildSettings,
-    create_project,
-    create_tooling,
-    tooling_key,
-)
+from ecs_delivery.components.codebuild import BuildSettings
 from ecs_delivery.components.codedeploy import pass_role_statement
-from ecs_delivery.components.codepipeline import (
-    SOURCE_ARTIFACT,
-    Action,
-    PipelineWiringError,
-    SourceSettings,
-    Stage,
-    approval_stage,
-    build_action,
-    create_pipeline,
-    require_wiring,
-    source_action,
-    source_statement,
-)
+from ecs_delivery.components.codepipeline import PipelineWiringError, SourceSettings
 from ecs_delivery.components.naming import TYPE_PREFIX
-from ecs_delivery.runtime.buildspec import BUILD_REQUIREMENTS
+from ecs_delivery.components.release_pipeline import ReleasePipelineArgs, create_release_pipeline
 from ecs_delivery.runtime.release.inventory import parse_inventory
 from ecs_delivery.runtime.release.state_machine import STEPS, check_definition, definition
 
@@ -136,45 +115,6 @@ def step_archive() -> pulumi.FileArchive:
     return pulumi.FileArchive(str(lambda_package.build(step_package())))
 
 
-def validate_buildspec(
-    manifest_path: str, inventory_key: str, state_bucket: str, tooling_uri: str
-) -> dict:
-    """Validate the manifest, print the plan, export its summary, and write the execution input."""
-    return {
-        "version": 0.2,
-        "env": {"exported-variables": ["RELEASE_SUMMARY", "RELEASE_ID"]},
-        "phases": {
-            "install": {
-                "runtime-versions": {"python": "3.11"},
-                "commands": [
-                    f"pip install --quiet {' '.join(BUILD_REQUIREMENTS)}",
-                    f"aws s3 cp {tooling_uri} /tmp/tooling.zip",
-                    "unzip -q -o /tmp/tooling.zip -d /tmp/tooling",
-                    f"aws s3 cp s3://{state_bucket}/{inventory_key} /tmp/inventory.json",
-                ],
-            },
-            "build": {
-                "commands": [
-                    # Exit 2: manifest errors (printed, one per key); nothing is released.
-                    # No pipe: CodeBuild's /bin/sh has no pipefail, and `| tee` would hide
-                    # the plan's exit status; the `||` group fails the command in any shell.
-                    f"PYTHONPATH=/tmp/tooling python -m ecs_delivery.runtime.release plan --manifest {manifest_path} "
-                    f"--inventory /tmp/inventory.json --state-bucket {state_bucket} > /tmp/plan.txt 2>&1 "
-                    "|| (cat /tmp/plan.txt; exit 1)",
-                    "cat /tmp/plan.txt",
-                    "export RELEASE_ID=$(python -c \"import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))['release'])\" "
-                    f"{manifest_path})",
-                    "export RELEASE_SUMMARY=\"release $RELEASE_ID: $(grep -c '' /tmp/plan.txt) plan lines; "
-                    "see the Validate action's log\"",
-                    "python -c \"import json,sys; json.dump({'manifest_yaml': open(sys.argv[1]).read()}, "
-                    f"open('release-input.json','w'))\" {manifest_path}",
-                ]
-            },
-        },
-        "artifacts": {"files": ["release-input.json"]},
-    }
-
-
 class Release(pulumi.ComponentResource):
     """Release state bucket, Lambda steps, state machine and the release pipeline."""
 
@@ -222,7 +162,33 @@ class Release(pulumi.ComponentResource):
         )
         functions = self._create_steps()
         self.state_machine = self._create_state_machine(functions)
-        self.pipeline = self._create_pipeline()
+        self.pipeline = create_release_pipeline(
+            name,
+            ReleasePipelineArgs(
+                name=self.pipeline_name,
+                stack=args.stack,
+                region=args.region,
+                account_id=args.account_id,
+                source=args.source,
+                manifest_path=args.manifest_path,
+                services=args.inventory.get("services", {}),
+                bucket_name=bucket_name,
+                inventory_key=INVENTORY_KEY,
+                machine_arn=self.machine_arn,
+                build=BuildSettings(
+                    account_id=args.account_id,
+                    build_image=args.build_image,
+                    build_compute_type=args.build_compute_type,
+                    log_retention_days=args.log_retention_days,
+                    kms_key_arn=args.kms_key_arn,
+                    tags=args.tags,
+                ),
+                key_statements=self._kms_through_s3(),
+                bucket_resources=[self.bucket],
+                depends_on=[self.state_machine],
+            ),
+            parent=self,
+        )
         self.register_outputs(
             {
                 "stateMachineArn": self.state_machine.arn,
@@ -585,179 +551,6 @@ class Release(pulumi.ComponentResource):
             else None,
             tags=a.tags,
             opts=self._child,
-        )
-
-    # --- release pipeline ----------------------------------------------------------------
-
-    def _stages(self) -> list[Stage]:
-        a = self._args
-        manifest = a.manifest_path.format(stack=a.stack)
-        release = Action(
-            name="Release",
-            category="Invoke",
-            provider="StepFunctions",
-            configuration={
-                "StateMachineArn": self.machine_arn,
-                "InputType": "FilePath",
-                "Input": "release-input.json",
-                "ExecutionNamePrefix": "release",
-            },
-            input_artifacts=("release_input",),
-        )
-        validate = build_action(
-            "Validate",
-            self._validate_project,
-            inputs=(SOURCE_ARTIFACT,),
-            outputs=("release_input",),
-            namespace="Validate",
-        )
-        return [
-            Stage("Source", (source_action(a.source),)),
-            Stage("Validate", (validate,)),
-            approval_stage(f"Release to {a.stack} ({manifest}): #{{Validate.RELEASE_SUMMARY}}"),
-            Stage("Release", (release,)),
-        ]
-
-    def _validate_statements(self, tooling_object: str) -> list[dict[str, Any]]:
-        """Validate reads the manifest, the tooling, the inventory, the release states and
-        what runs; it writes the execution input."""
-        a = self._args
-        return [
-            {
-                "Sid": "Artifacts",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": [self._artifact_prefix],
-            },
-            {
-                "Sid": "ToolingAndInventory",
-                "Effect": "Allow",
-                "Action": "s3:GetObject",
-                "Resource": [
-                    f"{self.bucket_arn}/{tooling_object}",
-                    f"{self.bucket_arn}/{INVENTORY_KEY}",
-                    f"{self.bucket_arn}/releases/*",
-                ],
-            },
-            {
-                "Sid": "ReadWhatRuns",
-                "Effect": "Allow",
-                "Action": "ecs:DescribeServices",
-                "Resource": [
-                    naming.arn(
-                        "ecs",
-                        f"service/{s['cluster']}/{s['service']}",
-                        region=a.region,
-                        account=a.account_id,
-                    )
-                    for s in a.inventory.get("services", {}).values()
-                ],
-            },
-            # DescribeTaskDefinition has no resource-level permissions in IAM.
-            {
-                "Sid": "ReadRevisions",
-                "Effect": "Allow",
-                "Action": "ecs:DescribeTaskDefinition",
-                "Resource": "*",
-            },
-            *self._kms_through_s3(),
-        ]
-
-    def _pipeline_statements(self) -> list[dict[str, Any]]:
-        """The source, the artifacts, the Validate build and the state machine it starts."""
-        a = self._args
-        return [
-            source_statement(a.source, region=a.region, account_id=a.account_id, sid="Source"),
-            {
-                "Sid": "Artifacts",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject", "s3:GetObjectVersion"],
-                "Resource": [self._artifact_prefix],
-            },
-            {
-                "Sid": "Build",
-                "Effect": "Allow",
-                "Action": ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
-                "Resource": naming.arn(
-                    "codebuild",
-                    f"project/{self._validate_project}",
-                    region=a.region,
-                    account=a.account_id,
-                ),
-            },
-            {
-                "Sid": "StartRelease",
-                "Effect": "Allow",
-                "Action": "states:StartExecution",
-                "Resource": self.machine_arn,
-            },
-            {
-                "Sid": "WatchRelease",
-                "Effect": "Allow",
-                "Action": "states:DescribeExecution",
-                "Resource": naming.arn(
-                    "states",
-                    f"execution:{self.machine_name}:*",
-                    region=a.region,
-                    account=a.account_id,
-                ),
-            },
-            *self._kms_through_s3(),
-        ]
-
-    def _create_pipeline(self) -> aws.codepipeline.Pipeline:
-        a = self._args
-        self._validate_project = f"{self.pipeline_name}-validate"
-        self._artifact_prefix = f"{self.bucket_arn}/{pipeline_artifact_prefix(self.pipeline_name)}*"
-        stages = self._stages()
-        require_wiring(stages)
-        tooling_object = tooling_key()
-        tooling = create_tooling(
-            f"{self._name}-tooling",
-            bucket=self.bucket_name,
-            key=tooling_object,
-            parent=self,
-            tags=a.tags,
-            depends_on=[self.bucket],
-        )
-        buildspec = validate_buildspec(
-            a.manifest_path.format(stack=a.stack),
-            INVENTORY_KEY,
-            self.bucket_name,
-            f"s3://{self.bucket_name}/{tooling_object}",
-        )
-        create_project(
-            f"{self._name}-validate",
-            settings=BuildSettings(
-                account_id=a.account_id,
-                build_image=a.build_image,
-                build_compute_type=a.build_compute_type,
-                log_retention_days=a.log_retention_days,
-                kms_key_arn=a.kms_key_arn,
-                tags=a.tags,
-            ),
-            parent=self,
-            project_name=self._validate_project,
-            description=f"Validate release manifests of {a.stack} and print the release plan",
-            buildspec=yaml.safe_dump(buildspec, sort_keys=False),
-            statements=self._validate_statements(tooling_object),
-            timeout_minutes=15,
-            role_description="Release pipeline: validate the manifest and print the release plan",
-            depends_on=[tooling],
-        )
-        return create_pipeline(
-            self._name,
-            parent=self,
-            pipeline_name=self.pipeline_name,
-            stages=stages,
-            role=f"{self._name}-pipeline",
-            role_description="Release pipeline: source, validate, approve, run the state machine",
-            role_statements=self._pipeline_statements(),
-            account_id=a.account_id,
-            bucket_name=self.bucket_name,
-            kms_key_arn=a.kms_key_arn,
-            tags=a.tags,
-            depends_on=[self.bucket, self.state_machine],
         )
 
 
