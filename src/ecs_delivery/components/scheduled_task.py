@@ -10,17 +10,14 @@ import pulumi_aws as aws
 from ecs_delivery.components import iam, naming
 from ecs_delivery.components.args import checked
 from ecs_delivery.components.codedeploy import pass_role_statement
-from ecs_delivery.components.fargate_service import (
-    Container,
-    container_definitions,
-    create_execution_role,
-    create_task_egress,
-    hardening_tags,
-    missing_network_inputs,
-    task_volumes,
-)
+from ecs_delivery.components.fargate_service import create_task_egress, missing_network_inputs
 from ecs_delivery.components.images import TASK_TAG
 from ecs_delivery.components.naming import TYPE_PREFIX
+from ecs_delivery.components.task_definition import (
+    Container,
+    create_task_definition,
+    create_task_roles,
+)
 
 
 @checked
@@ -50,10 +47,10 @@ class ScheduledTaskArgs:
     vpc_cidr: pulumi.Input[str] | None = None
     task_role_arn: pulumi.Input[str] | None = None
     execution_role_arn: pulumi.Input[str] | None = None
-    tags: dict[str, str] = field(default_factory=dict)
     # The image's CPU: a task that follows a service runs that service's image, so its
     # architecture (an ARM64 image on an X86_64 task does not start).
-    cpu_architecture: str = "X86_64"
+    cpu_architecture: str
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class ScheduledTask(pulumi.ComponentResource):
@@ -83,44 +80,23 @@ class ScheduledTask(pulumi.ComponentResource):
         super().__init__(f"{TYPE_PREFIX}:scheduled-task:ScheduledTask", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, TASK_TAG: args.task_name}
-        log_group = aws.cloudwatch.LogGroup(
+        roles = create_task_roles(
             name,
-            name=f"/ecs/{args.family}",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
+            family=args.family,
+            what=f"scheduled task {args.task_name}",
+            execution_description=f"ECS agent role of scheduled task {args.task_name}",
+            container=args.container,
+            account_id=args.account_id,
+            log_retention_days=args.log_retention_days,
+            kms_key_arn=args.kms_key_arn,
+            image_repository_arns=args.image_repository_arns,
+            execution_role_arn=args.execution_role_arn,
+            task_role_arn=args.task_role_arn,
             tags=tags,
-            opts=child,
+            parent=self,
         )
-        execution_role = (
-            create_execution_role(
-                f"{name}-execution",
-                description=f"ECS agent role of scheduled task {args.task_name}",
-                log_group_arn=log_group.arn,
-                secrets=args.container.secrets,
-                image_repository_arns=args.image_repository_arns,
-                account_id=args.account_id,
-                tags=tags,
-                parent=self,
-            )
-            if args.execution_role_arn is None
-            else None
-        )
-        task_role = (
-            aws.iam.Role(
-                f"{name}-task",
-                description=f"Application role of scheduled task {args.task_name} (no permissions by default)",
-                assume_role_policy=iam.assume_role_policy(
-                    "ecs-tasks.amazonaws.com", source_account=args.account_id
-                ),
-                tags=tags,
-                opts=child,
-            )
-            if args.task_role_arn is None
-            else None
-        )
-        self.execution_role, self.task_role = execution_role, task_role
-        self.execution_role_arn = execution_role.arn if execution_role else args.execution_role_arn
-        self.task_role_arn = task_role.arn if task_role else args.task_role_arn
+        self.execution_role, self.task_role = roles.execution_role, roles.task_role
+        self.execution_role_arn, self.task_role_arn = roles.execution_role_arn, roles.task_role_arn
         if args.security_group_ids is None:
             group = aws.ec2.SecurityGroup(
                 f"{name}-task",
@@ -133,31 +109,18 @@ class ScheduledTask(pulumi.ComponentResource):
             self.security_group_ids = [group.id]
         else:
             self.security_group_ids = list(args.security_group_ids)
-        container = args.container
-        definitions = pulumi.Output.all(
-            pulumi.Output.from_input(container.image), log_group.name
-        ).apply(
-            lambda v: container_definitions(
-                container, v[0], log_group=v[1], region=args.region, stream_prefix=args.task_name
-            )
-        )
-        self.task_definition = aws.ecs.TaskDefinition(
+        self.task_definition = create_task_definition(
             name,
             family=args.family,
-            requires_compatibilities=["FARGATE"],
-            network_mode="awsvpc",
-            cpu=str(args.cpu),
-            memory=str(args.memory),
-            execution_role_arn=self.execution_role_arn,
-            task_role_arn=self.task_role_arn,
-            container_definitions=definitions,
-            volumes=task_volumes(container),
-            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                operating_system_family="LINUX", cpu_architecture=args.cpu_architecture
-            ),
-            skip_destroy=True,  # a release rollback points the schedule back at an old revision
-            tags={**tags, **hardening_tags(container)},
-            opts=child,
+            container=args.container,
+            cpu=args.cpu,
+            memory=args.memory,
+            cpu_architecture=args.cpu_architecture,
+            roles=roles,
+            region=args.region,
+            stream_prefix=args.task_name,
+            tags=tags,
+            parent=self,
         )
         family_arn = naming.arn(
             "ecs", f"task-definition/{args.family}", region=args.region, account=args.account_id
