@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,11 @@ class BuildSettings:
     # The stack's customer-managed key; None: AWS-managed encryption.
     kms_key_arn: pulumi.Input[str] | None
     tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, args: Any) -> BuildSettings:
+        """The settings of a component's Args that carry these fields under these names."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
 
 def logs_statement(log_group_arn: pulumi.Input[str]) -> dict[str, Any]:

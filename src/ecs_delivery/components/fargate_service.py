@@ -9,11 +9,7 @@ import pulumi_aws as aws
 
 from ecs_delivery.components.args import checked
 from ecs_delivery.components.naming import TYPE_PREFIX
-from ecs_delivery.components.task_definition import (
-    Container,
-    create_task_definition,
-    create_task_roles,
-)
+from ecs_delivery.components.task_definition import Container, TaskOwner
 
 # Fields a CODE_DEPLOY service takes only through a CodeDeploy deployment (AWS refuses
 # UpdateService for them): Pulumi sets them at creation, then the rollout carries changes
@@ -147,7 +143,7 @@ class EcsCluster(pulumi.ComponentResource):
         self.register_outputs({"arn": self.cluster.arn, "name": args.cluster_name})
 
 
-class FargateService(pulumi.ComponentResource):
+class FargateService(TaskOwner, pulumi.ComponentResource):
     """A Fargate service in private subnets whose rollouts belong to CodeDeploy.
 
     `task_definition` is the template: every Pulumi-owned field, with the declared image
@@ -155,16 +151,9 @@ class FargateService(pulumi.ComponentResource):
     rollout overlays its fields onto whatever runs, so it never runs again.
     """
 
-    task_definition: aws.ecs.TaskDefinition
     service: aws.ecs.Service
-    # What the tasks run with, created or given: the rollout and every PassRole use these.
-    security_group_ids: list[pulumi.Input[str]]
-    execution_role_arn: pulumi.Input[str]
-    task_role_arn: pulumi.Input[str]
-    # The created ones; None when the Args bring their own.
+    # Created, or None when the Args bring their own groups (TaskOwner has the rest).
     security_group: aws.ec2.SecurityGroup | None
-    execution_role: aws.iam.Role | None
-    task_role: aws.iam.Role | None
 
     def __init__(
         self, name: str, args: FargateServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -185,33 +174,23 @@ class FargateService(pulumi.ComponentResource):
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
 
-        roles = self._roles = create_task_roles(
+        self._create_task_roles(
             name,
+            args,
             family=args.family,
             what=args.service_name,
-            execution_description=(
-                f"ECS agent role of {args.service_name}: pull image, write logs, read its secrets"
-            ),
-            container=args.container,
-            account_id=args.account_id,
-            log_retention_days=args.log_retention_days,
-            kms_key_arn=args.kms_key_arn,
-            image_repository_arns=args.image_repository_arns,
-            execution_role_arn=args.execution_role_arn,
-            task_role_arn=args.task_role_arn,
+            agent=f"ECS agent role of {args.service_name}: pull image, write logs, read its secrets",
             tags=args.tags,
-            parent=self,
         )
-        self.log_group = roles.log_group
-        self.execution_role, self.task_role = roles.execution_role, roles.task_role
-        self.execution_role_arn, self.task_role_arn = roles.execution_role_arn, roles.task_role_arn
         self.security_group = (
             self._create_security_group() if args.security_group_ids is None else None
         )
         self.security_group_ids = (
             [self.security_group.id] if self.security_group else list(args.security_group_ids)
         )
-        self.task_definition = self._create_task_definition()
+        self.task_definition = self._create_task_definition(
+            name, args, family=args.template_family, stream_prefix=args.service_name, tags=args.tags
+        )
         self.service = self._create_service()
         if args.autoscaling:
             self._create_autoscaling(args.autoscaling)
@@ -247,22 +226,6 @@ class FargateService(pulumi.ComponentResource):
         )
         create_task_egress(self._name, group, args.vpc_cidr, parent=self)
         return group
-
-    def _create_task_definition(self) -> aws.ecs.TaskDefinition:
-        args = self._args
-        return create_task_definition(
-            self._name,
-            family=args.template_family,
-            container=args.container,
-            cpu=args.cpu,
-            memory=args.memory,
-            cpu_architecture=args.cpu_architecture,
-            roles=self._roles,
-            region=args.region,
-            stream_prefix=args.service_name,
-            tags=args.tags,
-            parent=self,
-        )
 
     def _create_service(self) -> aws.ecs.Service:
         args = self._args

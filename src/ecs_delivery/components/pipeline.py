@@ -591,14 +591,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         self._args = args
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
-        self._settings = codebuild.BuildSettings(
-            account_id=args.account_id,
-            build_image=args.build_image,
-            build_compute_type=args.build_compute_type,
-            log_retention_days=args.log_retention_days,
-            kms_key_arn=args.kms_key_arn,
-            tags=args.tags,
-        )
+        self._settings = codebuild.BuildSettings.of(args)
 
         self.tooling = codebuild.create_tooling(
             f"{name}-tooling",

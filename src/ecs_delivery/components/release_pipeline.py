@@ -15,26 +15,9 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from ecs_delivery.components import naming
+from ecs_delivery.components import codebuild, codepipeline, naming
 from ecs_delivery.components.artifacts import pipeline_artifact_prefix
-from ecs_delivery.components.codebuild import (
-    BuildSettings,
-    create_project,
-    create_tooling,
-    tooling_key,
-)
-from ecs_delivery.components.codepipeline import (
-    SOURCE_ARTIFACT,
-    Action,
-    SourceSettings,
-    Stage,
-    approval_stage,
-    build_action,
-    create_pipeline,
-    require_wiring,
-    source_action,
-    source_statement,
-)
+from ecs_delivery.components.codepipeline import SOURCE_ARTIFACT, Action, SourceSettings, Stage
 from ecs_delivery.runtime.buildspec import BUILD_REQUIREMENTS
 
 RELEASE_INPUT = "release_input"
@@ -95,7 +78,7 @@ class ReleasePipelineArgs:
     bucket_name: str
     inventory_key: str
     machine_arn: str
-    build: BuildSettings
+    build: codebuild.BuildSettings
     # Use of the stack's key through S3 (none without a key).
     key_statements: list[dict[str, Any]]
     # The bucket: written to before anything else.
@@ -130,7 +113,7 @@ def describe_stages(args: ReleasePipelineArgs) -> list[Stage]:
         },
         input_artifacts=(RELEASE_INPUT,),
     )
-    validate = build_action(
+    validate = codepipeline.build_action(
         "Validate",
         args.validate_project,
         inputs=(SOURCE_ARTIFACT,),
@@ -138,9 +121,11 @@ def describe_stages(args: ReleasePipelineArgs) -> list[Stage]:
         namespace="Validate",
     )
     return [
-        Stage("Source", (source_action(args.source),)),
+        Stage("Source", (codepipeline.source_action(args.source),)),
         Stage("Validate", (validate,)),
-        approval_stage(f"Release to {args.stack} ({manifest}): #{{Validate.RELEASE_SUMMARY}}"),
+        codepipeline.approval_stage(
+            f"Release to {args.stack} ({manifest}): #{{Validate.RELEASE_SUMMARY}}"
+        ),
         Stage("Release", (release,)),
     ]
 
@@ -193,7 +178,9 @@ def validate_statements(args: ReleasePipelineArgs, tooling_object: str) -> list[
 def pipeline_statements(args: ReleasePipelineArgs) -> list[dict[str, Any]]:
     """The source, the artifacts, the Validate build and the state machine it starts."""
     return [
-        source_statement(args.source, region=args.region, account_id=args.account_id, sid="Source"),
+        codepipeline.source_statement(
+            args.source, region=args.region, account_id=args.account_id, sid="Source"
+        ),
         {
             "Sid": "Artifacts",
             "Effect": "Allow",
@@ -234,9 +221,9 @@ def create_release_pipeline(
 ) -> aws.codepipeline.Pipeline:
     """The tooling, the Validate project and the pipeline, children of `parent`."""
     stages = describe_stages(args)
-    require_wiring(stages)
-    tooling_object = tooling_key()
-    tooling = create_tooling(
+    codepipeline.require_wiring(stages)
+    tooling_object = codebuild.tooling_key()
+    tooling = codebuild.create_tooling(
         f"{name}-tooling",
         bucket=args.bucket_name,
         key=tooling_object,
@@ -250,7 +237,7 @@ def create_release_pipeline(
         args.bucket_name,
         f"s3://{args.bucket_name}/{tooling_object}",
     )
-    create_project(
+    codebuild.create_project(
         f"{name}-validate",
         settings=args.build,
         parent=parent,
@@ -262,7 +249,7 @@ def create_release_pipeline(
         role_description="Release pipeline: validate the manifest and print the release plan",
         depends_on=[tooling],
     )
-    return create_pipeline(
+    return codepipeline.create_pipeline(
         name,
         parent=parent,
         pipeline_name=args.name,

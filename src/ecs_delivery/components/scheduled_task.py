@@ -13,11 +13,7 @@ from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.fargate_service import create_task_egress, missing_network_inputs
 from ecs_delivery.components.images import TASK_TAG
 from ecs_delivery.components.naming import TYPE_PREFIX
-from ecs_delivery.components.task_definition import (
-    Container,
-    create_task_definition,
-    create_task_roles,
-)
+from ecs_delivery.components.task_definition import Container, TaskOwner
 
 
 @checked
@@ -53,18 +49,10 @@ class ScheduledTaskArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-class ScheduledTask(pulumi.ComponentResource):
+class ScheduledTask(TaskOwner, pulumi.ComponentResource):
     """Task definition, roles, security group and schedule of one scheduled task."""
 
-    task_definition: aws.ecs.TaskDefinition
     schedule: aws.scheduler.Schedule
-    # What the task runs with, created or given (the scheduler passes exactly these roles).
-    security_group_ids: list[pulumi.Input[str]]
-    execution_role_arn: pulumi.Input[str]
-    task_role_arn: pulumi.Input[str]
-    # The created ones; None when the Args bring their own.
-    execution_role: aws.iam.Role | None
-    task_role: aws.iam.Role | None
 
     def __init__(
         self, name: str, args: ScheduledTaskArgs, opts: pulumi.ResourceOptions | None = None
@@ -80,23 +68,14 @@ class ScheduledTask(pulumi.ComponentResource):
         super().__init__(f"{TYPE_PREFIX}:scheduled-task:ScheduledTask", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, TASK_TAG: args.task_name}
-        roles = create_task_roles(
+        self._create_task_roles(
             name,
+            args,
             family=args.family,
             what=f"scheduled task {args.task_name}",
-            execution_description=f"ECS agent role of scheduled task {args.task_name}",
-            container=args.container,
-            account_id=args.account_id,
-            log_retention_days=args.log_retention_days,
-            kms_key_arn=args.kms_key_arn,
-            image_repository_arns=args.image_repository_arns,
-            execution_role_arn=args.execution_role_arn,
-            task_role_arn=args.task_role_arn,
+            agent=f"ECS agent role of scheduled task {args.task_name}",
             tags=tags,
-            parent=self,
         )
-        self.execution_role, self.task_role = roles.execution_role, roles.task_role
-        self.execution_role_arn, self.task_role_arn = roles.execution_role_arn, roles.task_role_arn
         if args.security_group_ids is None:
             group = aws.ec2.SecurityGroup(
                 f"{name}-task",
@@ -109,18 +88,8 @@ class ScheduledTask(pulumi.ComponentResource):
             self.security_group_ids = [group.id]
         else:
             self.security_group_ids = list(args.security_group_ids)
-        self.task_definition = create_task_definition(
-            name,
-            family=args.family,
-            container=args.container,
-            cpu=args.cpu,
-            memory=args.memory,
-            cpu_architecture=args.cpu_architecture,
-            roles=roles,
-            region=args.region,
-            stream_prefix=args.task_name,
-            tags=tags,
-            parent=self,
+        self.task_definition = self._create_task_definition(
+            name, args, family=args.family, stream_prefix=args.task_name, tags=tags
         )
         family_arn = naming.arn(
             "ecs", f"task-definition/{args.family}", region=args.region, account=args.account_id

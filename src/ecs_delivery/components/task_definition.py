@@ -1,10 +1,11 @@
-"""One Fargate task definition builder, for a service's template and for a scheduled task:
-its container, its log group, its execution and task roles, the task definition itself."""
+"""One Fargate task-definition builder, for a service's template and for a scheduled task:
+the container, the task's log group, its execution and task roles, the task definition."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -174,123 +175,119 @@ def task_volumes(container: Container) -> list[aws.ecs.TaskDefinitionVolumeArgs]
     ]
 
 
-@dataclass(frozen=True)
-class TaskRoles:
-    """A task's log group and roles; the ARNs are the created roles' or the given ones."""
+class TaskInputs(Protocol):
+    """The fields FargateServiceArgs and ScheduledTaskArgs share, which the builders read."""
 
+    container: Container
+    cpu: int
+    memory: int
+    cpu_architecture: str
+    region: str
+    account_id: str
+    log_retention_days: int
+    kms_key_arn: pulumi.Input[str] | None
+    image_repository_arns: pulumi.Input[list[str]] | None
+    execution_role_arn: pulumi.Input[str] | None
+    task_role_arn: pulumi.Input[str] | None
+
+
+class TaskOwner:
+    """Mixed into a component that runs one Fargate task definition (a service, a scheduled
+    task): it builds the task's log group, roles and task definition as its children."""
+
+    task_definition: aws.ecs.TaskDefinition
     log_group: aws.cloudwatch.LogGroup
-    execution_role: aws.iam.Role | None
-    task_role: aws.iam.Role | None
+    # What the tasks run with, created or given: the rollout, the scheduler and every
+    # PassRole statement use exactly these.
+    security_group_ids: list[pulumi.Input[str]]
     execution_role_arn: pulumi.Input[str]
     task_role_arn: pulumi.Input[str]
+    # The created ones; None when the Args bring their own.
+    execution_role: aws.iam.Role | None
+    task_role: aws.iam.Role | None
 
-
-def create_task_roles(
-    name: str,
-    *,
-    family: str,
-    what: str,
-    execution_description: str,
-    container: Container,
-    account_id: str,
-    log_retention_days: int,
-    kms_key_arn: pulumi.Input[str] | None,
-    image_repository_arns: pulumi.Input[list[str]] | None,
-    execution_role_arn: pulumi.Input[str] | None,
-    task_role_arn: pulumi.Input[str] | None,
-    tags: dict[str, str],
-    parent: pulumi.Resource,
-) -> TaskRoles:
-    """The log group `/ecs/<family>` and, unless given, the execution role (`<name>-execution`)
-    and the task role (`<name>-task`, no permissions) of the task `what` names."""
-    child = pulumi.ResourceOptions(parent=parent)
-    log_group = aws.cloudwatch.LogGroup(
-        name,
-        name=f"/ecs/{family}",
-        retention_in_days=log_retention_days,
-        kms_key_id=kms_key_arn,
-        tags=tags,
-        opts=child,
-    )
-    execution_role = (
-        create_execution_role(
-            f"{name}-execution",
-            description=execution_description,
-            log_group_arn=log_group.arn,
-            secrets=container.secrets,
-            image_repository_arns=image_repository_arns,
-            account_id=account_id,
-            tags=tags,
-            parent=parent,
-        )
-        if execution_role_arn is None
-        else None
-    )
-    task_role = (
-        aws.iam.Role(
-            f"{name}-task",
-            description=f"Application role of {what} (no permissions by default)",
-            assume_role_policy=iam.assume_role_policy(
-                "ecs-tasks.amazonaws.com", source_account=account_id
-            ),
+    def _create_task_roles(
+        self, name: str, args: TaskInputs, *, family: str, what: str, agent: str, tags: dict
+    ) -> None:
+        """The log group `/ecs/<family>` and, unless the Args give them, the execution role
+        (`<name>-execution`, described by `agent`) and the task role (`<name>-task`, no
+        permissions) of the task `what` names."""
+        child = pulumi.ResourceOptions(parent=self)
+        self.log_group = aws.cloudwatch.LogGroup(
+            name,
+            name=f"/ecs/{family}",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
             tags=tags,
             opts=child,
         )
-        if task_role_arn is None
-        else None
-    )
-    return TaskRoles(
-        log_group=log_group,
-        execution_role=execution_role,
-        task_role=task_role,
-        execution_role_arn=execution_role.arn if execution_role else execution_role_arn,
-        task_role_arn=task_role.arn if task_role else task_role_arn,
-    )
-
-
-def create_task_definition(
-    name: str,
-    *,
-    family: str,
-    container: Container,
-    cpu: int,
-    memory: int,
-    cpu_architecture: str,
-    roles: TaskRoles,
-    region: str,
-    stream_prefix: str,
-    tags: dict[str, str],
-    parent: pulumi.Resource,
-) -> aws.ecs.TaskDefinition:
-    """A Fargate (awsvpc, Linux) task definition of one container logging to `roles.log_group`.
-
-    `cpu_architecture` is the image's: a task that runs a service's image follows the
-    service's architecture (an ARM64 image on an X86_64 task does not start).
-    """
-    definitions = pulumi.Output.all(
-        pulumi.Output.from_input(container.image), roles.log_group.name
-    ).apply(
-        lambda values: container_definitions(
-            container, values[0], log_group=values[1], region=region, stream_prefix=stream_prefix
+        self.execution_role = (
+            create_execution_role(
+                f"{name}-execution",
+                description=agent,
+                log_group_arn=self.log_group.arn,
+                secrets=args.container.secrets,
+                image_repository_arns=args.image_repository_arns,
+                account_id=args.account_id,
+                tags=tags,
+                parent=self,
+            )
+            if args.execution_role_arn is None
+            else None
         )
-    )
-    return aws.ecs.TaskDefinition(
-        name,
-        family=family,
-        requires_compatibilities=["FARGATE"],
-        network_mode="awsvpc",
-        cpu=str(cpu),
-        memory=str(memory),
-        execution_role_arn=roles.execution_role_arn,
-        task_role_arn=roles.task_role_arn,
-        container_definitions=definitions,
-        volumes=task_volumes(container),
-        runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-            operating_system_family="LINUX", cpu_architecture=cpu_architecture
-        ),
-        # Old revisions stay registered: a CodeDeploy or release rollback (a schedule's
-        # too) points back at one.
-        skip_destroy=True,
-        tags={**tags, **hardening_tags(container)},
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+        self.task_role = (
+            aws.iam.Role(
+                f"{name}-task",
+                description=f"Application role of {what} (no permissions by default)",
+                assume_role_policy=iam.assume_role_policy(
+                    "ecs-tasks.amazonaws.com", source_account=args.account_id
+                ),
+                tags=tags,
+                opts=child,
+            )
+            if args.task_role_arn is None
+            else None
+        )
+        self.execution_role_arn = (
+            self.execution_role.arn if self.execution_role else args.execution_role_arn
+        )
+        self.task_role_arn = self.task_role.arn if self.task_role else args.task_role_arn
+
+    def _create_task_definition(
+        self, name: str, args: TaskInputs, *, family: str, stream_prefix: str, tags: dict
+    ) -> aws.ecs.TaskDefinition:
+        """A Fargate (awsvpc, Linux) task definition of the one container, logging to the
+        task's log group, on the image's CPU architecture (a task that runs a service's
+        image follows that service's: an ARM64 image on an X86_64 task does not start)."""
+        container = args.container
+        definitions = pulumi.Output.all(
+            pulumi.Output.from_input(container.image), self.log_group.name
+        ).apply(
+            lambda values: container_definitions(
+                container,
+                values[0],
+                log_group=values[1],
+                region=args.region,
+                stream_prefix=stream_prefix,
+            )
+        )
+        return aws.ecs.TaskDefinition(
+            name,
+            family=family,
+            requires_compatibilities=["FARGATE"],
+            network_mode="awsvpc",
+            cpu=str(args.cpu),
+            memory=str(args.memory),
+            execution_role_arn=self.execution_role_arn,
+            task_role_arn=self.task_role_arn,
+            container_definitions=definitions,
+            volumes=task_volumes(container),
+            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
+                operating_system_family="LINUX", cpu_architecture=args.cpu_architecture
+            ),
+            # Old revisions stay registered: a CodeDeploy or release rollback (a schedule's
+            # too) points back at one.
+            skip_destroy=True,
+            tags={**tags, **hardening_tags(container)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
