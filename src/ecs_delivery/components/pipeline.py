@@ -233,21 +233,9 @@ def build_role_statements(
     """
     if not push:
         return []
-    return [
-        # GetAuthorizationToken has no resource-level permissions in IAM.
-        {
-            "Sid": "EcrLogin",
-            "Effect": "Allow",
-            "Action": "ecr:GetAuthorizationToken",
-            "Resource": "*",
-        },
-        {
-            "Sid": "EcrPush",
-            "Effect": "Allow",
-            "Action": ECR_PUSH_ACTIONS,
-            "Resource": [s.repository_arn for s in services if s.repository_arn],
-        },
-    ]
+    return iam.ecr_statements(
+        "EcrPush", ECR_PUSH_ACTIONS, [s.repository_arn for s in services if s.repository_arn]
+    )
 
 
 # What delivery.rollout calls on CodeDeploy: find a running deployment of the group, start

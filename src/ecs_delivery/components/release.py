@@ -197,13 +197,7 @@ class Release(pulumi.ComponentResource):
         a = self._args
         if a.kms_key_arn is None:
             return []
-        return [
-            kms.use_statement(
-                a.kms_key_arn,
-                sid="StateBucketKey",
-                condition={"StringEquals": {"kms:ViaService": f"s3.{a.region}.amazonaws.com"}},
-            )
-        ]
+        return [kms.via_s3_statement(a.kms_key_arn, region=a.region, sid="StateBucketKey")]
 
     def _machine_kms_statements(self) -> list[dict[str, Any]]:
         """Step Functions encrypts executions (and their log delivery) with the caller's role."""

@@ -13,6 +13,12 @@ import pulumi_aws as aws
 from ecs_delivery.components import iam
 from ecs_delivery.components.args import checked
 
+ECR_PULL_ACTIONS = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+]
+
 
 @checked
 @dataclass(frozen=True, kw_only=True)
@@ -115,25 +121,7 @@ def create_execution_role(
         }
     ]
     if image_repository_arns is not None:
-        statements += [
-            # GetAuthorizationToken has no resource-level permissions in IAM.
-            {
-                "Sid": "EcrLogin",
-                "Effect": "Allow",
-                "Action": "ecr:GetAuthorizationToken",
-                "Resource": "*",
-            },
-            {
-                "Sid": "EcrPull",
-                "Effect": "Allow",
-                "Action": [
-                    "ecr:BatchCheckLayerAvailability",
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                ],
-                "Resource": image_repository_arns,
-            },
-        ]
+        statements += iam.ecr_statements("EcrPull", ECR_PULL_ACTIONS, image_repository_arns)
     secret_arns = sorted({a for a in secrets.values() if ":secretsmanager:" in a})
     parameter_arns = sorted({a for a in secrets.values() if ":ssm:" in a})
     if secret_arns:
