@@ -30,6 +30,7 @@ from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.codepipeline import PipelineWiringError, SourceSettings
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.components.release_pipeline import ReleasePipelineArgs, create_release_pipeline
+from ecs_delivery.runtime.aws import chunks
 from ecs_delivery.runtime.release.inventory import parse_inventory
 from ecs_delivery.runtime.release.state_machine import STEPS, check_definition, definition
 
@@ -354,9 +355,9 @@ class Release(pulumi.ComponentResource):
             )
             for _, s in sorted(inv.get("services", {}).items())
         ]
-        family_chunks = iam.chunks(family_arns, UNITS_PER_POLICY)
-        role_chunks = iam.chunks(roles, 2 * UNITS_PER_POLICY)  # a task and an execution role each
-        group_chunks = iam.chunks(group_arns, UNITS_PER_POLICY)
+        family_chunks = chunks(family_arns, UNITS_PER_POLICY)
+        role_chunks = chunks(roles, 2 * UNITS_PER_POLICY)  # a task and an execution role each
+        group_chunks = chunks(group_arns, UNITS_PER_POLICY)
         documents = []
         for i in range(max(len(family_chunks), len(role_chunks), len(group_chunks))):
             statements: list[dict[str, Any]] = []
