@@ -3,7 +3,7 @@
 First environment (pipeline.source set):
 
     Source (CodeStar connection or CodeCommit) ► Build (CodeBuild: images, promotion record)
-    ► [Approve] ► Deploy (CodeBuild: `delivery.build deploy` per service) ► Publish
+    ► [Approve] ► Deploy (CodeBuild: `ecs_delivery.runtime.build deploy` per service) ► Publish
 
 Downstream environment (upstreamStack set):
 
@@ -11,7 +11,7 @@ Downstream environment (upstreamStack set):
     export PROMOTED_COMMIT/PROMOTED_SUMMARY) ► Approve ("#{Validate.PROMOTED_SUMMARY}")
     ► Deploy ► Publish
 
-Deploy is one CodeBuild action that ships each service in turn through `delivery.rollout`,
+Deploy is one CodeBuild action that ships each service in turn through `runtime.rollout`,
 the deploy-time mechanism `pulumi up` and the release engine use: it reads what runs, keeps
 every Pulumi-owned field and changes only the record's image, and once CodeDeploy holds the
 group's lock re-reads what runs, stopping and merging again if a `pulumi up` rollout landed
@@ -238,7 +238,7 @@ def build_role_statements(
     )
 
 
-# What delivery.rollout calls on CodeDeploy: find a running deployment of the group, start
+# What runtime.rollout calls on CodeDeploy: find a running deployment of the group, start
 # one, poll it, and stop its own stale one before traffic moves.
 DEPLOY_ACTIONS = [
     "codedeploy:CreateDeployment",
