@@ -1,4 +1,4 @@
-"""`python -m ecs_delivery.runtime.build deploy`: the pipeline's ship, through delivery.rollout, on moto.
+"""`python -m ecs_delivery.runtime.build deploy`: the pipeline's ship, through runtime.rollout, on moto.
 
 moto keeps deployments `Created` and has no StopDeployment: the simulated CodeDeploy
 (tests/support/codedeploy_sim.py, hooks on the real moto client) completes a
