@@ -608,7 +608,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             role="codebuild-deploy",
             project_name=args.deploy_project_name,
             log_group=f"{name}-deploy",
-            description="Ships each service's image over what it runs (delivery.rollout)",
+            description="Ships each service's image over what it runs (runtime.rollout)",
             statements=deploy_role_statements(
                 region=args.region,
                 account_id=args.account_id,
