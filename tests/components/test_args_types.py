@@ -9,9 +9,9 @@ import sys
 import pulumi
 import pytest
 
-from ecs_delivery.components.fargate_service import Container
 from ecs_delivery.components.load_balancer import HealthCheck
 from ecs_delivery.components.network import NetworkArgs
+from ecs_delivery.components.task_definition import Container
 from ecs_delivery.offline import plan as plan_tool
 
 NETWORK = {

@@ -11,7 +11,6 @@ import yaml
 from ecs_delivery.components import delivery, platform
 from ecs_delivery.components.config import parse
 from ecs_delivery.components.fargate_service import (
-    Container,
     ExistingCluster,
     FargateService,
     FargateServiceArgs,
@@ -25,6 +24,7 @@ from ecs_delivery.components.load_balancer import (
 )
 from ecs_delivery.components.network import ExistingNetwork
 from ecs_delivery.components.scheduled_task import ScheduledTask, ScheduledTaskArgs
+from ecs_delivery.components.task_definition import Container
 from ecs_delivery.offline.plan import ROOT, Plan
 from tests.support.plans import documents
 from tests.support.registrations import inputs, register, types
@@ -106,6 +106,7 @@ def _task_args(**overrides) -> ScheduledTaskArgs:
         vpc_id="vpc-0123",
         vpc_cidr="10.1.0.0/16",
         kms_key_arn=None,
+        cpu_architecture="X86_64",
     )
     return ScheduledTaskArgs(**{**values, **overrides})
 

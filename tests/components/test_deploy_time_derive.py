@@ -1,4 +1,4 @@
-"""The pipeline's Deploy ships only images, over what runs when it deploys (delivery.rollout).
+"""The pipeline's Deploy ships only images, over what runs when it deploys (runtime.rollout).
 
 The planned pipeline runs against moto (`pipeline_run.PipelineRun`, CodeDeploy's completion and
 StopDeployment simulated where moto lacks them): a Pulumi change that lands while the approval

@@ -8,13 +8,13 @@ import pytest
 import yaml
 
 from ecs_delivery.components import pipeline as pipeline_module
-from ecs_delivery.components.config import ConfigError
-from ecs_delivery.components.pipeline import (
+from ecs_delivery.components.codepipeline import (
     Action,
     PipelineWiringError,
     Stage,
     check_artifact_wiring,
 )
+from ecs_delivery.components.config import ConfigError
 from ecs_delivery.runtime import buildspec as specs
 from ecs_delivery.runtime.promotion import new_record
 from tests.conftest import make_plan
@@ -538,7 +538,7 @@ def test_a_downstream_service_the_upstream_builds_no_images_for_is_refused(dev):
 
 
 def test_the_build_tooling_ships_no_test_double():
-    from ecs_delivery.components.pipeline import tooling_files
+    from ecs_delivery.components.codebuild import tooling_files
 
     files = tooling_files()
     assert "ecs_delivery/runtime/build.py" in files and "ecs_delivery/runtime/rollout.py" in files

@@ -262,3 +262,75 @@ def test_the_release_validate_step_uses_the_configured_build_image():
     )
     validate = inputs(plan, "aws:codebuild/project:Project", "release-validate")["environment"]
     assert (validate["image"], validate["computeType"]) == (arm, "BUILD_GENERAL1_MEDIUM")
+
+
+def test_the_release_validate_project_runs_an_arm_build_image_on_an_arm_container():
+    """Issue 17: the release's project hard-coded LINUX_CONTAINER, so an aarch64 build image
+    (pipeline.buildImage) could not start there; it now comes from the one CodeBuild builder."""
+    from tests.conftest import make_plan
+
+    arm = "aws/codebuild/amazonlinux2-aarch64-standard:3.0"
+    plan = make_plan("prod", overrides={"pipeline": {"buildImage": arm}})
+    validate = inputs(plan, "aws:codebuild/project:Project", "release-validate")["environment"]
+    deploy = inputs(plan, "aws:codebuild/project:Project", "pipeline-deploy")["environment"]
+    assert validate["type"] == deploy["type"] == "ARM_CONTAINER"
+
+
+def test_every_codebuild_project_of_a_stack_has_one_environment_and_logs_setup(prod_plan):
+    """Issue 17: the release's project dropped the pull credentials and the logs settings the
+    delivery projects state; one builder gives every project the same shape."""
+    projects = {
+        r.name: inputs(prod_plan, r.type, r.name)
+        for r in prod_plan.of_type("aws:codebuild/project:Project")
+    }
+    assert sorted(projects) == [
+        "pipeline",
+        "pipeline-deploy",
+        "pipeline-publish",
+        "release-validate",
+    ]
+    shapes = {
+        name: (
+            {k: v for k, v in p["environment"].items() if k != "privilegedMode"},
+            {
+                **p["logsConfig"],
+                "cloudwatchLogs": {**p["logsConfig"]["cloudwatchLogs"], "groupName": None},
+            },
+            p["encryptionKey"],
+        )
+        for name, p in projects.items()
+    }
+    assert len({json.dumps(s, sort_keys=True) for s in shapes.values()}) == 1, shapes
+    assert shapes["release-validate"][1] == {
+        "cloudwatchLogs": {"groupName": None, "status": "ENABLED"},
+        "s3Logs": {"status": "DISABLED"},
+    }
+
+
+def test_a_codecommit_release_source_gets_what_the_delivery_pipeline_grants_its_source():
+    """Issue 17: the release pipeline wrote its own CodeCommit grant, without
+    codecommit:GetRepository and CancelUploadArchive; both pipelines now share one."""
+    from tests.conftest import make_plan
+
+    release = {
+        "source": {"provider": "codecommit", "repository": "shop-releases", "branch": "main"},
+        "manifestPath": "releases/dev.yaml",
+        "maxParallel": 10,
+        "production": False,
+    }
+    plan = make_plan(
+        "dev",
+        overrides={
+            "release": release,
+            "pipeline": {"source": {**release["source"], "repository": "shop"}},
+        },
+    )
+    (granted,) = [s for s in policy(plan, "release-pipeline")["Statement"] if s["Sid"] == "Source"]
+    (delivery,) = [
+        s
+        for s in policy(plan, "pipeline-codepipeline")["Statement"]
+        if s["Sid"] == "SourceRepository"
+    ]
+    assert granted["Action"] == delivery["Action"]
+    assert "codecommit:GetRepository" in granted["Action"]
+    assert granted["Resource"] == "arn:aws:codecommit:eu-west-1:123456789012:shop-releases"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ecs_delivery.components.release import validate_buildspec
+from ecs_delivery.components.release_pipeline import validate_buildspec
 
 # Stands in for `python`: the release plan refuses the manifest (exit 2), as the CLI does.
 FAKE_PYTHON = """#!/bin/sh

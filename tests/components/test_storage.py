@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ecs_delivery.components import pipeline as pipeline_module
+from ecs_delivery.components import codebuild
 from tests.support.plans import REPOSITORY, buildspec, inputs
 
 BUCKET = "ecs-delivery-dev-123456789012-eu-west-1-artifacts"
@@ -148,7 +148,7 @@ def test_build_tooling_is_the_delivery_package_without_bytecode_at_the_buildspec
     assert all((n.startswith(f"{runtime}/") or n in top) and n.endswith(".py") for n in names)
     assert not any("__pycache__" in n for n in names)
     key = registration.inputs["key"]
-    assert key == pipeline_module.tooling_key()
+    assert key == codebuild.tooling_key()
     install = buildspec(dev)["phases"]["install"]["commands"]
     assert (
         install[0]

@@ -12,6 +12,7 @@ from ecs_delivery.runtime.aws import (
     BACKOFF_BASE_SECONDS,
     RETRY_CONFIG,
     call_with_backoff,
+    chunks,
     client,
     retry_budget_seconds,
     session,
@@ -176,3 +177,9 @@ def test_every_runtime_client_has_connect_and_read_timeouts_that_fit_a_lambda_st
     made = client("ecs", session=boto3.Session(region_name="eu-west-1"))
     assert made.meta.config.connect_timeout == RETRY_CONFIG.connect_timeout
     assert made.meta.config.read_timeout == RETRY_CONFIG.read_timeout
+
+
+def test_chunks_splits_in_order_into_batches_of_at_most_the_size():
+    assert chunks(["a", "b", "c", "d", "e"], 2) == [["a", "b"], ["c", "d"], ["e"]]
+    assert chunks((1, 2, 3), 10) == [[1, 2, 3]]
+    assert chunks([], 10) == []

@@ -1,6 +1,6 @@
 """Every interleaving of a pipeline ship with a `pulumi up` rollout, against moto.
 
-Both deployers run the real `delivery.rollout.rollout` (the pipeline in images-only mode) as
+Both deployers run the real `runtime.rollout.rollout` (the pipeline in images-only mode) as
 greenlets; a deterministic scheduler lets exactly one of them make its next AWS call at a time,
 in the order a schedule names. The steps are the calls that matter: read what runs
 (DescribeServices), register (RegisterTaskDefinition), start (CreateDeployment), finish (the

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from ecs_delivery.components.pipeline import Action, Stage
+from ecs_delivery.components.codepipeline import Action, Stage
 from ecs_delivery.offline.plan import Plan
 from ecs_delivery.offline.simcloud import plain
 

@@ -4,7 +4,7 @@ Layout (prefixes):
 
     <pipeline name, first 20 chars>/   CodePipeline's artifact store (it truncates the folder
                                         name to 20 characters); expires after N days
-    tooling/                            this repository's `delivery` package, read by CodeBuild
+    tooling/                            the `ecs_delivery.runtime` package, read by CodeBuild
     promotion/<stack>.zip               the promotion record a downstream pipeline reads
 
 Only pipeline artifacts expire by age: tooling and promotion records must outlive quiet

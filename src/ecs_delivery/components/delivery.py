@@ -34,6 +34,7 @@ from ecs_delivery.components.codedeploy import (
     custom_config_name,
     deployment_controller_of,
 )
+from ecs_delivery.components.codepipeline import SourceSettings
 from ecs_delivery.components.config import ConfigError, ServiceConfig, StackConfig
 from ecs_delivery.components.ecr import ImageRepository, ImageRepositoryArgs
 from ecs_delivery.components.hook import (
@@ -47,7 +48,6 @@ from ecs_delivery.components.pipeline import (
     DeliveryPipeline,
     DeliveryPipelineArgs,
     DeployedService,
-    SourceSettings,
     UpstreamRecord,
 )
 from ecs_delivery.components.platform import Environment, Platform, default_tags

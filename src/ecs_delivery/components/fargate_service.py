@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam
 from ecs_delivery.components.args import checked
 from ecs_delivery.components.naming import TYPE_PREFIX
+from ecs_delivery.components.task_definition import Container, TaskOwner
 
 # Fields a CODE_DEPLOY service takes only through a CodeDeploy deployment (AWS refuses
 # UpdateService for them): Pulumi sets them at creation, then the rollout carries changes
@@ -18,26 +17,6 @@ from ecs_delivery.components.naming import TYPE_PREFIX
 # CodeDeploy swaps loadBalancers' target group on every deployment.
 CODEDEPLOY_OWNED = ["taskDefinition", "loadBalancers", "networkConfiguration", "platformVersion"]
 PLATFORM_VERSION = "LATEST"
-
-
-@checked
-@dataclass(frozen=True, kw_only=True)
-class Container:
-    """The Pulumi-owned settings of the service's container; `image` is already resolved."""
-
-    name: str
-    image: pulumi.Input[str]
-    port: int
-    environment: dict[str, str] = field(default_factory=dict)
-    secrets: dict[str, str] = field(default_factory=dict)
-    # Hardening is stated by the caller (config owns the secure defaults: read-only, uid 1000).
-    readonly_root_filesystem: bool
-    user: str | None
-    writable_paths: list[str] = field(default_factory=lambda: ["/tmp"])
-    command: list[str] | None = None
-    # Set only while the container runs its bootstrap image (components/bootstrap.py).
-    entry_point: list[str] | None = None
-    docker_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,138 +77,6 @@ def missing_network_inputs(
     return [key for key, value in needed.items() if value is None]
 
 
-def container_definitions(
-    container: Container, image: str, *, log_group: str, region: str, stream_prefix: str
-) -> str:
-    """The containerDefinitions JSON of the task definition (secrets by ARN, never in plain env)."""
-    definition: dict = {
-        "name": container.name,
-        "image": image,
-        "essential": True,
-        "environment": [{"name": k, "value": v} for k, v in sorted(container.environment.items())],
-        "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(container.secrets.items())],
-        "readonlyRootFilesystem": container.readonly_root_filesystem,
-        "logConfiguration": {
-            "logDriver": "awslogs",
-            "options": {
-                "awslogs-group": log_group,
-                "awslogs-region": region,
-                "awslogs-stream-prefix": stream_prefix,
-            },
-        },
-        "linuxParameters": {"initProcessEnabled": True},
-    }
-    if container.port:  # scheduled tasks listen on nothing
-        definition["portMappings"] = [
-            {"containerPort": container.port, "hostPort": container.port, "protocol": "tcp"}
-        ]
-    if container.user:
-        definition["user"] = container.user
-    if container.command:
-        definition["command"] = container.command
-    if container.entry_point:
-        definition["entryPoint"] = container.entry_point
-    if container.docker_labels:
-        definition["dockerLabels"] = container.docker_labels
-    if container.readonly_root_filesystem and container.writable_paths:
-        definition["mountPoints"] = [
-            {"sourceVolume": _volume_name(path), "containerPath": path, "readOnly": False}
-            for path in container.writable_paths
-        ]
-    return json.dumps([definition], sort_keys=True)
-
-
-# The policy pack's tag for a task whose stack config relaxes the container hardening.
-HARDENING_OPT_OUT_TAG = "ecs-delivery:hardening-opt-out"
-
-
-def hardening_tags(container: Container) -> dict[str, str]:
-    """The opt-out tag when the stack config asks for a writable root or a root user, so
-    the policy pack sees a decision, not an accident."""
-    relaxed = []
-    if not container.readonly_root_filesystem:
-        relaxed.append("readonlyRootFilesystem")
-    if (container.user or "").split(":")[0] in ("", "0", "root"):
-        relaxed.append("user")
-    return {HARDENING_OPT_OUT_TAG: "stack-config " + " ".join(relaxed)} if relaxed else {}
-
-
-def _volume_name(path: str) -> str:
-    return "writable" + path.replace("/", "-").rstrip("-")
-
-
-def create_execution_role(
-    name: str,
-    *,
-    description: str,
-    log_group_arn: pulumi.Input[str],
-    secrets: dict[str, str],
-    image_repository_arns: pulumi.Input[list[str]] | None,
-    account_id: str,
-    tags: dict[str, str],
-    parent: pulumi.Resource,
-) -> aws.iam.Role:
-    """The role the ECS agent uses for a task: its logs, its image repositories, its secrets only."""
-    statements: list[dict] = [
-        {
-            "Sid": "Logs",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [pulumi.Output.concat(log_group_arn, ":*")],
-        }
-    ]
-    if image_repository_arns is not None:
-        statements += [
-            # GetAuthorizationToken has no resource-level permissions in IAM.
-            {
-                "Sid": "EcrLogin",
-                "Effect": "Allow",
-                "Action": "ecr:GetAuthorizationToken",
-                "Resource": "*",
-            },
-            {
-                "Sid": "EcrPull",
-                "Effect": "Allow",
-                "Action": [
-                    "ecr:BatchCheckLayerAvailability",
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                ],
-                "Resource": image_repository_arns,
-            },
-        ]
-    secret_arns = sorted({a for a in secrets.values() if ":secretsmanager:" in a})
-    parameter_arns = sorted({a for a in secrets.values() if ":ssm:" in a})
-    if secret_arns:
-        statements.append(
-            {
-                "Sid": "Secrets",
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": secret_arns,
-            }
-        )
-    if parameter_arns:
-        statements.append(
-            {
-                "Sid": "Parameters",
-                "Effect": "Allow",
-                "Action": "ssm:GetParameters",
-                "Resource": parameter_arns,
-            }
-        )
-    role, _ = iam.service_role(
-        name,
-        service="ecs-tasks.amazonaws.com",
-        description=description,
-        source_account=account_id,
-        statements=statements,
-        tags=tags,
-        parent=parent,
-    )
-    return role
-
-
 def create_task_egress(
     name: str, group: aws.ec2.SecurityGroup, vpc_cidr: pulumi.Input[str], *, parent: pulumi.Resource
 ) -> None:
@@ -256,15 +103,6 @@ def create_task_egress(
         description="Databases and services inside the VPC",
         opts=child,
     )
-
-
-def task_volumes(container: Container) -> list[aws.ecs.TaskDefinitionVolumeArgs]:
-    """Writable scratch volumes for the paths a read-only container still needs to write."""
-    if not container.readonly_root_filesystem:
-        return []
-    return [
-        aws.ecs.TaskDefinitionVolumeArgs(name=_volume_name(p)) for p in container.writable_paths
-    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,7 +143,7 @@ class EcsCluster(pulumi.ComponentResource):
         self.register_outputs({"arn": self.cluster.arn, "name": args.cluster_name})
 
 
-class FargateService(pulumi.ComponentResource):
+class FargateService(TaskOwner, pulumi.ComponentResource):
     """A Fargate service in private subnets whose rollouts belong to CodeDeploy.
 
     `task_definition` is the template: every Pulumi-owned field, with the declared image
@@ -313,16 +151,9 @@ class FargateService(pulumi.ComponentResource):
     rollout overlays its fields onto whatever runs, so it never runs again.
     """
 
-    task_definition: aws.ecs.TaskDefinition
     service: aws.ecs.Service
-    # What the tasks run with, created or given: the rollout and every PassRole use these.
-    security_group_ids: list[pulumi.Input[str]]
-    execution_role_arn: pulumi.Input[str]
-    task_role_arn: pulumi.Input[str]
-    # The created ones; None when the Args bring their own.
+    # Created, or None when the Args bring their own groups (TaskOwner has the rest).
     security_group: aws.ec2.SecurityGroup | None
-    execution_role: aws.iam.Role | None
-    task_role: aws.iam.Role | None
 
     def __init__(
         self, name: str, args: FargateServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -343,41 +174,23 @@ class FargateService(pulumi.ComponentResource):
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
 
-        self.log_group = aws.cloudwatch.LogGroup(
+        self._create_task_roles(
             name,
-            name=f"/ecs/{args.family}",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
+            args,
+            family=args.family,
+            what=args.service_name,
+            agent=f"ECS agent role of {args.service_name}: pull image, write logs, read its secrets",
             tags=args.tags,
-            opts=self._child,
         )
-        self.execution_role = (
-            self._create_execution_role() if args.execution_role_arn is None else None
-        )
-        self.execution_role_arn = (
-            self.execution_role.arn if self.execution_role else args.execution_role_arn
-        )
-        self.task_role = (
-            aws.iam.Role(
-                f"{name}-task",
-                description=f"Application role of {args.service_name} (no permissions by default)",
-                assume_role_policy=iam.assume_role_policy(
-                    "ecs-tasks.amazonaws.com", source_account=args.account_id
-                ),
-                tags=args.tags,
-                opts=self._child,
-            )
-            if args.task_role_arn is None
-            else None
-        )
-        self.task_role_arn = self.task_role.arn if self.task_role else args.task_role_arn
         self.security_group = (
             self._create_security_group() if args.security_group_ids is None else None
         )
         self.security_group_ids = (
             [self.security_group.id] if self.security_group else list(args.security_group_ids)
         )
-        self.task_definition = self._create_task_definition()
+        self.task_definition = self._create_task_definition(
+            name, args, family=args.template_family, stream_prefix=args.service_name, tags=args.tags
+        )
         self.service = self._create_service()
         if args.autoscaling:
             self._create_autoscaling(args.autoscaling)
@@ -390,19 +203,6 @@ class FargateService(pulumi.ComponentResource):
                 "taskRoleArn": self.task_role_arn,
                 "logGroup": self.log_group.name,
             }
-        )
-
-    def _create_execution_role(self) -> aws.iam.Role:
-        args = self._args
-        return create_execution_role(
-            f"{self._name}-execution",
-            description=f"ECS agent role of {args.service_name}: pull image, write logs, read its secrets",
-            log_group_arn=self.log_group.arn,
-            secrets=args.container.secrets,
-            image_repository_arns=args.image_repository_arns,
-            account_id=args.account_id,
-            tags=args.tags,
-            parent=self,
         )
 
     def _create_security_group(self) -> aws.ec2.SecurityGroup:
@@ -426,40 +226,6 @@ class FargateService(pulumi.ComponentResource):
         )
         create_task_egress(self._name, group, args.vpc_cidr, parent=self)
         return group
-
-    def _create_task_definition(self) -> aws.ecs.TaskDefinition:
-        args = self._args
-        container = args.container
-        definitions = pulumi.Output.all(
-            pulumi.Output.from_input(container.image), self.log_group.name
-        ).apply(
-            lambda values: container_definitions(
-                container,
-                values[0],
-                log_group=values[1],
-                region=args.region,
-                stream_prefix=args.service_name,
-            )
-        )
-        return aws.ecs.TaskDefinition(
-            self._name,
-            family=args.template_family,
-            requires_compatibilities=["FARGATE"],
-            network_mode="awsvpc",
-            cpu=str(args.cpu),
-            memory=str(args.memory),
-            execution_role_arn=self.execution_role_arn,
-            task_role_arn=self.task_role_arn,
-            container_definitions=definitions,
-            volumes=task_volumes(container),
-            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                operating_system_family="LINUX", cpu_architecture=args.cpu_architecture
-            ),
-            # Old revisions stay registered: CodeDeploy rollback and release rollback need them.
-            skip_destroy=True,
-            tags={**args.tags, **hardening_tags(container)},
-            opts=self._child,
-        )
 
     def _create_service(self) -> aws.ecs.Service:
         args = self._args

@@ -87,6 +87,20 @@ def tag_new_revisions_statement(family_arns: list[str]) -> dict[str, Any]:
     }
 
 
+def ecr_statements(sid: str, actions: list[str], repositories: Any) -> list[dict[str, Any]]:
+    """Registry login and `actions` on exactly `repositories` (ARNs; pushing or pulling)."""
+    return [
+        # GetAuthorizationToken has no resource-level permissions in IAM.
+        {
+            "Sid": "EcrLogin",
+            "Effect": "Allow",
+            "Action": "ecr:GetAuthorizationToken",
+            "Resource": "*",
+        },
+        {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": repositories},
+    ]
+
+
 def chunks(values: list[Any], size: int) -> list[list[Any]]:
     """`values` in consecutive lists of at most `size` (per-unit statements across policies,
     each within IAM's size limit)."""

@@ -100,6 +100,15 @@ def use_statement(
     return statement
 
 
+def via_s3_statement(key_arn: pulumi.Input[str], *, region: str, sid: str) -> dict[str, Any]:
+    """Use of the key only for S3 objects in `region` (reading and writing encrypted objects)."""
+    return use_statement(
+        key_arn,
+        sid=sid,
+        condition={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class StackKeyArgs:
     alias: str

@@ -96,6 +96,11 @@ def log_bucket_name(project: str, stack: str, account: str, region: str) -> str:
     return f"{project}-{stack}-{account}-{region}-logs".lower().replace("_", "-")
 
 
+def release_name(project: str, stack: str) -> str:
+    """The release's state machine and pipeline; its steps' functions start with it."""
+    return f"{project}-{stack}-release"
+
+
 def release_bucket_name(project: str, stack: str, account: str, region: str) -> str:
     """Release state and the release pipeline's artifacts."""
     return f"{project}-{stack}-{account}-{region}-releases"

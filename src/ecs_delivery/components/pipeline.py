@@ -3,7 +3,7 @@
 First environment (pipeline.source set):
 
     Source (CodeStar connection or CodeCommit) ► Build (CodeBuild: images, promotion record)
-    ► [Approve] ► Deploy (CodeBuild: `delivery.build deploy` per service) ► Publish
+    ► [Approve] ► Deploy (CodeBuild: `ecs_delivery.runtime.build deploy` per service) ► Publish
 
 Downstream environment (upstreamStack set):
 
@@ -11,7 +11,7 @@ Downstream environment (upstreamStack set):
     export PROMOTED_COMMIT/PROMOTED_SUMMARY) ► Approve ("#{Validate.PROMOTED_SUMMARY}")
     ► Deploy ► Publish
 
-Deploy is one CodeBuild action that ships each service in turn through `delivery.rollout`,
+Deploy is one CodeBuild action that ships each service in turn through `runtime.rollout`,
 the deploy-time mechanism `pulumi up` and the release engine use: it reads what runs, keeps
 every Pulumi-owned field and changes only the record's image, and once CodeDeploy holds the
 group's lock re-reads what runs, stopping and merging again if a `pulumi up` rollout landed
@@ -31,40 +31,34 @@ The stages are first described as plain data (`Stage`, `Action`) and checked by
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam, naming
+from ecs_delivery.components import codebuild, iam, naming
+from ecs_delivery.components.codebuild import environment_type  # noqa: F401 (config imports it here)
 from ecs_delivery.components.codedeploy import pass_role_statement
+from ecs_delivery.components.codepipeline import (
+    SOURCE_ARTIFACT,
+    Action,
+    SourceSettings,
+    Stage,
+    approval_stage,
+    build_action,
+    create_pipeline,
+    require_wiring,
+    source_action,
+    source_statement,
+)
 from ecs_delivery.components.naming import TYPE_PREFIX, former_name
 from ecs_delivery.runtime import buildspec as specs
 from ecs_delivery.runtime.promotion import latest_record_key, release_records_pattern
 
-SOURCE_ARTIFACT = "SourceCode"
 RECORD_ARTIFACT = "UpstreamRecord"
-# Config keys (CodeDeployToECS's) that name one of an action's input artifacts: the wiring
-# check holds any action that uses them to its inputs.
-ARTIFACT_CONFIG_KEYS = (
-    "TaskDefinitionTemplateArtifact",
-    "AppSpecTemplateArtifact",
-    *(f"Image{i}ArtifactName" for i in range(1, 5)),
-)
-VARIABLE = re.compile(r"#\{([A-Za-z0-9@\-_]+)\.([A-Za-z0-9@\-_.]+)\}")
-# Namespaces CodePipeline defines itself.
-BUILTIN_NAMESPACES = {"codepipeline", "variables"}
-# The import root (src/): archive paths are import paths, so the build runs
-# `python -m ecs_delivery.runtime.build` with PYTHONPATH at the unpacked zip.
-TOOLING_ROOT = Path(__file__).resolve().parents[2]
-TOOLING_PACKAGE = "ecs_delivery/runtime"
-TOOLING_PARENTS = ("ecs_delivery/__init__.py", "ecs_delivery/inputs.py")
 ECR_PUSH_ACTIONS = [
     "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",
@@ -77,155 +71,7 @@ ECR_PUSH_ACTIONS = [
 ]
 
 
-# --- the pipeline as plain data --------------------------------------------------------
-
-
-class PipelineWiringError(pulumi.RunError):
-    """The stages consume an artifact or variable nothing produced before them.
-
-    A RunError: the engine prints the problems without a traceback, before the pipeline
-    (or anything after it) is registered.
-    """
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("pipeline wiring:\n  " + "\n  ".join(problems))
-
-
-@dataclass(frozen=True, kw_only=True)
-class Action:
-    name: str
-    category: Literal["Source", "Build", "Test", "Deploy", "Approval", "Invoke"]
-    provider: str
-    configuration: Mapping[str, str]
-    owner: str = "AWS"
-    version: str = "1"
-    input_artifacts: tuple[str, ...] = ()
-    output_artifacts: tuple[str, ...] = ()
-    run_order: int = 1
-    namespace: str | None = None
-
-    def to_args(self) -> aws.codepipeline.PipelineStageActionArgs:
-        return aws.codepipeline.PipelineStageActionArgs(
-            name=self.name,
-            category=self.category,
-            owner=self.owner,
-            provider=self.provider,
-            version=self.version,
-            configuration=dict(self.configuration),
-            input_artifacts=list(self.input_artifacts),
-            output_artifacts=list(self.output_artifacts),
-            run_order=self.run_order,
-            namespace=self.namespace,
-        )
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    actions: tuple[Action, ...]
-
-    def to_args(self) -> aws.codepipeline.PipelineStageArgs:
-        return aws.codepipeline.PipelineStageArgs(
-            name=self.name, actions=[a.to_args() for a in self.actions]
-        )
-
-
-def check_artifact_wiring(stages: Sequence[Stage]) -> list[str]:
-    """Every input artifact and variable comes from an earlier action; names are unique.
-
-    "Earlier" means an earlier stage, or a lower run order in the same stage (actions with
-    the same run order run in parallel and cannot see each other's outputs).
-    """
-    problems: list[str] = []
-    if len(stages) < 2:
-        problems.append("pipeline: CodePipeline needs at least two stages")
-    seen_stages: set[str] = set()
-    produced: dict[str, str] = {}
-    namespaces: set[str] = set()
-    for index, stage in enumerate(stages):
-        where_stage = f"stages.{stage.name}"
-        if stage.name in seen_stages:
-            problems.append(f"{where_stage}: stage name used twice")
-        seen_stages.add(stage.name)
-        if not stage.actions:
-            problems.append(f"{where_stage}: a stage needs at least one action")
-        names = [a.name for a in stage.actions]
-        for name in sorted({n for n in names if names.count(n) > 1}):
-            problems.append(f"{where_stage}.{name}: action name used twice in the stage")
-        for action in stage.actions:
-            is_source = action.category == "Source"
-            if index == 0 and not is_source:
-                problems.append(
-                    f"{where_stage}.{action.name}: the first stage may hold only source actions"
-                )
-            if index > 0 and is_source:
-                problems.append(
-                    f"{where_stage}.{action.name}: source actions belong in the first stage"
-                )
-        for run_order in sorted({a.run_order for a in stage.actions}):
-            batch = [a for a in stage.actions if a.run_order == run_order]
-            for action in batch:
-                problems += _action_problems(f"{where_stage}.{action.name}", action, produced,
-                                             namespaces)  # fmt: skip
-            for action in batch:
-                for artifact in action.output_artifacts:
-                    if artifact in produced:
-                        problems.append(
-                            f"{where_stage}.{action.name}: output artifact {artifact!r} is "
-                            f"already produced by {produced[artifact]}; names must be unique"
-                        )
-                    produced[artifact] = f"{stage.name}.{action.name}"
-                if action.namespace:
-                    if action.namespace in namespaces:
-                        problems.append(
-                            f"{where_stage}.{action.name}: namespace {action.namespace!r} "
-                            "is used twice"
-                        )
-                    namespaces.add(action.namespace)
-    return problems
-
-
-def _action_problems(
-    where: str, action: Action, produced: Mapping[str, str], namespaces: set[str]
-) -> list[str]:
-    problems = []
-    if action.category == "Source" and action.input_artifacts:
-        problems.append(f"{where}: a source action takes no input artifacts")
-    for artifact in action.input_artifacts:
-        if artifact not in produced:
-            problems.append(
-                f"{where}: input artifact {artifact!r} is not produced by an earlier action; "
-                "add the action that outputs it before this one, or fix the name"
-            )
-    for key in ARTIFACT_CONFIG_KEYS:
-        named = action.configuration.get(key)
-        if named is not None and named not in action.input_artifacts:
-            problems.append(
-                f"{where}: configuration {key} names {named!r}, which is not one of the "
-                f"action's input artifacts {list(action.input_artifacts)}"
-            )
-    for key, value in sorted(action.configuration.items()):
-        for namespace, variable in VARIABLE.findall(str(value)):
-            if namespace not in namespaces and namespace not in BUILTIN_NAMESPACES:
-                problems.append(
-                    f"{where}: configuration {key} uses #{{{namespace}.{variable}}}, but no "
-                    f"earlier action has namespace {namespace!r}"
-                )
-    return problems
-
-
-# --- stage builders ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class SourceSettings:
-    """The first environment's application source (mirrors config `pipeline.source`)."""
-
-    provider: Literal["codestar", "codecommit"]
-    repository: str
-    branch: str
-    connection_arn: str | None = None
+# --- stages ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,38 +85,6 @@ class UpstreamRecord:
     poll: bool = False
 
 
-def source_action(source: SourceSettings) -> Action:
-    if source.provider == "codestar":
-        return Action(
-            name="Source",
-            category="Source",
-            provider="CodeStarSourceConnection",
-            configuration={
-                "ConnectionArn": source.connection_arn or "",
-                "FullRepositoryId": source.repository,
-                "BranchName": source.branch,
-                "OutputArtifactFormat": "CODE_ZIP",
-                "DetectChanges": "true",
-            },
-            output_artifacts=(SOURCE_ARTIFACT,),
-            namespace="Source",
-        )
-    return Action(
-        name="Source",
-        category="Source",
-        provider="CodeCommit",
-        configuration={
-            "RepositoryName": source.repository,
-            "BranchName": source.branch,
-            "OutputArtifactFormat": "CODE_ZIP",
-            # An EventBridge rule would be needed to start on push; polling keeps it self-contained.
-            "PollForSourceChanges": "true",
-        },
-        output_artifacts=(SOURCE_ARTIFACT,),
-        namespace="Source",
-    )
-
-
 def deploy_stage(*, project: str) -> Stage:
     """One CodeBuild action shipping every service in turn, from this execution's record.
 
@@ -278,47 +92,12 @@ def deploy_stage(*, project: str) -> Stage:
     baked in like the other actions'; the services deploy one after another (the project's
     timeout covers them all).
     """
-    return Stage(
-        "Deploy",
-        (
-            Action(
-                name="Deploy",
-                category="Build",
-                provider="CodeBuild",
-                configuration={"ProjectName": project},
-                input_artifacts=(specs.PROMOTION_ARTIFACT,),
-            ),
-        ),
-    )
+    return Stage("Deploy", (build_action("Deploy", project, inputs=(specs.PROMOTION_ARTIFACT,)),))
 
 
 def publish_stage(*, project: str) -> Stage:
-    return Stage(
-        "Publish",
-        (
-            Action(
-                name="PromotionRecord",
-                category="Build",
-                provider="CodeBuild",
-                configuration={"ProjectName": project},
-                input_artifacts=(specs.PROMOTION_ARTIFACT,),
-            ),
-        ),
-    )
-
-
-def approval_stage(message: str) -> Stage:
-    return Stage(
-        "Approve",
-        (
-            Action(
-                name="Approve",
-                category="Approval",
-                provider="Manual",
-                configuration={"CustomData": message},
-            ),
-        ),
-    )
+    action = build_action("PromotionRecord", project, inputs=(specs.PROMOTION_ARTIFACT,))
+    return Stage("Publish", (action,))
 
 
 def first_environment_stages(
@@ -330,13 +109,11 @@ def first_environment_stages(
     deploy_project: str,
     publish_project: str,
 ) -> list[Stage]:
-    build = Action(
-        name="Build",
-        category="Build",
-        provider="CodeBuild",
-        configuration={"ProjectName": build_project},
-        input_artifacts=(SOURCE_ARTIFACT,),
-        output_artifacts=(specs.PROMOTION_ARTIFACT,),
+    build = build_action(
+        "Build",
+        build_project,
+        inputs=(SOURCE_ARTIFACT,),
+        outputs=(specs.PROMOTION_ARTIFACT,),
         namespace="Build",
     )
     stages = [Stage("Source", (source_action(source),)), Stage("Build", (build,))]
@@ -371,13 +148,11 @@ def downstream_stages(
         output_artifacts=(RECORD_ARTIFACT,),
         namespace="Source",
     )
-    validate = Action(
-        name="Validate",
-        category="Build",
-        provider="CodeBuild",
-        configuration={"ProjectName": validate_project},
-        input_artifacts=(RECORD_ARTIFACT,),
-        output_artifacts=(specs.PROMOTION_ARTIFACT,),
+    validate = build_action(
+        "Validate",
+        validate_project,
+        inputs=(RECORD_ARTIFACT,),
+        outputs=(specs.PROMOTION_ARTIFACT,),
         namespace="Validate",
     )
     stages = [Stage("Source", (source,)), Stage("Validate", (validate,))]
@@ -389,34 +164,6 @@ def downstream_stages(
             )
         )
     return stages + _deploy_stages(deploy_project, publish_project)
-
-
-# --- build tooling -----------------------------------------------------------------------
-
-
-def tooling_files(root: Path = TOOLING_ROOT) -> dict[str, Path]:
-    """Archive path -> file for the runtime package the build runs (no __pycache__; test
-    doubles live in ecs_delivery.offline, which never ships)."""
-    package = root / TOOLING_PACKAGE
-    files = {name: root / name for name in TOOLING_PARENTS}
-    files.update(
-        {
-            path.relative_to(root).as_posix(): path
-            for path in sorted(package.rglob("*.py"))
-            if "__pycache__" not in path.parts
-        }
-    )
-    if f"{TOOLING_PACKAGE}/build.py" not in files:
-        raise ValueError(f"{package}: no build.py; the build tooling is missing")
-    return files
-
-
-def tooling_key(root: Path = TOOLING_ROOT) -> str:
-    """Content-addressed key: a changed tool is a new object and a new buildspec."""
-    digest = hashlib.sha256()
-    for name, path in tooling_files(root).items():
-        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return f"tooling/ecs-delivery-tooling-{digest.hexdigest()[:16]}.zip"
 
 
 # --- IAM -----------------------------------------------------------------------------------
@@ -444,21 +191,14 @@ class DeployedService:
 
 def _codebuild_base_statements(
     *,
-    log_group_arn: pulumi.Input[str],
     bucket_arn: str,
     artifact_prefix: str,
     tooling_key: str,
     writes_artifacts: bool,
     kms_key_arn: pulumi.Input[str] | None,
 ) -> list[dict[str, Any]]:
-    """What every CodeBuild action needs: its logs, the pipeline's artifacts, the tooling."""
+    """What every action needs besides its logs: the pipeline's artifacts, the tooling."""
     statements: list[dict[str, Any]] = [
-        {
-            "Sid": "Logs",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": [pulumi.Output.concat(log_group_arn, ":*")],
-        },
         {
             "Sid": "PipelineArtifacts",
             "Effect": "Allow",
@@ -493,24 +233,12 @@ def build_role_statements(
     """
     if not push:
         return []
-    return [
-        # GetAuthorizationToken has no resource-level permissions in IAM.
-        {
-            "Sid": "EcrLogin",
-            "Effect": "Allow",
-            "Action": "ecr:GetAuthorizationToken",
-            "Resource": "*",
-        },
-        {
-            "Sid": "EcrPush",
-            "Effect": "Allow",
-            "Action": ECR_PUSH_ACTIONS,
-            "Resource": [s.repository_arn for s in services if s.repository_arn],
-        },
-    ]
+    return iam.ecr_statements(
+        "EcrPush", ECR_PUSH_ACTIONS, [s.repository_arn for s in services if s.repository_arn]
+    )
 
 
-# What delivery.rollout calls on CodeDeploy: find a running deployment of the group, start
+# What runtime.rollout calls on CodeDeploy: find a running deployment of the group, start
 # one, poll it, and stop its own stale one before traffic moves.
 DEPLOY_ACTIONS = [
     "codedeploy:CreateDeployment",
@@ -661,26 +389,8 @@ def pipeline_role_statements(
             ],
         },
     ]
-    if source is not None and source.provider == "codestar":
-        statements.append(iam.use_connection_statement(source.connection_arn, "SourceConnection"))
-    if source is not None and source.provider == "codecommit":
-        statements.append(
-            {
-                "Sid": "SourceRepository",
-                "Effect": "Allow",
-                "Action": [
-                    "codecommit:CancelUploadArchive",
-                    "codecommit:GetBranch",
-                    "codecommit:GetCommit",
-                    "codecommit:GetRepository",
-                    "codecommit:GetUploadArchiveStatus",
-                    "codecommit:UploadArchive",
-                ],
-                "Resource": naming.arn(
-                    "codecommit", region=region, account=account_id, resource=source.repository
-                ),
-            }
-        )
+    if source is not None:
+        statements.append(source_statement(source, region=region, account_id=account_id))
     if upstream is not None:
         statements += [
             {
@@ -717,11 +427,6 @@ def _kms_statement(kms_key_arn: pulumi.Input[str]) -> dict[str, Any]:
 
 
 # --- the component -----------------------------------------------------------------------
-
-
-def environment_type(build_image: str) -> str:
-    """CodeBuild's container type for a curated image (ARM images carry 'aarch64')."""
-    return "ARM_CONTAINER" if "aarch64" in build_image else "LINUX_CONTAINER"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -868,25 +573,21 @@ class DeliveryPipeline(pulumi.ComponentResource):
         super().__init__(f"{TYPE_PREFIX}:pipeline:DeliveryPipeline", name, None, opts)
         # Everything plain is checked before the first child is registered.
         self.stages = describe_stages(args)
-        problems = check_artifact_wiring(self.stages)
-        if problems:
-            raise PipelineWiringError(problems)
-        key = self.tooling_key = tooling_key()
+        require_wiring(self.stages)
+        key = self.tooling_key = codebuild.tooling_key()
         self.buildspecs = render_buildspecs(args, f"s3://{args.bucket_name}/{key}")
         self._args = args
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
+        self._settings = codebuild.BuildSettings.of(args)
 
-        self.tooling = aws.s3.BucketObjectv2(
+        self.tooling = codebuild.create_tooling(
             f"{name}-tooling",
             bucket=args.bucket_name,
             key=key,
-            source=pulumi.AssetArchive(
-                {path: pulumi.FileAsset(str(file)) for path, file in tooling_files().items()}
-            ),
-            content_type="application/zip",
+            parent=self,
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.bucket_resources)),
+            depends_on=args.bucket_resources,
         )
         self.project = self._create_project(
             name,
@@ -907,7 +608,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             role="codebuild-deploy",
             project_name=args.deploy_project_name,
             log_group=f"{name}-deploy",
-            description="Ships each service's image over what it runs (delivery.rollout)",
+            description="Ships each service's image over what it runs (runtime.rollout)",
             statements=deploy_role_statements(
                 region=args.region,
                 account_id=args.account_id,
@@ -961,76 +662,44 @@ class DeliveryPipeline(pulumi.ComponentResource):
         writes_artifacts: bool = True,
         timeout_minutes: int | None = None,
     ) -> aws.codebuild.Project:
-        """One CodeBuild project with its log group and its own role.
-
-        The role, `<name>-<role>` (`role` alone before child names derived from ours), gets
-        what every action needs (its logs, the pipeline's artifacts, the tooling) and
-        `statements`, what this action alone needs.
-        """
+        """One project (codebuild.create_project) whose role, `<name>-<role>` (`role` alone
+        before child names derived from ours), also reads the pipeline's artifacts and the
+        tooling."""
         args = self._args
-        logs = aws.cloudwatch.LogGroup(
-            log_group,
-            name=f"/aws/codebuild/{project_name}",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
-            tags=args.tags,
-            opts=self._child,
-        )
         role_name = f"{self._name}-{role}"
-        project_role, policy = iam.service_role(
-            role_name,
-            service="codebuild.amazonaws.com",
-            description=f"CodeBuild project {project_name}",
-            source_account=args.account_id,
-            statements=_codebuild_base_statements(
-                log_group_arn=logs.arn,
-                bucket_arn=args.bucket_arn,
-                artifact_prefix=args.artifact_prefix,
-                tooling_key=self.tooling_key,
-                writes_artifacts=writes_artifacts,
-                kms_key_arn=args.kms_key_arn,
-            )
-            + statements,
-            tags=args.tags,
-            parent=self,
-            aliases=self._former_name(role_name, role),
+        base = _codebuild_base_statements(
+            bucket_arn=args.bucket_arn,
+            artifact_prefix=args.artifact_prefix,
+            tooling_key=self.tooling_key,
+            writes_artifacts=writes_artifacts,
+            kms_key_arn=args.kms_key_arn,
         )
-        return aws.codebuild.Project(
+        return codebuild.create_project(
             resource_name,
-            name=project_name,
+            settings=self._settings,
+            parent=self,
+            project_name=project_name,
             description=description,
-            service_role=project_role.arn,
-            source=aws.codebuild.ProjectSourceArgs(
-                type="CODEPIPELINE", buildspec=self.buildspecs[project_name]
-            ),
-            artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
-            environment=aws.codebuild.ProjectEnvironmentArgs(
-                compute_type=args.build_compute_type,
-                image=args.build_image,
-                type=environment_type(args.build_image),
-                image_pull_credentials_type="CODEBUILD",
-                privileged_mode=privileged,
-            ),
-            build_timeout=timeout_minutes or args.build_timeout_minutes,
-            logs_config=aws.codebuild.ProjectLogsConfigArgs(
-                cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(
-                    group_name=logs.name, status="ENABLED"
-                ),
-                s3_logs=aws.codebuild.ProjectLogsConfigS3LogsArgs(status="DISABLED"),
-            ),
-            encryption_key=args.kms_key_arn,
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, self.tooling]),
+            buildspec=self.buildspecs[project_name],
+            statements=base + statements,
+            timeout_minutes=timeout_minutes or args.build_timeout_minutes,
+            log_group=log_group,
+            role=role_name,
+            role_aliases=self._former_name(role_name, role),
+            privileged=privileged,
+            depends_on=[self.tooling],
         )
 
     def _create_pipeline(self) -> aws.codepipeline.Pipeline:
         args = self._args
-        role, policy = iam.service_role(
-            f"{self._name}-codepipeline",
-            service="codepipeline.amazonaws.com",
-            description=f"CodePipeline {args.pipeline_name}",
-            source_account=args.account_id,
-            statements=pipeline_role_statements(
+        return create_pipeline(
+            self._name,
+            parent=self,
+            pipeline_name=args.pipeline_name,
+            stages=self.stages,
+            role=f"{self._name}-codepipeline",
+            role_description=f"CodePipeline {args.pipeline_name}",
+            role_statements=pipeline_role_statements(
                 region=args.region,
                 account_id=args.account_id,
                 pipeline_bucket_arn=args.bucket_arn,
@@ -1044,41 +713,19 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 upstream=args.upstream,
                 kms_key_arn=args.kms_key_arn,
             ),
-            tags=args.tags,
-            parent=self,
-            aliases=self._former_name(f"{self._name}-codepipeline", "codepipeline"),
-        )
-        store = aws.codepipeline.PipelineArtifactStoreArgs(
-            location=args.bucket_name,
-            type="S3",
-            encryption_key=aws.codepipeline.PipelineArtifactStoreEncryptionKeyArgs(
-                id=args.kms_key_arn, type="KMS"
-            )
-            if args.kms_key_arn is not None
-            else None,
-        )
-        return aws.codepipeline.Pipeline(
-            self._name,
-            name=args.pipeline_name,
-            pipeline_type="V2",
-            # A newer commit or record replaces one still waiting (e.g. at the approval).
-            execution_mode="SUPERSEDED",
-            role_arn=role.arn,
-            artifact_stores=[store],
-            stages=[stage.to_args() for stage in self.stages],
+            role_aliases=self._former_name(f"{self._name}-codepipeline", "codepipeline"),
+            account_id=args.account_id,
+            bucket_name=args.bucket_name,
+            kms_key_arn=args.kms_key_arn,
             tags=args.tags,
             # A new pipeline starts at once: its deployment groups and roles must exist.
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[
-                    policy,
-                    self.project,
-                    self.deploy_project,
-                    self.publish_project,
-                    *args.bucket_resources,
-                    *args.depends_on,
-                ],
-            ),
+            depends_on=[
+                self.project,
+                self.deploy_project,
+                self.publish_project,
+                *args.bucket_resources,
+                *args.depends_on,
+            ],
         )
 
     def _create_trigger(self, upstream: UpstreamRecord) -> None:

@@ -16,7 +16,6 @@ from ecs_delivery.components.artifacts import artifact_bucket_name
 from ecs_delivery.components.config import ServiceConfig, StackConfig, routing_priorities
 from ecs_delivery.components.fargate_service import (
     Autoscaling,
-    Container,
     EcsCluster,
     EcsClusterArgs,
     ExistingCluster,
@@ -33,6 +32,7 @@ from ecs_delivery.components.load_balancer import (
 )
 from ecs_delivery.components.network import ExistingNetwork, Network, NetworkArgs
 from ecs_delivery.components.scheduled_task import ScheduledTask, ScheduledTaskArgs
+from ecs_delivery.components.task_definition import Container
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,11 +1,8 @@
 """Whole-environment releases: the engine's Step Functions state machine and the release pipeline.
 
-    release pipeline:  Source (manifest repository) ► Validate (CodeBuild: the manifest and the
-                       release plan, printed; exports RELEASE_SUMMARY) ► Approve (one approval
-                       naming the release and its changes) ► Release (Step Functions: run the
-                       state machine with the manifest)
+    release pipeline:  components/release_pipeline.py (Source ► Validate ► Approve ► Release)
     state machine:     src/ecs_delivery/runtime/release/state_machine.py; each Task is a Lambda step from
-                       src/ecs_delivery/lambdas/release_steps calling delivery/release (the same engine as the
+                       src/ecs_delivery/lambdas/release_steps calling runtime/release (the same engine as the
                        `release` command line)
 
 Release state and the environment's `releaseInventory` live in a bucket of their own.
@@ -20,7 +17,6 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import yaml
 
 from ecs_delivery.components import iam, kms, lambda_package, naming
 from ecs_delivery.components.access_logs import AccessLogs
@@ -29,20 +25,12 @@ from ecs_delivery.components.artifacts import (
     ArtifactBucketArgs,
     pipeline_artifact_prefix,
 )
+from ecs_delivery.components.codebuild import BuildSettings
 from ecs_delivery.components.codedeploy import pass_role_statement
+from ecs_delivery.components.codepipeline import PipelineWiringError, SourceSettings
 from ecs_delivery.components.naming import TYPE_PREFIX
-from ecs_delivery.components.pipeline import (
-    SOURCE_ARTIFACT,
-    Action,
-    PipelineWiringError,
-    SourceSettings,
-    Stage,
-    check_artifact_wiring,
-    source_action,
-    tooling_files,
-    tooling_key,
-)
-from ecs_delivery.runtime.buildspec import BUILD_REQUIREMENTS
+from ecs_delivery.components.release_pipeline import ReleasePipelineArgs, create_release_pipeline
+from ecs_delivery.runtime.aws import chunks
 from ecs_delivery.runtime.release.inventory import parse_inventory
 from ecs_delivery.runtime.release.state_machine import STEPS, check_definition, definition
 
@@ -129,45 +117,6 @@ def step_archive() -> pulumi.FileArchive:
     return pulumi.FileArchive(str(lambda_package.build(step_package())))
 
 
-def validate_buildspec(
-    manifest_path: str, inventory_key: str, state_bucket: str, tooling_uri: str
-) -> dict:
-    """Validate the manifest, print the plan, export its summary, and write the execution input."""
-    return {
-        "version": 0.2,
-        "env": {"exported-variables": ["RELEASE_SUMMARY", "RELEASE_ID"]},
-        "phases": {
-            "install": {
-                "runtime-versions": {"python": "3.11"},
-                "commands": [
-                    f"pip install --quiet {' '.join(BUILD_REQUIREMENTS)}",
-                    f"aws s3 cp {tooling_uri} /tmp/tooling.zip",
-                    "unzip -q -o /tmp/tooling.zip -d /tmp/tooling",
-                    f"aws s3 cp s3://{state_bucket}/{inventory_key} /tmp/inventory.json",
-                ],
-            },
-            "build": {
-                "commands": [
-                    # Exit 2: manifest errors (printed, one per key); nothing is released.
-                    # No pipe: CodeBuild's /bin/sh has no pipefail, and `| tee` would hide
-                    # the plan's exit status; the `||` group fails the command in any shell.
-                    f"PYTHONPATH=/tmp/tooling python -m ecs_delivery.runtime.release plan --manifest {manifest_path} "
-                    f"--inventory /tmp/inventory.json --state-bucket {state_bucket} > /tmp/plan.txt 2>&1 "
-                    "|| (cat /tmp/plan.txt; exit 1)",
-                    "cat /tmp/plan.txt",
-                    "export RELEASE_ID=$(python -c \"import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))['release'])\" "
-                    f"{manifest_path})",
-                    "export RELEASE_SUMMARY=\"release $RELEASE_ID: $(grep -c '' /tmp/plan.txt) plan lines; "
-                    "see the Validate action's log\"",
-                    "python -c \"import json,sys; json.dump({'manifest_yaml': open(sys.argv[1]).read()}, "
-                    f"open('release-input.json','w'))\" {manifest_path}",
-                ]
-            },
-        },
-        "artifacts": {"files": ["release-input.json"]},
-    }
-
-
 class Release(pulumi.ComponentResource):
     """Release state bucket, Lambda steps, state machine and the release pipeline."""
 
@@ -179,8 +128,14 @@ class Release(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
-        prefix = f"{args.project}-{args.stack}"
-        self.pipeline_name = f"{prefix}-release"
+        # The state machine and the pipeline share one name.
+        self.pipeline_name = self.machine_name = naming.release_name(args.project, args.stack)
+        self.machine_arn = naming.arn(
+            "states",
+            f"stateMachine:{self.machine_name}",
+            region=args.region,
+            account=args.account_id,
+        )
         bucket_name = naming.release_bucket_name(
             args.project, args.stack, args.account_id, args.region
         )
@@ -209,7 +164,26 @@ class Release(pulumi.ComponentResource):
         )
         functions = self._create_steps()
         self.state_machine = self._create_state_machine(functions)
-        self.pipeline = self._create_pipeline()
+        self.pipeline = create_release_pipeline(
+            name,
+            ReleasePipelineArgs(
+                name=self.pipeline_name,
+                stack=args.stack,
+                region=args.region,
+                account_id=args.account_id,
+                source=args.source,
+                manifest_path=args.manifest_path,
+                services=args.inventory.get("services", {}),
+                bucket_name=bucket_name,
+                inventory_key=INVENTORY_KEY,
+                machine_arn=self.machine_arn,
+                build=BuildSettings.of(args),
+                key_statements=self._kms_through_s3(),
+                bucket_resources=[self.bucket],
+                depends_on=[self.state_machine],
+            ),
+            parent=self,
+        )
         self.register_outputs(
             {
                 "stateMachineArn": self.state_machine.arn,
@@ -225,32 +199,20 @@ class Release(pulumi.ComponentResource):
         a = self._args
         if a.kms_key_arn is None:
             return []
-        return [
-            kms.use_statement(
-                a.kms_key_arn,
-                sid="StateBucketKey",
-                condition={"StringEquals": {"kms:ViaService": f"s3.{a.region}.amazonaws.com"}},
-            )
-        ]
+        return [kms.via_s3_statement(a.kms_key_arn, region=a.region, sid="StateBucketKey")]
 
     def _machine_kms_statements(self) -> list[dict[str, Any]]:
         """Step Functions encrypts executions (and their log delivery) with the caller's role."""
         a = self._args
         if a.kms_key_arn is None:
             return []
-        machine_arn = naming.arn(
-            "states",
-            f"stateMachine:{a.project}-{a.stack}-release",
-            region=a.region,
-            account=a.account_id,
-        )
         return [
             kms.use_statement(
                 a.kms_key_arn,
                 sid="MachineKey",
                 condition={
                     "StringEquals": {
-                        "kms:EncryptionContext:aws:states:stateMachineArn": machine_arn
+                        "kms:EncryptionContext:aws:states:stateMachineArn": self.machine_arn
                     }
                 },
             ),
@@ -378,7 +340,7 @@ class Release(pulumi.ComponentResource):
         a = self._args
         inv = a.inventory
         families = sorted({t["taskFamily"] for t in inv.get("scheduledTasks", {}).values()}) + [
-            f"{a.project}-{a.stack}-{name}" for name in inv.get("services", {})
+            naming.task_family(a.project, a.stack, name) for name in inv.get("services", {})
         ]
         roles = list(a.task_role_arns)
         family_arns = [
@@ -394,9 +356,9 @@ class Release(pulumi.ComponentResource):
             )
             for _, s in sorted(inv.get("services", {}).items())
         ]
-        family_chunks = iam.chunks(family_arns, UNITS_PER_POLICY)
-        role_chunks = iam.chunks(roles, 2 * UNITS_PER_POLICY)  # a task and an execution role each
-        group_chunks = iam.chunks(group_arns, UNITS_PER_POLICY)
+        family_chunks = chunks(family_arns, UNITS_PER_POLICY)
+        role_chunks = chunks(roles, 2 * UNITS_PER_POLICY)  # a task and an execution role each
+        group_chunks = chunks(group_arns, UNITS_PER_POLICY)
         documents = []
         for i in range(max(len(family_chunks), len(role_chunks), len(group_chunks))):
             statements: list[dict[str, Any]] = []
@@ -426,7 +388,7 @@ class Release(pulumi.ComponentResource):
 
     def _create_steps(self) -> dict[str, aws.lambda_.Function]:
         a = self._args
-        names = {step: f"{a.project}-{a.stack}-release-{step.replace('_', '-')}" for step in STEPS}
+        names = {step: f"{self.machine_name}-{step.replace('_', '-')}" for step in STEPS}
         log_groups = {
             step: aws.cloudwatch.LogGroup(
                 f"{self._name}-{step.replace('_', '-')}",
@@ -511,7 +473,7 @@ class Release(pulumi.ComponentResource):
         a = self._args
         log_group = aws.cloudwatch.LogGroup(
             f"{self._name}-machine",
-            name=f"/aws/vendedlogs/states/{a.project}-{a.stack}-release",
+            name=f"/aws/vendedlogs/states/{self.machine_name}",
             retention_in_days=a.log_retention_days,
             kms_key_id=a.kms_key_arn,
             tags=a.tags,
@@ -560,7 +522,7 @@ class Release(pulumi.ComponentResource):
 
         return aws.sfn.StateMachine(
             self._name,
-            name=f"{a.project}-{a.stack}-release",
+            name=self.machine_name,
             role_arn=role.arn,
             type="STANDARD",
             definition=pulumi.Output.all(*[functions[s].arn for s in STEPS]).apply(render),
@@ -578,266 +540,6 @@ class Release(pulumi.ComponentResource):
             else None,
             tags=a.tags,
             opts=self._child,
-        )
-
-    # --- release pipeline ----------------------------------------------------------------
-
-    def _stages(self) -> list[Stage]:
-        manifest = self._args.manifest_path.format(stack=self._args.stack)
-        return [
-            Stage("Source", (source_action(self._args.source),)),
-            Stage(
-                "Validate",
-                (
-                    Action(
-                        name="Validate",
-                        category="Build",
-                        provider="CodeBuild",
-                        configuration={"ProjectName": f"{self.pipeline_name}-validate"},
-                        input_artifacts=(SOURCE_ARTIFACT,),
-                        output_artifacts=("release_input",),
-                        namespace="Validate",
-                    ),
-                ),
-            ),
-            Stage(
-                "Approve",
-                (
-                    Action(
-                        name="Approve",
-                        category="Approval",
-                        owner="AWS",
-                        provider="Manual",
-                        configuration={
-                            "CustomData": f"Release to {self._args.stack} ({manifest}): #{{Validate.RELEASE_SUMMARY}}"
-                        },
-                    ),
-                ),
-            ),
-            Stage(
-                "Release",
-                (
-                    Action(
-                        name="Release",
-                        category="Invoke",
-                        provider="StepFunctions",
-                        configuration={
-                            "StateMachineArn": naming.arn(
-                                "states",
-                                f"stateMachine:{self._args.project}-{self._args.stack}-release",
-                                region=self._args.region,
-                                account=self._args.account_id,
-                            ),
-                            "InputType": "FilePath",
-                            "Input": "release-input.json",
-                            "ExecutionNamePrefix": "release",
-                        },
-                        input_artifacts=("release_input",),
-                    ),
-                ),
-            ),
-        ]
-
-    def _create_pipeline(self) -> aws.codepipeline.Pipeline:
-        a = self._args
-        stages = self._stages()
-        problems = check_artifact_wiring(stages)
-        if problems:
-            raise PipelineWiringError(problems)
-        tooling_object = tooling_key()
-        tooling = aws.s3.BucketObjectv2(
-            f"{self._name}-tooling",
-            bucket=self.bucket_name,
-            key=tooling_object,
-            source=pulumi.AssetArchive(
-                {p: pulumi.FileAsset(str(f)) for p, f in tooling_files().items()}
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bucket]),
-        )
-        build_logs = aws.cloudwatch.LogGroup(
-            f"{self._name}-validate",
-            name=f"/aws/codebuild/{self.pipeline_name}-validate",
-            retention_in_days=a.log_retention_days,
-            kms_key_id=a.kms_key_arn,
-            tags=a.tags,
-            opts=self._child,
-        )
-        services = a.inventory.get("services", {})
-        artifact_prefix = f"{self.bucket_arn}/{pipeline_artifact_prefix(self.pipeline_name)}*"
-        build_role, _ = iam.service_role(
-            f"{self._name}-validate",
-            service="codebuild.amazonaws.com",
-            description="Release pipeline: validate the manifest and print the release plan",
-            source_account=a.account_id,
-            statements=[
-                {
-                    "Sid": "Logs",
-                    "Effect": "Allow",
-                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    "Resource": [pulumi.Output.concat(build_logs.arn, ":*")],
-                },
-                {
-                    "Sid": "Artifacts",
-                    "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:PutObject"],
-                    "Resource": [artifact_prefix],
-                },
-                {
-                    "Sid": "ToolingAndInventory",
-                    "Effect": "Allow",
-                    "Action": "s3:GetObject",
-                    "Resource": [
-                        f"{self.bucket_arn}/{tooling_object}",
-                        f"{self.bucket_arn}/{INVENTORY_KEY}",
-                        f"{self.bucket_arn}/releases/*",
-                    ],
-                },
-                {
-                    "Sid": "ReadWhatRuns",
-                    "Effect": "Allow",
-                    "Action": "ecs:DescribeServices",
-                    "Resource": [
-                        naming.arn(
-                            "ecs",
-                            f"service/{s['cluster']}/{s['service']}",
-                            region=a.region,
-                            account=a.account_id,
-                        )
-                        for s in services.values()
-                    ],
-                },
-                # DescribeTaskDefinition has no resource-level permissions in IAM.
-                {
-                    "Sid": "ReadRevisions",
-                    "Effect": "Allow",
-                    "Action": "ecs:DescribeTaskDefinition",
-                    "Resource": "*",
-                },
-                *self._kms_through_s3(),
-            ],
-            tags=a.tags,
-            parent=self,
-        )
-        manifest = a.manifest_path.format(stack=a.stack)
-        buildspec = validate_buildspec(
-            manifest, INVENTORY_KEY, self.bucket_name, f"s3://{self.bucket_name}/{tooling_object}"
-        )
-        aws.codebuild.Project(
-            f"{self._name}-validate",
-            name=f"{self.pipeline_name}-validate",
-            description=f"Validate release manifests of {a.stack} and print the release plan",
-            service_role=build_role.arn,
-            build_timeout=15,
-            source=aws.codebuild.ProjectSourceArgs(
-                type="CODEPIPELINE", buildspec=yaml.safe_dump(buildspec, sort_keys=False)
-            ),
-            artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
-            environment=aws.codebuild.ProjectEnvironmentArgs(
-                compute_type=a.build_compute_type,
-                image=a.build_image,
-                type="LINUX_CONTAINER",
-                privileged_mode=False,
-            ),
-            logs_config=aws.codebuild.ProjectLogsConfigArgs(
-                cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(
-                    group_name=build_logs.name
-                )
-            ),
-            encryption_key=a.kms_key_arn,
-            tags=a.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[tooling]),
-        )
-        machine_arn = naming.arn(
-            "states",
-            f"stateMachine:{a.project}-{a.stack}-release",
-            region=a.region,
-            account=a.account_id,
-        )
-        source_statement = (
-            iam.use_connection_statement(a.source.connection_arn, "Source")
-            if a.source.provider == "codestar"
-            else {
-                "Sid": "Source",
-                "Effect": "Allow",
-                "Action": [
-                    "codecommit:GetBranch",
-                    "codecommit:GetCommit",
-                    "codecommit:UploadArchive",
-                    "codecommit:GetUploadArchiveStatus",
-                ],
-                "Resource": naming.arn(
-                    "codecommit", f"{a.source.repository}", region=a.region, account=a.account_id
-                ),
-            }
-        )
-        pipeline_role, _ = iam.service_role(
-            f"{self._name}-pipeline",
-            service="codepipeline.amazonaws.com",
-            description="Release pipeline: source, validate, approve, run the state machine",
-            source_account=a.account_id,
-            statements=[
-                source_statement,
-                {
-                    "Sid": "Artifacts",
-                    "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:PutObject", "s3:GetObjectVersion"],
-                    "Resource": [artifact_prefix],
-                },
-                {
-                    "Sid": "Build",
-                    "Effect": "Allow",
-                    "Action": ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
-                    "Resource": naming.arn(
-                        "codebuild",
-                        f"project/{self.pipeline_name}-validate",
-                        region=a.region,
-                        account=a.account_id,
-                    ),
-                },
-                {
-                    "Sid": "StartRelease",
-                    "Effect": "Allow",
-                    "Action": "states:StartExecution",
-                    "Resource": machine_arn,
-                },
-                {
-                    "Sid": "WatchRelease",
-                    "Effect": "Allow",
-                    "Action": "states:DescribeExecution",
-                    "Resource": naming.arn(
-                        "states",
-                        f"execution:{a.project}-{a.stack}-release:*",
-                        region=a.region,
-                        account=a.account_id,
-                    ),
-                },
-                *self._kms_through_s3(),
-            ],
-            tags=a.tags,
-            parent=self,
-        )
-        return aws.codepipeline.Pipeline(
-            self._name,
-            name=self.pipeline_name,
-            pipeline_type="V2",
-            # A newer manifest commit overtakes a waiting one at the approval (as the
-            # delivery pipeline does); a release already running finishes its state machine.
-            execution_mode="SUPERSEDED",
-            role_arn=pipeline_role.arn,
-            artifact_stores=[
-                aws.codepipeline.PipelineArtifactStoreArgs(
-                    location=self.bucket_name,
-                    type="S3",
-                    encryption_key=aws.codepipeline.PipelineArtifactStoreEncryptionKeyArgs(
-                        id=a.kms_key_arn, type="KMS"
-                    )
-                    if a.kms_key_arn is not None
-                    else None,
-                )
-            ],
-            stages=[s.to_args() for s in stages],
-            tags=a.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bucket, self.state_machine]),
         )
 
 

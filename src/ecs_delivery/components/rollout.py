@@ -285,7 +285,7 @@ class ServiceRollout(pulumi.dynamic.Resource, module="rollout", name="ServiceRol
 
     Outputs: running_task_definition_arn (serving traffic after this step), running_images,
     last_deployment_id (the latest deployment this resource started, if any), action (what
-    the last create/update/refresh found; see delivery.rollout.RolloutResult, plus "failed"
+    the last create/update/refresh found; see runtime.rollout.RolloutResult, plus "failed"
     after a refresh saw a started deployment fail).
     """
 

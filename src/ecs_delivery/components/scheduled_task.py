@@ -10,17 +10,10 @@ import pulumi_aws as aws
 from ecs_delivery.components import iam, naming
 from ecs_delivery.components.args import checked
 from ecs_delivery.components.codedeploy import pass_role_statement
-from ecs_delivery.components.fargate_service import (
-    Container,
-    container_definitions,
-    create_execution_role,
-    create_task_egress,
-    hardening_tags,
-    missing_network_inputs,
-    task_volumes,
-)
+from ecs_delivery.components.fargate_service import create_task_egress, missing_network_inputs
 from ecs_delivery.components.images import TASK_TAG
 from ecs_delivery.components.naming import TYPE_PREFIX
+from ecs_delivery.components.task_definition import Container, TaskOwner
 
 
 @checked
@@ -50,24 +43,16 @@ class ScheduledTaskArgs:
     vpc_cidr: pulumi.Input[str] | None = None
     task_role_arn: pulumi.Input[str] | None = None
     execution_role_arn: pulumi.Input[str] | None = None
-    tags: dict[str, str] = field(default_factory=dict)
     # The image's CPU: a task that follows a service runs that service's image, so its
     # architecture (an ARM64 image on an X86_64 task does not start).
-    cpu_architecture: str = "X86_64"
+    cpu_architecture: str
+    tags: dict[str, str] = field(default_factory=dict)
 
 
-class ScheduledTask(pulumi.ComponentResource):
+class ScheduledTask(TaskOwner, pulumi.ComponentResource):
     """Task definition, roles, security group and schedule of one scheduled task."""
 
-    task_definition: aws.ecs.TaskDefinition
     schedule: aws.scheduler.Schedule
-    # What the task runs with, created or given (the scheduler passes exactly these roles).
-    security_group_ids: list[pulumi.Input[str]]
-    execution_role_arn: pulumi.Input[str]
-    task_role_arn: pulumi.Input[str]
-    # The created ones; None when the Args bring their own.
-    execution_role: aws.iam.Role | None
-    task_role: aws.iam.Role | None
 
     def __init__(
         self, name: str, args: ScheduledTaskArgs, opts: pulumi.ResourceOptions | None = None
@@ -83,44 +68,14 @@ class ScheduledTask(pulumi.ComponentResource):
         super().__init__(f"{TYPE_PREFIX}:scheduled-task:ScheduledTask", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, TASK_TAG: args.task_name}
-        log_group = aws.cloudwatch.LogGroup(
+        self._create_task_roles(
             name,
-            name=f"/ecs/{args.family}",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
+            args,
+            family=args.family,
+            what=f"scheduled task {args.task_name}",
+            agent=f"ECS agent role of scheduled task {args.task_name}",
             tags=tags,
-            opts=child,
         )
-        execution_role = (
-            create_execution_role(
-                f"{name}-execution",
-                description=f"ECS agent role of scheduled task {args.task_name}",
-                log_group_arn=log_group.arn,
-                secrets=args.container.secrets,
-                image_repository_arns=args.image_repository_arns,
-                account_id=args.account_id,
-                tags=tags,
-                parent=self,
-            )
-            if args.execution_role_arn is None
-            else None
-        )
-        task_role = (
-            aws.iam.Role(
-                f"{name}-task",
-                description=f"Application role of scheduled task {args.task_name} (no permissions by default)",
-                assume_role_policy=iam.assume_role_policy(
-                    "ecs-tasks.amazonaws.com", source_account=args.account_id
-                ),
-                tags=tags,
-                opts=child,
-            )
-            if args.task_role_arn is None
-            else None
-        )
-        self.execution_role, self.task_role = execution_role, task_role
-        self.execution_role_arn = execution_role.arn if execution_role else args.execution_role_arn
-        self.task_role_arn = task_role.arn if task_role else args.task_role_arn
         if args.security_group_ids is None:
             group = aws.ec2.SecurityGroup(
                 f"{name}-task",
@@ -133,31 +88,8 @@ class ScheduledTask(pulumi.ComponentResource):
             self.security_group_ids = [group.id]
         else:
             self.security_group_ids = list(args.security_group_ids)
-        container = args.container
-        definitions = pulumi.Output.all(
-            pulumi.Output.from_input(container.image), log_group.name
-        ).apply(
-            lambda v: container_definitions(
-                container, v[0], log_group=v[1], region=args.region, stream_prefix=args.task_name
-            )
-        )
-        self.task_definition = aws.ecs.TaskDefinition(
-            name,
-            family=args.family,
-            requires_compatibilities=["FARGATE"],
-            network_mode="awsvpc",
-            cpu=str(args.cpu),
-            memory=str(args.memory),
-            execution_role_arn=self.execution_role_arn,
-            task_role_arn=self.task_role_arn,
-            container_definitions=definitions,
-            volumes=task_volumes(container),
-            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                operating_system_family="LINUX", cpu_architecture=args.cpu_architecture
-            ),
-            skip_destroy=True,  # a release rollback points the schedule back at an old revision
-            tags={**tags, **hardening_tags(container)},
-            opts=child,
+        self.task_definition = self._create_task_definition(
+            name, args, family=args.family, stream_prefix=args.task_name, tags=tags
         )
         family_arn = naming.arn(
             "ecs", f"task-definition/{args.family}", region=args.region, account=args.account_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import boto3
@@ -159,6 +159,12 @@ def client(service: str, session: boto3.Session | None = None, region: str | Non
     """A boto3 client with adaptive retries (10 attempts); `session` defaults to the chain."""
     chosen = session if session is not None else boto3.Session()
     return chosen.client(service, region_name=region, config=RETRY_CONFIG)
+
+
+def chunks(values: Sequence[T], size: int) -> list[list[T]]:
+    """`values` in consecutive lists of at most `size`: a batch API's limit per call
+    (DescribeServices 10, BatchGetDeployments 100) or statements per IAM policy."""
+    return [list(values[i : i + size]) for i in range(0, len(values), size)]
 
 
 def is_throttling(error: BaseException) -> bool:

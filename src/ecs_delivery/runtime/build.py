@@ -5,7 +5,7 @@ The generated buildspecs (src/ecs_delivery/runtime/buildspec.py) call `python -m
 - the build (after `docker build`/`docker push`) and the downstream validation write only the
   promotion record: the image digests this execution deploys;
 - `deploy`, the pipeline's Deploy action (after any approval): ships one service's image
-  through `delivery.rollout.rollout`, the deploy-time mechanism `pulumi up` and the release
+  through `runtime.rollout.rollout`, the deploy-time mechanism `pulumi up` and the release
   engine use too: it reads what runs, changes only the image, and re-checks what runs once it
   holds the deployment group's lock (a `pulumi up` rollout that landed in between is merged,
   never reverted);
@@ -194,7 +194,7 @@ def ship(
 ) -> RolloutResult:
     """Deploy `image_uri` on `target.container_name` over what runs now; change nothing else.
 
-    `delivery.rollout.rollout` without a template: every Pulumi-owned field of the running
+    `runtime.rollout.rollout` without a template: every Pulumi-owned field of the running
     revision is kept (also one a `pulumi up` rollout lands while this ship waits for the
     group's lock), the AppSpec names the network and platform version the PRIMARY task set
     runs on, and a deployment of the group still running is waited for.

@@ -8,8 +8,8 @@ Four buildspecs, one per CodeBuild action of the pipeline (src/ecs_delivery/comp
 - `promotion_buildspec()`, a downstream environment's Validate: nothing is built; the upstream
   record (the source) is validated, summarised for the approval and re-issued as this stack's.
 - `deploy_buildspec()`, the Deploy action (after any approval): each service in turn, the
-  record's image shipped over what runs at that moment (`delivery.build deploy`, through
-  `delivery.rollout`: only the image changes, the group's lock is re-checked).
+  record's image shipped over what runs at that moment (`ecs_delivery.runtime.build deploy`,
+  through `runtime.rollout`: only the image changes, the group's lock is re-checked).
 - `publish_buildspec()`, after the deploy: the record's JSON copies and zip (`publish-records`).
 
 The one artifact (the output of Build or Validate, the input of Deploy and Publish):
@@ -40,7 +40,7 @@ PROMOTION_ARTIFACT = "promotion"
 ARTIFACT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 CONTAINER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,254}$")
 FAMILY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
-# Where the tooling zip (this repository's `delivery` package) is unpacked in the build.
+# Where the tooling zip (the `ecs_delivery.runtime` package) is unpacked in the build.
 TOOLING_DIR = "/opt/ecs-delivery-tooling"
 # Runtime of `python -m ecs_delivery.runtime.build` in the build image; kept equal to requirements.txt
 # by a test, so the build runs what the tests ran.
@@ -275,8 +275,8 @@ def buildspec(
 
     `stack` is recorded as the promotion record's sourceStack. The record is published only
     by the Publish action, after the deploy, so it names only images that deployed.
-    `tooling_s3_uri` (s3://.../x.zip) holds this repository's `delivery` package; without
-    it the build image must already provide `delivery` and BUILD_REQUIREMENTS.
+    `tooling_s3_uri` (s3://.../x.zip) holds the `ecs_delivery.runtime` package; without
+    it the build image must already provide `ecs_delivery` and BUILD_REQUIREMENTS.
     """
     _check_services(services, BuildService)
     _require(bool(region), "region", "is required")
@@ -446,7 +446,7 @@ def deploy_buildspec(
     """The Deploy action: each service's record image shipped over what runs, in turn.
 
     The primary source is this execution's record (the "promotion" artifact). Each command
-    is one `delivery.rollout` ship: it reads what runs when it starts, keeps every field but
+    is one `runtime.rollout` ship: it reads what runs when it starts, keeps every field but
     the image, and re-checks what runs once it holds the group's lock, so a Pulumi change
     that rolled out at any moment before the deployment took traffic is kept. A service's
     ship waits for a deployment of its group that is still running, then for its own, each

@@ -11,13 +11,14 @@ from ecs_delivery.components.artifacts import ArtifactBucketArgs
 from ecs_delivery.components.codedeploy import AlarmSettings, CodeDeploymentArgs
 from ecs_delivery.components.deployer import DeployerAccessArgs
 from ecs_delivery.components.ecr import ImageRepositoryArgs
-from ecs_delivery.components.fargate_service import Autoscaling, Container, FargateServiceArgs
+from ecs_delivery.components.fargate_service import Autoscaling, FargateServiceArgs
 from ecs_delivery.components.hook import ValidationHookArgs
 from ecs_delivery.components.load_balancer import LoadBalancerArgs
 from ecs_delivery.components.network import NetworkArgs
 from ecs_delivery.components.pipeline import DeliveryPipelineArgs
 from ecs_delivery.components.release import ReleaseArgs
 from ecs_delivery.components.scheduled_task import ScheduledTaskArgs
+from ecs_delivery.components.task_definition import Container
 from ecs_delivery.components.waf import Baseline
 
 CONFIG_OWNED = {
@@ -29,6 +30,7 @@ CONFIG_OWNED = {
     ],
     ScheduledTaskArgs: [
         "timezone", "enabled", "retry_attempts", "log_retention_days", "kms_key_arn",
+        "cpu_architecture",
     ],
     LoadBalancerArgs: [
         "ssl_policy", "test_listener_port", "deletion_protection", "idle_timeout_seconds",

@@ -1,4 +1,4 @@
-"""`python -m ecs_delivery.runtime.build deploy`: the pipeline's ship, through delivery.rollout, on moto.
+"""`python -m ecs_delivery.runtime.build deploy`: the pipeline's ship, through runtime.rollout, on moto.
 
 moto keeps deployments `Created` and has no StopDeployment: the one CodeDeploy simulator
 (ecs_delivery.offline.codedeploy_sim, answering the real boto3 client) runs each deployment's

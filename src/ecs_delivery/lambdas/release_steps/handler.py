@@ -1,7 +1,7 @@
 """Lambda handlers for the release state machine: one per step, each a thin wrapper.
 
-Package this directory together with the `delivery` package (the archive's root holds
-`handler.py` and `delivery/`). Handlers: handler.plan, handler.start_service,
+Packaged with the engine's modules (components/release.py, STEP_MODULES): the archive's
+root holds `handler.py` and `ecs_delivery/`. Handlers: handler.plan, handler.start_service,
 handler.poll_service, handler.update_tasks, handler.rollback, handler.rollback_poll.
 
 Environment:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ecs_delivery.runtime.aws import call_with_backoff
+from ecs_delivery.runtime.aws import call_with_backoff, chunks
 from ecs_delivery.runtime.aws import client as aws_client
 from ecs_delivery.runtime.live import running_task_definition
 from ecs_delivery.runtime.release.inventory import ServiceTarget, TaskTarget
@@ -65,11 +65,6 @@ class Aws:
 # --------------------------------------------------------------------------- services
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def running_task_definitions(aws: Aws, targets: dict[str, ServiceTarget]) -> dict[str, str]:
     """Service name -> the task definition ARN it runs, with one call per 10 services."""
     by_cluster: dict[str, list[str]] = {}
@@ -80,7 +75,7 @@ def running_task_definitions(aws: Aws, targets: dict[str, ServiceTarget]) -> dic
     not_active: dict[str, str] = {}
     for cluster, names in by_cluster.items():
         ecs_names = {targets[name].service: name for name in names}
-        for chunk in _chunks(sorted(ecs_names), DESCRIBE_SERVICES_BATCH):
+        for chunk in chunks(sorted(ecs_names), DESCRIBE_SERVICES_BATCH):
             response = aws.call(aws.clients.ecs.describe_services, cluster=cluster, services=chunk)
             for service in response.get("services", []):
                 name = ecs_names.get(service["serviceName"])
