@@ -36,7 +36,10 @@ def _group_expectation(plan, service: str, *, config: str, wait: int, prod: bool
     )
     blue, green = (t["name"] for t in route["targetGroups"])
     assert blue.startswith(f"alb-{service}-blue-") and green.startswith(f"alb-{service}-green-")
-    assert group["serviceRoleArn"].startswith("arn:aws:iam::123456789012:role/codedeploy-")
+    # The group's own role (auto-named from `codedeploy-<service>`).
+    assert group["serviceRoleArn"].startswith(
+        f"arn:aws:iam::123456789012:role/codedeploy-{service}-"
+    )
     prefix = f"ecs-delivery-{plan.stack}-{service}"
     kinds = ["target-5xx", "unhealthy-hosts"] + (["latency-p99"] if prod else [])
     return {
@@ -93,7 +96,8 @@ def test_prod_groups_shift_traffic_per_service_and_keep_blue_for_an_hour(prod):
 def test_groups_are_created_after_their_ecs_service_alarms_and_role_policy(dev):
     depends = dev.named(GROUP, "codedeploy-web").options["dependsOn"]
     assert any(d.endswith("aws:ecs/service:Service::web") for d in depends)
-    assert any(d.endswith("aws:iam/rolePolicy:RolePolicy::codedeploy") for d in depends)
+    assert any(d.endswith("aws:iam/rolePolicy:RolePolicy::codedeploy-web") for d in depends)
+    assert not any(d.endswith("aws:iam/rolePolicy:RolePolicy::codedeploy-api") for d in depends)
     assert (
         sum(d.endswith(("web-blue-target-5xx", "web-green-unhealthy-hosts")) for d in depends) == 2
     )

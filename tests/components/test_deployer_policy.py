@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import botocore.session
+import pulumi
 import pytest
 from botocore import xform_name
 
@@ -373,9 +375,35 @@ def test_a_forty_service_stack_gets_policies_within_iams_size_limit():
     assert len(plan.outputs["deployerPolicyArns"]) == 4
 
 
-def test_a_policy_over_iams_size_limit_is_refused_with_the_fix():
-    from ecs_delivery.components.deployer import _checked
+def test_a_policy_over_iams_size_limit_refuses_the_plan_naming_its_size_and_the_fix(
+    tmp_path, monkeypatch
+):
+    from ecs_delivery.components import deployer
 
-    statement = {"Effect": "Allow", "Action": "ecs:DescribeServices", "Resource": "x" * 6200}
-    with pytest.raises(ValueError, match=r"deployer: policy of \d+ characters exceeds IAM's 6144"):
-        _checked("deployer", json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    monkeypatch.setattr(deployer, "UNITS_PER_POLICY", 30)  # 30 units with long roles: too big
+    (tmp_path / "Pulumi.yaml").write_text("name: deployers\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(TWO_DEPLOYERS)
+    with pytest.raises(pulumi.RunError) as refused:
+        plan_tool.run("t", config={"aws:region": "cn-north-1"}, root=tmp_path)
+    assert re.fullmatch(
+        r"ci: policy of \d{1,2},\d{3} characters exceeds IAM's 6,144; "
+        r"lower deployer.UNITS_PER_POLICY",
+        str(refused.value),
+    )
+
+
+def test_more_deployer_policies_than_a_role_may_attach_refuse_the_plan_naming_the_numbers(
+    tmp_path,
+):
+    # 121 units take 11 policies of 12: the GitHub role could attach only 10 (IAM's default).
+    program = TWO_DEPLOYERS.replace('args("prod", 30,', 'args("prod", 121,')
+    (tmp_path / "Pulumi.yaml").write_text("name: deployers\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(program)
+    with pytest.raises(Exception) as refused:
+        plan_tool.run("t", config={"aws:region": "cn-north-1"}, root=tmp_path)
+    assert str(refused.value).endswith(
+        "ci-github: 11 managed policies to attach; IAM attaches at most 10 to a role by "
+        "default; 121 services and scheduled tasks take 11 deployer policies of up to 12; "
+        "split the stack, or deploy from a role of your own that attaches "
+        "deployerPolicyArns after raising the quota (up to 20)"
+    )

@@ -35,7 +35,8 @@ DELIVERY_ROLES = (
     "pipeline-codebuild",
     "pipeline-codebuild-deploy",
     "pipeline-codebuild-publish",
-    "codedeploy",
+    "codedeploy-api",
+    "codedeploy-web",
     "pipeline-codepipeline",
     "validation-hook",
 )
@@ -89,7 +90,8 @@ def test_each_service_principal_has_its_own_role_pinned_to_the_account(dev):
         "pipeline-codebuild": "codebuild.amazonaws.com",
         "pipeline-codebuild-deploy": "codebuild.amazonaws.com",
         "pipeline-codebuild-publish": "codebuild.amazonaws.com",
-        "codedeploy": "codedeploy.amazonaws.com",
+        "codedeploy-api": "codedeploy.amazonaws.com",
+        "codedeploy-web": "codedeploy.amazonaws.com",
         "pipeline-codepipeline": "codepipeline.amazonaws.com",
         "validation-hook": "lambda.amazonaws.com",
     }
@@ -105,21 +107,29 @@ def test_each_service_principal_has_its_own_role_pinned_to_the_account(dev):
         ]
 
 
+def _passed(plan, role: str) -> list[str]:
+    passing = statement(policy(plan, role), "PassTaskRoles")
+    assert all(a.startswith("arn:aws:iam::123456789012:role/") for a in passing["Resource"])
+    return sorted(arn.rsplit("/", 1)[1].rsplit("-", 1)[0] for arn in passing["Resource"])
+
+
 def test_passrole_names_exactly_the_task_and_execution_roles(dev):
-    for role in ("codedeploy", "pipeline-codebuild-deploy"):
-        passing = statement(policy(dev, role), "PassTaskRoles")
-        names = sorted(arn.rsplit("/", 1)[1].rsplit("-", 1)[0] for arn in passing["Resource"])
-        assert names == ["api-execution", "api-task", "web-execution", "web-task"]
-        assert all(a.startswith("arn:aws:iam::123456789012:role/") for a in passing["Resource"])
+    assert _passed(dev, "pipeline-codebuild-deploy") == [
+        "api-execution",
+        "api-task",
+        "web-execution",
+        "web-task",
+    ]
+    # Each deployment group's role passes its own service's roles only.
+    assert _passed(dev, "codedeploy-api") == ["api-execution", "api-task"]
+    assert _passed(dev, "codedeploy-web") == ["web-execution", "web-task"]
 
 
-def test_codedeploy_role_touches_only_our_services_listeners_alarms_and_hook(dev):
-    document = policy(dev, "codedeploy")
+def test_a_groups_codedeploy_role_touches_only_its_service_listeners_alarms_and_hook(dev):
+    document = policy(dev, "codedeploy-web")
     task_sets = statement(document, "TaskSets")
     assert task_sets["Resource"] == [
-        "arn:aws:ecs:eu-west-1:123456789012:service/ecs-delivery-dev/api",
         "arn:aws:ecs:eu-west-1:123456789012:service/ecs-delivery-dev/web",
-        "arn:aws:ecs:eu-west-1:123456789012:task-set/ecs-delivery-dev/api/*",
         "arn:aws:ecs:eu-west-1:123456789012:task-set/ecs-delivery-dev/web/*",
     ]
     swap = statement(document, "SwapTargetGroups")["Resource"]
@@ -131,7 +141,7 @@ def test_codedeploy_role_touches_only_our_services_listeners_alarms_and_hook(dev
     ]
     assert swap[2:] == [a.replace(":listener/", ":listener-rule/") + "/*" for a in listeners]
     alarms = statement(document, "ReadAlarms")["Resource"]
-    assert len(alarms) == 8 and all(":alarm:ecs-delivery-dev-" in a for a in alarms)
+    assert len(alarms) == 4 and all(":alarm:ecs-delivery-dev-web-" in a for a in alarms)
     assert statement(document, "ValidationHook") == {
         "Sid": "ValidationHook",
         "Effect": "Allow",
@@ -228,8 +238,7 @@ def test_hook_reports_only_on_this_applications_deployment_groups(dev):
         "Effect": "Allow",
         "Action": ["codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"],
         "Resource": [
-            "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/api",
-            "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/web",
+            "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/*"
         ],
     }
     logs = statement(document, "Logs")["Resource"]

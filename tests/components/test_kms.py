@@ -191,7 +191,8 @@ def test_roles_that_read_or_write_encrypted_data_may_use_exactly_the_key():
         ("release-steps", "StateBucketKey"),
         ("release-validate", "StateBucketKey"),
         ("release-pipeline", "StateBucketKey"),
-        ("codedeploy", "ReadRevisionsKey"),
+        ("codedeploy-api", "ReadRevisionsKey"),
+        ("codedeploy-web", "ReadRevisionsKey"),
     ]:
         assert _statement(plan, role_policy, sid) == {**use, "Sid": sid, "Condition": S3_ONLY}
     machine = f"arn:aws:states:eu-west-1:{ACCOUNT}:stateMachine:ecs-delivery-dev-release"

@@ -74,25 +74,24 @@ def test_the_api_runs_with_the_given_role_and_codedeploy_may_pass_exactly_it(exa
         "api-execution",
         "web-execution",
         "web-task",
-        "codedeploy",
+        "codedeploy-api",
+        "codedeploy-web",
     }
     api = inputs(example, "aws:ecs/taskDefinition:TaskDefinition", "api")
     web = inputs(example, "aws:ecs/taskDefinition:TaskDefinition", "web")
     assert api["taskRoleArn"] == API_ROLE
-    # CodeDeploy's is the only PassRole here (found by content: names are the components').
-    (pass_role,) = [
-        stmt
-        for _, _, document in documents(example)
+    # CodeDeploy's are the only PassRoles here (found by content: names are the components'),
+    # one per deployment group's role, each [task role, execution role] of its own service.
+    passed = {
+        name: stmt["Resource"]
+        for _, name, document in documents(example)
         for stmt in document["Statement"]
         if stmt["Action"] == "iam:PassRole"
-    ]
-    # In the example's service order (web, api), each [task role, execution role].
-    assert pass_role["Resource"] == [
-        web["taskRoleArn"],
-        web["executionRoleArn"],
-        API_ROLE,
-        api["executionRoleArn"],
-    ]
+    }
+    assert passed == {
+        "codedeploy-web": [web["taskRoleArn"], web["executionRoleArn"]],
+        "codedeploy-api": [API_ROLE, api["executionRoleArn"]],
+    }
     assert example.outputs["services"]["api"]["taskRoleArn"] == API_ROLE
 
 

@@ -1,4 +1,4 @@
-"""CodeDeploy blue/green for ECS: application, deployment groups, traffic configs, alarms, role.
+"""CodeDeploy blue/green for ECS: application, deployment groups, traffic configs, alarms, roles.
 
 One deployment group per service shifts traffic between its blue and green target groups on
 the production listener, after the green tasks passed validation through the test listener.
@@ -347,7 +347,7 @@ class CodeDeployment(pulumi.ComponentResource):
 
     application: aws.codedeploy.Application
     groups: dict[str, aws.codedeploy.DeploymentGroup]
-    role: aws.iam.Role
+    roles: dict[str, aws.iam.Role]  # per service: the role its deployment group runs with
     alarm_names: dict[str, list[str]]
 
     def __init__(
@@ -376,16 +376,22 @@ class CodeDeployment(pulumi.ComponentResource):
                 self._create_alarm(target, spec) for spec in self._specs(target)
             ]
             self.alarm_names[target.service] = [s.name for s in self._specs(target)]
-        self.role, role_policy = self._create_role()
-        self.groups = {
-            target.service: self._create_group(target, [role_policy, *alarms[target.service]])
-            for target in args.targets
-        }
+        # A role per group: its policy names one service's task sets, alarms and roles, so it
+        # stays the same size at any number of services (one shared role passed IAM's 10,240
+        # characters at about 15) and a group can touch nothing of another service.
+        self.roles = {}
+        self.groups = {}
+        for target in args.targets:
+            role, role_policy = self._create_role(target)
+            self.roles[target.service] = role
+            self.groups[target.service] = self._create_group(
+                target, role, [role_policy, *alarms[target.service]]
+            )
         self.register_outputs(
             {
                 "application": self.application.name,
                 "deploymentGroups": {s: g.deployment_group_name for s, g in self.groups.items()},
-                "roleArn": self.role.arn,
+                "roleArns": {s: r.arn for s, r in self.roles.items()},
             }
         )
 
@@ -458,18 +464,18 @@ class CodeDeployment(pulumi.ComponentResource):
             opts=self._renamed(f"{self._name}-{old}", old),
         )
 
-    def _create_role(self) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+    def _create_role(self, target: DeploymentTarget) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
         args = self._args
         return iam.service_role(
-            self._name,
+            f"{self._name}-{target.service}",
             service="codedeploy.amazonaws.com",
-            description=f"CodeDeploy blue/green deployments of {args.application_name}",
+            description=f"CodeDeploy blue/green deployments of {args.application_name}/{target.group_name}",
             source_account=args.account_id,
             statements=role_statements(
                 region=args.region,
                 account_id=args.account_id,
-                targets=args.targets,
-                alarm_names=[n for names in self.alarm_names.values() for n in names],
+                targets=[target],
+                alarm_names=self.alarm_names[target.service],
                 hook_function_arn=args.hook_function_arn,
                 artifact_bucket_arn=args.artifact_bucket_arn,
                 artifact_prefix=args.artifact_prefix,
@@ -487,8 +493,12 @@ class CodeDeployment(pulumi.ComponentResource):
                 if args.kms_key_arn is not None
                 else []
             ),
-            tags=args.tags,
+            tags={**args.tags, "Service": target.service},
             parent=self,
+            size_fix=(
+                f"the role of group {target.group_name} names that service's task sets, alarms "
+                "and roles only: give it fewer roles (DeploymentTarget.role_arns)"
+            ),
         )
 
     def _config_name(self, target: DeploymentTarget) -> pulumi.Input[str]:
@@ -496,14 +506,14 @@ class CodeDeployment(pulumi.ComponentResource):
         return config.deployment_config_name if config else target.deployment_config
 
     def _create_group(
-        self, target: DeploymentTarget, depends_on: list[pulumi.Resource]
+        self, target: DeploymentTarget, role: aws.iam.Role, depends_on: list[pulumi.Resource]
     ) -> aws.codedeploy.DeploymentGroup:
         args = self._args
         return aws.codedeploy.DeploymentGroup(
             f"{self._name}-{target.service}",
             app_name=self.application.name,
             deployment_group_name=target.group_name,
-            service_role_arn=self.role.arn,
+            service_role_arn=role.arn,
             deployment_config_name=self._config_name(target),
             deployment_style=aws.codedeploy.DeploymentGroupDeploymentStyleArgs(
                 deployment_type="BLUE_GREEN", deployment_option="WITH_TRAFFIC_CONTROL"

@@ -7,7 +7,6 @@ repository and branch.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,6 @@ DEPLOYMENT_ACTIONS = (
 # IAM refuses a managed policy over 6,144 characters (whitespace excluded). Each unit (a
 # service or scheduled task) adds its two roles and its family, at most about 330 characters
 # with 64-character role names; 12 units and the shared statements stay below the limit.
-MAX_POLICY_CHARACTERS = 6144
 UNITS_PER_POLICY = 12
 
 
@@ -221,16 +219,6 @@ def policy_documents(args: DeployerAccessArgs) -> list[list[dict[str, Any]]]:
     return documents
 
 
-def _checked(name: str, document: str) -> str:
-    size = len(json.dumps(json.loads(document), separators=(",", ":")))
-    if size > MAX_POLICY_CHARACTERS:
-        raise ValueError(
-            f"{name}: policy of {size} characters exceeds IAM's {MAX_POLICY_CHARACTERS}; "
-            "lower UNITS_PER_POLICY"
-        )
-    return document
-
-
 def github_trust_policy(github: GithubOidc, *, region: str, account_id: str) -> str:
     provider = github.provider_arn or naming.arn(
         "iam", f"oidc-provider/{GITHUB_OIDC_HOST}", region=region, account=account_id, scoped=False
@@ -280,8 +268,11 @@ class DeployerAccess(pulumi.ComponentResource):
             aws.iam.Policy(
                 policy_name,
                 description=f"Deploy {args.project}-{args.stack} ({policy_name}): task definitions, CodeDeploy, ECR push, release state",
-                policy=iam.output_document(statements).apply(
-                    lambda text, n=policy_name: _checked(n, text)
+                policy=iam.sized_document(
+                    policy_name,
+                    statements,
+                    limit=iam.MANAGED_POLICY_CHARACTERS,
+                    fix="lower deployer.UNITS_PER_POLICY",
                 ),
                 tags=args.tags,
                 opts=child,
@@ -291,6 +282,16 @@ class DeployerAccess(pulumi.ComponentResource):
         self.policy = self.policies[0]
         self.role = None
         if args.github:
+            iam.check_attachments(
+                f"{name}-github",
+                len(self.policies),
+                fix=(
+                    f"{len(args.units)} services and scheduled tasks take "
+                    f"{len(self.policies)} deployer policies of up to {UNITS_PER_POLICY}; "
+                    "split the stack, or deploy from a role of your own that attaches "
+                    "deployerPolicyArns after raising the quota (up to 20)"
+                ),
+            )
             self.role = aws.iam.Role(
                 f"{name}-github",
                 description=f"GitHub Actions {args.github.repository}@{args.github.branch}: deploy {args.stack}",

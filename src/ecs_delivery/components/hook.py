@@ -143,7 +143,8 @@ class ValidationHookArgs:
     vpc_id: pulumi.Input[str]
     subnet_ids: list[pulumi.Input[str]]
     load_balancer_security_group_id: pulumi.Input[str]
-    # The deployment groups whose lifecycle hooks the function may report on.
+    # The deployment groups whose lifecycle hooks the function may report on (ARNs or the
+    # pattern of one application's groups).
     deployment_group_arns: list[str]
     region: str
     account_id: str
@@ -273,6 +274,7 @@ class ValidationHook(pulumi.ComponentResource):
             statements=statements,
             tags=args.tags,
             parent=self,
+            size_fix="name the deployment groups by the pattern of their application",
         )
 
     def _create_security_group(self) -> aws.ec2.SecurityGroup:

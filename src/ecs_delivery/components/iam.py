@@ -8,6 +8,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+# IAM's limits (default quotas), checked at plan time: IAM itself refuses only when applying.
+INLINE_POLICY_CHARACTERS = 10_240  # all inline policies of one role together
+MANAGED_POLICY_CHARACTERS = 6_144
+MANAGED_POLICIES_PER_ROLE = 10  # "Managed policies per role", adjustable up to 20
+
 
 def document(statements: list[dict[str, Any]]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
@@ -30,6 +35,38 @@ def output_document(statements: list[dict[str, Any]]) -> pulumi.Output[str]:
     return pulumi.Output.from_input(statements).apply(document)
 
 
+def size(text: str) -> int:
+    """A policy's size as IAM counts it: its characters, whitespace excluded."""
+    return sum(not c.isspace() for c in text)
+
+
+def within(name: str, text: str, *, limit: int, fix: str) -> str:
+    """`text` unchanged, or a refusal naming the policy, its size, IAM's limit and the fix."""
+    found = size(text)
+    if found > limit:
+        # RunError: the plan and `pulumi up` show the message without a traceback.
+        raise pulumi.RunError(
+            f"{name}: policy of {found:,} characters exceeds IAM's {limit:,}; {fix}"
+        )
+    return text
+
+
+def sized_document(
+    name: str, statements: list[dict[str, Any]], *, limit: int, fix: str
+) -> pulumi.Output[str]:
+    """output_document, refused at plan time once its values are known when over `limit`."""
+    return output_document(statements).apply(lambda text: within(name, text, limit=limit, fix=fix))
+
+
+def check_attachments(role: str, count: int, *, fix: str) -> None:
+    """Refuse more managed policies on one role than IAM's default quota allows."""
+    if count > MANAGED_POLICIES_PER_ROLE:
+        raise ValueError(
+            f"{role}: {count} managed policies to attach; IAM attaches at most "
+            f"{MANAGED_POLICIES_PER_ROLE} to a role by default; {fix}"
+        )
+
+
 def service_role(
     name: str,
     *,
@@ -40,10 +77,13 @@ def service_role(
     source_account: str | None = None,
     tags: dict[str, str] | None = None,
     aliases: list[pulumi.Alias] | None = None,
+    size_fix: str | None = None,
 ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
     """A role for one AWS service principal with its one inline policy (both named `name`).
 
-    `aliases` apply to both: the two always had the same name.
+    `aliases` apply to both: the two always had the same name. `size_fix`: the policy is
+    refused at plan time over IAM's inline limit, with this advice (roles whose policy still
+    grows with the services, in pipeline.py and release.py, do not pass it yet).
     """
     child = pulumi.ResourceOptions(parent=parent, aliases=aliases)
     role = aws.iam.Role(
@@ -53,7 +93,12 @@ def service_role(
         tags=tags or {},
         opts=child,
     )
-    policy = aws.iam.RolePolicy(name, role=role.id, policy=output_document(statements), opts=child)
+    text = (
+        sized_document(name, statements, limit=INLINE_POLICY_CHARACTERS, fix=size_fix)
+        if size_fix
+        else output_document(statements)
+    )
+    policy = aws.iam.RolePolicy(name, role=role.id, policy=text, opts=child)
     return role, policy
 
 

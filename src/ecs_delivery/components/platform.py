@@ -13,7 +13,7 @@ from ecs_delivery.components import access_logs, bootstrap, kms, naming
 from ecs_delivery.components import edge as edge_front
 from ecs_delivery.components.access_logs import AccessLogs
 from ecs_delivery.components.artifacts import artifact_bucket_name
-from ecs_delivery.components.config import ServiceConfig, StackConfig, routing_priorities
+from ecs_delivery.components.config import ServiceConfig, StackConfig
 from ecs_delivery.components.fargate_service import (
     Autoscaling,
     EcsCluster,
@@ -31,6 +31,7 @@ from ecs_delivery.components.load_balancer import (
     ServiceRoute,
 )
 from ecs_delivery.components.network import ExistingNetwork, Network, NetworkArgs
+from ecs_delivery.components.priorities import listener_priorities
 from ecs_delivery.components.scheduled_task import ScheduledTask, ScheduledTaskArgs
 from ecs_delivery.components.task_definition import Container
 
@@ -210,7 +211,9 @@ def build(
         ),
     )
     edge = edge_front.certificate_for(cfg, tags)
-    priorities = routing_priorities(cfg.services)
+    priorities = listener_priorities(
+        {n: s.routing.model_dump(by_alias=True, exclude_none=True) for n, s in cfg.services.items()}
+    )
     lb_cfg = cfg.load_balancer
     load_balancer = LoadBalancer(
         "alb",

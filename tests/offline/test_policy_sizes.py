@@ -1,0 +1,95 @@
+"""Every IAM document of a plan fits AWS's size limits at 30 and at 200 services.
+
+IAM refuses, at apply time only, a role whose inline policies add up to more than 10,240
+characters, a managed policy over 6,144, a trust policy over 2,048 and an eleventh managed
+policy attached to a role (default quotas); S3 refuses a bucket policy over 20 KB. IAM does
+not count whitespace. The shared CodeDeploy role named every service's task set, alarms and
+roles in one inline policy: past about 15 services `pulumi up` failed (README known limits).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import pytest
+
+from tests.components.test_release import _many_services
+from tests.conftest import make_plan
+
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+POLICY = "aws:iam/policy:Policy"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+
+INLINE_PER_ROLE, MANAGED, TRUST, ATTACHED_PER_ROLE = 10_240, 6_144, 2_048, 10
+BUCKET_POLICY_BYTES = 20 * 1024
+
+# Roles built in modules this change does not own (components/pipeline.py, release.py): their
+# excess is reported by the strict xfail below, so that fixing them shows up.
+ELSEWHERE = {"pipeline-codebuild", "pipeline-codebuild-deploy", "release-steps", "release-validate"}
+
+
+def _size(document: str) -> int:
+    """As IAM counts: the characters of the document, whitespace excluded."""
+    return sum(not c.isspace() for c in json.dumps(json.loads(document), separators=(",", ":")))
+
+
+def _role_of(reference: str, roles: set[str]) -> str:
+    """The role a policy or attachment names: `<role>-id` (its id) or `<role>-<suffix>`."""
+    role = (
+        reference.removesuffix("-id") if reference.endswith("-id") else reference.rsplit("-", 1)[0]
+    )
+    assert role in roles, f"{reference} names no role of the plan"
+    return role
+
+
+def _problems(count: int) -> list[str]:
+    plan = make_plan("dev", overrides={"services": _many_services(count), "scheduledTasks": {}})
+    roles = {r.name for r in plan.of_type(ROLE)}
+    problems = []
+    inline: dict[str, int] = defaultdict(int)
+    for policy in plan.of_type(ROLE_POLICY):
+        inline[_role_of(str(policy.inputs["role"]), roles)] += _size(policy.inputs["policy"])
+    attached: dict[str, int] = defaultdict(int)
+    for attachment in plan.of_type(ATTACHMENT):
+        attached[_role_of(str(attachment.inputs["role"]), roles)] += 1
+    for role in plan.of_type(ROLE):
+        if _size(role.inputs["assumeRolePolicy"]) > TRUST:
+            problems.append(f"role {role.name}: trust policy over {TRUST}")
+    problems += [
+        f"role {r}: inline {n} > {INLINE_PER_ROLE}"
+        for r, n in inline.items()
+        if n > INLINE_PER_ROLE
+    ]
+    problems += [
+        f"role {r}: {n} attached > {ATTACHED_PER_ROLE}"
+        for r, n in attached.items()
+        if n > ATTACHED_PER_ROLE
+    ]
+    for policy in plan.of_type(POLICY):
+        if (size := _size(policy.inputs["policy"])) > MANAGED:
+            problems.append(f"policy {policy.name}: {size} > {MANAGED}")
+    for policy in plan.of_type(BUCKET_POLICY):
+        if (size := len(policy.inputs["policy"].encode())) > BUCKET_POLICY_BYTES:
+            problems.append(f"bucket policy {policy.name}: {size} bytes > {BUCKET_POLICY_BYTES}")
+    return problems  # fmt: skip
+
+
+def _ours(problem: str) -> bool:
+    return problem.split(":")[0].split(" ", 1)[1] not in ELSEWHERE
+
+
+@pytest.mark.parametrize("count", [30, 200])
+def test_every_policy_of_a_plan_is_within_aws_size_limits(count):
+    assert [p for p in _problems(count) if _ours(p)] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pipeline.py's codebuild-deploy inline policy and release.py's attachments grow "
+    "with the services (not this change's modules)",
+)
+def test_the_pipeline_and_release_roles_are_within_aws_size_limits_at_200_services():
+    assert [p for p in _problems(200) if not _ours(p)] == []
