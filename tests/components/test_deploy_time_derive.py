@@ -17,7 +17,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ecs_delivery.offline.codedeploy_sim import create_group, switch_primary
+from ecs_delivery.components import config
+from ecs_delivery.offline.codedeploy_sim import create_group, lifecycle_of, switch_primary
+from ecs_delivery.runtime import clock as runtime_clock
 from ecs_delivery.runtime.live import running_task_definition
 from ecs_delivery.runtime.promotion import (
     latest_record_key,
@@ -337,3 +339,38 @@ def test_publish_writes_the_release_and_latest_json_and_the_zip_of_the_built_dig
         assert record.commit == COMMIT
         assert record.images == {service: {service: uri} for service, uri in built.items()}
         assert BOOTSTRAP not in record.to_json()
+
+
+def test_with_prods_canary_and_termination_wait_the_prod_pipeline_ships_both_services(
+    aws, prod, tmp_path
+):
+    """Issue 21, problem 8: prod's web shifts a 10 % canary for 5 minutes, api 10 % a minute,
+    and both keep their original tasks 60 minutes. The Deploy step ships one service after the
+    other and must return for each once its traffic has shifted, well inside its build timeout,
+    not wait out (or time out on) the termination wait."""
+    stack = config.parse(
+        {key: stack_value("prod", key) for key in ("deployment", "services", "upstreamStack")}
+        | {"pipeline": stack_value("prod", "pipeline")}
+    )
+    _environment(aws, "prod")
+    built = _push_built_images(aws["ecr"])
+    started: list[float] = []
+    run = _run(
+        prod,
+        aws,
+        tmp_path,
+        "prod",
+        upstream_record=_upstream_record(built),
+        lifecycles={name: lifecycle_of(stack, name) for name in PORTS},
+        on_approval=lambda: started.append(runtime_clock.now()),
+    )
+    assert run.simulated is not None
+    shipped = run.simulated.shipped()
+    assert sorted(d.group.service for d in shipped) == ["api", "web"]
+    assert all(d.status == "InProgress" and d.in_termination_wait for d in shipped)
+    for service, task_definition in _deployed(run).items():
+        assert task_definition["containerDefinitions"][0]["image"] == built[service]
+    deploy_took = run.simulated.clock.time() - started[0]
+    ships = sum(stack.ships_in_minutes(name) for name in PORTS) * 60
+    assert ships - 120 <= deploy_took <= ships + 120  # each ship polled every 15 s
+    assert deploy_took < stack.pipeline.build_timeout_minutes * 60

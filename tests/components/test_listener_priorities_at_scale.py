@@ -52,11 +52,6 @@ def test_todays_derived_priorities_are_unchanged_where_names_do_not_collide():
     assert priorities.derived_priority("admin") == config.derived_priority("admin")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="components/config.py (being split, not edited here) still refuses two names of one "
-    "derived priority in _priority_problems; it is to use ecs_delivery.components.priorities",
-)
 @pytest.mark.parametrize("count", [500, 1000])
 def test_a_stack_of_many_services_is_accepted_with_unique_priorities(count):
     raw = {

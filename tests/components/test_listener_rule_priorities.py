@@ -11,7 +11,6 @@ import json
 import pytest
 
 from ecs_delivery.components import config
-from ecs_delivery.components.config import ConfigError
 from ecs_delivery.offline.simcloud import plain
 from tests.conftest import make_plan, upstream_outputs
 
@@ -77,7 +76,9 @@ def _colliding_names() -> tuple[str, str]:
     raise AssertionError("no collision among 10000 names")
 
 
-def test_two_names_with_the_same_derived_priority_are_refused_naming_both_and_the_fix():
+def test_two_names_with_the_same_derived_priority_are_accepted_the_later_one_steps_on():
+    """They used to be refused (the 500-service plan hit svc207/svc438): now the name that
+    sorts later takes the next free number, and the one that sorts first keeps its own."""
     first, second = _colliding_names()
     raw = {
         "services": {
@@ -86,11 +87,8 @@ def test_two_names_with_the_same_derived_priority_are_refused_naming_both_and_th
         },
         "pipeline": {"source": {"provider": "codecommit", "repository": "app"}},
     }
-    with pytest.raises(ConfigError) as error:
-        config.parse(raw)
-    priority = config.derived_priority(first)
-    assert error.value.problems == [
-        f"services.{second}.routing.priority: {second} and {first} both get listener-rule "
-        f"priority {priority} (derived from their names); set routing.priority on one of "
-        "them to a number no other service uses"
-    ]
+    parsed = config.parse(raw)
+    got = config.routing_priorities(parsed.services)
+    earlier, later = sorted((first, second))
+    assert got[earlier] == config.derived_priority(earlier)
+    assert got[later] == config.derived_priority(later) + 1

@@ -69,16 +69,18 @@ class PipelineRun:
     artifacts: dict[str, Path] = field(default_factory=dict)
     stage_order: list[str] = field(default_factory=list)
     simulated: CodeDeploySim | None = None
-    # How every deployment group's deployments run (prod's canary and termination wait...).
+    # How every deployment group's deployments run, and per ECS service where they differ
+    # (prod's canary and termination wait...).
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    lifecycles: dict[str, Lifecycle] = field(default_factory=dict)
 
     @property
     def deployments(self) -> list[Deployment]:
-        """The deployments that completed, in order (not the stopped ones)."""
+        """The deployments that shipped (production runs them: succeeded, or in their
+        termination wait), in order; not the stopped or failed ones."""
         assert self.simulated is not None, "run() first"
         found = []
-        for deployment_id in self.simulated.completed:
-            deployment = self.simulated.deployment(deployment_id)
+        for deployment in self.simulated.shipped():
             arn = deployment.task_definition
             service = deployment.group.service
             found.append(
@@ -89,6 +91,7 @@ class PipelineRun:
     def run(self) -> None:
         with on_virtual_time(self.ecs, self.codedeploy, lifecycle=self.lifecycle) as simulated:
             self.simulated = simulated
+            simulated.lifecycles.update(self.lifecycles)
             simulated.before_create = self.before_create
             self._run_stages()
 

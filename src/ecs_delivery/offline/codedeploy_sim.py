@@ -134,12 +134,33 @@ class Lifecycle:
             steps: tuple[tuple[float, int], ...] = ((0.0, percent), (interval, 100))
         elif kind == "linear":
             count = -(-100 // percent)
-            steps = tuple((i * interval, min(100, (i + 1) * percent)) for i in range(count))
+            # Every step takes its interval, the last one included: the predefined linear
+            # configs' durations (PREDEFINED_SHIFT_MINUTES) count them so.
+            steps = tuple(((i + 1) * interval, min(100, (i + 1) * percent)) for i in range(count))
         else:
             steps = ((0.0, 100),)
         return cls(
             start_minutes * 60.0, hook_minutes * 60.0, steps, termination_wait_minutes * 60.0
         )
+
+
+def lifecycle_of(stack: Any, service: str) -> Lifecycle:
+    """How a deployment of `service` runs with a stack config's settings (`StackConfig`):
+    its traffic shifting, the termination wait, and the validation hook's minute."""
+    from ecs_delivery.components.config import START_AND_VALIDATE_MINUTES  # the plan's number
+
+    deployment = stack.deployment
+    custom = {
+        name: (c.type, c.percent, c.interval_minutes)
+        for name, c in deployment.custom_configs.items()
+    }
+    return Lifecycle.of(
+        stack.services[service].deployment_config or deployment.config,
+        deployment.termination_wait_minutes,
+        custom,
+        start_minutes=START_AND_VALIDATE_MINUTES - 1,
+        hook_minutes=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -310,11 +331,15 @@ class CodeDeploySim:
     ) -> None:
         self._ecs = ecs
         self._clock = clock
+        self.clock = clock
         self._default = _lifecycle(lifecycle)
         self.stop_seconds = stop_seconds
         self.fail_fraction = fail_fraction
         self.page_size = page_size
         self.groups: dict[tuple[str, str], Group] = {}
+        # A group's lifecycle by its label, where it differs from the default (prod's web
+        # canary and api linear); add_group's own argument wins.
+        self.lifecycles: dict[str, Lifecycle] = {}
         self.failing: set[str] = set()
         self.failing_rollbacks: set[str] = set()
         self.held: set[str] = set()
@@ -344,13 +369,16 @@ class CodeDeploySim:
         lifecycle: Lifecycle | float | None = None,
     ) -> Group:
         """A deployment group of `cluster`/`service` (`label`: the tests' name for it)."""
+        label = label or service.split("/")[-1]
         found = Group(
             application,
             group,
             cluster,
             service,
-            label or service.split("/")[-1],
-            self._default if lifecycle is None else _lifecycle(lifecycle),
+            label,
+            self.lifecycles.get(label, self._default)
+            if lifecycle is None
+            else _lifecycle(lifecycle),
         )
         with self._lock:
             self.groups[(application, group)] = found
@@ -446,6 +474,18 @@ class CodeDeploySim:
             d = self._deployments[deployment_id]
             self._advance(d)
             return d
+
+    def shipped(self) -> list[Deployment]:
+        """Deployments whose traffic shifted and stayed (Succeeded, or in their termination
+        wait), in the order they shifted."""
+        return sorted(
+            (
+                d
+                for d in self.deployments
+                if d.shifted_at is not None and d.status in ("Succeeded", "InProgress")
+            ),
+            key=lambda d: d.shifted_at or 0.0,
+        )
 
     def created_per_service(self, rollbacks: bool = False) -> Counter[str]:
         """How many deployments were created per service (forward ones by default)."""

@@ -31,7 +31,12 @@ from typing import Any
 
 import boto3
 
-from ecs_delivery.offline.codedeploy_sim import CodeDeploySim, client_error, switch_primary
+from ecs_delivery.offline.codedeploy_sim import (
+    CodeDeploySim,
+    Lifecycle,
+    client_error,
+    switch_primary,
+)
 from ecs_delivery.runtime.live import running_task_definition
 from ecs_delivery.runtime.release.inventory import (
     Inventory,
@@ -213,7 +218,7 @@ def simulated_aws(
     services: int = 20,
     rule_tasks: int = 1,
     schedule_tasks: int = 1,
-    duration: float | Mapping[str, float] | Callable[[str], float] = 60.0,
+    duration: Duration = 60.0,
     limits: Mapping[str, tuple[float, int]] | None = None,
     stop_seconds: float = 10.0,
     production: bool = False,
@@ -352,12 +357,16 @@ def simulated_aws(
         )
 
 
-def _seconds(duration: float | Mapping[str, float] | Callable[[str], float], name: str) -> float:
+Duration = float | Lifecycle | Mapping[str, float] | Callable[[str], float | Lifecycle]
+
+
+def _seconds(duration: Duration, name: str) -> float | Lifecycle:
+    """A service's lifecycle: seconds of an all-at-once deployment, or a whole Lifecycle."""
     if callable(duration):
-        return float(duration(name))
+        return duration(name)
     if isinstance(duration, Mapping):
         return float(duration[name])
-    return float(duration)
+    return duration
 
 
 def _register(ecs: Any, family: str, container: str, image: str) -> str:

@@ -118,7 +118,9 @@ def test_build_and_post_build_mention_each_service() -> None:
         assert sum(f"docker build --tag {service.repository_url}:" in c for c in build) == 1
         assert sum(f"docker push {service.repository_url}:" in c for c in post_build) == 1
     # The build reads nothing about what runs: the Deploy action does, when it deploys.
-    assert not [c for c in build + post_build if "ecs_delivery.runtime.build --region eu-west-1 deploy" in c]
+    assert not [
+        c for c in build + post_build if "ecs_delivery.runtime.build --region eu-west-1 deploy" in c
+    ]
     assert "--file services/api/docker/Dockerfile.prod" in build[1]
     assert build[1].endswith(" services/api; fi")
     record = [c for c in post_build if " promotion-record " in c]

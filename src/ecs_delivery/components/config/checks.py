@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-import zlib
 from typing import Any
 
 from ecs_delivery.components.config.delivery import (
@@ -29,6 +28,11 @@ from ecs_delivery.components.edge_names import (
     edge_names,
     in_zone,
     is_zone_id,
+)
+from ecs_delivery.components.priorities import (  # noqa: F401  (re-exported)
+    CATCH_ALL_PRIORITY,
+    derived_priority,
+    listener_priorities,
 )
 from ecs_delivery.inputs import elide
 
@@ -200,18 +204,6 @@ def no_nat_problems(
 # --- over the raw values -----------------------------------------------------------------
 
 
-# Listener-rule priorities: a catch-all goes last; others are derived from the name alone, in
-# 1000-49999 (1-999 are left for explicit ones). The whole range keeps collisions rare: none
-# among svc000-svc199 (tools/bench_plan.py's names).
-CATCH_ALL_PRIORITY = 50000
-_FIRST_DERIVED, _DERIVED_SLOTS = 1000, 49000
-
-
-def derived_priority(name: str) -> int:
-    """A service's listener-rule priority from its name alone (stable hash, never 50000)."""
-    return _FIRST_DERIVED + zlib.crc32(name.encode()) % _DERIVED_SLOTS
-
-
 # What a service without `routing` gets: the model's default, never restated here.
 _DEFAULT_ROUTING = (
     ServiceConfig.model_fields["routing"].get_default().model_dump(by_alias=True, exclude_none=True)
@@ -228,37 +220,28 @@ def _catch_all(routing: dict[str, Any]) -> bool:
     return routing.get("pathPatterns") == ["/*"] and not routing.get("hostHeaders")
 
 
-def _priority(name: str, routing: dict[str, Any]) -> tuple[Any, str]:
-    """(priority, how it was chosen) from a service's raw routing values."""
-    if routing.get("priority") is not None:
-        return routing["priority"], "set"
-    if _catch_all(routing):
-        return CATCH_ALL_PRIORITY, "catch-all"
-    return derived_priority(name), "derived"
-
-
 def routing_priorities(services: dict[str, ServiceConfig]) -> dict[str, int]:
-    """Each service's listener-rule priority: explicit, else the catch-all's, else derived."""
-    return {
-        name: _priority(name, svc.routing.model_dump(by_alias=True, exclude_none=True))[0]
-        for name, svc in services.items()
-    }
+    """Each service's listener-rule priority (ecs_delivery.components.priorities)."""
+    return listener_priorities(
+        {n: s.routing.model_dump(by_alias=True, exclude_none=True) for n, s in services.items()}
+    )
 
 
 def _priority_problems(services: dict[str, Any]) -> list[str]:
+    """Explicit priorities used twice, or equal to the catch-all's (derived ones never collide)."""
     problems = []
     taken: dict[Any, tuple[str, str]] = {}
     for name, svc in services.items():
-        prio, how = _priority(name, _raw_routing(svc))
+        routing = _raw_routing(svc)
+        if routing.get("priority") is not None:
+            prio, how = routing["priority"], "set"
+        elif _catch_all(routing):
+            prio, how = CATCH_ALL_PRIORITY, "catch-all"
+        else:
+            continue
         if prio in taken and how == "set":
             problems.append(
                 f"services.{name}.routing.priority: {prio} is also used by service {taken[prio][0]}; priorities must be unique"
-            )
-        elif prio in taken and how == "derived" == taken[prio][1]:
-            problems.append(
-                f"services.{name}.routing.priority: {name} and {taken[prio][0]} both get "
-                f"listener-rule priority {prio} (derived from their names); set "
-                "routing.priority on one of them to a number no other service uses"
             )
         elif prio in taken and how == taken[prio][1] == "catch-all":
             continue  # two catch-alls: reported once, by the routing check

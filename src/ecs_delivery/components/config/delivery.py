@@ -112,7 +112,8 @@ class DeploymentConfig(Model):
         custom = self.custom_configs.get(name)
         if custom is None:
             return 0  # unknown names are refused elsewhere
-        steps = 1 if custom.type == "canary" else -(-100 // custom.percent) - 1
+        # Counted like the predefined ones (ECSLinear10PercentEvery1Minutes: 10 minutes).
+        steps = 1 if custom.type == "canary" else -(-100 // custom.percent)
         return steps * custom.interval_minutes
 
     def ships_in_minutes(self, config: str | None = None) -> int:

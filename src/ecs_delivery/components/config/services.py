@@ -75,7 +75,7 @@ class RoutingConfig(Model):
         None,
         ge=1,
         le=50000,
-        description="Listener rule priority, unique per stack (lower is evaluated first). Omitted: derived from the service name alone (1000-49999, so adding or removing a service moves no other rule), a catch-all (`/*` only) 50000.",
+        description="Listener rule priority, unique per stack (lower is evaluated first). Omitted: derived from the service name alone (1000-49999, so adding or removing a service moves no other rule; of two names with the same number, the later in name order takes the next free one), a catch-all (`/*` only) 50000.",
     )
 
     @model_validator(mode="after")

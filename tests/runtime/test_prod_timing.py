@@ -1,0 +1,130 @@
+"""Prod's deployment settings on the CodeDeploy simulator's clock (issue 21, problem 8).
+
+Prod shifts web's traffic with a 10 % canary for 5 minutes and api's linearly, 10 % a minute,
+then keeps the original tasks for a 60-minute termination wait, during which CodeDeploy keeps
+the deployment `InProgress` and the group locked. Every deployer must read "traffic shifted,
+termination wait started" as shipped and have a timeout that covers the shift: here a release
+of three services and a `pulumi up` rollout run on prod's numbers and succeed. (The pipeline's
+two services: tests/components/test_deploy_time_derive.py.)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ecs_delivery.components import config
+from ecs_delivery.offline.codedeploy_sim import CodeDeploySim, lifecycle_of
+from ecs_delivery.offline.release_simulator import simulated_aws
+from ecs_delivery.runtime.clock import ScaledClock
+from ecs_delivery.runtime.release.engine import EngineConfig, apply
+from ecs_delivery.runtime.release.manifest import load_manifest
+from tests.runtime.release.conftest import aws_of
+from tests.runtime.release.test_engine import store_of
+from tests.runtime.test_rollout import run
+from tests.support.plans import stack_value
+
+
+def prod() -> config.StackConfig:
+    """Pulumi.prod.yaml's `ecs-delivery:` values, parsed like the program does."""
+    keys = ("deployment", "services", "pipeline", "release", "upstreamStack")
+    raw = {key: stack_value("prod", key) for key in keys}
+    return config.parse(raw)
+
+
+def test_prods_numbers_are_what_the_simulator_runs():
+    stack = prod()
+    web, api = lifecycle_of(stack, "web"), lifecycle_of(stack, "api")
+    assert (web.shift, web.termination_wait_seconds) == (((0.0, 10), (300.0, 100)), 3600.0)
+    assert api.shift[-1] == (600.0, 100) and len(api.shift) == 10
+    # The plan's expected time until production runs the new revision is the simulator's.
+    for name, life in (("web", web), ("api", api)):
+        assert life.install_seconds + life.hook_seconds + life.shift_seconds == (
+            stack.ships_in_minutes(name) * 60
+        )
+
+
+def test_a_release_of_three_services_with_prods_settings_succeeds():
+    stack = prod()
+    lifecycles = {"svc-000": "web", "svc-001": "api", "svc-002": "web"}
+    timeout = stack.release.deployment_timeout_minutes * 60
+    with simulated_aws(
+        ScaledClock(2000.0),
+        services=3,
+        rule_tasks=0,
+        schedule_tasks=0,
+        duration=lambda name: lifecycle_of(stack, lifecycles[name]),
+        production=True,
+        environment="prod",
+    ) as sim:
+        manifest = load_manifest(sim.manifest_yaml("r1", "2.0.0"), sim.inventory)
+        store = store_of(sim, manifest.release_id)
+        outcome = apply(
+            aws_of(sim),
+            store,
+            manifest,
+            sim.inventory,
+            EngineConfig(max_parallel=5, poll_seconds=15.0, deployment_timeout_seconds=timeout),
+        )
+        assert outcome.status == "succeeded", outcome.failure
+        # Each one shipped and is still in its termination wait: the group stays locked.
+        deployments = sim.codedeploy.deployments
+        assert [d.status for d in deployments] == ["InProgress"] * 3
+        assert all(d.in_termination_wait for d in deployments)
+        assert {sim.live_image(name) for name in lifecycles} == {
+            sim.image(name, "2.0.0") for name in lifecycles
+        }
+
+
+@pytest.fixture
+def prod_codedeploy(world, clock) -> CodeDeploySim:
+    """The world's group deploys like prod's web, on the test's clock."""
+    sim = CodeDeploySim(world.ecs, clock, lifecycle_of(prod(), "web"))
+    sim.attach(world.codedeploy)
+    sim.observe(world.ecs)
+    return sim
+
+
+def test_a_pulumi_up_rollout_with_prods_settings_succeeds_once_traffic_shifted(
+    world, clock, prod_codedeploy: CodeDeploySim
+):
+    stack = prod()
+    template = world.pulumi_registers(memory="1024")
+    started = clock.now
+
+    result = run(world, clock, template, timeout_seconds=stack.deployment.timeout_minutes * 60)
+
+    assert result.action == "deployed"
+    (deployment,) = prod_codedeploy.deployments
+    assert deployment.in_termination_wait  # `up` returns once production runs it
+    waited = clock.now - started
+    life = lifecycle_of(stack, "web")  # this rollout's AppSpec names no validation hook
+    assert life.install_seconds + life.shift_seconds <= waited
+    assert waited < stack.ships_in_minutes("web") * 60 < stack.deployment.timeout_minutes * 60
+
+
+def test_a_second_rollout_during_the_termination_wait_waits_for_it_within_its_timeout(
+    world, clock, prod_codedeploy: CodeDeploySim
+):
+    """The documented choice: a deployment that arrives during another's termination wait
+    waits for it; prod's timeout (90 min) covers a shift plus the whole wait."""
+    stack = prod()
+    run(world, clock, world.pulumi_registers(memory="1024"), timeout_seconds=5400)
+    after_first = clock.now
+
+    result = run(world, clock, world.pulumi_registers(memory="2048"), timeout_seconds=5400)
+
+    assert result.action == "deployed"
+    first, second = prod_codedeploy.deployments
+    assert first.status == "Succeeded" and first.ended <= second.created
+    assert clock.now - after_first >= stack.deployment.termination_wait_minutes * 60
+
+
+def test_a_custom_linear_config_takes_as_long_as_the_predefined_one_of_the_same_steps():
+    """The plan counted a custom linear config one interval shorter than the predefined one
+    with the same steps (9 minutes for 10 % a minute, against 10)."""
+    deployment = config.DeploymentConfig(
+        custom_configs={"ten": {"type": "linear", "percent": 10, "interval_minutes": 1}}
+    )
+    assert deployment.shift_minutes("ten") == deployment.shift_minutes(
+        "CodeDeployDefault.ECSLinear10PercentEvery1Minutes"
+    )
