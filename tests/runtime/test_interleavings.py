@@ -15,16 +15,15 @@ moves; a deployment completes when its creator polls it, switching the PRIMARY t
 
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
 import json
-import multiprocessing
-import os
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import greenlet
+import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto import mock_aws
@@ -109,12 +108,12 @@ class Scheduler:
 class World:
     """One moto account with a CODE_DEPLOY service and the simulated CodeDeploy rules."""
 
-    def __init__(self, outcome: Outcome, failing: str | None = None) -> None:
+    def __init__(self, outcome: Outcome, scheduler: Scheduler, failing: str | None = None) -> None:
         self.outcome = outcome
+        self.scheduler = scheduler
         self.failing = failing  # CodeDeploy fails (and rolls back) this actor's deployments
         self.created_by: dict[str, str] = {}
-        self.session = SESSION
-        self.ecs = client("ecs", self.session)
+        self.ecs, codedeploy = ACTORS.plain()
         self.ecs.create_cluster(clusterName=CLUSTER)
         first = self._register(_spec(IMAGES[0], "512"))
         self.ecs.create_service(
@@ -125,7 +124,6 @@ class World:
             launchType="FARGATE",
             deploymentController={"type": "CODE_DEPLOY"},
         )
-        codedeploy = client("codedeploy", self.session)
         codedeploy.create_application(applicationName=APPLICATION, computePlatform="ECS")
         codedeploy.create_deployment_group(
             applicationName=APPLICATION,
@@ -150,37 +148,16 @@ class World:
     def _deployments(self) -> dict[str, Any]:
         return get_backend("codedeploy")[ACCOUNT][REGION].deployments
 
-    def clients(self, actor: str, scheduler: Scheduler) -> tuple[Any, Any]:
-        """ECS and CodeDeploy clients whose every step waits for the actor's turn."""
-        ecs = client("ecs", self.session)
-        codedeploy = client("codedeploy", self.session)
-        for service_client in (ecs, codedeploy):
-            service_client.meta.events.register(
-                "before-parameter-build.*.*", self._gate(actor, scheduler, service_client)
-            )
-        # StopDeployment is answered here (moto has none), before any request is sent.
-        codedeploy.meta.events.register("before-call.codedeploy.StopDeployment", self._stop)
-        codedeploy.meta.events.register(
-            "after-call.codedeploy.CreateDeployment",
-            lambda parsed, **_: self.created_by.__setitem__(parsed["deploymentId"], actor),
-        )
-        return ecs, codedeploy
-
-    def _gate(self, actor: str, scheduler: Scheduler, service_client: Any):
-        service = service_client.meta.service_model.service_name
-
-        def before_parameter_build(model, params, **_kwargs):
-            if (service, model.name) in STEPS:
-                scheduler.step(actor)
-            if service == "codedeploy":
-                self._codedeploy_rules(actor, model.name, params)
-
-        return before_parameter_build
-
-    def _stop(self, params, **_kwargs):
+    def stop(self, params, **_kwargs):
         deployment_id = json.loads(params["body"])["deploymentId"]
         self._deployments()[deployment_id].status = "Stopped"
         return AWSResponse("https://codedeploy", 200, {}, None), {"status": "Succeeded"}
+
+    def gate(self, actor: str, service: str, operation: str, params: dict[str, Any]) -> None:
+        if (service, operation) in STEPS:
+            self.scheduler.step(actor)
+        if service == "codedeploy":
+            self._codedeploy_rules(actor, operation, params)
 
     def _codedeploy_rules(self, actor: str, operation: str, params: dict[str, Any]) -> None:
         deployments = self._deployments()
@@ -231,6 +208,49 @@ class World:
                 )
 
 
+class Actors:
+    """ECS and CodeDeploy clients for each actor, built once per process (building a client
+    costs a third of a run); their hooks act on the world of the run in progress."""
+
+    def __init__(self) -> None:
+        self.built: dict[str, tuple[Any, Any]] = {}
+        self.world: World | None = None
+
+    def plain(self) -> tuple[Any, Any]:
+        """The world's own clients: no hooks, never gated."""
+        if "world" not in self.built:
+            self.built["world"] = (client("ecs", SESSION), client("codedeploy", SESSION))
+        return self.built["world"]
+
+    def of(self, actor: str) -> tuple[Any, Any]:
+        """ECS and CodeDeploy clients whose every step waits for the actor's turn."""
+        if actor not in self.built:
+            ecs, codedeploy = client("ecs", SESSION), client("codedeploy", SESSION)
+            for service_client in (ecs, codedeploy):
+                service = service_client.meta.service_model.service_name
+                service_client.meta.events.register(
+                    "before-parameter-build.*.*",
+                    lambda model, params, service=service, **_: self.world.gate(
+                        actor, service, model.name, params
+                    ),
+                )
+            # StopDeployment is answered here (moto has none), before any request is sent.
+            codedeploy.meta.events.register(
+                "before-call.codedeploy.StopDeployment", lambda **kw: self.world.stop(**kw)
+            )
+            codedeploy.meta.events.register(
+                "after-call.codedeploy.CreateDeployment",
+                lambda parsed, **_: self.world.created_by.__setitem__(
+                    parsed["deploymentId"], actor
+                ),
+            )
+            self.built[actor] = (ecs, codedeploy)
+        return self.built[actor]
+
+
+ACTORS = Actors()
+
+
 def _request(template: str | None, images: dict[str, str] | None = None) -> RolloutRequest:
     return RolloutRequest(
         cluster=CLUSTER,
@@ -253,17 +273,18 @@ def run_interleaving(schedule: str, scenario: Scenario) -> Outcome:
     rollout of a template with `scenario.memory` (and the promoted image, if any)."""
     outcome = Outcome()
     with mock_aws():
-        world = World(outcome, failing="U" if scenario.codedeploy_fails_up else None)
-        template = world._register(_spec(IMAGES[0], scenario.memory, family=f"{FAMILY}-template"))
         scheduler = Scheduler(schedule)
+        world = World(outcome, scheduler, failing="U" if scenario.codedeploy_fails_up else None)
+        ACTORS.world = world
+        template = world._register(_spec(IMAGES[0], scenario.memory, family=f"{FAMILY}-template"))
 
         def pipeline() -> None:
-            ecs, codedeploy = world.clients("P", scheduler)
+            ecs, codedeploy = ACTORS.of("P")
             for image in scenario.ships:
                 rollout(ecs, codedeploy, _request(None, {CONTAINER: image}), sleep=lambda _s: None)
 
         def pulumi_up() -> None:
-            ecs, codedeploy = world.clients("U", scheduler)
+            ecs, codedeploy = ACTORS.of("U")
             images = {CONTAINER: scenario.promoted} if scenario.promoted else {}
             rollout(ecs, codedeploy, _request(template, images), sleep=lambda _s: None)
 
@@ -343,37 +364,59 @@ def problems(outcome: Outcome, scenario: Scenario) -> list[str]:
     return found
 
 
-def _explore(schedule_and_scenario: tuple[str, Scenario]) -> tuple[str, list[str]]:
-    schedule, scenario = schedule_and_scenario
-    return schedule, problems(run_interleaving(schedule, scenario), scenario)
+# Runs per test: an exploration is cut into parts of about this many schedules, so that
+# pytest-xdist spreads one exploration over every core (the parts together run every schedule).
+RUNS_PER_PART = 40
 
 
-def explore(scenario: Scenario) -> dict[str, list[str]]:
-    """Run every interleaving (in forked workers, one per core); the failing ones, by schedule."""
-    work = [(s, scenario) for s in schedules(*scenario.steps)]
-    context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 1, mp_context=context) as pool:
-        results = list(pool.map(_explore, work, chunksize=8))
-    assert len(results) == len(work)
-    return {schedule: found for schedule, found in results if found}
+def parts(scenario: Scenario) -> list[int]:
+    return list(range(math.ceil(math.comb(sum(scenario.steps), scenario.steps[1]) / RUNS_PER_PART)))
 
 
-def test_a_ship_during_a_memory_change_never_reverts_and_the_memory_lands():
-    assert explore(Scenario(ships=(IMAGES[1],))) == {}
+def explore(scenario: Scenario, part: int | None = None) -> dict[str, list[str]]:
+    """Run every interleaving (or one part of them: every len(parts)-th from `part`); the
+    failing ones, by schedule."""
+    work = list(schedules(*scenario.steps))
+    if part is not None:
+        work = work[part :: len(parts(scenario))]
+    results = {s: problems(run_interleaving(s, scenario), scenario) for s in work}
+    return {schedule: found for schedule, found in results.items() if found}
 
 
-def test_two_ships_during_one_up_never_revert_and_the_memory_lands():
-    assert explore(Scenario(ships=(IMAGES[1], IMAGES[2]))) == {}
+ONE_SHIP = Scenario(ships=(IMAGES[1],))
+TWO_SHIPS = Scenario(ships=(IMAGES[1], IMAGES[2]))
+# `pulumi up` promotes a named release (older than the ship): the one image it may move
+# back to, because it was asked to by name.
+PROMOTION = Scenario(ships=(IMAGES[2],), promoted=IMAGES[1])
+ROLLBACK = Scenario(ships=(IMAGES[1],), codedeploy_fails_up=True)
 
 
-def test_a_ship_during_a_promotion_ends_on_the_promoted_release_or_the_newer_ship():
-    # `pulumi up` promotes a named release (older than the ship): the one image it may move
-    # back to, because it was asked to by name.
-    assert explore(Scenario(ships=(IMAGES[2],), promoted=IMAGES[1])) == {}
+def test_the_parts_of_an_exploration_run_every_schedule_exactly_once():
+    every = list(schedules(*TWO_SHIPS.steps))
+    count = len(parts(TWO_SHIPS))
+    assert count > 1
+    sliced = [s for part in range(count) for s in every[part::count]]
+    assert sorted(sliced) == sorted(every) and len(set(every)) == len(every) == 495
 
 
-def test_a_codedeploy_rollback_during_an_up_is_reported_and_reverts_nothing():
-    assert explore(Scenario(ships=(IMAGES[1],), codedeploy_fails_up=True)) == {}
+@pytest.mark.parametrize("part", parts(ONE_SHIP))
+def test_a_ship_during_a_memory_change_never_reverts_and_the_memory_lands(part):
+    assert explore(ONE_SHIP, part) == {}
+
+
+@pytest.mark.parametrize("part", parts(TWO_SHIPS))
+def test_two_ships_during_one_up_never_revert_and_the_memory_lands(part):
+    assert explore(TWO_SHIPS, part) == {}
+
+
+@pytest.mark.parametrize("part", parts(PROMOTION))
+def test_a_ship_during_a_promotion_ends_on_the_promoted_release_or_the_newer_ship(part):
+    assert explore(PROMOTION, part) == {}
+
+
+@pytest.mark.parametrize("part", parts(ROLLBACK))
+def test_a_codedeploy_rollback_during_an_up_is_reported_and_reverts_nothing(part):
+    assert explore(ROLLBACK, part) == {}
 
 
 def test_the_exploration_sees_a_revert_when_the_recheck_is_missing(monkeypatch):
@@ -383,14 +426,18 @@ def test_the_exploration_sees_a_revert_when_the_recheck_is_missing(monkeypatch):
 
     real = mechanism.what_runs
     first: dict[int, Any] = {}
+    run: list[Any] = [None]
 
     def mutant(ecs, cluster, service):
         """Answers the re-check with what ran at the read: blind to a ship in between."""
+        if run[0] is not ACTORS.world:  # clients outlive a run: each run starts afresh
+            run[0] = ACTORS.world
+            first.clear()
         if id(ecs) in first:
             return first.pop(id(ecs))
         first[id(ecs)] = found = real(ecs, cluster, service)
         return found
 
     monkeypatch.setattr(mechanism, "what_runs", mutant)
-    failures = explore(Scenario(ships=(IMAGES[1],)))
+    failures = explore(ONE_SHIP)
     assert failures, "the mutant survived every interleaving"
