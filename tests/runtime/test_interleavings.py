@@ -113,9 +113,14 @@ class World:
         self.scheduler = scheduler
         self.failing = failing  # CodeDeploy fails (and rolls back) this actor's deployments
         self.created_by: dict[str, str] = {}
+        # Revisions never change once registered: each is described once per run.
+        self.described: dict[str, dict[str, Any]] = {}
         self.ecs, codedeploy = ACTORS.plain()
         self.ecs.create_cluster(clusterName=CLUSTER)
         first = self._register(_spec(IMAGES[0], "512"))
+        # What runs: only this world's CodeDeploy moves the PRIMARY task set, so it keeps
+        # account instead of asking ECS at every CreateDeployment (run_interleaving checks).
+        self.primary = first
         self.ecs.create_service(
             cluster=CLUSTER,
             serviceName=SERVICE,
@@ -139,6 +144,11 @@ class World:
 
     def _register(self, spec: dict[str, Any]) -> str:
         return self.ecs.register_task_definition(**spec)["taskDefinition"]["taskDefinitionArn"]
+
+    def describe(self, arn: str) -> dict[str, Any]:
+        if arn not in self.described:
+            self.described[arn] = describe(self.ecs, arn)["taskDefinition"]
+        return self.described[arn]
 
     def running(self) -> str:
         service = self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
@@ -176,8 +186,7 @@ class World:
             target = json.loads(params["revision"]["appSpecContent"]["content"])["Resources"][0][
                 "TargetService"
             ]["Properties"]["TaskDefinition"]
-            now = describe(self.ecs, self.running())["taskDefinition"]
-            if same_content_in_any_family(describe(self.ecs, target)["taskDefinition"], now):
+            if same_content_in_any_family(self.describe(target), self.describe(self.primary)):
                 self.outcome.empty_deployments.append(target)
         if operation == "GetDeployment":
             deployment = deployments.get(params["deploymentId"])
@@ -203,9 +212,8 @@ class World:
                     cluster=CLUSTER, service=SERVICE, primaryTaskSet=task_set["taskSetArn"]
                 )
                 deployment.status = "Succeeded"
-                self.outcome.ran.append(
-                    images_of(describe(self.ecs, target)["taskDefinition"])[CONTAINER]
-                )
+                self.primary = target
+                self.outcome.ran.append(images_of(self.describe(target))[CONTAINER])
 
 
 class Actors:
@@ -298,7 +306,8 @@ def run_interleaving(schedule: str, scenario: Scenario) -> Outcome:
             return run
 
         scheduler.run({"P": actor("P", pipeline), "U": actor("U", pulumi_up)})
-        final = describe(world.ecs, world.running())["taskDefinition"]
+        assert world.running() == world.primary, "ECS runs what the simulated CodeDeploy did not"
+        final = world.describe(world.primary)
         outcome.final_memory = final["memory"]
         outcome.final_image = images_of(final)[CONTAINER]
     return outcome
