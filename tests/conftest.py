@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import logging
+import os
+import pickle
 from functools import cache
+from pathlib import Path
 
 import pytest
 
 from ecs_delivery.offline import plan as plan_tool
 from ecs_delivery.offline.simcloud import SimulatedEnvironment
 
+# Where the pytest-xdist workers of one run share their plans (set by shared_plans below): a
+# plan another worker already made is read, not planned again (a plan costs about a second).
+PLAN_CACHE: list[Path] = []
+
+
+def _plan(stack: str, environment_json: str, overrides_json: str) -> plan_tool.Plan:
+    environment = SimulatedEnvironment.model_validate(json.loads(environment_json))
+    return plan_tool.run(stack, environment=environment, overrides=json.loads(overrides_json))
+
 
 @cache
 def _cached_plan(stack: str, environment_json: str, overrides_json: str) -> plan_tool.Plan:
-    environment = SimulatedEnvironment.model_validate(json.loads(environment_json))
-    return plan_tool.run(stack, environment=environment, overrides=json.loads(overrides_json))
+    if not PLAN_CACHE:
+        return _plan(stack, environment_json, overrides_json)
+    key = hashlib.sha256(f"{stack}\0{environment_json}\0{overrides_json}".encode()).hexdigest()
+    path = PLAN_CACHE[0] / f"{key[:32]}.pickle"
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second worker waits for the first one's plan
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        made = _plan(stack, environment_json, overrides_json)
+        staging = path.with_suffix(".partial")
+        staging.write_bytes(pickle.dumps(made))
+        staging.rename(path)
+        return made
 
 
 def make_plan(
@@ -56,6 +81,16 @@ def no_real_aws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_plans(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One plan cache per run, beside every worker's temporary directory."""
+    root = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent  # each worker's is popen-gwN inside the run's
+    PLAN_CACHE[:] = [root / "plans"]
+    PLAN_CACHE[0].mkdir(exist_ok=True)
 
 
 @pytest.fixture(scope="session")
