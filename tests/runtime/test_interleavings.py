@@ -33,6 +33,7 @@ from ecs_delivery.runtime.aws import client
 from ecs_delivery.runtime.codedeploy import DeploymentError
 from ecs_delivery.runtime.rollout import RolloutRequest, rollout
 from ecs_delivery.runtime.taskdef import describe, images_of, same_content_in_any_family
+from tests.support.codedeploy_sim import create_group, switch_primary
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 CLUSTER, SERVICE, FAMILY, CONTAINER, PORT = "c", "web", "c-web", "web", 8080
@@ -130,16 +131,7 @@ class World:
             deploymentController={"type": "CODE_DEPLOY"},
         )
         codedeploy.create_application(applicationName=APPLICATION, computePlatform="ECS")
-        codedeploy.create_deployment_group(
-            applicationName=APPLICATION,
-            deploymentGroupName=GROUP,
-            serviceRoleArn=f"arn:aws:iam::{ACCOUNT}:role/cd",
-            deploymentStyle={
-                "deploymentType": "BLUE_GREEN",
-                "deploymentOption": "WITH_TRAFFIC_CONTROL",
-            },
-            ecsServices=[{"serviceName": SERVICE, "clusterName": CLUSTER}],
-        )
+        create_group(codedeploy, APPLICATION, GROUP, CLUSTER, SERVICE)
         self.outcome.ran.append(IMAGES[0])
 
     def _register(self, spec: dict[str, Any]) -> str:
@@ -205,12 +197,7 @@ class World:
             if deployment is not None and deployment.status == "Created":
                 content = json.loads(deployment.revision["appSpecContent"]["content"])
                 target = content["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
-                task_set = self.ecs.create_task_set(
-                    cluster=CLUSTER, service=SERVICE, taskDefinition=target, launchType="FARGATE"
-                )["taskSet"]
-                self.ecs.update_service_primary_task_set(
-                    cluster=CLUSTER, service=SERVICE, primaryTaskSet=task_set["taskSetArn"]
-                )
+                switch_primary(self.ecs, CLUSTER, SERVICE, target)
                 deployment.status = "Succeeded"
                 self.primary = target
                 self.outcome.ran.append(images_of(self.describe(target))[CONTAINER])
