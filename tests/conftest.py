@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ecs_delivery.components import lambda_package, release
 from ecs_delivery.offline import plan as plan_tool
 from ecs_delivery.offline.simcloud import SimulatedEnvironment
 
@@ -21,7 +22,18 @@ from ecs_delivery.offline.simcloud import SimulatedEnvironment
 PLAN_CACHE: list[Path] = []
 
 
+@cache
+def _release_zip() -> None:
+    """Every plan needs the release steps' zip: in a fresh checkout one worker builds it (pip,
+    a quarter of a minute) while the others wait for it instead of building it too."""
+    with open(PLAN_CACHE[0] / "lambda.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lambda_package.build(release.step_package())
+
+
 def _plan(stack: str, environment_json: str, overrides_json: str) -> plan_tool.Plan:
+    if PLAN_CACHE:
+        _release_zip()
     environment = SimulatedEnvironment.model_validate(json.loads(environment_json))
     return plan_tool.run(stack, environment=environment, overrides=json.loads(overrides_json))
 
