@@ -29,8 +29,8 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# One pytest-xdist worker per core; a file whose tests share one slow fixture is one
-# xdist_group, so only one worker builds it.
+# One pytest-xdist worker per core; a file whose tests share one slow module fixture runs in one
+# worker (ONE_WORKER_FILES in tests/conftest.py), so only one builds it.
 test: $(STAMP) lint check-workflows
 	$(BIN)/python -m pytest -n auto --dist loadgroup
 

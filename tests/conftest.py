@@ -77,6 +77,33 @@ def upstream_outputs(live_images: dict[str, dict[str, str]]) -> dict:
     return outputs
 
 
+# Files whose tests share one slow module fixture (a virtual environment, twinned plans): each
+# runs whole in one pytest-xdist worker, so that no second worker builds the fixture again.
+ONE_WORKER_FILES = frozenset(
+    {
+        "tests/packaging/test_install.py",
+        "tests/components/test_two_instances.py",
+        "tests/components/test_library_example.py",
+        "tests/offline/test_first_preview.py",
+    }
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadgroup` (make test), grouping ONE_WORKER_FILES by file: xdist 3.8 groups by
+    renaming items, which pytest 9 ignores, so its own xdist_group marks have no effect."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class FilesInOneWorker(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in ONE_WORKER_FILES else super()._split_scope(nodeid)
+
+    return FilesInOneWorker(config, log)
+
+
 @pytest.fixture(autouse=True)
 def no_real_aws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and region for every test: none can reach a real account (the

@@ -10,9 +10,6 @@ from ecs_delivery.offline import plan as plan_tool
 from tests.support.plans import documents
 from tests.support.registrations import inputs, types
 
-# The module's plans are made once: its tests run in one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("library-example")
-
 EXAMPLE = plan_tool.ROOT / "examples" / "library"
 VPC = "vpc-0fedcba9876543210"
 PUBLIC = ["subnet-0000000000000000a", "subnet-0000000000000000b"]

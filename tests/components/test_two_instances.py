@@ -23,9 +23,6 @@ from ecs_delivery.offline import plan as plan_tool
 from ecs_delivery.offline.plan import Plan
 from ecs_delivery.offline.simcloud import Registration
 
-# The module's plans are made once: its tests run in one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("two-instances")
-
 TWIN = "twin-"
 
 

@@ -11,9 +11,6 @@ import pytest
 from ecs_delivery.offline import plan as plan_tool
 from ecs_delivery.offline.simcloud import plain
 
-# The module's plans are made once: its tests run in one pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("first-preview")
-
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
 def first_preview(request) -> plan_tool.Plan:

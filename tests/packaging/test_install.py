@@ -1,7 +1,7 @@
 """The package as a user gets it: a wheel built from the git URL, installed into a fresh
 virtual environment with its pinned dependencies (from the package registry), then imported
 and run. Slow (a full install, over a minute), so one environment serves every test, and the
-file is one pytest-xdist group: a second worker would install a second environment."""
+file runs in one pytest-xdist worker (tests/conftest.py, ONE_WORKER_FILES)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.xdist_group("packaging")
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a Pulumi project that uses the library holds: its program and its stack files.
@@ -46,7 +44,7 @@ def environment(tmp_path_factory, wheel) -> Path:
     venv.create(home, with_pip=True, clear=True)
     installed = _run(
         str(home / "bin" / "python"), "-m", "pip", "install", "--quiet",
-        # No .pyc for the thousands of files never imported here (pulumi_aws): a third of the
+        # No .pyc for the thousands of files never imported here (pulumi_aws): most of the
         # install's time; what the tests import compiles on import, as without pip.
         "--disable-pip-version-check", "--no-compile", str(wheel),
     )  # fmt: skip
