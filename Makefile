@@ -29,8 +29,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# One pytest-xdist worker per core; a file whose tests share one slow module fixture runs in one
+# worker (ONE_WORKER_FILES in tests/conftest.py), so only one builds it.
 test: $(STAMP) lint check-workflows
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 # The config reference in README.md, schema/stack-config.schema.json and Pulumi.yaml's config:
 # block, from src/ecs_delivery/components/config/ (tests/components/config fails while one is stale).

@@ -2,20 +2,57 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import logging
+import os
+import pickle
 from functools import cache
+from pathlib import Path
 
 import pytest
 
+from ecs_delivery.components import lambda_package, release
 from ecs_delivery.offline import plan as plan_tool
 from ecs_delivery.offline.simcloud import SimulatedEnvironment
+
+# Where the pytest-xdist workers of one run share their plans (set by shared_plans below): a
+# plan another worker already made is read, not planned again (a plan costs about a second).
+PLAN_CACHE: list[Path] = []
+
+
+@cache
+def _release_zip() -> None:
+    """Every plan needs the release steps' zip: in a fresh checkout one worker builds it (pip,
+    a quarter of a minute) while the others wait for it instead of building it too."""
+    with open(PLAN_CACHE[0] / "lambda.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lambda_package.build(release.step_package())
+
+
+def _plan(stack: str, environment_json: str, overrides_json: str) -> plan_tool.Plan:
+    if PLAN_CACHE:
+        _release_zip()
+    environment = SimulatedEnvironment.model_validate(json.loads(environment_json))
+    return plan_tool.run(stack, environment=environment, overrides=json.loads(overrides_json))
 
 
 @cache
 def _cached_plan(stack: str, environment_json: str, overrides_json: str) -> plan_tool.Plan:
-    environment = SimulatedEnvironment.model_validate(json.loads(environment_json))
-    return plan_tool.run(stack, environment=environment, overrides=json.loads(overrides_json))
+    if not PLAN_CACHE:
+        return _plan(stack, environment_json, overrides_json)
+    key = hashlib.sha256(f"{stack}\0{environment_json}\0{overrides_json}".encode()).hexdigest()
+    path = PLAN_CACHE[0] / f"{key[:32]}.pickle"
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second worker waits for the first one's plan
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        made = _plan(stack, environment_json, overrides_json)
+        staging = path.with_suffix(".partial")
+        staging.write_bytes(pickle.dumps(made))
+        staging.rename(path)
+        return made
 
 
 def make_plan(
@@ -40,6 +77,33 @@ def upstream_outputs(live_images: dict[str, dict[str, str]]) -> dict:
     return outputs
 
 
+# Files whose tests share one slow module fixture (a virtual environment, twinned plans): each
+# runs whole in one pytest-xdist worker, so that no second worker builds the fixture again.
+ONE_WORKER_FILES = frozenset(
+    {
+        "tests/packaging/test_install.py",
+        "tests/components/test_two_instances.py",
+        "tests/components/test_library_example.py",
+        "tests/offline/test_first_preview.py",
+    }
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadgroup` (make test), grouping ONE_WORKER_FILES by file: xdist 3.8 groups by
+    renaming items, which pytest 9 ignores, so its own xdist_group marks have no effect."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class FilesInOneWorker(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in ONE_WORKER_FILES else super()._split_scope(nodeid)
+
+    return FilesInOneWorker(config, log)
+
+
 @pytest.fixture(autouse=True)
 def no_real_aws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and region for every test: none can reach a real account (the
@@ -56,6 +120,16 @@ def no_real_aws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_plans(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One plan cache per run, beside every worker's temporary directory."""
+    root = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent  # each worker's is popen-gwN inside the run's
+    PLAN_CACHE[:] = [root / "plans"]
+    PLAN_CACHE[0].mkdir(exist_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -74,16 +76,31 @@ def test_unknown_stack_names_the_known_ones():
     assert "no stack file Pulumi.qa.yaml; known stacks: dev, prod" in result.stderr
 
 
-def test_the_readme_examples_plan(tmp_path):
-    for args in (
-        ["--stack", "dev", "--live", "examples/live-dev.yaml"],
-        ["--stack", "prod", "--live", "examples/live-prod.yaml"],
-        ["--stack", "prod", "--live", "examples/live-prod.yaml", "-c", "promoteRelease=3f9c2a1"],
-    ):
-        result = _plan(*args)
-        assert result.returncode == 0, (args, result.stderr)
-        assert "images (now -> after, why):" in result.stdout
-    assert "[promoted from dev@3f9c2a1, CHANGES]" in result.stdout
+# One case each, so that pytest-xdist spreads the three plans (each a process of its own).
+@pytest.mark.parametrize(
+    "args, tag",
+    [
+        (["--stack", "dev", "--live", "examples/live-dev.yaml"], ""),
+        (["--stack", "prod", "--live", "examples/live-prod.yaml"], ""),
+        (
+            [
+                "--stack",
+                "prod",
+                "--live",
+                "examples/live-prod.yaml",
+                "-c",
+                "promoteRelease=3f9c2a1",
+            ],
+            "[promoted from dev@3f9c2a1, CHANGES]",
+        ),
+    ],
+    ids=["dev", "prod", "prod-promotion"],
+)
+def test_the_readme_examples_plan(args, tag):
+    result = _plan(*args)
+    assert result.returncode == 0, (args, result.stderr)
+    assert "images (now -> after, why):" in result.stdout
+    assert tag in result.stdout
 
 
 def test_a_malformed_simulated_environment_names_the_key_and_changes_nothing(tmp_path):

@@ -93,7 +93,13 @@ def test_a_git_ref_base_is_planned_in_a_worktree_that_is_removed_afterwards(tmp_
         _commit(),
         "--root",
         str(project),
-        env={**os.environ, "TMPDIR": str(own_tmp)},
+        # The worktree's plan takes the release steps' zip from this checkout's cache (the same
+        # content-addressed file) instead of running pip in the worktree.
+        env={
+            **os.environ,
+            "TMPDIR": str(own_tmp),
+            "ECS_DELIVERY_LAMBDA_CACHE": str(ROOT / "build" / "lambda"),
+        },
     )
 
     assert result.returncode == 1, result.stderr

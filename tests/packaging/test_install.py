@@ -1,6 +1,7 @@
 """The package as a user gets it: a wheel built from the git URL, installed into a fresh
 virtual environment with its pinned dependencies (from the package registry), then imported
-and run. Slow (a full install, about two minutes), so one environment serves every test."""
+and run. Slow (a full install, over a minute), so one environment serves every test, and the
+file runs in one pytest-xdist worker (tests/conftest.py, ONE_WORKER_FILES)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def environment(tmp_path_factory, wheel) -> Path:
     venv.create(home, with_pip=True, clear=True)
     installed = _run(
         str(home / "bin" / "python"), "-m", "pip", "install", "--quiet",
-        "--disable-pip-version-check", str(wheel),
+        # No .pyc for the thousands of files never imported here (pulumi_aws): most of the
+        # install's time; what the tests import compiles on import, as without pip.
+        "--disable-pip-version-check", "--no-compile", str(wheel),
     )  # fmt: skip
     assert installed.returncode == 0, installed.stderr
     return home

@@ -15,21 +15,21 @@ moves; a deployment completes when its creator polls it, switching the PRIMARY t
 
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
 import json
-import multiprocessing
-import os
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import greenlet
+import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.backends import get_backend
 
+from ecs_delivery.offline.codedeploy_sim import create_group, switch_primary
 from ecs_delivery.runtime.aws import client
 from ecs_delivery.runtime.codedeploy import DeploymentError
 from ecs_delivery.runtime.rollout import RolloutRequest, rollout
@@ -109,14 +109,19 @@ class Scheduler:
 class World:
     """One moto account with a CODE_DEPLOY service and the simulated CodeDeploy rules."""
 
-    def __init__(self, outcome: Outcome, failing: str | None = None) -> None:
+    def __init__(self, outcome: Outcome, scheduler: Scheduler, failing: str | None = None) -> None:
         self.outcome = outcome
+        self.scheduler = scheduler
         self.failing = failing  # CodeDeploy fails (and rolls back) this actor's deployments
         self.created_by: dict[str, str] = {}
-        self.session = SESSION
-        self.ecs = client("ecs", self.session)
+        # Revisions never change once registered: each is described once per run.
+        self.described: dict[str, dict[str, Any]] = {}
+        self.ecs, codedeploy = ACTORS.plain()
         self.ecs.create_cluster(clusterName=CLUSTER)
         first = self._register(_spec(IMAGES[0], "512"))
+        # What runs: only this world's CodeDeploy moves the PRIMARY task set, so it keeps
+        # account instead of asking ECS at every CreateDeployment (run_interleaving checks).
+        self.primary = first
         self.ecs.create_service(
             cluster=CLUSTER,
             serviceName=SERVICE,
@@ -125,22 +130,17 @@ class World:
             launchType="FARGATE",
             deploymentController={"type": "CODE_DEPLOY"},
         )
-        codedeploy = client("codedeploy", self.session)
         codedeploy.create_application(applicationName=APPLICATION, computePlatform="ECS")
-        codedeploy.create_deployment_group(
-            applicationName=APPLICATION,
-            deploymentGroupName=GROUP,
-            serviceRoleArn=f"arn:aws:iam::{ACCOUNT}:role/cd",
-            deploymentStyle={
-                "deploymentType": "BLUE_GREEN",
-                "deploymentOption": "WITH_TRAFFIC_CONTROL",
-            },
-            ecsServices=[{"serviceName": SERVICE, "clusterName": CLUSTER}],
-        )
+        create_group(codedeploy, APPLICATION, GROUP, CLUSTER, SERVICE)
         self.outcome.ran.append(IMAGES[0])
 
     def _register(self, spec: dict[str, Any]) -> str:
         return self.ecs.register_task_definition(**spec)["taskDefinition"]["taskDefinitionArn"]
+
+    def describe(self, arn: str) -> dict[str, Any]:
+        if arn not in self.described:
+            self.described[arn] = describe(self.ecs, arn)["taskDefinition"]
+        return self.described[arn]
 
     def running(self) -> str:
         service = self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
@@ -150,37 +150,16 @@ class World:
     def _deployments(self) -> dict[str, Any]:
         return get_backend("codedeploy")[ACCOUNT][REGION].deployments
 
-    def clients(self, actor: str, scheduler: Scheduler) -> tuple[Any, Any]:
-        """ECS and CodeDeploy clients whose every step waits for the actor's turn."""
-        ecs = client("ecs", self.session)
-        codedeploy = client("codedeploy", self.session)
-        for service_client in (ecs, codedeploy):
-            service_client.meta.events.register(
-                "before-parameter-build.*.*", self._gate(actor, scheduler, service_client)
-            )
-        # StopDeployment is answered here (moto has none), before any request is sent.
-        codedeploy.meta.events.register("before-call.codedeploy.StopDeployment", self._stop)
-        codedeploy.meta.events.register(
-            "after-call.codedeploy.CreateDeployment",
-            lambda parsed, **_: self.created_by.__setitem__(parsed["deploymentId"], actor),
-        )
-        return ecs, codedeploy
-
-    def _gate(self, actor: str, scheduler: Scheduler, service_client: Any):
-        service = service_client.meta.service_model.service_name
-
-        def before_parameter_build(model, params, **_kwargs):
-            if (service, model.name) in STEPS:
-                scheduler.step(actor)
-            if service == "codedeploy":
-                self._codedeploy_rules(actor, model.name, params)
-
-        return before_parameter_build
-
-    def _stop(self, params, **_kwargs):
+    def stop(self, params, **_kwargs):
         deployment_id = json.loads(params["body"])["deploymentId"]
         self._deployments()[deployment_id].status = "Stopped"
         return AWSResponse("https://codedeploy", 200, {}, None), {"status": "Succeeded"}
+
+    def gate(self, actor: str, service: str, operation: str, params: dict[str, Any]) -> None:
+        if (service, operation) in STEPS:
+            self.scheduler.step(actor)
+        if service == "codedeploy":
+            self._codedeploy_rules(actor, operation, params)
 
     def _codedeploy_rules(self, actor: str, operation: str, params: dict[str, Any]) -> None:
         deployments = self._deployments()
@@ -199,8 +178,7 @@ class World:
             target = json.loads(params["revision"]["appSpecContent"]["content"])["Resources"][0][
                 "TargetService"
             ]["Properties"]["TaskDefinition"]
-            now = describe(self.ecs, self.running())["taskDefinition"]
-            if same_content_in_any_family(describe(self.ecs, target)["taskDefinition"], now):
+            if same_content_in_any_family(self.describe(target), self.describe(self.primary)):
                 self.outcome.empty_deployments.append(target)
         if operation == "GetDeployment":
             deployment = deployments.get(params["deploymentId"])
@@ -219,16 +197,53 @@ class World:
             if deployment is not None and deployment.status == "Created":
                 content = json.loads(deployment.revision["appSpecContent"]["content"])
                 target = content["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
-                task_set = self.ecs.create_task_set(
-                    cluster=CLUSTER, service=SERVICE, taskDefinition=target, launchType="FARGATE"
-                )["taskSet"]
-                self.ecs.update_service_primary_task_set(
-                    cluster=CLUSTER, service=SERVICE, primaryTaskSet=task_set["taskSetArn"]
-                )
+                switch_primary(self.ecs, CLUSTER, SERVICE, target)
                 deployment.status = "Succeeded"
-                self.outcome.ran.append(
-                    images_of(describe(self.ecs, target)["taskDefinition"])[CONTAINER]
+                self.primary = target
+                self.outcome.ran.append(images_of(self.describe(target))[CONTAINER])
+
+
+class Actors:
+    """ECS and CodeDeploy clients for each actor, built once per process (building a client
+    costs a third of a run); their hooks act on the world of the run in progress."""
+
+    def __init__(self) -> None:
+        self.built: dict[str, tuple[Any, Any]] = {}
+        self.world: World | None = None
+
+    def plain(self) -> tuple[Any, Any]:
+        """The world's own clients: no hooks, never gated."""
+        if "world" not in self.built:
+            self.built["world"] = (client("ecs", SESSION), client("codedeploy", SESSION))
+        return self.built["world"]
+
+    def of(self, actor: str) -> tuple[Any, Any]:
+        """ECS and CodeDeploy clients whose every step waits for the actor's turn."""
+        if actor not in self.built:
+            ecs, codedeploy = client("ecs", SESSION), client("codedeploy", SESSION)
+            for service_client in (ecs, codedeploy):
+                service = service_client.meta.service_model.service_name
+                service_client.meta.events.register(
+                    "before-parameter-build.*.*",
+                    lambda model, params, service=service, **_: self.world.gate(
+                        actor, service, model.name, params
+                    ),
                 )
+            # StopDeployment is answered here (moto has none), before any request is sent.
+            codedeploy.meta.events.register(
+                "before-call.codedeploy.StopDeployment", lambda **kw: self.world.stop(**kw)
+            )
+            codedeploy.meta.events.register(
+                "after-call.codedeploy.CreateDeployment",
+                lambda parsed, **_: self.world.created_by.__setitem__(
+                    parsed["deploymentId"], actor
+                ),
+            )
+            self.built[actor] = (ecs, codedeploy)
+        return self.built[actor]
+
+
+ACTORS = Actors()
 
 
 def _request(template: str | None, images: dict[str, str] | None = None) -> RolloutRequest:
@@ -253,17 +268,18 @@ def run_interleaving(schedule: str, scenario: Scenario) -> Outcome:
     rollout of a template with `scenario.memory` (and the promoted image, if any)."""
     outcome = Outcome()
     with mock_aws():
-        world = World(outcome, failing="U" if scenario.codedeploy_fails_up else None)
-        template = world._register(_spec(IMAGES[0], scenario.memory, family=f"{FAMILY}-template"))
         scheduler = Scheduler(schedule)
+        world = World(outcome, scheduler, failing="U" if scenario.codedeploy_fails_up else None)
+        ACTORS.world = world
+        template = world._register(_spec(IMAGES[0], scenario.memory, family=f"{FAMILY}-template"))
 
         def pipeline() -> None:
-            ecs, codedeploy = world.clients("P", scheduler)
+            ecs, codedeploy = ACTORS.of("P")
             for image in scenario.ships:
                 rollout(ecs, codedeploy, _request(None, {CONTAINER: image}), sleep=lambda _s: None)
 
         def pulumi_up() -> None:
-            ecs, codedeploy = world.clients("U", scheduler)
+            ecs, codedeploy = ACTORS.of("U")
             images = {CONTAINER: scenario.promoted} if scenario.promoted else {}
             rollout(ecs, codedeploy, _request(template, images), sleep=lambda _s: None)
 
@@ -277,7 +293,8 @@ def run_interleaving(schedule: str, scenario: Scenario) -> Outcome:
             return run
 
         scheduler.run({"P": actor("P", pipeline), "U": actor("U", pulumi_up)})
-        final = describe(world.ecs, world.running())["taskDefinition"]
+        assert world.running() == world.primary, "ECS runs what the simulated CodeDeploy did not"
+        final = world.describe(world.primary)
         outcome.final_memory = final["memory"]
         outcome.final_image = images_of(final)[CONTAINER]
     return outcome
@@ -343,37 +360,59 @@ def problems(outcome: Outcome, scenario: Scenario) -> list[str]:
     return found
 
 
-def _explore(schedule_and_scenario: tuple[str, Scenario]) -> tuple[str, list[str]]:
-    schedule, scenario = schedule_and_scenario
-    return schedule, problems(run_interleaving(schedule, scenario), scenario)
+# Runs per test: an exploration is cut into parts of about this many schedules, so that
+# pytest-xdist spreads one exploration over every core (the parts together run every schedule).
+RUNS_PER_PART = 40
 
 
-def explore(scenario: Scenario) -> dict[str, list[str]]:
-    """Run every interleaving (in forked workers, one per core); the failing ones, by schedule."""
-    work = [(s, scenario) for s in schedules(*scenario.steps)]
-    context = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 1, mp_context=context) as pool:
-        results = list(pool.map(_explore, work, chunksize=8))
-    assert len(results) == len(work)
-    return {schedule: found for schedule, found in results if found}
+def parts(scenario: Scenario) -> list[int]:
+    return list(range(math.ceil(math.comb(sum(scenario.steps), scenario.steps[1]) / RUNS_PER_PART)))
 
 
-def test_a_ship_during_a_memory_change_never_reverts_and_the_memory_lands():
-    assert explore(Scenario(ships=(IMAGES[1],))) == {}
+def explore(scenario: Scenario, part: int | None = None) -> dict[str, list[str]]:
+    """Run every interleaving (or one part of them: every len(parts)-th from `part`); the
+    failing ones, by schedule."""
+    work = list(schedules(*scenario.steps))
+    if part is not None:
+        work = work[part :: len(parts(scenario))]
+    results = {s: problems(run_interleaving(s, scenario), scenario) for s in work}
+    return {schedule: found for schedule, found in results.items() if found}
 
 
-def test_two_ships_during_one_up_never_revert_and_the_memory_lands():
-    assert explore(Scenario(ships=(IMAGES[1], IMAGES[2]))) == {}
+ONE_SHIP = Scenario(ships=(IMAGES[1],))
+TWO_SHIPS = Scenario(ships=(IMAGES[1], IMAGES[2]))
+# `pulumi up` promotes a named release (older than the ship): the one image it may move
+# back to, because it was asked to by name.
+PROMOTION = Scenario(ships=(IMAGES[2],), promoted=IMAGES[1])
+ROLLBACK = Scenario(ships=(IMAGES[1],), codedeploy_fails_up=True)
 
 
-def test_a_ship_during_a_promotion_ends_on_the_promoted_release_or_the_newer_ship():
-    # `pulumi up` promotes a named release (older than the ship): the one image it may move
-    # back to, because it was asked to by name.
-    assert explore(Scenario(ships=(IMAGES[2],), promoted=IMAGES[1])) == {}
+def test_the_parts_of_an_exploration_run_every_schedule_exactly_once():
+    every = list(schedules(*TWO_SHIPS.steps))
+    count = len(parts(TWO_SHIPS))
+    assert count > 1
+    sliced = [s for part in range(count) for s in every[part::count]]
+    assert sorted(sliced) == sorted(every) and len(set(every)) == len(every) == 495
 
 
-def test_a_codedeploy_rollback_during_an_up_is_reported_and_reverts_nothing():
-    assert explore(Scenario(ships=(IMAGES[1],), codedeploy_fails_up=True)) == {}
+@pytest.mark.parametrize("part", parts(ONE_SHIP))
+def test_a_ship_during_a_memory_change_never_reverts_and_the_memory_lands(part):
+    assert explore(ONE_SHIP, part) == {}
+
+
+@pytest.mark.parametrize("part", parts(TWO_SHIPS))
+def test_two_ships_during_one_up_never_revert_and_the_memory_lands(part):
+    assert explore(TWO_SHIPS, part) == {}
+
+
+@pytest.mark.parametrize("part", parts(PROMOTION))
+def test_a_ship_during_a_promotion_ends_on_the_promoted_release_or_the_newer_ship(part):
+    assert explore(PROMOTION, part) == {}
+
+
+@pytest.mark.parametrize("part", parts(ROLLBACK))
+def test_a_codedeploy_rollback_during_an_up_is_reported_and_reverts_nothing(part):
+    assert explore(ROLLBACK, part) == {}
 
 
 def test_the_exploration_sees_a_revert_when_the_recheck_is_missing(monkeypatch):
@@ -383,14 +422,18 @@ def test_the_exploration_sees_a_revert_when_the_recheck_is_missing(monkeypatch):
 
     real = mechanism.what_runs
     first: dict[int, Any] = {}
+    run: list[Any] = [None]
 
     def mutant(ecs, cluster, service):
         """Answers the re-check with what ran at the read: blind to a ship in between."""
+        if run[0] is not ACTORS.world:  # clients outlive a run: each run starts afresh
+            run[0] = ACTORS.world
+            first.clear()
         if id(ecs) in first:
             return first.pop(id(ecs))
         first[id(ecs)] = found = real(ecs, cluster, service)
         return found
 
     monkeypatch.setattr(mechanism, "what_runs", mutant)
-    failures = explore(Scenario(ships=(IMAGES[1],)))
+    failures = explore(ONE_SHIP)
     assert failures, "the mutant survived every interleaving"

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from ecs_delivery.offline.codedeploy_sim import switch_primary
 from ecs_delivery.runtime.aws import client
 from ecs_delivery.runtime.taskdef import register_request
 
@@ -161,15 +162,7 @@ class World:
         """What a finished blue/green deployment leaves behind: a PRIMARY task set on the
         new revision (CreateTaskSet is refused by AWS for CODE_DEPLOY services; moto allows
         it, which lets the test put the service in the state CodeDeploy would)."""
-        task_set = self.ecs.create_task_set(
-            cluster=CLUSTER,
-            service=SERVICE,
-            taskDefinition=task_definition_arn,
-            launchType="FARGATE",
-        )["taskSet"]
-        self.ecs.update_service_primary_task_set(
-            cluster=CLUSTER, service=SERVICE, primaryTaskSet=task_set["taskSetArn"]
-        )
+        switch_primary(self.ecs, CLUSTER, SERVICE, task_definition_arn)
 
     def pipeline_ships(self, image: str) -> str:
         """The pipeline: copy the running revision with a new image into the service's family,

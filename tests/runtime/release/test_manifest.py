@@ -20,6 +20,160 @@ def errors_of(text: str, production: bool = True) -> list[str]:
     return caught.value.errors
 
 
+# Each bad manifest and the exact lines it gets: (behaviour, manifest, errors).
+REFUSED = [
+    pytest.param(
+        f"""\
+            release: r1
+            environment: prod
+            services:
+              web: {{image: {REPO}/web:latest}}
+        """,
+        [
+            'services.web.image: tag "latest" is mutable; production needs an immutable tag '
+            "or a digest (repo@sha256:...)"
+        ],
+        id="latest_tag_in_production_is_refused_with_the_fix",
+    ),
+    pytest.param(
+        f"""\
+            release: r1
+            environment: prod
+            services:
+              web: {{image: {REPO}/web:feature-login}}
+              api: {{image: {REPO}/api}}
+        """,
+        [
+            'services.api.image: no tag means "latest", which is mutable; production needs an '
+            "immutable tag or a digest (repo@sha256:...)",
+            'services.web.image: tag "feature-login" is neither a version (1.2.3) nor a commit '
+            "sha, so it may be moved; production needs an immutable tag or a digest "
+            "(repo@sha256:...)",
+        ],
+        id="branch_like_tag_and_missing_tag_in_production_are_refused",
+    ),
+    pytest.param(
+        f"""\
+            release: r1
+            environment: prod
+            services:
+              webb: {{image: {REPO}/web:1.0.0}}
+            scheduledTasks:
+              reprot: {{image: {REPO}/report:1.0.0}}
+        """,
+        [
+            "scheduledTasks.reprot: unknown scheduled task in prod; known tasks: cleanup, report",
+            "services.webb: unknown service in prod; known services: api, web",
+        ],
+        id="unknown_service_and_task_are_named_with_the_known_ones",
+    ),
+    pytest.param(
+        f"""\
+            release: r1
+            environment: prod
+            services:
+              web: {{image: {REPO}/web:1.0.0}}
+              api: {{image: {REPO}/api:1.0.0}}
+              web: {{image: {REPO}/web:2.0.0}}
+        """,
+        [
+            "manifest:6: duplicate key 'web' (first at line 4); YAML keeps only the last one: "
+            "remove one of them"
+        ],
+        id="duplicate_yaml_keys_are_refused_with_both_lines",
+    ),
+    pytest.param(
+        """\
+            release: r1
+            environment: prod
+            scheduledTasks:
+              report: {followsService: web, schedule: cron(0 3 * * *)}
+        """,
+        [
+            'scheduledTasks.report.schedule: "cron(0 3 * * *)" has 5 fields; cron needs 6 '
+            "(minutes hours day-of-month month day-of-week year), e.g. cron(0 3 * * ? *)"
+        ],
+        id="cron_with_five_fields_is_refused_naming_the_schedule_key",
+    ),
+    pytest.param(
+        f"""\
+            release: r1
+            environment: prod
+            scheduledTasks:
+              cleanup: {{image: {REPO}/cleanup:1.0.0, schedule: "at(2025-01-31T03:00:00)"}}
+              report: {{followsService: web, schedule: "at(2025-01-31T03:00:00)"}}
+        """,
+        [
+            'scheduledTasks.cleanup.schedule: "at(2025-01-31T03:00:00)": at() is a one-time '
+            "Scheduler expression; this task runs from an EventBridge rule, which takes "
+            "cron(...) or rate(...)"
+        ],
+        id="one_time_at_schedule_is_refused_for_a_rule_triggered_task",
+    ),
+    pytest.param(
+        """\
+            release: r1
+            environment: prod
+            scheduledTasks:
+              report: {followsService: frontend}
+        """,
+        [
+            'scheduledTasks.report.followsService: unknown service "frontend"; known services: api, web'
+        ],
+        id="follows_service_naming_an_unknown_service_is_refused",
+    ),
+    pytest.param(
+        f"""\
+            release: r1
+            environment: prod
+            scheduledTasks:
+              report: {{image: {REPO}/report:1.0.0, followsService: web}}
+              cleanup: {{schedule: rate(1 hour)}}
+        """,
+        [
+            "scheduledTasks.cleanup: give image (its own image) or followsService (the service "
+            "whose image it runs)",
+            "scheduledTasks.report: give either image or followsService, not both",
+        ],
+        id="task_with_both_image_and_follows_service_is_refused",
+    ),
+    pytest.param(
+        f"""\
+            release: r1
+            environment: prod
+            services:
+              web: {{imgae: {REPO}/web:1.0.0}}
+        """,
+        [
+            "services.web.image: required key is missing",
+            "services.web.imgae: unknown key; did you mean 'image'?",
+        ],
+        id="misspelt_and_missing_keys_name_the_allowed_keys",
+    ),
+    pytest.param(
+        f"""\
+            release: r1
+            environment: dev
+            production: false
+            services:
+              web: {{image: {REPO}/web:1.0.0}}
+        """,
+        [
+            'environment: the manifest is for "dev" but the inventory describes "prod"; use the '
+            "manifest of prod or the other environment's inventory",
+            "production: false contradicts the environment prod, which is production; remove the "
+            "key or set it to true",
+        ],
+        id="environment_and_production_must_agree_with_the_inventory",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), REFUSED)
+def test_a_bad_manifest_is_refused_with_exactly_its_lines(text: str, expected: list[str]) -> None:
+    assert errors_of(text) == expected
+
+
 def test_valid_production_manifest_accepts_digests_versions_and_commit_shas() -> None:
     manifest = load_manifest(
         textwrap.dedent(
@@ -48,40 +202,6 @@ def test_valid_production_manifest_accepts_digests_versions_and_commit_shas() ->
     assert len(manifest.digest) == 64
 
 
-def test_latest_tag_in_production_is_refused_with_the_fix() -> None:
-    errors = errors_of(
-        f"""\
-        release: r1
-        environment: prod
-        services:
-          web: {{image: {REPO}/web:latest}}
-        """
-    )
-    assert errors == [
-        'services.web.image: tag "latest" is mutable; production needs an immutable tag '
-        "or a digest (repo@sha256:...)"
-    ]
-
-
-def test_branch_like_tag_and_missing_tag_in_production_are_refused() -> None:
-    errors = errors_of(
-        f"""\
-        release: r1
-        environment: prod
-        services:
-          web: {{image: {REPO}/web:feature-login}}
-          api: {{image: {REPO}/api}}
-        """
-    )
-    assert errors == [
-        'services.api.image: no tag means "latest", which is mutable; production needs an '
-        "immutable tag or a digest (repo@sha256:...)",
-        'services.web.image: tag "feature-login" is neither a version (1.2.3) nor a commit '
-        "sha, so it may be moved; production needs an immutable tag or a digest "
-        "(repo@sha256:...)",
-    ]
-
-
 def test_mutable_tag_is_accepted_outside_production() -> None:
     text = textwrap.dedent(
         f"""\
@@ -93,55 +213,6 @@ def test_mutable_tag_is_accepted_outside_production() -> None:
     )
     manifest = load_manifest(text, small_inventory(production=False))
     assert manifest.services["web"].image.endswith(":latest")
-
-
-def test_unknown_service_and_task_are_named_with_the_known_ones() -> None:
-    errors = errors_of(
-        f"""\
-        release: r1
-        environment: prod
-        services:
-          webb: {{image: {REPO}/web:1.0.0}}
-        scheduledTasks:
-          reprot: {{image: {REPO}/report:1.0.0}}
-        """
-    )
-    assert errors == [
-        "scheduledTasks.reprot: unknown scheduled task in prod; known tasks: cleanup, report",
-        "services.webb: unknown service in prod; known services: api, web",
-    ]
-
-
-def test_duplicate_yaml_keys_are_refused_with_both_lines() -> None:
-    errors = errors_of(
-        f"""\
-        release: r1
-        environment: prod
-        services:
-          web: {{image: {REPO}/web:1.0.0}}
-          api: {{image: {REPO}/api:1.0.0}}
-          web: {{image: {REPO}/web:2.0.0}}
-        """
-    )
-    assert errors == [
-        "manifest:6: duplicate key 'web' (first at line 4); YAML keeps only the last one: "
-        "remove one of them"
-    ]
-
-
-def test_cron_with_five_fields_is_refused_naming_the_schedule_key() -> None:
-    errors = errors_of(
-        """\
-        release: r1
-        environment: prod
-        scheduledTasks:
-          report: {followsService: web, schedule: cron(0 3 * * *)}
-        """
-    )
-    assert errors == [
-        'scheduledTasks.report.schedule: "cron(0 3 * * *)" has 5 fields; cron needs 6 '
-        "(minutes hours day-of-month month day-of-week year), e.g. cron(0 3 * * ? *)"
-    ]
 
 
 @pytest.mark.parametrize(
@@ -167,87 +238,6 @@ def test_bad_schedule_expressions_are_refused_with_the_reason(schedule: str, exp
     assert len(errors) == 1
     assert errors[0].startswith("scheduledTasks.report.schedule: ")
     assert expected in errors[0]
-
-
-def test_one_time_at_schedule_is_refused_for_a_rule_triggered_task() -> None:
-    errors = errors_of(
-        f"""\
-        release: r1
-        environment: prod
-        scheduledTasks:
-          cleanup: {{image: {REPO}/cleanup:1.0.0, schedule: "at(2025-01-31T03:00:00)"}}
-          report: {{followsService: web, schedule: "at(2025-01-31T03:00:00)"}}
-        """
-    )
-    assert errors == [
-        'scheduledTasks.cleanup.schedule: "at(2025-01-31T03:00:00)": at() is a one-time '
-        "Scheduler expression; this task runs from an EventBridge rule, which takes "
-        "cron(...) or rate(...)"
-    ]
-
-
-def test_follows_service_naming_an_unknown_service_is_refused() -> None:
-    errors = errors_of(
-        """\
-        release: r1
-        environment: prod
-        scheduledTasks:
-          report: {followsService: frontend}
-        """
-    )
-    assert errors == [
-        'scheduledTasks.report.followsService: unknown service "frontend"; known services: api, web'
-    ]
-
-
-def test_task_with_both_image_and_follows_service_is_refused() -> None:
-    errors = errors_of(
-        f"""\
-        release: r1
-        environment: prod
-        scheduledTasks:
-          report: {{image: {REPO}/report:1.0.0, followsService: web}}
-          cleanup: {{schedule: rate(1 hour)}}
-        """
-    )
-    assert errors == [
-        "scheduledTasks.cleanup: give image (its own image) or followsService (the service "
-        "whose image it runs)",
-        "scheduledTasks.report: give either image or followsService, not both",
-    ]
-
-
-def test_misspelt_and_missing_keys_name_the_allowed_keys() -> None:
-    errors = errors_of(
-        f"""\
-        release: r1
-        environment: prod
-        services:
-          web: {{imgae: {REPO}/web:1.0.0}}
-        """
-    )
-    assert errors == [
-        "services.web.image: required key is missing",
-        "services.web.imgae: unknown key; did you mean 'image'?",
-    ]
-
-
-def test_environment_and_production_must_agree_with_the_inventory() -> None:
-    errors = errors_of(
-        f"""\
-        release: r1
-        environment: dev
-        production: false
-        services:
-          web: {{image: {REPO}/web:1.0.0}}
-        """
-    )
-    assert errors == [
-        'environment: the manifest is for "dev" but the inventory describes "prod"; use the '
-        "manifest of prod or the other environment's inventory",
-        "production: false contradicts the environment prod, which is production; remove the "
-        "key or set it to true",
-    ]
 
 
 def test_bad_image_reference_and_release_name_are_refused() -> None:
