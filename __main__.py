@@ -136,6 +136,7 @@ for name, fargate in environment_platform.services.items():
             role_arn=environment.aws_role_arn,
             wait=settings.deployment.wait,
             timeout_minutes=settings.deployment.timeout_minutes,
+            end_termination_wait=settings.deployment.on_termination_wait == "end",
         ),
         opts=pulumi.ResourceOptions(
             parent=fargate,
@@ -227,6 +228,7 @@ deployer_access = deployer.DeployerAccess(
         scheduler_role_arns=[t.scheduler_role.arn for t in environment_platform.tasks.values()],
         release_bucket=releases.bucket_name if settings.release else None,
         kms_key_arn=environment_platform.kms_key_arn,
+        end_termination_wait=settings.deployment.on_termination_wait == "end",
         tags=platform.default_tags(settings, environment),
     ),
 )

@@ -31,6 +31,7 @@ def test_every_service_has_a_rollout_of_its_pulumi_task_definition_through_its_d
         "pinned_images": {},
         "validation_hook": "ecs-delivery-dev-validation-hook",
         "timeout_minutes": 30,
+        "end_termination_wait": False,
         "wait": True,
     }
     depends = web.options["dependsOn"]

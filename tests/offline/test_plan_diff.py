@@ -367,3 +367,13 @@ def test_a_base_plan_of_another_stack_is_refused_unless_allowed(tmp_path, capsys
     assert "--allow-other-stack" in err
     checked = diff.read_plan_file(base, "prod.json", "dev", other_stack=True)
     assert checked["stack"] == "prod"
+
+
+def test_a_change_of_a_rollout_setting_alone_is_no_rollout():
+    """The rollout provider starts no deployment for a setting (timeout, wait, region, the
+    termination-wait choice): the diff read such a change as "rolls out blue/green"."""
+    text, changed = _changed(
+        lambda p: _set(p, "web-rollout", "pulumi-python:dynamic:Resource", "timeout_minutes", 90)
+    )
+    assert changed
+    assert "service web: no rollout; image web: x (unchanged)" in text

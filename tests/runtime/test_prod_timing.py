@@ -10,18 +10,22 @@ two services: tests/components/test_deploy_time_derive.py.)
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ecs_delivery.components import config
 from ecs_delivery.offline.codedeploy_sim import CodeDeploySim, lifecycle_of
 from ecs_delivery.offline.release_simulator import simulated_aws
+from ecs_delivery.offline.simcloud import plain
 from ecs_delivery.runtime.clock import ScaledClock
 from ecs_delivery.runtime.release.engine import EngineConfig, apply
 from ecs_delivery.runtime.release.manifest import load_manifest
+from tests.conftest import make_plan
 from tests.runtime.release.conftest import aws_of
 from tests.runtime.release.test_engine import store_of
 from tests.runtime.test_rollout import run
-from tests.support.plans import stack_value
+from tests.support.plans import documents, stack_value
 
 
 def prod() -> config.StackConfig:
@@ -128,3 +132,49 @@ def test_a_custom_linear_config_takes_as_long_as_the_predefined_one_of_the_same_
     assert deployment.shift_minutes("ten") == deployment.shift_minutes(
         "CodeDeployDefault.ECSLinear10PercentEvery1Minutes"
     )
+
+
+def test_with_end_chosen_a_rollout_ends_the_previous_termination_wait_and_ships_at_once(
+    world, clock, prod_codedeploy: CodeDeploySim
+):
+    """`deployment.onTerminationWait: end`: the second rollout ends the first deployment's
+    60-minute termination wait with ContinueDeployment instead of waiting it out."""
+    stack = prod()
+    run(world, clock, world.pulumi_registers(memory="1024"), timeout_seconds=5400)
+    after_first = clock.now
+
+    result = run(
+        world,
+        clock,
+        world.pulumi_registers(memory="2048"),
+        timeout_seconds=5400,
+        end_termination_wait=True,
+    )
+
+    assert result.action == "deployed"
+    first, second = prod_codedeploy.deployments
+    assert first.status == "Succeeded" and first.continued_at == after_first
+    assert clock.now - after_first < stack.deployment.termination_wait_minutes * 60
+    assert second.in_termination_wait
+
+
+def test_the_choice_reaches_every_deployer_and_only_then_grants_continue_deployment():
+    def granted(plan) -> set[str]:
+        return {
+            name
+            for _, name, document in documents(plan)
+            if "codedeploy:ContinueDeployment" in json.dumps(document)
+        }
+
+    deployment = stack_value("dev", "deployment")
+    waits = make_plan("dev")
+    ends = make_plan("dev", overrides={"deployment": {**deployment, "onTerminationWait": "end"}})
+
+    assert granted(waits) == set()
+    assert granted(ends) >= {"pipeline-codebuild-deploy", "deployer"}
+    rollouts = [r for r in ends.resources if r.name.endswith("-rollout")]
+    assert rollouts and all(plain(r.inputs)["end_termination_wait"] is True for r in rollouts)
+    deploy_spec = json.dumps(
+        [plain(p.inputs) for p in ends.resources if p.name == "pipeline-deploy"]
+    )
+    assert "--end-termination-wait" in deploy_spec

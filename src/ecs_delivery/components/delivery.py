@@ -455,6 +455,7 @@ def _pipeline_args(
         upstream=upstream,
         approval=bool(approval),
         validation_hook=n.hook,
+        end_termination_wait=cfg.deployment.on_termination_wait == "end",
         build_compute_type=cfg.pipeline.build_compute_type,
         build_image=cfg.pipeline.build_image,
         build_timeout_minutes=cfg.pipeline.build_timeout_minutes,

@@ -17,7 +17,7 @@ import pulumi_aws as aws
 from ecs_delivery.components import iam, kms, naming
 from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.naming import TYPE_PREFIX
-from ecs_delivery.components.pipeline import ECR_PUSH_ACTIONS
+from ecs_delivery.components.pipeline import ECR_PUSH_ACTIONS, END_TERMINATION_WAIT_ACTION
 
 SCHEDULER = "scheduler.amazonaws.com"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
@@ -83,6 +83,8 @@ class DeployerAccessArgs:
     # The stack's customer-managed key (kms config), which encrypts the release bucket.
     kms_key_arn: pulumi.Input[str] | None
     github: GithubOidc | None = None
+    # deployment.onTerminationWait == "end": its deployers may end a termination wait.
+    end_termination_wait: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -102,7 +104,10 @@ def shared_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
         {
             "Sid": "Deployments",
             "Effect": "Allow",
-            "Action": list(DEPLOYMENT_ACTIONS),
+            "Action": [
+                *DEPLOYMENT_ACTIONS,
+                *[END_TERMINATION_WAIT_ACTION] * args.end_termination_wait,
+            ],
             "Resource": _arn(args, "codedeploy", f"deploymentgroup:{args.application_name}/*"),
         },
         # CreateDeployment also needs these on the application and the group's configuration.

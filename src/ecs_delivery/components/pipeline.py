@@ -246,6 +246,8 @@ DEPLOY_ACTIONS = [
     "codedeploy:ListDeployments",
     "codedeploy:StopDeployment",
 ]
+# ... and, with deployment.onTerminationWait: end, ends another's termination wait.
+END_TERMINATION_WAIT_ACTION = "codedeploy:ContinueDeployment"
 
 
 def deploy_role_statements(
@@ -255,6 +257,7 @@ def deploy_role_statements(
     application_name: str,
     deployment_configs: Sequence[str],
     services: Sequence[DeployedService],
+    end_termination_wait: bool = False,
 ) -> list[dict[str, Any]]:
     """Deploy: read what this stack's services run, register revisions, deploy them."""
     return [
@@ -289,7 +292,7 @@ def deploy_role_statements(
         {
             "Sid": "Deployments",
             "Effect": "Allow",
-            "Action": DEPLOY_ACTIONS,
+            "Action": DEPLOY_ACTIONS + [END_TERMINATION_WAIT_ACTION] * end_termination_wait,
             "Resource": [
                 naming.arn(
                     "codedeploy",
@@ -455,6 +458,9 @@ class DeliveryPipelineArgs:
     build_timeout_minutes: int
     log_retention_days: int
     validation_hook: str | None = None
+    # deployment.onTerminationWait == "end": a ship ends the group's previous deployment's
+    # termination wait instead of waiting for it (and may call ContinueDeployment).
+    end_termination_wait: bool = False
     # The stack's customer-managed key (kms config); None: AWS-managed encryption.
     kms_key_arn: pulumi.Input[str] | None
     # The bucket and its settings: the tooling object is written after them.
@@ -539,6 +545,7 @@ def render_buildspecs(args: DeliveryPipelineArgs, tooling_uri: str) -> dict[str,
         application=args.application_name,
         validation_hook=args.validation_hook,
         timeout_minutes=args.build_timeout_minutes,
+        end_termination_wait=args.end_termination_wait,
         **tooling,
     )
     publish = specs.publish_buildspec(
@@ -615,6 +622,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 application_name=args.application_name,
                 deployment_configs=args.deployment_configs,
                 services=args.services,
+                end_termination_wait=args.end_termination_wait,
             ),
             # Every service deploys in turn, each waiting at most build_timeout_minutes for a
             # running deployment of its group and as long for its own (CodeBuild allows 36 h).

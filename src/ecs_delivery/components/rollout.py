@@ -37,7 +37,14 @@ ROLLOUT_INPUTS = (
 # A different service is a different rollout record (create: verify, no deployment).
 REPLACE_INPUTS = ("cluster_name", "service_name")
 # How to act, not what to deploy: region/profile/role/wait/timeout never start a deployment.
-SETTING_INPUTS = ("region", "profile", "role_arn", "wait", "timeout_minutes")
+SETTING_INPUTS = (
+    "region",
+    "profile",
+    "role_arn",
+    "wait",
+    "timeout_minutes",
+    "end_termination_wait",
+)
 OUTPUTS = ("running_task_definition_arn", "running_images", "last_deployment_id", "action")
 # A rollout that started a deployment and did not see it finish: the next `up` checks it.
 UNCONFIRMED = ("started", "failed")
@@ -75,6 +82,8 @@ class ServiceRolloutArgs:
     validation_hook: str | None = None
     wait: bool = True
     timeout_minutes: int = 60
+    # End a deployment of the group still in its termination wait instead of waiting for it.
+    end_termination_wait: bool = False
     profile: str | None = None
     role_arn: str | None = None
 
@@ -252,6 +261,7 @@ def rollout_request(props: dict[str, Any], olds: dict[str, Any] | None = None) -
         own_deployment=own,
         wait=bool(props.get("wait", True)),
         timeout_seconds=float(props.get("timeout_minutes", 60)) * 60,
+        end_termination_wait=bool(props.get("end_termination_wait", False)),
     )
 
 
@@ -321,6 +331,7 @@ class ServiceRollout(pulumi.dynamic.Resource, module="rollout", name="ServiceRol
             "role_arn": args.role_arn,
             "wait": args.wait,
             "timeout_minutes": args.timeout_minutes,
+            "end_termination_wait": args.end_termination_wait,
             **dict.fromkeys(OUTPUTS),
         }
         super().__init__(ServiceRolloutProvider(), name, props, opts)

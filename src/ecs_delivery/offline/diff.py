@@ -18,13 +18,14 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ecs_delivery import inputs
+from ecs_delivery.components.rollout import SETTING_INPUTS
 from ecs_delivery.offline.plan import ROOT
 from ecs_delivery.offline.plan_tree import TASK_DEFINITION, compact
 
@@ -202,13 +203,17 @@ def resource_changes(base: dict[str, Any], new: dict[str, Any]) -> list[Change]:
 
 
 def _rollout_parts(changes: list[Change], service: str) -> list[Change]:
-    """Changes to what a deployment of `service` registers: its task definition or rollout."""
-    return [
-        c
-        for c in changes
-        if (c.resource["type"] == TASK_DEFINITION and c.resource["name"] == service)
-        or (c.resource["type"].startswith(DYNAMIC) and c.resource["name"] == f"{service}-rollout")
-    ]
+    """Changes to what a deployment of `service` registers: its task definition or rollout
+    (not the rollout's settings: the provider starts no deployment for those)."""
+    parts = []
+    for c in changes:
+        if c.resource["type"] == TASK_DEFINITION and c.resource["name"] == service:
+            parts.append(c)
+        elif c.resource["type"].startswith(DYNAMIC) and c.resource["name"] == f"{service}-rollout":
+            deploys = [i for i in c.inputs if i[0].split(".")[0] not in SETTING_INPUTS]
+            if deploys or c.action in ("create", "delete", "replace"):
+                parts.append(replace(c, inputs=deploys) if c.action == "update" else c)
+    return parts
 
 
 def _images(plan: dict[str, Any], service: str) -> str:

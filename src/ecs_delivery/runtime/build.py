@@ -191,6 +191,7 @@ def ship(
     timeout_seconds: float,
     poll_seconds: float = 15,
     sleep: Callable[[float], Any] | None = None,
+    end_termination_wait: bool = False,
 ) -> RolloutResult:
     """Deploy `image_uri` on `target.container_name` over what runs now; change nothing else.
 
@@ -222,6 +223,7 @@ def ship(
             wait=True,
             timeout_seconds=timeout_seconds,
             poll_seconds=poll_seconds,
+            end_termination_wait=end_termination_wait,
         )
         extra = {"sleep": sleep} if sleep is not None else {}
         return rollout(ecs, codedeploy, request, **extra)
@@ -334,6 +336,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         target,
         image_uri,
         timeout_seconds=args.timeout_minutes * 60,
+        end_termination_wait=args.end_termination_wait,
     )
     if result.deployment_id is None:
         print(f"{args.name}: already runs {image_uri} ({result.running_task_definition_arn})")
@@ -506,6 +509,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_minutes,
         default=60,
         help="how long to wait for a running deployment of the group and for this one",
+    )
+    deploy.add_argument(
+        "--end-termination-wait",
+        action="store_true",
+        help="end a deployment of the group still in its termination wait instead of waiting "
+        "for it (deployment.onTerminationWait: end)",
     )
     image = deploy.add_mutually_exclusive_group(required=True)
     image.add_argument("--record", type=Path, help="promotion record to take the image from")

@@ -357,6 +357,7 @@ def _deploy_command(
     record_file: str,
     validation_hook: str | None,
     timeout_minutes: int,
+    end_termination_wait: bool = False,
 ) -> str:
     args = [
         "deploy",
@@ -374,6 +375,8 @@ def _deploy_command(
     hook = _hook(service, validation_hook)
     if hook:
         args += ["--validation-hook", _q(hook)]
+    if end_termination_wait:
+        args.append("--end-termination-wait")
     return _tool(region, *args)
 
 
@@ -442,6 +445,7 @@ def deploy_buildspec(
     timeout_minutes: int = 60,
     tooling_s3_uri: str | None = None,
     python_version: str | None = "3.11",
+    end_termination_wait: bool = False,
 ) -> dict[str, Any]:
     """The Deploy action: each service's record image shipped over what runs, in turn.
 
@@ -475,6 +479,7 @@ def deploy_buildspec(
             record_file=record_file,
             validation_hook=validation_hook,
             timeout_minutes=timeout_minutes,
+            end_termination_wait=end_termination_wait,
         )
         for service in services
     ]

@@ -299,6 +299,32 @@ def shipped(info: Mapping[str, Any]) -> bool:
     )
 
 
+def end_termination_wait(
+    codedeploy: Any, deployment_id: str, sleep: Callable[[float], Any] = runtime_clock.sleep
+) -> bool:
+    """End a shipped deployment's termination wait now (ContinueDeployment TERMINATION_WAIT):
+    CodeDeploy deletes its original task set, so it can no longer be rolled back by a stop.
+    False when it is not in that wait (still shifting, or already ended)."""
+    info = call_with_backoff(codedeploy.get_deployment, deploymentId=deployment_id, sleep=sleep)
+    if not (
+        shipped(info["deploymentInfo"]) and info["deploymentInfo"].get("status") != "Succeeded"
+    ):
+        return False
+    try:
+        call_with_backoff(
+            codedeploy.continue_deployment,
+            deploymentId=deployment_id,
+            deploymentWaitType="TERMINATION_WAIT",
+            sleep=sleep,
+        )
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code in ("DeploymentAlreadyCompletedException", "DeploymentIsNotInReadyStateException"):
+            return False
+        raise
+    return True
+
+
 def stop_deployment(
     codedeploy: Any, deployment_id: str, sleep: Callable[[float], Any] = runtime_clock.sleep
 ) -> None:

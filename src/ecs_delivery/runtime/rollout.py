@@ -77,6 +77,9 @@ class RolloutRequest:
     # A revision to deploy instead of registering a new one when it carries exactly the
     # merged content (a rollback over nothing newer returns to the revision that ran).
     reuse_revision: str | None = None
+    # A deployment of the group found in its termination wait: False waits for the wait to
+    # end; True ends it at once (`deployment.onTerminationWait: end`), giving up its rollback.
+    end_termination_wait: bool = False
 
     def __post_init__(self) -> None:
         if self.family is not None and not (isinstance(self.family, str) and self.family):
@@ -218,6 +221,8 @@ def _wait_for_others(
     if not request.wait:
         raise cd.DeploymentInProgressError(request.application, request.deployment_group, busy)
     for deployment_id in busy:
+        if request.end_termination_wait:
+            cd.end_termination_wait(codedeploy, deployment_id, sleep)
         _wait_until_finished(codedeploy, request, deployment_id, sleep, clock)
 
 

@@ -33,7 +33,8 @@ def _problems(**raw) -> list[str]:
         ("CodeDeployDefault.ECSAllAtOnce", None, 5),
         ("CodeDeployDefault.ECSCanary10Percent5Minutes", None, 10),
         ("CodeDeployDefault.ECSLinear10PercentEvery3Minutes", None, 35),
-        ("slow", {"type": "linear", "percent": 25, "intervalMinutes": 4}, 5 + 3 * 4),
+        # Four steps of 25 %, each taking its interval, as the predefined linear ones count.
+        ("slow", {"type": "linear", "percent": 25, "intervalMinutes": 4}, 5 + 4 * 4),
         ("once", {"type": "canary", "percent": 20, "intervalMinutes": 7}, 5 + 7),
     ],
 )

@@ -98,6 +98,10 @@ class DeploymentConfig(Model):
     alarms: AlarmConfig = Field(
         AlarmConfig(), description="Alarms that stop and roll back a deployment."
     )
+    on_termination_wait: Literal["wait", "end"] = Field(
+        "wait",
+        description="What a deployment does when the group's previous one is still in its termination wait: `wait` for it (the old tasks stay until then, so the previous deployment can still be stopped and rolled back), or `end` it at once (ContinueDeployment; its old tasks are deleted). `pulumi up` rollouts and pipeline ships; releases always wait.",
+    )
     wait: Flag = Field(True, description="Whether `pulumi up` waits for a rollout it started.")
     timeout_minutes: int = Field(
         60, ge=1, le=1440, description="How long `pulumi up` waits for a rollout."
