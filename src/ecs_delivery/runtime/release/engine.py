@@ -32,7 +32,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ecs_delivery.runtime import codedeploy as cd
-from ecs_delivery.runtime.aws import is_throttling
+from ecs_delivery.runtime.aws import chunks, is_throttling
 from ecs_delivery.runtime.codedeploy import (
     FAILED_STATUSES,
     IN_PROGRESS_STATUSES,
@@ -207,11 +207,6 @@ def _deployment_error(info: dict[str, Any]) -> str:
     )
 
 
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class ReleaseEngine:
     """Runs one release against AWS, persisting every transition in `store`."""
 
@@ -339,7 +334,7 @@ class ReleaseEngine:
     def _get_deployments(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """deploymentId -> deploymentInfo, 25 per call."""
         infos: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(sorted(set(ids)), BATCH_GET_DEPLOYMENTS):
+        for chunk in chunks(sorted(set(ids)), BATCH_GET_DEPLOYMENTS):
             response = self.aws.call(
                 self.aws.clients.codedeploy.batch_get_deployments, deploymentIds=chunk
             )
