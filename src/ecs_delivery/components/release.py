@@ -54,14 +54,20 @@ STEP_MODULES = (
     "ecs_delivery/runtime/rollout.py",
     "ecs_delivery/runtime/taskdef.py",
     "ecs_delivery/runtime/release/__init__.py",
+    "ecs_delivery/runtime/release/core.py",
     "ecs_delivery/runtime/release/engine.py",
+    "ecs_delivery/runtime/release/engine_types.py",
     "ecs_delivery/runtime/release/inventory.py",
+    "ecs_delivery/runtime/release/lifecycle.py",
     "ecs_delivery/runtime/release/live.py",
     "ecs_delivery/runtime/release/manifest.py",
     "ecs_delivery/runtime/release/pacing.py",
     "ecs_delivery/runtime/release/plan.py",
+    "ecs_delivery/runtime/release/rollback.py",
+    "ecs_delivery/runtime/release/services.py",
     "ecs_delivery/runtime/release/state.py",
     "ecs_delivery/runtime/release/steps.py",
+    "ecs_delivery/runtime/release/tasks.py",
 )
 
 
