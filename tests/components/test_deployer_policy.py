@@ -116,7 +116,7 @@ def test_the_walk_finds_the_engines_calls():
     calls = deployment_calls()
     # Spot checks that the walk sees both called and passed-on methods (aws.call(fn, ...)).
     assert calls["codedeploy:StopDeployment"] == {
-        "release/engine.py",
+        "release/rollback.py",
         "codedeploy.py",
     }
     assert "release/live.py" in calls["ecs:DescribeServices"]

@@ -5,6 +5,7 @@ Also the errors that end a step or a run, and the one-line reasons they are reco
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +34,17 @@ class EngineConfig:
         problems = []
         if self.max_parallel < 1:
             problems.append(f"max_parallel: {self.max_parallel} must be at least 1")
-        if self.poll_seconds <= 0:
-            problems.append(f"poll_seconds: {self.poll_seconds} must be positive")
-        if self.deployment_timeout_seconds <= 0:
-            problems.append("deployment_timeout_seconds must be positive")
-        if self.register_rate <= 0 or self.register_burst < 1:
-            problems.append("register_rate must be positive and register_burst at least 1")
+        # `not (x > 0)` also refuses NaN, which every comparison answers False.
+        for name in ("poll_seconds", "deployment_timeout_seconds", "register_rate"):
+            value = getattr(self, name)
+            if not (0 < value < math.inf):
+                problems.append(f"{name}: {value} must be a positive, finite number")
+        if not (0 <= self.start_grace_seconds < math.inf):
+            problems.append(
+                f"start_grace_seconds: {self.start_grace_seconds} must be a finite number >= 0"
+            )
+        if self.register_burst < 1:
+            problems.append(f"register_burst: {self.register_burst} must be at least 1")
         if self.start_workers < 1:
             problems.append(f"start_workers: {self.start_workers} must be at least 1")
         if problems:
