@@ -6,11 +6,12 @@ in the order a schedule names. The steps are the calls that matter: read what ru
 (DescribeServices), register (RegisterTaskDefinition), start (CreateDeployment), finish (the
 first GetDeployment of the deployment, when the simulated CodeDeploy completes it).
 
-moto is the AWS here. Where it is more permissive than AWS, or lacks an API, the CodeDeploy
-rules are applied by hooks on the clients, in this file: CreateDeployment is refused while
-the group has a deployment in progress (AWS: DeploymentLimitExceededException; moto accepts
-it); StopDeployment (not implemented by moto) marks the deployment Stopped before traffic
-moves; a deployment completes when its creator polls it, switching the PRIMARY task set.
+moto is the AWS here, and CodeDeploy the one CodeDeploy simulator
+(ecs_delivery.offline.codedeploy_sim): CreateDeployment is refused while the group has a
+deployment in progress (AWS: DeploymentLimitExceededException; moto accepts it), StopDeployment
+ends a deployment before traffic moves, task sets follow. Every deployment is held before its
+traffic shift until its creator polls it: then the simulator finishes it (or fails it, for a
+failing actor), so finishing is a step of the schedule, never a race.
 """
 
 from __future__ import annotations
@@ -24,13 +25,11 @@ from typing import Any
 import boto3
 import greenlet
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.backends import get_backend
 
-from ecs_delivery.offline.codedeploy_sim import create_group, switch_primary
+from ecs_delivery.offline.codedeploy_sim import CodeDeploySim
 from ecs_delivery.runtime.aws import client
+from ecs_delivery.runtime.clock import VirtualClock
 from ecs_delivery.runtime.codedeploy import DeploymentError
 from ecs_delivery.runtime.rollout import RolloutRequest, rollout
 from ecs_delivery.runtime.taskdef import describe, images_of, same_content_in_any_family
@@ -117,6 +116,10 @@ class World:
         # Revisions never change once registered: each is described once per run.
         self.described: dict[str, dict[str, Any]] = {}
         self.ecs, codedeploy = ACTORS.plain()
+        # Time never passes here: a deployment ends when the schedule's finish step says so.
+        self.sim = CodeDeploySim(self.ecs, VirtualClock(), lifecycle=0.0, stop_seconds=0.0)
+        self.sim.hold(SERVICE)
+        self.sim.before_create = self._count_empty
         self.ecs.create_cluster(clusterName=CLUSTER)
         first = self._register(_spec(IMAGES[0], "512"))
         # What runs: only this world's CodeDeploy moves the PRIMARY task set, so it keeps
@@ -130,8 +133,7 @@ class World:
             launchType="FARGATE",
             deploymentController={"type": "CODE_DEPLOY"},
         )
-        codedeploy.create_application(applicationName=APPLICATION, computePlatform="ECS")
-        create_group(codedeploy, APPLICATION, GROUP, CLUSTER, SERVICE)
+        self.sim.add_group(APPLICATION, GROUP, CLUSTER, SERVICE)
         self.outcome.ran.append(IMAGES[0])
 
     def _register(self, spec: dict[str, Any]) -> str:
@@ -147,60 +149,35 @@ class World:
         primary = [t for t in service.get("taskSets", []) if t["status"] == "PRIMARY"]
         return primary[0]["taskDefinition"] if primary else service["taskDefinition"]
 
-    def _deployments(self) -> dict[str, Any]:
-        return get_backend("codedeploy")[ACCOUNT][REGION].deployments
-
-    def stop(self, params, **_kwargs):
-        deployment_id = json.loads(params["body"])["deploymentId"]
-        self._deployments()[deployment_id].status = "Stopped"
-        return AWSResponse("https://codedeploy", 200, {}, None), {"status": "Succeeded"}
-
     def gate(self, actor: str, service: str, operation: str, params: dict[str, Any]) -> None:
         if (service, operation) in STEPS:
             self.scheduler.step(actor)
-        if service == "codedeploy":
-            self._codedeploy_rules(actor, operation, params)
+        if (service, operation) == ("codedeploy", "GetDeployment"):
+            self._finish(actor, params["deploymentId"])
 
-    def _codedeploy_rules(self, actor: str, operation: str, params: dict[str, Any]) -> None:
-        deployments = self._deployments()
-        if operation == "CreateDeployment":
-            busy = [d for d in deployments.values() if d.status in ("Created", "InProgress")]
-            if busy:
-                raise ClientError(
-                    {
-                        "Error": {
-                            "Code": "DeploymentLimitExceededException",
-                            "Message": f"The Deployment Group already has an active Deployment {busy[0].deployment_id}",
-                        }
-                    },
-                    "CreateDeployment",
-                )
-            target = json.loads(params["revision"]["appSpecContent"]["content"])["Resources"][0][
-                "TargetService"
-            ]["Properties"]["TaskDefinition"]
-            if same_content_in_any_family(self.describe(target), self.describe(self.primary)):
-                self.outcome.empty_deployments.append(target)
-        if operation == "GetDeployment":
-            deployment = deployments.get(params["deploymentId"])
-            if (
-                deployment is not None
-                and deployment.status == "Created"
-                and self.created_by.get(deployment.deployment_id) == self.failing
-            ):
-                # CodeDeploy fails it and rolls back: the old task set stays PRIMARY.
-                deployment.status = "Failed"
-                deployment.rollback_info = {"rollbackMessage": "simulated failure"}
+    def _count_empty(self, request: dict[str, Any]) -> None:
+        """A deployment about to be accepted whose revision carries what runs already."""
+        if any(d.ended is None for d in self.sim.deployments):
+            return  # refused: the group is busy
+        spec = json.loads(request["revision"]["appSpecContent"]["content"])
+        target = spec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
+        if same_content_in_any_family(self.describe(target), self.describe(self.primary)):
+            self.outcome.empty_deployments.append(target)
+
+    def _finish(self, actor: str, deployment_id: str) -> None:
+        creator = self.created_by.get(deployment_id)
+        d = self.sim.deployment(deployment_id)
+        if d.ended is not None or d.stop_requested is not None:
+            return
+        if creator == self.failing:
+            # CodeDeploy fails it and rolls back: the old task set stays PRIMARY.
+            self.sim.finish(deployment_id, failed=True)
+        elif creator == actor:
             # Moving traffic takes CodeDeploy minutes: a deployment completes when its creator
             # waits for it, never in the instant after CreateDeployment another actor polls.
-            if self.created_by.get(params["deploymentId"]) != actor:
-                return
-            if deployment is not None and deployment.status == "Created":
-                content = json.loads(deployment.revision["appSpecContent"]["content"])
-                target = content["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
-                switch_primary(self.ecs, CLUSTER, SERVICE, target)
-                deployment.status = "Succeeded"
-                self.primary = target
-                self.outcome.ran.append(images_of(self.describe(target))[CONTAINER])
+            self.sim.finish(deployment_id)
+            self.primary = d.task_definition
+            self.outcome.ran.append(images_of(self.describe(d.task_definition))[CONTAINER])
 
 
 class Actors:
@@ -229,14 +206,12 @@ class Actors:
                         actor, service, model.name, params
                     ),
                 )
-            # StopDeployment is answered here (moto has none), before any request is sent.
-            codedeploy.meta.events.register(
-                "before-call.codedeploy.StopDeployment", lambda **kw: self.world.stop(**kw)
-            )
             codedeploy.meta.events.register(
                 "after-call.codedeploy.CreateDeployment",
-                lambda parsed, **_: self.world.created_by.__setitem__(
-                    parsed["deploymentId"], actor
+                # (a refused one, DeploymentLimitExceededException, has no id)
+                lambda parsed, **_: (
+                    "deploymentId" in parsed
+                    and self.world.created_by.__setitem__(parsed["deploymentId"], actor)
                 ),
             )
             self.built[actor] = (ecs, codedeploy)
@@ -271,6 +246,8 @@ def run_interleaving(schedule: str, scenario: Scenario) -> Outcome:
         scheduler = Scheduler(schedule)
         world = World(outcome, scheduler, failing="U" if scenario.codedeploy_fails_up else None)
         ACTORS.world = world
+        for name in ("P", "U"):
+            world.sim.attach(ACTORS.of(name)[1])
         template = world._register(_spec(IMAGES[0], scenario.memory, family=f"{FAMILY}-template"))
 
         def pipeline() -> None:
