@@ -884,7 +884,11 @@ def test_a_second_runner_of_one_release_is_refused_naming_the_first_and_changes_
     first = ReleaseEngine(aws_of(sim), store_of(sim, manifest.release_id), config(), owner="ci")
     _, plan = prepare(aws_of(sim), first.store, manifest, sim.inventory)
     first.begin(plan)
-    first.take_lease()  # the pipeline's run is under way
+    # The pipeline's run is under way. Its lease is ten times the usual length: at this test's
+    # 1000x clock the usual 300 s last 0.3 real seconds, which a loaded machine can outlive
+    # before the second runner looks.
+    held = 10 * LEASE_SECONDS
+    first.take_lease(seconds=held)
 
     second = ReleaseEngine(aws_of(sim), store_of(sim, manifest.release_id), config(), owner="op")
     with pytest.raises(ReleaseBusyError, match="is being run by ci .*--take-over"):
@@ -893,7 +897,7 @@ def test_a_second_runner_of_one_release_is_refused_naming_the_first_and_changes_
     assert store_of(sim, manifest.release_id).load().status == "running"
 
     # A dead runner's lease ends; then (or with take_over) another runner finishes it.
-    sim.clock.sleep(LEASE_SECONDS + 1)
+    sim.clock.sleep(held + 1)
     assert second.run().status == "succeeded"
     assert store_of(sim, manifest.release_id).load().lease is None
     assert sim.codedeploy.created_per_service() == {"svc-000": 1}
