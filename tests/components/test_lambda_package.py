@@ -117,7 +117,7 @@ def test_a_clean_interpreter_imports_every_handler_from_the_zip_alone(step_zip, 
         "[getattr(handler, s) for s in sys.argv[2:]]; "
         "assert 'ecs_delivery.offline.release_simulator' not in sys.modules; print(boto3.__version__)"
     )
-    from ecs_delivery.runtime.release.state_machine import STEPS
+    from ecs_delivery.components.state_machine import STEPS
 
     # -I: no user site, no PYTHON* variables, no script directory; -S: not even site-packages.
     result = subprocess.run(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
+from ecs_delivery.components import buildspec as specs
 from ecs_delivery.components import pipeline as pipeline_module
 from ecs_delivery.components.codepipeline import (
     Action,
@@ -15,7 +16,6 @@ from ecs_delivery.components.codepipeline import (
     check_artifact_wiring,
 )
 from ecs_delivery.components.config import ConfigError
-from ecs_delivery.runtime import buildspec as specs
 from ecs_delivery.runtime.promotion import new_record
 from tests.conftest import make_plan
 from tests.support.plans import (
@@ -342,7 +342,7 @@ def test_dev_build_project_builds_images_with_the_generated_buildspec(dev):
         "s3Logs": {"status": "DISABLED"},
     }
     spec = buildspec(dev)
-    # Exactly what src/ecs_delivery/runtime/buildspec.py generates for these services and this tooling.
+    # Exactly what src/ecs_delivery/components/buildspec.py generates for these services and this tooling.
     expected = specs.buildspec(
         [
             specs.BuildService(

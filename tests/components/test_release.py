@@ -8,8 +8,8 @@ import botocore.session
 import yaml
 from botocore.validate import ParamValidator
 
+from ecs_delivery.components.state_machine import STEPS, check_definition
 from ecs_delivery.runtime.release.inventory import parse_inventory
-from ecs_delivery.runtime.release.state_machine import STEPS, check_definition
 from tests.support.registrations import inputs, policy
 
 MACHINE = "aws:sfn/stateMachine:StateMachine"

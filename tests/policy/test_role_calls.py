@@ -26,10 +26,10 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from ecs_delivery.components.state_machine import STEPS, definition
 from ecs_delivery.offline.codedeploy_sim import CodeDeploySim, on_virtual_time
 from ecs_delivery.offline.simcloud import plain
 from ecs_delivery.runtime import clock as runtime_clock
-from ecs_delivery.runtime.release.state_machine import STEPS, definition
 from tests.conftest import make_plan
 from tests.runtime.release.test_steps import ExecutionFailed, run_states
 from tests.support.iam_calls import CallRecorder, denied, role_statements, unused

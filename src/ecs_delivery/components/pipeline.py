@@ -39,6 +39,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from ecs_delivery.components import buildspec as specs
 from ecs_delivery.components import codebuild, iam, naming
 from ecs_delivery.components.codebuild import environment_type  # noqa: F401 (config imports it here)
 from ecs_delivery.components.codedeploy import pass_role_statement
@@ -55,7 +56,6 @@ from ecs_delivery.components.codepipeline import (
     source_statement,
 )
 from ecs_delivery.components.naming import TYPE_PREFIX, former_name
-from ecs_delivery.runtime import buildspec as specs
 from ecs_delivery.runtime.promotion import latest_record_key, release_records_pattern
 
 RECORD_ARTIFACT = "UpstreamRecord"
@@ -511,7 +511,7 @@ def _deploy_fields(service: DeployedService) -> dict[str, Any]:
 
 
 def render_buildspecs(args: DeliveryPipelineArgs, tooling_uri: str) -> dict[str, str]:
-    """Project name -> its generated buildspec (src/ecs_delivery/runtime/buildspec.py), as YAML."""
+    """Project name -> its generated buildspec (src/ecs_delivery/components/buildspec.py), as YAML."""
     tooling: dict[str, Any] = {"tooling_s3_uri": tooling_uri}
     if args.builds_images:
         first = specs.buildspec(

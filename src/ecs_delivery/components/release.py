@@ -1,7 +1,7 @@
 """Whole-environment releases: the engine's Step Functions state machine and the release pipeline.
 
     release pipeline:  components/release_pipeline.py (Source ► Validate ► Approve ► Release)
-    state machine:     src/ecs_delivery/runtime/release/state_machine.py; each Task is a Lambda step from
+    state machine:     src/ecs_delivery/components/state_machine.py; each Task is a Lambda step from
                        src/ecs_delivery/lambdas/release_steps calling runtime/release (the same engine as the
                        `release` command line)
 
@@ -30,9 +30,9 @@ from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.codepipeline import PipelineWiringError, SourceSettings
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.components.release_pipeline import ReleasePipelineArgs, create_release_pipeline
+from ecs_delivery.components.state_machine import STEPS, check_definition, definition
 from ecs_delivery.runtime.aws import chunks
 from ecs_delivery.runtime.release.inventory import parse_inventory
-from ecs_delivery.runtime.release.state_machine import STEPS, check_definition, definition
 
 # The import root the engine ships from (src/): archive paths are import paths.
 ROOT = Path(__file__).resolve().parents[2]

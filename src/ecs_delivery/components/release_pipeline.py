@@ -17,8 +17,8 @@ import yaml
 
 from ecs_delivery.components import codebuild, codepipeline, naming
 from ecs_delivery.components.artifacts import pipeline_artifact_prefix
+from ecs_delivery.components.buildspec import BUILD_REQUIREMENTS
 from ecs_delivery.components.codepipeline import SOURCE_ARTIFACT, Action, SourceSettings, Stage
-from ecs_delivery.runtime.buildspec import BUILD_REQUIREMENTS
 
 RELEASE_INPUT = "release_input"
 

@@ -1,6 +1,6 @@
 """Build-time steps run inside CodeBuild: image tags, the promotion record, the deploy.
 
-The generated buildspecs (src/ecs_delivery/runtime/buildspec.py) call `python -m ecs_delivery.runtime.build <step>`:
+The generated buildspecs (src/ecs_delivery/components/buildspec.py) call `python -m ecs_delivery.runtime.build <step>`:
 
 - the build (after `docker build`/`docker push`) and the downstream validation write only the
   promotion record: the image digests this execution deploys;

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from ecs_delivery.components.state_machine import STEPS, definition
 from ecs_delivery.offline.release_simulator import SimulatedAws
 from ecs_delivery.runtime.release.engine import ReleaseInputError
 from ecs_delivery.runtime.release.manifest import ManifestError
 from ecs_delivery.runtime.release.state import StateStore
-from ecs_delivery.runtime.release.state_machine import STEPS, definition
 from ecs_delivery.runtime.release.steps import (
     StepContext,
     manifest_text,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ecs_delivery.runtime.release.state_machine import STEPS, check_definition, definition
+from ecs_delivery.components.state_machine import STEPS, check_definition, definition
 
 ARNS = {step: f"arn:aws:lambda:eu-west-1:123456789012:function:release-{step}" for step in STEPS}
 

@@ -1,4 +1,4 @@
-"""ecs_delivery.runtime.buildspec: structure of the generated buildspecs, and their shell run for real.
+"""ecs_delivery.components.buildspec: structure of the generated buildspecs, and their shell run for real.
 
 The shell tests run the generated commands in bash with `python` and `docker` replaced by
 recorders, so quoting and exit-code handling are checked by the shell itself.
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ecs_delivery.runtime.buildspec import (
+from ecs_delivery.components.buildspec import (
     ARTIFACT_ROOT,
     BUILD_REQUIREMENTS,
     PROMOTION_ARTIFACT,
@@ -32,7 +32,7 @@ from ecs_delivery.runtime.buildspec import (
     render,
 )
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 OTHER_REGISTRY = "210987654321.dkr.ecr.us-east-1.amazonaws.com"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
