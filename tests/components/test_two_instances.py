@@ -19,6 +19,7 @@ from google.protobuf import text_format
 from pulumi.runtime.proto import alias_pb2
 
 import ecs_delivery.components
+from ecs_delivery.components.environment import DeliveryEnvironment
 from ecs_delivery.offline import plan as plan_tool
 from ecs_delivery.offline.plan import Plan
 from ecs_delivery.offline.simcloud import Registration
@@ -39,15 +40,27 @@ def component_classes() -> list[type[pulumi.ComponentResource]]:
     return sorted(found, key=lambda c: c.__qualname__)
 
 
+def twinned_classes() -> list[type[pulumi.ComponentResource]]:
+    # One DeliveryEnvironment per stack (its resources' names come from project and stack):
+    # what it builds is twinned instead.
+    return [c for c in component_classes() if c is not DeliveryEnvironment]
+
+
+def _top_level(opts: pulumi.ResourceOptions | None) -> bool:
+    parent = opts.parent if opts else None
+    return parent is None or isinstance(parent, DeliveryEnvironment)
+
+
 def twin_every_component(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Patch each component so a top-level instance builds a twin; returns the twinned types."""
+    """Patch each component so a top-level instance (or a child of the environment) builds a
+    twin; returns the twinned types."""
     twinned: list[str] = []
-    for cls in component_classes():
+    for cls in twinned_classes():
         original = cls.__init__
 
         def __init__(self, name, args, opts=None, *, _cls=cls, _original=original):  # noqa: N807
             _original(self, name, args, opts)
-            if not name.startswith(TWIN) and (opts is None or opts.parent is None):
+            if not name.startswith(TWIN) and _top_level(opts):
                 twinned.append(_cls.__qualname__)
                 _cls(f"{TWIN}{name}", args, opts)
 
@@ -106,7 +119,7 @@ def test_two_instances_of_every_component_claim_no_urn_twice(twinned_plans, stac
 
 def test_the_twinned_program_builds_every_component_class_twice(twinned_plans):
     built = {name for _, twinned in twinned_plans.values() for name in twinned}
-    assert built == {c.__qualname__ for c in component_classes()}
+    assert built == {c.__qualname__ for c in twinned_classes()}
     dev, _ = twinned_plans["dev"]
     types = Counter(r.type for r in dev.resources if not r.custom)
     assert types["ecs-delivery:service:FargateService"] == 4  # api, web and their twins
