@@ -1,7 +1,8 @@
 """Two instances of every component in one program: no URN (or alias) is claimed twice.
 
-The program is planned with every component class built twice: each top-level component
-the composition builds gets a twin with the same args under another name (`twin-<name>`).
+The program is planned with every component class built twice: each component the
+DeliveryEnvironment builds directly (or one built at the top level) gets a twin with the same
+args under another name (`twin-<name>`); the environment itself is one per stack.
 Pulumi's mock monitor accepts a duplicate URN silently (the engine refuses it), so the
 URNs and the aliases' URNs are collected here and checked for uniqueness.
 """
@@ -15,11 +16,10 @@ from collections import Counter
 
 import pulumi
 import pytest
-from google.protobuf import text_format
-from pulumi.runtime.proto import alias_pb2
 
 import ecs_delivery.components
 from ecs_delivery.components.environment import DeliveryEnvironment
+from ecs_delivery.offline import diff
 from ecs_delivery.offline import plan as plan_tool
 from ecs_delivery.offline.plan import Plan
 from ecs_delivery.offline.simcloud import Registration
@@ -68,27 +68,16 @@ def twin_every_component(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return twinned
 
 
-def _urn(plan: Plan, parent: str, type_: str, name: str) -> str:
-    # As the mock monitor builds URNs (pulumi.runtime.mocks.MockMonitor.make_urn).
-    if parent:
-        type_ = parent.split("::")[2].split("$")[-1] + "$" + type_
-    return f"urn:pulumi:{plan.stack}::{plan.project}::{type_}::{name}"
+_CLAIMS: dict[int, tuple[Plan, dict[str, set[str]]]] = {}
 
 
 def alias_urns(plan: Plan, registration: Registration) -> list[str]:
-    """The URNs a registration's aliases claim (an alias spec leaves out what stays the same)."""
-    urns = []
-    for text in registration.options["aliases"]:
-        alias = text_format.Parse(text, alias_pb2.Alias())
-        if alias.HasField("urn") or alias.urn:
-            urns.append(alias.urn)
-            continue
-        spec = alias.spec
-        parent = "" if spec.noParent else (spec.parentUrn or registration.parent)
-        urns.append(
-            _urn(plan, parent, spec.type or registration.type, spec.name or registration.name)
-        )
-    return [u for u in urns if u != registration.urn]
+    """The URNs a registration's aliases claim, its ancestors' inherited (as `make diff` reads
+    them: diff.claimed_urns)."""
+    cached = _CLAIMS.get(id(plan))
+    if cached is None or cached[0] is not plan:  # the plan is kept, so its id is not reused
+        cached = _CLAIMS[id(plan)] = (plan, diff.claimed_urns(plan.to_json()))
+    return sorted(cached[1][registration.urn] - {registration.urn})
 
 
 def claimed_twice(plan: Plan) -> list[str]:
@@ -150,7 +139,8 @@ FORMER_NAMES = {
 
 
 def _former_urn(plan: Plan, registration: Registration, old: str) -> str:
-    return _urn(plan, registration.parent, registration.type, old)
+    where = {"stack": plan.stack, "project": plan.project}
+    return diff.plan_urn(where, registration.parent, registration.type, old)
 
 
 def test_the_programs_instances_keep_the_urns_of_their_formerly_fixed_child_names(dev_plan):

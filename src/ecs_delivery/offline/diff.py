@@ -174,8 +174,8 @@ def _replace_reasons(type_: str, paths: list[str], options: dict[str, Any]) -> l
     return [p for p in tops if p in forcing]
 
 
-def _urn(plan: dict[str, Any], parent: str, type_: str, name: str) -> str:
-    # As the plan's mock monitor builds URNs (pulumi.runtime.mocks.MockMonitor.make_urn).
+def plan_urn(plan: dict[str, Any], parent: str, type_: str, name: str) -> str:
+    """A URN as the plan's mock monitor builds it (pulumi.runtime.mocks.MockMonitor.make_urn)."""
     if parent:
         type_ = parent.split("::")[2].split("$")[-1] + "$" + type_
     return f"urn:pulumi:{plan.get('stack', '')}::{plan.get('project', '')}::{type_}::{name}"
@@ -195,7 +195,7 @@ def claimed_urns(plan: dict[str, Any]) -> dict[str, set[str]]:
         if urn not in claims:
             r = by_urn[urn]
             parents = of(r["parent"]) if r.get("parent") else {""}
-            found = {urn} | {_urn(plan, p, r["type"], r["name"]) for p in parents}
+            found = {urn} | {plan_urn(plan, p, r["type"], r["name"]) for p in parents}
             for text in (r.get("options") or {}).get("aliases") or []:
                 alias = text_format.Parse(text, alias_pb2.Alias())
                 if alias.urn:
@@ -205,7 +205,7 @@ def claimed_urns(plan: dict[str, Any]) -> dict[str, set[str]]:
                 # The mock monitor gives top-level resources the stack as parent.
                 olds = {root} if spec.noParent else {spec.parentUrn} if spec.parentUrn else parents
                 found |= {
-                    _urn(plan, p, spec.type or r["type"], spec.name or r["name"]) for p in olds
+                    plan_urn(plan, p, spec.type or r["type"], spec.name or r["name"]) for p in olds
                 }
             claims[urn] = found
         return claims[urn]
