@@ -1,7 +1,8 @@
 """Two instances of every component in one program: no URN (or alias) is claimed twice.
 
-The program is planned with every component class built twice: each top-level component
-the composition builds gets a twin with the same args under another name (`twin-<name>`).
+The program is planned with every component class built twice: each component the
+DeliveryEnvironment builds directly (or one built at the top level) gets a twin with the same
+args under another name (`twin-<name>`); the environment itself is one per stack.
 Pulumi's mock monitor accepts a duplicate URN silently (the engine refuses it), so the
 URNs and the aliases' URNs are collected here and checked for uniqueness.
 """
@@ -15,10 +16,10 @@ from collections import Counter
 
 import pulumi
 import pytest
-from google.protobuf import text_format
-from pulumi.runtime.proto import alias_pb2
 
 import ecs_delivery.components
+from ecs_delivery.components.environment import DeliveryEnvironment
+from ecs_delivery.offline import diff
 from ecs_delivery.offline import plan as plan_tool
 from ecs_delivery.offline.plan import Plan
 from ecs_delivery.offline.simcloud import Registration
@@ -39,15 +40,27 @@ def component_classes() -> list[type[pulumi.ComponentResource]]:
     return sorted(found, key=lambda c: c.__qualname__)
 
 
+def twinned_classes() -> list[type[pulumi.ComponentResource]]:
+    # One DeliveryEnvironment per stack (its resources' names come from project and stack):
+    # what it builds is twinned instead.
+    return [c for c in component_classes() if c is not DeliveryEnvironment]
+
+
+def _top_level(opts: pulumi.ResourceOptions | None) -> bool:
+    parent = opts.parent if opts else None
+    return parent is None or isinstance(parent, DeliveryEnvironment)
+
+
 def twin_every_component(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Patch each component so a top-level instance builds a twin; returns the twinned types."""
+    """Patch each component so a top-level instance (or a child of the environment) builds a
+    twin; returns the twinned types."""
     twinned: list[str] = []
-    for cls in component_classes():
+    for cls in twinned_classes():
         original = cls.__init__
 
         def __init__(self, name, args, opts=None, *, _cls=cls, _original=original):  # noqa: N807
             _original(self, name, args, opts)
-            if not name.startswith(TWIN) and (opts is None or opts.parent is None):
+            if not name.startswith(TWIN) and _top_level(opts):
                 twinned.append(_cls.__qualname__)
                 _cls(f"{TWIN}{name}", args, opts)
 
@@ -55,27 +68,16 @@ def twin_every_component(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return twinned
 
 
-def _urn(plan: Plan, parent: str, type_: str, name: str) -> str:
-    # As the mock monitor builds URNs (pulumi.runtime.mocks.MockMonitor.make_urn).
-    if parent:
-        type_ = parent.split("::")[2].split("$")[-1] + "$" + type_
-    return f"urn:pulumi:{plan.stack}::{plan.project}::{type_}::{name}"
+_CLAIMS: dict[int, tuple[Plan, dict[str, set[str]]]] = {}
 
 
 def alias_urns(plan: Plan, registration: Registration) -> list[str]:
-    """The URNs a registration's aliases claim (an alias spec leaves out what stays the same)."""
-    urns = []
-    for text in registration.options["aliases"]:
-        alias = text_format.Parse(text, alias_pb2.Alias())
-        if alias.HasField("urn") or alias.urn:
-            urns.append(alias.urn)
-            continue
-        spec = alias.spec
-        parent = "" if spec.noParent else (spec.parentUrn or registration.parent)
-        urns.append(
-            _urn(plan, parent, spec.type or registration.type, spec.name or registration.name)
-        )
-    return [u for u in urns if u != registration.urn]
+    """The URNs a registration's aliases claim, its ancestors' inherited (as `make diff` reads
+    them: diff.claimed_urns)."""
+    cached = _CLAIMS.get(id(plan))
+    if cached is None or cached[0] is not plan:  # the plan is kept, so its id is not reused
+        cached = _CLAIMS[id(plan)] = (plan, diff.claimed_urns(plan.to_json()))
+    return sorted(cached[1][registration.urn] - {registration.urn})
 
 
 def claimed_twice(plan: Plan) -> list[str]:
@@ -106,7 +108,7 @@ def test_two_instances_of_every_component_claim_no_urn_twice(twinned_plans, stac
 
 def test_the_twinned_program_builds_every_component_class_twice(twinned_plans):
     built = {name for _, twinned in twinned_plans.values() for name in twinned}
-    assert built == {c.__qualname__ for c in component_classes()}
+    assert built == {c.__qualname__ for c in twinned_classes()}
     dev, _ = twinned_plans["dev"]
     types = Counter(r.type for r in dev.resources if not r.custom)
     assert types["ecs-delivery:service:FargateService"] == 4  # api, web and their twins
@@ -137,7 +139,8 @@ FORMER_NAMES = {
 
 
 def _former_urn(plan: Plan, registration: Registration, old: str) -> str:
-    return _urn(plan, registration.parent, registration.type, old)
+    where = {"stack": plan.stack, "project": plan.project}
+    return diff.plan_urn(where, registration.parent, registration.type, old)
 
 
 def test_the_programs_instances_keep_the_urns_of_their_formerly_fixed_child_names(dev_plan):

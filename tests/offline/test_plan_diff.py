@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from google.protobuf import text_format
+from pulumi.runtime.proto import alias_pb2
 
 from ecs_delivery.offline import diff
 
@@ -377,3 +379,55 @@ def test_a_change_of_a_rollout_setting_alone_is_no_rollout():
     )
     assert changed
     assert "service web: no rollout; image web: x (unchanged)" in text
+
+
+def _moved_plans() -> tuple[dict, dict]:
+    """A component moved from the stack into a new parent with an alias to the stack, as the
+    mock monitor records it (a child's URN names only its parent's own type)."""
+    root = "urn:pulumi:dev::p::pulumi:pulumi:Stack::p-dev"
+    network = "urn:pulumi:dev::p::pulumi:pulumi:Stack$ecs-delivery:network:Network::network"
+    vpc = _resource("aws:ec2/vpc:Vpc", "network", {"cidrBlock": "10.0.0.0/16"}, network)
+    vpc["urn"] = "urn:pulumi:dev::p::ecs-delivery:network:Network$aws:ec2/vpc:Vpc::network"
+    component = {"type": "ecs-delivery:network:Network", "name": "network", "custom": False}
+    base = {
+        "stack": "dev",
+        "project": "p",
+        "resources": [{**component, "urn": network, "parent": root, "options": {}}, vpc],
+    }
+    env_type = "ecs-delivery:environment:DeliveryEnvironment"
+    env = f"urn:pulumi:dev::p::pulumi:pulumi:Stack${env_type}::dev"
+    alias = text_format.MessageToString(alias_pb2.Alias(spec=alias_pb2.Alias.Spec(noParent=True)))
+    moved = {
+        **component,
+        "urn": f"urn:pulumi:dev::p::{env_type}$ecs-delivery:network:Network::network",
+        "parent": env,
+        "options": {"aliases": [alias]},
+    }
+    new_vpc = {**vpc, "parent": moved["urn"]}
+    new = {
+        **base,
+        "resources": [
+            {"urn": env, "type": env_type, "name": "dev", "parent": root, "custom": False},
+            moved,
+            new_vpc,
+        ],
+    }
+    return base, new
+
+
+def test_a_resource_moved_under_a_new_parent_with_an_alias_to_its_old_urn_is_no_change():
+    base, new = _moved_plans()
+    text, _ = diff.render(base, new)
+    assert text.splitlines() == ["+ create ecs-delivery:environment:DeliveryEnvironment dev"]
+
+
+def test_a_moved_resource_whose_inputs_change_is_an_update_not_a_create_and_delete():
+    base, new = _moved_plans()
+    base["resources"][0]["inputs"] = {"cidr": "10.0.0.0/16"}
+    new["resources"][1]["inputs"] = {"cidr": "10.1.0.0/16"}
+    text, _ = diff.render(base, new)
+    assert sorted(text.splitlines()) == [
+        "    cidr: 10.0.0.0/16 → 10.1.0.0/16",
+        "+ create ecs-delivery:environment:DeliveryEnvironment dev",
+        "~ update ecs-delivery:network:Network network",
+    ]

@@ -206,11 +206,12 @@ def build(
     env: Environment,
     platform: Platform,
     upstream_values: dict[str, Any] | None,
+    opts: pulumi.ResourceOptions | None = None,
 ) -> Delivery:
     """Create the delivery side of the environment; ConfigError before any resource if wrong.
 
     `upstream_values` are the upstream stack's outputs (`read_upstream`), None for the first
-    environment.
+    environment; `opts` the options of every top-level resource (a parent and its aliases).
     """
     try:
         n = names(cfg, env)
@@ -251,6 +252,7 @@ def build(
             tags=tags,
             force_destroy=cfg.teardown.force_destroy,
         ),
+        opts,
     )
     repositories: dict[str, ImageRepository] = {}
     if not cfg.upstream_stack:
@@ -267,6 +269,7 @@ def build(
                     tags={**tags, "Service": s},
                     force_delete=cfg.teardown.force_destroy,
                 ),
+                opts,
             )
             for s in sorted(cfg.services)
         }
@@ -303,6 +306,7 @@ def build(
             ),
             tags=tags,
         ),
+        opts,
     )
     deployment = CodeDeployment(
         "codedeploy",
@@ -322,6 +326,7 @@ def build(
             kms_key_arn=platform.kms_key_arn,
             tags=tags,
         ),
+        opts,
     )
     pipeline = DeliveryPipeline(
         "pipeline",
@@ -336,6 +341,7 @@ def build(
             bucket_resources=[bucket.bucket, bucket.versioning, bucket.policy],
             depends_on=[hook.function, *deployment.groups.values()],
         ),
+        opts,
     )
     outputs = _outputs(cfg, env, n, repositories, upstream_values, pipeline)
     return Delivery(

@@ -80,7 +80,9 @@ def _zone_problems(cfg: StackConfig, zone: HostedZone) -> list[str]:
     return problems
 
 
-def certificate_for(cfg: StackConfig, tags: dict[str, str]) -> Edge:
+def certificate_for(
+    cfg: StackConfig, tags: dict[str, str], opts: pulumi.ResourceOptions | None = None
+) -> Edge:
     """Look up the hosted zone and, when the config asks for it, create the certificate."""
     lb = cfg.load_balancer
     if not lb.hosted_zone:
@@ -105,6 +107,7 @@ def certificate_for(cfg: StackConfig, tags: dict[str, str]) -> Edge:
                 names=certificate_names(lb.domain_name, names),
                 tags=tags,
             ),
+            opts,
         )
     return edge
 
@@ -116,6 +119,7 @@ def attach(
     stack: str,
     load_balancer: LoadBalancer,
     tags: dict[str, str],
+    opts: pulumi.ResourceOptions | None = None,
 ) -> None:
     """Alias records to the load balancer and its WAF association, as configured."""
     lb = cfg.load_balancer
@@ -134,6 +138,7 @@ def attach(
                 load_balancer_zone_id=load_balancer.zone_id,
                 dual_stack=False,  # the load balancer is IPv4 only (ipAddressType ipv4)
             ),
+            opts,
         )
     if lb.web_acl_arn or lb.waf:
         edge.firewall = WebFirewall(
@@ -148,4 +153,5 @@ def attach(
                 else None,
                 tags=tags,
             ),
+            opts,
         )

@@ -220,16 +220,22 @@ def resolve(
 # --- promotion of a named upstream release ---------------------------------------------
 
 
-def upstream_reference(name: str, project: str) -> pulumi.StackReference:
+def upstream_reference(
+    name: str, project: str, opts: pulumi.ResourceOptions | None = None
+) -> pulumi.StackReference:
     """`dev` means this project's `dev` stack in the current organization."""
     return pulumi.StackReference(
-        f"upstream-{name.rsplit('/', 1)[-1]}", stack_name=_qualified(name, project)
+        f"upstream-{name.rsplit('/', 1)[-1]}", stack_name=_qualified(name, project), opts=opts
     )
 
 
-def own_reference(project: str, stack: str) -> pulumi.StackReference:
+def own_reference(
+    project: str, stack: str, opts: pulumi.ResourceOptions | None = None
+) -> pulumi.StackReference:
     """This stack's own last outputs: what its previous update created and applied."""
-    return pulumi.StackReference("own-last-outputs", stack_name=_qualified(stack, project))
+    return pulumi.StackReference(
+        "own-last-outputs", stack_name=_qualified(stack, project), opts=opts
+    )
 
 
 def _qualified(name: str, project: str) -> str:

@@ -84,7 +84,12 @@ class Platform:
     access_logs: AccessLogs | None = None
 
 
-def stack_key(cfg: StackConfig, env: Environment, tags: dict[str, str]) -> pulumi.Input[str] | None:
+def stack_key(
+    cfg: StackConfig,
+    env: Environment,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions | None = None,
+) -> pulumi.Input[str] | None:
     """The key of `kms` config: the given ARN, a key created for the stack, or None."""
     if cfg.kms.key_arn:
         return cfg.kms.key_arn
@@ -98,12 +103,16 @@ def stack_key(cfg: StackConfig, env: Environment, tags: dict[str, str]) -> pulum
             account_id=env.account_id,
             tags=tags,
         ),
+        opts,
     )
     return key.arn
 
 
 def access_log_target(
-    cfg: StackConfig, env: Environment, tags: dict[str, str]
+    cfg: StackConfig,
+    env: Environment,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions | None = None,
 ) -> AccessLogs | None:
     """Where the stack's access logs go: the given bucket, a log bucket created here, or None."""
     logs = cfg.access_logs
@@ -128,6 +137,7 @@ def access_log_target(
             tags=tags,
             force_destroy=cfg.teardown.force_destroy,
         ),
+        opts,
     )
     return bucket.target
 
@@ -185,18 +195,20 @@ def build(
     upstream_repository_arns: dict[str, str] | None = None,
     existing: Existing | None = None,
     bootstrapping: Collection[str] = (),
+    opts: pulumi.ResourceOptions | None = None,
 ) -> Platform:
     """Create every resource of the environment.
 
     `images` maps service -> declared image (what its template carries), `task_images` task ->
     image; `upstream_repository_arns` the upstream's repositories, which promoted images come
     from; `existing` what to use instead of creating (then its config keys are unused);
-    `bootstrapping` the services and tasks that run their bootstrap image after this update.
+    `bootstrapping` the services and tasks that run their bootstrap image after this update;
+    `opts` the options of every top-level resource (a parent and its aliases).
     """
     tags = default_tags(cfg, env)
     existing = existing or Existing()
-    key_arn = stack_key(cfg, env, tags)
-    logs = access_log_target(cfg, env, tags)
+    key_arn = stack_key(cfg, env, tags, opts)
+    logs = access_log_target(cfg, env, tags, opts)
     network = existing.network or Network(
         "network",
         NetworkArgs(
@@ -209,8 +221,9 @@ def build(
             interface_endpoints=edge_front.interface_endpoints(cfg),
             tags=tags,
         ),
+        opts,
     )
-    edge = edge_front.certificate_for(cfg, tags)
+    edge = edge_front.certificate_for(cfg, tags, opts)
     priorities = listener_priorities(
         {n: s.routing.model_dump(by_alias=True, exclude_none=True) for n, s in cfg.services.items()}
     )
@@ -249,6 +262,7 @@ def build(
             ],
             tags=tags,
         ),
+        opts,
     )
     cluster = existing.cluster or EcsCluster(
         "cluster",
@@ -257,9 +271,10 @@ def build(
             container_insights=cfg.container_insights,
             tags=tags,
         ),
+        opts,
     )
     cluster_name = cluster.name
-    edge_front.attach(edge, cfg, env.project, env.stack, load_balancer, tags)
+    edge_front.attach(edge, cfg, env.project, env.stack, load_balancer, tags, opts)
     platform = Platform(
         network=network,
         load_balancer=load_balancer,
@@ -316,6 +331,7 @@ def build(
                 execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,
                 tags={**tags, "Service": name},
             ),
+            opts,
         )
     for name, task in sorted(cfg.scheduled_tasks.items()):
         image = (task_images or {})[name]
@@ -364,6 +380,7 @@ def build(
                 execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,
                 tags=tags,
             ),
+            opts,
         )
     platform.outputs.update(
         {

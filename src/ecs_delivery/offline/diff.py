@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import text_format
+from pulumi.runtime.proto import alias_pb2
 from pydantic import BaseModel, ConfigDict, Field
 
 from ecs_delivery import inputs
@@ -172,9 +174,58 @@ def _replace_reasons(type_: str, paths: list[str], options: dict[str, Any]) -> l
     return [p for p in tops if p in forcing]
 
 
+def plan_urn(plan: dict[str, Any], parent: str, type_: str, name: str) -> str:
+    """A URN as the plan's mock monitor builds it (pulumi.runtime.mocks.MockMonitor.make_urn)."""
+    if parent:
+        type_ = parent.split("::")[2].split("$")[-1] + "$" + type_
+    return f"urn:pulumi:{plan.get('stack', '')}::{plan.get('project', '')}::{type_}::{name}"
+
+
+def claimed_urns(plan: dict[str, Any]) -> dict[str, set[str]]:
+    """Per resource, the URNs it answers to: its own and its aliases', with the aliases its
+    ancestors carry inherited (as the engine does: a re-parented component keeps its tree)."""
+    by_urn = {r["urn"]: r for r in plan["resources"]}
+    project, stack = plan.get("project", ""), plan.get("stack", "")
+    root = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
+    claims: dict[str, set[str]] = {}
+
+    def of(urn: str) -> set[str]:
+        if urn not in by_urn:
+            return {urn}
+        if urn not in claims:
+            r = by_urn[urn]
+            parents = of(r["parent"]) if r.get("parent") else {""}
+            found = {urn} | {plan_urn(plan, p, r["type"], r["name"]) for p in parents}
+            for text in (r.get("options") or {}).get("aliases") or []:
+                alias = text_format.Parse(text, alias_pb2.Alias())
+                if alias.urn:
+                    found.add(alias.urn)
+                    continue
+                spec = alias.spec
+                # The mock monitor gives top-level resources the stack as parent.
+                olds = {root} if spec.noParent else {spec.parentUrn} if spec.parentUrn else parents
+                found |= {
+                    plan_urn(plan, p, spec.type or r["type"], spec.name or r["name"]) for p in olds
+                }
+            claims[urn] = found
+        return claims[urn]
+
+    return {urn: of(urn) for urn in by_urn}
+
+
 def resource_changes(base: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     before = {r["urn"]: r for r in base["resources"]}
     after = {r["urn"]: r for r in new["resources"]}
+    # A new URN whose alias names a base URN that is gone is that resource, moved (no change).
+    moved = {
+        old: urn
+        for urn, claims in claimed_urns(new).items()
+        if urn not in before
+        for old in claims
+        if old in before and old not in after
+    }
+    for old, urn in moved.items():
+        after[old] = after.pop(urn)
     changes = []
     for urn in sorted(set(before) | set(after)):
         old, cur = before.get(urn), after.get(urn)

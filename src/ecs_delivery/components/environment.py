@@ -1,0 +1,322 @@
+"""One environment as one component: the platform, the delivery side, the rollouts, the release
+and the deployer access of a stack, built from its validated config.
+
+Every resource is a descendant of the `DeliveryEnvironment`; the ones that were top-level before
+it existed carry an alias to the root stack, so existing stacks keep them (their children
+inherit that alias).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from ecs_delivery.components import (
+    delivery,
+    deployer,
+    fargate_service,
+    images,
+    naming,
+    platform,
+    release,
+    rollout,
+)
+from ecs_delivery.components.config import StackConfig
+from ecs_delivery.components.naming import TYPE_PREFIX
+
+TYPE = f"{TYPE_PREFIX}:environment:DeliveryEnvironment"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryEnvironmentArgs:
+    """The validated stack config and where it runs (`config.load()`, `config.aws_settings()`)."""
+
+    settings: StackConfig
+    project: str
+    stack: str
+    region: str
+    profile: str | None = None
+    role_arn: str | None = None
+
+
+class DeliveryEnvironment(pulumi.ComponentResource):
+    """Everything one stack builds; `outputs` holds what the program exports."""
+
+    outputs: dict[str, Any]
+
+    def __init__(
+        self, name: str, args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(TYPE, name, None, opts)
+        # Children had the stack as parent before this component: the alias keeps their URNs.
+        child = pulumi.ResourceOptions(
+            parent=self, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]
+        )
+        self.outputs = _build(args, child)
+        self.register_outputs(self.outputs)
+
+
+def _families(settings: StackConfig, project: str, stack: str) -> dict[str, str]:
+    # Each service's and task's own task-definition family: where every deployer registers.
+    return {
+        name: naming.task_family(project, stack, name)
+        for name in [*settings.services, *settings.scheduled_tasks]
+    }
+
+
+def _build(args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions) -> dict[str, Any]:
+    settings, project, stack = args.settings, args.project, args.stack
+    families = _families(settings, project, stack)
+    environment = platform.read_environment(
+        project=project,
+        stack=stack,
+        region=args.region,
+        profile=args.profile,
+        role_arn=args.role_arn,
+    )
+
+    # Images belong to the deployer: the program declares one only where the config pins it or
+    # promotes a named upstream release; the rollout overlays Pulumi's fields onto what runs.
+    upstream_values = None
+    if settings.upstream_stack:
+        upstream = images.upstream_reference(settings.upstream_stack, project, opts)
+        upstream_values = delivery.read_upstream(upstream, settings.upstream_stack)
+    last_outputs = images.read_outputs(
+        images.own_reference(project, stack, opts), ["services", "appliedPromotion"]
+    )
+    promoted_release = (
+        images.read_release(
+            upstream=settings.upstream_stack,
+            commit=settings.promote_release,
+            bucket=upstream_values["promotionBucket"],
+            applied_before=last_outputs["appliedPromotion"],
+        )
+        if settings.promote_release and upstream_values
+        else None
+    )
+    resolutions = images.resolve_services(
+        settings.services,
+        project=project,
+        stack=stack,
+        cluster_arn=naming.cluster_arn(
+            environment.region, environment.account_id, naming.cluster_name(project, stack)
+        ),
+        release=promoted_release,
+        known_before=set(last_outputs["services"] or {}),
+    )
+    task_resolutions = images.resolve_tasks(
+        settings.scheduled_tasks,
+        project=project,
+        stack=stack,
+        services=resolutions,
+        release=promoted_release,
+    )
+    every = {**resolutions, **task_resolutions}
+    built = platform.build(
+        settings,
+        environment,
+        {name: r.declared for name, r in resolutions.items()},
+        {name: r.declared for name, r in task_resolutions.items()},
+        upstream_repository_arns=(upstream_values or {}).get("ecrRepositoryArns"),
+        bootstrapping={name for name, r in every.items() if r.bootstrapping},
+        opts=opts,
+    )
+    outputs: dict[str, Any] = dict(built.outputs)
+    outputs["liveImages"] = images.live_images_output(every)
+    outputs["imageResolution"] = images.resolution_output(every)
+    outputs["appliedPromotion"] = settings.promote_release
+    # What a reviewer plans timeouts by: production runs a new revision after `shipsInMinutes`
+    # (every waiter's deadline covers it); the group takes the next one after `lockedMinutes`.
+    if warning := settings.pipeline_timeout_warning():
+        pulumi.log.warn(warning)
+    outputs["deploymentTime"] = _deployment_time(settings)
+
+    # The delivery side: ECR, artifacts, CodeBuild, CodeDeploy, validation hook, CodePipeline.
+    delivery_side = delivery.build(settings, environment, built, upstream_values, opts)
+    outputs.update(delivery_side.outputs)
+    _rollouts(settings, environment, built, delivery_side, resolutions, promoted_release, families)
+
+    releases = None
+    if settings.release:
+        releases, inventory = _release(settings, environment, built, delivery_side, families, opts)
+        outputs["releaseInventory"] = inventory
+        outputs["releaseStateMachineArn"] = releases.state_machine.arn
+        outputs["releasePipelineName"] = releases.pipeline.name
+        outputs["releaseBucket"] = releases.bucket_name
+
+    access = _deployer_access(settings, environment, built, delivery_side, releases, families, opts)
+    outputs["deployerPolicyArn"] = access.policy.arn
+    outputs["deployerPolicyArns"] = [p.arn for p in access.policies]
+    return outputs
+
+
+def _deployment_time(settings: StackConfig) -> dict[str, dict[str, Any]]:
+    return {
+        name: {
+            "config": svc.deployment_config or settings.deployment.config,
+            "shipsInMinutes": settings.deployment.ships_in_minutes(svc.deployment_config),
+            "terminationWaitMinutes": settings.deployment.termination_wait_minutes,
+            "lockedMinutes": settings.deployment.locked_minutes(svc.deployment_config),
+        }
+        for name, svc in sorted(settings.services.items())
+    }
+
+
+def _rollouts(
+    settings: StackConfig,
+    environment: platform.Environment,
+    built: platform.Platform,
+    delivery_side: delivery.Delivery,
+    resolutions: dict[str, Any],
+    promoted_release: Any,
+    families: dict[str, str],
+) -> None:
+    """Pulumi-owned changes (cpu, memory, environment, secrets, network...) reach running
+    services through the same CodeDeploy blue/green as the pipeline, merged onto what runs at
+    deploy time; identical content starts no deployment."""
+    for name, fargate in built.services.items():
+        group = delivery_side.deployment_groups[name]
+        resolution = resolutions[name]
+        rollout.ServiceRollout(
+            f"{name}-rollout",
+            rollout.ServiceRolloutArgs(
+                cluster_name=built.cluster.cluster.name,
+                service_name=fargate.service.name,
+                template_arn=fargate.task_definition.arn,
+                family=families[name],
+                application_name=delivery_side.application_name,
+                deployment_group_name=group.deployment_group_name,
+                container_name=name,
+                container_port=settings.services[name].container_port,
+                subnets=built.network.private_subnet_ids,
+                security_groups=fargate.security_group_ids,
+                platform_version=fargate_service.PLATFORM_VERSION,
+                pinned_images={name: resolution.pinned} if resolution.pinned else {},
+                promotion=(
+                    {"release": promoted_release.commit, "images": {name: resolution.promoted}}
+                    if promoted_release and resolution.promoted
+                    else None
+                ),
+                validation_hook=delivery_side.validation_hook,
+                region=environment.region,
+                profile=environment.aws_profile,
+                role_arn=environment.aws_role_arn,
+                wait=settings.deployment.wait,
+                timeout_minutes=settings.deployment.timeout_minutes,
+                end_termination_wait=settings.deployment.on_termination_wait == "end",
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=fargate,
+                depends_on=[fargate.service, group, delivery_side.validation_hook_function],
+            ),
+        )
+
+
+def _unit_roles(built: platform.Platform) -> list[tuple[str, Any]]:
+    return [*built.services.items(), *built.tasks.items()]
+
+
+def _release(
+    settings: StackConfig,
+    environment: platform.Environment,
+    built: platform.Platform,
+    delivery_side: delivery.Delivery,
+    families: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> tuple[release.Release, Any]:
+    """Whole-environment releases from a manifest (optional: config `release`)."""
+    assert settings.release is not None
+    project, stack = environment.project, environment.stack
+    cluster_name = naming.cluster_name(project, stack)
+    cluster_arn = naming.cluster_arn(environment.region, environment.account_id, cluster_name)
+    inventory = release.release_inventory(
+        stack=stack,
+        production=settings.release.production,
+        cluster_name=cluster_name,
+        cluster_arn=cluster_arn,
+        application=delivery_side.application_name,
+        services={name: svc.container_port for name, svc in settings.services.items()},
+        groups={name: naming.deployment_group(name) for name in settings.services},
+        tasks={name: families[name] for name in settings.scheduled_tasks},
+        service_families={name: families[name] for name in settings.services},
+        validation_hook=delivery_side.validation_hook,
+    )
+    releases = release.Release(
+        "release",
+        release.ReleaseArgs(
+            project=project,
+            stack=stack,
+            region=environment.region,
+            account_id=environment.account_id,
+            inventory=inventory,
+            source=release.SourceSettings(**settings.release.source.model_dump()),
+            manifest_path=settings.release.manifest_path,
+            max_parallel=settings.release.max_parallel,
+            poll_seconds=settings.release.poll_seconds,
+            deployment_timeout_minutes=settings.release.deployment_timeout_minutes,
+            cluster_arn=cluster_arn,
+            task_role_arns=[
+                arn
+                for _, unit in _unit_roles(built)
+                for arn in (unit.execution_role_arn, unit.task_role_arn)
+            ],
+            scheduler_role_arns=[t.scheduler_role.arn for t in built.tasks.values()],
+            log_retention_days=settings.log_retention_days,
+            kms_key_arn=built.kms_key_arn,
+            access_logs=built.access_logs,
+            force_destroy=settings.teardown.force_destroy,
+            build_image=settings.pipeline.build_image,
+            build_compute_type=settings.pipeline.build_compute_type,
+            tags=platform.default_tags(settings, environment),
+        ),
+        opts,
+    )
+    return releases, inventory
+
+
+def _deployer_access(
+    settings: StackConfig,
+    environment: platform.Environment,
+    built: platform.Platform,
+    delivery_side: delivery.Delivery,
+    releases: release.Release | None,
+    families: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> deployer.DeployerAccess:
+    """Least-privilege managed policies for deployers outside the stack (release CLI, CI jobs,
+    image pushers): attach every ARN of deployerPolicyArns to their role (one policy up to 12
+    services and tasks). A GitHub Actions OIDC role is a DeployerAccessArgs option
+    (`github=deployer.GithubOidc(repository="owner/repo", branch="main")`), not wired to config.
+    """
+    project, stack = environment.project, environment.stack
+    return deployer.DeployerAccess(
+        "deployer",
+        deployer.DeployerAccessArgs(
+            project=project,
+            stack=stack,
+            region=environment.region,
+            account_id=environment.account_id,
+            cluster_name=naming.cluster_name(project, stack),
+            application_name=delivery_side.application_name,
+            deployment_configs=delivery_side.deployment_configs,
+            units=[
+                deployer.DeployedUnit(
+                    family=families[name],
+                    role_arns=[unit.execution_role_arn, unit.task_role_arn],
+                )
+                for name, unit in _unit_roles(built)
+            ],
+            ecr_namespace=(
+                naming.ecr_namespace(project, stack) if delivery_side.repositories else None
+            ),
+            schedules=[f"default/{families[name]}" for name in settings.scheduled_tasks],
+            scheduler_role_arns=[t.scheduler_role.arn for t in built.tasks.values()],
+            release_bucket=releases.bucket_name if releases else None,
+            kms_key_arn=built.kms_key_arn,
+            end_termination_wait=settings.deployment.on_termination_wait == "end",
+            tags=platform.default_tags(settings, environment),
+        ),
+        opts,
+    )
