@@ -17,7 +17,6 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ecs_delivery.components import config
 from ecs_delivery.offline.codedeploy_sim import create_group, lifecycle_of, switch_primary
 from ecs_delivery.runtime import clock as runtime_clock
 from ecs_delivery.runtime.live import running_task_definition
@@ -31,7 +30,7 @@ from ecs_delivery.runtime.promotion import (
 from ecs_delivery.runtime.taskdef import describe, effective_content
 from tests.conftest import make_plan
 from tests.support.pipeline_run import PipelineRun
-from tests.support.plans import stack_value
+from tests.support.plans import stack_config, stack_value
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -348,10 +347,7 @@ def test_with_prods_canary_and_termination_wait_the_prod_pipeline_ships_both_ser
     and both keep their original tasks 60 minutes. The Deploy step ships one service after the
     other and must return for each once its traffic has shifted, well inside its build timeout,
     not wait out (or time out on) the termination wait."""
-    stack = config.parse(
-        {key: stack_value("prod", key) for key in ("deployment", "services", "upstreamStack")}
-        | {"pipeline": stack_value("prod", "pipeline")}
-    )
+    stack = stack_config("prod")
     _environment(aws, "prod")
     built = _push_built_images(aws["ecr"])
     started: list[float] = []

@@ -25,14 +25,11 @@ from tests.conftest import make_plan
 from tests.runtime.release.conftest import aws_of
 from tests.runtime.release.test_engine import store_of
 from tests.runtime.test_rollout import run
-from tests.support.plans import documents, stack_value
+from tests.support.plans import documents, stack_config, stack_value
 
 
 def prod() -> config.StackConfig:
-    """Pulumi.prod.yaml's `ecs-delivery:` values, parsed like the program does."""
-    keys = ("deployment", "services", "pipeline", "release", "upstreamStack")
-    raw = {key: stack_value("prod", key) for key in keys}
-    return config.parse(raw)
+    return stack_config("prod")
 
 
 def test_prods_numbers_are_what_the_simulator_runs():

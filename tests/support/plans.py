@@ -102,3 +102,14 @@ def stack_value(stack: str, key: str) -> Any:
     """A deep copy of one `ecs-delivery:` value of a stack file, to build overrides from."""
     data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
     return copy.deepcopy(data["config"][f"ecs-delivery:{key}"])
+
+
+def stack_config(stack: str) -> Any:
+    """A stack file's `ecs-delivery:` values, parsed like the program does (a StackConfig)."""
+    from ecs_delivery.components import config
+
+    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    prefix = "ecs-delivery:"
+    return config.parse(
+        {k.removeprefix(prefix): v for k, v in data.items() if k.startswith(prefix)}
+    )

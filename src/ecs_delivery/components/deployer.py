@@ -106,7 +106,7 @@ def shared_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
             "Effect": "Allow",
             "Action": [
                 *DEPLOYMENT_ACTIONS,
-                *[END_TERMINATION_WAIT_ACTION] * args.end_termination_wait,
+                *([END_TERMINATION_WAIT_ACTION] if args.end_termination_wait else []),
             ],
             "Resource": _arn(args, "codedeploy", f"deploymentgroup:{args.application_name}/*"),
         },

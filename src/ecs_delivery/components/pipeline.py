@@ -292,7 +292,8 @@ def deploy_role_statements(
         {
             "Sid": "Deployments",
             "Effect": "Allow",
-            "Action": DEPLOY_ACTIONS + [END_TERMINATION_WAIT_ACTION] * end_termination_wait,
+            "Action": DEPLOY_ACTIONS
+            + ([END_TERMINATION_WAIT_ACTION] if end_termination_wait else []),
             "Resource": [
                 naming.arn(
                     "codedeploy",

@@ -119,7 +119,6 @@ class CodeDeploySim:
         page_size: int = 100,
     ) -> None:
         self._ecs = ecs
-        self._clock = clock
         self.clock = clock
         self._default = _lifecycle(lifecycle)
         self.stop_seconds = stop_seconds
@@ -197,7 +196,7 @@ class CodeDeploySim:
         or now if that has passed."""
         with self._lock:
             self.held.difference_update(services)
-            now = self._clock.time()
+            now = self.clock.time()
             for d in self._deployments.values():
                 if d.service in services and d.held:
                     d.held, d.released_at = False, now
@@ -206,7 +205,7 @@ class CodeDeploySim:
         """End a deployment now, as if its lifecycle had just run to its end (or failed)."""
         with self._lock:
             d = self._deployments[deployment_id]
-            d.finish_at, d.finish_failed = self._clock.time(), failed
+            d.finish_at, d.finish_failed = self.clock.time(), failed
             self._advance(d)
             return d
 
@@ -308,7 +307,7 @@ class CodeDeploySim:
             return
         self._advancing.busy = True
         try:
-            self._step(d, self._clock.time())
+            self._step(d, self.clock.time())
         finally:
             self._advancing.busy = False
 
@@ -535,7 +534,7 @@ class CodeDeploySim:
             task_definition=td,
             appspec=spec,
             description=description,
-            created=self._clock.time(),
+            created=self.clock.time(),
             lifecycle=life,
             creator=creator,
             fail_after=(life.install_seconds + life.shift_seconds) * self.fail_fraction
@@ -617,7 +616,7 @@ class CodeDeploySim:
                     "StopDeployment",
                 )
             if d.stop_requested is None:
-                d.stop_requested, d.auto_rollback = self._clock.time(), autoRollbackEnabled
+                d.stop_requested, d.auto_rollback = self.clock.time(), autoRollbackEnabled
             return {"status": "Pending", "statusMessage": "Stopping the deployment"}
 
     def continue_deployment(
@@ -646,7 +645,7 @@ class CodeDeploySim:
                     f"The deployment {deploymentId} is not waiting for {deploymentWaitType}",
                     "ContinueDeployment",
                 )
-            d.continued_at = self._clock.time()
+            d.continued_at = self.clock.time()
             self._advance(d)
             return {}
 
@@ -707,10 +706,6 @@ def _lifecycle(value: Lifecycle | float) -> Lifecycle:
 
 def _network_kwargs(network: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"networkConfiguration": dict(network)} if network else {}
-
-
-def appspec_of(deployment: Deployment) -> dict[str, Any]:
-    return deployment.appspec
 
 
 def create_group(codedeploy: Any, application: str, group: str, cluster: str, service: str) -> None:

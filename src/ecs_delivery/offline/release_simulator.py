@@ -326,7 +326,7 @@ def simulated_aws(
                 cluster_arn,
                 service,
                 label=name,
-                lifecycle=_seconds(duration, name),
+                lifecycle=_lifecycle_for(duration, name),
             )
             codedeploy.remember_original(name, tds[name])
         codedeploy.observe(ecs)
@@ -360,7 +360,7 @@ def simulated_aws(
 Duration = float | Lifecycle | Mapping[str, float] | Callable[[str], float | Lifecycle]
 
 
-def _seconds(duration: Duration, name: str) -> float | Lifecycle:
+def _lifecycle_for(duration: Duration, name: str) -> float | Lifecycle:
     """A service's lifecycle: seconds of an all-at-once deployment, or a whole Lifecycle."""
     if callable(duration):
         return duration(name)

@@ -26,6 +26,13 @@ ECS_HOOK_EVENTS = (
 VALIDATION_HOOK_EVENT = "AfterAllowTestTraffic"
 IN_PROGRESS_STATUSES = ("Created", "Queued", "InProgress", "Baking", "Ready")
 FAILED_STATUSES = ("Failed", "Stopped")
+# ContinueDeployment's answers for a deployment that is not waiting (AWS API reference).
+NOT_WAITING_CODES = (
+    "DeploymentAlreadyCompletedException",
+    "DeploymentIsNotInReadyStateException",
+    "InvalidDeploymentWaitTypeException",
+    "InvalidDeploymentStatusException",
+)
 DESCRIPTION_MAX_CHARS = 2048  # CodeDeploy rejects longer descriptions
 _DEPLOYMENT_ID = re.compile(r"\bd-[A-Z0-9]{6,}\b")
 
@@ -304,12 +311,7 @@ def end_termination_wait(
 ) -> bool:
     """End a shipped deployment's termination wait now (ContinueDeployment TERMINATION_WAIT):
     CodeDeploy deletes its original task set, so it can no longer be rolled back by a stop.
-    False when it is not in that wait (still shifting, or already ended)."""
-    info = call_with_backoff(codedeploy.get_deployment, deploymentId=deployment_id, sleep=sleep)
-    if not (
-        shipped(info["deploymentInfo"]) and info["deploymentInfo"].get("status") != "Succeeded"
-    ):
-        return False
+    False when it is not in that wait (still shifting, or already ended): CodeDeploy refuses."""
     try:
         call_with_backoff(
             codedeploy.continue_deployment,
@@ -318,8 +320,7 @@ def end_termination_wait(
             sleep=sleep,
         )
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code")
-        if code in ("DeploymentAlreadyCompletedException", "DeploymentIsNotInReadyStateException"):
+        if error.response.get("Error", {}).get("Code") in NOT_WAITING_CODES:
             return False
         raise
     return True
