@@ -446,6 +446,59 @@ def test_autoscaling_without_a_metric_or_with_a_bad_schedule_is_one_line(autosca
     assert len(lines) == 1 and lines[0].startswith(expected), lines
 
 
+# --- capacity providers --------------------------------------------------------------
+
+
+def test_a_capacity_provider_strategy_replaces_the_launch_type_on_a_cluster_with_both_providers():
+    plan = make_plan(
+        "dev",
+        overrides={
+            "services.api.capacityProviders": [
+                {"provider": "FARGATE", "base": 1, "weight": 1},
+                {"provider": "FARGATE_SPOT", "weight": 3},
+            ]
+        },
+    )
+    api = plan.named(SERVICE, "api")
+    assert "launchType" not in api.inputs
+    assert api.inputs["capacityProviderStrategies"] == [
+        {"capacityProvider": "FARGATE", "weight": 1, "base": 1},
+        {"capacityProvider": "FARGATE_SPOT", "weight": 3, "base": 0},
+    ]
+    association = plan.named("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders", "cluster")
+    assert association.inputs == {
+        "clusterName": "ecs-delivery-dev",
+        "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
+    }
+    assert association.urn in api.options["dependsOn"]
+    # web keeps its launch type and does not wait for the association.
+    web = plan.named(SERVICE, "web")
+    assert web.inputs["launchType"] == "FARGATE" and "capacityProviderStrategies" not in web.inputs
+    assert association.urn not in web.options["dependsOn"]
+
+
+def test_without_a_strategy_the_cluster_gets_no_capacity_providers(dev_plan):
+    assert dev_plan.of_type("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders") == []
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        (
+            [{"provider": "FARGATE", "base": 1}, {"provider": "FARGATE_SPOT", "base": 1}],
+            "only one provider may have a base",
+        ),
+        ([{"provider": "FARGATE_SPOT", "weight": 0}], "every weight is 0"),
+        ([{"provider": "FARGATE"}, {"provider": "FARGATE"}], "names a provider twice"),
+        ([{"provider": "EC2"}], "provider: Input should be 'FARGATE' or 'FARGATE_SPOT'"),
+    ],
+)
+def test_an_invalid_capacity_provider_strategy_is_one_line_naming_the_key(strategy, expected):
+    lines = refusal(with_("services.web.capacityProviders", strategy)).splitlines()
+    (line,) = [line.strip() for line in lines if "capacityProviders" in line]
+    assert line.startswith("services.web.capacityProviders") and expected in line, line
+
+
 # --- API shapes ----------------------------------------------------------------------
 
 

@@ -18,6 +18,11 @@ from ecs_delivery.components.task_definition import Container, TaskOwner
 # to taskDefinition, networkConfiguration and platformVersion in the AppSpec, and
 # CodeDeploy swaps loadBalancers' target group on every deployment.
 CODEDEPLOY_OWNED = ["taskDefinition", "loadBalancers", "networkConfiguration", "platformVersion"]
+# Set at creation and never changed by Pulumi: UpdateService refuses the strategy on a
+# CODE_DEPLOY service (only a deployment's AppSpec carries it, which runtime/codedeploy.py
+# does not yet), and the provider would replace the service to change launchType.
+CREATION_ONLY = ["launchType", "capacityProviderStrategies"]
+FARGATE_PROVIDERS = ["FARGATE", "FARGATE_SPOT"]
 PLATFORM_VERSION = "LATEST"
 NFS_PORT = 2049
 # Where the SSM agent of ECS Exec writes: writable volumes on a read-only root filesystem
@@ -31,6 +36,13 @@ SSM_CHANNEL_ACTIONS = [
     "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
 ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityProvider:
+    provider: str
+    weight: int
+    base: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +111,8 @@ class FargateServiceArgs:
     # (CloudWatch's dimensions); CodeDeploy moves traffic between the two groups.
     load_balancer_arn_suffix: pulumi.Input[str] | None = None
     target_group_arn_suffixes: list[pulumi.Input[str]] = field(default_factory=list)
+    # A capacity provider strategy (the cluster must have the providers); empty: launch type FARGATE.
+    capacity_providers: list[CapacityProvider] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -188,6 +202,8 @@ class EcsClusterArgs:
     container_insights: bool
     # Given when a service enables ECS Exec: the cluster's executeCommandConfiguration.
     exec_logging: ExecLogging | None = None
+    # The Fargate capacity providers when a service uses a strategy (none: launch types only).
+    fargate_capacity_providers: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -196,6 +212,7 @@ class EcsCluster(pulumi.ComponentResource):
 
     # The exec session log group's ARN; None without exec_logging.
     exec_log_group_arn: pulumi.Output[str] | None
+    capacity_providers: aws.ecs.ClusterCapacityProviders | None
 
     def __init__(self, name: str, args: EcsClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{TYPE_PREFIX}:cluster:EcsCluster", name, None, opts)
@@ -234,6 +251,17 @@ class EcsCluster(pulumi.ComponentResource):
             configuration=configuration,
             tags=args.tags,
             opts=child,
+        )
+        # Services that use a strategy wait for this (the providers must be associated first).
+        self.capacity_providers = (
+            aws.ecs.ClusterCapacityProviders(
+                name,
+                cluster_name=self.cluster.name,
+                capacity_providers=FARGATE_PROVIDERS,
+                opts=child,
+            )
+            if args.fargate_capacity_providers
+            else None
         )
         self.arn = self.cluster.arn
         self.name = args.cluster_name
@@ -372,16 +400,23 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
 
     def _create_service(self) -> aws.ecs.Service:
         args = self._args
-        ignore = list(CODEDEPLOY_OWNED)
+        ignore = [*CODEDEPLOY_OWNED, *CREATION_ONLY]
         if args.autoscaling:
             ignore.append("desiredCount")
+        strategies = [
+            aws.ecs.ServiceCapacityProviderStrategyArgs(
+                capacity_provider=p.provider, weight=p.weight, base=p.base
+            )
+            for p in args.capacity_providers
+        ]
         return aws.ecs.Service(
             self._name,
             name=args.service_name,
             cluster=args.cluster_arn,
             task_definition=self.task_definition.arn,
             desired_count=args.desired_count,
-            launch_type="FARGATE",
+            launch_type=None if strategies else "FARGATE",
+            capacity_provider_strategies=strategies or None,
             platform_version=PLATFORM_VERSION,
             deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="CODE_DEPLOY"),
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(

@@ -13,10 +13,10 @@ from ecs_delivery.components import access_logs, bootstrap, kms, naming
 from ecs_delivery.components import edge as edge_front
 from ecs_delivery.components.access_logs import AccessLogs
 from ecs_delivery.components.artifacts import artifact_bucket_name
-from ecs_delivery.components.config import ServiceConfig, StackConfig
-from ecs_delivery.components.config.services import ContainerConfig
+from ecs_delivery.components.config import ContainerConfig, ServiceConfig, StackConfig
 from ecs_delivery.components.fargate_service import (
     Autoscaling,
+    CapacityProvider,
     EcsCluster,
     EcsClusterArgs,
     ExecLogging,
@@ -291,11 +291,19 @@ def build(
             exec_logging=ExecLogging(retention_days=cfg.log_retention_days, kms_key_arn=key_arn)
             if any(s.enable_execute_command for s in cfg.services.values())
             else None,
+            fargate_capacity_providers=any(s.capacity_providers for s in cfg.services.values()),
             tags=tags,
         ),
         opts,
     )
     cluster_name = cluster.name
+    # A strategy's providers must be associated with the cluster before a service names them
+    # (a given cluster must have them already).
+    provider_association = (
+        [cluster.capacity_providers]
+        if isinstance(cluster, EcsCluster) and cluster.capacity_providers
+        else []
+    )
     edge_front.attach(edge, cfg, env.project, env.stack, load_balancer, tags, opts)
     platform = Platform(
         network=network,
@@ -351,7 +359,14 @@ def build(
                 load_balancer_arn_suffix=load_balancer.arn_suffix,
                 target_group_arn_suffixes=[pair.blue.arn_suffix, pair.green.arn_suffix],
                 image_repository_arns=_pull_arns(env, images[name], name, upstream_repository_arns),
-                depends_on=[pair.production_rule, pair.test_rule],
+                capacity_providers=[
+                    CapacityProvider(**c.model_dump()) for c in svc.capacity_providers
+                ],
+                depends_on=[
+                    pair.production_rule,
+                    pair.test_rule,
+                    *(provider_association if svc.capacity_providers else []),
+                ],
                 security_group_ids=existing.security_group_ids.get(name),
                 task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,
                 execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,

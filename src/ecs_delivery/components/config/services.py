@@ -322,6 +322,18 @@ class EfsVolumeConfig(Model):
         return self
 
 
+class CapacityProviderConfig(Model):
+    """One Fargate capacity provider of the service's strategy."""
+
+    provider: Literal["FARGATE", "FARGATE_SPOT"] = Field(
+        description="`FARGATE` (on demand) or `FARGATE_SPOT` (interruptible, cheaper)."
+    )
+    weight: int = Field(1, ge=0, le=1000, description="Share of the tasks beyond the bases.")
+    base: int = Field(
+        0, ge=0, le=100000, description="Tasks placed here first; only one provider may have one."
+    )
+
+
 class ContainerConfig(Model):
     """What a service and a scheduled task both say about their container."""
 
@@ -464,6 +476,11 @@ class ServiceConfig(ContainerConfig):
         False,
         description="ECS Exec into the service's tasks: the task role gets the SSM channel permissions, sessions are logged to the cluster's exec log group; on a read-only root the SSM agent's paths get writable volumes. Reaches only tasks started afterwards (README: Known limits).",
     )
+    capacity_providers: list[CapacityProviderConfig] = Field(
+        default_factory=list,
+        max_length=2,
+        description="Capacity provider strategy, e.g. a base on `FARGATE` and the rest weighted to `FARGATE_SPOT`; set at creation (README: Known limits). Omitted: launch type `FARGATE`.",
+    )
     volumes: list[EfsVolumeConfig] = Field(
         default_factory=list,
         max_length=10,
@@ -486,6 +503,18 @@ class ServiceConfig(ContainerConfig):
             raise ValueError(
                 f"desiredCount {desired} is outside minCapacity..maxCapacity ({value.min_capacity}..{value.max_capacity}); set it inside"
             )
+        return value
+
+    @field_validator("capacity_providers")
+    @classmethod
+    def _strategy(cls, value: list[CapacityProviderConfig]) -> list[CapacityProviderConfig]:
+        names = [item.provider for item in value]
+        if len(set(names)) < len(names):
+            raise ValueError(f"{names} names a provider twice; give each once")
+        if sum(1 for item in value if item.base) > 1:
+            raise ValueError("only one provider may have a base; set the other's base to 0")
+        if value and not any(item.weight for item in value):
+            raise ValueError("every weight is 0; give at least one provider a weight above 0")
         return value
 
     @field_validator("volumes")
