@@ -520,7 +520,7 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
         """Requests per task over both target groups. The predefined ALBRequestCountPerTarget
         names one group, and CodeDeploy moves production to the other on every deployment
         (AWS does not support it for blue/green); the group without traffic reports nothing,
-        hence FILL(..., 0). README: Autoscaling."""
+        hence FILL(..., 0). README: Service runtime."""
         args = self._args
         metric = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs
         stat = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatArgs

@@ -147,7 +147,7 @@ class AutoscalingConfig(Model):
         None,
         ge=1,
         le=1000000,
-        description="Load balancer requests per task and minute the service is scaled to, counted over both blue/green target groups (README: Autoscaling). Omitted: not on requests.",
+        description="Load balancer requests per task and minute the service is scaled to, counted over both blue/green target groups (README: Service runtime). Omitted: not on requests.",
     )
     scale_in_cooldown_seconds: int = Field(
         300, ge=0, description="Seconds after a scale-in before the next."
