@@ -102,6 +102,21 @@ def service_role(
     return role, policy
 
 
+def allow(
+    sid: str, actions: list[str], resources: Any, condition: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One Allow statement; `condition` only when given (an empty one is not the same)."""
+    statement: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": resources,
+    }
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
 def task_definition_statements(family_arns: list[str]) -> list[dict[str, Any]]:
     """Read and register task definitions, tagging only new revisions of the given families.
 
