@@ -47,6 +47,9 @@ STEPS = {
     ("codedeploy", "CreateDeployment"),
     ("codedeploy", "GetDeployment"),
 }
+# How a deployer that is not the rollout waits for its deployments (the release engine
+# polls every deployment of a release at once): the first such poll finishes them.
+BATCH_POLL = ("codedeploy", "BatchGetDeployments")
 
 
 def _spec(image: str, memory: str, family: str = FAMILY) -> dict[str, Any]:
@@ -150,10 +153,22 @@ class World:
         return primary[0]["taskDefinition"] if primary else service["taskDefinition"]
 
     def gate(self, actor: str, service: str, operation: str, params: dict[str, Any]) -> None:
-        if (service, operation) in STEPS:
+        if (service, operation) in STEPS or (
+            # A poll that finishes nothing changes nothing: it commutes with every step.
+            (service, operation) == BATCH_POLL and self._finishes(actor, params["deploymentIds"])
+        ):
             self.scheduler.step(actor)
         if (service, operation) == ("codedeploy", "GetDeployment"):
             self._finish(actor, params["deploymentId"])
+        if (service, operation) == BATCH_POLL:
+            for deployment_id in params["deploymentIds"]:
+                self._finish(actor, deployment_id)
+
+    def _finishes(self, actor: str, deployment_ids: list[str]) -> bool:
+        return any(
+            self.created_by.get(i) == actor and self.sim.deployment(i).ended is None
+            for i in deployment_ids
+        )
 
     def _count_empty(self, request: dict[str, Any]) -> None:
         """A deployment about to be accepted whose revision carries what runs already."""

@@ -77,6 +77,11 @@ class RolloutRequest:
     # A revision to deploy instead of registering a new one when it carries exactly the
     # merged content (a rollback over nothing newer returns to the revision that ran).
     reuse_revision: str | None = None
+    # Take the template's fields only while exactly this revision runs, as read and checked
+    # again under the group's lock; otherwise only `images` move. (A rollback puts the
+    # revision the release replaced back whole only over the release's own revision: a
+    # Pulumi change that landed since is kept.)
+    template_while_running: str | None = None
     # A deployment of the group found in its termination wait: False waits for the wait to
     # end; True ends it at once (`deployment.onTerminationWait: end`), giving up its rollback.
     end_termination_wait: bool = False
@@ -296,15 +301,16 @@ def rollout(
                 return RolloutResult("started", live.task_definition_arn, request.own_deployment)
             _wait_for_others(codedeploy, request, busy, sleep, clock)
             continue  # what runs may have changed: read it again
-        described = describe(
-            ecs, live.task_definition_arn, include_tags=template is None, sleep=sleep
-        )
+        base = template
+        if request.template_while_running not in (None, live.task_definition_arn):
+            base = None
+        described = describe(ecs, live.task_definition_arn, include_tags=base is None, sleep=sleep)
         current = described["taskDefinition"]
         if not _images_still(current, request.expect_images):
             return RolloutResult("superseded", live.task_definition_arn, None, _images(current))
         # Pulumi's fields from the template, else every field of what runs: only images move.
-        owner = (template or described)["taskDefinition"]
-        tags = (template or described).get("tags") or None
+        owner = (base or described)["taskDefinition"]
+        tags = (base or described).get("tags") or None
         family = request.family or str(current["family"])
         wanted = overlay_owned(owner, current, family=family, images=request.images)
         content_same = same_content_in_any_family(wanted, current)

@@ -115,6 +115,7 @@ class EngineCore:
         expect_images: dict[str, str] | None = None,
         reuse_revision: str | None = None,
         template_arn: str | None = None,
+        template_while_running: str | None = None,
     ) -> RolloutResult:
         """One deployment of the service through the deployment core (runtime/rollout.py):
         `images` overlaid onto what runs now, complete AppSpec, checked again under the
@@ -145,6 +146,7 @@ class EngineCore:
             description_prefix=self._marker(action, name),
             expect_images=expect_images or {},
             reuse_revision=reuse_revision,
+            template_while_running=template_while_running,
         )
         return rollout(
             self.aws.clients.ecs,

@@ -333,7 +333,7 @@ class RollbackSteps(EngineCore):
                 if self._timed_out(svc.rollback_started_at, now):
                     settled[name] = self._rollback_failed("verifying", svc.deployment_id)
             else:
-                self._claim_redeploy(name, now, live)
+                self._claim_redeploy(name, now)
         if settled:
             self._apply_changes(settled)
 
@@ -373,7 +373,7 @@ class RollbackSteps(EngineCore):
         except LiveStateError as error:
             return {}, _reason(error)
 
-    def _claim_redeploy(self, name: str, now: float, live: str) -> None:
+    def _claim_redeploy(self, name: str, now: float) -> None:
         def claim(st: ReleaseState) -> bool:
             svc = st.services[name]
             if svc.rollback != "verifying":
@@ -384,7 +384,7 @@ class RollbackSteps(EngineCore):
 
         if not self.store.update(claim):
             return
-        started = self._start_redeploy(name, live)
+        started = self._start_redeploy(name)
         if isinstance(started, dict):
             self._apply_changes({name: started})
             return
@@ -398,17 +398,16 @@ class RollbackSteps(EngineCore):
         self.store.update(record)
         self._emit("service", name, "rollback:redeploying", started)
 
-    def _start_redeploy(self, name: str, live: str | None = None) -> str | dict[str, Any] | None:
+    def _start_redeploy(self, name: str) -> str | dict[str, Any] | None:
         """Deploy the service's previous image onto what runs now, only while the release's
         image still runs: the deployment's id, the settled rollback when there is nothing to
-        deploy, or None when the group is busy right now. `live`: what runs, when the caller
-        has just read it."""
+        deploy, or None when the group is busy right now."""
         svc = self.store.state.services[name]
         container = svc.target.container
-        # What runs is exactly the release's own revision: nothing changed since, so the
+        # While what runs is exactly the release's own revision (nothing changed since), the
         # revision it replaced comes back whole (also the fields a stale deployment of ours
-        # reverted). Otherwise only the image goes back, onto what runs.
-        ours = svc.new_td is not None and (live or self._running(name)) == svc.new_td
+        # reverted); otherwise only the image goes back, onto what runs. The core decides
+        # from what runs under the group's lock, not from an earlier read.
         try:
             result = self._deploy(
                 name,
@@ -416,7 +415,8 @@ class RollbackSteps(EngineCore):
                 {container: svc.previous_image},
                 expect_images={container: svc.image},
                 reuse_revision=svc.previous_td,
-                template_arn=svc.previous_td if ours else None,
+                template_arn=svc.previous_td if svc.new_td else None,
+                template_while_running=svc.new_td,
             )
         except (DeploymentInProgressError, _Aborted):
             return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -57,17 +57,30 @@ class Runner:
 
 @dataclass(frozen=True)
 class StepContext:
-    """What every step needs: AWS, the state bucket and the engine's settings."""
+    """What every step needs: AWS, the state bucket and the engine's settings; the task
+    definitions described so far (a revision never changes, so a Lambda container keeps
+    them across the steps it runs)."""
 
     aws: Aws
     bucket: str
     config: EngineConfig
+    definitions: TaskDefinitions = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.definitions is None:
+            object.__setattr__(self, "definitions", TaskDefinitions(self.aws))
 
     def engine(self, release: str, runner: Runner | None = None) -> ReleaseEngine:
         store = StateStore(self.aws.clients.s3, self.bucket, release, self.aws.clock)
         if store.load() is None:
             raise ReleaseInputError(f"release {release} has no state in s3://{self.bucket}")
-        return ReleaseEngine(self.aws, store, self.config, owner=runner and runner.owner)
+        return self._engine(store, runner)
+
+    def _engine(self, store: StateStore, runner: Runner | None) -> ReleaseEngine:
+        owner = runner and runner.owner
+        return ReleaseEngine(
+            self.aws, store, self.config, definitions=self.definitions, owner=owner
+        )
 
 
 def event_field(event: Any, name: str) -> str:
@@ -180,11 +193,8 @@ def plan_step(
     """
     manifest = load_manifest(text, inventory, "the execution's manifest")
     store = StateStore(ctx.aws.clients.s3, ctx.bucket, manifest.release_id, ctx.aws.clock)
-    definitions = TaskDefinitions(ctx.aws)
-    state, plan = _guard(prepare, ctx.aws, store, manifest, inventory, definitions)
-    engine = ReleaseEngine(
-        ctx.aws, store, ctx.config, definitions=definitions, owner=runner and runner.owner
-    )
+    state, plan = _guard(prepare, ctx.aws, store, manifest, inventory, ctx.definitions)
+    engine = ctx._engine(store, runner)
     if state is None:
         assert plan is not None
         if not plan.has_changes:
@@ -320,7 +330,7 @@ def rollback_step(
     store = _release_to_roll_back(ctx, event)
     if store is None:
         return {"release_id": None, "status": "nothing_deployed"}
-    engine = ReleaseEngine(ctx.aws, store, ctx.config, owner=runner and runner.owner)
+    engine = ctx._engine(store, runner)
     # The failed item (if a service or task failed) is found in the state by the engine.
     _guard(engine.start_rollback, _error_text(event.get("error")), None)
     return _rollback_result(engine, runner)
