@@ -154,14 +154,11 @@ def validate_statements(args: ReleasePipelineArgs, tooling_object: str) -> list[
             "Sid": "ReadWhatRuns",
             "Effect": "Allow",
             "Action": "ecs:DescribeServices",
+            # Every service of the stack's cluster is the stack's own: one ARN per cluster,
+            # not per service (IAM's 10,240 characters per role).
             "Resource": [
-                naming.arn(
-                    "ecs",
-                    f"service/{s['cluster']}/{s['service']}",
-                    region=args.region,
-                    account=args.account_id,
-                )
-                for s in args.services.values()
+                naming.arn("ecs", f"service/{c}/*", region=args.region, account=args.account_id)
+                for c in sorted({s["cluster"] for s in args.services.values()})
             ],
         },
         # DescribeTaskDefinition has no resource-level permissions in IAM.
