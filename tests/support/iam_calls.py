@@ -287,3 +287,15 @@ def unused(
                 if not any(r.action == action and grants(statement, r, resource) for r in requests):
                     left.append(f"{statement.get('Sid')}: {action} on {resource}")
     return left
+
+
+def assert_proven(
+    statements: list[dict[str, Any]],
+    requests: Iterable[Request],
+    allowed: dict[tuple[str, str], str],
+) -> None:
+    """Every request is allowed, and every grant used save the `allowed` ones (with why)."""
+    requests = list(requests)
+    assert requests, "the code path made no AWS call"
+    assert "\n".join(denied(statements, requests)) == ""
+    assert "\n".join(unused(statements, requests, allowed)) == ""
