@@ -3,6 +3,7 @@ under test gets recorded clients (`DevWorld.client`), the test's own setup does 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +14,14 @@ import boto3
 from ecs_delivery.offline.codedeploy_sim import CodeDeploySim
 from ecs_delivery.offline.simcloud import plain
 from tests.support.iam_calls import CallRecorder
+from tests.support.plans import PIPELINE
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
 TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
 GROUP = "aws:codedeploy/deploymentGroup:DeploymentGroup"
 SCHEDULE = "aws:scheduler/schedule:Schedule"
+REPOSITORY = "aws:ecr/repository:Repository"
 REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ecs-delivery-dev"
 
 # Grants whose callers are AWS services acting for the role, not code a test runs: the
@@ -175,3 +178,33 @@ class DevWorld:
             lines.append(f"  {name}:")
             lines.append(f"    image: {REGISTRY}/{task['container']}:{version}")
         return "\n".join(lines) + "\n"
+
+    def push_images(self, tag: str) -> None:
+        """The stack's ECR repositories, each holding an image tagged `tag` (what a Build
+        pushed; the pipeline runner skips docker), and the pipeline's artifact bucket."""
+        ecr = boto3.client("ecr", region_name=REGION)
+        for repository in self.plan.of_type(REPOSITORY):
+            name = repository.inputs["name"]
+            ecr.create_repository(repositoryName=name, imageTagMutability="IMMUTABLE")
+            layer = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "size": 1,
+                    "digest": layer,
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                        "size": 1,
+                        "digest": layer,
+                    }
+                ],
+            }
+            ecr.put_image(repositoryName=name, imageManifest=json.dumps(manifest), imageTag=tag)
+        (store,) = plain(self.plan.named(PIPELINE, "pipeline").inputs)["artifactStores"]
+        self.setup["s3"].create_bucket(
+            Bucket=store["location"], CreateBucketConfiguration={"LocationConstraint": REGION}
+        )

@@ -196,10 +196,11 @@ def _codebuild_base_statements(
             + (["s3:PutObject"] if writes_artifacts else []),
             "Resource": f"{bucket_arn}/{artifact_prefix}*",
         },
+        # `aws s3 cp` of the tooling: HeadObject and GetObject of its current version.
         {
             "Sid": "Tooling",
             "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Action": "s3:GetObject",
             "Resource": f"{bucket_arn}/{tooling_key}",
         },
         {
