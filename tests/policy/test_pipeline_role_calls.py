@@ -15,6 +15,8 @@ the ones listed with the reason no run here can use them.
 
 from __future__ import annotations
 
+import io
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,8 @@ import yaml
 from moto import mock_aws
 
 from ecs_delivery.offline.simcloud import plain
+from ecs_delivery.runtime.release import cli as release_cli
+from ecs_delivery.runtime.release.live import Clients
 from tests.support.iam_calls import (
     CallRecorder,
     Request,
@@ -134,5 +138,41 @@ def test_the_publish_role_allows_what_the_publish_action_does(executed: Executed
     assert_proven(
         role_statements(executed.plan, "pipeline-codebuild-publish"),
         executed.requests["Publish"],
+        {},
+    )
+
+
+def test_the_release_validate_role_allows_what_the_validate_step_does(
+    world: DevWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _project(world.plan, "ecs-delivery-dev-release-validate")
+    spec = yaml.safe_load(project["source"]["buildspec"])
+    (command,) = [c for c in spec["phases"]["build"]["commands"] if "runtime.release plan" in c]
+    words = shlex.split(command.split(" > ", 1)[0])
+    argv = words[words.index("ecs_delivery.runtime.release") + 1 :]
+    # The install phase copied the inventory there (`aws s3 cp`, derived below).
+    inventory = tmp_path / "inventory.json"
+    with world.recorder.paused():
+        inventory.write_bytes(
+            world.setup["s3"]
+            .get_object(Bucket=world.release_bucket, Key="inventory.json")["Body"]
+            .read()
+        )
+    argv = [str(inventory) if a == "/tmp/inventory.json" else a for a in argv]
+    manifest = tmp_path / argv[argv.index("--manifest") + 1]
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(world.manifest("r1", "2.0.0"))
+    monkeypatch.chdir(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    clients = Clients(
+        **{name: world.client(name) for name in ("ecs", "codedeploy", "s3", "scheduler")}
+    )
+
+    assert release_cli.main(argv, clients=clients, out=out, err=err) == 0, err.getvalue()
+    assert "2.0.0" in out.getvalue()
+
+    assert_proven(
+        role_statements(world.plan, "release-validate"),
+        world.recorder.requests + _derived(world.plan, "release", "Validate"),
         {},
     )

@@ -106,6 +106,36 @@ def logs_statement(log_group_arn: pulumi.Input[str]) -> dict[str, Any]:
     }
 
 
+def artifact_statements(
+    *, bucket_arn: str, artifact_prefix: str, tooling_key: str, writes_artifacts: bool
+) -> list[dict[str, Any]]:
+    """What an action's role needs besides its logs: CodeBuild fetches the input artifacts
+    and stores the output ones (as AWS documents its service role), the buildspec copies the
+    tooling."""
+    return [
+        {
+            "Sid": "PipelineArtifacts",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"]
+            + (["s3:PutObject"] if writes_artifacts else []),
+            "Resource": f"{bucket_arn}/{artifact_prefix}*",
+        },
+        # `aws s3 cp` of the tooling: HeadObject and GetObject of its current version.
+        {
+            "Sid": "Tooling",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": f"{bucket_arn}/{tooling_key}",
+        },
+        {
+            "Sid": "ArtifactBucket",
+            "Effect": "Allow",
+            "Action": ["s3:GetBucketAcl", "s3:GetBucketLocation"],
+            "Resource": bucket_arn,
+        },
+    ]
+
+
 def create_project(
     name: str,
     *,

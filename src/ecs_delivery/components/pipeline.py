@@ -179,42 +179,6 @@ class DeployedService:
     dockerfile: str = "Dockerfile"
 
 
-def _codebuild_base_statements(
-    *,
-    bucket_arn: str,
-    artifact_prefix: str,
-    tooling_key: str,
-    writes_artifacts: bool,
-    kms_key_arn: pulumi.Input[str] | None,
-) -> list[dict[str, Any]]:
-    """What every action needs besides its logs: the pipeline's artifacts, the tooling."""
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "PipelineArtifacts",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion"]
-            + (["s3:PutObject"] if writes_artifacts else []),
-            "Resource": f"{bucket_arn}/{artifact_prefix}*",
-        },
-        # `aws s3 cp` of the tooling: HeadObject and GetObject of its current version.
-        {
-            "Sid": "Tooling",
-            "Effect": "Allow",
-            "Action": "s3:GetObject",
-            "Resource": f"{bucket_arn}/{tooling_key}",
-        },
-        {
-            "Sid": "ArtifactBucket",
-            "Effect": "Allow",
-            "Action": ["s3:GetBucketAcl", "s3:GetBucketLocation"],
-            "Resource": bucket_arn,
-        },
-    ]
-    if kms_key_arn is not None:
-        statements.append(_kms_statement(kms_key_arn))
-    return statements
-
-
 def build_role_statements(
     *, region: str, account_id: str, ecr_namespace: str | None
 ) -> list[dict[str, Any]]:
@@ -668,13 +632,14 @@ class DeliveryPipeline(pulumi.ComponentResource):
         tooling."""
         args = self._args
         role_name = f"{self._name}-{role}"
-        base = _codebuild_base_statements(
+        base = codebuild.artifact_statements(
             bucket_arn=args.bucket_arn,
             artifact_prefix=args.artifact_prefix,
             tooling_key=self.tooling_key,
             writes_artifacts=writes_artifacts,
-            kms_key_arn=args.kms_key_arn,
         )
+        if args.kms_key_arn is not None:
+            base.append(_kms_statement(args.kms_key_arn))
         return codebuild.create_project(
             resource_name,
             settings=self._settings,

@@ -174,6 +174,7 @@ class Release(pulumi.ComponentResource):
                 source=args.source,
                 manifest_path=args.manifest_path,
                 services=args.inventory.get("services", {}),
+                schedule_arns=self._schedule_arns(),
                 bucket_name=bucket_name,
                 inventory_key=INVENTORY_KEY,
                 machine_arn=self.machine_arn,
@@ -229,6 +230,20 @@ class Release(pulumi.ComponentResource):
                     }
                 },
             },
+        ]
+
+    def _schedule_arns(self) -> list[str]:
+        """The schedules of the inventory's scheduled tasks."""
+        a = self._args
+        return [
+            naming.arn(
+                "scheduler",
+                f"schedule/{t['schedule'].get('group', 'default')}/{t['schedule']['name']}",
+                region=a.region,
+                account=a.account_id,
+            )
+            for t in a.inventory.get("scheduledTasks", {}).values()
+            if t.get("schedule")
         ]
 
     # --- Lambda steps --------------------------------------------------------------------
@@ -333,16 +348,7 @@ class Release(pulumi.ComponentResource):
                     "Sid": "Schedules",
                     "Effect": "Allow",
                     "Action": ["scheduler:GetSchedule", "scheduler:UpdateSchedule"],
-                    "Resource": [
-                        naming.arn(
-                            "scheduler",
-                            f"schedule/{t['schedule'].get('group', 'default')}/{t['schedule']['name']}",
-                            region=region,
-                            account=account,
-                        )
-                        for t in tasks.values()
-                        if t.get("schedule")
-                    ],
+                    "Resource": self._schedule_arns(),
                 },
                 {
                     "Sid": "PassSchedulerRoles",
