@@ -143,12 +143,11 @@ def shared_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
                 "Action": "ecr:GetAuthorizationToken",
                 "Resource": "*",
             },
+            # What `docker push` calls, and DescribeImages.
             {
                 "Sid": "EcrPush",
                 "Effect": "Allow",
-                "Action": list(
-                    iam.ECR_PUSH_ACTIONS
-                ),  # what `docker push` calls, and DescribeImages
+                "Action": list(iam.ECR_PUSH_ACTIONS),
                 "Resource": _arn(args, "ecr", f"repository/{args.ecr_namespace}/*"),
             },
         ]
