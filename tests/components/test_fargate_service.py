@@ -37,10 +37,17 @@ def test_service_ignores_exactly_the_fields_codedeploy_owns(dev_plan, prod_plan)
         "networkConfiguration",
         "platformVersion",
     ]
-    assert dev_plan.named(SERVICE, "web").options["ignoreChanges"] == codedeploy_owned
+    # Set at creation only: UpdateService refuses a strategy on a CODE_DEPLOY service, and the
+    # provider replaces a service to change its launch type.
+    creation_only = ["launchType", "capacityProviderStrategies"]
+    assert dev_plan.named(SERVICE, "web").options["ignoreChanges"] == [
+        *codedeploy_owned,
+        *creation_only,
+    ]
     # With autoscaling, the scaler owns the desired count too.
     assert prod_plan.named(SERVICE, "web").options["ignoreChanges"] == [
         *codedeploy_owned,
+        *creation_only,
         "desiredCount",
     ]
 

@@ -27,7 +27,7 @@ def test_map_runs_with_the_configured_concurrency_and_polls_with_a_wait() -> Non
     inner = deploy["ItemProcessor"]["States"]
     assert inner["WaitForDeployment"] == {"Type": "Wait", "Seconds": 30, "Next": "PollService"}
     assert inner["DeploymentDone?"]["Choices"][1]["Next"] == "WaitForDeployment"
-    assert deploy["Catch"][0]["Next"] == "Rollback"
+    assert deploy["Catch"][-1]["Next"] == "Rollback"
 
 
 def test_every_task_state_and_the_map_have_a_catch_all() -> None:
@@ -48,7 +48,8 @@ def test_every_task_state_and_the_map_have_a_catch_all() -> None:
         ]
     )
     for name in tasks:
-        assert states[name]["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+        # States.ALL comes last (AWS refuses it before another catcher).
+        assert states[name]["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
     assert {states[n]["Resource"] for n in tasks if n != "DeployServices"} == set(ARNS.values())
 
 
@@ -77,7 +78,7 @@ def test_check_reports_a_task_without_catch_and_a_catch_that_skips_rollback() ->
     defn = definition(ARNS, max_concurrency=3, poll_seconds=10)
     broken = copy.deepcopy(defn)
     del broken["States"]["UpdateTasks"]["Catch"]
-    broken["States"]["Plan"]["Catch"][0]["Next"] = "Released"
+    broken["States"]["Plan"]["Catch"][-1]["Next"] = "Released"
     del broken["States"]["DeployServices"]["ItemProcessor"]["States"]["PollService"]["Catch"]
 
     assert sorted(check_definition(broken)) == [

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
+from ecs_delivery.components import iam, naming
 from ecs_delivery.components.args import checked
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.components.task_definition import Container, TaskOwner
@@ -16,16 +18,53 @@ from ecs_delivery.components.task_definition import Container, TaskOwner
 # to taskDefinition, networkConfiguration and platformVersion in the AppSpec, and
 # CodeDeploy swaps loadBalancers' target group on every deployment.
 CODEDEPLOY_OWNED = ["taskDefinition", "loadBalancers", "networkConfiguration", "platformVersion"]
+# Set at creation and never changed by Pulumi: UpdateService refuses the strategy on a
+# CODE_DEPLOY service (only a deployment's AppSpec carries it, which runtime/codedeploy.py
+# does not yet), and the provider would replace the service to change launchType.
+CREATION_ONLY = ["launchType", "capacityProviderStrategies"]
+FARGATE_PROVIDERS = ["FARGATE", "FARGATE_SPOT"]
 PLATFORM_VERSION = "LATEST"
+NFS_PORT = 2049
+# Where the SSM agent of ECS Exec writes: writable volumes on a read-only root filesystem
+# (AWS supports Exec only on a writable root; these volumes are the workaround of
+# aws/containers-roadmap#1359, README: Known limits).
+EXEC_AGENT_PATHS = ["/managed-agents", "/var/lib/amazon/ssm", "/var/log/amazon/ssm"]
+# The SSM data channel of ECS Exec: these actions have no resource-level permissions.
+SSM_CHANNEL_ACTIONS = [
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityProvider:
+    provider: str
+    weight: int
+    base: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduledScaling:
+    name: str
+    schedule: str
+    timezone: str
+    min_capacity: int | None
+    max_capacity: int | None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Autoscaling:
     min_capacity: int
     max_capacity: int
-    target_cpu_percent: float
+    # Each target given (None: not on it) is one target-tracking policy.
+    target_cpu_percent: float | None
     scale_in_cooldown_seconds: int
     scale_out_cooldown_seconds: int
+    target_memory_percent: float | None = None
+    requests_per_target: int | None = None
+    scheduled: list[ScheduledScaling] = field(default_factory=list)
 
 
 @checked
@@ -65,7 +104,39 @@ class FargateServiceArgs:
     # the images and the secrets); PassRole statements elsewhere name exactly these ARNs.
     task_role_arn: pulumi.Input[str] | None = None
     execution_role_arn: pulumi.Input[str] | None = None
+    # ECS Exec (enableExecuteCommand config); sessions are logged to the cluster's log group.
+    enable_execute_command: bool = False
+    exec_log_group_arn: pulumi.Input[str] | None = None
+    # For scaling on requests: the load balancer's and both target groups' ARN suffixes
+    # (CloudWatch's dimensions); CodeDeploy moves traffic between the two groups.
+    load_balancer_arn_suffix: pulumi.Input[str] | None = None
+    target_group_arn_suffixes: list[pulumi.Input[str]] = field(default_factory=list)
+    # A capacity provider strategy (the cluster must have the providers); empty: launch type FARGATE.
+    capacity_providers: list[CapacityProvider] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+
+
+def exec_statements(
+    log_group_arn: pulumi.Input[str] | None, *, region: str, account_id: str
+) -> list[dict]:
+    """What the SSM agent of ECS Exec does as the task role: open the session channels and
+    write session logs to the cluster's exec log group only."""
+    statements = [iam.allow("ExecChannels", SSM_CHANNEL_ACTIONS, "*")]
+    if log_group_arn is not None:
+        statements += [
+            # The agent checks the group's encryption before it logs.
+            iam.allow(
+                "ExecLogGroups",
+                ["logs:DescribeLogGroups"],
+                naming.arn("logs", "log-group:*", region=region, account=account_id),
+            ),
+            iam.allow(
+                "ExecLogs",
+                ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                [pulumi.Output.concat(log_group_arn, ":*")],
+            ),
+        ]
+    return statements
 
 
 def missing_network_inputs(
@@ -111,6 +182,17 @@ class ExistingCluster:
 
     arn: pulumi.Input[str]
     name: str
+    # Its ECS Exec session log group, if it logs sessions (the task roles write there).
+    exec_log_group_arn: pulumi.Input[str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecLogging:
+    """Where the cluster logs ECS Exec sessions: a log group of its own."""
+
+    retention_days: int
+    # The stack's customer-managed key; None: CloudWatch Logs' own encryption.
+    kms_key_arn: pulumi.Input[str] | None
 
 
 @checked
@@ -118,14 +200,45 @@ class ExistingCluster:
 class EcsClusterArgs:
     cluster_name: str
     container_insights: bool
+    # Given when a service enables ECS Exec: the cluster's executeCommandConfiguration.
+    exec_logging: ExecLogging | None = None
+    # The Fargate capacity providers when a service uses a strategy (none: launch types only).
+    fargate_capacity_providers: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
 
 class EcsCluster(pulumi.ComponentResource):
-    """One ECS cluster per stack with Container Insights."""
+    """One ECS cluster per stack with Container Insights (and ECS Exec session logging)."""
+
+    # The exec session log group's ARN; None without exec_logging.
+    exec_log_group_arn: pulumi.Output[str] | None
+    capacity_providers: aws.ecs.ClusterCapacityProviders | None
 
     def __init__(self, name: str, args: EcsClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{TYPE_PREFIX}:cluster:EcsCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        configuration = None
+        self.exec_log_group_arn = None
+        if logging := args.exec_logging:
+            group = aws.cloudwatch.LogGroup(
+                f"{name}-exec",
+                name=f"/ecs/{args.cluster_name}/exec",
+                retention_in_days=logging.retention_days,
+                kms_key_id=logging.kms_key_arn,
+                tags=args.tags,
+                opts=child,
+            )
+            self.exec_log_group_arn = group.arn
+            configuration = aws.ecs.ClusterConfigurationArgs(
+                execute_command_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationArgs(
+                    logging="OVERRIDE",
+                    log_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationLogConfigurationArgs(
+                        cloud_watch_log_group_name=group.name,
+                        # The agent then refuses to log into a group that lost its key.
+                        cloud_watch_encryption_enabled=logging.kms_key_arn is not None,
+                    ),
+                )
+            )
         self.cluster = aws.ecs.Cluster(
             name,
             name=args.cluster_name,
@@ -135,12 +248,30 @@ class EcsCluster(pulumi.ComponentResource):
                     value="enabled" if args.container_insights else "disabled",
                 )
             ],
+            configuration=configuration,
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
+        )
+        # Services that use a strategy wait for this (the providers must be associated first).
+        self.capacity_providers = (
+            aws.ecs.ClusterCapacityProviders(
+                name,
+                cluster_name=self.cluster.name,
+                capacity_providers=FARGATE_PROVIDERS,
+                opts=child,
+            )
+            if args.fargate_capacity_providers
+            else None
         )
         self.arn = self.cluster.arn
         self.name = args.cluster_name
-        self.register_outputs({"arn": self.cluster.arn, "name": args.cluster_name})
+        self.register_outputs(
+            {
+                "arn": self.cluster.arn,
+                "name": args.cluster_name,
+                "execLogGroupArn": self.exec_log_group_arn,
+            }
+        )
 
 
 class FargateService(TaskOwner, pulumi.ComponentResource):
@@ -169,7 +300,18 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
                 f"FargateService {name!r}: without security_group_ids the service creates its "
                 f"own group and needs {', '.join(missing)}; pass them or security_group_ids"
             )
+        scaling = args.autoscaling
+        if (
+            scaling
+            and scaling.requests_per_target
+            and not (args.load_balancer_arn_suffix and len(args.target_group_arn_suffixes) == 2)
+        ):
+            raise ValueError(
+                f"FargateService {name!r}: scaling on requests_per_target needs "
+                "load_balancer_arn_suffix and both target_group_arn_suffixes (blue, green)"
+            )
         super().__init__(f"{TYPE_PREFIX}:service:FargateService", name, None, opts)
+        args = _with_exec_paths(args)
         self._name = name
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
@@ -181,6 +323,11 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
             what=args.service_name,
             agent=f"ECS agent role of {args.service_name}: pull image, write logs, read its secrets",
             tags=args.tags,
+            task_statements=exec_statements(
+                args.exec_log_group_arn, region=args.region, account_id=args.account_id
+            )
+            if args.enable_execute_command
+            else [],
         )
         self.security_group = (
             self._create_security_group() if args.security_group_ids is None else None
@@ -188,6 +335,7 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
         self.security_group_ids = (
             [self.security_group.id] if self.security_group else list(args.security_group_ids)
         )
+        self._create_nfs_rules()
         self.task_definition = self._create_task_definition(
             name, args, family=args.template_family, stream_prefix=args.service_name, tags=args.tags
         )
@@ -204,6 +352,29 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
                 "logGroup": self.log_group.name,
             }
         )
+
+    def _create_nfs_rules(self) -> None:
+        """NFS into each given mount-target group, from this service's tasks only."""
+        groups = sorted(
+            {
+                v.mount_target_security_group_id
+                for v in self._args.container.efs_volumes
+                if v.mount_target_security_group_id
+            }
+        )
+        for group in groups:
+            for index, source in enumerate(self.security_group_ids):
+                suffix = "" if len(self.security_group_ids) == 1 else f"-{index}"
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{self._name}-nfs-{group}{suffix}",
+                    security_group_id=group,
+                    referenced_security_group_id=source,
+                    ip_protocol="tcp",
+                    from_port=NFS_PORT,
+                    to_port=NFS_PORT,
+                    description=f"NFS from the tasks of {self._args.service_name}",
+                    opts=self._child,
+                )
 
     def _create_security_group(self) -> aws.ec2.SecurityGroup:
         args = self._args
@@ -229,16 +400,23 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
 
     def _create_service(self) -> aws.ecs.Service:
         args = self._args
-        ignore = list(CODEDEPLOY_OWNED)
+        ignore = [*CODEDEPLOY_OWNED, *CREATION_ONLY]
         if args.autoscaling:
             ignore.append("desiredCount")
+        strategies = [
+            aws.ecs.ServiceCapacityProviderStrategyArgs(
+                capacity_provider=p.provider, weight=p.weight, base=p.base
+            )
+            for p in args.capacity_providers
+        ]
         return aws.ecs.Service(
             self._name,
             name=args.service_name,
             cluster=args.cluster_arn,
             task_definition=self.task_definition.arn,
             desired_count=args.desired_count,
-            launch_type="FARGATE",
+            launch_type=None if strategies else "FARGATE",
+            capacity_provider_strategies=strategies or None,
             platform_version=PLATFORM_VERSION,
             deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="CODE_DEPLOY"),
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
@@ -256,7 +434,7 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
             health_check_grace_period_seconds=args.health_check_grace_period_seconds,
             enable_ecs_managed_tags=True,
             propagate_tags="SERVICE",
-            enable_execute_command=False,
+            enable_execute_command=args.enable_execute_command,
             wait_for_steady_state=False,
             tags=args.tags,
             opts=pulumi.ResourceOptions(
@@ -275,19 +453,115 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
             max_capacity=scaling.max_capacity,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service]),
         )
+        predefined = {
+            "cpu": (scaling.target_cpu_percent, "ECSServiceAverageCPUUtilization"),
+            "memory": (scaling.target_memory_percent, "ECSServiceAverageMemoryUtilization"),
+        }
+        for metric, (value, metric_type) in predefined.items():
+            if value is not None:
+                self._tracking_policy(
+                    target,
+                    metric,
+                    scaling,
+                    value,
+                    predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                        predefined_metric_type=metric_type
+                    ),
+                )
+        if scaling.requests_per_target is not None:
+            self._tracking_policy(
+                target,
+                "requests",
+                scaling,
+                scaling.requests_per_target,
+                customized_metric_specification=self._requests_metric(),
+            )
+        for action in scaling.scheduled:
+            aws.appautoscaling.ScheduledAction(
+                f"{self._name}-{action.name}",
+                name=f"{args.service_name}-{action.name}",
+                service_namespace=target.service_namespace,
+                scalable_dimension=target.scalable_dimension,
+                resource_id=target.resource_id,
+                schedule=action.schedule,
+                timezone=action.timezone,
+                scalable_target_action=aws.appautoscaling.ScheduledActionScalableTargetActionArgs(
+                    min_capacity=action.min_capacity, max_capacity=action.max_capacity
+                ),
+                opts=self._child,
+            )
+
+    def _tracking_policy(
+        self,
+        target: aws.appautoscaling.Target,
+        metric: str,
+        scaling: Autoscaling,
+        value: float,
+        **spec,
+    ) -> None:
         aws.appautoscaling.Policy(
-            f"{self._name}-cpu",
+            f"{self._name}-{metric}",
             policy_type="TargetTrackingScaling",
             service_namespace=target.service_namespace,
             scalable_dimension=target.scalable_dimension,
             resource_id=target.resource_id,
             target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
-                target_value=scaling.target_cpu_percent,
+                target_value=value,
                 scale_in_cooldown=scaling.scale_in_cooldown_seconds,
                 scale_out_cooldown=scaling.scale_out_cooldown_seconds,
-                predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
-                    predefined_metric_type="ECSServiceAverageCPUUtilization"
-                ),
+                **spec,
             ),
             opts=self._child,
         )
+
+    def _requests_metric(
+        self,
+    ) -> aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgs:
+        """Requests per task over both target groups. The predefined ALBRequestCountPerTarget
+        names one group, and CodeDeploy moves production to the other on every deployment
+        (AWS does not support it for blue/green); the group without traffic reports nothing,
+        hence FILL(..., 0). README: Service runtime."""
+        args = self._args
+        metric = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs
+        stat = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatArgs
+        cw_metric = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs
+        dimension = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricDimensionArgs
+        groups = [
+            metric(
+                id=f"m{index}",
+                metric_stat=stat(
+                    metric=cw_metric(
+                        namespace="AWS/ApplicationELB",
+                        metric_name="RequestCountPerTarget",
+                        dimensions=[
+                            dimension(name="LoadBalancer", value=args.load_balancer_arn_suffix),
+                            dimension(name="TargetGroup", value=suffix),
+                        ],
+                    ),
+                    stat="Sum",
+                ),
+                return_data=False,
+            )
+            for index, suffix in enumerate(args.target_group_arn_suffixes)
+        ]
+        total = metric(
+            id="requests",
+            expression="FILL(m0, 0) + FILL(m1, 0)",
+            label=f"Requests per task of {args.service_name} (blue + green)",
+            return_data=True,
+        )
+        return aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgs(
+            metrics=[*groups, total]
+        )
+
+
+def _with_exec_paths(args: FargateServiceArgs) -> FargateServiceArgs:
+    """With ECS Exec on a read-only root, the SSM agent's paths become writable volumes."""
+    container = args.container
+    if not (args.enable_execute_command and container.readonly_root_filesystem):
+        return args
+    paths = [
+        *container.writable_paths,
+        *(p for p in EXEC_AGENT_PATHS if p not in container.writable_paths),
+    ]
+    return dataclasses.replace(args, container=dataclasses.replace(container, writable_paths=paths))

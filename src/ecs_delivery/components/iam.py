@@ -160,6 +160,21 @@ def service_role(
     return role, policy
 
 
+def allow(
+    sid: str, actions: list[str], resources: Any, condition: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One Allow statement; `condition` only when given (an empty one is not the same)."""
+    statement: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": resources,
+    }
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
 def register_task_definitions_statement() -> dict[str, Any]:
     # Neither action supports resource-level permissions in IAM; what a registered revision
     # may do is bounded by the roles its registrant may pass.

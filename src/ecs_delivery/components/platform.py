@@ -13,14 +13,17 @@ from ecs_delivery.components import access_logs, bootstrap, kms, naming
 from ecs_delivery.components import edge as edge_front
 from ecs_delivery.components.access_logs import AccessLogs
 from ecs_delivery.components.artifacts import artifact_bucket_name
-from ecs_delivery.components.config import ServiceConfig, StackConfig
+from ecs_delivery.components.config import ContainerConfig, ServiceConfig, StackConfig
 from ecs_delivery.components.fargate_service import (
     Autoscaling,
+    CapacityProvider,
     EcsCluster,
     EcsClusterArgs,
+    ExecLogging,
     ExistingCluster,
     FargateService,
     FargateServiceArgs,
+    ScheduledScaling,
 )
 from ecs_delivery.components.images import PROJECT_TAG, STACK_TAG
 from ecs_delivery.components.load_balancer import (
@@ -33,7 +36,7 @@ from ecs_delivery.components.load_balancer import (
 from ecs_delivery.components.network import ExistingNetwork, Network, NetworkArgs
 from ecs_delivery.components.priorities import listener_priorities
 from ecs_delivery.components.scheduled_task import ScheduledTask, ScheduledTaskArgs
-from ecs_delivery.components.task_definition import Container
+from ecs_delivery.components.task_definition import Container, ContainerHealthCheck, EfsVolume
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,6 +185,22 @@ def _service_bootstrap(name: str, svc: ServiceConfig, image: str) -> bootstrap.B
     )
 
 
+def container_health_check(
+    cfg: ContainerConfig, start: object | None
+) -> ContainerHealthCheck | None:
+    """The configured check, off while the bootstrap image runs (it may lack the command)."""
+    check = cfg.container_health_check
+    return ContainerHealthCheck(**check.model_dump()) if check and start is None else None
+
+
+def autoscaling(svc: ServiceConfig) -> Autoscaling | None:
+    if not svc.autoscaling:
+        return None
+    values = svc.autoscaling.model_dump()
+    values["scheduled"] = [ScheduledScaling(**a) for a in values["scheduled"]]
+    return Autoscaling(**values)
+
+
 def default_tags(cfg: StackConfig, env: Environment) -> dict[str, str]:
     # The live-image look-up finds this stack's services by these two tags: keep them last.
     return {**cfg.tags, PROJECT_TAG: env.project, STACK_TAG: env.stack}
@@ -269,11 +288,22 @@ def build(
         EcsClusterArgs(
             cluster_name=naming.cluster_name(env.project, env.stack),
             container_insights=cfg.container_insights,
+            exec_logging=ExecLogging(retention_days=cfg.log_retention_days, kms_key_arn=key_arn)
+            if any(s.enable_execute_command for s in cfg.services.values())
+            else None,
+            fargate_capacity_providers=any(s.capacity_providers for s in cfg.services.values()),
             tags=tags,
         ),
         opts,
     )
     cluster_name = cluster.name
+    # A strategy's providers must be associated with the cluster before a service names them
+    # (a given cluster must have them already).
+    provider_association = (
+        [cluster.capacity_providers]
+        if isinstance(cluster, EcsCluster) and cluster.capacity_providers
+        else []
+    )
     edge_front.attach(edge, cfg, env.project, env.stack, load_balancer, tags, opts)
     platform = Platform(
         network=network,
@@ -306,6 +336,8 @@ def build(
                     command=svc.command,
                     entry_point=start.entry_point if start else None,
                     docker_labels=start.labels if start else {},
+                    health_check=container_health_check(svc, start),
+                    efs_volumes=[EfsVolume(**v.model_dump()) for v in svc.volumes],
                 ),
                 cpu=svc.cpu,
                 memory=svc.memory,
@@ -321,11 +353,20 @@ def build(
                 kms_key_arn=key_arn,
                 health_check_grace_period_seconds=svc.health_check_grace_period_seconds,
                 cpu_architecture=svc.cpu_architecture,
-                autoscaling=Autoscaling(**svc.autoscaling.model_dump())
-                if svc.autoscaling
-                else None,
+                autoscaling=autoscaling(svc),
+                enable_execute_command=svc.enable_execute_command,
+                exec_log_group_arn=cluster.exec_log_group_arn,
+                load_balancer_arn_suffix=load_balancer.arn_suffix,
+                target_group_arn_suffixes=[pair.blue.arn_suffix, pair.green.arn_suffix],
                 image_repository_arns=_pull_arns(env, images[name], name, upstream_repository_arns),
-                depends_on=[pair.production_rule, pair.test_rule],
+                capacity_providers=[
+                    CapacityProvider(**c.model_dump()) for c in svc.capacity_providers
+                ],
+                depends_on=[
+                    pair.production_rule,
+                    pair.test_rule,
+                    *(provider_association if svc.capacity_providers else []),
+                ],
                 security_group_ids=existing.security_group_ids.get(name),
                 task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,
                 execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,
@@ -352,6 +393,7 @@ def build(
                     command=task.command,
                     entry_point=start.entry_point if start else None,
                     docker_labels=start.labels if start else {},
+                    health_check=container_health_check(task, start),
                 ),
                 cpu=task.cpu,
                 memory=task.memory,

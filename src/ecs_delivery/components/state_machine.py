@@ -8,6 +8,11 @@
                                        ▲──────────────── rolling_back ────────────────┘
         rolled_back ─► ReleaseRolledBack (Fail); nothing_deployed ─► NothingDeployed (Fail);
         anything else ─► RollbackFailed (Fail)
+    ReleaseBusyError from any step ─► ReleaseBusy (Fail): another runner holds the release
+
+Each execution holds the release's lease (its Name is the runner; `take_over: true` in the
+input takes a dead runner's lease): a `release apply` of a release an execution runs is
+refused, and an execution of a release someone else runs ends without rolling it back.
 
 Inside the Map, a failed deployment or step ends the item in ServiceFailed (Fail); that
 fails the Map, whose Catch starts the rollback. The rollback works from the persisted
@@ -17,6 +22,8 @@ release state, not from the execution's data, so it also covers items the Map ca
 from __future__ import annotations
 
 from typing import Any
+
+from ecs_delivery.runtime.release.lifecycle import execution_lease_seconds
 
 STEPS = ("plan", "start_service", "poll_service", "update_tasks", "rollback", "rollback_poll")
 ROLLBACK_STATE = "Rollback"
@@ -30,6 +37,10 @@ _LAMBDA_TRANSIENT = [
 ]
 # Raised by the handlers when AWS kept throttling after the engine's own backoff.
 THROTTLED_ERROR = "Throttled"
+# Raised by a step while another runner holds the release's lease: the execution ends
+# without a rollback (rolling back would undo that runner's deployments).
+BUSY_ERROR = "ReleaseBusyError"
+BUSY_STATE = "ReleaseBusy"
 
 
 def _retry() -> list[dict[str, Any]]:
@@ -52,13 +63,22 @@ def _retry() -> list[dict[str, Any]]:
     ]
 
 
-def _task(arn: str, nxt: str | None, catch_to: str, **extra: Any) -> dict[str, Any]:
+def _catch(catch_to: str, busy_to: str) -> list[dict[str, Any]]:
+    return [
+        {"ErrorEquals": [BUSY_ERROR], "ResultPath": "$.error", "Next": busy_to},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": catch_to},
+    ]
+
+
+def _task(
+    arn: str, nxt: str | None, catch_to: str, busy_to: str = BUSY_STATE, **extra: Any
+) -> dict[str, Any]:
     state: dict[str, Any] = {
         "Type": "Task",
         "Resource": arn,
         **extra,
         "Retry": _retry(),
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": catch_to}],
+        "Catch": _catch(catch_to, busy_to),
     }
     if nxt is None:
         state["End"] = True
@@ -90,13 +110,23 @@ def definition(
     if problems:
         raise ValueError("; ".join(problems))
     arn = step_function_arns
+    # Every step is told which execution runs the release, for the release's lease.
+    runner = {
+        "runner.$": "$$.Execution.Name",
+        "lease_seconds": execution_lease_seconds(poll_seconds),
+    }
+    whole_document = {"execution.$": "$", **runner}
 
     item_processor = {
         "ProcessorConfig": {"Mode": "INLINE"},
         "StartAt": "StartService",
         "States": {
             "StartService": _task(
-                arn["start_service"], "WaitForDeployment", "ServiceFailed", ResultPath="$.step"
+                arn["start_service"],
+                "WaitForDeployment",
+                "ServiceFailed",
+                "ServiceBusy",
+                ResultPath="$.step",
             ),
             "WaitForDeployment": {
                 "Type": "Wait",
@@ -107,7 +137,12 @@ def definition(
                 arn["poll_service"],
                 "DeploymentDone?",
                 "ServiceFailed",
-                Parameters={"release_id.$": "$.release_id", "service.$": "$.service"},
+                "ServiceBusy",
+                Parameters={
+                    "release_id.$": "$.release_id",
+                    "service.$": "$.service",
+                    **runner,
+                },
                 ResultPath="$.step",
             ),
             "DeploymentDone?": {
@@ -132,10 +167,21 @@ def definition(
                 "Error": "ServiceDeploymentFailed",
                 "Cause": "a service's deployment failed or its step raised; see the release state",
             },
+            "ServiceBusy": {
+                "Type": "Fail",
+                "Error": BUSY_ERROR,
+                "Cause": "another runner took the release over",
+            },
         },
     }
     states: dict[str, Any] = {
-        "Plan": _task(arn["plan"], "AnyServices?", ROLLBACK_STATE, ResultPath="$.plan"),
+        "Plan": _task(
+            arn["plan"],
+            "AnyServices?",
+            ROLLBACK_STATE,
+            Parameters=whole_document,
+            ResultPath="$.plan",
+        ),
         "AnyServices?": {
             "Type": "Choice",
             "Choices": [
@@ -155,34 +201,37 @@ def definition(
             "ItemSelector": {
                 "release_id.$": "$.plan.release_id",
                 "service.$": "$$.Map.Item.Value",
+                **runner,
             },
             "MaxConcurrency": max_concurrency,
             "ItemProcessor": item_processor,
             "ResultPath": None,
             "Next": "UpdateTasks",
-            "Catch": [
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": ROLLBACK_STATE}
-            ],
+            "Catch": _catch(ROLLBACK_STATE, BUSY_STATE),
         },
         "UpdateTasks": _task(
             arn["update_tasks"],
             "Released",
             ROLLBACK_STATE,
-            Parameters={"release_id.$": "$.plan.release_id"},
+            Parameters={"release_id.$": "$.plan.release_id", **runner},
             ResultPath="$.tasks",
         ),
         "Released": {"Type": "Succeed"},
         # The rollback task gets the whole execution document: it finds the release from
         # $.plan when the plan ran, or from the manifest in the input when it did not.
         ROLLBACK_STATE: _task(
-            arn["rollback"], "RollbackDone?", "RollbackFailed", ResultPath="$.rollback"
+            arn["rollback"],
+            "RollbackDone?",
+            "RollbackFailed",
+            Parameters=whole_document,
+            ResultPath="$.rollback",
         ),
         "WaitForRollback": {"Type": "Wait", "Seconds": poll_seconds, "Next": "PollRollback"},
         "PollRollback": _task(
             arn["rollback_poll"],
             "RollbackDone?",
             "RollbackFailed",
-            Parameters={"release_id.$": "$.rollback.release_id"},
+            Parameters={"release_id.$": "$.rollback.release_id", **runner},
             ResultPath="$.rollback",
         ),
         "RollbackDone?": {
@@ -205,6 +254,13 @@ def definition(
                 },
             ],
             "Default": "RollbackFailed",
+        },
+        BUSY_STATE: {
+            "Type": "Fail",
+            "Error": BUSY_STATE,
+            "Cause": "another runner holds the release (a `release apply`, or an execution that "
+            "took it over); nothing was rolled back. Follow it with `release status`; to take "
+            'over a dead runner\'s release, start the execution with "take_over": true',
         },
         "ReleaseRolledBack": {
             "Type": "Fail",
@@ -280,6 +336,14 @@ def _check_scope(
         if not catch_all:
             problems.append(f"{scope}{name}: {state['Type']} without a Catch for States.ALL")
             continue
+        for catcher in state.get("Catch", []):
+            busy = BUSY_ERROR in catcher.get("ErrorEquals", [])
+            if busy and states.get(catcher["Next"], {}).get("Type") != "Fail":
+                problems.append(
+                    f"{scope}{name}: a {BUSY_ERROR} Catch must end in a Fail state (another "
+                    "runner holds the release: rolling it back would undo that runner's "
+                    "deployments)"
+                )
         target = catch_all[0]["Next"]
         if in_map:
             # Inside a Map an item can only fail; the Map's own Catch starts the rollback.

@@ -10,7 +10,7 @@ from typing import Protocol
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam
+from ecs_delivery.components import iam, naming
 from ecs_delivery.components.args import checked
 
 ECR_PULL_ACTIONS = [
@@ -18,6 +18,36 @@ ECR_PULL_ACTIONS = [
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
 ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerHealthCheck:
+    """ECS's container health check (containerHealthCheck config)."""
+
+    command: list[str]
+    interval_seconds: int
+    timeout_seconds: int
+    retries: int
+    start_period_seconds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class EfsVolume:
+    """An EFS mount of the container (services.<name>.volumes config)."""
+
+    file_system_id: str
+    container_path: str
+    read_only: bool
+    transit_encryption: bool
+    iam_authorization: bool
+    access_point_id: str | None = None
+    root_directory: str = "/"
+    # Given: FargateService admits NFS from its tasks into this group.
+    mount_target_security_group_id: str | None = None
+
+    @property
+    def volume_name(self) -> str:
+        return "efs" + self.container_path.replace("/", "-").rstrip("-")
 
 
 @checked
@@ -38,6 +68,8 @@ class Container:
     # Set only while the container runs its bootstrap image (components/bootstrap.py).
     entry_point: list[str] | None = None
     docker_labels: dict[str, str] = field(default_factory=dict)
+    health_check: ContainerHealthCheck | None = None
+    efs_volumes: list[EfsVolume] = field(default_factory=list)
 
 
 def container_definitions(
@@ -73,12 +105,56 @@ def container_definitions(
         definition["entryPoint"] = container.entry_point
     if container.docker_labels:
         definition["dockerLabels"] = container.docker_labels
-    if container.readonly_root_filesystem and container.writable_paths:
-        definition["mountPoints"] = [
-            {"sourceVolume": _volume_name(path), "containerPath": path, "readOnly": False}
-            for path in container.writable_paths
-        ]
+    if check := container.health_check:
+        definition["healthCheck"] = {
+            "command": check.command,
+            "interval": check.interval_seconds,
+            "timeout": check.timeout_seconds,
+            "retries": check.retries,
+            "startPeriod": check.start_period_seconds,
+        }
+    mounts = [
+        {"sourceVolume": _volume_name(path), "containerPath": path, "readOnly": False}
+        for path in (container.writable_paths if container.readonly_root_filesystem else [])
+    ] + [
+        {"sourceVolume": v.volume_name, "containerPath": v.container_path, "readOnly": v.read_only}
+        for v in container.efs_volumes
+    ]
+    if mounts:
+        definition["mountPoints"] = mounts
     return json.dumps([definition], sort_keys=True)
+
+
+def efs_statements(volumes: list[EfsVolume], *, region: str, account_id: str) -> list[dict]:
+    """The task role mounts (and, unless read-only, writes) each IAM-authorised file system,
+    only through its access point when it has one."""
+    statements = []
+    for index, volume in enumerate(v for v in volumes if v.iam_authorization):
+        actions = ["elasticfilesystem:ClientMount"]
+        if not volume.read_only:
+            actions.append("elasticfilesystem:ClientWrite")
+        arn = naming.arn(
+            "elasticfilesystem",
+            f"file-system/{volume.file_system_id}",
+            region=region,
+            account=account_id,
+        )
+        condition = (
+            {
+                "StringEquals": {
+                    "elasticfilesystem:AccessPointArn": naming.arn(
+                        "elasticfilesystem",
+                        f"access-point/{volume.access_point_id}",
+                        region=region,
+                        account=account_id,
+                    )
+                }
+            }
+            if volume.access_point_id
+            else None
+        )
+        statements.append(iam.allow(f"Efs{index}", actions, arn, condition))
+    return statements
 
 
 # The policy pack's tag for a task whose stack config relaxes the container hardening.
@@ -155,11 +231,23 @@ def create_execution_role(
 
 
 def task_volumes(container: Container) -> list[aws.ecs.TaskDefinitionVolumeArgs]:
-    """Writable scratch volumes for the paths a read-only container still needs to write."""
-    if not container.readonly_root_filesystem:
-        return []
-    return [
-        aws.ecs.TaskDefinitionVolumeArgs(name=_volume_name(p)) for p in container.writable_paths
+    """Writable scratch volumes for the paths a read-only container still needs to write,
+    and the container's EFS volumes."""
+    scratch = container.writable_paths if container.readonly_root_filesystem else []
+    return [aws.ecs.TaskDefinitionVolumeArgs(name=_volume_name(p)) for p in scratch] + [
+        aws.ecs.TaskDefinitionVolumeArgs(
+            name=v.volume_name,
+            efs_volume_configuration=aws.ecs.TaskDefinitionVolumeEfsVolumeConfigurationArgs(
+                file_system_id=v.file_system_id,
+                root_directory=v.root_directory,
+                transit_encryption="ENABLED" if v.transit_encryption else "DISABLED",
+                authorization_config=aws.ecs.TaskDefinitionVolumeEfsVolumeConfigurationAuthorizationConfigArgs(
+                    access_point_id=v.access_point_id,
+                    iam="ENABLED" if v.iam_authorization else "DISABLED",
+                ),
+            ),
+        )
+        for v in container.efs_volumes
     ]
 
 
@@ -195,11 +283,19 @@ class TaskOwner:
     task_role: aws.iam.Role | None
 
     def _create_task_roles(
-        self, name: str, args: TaskInputs, *, family: str, what: str, agent: str, tags: dict
+        self,
+        name: str,
+        args: TaskInputs,
+        *,
+        family: str,
+        what: str,
+        agent: str,
+        tags: dict,
+        task_statements: list[dict] | None = None,
     ) -> None:
         """The log group `/ecs/<family>` and, unless the Args give them, the execution role
-        (`<name>-execution`, described by `agent`) and the task role (`<name>-task`, no
-        permissions) of the task `what` names."""
+        (`<name>-execution`, described by `agent`) and the task role (`<name>-task`, with
+        only `task_statements`: EFS mounts, ECS Exec; a given task role must carry them)."""
         child = pulumi.ResourceOptions(parent=self)
         self.log_group = aws.cloudwatch.LogGroup(
             name,
@@ -236,6 +332,16 @@ class TaskOwner:
             if args.task_role_arn is None
             else None
         )
+        statements = efs_statements(
+            args.container.efs_volumes, region=args.region, account_id=args.account_id
+        ) + list(task_statements or [])
+        if self.task_role and statements:
+            aws.iam.RolePolicy(
+                f"{name}-task",
+                role=self.task_role.id,
+                policy=iam.output_document(statements),
+                opts=child,
+            )
         self.execution_role_arn = (
             self.execution_role.arn if self.execution_role else args.execution_role_arn
         )

@@ -28,6 +28,8 @@ from ecs_delivery.runtime.release.steps import (
     poll_service_step,
     rollback_poll_step,
     rollback_step,
+    runner_of,
+    split_execution,
     start_service_step,
     update_tasks_step,
 )
@@ -129,7 +131,7 @@ def run_states(
                         raise ExecutionFailed(type(error).__name__, str(error)) from error
                 else:
                     for item in _get(data, state["ItemsPath"], context):
-                        item_context = {"Map": {"Item": {"Value": item}}}
+                        item_context = {**context, "Map": {"Item": {"Value": item}}}
                         item_input = _select(state["ItemSelector"], data, item_context)
                         run_states(
                             state["ItemProcessor"],
@@ -167,21 +169,47 @@ def run_states(
 ARNS = {step: f"arn:aws:lambda:eu-west-1:123456789012:function:release-{step}" for step in STEPS}
 
 
-def execute(sim: SimulatedAws, execution_input: dict[str, Any]) -> tuple[str, Any, list[str]]:
-    """Run the release state machine; ("SUCCEEDED", output, trace) or ("FAILED", error, trace)."""
+def execute(
+    sim: SimulatedAws,
+    execution_input: dict[str, Any],
+    name: str = "exec-1",
+    before: Callable[[str, dict[str, Any]], None] | None = None,
+) -> tuple[str, Any, list[str]]:
+    """Run the release state machine as execution `name`; ("SUCCEEDED", output, trace) or
+    ("FAILED", error, trace). `before(step, event)` runs before each Lambda step."""
     ctx = StepContext(aws=aws_of(sim), bucket=sim.bucket, config=config(start_grace_seconds=0))
-    functions = {
-        ARNS["plan"]: lambda e: plan_step(ctx, manifest_text(ctx.aws, e), sim.inventory),
-        ARNS["start_service"]: lambda e: start_service_step(ctx, e["release_id"], e["service"]),
-        ARNS["poll_service"]: lambda e: poll_service_step(ctx, e["release_id"], e["service"]),
-        ARNS["update_tasks"]: lambda e: update_tasks_step(ctx, e["release_id"]),
-        ARNS["rollback"]: lambda e: rollback_step(ctx, e),
-        ARNS["rollback_poll"]: lambda e: rollback_poll_step(ctx, e["release_id"]),
+
+    def plan(e: dict[str, Any]) -> Any:
+        execution, runner = split_execution(e)
+        return plan_step(ctx, manifest_text(ctx.aws, execution), sim.inventory, runner)
+
+    steps = {
+        "plan": plan,
+        "start_service": lambda e: start_service_step(
+            ctx, e["release_id"], e["service"], runner_of(e)
+        ),
+        "poll_service": lambda e: poll_service_step(
+            ctx, e["release_id"], e["service"], runner_of(e)
+        ),
+        "update_tasks": lambda e: update_tasks_step(ctx, e["release_id"], runner_of(e)),
+        "rollback": lambda e: rollback_step(ctx, *split_execution(e)),
+        "rollback_poll": lambda e: rollback_poll_step(ctx, e["release_id"], runner_of(e)),
     }
+
+    def call(step: str) -> Callable[[Any], Any]:
+        def run(event: Any) -> Any:
+            if before is not None:
+                before(step, event)
+            return steps[step](event)
+
+        return run
+
+    functions = {ARNS[step]: call(step) for step in STEPS}
     machine = definition(ARNS, max_concurrency=4, poll_seconds=10)
     trace: list[str] = []
+    context = {"Execution": {"Name": name}}
     try:
-        output = run_states(machine, execution_input, functions, sim.clock.sleep, trace)
+        output = run_states(machine, execution_input, functions, sim.clock.sleep, trace, context)
     except ExecutionFailed as failure:
         return "FAILED", failure.error, trace
     return "SUCCEEDED", output, trace

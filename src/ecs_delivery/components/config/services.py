@@ -92,19 +92,73 @@ class RoutingConfig(Model):
         return self
 
 
+class ScheduledScalingConfig(Model):
+    """A scheduled change of the scaling bounds (e.g. fewer tasks at night)."""
+
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{0,39}$",
+        description="Name of the action, unique per service (a-z, 0-9, `-`).",
+    )
+    schedule: str = Field(
+        description="`cron(0 20 * * ? *)` (six fields), `rate(1 day)` or `at(2026-01-01T00:00:00)`."
+    )
+    timezone: str = Field("UTC", description="Time zone of a cron or at schedule.")
+    min_capacity: int | None = Field(None, ge=0, description="Fewest tasks from then on.")
+    max_capacity: int | None = Field(None, ge=0, description="Most tasks from then on.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        # Application Auto Scaling takes the same expressions as EventBridge: one rule.
+        if problem := schedule_problem(value):
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScheduledScalingConfig:
+        if self.min_capacity is None and self.max_capacity is None:
+            raise Problems([("minCapacity", "give minCapacity, maxCapacity or both")])
+        if (
+            self.min_capacity is not None
+            and self.max_capacity is not None
+            and self.max_capacity < self.min_capacity
+        ):
+            raise Problems(
+                [("maxCapacity", f"{self.max_capacity} is below minCapacity ({self.min_capacity})")]
+            )
+        return self
+
+
 class AutoscalingConfig(Model):
-    """Target-tracking autoscaling on average CPU."""
+    """Target tracking on CPU, memory and/or requests per task, plus scheduled bounds."""
 
     min_capacity: int = Field(ge=1, description="Fewest tasks.")
     max_capacity: int = Field(ge=1, description="Most tasks; at least `minCapacity`.")
-    target_cpu_percent: float = Field(
-        60, gt=0, le=100, description="Average CPU the service is scaled to."
+    target_cpu_percent: float | None = Field(
+        60, gt=0, le=100, description="Average CPU the service is scaled to; null: not on CPU."
+    )
+    target_memory_percent: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="Average memory the service is scaled to. Omitted: not on memory.",
+    )
+    requests_per_target: int | None = Field(
+        None,
+        ge=1,
+        le=1000000,
+        description="Load balancer requests per task and minute the service is scaled to, counted over both blue/green target groups (README: Service runtime). Omitted: not on requests.",
     )
     scale_in_cooldown_seconds: int = Field(
         300, ge=0, description="Seconds after a scale-in before the next."
     )
     scale_out_cooldown_seconds: int = Field(
         60, ge=0, description="Seconds after a scale-out before the next."
+    )
+    scheduled: list[ScheduledScalingConfig] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Scheduled changes of `minCapacity`/`maxCapacity`; at most 20.",
     )
 
     @model_validator(mode="after")
@@ -113,6 +167,23 @@ class AutoscalingConfig(Model):
             raise Problems(
                 [("maxCapacity", f"{self.max_capacity} is below minCapacity ({self.min_capacity})")]
             )
+        if (
+            self.target_cpu_percent is None
+            and self.target_memory_percent is None
+            and self.requests_per_target is None
+        ):
+            raise Problems(
+                [
+                    (
+                        "targetCpuPercent",
+                        "null with no targetMemoryPercent or requestsPerTarget: nothing to scale on; set one",
+                    )
+                ]
+            )
+        names = [action.name for action in self.scheduled]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise Problems([("scheduled", f"names {twice} used twice; give each action its own")])
         return self
 
 
@@ -160,6 +231,109 @@ class BuildConfig(Model):
     dockerfile: str = Field("Dockerfile", description="Dockerfile path, relative to the context.")
 
 
+class ContainerHealthCheckConfig(Model):
+    """ECS's own check inside the container (ranges are the ECS API's); an essential container
+    that turns unhealthy stops its task, and a service replaces it."""
+
+    command: list[str] = Field(
+        min_length=2,
+        description="`[CMD, <exe>, <args>...]` or `[CMD-SHELL, <command line>]`; the image must have the executable (e.g. `curl`).",
+    )
+    interval_seconds: int = Field(30, ge=5, le=300, description="Seconds between checks.")
+    timeout_seconds: int = Field(
+        5, ge=2, le=60, description="Seconds a check may take before it counts as failed."
+    )
+    retries: int = Field(
+        3, ge=1, le=10, description="Consecutive failures before the container is unhealthy."
+    )
+    start_period_seconds: int = Field(
+        0,
+        ge=0,
+        le=300,
+        description="Seconds after start in which failures do not count (a slow start).",
+    )
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str]) -> list[str]:
+        if value[0] not in ("CMD", "CMD-SHELL"):
+            raise ValueError(
+                f"starts with {value[0]!r}; start it with CMD (exec form) or CMD-SHELL "
+                "(a shell command line), e.g. [CMD-SHELL, 'curl -f http://localhost:8080/health || exit 1']"
+            )
+        return value
+
+
+class EfsVolumeConfig(Model):
+    """An EFS file system mounted into the service's container, encrypted in transit and
+    authorised by the task role (IAM) unless turned off."""
+
+    file_system_id: str = Field(
+        pattern=r"^fs-[0-9a-f]{8,40}$", description="EFS file system id (`fs-...`)."
+    )
+    access_point_id: str | None = Field(
+        None,
+        pattern=r"^fsap-[0-9a-f]{8,40}$",
+        description="EFS access point (`fsap-...`); the task role may mount only through it. Omitted: the file system itself.",
+    )
+    root_directory: str = Field(
+        "/",
+        description="Directory of the file system to mount; only `/` with `accessPointId` (the access point sets it).",
+    )
+    container_path: str = Field(description="Absolute path in the container.")
+    read_only: Flag = Field(True, description="Mount read-only; false also grants ClientWrite.")
+    transit_encryption: Flag = Field(True, description="TLS between the task and EFS.")
+    iam_authorization: Flag = Field(
+        True,
+        description="Mount as the task role (`elasticfilesystem:ClientMount`, `ClientWrite` unless `readOnly`, granted on this file system only); needs `transitEncryption`.",
+    )
+    mount_target_security_group_id: str | None = Field(
+        None,
+        pattern=r"^sg-[0-9a-f]{8,17}$",
+        description="Security group of the file system's mount targets: gets an NFS (2049) ingress rule from the service's tasks only. Omitted: no rule (the group must admit the tasks already).",
+    )
+
+    @field_validator("root_directory", "container_path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must be an absolute path")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EfsVolumeConfig:
+        problems = []
+        if self.access_point_id and self.root_directory != "/":
+            problems.append(
+                (
+                    "rootDirectory",
+                    "only / with accessPointId (the access point sets the root); remove it",
+                )
+            )
+        if not self.transit_encryption and (self.iam_authorization or self.access_point_id):
+            problems.append(
+                (
+                    "transitEncryption",
+                    "false needs iamAuthorization: false and no accessPointId (ECS requires TLS for both); keep it true",
+                )
+            )
+        if problems:
+            raise Problems(problems)
+        return self
+
+
+class CapacityProviderConfig(Model):
+    """One Fargate capacity provider of the service's strategy."""
+
+    provider: Literal["FARGATE", "FARGATE_SPOT"] = Field(
+        description="`FARGATE` (on demand) or `FARGATE_SPOT` (interruptible, cheaper)."
+    )
+    weight: int = Field(1, ge=0, le=1000, description="Share of the tasks beyond the bases.")
+    base: int = Field(
+        0, ge=0, le=100000, description="Tasks placed here first; only one provider may have one."
+    )
+
+
 class ContainerConfig(Model):
     """What a service and a scheduled task both say about their container."""
 
@@ -187,6 +361,10 @@ class ContainerConfig(Model):
     plain_environment_allowed: list[str] = Field(
         default_factory=list,
         description="Plain variables whose name only looks like a secret (e.g. `TOKEN_URL`).",
+    )
+    container_health_check: ContainerHealthCheckConfig | None = Field(
+        None,
+        description="ECS container health check (not the target group's `healthCheck`); off while the bootstrap image runs. Omitted: none (ECS sees only whether the process runs).",
     )
 
     _image = field_validator("image")(check_image)
@@ -294,6 +472,20 @@ class ServiceConfig(ContainerConfig):
         None,
         description="CodeDeploy traffic shifting for this service. Omitted: `deployment.config`.",
     )
+    enable_execute_command: Flag = Field(
+        False,
+        description="ECS Exec into the service's tasks: the task role gets the SSM channel permissions, sessions are logged to the cluster's exec log group; on a read-only root the SSM agent's paths get writable volumes. Reaches only tasks started afterwards (README: Known limits).",
+    )
+    capacity_providers: list[CapacityProviderConfig] = Field(
+        default_factory=list,
+        max_length=2,
+        description="Capacity provider strategy, e.g. a base on `FARGATE` and the rest weighted to `FARGATE_SPOT`; set at creation (README: Known limits). Omitted: launch type `FARGATE`.",
+    )
+    volumes: list[EfsVolumeConfig] = Field(
+        default_factory=list,
+        max_length=10,
+        description="EFS file systems mounted into the container; at most 10.",
+    )
 
     _bootstrap_image = field_validator("bootstrap_image")(check_image)
 
@@ -310,6 +502,36 @@ class ServiceConfig(ContainerConfig):
         ):
             raise ValueError(
                 f"desiredCount {desired} is outside minCapacity..maxCapacity ({value.min_capacity}..{value.max_capacity}); set it inside"
+            )
+        return value
+
+    @field_validator("capacity_providers")
+    @classmethod
+    def _strategy(cls, value: list[CapacityProviderConfig]) -> list[CapacityProviderConfig]:
+        names = [item.provider for item in value]
+        if len(set(names)) < len(names):
+            raise ValueError(f"{names} names a provider twice; give each once")
+        if sum(1 for item in value if item.base) > 1:
+            raise ValueError("only one provider may have a base; set the other's base to 0")
+        if value and not any(item.weight for item in value):
+            raise ValueError("every weight is 0; give at least one provider a weight above 0")
+        return value
+
+    @field_validator("volumes")
+    @classmethod
+    def _volume_paths(
+        cls, value: list[EfsVolumeConfig], info: ValidationInfo
+    ) -> list[EfsVolumeConfig]:
+        paths = [volume.container_path for volume in value]
+        taken = (
+            set(info.data.get("writable_paths") or [])
+            if info.data.get("readonly_root_filesystem") is not False
+            else set()
+        )
+        twice = sorted({p for p in paths if paths.count(p) > 1} | (set(paths) & taken))
+        if twice:
+            raise ValueError(
+                f"containerPath {twice} mounted twice (or also in writablePaths); give each mount its own path"
             )
         return value
 

@@ -33,6 +33,8 @@ from ecs_delivery.runtime.release.steps import (
     poll_service_step,
     rollback_poll_step,
     rollback_step,
+    runner_of,
+    split_execution,
     start_service_step,
     update_tasks_step,
 )
@@ -62,31 +64,33 @@ def _context() -> StepContext:
 
 def plan(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
     ctx = _context()
-    text = manifest_text(ctx.aws, event)
+    execution, runner = split_execution(event)
+    text = manifest_text(ctx.aws, execution)
     check_syntax(text)  # a manifest that is not YAML is refused before the inventory is read
     inventory = load_inventory_object(
         ctx.aws, ctx.bucket, os.environ.get("INVENTORY_KEY", "inventory.json")
     )
-    return plan_step(ctx, text, inventory)
+    return plan_step(ctx, text, inventory, runner)
 
 
 def start_service(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
     release, service = event_field(event, "release_id"), event_field(event, "service")
-    return start_service_step(_context(), release, service)
+    return start_service_step(_context(), release, service, runner_of(event))
 
 
 def poll_service(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
     release, service = event_field(event, "release_id"), event_field(event, "service")
-    return poll_service_step(_context(), release, service)
+    return poll_service_step(_context(), release, service, runner_of(event))
 
 
 def update_tasks(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
-    return update_tasks_step(_context(), event_field(event, "release_id"))
+    return update_tasks_step(_context(), event_field(event, "release_id"), runner_of(event))
 
 
 def rollback(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
-    return rollback_step(_context(), event)
+    return rollback_step(_context(), *split_execution(event))
 
 
 def rollback_poll(event: dict[str, Any], _context_: Any = None) -> dict[str, Any]:
-    return rollback_poll_step(_context(), event_field(event, "release_id"))
+    release = event_field(event, "release_id")
+    return rollback_poll_step(_context(), release, runner_of(event))

@@ -14,6 +14,13 @@ from ecs_delivery.runtime.release.state import Lease, ReleaseState, StateStore, 
 LEASE_SECONDS = 300.0
 
 
+def execution_lease_seconds(poll_seconds: float) -> float:
+    """A state machine execution's lease: it renews at its polls, which come every
+    `poll_seconds` plus Lambda retries and throttling backoff (up to minutes); a lease is
+    renewed when half of it is left."""
+    return 2 * (poll_seconds + LEASE_SECONDS)
+
+
 def _refuse_another_manifest(
     state: ReleaseState, store: StateStore, digest: str, text: str
 ) -> None:
@@ -59,6 +66,21 @@ class Lifecycle(EngineCore):
         ours = lease is not None and lease.owner == self.owner
         if ours and lease.expires_at - self._now() < LEASE_SECONDS / 2:
             self.take_lease()
+
+    def hold_lease(self, seconds: float = LEASE_SECONDS) -> None:
+        """Go on holding the lease taken earlier, renewing it when half of it is gone.
+
+        ReleaseBusyError when it is no longer ours: another runner took the release over
+        (and may have finished it since), so this run must stop without touching it."""
+        lease = self.store.state.lease
+        if lease is None or lease.owner != self.owner:
+            holder = f"is being run by {lease.owner}" if lease else "was taken over"
+            raise ReleaseBusyError(
+                f"release: {self.release_id} {holder}; this run ({self.owner}) stops here "
+                "without rolling anything back. Follow the release with `release status`"
+            )
+        if lease.expires_at - self._now() < seconds / 2:
+            self.take_lease(seconds)
 
     def drop_lease(self) -> None:
         def drop(st: ReleaseState) -> None:

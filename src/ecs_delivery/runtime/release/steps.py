@@ -41,6 +41,21 @@ class Throttled(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Runner:
+    """The state machine execution that runs a release: it holds the release's lease, so
+    that a `release apply` of the same release is refused while it runs (and the other way
+    round). The definition passes it to every step (`runner`, `lease_seconds`)."""
+
+    execution: str
+    lease_seconds: float
+    take_over: bool = False
+
+    @property
+    def owner(self) -> str:
+        return f"execution {self.execution}"
+
+
+@dataclass(frozen=True)
 class StepContext:
     """What every step needs: AWS, the state bucket and the engine's settings."""
 
@@ -48,11 +63,11 @@ class StepContext:
     bucket: str
     config: EngineConfig
 
-    def engine(self, release: str) -> ReleaseEngine:
+    def engine(self, release: str, runner: Runner | None = None) -> ReleaseEngine:
         store = StateStore(self.aws.clients.s3, self.bucket, release, self.aws.clock)
         if store.load() is None:
             raise ReleaseInputError(f"release {release} has no state in s3://{self.bucket}")
-        return ReleaseEngine(self.aws, store, self.config)
+        return ReleaseEngine(self.aws, store, self.config, owner=runner and runner.owner)
 
 
 def event_field(event: Any, name: str) -> str:
@@ -65,6 +80,30 @@ def event_field(event: Any, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise ReleaseInputError(f"event.{name}: give a name (a non-empty string), got {value!r}")
     return value
+
+
+def runner_of(event: Any, take_over: bool = False) -> Runner | None:
+    """The execution a step runs for; None from a definition older than leases (an
+    execution started before the upgrade finishes as it began, without a lease)."""
+    if not isinstance(event, dict) or "runner" not in event:
+        return None
+    try:
+        seconds = inputs.number(event.get("lease_seconds"), "event.lease_seconds", at_most=86_400)
+    except inputs.ReadError as error:
+        raise ReleaseInputError(str(error)) from None
+    return Runner(event_field(event, "runner"), seconds, take_over)
+
+
+def split_execution(event: Any) -> tuple[Any, Runner | None]:
+    """(the execution document, its runner) from the input of the Plan and Rollback steps:
+    `{"execution": <document>, "runner": <name>, "lease_seconds": n}`; an older definition
+    passed the document alone. The document's `take_over: true` takes a dead runner's
+    lease over."""
+    if not isinstance(event, dict) or "execution" not in event:
+        return event, None
+    execution = event["execution"]
+    take_over = isinstance(execution, dict) and execution.get("take_over") is True
+    return execution, runner_of(event, take_over)
 
 
 def environment_number(
@@ -131,26 +170,35 @@ def _guard(fn: Any, *args: Any) -> Any:
         raise
 
 
-def plan_step(ctx: StepContext, text: str, inventory: Inventory) -> dict[str, Any]:
+def plan_step(
+    ctx: StepContext, text: str, inventory: Inventory, runner: Runner | None = None
+) -> dict[str, Any]:
     """Validate the manifest, plan or resume the release; list the services left to deploy.
 
-    Raises ManifestError (nothing deployed) for a bad manifest.
+    Raises ManifestError (nothing deployed) for a bad manifest, ReleaseBusyError (nothing
+    done) while another runner holds the release.
     """
     manifest = load_manifest(text, inventory, "the execution's manifest")
     store = StateStore(ctx.aws.clients.s3, ctx.bucket, manifest.release_id, ctx.aws.clock)
     definitions = TaskDefinitions(ctx.aws)
     state, plan = _guard(prepare, ctx.aws, store, manifest, inventory, definitions)
+    engine = ReleaseEngine(
+        ctx.aws, store, ctx.config, definitions=definitions, owner=runner and runner.owner
+    )
     if state is None:
         assert plan is not None
         if not plan.has_changes:
             return _plan_result(manifest.release_id, [], [], has_changes=False)
-        state = ReleaseEngine(ctx.aws, store, ctx.config, definitions=definitions).begin(plan)
+        state = engine.begin(plan)
     if state.status == "succeeded":
         return _plan_result(state.release_id, [], [], has_changes=False)
     if state.status != "running":
         raise ReleaseInputError(
             f"release {state.release_id} is {state.status}; a release name is used once"
         )
+    if runner is not None:
+        _guard(engine.take_lease, runner.lease_seconds, runner.take_over)
+        state = engine.store.state
     left = sorted(n for n, s in state.services.items() if s.status != "deployed")
     return _plan_result(state.release_id, left, sorted(state.tasks), has_changes=True)
 
@@ -167,9 +215,18 @@ def _plan_result(
     }
 
 
-def start_service_step(ctx: StepContext, release: str, service: str) -> dict[str, Any]:
+def _hold(engine: ReleaseEngine, runner: Runner | None) -> None:
+    """Stop (ReleaseBusyError, no rollback) once another runner holds the release."""
+    if runner is not None:
+        _guard(engine.hold_lease, runner.lease_seconds)
+
+
+def start_service_step(
+    ctx: StepContext, release: str, service: str, runner: Runner | None = None
+) -> dict[str, Any]:
     """Register and start one service's deployment (once, however often it is called)."""
-    engine = ctx.engine(release)
+    engine = ctx.engine(release, runner)
+    _hold(engine, runner)
     try:
         status = _guard(engine.start_service, service)
     except (Throttled, ReleaseStopped):
@@ -183,10 +240,13 @@ def start_service_step(ctx: StepContext, release: str, service: str) -> dict[str
     return {"release_id": release, "service": service, "status": status}
 
 
-def poll_service_step(ctx: StepContext, release: str, service: str) -> dict[str, Any]:
+def poll_service_step(
+    ctx: StepContext, release: str, service: str, runner: Runner | None = None
+) -> dict[str, Any]:
     """Poll one service's deployment: status deploying or deployed; raises when it failed
     or when the release is being rolled back."""
-    engine = ctx.engine(release)
+    engine = ctx.engine(release, runner)
+    _hold(engine, runner)
     state = engine.store.state
     if state.status != "running":
         raise ReleaseStopped(f"release {release} is {state.status}")
@@ -197,11 +257,17 @@ def poll_service_step(ctx: StepContext, release: str, service: str) -> dict[str,
     return {"release_id": release, "service": service, "status": status}
 
 
-def update_tasks_step(ctx: StepContext, release: str) -> dict[str, Any]:
+def update_tasks_step(
+    ctx: StepContext, release: str, runner: Runner | None = None
+) -> dict[str, Any]:
     """Point the scheduled tasks at their new revisions and mark the release succeeded."""
-    engine = ctx.engine(release)
+    engine = ctx.engine(release, runner)
+    _hold(engine, runner)
     _guard(engine.update_tasks)
-    return {"release_id": release, "status": engine.finish()}
+    status = engine.finish()
+    if runner is not None:
+        _guard(engine.drop_lease)
+    return {"release_id": release, "status": status}
 
 
 def _release_to_roll_back(ctx: StepContext, event: dict[str, Any]) -> StateStore | None:
@@ -238,22 +304,33 @@ def _error_text(error: Any) -> str:
     return f"{error.get('Error', 'Error')}: {cause}"[:1000]
 
 
-def rollback_step(ctx: StepContext, event: dict[str, Any]) -> dict[str, Any]:
+def _rollback_result(engine: ReleaseEngine, runner: Runner | None) -> dict[str, Any]:
+    """One step of the rollback; a settled rollback gives up this execution's lease (a
+    rollback needs none: every runner may help finish one)."""
+    status = _guard(engine.rollback_step)
+    if status != "rolling_back" and runner is not None:
+        _guard(engine.drop_lease)
+    return {"release_id": engine.release_id, "status": status}
+
+
+def rollback_step(
+    ctx: StepContext, event: dict[str, Any], runner: Runner | None = None
+) -> dict[str, Any]:
     """Start rolling the release back (the whole execution document is the input)."""
     store = _release_to_roll_back(ctx, event)
     if store is None:
         return {"release_id": None, "status": "nothing_deployed"}
-    release = store.release_id
-    engine = ReleaseEngine(ctx.aws, store, ctx.config)
+    engine = ReleaseEngine(ctx.aws, store, ctx.config, owner=runner and runner.owner)
     # The failed item (if a service or task failed) is found in the state by the engine.
     _guard(engine.start_rollback, _error_text(event.get("error")), None)
-    return {"release_id": release, "status": _guard(engine.rollback_step)}
+    return _rollback_result(engine, runner)
 
 
-def rollback_poll_step(ctx: StepContext, release: str) -> dict[str, Any]:
+def rollback_poll_step(
+    ctx: StepContext, release: str, runner: Runner | None = None
+) -> dict[str, Any]:
     """Move the rollback one step on: status rolling_back, rolled_back or rollback_failed."""
-    engine = ctx.engine(release)
-    return {"release_id": release, "status": _guard(engine.rollback_step)}
+    return _rollback_result(ctx.engine(release, runner), runner)
 
 
 __all__ = [
@@ -269,6 +346,9 @@ __all__ = [
     "poll_service_step",
     "rollback_poll_step",
     "rollback_step",
+    "Runner",
+    "runner_of",
+    "split_execution",
     "start_service_step",
     "update_tasks_step",
 ]
