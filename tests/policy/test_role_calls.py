@@ -65,6 +65,8 @@ def run_release(world: DevWorld, handler: Any, manifest: str) -> tuple[str, Any]
             functions,
             runtime_clock.sleep,  # the Wait states pass on the simulator's virtual clock
             trace,
+            # The execution's name: the runner whose lease the steps take and renew.
+            {"Execution": {"Name": f"execution-{manifest.splitlines()[0].split()[-1]}"}},
         )
     except ExecutionFailed as failure:
         return "FAILED", failure.error
