@@ -90,7 +90,12 @@ def test_per_service_grants_fit_managed_policies_whatever_the_role_names(region)
     200 services' families and roles still fit ten managed policies of at most 6,144."""
     partition = naming.partition(region)
     families = [
-        naming.arn("ecs", f"task-definition/ecs-delivery-dev-svc{i:03d}:*", region=region)
+        naming.arn(
+            "ecs",
+            f"task-definition/ecs-delivery-dev-svc{i:03d}:*",
+            region=region,
+            account="123456789012",
+        )
         for i in range(200)
     ]
     roles = [f"arn:{partition}:iam::123456789012:role/{i:04d}{'r' * 60}" for i in range(400)]
@@ -99,4 +104,33 @@ def test_per_service_grants_fit_managed_policies_whatever_the_role_names(region)
     assert len(documents) <= ATTACHED_PER_ROLE
     assert sorted(a for d in documents for s in d for a in as_list(s["Resource"])) == sorted(
         families + roles
+    )
+
+
+def test_more_per_service_policies_than_iam_attaches_to_a_role_are_refused_naming_the_fix():
+    """Past 210 services of dev's names (21 a policy), the deploy role would need an eleventh
+    managed policy: refused before any is registered, naming the role, the count and the fix."""
+    families = [
+        naming.arn(
+            "ecs",
+            f"task-definition/ecs-delivery-dev-svc{i:03d}:*",
+            region="eu-west-1",
+            account="123456789012",
+        )
+        for i in range(211)
+    ]
+    documents = revision_documents(families, ["role"] * 422, region="eu-west-1")
+    with pytest.raises(ValueError) as refused:
+        iam.attach_policies(
+            "pipeline-codebuild-deploy",
+            None,  # refused before the role is used
+            documents,
+            description="per-service grants",
+            parent=None,
+            tags={},
+            fix="split the stack",
+        )
+    assert str(refused.value) == (
+        "pipeline-codebuild-deploy: 11 managed policies to attach; IAM attaches at most 10 "
+        "to a role by default; split the stack"
     )
