@@ -86,8 +86,10 @@ def test_every_policy_of_a_plan_is_within_aws_size_limits(count):
 
 @pytest.mark.parametrize("region", ["eu-west-1", "us-isob-east-1"])
 def test_per_service_grants_fit_managed_policies_whatever_the_role_names(region):
-    """Role ARNs are known only once created: with IAM's longest role names (64 characters),
-    200 services' families and roles still fit ten managed policies of at most 6,144."""
+    """Role ARNs are known only once created: with IAM's longest role names (64 characters)
+    every per-service policy stays within 6,144 characters in every partition, and in the
+    `aws` partition 200 services of dev's names still fit ten (`aws-iso-b`'s longer ARNs
+    take eleven: the plan refuses them, naming the fix)."""
     partition = naming.partition(region)
     families = [
         naming.arn(
@@ -101,7 +103,7 @@ def test_per_service_grants_fit_managed_policies_whatever_the_role_names(region)
     roles = [f"arn:{partition}:iam::123456789012:role/{i:04d}{'r' * 60}" for i in range(400)]
     documents = revision_documents(families, roles, region=region)
     assert [_size(iam.document(d)) <= MANAGED for d in documents] == [True] * len(documents)
-    assert len(documents) <= ATTACHED_PER_ROLE
+    assert len(documents) == (10 if partition == "aws" else 11)
     assert sorted(a for d in documents for s in d for a in as_list(s["Resource"])) == sorted(
         families + roles
     )
