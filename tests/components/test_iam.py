@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.support.iam_calls import role_statements
 from tests.support.plans import (
     ROLE,
     as_list,
@@ -108,9 +109,12 @@ def test_each_service_principal_has_its_own_role_pinned_to_the_account(dev):
 
 
 def _passed(plan, role: str) -> list[str]:
-    passing = statement(policy(plan, role), "PassTaskRoles")
-    assert all(a.startswith("arn:aws:iam::123456789012:role/") for a in passing["Resource"])
-    return sorted(arn.rsplit("/", 1)[1].rsplit("-", 1)[0] for arn in passing["Resource"])
+    """The roles a role may pass, from its inline policy and the managed ones attached."""
+    passing = [s for s in role_statements(plan, role) if s.get("Sid") == "PassTaskRoles"]
+    assert passing
+    resources = [arn for s in passing for arn in s["Resource"]]
+    assert all(a.startswith("arn:aws:iam::123456789012:role/") for a in resources)
+    return sorted(arn.rsplit("/", 1)[1].rsplit("-", 1)[0] for arn in resources)
 
 
 def test_passrole_names_exactly_the_task_and_execution_roles(dev):
@@ -152,10 +156,8 @@ def test_a_groups_codedeploy_role_touches_only_its_service_listeners_alarms_and_
 
 def test_codebuild_pushes_only_to_this_stacks_repositories(dev, prod):
     push = statement(policy(dev, "pipeline-codebuild"), "EcrPush")
-    assert push["Resource"] == [
-        "arn:aws:ecr:eu-west-1:123456789012:repository/ecs-delivery-dev/api",
-        "arn:aws:ecr:eu-west-1:123456789012:repository/ecs-delivery-dev/web",
-    ]
+    # The stack's own namespace (naming.ecr_namespace): every repository in it is the stack's.
+    assert push["Resource"] == "arn:aws:ecr:eu-west-1:123456789012:repository/ecs-delivery-dev/*"
     assert "ecr:PutImage" in push["Action"]
     # The downstream build pushes nothing.
     sids = {s.get("Sid") for s in policy(prod, "pipeline-codebuild")["Statement"]}
@@ -181,11 +183,13 @@ def test_only_the_deploy_role_reads_ecs_and_deploys_and_only_this_stacks_service
     plan = {"dev": dev, "prod": prod}[stack]
     document = policy(plan, "pipeline-codebuild-deploy")
     arn = "arn:aws:{}:eu-west-1:123456789012:{}"
+    # The stack's own cluster and application name every service and group once.
     assert statement(document, "ReadServices")["Resource"] == [
-        arn.format("ecs", f"service/ecs-delivery-{stack}/api"),
-        arn.format("ecs", f"service/ecs-delivery-{stack}/web"),
+        arn.format("ecs", f"service/ecs-delivery-{stack}/*")
     ]
-    assert statement(document, "TagNewRevisions") == {
+    # The services' families and roles are in the managed policies attached to the role.
+    attached = {"Statement": role_statements(plan, "pipeline-codebuild-deploy")[len(document["Statement"]) :]}  # fmt: skip
+    assert statement(attached, "TagNewRevisions") == {
         "Sid": "TagNewRevisions",
         "Effect": "Allow",
         "Action": "ecs:TagResource",
@@ -206,10 +210,7 @@ def test_only_the_deploy_role_reads_ecs_and_deploys_and_only_this_stacks_service
             "codedeploy:ListDeployments",
             "codedeploy:StopDeployment",
         ],
-        "Resource": [
-            arn.format("codedeploy", f"deploymentgroup:ecs-delivery-{stack}/api"),
-            arn.format("codedeploy", f"deploymentgroup:ecs-delivery-{stack}/web"),
-        ],
+        "Resource": arn.format("codedeploy", f"deploymentgroup:ecs-delivery-{stack}/*"),
     }
     assert statement(document, "Revisions")["Resource"] == arn.format(
         "codedeploy", f"application:ecs-delivery-{stack}"
@@ -217,7 +218,7 @@ def test_only_the_deploy_role_reads_ecs_and_deploys_and_only_this_stacks_service
     configs = statement(document, "DeploymentConfigs")
     assert configs["Action"] == "codedeploy:GetDeploymentConfig"
     assert all(":deploymentconfig:" in r for r in configs["Resource"])
-    assert "-template" not in json.dumps(document)
+    assert "-template" not in json.dumps(document) + json.dumps(attached)
     for role in ("pipeline-codebuild", "pipeline-codebuild-publish"):
         actions = [a for s in policy(plan, role)["Statement"] for a in as_list(s["Action"])]
         assert not [a for a in actions if a.startswith("ecs:")], role

@@ -113,14 +113,14 @@ def test_release_steps_pass_task_roles_only_to_ecs_and_scheduler_roles_only_to_t
     assert [
         r.split("/")[-1].startswith("task-nightly-report-scheduler") for r in schedulers["Resource"]
     ] == [True]
-    # Exactly the stack's deployment groups, polled with BatchGetDeployments.
-    deployments = {s["Sid"]: s for s in units["Statement"]}["Deployments"]
+    # The groups of the stack's own application (every one of them is the stack's), polled
+    # with BatchGetDeployments: one ARN whatever the number of services.
+    deployments = statements["Deployments"]
     assert deployments["Resource"] == [
-        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/api",
-        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/web",
+        "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/*"
     ]
     assert "codedeploy:BatchGetDeployments" in deployments["Action"]
-    assert "Deployments" not in statements
+    assert "Deployments" not in {s["Sid"] for s in units["Statement"]}
     assert statements["Schedules"]["Resource"] == [
         "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/ecs-delivery-dev-nightly-report"
     ]

@@ -12,11 +12,7 @@ short (completion, StopDeployment).
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -24,199 +20,19 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from ecs_delivery.components.state_machine import STEPS, definition
-from ecs_delivery.offline.codedeploy_sim import CodeDeploySim, on_virtual_time
 from ecs_delivery.offline.simcloud import plain
 from ecs_delivery.runtime import clock as runtime_clock
-from tests.conftest import make_plan
 from tests.runtime.release.test_steps import ExecutionFailed, run_states
-from tests.support.iam_calls import CallRecorder, denied, role_statements, unused
-
-REPO = Path(__file__).resolve().parents[2]
-REGION = "eu-west-1"
-TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
-GROUP = "aws:codedeploy/deploymentGroup:DeploymentGroup"
-SCHEDULE = "aws:scheduler/schedule:Schedule"
-REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ecs-delivery-dev"
-
-# Grants whose callers are AWS services acting for the role, not code a test runs: the
-# Lambda and CodeBuild runtimes write the role's logs.
-RUNTIME_LOGS = "the Lambda/CodeBuild runtime writes the function's logs, not our code"
-
-
-@pytest.fixture(scope="module")
-def plan():
-    return make_plan("dev")
-
-
-@dataclass
-class DevWorld:
-    """The dev stack as planned, seeded in moto; `clients` are the code's (recorded) ones."""
-
-    plan: Any
-    recorder: CallRecorder
-    setup: dict[str, Any]
-    simulated: CodeDeploySim
-    # (service, event, handler) registered first on each such client made from here on
-    client_hooks: list[tuple[str, str, Any]] = field(default_factory=list)
-
-    @property
-    def inventory(self) -> dict[str, Any]:
-        return self.plan.outputs["releaseInventory"]
-
-    @property
-    def release_bucket(self) -> str:
-        return str(self.plan.outputs["releaseBucket"])
-
-    def client(self, service: str) -> Any:
-        """A client for the code under test: recorded, CodeDeploy simulated."""
-        made = self.recorder.attach(boto3.client(service, region_name=REGION))
-        for hooked, event, hook in self.client_hooks:
-            if hooked == service:
-                made.meta.events.register_first(event, hook)
-        if service == "ecs":
-            self.simulated.observe(made)
-        return self.simulated.attach(made) if service == "codedeploy" else made
-
-    def task_definition(self, unit: str) -> dict[str, Any]:
-        return plain(self.plan.named(TASK_DEFINITION, unit).inputs)
-
-    def seed(self) -> None:
-        ecs, codedeploy = self.setup["ecs"], self.setup["codedeploy"]
-        s3, scheduler = self.setup["s3"], self.setup["scheduler"]
-        services = self.inventory["services"]
-        (cluster,) = {s["cluster"] for s in services.values()}
-        ecs.create_cluster(clusterName=cluster)
-        (application,) = {s["codedeployApplication"] for s in services.values()}
-        codedeploy.create_application(applicationName=application, computePlatform="ECS")
-        for name, target in services.items():
-            arn = self._register(target["taskFamily"], name, target["container"], "1.0.0")
-            ecs.create_service(
-                cluster=cluster,
-                serviceName=target["service"],
-                taskDefinition=arn,
-                desiredCount=1,
-                launchType="FARGATE",
-                deploymentController={"type": "CODE_DEPLOY"},
-            )
-            group = plain(self.plan.named(GROUP, f"codedeploy-{name}").inputs)
-            codedeploy.create_deployment_group(
-                applicationName=application,
-                deploymentGroupName=target["codedeployGroup"],
-                deploymentConfigName=group["deploymentConfigName"],
-                serviceRoleArn=f"arn:aws:iam::123456789012:role/{application}-codedeploy",
-                deploymentStyle={
-                    "deploymentType": "BLUE_GREEN",
-                    "deploymentOption": "WITH_TRAFFIC_CONTROL",
-                },
-                ecsServices=[{"serviceName": target["service"], "clusterName": cluster}],
-            )
-        for name, task in self.inventory["scheduledTasks"].items():
-            arn = self._register(task["taskFamily"], f"task-{name}", task["container"], "1.0.0")
-            planned = plain(self.plan.named(SCHEDULE, f"task-{name}").inputs)
-            parameters = planned["target"]["ecsParameters"]
-            scheduler.create_schedule(
-                Name=planned["name"],
-                GroupName=planned["groupName"],
-                ScheduleExpression=planned["scheduleExpression"],
-                FlexibleTimeWindow={"Mode": "OFF"},
-                Target={
-                    "Arn": planned["target"]["arn"],
-                    "RoleArn": planned["target"]["roleArn"],
-                    "EcsParameters": {
-                        "TaskDefinitionArn": arn,
-                        "TaskCount": 1,
-                        "LaunchType": parameters["launchType"],
-                        "EnableECSManagedTags": parameters["enableEcsManagedTags"],
-                        "PropagateTags": parameters["propagateTags"],
-                        "NetworkConfiguration": {
-                            "awsvpcConfiguration": {
-                                "Subnets": parameters["networkConfiguration"]["subnets"],
-                                "SecurityGroups": parameters["networkConfiguration"][
-                                    "securityGroups"
-                                ],
-                                "AssignPublicIp": "DISABLED",
-                            }
-                        },
-                    },
-                },
-            )
-        s3.create_bucket(
-            Bucket=self.release_bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
-        s3.put_object(
-            Bucket=self.release_bucket, Key="inventory.json", Body=json.dumps(self.inventory)
-        )
-
-    def _register(self, family: str, unit: str, container: str, version: str) -> str:
-        """A revision of `family` as Pulumi's template registers it (the plan's roles)."""
-        planned = self.task_definition(unit)
-        return str(
-            self.setup["ecs"].register_task_definition(
-                family=family,
-                requiresCompatibilities=["FARGATE"],
-                networkMode="awsvpc",
-                cpu=planned["cpu"],
-                memory=planned["memory"],
-                executionRoleArn=planned["executionRoleArn"],
-                taskRoleArn=planned["taskRoleArn"],
-                containerDefinitions=[
-                    {
-                        "name": container,
-                        "image": f"{REGISTRY}/{container}:{version}",
-                        "essential": True,
-                        # moto's RunTask sums the containers' memory
-                        "memory": int(planned["memory"]),
-                        "portMappings": [
-                            {"containerPort": self._port(container), "protocol": "tcp"}
-                        ],
-                    }
-                ],
-                tags=[{"key": k, "value": v} for k, v in sorted(planned["tags"].items())],
-            )["taskDefinition"]["taskDefinitionArn"]
-        )
-
-    def _port(self, container: str) -> int:
-        """The port the inventory routes to (the deployment core refuses any other)."""
-        for target in self.inventory["services"].values():
-            if target["container"] == container:
-                return int(target["containerPort"])
-        return 8080
-
-    def manifest(self, release: str, version: str) -> str:
-        """Every service and task of the inventory to `version`."""
-        lines = [f"release: {release}", f"environment: {self.inventory['environment']}"]
-        lines.append("services:")
-        for target in self.inventory["services"].values():
-            lines.append(f"  {target['container']}:")
-            lines.append(f"    image: {REGISTRY}/{target['container']}:{version}")
-        lines.append("scheduledTasks:")
-        for name, task in self.inventory["scheduledTasks"].items():
-            lines.append(f"  {name}:")
-            lines.append(f"    image: {REGISTRY}/{task['container']}:{version}")
-        return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-def world(plan) -> Iterator[DevWorld]:
-    with mock_aws():
-        setup = {
-            name: boto3.client(name, region_name=REGION)
-            for name in ("ecs", "codedeploy", "s3", "scheduler")
-        }
-        with on_virtual_time(setup["ecs"]) as simulated:
-            built = DevWorld(plan=plan, recorder=CallRecorder(), setup=setup, simulated=simulated)
-            built.seed()
-            yield built
-
-
-def assert_proven(statements, recorder: CallRecorder, allowed: dict[tuple[str, str], str]):
-    assert recorder.requests, "the code path made no AWS call"
-    assert "\n".join(denied(statements, recorder.requests)) == ""
-    assert "\n".join(unused(statements, recorder.requests, allowed)) == ""
-
+from tests.support.iam_calls import CallRecorder, assert_proven, role_statements
+from tests.support.role_world import (
+    REGION,
+    REPO,
+    RUNTIME_LOGS,
+    SCHEDULE,
+    DevWorld,
+)
 
 # --- the release steps (Lambda) ---------------------------------------------------------
 
@@ -249,6 +65,8 @@ def run_release(world: DevWorld, handler: Any, manifest: str) -> tuple[str, Any]
             functions,
             runtime_clock.sleep,  # the Wait states pass on the simulator's virtual clock
             trace,
+            # The execution's name: the runner whose lease the steps take and renew.
+            {"Execution": {"Name": f"execution-{manifest.splitlines()[0].split()[-1]}"}},
         )
     except ExecutionFailed as failure:
         return "FAILED", failure.error
@@ -309,7 +127,7 @@ def test_the_release_steps_role_allows_every_call_of_a_release_and_its_rollback(
     assert len(world.simulated.stopped) == 2
 
     assert_proven(
-        role_statements(world.plan, "release-steps"), world.recorder, RELEASE_STEPS_UNUSED
+        role_statements(world.plan, "release-steps"), world.recorder.requests, RELEASE_STEPS_UNUSED
     )
 
 
@@ -365,7 +183,7 @@ def test_the_validation_hook_role_allows_reading_and_reporting_each_groups_deplo
 
     assert_proven(
         role_statements(plan, "validation-hook"),
-        recorder,
+        recorder.requests,
         {
             ("Logs", "logs:CreateLogStream"): RUNTIME_LOGS,
             ("Logs", "logs:PutLogEvents"): RUNTIME_LOGS,
@@ -413,7 +231,7 @@ def test_the_scheduler_role_allows_running_the_scheduled_task_as_its_target_says
 
         assert_proven(
             role_statements(world.plan, f"task-{name}-scheduler"),
-            world.recorder,
+            world.recorder.requests,
             {
                 ("TagTask", "ecs:TagResource"): (
                     "tags the task RunTask starts (managed tags, propagated from the revision); "

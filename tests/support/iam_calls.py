@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,9 @@ from typing import Any
 
 import boto3
 
+from ecs_delivery.components.artifacts import pipeline_artifact_prefix
 from ecs_delivery.offline.plan import Plan
+from ecs_delivery.runtime.build import parse_repository_url
 from tests.support.plans import ROLE_POLICY, as_list
 
 # Operations whose IAM action is not `<signing name>:<operation>`.
@@ -205,6 +208,81 @@ def _pass(role: str, service: str) -> tuple[str, str, dict[str, str]]:
     return ("iam:PassRole", role, {"iam:PassedToService": service})
 
 
+# -- what a buildspec's CLI lines and CodeBuild itself need (no boto3 call to record)
+
+# `docker push`: the layer checks and uploads, the manifest, and the HEAD of an existing one.
+DOCKER_PUSH_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+)
+_S3_COPY = re.compile(r"\baws s3 cp (?:--\S+ )*s3://(?P<bucket>[^/\s]+)/(?P<key>\S+)")
+_DOCKER_PUSH = re.compile(r"\bdocker push (?P<url>[^\s:\"]+)")
+
+
+def command_requests(command: str) -> list[Request]:
+    """The IAM requests of a buildspec command's AWS CLI and docker calls: `aws s3 cp
+    s3://<bucket>/<key>` (HeadObject and GetObject), `aws ecr get-login-password` and each
+    `docker push <repository>:<tag>`."""
+    found = [
+        Request("s3:GetObject", f"arn:aws:s3:::{m['bucket']}/{m['key']}", call="aws s3 cp")
+        for m in _S3_COPY.finditer(command)
+    ]
+    if "aws ecr get-login-password" in command:
+        found.append(Request("ecr:GetAuthorizationToken", "*", call="docker login"))
+    for pushed in _DOCKER_PUSH.finditer(command):
+        repository = parse_repository_url(pushed["url"])
+        arn = (
+            f"arn:aws:ecr:{repository.region}:{repository.registry_id}:repository/{repository.name}"
+        )
+        found += [Request(action, arn, call="docker push") for action in DOCKER_PUSH_ACTIONS]
+    return found
+
+
+def buildspec_requests(buildspec: dict[str, Any]) -> list[Request]:
+    """command_requests of every command of every phase."""
+    return [
+        request
+        for phase in buildspec["phases"].values()
+        for command in phase.get("commands", [])
+        for request in command_requests(command)
+    ]
+
+
+def codebuild_requests(
+    project: dict[str, Any], action: dict[str, Any], pipeline: dict[str, Any], *, region: str
+) -> list[Request]:
+    """What CodeBuild itself does with a project's role when a pipeline runs `action`, as AWS
+    documents CodeBuild's service role: write the build's log stream, fetch each input
+    artifact (GetObject, GetObjectVersion) and store each output one (PutObject) under the
+    pipeline's artifact prefix, read the artifact bucket's ACL and location."""
+    assert not project.get("encryptionKey"), "the checker knows no artifact key yet"
+    (store,) = pipeline["artifactStores"]
+    bucket = f"arn:aws:s3:::{store['location']}"
+    prefix = pipeline_artifact_prefix(pipeline["name"])
+    group = project["logsConfig"]["cloudwatchLogs"]["groupName"]
+    stream = f"arn:aws:logs:{region}:{CallRecorder.account}:log-group:{group}:log-stream:build"
+    found = [
+        Request(a, stream, call="CodeBuild") for a in ("logs:CreateLogStream", "logs:PutLogEvents")
+    ]
+    found += [
+        Request(a, bucket, call="CodeBuild") for a in ("s3:GetBucketAcl", "s3:GetBucketLocation")
+    ]
+    for name in action.get("inputArtifacts") or []:
+        key = f"{bucket}/{prefix}{name[:20]}/artifact"
+        found += [
+            Request(a, key, call="CodeBuild") for a in ("s3:GetObject", "s3:GetObjectVersion")
+        ]
+    for name in action.get("outputArtifacts") or []:
+        found.append(
+            Request("s3:PutObject", f"{bucket}/{prefix}{name[:20]}/artifact", call="CodeBuild")
+        )
+    return found
+
+
 # -- the policy as planned
 
 
@@ -287,3 +365,17 @@ def unused(
                 if not any(r.action == action and grants(statement, r, resource) for r in requests):
                     left.append(f"{statement.get('Sid')}: {action} on {resource}")
     return left
+
+
+def assert_proven(
+    statements: list[dict[str, Any]],
+    requests: Iterable[Request],
+    allowed: dict[tuple[str, str], str],
+) -> None:
+    """Every request is allowed, and every grant used save the `allowed` ones (with why)."""
+    requests = list(requests)
+    assert requests, "the code path made no AWS call"
+    refused = denied(statements, requests)
+    assert not refused, "denied:\n" + "\n".join(refused)
+    left = unused(statements, requests, allowed)
+    assert not left, "granted, unused:\n" + "\n".join(left)

@@ -37,6 +37,9 @@ from tests.support.plans import PIPELINE, PROJECT
 
 _ASSIGN = re.compile(r'^(?P<var>[A-Z_]+)="\$\((?P<command>.*)\)"(?: && export [A-Z_]+)?$')
 _VARIABLE = re.compile(r'"\$\{?(?P<var>[A-Z_]+)\}?"')
+# `if <tool>; then :; else <docker ...>; fi`: the tool runs (found, or not found: exit 3);
+# the docker branch is skipped like every docker line.
+_IF_TOOL = re.compile(r"^if (?P<command>python -m ecs_delivery\.runtime\.build .*?); then :; else ")
 _SKIPPED = ("echo ", "aws ", "docker ", "if ", "[ ")
 TOOL = ("python", "-m", "ecs_delivery.runtime.build")
 
@@ -73,6 +76,11 @@ class PipelineRun:
     # (prod's canary and termination wait...).
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     lifecycles: dict[str, Lifecycle] = field(default_factory=dict)
+    # The tool's client for a service not given above (default: a new moto client).
+    client: Callable[[str, str], Any] | None = None
+    # The simulator's own ECS client, when the tool's must see only the tool's calls (a
+    # recorded one); default: the tool's.
+    simulator_ecs: Any = None
 
     @property
     def deployments(self) -> list[Deployment]:
@@ -89,7 +97,9 @@ class PipelineRun:
         return found
 
     def run(self) -> None:
-        with on_virtual_time(self.ecs, self.codedeploy, lifecycle=self.lifecycle) as simulated:
+        ecs = self.simulator_ecs or self.ecs
+        with on_virtual_time(ecs, self.codedeploy, lifecycle=self.lifecycle) as simulated:
+            simulated.observe(self.ecs)
             self.simulated = simulated
             simulated.lifecycles.update(self.lifecycles)
             simulated.before_create = self.before_create
@@ -162,10 +172,14 @@ class PipelineRun:
             env[assigned["var"]] = self._tool(assigned["command"], env, cwd).strip()
         elif command.startswith(" ".join(TOOL)):
             self._tool(command, env, cwd)
+        elif tested := _IF_TOOL.match(command):
+            self._tool(tested["command"], env, cwd, accept=(build.EXIT_OK, build.EXIT_NOT_FOUND))
         else:
             assert command.startswith(_SKIPPED), f"the pipeline run cannot run: {command}"
 
-    def _tool(self, command: str, env: dict[str, str], cwd: Path) -> str:
+    def _tool(
+        self, command: str, env: dict[str, str], cwd: Path, accept: tuple[int, ...] = (0,)
+    ) -> str:
         text = _VARIABLE.sub(lambda m: shlex.quote(env[m["var"]]), command)
         argv = shlex.split(text)
         assert tuple(argv[:3]) == TOOL, command
@@ -177,7 +191,7 @@ class PipelineRun:
                 code = build.main(argv[3:])
         finally:
             os.chdir(previous)
-        assert code == build.EXIT_OK, f"{command} exited {code}: {out.getvalue()}"
+        assert code in accept, f"{command} exited {code}: {out.getvalue()}"
         return out.getvalue()
 
     def _client(self, service: str, region: str | None) -> Any:
@@ -185,7 +199,12 @@ class PipelineRun:
         known = {"ecs": self.ecs, "codedeploy": self.codedeploy, "s3": self.s3}
         if service in known:
             return known[service]
-        return boto3.client(service, region_name=region or self.ecs.meta.region_name)
+        region = region or self.ecs.meta.region_name
+        return (
+            self.client(service, region)
+            if self.client
+            else boto3.client(service, region_name=region)
+        )
 
     def _s3_deploy(self, action: dict[str, Any], configuration: dict[str, str]) -> None:
         source = self.artifacts[action["inputArtifacts"][0]]

@@ -106,6 +106,36 @@ def logs_statement(log_group_arn: pulumi.Input[str]) -> dict[str, Any]:
     }
 
 
+def artifact_statements(
+    *, bucket_arn: str, artifact_prefix: str, tooling_key: str, writes_artifacts: bool
+) -> list[dict[str, Any]]:
+    """What an action's role needs besides its logs: CodeBuild fetches the input artifacts
+    and stores the output ones (as AWS documents its service role), the buildspec copies the
+    tooling."""
+    return [
+        {
+            "Sid": "PipelineArtifacts",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"]
+            + (["s3:PutObject"] if writes_artifacts else []),
+            "Resource": f"{bucket_arn}/{artifact_prefix}*",
+        },
+        # `aws s3 cp` of the tooling: HeadObject and GetObject of its current version.
+        {
+            "Sid": "Tooling",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": f"{bucket_arn}/{tooling_key}",
+        },
+        {
+            "Sid": "ArtifactBucket",
+            "Effect": "Allow",
+            "Action": ["s3:GetBucketAcl", "s3:GetBucketLocation"],
+            "Resource": bucket_arn,
+        },
+    ]
+
+
 def create_project(
     name: str,
     *,
@@ -116,6 +146,7 @@ def create_project(
     buildspec: str,
     statements: list[dict[str, Any]],
     timeout_minutes: int,
+    unit_documents: Sequence[list[dict[str, Any]]] = (),
     log_group: str | None = None,
     role: str | None = None,
     role_description: str | None = None,
@@ -127,7 +158,9 @@ def create_project(
 
     The role (resource `role`, default `name`) may write the log group (resource
     `log_group`, default `name`) and do `statements`, what this action alone needs.
-    `privileged` runs the Docker daemon (docker build needs it).
+    `unit_documents`: the statements that grow with the services, in managed policies
+    attached to the role (iam.attach_policies). `privileged` runs the Docker daemon (docker
+    build needs it).
     """
     logs = aws.cloudwatch.LogGroup(
         log_group or name,
@@ -146,6 +179,16 @@ def create_project(
         tags=settings.tags,
         parent=parent,
         aliases=role_aliases,
+    )
+    attachments = iam.attach_policies(
+        role or name,
+        project_role,
+        list(unit_documents),
+        description=f"CodeBuild project {project_name}: per-service grants",
+        parent=parent,
+        tags=settings.tags,
+        fix="split the stack's services across stacks, or raise the role's managed-policy "
+        "quota (up to 20) and iam.MANAGED_POLICIES_PER_ROLE",
     )
     return aws.codebuild.Project(
         name,
@@ -171,5 +214,5 @@ def create_project(
         encryption_key=settings.kms_key_arn,
         tags=settings.tags,
         # Its first build must find the role's policy in place.
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[policy, *depends_on]),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[policy, *attachments, *depends_on]),
     )

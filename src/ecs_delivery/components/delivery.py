@@ -459,6 +459,7 @@ def _pipeline_args(
         if source is not None
         else None,
         upstream=upstream,
+        ecr_namespace=naming.ecr_namespace(env.project, env.stack) if source is not None else None,
         approval=bool(approval),
         validation_hook=n.hook,
         end_termination_wait=cfg.deployment.on_termination_wait == "end",

@@ -7,6 +7,7 @@ repository and branch.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,6 @@ import pulumi_aws as aws
 from ecs_delivery.components import iam, kms, naming
 from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.naming import TYPE_PREFIX
-from ecs_delivery.components.pipeline import ECR_PUSH_ACTIONS, END_TERMINATION_WAIT_ACTION
 
 SCHEDULER = "scheduler.amazonaws.com"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
@@ -28,6 +28,8 @@ DEPLOYMENT_ACTIONS = (
     "codedeploy:ListDeployments",
     "codedeploy:StopDeployment",
 )
+# With deployment.onTerminationWait "end", a deployer ends another's termination wait.
+END_TERMINATION_WAIT_ACTION = "codedeploy:ContinueDeployment"
 # IAM refuses a managed policy over 6,144 characters (whitespace excluded). Each unit (a
 # service or scheduled task) adds its two roles and its family, at most about 330 characters
 # with 64-character role names; 12 units and the shared statements stay below the limit.
@@ -141,10 +143,11 @@ def shared_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
                 "Action": "ecr:GetAuthorizationToken",
                 "Resource": "*",
             },
+            # What `docker push` calls, and DescribeImages.
             {
                 "Sid": "EcrPush",
                 "Effect": "Allow",
-                "Action": list(ECR_PUSH_ACTIONS),  # what `docker push` calls, and DescribeImages
+                "Action": list(iam.ECR_PUSH_ACTIONS),
                 "Resource": _arn(args, "ecr", f"repository/{args.ecr_namespace}/*"),
             },
         ]
@@ -208,11 +211,45 @@ def unit_statements(
 ) -> list[dict[str, Any]]:
     """Register, tag and pass the roles of exactly these units' revisions."""
     return [
-        *iam.task_definition_statements(
-            [_arn(args, "ecs", f"task-definition/{u.family}:*") for u in units]
+        iam.register_task_definitions_statement(),
+        *revision_statements(
+            [_arn(args, "ecs", f"task-definition/{u.family}:*") for u in units],
+            [arn for u in units for arn in u.role_arns],
         ),
-        pass_role_statement([arn for u in units for arn in u.role_arns]),
     ]
+
+
+def revision_statements(
+    family_arns: Sequence[str], role_arns: Sequence[pulumi.Input[str]]
+) -> list[dict[str, Any]]:
+    """Tag new revisions of exactly these families (`task-definition/<family>:*`) and pass
+    exactly these task and execution roles to ECS tasks."""
+    return [iam.tag_new_revisions_statement(list(family_arns)), pass_role_statement(role_arns)]
+
+
+def revision_documents(
+    family_arns: Sequence[str], role_arns: Sequence[pulumi.Input[str]], *, region: str
+) -> list[list[dict[str, Any]]]:
+    """revision_statements of every family and role, in as few managed policies as IAM's
+    size limit allows whatever the roles' names: a task and an execution role per family.
+
+    For roles whose other statements do not grow with the units (an inline policy holds
+    them); role ARNs are known only once created, so each counts as the longest IAM allows.
+    """
+    longest_family = max((iam.size(json.dumps(f)) + 1 for f in family_arns), default=0)
+    per_policy = iam.units_per_policy(
+        revision_statements([], []), longest_family + 2 * (iam.longest_role_arn(region) + 3)
+    )
+    families = iam.chunks(list(family_arns), per_policy)
+    roles = iam.chunks(list(role_arns), 2 * per_policy)
+    documents = [
+        revision_statements(
+            families[i] if i < len(families) else [], roles[i] if i < len(roles) else []
+        )
+        for i in range(max(len(families), len(roles)))
+    ]
+    # IAM refuses a statement without a resource.
+    return [[s for s in statements if s["Resource"]] for statements in documents]
 
 
 def policy_documents(args: DeployerAccessArgs) -> list[list[dict[str, Any]]]:

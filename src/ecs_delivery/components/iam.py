@@ -8,10 +8,24 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from ecs_delivery.components import naming
+
 # IAM's limits (default quotas), checked at plan time: IAM itself refuses only when applying.
 INLINE_POLICY_CHARACTERS = 10_240  # all inline policies of one role together
 MANAGED_POLICY_CHARACTERS = 6_144
 MANAGED_POLICIES_PER_ROLE = 10  # "Managed policies per role", adjustable up to 20
+ROLE_NAME_CHARACTERS = 64  # IAM's longest role name: bounds an ARN known only once created
+# What `docker push` calls on a repository, and DescribeImages (a build's image look-up).
+ECR_PUSH_ACTIONS = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImages",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+]
 
 
 def document(statements: list[dict[str, Any]]) -> str:
@@ -67,6 +81,54 @@ def check_attachments(role: str, count: int, *, fix: str) -> None:
         )
 
 
+def longest_role_arn(region: str) -> int:
+    """Characters of the longest ARN a role (path "/") can have in `region`'s partition."""
+    return len(
+        naming.iam_arn("role/" + "r" * ROLE_NAME_CHARACTERS, region=region, account="0" * 12)
+    )
+
+
+def units_per_policy(
+    shared: list[dict[str, Any]], unit_characters: int, *, limit: int = MANAGED_POLICY_CHARACTERS
+) -> int:
+    """How many units of at most `unit_characters` (their ARNs as listed, quotes and commas
+    included) fit one policy beside `shared` (the statements as they are with no unit)."""
+    room = limit - size(document(shared))
+    if room < unit_characters:
+        raise ValueError(f"no unit of {unit_characters} characters fits a policy of {limit:,}")
+    return room // unit_characters
+
+
+def attach_policies(
+    role_name: str,
+    role: aws.iam.Role,
+    documents: list[list[dict[str, Any]]],
+    *,
+    description: str,
+    parent: pulumi.Resource,
+    tags: dict[str, str],
+    fix: str,
+) -> list[aws.iam.RolePolicyAttachment]:
+    """Managed policies `<role_name>-units-<i>` of `documents`, attached to `role`: refused
+    beforehand over the role's quota, and each at plan time over IAM's managed limit."""
+    check_attachments(role_name, len(documents), fix=fix)
+    child = pulumi.ResourceOptions(parent=parent)
+    attachments = []
+    for i, statements in enumerate(documents, start=1):
+        name = f"{role_name}-units-{i}"
+        policy = aws.iam.Policy(
+            name,
+            description=f"{description}, part {i}",
+            policy=sized_document(name, statements, limit=MANAGED_POLICY_CHARACTERS, fix=fix),
+            tags=tags,
+            opts=child,
+        )
+        attachments.append(
+            aws.iam.RolePolicyAttachment(name, role=role.name, policy_arn=policy.arn, opts=child)
+        )
+    return attachments
+
+
 def service_role(
     name: str,
     *,
@@ -77,13 +139,13 @@ def service_role(
     source_account: str | None = None,
     tags: dict[str, str] | None = None,
     aliases: list[pulumi.Alias] | None = None,
-    size_fix: str | None = None,
+    size_fix: str = "put the statements that grow with the services in managed policies "
+    "(iam.attach_policies)",
 ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
     """A role for one AWS service principal with its one inline policy (both named `name`).
 
-    `aliases` apply to both: the two always had the same name. `size_fix`: the policy is
-    refused at plan time over IAM's inline limit, with this advice (roles whose policy still
-    grows with the services, in pipeline.py and release.py, do not pass it yet).
+    `aliases` apply to both: the two always had the same name. The policy is refused at plan
+    time over IAM's inline limit, with the advice `size_fix`.
     """
     child = pulumi.ResourceOptions(parent=parent, aliases=aliases)
     role = aws.iam.Role(
@@ -93,11 +155,7 @@ def service_role(
         tags=tags or {},
         opts=child,
     )
-    text = (
-        sized_document(name, statements, limit=INLINE_POLICY_CHARACTERS, fix=size_fix)
-        if size_fix
-        else output_document(statements)
-    )
+    text = sized_document(name, statements, limit=INLINE_POLICY_CHARACTERS, fix=size_fix)
     policy = aws.iam.RolePolicy(name, role=role.id, policy=text, opts=child)
     return role, policy
 
@@ -115,14 +173,6 @@ def allow(
     if condition:
         statement["Condition"] = condition
     return statement
-
-
-def task_definition_statements(family_arns: list[str]) -> list[dict[str, Any]]:
-    """Read and register task definitions, tagging only new revisions of the given families.
-
-    `family_arns` are `task-definition/<family>:*` ARNs (naming.arn).
-    """
-    return [register_task_definitions_statement(), tag_new_revisions_statement(family_arns)]
 
 
 def register_task_definitions_statement() -> dict[str, Any]:

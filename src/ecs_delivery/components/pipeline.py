@@ -42,7 +42,6 @@ import pulumi_aws as aws
 from ecs_delivery.components import buildspec as specs
 from ecs_delivery.components import codebuild, iam, naming
 from ecs_delivery.components.codebuild import environment_type  # noqa: F401 (config imports it here)
-from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.codepipeline import (
     SOURCE_ARTIFACT,
     Action,
@@ -55,20 +54,11 @@ from ecs_delivery.components.codepipeline import (
     source_action,
     source_statement,
 )
+from ecs_delivery.components.deployer import END_TERMINATION_WAIT_ACTION, revision_documents
 from ecs_delivery.components.naming import TYPE_PREFIX, former_name
 from ecs_delivery.runtime.promotion import latest_record_key, release_records_pattern
 
 RECORD_ARTIFACT = "UpstreamRecord"
-ECR_PUSH_ACTIONS = [
-    "ecr:BatchCheckLayerAvailability",
-    "ecr:BatchGetImage",
-    "ecr:CompleteLayerUpload",
-    "ecr:DescribeImages",
-    "ecr:GetDownloadUrlForLayer",
-    "ecr:InitiateLayerUpload",
-    "ecr:PutImage",
-    "ecr:UploadLayerPart",
-]
 
 
 # --- stages ----------------------------------------------------------------------------
@@ -189,53 +179,20 @@ class DeployedService:
     dockerfile: str = "Dockerfile"
 
 
-def _codebuild_base_statements(
-    *,
-    bucket_arn: str,
-    artifact_prefix: str,
-    tooling_key: str,
-    writes_artifacts: bool,
-    kms_key_arn: pulumi.Input[str] | None,
-) -> list[dict[str, Any]]:
-    """What every action needs besides its logs: the pipeline's artifacts, the tooling."""
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "PipelineArtifacts",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion"]
-            + (["s3:PutObject"] if writes_artifacts else []),
-            "Resource": f"{bucket_arn}/{artifact_prefix}*",
-        },
-        {
-            "Sid": "Tooling",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-            "Resource": f"{bucket_arn}/{tooling_key}",
-        },
-        {
-            "Sid": "ArtifactBucket",
-            "Effect": "Allow",
-            "Action": ["s3:GetBucketAcl", "s3:GetBucketLocation"],
-            "Resource": bucket_arn,
-        },
-    ]
-    if kms_key_arn is not None:
-        statements.append(_kms_statement(kms_key_arn))
-    return statements
-
-
 def build_role_statements(
-    *, services: Sequence[DeployedService], push: bool
+    *, region: str, account_id: str, ecr_namespace: str | None
 ) -> list[dict[str, Any]]:
-    """Build (first env): ECR login and push to this stack's repositories; Validate: none.
+    """Build (first env): ECR login and push to this stack's repositories, every one of
+    them in the stack's own namespace (naming.ecr_namespace); Validate (None): none.
 
     Neither reads ECS: what runs is read only by Deploy, when it deploys.
     """
-    if not push:
+    if ecr_namespace is None:
         return []
-    return iam.ecr_statements(
-        "EcrPush", ECR_PUSH_ACTIONS, [s.repository_arn for s in services if s.repository_arn]
+    repositories = naming.arn(
+        "ecr", f"repository/{ecr_namespace}/*", region=region, account=account_id
     )
+    return iam.ecr_statements("EcrPush", iam.ECR_PUSH_ACTIONS, repositories)
 
 
 # What runtime.rollout calls on CodeDeploy: find a running deployment of the group, start
@@ -246,8 +203,6 @@ DEPLOY_ACTIONS = [
     "codedeploy:ListDeployments",
     "codedeploy:StopDeployment",
 ]
-# ... and, with deployment.onTerminationWait: end, ends another's termination wait.
-END_TERMINATION_WAIT_ACTION = "codedeploy:ContinueDeployment"
 
 
 def deploy_role_statements(
@@ -259,50 +214,32 @@ def deploy_role_statements(
     services: Sequence[DeployedService],
     end_termination_wait: bool = False,
 ) -> list[dict[str, Any]]:
-    """Deploy: read what this stack's services run, register revisions, deploy them."""
+    """Deploy: read what this stack's services run, register revisions, deploy them.
+
+    Every service of the stack's cluster and every group of its application is the stack's
+    own, so these do not grow with the services; deploy_unit_documents holds what does.
+    """
+
+    def arn(service: str, resource: str) -> str:
+        return naming.arn(service, resource, region=region, account=account_id)
+
     return [
         {
             "Sid": "ReadServices",
             "Effect": "Allow",
             "Action": "ecs:DescribeServices",
             "Resource": [
-                naming.arn(
-                    "ecs",
-                    region=region,
-                    account=account_id,
-                    resource=f"service/{s.cluster_name}/{s.service_name}",
-                )
-                for s in services
+                arn("ecs", f"service/{c}/*") for c in sorted({s.cluster_name for s in services})
             ],
         },
-        # Describe/Register on "*" (IAM cannot scope them); tags only on the services' own
-        # families, never a `-template` one.
-        *iam.task_definition_statements(
-            [
-                naming.arn(
-                    "ecs",
-                    region=region,
-                    account=account_id,
-                    resource=f"task-definition/{s.task_family}:*",
-                )
-                for s in services
-            ]
-        ),
-        pass_role_statement([arn for s in services for arn in s.role_arns]),
+        # IAM cannot scope Describe/Register; tagging and PassRole are scoped per service.
+        iam.register_task_definitions_statement(),
         {
             "Sid": "Deployments",
             "Effect": "Allow",
             "Action": DEPLOY_ACTIONS
             + ([END_TERMINATION_WAIT_ACTION] if end_termination_wait else []),
-            "Resource": [
-                naming.arn(
-                    "codedeploy",
-                    region=region,
-                    account=account_id,
-                    resource=f"deploymentgroup:{application_name}/{g}",
-                )
-                for g in sorted({s.group_name for s in services})
-            ],
+            "Resource": arn("codedeploy", f"deploymentgroup:{application_name}/*"),
         },
         # CreateDeployment also needs these on the application and the group's configuration.
         {
@@ -312,28 +249,34 @@ def deploy_role_statements(
                 "codedeploy:GetApplicationRevision",
                 "codedeploy:RegisterApplicationRevision",
             ],
-            "Resource": naming.arn(
-                "codedeploy",
-                region=region,
-                account=account_id,
-                resource=f"application:{application_name}",
-            ),
+            "Resource": arn("codedeploy", f"application:{application_name}"),
         },
         {
             "Sid": "DeploymentConfigs",
             "Effect": "Allow",
             "Action": "codedeploy:GetDeploymentConfig",
             "Resource": [
-                naming.arn(
-                    "codedeploy",
-                    region=region,
-                    account=account_id,
-                    resource=f"deploymentconfig:{c}",
-                )
-                for c in sorted(set(deployment_configs))
+                arn("codedeploy", f"deploymentconfig:{c}") for c in sorted(set(deployment_configs))
             ],
         },
     ]
+
+
+def deploy_unit_documents(
+    *, region: str, account_id: str, services: Sequence[DeployedService]
+) -> list[list[dict[str, Any]]]:
+    """Deploy's managed policies: tag new revisions of exactly the services' own families
+    (never a `-template` one) and pass exactly their task and execution roles."""
+    return revision_documents(
+        [
+            naming.arn(
+                "ecs", f"task-definition/{s.task_family}:*", region=region, account=account_id
+            )
+            for s in services
+        ],
+        [arn for s in services for arn in s.role_arns],
+        region=region,
+    )
 
 
 def publish_role_statements(
@@ -452,6 +395,9 @@ class DeliveryPipelineArgs:
     promotion_key: str
     source: SourceSettings | None = None
     upstream: UpstreamRecord | None = None
+    # The stack's ECR namespace (naming.ecr_namespace), which holds every repository Build
+    # pushes to (first environment only).
+    ecr_namespace: str | None = None
     # Values the stack config owns (pipeline.*, logRetentionDays): given, never defaulted here.
     approval: bool
     build_compute_type: str
@@ -473,6 +419,8 @@ class DeliveryPipelineArgs:
     def __post_init__(self) -> None:
         if (self.source is None) == (self.upstream is None):
             raise ValueError("give exactly one of source (first environment) or upstream")
+        if (self.source is None) != (self.ecr_namespace is None):
+            raise ValueError("give ecr_namespace with source (only the first environment pushes)")
 
     @property
     def bucket_arn(self) -> str:
@@ -607,7 +555,11 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 if args.builds_images
                 else "Checks the upstream promotion record, summarises it for the approval"
             ),
-            statements=build_role_statements(services=args.services, push=args.builds_images),
+            statements=build_role_statements(
+                region=args.region,
+                account_id=args.account_id,
+                ecr_namespace=args.ecr_namespace if args.builds_images else None,
+            ),
             # docker build needs the Docker daemon; the other actions run no containers.
             privileged=args.builds_images,
         )
@@ -624,6 +576,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 deployment_configs=args.deployment_configs,
                 services=args.services,
                 end_termination_wait=args.end_termination_wait,
+            ),
+            unit_documents=deploy_unit_documents(
+                region=args.region, account_id=args.account_id, services=args.services
             ),
             # Every service deploys in turn, each waiting at most build_timeout_minutes for a
             # running deployment of its group and as long for its own (CodeBuild allows 36 h).
@@ -667,6 +622,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         log_group: str,
         description: str,
         statements: list[dict[str, Any]],
+        unit_documents: list[list[dict[str, Any]]] | None = None,
         privileged: bool = False,
         writes_artifacts: bool = True,
         timeout_minutes: int | None = None,
@@ -676,13 +632,14 @@ class DeliveryPipeline(pulumi.ComponentResource):
         tooling."""
         args = self._args
         role_name = f"{self._name}-{role}"
-        base = _codebuild_base_statements(
+        base = codebuild.artifact_statements(
             bucket_arn=args.bucket_arn,
             artifact_prefix=args.artifact_prefix,
             tooling_key=self.tooling_key,
             writes_artifacts=writes_artifacts,
-            kms_key_arn=args.kms_key_arn,
         )
+        if args.kms_key_arn is not None:
+            base.append(_kms_statement(args.kms_key_arn))
         return codebuild.create_project(
             resource_name,
             settings=self._settings,
@@ -691,6 +648,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             description=description,
             buildspec=self.buildspecs[project_name],
             statements=base + statements,
+            unit_documents=unit_documents or [],
             timeout_minutes=timeout_minutes or args.build_timeout_minutes,
             log_group=log_group,
             role=role_name,

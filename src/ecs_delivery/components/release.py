@@ -26,12 +26,11 @@ from ecs_delivery.components.artifacts import (
     pipeline_artifact_prefix,
 )
 from ecs_delivery.components.codebuild import BuildSettings
-from ecs_delivery.components.codedeploy import pass_role_statement
 from ecs_delivery.components.codepipeline import PipelineWiringError, SourceSettings
+from ecs_delivery.components.deployer import revision_documents
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.components.release_pipeline import ReleasePipelineArgs, create_release_pipeline
 from ecs_delivery.components.state_machine import STEPS, check_definition, definition
-from ecs_delivery.runtime.aws import chunks
 from ecs_delivery.runtime.release.inventory import parse_inventory
 
 # The import root the engine ships from (src/): archive paths are import paths.
@@ -69,11 +68,6 @@ STEP_MODULES = (
     "ecs_delivery/runtime/release/steps.py",
     "ecs_delivery/runtime/release/tasks.py",
 )
-
-
-# Services or tasks per managed policy of the steps' role: 16 families and 32 role ARNs stay
-# well under IAM's 6,144 characters (a test plans 60 services).
-UNITS_PER_POLICY = 16
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,6 +174,7 @@ class Release(pulumi.ComponentResource):
                 source=args.source,
                 manifest_path=args.manifest_path,
                 services=args.inventory.get("services", {}),
+                schedule_arns=self._schedule_arns(),
                 bucket_name=bucket_name,
                 inventory_key=INVENTORY_KEY,
                 machine_arn=self.machine_arn,
@@ -237,6 +232,20 @@ class Release(pulumi.ComponentResource):
             },
         ]
 
+    def _schedule_arns(self) -> list[str]:
+        """The schedules of the inventory's scheduled tasks."""
+        a = self._args
+        return [
+            naming.arn(
+                "scheduler",
+                f"schedule/{t['schedule'].get('group', 'default')}/{t['schedule']['name']}",
+                region=a.region,
+                account=a.account_id,
+            )
+            for t in a.inventory.get("scheduledTasks", {}).values()
+            if t.get("schedule")
+        ]
+
     # --- Lambda steps --------------------------------------------------------------------
 
     def _step_policy(self) -> list[dict[str, Any]]:
@@ -245,9 +254,9 @@ class Release(pulumi.ComponentResource):
         region, account = a.region, a.account_id
         services = inv.get("services", {})
         tasks = inv.get("scheduledTasks", {})
-        # The stack's own cluster(s) and CodeDeploy application(s) scope the services and
-        # revisions, so this part does not grow with the number of services (IAM's 10,240
-        # characters); the deployment groups, one by one, are in the units' policies.
+        # The stack's own cluster(s) and CodeDeploy application(s) scope the services, groups
+        # and revisions, so this part does not grow with the number of services (IAM's 10,240
+        # characters); the families and roles, one by one, are in the units' policies.
         clusters = sorted({s["cluster"] for s in services.values()})
         applications = sorted({s["codedeployApplication"] for s in services.values()})
         statements: list[dict[str, Any]] = [
@@ -288,6 +297,29 @@ class Release(pulumi.ComponentResource):
         if applications:
             statements += [
                 {
+                    "Sid": "Deployments",
+                    "Effect": "Allow",
+                    # BatchGetDeployments polls; GetDeployment waits out a deployment the
+                    # deployment core stopped after a race; each authorises on the group.
+                    "Action": [
+                        "codedeploy:BatchGetDeployments",
+                        "codedeploy:CreateDeployment",
+                        "codedeploy:GetDeployment",
+                        "codedeploy:ListDeployments",
+                        "codedeploy:StopDeployment",
+                    ],
+                    # Every group of the stack's application is the stack's own.
+                    "Resource": [
+                        naming.arn(
+                            "codedeploy",
+                            f"deploymentgroup:{app}/*",
+                            region=region,
+                            account=account,
+                        )
+                        for app in applications
+                    ],
+                },
+                {
                     "Sid": "Revisions",
                     "Effect": "Allow",
                     "Action": [
@@ -316,16 +348,7 @@ class Release(pulumi.ComponentResource):
                     "Sid": "Schedules",
                     "Effect": "Allow",
                     "Action": ["scheduler:GetSchedule", "scheduler:UpdateSchedule"],
-                    "Resource": [
-                        naming.arn(
-                            "scheduler",
-                            f"schedule/{t['schedule'].get('group', 'default')}/{t['schedule']['name']}",
-                            region=region,
-                            account=account,
-                        )
-                        for t in tasks.values()
-                        if t.get("schedule")
-                    ],
+                    "Resource": self._schedule_arns(),
                 },
                 {
                     "Sid": "PassSchedulerRoles",
@@ -340,57 +363,21 @@ class Release(pulumi.ComponentResource):
         return statements
 
     def _unit_statements(self) -> list[list[dict[str, Any]]]:
-        """Tag new revisions of, pass the roles of, and deploy to the groups of the stack's
-        units: one managed policy per UNITS_PER_POLICY services or tasks (IAM: 6,144
-        characters per managed policy)."""
+        """Tag new revisions of, and pass the roles of, exactly the stack's services and
+        tasks: as many managed policies as IAM's 6,144 characters each need."""
         a = self._args
         inv = a.inventory
         families = sorted({t["taskFamily"] for t in inv.get("scheduledTasks", {}).values()}) + [
             naming.task_family(a.project, a.stack, name) for name in inv.get("services", {})
         ]
-        roles = list(a.task_role_arns)
-        family_arns = [
-            naming.arn("ecs", f"task-definition/{f}:*", region=a.region, account=a.account_id)
-            for f in families
-        ]
-        group_arns = [
-            naming.arn(
-                "codedeploy",
-                f"deploymentgroup:{s['codedeployApplication']}/{s['codedeployGroup']}",
-                region=a.region,
-                account=a.account_id,
-            )
-            for _, s in sorted(inv.get("services", {}).items())
-        ]
-        family_chunks = chunks(family_arns, UNITS_PER_POLICY)
-        role_chunks = chunks(roles, 2 * UNITS_PER_POLICY)  # a task and an execution role each
-        group_chunks = chunks(group_arns, UNITS_PER_POLICY)
-        documents = []
-        for i in range(max(len(family_chunks), len(role_chunks), len(group_chunks))):
-            statements: list[dict[str, Any]] = []
-            if i < len(group_chunks):
-                statements.append(
-                    {
-                        "Sid": "Deployments",
-                        "Effect": "Allow",
-                        # BatchGetDeployments polls; GetDeployment waits out a deployment the
-                        # deployment core stopped after a race; each authorises on the group.
-                        "Action": [
-                            "codedeploy:BatchGetDeployments",
-                            "codedeploy:CreateDeployment",
-                            "codedeploy:GetDeployment",
-                            "codedeploy:ListDeployments",
-                            "codedeploy:StopDeployment",
-                        ],
-                        "Resource": group_chunks[i],
-                    }
-                )
-            if i < len(family_chunks):
-                statements.append(iam.tag_new_revisions_statement(family_chunks[i]))
-            if i < len(role_chunks):
-                statements.append(pass_role_statement(role_chunks[i]))
-            documents.append(statements)
-        return documents
+        return revision_documents(
+            [
+                naming.arn("ecs", f"task-definition/{f}:*", region=a.region, account=a.account_id)
+                for f in families
+            ],
+            list(a.task_role_arns),
+            region=a.region,
+        )
 
     def _create_steps(self) -> dict[str, aws.lambda_.Function]:
         a = self._args
@@ -423,23 +410,16 @@ class Release(pulumi.ComponentResource):
             tags=a.tags,
             parent=self,
         )
-        attachments = []
-        for i, statements in enumerate(self._unit_statements(), start=1):
-            units = aws.iam.Policy(
-                f"{self._name}-steps-units-{i}",
-                description=f"Release steps of {a.project}-{a.stack}: units, part {i}",
-                policy=iam.output_document(statements),
-                tags=a.tags,
-                opts=self._child,
-            )
-            attachments.append(
-                aws.iam.RolePolicyAttachment(
-                    f"{self._name}-steps-units-{i}",
-                    role=role.name,
-                    policy_arn=units.arn,
-                    opts=self._child,
-                )
-            )
+        attachments = iam.attach_policies(
+            f"{self._name}-steps",
+            role,
+            self._unit_statements(),
+            description=f"Release steps of {a.project}-{a.stack}: units",
+            parent=self,
+            tags=a.tags,
+            fix="split the stack's services and tasks across stacks, or raise the role's "
+            "managed-policy quota (up to 20) and iam.MANAGED_POLICIES_PER_ROLE",
+        )
         archive = step_archive()
         # Lambda's own trigger for new code; equal while the zip's inputs are equal.
         code_hash = lambda_package.code_sha256(Path(archive.path))

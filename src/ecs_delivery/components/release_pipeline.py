@@ -72,8 +72,10 @@ class ReleasePipelineArgs:
     source: SourceSettings
     # `{stack}` is replaced by the stack's name.
     manifest_path: str
-    # The release inventory's services: Validate reads what they run.
+    # The release inventory's services and its tasks' schedules (ARNs): Validate reads what
+    # they run.
     services: dict[str, dict[str, Any]]
+    schedule_arns: list[str]
     # The release state bucket: artifacts, tooling, the inventory at `inventory_key`.
     bucket_name: str
     inventory_key: str
@@ -133,35 +135,39 @@ def describe_stages(args: ReleasePipelineArgs) -> list[Stage]:
 def validate_statements(args: ReleasePipelineArgs, tooling_object: str) -> list[dict[str, Any]]:
     """Validate reads the manifest, the tooling, the inventory, the release states and what
     runs; it writes the execution input."""
-    return [
+    statements = codebuild.artifact_statements(
+        bucket_arn=args.bucket_arn,
+        artifact_prefix=pipeline_artifact_prefix(args.name),
+        tooling_key=tooling_object,
+        writes_artifacts=True,
+    )
+    statements += [
         {
-            "Sid": "Artifacts",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject"],
-            "Resource": [args.artifacts_arn],
-        },
-        {
-            "Sid": "ToolingAndInventory",
+            "Sid": "InventoryAndStates",
             "Effect": "Allow",
             "Action": "s3:GetObject",
             "Resource": [
-                f"{args.bucket_arn}/{tooling_object}",
                 f"{args.bucket_arn}/{args.inventory_key}",
                 f"{args.bucket_arn}/releases/*",
             ],
+        },
+        # A new release has no state yet: without it S3 answers 403, not 404, and the plan
+        # fails (as the steps' ReleaseStateKeys).
+        {
+            "Sid": "ReleaseStateKeys",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": args.bucket_arn,
         },
         {
             "Sid": "ReadWhatRuns",
             "Effect": "Allow",
             "Action": "ecs:DescribeServices",
+            # Every service of the stack's cluster is the stack's own: one ARN per cluster,
+            # not per service (IAM's 10,240 characters per role).
             "Resource": [
-                naming.arn(
-                    "ecs",
-                    f"service/{s['cluster']}/{s['service']}",
-                    region=args.region,
-                    account=args.account_id,
-                )
-                for s in args.services.values()
+                naming.arn("ecs", f"service/{c}/*", region=args.region, account=args.account_id)
+                for c in sorted({s["cluster"] for s in args.services.values()})
             ],
         },
         # DescribeTaskDefinition has no resource-level permissions in IAM.
@@ -171,8 +177,17 @@ def validate_statements(args: ReleasePipelineArgs, tooling_object: str) -> list[
             "Action": "ecs:DescribeTaskDefinition",
             "Resource": "*",
         },
-        *args.key_statements,
     ]
+    if args.schedule_arns:
+        statements.append(
+            {
+                "Sid": "ReadSchedules",
+                "Effect": "Allow",
+                "Action": "scheduler:GetSchedule",
+                "Resource": list(args.schedule_arns),
+            }
+        )
+    return statements + args.key_statements
 
 
 def pipeline_statements(args: ReleasePipelineArgs) -> list[dict[str, Any]]:
