@@ -16,9 +16,17 @@ from typing import Any
 WORLD = ("0.0.0.0/0", "::/0")
 WORLD_PORTS = (80, 443)
 # Fields CodeDeploy changes on every blue/green deployment (src/ecs_delivery/components/fargate_service.py
-# CODEDEPLOY_OWNED); desiredCount may be ignored too, when autoscaling owns it.
-CODEDEPLOY_OWNED = ("taskDefinition", "loadBalancers", "networkConfiguration", "platformVersion")
+# CODEDEPLOY_OWNED); desiredCount may be ignored too, when autoscaling owns it, and launchType,
+# which a service takes at creation only (a later strategy travels in the AppSpec).
+CODEDEPLOY_OWNED = (
+    "taskDefinition",
+    "loadBalancers",
+    "networkConfiguration",
+    "platformVersion",
+    "capacityProviderStrategies",
+)
 AUTOSCALING_OWNED = ("desiredCount",)
+CREATION_ONLY = ("launchType",)
 # A task definition tagged with this key (value: the reason) may run a writable root
 # filesystem or as root; nothing else is exempt.
 HARDENING_OPT_OUT_TAG = "ecs-delivery:hardening-opt-out"
@@ -287,7 +295,7 @@ def codedeploy_service_ignores_owned_fields(
         return []
     ignored = set(ignore_changes)
     missing = [f for f in CODEDEPLOY_OWNED if f not in ignored]
-    extra = sorted(ignored - set(CODEDEPLOY_OWNED) - set(AUTOSCALING_OWNED))
+    extra = sorted(ignored - set(CODEDEPLOY_OWNED) - set(AUTOSCALING_OWNED) - set(CREATION_ONLY))
     problems = []
     if missing:
         problems.append(

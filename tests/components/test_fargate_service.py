@@ -30,16 +30,16 @@ def test_service_uses_the_codedeploy_controller_and_starts_on_the_blue_target_gr
 
 def test_service_ignores_exactly_the_fields_codedeploy_owns(dev_plan, prod_plan):
     # AWS refuses UpdateService for these on a CODE_DEPLOY service; the rollout's AppSpec
-    # carries taskDefinition, networkConfiguration and platformVersion.
+    # carries taskDefinition, networkConfiguration, platformVersion and the strategy.
     codedeploy_owned = [
         "taskDefinition",
         "loadBalancers",
         "networkConfiguration",
         "platformVersion",
+        "capacityProviderStrategies",
     ]
-    # Set at creation only: UpdateService refuses a strategy on a CODE_DEPLOY service, and the
-    # provider replaces a service to change its launch type.
-    creation_only = ["launchType", "capacityProviderStrategies"]
+    # Set at creation only: the provider replaces a service to change its launch type.
+    creation_only = ["launchType"]
     assert dev_plan.named(SERVICE, "web").options["ignoreChanges"] == [
         *codedeploy_owned,
         *creation_only,

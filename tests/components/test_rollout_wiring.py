@@ -82,3 +82,28 @@ def test_going_from_two_to_three_zones_rolls_the_new_network_out_through_codedep
     }
     assert changed == {"networkConfiguration"}
     assert changed <= set(service_after.options["ignoreChanges"])
+
+
+def test_adding_fargate_spot_to_a_running_service_rolls_the_strategy_out_through_codedeploy():
+    """Issue 18, item 5: UpdateService refuses a strategy on a CODE_DEPLOY service, so a
+    strategy configured on a running service travels in the rollout (its AppSpec); the
+    service ignores it after creation, and nothing else of the rollout changes."""
+    live = {"services": {"web": {"containers": {"web": "registry/web@sha256:" + "1" * 64}}}}
+    strategy = [{"provider": "FARGATE", "base": 1}, {"provider": "FARGATE_SPOT", "weight": 3}]
+    before = make_plan("dev", environment=live)
+    after = make_plan(
+        "dev", environment=live, overrides={"services.web.capacityProviders": strategy}
+    )
+
+    old, new = (
+        before.named(ROLLOUT, "web-rollout").inputs,
+        after.named(ROLLOUT, "web-rollout").inputs,
+    )
+    assert old.get("capacity_providers") is None
+    assert new["capacity_providers"] == [
+        {"provider": "FARGATE", "weight": 1, "base": 1},
+        {"provider": "FARGATE_SPOT", "weight": 3, "base": 0},
+    ]
+    assert {k for k in new if new[k] != old.get(k)} == {"capacity_providers"}
+    service = after.named("aws:ecs/service:Service", "web")
+    assert "capacityProviderStrategies" in service.options["ignoreChanges"]

@@ -331,8 +331,8 @@ def test_codedeploy_rule_knows_the_fields_the_program_leaves_to_codedeploy():
     assert check(
         "aws:ecs/service:Service", service, ["taskDefinition", "networkConfiguration"]
     ) == [
-        "ignoreChanges lacks ['loadBalancers', 'platformVersion']: the next update would revert "
-        "CodeDeploy's deployment"
+        "ignoreChanges lacks ['loadBalancers', 'platformVersion', 'capacityProviderStrategies']: "
+        "the next update would revert CodeDeploy's deployment"
     ]
     assert check("aws:ecs/service:Service", {"deploymentController": {"type": "ECS"}}, []) == []
 

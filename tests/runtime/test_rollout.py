@@ -500,3 +500,71 @@ def test_a_ship_names_the_network_and_platform_of_the_primary_task_set_in_its_ap
         }
     }
     assert properties["PlatformVersion"] == "1.4.0"
+
+
+SPOT = (("FARGATE", 1, 1), ("FARGATE_SPOT", 3, 0))
+
+
+def _strategy_of(world, deployment_id):
+    properties = json.loads(world.appspec_of(deployment_id))["Resources"][0]["TargetService"][
+        "Properties"
+    ]
+    return properties.get("CapacityProviderStrategy")
+
+
+def test_a_capacity_provider_change_alone_deploys_what_runs_with_the_strategy_in_the_appspec(
+    world, clock
+):
+    """Issue 18, item 5: UpdateService refuses a strategy on a CODE_DEPLOY service, so a
+    Pulumi-owned change to it (Fargate Spot) reaches the service only through the AppSpec."""
+    shipped = world.pipeline_ships(world.pipeline_image)
+
+    result = run(world, clock, world.first_revision, capacity_providers=SPOT, wait=False)
+
+    assert result.action == "started"
+    assert world.revisions() == [shipped]  # same content: nothing new registered
+    assert _strategy_of(world, result.deployment_id) == [
+        {"Base": 1, "CapacityProvider": "FARGATE", "Weight": 1},
+        {"Base": 0, "CapacityProvider": "FARGATE_SPOT", "Weight": 3},
+    ]
+
+
+def test_a_ship_keeps_the_capacity_providers_of_the_primary_task_set(world, clock):
+    task_set = world.ecs.create_task_set(
+        cluster=world.cluster,
+        service=world.service,
+        taskDefinition=world.first_revision,
+        capacityProviderStrategy=[
+            {"capacityProvider": "FARGATE_SPOT", "weight": 3, "base": 0},
+            {"capacityProvider": "FARGATE", "weight": 1, "base": 1},
+        ],
+    )["taskSet"]
+    world.ecs.update_service_primary_task_set(
+        cluster=world.cluster, service=world.service, primaryTaskSet=task_set["taskSetArn"]
+    )
+
+    ship = run(world, clock, None, images={world.container: world.pipeline_image}, wait=False)
+    assert _strategy_of(world, ship.deployment_id) == [
+        {"Base": 1, "CapacityProvider": "FARGATE", "Weight": 1},
+        {"Base": 0, "CapacityProvider": "FARGATE_SPOT", "Weight": 3},
+    ]
+
+
+def test_the_same_capacity_providers_as_the_primary_task_set_start_no_deployment(world, clock):
+    task_set = world.ecs.create_task_set(
+        cluster=world.cluster,
+        service=world.service,
+        taskDefinition=world.first_revision,
+        capacityProviderStrategy=[
+            {"capacityProvider": "FARGATE", "weight": 1, "base": 1},
+            {"capacityProvider": "FARGATE_SPOT", "weight": 3, "base": 0},
+        ],
+    )["taskSet"]
+    world.ecs.update_service_primary_task_set(
+        cluster=world.cluster, service=world.service, primaryTaskSet=task_set["taskSetArn"]
+    )
+
+    result = run(world, clock, world.first_revision, capacity_providers=SPOT, wait=False)
+
+    assert result.action in ("none-service-new", "none-same-content")
+    assert world.deployments() == []

@@ -193,6 +193,10 @@ def _rollouts(
                 subnets=built.network.private_subnet_ids,
                 security_groups=fargate.security_group_ids,
                 platform_version=fargate_service.PLATFORM_VERSION,
+                capacity_providers=[
+                    c.model_dump() for c in settings.services[name].capacity_providers
+                ]
+                or None,
                 pinned_images={name: resolution.pinned} if resolution.pinned else {},
                 promotion=(
                     {"release": promoted_release.commit, "images": {name: resolution.promoted}}

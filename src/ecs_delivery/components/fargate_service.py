@@ -15,13 +15,19 @@ from ecs_delivery.components.task_definition import Container, TaskOwner
 
 # Fields a CODE_DEPLOY service takes only through a CodeDeploy deployment (AWS refuses
 # UpdateService for them): Pulumi sets them at creation, then the rollout carries changes
-# to taskDefinition, networkConfiguration and platformVersion in the AppSpec, and
+# to taskDefinition, networkConfiguration, platformVersion and the capacity provider
+# strategy in the AppSpec, and
 # CodeDeploy swaps loadBalancers' target group on every deployment.
-CODEDEPLOY_OWNED = ["taskDefinition", "loadBalancers", "networkConfiguration", "platformVersion"]
-# Set at creation and never changed by Pulumi: UpdateService refuses the strategy on a
-# CODE_DEPLOY service (only a deployment's AppSpec carries it, which runtime/codedeploy.py
-# does not yet), and the provider would replace the service to change launchType.
-CREATION_ONLY = ["launchType", "capacityProviderStrategies"]
+CODEDEPLOY_OWNED = [
+    "taskDefinition",
+    "loadBalancers",
+    "networkConfiguration",
+    "platformVersion",
+    "capacityProviderStrategies",
+]
+# Set at creation only: the provider would replace the service to change it. A strategy
+# configured later reaches the tasks through the AppSpec (the task sets take it instead).
+CREATION_ONLY = ["launchType"]
 FARGATE_PROVIDERS = ["FARGATE", "FARGATE_SPOT"]
 PLATFORM_VERSION = "LATEST"
 NFS_PORT = 2049

@@ -14,6 +14,7 @@ from pulumi.dynamic.dynamic import PROVIDER_KEY
 
 from ecs_delivery.runtime import codedeploy as cd
 from ecs_delivery.runtime.aws import client, session
+from ecs_delivery.runtime.live import strategy
 from ecs_delivery.runtime.rollout import RolloutRequest, RolloutResult, rollout, what_runs
 from ecs_delivery.runtime.taskdef import describe, images_of
 
@@ -30,6 +31,7 @@ ROLLOUT_INPUTS = (
     "security_groups",
     "assign_public_ip",
     "platform_version",
+    "capacity_providers",
     "pinned_images",
     "promotion",
     "validation_hook",
@@ -76,6 +78,8 @@ class ServiceRolloutArgs:
     security_groups: pulumi.Input[list[str]] | None = None
     assign_public_ip: bool = False
     platform_version: str | None = None
+    # The service's capacity provider strategy ({provider, weight, base}); None: keep what runs.
+    capacity_providers: list[dict[str, Any]] | None = None
     pinned_images: dict[str, str] = field(default_factory=dict)
     promotion: dict[str, Any] | None = None
     # Lambda run after test traffic is allowed (AfterAllowTestTraffic), as in the pipeline's.
@@ -256,6 +260,7 @@ def rollout_request(props: dict[str, Any], olds: dict[str, Any] | None = None) -
         container_port=int(props["container_port"]),
         network=network,
         platform_version=props.get("platform_version") or None,
+        capacity_providers=_strategy(props.get("capacity_providers")),
         images=images,
         hooks=cd.validation_hooks(props.get("validation_hook")),
         own_deployment=own,
@@ -263,6 +268,13 @@ def rollout_request(props: dict[str, Any], olds: dict[str, Any] | None = None) -
         timeout_seconds=float(props.get("timeout_minutes", 60)) * 60,
         end_termination_wait=bool(props.get("end_termination_wait", False)),
     )
+
+
+def _strategy(entries: Any) -> tuple[tuple[str, int, int], ...] | None:
+    # A record written before strategies were rolled out has none: keep what runs.
+    if not entries:
+        return None
+    return strategy((e["provider"], _number(e["weight"]), _number(e["base"])) for e in entries)
 
 
 def _session(props: dict[str, Any]) -> Any:
@@ -323,6 +335,7 @@ class ServiceRollout(pulumi.dynamic.Resource, module="rollout", name="ServiceRol
             "security_groups": args.security_groups,
             "assign_public_ip": args.assign_public_ip,
             "platform_version": args.platform_version,
+            "capacity_providers": args.capacity_providers,
             "pinned_images": dict(sorted(args.pinned_images.items())),
             "promotion": args.promotion,
             "validation_hook": args.validation_hook,

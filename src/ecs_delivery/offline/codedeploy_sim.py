@@ -442,12 +442,21 @@ class CodeDeploySim:
         platform = properties.get("PlatformVersion") or primary.get("platformVersion")
         if platform:
             extra["platformVersion"] = platform
+        # As CodeDeploy: the AppSpec's strategy, else the service's launch type.
+        strategy = properties.get("CapacityProviderStrategy")
+        if strategy:
+            extra["capacityProviderStrategy"] = [
+                {
+                    "capacityProvider": p["CapacityProvider"],
+                    "weight": p["Weight"],
+                    "base": p["Base"],
+                }
+                for p in strategy
+            ]
+        else:
+            extra["launchType"] = "FARGATE"
         d.replacement_task_set = self._ecs.create_task_set(
-            cluster=cluster,
-            service=service,
-            taskDefinition=d.task_definition,
-            launchType="FARGATE",
-            **extra,
+            cluster=cluster, service=service, taskDefinition=d.task_definition, **extra
         )["taskSet"]["taskSetArn"]
 
     # -- the CodeDeploy API (boto3 shapes)

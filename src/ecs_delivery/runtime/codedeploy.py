@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,13 +164,15 @@ def appspec(
     hooks: Mapping[str, str] | None = None,
     platform_version: str | None = None,
     network: Network | None = None,
+    capacity_providers: Sequence[tuple[str, int, int]] = (),
 ) -> dict[str, Any]:
     """The ECS AppSpec that deploys `task_definition_arn`, routing traffic to container:port.
 
     `hooks` maps lifecycle event (BeforeInstall, AfterInstall, AfterAllowTestTraffic,
     BeforeAllowTraffic, AfterAllowTraffic) -> Lambda function name or ARN. `network` and
     `platform_version` travel here because AWS refuses them in UpdateService on a
-    CODE_DEPLOY service.
+    CODE_DEPLOY service, and so does the strategy of `capacity_providers` ((provider,
+    weight, base); empty: the service's launch type).
     """
     if not (task_definition_arn.startswith("arn:") and ":task-definition/" in task_definition_arn):
         raise ValueError(
@@ -198,6 +200,11 @@ def appspec(
         properties["NetworkConfiguration"] = network.appspec()
     if platform_version:
         properties["PlatformVersion"] = platform_version
+    if capacity_providers:
+        properties["CapacityProviderStrategy"] = [
+            {"Base": base, "CapacityProvider": provider, "Weight": weight}
+            for provider, weight, base in capacity_providers
+        ]
     spec: dict[str, Any] = {
         "version": 0.0,
         "Resources": [{"TargetService": {"Type": "AWS::ECS::Service", "Properties": properties}}],

@@ -18,13 +18,16 @@ class NotRunningError(Exception):
 
 @dataclass(frozen=True)
 class Running:
-    """What serves traffic: the PRIMARY task set's revision, network and platform."""
+    """What serves traffic: the PRIMARY task set's revision, network, platform and
+    capacity providers."""
 
     task_definition_arn: str
     subnets: tuple[str, ...] = ()
     security_groups: tuple[str, ...] = ()
     assign_public_ip: bool = False
     platform_version: str | None = None
+    # (provider, weight, base) of the capacity provider strategy, by provider; () a launch type.
+    capacity_providers: tuple[tuple[str, int, int], ...] = ()
     # Task sets other than the PRIMARY one: a deployment is moving traffic right now.
     other_task_sets: tuple[str, ...] = field(default=())
 
@@ -67,5 +70,14 @@ def running(service: Mapping[str, Any]) -> Running:
         security_groups=tuple(sorted(network.get("securityGroups") or [])),
         assign_public_ip=network.get("assignPublicIp") == "ENABLED",
         platform_version=source.get("platformVersion"),
+        capacity_providers=strategy(
+            (p.get("capacityProvider"), p.get("weight", 0), p.get("base", 0))
+            for p in source.get("capacityProviderStrategy") or []
+        ),
         other_task_sets=others,
     )
+
+
+def strategy(entries: Any) -> tuple[tuple[str, int, int], ...]:
+    """A capacity provider strategy as (provider, weight, base), in one order to compare."""
+    return tuple(sorted((str(p), int(w), int(b)) for p, w, b in entries))

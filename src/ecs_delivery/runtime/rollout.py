@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from ecs_delivery.runtime import clock as runtime_clock
 from ecs_delivery.runtime import codedeploy as cd
 from ecs_delivery.runtime.aws import call_with_backoff
-from ecs_delivery.runtime.live import Running, running
+from ecs_delivery.runtime.live import Running, running, strategy
 from ecs_delivery.runtime.taskdef import describe, overlay_owned, same_content_in_any_family
 
 RolloutAction = Literal[
@@ -60,6 +60,8 @@ class RolloutRequest:
     container_port: int
     network: cd.Network | None = None
     platform_version: str | None = None
+    # The capacity provider strategy ((provider, weight, base)); None: keep what runs.
+    capacity_providers: tuple[tuple[str, int, int], ...] | None = None
     images: Mapping[str, str] = field(default_factory=dict)
     # Lifecycle hooks of the AppSpec (event -> Lambda), e.g. the validation hook.
     hooks: Mapping[str, str] = field(default_factory=dict)
@@ -211,6 +213,10 @@ def _platform_differs(live: Running, wanted: str | None) -> bool:
     return bool(wanted) and wanted != "LATEST" and wanted != live.platform_version
 
 
+def _strategy_differs(live: Running, wanted: tuple[tuple[str, int, int], ...] | None) -> bool:
+    return wanted is not None and strategy(wanted) != live.capacity_providers
+
+
 def _images(task_definition: Mapping[str, Any]) -> dict[str, str]:
     return {c["name"]: c["image"] for c in task_definition.get("containerDefinitions", [])}
 
@@ -318,6 +324,7 @@ def rollout(
             content_same
             and not _network_differs(live, request.network)
             and not _platform_differs(live, request.platform_version)
+            and not _strategy_differs(live, request.capacity_providers)
         ):
             action: RolloutAction = (
                 "none-service-new"
@@ -327,7 +334,7 @@ def rollout(
             return RolloutResult(action, live.task_definition_arn, None, _images(current))
 
         _check_target(wanted, request.container_name, request.container_port)
-        if content_same:  # only the network or platform changes: deploy what runs as it is
+        if content_same:  # only the network, platform or strategy: deploy what runs as it is
             target = live.task_definition_arn
         elif request.reuse_revision and same_content_in_any_family(
             wanted, describe(ecs, request.reuse_revision, sleep=sleep)["taskDefinition"]
@@ -346,6 +353,11 @@ def rollout(
             hooks=request.hooks,
             platform_version=request.platform_version or live.platform_version,
             network=request.network or _live_network(live),
+            capacity_providers=(
+                live.capacity_providers
+                if request.capacity_providers is None
+                else strategy(request.capacity_providers)
+            ),
         )
         try:
             deployment_id = cd.start_deployment(

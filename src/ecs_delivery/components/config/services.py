@@ -479,7 +479,7 @@ class ServiceConfig(ContainerConfig):
     capacity_providers: list[CapacityProviderConfig] = Field(
         default_factory=list,
         max_length=2,
-        description="Capacity provider strategy, e.g. a base on `FARGATE` and the rest weighted to `FARGATE_SPOT`; set at creation (README: Known limits). Omitted: launch type `FARGATE`.",
+        description="Capacity provider strategy, e.g. a base on `FARGATE` and the rest weighted to `FARGATE_SPOT`; on a running service a change rolls out blue/green through the AppSpec. Omitted: launch type `FARGATE` (on a running service: keep what runs).",
     )
     volumes: list[EfsVolumeConfig] = Field(
         default_factory=list,
