@@ -529,19 +529,23 @@ def test_a_capacity_provider_change_alone_deploys_what_runs_with_the_strategy_in
     ]
 
 
-def test_a_ship_keeps_the_capacity_providers_of_the_primary_task_set(world, clock):
+def _primary_on_spot(world):
+    """The service's PRIMARY task set runs on SPOT's strategy (as a rollout left it)."""
     task_set = world.ecs.create_task_set(
         cluster=world.cluster,
         service=world.service,
         taskDefinition=world.first_revision,
         capacityProviderStrategy=[
-            {"capacityProvider": "FARGATE_SPOT", "weight": 3, "base": 0},
-            {"capacityProvider": "FARGATE", "weight": 1, "base": 1},
+            {"capacityProvider": p, "weight": w, "base": b} for p, w, b in reversed(SPOT)
         ],
     )["taskSet"]
     world.ecs.update_service_primary_task_set(
         cluster=world.cluster, service=world.service, primaryTaskSet=task_set["taskSetArn"]
     )
+
+
+def test_a_ship_keeps_the_capacity_providers_of_the_primary_task_set(world, clock):
+    _primary_on_spot(world)
 
     ship = run(world, clock, None, images={world.container: world.pipeline_image}, wait=False)
     assert _strategy_of(world, ship.deployment_id) == [
@@ -551,18 +555,7 @@ def test_a_ship_keeps_the_capacity_providers_of_the_primary_task_set(world, cloc
 
 
 def test_the_same_capacity_providers_as_the_primary_task_set_start_no_deployment(world, clock):
-    task_set = world.ecs.create_task_set(
-        cluster=world.cluster,
-        service=world.service,
-        taskDefinition=world.first_revision,
-        capacityProviderStrategy=[
-            {"capacityProvider": "FARGATE", "weight": 1, "base": 1},
-            {"capacityProvider": "FARGATE_SPOT", "weight": 3, "base": 0},
-        ],
-    )["taskSet"]
-    world.ecs.update_service_primary_task_set(
-        cluster=world.cluster, service=world.service, primaryTaskSet=task_set["taskSetArn"]
-    )
+    _primary_on_spot(world)
 
     result = run(world, clock, world.first_revision, capacity_providers=SPOT, wait=False)
 
