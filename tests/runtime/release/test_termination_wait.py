@@ -3,13 +3,14 @@ item 4): with `deployment.onTerminationWait: end` (EngineConfig.end_termination_
 that wait with one ContinueDeployment(TERMINATION_WAIT), its deploys and its rollback's
 redeploys alike; without it, it leaves the wait alone. Against moto's ECS and the one
 CodeDeploy simulator (its lifecycle model: traffic shifts 60 s after creation, then the
-original task set waits 600 s).
+original task set waits 1800 s).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,14 +18,17 @@ import pytest
 from ecs_delivery.offline.codedeploy_sim import Deployment, Lifecycle
 from ecs_delivery.offline.release_simulator import SimulatedAws
 from ecs_delivery.runtime.codedeploy import appspec, appspec_content
+from ecs_delivery.runtime.release.cli import build_parser
 from ecs_delivery.runtime.release.engine import ReleaseEngine, apply
 from ecs_delivery.runtime.release.manifest import load_manifest
 
 from .conftest import aws_of, config
+from .test_cli import files, run
 from .test_engine import store_of
 from .test_rollback_ownership import live_definition, register_over_live
 
-INSTALL_SECONDS, TERMINATION_WAIT_SECONDS = 60.0, 600.0
+# A termination wait long enough (1.8 s of the test's time) not to end on its own first.
+INSTALL_SECONDS, TERMINATION_WAIT_SECONDS = 60.0, 1800.0
 SERVICE = "svc-000"
 
 
@@ -32,7 +36,7 @@ SERVICE = "svc-000"
 def world(
     make_sim: Callable[..., AbstractContextManager[SimulatedAws]],
 ) -> Iterator[tuple[SimulatedAws, list[dict[str, Any]]]]:
-    """One service whose deployments keep their original tasks 600 s after the shift, and
+    """One service whose deployments keep their original tasks 1800 s after the shift, and
     the ContinueDeployment requests the engine's CodeDeploy client sends."""
     life = Lifecycle(
         install_seconds=INSTALL_SECONDS, termination_wait_seconds=TERMINATION_WAIT_SECONDS
@@ -140,3 +144,30 @@ def test_a_rollback_redeploy_follows_the_same_rule_during_another_termination_wa
         assert continued == [] and up.continued_at is None
         assert up.ended is not None and up.ended <= redeploy.created
         assert up.ended >= up.created + INSTALL_SECONDS + TERMINATION_WAIT_SECONDS
+
+
+@pytest.mark.parametrize(("flag", "exit_code"), [(["--end-termination-wait"], 0), ([], 1)])
+def test_release_apply_ends_a_ships_termination_wait_only_with_end_termination_wait(
+    world: tuple[SimulatedAws, list[dict[str, Any]]],
+    tmp_path: Path,
+    flag: list[str],
+    exit_code: int,
+) -> None:
+    sim, continued = world
+    ship = ship_in_its_termination_wait(sim, image=sim.image(SERVICE, "1.5.0"))
+    args = files(sim, tmp_path, sim.manifest_yaml("r1", "2.0.0"))
+
+    code, _, err = run(sim, ["apply", *args, *flag])
+
+    assert code == exit_code, err
+    assert len(continued) == (1 if flag else 0)
+    assert (ship.continued_at is not None) is bool(flag)
+
+
+def test_the_cli_help_documents_end_termination_wait(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("apply", "rollback"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        help_text = " ".join(capsys.readouterr().out.split())
+        assert "--end-termination-wait" in help_text
+        assert "deployment.onTerminationWait: end" in help_text

@@ -187,7 +187,8 @@ class EngineCore:
 
     def _end_termination_waits(self, name: str, busy: cd.DeploymentInProgressError) -> bool:
         """End the termination wait of every deployment holding the group and wait until
-        CodeDeploy has finished each; False (none ended) unless `ends_termination_waits`.
+        CodeDeploy has finished each; False (none ended, the group is busy) unless
+        `ends_termination_waits`.
 
         The core (runtime/rollout.py) ends a termination wait only while it waits for the
         group (wait=True); the release never waits in the core, so it ends them here, with
@@ -196,8 +197,9 @@ class EngineCore:
             return False
         codedeploy, clock = self.aws.clients.codedeploy, self.aws.clock
         for deployment_id in busy.deployment_ids:
+            # Refused when the wait ended on its own meanwhile: the deploy decides again.
             if not cd.end_termination_wait(codedeploy, deployment_id, clock.sleep):
-                return False  # it ended on its own meanwhile, or was stopped: decide again
+                continue
             cd.wait_until_finished(
                 codedeploy,
                 deployment_id,
