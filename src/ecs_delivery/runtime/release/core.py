@@ -172,7 +172,7 @@ class EngineCore:
                 raise
         return deploy()  # the group is free: read what runs again, and deploy
 
-    def ends_termination_waits(self, name: str, holding: list[str]) -> bool:
+    def _ends_termination_waits(self, name: str, holding: list[str]) -> bool:
         """With `end`: every deployment in `holding` (the group's in progress) is another
         deployer's that has shipped and only waits out its termination wait, so this
         release may end it rather than fail or wait."""
@@ -188,12 +188,12 @@ class EngineCore:
     def _end_termination_waits(self, name: str, busy: cd.DeploymentInProgressError) -> bool:
         """End the termination wait of every deployment holding the group and wait until
         CodeDeploy has finished each; False (none ended, the group is busy) unless
-        `ends_termination_waits`.
+        `_ends_termination_waits`.
 
         The core (runtime/rollout.py) ends a termination wait only while it waits for the
         group (wait=True); the release never waits in the core, so it ends them here, with
         the core's one ContinueDeployment call (codedeploy.end_termination_wait)."""
-        if not self.ends_termination_waits(name, busy.deployment_ids):
+        if not self._ends_termination_waits(name, busy.deployment_ids):
             return False
         codedeploy, clock = self.aws.clients.codedeploy, self.aws.clock
         for deployment_id in busy.deployment_ids:
