@@ -8,9 +8,11 @@ import botocore.session
 import yaml
 from botocore.validate import ParamValidator
 
+from ecs_delivery.components.codepipeline import SourceSettings
+from ecs_delivery.components.release import Release, ReleaseArgs
 from ecs_delivery.components.state_machine import STEPS, check_definition
 from ecs_delivery.runtime.release.inventory import parse_inventory
-from tests.support.registrations import inputs, policy
+from tests.support.registrations import inputs, policy, register
 
 MACHINE = "aws:sfn/stateMachine:StateMachine"
 PIPELINE = "aws:codepipeline/pipeline:Pipeline"
@@ -43,6 +45,7 @@ def test_each_engine_step_is_a_lambda_of_the_same_archive_with_the_state_bucket(
             "STATE_BUCKET": "ecs-delivery-dev-123456789012-eu-west-1-releases",
             "INVENTORY_KEY": "inventory.json",
             "DEPLOYMENT_TIMEOUT_SECONDS": "3600",
+            "END_TERMINATION_WAIT": "false",
         }
     # Every Task of the machine invokes one of these functions.
     arns = {
@@ -334,3 +337,52 @@ def test_a_codecommit_release_source_gets_what_the_delivery_pipeline_grants_its_
     assert granted["Action"] == delivery["Action"]
     assert "codecommit:GetRepository" in granted["Action"]
     assert granted["Resource"] == "arn:aws:codecommit:eu-west-1:123456789012:shop-releases"
+
+
+def _release_alone(end_termination_wait: bool):
+    """The Release component used directly with dev's inventory, as environment.py wires it."""
+    from tests.conftest import make_plan
+
+    inventory = make_plan("dev").outputs["releaseInventory"]
+    args = ReleaseArgs(
+        project="ecs-delivery",
+        stack="dev",
+        region="eu-west-1",
+        account_id="123456789012",
+        inventory=inventory,
+        source=SourceSettings(provider="codecommit", repository="releases", branch="main"),
+        manifest_path="releases/dev.yaml",
+        max_parallel=10,
+        poll_seconds=15,
+        deployment_timeout_minutes=60,
+        cluster_arn="arn:aws:ecs:eu-west-1:123456789012:cluster/ecs-delivery-dev",
+        task_role_arns=["arn:aws:iam::123456789012:role/ecs-delivery-dev-web-task"],
+        scheduler_role_arns=[],
+        log_retention_days=14,
+        kms_key_arn=None,
+        access_logs=None,
+        force_destroy=False,
+        build_image="aws/codebuild/standard:7.0",
+        build_compute_type="BUILD_GENERAL1_SMALL",
+        end_termination_wait=end_termination_wait,
+    )
+    return register(lambda: Release("release", args))
+
+
+def test_release_steps_may_end_a_termination_wait_only_when_the_stack_says_end():
+    """deployment.onTerminationWait: `end` grants ContinueDeployment on the groups the steps
+    deploy (as CreateDeployment) and tells them so; `wait` grants nothing more."""
+    for end, flag in ((True, "true"), (False, "false")):
+        plan = _release_alone(end)
+        statements = {s["Sid"]: s for s in policy(plan, "release-steps")["Statement"]}
+        actions = statements["Deployments"]["Action"]
+        assert ("codedeploy:ContinueDeployment" in actions) is end
+        granted = json.dumps(policy(plan, "release-steps"))
+        assert granted.count("codedeploy:ContinueDeployment") == (1 if end else 0)
+        assert statements["Deployments"]["Resource"] == [
+            "arn:aws:codedeploy:eu-west-1:123456789012:deploymentgroup:ecs-delivery-dev/*"
+        ]
+        functions = [r.inputs for r in plan.of_type(FUNCTION) if r.name.startswith("release-")]
+        assert functions and {
+            f["environment"]["variables"]["END_TERMINATION_WAIT"] for f in functions
+        } == {flag}

@@ -42,6 +42,15 @@ def _steps_handler(world: DevWorld, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("STATE_BUCKET", world.release_bucket)
     monkeypatch.setenv("INVENTORY_KEY", "inventory.json")
     monkeypatch.setenv("START_GRACE_SECONDS", "0")
+    # As planned: with deployment.onTerminationWait `end` the steps end termination waits and
+    # the role may ContinueDeployment; this world plans `wait`, so neither (the proof below
+    # finds any grant its calls never use).
+    planned = plain(
+        world.plan.named("aws:lambda/function:Function", "release-start-service").inputs
+    )
+    monkeypatch.setenv(
+        "END_TERMINATION_WAIT", planned["environment"]["variables"]["END_TERMINATION_WAIT"]
+    )
     spec = importlib.util.spec_from_file_location(
         "release_steps_handler_iam",
         REPO / "src" / "ecs_delivery" / "lambdas" / "release_steps" / "handler.py",

@@ -27,7 +27,7 @@ from ecs_delivery.components.artifacts import (
 )
 from ecs_delivery.components.codebuild import BuildSettings
 from ecs_delivery.components.codepipeline import PipelineWiringError, SourceSettings
-from ecs_delivery.components.deployer import revision_documents
+from ecs_delivery.components.deployer import END_TERMINATION_WAIT_ACTION, revision_documents
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.components.release_pipeline import ReleasePipelineArgs, create_release_pipeline
 from ecs_delivery.components.state_machine import STEPS, check_definition, definition
@@ -97,6 +97,9 @@ class ReleaseArgs:
     build_image: str
     build_compute_type: str
     tags: dict[str, str] = field(default_factory=dict)
+    # deployment.onTerminationWait == "end": the steps end another deployment's termination
+    # wait that holds a group (ContinueDeployment is granted only then).
+    end_termination_wait: bool = False
 
 
 def step_package() -> lambda_package.LambdaPackage:
@@ -300,13 +303,15 @@ class Release(pulumi.ComponentResource):
                     "Sid": "Deployments",
                     "Effect": "Allow",
                     # BatchGetDeployments polls; GetDeployment waits out a deployment the
-                    # deployment core stopped after a race; each authorises on the group.
+                    # deployment core stopped after a race (or whose termination wait was
+                    # ended: ContinueDeployment, only with `end`); each authorises on the group.
                     "Action": [
                         "codedeploy:BatchGetDeployments",
                         "codedeploy:CreateDeployment",
                         "codedeploy:GetDeployment",
                         "codedeploy:ListDeployments",
                         "codedeploy:StopDeployment",
+                        *([END_TERMINATION_WAIT_ACTION] if a.end_termination_wait else []),
                     ],
                     # Every group of the stack's application is the stack's own.
                     "Resource": [
@@ -441,6 +446,7 @@ class Release(pulumi.ComponentResource):
                         "STATE_BUCKET": self.bucket_name,
                         "INVENTORY_KEY": INVENTORY_KEY,
                         "DEPLOYMENT_TIMEOUT_SECONDS": str(a.deployment_timeout_minutes * 60),
+                        "END_TERMINATION_WAIT": "true" if a.end_termination_wait else "false",
                     }
                 ),
                 tags=a.tags,

@@ -394,14 +394,28 @@ def _handler_module(monkeypatch: pytest.MonkeyPatch, **env: str) -> Any:
         ("DEPLOYMENT_TIMEOUT_SECONDS", "-1", "DEPLOYMENT_TIMEOUT_SECONDS: -1 must be more than 0"),
         ("START_GRACE_SECONDS", "inf", "START_GRACE_SECONDS: inf is not a finite number"),
         ("START_GRACE_SECONDS", "soon", "START_GRACE_SECONDS: soon is not a number"),
+        ("END_TERMINATION_WAIT", "yes", "END_TERMINATION_WAIT: 'yes' is not a flag; give true"),
+        ("END_TERMINATION_WAIT", "True", "END_TERMINATION_WAIT: 'True' is not a flag; give true"),
     ],
 )
-def test_the_steps_refuse_a_number_in_their_environment_that_is_not_finite_and_in_range(
+def test_the_steps_refuse_a_value_in_their_environment_that_is_not_valid_for_it(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
 ) -> None:
     handler = _handler_module(monkeypatch, **{name: value})
     with pytest.raises(ReleaseInputError, match=message):
         handler.start_service({"release_id": "dev-r1", "service": "web"})
+
+
+@pytest.mark.parametrize(("value", "ends"), [(None, False), ("false", False), ("true", True)])
+def test_the_steps_end_a_termination_wait_only_when_their_environment_says_true(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, ends: bool
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.delenv("END_TERMINATION_WAIT", raising=False)
+    handler = _handler_module(
+        monkeypatch, **({} if value is None else {"END_TERMINATION_WAIT": value})
+    )
+    assert handler._context().config.end_termination_wait is ends
 
 
 @pytest.mark.parametrize(

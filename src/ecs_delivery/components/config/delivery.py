@@ -100,7 +100,7 @@ class DeploymentConfig(Model):
     )
     on_termination_wait: Literal["wait", "end"] = Field(
         "wait",
-        description="What a deployment does when the group's previous one is still in its termination wait: `wait` for it (the old tasks stay until then, so the previous deployment can still be stopped and rolled back), or `end` it at once (ContinueDeployment; its old tasks are deleted). `pulumi up` rollouts and pipeline ships; releases always wait.",
+        description="What a deployment does when the group's previous one is still in its termination wait: `wait` for it (the old tasks stay until then, so the previous deployment can still be stopped and rolled back), or `end` it at once (ContinueDeployment; its old tasks are deleted). For `pulumi up` rollouts, pipeline ships and releases (their deploys and their rollbacks' redeploys); with `wait` a release's deploy fails on the busy group, as on any busy group, and its rollback waits.",
     )
     wait: Flag = Field(True, description="Whether `pulumi up` waits for a rollout it started.")
     timeout_minutes: int = Field(

@@ -11,6 +11,9 @@ Environment:
   DEPLOYMENT_TIMEOUT_SECONDS   a deployment running longer fails the release (default 3600)
   START_GRACE_SECONDS          how long a claimed start may still create its deployment
                                (default 900, the longest a Lambda can run)
+  END_TERMINATION_WAIT         true: a deployment that finds its group held by another's
+                               termination wait ends that wait (deployment.onTerminationWait
+                               end); false (default): it does not
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ecs_delivery.runtime.release.live import Aws, Clients
 from ecs_delivery.runtime.release.steps import (
     StepContext,
     check_syntax,
+    environment_flag,
     environment_number,
     event_field,
     load_inventory_object,
@@ -51,6 +55,7 @@ def _context() -> StepContext:
         start_grace_seconds=environment_number(
             os.environ, "START_GRACE_SECONDS", 900, 86_400, zero=True
         ),
+        end_termination_wait=environment_flag(os.environ, "END_TERMINATION_WAIT", False),
     )
     clients = Clients(
         ecs=client("ecs"),

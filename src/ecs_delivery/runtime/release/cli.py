@@ -131,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="apply: run the release although another runner's lease on it has not "
             "expired (only when that runner is known to be dead)",
         )
+        command.add_argument(
+            "--end-termination-wait",
+            action="store_true",
+            help="apply, rollback: a deployment that finds its group held by another "
+            "deployment's termination wait ends that wait (ContinueDeployment: its old tasks "
+            "go, it can no longer be stopped back); give it when the stack says "
+            "deployment.onTerminationWait: end (default: a deploy fails on a busy group, a "
+            "rollback waits for it)",
+        )
     return parser
 
 
@@ -157,6 +166,7 @@ def _config(args: argparse.Namespace) -> EngineConfig:
         max_parallel=args.max_parallel,
         poll_seconds=args.poll_seconds,
         deployment_timeout_seconds=args.timeout_minutes * 60,
+        end_termination_wait=args.end_termination_wait,
     )
 
 

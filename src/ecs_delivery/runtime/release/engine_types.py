@@ -29,6 +29,10 @@ class EngineConfig:
     # How long a claimed start without a recorded deployment may still produce one. The CLI
     # joins its own workers (0); a Lambda may still be running for up to its timeout.
     start_grace_seconds: float = 0.0
+    # deployment.onTerminationWait "end": a deployment of the release (or of its rollback)
+    # that finds the group held only by another deployment's termination wait ends that wait
+    # (ContinueDeployment) instead of failing or waiting; "wait" (False) leaves it alone.
+    end_termination_wait: bool = False
 
     def __post_init__(self) -> None:
         problems = []

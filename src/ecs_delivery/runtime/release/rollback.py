@@ -325,17 +325,23 @@ class RollbackSteps(EngineCore):
                 settled[name] = {"rollback": "rolled_back"}
             elif image != svc.image:
                 settled[name] = self._superseded(name, live, image)
-            elif cd.in_progress_deployments(
-                self.aws.clients.codedeploy,
-                svc.target.codedeploy_application,
-                svc.target.codedeploy_group,
-            ):
+            elif self._group_held(name):
                 if self._timed_out(svc.rollback_started_at, now):
                     settled[name] = self._rollback_failed("verifying", svc.deployment_id)
             else:
                 self._claim_redeploy(name, now)
         if settled:
             self._apply_changes(settled)
+
+    def _group_held(self, name: str) -> bool:
+        """Another deployment holds the service's group, and the redeploy waits for it
+        (with `end`, one that only waits out its termination wait does not hold it: the
+        redeploy ends that wait, as the release's own deploys do)."""
+        target = self.store.state.services[name].target
+        holding = cd.in_progress_deployments(
+            self.aws.clients.codedeploy, target.codedeploy_application, target.codedeploy_group
+        )
+        return bool(holding) and not self._ends_termination_waits(name, holding)
 
     def _image_or_none(self, arn: str | None, container: str) -> str | None:
         if arn is None:

@@ -130,6 +130,17 @@ def environment_number(
         raise ReleaseInputError(str(error)) from None
 
 
+def environment_flag(environ: Any, name: str, default: bool) -> bool:
+    """`true` or `false` from the Lambda's environment (the component writes exactly these);
+    anything else is refused, naming the variable, rather than read as either."""
+    value = environ.get(name)
+    if value is None:
+        return default
+    if value not in ("true", "false"):
+        raise ReleaseInputError(f"{name}: {value!r} is not a flag; give true or false")
+    return value == "true"
+
+
 def read_s3_text(aws: Aws, uri: str) -> str:
     """The text of an s3://bucket/key object."""
     if not uri.startswith("s3://") or "/" not in uri[5:]:
