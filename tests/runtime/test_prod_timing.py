@@ -168,7 +168,11 @@ def test_the_choice_reaches_every_deployer_and_only_then_grants_continue_deploym
     ends = make_plan("dev", overrides={"deployment": {**deployment, "onTerminationWait": "end"}})
 
     assert granted(waits) == set()
-    assert granted(ends) >= {"pipeline-codebuild-deploy", "deployer"}
+    assert granted(ends) >= {"pipeline-codebuild-deploy", "deployer", "release-steps"}
+    steps = [f for f in ends.of_type("aws:lambda/function:Function") if "release" in f.name]
+    assert steps and all(
+        plain(f.inputs)["environment"]["variables"]["END_TERMINATION_WAIT"] == "true" for f in steps
+    )
     rollouts = [r for r in ends.resources if r.name.endswith("-rollout")]
     assert rollouts and all(plain(r.inputs)["end_termination_wait"] is True for r in rollouts)
     deploy_spec = json.dumps(

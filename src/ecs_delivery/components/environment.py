@@ -260,6 +260,7 @@ def _release(
             max_parallel=settings.release.max_parallel,
             poll_seconds=settings.release.poll_seconds,
             deployment_timeout_minutes=settings.release.deployment_timeout_minutes,
+            end_termination_wait=settings.deployment.on_termination_wait == "end",
             cluster_arn=cluster_arn,
             task_role_arns=[
                 arn

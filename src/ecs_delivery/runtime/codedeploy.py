@@ -313,6 +313,26 @@ def shipped(info: Mapping[str, Any]) -> bool:
     )
 
 
+def only_termination_waits(
+    codedeploy: Any,
+    deployment_ids: Sequence[str],
+    ours: Sequence[str] = (),
+    sleep: Callable[[float], Any] = runtime_clock.sleep,
+) -> bool:
+    """Every deployment of `deployment_ids` has shipped and only waits out its termination
+    wait, and none is the caller's own (its description starts with one of `ours`): with
+    `deployment.onTerminationWait: end` a deployer may end those waits instead of waiting."""
+    for deployment_id in deployment_ids:
+        info = call_with_backoff(
+            codedeploy.get_deployment, deploymentId=deployment_id, sleep=sleep
+        )["deploymentInfo"]
+        if not shipped(info) or info.get("status") == "Succeeded":
+            return False
+        if any(prefix and str(info.get("description", "")).startswith(prefix) for prefix in ours):
+            return False
+    return bool(deployment_ids)
+
+
 def end_termination_wait(
     codedeploy: Any, deployment_id: str, sleep: Callable[[float], Any] = runtime_clock.sleep
 ) -> bool:

@@ -153,62 +153,23 @@ class EngineCore:
             # termination wait (that ship can then no longer be stopped back).
             end_termination_wait=self.config.end_termination_wait,
         )
-
-        def deploy() -> RolloutResult:
-            return rollout(
-                self.aws.clients.ecs,
-                self.aws.clients.codedeploy,
-                request,
-                sleep=self.aws.clock.sleep,
-                clock=self.aws.clock.time,
-                register=register,
-                before_deploy=before_deploy,
-            )
-
-        try:
-            return deploy()
-        except cd.DeploymentInProgressError as busy:
-            if not self._end_termination_waits(name, busy):
-                raise
-        return deploy()  # the group is free: read what runs again, and deploy
-
-    def _ends_termination_waits(self, name: str, holding: list[str]) -> bool:
-        """With `end`: every deployment in `holding` (the group's in progress) is another
-        deployer's that has shipped and only waits out its termination wait, so this
-        release may end it rather than fail or wait."""
-        if not (self.config.end_termination_wait and holding):
-            return False
-        infos = self._get_deployments(holding)
-        ours = (self._marker("release", name), self._marker("rollback", name))
-        return all(
-            cd.shipped(info) and not str(info.get("description", "")).startswith(ours)
-            for info in (infos.get(d, {}) for d in holding)
+        return rollout(
+            self.aws.clients.ecs,
+            self.aws.clients.codedeploy,
+            request,
+            sleep=self.aws.clock.sleep,
+            clock=self.aws.clock.time,
+            register=register,
+            before_deploy=before_deploy,
         )
 
-    def _end_termination_waits(self, name: str, busy: cd.DeploymentInProgressError) -> bool:
-        """End the termination wait of every deployment holding the group and wait until
-        CodeDeploy has finished each; False (none ended, the group is busy) unless
-        `_ends_termination_waits`.
-
-        The core (runtime/rollout.py) ends a termination wait only while it waits for the
-        group (wait=True); the release never waits in the core, so it ends them here, with
-        the core's one ContinueDeployment call (codedeploy.end_termination_wait)."""
-        if not self._ends_termination_waits(name, busy.deployment_ids):
-            return False
-        codedeploy, clock = self.aws.clients.codedeploy, self.aws.clock
-        for deployment_id in busy.deployment_ids:
-            # Refused when the wait ended on its own meanwhile: the deploy decides again.
-            if not cd.end_termination_wait(codedeploy, deployment_id, clock.sleep):
-                continue
-            cd.wait_until_finished(
-                codedeploy,
-                deployment_id,
-                timeout_seconds=self.config.deployment_timeout_seconds,
-                poll_seconds=self.config.poll_seconds,
-                sleep=clock.sleep,
-                clock=clock.time,
-            )
-        return True
+    def _only_termination_waits(self, name: str, holding: list[str]) -> bool:
+        """With `end`: every deployment holding the group is another deployer's that has
+        shipped and only waits out its termination wait (the core then ends them)."""
+        ours = (self._marker("release", name), self._marker("rollback", name))
+        return self.config.end_termination_wait and cd.only_termination_waits(
+            self.aws.clients.codedeploy, holding, ours, self.aws.clock.sleep
+        )
 
     def _get_deployments(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """deploymentId -> deploymentInfo, 25 per call."""

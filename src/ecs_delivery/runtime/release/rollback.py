@@ -341,7 +341,7 @@ class RollbackSteps(EngineCore):
         holding = cd.in_progress_deployments(
             self.aws.clients.codedeploy, target.codedeploy_application, target.codedeploy_group
         )
-        return bool(holding) and not self._ends_termination_waits(name, holding)
+        return bool(holding) and not self._only_termination_waits(name, holding)
 
     def _image_or_none(self, arn: str | None, container: str) -> str | None:
         if arn is None:
