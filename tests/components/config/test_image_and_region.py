@@ -87,3 +87,30 @@ def test_a_region_listed_in_allowed_regions_is_planned():
 @pytest.mark.parametrize("region", ["cn-north-1", "us-gov-west-1", "eu-west-1"])
 def test_regions_of_every_partition_are_known(region):
     assert config.region_problems(region, []) == []
+
+
+def test_a_key_under_a_misspelled_namespace_is_refused_with_the_key_it_meant():
+    """Issue 16, problem 4: `ecs-delivry:logRetentionDays` was silently ignored."""
+    with pytest.raises(ConfigError) as error:
+        make_plan("dev", overrides={"ecs-delivry:logRetentionDays": 7})
+    assert error.value.problems == [
+        "ecs-delivry:logRetentionDays: no namespace 'ecs-delivry' is read by this program; "
+        "did you mean ecs-delivery:logRetentionDays?"
+    ]
+
+
+def test_a_misspelled_aws_key_gets_a_suggestion():
+    """Issue 16, problem 4: `aws:regoin` got "aws:region: required" and no suggestion."""
+    with pytest.raises(ConfigError) as error:
+        make_plan("dev", overrides={"aws:regoin": "eu-west-1"})
+    assert error.value.problems == [
+        "aws:regoin: not a setting of the aws provider; did you mean aws:region?"
+    ]
+
+
+def test_other_namespaces_and_every_aws_provider_setting_are_left_alone():
+    plan = make_plan(
+        "dev",
+        overrides={"random:seed": "1", "aws:skipRequestingAccountId": True, "aws:profile": "x"},
+    )
+    assert plan.outputs["clusterName"]
