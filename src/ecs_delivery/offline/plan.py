@@ -116,14 +116,19 @@ class Plan:
         return matches[0]
 
 
+def _known_stacks(root: Path) -> list[str]:
+    return sorted(
+        p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml")
+    )
+
+
 def stack_file(stack: str, root: Path = ROOT) -> inputs.Document:
     """The parsed `Pulumi.<stack>.yaml` of `root` (with key lines); bad files are PlanErrors."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
-        stacks = sorted(
-            p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml")
+        raise PlanError(
+            f"no stack file {path.name}; known stacks: {', '.join(_known_stacks(root))}"
         )
-        raise PlanError(f"no stack file {path.name}; known stacks: {', '.join(stacks)}")
     try:
         document = inputs.parse_yaml(inputs.read_text(path, path.name), path.name)
         inputs.mapping(document, (), "a stack file")
@@ -265,6 +270,13 @@ def run(
                 f"the stacks promote from each other in a cycle: {cycle}; "
                 "the first environment has no upstreamStack"
             )
+        if not (root / f"Pulumi.{short}.yaml").is_file():
+            raise PlanError(
+                f"{document.where(('config', f'{project}:upstreamStack'))}: upstreamStack: no "
+                f"stack file Pulumi.{short}.yaml for the upstream stack (known stacks: "
+                f"{', '.join(_known_stacks(root))}); name a stack of this project, or give its outputs with "
+                f"--live (stacks: {{{upstream}: {{...}}}})"
+            )
         upstream_plan = run(short, root=root, require_rollouts=require_rollouts, _downstream=chain)
         environment = environment.model_copy(
             update={"stacks": {**environment.stacks, upstream: upstream_plan.outputs}}
@@ -372,13 +384,24 @@ def _override(values: dict[str, Any], key: str, value: Any) -> None:
 
 
 def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`-c key=value` pairs; a JSON object sets only the keys it names (one dotted key per
+    leaf), so `-c 'network={"availabilityZones": 3}'` keeps the network's CIDR. An empty
+    object empties the block."""
     result: dict[str, Any] = {}
+
+    def leaves(key: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for name, child in value.items():
+                leaves(f"{key}.{name}", child)
+        else:
+            result[key] = value
+
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise PlanError(f"-c {pair!r}: use key=value (e.g. -c promoteRelease=3f9c2a1)")
         try:
-            result[key] = json.loads(value)
+            leaves(key, json.loads(value))
         except json.JSONDecodeError:
             result[key] = value
     return result
