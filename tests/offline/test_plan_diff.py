@@ -52,8 +52,10 @@ WEB_CHANGE = [
     "+- replace aws:ecs/taskDefinition:TaskDefinition web (forced by every input)",
     "    containerDefinitions.web.environment.LOG_LEVEL: debug → info",
     "    memory: 512 → 1024",
+    # Wrapped at 120 between tokens, the continuation indented.
     "service web: rolls out blue/green: web.environment.LOG_LEVEL debug → info, "
-    "memory 512 → 1024; image web: (not deployed yet) -> public.ecr.aws/docker/library/busybox:1.36",
+    "memory 512 → 1024; image web: (not deployed",
+    "  yet) -> public.ecr.aws/docker/library/busybox:1.36",
 ]
 
 
@@ -109,7 +111,7 @@ def test_a_git_ref_base_is_planned_in_a_worktree_that_is_removed_afterwards(tmp_
     lines = result.stdout.splitlines()
     start = lines.index(WEB_CHANGE[0])
     assert lines[start : start + 3] == WEB_CHANGE[:3]
-    assert WEB_CHANGE[3] in lines
+    assert WEB_CHANGE[3] in lines and WEB_CHANGE[4] in lines
     assert not [path for path in worktrees() if path.startswith(str(own_tmp))]
     assert list(own_tmp.iterdir()) == []
 
@@ -232,7 +234,7 @@ def test_a_replace_forcing_input_is_named_and_a_new_image_shows_now_and_after():
         "    port: 8080 → 9090",
     ]
     assert "service web: no rollout; image web: x -> y" in text
-    assert "output imageResolution: changes" in text
+    assert "outputs that change: imageResolution" in text
 
 
 def test_created_and_deleted_resources_are_listed():
@@ -325,7 +327,7 @@ def test_policy_statements_compare_by_sid_and_lists_say_what_was_added_and_remov
     new = {"resources": [_resource("aws:iam/rolePolicy:RolePolicy", "r", policy(["b", "c"]))]}
     assert diff.render(base, new)[0].splitlines() == [
         "~ update aws:iam/rolePolicy:RolePolicy r",
-        '    policy.Statement.Read.Resource: removed ["a"]; added ["c"]',
+        "    policy.Statement.Read.Resource: removed a; added c",
     ]
 
 
@@ -431,3 +433,46 @@ def test_a_moved_resource_whose_inputs_change_is_an_update_not_a_create_and_dele
         "+ create ecs-delivery:environment:DeliveryEnvironment dev",
         "~ update ecs-delivery:network:Network network",
     ]
+
+
+def test_adding_a_service_gives_a_short_diff_a_reviewer_can_read():
+    """Issue 16, problem 6: adding a service gave a 178-line diff, two whole buildspecs
+    printed old → new at column 0 and lines of ARNs over 120 characters."""
+    from ecs_delivery.offline.plan import stack_config
+    from tests.conftest import make_plan
+
+    services = dict(stack_config("dev")["ecs-delivery:services"])
+    services["admin"] = {"containerPort": 8080, "routing": {"pathPatterns": ["/admin/*"]}}
+    base = make_plan("dev").to_json()
+    new = make_plan("dev", overrides={"services": services}).to_json()
+
+    text, changed = diff.render(base, new)
+    lines = text.splitlines()
+
+    assert changed and len(lines) <= 80, text
+    assert [line for line in lines if len(line) > 120] == []
+    # Multi-line values are a unified diff indented under their key, not old → new.
+    buildspec = lines.index("    source.buildspec:")
+    assert all(line.startswith("      ") for line in lines[buildspec + 1 : buildspec + 4])
+    assert any(line.startswith("      + ") for line in lines)
+    assert "ecs-delivery-dev/admin --tag" in text  # the admin image's build, added
+    # One changed line shows what changed in it, word by word.
+    assert any(line.startswith("      ~ ") for line in lines) and "{+admin/admin=" in text
+    # A token (an ARN) is never split across lines.
+    arns = [t for line in lines for t in line.split() if t.startswith("arn:aws:iam::")]
+    assert arns and all(
+        t.rstrip(",").endswith(("admin-execution-d58fb3c", "admin-task-8189122")) for t in arns[:2]
+    )
+
+
+def test_wrapping_breaks_between_tokens_and_keeps_a_long_token_whole():
+    line = "    policy.Resource: added " + ", ".join(
+        f"arn:aws:iam::1:role/r{i:03d}" for i in range(9)
+    )
+    token = "x" * 130
+
+    wrapped = diff.wrap(line, 60) + diff.wrap(f"    key: {token} tail", 60)
+
+    assert all(len(w) <= 60 or token in w for w in wrapped)
+    assert " ".join(w.strip() for w in wrapped[:-3]) == line.strip()
+    assert f"      {token}" in wrapped

@@ -13,6 +13,7 @@ Exit 0: no change; 1: changes; 2: error (bad input, a plan that fails).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import subprocess
@@ -108,23 +109,20 @@ def _normal(value: Any) -> Any:
     return value
 
 
-def _flat(value: Any, at: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flat(v, f"{at}.{k}" if at else k))
-        return out
-    return {at: value}
+def _differences(old: Any, new: Any, at: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(old, dict) and isinstance(new, dict) and old and new:
+        return [
+            found
+            for key in sorted(set(old) | set(new), key=str)
+            for found in _differences(old.get(key), new.get(key), f"{at}.{key}" if at else key)
+        ]
+    return [] if old == new else [(at, old, new)]
 
 
 def changed_inputs(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(path, old, new) for every input that differs; missing is None."""
-    before, after = _flat(_normal(old)), _flat(_normal(new))
-    return [
-        (path, before.get(path), after.get(path))
-        for path in sorted(set(before) | set(after))
-        if before.get(path) != after.get(path)
-    ]
+    """(path, old, new) for every input that differs; missing is None. A mapping that is
+    new (or gone) as a whole is one change, not one per key inside it."""
+    return _differences(_normal(old), _normal(new), "")
 
 
 def _ignored(path: str, ignore: list[str]) -> bool:
@@ -132,7 +130,20 @@ def _ignored(path: str, ignore: list[str]) -> bool:
 
 
 def _show(value: Any) -> str:
-    return "(none)" if value is None else compact(value)
+    """A value on one line, with a space after each item, so that wrapping breaks between
+    items and never inside one."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return compact(value)
+
+
+def _items(values: list[Any]) -> str:
+    # One item after another, so that a long list wraps between its items.
+    return ", ".join(_show(v) for v in values)
 
 
 def _change(old: Any, new: Any) -> str:
@@ -141,11 +152,78 @@ def _change(old: Any, new: Any) -> str:
         removed = [v for v in old if v not in new]
         added = [v for v in new if v not in old]
         parts = [
-            f"removed {compact(removed)}" if removed else "",
-            f"added {compact(added)}" if added else "",
+            f"removed {_items(removed)}" if removed else "",
+            f"added {_items(added)}" if added else "",
         ]
-        return "; ".join(p for p in parts if p) or f"reordered {compact(new)}"
+        return "; ".join(p for p in parts if p) or f"reordered {_items(new)}"
     return f"{_show(old)} → {_show(new)}"
+
+
+def _multiline(value: Any) -> bool:
+    return isinstance(value, str) and "\n" in value
+
+
+def _input_lines(path: str, old: Any, new: Any) -> list[str]:
+    """One changed input: `path: old → new`, or for text over several lines (buildspecs,
+    scripts) a unified diff of its lines, indented under the key."""
+    if not (_multiline(old) or _multiline(new)):
+        return [f"    {path}: {_change(old, new)}"]
+    before = old.splitlines() if isinstance(old, str) else []
+    after = new.splitlines() if isinstance(new, str) else []
+    hunks: list[list[str]] = []
+    for line in difflib.unified_diff(before, after, lineterm="", n=0):
+        if line.startswith("@@"):
+            hunks.append([])
+        elif not line.startswith(("---", "+++")):
+            hunks[-1].append(line)
+    body = []
+    for hunk in hunks:
+        if body:
+            body.append("      ...")
+        if len(hunk) == 2 and hunk[0][0] == "-" and hunk[1][0] == "+":
+            body.append(f"      ~ {_word_diff(hunk[0][1:], hunk[1][1:])}")  # one line changed
+        else:
+            body += [f"      {line[0]} {line[1:]}" for line in hunk]
+    return [f"    {path}:", *body]
+
+
+def _word_diff(old: str, new: str) -> str:
+    """One line changed: the new line, with what was removed as [-old-] and what was
+    added as {+new+} (as `git diff --word-diff`)."""
+    a, b = old.split(" "), new.split(" ")
+    out: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            out += a[i1:i2]
+            continue
+        if i2 > i1:
+            out.append("[-" + " ".join(a[i1:i2]) + "-]")
+        if j2 > j1:
+            out.append("{+" + " ".join(b[j1:j2]) + "+}")
+    return " ".join(out)
+
+
+WIDTH = 120
+
+
+def wrap(line: str, width: int = WIDTH) -> list[str]:
+    """`line` in lines of at most `width`, broken between tokens only (an ARN, a digest, a
+    CIDR is never split: a token longer than the width stands on a line of its own);
+    continuation lines are indented two more than the line."""
+    if len(line) <= width:
+        return [line]
+    lead = len(line) - len(line.lstrip(" "))
+    indent = " " * (lead + 2)
+    first, *tokens = line[lead:].split(" ")
+    out, current = [], line[:lead] + first
+    for token in tokens:
+        if len(current) + 1 + len(token) <= width:
+            current = f"{current} {token}"
+        else:
+            out.append(current)
+            current = f"{indent}{token}"
+    out.append(current)
+    return out
 
 
 # --- the diff --------------------------------------------------------------------------
@@ -163,7 +241,7 @@ class Change:
         mark = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}[self.action]
         why = f" (forced by {', '.join(self.forced_by)})" if self.forced_by else ""
         head = f"{mark} {self.action} {r['type']} {r['name']}{why}"
-        return [head] + [f"    {p}: {_change(a, b)}" for p, a, b in self.inputs]
+        return [head] + [line for p, a, b in self.inputs for line in _input_lines(p, a, b)]
 
 
 def _replace_reasons(type_: str, paths: list[str], options: dict[str, Any]) -> list[str]:
@@ -316,11 +394,8 @@ def service_lines(base: dict[str, Any], new: dict[str, Any], changes: list[Chang
 
 def output_lines(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
     old, cur = base.get("outputs") or {}, new.get("outputs") or {}
-    return [
-        f"output {key}: changes"
-        for key in sorted(set(old) | set(cur))
-        if old.get(key) != cur.get(key)
-    ]
+    changed = [key for key in sorted(set(old) | set(cur)) if old.get(key) != cur.get(key)]
+    return [f"outputs that change: {', '.join(changed)}"] if changed else []
 
 
 def render(base: dict[str, Any], new: dict[str, Any]) -> tuple[str, bool]:
@@ -328,6 +403,7 @@ def render(base: dict[str, Any], new: dict[str, Any]) -> tuple[str, bool]:
     changes = resource_changes(base, new)
     lines = [line for c in changes for line in c.lines()]
     lines += service_lines(base, new, changes) + output_lines(base, new)
+    lines = [part for line in lines for part in wrap(line)]
     return ("\n".join(lines) if lines else "no changes"), bool(lines)
 
 
