@@ -26,10 +26,8 @@ def test_task_fields_owned_by_pulumi_are_shown_with_values(dev_text):
     assert "· container api: ports 8000/tcp, user 1000, read-only root true" in facts
     assert "· family ecs-delivery-dev-api-template: cpu 512, memory 1024" in facts
     assert "· a change here registers a new revision and rolls out blue/green" in facts
-    assert any(
-        f.startswith("· container api: secret DATABASE_URL from arn:aws:secretsmanager:")
-        for f in facts
-    )
+    at = facts.index("· container api: secret DATABASE_URL from")
+    assert facts[at + 1].startswith("↳ arn:aws:secretsmanager:")  # wrapped, never split
 
 
 def test_deployment_strategy_alarms_rules_iam_and_schedules_are_shown(dev_text):
@@ -78,3 +76,22 @@ def test_long_values_are_cut_with_a_count_or_wrapped():
 def test_the_json_keeps_what_the_text_cuts(dev_plan):
     document = json.dumps(dev_plan.to_json())
     assert "HTTPCode_Target_5XX_Count" in document and "LOG_LEVEL" in document
+
+
+def test_a_long_fact_wraps_between_tokens_and_never_splits_an_arn(dev_text):
+    """Issue 16, problem 6: the secret's ARN was split across two lines."""
+    secret = "arn:aws:secretsmanager:eu-west-1:111111111111:secret:dev/api/database-url-AbCdEf"
+    assert any(secret in line for line in dev_text)
+
+
+def test_a_first_preview_shows_a_policy_it_cannot_know_yet_as_computed():
+    """Issue 16, problem 6: PREVIEW=1 dropped every IAM policy with an unknown value."""
+    text = plan_tool.render_tree(plan_tool.run("dev", preview=True))
+    lines = text.splitlines()
+    at = lines.index("      - aws:iam/policy:Policy deployer")
+    assert lines[at + 1] == "        · policy <computed> (known once the resources it names exist)"
+
+
+def test_the_plan_says_that_its_ids_and_addresses_are_simulated(dev_text):
+    first = dev_text[0]
+    assert first.startswith("stack ecs-delivery-dev: ") and "simulated" in first

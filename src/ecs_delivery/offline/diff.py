@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ecs_delivery import inputs
 from ecs_delivery.components.rollout import SETTING_INPUTS
 from ecs_delivery.offline.plan import ROOT
-from ecs_delivery.offline.plan_tree import TASK_DEFINITION, compact
+from ecs_delivery.offline.plan_tree import TASK_DEFINITION, compact, wrap
 
 SERVICE = "aws:ecs/service:Service"
 PLAN_MAX_BYTES = 256 << 20  # a plan of hundreds of services is tens of MiB
@@ -201,29 +201,6 @@ def _word_diff(old: str, new: str) -> str:
         if j2 > j1:
             out.append("{+" + " ".join(b[j1:j2]) + "+}")
     return " ".join(out)
-
-
-WIDTH = 120
-
-
-def wrap(line: str, width: int = WIDTH) -> list[str]:
-    """`line` in lines of at most `width`, broken between tokens only (an ARN, a digest, a
-    CIDR is never split: a token longer than the width stands on a line of its own);
-    continuation lines are indented two more than the line."""
-    if len(line) <= width:
-        return [line]
-    lead = len(line) - len(line.lstrip(" "))
-    indent = " " * (lead + 2)
-    first, *tokens = line[lead:].split(" ")
-    out, current = [], line[:lead] + first
-    for token in tokens:
-        if len(current) + 1 + len(token) <= width:
-            current = f"{current} {token}"
-        else:
-            out.append(current)
-            current = f"{indent}{token}"
-    out.append(current)
-    return out
 
 
 # --- the diff --------------------------------------------------------------------------
@@ -403,7 +380,7 @@ def render(base: dict[str, Any], new: dict[str, Any]) -> tuple[str, bool]:
     changes = resource_changes(base, new)
     lines = [line for c in changes for line in c.lines()]
     lines += service_lines(base, new, changes) + output_lines(base, new)
-    lines = [part for line in lines for part in wrap(line)]
+    lines = [part for line in lines for part in wrap(line)]  # between tokens, at WIDTH
     return ("\n".join(lines) if lines else "no changes"), bool(lines)
 
 

@@ -23,16 +23,38 @@ def fit(line: str, width: int = WIDTH) -> str:
     return f"{line[:cut]}…(+{len(line) - cut} chars)"
 
 
+def wrap(line: str, width: int = WIDTH, indent: str | None = None, marker: str = "") -> list[str]:
+    """`line` in lines of at most `width`, broken between tokens only: an ARN, a digest or a
+    CIDR is never split (a token longer than the width stands on a line of its own).
+    Continuation lines start with `indent` (default: two more than the line's) and `marker`."""
+    if len(line) <= width:
+        return [line]
+    lead = len(line) - len(line.lstrip(" "))
+    start = (" " * (lead + 2) if indent is None else indent) + marker
+    first, *tokens = line[lead:].split(" ")
+    out, current = [], line[:lead] + first
+    for token in tokens:
+        if len(current) + 1 + len(token) <= width:
+            current = f"{current} {token}"
+        else:
+            out.append(current)
+            current = start + token
+    out.append(current)
+    return out
+
+
 def fold(line: str, width: int = WIDTH, indent: str = "", most: int = 4) -> list[str]:
-    """`line` wrapped into at most `most` lines of `width` (continuations marked), then cut."""
-    lines, rest = [line[:width]], line[width:]
-    step = width - len(indent) - 2
-    while rest:
-        if len(lines) == most - 1 and len(rest) > step:
-            lines.append(fit(f"{indent}↳ {rest}", width))
-            break
-        lines.append(f"{indent}↳ {rest[:step]}")
-        rest = rest[step:]
+    """`line` wrapped between tokens into at most `most` lines of `width` (continuations
+    marked ↳), then cut; only a token longer than a whole line is split inside."""
+    lines: list[str] = []
+    for part in wrap(line, width, indent, "↳ "):
+        while len(part) > width:  # one token longer than the line (a JSON blob)
+            lines.append(part[:width])
+            part = f"{indent}↳ {part[width:]}"
+        lines.append(part)
+    if len(lines) > most:
+        rest = " ".join(p.removeprefix(f"{indent}↳ ") for p in lines[most - 1 :])
+        lines = [*lines[: most - 1], fit(f"{indent}↳ {rest}", width)]
     return lines
 
 
@@ -167,6 +189,10 @@ def _role(i: dict[str, Any]) -> Iterator[str]:
 
 
 def _statements(document: Any) -> Iterator[str]:
+    if isinstance(document, str) and "<computed>" in document:
+        # A first preview: the document names resources that do not exist yet.
+        yield "policy <computed> (known once the resources it names exist)"
+        return
     for s in policy_statements(document):
         sid = f" [{s['Sid']}]" if s.get("Sid") else ""
         yield f"{s.get('Effect')}{sid} {', '.join(_listed(s.get('Action') or s.get('NotAction')))}"
@@ -292,7 +318,7 @@ def render(plan: dict[str, Any], width: int = WIDTH) -> str:
     for siblings in children.values():
         siblings.sort(key=lambda r: (r["name"], r["type"]))
     title = f"{plan['project']}-{plan['stack']}"
-    lines = [f"stack {title}: {len(resources)} resources"]
+    lines = [f"stack {title}: {len(resources)} resources (ids and addresses simulated offline)"]
 
     def walk(parent: str, depth: int) -> None:
         for r in children.get(parent, []):
