@@ -28,6 +28,7 @@ from pulumi.runtime.proto import alias_pb2
 from pydantic import BaseModel, ConfigDict, Field
 
 from ecs_delivery import inputs
+from ecs_delivery.components.lambda_package import CACHE_DIR_VARIABLE, cache_dir
 from ecs_delivery.components.rollout import SETTING_INPUTS
 from ecs_delivery.offline.plan import ROOT
 from ecs_delivery.offline.plan_tree import TASK_DEFINITION, compact, wrap
@@ -405,7 +406,13 @@ def _plan_command(tree: Path) -> tuple[list[str], dict[str, str]]:
         module, path = "tools.plan", [str(tree)]
     else:
         return [sys.executable, "-m", "ecs_delivery.offline.plan"], dict(os.environ)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    # The Lambda zips are cached by the hash of their inputs: the tree shares this
+    # checkout's cache instead of building every zip again from the package index.
+    env = {
+        CACHE_DIR_VARIABLE: str(cache_dir()),
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(path),
+    }
     return [sys.executable, "-m", module], env
 
 
