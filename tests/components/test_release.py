@@ -356,6 +356,7 @@ def _release_alone(end_termination_wait: bool):
         poll_seconds=15,
         deployment_timeout_minutes=60,
         cluster_arn="arn:aws:ecs:eu-west-1:123456789012:cluster/ecs-delivery-dev",
+        deployment_configs=["CodeDeployDefault.ECSAllAtOnce"],
         task_role_arns=["arn:aws:iam::123456789012:role/ecs-delivery-dev-web-task"],
         scheduler_role_arns=[],
         log_retention_days=14,
@@ -386,3 +387,15 @@ def test_release_steps_may_end_a_termination_wait_only_when_the_stack_says_end()
         assert functions and {
             f["environment"]["variables"]["END_TERMINATION_WAIT"] for f in functions
         } == {flag}
+
+
+def test_release_steps_read_only_the_stacks_own_deployment_configs(dev_plan, prod_plan):
+    """Least privilege: the steps read the configs the stack's groups use (CreateDeployment
+    checks GetDeploymentConfig on the group's config), not every config of the account."""
+    for plan in (dev_plan, prod_plan):
+        statements = {s["Sid"]: s for s in policy(plan, "release-steps")["Statement"]}
+        document = json.loads(inputs(plan, "aws:iam/policy:Policy", "deployer")["policy"])
+        deployer = {s["Sid"]: s for s in document["Statement"]}
+        resources = statements["DeploymentConfigs"]["Resource"]
+        assert "*" not in json.dumps(resources)
+        assert resources == deployer["DeploymentConfigs"]["Resource"]

@@ -294,6 +294,28 @@ def rules_of(listener_arn: pulumi.Input[str]) -> pulumi.Input[str]:
     return pulumi.Output.from_input(listener_arn).apply(naming.listener_rules_arn)
 
 
+def deployment_configs_statement(
+    names: Sequence[pulumi.Input[str]], *, region: str, account_id: str
+) -> dict[str, Any]:
+    """GetDeploymentConfig on exactly the configurations the stack's groups use (CreateDeployment
+    checks it on the group's), each named once. The deployer, the pipeline's deploy role and
+    the release steps all hold this one statement."""
+
+    def arns(values: Sequence[str]) -> list[str]:
+        return [
+            naming.arn("codedeploy", f"deploymentconfig:{c}", region=region, account=account_id)
+            for c in sorted(set(values))
+        ]
+
+    plain = all(isinstance(n, str) for n in names)
+    return {
+        "Sid": "DeploymentConfigs",
+        "Effect": "Allow",
+        "Action": "codedeploy:GetDeploymentConfig",
+        "Resource": arns(names) if plain else pulumi.Output.all(*names).apply(arns),  # type: ignore[arg-type]
+    }
+
+
 def pass_role_statement(role_arns: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
     """iam:PassRole on exactly the services' task and execution roles, only to ECS tasks."""
     return {

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, kms, naming
-from ecs_delivery.components.codedeploy import pass_role_statement
+from ecs_delivery.components.codedeploy import deployment_configs_statement, pass_role_statement
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 SCHEDULER = "scheduler.amazonaws.com"
@@ -122,17 +122,9 @@ def shared_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
             ],
             "Resource": _arn(args, "codedeploy", f"application:{args.application_name}"),
         },
-        {
-            "Sid": "DeploymentConfigs",
-            "Effect": "Allow",
-            "Action": "codedeploy:GetDeploymentConfig",
-            # Groups often share a configuration: name each one once.
-            "Resource": pulumi.Output.all(*args.deployment_configs).apply(
-                lambda names: [
-                    _arn(args, "codedeploy", f"deploymentconfig:{c}") for c in sorted(set(names))
-                ]
-            ),
-        },
+        deployment_configs_statement(
+            args.deployment_configs, region=args.region, account_id=args.account_id
+        ),
     ]
     if args.ecr_namespace:
         statements += [

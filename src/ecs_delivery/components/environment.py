@@ -262,6 +262,7 @@ def _release(
             deployment_timeout_minutes=settings.release.deployment_timeout_minutes,
             end_termination_wait=settings.deployment.on_termination_wait == "end",
             cluster_arn=cluster_arn,
+            deployment_configs=delivery_side.deployment_configs,
             task_role_arns=[
                 arn
                 for _, unit in _unit_roles(built)

@@ -42,6 +42,7 @@ import pulumi_aws as aws
 from ecs_delivery.components import buildspec as specs
 from ecs_delivery.components import codebuild, iam, naming
 from ecs_delivery.components.codebuild import environment_type  # noqa: F401 (config imports it here)
+from ecs_delivery.components.codedeploy import deployment_configs_statement
 from ecs_delivery.components.codepipeline import (
     SOURCE_ARTIFACT,
     Action,
@@ -251,14 +252,7 @@ def deploy_role_statements(
             ],
             "Resource": arn("codedeploy", f"application:{application_name}"),
         },
-        {
-            "Sid": "DeploymentConfigs",
-            "Effect": "Allow",
-            "Action": "codedeploy:GetDeploymentConfig",
-            "Resource": [
-                arn("codedeploy", f"deploymentconfig:{c}") for c in sorted(set(deployment_configs))
-            ],
-        },
+        deployment_configs_statement(deployment_configs, region=region, account_id=account_id),
     ]
 
 

@@ -26,6 +26,7 @@ from ecs_delivery.components.artifacts import (
     pipeline_artifact_prefix,
 )
 from ecs_delivery.components.codebuild import BuildSettings
+from ecs_delivery.components.codedeploy import deployment_configs_statement
 from ecs_delivery.components.codepipeline import PipelineWiringError, SourceSettings
 from ecs_delivery.components.deployer import END_TERMINATION_WAIT_ACTION, revision_documents
 from ecs_delivery.components.naming import TYPE_PREFIX
@@ -83,6 +84,8 @@ class ReleaseArgs:
     poll_seconds: int
     deployment_timeout_minutes: int
     cluster_arn: str
+    # The groups' deployment configuration names (delivery.deployment_configs).
+    deployment_configs: list[str]
     # Roles the engine passes when it registers revisions / updates schedule targets.
     task_role_arns: list[pulumi.Input[str]]
     scheduler_role_arns: list[pulumi.Input[str]]
@@ -338,14 +341,9 @@ class Release(pulumi.ComponentResource):
                         for app in applications
                     ],
                 },
-                {
-                    "Sid": "DeploymentConfigs",
-                    "Effect": "Allow",
-                    "Action": "codedeploy:GetDeploymentConfig",
-                    "Resource": naming.arn(
-                        "codedeploy", "deploymentconfig:*", region=region, account=account
-                    ),
-                },
+                deployment_configs_statement(
+                    self._args.deployment_configs, region=region, account_id=account
+                ),
             ]
         if tasks:
             statements += [
