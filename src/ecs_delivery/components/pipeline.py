@@ -372,6 +372,8 @@ def _kms_statement(kms_key_arn: pulumi.Input[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class DeliveryPipelineArgs:
+    """The stack's CodePipeline: source or upstream promotion, build, deploy, approval, promote."""
+
     pipeline_name: str
     # CodeBuild projects: Build (first env) or Validate (downstream), Deploy, Publish.
     project_name: str
