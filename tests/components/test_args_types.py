@@ -72,7 +72,7 @@ def test_the_plan_of_a_program_with_a_wrong_type_prints_one_line(tmp_path):
     shutil.copytree(plan_tool.ROOT / "examples" / "library", project)
     program = (project / "__main__.py").read_text()
     (project / "__main__.py").write_text(
-        program.replace("container_insights=True", 'container_insights="yes"')
+        program.replace("EcsClusterArgs(", 'EcsClusterArgs(container_insights="yes", ', 1)
     )
     done = subprocess.run(
         [sys.executable, "-m", "ecs_delivery.offline.plan", "--stack", "dev"],

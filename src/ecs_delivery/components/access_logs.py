@@ -20,7 +20,9 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, naming
+from ecs_delivery.components.args import from_config
 from ecs_delivery.components.buckets import harden, tls_only_statement
+from ecs_delivery.components.config import AccessLogsConfig, TeardownConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 ALB_ACCESS_PREFIX = "alb/access"
@@ -124,15 +126,17 @@ def log_bucket_statements(
 
 @dataclass(frozen=True, kw_only=True)
 class LogBucketArgs:
+    """The stack's SSE-S3 log bucket: the buckets whose access logs it receives, and for how long."""
+
     bucket_name: str
     region: str
     account_id: str
     # The stack's buckets whose server access logs this bucket receives (names are known).
     source_buckets: list[str]
-    expiration_days: int
+    expiration_days: int = from_config(AccessLogsConfig, "expiration_days")
     tags: dict[str, str] = field(default_factory=dict)
     # `pulumi destroy` deletes the logs too (teardown.forceDestroy; non-production only).
-    force_destroy: bool
+    force_destroy: bool = from_config(TeardownConfig, "force_destroy")
 
 
 class LogBucket(pulumi.ComponentResource):

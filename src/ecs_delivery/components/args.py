@@ -1,4 +1,5 @@
-"""Type checks of a component's args dataclass: a wrong type is named, not a later TypeError.
+"""Args dataclasses: type checks (a wrong type is named, not a later TypeError) and defaults
+read from the config models (`from_config`), so a library user writes only what differs.
 
 Only plain values are checked (the ones a component branches on); a field that admits a
 `pulumi.Input` or `pulumi.Output` takes whatever the engine will resolve.
@@ -10,9 +11,15 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Literal, Union
 
 import pulumi
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+# dataclasses.Field.metadata key of a field defaulted by `from_config`: (model, field name).
+MIRRORS = "ecs_delivery.config"
 
 
 class ArgsError(pulumi.RunError, TypeError):
@@ -98,3 +105,31 @@ def checked(cls: type) -> type:
 
     cls.__init__ = __init__
     return cls
+
+
+def from_config(model: type[BaseModel], name: str, factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field whose default is the config model's (`model.model_fields[name]`).
+
+    The model is the one home of the default; the field records which setting it mirrors (the
+    Args reference names it). A nested model's default is built by `factory`, the Args class
+    whose own fields mirror that model's.
+    """
+    info = model.model_fields[name]
+    meta = {MIRRORS: (model, name)}
+    default = info.get_default(call_default_factory=True)
+    if default is PydanticUndefined:
+        raise TypeError(f"{model.__name__}.{name} has no default to mirror")
+    if isinstance(default, BaseModel):
+        if factory is None:
+            raise TypeError(f"{model.__name__}.{name} is a model: give the Args class as factory")
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    if default.__hash__ is None:  # list, dict: a fresh copy for every instance
+        return dataclasses.field(
+            default_factory=lambda: info.get_default(call_default_factory=True), metadata=meta
+        )
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def mirrored(field: dataclasses.Field) -> tuple[type[BaseModel], str] | None:
+    """The (config model, field name) whose default `field` takes, None for a field of its own."""
+    return field.metadata.get(MIRRORS)

@@ -22,7 +22,9 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, naming
+from ecs_delivery.components.args import from_config
 from ecs_delivery.components.buckets import harden, tls_only_statement
+from ecs_delivery.components.config import KmsConfig, PipelineConfig, TeardownConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 if TYPE_CHECKING:
@@ -90,22 +92,24 @@ def reader_statements(
 
 @dataclass(frozen=True, kw_only=True)
 class ArtifactBucketArgs:
+    """The pipeline's artifact and promotion bucket: encrypted, versioned, TLS-only, expiring."""
+
     bucket_name: str
     # The ARN partition of the reading accounts' principals (naming.partition).
     region: str
     # Prefixes whose objects expire `expiry_days` after creation (the pipeline's artifacts).
     expiring_prefixes: list[str]
-    expiry_days: int = 30
-    noncurrent_expiry_days: int = 30
+    expiry_days: int = from_config(PipelineConfig, "artifact_expiry_days")
+    noncurrent_expiry_days: int = from_config(PipelineConfig, "artifact_expiry_days")
     # None: SSE-S3 (AES256); an ARN: SSE-KMS with that key and S3 bucket keys.
-    kms_key_arn: pulumi.Input[str] | None
+    kms_key_arn: pulumi.Input[str] | None = from_config(KmsConfig, "key_arn")
     # Server access logs of this bucket (accessLogs config); None: none.
     access_logs: AccessLogs | None
     # Accounts of downstream environments that read the promotion records.
     reader_account_ids: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     # `pulumi destroy` deletes the objects too (teardown.forceDestroy; non-production only).
-    force_destroy: bool
+    force_destroy: bool = from_config(TeardownConfig, "force_destroy")
 
     def __post_init__(self) -> None:
         if not BUCKET_NAME.match(self.bucket_name):

@@ -16,7 +16,8 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, kms, naming
-from ecs_delivery.components.args import checked
+from ecs_delivery.components.args import checked, from_config
+from ecs_delivery.components.config import AlarmConfig, DeploymentConfig, KmsConfig
 from ecs_delivery.components.naming import TYPE_PREFIX, former_name
 
 CODE_DEPLOY = "CODE_DEPLOY"
@@ -46,6 +47,8 @@ def deployment_controller_of(service: Any) -> str | None:
 
 @dataclass(frozen=True, kw_only=True)
 class TargetGroupRef:
+    """One target group as CodeDeploy and CloudWatch name it (name and ARN suffix)."""
+
     name: pulumi.Input[str]
     arn_suffix: pulumi.Input[str]
 
@@ -60,7 +63,7 @@ class DeploymentTarget:
     service_name: str
     deployment_controller: str | None
     # Predefined name, or the key of one of `CodeDeploymentArgs.custom_configs`.
-    deployment_config: str
+    deployment_config: str = from_config(DeploymentConfig, "config")
     blue: TargetGroupRef
     green: TargetGroupRef
     production_listener_arn: pulumi.Input[str]
@@ -72,11 +75,13 @@ class DeploymentTarget:
 
 @dataclass(frozen=True, kw_only=True)
 class AlarmSettings:
-    target_5xx_count: int
-    unhealthy_hosts: int
-    latency_p99_seconds: float | None
-    evaluation_periods: int
-    period_seconds: int
+    """Thresholds of the alarms that stop and roll back a deployment (deployment.alarms)."""
+
+    target_5xx_count: int = from_config(AlarmConfig, "target_5xx_count")
+    unhealthy_hosts: int = from_config(AlarmConfig, "unhealthy_hosts")
+    latency_p99_seconds: float | None = from_config(AlarmConfig, "latency_p99_seconds")
+    evaluation_periods: int = from_config(AlarmConfig, "evaluation_periods")
+    period_seconds: int = from_config(AlarmConfig, "period_seconds")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,28 +299,6 @@ def rules_of(listener_arn: pulumi.Input[str]) -> pulumi.Input[str]:
     return pulumi.Output.from_input(listener_arn).apply(naming.listener_rules_arn)
 
 
-def deployment_configs_statement(
-    names: Sequence[pulumi.Input[str]], *, region: str, account_id: str
-) -> dict[str, Any]:
-    """GetDeploymentConfig on exactly the configurations the stack's groups use (CreateDeployment
-    checks it on the group's), each named once. The deployer, the pipeline's deploy role and
-    the release steps all hold this one statement."""
-
-    def arns(values: Sequence[str]) -> list[str]:
-        return [
-            naming.arn("codedeploy", f"deploymentconfig:{c}", region=region, account=account_id)
-            for c in sorted(set(values))
-        ]
-
-    plain = all(isinstance(n, str) for n in names)
-    return {
-        "Sid": "DeploymentConfigs",
-        "Effect": "Allow",
-        "Action": "codedeploy:GetDeploymentConfig",
-        "Resource": arns(names) if plain else pulumi.Output.all(*names).apply(arns),  # type: ignore[arg-type]
-    }
-
-
 def pass_role_statement(role_arns: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
     """iam:PassRole on exactly the services' task and execution roles, only to ECS tasks."""
     return {
@@ -342,6 +325,8 @@ def _unique(values: list[Any]) -> list[Any]:
 @checked
 @dataclass(frozen=True, kw_only=True)
 class CodeDeploymentArgs:
+    """One CodeDeploy application with a blue/green group, alarms and auto-rollback per target."""
+
     application_name: str
     # Prefix of account-wide names (alarms, custom configs): `<project>-<stack>`.
     name_prefix: str
@@ -351,13 +336,13 @@ class CodeDeploymentArgs:
     account_id: str
     artifact_bucket_arn: pulumi.Input[str]
     artifact_prefix: str
-    alarms: AlarmSettings
+    alarms: AlarmSettings = from_config(DeploymentConfig, "alarms", AlarmSettings)
     custom_configs: list[CustomConfig] = field(default_factory=list)
-    termination_wait_minutes: int
+    termination_wait_minutes: int = from_config(DeploymentConfig, "termination_wait_minutes")
     # The AfterAllowTestTraffic Lambda's ARN: CodeDeploy must be allowed to invoke it.
     hook_function_arn: str | None = None
     # The stack's customer-managed key, which encrypts the artifact bucket; None: SSE-S3.
-    kms_key_arn: pulumi.Input[str] | None
+    kms_key_arn: pulumi.Input[str] | None = from_config(KmsConfig, "key_arn")
     tags: dict[str, str] = field(default_factory=dict)
 
 

@@ -16,7 +16,9 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, kms, naming
-from ecs_delivery.components.codedeploy import deployment_configs_statement, pass_role_statement
+from ecs_delivery.components.args import from_config
+from ecs_delivery.components.codedeploy import pass_role_statement
+from ecs_delivery.components.config import KmsConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 SCHEDULER = "scheduler.amazonaws.com"
@@ -63,6 +65,8 @@ class DeployedUnit:
 
 @dataclass(frozen=True, kw_only=True)
 class DeployerAccessArgs:
+    """Managed policies (and an optional GitHub OIDC role) for deployers outside the stack."""
+
     project: str
     stack: str
     region: str
@@ -83,7 +87,7 @@ class DeployerAccessArgs:
     # The release engine's state bucket (config `release`), if any.
     release_bucket: str | None = None
     # The stack's customer-managed key (kms config), which encrypts the release bucket.
-    kms_key_arn: pulumi.Input[str] | None
+    kms_key_arn: pulumi.Input[str] | None = from_config(KmsConfig, "key_arn")
     github: GithubOidc | None = None
     # deployment.onTerminationWait == "end": its deployers may end a termination wait.
     end_termination_wait: bool = False
@@ -122,7 +126,7 @@ def shared_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
             ],
             "Resource": _arn(args, "codedeploy", f"application:{args.application_name}"),
         },
-        deployment_configs_statement(
+        iam.deployment_configs_statement(
             args.deployment_configs, region=args.region, account_id=args.account_id
         ),
     ]

@@ -37,6 +37,8 @@ def look_up_zone(value: str) -> HostedZone:
 
 @dataclass(frozen=True, kw_only=True)
 class DnsValidatedCertificateArgs:
+    """An ACM certificate for `names`, validated by DNS records in one hosted zone."""
+
     zone_id: str
     # The certificate's names: the domain name first, then its alternative names.
     names: list[str]
@@ -114,6 +116,8 @@ class DnsValidatedCertificate(pulumi.ComponentResource):
 
 @dataclass(frozen=True, kw_only=True)
 class AliasRecordsArgs:
+    """Alias records in one hosted zone that point `names` at the load balancer."""
+
     zone_id: str
     names: list[str]
     load_balancer_dns_name: pulumi.Input[str]

@@ -11,6 +11,8 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, naming
+from ecs_delivery.components.args import from_config
+from ecs_delivery.components.config import KmsConfig, PipelineConfig, TeardownConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -85,15 +87,15 @@ class ImageRepositoryArgs:
     repository_name: str
     # The ARN partition of the pulling accounts' principals (naming.partition).
     region: str
-    keep_tagged_images: int
-    untagged_expiry_days: int
+    keep_tagged_images: int = from_config(PipelineConfig, "ecr_keep_tagged_images")
+    untagged_expiry_days: int = from_config(PipelineConfig, "ecr_untagged_expiry_days")
     # None: AES256 (ECR-managed keys); an ARN: that KMS key (cannot change after creation).
-    kms_key_arn: pulumi.Input[str] | None
+    kms_key_arn: pulumi.Input[str] | None = from_config(KmsConfig, "key_arn")
     # Other accounts whose roles may pull (cross-account promotion); same account needs none.
     pull_account_ids: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     # `pulumi destroy` deletes the images too (teardown.forceDestroy; non-production only).
-    force_delete: bool
+    force_delete: bool = from_config(TeardownConfig, "force_destroy")
 
     def __post_init__(self) -> None:
         bad = [a for a in self.pull_account_ids if not ACCOUNT_ID.match(a)]

@@ -9,7 +9,9 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, naming
-from ecs_delivery.components.args import checked
+from ecs_delivery.components.args import checked, from_config
+from ecs_delivery.components.config import AutoscalingConfig, KmsConfig, ServiceConfig, StackConfig
+from ecs_delivery.components.config.services import CapacityProviderConfig, ScheduledScalingConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.components.task_definition import Container, TaskOwner
 
@@ -46,36 +48,44 @@ SSM_CHANNEL_ACTIONS = [
 
 @dataclass(frozen=True, kw_only=True)
 class CapacityProvider:
+    """One entry of a service's capacity provider strategy (FARGATE or FARGATE_SPOT)."""
+
     provider: str
-    weight: int
-    base: int
+    weight: int = from_config(CapacityProviderConfig, "weight")
+    base: int = from_config(CapacityProviderConfig, "base")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ScheduledScaling:
+    """A scheduled change of a service's capacity bounds."""
+
     name: str
     schedule: str
-    timezone: str
-    min_capacity: int | None
-    max_capacity: int | None
+    timezone: str = from_config(ScheduledScalingConfig, "timezone")
+    min_capacity: int | None = from_config(ScheduledScalingConfig, "min_capacity")
+    max_capacity: int | None = from_config(ScheduledScalingConfig, "max_capacity")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Autoscaling:
+    """Target-tracking (and scheduled) scaling of a service's desired count."""
+
     min_capacity: int
     max_capacity: int
     # Each target given (None: not on it) is one target-tracking policy.
-    target_cpu_percent: float | None
-    scale_in_cooldown_seconds: int
-    scale_out_cooldown_seconds: int
-    target_memory_percent: float | None = None
-    requests_per_target: int | None = None
+    target_cpu_percent: float | None = from_config(AutoscalingConfig, "target_cpu_percent")
+    scale_in_cooldown_seconds: int = from_config(AutoscalingConfig, "scale_in_cooldown_seconds")
+    scale_out_cooldown_seconds: int = from_config(AutoscalingConfig, "scale_out_cooldown_seconds")
+    target_memory_percent: float | None = from_config(AutoscalingConfig, "target_memory_percent")
+    requests_per_target: int | None = from_config(AutoscalingConfig, "requests_per_target")
     scheduled: list[ScheduledScaling] = field(default_factory=list)
 
 
 @checked
 @dataclass(frozen=True, kw_only=True)
 class FargateServiceArgs:
+    """One Fargate service under CodeDeploy: its task, roles, security group, logs and scaling."""
+
     cluster_arn: pulumi.Input[str]
     cluster_name: str
     service_name: str
@@ -83,19 +93,21 @@ class FargateServiceArgs:
     family: str
     template_family: str
     container: Container
-    cpu: int
-    memory: int
-    desired_count: int
+    cpu: int = from_config(ServiceConfig, "cpu")
+    memory: int = from_config(ServiceConfig, "memory")
+    desired_count: int = from_config(ServiceConfig, "desired_count")
     subnet_ids: list[pulumi.Input[str]]
     target_group_arn: pulumi.Input[str]
     region: str
     account_id: str
-    log_retention_days: int
+    log_retention_days: int = from_config(StackConfig, "log_retention_days")
     # The stack's customer-managed key (kms config); None: AWS-managed encryption.
-    kms_key_arn: pulumi.Input[str] | None
-    health_check_grace_period_seconds: int
-    cpu_architecture: str
-    autoscaling: Autoscaling | None = None
+    kms_key_arn: pulumi.Input[str] | None = from_config(KmsConfig, "key_arn")
+    health_check_grace_period_seconds: int = from_config(
+        ServiceConfig, "health_check_grace_period_seconds"
+    )
+    cpu_architecture: str = from_config(ServiceConfig, "cpu_architecture")
+    autoscaling: Autoscaling | None = from_config(ServiceConfig, "autoscaling")
     # ECR repositories the execution role may pull from (exact ARNs); public images need none.
     image_repository_arns: pulumi.Input[list[str]] | None = None
     # Created before the service: the target group must be attached to a listener first.
@@ -111,7 +123,7 @@ class FargateServiceArgs:
     task_role_arn: pulumi.Input[str] | None = None
     execution_role_arn: pulumi.Input[str] | None = None
     # ECS Exec (enableExecuteCommand config); sessions are logged to the cluster's log group.
-    enable_execute_command: bool = False
+    enable_execute_command: bool = from_config(ServiceConfig, "enable_execute_command")
     exec_log_group_arn: pulumi.Input[str] | None = None
     # For scaling on requests: the load balancer's and both target groups' ARN suffixes
     # (CloudWatch's dimensions); CodeDeploy moves traffic between the two groups.
@@ -204,8 +216,10 @@ class ExecLogging:
 @checked
 @dataclass(frozen=True, kw_only=True)
 class EcsClusterArgs:
+    """The ECS cluster: its name, Container Insights and, when needed, ECS Exec logging."""
+
     cluster_name: str
-    container_insights: bool
+    container_insights: bool = from_config(StackConfig, "container_insights")
     # Given when a service enables ECS Exec: the cluster's executeCommandConfiguration.
     exec_logging: ExecLogging | None = None
     # The Fargate capacity providers when a service uses a strategy (none: launch types only).

@@ -136,6 +136,8 @@ def function_arn(region: str, account_id: str, function_name: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class ValidationHookArgs:
+    """The AfterAllowTestTraffic Lambda: what it probes through the test listener, from where."""
+
     function_name: str
     probes: list[ServiceProbe]
     test_url: pulumi.Input[str]

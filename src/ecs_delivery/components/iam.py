@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
@@ -225,4 +226,26 @@ def use_connection_statement(connection_arn: pulumi.Input[str], sid: str) -> dic
         "Effect": "Allow",
         "Action": ["codeconnections:UseConnection", "codestar-connections:UseConnection"],
         "Resource": connection_arn,
+    }
+
+
+def deployment_configs_statement(
+    names: Sequence[pulumi.Input[str]], *, region: str, account_id: str
+) -> dict[str, Any]:
+    """GetDeploymentConfig on exactly the configurations the stack's groups use (CreateDeployment
+    checks it on the group's), each named once. The deployer, the pipeline's deploy role and
+    the release steps all hold this one statement."""
+
+    def arns(values: Sequence[str]) -> list[str]:
+        return [
+            naming.arn("codedeploy", f"deploymentconfig:{c}", region=region, account=account_id)
+            for c in sorted(set(values))
+        ]
+
+    plain = all(isinstance(n, str) for n in names)
+    return {
+        "Sid": "DeploymentConfigs",
+        "Effect": "Allow",
+        "Action": "codedeploy:GetDeploymentConfig",
+        "Resource": arns(names) if plain else pulumi.Output.all(*names).apply(arns),  # type: ignore[arg-type]
     }

@@ -111,6 +111,8 @@ def via_s3_statement(key_arn: pulumi.Input[str], *, region: str, sid: str) -> di
 
 @dataclass(frozen=True, kw_only=True)
 class StackKeyArgs:
+    """The stack's customer-managed KMS key (kms.create): its alias and where it lives."""
+
     alias: str
     region: str
     account_id: str

@@ -8,7 +8,13 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components.access_logs import ALB_ACCESS_PREFIX, ALB_CONNECTION_PREFIX, AccessLogs
-from ecs_delivery.components.args import checked
+from ecs_delivery.components.args import checked, from_config
+from ecs_delivery.components.config import (
+    HealthCheckConfig,
+    LoadBalancerConfig,
+    RoutingConfig,
+    ServiceConfig,
+)
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 WORLD = "0.0.0.0/0"
@@ -17,12 +23,14 @@ WORLD = "0.0.0.0/0"
 @checked
 @dataclass(frozen=True, kw_only=True)
 class HealthCheck:
-    path: str
-    matcher: str
-    interval_seconds: int
-    timeout_seconds: int
-    healthy_threshold: int
-    unhealthy_threshold: int
+    """The target groups' health check of one service (services.<name>.healthCheck)."""
+
+    path: str = from_config(HealthCheckConfig, "path")
+    matcher: str = from_config(HealthCheckConfig, "matcher")
+    interval_seconds: int = from_config(HealthCheckConfig, "interval_seconds")
+    timeout_seconds: int = from_config(HealthCheckConfig, "timeout_seconds")
+    healthy_threshold: int = from_config(HealthCheckConfig, "healthy_threshold")
+    unhealthy_threshold: int = from_config(HealthCheckConfig, "unhealthy_threshold")
 
 
 @checked
@@ -32,10 +40,10 @@ class ServiceRoute:
 
     name: str
     port: int
-    health_check: HealthCheck
-    deregistration_delay_seconds: int
+    health_check: HealthCheck = from_config(ServiceConfig, "health_check", HealthCheck)
+    deregistration_delay_seconds: int = from_config(ServiceConfig, "deregistration_delay_seconds")
     path_patterns: list[str]
-    host_headers: list[str]
+    host_headers: list[str] = from_config(RoutingConfig, "host_headers")
     priority: int
 
 
@@ -68,6 +76,8 @@ def arn_suffix(load_balancer_arn: pulumi.Input[str]) -> pulumi.Output[str]:
 @checked
 @dataclass(frozen=True, kw_only=True)
 class LoadBalancerArgs:
+    """The ALB with its production and test listeners and each service's blue/green target groups."""
+
     vpc_id: pulumi.Input[str]
     services: list[ServiceRoute]
     # Bring your own: an existing ALB and listeners (None: the component creates them). Then
@@ -77,22 +87,22 @@ class LoadBalancerArgs:
     vpc_cidr: pulumi.Input[str] | None = None
     public_subnet_ids: list[pulumi.Input[str]] = field(default_factory=list)
     # An ARN, or a CertificateValidation's output so the HTTPS listeners wait for issuance.
-    certificate_arn: pulumi.Input[str] | None = None
-    ssl_policy: str
-    test_listener_port: int
-    test_listener_cidrs: list[str] = field(default_factory=list)
+    certificate_arn: pulumi.Input[str] | None = from_config(LoadBalancerConfig, "certificate_arn")
+    ssl_policy: str = from_config(LoadBalancerConfig, "ssl_policy")
+    test_listener_port: int = from_config(LoadBalancerConfig, "test_listener_port")
+    test_listener_cidrs: list[str] = from_config(LoadBalancerConfig, "test_listener_cidrs")
     # The VPC's NAT addresses, so probes from inside the VPC (the validation hook) get in.
     test_listener_nat_ips: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     # A name covered by the certificate that resolves to this load balancer (HTTPS test URL).
-    domain_name: str | None = None
-    deletion_protection: bool
-    idle_timeout_seconds: int
+    domain_name: str | None = from_config(LoadBalancerConfig, "domain_name")
+    deletion_protection: bool = from_config(LoadBalancerConfig, "deletion_protection")
+    idle_timeout_seconds: int = from_config(LoadBalancerConfig, "idle_timeout_seconds")
     # Access and connection logs (accessLogs config); None: none.
     access_logs: AccessLogs | None
     # Internal: in `private_subnet_ids`, production listeners open to `client_cidrs` only.
-    internal: bool
+    internal: bool = from_config(LoadBalancerConfig, "internal")
     private_subnet_ids: list[pulumi.Input[str]] = field(default_factory=list)
-    client_cidrs: list[str]
+    client_cidrs: list[str] = from_config(LoadBalancerConfig, "client_cidrs")
     tags: dict[str, str] = field(default_factory=dict)
 
 

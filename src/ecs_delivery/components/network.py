@@ -10,7 +10,8 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam
-from ecs_delivery.components.args import checked
+from ecs_delivery.components.args import checked, from_config
+from ecs_delivery.components.config import KmsConfig, NetworkConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 # Interface endpoints that Fargate tasks in private subnets need when there is no NAT.
@@ -22,13 +23,13 @@ _PRIVATE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "ssm")
 class NetworkArgs:
     """What the network needs: CIDR, zone names, NAT policy and flow-log retention."""
 
-    cidr: str
+    cidr: str = from_config(NetworkConfig, "cidr")
     availability_zones: list[str]
-    nat_gateways: Literal["none", "single", "perAz"]
-    flow_log_retention_days: int
+    nat_gateways: Literal["none", "single", "perAz"] = from_config(NetworkConfig, "nat_gateways")
+    flow_log_retention_days: int = from_config(NetworkConfig, "flow_log_retention_days")
     region: str
     # The stack's customer-managed key (kms config); None: AWS-managed encryption.
-    kms_key_arn: pulumi.Input[str] | None
+    kms_key_arn: pulumi.Input[str] | None = from_config(KmsConfig, "key_arn")
     # Without NAT: the interface endpoints to create (None: the ones Fargate tasks need).
     interface_endpoints: list[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)

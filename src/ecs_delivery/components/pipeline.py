@@ -41,8 +41,6 @@ import pulumi_aws as aws
 
 from ecs_delivery.components import buildspec as specs
 from ecs_delivery.components import codebuild, iam, naming
-from ecs_delivery.components.codebuild import environment_type  # noqa: F401 (config imports it here)
-from ecs_delivery.components.codedeploy import deployment_configs_statement
 from ecs_delivery.components.codepipeline import (
     SOURCE_ARTIFACT,
     Action,
@@ -252,7 +250,7 @@ def deploy_role_statements(
             ],
             "Resource": arn("codedeploy", f"application:{application_name}"),
         },
-        deployment_configs_statement(deployment_configs, region=region, account_id=account_id),
+        iam.deployment_configs_statement(deployment_configs, region=region, account_id=account_id),
     ]
 
 
@@ -372,6 +370,8 @@ def _kms_statement(kms_key_arn: pulumi.Input[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class DeliveryPipelineArgs:
+    """The stack's CodePipeline: source or upstream promotion, build, deploy, approval, promote."""
+
     pipeline_name: str
     # CodeBuild projects: Build (first env) or Validate (downstream), Deploy, Publish.
     project_name: str

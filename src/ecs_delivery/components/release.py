@@ -20,14 +20,21 @@ import pulumi_aws as aws
 
 from ecs_delivery.components import iam, kms, lambda_package, naming
 from ecs_delivery.components.access_logs import AccessLogs
+from ecs_delivery.components.args import from_config
 from ecs_delivery.components.artifacts import (
     ArtifactBucket,
     ArtifactBucketArgs,
     pipeline_artifact_prefix,
 )
 from ecs_delivery.components.codebuild import BuildSettings
-from ecs_delivery.components.codedeploy import deployment_configs_statement
 from ecs_delivery.components.codepipeline import PipelineWiringError, SourceSettings
+from ecs_delivery.components.config import (
+    KmsConfig,
+    PipelineConfig,
+    ReleaseConfig,
+    StackConfig,
+    TeardownConfig,
+)
 from ecs_delivery.components.deployer import END_TERMINATION_WAIT_ACTION, revision_documents
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.components.release_pipeline import ReleasePipelineArgs, create_release_pipeline
@@ -73,32 +80,34 @@ STEP_MODULES = (
 
 @dataclass(frozen=True, kw_only=True)
 class ReleaseArgs:
+    """Whole-release rollouts: the state bucket, the release steps, the state machine, its pipeline."""
+
     project: str
     stack: str
     region: str
     account_id: str
     inventory: dict[str, Any]
     source: SourceSettings
-    manifest_path: str
-    max_parallel: int
-    poll_seconds: int
-    deployment_timeout_minutes: int
+    manifest_path: str = from_config(ReleaseConfig, "manifest_path")
+    max_parallel: int = from_config(ReleaseConfig, "max_parallel")
+    poll_seconds: int = from_config(ReleaseConfig, "poll_seconds")
+    deployment_timeout_minutes: int = from_config(ReleaseConfig, "deployment_timeout_minutes")
     cluster_arn: str
     # The groups' deployment configuration names (delivery.deployment_configs).
     deployment_configs: list[str]
     # Roles the engine passes when it registers revisions / updates schedule targets.
     task_role_arns: list[pulumi.Input[str]]
     scheduler_role_arns: list[pulumi.Input[str]]
-    log_retention_days: int
+    log_retention_days: int = from_config(StackConfig, "log_retention_days")
     # The stack's customer-managed key (kms config); None: AWS-managed encryption.
-    kms_key_arn: pulumi.Input[str] | None
+    kms_key_arn: pulumi.Input[str] | None = from_config(KmsConfig, "key_arn")
     # Server access logs of the state bucket (accessLogs config); None: none.
     access_logs: AccessLogs | None
     # `pulumi destroy` deletes the release states too (teardown.forceDestroy).
-    force_destroy: bool
+    force_destroy: bool = from_config(TeardownConfig, "force_destroy")
     # The Validate step's CodeBuild environment (pipeline.buildImage, buildComputeType).
-    build_image: str
-    build_compute_type: str
+    build_image: str = from_config(PipelineConfig, "build_image")
+    build_compute_type: str = from_config(PipelineConfig, "build_compute_type")
     tags: dict[str, str] = field(default_factory=dict)
     # deployment.onTerminationWait == "end": the steps end another deployment's termination
     # wait that holds a group (ContinueDeployment is granted only then).
@@ -341,7 +350,7 @@ class Release(pulumi.ComponentResource):
                         for app in applications
                     ],
                 },
-                deployment_configs_statement(
+                iam.deployment_configs_statement(
                     self._args.deployment_configs, region=region, account_id=account
                 ),
             ]

@@ -64,6 +64,8 @@ def validate_buildspec(
 
 @dataclass(frozen=True, kw_only=True)
 class ReleasePipelineArgs:
+    """The release pipeline: manifest source, Validate, one approval, the release state machine."""
+
     # The state machine's name, which the pipeline shares.
     name: str
     stack: str

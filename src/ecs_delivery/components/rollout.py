@@ -12,6 +12,8 @@ import pulumi
 import pulumi.dynamic
 from pulumi.dynamic.dynamic import PROVIDER_KEY
 
+from ecs_delivery.components.args import from_config
+from ecs_delivery.components.config import DeploymentConfig
 from ecs_delivery.runtime import codedeploy as cd
 from ecs_delivery.runtime.aws import client, session
 from ecs_delivery.runtime.live import strategy
@@ -84,8 +86,8 @@ class ServiceRolloutArgs:
     promotion: dict[str, Any] | None = None
     # Lambda run after test traffic is allowed (AfterAllowTestTraffic), as in the pipeline's.
     validation_hook: str | None = None
-    wait: bool = True
-    timeout_minutes: int = 60
+    wait: bool = from_config(DeploymentConfig, "wait")
+    timeout_minutes: int = from_config(DeploymentConfig, "timeout_minutes")
     # End a deployment of the group still in its termination wait instead of waiting for it.
     end_termination_wait: bool = False
     profile: str | None = None

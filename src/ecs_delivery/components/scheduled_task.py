@@ -8,8 +8,14 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, naming
-from ecs_delivery.components.args import checked
+from ecs_delivery.components.args import checked, from_config
 from ecs_delivery.components.codedeploy import pass_role_statement
+from ecs_delivery.components.config import (
+    KmsConfig,
+    ScheduledTaskConfig,
+    ServiceConfig,
+    StackConfig,
+)
 from ecs_delivery.components.fargate_service import create_task_egress, missing_network_inputs
 from ecs_delivery.components.images import TASK_TAG
 from ecs_delivery.components.naming import TYPE_PREFIX
@@ -19,22 +25,24 @@ from ecs_delivery.components.task_definition import Container, TaskOwner
 @checked
 @dataclass(frozen=True, kw_only=True)
 class ScheduledTaskArgs:
+    """A task run on a schedule by EventBridge Scheduler: its task definition, roles and rule."""
+
     task_name: str
     family: str
     container: Container
-    cpu: int
-    memory: int
+    cpu: int = from_config(ScheduledTaskConfig, "cpu")
+    memory: int = from_config(ScheduledTaskConfig, "memory")
     schedule: str
-    timezone: str
-    enabled: bool
-    retry_attempts: int
+    timezone: str = from_config(ScheduledTaskConfig, "timezone")
+    enabled: bool = from_config(ScheduledTaskConfig, "enabled")
+    retry_attempts: int = from_config(ScheduledTaskConfig, "retry_attempts")
     cluster_arn: pulumi.Input[str]
     subnet_ids: list[pulumi.Input[str]]
     region: str
     account_id: str
-    log_retention_days: int
+    log_retention_days: int = from_config(StackConfig, "log_retention_days")
     # The stack's customer-managed key (kms config); None: AWS-managed encryption.
-    kms_key_arn: pulumi.Input[str] | None
+    kms_key_arn: pulumi.Input[str] | None = from_config(KmsConfig, "key_arn")
     image_repository_arns: pulumi.Input[list[str]] | None = None
     # Bring your own (each None: the task creates it); see FargateServiceArgs. Without
     # security_group_ids the task's own group needs the VPC and its CIDR.
@@ -45,7 +53,7 @@ class ScheduledTaskArgs:
     execution_role_arn: pulumi.Input[str] | None = None
     # The image's CPU: a task that follows a service runs that service's image, so its
     # architecture (an ARM64 image on an X86_64 task does not start).
-    cpu_architecture: str
+    cpu_architecture: str = from_config(ServiceConfig, "cpu_architecture")
     tags: dict[str, str] = field(default_factory=dict)
 
 

@@ -11,7 +11,9 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, naming
-from ecs_delivery.components.args import checked
+from ecs_delivery.components.args import checked, from_config
+from ecs_delivery.components.config import ContainerConfig, ServiceConfig
+from ecs_delivery.components.config.services import ContainerHealthCheckConfig, EfsVolumeConfig
 
 ECR_PULL_ACTIONS = [
     "ecr:BatchCheckLayerAvailability",
@@ -25,10 +27,10 @@ class ContainerHealthCheck:
     """ECS's container health check (containerHealthCheck config)."""
 
     command: list[str]
-    interval_seconds: int
-    timeout_seconds: int
-    retries: int
-    start_period_seconds: int
+    interval_seconds: int = from_config(ContainerHealthCheckConfig, "interval_seconds")
+    timeout_seconds: int = from_config(ContainerHealthCheckConfig, "timeout_seconds")
+    retries: int = from_config(ContainerHealthCheckConfig, "retries")
+    start_period_seconds: int = from_config(ContainerHealthCheckConfig, "start_period_seconds")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,13 +39,15 @@ class EfsVolume:
 
     file_system_id: str
     container_path: str
-    read_only: bool
-    transit_encryption: bool
-    iam_authorization: bool
-    access_point_id: str | None = None
-    root_directory: str = "/"
+    read_only: bool = from_config(EfsVolumeConfig, "read_only")
+    transit_encryption: bool = from_config(EfsVolumeConfig, "transit_encryption")
+    iam_authorization: bool = from_config(EfsVolumeConfig, "iam_authorization")
+    access_point_id: str | None = from_config(EfsVolumeConfig, "access_point_id")
+    root_directory: str = from_config(EfsVolumeConfig, "root_directory")
     # Given: FargateService admits NFS from its tasks into this group.
-    mount_target_security_group_id: str | None = None
+    mount_target_security_group_id: str | None = from_config(
+        EfsVolumeConfig, "mount_target_security_group_id"
+    )
 
     @property
     def volume_name(self) -> str:
@@ -58,17 +62,19 @@ class Container:
     name: str
     image: pulumi.Input[str]
     port: int
-    environment: dict[str, str] = field(default_factory=dict)
-    secrets: dict[str, str] = field(default_factory=dict)
-    # Hardening is stated by the caller (config owns the secure defaults: read-only, uid 1000).
-    readonly_root_filesystem: bool
-    user: str | None
-    writable_paths: list[str] = field(default_factory=lambda: ["/tmp"])
-    command: list[str] | None = None
+    environment: dict[str, str] = from_config(ContainerConfig, "environment")
+    secrets: dict[str, str] = from_config(ContainerConfig, "secrets")
+    # Hardening defaults are the config's secure ones (read-only root, uid 1000).
+    readonly_root_filesystem: bool = from_config(ContainerConfig, "readonly_root_filesystem")
+    user: str | None = from_config(ContainerConfig, "user")
+    writable_paths: list[str] = from_config(ServiceConfig, "writable_paths")
+    command: list[str] | None = from_config(ServiceConfig, "command")
     # Set only while the container runs its bootstrap image (components/bootstrap.py).
     entry_point: list[str] | None = None
     docker_labels: dict[str, str] = field(default_factory=dict)
-    health_check: ContainerHealthCheck | None = None
+    health_check: ContainerHealthCheck | None = from_config(
+        ContainerConfig, "container_health_check"
+    )
     efs_volumes: list[EfsVolume] = field(default_factory=list)
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from ecs_delivery.components.args import from_config
+from ecs_delivery.components.config import WafConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 # AWS managed rule groups of the baseline, by priority (about 925 of a web ACL's 1500 WCUs).
@@ -25,11 +27,13 @@ class Baseline:
     """The web ACL to create: its physical name and the per-IP limit per 5 minutes."""
 
     name: str
-    rate_limit: int
+    rate_limit: int = from_config(WafConfig, "rate_limit")
 
 
 @dataclass(frozen=True, kw_only=True)
 class WebFirewallArgs:
+    """The load balancer's web ACL: an existing one associated, or a baseline created."""
+
     load_balancer_arn: pulumi.Input[str]
     # Exactly one: an existing regional web ACL, or a baseline to create.
     web_acl_arn: str | None = None

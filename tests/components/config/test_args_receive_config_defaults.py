@@ -1,12 +1,15 @@
-"""Args fields the program fills from config have no default of their own: config owns it."""
+"""Args fields the program fills from config default to the config model's own default (read
+from the model, never restated), or have none where the program derives the value."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
 from ecs_delivery.components.access_logs import LogBucketArgs
+from ecs_delivery.components.args import from_config, mirrored
 from ecs_delivery.components.artifacts import ArtifactBucketArgs
 from ecs_delivery.components.codedeploy import AlarmSettings, CodeDeploymentArgs
 from ecs_delivery.components.deployer import DeployerAccessArgs
@@ -20,6 +23,7 @@ from ecs_delivery.components.release import ReleaseArgs
 from ecs_delivery.components.scheduled_task import ScheduledTaskArgs
 from ecs_delivery.components.task_definition import Container
 from ecs_delivery.components.waf import Baseline
+from tools import config_docs
 
 CONFIG_OWNED = {
     Container: ["readonly_root_filesystem", "user"],
@@ -58,13 +62,59 @@ CONFIG_OWNED = {
 }  # fmt: skip
 
 
+def _default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def _has_default(field: dataclasses.Field) -> bool:
+    return (
+        field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+    )
+
+
 @pytest.mark.parametrize("cls", list(CONFIG_OWNED), ids=lambda c: c.__name__)
-def test_config_owned_fields_have_no_component_default(cls):
+def test_config_owned_fields_restate_no_default(cls):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     restated = [
         name
         for name in CONFIG_OWNED[cls]
-        if fields[name].default is not dataclasses.MISSING
-        or fields[name].default_factory is not dataclasses.MISSING
+        if _has_default(fields[name]) and mirrored(fields[name]) is None
     ]
     assert restated == [], f"{cls.__name__} restates config defaults for {restated}"
+
+
+@pytest.mark.parametrize("cls", config_docs.args_classes(), ids=lambda c: c.__name__)
+def test_every_mirrored_default_is_the_config_models(cls):
+    for field in dataclasses.fields(cls):
+        if (source := mirrored(field)) is None:
+            continue
+        model, name = source
+        expected = model.model_fields[name].get_default(call_default_factory=True)
+        got = _default(field)
+        if dataclasses.is_dataclass(got):  # a nested Args class mirrors a nested model
+            got, expected = dataclasses.asdict(got), expected.model_dump()
+        assert got == expected, f"{cls.__name__}.{field.name}: {got!r} != {model.__name__}.{name}"
+
+
+def test_a_library_user_gets_the_secure_container_defaults():
+    container = Container(name="web", image="nginx", port=8080)
+    assert (container.readonly_root_filesystem, container.user) == (True, "1000")
+    assert container.writable_paths == ["/tmp"]
+    assert container.writable_paths is not Container(name="a", image="b", port=1).writable_paths
+
+
+def test_a_nested_default_is_built_from_its_args_class():
+    alarms = dataclasses.fields(CodeDeploymentArgs)
+    field = next(f for f in alarms if f.name == "alarms")
+    assert field.default_factory() == AlarmSettings()
+
+
+def test_a_setting_without_a_default_cannot_be_mirrored():
+    from ecs_delivery.components.config import ServiceConfig
+
+    with pytest.raises(TypeError, match=r"^ServiceConfig.container_port has no default to mirror$"):
+        from_config(ServiceConfig, "container_port")
+    with pytest.raises(TypeError, match=r"^ServiceConfig.health_check is a model: give the Args"):
+        from_config(ServiceConfig, "health_check")

@@ -43,7 +43,7 @@ def build_arch_problems(
     services: dict[str, ServiceConfig], pipeline: PipelineConfig, upstream_stack: str | None
 ) -> list[tuple[str, str]]:
     """The first environment builds every service's images on `pipeline.buildImage`."""
-    from ecs_delivery.components.pipeline import environment_type
+    from ecs_delivery.components.codebuild import environment_type
 
     if upstream_stack:  # a downstream stack builds nothing
         return []
