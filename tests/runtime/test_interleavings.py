@@ -275,21 +275,30 @@ def run_interleaving(schedule: str, scenario: Scenario) -> Outcome:
             images = {CONTAINER: scenario.promoted} if scenario.promoted else {}
             rollout(ecs, codedeploy, _request(template, images), sleep=lambda _s: None)
 
-        def actor(name: str, body):
-            def run() -> None:
-                try:
-                    body()
-                except BaseException as error:  # problems() tells a clear refusal from a bug
-                    outcome.errors[name] = error
-
-            return run
-
-        scheduler.run({"P": actor("P", pipeline), "U": actor("U", pulumi_up)})
-        assert world.running() == world.primary, "ECS runs what the simulated CodeDeploy did not"
-        final = world.describe(world.primary)
-        outcome.final_memory = final["memory"]
-        outcome.final_image = images_of(final)[CONTAINER]
+        scheduler.run({"P": actor(outcome, "P", pipeline), "U": actor(outcome, "U", pulumi_up)})
+        settle(world, outcome)
     return outcome
+
+
+def actor(outcome: Outcome, name: str, body):
+    """`body` as a scheduled actor: what it raises is recorded (problems() tells a clear
+    refusal from a bug)."""
+
+    def run() -> None:
+        try:
+            body()
+        except BaseException as error:
+            outcome.errors[name] = error
+
+    return run
+
+
+def settle(world: World, outcome: Outcome) -> None:
+    """Record what runs at the end of a run (and that ECS agrees with the simulator)."""
+    assert world.running() == world.primary, "ECS runs what the simulated CodeDeploy did not"
+    final = world.describe(world.primary)
+    outcome.final_memory = final["memory"]
+    outcome.final_image = images_of(final)[CONTAINER]
 
 
 @dataclass(frozen=True)

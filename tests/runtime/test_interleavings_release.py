@@ -38,7 +38,6 @@ from ecs_delivery.runtime.release.steps import (
     update_tasks_step,
 )
 from ecs_delivery.runtime.rollout import rollout
-from ecs_delivery.runtime.taskdef import images_of
 
 from .test_interleavings import (
     ACTORS,
@@ -58,7 +57,9 @@ from .test_interleavings import (
     World,
     _request,
     _spec,
+    actor,
     schedules,
+    settle,
 )
 
 BUCKET = "releases"
@@ -185,20 +186,13 @@ def run_release_interleaving(schedule: str, scenario: ReleaseScenario) -> Releas
                 request = _request(template)
             rollout(ecs, codedeploy, request, sleep=lambda _s: None)
 
-        def actor(name: str, body):
-            def run() -> None:
-                try:
-                    body()
-                except BaseException as error:
-                    outcome.errors[name] = error
-
-            return run
-
-        scheduler.run({"R": actor("R", release), scenario.other: actor(scenario.other, other)})
-        assert world.running() == world.primary, "ECS runs what the simulated CodeDeploy did not"
-        final = world.describe(world.primary)
-        outcome.final_memory = final["memory"]
-        outcome.final_image = images_of(final)[CONTAINER]
+        scheduler.run(
+            {
+                "R": actor(outcome, "R", release),
+                scenario.other: actor(outcome, scenario.other, other),
+            }
+        )
+        settle(world, outcome)
     return outcome
 
 

@@ -303,14 +303,18 @@ def wait_for_deployment(
     return info
 
 
-def shipped(info: Mapping[str, Any]) -> bool:
-    """Production traffic runs the new revision: Succeeded, or still InProgress only because
-    the original task set waits out `terminationWaitMinutes` before CodeDeploy deletes it
-    (`instanceTerminationWaitTimeStarted`). The group stays locked until that wait ends."""
-    status = info.get("status")
-    return status == "Succeeded" or (
-        status in IN_PROGRESS_STATUSES and bool(info.get("instanceTerminationWaitTimeStarted"))
+def in_termination_wait(info: Mapping[str, Any]) -> bool:
+    """Traffic has shifted and the original task set waits out `terminationWaitMinutes`
+    before CodeDeploy deletes it (`instanceTerminationWaitTimeStarted`); the group stays
+    locked until that wait ends."""
+    return info.get("status") in IN_PROGRESS_STATUSES and bool(
+        info.get("instanceTerminationWaitTimeStarted")
     )
+
+
+def shipped(info: Mapping[str, Any]) -> bool:
+    """Production traffic runs the new revision: Succeeded, or in its termination wait."""
+    return info.get("status") == "Succeeded" or in_termination_wait(info)
 
 
 def only_termination_waits(
@@ -326,7 +330,7 @@ def only_termination_waits(
         info = call_with_backoff(
             codedeploy.get_deployment, deploymentId=deployment_id, sleep=sleep
         )["deploymentInfo"]
-        if not shipped(info) or info.get("status") == "Succeeded":
+        if not in_termination_wait(info):
             return False
         if any(prefix and str(info.get("description", "")).startswith(prefix) for prefix in ours):
             return False

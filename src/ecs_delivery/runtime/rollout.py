@@ -231,13 +231,11 @@ def _wait_for_others(
     """Another deployment holds the group: wait for it (wait=True), else refuse naming it;
     with `end_termination_wait`, end the waits of deployments that have shipped first (also
     with wait=False: only waits that can be ended now, never another's traffic shift)."""
-    ours = (request.description_prefix or "",)
-    endable = (
+    if not request.wait and not (
         request.end_termination_wait
         and request.own_deployment not in busy
-        and cd.only_termination_waits(codedeploy, busy, ours, sleep)
-    )
-    if not request.wait and not endable:
+        and cd.only_termination_waits(codedeploy, busy, (request.description_prefix or "",), sleep)
+    ):
         raise cd.DeploymentInProgressError(request.application, request.deployment_group, busy)
     for deployment_id in busy:
         if request.end_termination_wait:

@@ -13,7 +13,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ecs_delivery.runtime import codedeploy as cd
 from ecs_delivery.runtime.aws import chunks, is_throttling
 from ecs_delivery.runtime.codedeploy import IN_PROGRESS_STATUSES, validation_hooks
 from ecs_delivery.runtime.release.engine_types import EngineConfig, Event, _Aborted
@@ -161,14 +160,6 @@ class EngineCore:
             clock=self.aws.clock.time,
             register=register,
             before_deploy=before_deploy,
-        )
-
-    def _only_termination_waits(self, name: str, holding: list[str]) -> bool:
-        """With `end`: every deployment holding the group is another deployer's that has
-        shipped and only waits out its termination wait (the core then ends them)."""
-        ours = (self._marker("release", name), self._marker("rollback", name))
-        return self.config.end_termination_wait and cd.only_termination_waits(
-            self.aws.clients.codedeploy, holding, ours, self.aws.clock.sleep
         )
 
     def _get_deployments(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -341,7 +341,11 @@ class RollbackSteps(EngineCore):
         holding = cd.in_progress_deployments(
             self.aws.clients.codedeploy, target.codedeploy_application, target.codedeploy_group
         )
-        return bool(holding) and not self._only_termination_waits(name, holding)
+        if not holding or not self.config.end_termination_wait:
+            return bool(holding)
+        ours = (self._marker("release", name), self._marker("rollback", name))
+        codedeploy, sleep = self.aws.clients.codedeploy, self.aws.clock.sleep
+        return not cd.only_termination_waits(codedeploy, holding, ours, sleep)
 
     def _image_or_none(self, arn: str | None, container: str) -> str | None:
         if arn is None:

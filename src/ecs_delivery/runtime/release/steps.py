@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -64,11 +65,10 @@ class StepContext:
     aws: Aws
     bucket: str
     config: EngineConfig
-    definitions: TaskDefinitions = field(default=None)  # type: ignore[assignment]
 
-    def __post_init__(self) -> None:
-        if self.definitions is None:
-            object.__setattr__(self, "definitions", TaskDefinitions(self.aws))
+    @cached_property
+    def definitions(self) -> TaskDefinitions:
+        return TaskDefinitions(self.aws)
 
     def engine(self, release: str, runner: Runner | None = None) -> ReleaseEngine:
         store = StateStore(self.aws.clients.s3, self.bucket, release, self.aws.clock)
