@@ -425,6 +425,16 @@ def test_the_steps_end_a_termination_wait_only_when_their_environment_says_true(
         ("start_service", {"release_id": "dev-r1", "service": 3}, "event.service: give a name"),
         ("poll_service", [], "event: expected a JSON object"),
         ("rollback_poll", {"release_id": ""}, "event.release_id: give a name"),
+        (
+            "poll_service",
+            {"release_id": "dev-r1", "service": "web", "runner": "x", "lease_seconds": "nan"},
+            "event.lease_seconds: nan is not a finite number",
+        ),
+        (
+            "update_tasks",
+            {"release_id": "dev-r1", "runner": "", "lease_seconds": 660},
+            "event.runner: give a name",
+        ),
     ],
 )
 def test_a_step_event_without_its_fields_is_refused_naming_the_field(
