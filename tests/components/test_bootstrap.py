@@ -132,8 +132,12 @@ def test_a_service_with_a_release_drops_the_bootstrap_entry_point():
     plan = make_plan("dev", environment=_live(live))
     assert "entryPoint" not in _definition(plan, "web")
     assert "dockerLabels" not in _definition(plan, "web")
+    # A new task following a running service starts on its image (the rollout's initial
+    # image), so its template carries no bootstrap entry point either.
     task = _definition(plan, "task-nightly-report")
-    assert task["image"] == live["api"] and "entryPoint" not in task
+    assert "entryPoint" not in task and "dockerLabels" not in task
+    rollout = plan.named("pulumi-python:dynamic/rollout:TaskRollout", "task-nightly-report-rollout")
+    assert rollout.inputs["initial_images"] == {"nightly-report": live["api"]}
 
 
 def test_a_service_still_on_its_bootstrap_image_keeps_serving_its_health_check():

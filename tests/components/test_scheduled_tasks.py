@@ -8,6 +8,8 @@ from tests.conftest import make_plan, upstream_outputs
 from tests.support.registrations import containers, inputs, policy
 
 TASK = "task-nightly-report"
+ROLLOUT = "pulumi-python:dynamic/rollout:TaskRollout"
+BOOTSTRAP = "public.ecr.aws/docker/library/busybox:1.36"
 API_LIVE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/ecs-delivery-dev/api@sha256:" + "2" * 64
 
 
@@ -25,10 +27,26 @@ def test_schedule_runs_the_task_on_the_cluster_in_private_subnets_without_a_publ
         "securityGroups": [f"{TASK}-task-id"],
         "assignPublicIp": False,
     }
+    # The family, not a revision: each run starts the newest revision, which only deployers
+    # (the task's rollout among them) register, so Pulumi never names or reverts one.
     assert (
         ecs["taskDefinitionArn"]
-        == "arn:aws:ecs:eu-west-1:123456789012:task-definition/ecs-delivery-dev-nightly-report:1"
+        == "arn:aws:ecs:eu-west-1:123456789012:task-definition/ecs-delivery-dev-nightly-report"
     )
+
+
+def test_the_template_lives_outside_the_family_its_schedule_runs(dev_plan):
+    template = inputs(dev_plan, "aws:ecs/taskDefinition:TaskDefinition", TASK)
+    assert template["family"] == "ecs-delivery-dev-nightly-report-template"
+    rollout = dev_plan.named(ROLLOUT, f"{TASK}-rollout")
+    assert rollout.inputs["family"] == "ecs-delivery-dev-nightly-report"
+    assert rollout.inputs["template_arn"] == (
+        "arn:aws:ecs:eu-west-1:123456789012:task-definition/"
+        "ecs-delivery-dev-nightly-report-template:1"
+    )
+    assert rollout.inputs["schedule"] == "default/ecs-delivery-dev-nightly-report"
+    schedule = dev_plan.named("aws:scheduler/schedule:Schedule", TASK)
+    assert rollout.urn in schedule.options["dependsOn"]
 
 
 def test_task_container_runs_its_command_listens_on_no_port_and_reads_secrets_by_arn(dev_plan):
@@ -73,13 +91,30 @@ def test_scheduler_role_runs_only_this_family_and_passes_only_the_task_roles_to_
     assert trust["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
 
 
-def test_a_task_that_follows_a_service_takes_the_services_live_image():
+def test_a_new_task_that_follows_a_service_starts_on_the_services_live_image():
     plan = make_plan("dev", environment={"services": {"api": {"containers": {"api": API_LIVE}}}})
-    assert containers(plan, TASK)[0]["image"] == API_LIVE
-    assert (
-        plan.outputs["imageResolution"]["nightly-report"]["nightly-report"]["source"]
-        == "follows api (live)"
-    )
+    # The template declares no live image (a ship must change no input); the first revision
+    # of the new family takes what the service runs.
+    assert containers(plan, TASK)[0]["image"] == BOOTSTRAP
+    rollout = plan.named(ROLLOUT, f"{TASK}-rollout").inputs
+    assert rollout["initial_images"] == {"nightly-report": API_LIVE}
+    assert rollout["pinned_images"] == {} and "promotion" not in rollout
+    resolution = plan.outputs["imageResolution"]["nightly-report"]["nightly-report"]
+    assert resolution == {"now": None, "after": API_LIVE, "source": "follows api (live)"}
+
+
+def test_an_existing_task_that_follows_a_service_keeps_what_it_runs():
+    task_image = API_LIVE.replace("2" * 64, "3" * 64)
+    environment = {
+        "services": {"api": {"containers": {"api": API_LIVE}}},
+        "scheduledTasks": {"nightly-report": {"containers": {"nightly-report": task_image}}},
+    }
+    plan = make_plan("dev", environment=environment)
+    rollout = plan.named(ROLLOUT, f"{TASK}-rollout").inputs
+    assert containers(plan, TASK)[0]["image"] == BOOTSTRAP
+    assert rollout["initial_images"] == {} and rollout["pinned_images"] == {}
+    resolution = plan.outputs["imageResolution"]["nightly-report"]["nightly-report"]
+    assert (resolution["now"], resolution["after"]) == (task_image, task_image)
 
 
 def test_a_task_that_follows_a_service_moves_with_a_promotion():
@@ -94,6 +129,10 @@ def test_a_task_that_follows_a_service_moves_with_a_promotion():
     plan = make_plan("prod", environment=environment, overrides={"promoteRelease": "3f9c2a1"})
     assert containers(plan, TASK)[0]["image"] == upstream
     assert containers(plan, "api")[0]["image"] == upstream
+    assert plan.named(ROLLOUT, f"{TASK}-rollout").inputs["promotion"] == {
+        "release": "3f9c2a1",
+        "images": {"nightly-report": upstream},
+    }
 
 
 def test_an_independent_task_keeps_its_live_image():
@@ -108,7 +147,9 @@ def test_an_independent_task_keeps_its_live_image():
         environment={"scheduledTasks": {"cleanup": {"containers": {"cleanup": task_image}}}},
         overrides=overrides,
     )
-    assert containers(plan, "task-cleanup")[0]["image"] == task_image
+    assert containers(plan, "task-cleanup")[0]["image"] == BOOTSTRAP  # never what runs
+    resolution = plan.outputs["imageResolution"]["cleanup"]["cleanup"]
+    assert resolution == {"now": task_image, "after": task_image, "source": "live"}
     fresh = make_plan("dev", overrides=overrides)
     assert (
         containers(fresh, "task-cleanup")[0]["image"]
@@ -139,7 +180,26 @@ def test_an_independent_tasks_image_is_read_from_the_revision_its_schedule_targe
         a["taskDefinition"] for t, a in plan.invokes if t.endswith("getContainerDefinition")
     ]
     assert container_reads == [targeted]
-    assert containers(plan, "task-cleanup")[0]["image"] == image
+    assert plan.outputs["imageResolution"]["cleanup"]["cleanup"]["now"] == image
+
+
+def test_a_schedule_that_names_the_family_runs_and_shows_its_newest_revision():
+    family = "arn:aws:ecs:eu-west-1:123456789012:task-definition/ecs-delivery-dev-cleanup"
+    image = API_LIVE.replace("api", "cleanup")
+    overrides = {
+        "scheduledTasks": {"cleanup": {"schedule": "rate(1 hour)", "command": ["cleanup"]}}
+    }
+    environment = {
+        "scheduledTasks": {
+            "cleanup": {"containers": {"cleanup": image}, "taskDefinitionArn": family}
+        }
+    }
+    plan = make_plan("dev", environment=environment, overrides=overrides)
+    container_reads = [
+        a["taskDefinition"] for t, a in plan.invokes if t.endswith("getContainerDefinition")
+    ]
+    assert container_reads == ["ecs-delivery-dev-cleanup"]
+    assert plan.outputs["imageResolution"]["cleanup"]["cleanup"]["now"] == image
 
 
 def test_a_task_that_follows_an_arm64_service_runs_on_arm64():

@@ -173,7 +173,7 @@ def test_the_choice_reaches_every_deployer_and_only_then_grants_continue_deploym
     assert steps and all(
         plain(f.inputs)["environment"]["variables"]["END_TERMINATION_WAIT"] == "true" for f in steps
     )
-    rollouts = [r for r in ends.resources if r.name.endswith("-rollout")]
+    rollouts = ends.of_type("pulumi-python:dynamic/rollout:ServiceRollout")
     assert rollouts and all(plain(r.inputs)["end_termination_wait"] is True for r in rollouts)
     deploy_spec = json.dumps(
         [plain(p.inputs) for p in ends.resources if p.name == "pipeline-deploy"]

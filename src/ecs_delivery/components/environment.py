@@ -122,6 +122,18 @@ def _build(args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions) -> dict[
         upstream_repository_arns=(upstream_values or {}).get("ecrRepositoryArns"),
         bootstrapping={name for name, r in every.items() if r.bootstrapping},
         opts=opts,
+        task_rollouts={
+            name: {
+                "pinned_image": r.pinned,
+                "promotion": (
+                    {"release": promoted_release.commit, "images": {name: r.promoted}}
+                    if promoted_release and r.promoted
+                    else None
+                ),
+                "initial_image": r.initial,
+            }
+            for name, r in task_resolutions.items()
+        },
     )
     outputs: dict[str, Any] = dict(built.outputs)
     outputs["liveImages"] = images.live_images_output(every)

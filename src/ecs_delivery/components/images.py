@@ -78,6 +78,9 @@ class Resolution:
     promoted: str | None = None
     # It runs its bootstrap image after this update (new, or no release has replaced it yet).
     bootstrapping: bool = False
+    # The image a scheduled task's first revision takes (a new task following a running
+    # service starts on that service's image); None: the declared one.
+    initial: str | None = None
 
 
 def existing_services(*, project: str, stack: str) -> set[str]:
@@ -402,10 +405,12 @@ def resolve_tasks(
     services: dict[str, Resolution],
     release: Release | None,
 ) -> dict[str, Resolution]:
-    """A task that follows a service takes that service's image; others resolve like services.
+    """A task that follows a service takes that service's pin and promotion; others resolve
+    like services.
 
-    A scheduled task has no rollout: its task definition carries the image it runs after this
-    update (`after`), read from the revision its schedule targets now.
+    As for services, the declared image (the template's) never depends on what runs; the
+    task's rollout keeps the image of the newest revision at deploy time. `after` is what the
+    task runs after this update, read from the revision its schedule runs now.
     """
     if not tasks:
         return {}
@@ -432,16 +437,7 @@ def resolve_tasks(
             )
             continue
         if task.follows_service:
-            followed = services[task.follows_service]
-            resolutions[name] = Resolution(
-                name,
-                name,
-                followed.after,
-                followed.after,
-                f"follows {task.follows_service} ({followed.source})",
-                (live.images or {}).get(name),
-                followed.digest,
-            )
+            resolutions[name] = _follower(name, task, services[task.follows_service], live, release)
             continue
         resolved = resolve(
             service=name,
@@ -452,17 +448,39 @@ def resolve_tasks(
             release=release,
             what="scheduledTasks",
         )
-        resolutions[name] = Resolution(
-            name,
-            name,
-            resolved.after,
-            resolved.after,
-            resolved.source,
-            resolved.now,
-            resolved.digest,
-            bootstrapping=resolved.bootstrapping,
-        )
+        resolutions[name] = resolved
     return resolutions
+
+
+def _follower(
+    name: str, task: Any, followed: Resolution, live: LiveService, release: Release | None
+) -> Resolution:
+    """A task following a running service: the service's pin or promotion goes to both (a
+    release moves them together); otherwise the task keeps what it runs, and a new task
+    starts on what the service runs."""
+    now = (live.images or {}).get(name) if live.exists else None
+    digest = (live.digests or {}).get(name) if live.exists else None
+    promoted_pending = followed.promoted and not (release and release.applied)
+    if followed.pinned:
+        after = followed.pinned
+    elif promoted_pending:
+        after = str(followed.promoted)
+    elif now:
+        after = digest_reference(now, digest)
+    else:
+        after = followed.after
+    return Resolution(
+        name,
+        name,
+        followed.pinned or followed.promoted or task.bootstrap_image,
+        after,
+        f"follows {task.follows_service} ({followed.source})",
+        now,
+        digest,
+        pinned=followed.pinned,
+        promoted=followed.promoted,
+        initial=None if live.exists else followed.after,
+    )
 
 
 def _schedule_target(task: str, schedule_name: str) -> str:
@@ -487,9 +505,12 @@ def _schedule_target(task: str, schedule_name: str) -> str:
 def _read_task_image(task: str, task_definition: str | None) -> LiveService:
     if task_definition is None:
         return LiveService(exists=False)
+    # A schedule that names the family runs its newest revision: DescribeTaskDefinition of
+    # the family name answers with that one.
+    named = task_definition.rsplit("/", 1)[-1]
     try:
         definition = aws.ecs.get_container_definition(
-            task_definition=task_definition, container_name=task
+            task_definition=named if ":" not in named else task_definition, container_name=task
         )
     except Exception as exc:
         raise _fail(

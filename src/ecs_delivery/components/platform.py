@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -215,6 +216,7 @@ def build(
     existing: Existing | None = None,
     bootstrapping: Collection[str] = (),
     opts: pulumi.ResourceOptions | None = None,
+    task_rollouts: dict[str, dict[str, Any]] | None = None,
 ) -> Platform:
     """Create every resource of the environment.
 
@@ -222,7 +224,9 @@ def build(
     image; `upstream_repository_arns` the upstream's repositories, which promoted images come
     from; `existing` what to use instead of creating (then its config keys are unused);
     `bootstrapping` the services and tasks that run their bootstrap image after this update;
-    `opts` the options of every top-level resource (a parent and its aliases).
+    `opts` the options of every top-level resource (a parent and its aliases);
+    `task_rollouts` each task's rollout settings (ScheduledTaskArgs' `pinned_image`,
+    `promotion`, `initial_image`).
     """
     tags = default_tags(cfg, env)
     existing = existing or Existing()
@@ -420,6 +424,9 @@ def build(
                 security_group_ids=existing.security_group_ids.get(name),
                 task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,
                 execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,
+                profile=env.aws_profile,
+                role_arn=env.aws_role_arn,
+                **(task_rollouts or {}).get(name, {}),
                 tags=tags,
             ),
             opts,
@@ -441,7 +448,11 @@ def build(
                 for name, s in platform.services.items()
             },
             "scheduledTasks": {
-                name: {"taskDefinitionArn": t.task_definition.arn, "schedule": t.schedule.name}
+                name: {
+                    "taskDefinitionArn": t.rollout.running_task_definition_arn,
+                    "templateTaskDefinitionArn": t.task_definition.arn,
+                    "schedule": t.schedule.name,
+                }
                 for name, t in platform.tasks.items()
             },
         }

@@ -15,6 +15,7 @@ from pulumi.dynamic.dynamic import PROVIDER_KEY
 from ecs_delivery.components.args import from_config
 from ecs_delivery.components.config import DeploymentConfig
 from ecs_delivery.runtime import codedeploy as cd
+from ecs_delivery.runtime import task_rollout
 from ecs_delivery.runtime.aws import client, session
 from ecs_delivery.runtime.live import strategy
 from ecs_delivery.runtime.rollout import RolloutRequest, RolloutResult, rollout, what_runs
@@ -236,10 +237,7 @@ def rollout_request(props: dict[str, Any], olds: dict[str, Any] | None = None) -
     the one the last rollout applied (`olds`), so a committed promotion never undoes a newer
     ship.
     """
-    images = dict(props.get("pinned_images") or {})
-    promotion = props.get("promotion")
-    if _release(promotion) and _release(promotion) != _release((olds or {}).get("promotion")):
-        images = {**dict(promotion.get("images") or {}), **images}
+    images = _deploy_images(props, olds)
     subnets, groups = props.get("subnets"), props.get("security_groups")
     network = (
         cd.Network(tuple(subnets), tuple(groups), bool(props.get("assign_public_ip")))
@@ -270,6 +268,15 @@ def rollout_request(props: dict[str, Any], olds: dict[str, Any] | None = None) -
         timeout_seconds=float(props.get("timeout_minutes", 60)) * 60,
         end_termination_wait=bool(props.get("end_termination_wait", False)),
     )
+
+
+def _deploy_images(props: dict[str, Any], olds: dict[str, Any] | None) -> dict[str, str]:
+    """Pinned images always; a promotion's only when its release is new to this record."""
+    images = dict(props.get("pinned_images") or {})
+    promotion = props.get("promotion")
+    if _release(promotion) and _release(promotion) != _release((olds or {}).get("promotion")):
+        images = {**dict(promotion.get("images") or {}), **images}
+    return images
 
 
 def _strategy(entries: Any) -> tuple[tuple[str, int, int], ...] | None:
@@ -350,3 +357,147 @@ class ServiceRollout(pulumi.dynamic.Resource, module="rollout", name="ServiceRol
             **dict.fromkeys(OUTPUTS),
         }
         super().__init__(ServiceRolloutProvider(), name, props, opts)
+
+
+# --- scheduled tasks ---------------------------------------------------------------------
+
+# A new template, pin or promotion registers onto the newest revision; a new family is
+# another task. The initial images matter only while the family has no revision.
+TASK_ROLLOUT_INPUTS = ("template_arn", "pinned_images", "promotion")
+TASK_REPLACE_INPUTS = ("family",)
+TASK_OUTPUTS = ("running_task_definition_arn", "running_images", "action")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskRolloutArgs:
+    """What to register for a scheduled task, and the stack's AWS settings to do it with.
+
+    `template_arn` is the Pulumi-registered template (outside `family`); `pinned_images` and
+    `promotion` as for ServiceRolloutArgs. `initial_images` (container -> image) go into the
+    first revision of a family that has none (a new task following a running service takes
+    its image). `schedule` ("group/name") is read for a revision it still names.
+    """
+
+    family: str
+    template_arn: pulumi.Input[str]
+    region: pulumi.Input[str]
+    schedule: str | None = None
+    pinned_images: dict[str, str] = field(default_factory=dict)
+    promotion: dict[str, Any] | None = None
+    initial_images: dict[str, str] = field(default_factory=dict)
+    profile: str | None = None
+    role_arn: str | None = None
+
+
+class TaskRolloutProvider(pulumi.dynamic.ResourceProvider):
+    """Dynamic provider of TaskRollout; holds no clients (pickled into the state)."""
+
+    def diff(
+        self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]
+    ) -> pulumi.dynamic.DiffResult:
+        changed = [
+            key
+            for key in (*TASK_ROLLOUT_INPUTS, *TASK_REPLACE_INPUTS)
+            if _olds.get(key) != _news.get(key)
+        ]
+        if _stale_provider(_olds.get(PROVIDER_KEY)):
+            changed.append(PROVIDER_KEY)
+        return pulumi.dynamic.DiffResult(
+            changes=bool(changed),
+            replaces=[key for key in changed if key in TASK_REPLACE_INPUTS],
+            delete_before_replace=False,
+        )
+
+    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
+        # As for services: a committed promotion counts as applied by a new record, so a
+        # newer ship is never undone (a new task's template carries the promoted image).
+        outs = _task_outputs(props, _run_task(props, olds={"promotion": props.get("promotion")}))
+        return pulumi.dynamic.CreateResult(props["family"], outs)
+
+    def update(
+        self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]
+    ) -> pulumi.dynamic.UpdateResult:
+        return pulumi.dynamic.UpdateResult(_task_outputs(_news, _run_task(_news, olds=_olds)))
+
+    def read(self, id_: str, props: dict[str, Any]) -> pulumi.dynamic.ReadResult:
+        """`pulumi refresh`: the newest revision, which the schedule runs."""
+        described = task_rollout.newest(client("ecs", _session(props)), props["family"])
+        outs = dict(props)
+        if described is not None:
+            outs["running_task_definition_arn"] = described["taskDefinition"]["taskDefinitionArn"]
+            outs["running_images"] = images_of(described["taskDefinition"])
+        return pulumi.dynamic.ReadResult(id_, outs)
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """Forget the record only: removing a rollout must never touch the task."""
+
+
+def _run_task(props: dict[str, Any], olds: dict[str, Any]) -> task_rollout.TaskResult:
+    aws = _session(props)
+    ecs = client("ecs", aws)
+    family = props["family"]
+    images = _deploy_images(props, olds)
+    if task_rollout.newest(ecs, family) is None:
+        images = {**dict(props.get("initial_images") or {}), **images}
+    start = _named_revision(client("scheduler", aws), props.get("schedule"), family)
+    return task_rollout.deploy_task(
+        ecs,
+        task_rollout.TaskChange(
+            family=family,
+            template=describe(ecs, props["template_arn"], include_tags=True),
+            images=images,
+        ),
+        start=start,
+    )
+
+
+def _named_revision(scheduler: Any, schedule: str | None, family: str) -> str | None:
+    """The revision a schedule still names (one written before schedules named the family)."""
+    if not schedule:
+        return None
+    group, name = schedule.split("/", 1)
+    try:
+        found = scheduler.get_schedule(GroupName=group, Name=name)
+    except scheduler.exceptions.ResourceNotFoundException:
+        return None  # a new task: its schedule is created after this registration
+    target = found["Target"].get("EcsParameters", {}).get("TaskDefinitionArn", "")
+    named = target.rsplit("/", 1)[-1]
+    return target if named.startswith(f"{family}:") else None
+
+
+def _task_outputs(props: dict[str, Any], result: task_rollout.TaskResult) -> dict[str, Any]:
+    outs = {key: value for key, value in props.items() if key != _PROVIDER_KEY}
+    outs["running_task_definition_arn"] = result.task_definition_arn
+    outs["running_images"] = result.images
+    outs["action"] = result.action
+    return outs
+
+
+class TaskRollout(pulumi.dynamic.Resource, module="rollout", name="TaskRollout"):
+    """Registers Pulumi's fields for a scheduled task onto the newest revision of its family
+    (the one its schedule runs), keeping the images deployers put there.
+
+    Outputs: running_task_definition_arn (the newest revision after this step),
+    running_images, action (see runtime.task_rollout.TaskResult).
+    """
+
+    running_task_definition_arn: pulumi.Output[str]
+    running_images: pulumi.Output[dict[str, str]]
+    action: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: TaskRolloutArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        props: dict[str, Any] = {
+            "family": args.family,
+            "template_arn": args.template_arn,
+            "pinned_images": dict(sorted(args.pinned_images.items())),
+            "promotion": args.promotion,
+            "initial_images": dict(sorted(args.initial_images.items())),
+            "schedule": args.schedule,
+            "region": args.region,
+            "profile": args.profile,
+            "role_arn": args.role_arn,
+            **dict.fromkeys(TASK_OUTPUTS),
+        }
+        super().__init__(TaskRolloutProvider(), name, props, opts)

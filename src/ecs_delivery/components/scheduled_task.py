@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -19,6 +20,7 @@ from ecs_delivery.components.config import (
 from ecs_delivery.components.fargate_service import create_task_egress, missing_network_inputs
 from ecs_delivery.components.images import TASK_TAG
 from ecs_delivery.components.naming import TYPE_PREFIX
+from ecs_delivery.components.rollout import TaskRollout, TaskRolloutArgs
 from ecs_delivery.components.task_definition import Container, TaskOwner
 
 
@@ -28,7 +30,10 @@ class ScheduledTaskArgs:
     """A task run on a schedule by EventBridge Scheduler: its task definition, roles and rule."""
 
     task_name: str
+    # The task's own family (every deployer registers here; its schedule runs the newest
+    # revision) and the Pulumi template's, outside it. None: `<family>-template`.
     family: str
+    template_family: str | None = None
     container: Container
     cpu: int = from_config(ScheduledTaskConfig, "cpu")
     memory: int = from_config(ScheduledTaskConfig, "memory")
@@ -54,13 +59,27 @@ class ScheduledTaskArgs:
     # The image's CPU: a task that follows a service runs that service's image, so its
     # architecture (an ARM64 image on an X86_64 task does not start).
     cpu_architecture: str = from_config(ServiceConfig, "cpu_architecture")
+    # Deploy-time ownership (see TaskRolloutArgs): an image pinned in the config, a promotion
+    # ({"release", "images"}), the first revision's image, and the stack's AWS settings.
+    pinned_image: str | None = None
+    promotion: dict[str, Any] | None = None
+    initial_image: str | None = None
+    profile: str | None = None
+    role_arn: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
 class ScheduledTask(TaskOwner, pulumi.ComponentResource):
-    """Task definition, roles, security group and schedule of one scheduled task."""
+    """Template, rollout, roles, security group and schedule of one scheduled task.
+
+    `task_definition` is the template (every Pulumi-owned field, in its own family); the
+    `rollout` registers those fields onto the newest revision of the task's family at deploy
+    time, keeping the image a deployer put there. The schedule names the family, so every
+    run starts the newest revision and Pulumi never names (or reverts) a revision.
+    """
 
     schedule: aws.scheduler.Schedule
+    rollout: TaskRollout
 
     def __init__(
         self, name: str, args: ScheduledTaskArgs, opts: pulumi.ResourceOptions | None = None
@@ -97,7 +116,26 @@ class ScheduledTask(TaskOwner, pulumi.ComponentResource):
         else:
             self.security_group_ids = list(args.security_group_ids)
         self.task_definition = self._create_task_definition(
-            name, args, family=args.family, stream_prefix=args.task_name, tags=tags
+            name,
+            args,
+            family=args.template_family or f"{args.family}-template",
+            stream_prefix=args.task_name,
+            tags=tags,
+        )
+        self.rollout = TaskRollout(
+            f"{name}-rollout",
+            TaskRolloutArgs(
+                family=args.family,
+                template_arn=self.task_definition.arn,
+                region=args.region,
+                schedule=f"default/{args.family}",
+                pinned_images={args.task_name: args.pinned_image} if args.pinned_image else {},
+                promotion=args.promotion,
+                initial_images={args.task_name: args.initial_image} if args.initial_image else {},
+                profile=args.profile,
+                role_arn=args.role_arn,
+            ),
+            opts=child,
         )
         family_arn = naming.arn(
             "ecs", f"task-definition/{args.family}", region=args.region, account=args.account_id
@@ -147,7 +185,8 @@ class ScheduledTask(TaskOwner, pulumi.ComponentResource):
                     maximum_retry_attempts=args.retry_attempts, maximum_event_age_in_seconds=3600
                 ),
                 ecs_parameters=aws.scheduler.ScheduleTargetEcsParametersArgs(
-                    task_definition_arn=self.task_definition.arn,
+                    # The family, no revision: each run starts the newest ACTIVE revision.
+                    task_definition_arn=family_arn,
                     launch_type="FARGATE",
                     platform_version="LATEST",
                     task_count=1,
@@ -162,11 +201,15 @@ class ScheduledTask(TaskOwner, pulumi.ComponentResource):
             ),
             # A release may set container overrides in the target's input; Pulumi never sets
             # them, so it must not remove them either.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["target.input"]),
+            # After the rollout: the family has its newest revision before a run can start.
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["target.input"], depends_on=[self.rollout]
+            ),
         )
         self.register_outputs(
             {
-                "taskDefinitionArn": self.task_definition.arn,
+                "templateTaskDefinitionArn": self.task_definition.arn,
+                "taskDefinitionArn": self.rollout.running_task_definition_arn,
                 "securityGroupIds": self.security_group_ids,
                 "executionRoleArn": self.execution_role_arn,
                 "taskRoleArn": self.task_role_arn,

@@ -48,6 +48,13 @@ class SimulatedHostedZone(inputs.Model):
     private: Annotated[bool, Strict()] = False
 
 
+def _revision_arn(arn: str | None) -> str | None:
+    """A schedule's target as a revision: one that names the family runs its newest (`:5`)."""
+    if arn and ":" not in arn.rsplit("/", 1)[-1]:
+        return f"{arn}:5"
+    return arn
+
+
 def simulated_zone_id(name: str) -> str:
     """The id a public zone not listed in `hostedZones` gets: every name looked up exists."""
     return "Z" + _digest(name.rstrip(".").lower())[:20].upper()
@@ -318,7 +325,8 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             return {
                 "resourceTagMappingLists": [
                     {
-                        "resourceArn": live.task_definition_arn or f"{prefix}-{name}:5",
+                        "resourceArn": _revision_arn(live.task_definition_arn)
+                        or f"{prefix}-{name}:5",
                         "tags": {**tags, "ecs-delivery:task": name},
                         "complianceDetails": [],
                     }
@@ -399,12 +407,16 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             *((name, live, 7) for name, live in self.environment.services.items()),
             *((name, live, 5) for name, live in self.environment.scheduled_tasks.items()),
         ]
+        asked = task_definition.rsplit("/", 1)[-1]
         for name, live, default_revision in revisions:
             matches = (
                 task_definition == live.task_definition_arn
                 if live.task_definition_arn
                 else task_definition.endswith(f"-{name}:{default_revision}")
             )
+            if ":" not in asked:  # a family: its newest revision, the one a schedule runs
+                family = (live.task_definition_arn or "").rsplit("/", 1)[-1].split(":")[0]
+                matches = asked == family if family else asked.endswith(f"-{name}")
             if not matches or live.unreadable or container not in live.containers:
                 continue
             image = live.containers[container]

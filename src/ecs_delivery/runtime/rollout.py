@@ -22,6 +22,7 @@ from ecs_delivery.runtime import codedeploy as cd
 from ecs_delivery.runtime.aws import call_with_backoff
 from ecs_delivery.runtime.live import Running, running, strategy
 from ecs_delivery.runtime.taskdef import describe, overlay_owned, same_content_in_any_family
+from ecs_delivery.runtime.taskdef import register as register_revision
 
 RolloutAction = Literal[
     "none-service-new", "none-same-content", "deployed", "started", "superseded"
@@ -271,11 +272,6 @@ def _images_still(current: Mapping[str, Any], expected: Mapping[str, str]) -> bo
     return all(images.get(name) == image for name, image in expected.items())
 
 
-def _register(ecs: Any, registration: Mapping[str, Any], sleep: Callable[[float], Any]) -> str:
-    response = call_with_backoff(ecs.register_task_definition, sleep=sleep, **registration)
-    return str(response["taskDefinition"]["taskDefinitionArn"])
-
-
 def rollout(
     ecs: Any,
     codedeploy: Any,
@@ -300,7 +296,7 @@ def rollout(
     it is about to deploy over what, and raises to deploy nothing.
     """
     template: dict[str, Any] | None = None
-    register = register or (lambda registration: _register(ecs, registration, sleep))
+    register = register or (lambda registration: register_revision(ecs, registration, sleep))
     for _attempt in range(request.merge_attempts):
         live = what_runs(ecs, request.cluster, request.service, sleep)
         if template is None and request.template_arn:  # after the service is known to exist

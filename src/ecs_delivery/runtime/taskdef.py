@@ -213,3 +213,13 @@ def describe(
     if include_tags:
         kwargs["include"] = ["TAGS"]
     return call_with_backoff(ecs.describe_task_definition, sleep=sleep, **kwargs)
+
+
+def register(
+    ecs: Any,
+    registration: Mapping[str, Any],
+    sleep: Callable[[float], Any] = runtime_clock.sleep,
+) -> str:
+    """RegisterTaskDefinition with backoff; returns the new revision's ARN."""
+    response = call_with_backoff(ecs.register_task_definition, sleep=sleep, **registration)
+    return str(response["taskDefinition"]["taskDefinitionArn"])

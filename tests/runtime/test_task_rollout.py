@@ -1,0 +1,167 @@
+"""runtime.task_rollout against moto's ECS: every deployer registers onto the newest revision of
+a scheduled task's family, overlaying only its own fields, and repairs a registration that
+another deployer's overtook."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ecs_delivery.runtime.rollout import RolloutRaceError
+from ecs_delivery.runtime.task_rollout import (
+    TaskChange,
+    TaskStateError,
+    deploy_task,
+    newest,
+    revision_number,
+)
+from ecs_delivery.runtime.taskdef import describe
+
+FAMILY = "shop-dev-report"
+TEMPLATE_FAMILY = f"{FAMILY}-template"
+
+
+def _definition(family: str, image: str, memory: str = "512", env: str = "info") -> dict:
+    return {
+        "family": family,
+        "requiresCompatibilities": ["FARGATE"],
+        "networkMode": "awsvpc",
+        "cpu": "256",
+        "memory": memory,
+        "containerDefinitions": [
+            {
+                "name": "report",
+                "image": image,
+                "essential": True,
+                "command": ["python", "-m", "app.reports"],
+                "environment": [{"name": "LOG_LEVEL", "value": env}],
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def ecs():
+    with mock_aws():
+        yield boto3.client("ecs", region_name="eu-west-1")
+
+
+def _template(ecs, memory: str = "1024", image: str = "busybox:1.36") -> dict:
+    arn = ecs.register_task_definition(
+        **_definition(TEMPLATE_FAMILY, image, memory=memory),
+        tags=[{"key": "ecs-delivery:task", "value": "report"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    return describe(ecs, arn, include_tags=True)
+
+
+def _newest(ecs) -> dict:
+    return newest(ecs, FAMILY)["taskDefinition"]
+
+
+def _image(definition: dict) -> str:
+    return definition["containerDefinitions"][0]["image"]
+
+
+def test_a_pulumi_change_keeps_the_image_a_ship_registered(ecs):
+    ecs.register_task_definition(**_definition(FAMILY, "repo/web:v1"))
+    ecs.register_task_definition(**_definition(FAMILY, "repo/web:v2"))  # a ship
+    result = deploy_task(ecs, TaskChange(family=FAMILY, template=_template(ecs, memory="1024")))
+    assert result.action == "registered"
+    latest = _newest(ecs)
+    assert (latest["revision"], latest["memory"], _image(latest)) == (3, "1024", "repo/web:v2")
+    assert result.task_definition_arn == latest["taskDefinitionArn"]
+    # Pulumi's tags come with its fields (the plan finds the task by them).
+    tags = newest(ecs, FAMILY)["tags"]
+    assert {"key": "ecs-delivery:task", "value": "report"} in tags
+
+
+def test_a_ship_keeps_the_fields_pulumi_registered(ecs):
+    ecs.register_task_definition(**_definition(FAMILY, "repo/web:v1", memory="2048"))
+    result = deploy_task(ecs, TaskChange(family=FAMILY, images={"report": "repo/web:v2"}))
+    latest = _newest(ecs)
+    assert result.action == "registered"
+    assert (latest["memory"], _image(latest)) == ("2048", "repo/web:v2")
+
+
+def test_what_the_newest_revision_carries_already_registers_nothing(ecs):
+    ecs.register_task_definition(**_definition(FAMILY, "repo/web:v2", memory="1024"))
+    template = _template(ecs, memory="1024")
+    assert deploy_task(ecs, TaskChange(family=FAMILY, template=template)).action == (
+        "none-same-content"
+    )
+    again = deploy_task(ecs, TaskChange(family=FAMILY, images={"report": "repo/web:v2"}))
+    assert again.action == "none-same-content"
+    assert _newest(ecs)["revision"] == 1
+
+
+def test_the_first_revision_of_a_new_task_is_the_template(ecs):
+    template = _template(ecs, memory="1024", image="busybox:1.36")
+    result = deploy_task(ecs, TaskChange(family=FAMILY, template=template))
+    latest = _newest(ecs)
+    assert (result.action, latest["family"], _image(latest)) == (
+        "registered",
+        FAMILY,
+        "busybox:1.36",
+    )
+
+
+def test_an_image_for_a_task_without_revisions_is_refused_before_any_registration(ecs):
+    with pytest.raises(TaskStateError, match="run `pulumi up` first"):
+        deploy_task(ecs, TaskChange(family=FAMILY, images={"report": "repo/web:v2"}))
+    assert newest(ecs, FAMILY) is None
+
+
+def test_a_rollback_changes_nothing_where_a_newer_image_runs(ecs):
+    ecs.register_task_definition(**_definition(FAMILY, "repo/web:v3"))
+    result = deploy_task(
+        ecs,
+        TaskChange(
+            family=FAMILY,
+            images={"report": "repo/web:v1"},
+            expect_images={"report": "repo/web:v2"},
+        ),
+    )
+    assert (result.action, _image(_newest(ecs)), _newest(ecs)["revision"]) == (
+        "superseded",
+        "repo/web:v3",
+        1,
+    )
+
+
+def test_a_registration_overtaken_by_another_deployer_is_merged_again_onto_theirs(ecs):
+    """A ship registers between the rollout's read and its registration (the ship's call is a
+    real RegisterTaskDefinition, made from inside the rollout's register step): the rollout's
+    revision lacks the ship's image, so it registers again onto the ship's revision."""
+    ecs.register_task_definition(**_definition(FAMILY, "repo/web:v1"))
+    template = _template(ecs, memory="1024")
+    calls = []
+
+    def register(registration):
+        if not calls:  # the ship lands first
+            ecs.register_task_definition(**_definition(FAMILY, "repo/web:v2"))
+        calls.append(registration)
+        return ecs.register_task_definition(**registration)["taskDefinition"]["taskDefinitionArn"]
+
+    result = deploy_task(ecs, TaskChange(family=FAMILY, template=template), register=register)
+    latest = _newest(ecs)
+    assert len(calls) == 2
+    assert (latest["revision"], latest["memory"], _image(latest)) == (4, "1024", "repo/web:v2")
+    assert revision_number(result.task_definition_arn) == 4
+
+
+def test_a_deployer_overtaken_every_time_gives_up_naming_the_family(ecs):
+    ecs.register_task_definition(**_definition(FAMILY, "repo/web:v1"))
+    template = _template(ecs, memory="1024")
+
+    def register(registration):
+        ecs.register_task_definition(**_definition(FAMILY, "repo/web:other"))
+        return ecs.register_task_definition(**registration)["taskDefinition"]["taskDefinitionArn"]
+
+    with pytest.raises(RolloutRaceError, match=FAMILY):
+        deploy_task(ecs, TaskChange(family=FAMILY, template=template), register=register)
+
+
+def test_a_change_without_template_or_images_is_refused():
+    with pytest.raises(ValueError, match="images: required"):
+        TaskChange(family=FAMILY)
