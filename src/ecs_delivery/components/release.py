@@ -75,6 +75,7 @@ STEP_MODULES = (
     "ecs_delivery/runtime/release/state.py",
     "ecs_delivery/runtime/release/steps.py",
     "ecs_delivery/runtime/release/tasks.py",
+    "ecs_delivery/runtime/task_rollout.py",
 )
 
 

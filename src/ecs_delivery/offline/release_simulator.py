@@ -223,8 +223,14 @@ def simulated_aws(
     stop_seconds: float = 10.0,
     production: bool = False,
     environment: str = "dev",
+    family_schedules: bool = True,
 ) -> Iterator[SimulatedAws]:
-    """Start moto, seed an environment, and yield it; everything is gone on exit."""
+    """Start moto, seed an environment, and yield it; everything is gone on exit.
+
+    Scheduler schedules name their task's family, as the program writes them (each run
+    starts the newest revision); `family_schedules=False` seeds them as older stacks have
+    them, naming a revision. EventBridge rule targets (brought by the user) name a revision.
+    """
     from moto import mock_aws  # test/benchmark dependency, imported only here
 
     with mock_aws():
@@ -310,7 +316,10 @@ def simulated_aws(
                         "Arn": cluster,
                         "RoleArn": role,
                         "Input": command_input,
-                        "EcsParameters": ecs_parameters,
+                        "EcsParameters": {
+                            **ecs_parameters,
+                            "TaskDefinitionArn": td.rsplit(":", 1)[0] if family_schedules else td,
+                        },
                     },
                 )
                 trigger = {"schedule": ScheduleRef(name=family)}

@@ -143,17 +143,22 @@ def test_one_failing_service_rolls_every_service_and_task_back_to_its_previous_r
 def test_task_update_failure_rolls_back_services_and_restores_updated_tasks(
     sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_update = sim.clients.scheduler.update_schedule
+    # job-01's schedule names its family: its update is the registration of its new revision.
+    real_register = sim.clients.ecs.register_task_definition
     calls: list[dict[str, Any]] = []
 
-    def fail_first_update(**kwargs: Any) -> Any:
-        calls.append(kwargs)
-        if len(calls) == 1:
-            raise RuntimeError("simulated Scheduler outage")
-        return real_update(**kwargs)
+    def fail_first_job_01_registration(**kwargs: Any) -> Any:
+        if kwargs["family"] == "dev-job-01":
+            calls.append(kwargs)
+            if len(calls) == 1:
+                raise RuntimeError("simulated ECS outage")
+        return real_register(**kwargs)
 
-    monkeypatch.setattr(sim.clients.scheduler, "update_schedule", fail_first_update)
+    monkeypatch.setattr(sim.clients.ecs, "register_task_definition", fail_first_job_01_registration)
     before_rule = sim.task_trigger("job-00")
+    before_image = sim.raw_ecs.describe_task_definition(taskDefinition="dev-job-01")[
+        "taskDefinition"
+    ]["containerDefinitions"][0]["image"]
     before_schedule = sim.task_trigger("job-01")
     tasks = {"job-00": {"followsService": "svc-000"}, "job-01": {"followsService": "svc-001"}}
 
@@ -162,7 +167,7 @@ def test_task_update_failure_rolls_back_services_and_restores_updated_tasks(
     )
 
     assert outcome.status == "rolled_back" and outcome.failed_item == "job-01"
-    assert "simulated Scheduler outage" in outcome.failure
+    assert "simulated ECS outage" in outcome.failure
     state = store.load()
     assert (
         state.tasks["job-00"].status == "updated"
@@ -170,6 +175,8 @@ def test_task_update_failure_rolls_back_services_and_restores_updated_tasks(
     )
     assert sim.task_trigger("job-00") == before_rule
     assert sim.task_trigger("job-01") == before_schedule
+    newest = sim.raw_ecs.describe_task_definition(taskDefinition="dev-job-01")["taskDefinition"]
+    assert newest["containerDefinitions"][0]["image"] == before_image
     assert live(sim) == originals(sim)
 
 

@@ -141,6 +141,14 @@ class Trigger:
     task_definition: str
     schedule: str
     command: list[str] | None
+    # The family ARN when the trigger names a family, not a revision: each run starts the
+    # family's newest revision, which `task_definition` is then. A deployer registers onto
+    # it (runtime/task_rollout.py) and never points the trigger at a revision.
+    family: str | None = None
+
+    @property
+    def family_name(self) -> str | None:
+        return self.family.rsplit("/", 1)[-1] if self.family else None
 
 
 def _command_of(input_json: str | None, container: str) -> list[str] | None:
@@ -238,6 +246,16 @@ def _schedule(aws: Aws, target: TaskTarget) -> dict[str, Any]:
     return {key: response[key] for key in _SCHEDULE_FIELDS if response.get(key) is not None}
 
 
+def _runs(aws: Aws, target_arn: str) -> tuple[str, str | None]:
+    """(the revision a trigger's TaskDefinitionArn runs, the family ARN if it names one)."""
+    if ":" in target_arn.rsplit("/", 1)[-1]:
+        return target_arn, None
+    newest = aws.call(
+        aws.clients.ecs.describe_task_definition, taskDefinition=target_arn.rsplit("/", 1)[-1]
+    )
+    return str(newest["taskDefinition"]["taskDefinitionArn"]), target_arn
+
+
 def read_trigger(aws: Aws, target: TaskTarget) -> Trigger:
     """The live trigger of a scheduled task (rule target or Scheduler schedule)."""
     if target.rule is not None:
@@ -247,24 +265,31 @@ def read_trigger(aws: Aws, target: TaskTarget) -> Trigger:
             Name=target.rule.name,
             EventBusName=target.rule.event_bus,
         )
+        revision, family = _runs(aws, item["EcsParameters"]["TaskDefinitionArn"])
         return Trigger(
-            task_definition=item["EcsParameters"]["TaskDefinitionArn"],
+            task_definition=revision,
             schedule=rule.get("ScheduleExpression", ""),
             command=_command_of(item.get("Input"), target.container),
+            family=family,
         )
     schedule = _schedule(aws, target)
+    revision, family = _runs(aws, schedule["Target"]["EcsParameters"]["TaskDefinitionArn"])
     return Trigger(
-        task_definition=schedule["Target"]["EcsParameters"]["TaskDefinitionArn"],
+        task_definition=revision,
         schedule=schedule["ScheduleExpression"],
         command=_command_of(schedule["Target"].get("Input"), target.container),
+        family=family,
     )
 
 
 def write_trigger(aws: Aws, target: TaskTarget, wanted: Trigger) -> None:
-    """Point the trigger at `wanted` (revision, schedule, command); keep everything else."""
+    """Point the trigger at `wanted` (revision, schedule, command); keep everything else.
+
+    A trigger that names its family keeps naming it (`wanted.family`)."""
+    target_arn = wanted.family or wanted.task_definition
     if target.rule is not None:
         item = copy.deepcopy(_rule_target(aws, target))
-        item["EcsParameters"]["TaskDefinitionArn"] = wanted.task_definition
+        item["EcsParameters"]["TaskDefinitionArn"] = target_arn
         _set_command(item, target.container, wanted.command)
         response = aws.call(
             aws.clients.events.put_targets,
@@ -292,7 +317,7 @@ def write_trigger(aws: Aws, target: TaskTarget, wanted: Trigger) -> None:
             aws.call(aws.clients.events.put_rule, ScheduleExpression=wanted.schedule, **kwargs)
         return
     schedule = copy.deepcopy(_schedule(aws, target))
-    schedule["Target"]["EcsParameters"]["TaskDefinitionArn"] = wanted.task_definition
+    schedule["Target"]["EcsParameters"]["TaskDefinitionArn"] = target_arn
     _set_command(schedule["Target"], target.container, wanted.command)
     schedule["ScheduleExpression"] = wanted.schedule
     # UpdateSchedule replaces the whole schedule, so every field read is sent back.

@@ -35,6 +35,7 @@ from ecs_delivery.runtime.release.state import (
     ServiceState,
     Unchanged,
 )
+from ecs_delivery.runtime.task_rollout import TaskChange, deploy_task
 
 
 class RollbackSteps(EngineCore):
@@ -118,7 +119,25 @@ class RollbackSteps(EngineCore):
         now = read_trigger(self.aws, task.target)
         container = task.target.container
         kept: list[str] = []
-        if now.task_definition == task.new_td:
+        if now.family is not None:
+            # The trigger runs the newest revision: register the image the release replaced
+            # onto it, only while the release's image is what it runs (a rollback is a
+            # deployment like any other; a newer ship or Pulumi's fields are kept).
+            result = deploy_task(
+                self.aws.clients.ecs,
+                TaskChange(
+                    family=str(now.family_name),
+                    images={container: task.previous_image},
+                    expect_images={container: task.image},
+                ),
+                register=self._paced_register,
+                sleep=self.aws.clock.sleep,
+            )
+            revision = result.task_definition_arn
+            if result.action == "superseded":
+                image = self.definitions.image(now.task_definition, container)
+                kept.append(f"image {image}")
+        elif now.task_definition == task.new_td:
             revision = task.previous_td
         elif self.definitions.image(now.task_definition, container) == task.image:
             # Pulumi registered a change since: keep it, take the release's image back.
@@ -135,8 +154,11 @@ class RollbackSteps(EngineCore):
         command = task.previous_command if now.command == task.command else now.command
         if command != task.previous_command:
             kept.append(f"command {command}")
-        wanted = Trigger(revision, schedule, command)
-        if wanted != now:
+        wanted = Trigger(revision, schedule, command, family=now.family)
+        if (wanted.family is None and wanted != now) or (schedule, command) != (
+            now.schedule,
+            now.command,
+        ):
             write_trigger(self.aws, task.target, wanted)
         if kept:
             return "superseded", f"kept {', '.join(kept)}: changed after this release"
