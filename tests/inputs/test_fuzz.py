@@ -274,6 +274,42 @@ def test_release_commands_answer_bad_input_with_exit_2_and_no_aws_call(
 
 
 @pytest.mark.parametrize(
+    ("setting", "extra", "expected"),
+    [
+        ({}, [], "no AWS credentials: pass --profile <name>"),
+        ({"AWS_ACCESS_KEY_ID": "k"}, [], "missing: AWS_SECRET_ACCESS_KEY): give the key id and"),
+        ({}, ["--profile", "nosuch"], "--profile nosuch: no such profile"),
+        ({"AWS_PROFILE": "nosuch"}, [], "AWS_PROFILE=nosuch: no such profile"),
+        ({"KEYS": "1"}, ["--region", "not a region"], "--region 'not a region': not an AWS region"),
+        ({"KEYS": "1"}, ["--state-bucket", "Bad Bucket!"], 'Invalid bucket name "Bad Bucket!"'),
+        ({"KEYS": "1"}, ["--release", "../x y"], "--release '../x y': not a release id"),
+    ],
+)
+def test_release_commands_answer_a_bad_aws_setup_with_exit_2_naming_the_setting(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_aws: list[str],
+    setting: dict[str, str],
+    extra: list[str],
+    expected: str,
+) -> None:
+    """No credentials, an unknown profile, a malformed region or bucket: the user's setup,
+    refused before anything is sent (was exit 4, "run it again once AWS answers")."""
+    if setting.pop("KEYS", None):
+        setting |= {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+    for name, value in setting.items():
+        monkeypatch.setenv(name, value)
+    argv = ["status", "--release", "dev-r1", "--state-bucket", "state", *extra]
+
+    code, err = _release(argv)
+
+    assert code == 2, err
+    _one_problem(err, expected)
+    assert err.count("\n") == 2  # the problem and "nothing was deployed"
+    assert "AWS error" not in err and no_aws == []
+
+
+@pytest.mark.parametrize(
     ("argv", "expected"),
     [
         (["diff", "--stack", "dev", "--base", "{base}"], "resources.0.urn: required"),

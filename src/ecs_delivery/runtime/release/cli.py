@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import signal
 import sys
@@ -20,7 +21,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    InvalidRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
 
 from ecs_delivery import inputs
 from ecs_delivery.runtime.aws import RETRY_CONFIG
@@ -34,7 +42,12 @@ from ecs_delivery.runtime.release.engine import (
 )
 from ecs_delivery.runtime.release.inventory import InventoryError, load_inventory
 from ecs_delivery.runtime.release.live import Aws, Clients, LiveStateError, TaskDefinitions
-from ecs_delivery.runtime.release.manifest import ManifestError, load_manifest, release_of
+from ecs_delivery.runtime.release.manifest import (
+    RELEASE_ID,
+    ManifestError,
+    load_manifest,
+    release_of,
+)
 from ecs_delivery.runtime.release.pacing import Clock, SystemClock
 from ecs_delivery.runtime.release.progress import LogProgress, TtyProgress, summary_table
 from ecs_delivery.runtime.release.state import StateReadError, StateStore
@@ -154,10 +167,16 @@ def _read(path: Path | None, flag: str) -> str:
 
 def _release_of(args: argparse.Namespace) -> str:
     if args.release:
-        return str(args.release)
-    found = release_of(_read(args.manifest, "--manifest (or --release)"))
+        found, flag = str(args.release), "--release"
+    else:
+        found, flag = release_of(_read(args.manifest, "--manifest (or --release)")), "--manifest"
     if found is None:
         raise UsageError("--manifest: it names no environment and release; use --release <id>")
+    if not RELEASE_ID.match(found):
+        raise UsageError(
+            f"{flag} {found!r}: not a release id; give <environment>-<release> as the "
+            "manifest names them, e.g. dev-2024.06.01-1"
+        )
     return found
 
 
@@ -210,15 +229,42 @@ class Cli:
     @property
     def aws(self) -> Aws:
         if self._clients is None:
+            self._clients = self._checked_clients()
+        return Aws(self._clients, self.clock)
+
+    def _checked_clients(self) -> Clients:
+        """The clients, once the user's AWS setup is known to work: a missing profile, region
+        or credentials is the user's to fix (exit 2), not an AWS failure to retry."""
+        profile = self.args.profile or os.environ.get("AWS_PROFILE")
+        named = f"--profile {profile}" if self.args.profile else f"AWS_PROFILE={profile}"
+        try:
             session = aws_session(region=self.args.region, profile=self.args.profile)
-            if not (self.args.region or session.region_name):
+            region = self.args.region or session.region_name
+            if not region:
                 # botocore's "You must specify a region" names no option (issue 16).
                 raise UsageError(
                     "no AWS region: pass --region <the stack's aws:region>, "
                     "or set AWS_REGION or the profile's region"
                 )
-            self._clients = clients_for(session, self.args.region, self.args.endpoint_url)
-        return Aws(self._clients, self.clock)
+            if session.get_credentials() is None:
+                raise UsageError(
+                    "no AWS credentials: pass --profile <name>, or set AWS_PROFILE, or "
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (`aws sso login` for SSO)"
+                )
+            return clients_for(session, self.args.region, self.args.endpoint_url)
+        except ProfileNotFound:
+            raise UsageError(
+                f"{named}: no such profile in the AWS config; `aws configure list-profiles` "
+                "lists them"
+            ) from None
+        except PartialCredentialsError as error:
+            raise UsageError(
+                f"incomplete AWS credentials ({error}): give the key id and the secret together"
+            ) from None
+        except InvalidRegionError:
+            raise UsageError(
+                f"--region {region!r}: not an AWS region name; give one such as eu-west-1"
+            ) from None
 
     def _store(self, release: str) -> StateStore:
         if not self.args.state_bucket:
@@ -451,6 +497,14 @@ def main(
         return EXIT_BAD_INPUT
     except (UsageError, InventoryError, ReleaseInputError, LiveStateError, StateReadError) as error:
         err.write(f"error: {error}\nnothing was deployed\n")
+        return EXIT_BAD_INPUT
+    except ParamValidationError as error:
+        # botocore refused a value before sending it (e.g. --state-bucket): the user's input.
+        reasons = str(error).splitlines()[1:] or [str(error)]
+        shown = "; ".join(
+            re.sub(r":? *(Bucket name )?must match the regex.*", "", r) for r in reasons
+        )
+        err.write(f"error: {shown} (refused before it was sent)\nnothing was deployed\n")
         return EXIT_BAD_INPUT
     except (ClientError, BotoCoreError) as error:
         # Raised before any deployment started (plan, state read): an AWS failure, not the

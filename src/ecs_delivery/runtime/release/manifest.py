@@ -43,6 +43,8 @@ from ecs_delivery import inputs
 from ecs_delivery.runtime.release.inventory import Inventory
 
 RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# "<environment>-<release>": names the state object (releases/<id>/state.json), so no "/".
+RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_REFERENCE = re.compile(
