@@ -355,6 +355,38 @@ def test_plan_answers_a_malformed_stack_file_with_exit_1_before_running_the_prog
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--json", "{tmp}"], "--json {tmp}: is a folder; give a file name, e.g. plan.json"),
+        (["-c", "=1"], "-c '=1': the key is empty; use key=value"),
+        (
+            ["-c", 'services={"web":'],
+            "-c services: the value is not valid JSON (line 1 column 8: Expecting value)",
+        ),
+    ],
+)
+def test_plan_answers_a_bad_option_with_exit_1_before_running_the_program(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], expected: str
+) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: ecs-delivery\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    argv = [
+        "--stack",
+        "dev",
+        "--root",
+        str(tmp_path),
+        *(o.replace("{tmp}", str(tmp_path)) for o in option),
+    ]
+
+    code = plan.main(argv)
+
+    assert code == 1
+    err = capsys.readouterr().err
+    _one_problem(err, expected.replace("{tmp}", str(tmp_path)))
+    assert err.count("\n") == 1
+
+
 def _steps_handler(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("STATE_BUCKET", "state")
     spec = importlib.util.spec_from_file_location(
