@@ -136,9 +136,38 @@ def test_the_json_readers_refuse_each_malformed_file_naming_the_file(
 @pytest.mark.parametrize(
     ("reader", "content", "expected"),
     [
-        ("live", "accountId: 12\n", "live.yaml:1: accountId: Input should be a valid string"),
+        (
+            "live",
+            "accountId: 12\n",
+            "live.yaml:1: accountId: 12 is a YAML number; give the 12 digits quoted (accountId: '111",
+        ),
         ("live", "services: [web]\n", "live.yaml:1: services: Input should be a valid dictionary"),
         ("live", "acountId: '1'\n", "acountId: unknown key; did you mean 'accountId'?"),
+        (
+            "live",
+            "accountId: 111111111111\n",
+            "accountId: 111111111111 is a YAML number; give the 12 digits quoted (accountId: '111111111111')",
+        ),
+        (
+            "live",
+            "services: {web: {containers: {web: NOT AN IMAGE}}}\n",
+            "services.web.containers.web: 'NOT AN IMAGE' is not an image reference",
+        ),
+        (
+            "live",
+            "services: {web: {digests: {web: zzz}}}\n",
+            "services.web.digests.web: 'zzz' is not sha256:<64 hex digits>",
+        ),
+        (
+            "live",
+            "services: {web: {taskDefinitionArn: nonsense}}\n",
+            "services.web.taskDefinitionArn: 'nonsense' is not a task definition ARN",
+        ),
+        (
+            "live",
+            "promotionRecords: {dev: {3f9c2a1: {web: {web: repo:1}}}}\n",
+            "promotionRecords.dev.3f9c2a1.web.web: 'repo:1' is not an image digest reference",
+        ),
         (
             "inventory",
             '{"environment": "dev", "services": {"web": {}}}',
