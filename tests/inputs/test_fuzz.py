@@ -440,6 +440,16 @@ def _steps_handler(monkeypatch: pytest.MonkeyPatch) -> Any:
             {"manifest_s3_uri": "http://x"},
             "manifest_s3_uri: 'http://x' is not s3://bucket/key",
         ),
+        (
+            "plan",
+            {"manifest_s3_uri": "s3://b/"},
+            "manifest_s3_uri: 's3://b/' is not s3://bucket/key",
+        ),
+        (
+            "plan",
+            {"manifest_s3_uri": "s3:///k"},
+            "manifest_s3_uri: 's3:///k' is not s3://bucket/key",
+        ),
         ("start_service", {"release_id": "dev-r1"}, "event.service: required"),
         ("poll_service", "x", "event: expected a JSON object, got str"),
         ("update_tasks", {"release_id": None}, "event.release_id: give a name"),
