@@ -10,6 +10,7 @@ Pulumi CLI reads them); and `problems` is the one formatter of pydantic errors
 
 from __future__ import annotations
 
+import argparse
 import codecs
 import difflib
 import json
@@ -467,3 +468,17 @@ def number(
     if result > at_most:
         raise ReadError(f"{name}: {shown} must be at most {at_most:g}")
     return result
+
+
+def option(name: str, *, at_most: float, whole: bool = False) -> typing.Callable[[str], float]:
+    """An argparse `type=` for `number`: argparse prefixes the option's name to the message."""
+
+    def parse(text: str) -> float:
+        try:
+            value = number(text, name, at_most=at_most, whole=whole)
+        except ReadError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{name}: ")) from None
+        return int(value) if whole else value
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse

@@ -416,6 +416,55 @@ def test_plan_answers_a_bad_option_with_exit_1_before_running_the_program(
     assert err.count("\n") == 1
 
 
+DEPLOY = ["deploy", "--name", "web", "--cluster", "c", "--service", "s", "--container", "web"]
+DEPLOY += ["--family", "f", "--application", "a", "--group", "g", "--container-port", "80"]
+DIGEST_IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "expected"),
+    [
+        (
+            [*DEPLOY, "--image-uri", DIGEST_IMAGE, "--timeout-minutes", "99999999999"],
+            2,
+            "--timeout-minutes: 99999999999 must be at most 1440",
+        ),
+        (
+            [*DEPLOY, "--image-uri", DIGEST_IMAGE, "--timeout-minutes", "nan"],
+            2,
+            "--timeout-minutes: nan is not a finite number",
+        ),
+        ([*DEPLOY[:-1], "0", "--image-uri", DIGEST_IMAGE], 2, "0 is not a port number"),
+        ([*DEPLOY, "--record", "{tmp}/missing.json"], 1, "missing.json: No such file"),
+        ([*DEPLOY, "--image-uri", "repo:latest"], 1, "'repo:latest' is not a digest reference"),
+        (["record-field", "--record", "{tmp}/utf16.json", "--field", "commit"], 1, "UTF-16 LE"),
+        (["image-exists", "--repository-url", "notaurl", "--tag", "t"], 1, "'notaurl' is not an"),
+        (["image-tag", "--source-version", ""], 1, "source version is empty"),
+        (["image-tag", "--source-version", "a" * 40, "--length", "3"], 1, "use 7 or more"),
+    ],
+)
+def test_the_pipeline_steps_answer_bad_input_with_one_line_and_no_aws_call(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_aws: list[str],
+    argv: list[str],
+    code: int,
+    expected: str,
+) -> None:
+    from ecs_delivery.runtime import build
+
+    (tmp_path / "utf16.json").write_bytes("\ufeff{}".encode("utf-16-le"))
+    try:
+        exit_code = build.main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    except SystemExit as exited:  # argparse: usage errors exit 2
+        exit_code = int(exited.code or 0)
+
+    assert exit_code == code
+    err = capsys.readouterr().err
+    _one_problem(err, expected)
+    assert no_aws == []
+
+
 def _steps_handler(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("STATE_BUCKET", "state")
     spec = importlib.util.spec_from_file_location(

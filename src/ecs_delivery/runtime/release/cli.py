@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -59,20 +59,6 @@ class UsageError(Exception):
     """Bad command-line input (exit 2)."""
 
 
-def _checked(name: str, *, at_most: float, whole: bool = False) -> Callable[[str], float]:
-    """An argparse type: a finite number in range, or an error naming the option."""
-
-    def parse(text: str) -> float:
-        try:
-            value = inputs.number(text, name, at_most=at_most, whole=whole)
-        except inputs.ReadError as error:
-            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{name}: ")) from None
-        return int(value) if whole else value
-
-    parse.__name__ = name  # argparse names the type in its messages
-    return parse
-
-
 def _endpoint(text: str) -> str:
     url = urllib.parse.urlsplit(text)
     if url.scheme not in ("http", "https") or not url.hostname:
@@ -111,19 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument(
             "--max-parallel",
-            type=_checked("--max-parallel", at_most=1000, whole=True),
+            type=inputs.option("--max-parallel", at_most=1000, whole=True),
             default=10,
             help="deployments in flight at once (default 10)",
         )
         command.add_argument(
             "--poll-seconds",
-            type=_checked("--poll-seconds", at_most=3600),
+            type=inputs.option("--poll-seconds", at_most=3600),
             default=15.0,
             help="seconds between deployment polls (default 15)",
         )
         command.add_argument(
             "--timeout-minutes",
-            type=_checked("--timeout-minutes", at_most=24 * 60),
+            type=inputs.option("--timeout-minutes", at_most=24 * 60),
             default=60.0,
             help="a deployment running longer fails (default 60)",
         )
