@@ -174,6 +174,16 @@ def test_the_json_readers_refuse_each_malformed_file_naming_the_file(
             "services.web.cluster: required",
         ),
         ("inventory", '{"environment": 3}', "environment: Input should be a valid string"),
+        (
+            "inventory",
+            json.dumps({"environment": "dev", "services": {"web": WEB | {"containerPort": True}}}),
+            "services.web.containerPort: Input should be a valid integer (got True)",
+        ),
+        (
+            "inventory",
+            '{"releaseInventory": "[secret]"}',
+            "in.json: releaseInventory is [secret]: run `pulumi stack output --json --show-secrets`",
+        ),
         ("record", '{"schema": 1}', "sourceStack: is required"),
         ("record", "[]", "expected a JSON object, got list"),
         ("plan", '{"stack": "dev", "resources": {}}', "resources: Input should be a valid list"),
