@@ -197,6 +197,11 @@ def test_the_json_readers_refuse_each_malformed_file_naming_the_file(
             "release: r1\nenvironment: dev\nservices: {web: {}}\n",
             "services.web.image: required",
         ),
+        (
+            "manifest",
+            "release: r1\nenvironment: dev\nproduction: yes\n",
+            "production: use true or false (an unquoted YAML boolean), got 'yes'",
+        ),
     ],
 )
 def test_each_reader_names_the_field_its_model_refuses(

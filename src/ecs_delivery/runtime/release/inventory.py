@@ -113,7 +113,7 @@ class Inventory(inputs.Model):
     """Everything a release may touch in one environment (the `releaseInventory` output)."""
 
     environment: str = Field(pattern=_NAME)
-    production: bool = False
+    production: Annotated[bool, Strict()] = False
     services: dict[str, ServiceTarget] = Field(default_factory=dict)
     scheduled_tasks: dict[str, TaskTarget] = Field(default_factory=dict)
 

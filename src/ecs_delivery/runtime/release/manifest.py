@@ -35,9 +35,9 @@ import datetime
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, Strict, ValidationError, field_validator
 
 from ecs_delivery import inputs
 from ecs_delivery.runtime.release.inventory import Inventory
@@ -247,7 +247,7 @@ class Manifest(inputs.Model):
 
     release: str = Field(description="release name; letters, digits, '.', '_' and '-'")
     environment: str
-    production: bool | None = None
+    production: Annotated[bool, Strict()] | None = None
     services: dict[str, ServiceSpec] = Field(default_factory=dict)
     scheduled_tasks: dict[str, TaskSpec] = Field(default_factory=dict)
     digest: str = Field(default="", exclude=True, description="sha256 of what it says")
