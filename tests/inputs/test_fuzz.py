@@ -358,6 +358,8 @@ def test_release_commands_answer_a_bad_aws_setup_with_exit_2_naming_the_setting(
     [
         (["diff", "--stack", "dev", "--base", "{base}"], "resources.0.urn: required"),
         (["release"], "the following arguments are required: command"),
+        ([], "usage: ecs-delivery <command> [options]"),
+        (["bogus"], "ecs-delivery: unknown command 'bogus'"),
     ],
 )
 def test_the_ecs_delivery_command_answers_bad_input_with_exit_2(
