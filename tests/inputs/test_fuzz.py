@@ -78,6 +78,12 @@ def no_aws(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+def _named(argument: str, names: dict[str, str]) -> str:
+    for placeholder, value in names.items():
+        argument = argument.replace(placeholder, value)
+    return argument
+
+
 def _one_problem(message: str, expected: str) -> None:
     assert expected in message, message
     assert "Traceback" not in message
@@ -357,6 +363,9 @@ def test_release_commands_answer_a_bad_aws_setup_with_exit_2_naming_the_setting(
     ("argv", "expected"),
     [
         (["diff", "--stack", "dev", "--base", "{base}"], "resources.0.urn: required"),
+        (["diff", "--stack", "prod", "--base", "{ok}"], "stack: the plan is of stack 'dev', not"),
+        (["diff", "--stack", "dev", "--base", "{ok}.gone"], "neither a plan JSON file nor a git"),
+        (["diff", "--stack", "dev", "--base", "{ok}", "-c", "=1"], "-c '=1': the key is empty"),
         (["release"], "the following arguments are required: command"),
         ([], "usage: ecs-delivery <command> [options]"),
         (["bogus"], "ecs-delivery: unknown command 'bogus'"),
@@ -367,8 +376,10 @@ def test_the_ecs_delivery_command_answers_bad_input_with_exit_2(
 ) -> None:
     base = tmp_path / "base.json"
     base.write_text(json.dumps({"stack": "dev", "resources": [{"type": "t", "name": "n"}]}))
+    (tmp_path / "ok.json").write_text(json.dumps({"stack": "dev", "resources": []}))
+    names = {"{base}": str(base), "{ok}": str(tmp_path / "ok.json")}
     try:
-        code = ecs_delivery_cli.main([a.replace("{base}", str(base)) for a in argv])
+        code = ecs_delivery_cli.main([_named(a, names) for a in argv])
     except SystemExit as exited:
         code = int(exited.code or 0)
 
