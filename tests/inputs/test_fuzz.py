@@ -416,6 +416,7 @@ def test_plan_answers_a_malformed_stack_file_with_exit_1_before_running_the_prog
     ("option", "expected"),
     [
         (["--json", "{tmp}"], "--json {tmp}: is a folder; give a file name, e.g. plan.json"),
+        (["--stack", "../x"], "--stack '../x': not a stack name"),
         (["-c", "=1"], "-c '=1': the key is empty; use key=value"),
         (
             ["-c", 'services={"web":'],

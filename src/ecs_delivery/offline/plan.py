@@ -16,6 +16,7 @@ import gc
 import json
 import logging
 import os
+import re
 import runpy
 import sys
 from collections.abc import Callable, Iterator
@@ -124,6 +125,11 @@ def _known_stacks(root: Path) -> list[str]:
 
 def stack_file(stack: str, root: Path = ROOT) -> inputs.Document:
     """The parsed `Pulumi.<stack>.yaml` of `root` (with key lines); bad files are PlanErrors."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", stack) or not stack.strip("."):
+        raise PlanError(
+            f"--stack {stack!r}: not a stack name (letters, digits, '_', '.', '-'); known "
+            f"stacks: {', '.join(_known_stacks(root))}"
+        )
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise PlanError(
