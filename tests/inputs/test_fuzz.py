@@ -149,6 +149,7 @@ def test_the_json_readers_refuse_each_malformed_file_naming_the_file(
         ),
         ("live", "services: [web]\n", "live.yaml:1: services: Input should be a valid dictionary"),
         ("live", "acountId: '1'\n", "acountId: unknown key; did you mean 'accountId'?"),
+        ("live", "hostedZones: {example.com: {}}\n", "hostedZones.example.com.id: required"),
         (
             "live",
             "accountId: 111111111111\n",
@@ -228,6 +229,8 @@ def test_each_reader_names_the_field_its_model_refuses(
         else:
             load_manifest(content, Inventory.model_validate(INVENTORY))
     _one_problem(str(caught.value), expected)
+    if reader == "live":  # a LIVE file is not the stack file: no fix that points there
+        assert "stack file" not in str(caught.value)
 
 
 # --- entry points -------------------------------------------------------------------

@@ -135,8 +135,6 @@ class SimulatedEnvironment(inputs.Model):
     @classmethod
     def load(cls, path: str | Path) -> SimulatedEnvironment:
         """Read a LIVE file; problems are reported like stack-file ones (file:line: key: fix)."""
-        from ecs_delivery.components.config import validation_problems
-
         try:
             document = inputs.load_yaml(path)
             raw = inputs.mapping(document, (), "a simulated environment")
@@ -145,7 +143,7 @@ class SimulatedEnvironment(inputs.Model):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            problems = [f"  {p}" for p in inputs.located(validation_problems(exc, cls), document)]
+            problems = [f"  {p}" for p in inputs.located(inputs.problems(exc, cls), document)]
             raise SimulationError(
                 f"invalid simulated environment ({len(problems)} problem(s)):\n"
                 + "\n".join(problems)
