@@ -139,6 +139,25 @@ def test_the_json_readers_refuse_each_malformed_file_naming_the_file(
         _one_problem(str(error.value), expected)
 
 
+def test_a_zipped_record_that_unpacks_past_the_size_limit_is_refused_without_unpacking_it(
+    tmp_path: Path,
+) -> None:
+    """A few KiB of zip can hold gigabytes; the record inside is read within the budget."""
+    import zipfile
+
+    path = tmp_path / "record.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("promotion.json", '{"a": "' + "x" * (inputs.MAX_BYTES + 10) + '"}')
+    assert path.stat().st_size < 10_000
+
+    with pytest.raises(PromotionRecordError) as caught:
+        read_record_file(path)
+    _one_problem(
+        str(caught.value),
+        f"{path}: promotion.json unpacks to more than {inputs.MAX_BYTES} bytes",
+    )
+
+
 @pytest.mark.parametrize(
     ("reader", "content", "expected"),
     [
