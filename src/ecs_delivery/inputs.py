@@ -443,6 +443,7 @@ def number(
     name: str,
     *,
     above: float = 0,
+    at_least: float | None = None,
     at_most: float,
     whole: bool = False,
     zero: bool = False,
@@ -465,17 +466,21 @@ def number(
         return result
     if result <= above:
         raise ReadError(f"{name}: {shown} must be more than {above:g}")
+    if at_least is not None and result < at_least:
+        raise ReadError(f"{name}: {shown} must be at least {at_least:g}")
     if result > at_most:
         raise ReadError(f"{name}: {shown} must be at most {at_most:g}")
     return result
 
 
-def option(name: str, *, at_most: float, whole: bool = False) -> typing.Callable[[str], float]:
+def option(
+    name: str, *, at_most: float, whole: bool = False, at_least: float | None = None
+) -> typing.Callable[[str], float]:
     """An argparse `type=` for `number`: argparse prefixes the option's name to the message."""
 
     def parse(text: str) -> float:
         try:
-            value = number(text, name, at_most=at_most, whole=whole)
+            value = number(text, name, at_least=at_least, at_most=at_most, whole=whole)
         except ReadError as error:
             raise argparse.ArgumentTypeError(str(error).removeprefix(f"{name}: ")) from None
         return int(value) if whole else value

@@ -303,6 +303,13 @@ def _release(argv: list[str]) -> tuple[int, str]:
             "apply",
             MANIFEST,
             INVENTORY,
+            ["--poll-seconds=1e-300"],
+            "--poll-seconds: 1e-300 must be at least 1",
+        ),
+        (
+            "apply",
+            MANIFEST,
+            INVENTORY,
             ["--timeout-minutes=-1"],
             "--timeout-minutes: -1 must be more than 0",
         ),

@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument(
             "--poll-seconds",
-            type=inputs.option("--poll-seconds", at_most=3600),
+            type=inputs.option("--poll-seconds", at_least=1, at_most=3600),  # below 1: a busy loop
             default=15.0,
             help="seconds between deployment polls (default 15)",
         )
