@@ -557,6 +557,15 @@ def _steps_handler(monkeypatch: pytest.MonkeyPatch) -> Any:
             {"manifest_s3_uri": "s3:///k"},
             "manifest_s3_uri: 's3:///k' is not s3://bucket/key",
         ),
+        (
+            "plan",
+            {
+                "execution": {"manifest_yaml": MANIFEST, "take_over": "yes"},
+                "runner": "r",
+                "lease_seconds": 60,
+            },
+            "execution input: take_over: give true or false (a JSON boolean), got 'yes'",
+        ),
         ("start_service", {"release_id": "dev-r1"}, "event.service: required"),
         ("poll_service", "x", "event: expected a JSON object, got str"),
         ("update_tasks", {"release_id": None}, "event.release_id: give a name"),

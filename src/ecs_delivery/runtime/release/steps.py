@@ -115,7 +115,11 @@ def split_execution(event: Any) -> tuple[Any, Runner | None]:
     if not isinstance(event, dict) or "execution" not in event:
         return event, None
     execution = event["execution"]
-    take_over = isinstance(execution, dict) and execution.get("take_over") is True
+    take_over = isinstance(execution, dict) and execution.get("take_over", False)
+    if not isinstance(take_over, bool):  # "yes" would silently not take over
+        raise ReleaseInputError(
+            f"execution input: take_over: give true or false (a JSON boolean), got {take_over!r}"
+        )
     return execution, runner_of(event, take_over)
 
 
