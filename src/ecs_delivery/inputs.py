@@ -228,7 +228,14 @@ def parse_yaml(text: str, name: str, max_nodes: int = MAX_NODES) -> Document:
     """Parse `text` (named `name` in messages); every problem is a ReadError with file and line."""
     if len(text) > MAX_BYTES:
         raise ReadError(f"{name}: {len(text)} characters is over the limit of {MAX_BYTES}")
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # its reader refuses control characters at once
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise ReadError(
+            f"{name}:{line}: the file holds the control character U+{exc.character:04X}, which "
+            "YAML does not allow; remove it (or write it as an escape in a double-quoted string)"
+        ) from None
     try:
         node = loader.get_single_node()
         lines: dict[Path_, int] = {}

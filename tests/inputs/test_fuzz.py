@@ -51,6 +51,7 @@ YAML_ONLY = [
     ("tag", b"a: !env X\n", ":1: a: the YAML tag !env is not supported"),
     ("dup", b"a: 1\na: 2\n", ":2: duplicate key 'a' (first at line 1)"),
     ("syntax", b"a: [1,\n", "not valid YAML"),
+    ("control", b"a: 1\nb: x\x02y\n", ":2: the file holds the control character U+0002"),
 ]
 JSON_ONLY = [
     ("dup", b'{"a": 1, "a": 2}', ":1: duplicate key 'a'"),
