@@ -363,6 +363,7 @@ def test_release_commands_answer_bad_input_with_exit_2_and_no_aws_call(
         ({"KEYS": "1"}, ["--region", "not a region"], "--region 'not a region': not an AWS region"),
         ({"KEYS": "1"}, ["--state-bucket", "Bad Bucket!"], 'Invalid bucket name "Bad Bucket!"'),
         ({"KEYS": "1"}, ["--release", "../x y"], "--release '../x y': not a release id"),
+        ({"SSO": "1"}, ["--profile", "sso"], "run `aws sso login --profile sso`"),
     ],
 )
 def test_release_commands_answer_a_bad_aws_setup_with_exit_2_naming_the_setting(
@@ -377,6 +378,13 @@ def test_release_commands_answer_a_bad_aws_setup_with_exit_2_naming_the_setting(
     refused before anything is sent (was exit 4, "run it again once AWS answers")."""
     if setting.pop("KEYS", None):
         setting |= {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+    if setting.pop("SSO", None):  # an SSO profile nobody has logged in with (no cached token)
+        (tmp_path / "config").write_text(
+            "[profile sso]\nsso_start_url = https://example.awsapps.com/start\n"
+            "sso_region = eu-west-1\nsso_account_id = 111111111111\nsso_role_name = Admin\n"
+            "region = eu-west-1\n"
+        )
+        setting |= {"AWS_CONFIG_FILE": str(tmp_path / "config"), "HOME": str(tmp_path)}
     for name, value in setting.items():
         monkeypatch.setenv(name, value)
     argv = ["status", "--release", "dev-r1", "--state-bucket", "state", *extra]

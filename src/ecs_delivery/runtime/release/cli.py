@@ -28,6 +28,9 @@ from botocore.exceptions import (
     ParamValidationError,
     PartialCredentialsError,
     ProfileNotFound,
+    SSOTokenLoadError,
+    TokenRetrievalError,
+    UnauthorizedSSOTokenError,
 )
 
 from ecs_delivery import inputs
@@ -222,7 +225,8 @@ class Cli:
         """The clients, once the user's AWS setup is known to work: a missing profile, region
         or credentials is the user's to fix (exit 2), not an AWS failure to retry."""
         profile = self.args.profile or os.environ.get("AWS_PROFILE")
-        named = f"--profile {profile}" if self.args.profile else f"AWS_PROFILE={profile}"
+        named = f"AWS_PROFILE={profile}" if profile else "the default AWS profile"
+        named = f"--profile {profile}" if self.args.profile else named
         try:
             session = aws_session(region=self.args.region, profile=self.args.profile)
             region = self.args.region or session.region_name
@@ -232,12 +236,20 @@ class Cli:
                     "no AWS region: pass --region <the stack's aws:region>, "
                     "or set AWS_REGION or the profile's region"
                 )
-            if session.get_credentials() is None:
+            credentials = session.get_credentials()
+            if credentials is None:
                 raise UsageError(
                     "no AWS credentials: pass --profile <name>, or set AWS_PROFILE, or "
                     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (`aws sso login` for SSO)"
                 )
+            credentials.get_frozen_credentials()  # an SSO profile loads its token only now
             return clients_for(session, self.args.region, self.args.endpoint_url)
+        except (SSOTokenLoadError, UnauthorizedSSOTokenError, TokenRetrievalError):
+            login = f"aws sso login --profile {profile}" if profile else "aws sso login"
+            raise UsageError(
+                f"{named}: no valid SSO login (none, or it expired): run `{login}`, then "
+                "run this again"
+            ) from None
         except ProfileNotFound:
             raise UsageError(
                 f"{named}: no such profile in the AWS config; `aws configure list-profiles` "
