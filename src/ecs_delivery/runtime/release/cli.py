@@ -448,6 +448,12 @@ class Cli:
         )
 
 
+# Codes AWS answers for credentials it does not accept (STS, S3 and the JSON services).
+_CREDENTIAL_ERRORS = frozenset(
+    {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "InvalidAccessKeyId"}
+    | {"UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidSignatureException"}
+)
+
 _NOT_DONE = {
     "plan": "nothing was changed (plan only reads); run it again once AWS answers",
     "status": "nothing was changed (status only reads); run it again once AWS answers",
@@ -505,6 +511,16 @@ def main(
         err.write(f"error: {shown} (refused before it was sent)\nnothing was deployed\n")
         return EXIT_BAD_INPUT
     except (ClientError, BotoCoreError) as error:
+        code = (
+            error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+        )
+        if code in _CREDENTIAL_ERRORS:  # the user's to mend: running it again fails the same way
+            err.write(
+                f"error: AWS refused the credentials ({code}: {error}); refresh them (a new "
+                "session token, `aws sso login`, or the right keys) and run it again\n"
+                "nothing was deployed\n"
+            )
+            return EXIT_BAD_INPUT
         # Raised before any deployment started (plan, state read): an AWS failure, not the
         # user's input; what was not done depends on the command.
         err.write(f"AWS error: {error}\n{_NOT_DONE[args.command]}\n")
