@@ -17,9 +17,12 @@ commands:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command, rest = (args[0], args[1:]) if args else ("", [])
-    if command in ("", "-h", "--help"):
+    if command in ("-h", "--help"):
         print(USAGE)
-        return 0 if command else 2
+        return 0
+    if not command:  # a usage error: on stderr, as argparse writes its own
+        print(USAGE, file=sys.stderr)
+        return 2
     if command == "plan":
         from ecs_delivery.offline import plan
 

@@ -10,6 +10,7 @@ Pulumi CLI reads them); and `problems` is the one formatter of pydantic errors
 
 from __future__ import annotations
 
+import argparse
 import codecs
 import difflib
 import json
@@ -227,7 +228,14 @@ def parse_yaml(text: str, name: str, max_nodes: int = MAX_NODES) -> Document:
     """Parse `text` (named `name` in messages); every problem is a ReadError with file and line."""
     if len(text) > MAX_BYTES:
         raise ReadError(f"{name}: {len(text)} characters is over the limit of {MAX_BYTES}")
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # its reader refuses control characters at once
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise ReadError(
+            f"{name}:{line}: the file holds the control character U+{exc.character:04X}, which "
+            "YAML does not allow; remove it (or write it as an escape in a double-quoted string)"
+        ) from None
     try:
         node = loader.get_single_node()
         lines: dict[Path_, int] = {}
@@ -442,6 +450,7 @@ def number(
     name: str,
     *,
     above: float = 0,
+    at_least: float | None = None,
     at_most: float,
     whole: bool = False,
     zero: bool = False,
@@ -464,6 +473,24 @@ def number(
         return result
     if result <= above:
         raise ReadError(f"{name}: {shown} must be more than {above:g}")
+    if at_least is not None and result < at_least:
+        raise ReadError(f"{name}: {shown} must be at least {at_least:g}")
     if result > at_most:
         raise ReadError(f"{name}: {shown} must be at most {at_most:g}")
     return result
+
+
+def option(
+    name: str, *, at_most: float, whole: bool = False, at_least: float | None = None
+) -> typing.Callable[[str], float]:
+    """An argparse `type=` for `number`: argparse prefixes the option's name to the message."""
+
+    def parse(text: str) -> float:
+        try:
+            value = number(text, name, at_least=at_least, at_most=at_most, whole=whole)
+        except ReadError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{name}: ")) from None
+        return int(value) if whole else value
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse

@@ -51,6 +51,7 @@ YAML_ONLY = [
     ("tag", b"a: !env X\n", ":1: a: the YAML tag !env is not supported"),
     ("dup", b"a: 1\na: 2\n", ":2: duplicate key 'a' (first at line 1)"),
     ("syntax", b"a: [1,\n", "not valid YAML"),
+    ("control", b"a: 1\nb: x\x02y\n", ":2: the file holds the control character U+0002"),
 ]
 JSON_ONLY = [
     ("dup", b'{"a": 1, "a": 2}', ":1: duplicate key 'a'"),
@@ -76,6 +77,12 @@ def no_aws(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(botocore.endpoint.Endpoint, "make_request", refuse)
     return calls
+
+
+def _named(argument: str, names: dict[str, str]) -> str:
+    for placeholder, value in names.items():
+        argument = argument.replace(placeholder, value)
+    return argument
 
 
 def _one_problem(message: str, expected: str) -> None:
@@ -133,18 +140,77 @@ def test_the_json_readers_refuse_each_malformed_file_naming_the_file(
         _one_problem(str(error.value), expected)
 
 
+def test_a_zipped_record_that_unpacks_past_the_size_limit_is_refused_without_unpacking_it(
+    tmp_path: Path,
+) -> None:
+    """A few KiB of zip can hold gigabytes; the record inside is read within the budget."""
+    import zipfile
+
+    path = tmp_path / "record.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("promotion.json", '{"a": "' + "x" * (inputs.MAX_BYTES + 10) + '"}')
+    assert path.stat().st_size < 10_000
+
+    with pytest.raises(PromotionRecordError) as caught:
+        read_record_file(path)
+    _one_problem(
+        str(caught.value),
+        f"{path}: promotion.json unpacks to more than {inputs.MAX_BYTES} bytes",
+    )
+
+
 @pytest.mark.parametrize(
     ("reader", "content", "expected"),
     [
-        ("live", "accountId: 12\n", "live.yaml:1: accountId: Input should be a valid string"),
+        (
+            "live",
+            "accountId: 12\n",
+            "live.yaml:1: accountId: 12 is a YAML number; give the 12 digits quoted (accountId: '111",
+        ),
         ("live", "services: [web]\n", "live.yaml:1: services: Input should be a valid dictionary"),
         ("live", "acountId: '1'\n", "acountId: unknown key; did you mean 'accountId'?"),
+        ("live", "hostedZones: {example.com: {}}\n", "hostedZones.example.com.id: required"),
+        (
+            "live",
+            "accountId: 111111111111\n",
+            "accountId: 111111111111 is a YAML number; give the 12 digits quoted (accountId: '111111111111')",
+        ),
+        (
+            "live",
+            "services: {web: {containers: {web: NOT AN IMAGE}}}\n",
+            "services.web.containers.web: 'NOT AN IMAGE' is not an image reference",
+        ),
+        (
+            "live",
+            "services: {web: {digests: {web: zzz}}}\n",
+            "services.web.digests.web: 'zzz' is not sha256:<64 hex digits>",
+        ),
+        (
+            "live",
+            "services: {web: {taskDefinitionArn: nonsense}}\n",
+            "services.web.taskDefinitionArn: 'nonsense' is not a task definition ARN",
+        ),
+        (
+            "live",
+            "promotionRecords: {dev: {3f9c2a1: {web: {web: repo:1}}}}\n",
+            "promotionRecords.dev.3f9c2a1.web.web: 'repo:1' is not an image digest reference",
+        ),
         (
             "inventory",
             '{"environment": "dev", "services": {"web": {}}}',
             "services.web.cluster: required",
         ),
         ("inventory", '{"environment": 3}', "environment: Input should be a valid string"),
+        (
+            "inventory",
+            json.dumps({"environment": "dev", "services": {"web": WEB | {"containerPort": True}}}),
+            "services.web.containerPort: Input should be a valid integer (got True)",
+        ),
+        (
+            "inventory",
+            '{"releaseInventory": "[secret]"}',
+            "in.json: releaseInventory is [secret]: run `pulumi stack output --json --show-secrets`",
+        ),
         ("record", '{"schema": 1}', "sourceStack: is required"),
         ("record", "[]", "expected a JSON object, got list"),
         ("plan", '{"stack": "dev", "resources": {}}', "resources: Input should be a valid list"),
@@ -157,6 +223,11 @@ def test_the_json_readers_refuse_each_malformed_file_naming_the_file(
             "manifest",
             "release: r1\nenvironment: dev\nservices: {web: {}}\n",
             "services.web.image: required",
+        ),
+        (
+            "manifest",
+            "release: r1\nenvironment: dev\nproduction: yes\n",
+            "production: use true or false (an unquoted YAML boolean), got 'yes'",
         ),
     ],
 )
@@ -178,6 +249,8 @@ def test_each_reader_names_the_field_its_model_refuses(
         else:
             load_manifest(content, Inventory.model_validate(INVENTORY))
     _one_problem(str(caught.value), expected)
+    if reader == "live":  # a LIVE file is not the stack file: no fix that points there
+        assert "stack file" not in str(caught.value)
 
 
 # --- entry points -------------------------------------------------------------------
@@ -231,6 +304,13 @@ def _release(argv: list[str]) -> tuple[int, str]:
             "apply",
             MANIFEST,
             INVENTORY,
+            ["--poll-seconds=1e-300"],
+            "--poll-seconds: 1e-300 must be at least 1",
+        ),
+        (
+            "apply",
+            MANIFEST,
+            INVENTORY,
             ["--timeout-minutes=-1"],
             "--timeout-minutes: -1 must be more than 0",
         ),
@@ -274,10 +354,59 @@ def test_release_commands_answer_bad_input_with_exit_2_and_no_aws_call(
 
 
 @pytest.mark.parametrize(
+    ("setting", "extra", "expected"),
+    [
+        ({}, [], "no AWS credentials: pass --profile <name>"),
+        ({"AWS_ACCESS_KEY_ID": "k"}, [], "missing: AWS_SECRET_ACCESS_KEY): give the key id and"),
+        ({}, ["--profile", "nosuch"], "--profile nosuch: no such profile"),
+        ({"AWS_PROFILE": "nosuch"}, [], "AWS_PROFILE=nosuch: no such profile"),
+        ({"KEYS": "1"}, ["--region", "not a region"], "--region 'not a region': not an AWS region"),
+        ({"KEYS": "1"}, ["--state-bucket", "Bad Bucket!"], 'Invalid bucket name "Bad Bucket!"'),
+        ({"KEYS": "1"}, ["--release", "../x y"], "--release '../x y': not a release id"),
+        ({"SSO": "1"}, ["--profile", "sso"], "run `aws sso login --profile sso`"),
+    ],
+)
+def test_release_commands_answer_a_bad_aws_setup_with_exit_2_naming_the_setting(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_aws: list[str],
+    setting: dict[str, str],
+    extra: list[str],
+    expected: str,
+) -> None:
+    """No credentials, an unknown profile, a malformed region or bucket: the user's setup,
+    refused before anything is sent (was exit 4, "run it again once AWS answers")."""
+    if setting.pop("KEYS", None):
+        setting |= {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+    if setting.pop("SSO", None):  # an SSO profile nobody has logged in with (no cached token)
+        (tmp_path / "config").write_text(
+            "[profile sso]\nsso_start_url = https://example.awsapps.com/start\n"
+            "sso_region = eu-west-1\nsso_account_id = 111111111111\nsso_role_name = Admin\n"
+            "region = eu-west-1\n"
+        )
+        setting |= {"AWS_CONFIG_FILE": str(tmp_path / "config"), "HOME": str(tmp_path)}
+    for name, value in setting.items():
+        monkeypatch.setenv(name, value)
+    argv = ["status", "--release", "dev-r1", "--state-bucket", "state", *extra]
+
+    code, err = _release(argv)
+
+    assert code == 2, err
+    _one_problem(err, expected)
+    assert err.count("\n") == 2  # the problem and "nothing was deployed"
+    assert "AWS error" not in err and no_aws == []
+
+
+@pytest.mark.parametrize(
     ("argv", "expected"),
     [
         (["diff", "--stack", "dev", "--base", "{base}"], "resources.0.urn: required"),
+        (["diff", "--stack", "prod", "--base", "{ok}"], "stack: the plan is of stack 'dev', not"),
+        (["diff", "--stack", "dev", "--base", "{ok}.gone"], "neither a plan JSON file nor a git"),
+        (["diff", "--stack", "dev", "--base", "{ok}", "-c", "=1"], "-c '=1': the key is empty"),
         (["release"], "the following arguments are required: command"),
+        ([], "usage: ecs-delivery <command> [options]"),
+        (["bogus"], "ecs-delivery: unknown command 'bogus'"),
     ],
 )
 def test_the_ecs_delivery_command_answers_bad_input_with_exit_2(
@@ -285,8 +414,10 @@ def test_the_ecs_delivery_command_answers_bad_input_with_exit_2(
 ) -> None:
     base = tmp_path / "base.json"
     base.write_text(json.dumps({"stack": "dev", "resources": [{"type": "t", "name": "n"}]}))
+    (tmp_path / "ok.json").write_text(json.dumps({"stack": "dev", "resources": []}))
+    names = {"{base}": str(base), "{ok}": str(tmp_path / "ok.json")}
     try:
-        code = ecs_delivery_cli.main([a.replace("{base}", str(base)) for a in argv])
+        code = ecs_delivery_cli.main([_named(a, names) for a in argv])
     except SystemExit as exited:
         code = int(exited.code or 0)
 
@@ -319,6 +450,88 @@ def test_plan_answers_a_malformed_stack_file_with_exit_1_before_running_the_prog
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--json", "{tmp}"], "--json {tmp}: is a folder; give a file name, e.g. plan.json"),
+        (["--stack", "../x"], "--stack '../x': not a stack name"),
+        (["-c", "=1"], "-c '=1': the key is empty; use key=value"),
+        (
+            ["-c", 'services={"web":'],
+            "-c services: the value is not valid JSON (line 1 column 8: Expecting value)",
+        ),
+    ],
+)
+def test_plan_answers_a_bad_option_with_exit_1_before_running_the_program(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], expected: str
+) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: ecs-delivery\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    argv = [
+        "--stack",
+        "dev",
+        "--root",
+        str(tmp_path),
+        *(o.replace("{tmp}", str(tmp_path)) for o in option),
+    ]
+
+    code = plan.main(argv)
+
+    assert code == 1
+    err = capsys.readouterr().err
+    _one_problem(err, expected.replace("{tmp}", str(tmp_path)))
+    assert err.count("\n") == 1
+
+
+DEPLOY = ["deploy", "--name", "web", "--cluster", "c", "--service", "s", "--container", "web"]
+DEPLOY += ["--family", "f", "--application", "a", "--group", "g", "--container-port", "80"]
+DIGEST_IMAGE = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "expected"),
+    [
+        (
+            [*DEPLOY, "--image-uri", DIGEST_IMAGE, "--timeout-minutes", "99999999999"],
+            2,
+            "--timeout-minutes: 99999999999 must be at most 1440",
+        ),
+        (
+            [*DEPLOY, "--image-uri", DIGEST_IMAGE, "--timeout-minutes", "nan"],
+            2,
+            "--timeout-minutes: nan is not a finite number",
+        ),
+        ([*DEPLOY[:-1], "0", "--image-uri", DIGEST_IMAGE], 2, "0 is not a port number"),
+        ([*DEPLOY, "--record", "{tmp}/missing.json"], 1, "missing.json: No such file"),
+        ([*DEPLOY, "--image-uri", "repo:latest"], 1, "'repo:latest' is not a digest reference"),
+        (["record-field", "--record", "{tmp}/utf16.json", "--field", "commit"], 1, "UTF-16 LE"),
+        (["image-exists", "--repository-url", "notaurl", "--tag", "t"], 1, "'notaurl' is not an"),
+        (["image-tag", "--source-version", ""], 1, "source version is empty"),
+        (["image-tag", "--source-version", "a" * 40, "--length", "3"], 1, "use 7 or more"),
+    ],
+)
+def test_the_pipeline_steps_answer_bad_input_with_one_line_and_no_aws_call(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_aws: list[str],
+    argv: list[str],
+    code: int,
+    expected: str,
+) -> None:
+    from ecs_delivery.runtime import build
+
+    (tmp_path / "utf16.json").write_bytes("\ufeff{}".encode("utf-16-le"))
+    try:
+        exit_code = build.main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    except SystemExit as exited:  # argparse: usage errors exit 2
+        exit_code = int(exited.code or 0)
+
+    assert exit_code == code
+    err = capsys.readouterr().err
+    _one_problem(err, expected)
+    assert no_aws == []
+
+
 def _steps_handler(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("STATE_BUCKET", "state")
     spec = importlib.util.spec_from_file_location(
@@ -342,6 +555,25 @@ def _steps_handler(monkeypatch: pytest.MonkeyPatch) -> Any:
             "plan",
             {"manifest_s3_uri": "http://x"},
             "manifest_s3_uri: 'http://x' is not s3://bucket/key",
+        ),
+        (
+            "plan",
+            {"manifest_s3_uri": "s3://b/"},
+            "manifest_s3_uri: 's3://b/' is not s3://bucket/key",
+        ),
+        (
+            "plan",
+            {"manifest_s3_uri": "s3:///k"},
+            "manifest_s3_uri: 's3:///k' is not s3://bucket/key",
+        ),
+        (
+            "plan",
+            {
+                "execution": {"manifest_yaml": MANIFEST, "take_over": "yes"},
+                "runner": "r",
+                "lease_seconds": 60,
+            },
+            "execution input: take_over: give true or false (a JSON boolean), got 'yes'",
         ),
         ("start_service", {"release_id": "dev-r1"}, "event.service: required"),
         ("poll_service", "x", "event: expected a JSON object, got str"),

@@ -16,6 +16,7 @@ import gc
 import json
 import logging
 import os
+import re
 import runpy
 import sys
 from collections.abc import Callable, Iterator
@@ -124,6 +125,11 @@ def _known_stacks(root: Path) -> list[str]:
 
 def stack_file(stack: str, root: Path = ROOT) -> inputs.Document:
     """The parsed `Pulumi.<stack>.yaml` of `root` (with key lines); bad files are PlanErrors."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", stack) or not stack.strip("."):
+        raise PlanError(
+            f"--stack {stack!r}: not a stack name (letters, digits, '_', '.', '-'); known "
+            f"stacks: {', '.join(_known_stacks(root))}"
+        )
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise PlanError(
@@ -400,9 +406,17 @@ def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep:
             raise PlanError(f"-c {pair!r}: use key=value (e.g. -c promoteRelease=3f9c2a1)")
+        if not key.strip():
+            raise PlanError(f"-c {pair!r}: the key is empty; use key=value")
         try:
             leaves(key, json.loads(value))
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as exc:
+            if value.lstrip()[:1] in ("{", "["):  # meant as JSON: a string would hide the typo
+                raise PlanError(
+                    f"-c {key}: the value is not valid JSON (line {exc.lineno} column "
+                    f"{exc.colno}: {exc.msg}); a text that starts with {{ or [ is given as a "
+                    "JSON string"
+                ) from None
             result[key] = value
     return result
 
@@ -427,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
+        if args.json_path and Path(args.json_path).is_dir():
+            raise PlanError(
+                f"--json {args.json_path}: is a folder; give a file name, e.g. plan.json"
+            )
         if args.json_path and not Path(args.json_path).resolve().parent.is_dir():
             raise PlanError(
                 f"--json {args.json_path}: the folder {Path(args.json_path).parent} does not "
@@ -451,9 +469,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(render_tree(plan))
     if args.json_path:
-        with open(args.json_path, "w") as out:  # streamed: no second copy of the plan in memory
-            json.dump(plan.to_json(), out, indent=2, sort_keys=True)
-            out.write("\n")
+        try:
+            with open(args.json_path, "w") as out:  # streamed: no second copy in memory
+                json.dump(plan.to_json(), out, indent=2, sort_keys=True)
+                out.write("\n")
+        except OSError as exc:  # e.g. a read-only folder: the plan above stands
+            print(f"error: --json {args.json_path}: cannot write: {exc.strerror}", file=sys.stderr)
+            return 1
         print(f"plan written to {args.json_path}")
     return 0
 

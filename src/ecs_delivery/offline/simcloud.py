@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
-from pydantic import Field, Strict, ValidationError, field_validator
+from pydantic import AfterValidator, Field, Strict, ValidationError, field_validator
 
 from ecs_delivery import inputs
 from ecs_delivery.components import naming
@@ -28,17 +28,63 @@ class SimulationError(Exception):
     """The simulated-environment file is malformed; the message names the key."""
 
 
+_TASK_DEFINITION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]{1,255}(:\d+)?$"
+)
+
+
+def _image(value: str) -> str:
+    """What AWS reports a container runs: an image reference (the config's grammar)."""
+    from ecs_delivery.components.config.values import check_image
+
+    return check_image(value) or value
+
+
+def _digest(value: str) -> str:
+    from ecs_delivery.components.config.values import DIGEST
+
+    if not DIGEST.match(value):
+        raise ValueError(f"{value!r} is not sha256:<64 hex digits>")
+    return value
+
+
+def _digest_reference(value: str) -> str:
+    from ecs_delivery.runtime.promotion import DIGEST_URI_PATTERN
+
+    if not DIGEST_URI_PATTERN.match(value):
+        raise ValueError(
+            f"{value!r} is not an image digest reference; a pipeline publishes "
+            "<registry>/<repository>@sha256:<64 hex digits>"
+        )
+    return value
+
+
+Image = Annotated[str, AfterValidator(_image)]
+DigestReference = Annotated[str, AfterValidator(_digest_reference)]
+
+
 class LiveService(inputs.Model):
     """A service that exists in the simulated account, with the images it runs now."""
 
-    containers: dict[str, str] = Field(default_factory=dict)
+    containers: dict[str, Image] = Field(default_factory=dict)
     # Digests ECS reports for images given by tag (container -> sha256:...).
-    digests: dict[str, str] = Field(default_factory=dict)
+    digests: dict[str, Annotated[str, AfterValidator(_digest)]] = Field(default_factory=dict)
     task_definition_arn: str | None = None
     # The service exists, but its task definition cannot be read (e.g. deregistered, denied).
     unreadable: Annotated[bool, Strict()] = False
     # The service is tagged, but DescribeServices fails for it (e.g. denied).
     describe_fails: Annotated[bool, Strict()] = False
+
+    @field_validator("task_definition_arn")
+    @classmethod
+    def _arn(cls, value: str | None) -> str | None:
+        if value is not None and not _TASK_DEFINITION_ARN.match(value):
+            raise ValueError(
+                f"{value!r} is not a task definition ARN; expected "
+                "arn:aws:ecs:<region>:<account-id>:task-definition/<family>[:<revision>] (a "
+                "schedule that names the family runs its newest revision)"
+            )
+        return value
 
 
 class SimulatedHostedZone(inputs.Model):
@@ -70,9 +116,22 @@ class SimulatedEnvironment(inputs.Model):
     # name gives its last outputs).
     stacks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Releases stacks' pipelines published: stack -> commit -> service -> container -> digest.
-    promotion_records: dict[str, dict[str, dict[str, dict[str, str]]]] = Field(default_factory=dict)
+    promotion_records: dict[str, dict[str, dict[str, dict[str, DigestReference]]]] = Field(
+        default_factory=dict
+    )
     # Route 53 zones by name; a public zone looked up by a name not listed here exists too.
     hosted_zones: dict[str, SimulatedHostedZone] = Field(default_factory=dict)
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _account_id_text(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # A number would drop an account id's leading zeros: the id must be quoted.
+            example = value if len(str(value)) == 12 else "111111111111"
+            raise ValueError(
+                f"{value} is a YAML number; give the 12 digits quoted (accountId: '{example}')"
+            )
+        return value
 
     @field_validator("account_id")
     @classmethod
@@ -84,8 +143,6 @@ class SimulatedEnvironment(inputs.Model):
     @classmethod
     def load(cls, path: str | Path) -> SimulatedEnvironment:
         """Read a LIVE file; problems are reported like stack-file ones (file:line: key: fix)."""
-        from ecs_delivery.components.config import validation_problems
-
         try:
             document = inputs.load_yaml(path)
             raw = inputs.mapping(document, (), "a simulated environment")
@@ -94,7 +151,7 @@ class SimulatedEnvironment(inputs.Model):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            problems = [f"  {p}" for p in inputs.located(validation_problems(exc, cls), document)]
+            problems = [f"  {p}" for p in inputs.located(inputs.problems(exc, cls), document)]
             raise SimulationError(
                 f"invalid simulated environment ({len(problems)} problem(s)):\n"
                 + "\n".join(problems)

@@ -27,6 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ecs_delivery import inputs
 from ecs_delivery.runtime.codedeploy import (
     PIPELINE_NEXT_STEP,
     VALIDATION_HOOK_EVENT,
@@ -456,16 +457,6 @@ def _port(text: str) -> int:
     return port
 
 
-def _minutes(text: str) -> int:
-    try:
-        minutes = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
-    if minutes < 1:
-        raise argparse.ArgumentTypeError(f"{minutes} must be at least 1 minute")
-    return minutes
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ecs_delivery.runtime.build",
@@ -506,7 +497,8 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--validation-hook", help=f"Lambda for {VALIDATION_HOOK_EVENT}")
     deploy.add_argument(
         "--timeout-minutes",
-        type=_minutes,
+        # The stack's deployment timeouts are at most a day (pipeline and rollout config).
+        type=inputs.option("--timeout-minutes", at_most=24 * 60, whole=True),
         default=60,
         help="how long to wait for a running deployment of the group and for this one",
     )

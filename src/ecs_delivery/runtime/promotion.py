@@ -11,6 +11,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -149,12 +150,18 @@ def read_record(content: str | bytes, *, origin: str = "promotion record") -> Pr
 
 def _unzip(content: bytes, origin: str) -> bytes:
     try:
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            return archive.read(RECORD_FILE)
+        with zipfile.ZipFile(io.BytesIO(content)) as archive, archive.open(RECORD_FILE) as file:
+            data = file.read(inputs.MAX_BYTES + 1)  # the header's size may lie: read within it
     except KeyError:
         raise PromotionRecordError(f"{origin}: the zip holds no {RECORD_FILE}") from None
-    except zipfile.BadZipFile as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # a truncated or corrupt zip
         raise PromotionRecordError(f"{origin}: not a readable zip ({error})") from None
+    if len(data) > inputs.MAX_BYTES:
+        raise PromotionRecordError(
+            f"{origin}: {RECORD_FILE} unpacks to more than {inputs.MAX_BYTES} bytes; a record "
+            "is a few KiB: this is not one"
+        )
+    return data
 
 
 def zipped(record: PromotionRecord) -> bytes:

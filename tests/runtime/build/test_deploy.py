@@ -202,7 +202,7 @@ def test_a_deployment_codedeploy_fails_exits_1_naming_it_and_nothing_moved(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("--timeout-minutes", "0"), "0 must be at least 1 minute"),
+        (("--timeout-minutes", "0"), "--timeout-minutes: 0 must be at least 1"),
         (("--container-port", "70000"), "70000 is not a port number"),
     ],
 )

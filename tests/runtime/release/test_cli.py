@@ -388,3 +388,39 @@ def test_plan_without_a_region_exits_2_naming_the_region_option(
     first = err.getvalue().splitlines()[0]
     assert first.startswith("error: no AWS region") and "--region" in first
     assert "You must specify a region" not in err.getvalue()
+
+
+@pytest.mark.parametrize("code", ["ExpiredToken", "InvalidAccessKeyId", "SignatureDoesNotMatch"])
+def test_credentials_aws_refuses_are_bad_input_saying_to_refresh_them_not_to_retry(
+    code: str,
+) -> None:
+    """botocore's Stubber, as moto accepts any credentials: S3 answers the state read with
+    a credentials error, which running the command again does not mend."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from ecs_delivery.runtime.release.live import Clients
+
+    made = {
+        f.name: boto3.client(
+            f.name, region_name="eu-west-1", aws_access_key_id="k", aws_secret_access_key="s"
+        )
+        for f in fields(Clients)
+    }
+    stub = Stubber(made["s3"])
+    stub.add_client_error("get_object", service_error_code=code, http_status_code=403)
+    stub.activate()
+    err = io.StringIO()
+
+    exit_code = main(
+        ["status", "--release", "dev-r1", "--state-bucket", "state"],
+        clients=Clients(**made),
+        out=io.StringIO(),
+        err=err,
+        stop=threading.Event(),
+    )
+
+    assert exit_code == 2
+    assert err.getvalue().startswith(f"error: AWS refused the credentials ({code}")
+    assert "refresh them" in err.getvalue() and "once AWS answers" not in err.getvalue()
+    stub.assert_no_pending_responses()

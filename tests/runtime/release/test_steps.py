@@ -23,6 +23,7 @@ from ecs_delivery.runtime.release.manifest import ManifestError
 from ecs_delivery.runtime.release.state import StateStore
 from ecs_delivery.runtime.release.steps import (
     StepContext,
+    load_inventory_object,
     manifest_text,
     plan_step,
     poll_service_step,
@@ -443,3 +444,30 @@ def test_a_step_event_without_its_fields_is_refused_naming_the_field(
     handler = _handler_module(monkeypatch)
     with pytest.raises(ReleaseInputError, match=message):
         getattr(handler, step)(event)
+
+
+def test_a_manifest_or_inventory_object_that_is_not_in_s3_is_refused_naming_where_it_was_looked_for(
+    sim: SimulatedAws,
+) -> None:
+    """Against moto's S3: the user's manifest_s3_uri and the stack's INVENTORY_KEY are
+    input; a missing object or bucket is named (was a bare NoSuchKey / NoSuchBucket)."""
+    aws = aws_of(sim)
+    missing = f"s3://{sim.bucket}/releases/missing.yaml"
+
+    with pytest.raises(ReleaseInputError) as no_key:
+        manifest_text(aws, {"manifest_s3_uri": missing})
+    with pytest.raises(ReleaseInputError) as no_bucket:
+        manifest_text(aws, {"manifest_s3_uri": "s3://no-such-bucket-here/m.yaml"})
+    with pytest.raises(ReleaseInputError) as no_inventory:
+        load_inventory_object(aws, sim.bucket, "config/inventory.json")
+
+    assert str(no_key.value) == (
+        f"manifest_s3_uri: {missing}: no such object; upload the manifest there first"
+    )
+    assert str(no_bucket.value) == (
+        "manifest_s3_uri: s3://no-such-bucket-here/m.yaml: no such bucket"
+    )
+    assert str(no_inventory.value) == (
+        f"INVENTORY_KEY: s3://{sim.bucket}/config/inventory.json: no such object; the "
+        "stack's `pulumi up` writes the release inventory there: run it first"
+    )

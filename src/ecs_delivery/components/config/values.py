@@ -46,7 +46,7 @@ _DOMAIN = re.compile(
     r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$"
 )
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 IMAGE_GRAMMAR = "[registry/]repository[:tag][@sha256:<64 hex digits>]"
 
 
@@ -54,7 +54,7 @@ def image_reference_problems(value: str) -> list[str]:
     """Why `value` is not an image reference (empty: it is one)."""
     problems = []
     name, at, digest = value.partition("@")
-    if at and not _DIGEST.match(digest):
+    if at and not DIGEST.match(digest):
         problems.append(f"digest {digest!r} is not sha256:<64 hex digits>")
     last = name.rsplit("/", 1)[-1]
     if ":" in last:

@@ -11,16 +11,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import signal
 import sys
 import threading
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    InvalidRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    SSOTokenLoadError,
+    TokenRetrievalError,
+    UnauthorizedSSOTokenError,
+)
 
 from ecs_delivery import inputs
 from ecs_delivery.runtime.aws import RETRY_CONFIG
@@ -34,7 +45,12 @@ from ecs_delivery.runtime.release.engine import (
 )
 from ecs_delivery.runtime.release.inventory import InventoryError, load_inventory
 from ecs_delivery.runtime.release.live import Aws, Clients, LiveStateError, TaskDefinitions
-from ecs_delivery.runtime.release.manifest import ManifestError, load_manifest, release_of
+from ecs_delivery.runtime.release.manifest import (
+    RELEASE_ID,
+    ManifestError,
+    load_manifest,
+    release_of,
+)
 from ecs_delivery.runtime.release.pacing import Clock, SystemClock
 from ecs_delivery.runtime.release.progress import LogProgress, TtyProgress, summary_table
 from ecs_delivery.runtime.release.state import StateReadError, StateStore
@@ -44,20 +60,6 @@ EXIT_OK, EXIT_ROLLED_BACK, EXIT_BAD_INPUT, EXIT_NEEDS_HUMAN, EXIT_AWS = 0, 1, 2,
 
 class UsageError(Exception):
     """Bad command-line input (exit 2)."""
-
-
-def _checked(name: str, *, at_most: float, whole: bool = False) -> Callable[[str], float]:
-    """An argparse type: a finite number in range, or an error naming the option."""
-
-    def parse(text: str) -> float:
-        try:
-            value = inputs.number(text, name, at_most=at_most, whole=whole)
-        except inputs.ReadError as error:
-            raise argparse.ArgumentTypeError(str(error).removeprefix(f"{name}: ")) from None
-        return int(value) if whole else value
-
-    parse.__name__ = name  # argparse names the type in its messages
-    return parse
 
 
 def _endpoint(text: str) -> str:
@@ -98,19 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument(
             "--max-parallel",
-            type=_checked("--max-parallel", at_most=1000, whole=True),
+            type=inputs.option("--max-parallel", at_most=1000, whole=True),
             default=10,
             help="deployments in flight at once (default 10)",
         )
         command.add_argument(
             "--poll-seconds",
-            type=_checked("--poll-seconds", at_most=3600),
+            type=inputs.option("--poll-seconds", at_least=1, at_most=3600),  # below 1: a busy loop
             default=15.0,
             help="seconds between deployment polls (default 15)",
         )
         command.add_argument(
             "--timeout-minutes",
-            type=_checked("--timeout-minutes", at_most=24 * 60),
+            type=inputs.option("--timeout-minutes", at_most=24 * 60),
             default=60.0,
             help="a deployment running longer fails (default 60)",
         )
@@ -154,10 +156,16 @@ def _read(path: Path | None, flag: str) -> str:
 
 def _release_of(args: argparse.Namespace) -> str:
     if args.release:
-        return str(args.release)
-    found = release_of(_read(args.manifest, "--manifest (or --release)"))
+        found, flag = str(args.release), "--release"
+    else:
+        found, flag = release_of(_read(args.manifest, "--manifest (or --release)")), "--manifest"
     if found is None:
         raise UsageError("--manifest: it names no environment and release; use --release <id>")
+    if not RELEASE_ID.match(found):
+        raise UsageError(
+            f"{flag} {found!r}: not a release id; give <environment>-<release> as the "
+            "manifest names them, e.g. dev-2024.06.01-1"
+        )
     return found
 
 
@@ -210,15 +218,51 @@ class Cli:
     @property
     def aws(self) -> Aws:
         if self._clients is None:
+            self._clients = self._checked_clients()
+        return Aws(self._clients, self.clock)
+
+    def _checked_clients(self) -> Clients:
+        """The clients, once the user's AWS setup is known to work: a missing profile, region
+        or credentials is the user's to fix (exit 2), not an AWS failure to retry."""
+        profile = self.args.profile or os.environ.get("AWS_PROFILE")
+        named = f"AWS_PROFILE={profile}" if profile else "the default AWS profile"
+        named = f"--profile {profile}" if self.args.profile else named
+        try:
             session = aws_session(region=self.args.region, profile=self.args.profile)
-            if not (self.args.region or session.region_name):
+            region = self.args.region or session.region_name
+            if not region:
                 # botocore's "You must specify a region" names no option (issue 16).
                 raise UsageError(
                     "no AWS region: pass --region <the stack's aws:region>, "
                     "or set AWS_REGION or the profile's region"
                 )
-            self._clients = clients_for(session, self.args.region, self.args.endpoint_url)
-        return Aws(self._clients, self.clock)
+            credentials = session.get_credentials()
+            if credentials is None:
+                raise UsageError(
+                    "no AWS credentials: pass --profile <name>, or set AWS_PROFILE, or "
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (`aws sso login` for SSO)"
+                )
+            credentials.get_frozen_credentials()  # an SSO profile loads its token only now
+            return clients_for(session, self.args.region, self.args.endpoint_url)
+        except (SSOTokenLoadError, UnauthorizedSSOTokenError, TokenRetrievalError):
+            login = f"aws sso login --profile {profile}" if profile else "aws sso login"
+            raise UsageError(
+                f"{named}: no valid SSO login (none, or it expired): run `{login}`, then "
+                "run this again"
+            ) from None
+        except ProfileNotFound:
+            raise UsageError(
+                f"{named}: no such profile in the AWS config; `aws configure list-profiles` "
+                "lists them"
+            ) from None
+        except PartialCredentialsError as error:
+            raise UsageError(
+                f"incomplete AWS credentials ({error}): give the key id and the secret together"
+            ) from None
+        except InvalidRegionError:
+            raise UsageError(
+                f"--region {region!r}: not an AWS region name; give one such as eu-west-1"
+            ) from None
 
     def _store(self, release: str) -> StateStore:
         if not self.args.state_bucket:
@@ -404,6 +448,12 @@ class Cli:
         )
 
 
+# Codes AWS answers for credentials it does not accept (STS, S3 and the JSON services).
+_CREDENTIAL_ERRORS = frozenset(
+    {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "InvalidAccessKeyId"}
+    | {"UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidSignatureException"}
+)
+
 _NOT_DONE = {
     "plan": "nothing was changed (plan only reads); run it again once AWS answers",
     "status": "nothing was changed (status only reads); run it again once AWS answers",
@@ -452,7 +502,25 @@ def main(
     except (UsageError, InventoryError, ReleaseInputError, LiveStateError, StateReadError) as error:
         err.write(f"error: {error}\nnothing was deployed\n")
         return EXIT_BAD_INPUT
+    except ParamValidationError as error:
+        # botocore refused a value before sending it (e.g. --state-bucket): the user's input.
+        reasons = str(error).splitlines()[1:] or [str(error)]
+        shown = "; ".join(
+            re.sub(r":? *(Bucket name )?must match the regex.*", "", r) for r in reasons
+        )
+        err.write(f"error: {shown} (refused before it was sent)\nnothing was deployed\n")
+        return EXIT_BAD_INPUT
     except (ClientError, BotoCoreError) as error:
+        code = (
+            error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+        )
+        if code in _CREDENTIAL_ERRORS:  # the user's to mend: running it again fails the same way
+            err.write(
+                f"error: AWS refused the credentials ({code}: {error}); refresh them (a new "
+                "session token, `aws sso login`, or the right keys) and run it again\n"
+                "nothing was deployed\n"
+            )
+            return EXIT_BAD_INPUT
         # Raised before any deployment started (plan, state read): an AWS failure, not the
         # user's input; what was not done depends on the command.
         err.write(f"AWS error: {error}\n{_NOT_DONE[args.command]}\n")

@@ -40,9 +40,9 @@ A scheduled task names exactly one of `schedule` (EventBridge Scheduler) or `rul
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, Strict, ValidationError, model_validator
 
 from ecs_delivery import inputs
 
@@ -57,7 +57,9 @@ class ServiceTarget(inputs.Model):
     codedeploy_application: str = Field(min_length=1)
     codedeploy_group: str = Field(min_length=1)
     container: str = Field(min_length=1, description="container whose image the release sets")
-    container_port: int = Field(ge=1, le=65535, description="port the load balancer routes to")
+    container_port: Annotated[int, Strict()] = Field(
+        ge=1, le=65535, description="port the load balancer routes to"
+    )
     task_family: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,255}$",
@@ -111,7 +113,7 @@ class Inventory(inputs.Model):
     """Everything a release may touch in one environment (the `releaseInventory` output)."""
 
     environment: str = Field(pattern=_NAME)
-    production: bool = False
+    production: Annotated[bool, Strict()] = False
     services: dict[str, ServiceTarget] = Field(default_factory=dict)
     scheduled_tasks: dict[str, TaskTarget] = Field(default_factory=dict)
 
@@ -148,11 +150,16 @@ def inventory_of(data: Any, source: str = "inventory") -> Any:
     if isinstance(data, dict):
         if "environment" in data:
             return data
-        if "releaseInventory" in data:
-            return data["releaseInventory"]
         outputs = data.get("outputs")
-        if isinstance(outputs, dict) and "releaseInventory" in outputs:
-            return outputs["releaseInventory"]
+        found = data if "releaseInventory" in data else outputs
+        if isinstance(found, dict) and "releaseInventory" in found:
+            if found["releaseInventory"] == "[secret]":  # how the Pulumi CLI hides a secret
+                raise InventoryError(
+                    f"--inventory: {source}: releaseInventory is [secret]: run `pulumi stack "
+                    "output --json --show-secrets` (or `pulumi stack output releaseInventory "
+                    "--json --show-secrets`)"
+                )
+            return found["releaseInventory"]
     found = (
         f"an object with keys {', '.join(sorted(data)[:8]) or '(none)'}"
         if isinstance(data, dict)

@@ -35,14 +35,16 @@ import datetime
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, Strict, ValidationError, field_validator
 
 from ecs_delivery import inputs
 from ecs_delivery.runtime.release.inventory import Inventory
 
 RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# "<environment>-<release>": names the state object (releases/<id>/state.json), so no "/".
+RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_REFERENCE = re.compile(
@@ -245,7 +247,7 @@ class Manifest(inputs.Model):
 
     release: str = Field(description="release name; letters, digits, '.', '_' and '-'")
     environment: str
-    production: bool | None = None
+    production: Annotated[bool, Strict()] | None = None
     services: dict[str, ServiceSpec] = Field(default_factory=dict)
     scheduled_tasks: dict[str, TaskSpec] = Field(default_factory=dict)
     digest: str = Field(default="", exclude=True, description="sha256 of what it says")

@@ -115,7 +115,11 @@ def split_execution(event: Any) -> tuple[Any, Runner | None]:
     if not isinstance(event, dict) or "execution" not in event:
         return event, None
     execution = event["execution"]
-    take_over = isinstance(execution, dict) and execution.get("take_over") is True
+    take_over = isinstance(execution, dict) and execution.get("take_over", False)
+    if not isinstance(take_over, bool):  # "yes" would silently not take over
+        raise ReleaseInputError(
+            f"execution input: take_over: give true or false (a JSON boolean), got {take_over!r}"
+        )
     return execution, runner_of(event, take_over)
 
 
@@ -141,12 +145,21 @@ def environment_flag(environ: Any, name: str, default: bool) -> bool:
     return value == "true"
 
 
-def read_s3_text(aws: Aws, uri: str) -> str:
-    """The text of an s3://bucket/key object."""
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise ReleaseInputError(f"manifest_s3_uri: {uri!r} is not s3://bucket/key")
-    bucket, key = uri[5:].split("/", 1)
-    response = aws.call(aws.clients.s3.get_object, Bucket=bucket, Key=key)
+def read_s3_text(aws: Aws, uri: str, named: str = "manifest_s3_uri", fix: str = "") -> str:
+    """The text of an s3://bucket/key object; `named` is the input that gave the URI, and a
+    missing object or bucket is refused naming it (with `fix`, what puts the object there)."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key:
+        raise ReleaseInputError(f"{named}: {uri!r} is not s3://bucket/key")
+    try:
+        response = aws.call(aws.clients.s3.get_object, Bucket=bucket, Key=key)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code == "NoSuchKey":
+            raise ReleaseInputError(f"{named}: {uri}: no such object{fix}") from None
+        if code == "NoSuchBucket":
+            raise ReleaseInputError(f"{named}: {uri}: no such bucket") from None
+        raise
     try:
         return inputs.decode(response["Body"].read(inputs.MAX_BYTES + 1), uri)
     except inputs.ReadError as error:
@@ -159,7 +172,8 @@ def load_inventory_object(aws: Aws, bucket: str, key: str) -> Inventory:
 
     uri = f"s3://{bucket}/{key}"
     try:
-        data = inputs.parse_json(read_s3_text(aws, uri), uri)
+        fix = "; the stack's `pulumi up` writes the release inventory there: run it first"
+        data = inputs.parse_json(read_s3_text(aws, uri, "INVENTORY_KEY", fix), uri)
     except inputs.ReadError as error:
         raise ReleaseInputError(str(error)) from None
     return parse_inventory(data, source=uri)
@@ -174,7 +188,8 @@ def manifest_text(aws: Aws, event: dict[str, Any]) -> str:
     if isinstance(event.get("manifest_yaml"), str):
         return str(event["manifest_yaml"])
     if isinstance(event.get("manifest_s3_uri"), str):
-        return read_s3_text(aws, event["manifest_s3_uri"])
+        fix = "; upload the manifest there first"
+        return read_s3_text(aws, event["manifest_s3_uri"], "manifest_s3_uri", fix)
     raise ReleaseInputError("execution input: give manifest_yaml or manifest_s3_uri")
 
 
