@@ -165,3 +165,13 @@ def test_a_deployer_overtaken_every_time_gives_up_naming_the_family(ecs):
 def test_a_change_without_template_or_images_is_refused():
     with pytest.raises(ValueError, match="images: required"):
         TaskChange(family=FAMILY)
+
+
+def test_the_initial_images_go_only_into_a_familys_first_revision(ecs):
+    template = _template(ecs, memory="512", image="busybox:1.36")
+    change = TaskChange(family=FAMILY, template=template, initial_images={"report": "repo/web:v1"})
+    deploy_task(ecs, change)
+    assert _image(_newest(ecs)) == "repo/web:v1"
+    ecs.register_task_definition(**_definition(FAMILY, "repo/web:v2"))  # a ship
+    assert deploy_task(ecs, change).action == "none-same-content"
+    assert _image(_newest(ecs)) == "repo/web:v2"

@@ -436,16 +436,14 @@ def _run_task(props: dict[str, Any], olds: dict[str, Any]) -> task_rollout.TaskR
     aws = _session(props)
     ecs = client("ecs", aws)
     family = props["family"]
-    images = _deploy_images(props, olds)
-    if task_rollout.newest(ecs, family) is None:
-        images = {**dict(props.get("initial_images") or {}), **images}
     start = _named_revision(client("scheduler", aws), props.get("schedule"), family)
     return task_rollout.deploy_task(
         ecs,
         task_rollout.TaskChange(
             family=family,
             template=describe(ecs, props["template_arn"], include_tags=True),
-            images=images,
+            images=_deploy_images(props, olds),
+            initial_images=dict(props.get("initial_images") or {}),
         ),
         start=start,
     )

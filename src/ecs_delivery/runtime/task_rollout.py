@@ -55,6 +55,9 @@ class TaskChange:
     template: Mapping[str, Any] | None = None
     images: Mapping[str, str] = field(default_factory=dict)
     expect_images: Mapping[str, str] = field(default_factory=dict)
+    # Images of the family's first revision, when it has none yet (a new task that follows a
+    # running service starts on that service's image).
+    initial_images: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.family, str) or not self.family:
@@ -92,7 +95,8 @@ def _merge(change: TaskChange, base: Mapping[str, Any] | None) -> dict[str, Any]
     if change.template is not None:
         template = change.template["taskDefinition"]
         running = base["taskDefinition"] if base else template
-        wanted = overlay_owned(template, running, family=change.family, images=change.images)
+        images = change.images if base else {**change.initial_images, **change.images}
+        wanted = overlay_owned(template, running, family=change.family, images=images)
         tags = change.template.get("tags")
     else:
         assert base is not None

@@ -16,6 +16,7 @@ from ecs_delivery.runtime.release.manifest import load_manifest
 from ecs_delivery.runtime.release.state import StateStore
 
 from .conftest import aws_of, config
+from .test_rollback_ownership import register_over
 
 FAMILY = "dev-job-01"
 
@@ -39,21 +40,7 @@ def _newest(sim: SimulatedAws) -> dict[str, Any]:
 
 def _register_over_newest(sim: SimulatedAws, **changes: Any) -> str:
     """Another deployer registers onto the newest revision (Pulumi: memory; a ship: image)."""
-    newest = _newest(sim)
-    container = dict(newest["containerDefinitions"][0])
-    if "image" in changes:
-        container["image"] = changes.pop("image")
-    return str(
-        sim.raw_ecs.register_task_definition(
-            family=FAMILY,
-            requiresCompatibilities=newest["requiresCompatibilities"],
-            networkMode=newest["networkMode"],
-            cpu=newest["cpu"],
-            memory=changes.pop("memory", newest["memory"]),
-            executionRoleArn=newest["executionRoleArn"],
-            containerDefinitions=[container],
-        )["taskDefinition"]["taskDefinitionArn"]
-    )
+    return register_over(sim, _newest(sim), **changes)
 
 
 def _schedule_target(sim: SimulatedAws) -> str:

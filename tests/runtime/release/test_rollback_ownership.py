@@ -36,7 +36,12 @@ def live_definition(sim: SimulatedAws, service: str) -> dict[str, Any]:
 
 def register_over_live(sim: SimulatedAws, service: str, **changes: Any) -> str:
     """A revision of what `service` runs with `changes` (memory=..., image=...)."""
-    described = live_definition(sim, service)
+    return register_over(sim, live_definition(sim, service), **changes)
+
+
+def register_over(sim: SimulatedAws, described: dict[str, Any], **changes: Any) -> str:
+    """A revision of `described` (a DescribeTaskDefinition taskDefinition) in its family,
+    with `changes` (memory=..., image=...): another deployer's registration."""
     container = dict(described["containerDefinitions"][0])
     if "image" in changes:
         container["image"] = changes.pop("image")
