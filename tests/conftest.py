@@ -8,9 +8,11 @@ import json
 import logging
 import os
 import pickle
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
+import botocore.session
 import pytest
 
 from ecs_delivery.components import lambda_package, release
@@ -120,6 +122,36 @@ def no_real_aws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+class _EachPathOnce(list):
+    """A loader's search paths: boto3 appends its own data path for every Session it makes."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+_create_loader = botocore.session.create_loader
+
+
+@cache
+def _one_loader(search_path_string: str | None = None):
+    loader = _create_loader(search_path_string)
+    loader._search_paths = _EachPathOnce(loader._search_paths)
+    return loader
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_loader() -> Iterator[None]:
+    """One botocore data loader per worker: moto gives each `mock_aws` a new default boto3
+    Session, whose new loader parsed the service models again (about 40 ms a client, most of
+    a moto world's set-up). The models are read-only data: a Session is otherwise as new as
+    before (credentials, config, region, its event handlers), as every client of one Session
+    already shares one loader."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", _one_loader)
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
