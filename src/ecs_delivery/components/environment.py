@@ -177,7 +177,8 @@ def _rollouts(
     services through the same CodeDeploy blue/green as the pipeline, merged onto what runs at
     deploy time; identical content starts no deployment."""
     for name, fargate in built.services.items():
-        group = delivery_side.deployment_groups[name]
+        # No group on the ECS engine: ECS deploys the service itself (deployment.engine ecs).
+        group = delivery_side.deployment_groups.get(name)
         resolution = resolutions[name]
         rollout.ServiceRollout(
             f"{name}-rollout",
@@ -187,7 +188,10 @@ def _rollouts(
                 template_arn=fargate.task_definition.arn,
                 family=families[name],
                 application_name=delivery_side.application_name,
-                deployment_group_name=group.deployment_group_name,
+                deployment_group_name=group.deployment_group_name
+                if group
+                else naming.deployment_group(name),
+                engine=settings.deployment.engine,
                 container_name=name,
                 container_port=settings.services[name].container_port,
                 subnets=built.network.private_subnet_ids,
@@ -213,7 +217,11 @@ def _rollouts(
             ),
             opts=pulumi.ResourceOptions(
                 parent=fargate,
-                depends_on=[fargate.service, group, delivery_side.validation_hook_function],
+                depends_on=[
+                    fargate.service,
+                    *([group] if group else []),
+                    delivery_side.validation_hook_function,
+                ],
             ),
         )
 

@@ -37,6 +37,7 @@ ROLLOUT_INPUTS = (
     "pinned_images",
     "promotion",
     "validation_hook",
+    "engine",
 )
 # A different service is a different rollout record (create: verify, no deployment).
 REPLACE_INPUTS = ("cluster_name", "service_name")
@@ -49,6 +50,8 @@ SETTING_INPUTS = (
     "timeout_minutes",
     "end_termination_wait",
 )
+# Inputs added later, as a record written before them reads (no rollout only for their arrival).
+ADDED_INPUTS = {"engine": "codedeploy"}
 OUTPUTS = ("running_task_definition_arn", "running_images", "last_deployment_id", "action")
 # A rollout that started a deployment and did not see it finish: the next `up` checks it.
 UNCONFIRMED = ("started", "failed")
@@ -86,6 +89,8 @@ class ServiceRolloutArgs:
     promotion: dict[str, Any] | None = None
     # Lambda run after test traffic is allowed (AfterAllowTestTraffic), as in the pipeline's.
     validation_hook: str | None = None
+    # Who deploys: CodeDeploy (application/group) or ECS's own blue/green (the service itself).
+    engine: str = from_config(DeploymentConfig, "engine")
     wait: bool = from_config(DeploymentConfig, "wait")
     timeout_minutes: int = from_config(DeploymentConfig, "timeout_minutes")
     # End a deployment of the group still in its termination wait instead of waiting for it.
@@ -169,7 +174,8 @@ class ServiceRolloutProvider(pulumi.dynamic.ResourceProvider):
         changed = [
             key
             for key in (*ROLLOUT_INPUTS, *REPLACE_INPUTS)
-            if _number(_olds.get(key)) != _number(_news.get(key))
+            if _number(_olds.get(key, ADDED_INPUTS.get(key)))
+            != _number(_news.get(key, ADDED_INPUTS.get(key)))
         ]
         replaces = [key for key in changed if key in REPLACE_INPUTS]
         # The state keeps the provider it last ran; `pulumi destroy` unpickles that one. When
@@ -341,6 +347,7 @@ class ServiceRollout(pulumi.dynamic.Resource, module="rollout", name="ServiceRol
             "pinned_images": dict(sorted(args.pinned_images.items())),
             "promotion": args.promotion,
             "validation_hook": args.validation_hook,
+            "engine": args.engine,
             "region": args.region,
             "profile": args.profile,
             "role_arn": args.role_arn,
