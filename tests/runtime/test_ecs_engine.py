@@ -25,9 +25,21 @@ from ecs_delivery.runtime.ecs_engine import (
     EcsEngine,
 )
 from ecs_delivery.runtime.live import Running
-from ecs_delivery.runtime.rollout import RolloutRequest, ServiceStateError, rollout
-from ecs_delivery.runtime.taskdef import describe, images_of, register_request
-from tests.support.ecs_deployments import EcsDeployments
+from ecs_delivery.runtime.rollout import (
+    RolloutRaceError,
+    RolloutRequest,
+    ServiceStateError,
+    rollout,
+)
+from ecs_delivery.runtime.taskdef import describe, register_request
+from tests.support.ecs_deployments import (
+    EcsDeployments,
+    image_running,
+    memory_running,
+    running,
+    ship,
+    template,
+)
 from tests.support.moto_world import (
     ACCOUNT,
     CLUSTER,
@@ -43,59 +55,6 @@ from tests.support.moto_world import (
 SUBNETS = ("subnet-a", "subnet-b")
 GROUPS = ("sg-tasks",)
 SHIP_IMAGE = PIPELINE_IMAGE.replace("b" * 64, "c" * 64)
-
-
-@pytest.fixture
-def ecs(aws_env):
-    """A cluster with one Fargate service on the ECS controller, and ECS's deployments."""
-    with mock_aws():
-        moto = client("ecs", boto3.Session(region_name=REGION))
-        moto.create_cluster(clusterName=CLUSTER)
-        first = moto.register_task_definition(**task_definition_spec(family=FAMILY))[
-            "taskDefinition"
-        ]["taskDefinitionArn"]
-        moto.create_service(
-            cluster=CLUSTER,
-            serviceName=SERVICE,
-            taskDefinition=first,
-            desiredCount=2,
-            launchType="FARGATE",
-            # No network here: moto would look the subnets up; every request names its own.
-            deploymentController={"type": "ECS"},
-        )
-        yield EcsDeployments(moto=moto, region=REGION, account=ACCOUNT)
-
-
-def running(ecs) -> str:
-    return ecs.moto.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0][
-        "taskDefinition"
-    ]
-
-
-def image_running(ecs) -> str:
-    return images_of(describe(ecs, running(ecs))["taskDefinition"])[CONTAINER]
-
-
-def memory_running(ecs) -> str:
-    return describe(ecs, running(ecs))["taskDefinition"]["memory"]
-
-
-def ship(ecs, image: str) -> str:
-    """The pipeline: the running revision with a new image, deployed and finished."""
-    current = describe(ecs, running(ecs))["taskDefinition"]
-    arn = ecs.register_task_definition(**register_request(current, {CONTAINER: image}))[
-        "taskDefinition"
-    ]["taskDefinitionArn"]
-    ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=arn)
-    ecs.finish()
-    return arn
-
-
-def template(ecs, memory: str = "1024") -> str:
-    """What `pulumi up` registers: every Pulumi-owned field, the declared (bootstrap) image."""
-    return ecs.register_task_definition(**task_definition_spec(memory=memory))["taskDefinition"][
-        "taskDefinitionArn"
-    ]
 
 
 def request(arn: str | None, **overrides) -> RolloutRequest:
@@ -395,3 +354,38 @@ def test_the_engine_sends_exactly_these_requests_to_start_and_stop_a_deployment(
         assert engine.start(req, TARGET, LIVE, "ship", lambda _s: None, lambda: 0.0) == DEPLOYMENT
         engine.stop_and_wait(req, DEPLOYMENT, lambda _s: None, lambda: 0.0)
         stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("status", ["PENDING", "STOP_REQUESTED", "ROLLBACK_IN_PROGRESS"])
+def test_a_deployment_not_yet_or_no_longer_in_progress_still_holds_the_lock(ecs, clock, status):
+    # Counting IN_PROGRESS alone would start a second deployment over a pending or
+    # rolling-back one.
+    ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=running(ecs))
+    (holder,) = ecs.in_progress()
+    ecs.deployments[holder]["status"] = status
+    before = len(ecs.updates)
+
+    with pytest.raises(EcsDeploymentInProgressError):
+        run(ecs, clock, template(ecs), wait=False)
+
+    assert len(ecs.updates) == before
+
+
+def test_ships_landing_on_every_merge_give_up_after_the_merge_attempts_reverting_nothing(
+    ecs, clock
+):
+    arn = template(ecs)
+    images = iter(PIPELINE_IMAGE.replace("b" * 64, str(n) * 64) for n in range(1, 10))
+
+    def ship_first(_params):
+        ship(ecs, next(images))
+        ecs.before_update.append(ship_first)  # and again on the next merge
+
+    ecs.before_update.append(ship_first)
+
+    with pytest.raises(RolloutRaceError, match="changed 3 times"):
+        run(ecs, clock, arn)
+
+    ecs.before_update.clear()
+    assert len(ecs.stops) == 3  # each stale merge withdrawn
+    assert image_running(ecs) == PIPELINE_IMAGE.replace("b" * 64, "3" * 64)  # the last ship

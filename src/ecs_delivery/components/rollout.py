@@ -15,6 +15,7 @@ from pulumi.dynamic.dynamic import PROVIDER_KEY
 from ecs_delivery.components.args import from_config
 from ecs_delivery.components.config import DeploymentConfig
 from ecs_delivery.runtime import codedeploy as cd
+from ecs_delivery.runtime import ecs_engine
 from ecs_delivery.runtime.aws import client, session
 from ecs_delivery.runtime.live import strategy
 from ecs_delivery.runtime.rollout import RolloutRequest, RolloutResult, rollout, what_runs
@@ -211,7 +212,9 @@ class ServiceRolloutProvider(pulumi.dynamic.ResourceProvider):
         """`pulumi refresh`: what runs now, and how the last started deployment ended."""
         aws = _session(props)
         ecs = client("ecs", aws)
-        live = what_runs(ecs, props["cluster_name"], props["service_name"])
+        on_ecs = _engine(props) == "ecs"
+        controller = ecs_engine.EcsEngine.controller if on_ecs else "CODE_DEPLOY"
+        live = what_runs(ecs, props["cluster_name"], props["service_name"], controller=controller)
         outs = dict(props)
         outs["running_task_definition_arn"] = live.task_definition_arn
         outs["running_images"] = images_of(
@@ -219,20 +222,26 @@ class ServiceRolloutProvider(pulumi.dynamic.ResourceProvider):
         )
         deployment_id = props.get("last_deployment_id")
         if props.get("action") in UNCONFIRMED and deployment_id:
-            status = client("codedeploy", aws).get_deployment(deploymentId=deployment_id)[
-                "deploymentInfo"
-            ]["status"]
             outs["action"] = (
-                "deployed"
-                if status == "Succeeded"
-                else "failed"
-                if status in cd.FAILED_STATUSES
-                else "started"
+                ecs_engine.outcome(ecs, deployment_id)
+                if on_ecs
+                else _codedeploy_outcome(client("codedeploy", aws), deployment_id)
             )
         return pulumi.dynamic.ReadResult(id_, outs)
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         """Forget the record only: removing a rollout must never touch the service."""
+
+
+def _engine(props: dict[str, Any]) -> str:
+    return str(props.get("engine") or ADDED_INPUTS["engine"])
+
+
+def _codedeploy_outcome(codedeploy: Any, deployment_id: str) -> str:
+    status = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"]
+    if status == "Succeeded":
+        return "deployed"
+    return "failed" if status in cd.FAILED_STATUSES else "started"
 
 
 def rollout_request(props: dict[str, Any], olds: dict[str, Any] | None = None) -> RolloutRequest:
@@ -275,6 +284,7 @@ def rollout_request(props: dict[str, Any], olds: dict[str, Any] | None = None) -
         wait=bool(props.get("wait", True)),
         timeout_seconds=float(props.get("timeout_minutes", 60)) * 60,
         end_termination_wait=bool(props.get("end_termination_wait", False)),
+        engine=_engine(props),  # type: ignore[arg-type]
     )
 
 

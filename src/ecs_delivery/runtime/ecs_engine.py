@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ecs_delivery.runtime import clock as runtime_clock
 from ecs_delivery.runtime import codedeploy as cd
 from ecs_delivery.runtime.aws import call_with_backoff, chunks
 from ecs_delivery.runtime.engines import (
@@ -104,6 +105,16 @@ def shipped(deployment: Mapping[str, Any]) -> bool:
         deployment.get("status") == "IN_PROGRESS"
         and deployment.get("lifecycleStage") in SHIPPED_STAGES
     )
+
+
+def outcome(ecs: Any, deployment_arn: str, sleep: Sleep | None = None) -> str:
+    """How a started deployment stands, as a rollout record says it: deployed, failed, started."""
+    described = describe_deployments(ecs, [deployment_arn], sleep or runtime_clock.sleep)
+    if not described:
+        return "failed"  # gone: nothing says it shipped
+    if shipped(described[0]):
+        return "deployed"
+    return "failed" if described[0].get("status") in FAILED_STATUSES else "started"
 
 
 def in_progress(ecs: Any, cluster: str, service: str, sleep: Sleep) -> list[str]:
