@@ -421,6 +421,7 @@ def _pipeline_args(
                 else None,
                 build_context=svc.build.context,
                 dockerfile=svc.build.dockerfile,
+                engine=cfg.deployment.engine,
             )
         )
     source = cfg.pipeline.source

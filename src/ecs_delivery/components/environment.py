@@ -330,6 +330,7 @@ def _deployer_access(
             release_bucket=releases.bucket_name if releases else None,
             kms_key_arn=built.kms_key_arn,
             end_termination_wait=settings.deployment.on_termination_wait == "end",
+            engine=settings.deployment.engine,
             tags=platform.default_tags(settings, environment),
         ),
         opts,
