@@ -23,7 +23,7 @@ from ecs_delivery.components import (
     release,
     rollout,
 )
-from ecs_delivery.components.config import StackConfig
+from ecs_delivery.components.config import ConfigError, StackConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 TYPE = f"{TYPE_PREFIX}:environment:DeliveryEnvironment"
@@ -84,8 +84,10 @@ def _build(args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions) -> dict[
         upstream = images.upstream_reference(settings.upstream_stack, project, opts)
         upstream_values = delivery.read_upstream(upstream, settings.upstream_stack)
     last_outputs = images.read_outputs(
-        images.own_reference(project, stack, opts), ["services", "appliedPromotion"]
+        images.own_reference(project, stack, opts),
+        ["services", "appliedPromotion", "deploymentEngine"],
     )
+    _refuse_engine_switch(settings, last_outputs)
     promoted_release = (
         images.read_release(
             upstream=settings.upstream_stack,
@@ -132,6 +134,7 @@ def _build(args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions) -> dict[
     if warning := settings.pipeline_timeout_warning():
         pulumi.log.warn(warning)
     outputs["deploymentTime"] = _deployment_time(settings)
+    outputs["deploymentEngine"] = settings.deployment.engine
 
     # The delivery side: ECR, artifacts, CodeBuild, CodeDeploy, validation hook, CodePipeline.
     delivery_side = delivery.build(settings, environment, built, upstream_values, opts)
@@ -150,6 +153,26 @@ def _build(args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions) -> dict[
     outputs["deployerPolicyArn"] = access.policy.arn
     outputs["deployerPolicyArns"] = [p.arn for p in access.policies]
     return outputs
+
+
+def _refuse_engine_switch(settings: StackConfig, last_outputs: dict[str, Any]) -> None:
+    """A stack whose services run keeps its engine unless the config accepts the switch: it
+    changes every service's deployment controller (README: ECS-native blue/green). Stacks
+    from before `deploymentEngine` was exported ran CodeDeploy."""
+    running = sorted(last_outputs.get("services") or {})
+    before = last_outputs.get("deploymentEngine") or "codedeploy"
+    wanted = settings.deployment.engine
+    if not running or before == wanted or settings.deployment.switch_engine_to == wanted:
+        return
+    raise ConfigError(
+        [
+            f"deployment.engine: {wanted} would switch the running services "
+            f"{', '.join(running)} from {before}, changing each one's deployment controller; "
+            f"set deployment.switchEngineTo: {wanted} to accept it (README: ECS-native "
+            "blue/green, migration), or keep deployment.engine: "
+            f"{before}"
+        ]
+    )
 
 
 def _deployment_time(settings: StackConfig) -> dict[str, dict[str, Any]]:

@@ -114,6 +114,10 @@ class DeploymentConfig(Model):
         "codedeploy",
         description="Who runs blue/green deployments: `codedeploy` (a CodeDeploy application and one deployment group per service) or `ecs` (the ECS deployment controller's own blue/green: `config`/`customConfigs` map to its BLUE_GREEN, CANARY or LINEAR strategy, `terminationWaitMinutes` to its bake time, the alarms roll back, the validation hook runs at POST_TEST_TRAFFIC_SHIFT; no CodeDeploy resources). Switching a running stack replaces its services: README, ECS-native blue/green.",
     )
+    switch_engine_to: Literal["codedeploy", "ecs"] | None = Field(
+        None,
+        description="Accept that `engine` changes on a stack whose services already run: each service's deployment controller changes, which the plan otherwise refuses (README: ECS-native blue/green). It allows only a switch to the engine it names, so leaving it committed is harmless.",
+    )
     config: str = Field(
         "CodeDeployDefault.ECSAllAtOnce",
         description="Traffic shifting: a predefined `CodeDeployDefault.ECS*` configuration or a `customConfigs` name.",
