@@ -198,3 +198,16 @@ def test_the_service_is_created_once_the_role_ecs_assumes_has_its_policy(ecs_pla
     service = ecs_plan.named(SERVICE, "web")
     role_policy = ecs_plan.named("aws:iam/rolePolicy:RolePolicy", "web-blue-green")
     assert role_policy.urn in service.options["dependsOn"]
+
+
+def test_each_service_rolls_out_through_the_ecs_engine_without_a_group(ecs_plan):
+    rollout = ecs_plan.named("pulumi-python:dynamic/rollout:ServiceRollout", "web-rollout")
+    assert rollout.inputs["engine"] == "ecs"
+    assert not any("codedeploy" in d for d in rollout.options["dependsOn"])
+    assert any(d.endswith("aws:ecs/service:Service::web") for d in rollout.options["dependsOn"])
+
+
+def test_the_plan_warns_that_releases_still_deploy_through_codedeploy(ecs_plan, dev_plan):
+    warning = "release: the release engine deploys through CodeDeploy only"
+    assert any(w.startswith(warning) for w in ecs_plan.warnings)
+    assert not any(w.startswith(warning) for w in dev_plan.warnings)

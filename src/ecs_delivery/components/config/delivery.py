@@ -112,7 +112,7 @@ class DeploymentConfig(Model):
 
     engine: Literal["codedeploy", "ecs"] = Field(
         "codedeploy",
-        description="Who runs blue/green deployments: `codedeploy` (a CodeDeploy application and one deployment group per service) or `ecs` (the ECS deployment controller's own blue/green: `config`/`customConfigs` map to its BLUE_GREEN, CANARY or LINEAR strategy, `terminationWaitMinutes` to its bake time, the alarms roll back, the validation hook runs at POST_TEST_TRAFFIC_SHIFT; no CodeDeploy resources). Switching a running stack replaces its services: README, ECS-native blue/green.",
+        description="Who runs blue/green deployments: `codedeploy` (a CodeDeploy application and one deployment group per service) or `ecs` (the ECS deployment controller's own blue/green: `config`/`customConfigs` map to its BLUE_GREEN, CANARY or LINEAR strategy, `terminationWaitMinutes` to its bake time, the alarms roll back, the validation hook runs at POST_TEST_TRAFFIC_SHIFT; no CodeDeploy resources). On a stack whose services run, a switch changes their deployment controller and is refused without `switchEngineTo` (README: ECS-native blue/green).",
     )
     switch_engine_to: Literal["codedeploy", "ecs"] | None = Field(
         None,
