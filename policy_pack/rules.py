@@ -26,6 +26,8 @@ CODEDEPLOY_OWNED = (
     "capacityProviderStrategies",
 )
 AUTOSCALING_OWNED = ("desiredCount",)
+# ECS's own blue/green strategies (deployment.engine ecs): the same fields belong to deployers.
+ECS_BLUE_GREEN = ("BLUE_GREEN", "CANARY", "LINEAR")
 CREATION_ONLY = ("launchType",)
 # A task definition tagged with this key (value: the reason) may run a writable root
 # filesystem or as root; nothing else is exempt.
@@ -288,10 +290,14 @@ def ecs_service_private(
 def codedeploy_service_ignores_owned_fields(
     type_: str, props: Mapping[str, Any], ignore_changes: Sequence[str] = ()
 ) -> list[str]:
-    """A CODE_DEPLOY service ignores what CodeDeploy owns, and nothing Pulumi owns."""
+    """A blue/green service (CODE_DEPLOY, or ECS's own BLUE_GREEN/CANARY/LINEAR) ignores what
+    its deployments own, and nothing Pulumi owns: on ECS an update of those fields would start
+    a deployment outside the deployment core, from the revision Pulumi created it with."""
     if type_ != "aws:ecs/service:Service":
         return []
-    if (props.get("deploymentController") or {}).get("type") != "CODE_DEPLOY":
+    controller = (props.get("deploymentController") or {}).get("type")
+    strategy = (props.get("deploymentConfiguration") or {}).get("strategy")
+    if controller != "CODE_DEPLOY" and not (controller == "ECS" and strategy in ECS_BLUE_GREEN):
         return []
     ignored = set(ignore_changes)
     missing = [f for f in CODEDEPLOY_OWNED if f not in ignored]
@@ -299,7 +305,12 @@ def codedeploy_service_ignores_owned_fields(
     problems = []
     if missing:
         problems.append(
-            f"ignoreChanges lacks {missing}: the next update would revert CodeDeploy's deployment"
+            f"ignoreChanges lacks {missing}: the next update would "
+            + (
+                "revert CodeDeploy's deployment"
+                if controller == "CODE_DEPLOY"
+                else "start an ECS deployment outside the deployment core"
+            )
         )
     if extra:
         problems.append(

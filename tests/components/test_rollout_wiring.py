@@ -30,6 +30,7 @@ def test_every_service_has_a_rollout_of_its_pulumi_task_definition_through_its_d
         "platform_version": "LATEST",
         "pinned_images": {},
         "validation_hook": "ecs-delivery-dev-validation-hook",
+        "engine": "codedeploy",
         "timeout_minutes": 30,
         "end_termination_wait": False,
         "wait": True,

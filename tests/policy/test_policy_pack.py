@@ -337,6 +337,22 @@ def test_codedeploy_rule_knows_the_fields_the_program_leaves_to_codedeploy():
     assert check("aws:ecs/service:Service", {"deploymentController": {"type": "ECS"}}, []) == []
 
 
+@pytest.mark.parametrize("strategy", ["BLUE_GREEN", "CANARY", "LINEAR"])
+def test_an_ecs_blue_green_service_must_ignore_the_same_fields_as_a_codedeploy_one(strategy):
+    # Issue 19: on the ECS engine an update of the task definition starts a deployment.
+    service = {
+        "deploymentController": {"type": "ECS"},
+        "deploymentConfiguration": {"strategy": strategy},
+    }
+    check = rules.codedeploy_service_ignores_owned_fields
+    assert check("aws:ecs/service:Service", service, ["loadBalancers"]) == [
+        "ignoreChanges lacks ['taskDefinition', 'networkConfiguration', 'platformVersion', "
+        "'capacityProviderStrategies']: the next update would start an ECS deployment outside "
+        "the deployment core"
+    ]
+    assert check("aws:ecs/service:Service", service, [*CODEDEPLOY_OWNED, "launchType"]) == []
+
+
 def test_pass_role_on_star_and_deny_statements(dev_plan):
     assert rules.pass_role_scoped(
         "aws:iam/policy:Policy",

@@ -82,6 +82,8 @@ class DeployService:
     family: str
     deployment_group: str | None = None
     validation_hook: str | None = None
+    # "ecs": the deploy step deploys through ECS's own blue/green (deployment.engine ecs).
+    engine: str = "codedeploy"
 
     def __post_init__(self) -> None:
         field = f"services.{self.name}"
@@ -377,6 +379,8 @@ def _deploy_command(
         args += ["--validation-hook", _q(hook)]
     if end_termination_wait:
         args.append("--end-termination-wait")
+    if service.engine == "ecs":
+        args += ["--engine", "ecs"]
     return _tool(region, *args)
 
 

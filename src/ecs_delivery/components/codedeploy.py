@@ -21,6 +21,8 @@ from ecs_delivery.components.config import AlarmConfig, DeploymentConfig, KmsCon
 from ecs_delivery.components.naming import TYPE_PREFIX, former_name
 
 CODE_DEPLOY = "CODE_DEPLOY"
+# The controller of a service that ECS deploys blue/green itself (deployment.engine ecs).
+ECS_CONTROLLER = "ECS"
 # CodeDeploy accepts at most 10 alarms per deployment group.
 MAX_ALARMS_PER_GROUP = 10
 ROLLBACK_EVENTS = ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]
@@ -71,6 +73,12 @@ class DeploymentTarget:
     # The task and execution roles: CodeDeploy passes them when it creates the task set.
     role_arns: list[pulumi.Input[str]]
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # `ecs`: ECS deploys the service itself; only its alarms are made here (no group, no role).
+    engine: Literal["codedeploy", "ecs"] = from_config(DeploymentConfig, "engine")
+
+    @property
+    def expected_controller(self) -> str:
+        return CODE_DEPLOY if self.engine == "codedeploy" else ECS_CONTROLLER
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,7 +173,14 @@ def check_targets(
     """Problems that must stop the program before any resource: one line per config key."""
     problems = []
     for target in targets:
-        if target.deployment_controller != CODE_DEPLOY:
+        if target.engine == "ecs" and target.deployment_controller != ECS_CONTROLLER:
+            found = target.deployment_controller or "an unknown"
+            problems.append(
+                f"services.{target.service}: its ECS service uses {found} deployment controller; "
+                f"deployment.engine ecs needs deploymentController.type {ECS_CONTROLLER} "
+                "(build the service with FargateServiceArgs.blue_green)"
+            )
+        elif target.engine == "codedeploy" and target.deployment_controller != CODE_DEPLOY:
             found = target.deployment_controller or "an unknown"
             problems.append(
                 f"services.{target.service}: its ECS service uses {found} deployment controller; "
@@ -347,12 +362,15 @@ class CodeDeploymentArgs:
 
 
 class CodeDeployment(pulumi.ComponentResource):
-    """The stack's CodeDeploy application with one blue/green deployment group per service."""
+    """The stack's CodeDeploy application with one blue/green deployment group per service,
+    and every service's alarms (a service on the ECS engine gets its alarms only: the same
+    resources, so a switch of engine keeps them)."""
 
     # Children once had fixed names; the instance of this name keeps their URNs (aliases).
     HISTORIC_NAME = "codedeploy"
 
-    application: aws.codedeploy.Application
+    # None when no service deploys through CodeDeploy (deployment.engine ecs).
+    application: aws.codedeploy.Application | None
     groups: dict[str, aws.codedeploy.DeploymentGroup]
     roles: dict[str, aws.iam.Role]  # per service: the role its deployment group runs with
     alarm_names: dict[str, list[str]]
@@ -367,14 +385,22 @@ class CodeDeployment(pulumi.ComponentResource):
         self._args = args
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
-        self.application = aws.codedeploy.Application(
-            name,
-            name=args.application_name,
-            compute_platform="ECS",
-            tags=args.tags,
-            opts=self._child,
+        deployed = [t for t in args.targets if t.engine == "codedeploy"]
+        self.application = (
+            aws.codedeploy.Application(
+                name,
+                name=args.application_name,
+                compute_platform="ECS",
+                tags=args.tags,
+                opts=self._child,
+            )
+            if deployed or not args.targets
+            else None
         )
-        self.configs = {c.key: self._create_config(c) for c in args.custom_configs}
+        # ECS takes canary and linear as numbers: custom configurations only for CodeDeploy.
+        self.configs = (
+            {c.key: self._create_config(c) for c in args.custom_configs} if self.application else {}
+        )
         self.alarm_names = {}
         # Each group waits for its own alarms only (a group per service: keeps this linear).
         alarms: dict[str, list[aws.cloudwatch.MetricAlarm]] = {}
@@ -388,7 +414,7 @@ class CodeDeployment(pulumi.ComponentResource):
         # characters at about 15) and a group can touch nothing of another service.
         self.roles = {}
         self.groups = {}
-        for target in args.targets:
+        for target in deployed:
             role, role_policy = self._create_role(target)
             self.roles[target.service] = role
             self.groups[target.service] = self._create_group(
@@ -396,7 +422,7 @@ class CodeDeployment(pulumi.ComponentResource):
             )
         self.register_outputs(
             {
-                "application": self.application.name,
+                "application": self.application.name if self.application else None,
                 "deploymentGroups": {s: g.deployment_group_name for s, g in self.groups.items()},
                 "roleArns": {s: r.arn for s, r in self.roles.items()},
             }
@@ -516,6 +542,7 @@ class CodeDeployment(pulumi.ComponentResource):
         self, target: DeploymentTarget, role: aws.iam.Role, depends_on: list[pulumi.Resource]
     ) -> aws.codedeploy.DeploymentGroup:
         args = self._args
+        assert self.application is not None  # groups only for CodeDeploy's targets
         return aws.codedeploy.DeploymentGroup(
             f"{self._name}-{target.service}",
             app_name=self.application.name,

@@ -92,7 +92,7 @@ class Names:
 
 
 def names(cfg: StackConfig, env: Environment) -> Names:
-    prefix = f"{env.project}-{env.stack}"
+    prefix = naming.name_prefix(env.project, env.stack)
     pipeline = prefix
     return Names(
         prefix=prefix,
@@ -105,7 +105,7 @@ def names(cfg: StackConfig, env: Environment) -> Names:
         project=f"{prefix}-{'validate' if cfg.upstream_stack else 'build'}",
         deploy_project=f"{prefix}-deploy",
         publish_project=f"{prefix}-publish",
-        hook=f"{prefix}-validation-hook",
+        hook=naming.validation_hook(env.project, env.stack),
         bucket=artifact_bucket_name(env.project, env.stack, env.account_id, env.region),
         artifact_prefix=pipeline_artifact_prefix(pipeline),
         promotion_key=promotion_key(env.stack),
@@ -372,6 +372,7 @@ def _target(cfg: StackConfig, name: str, n: Names, platform: Platform) -> Deploy
         test_listener_arn=platform.load_balancer.test_listener_arn,
         role_arns=[fargate.task_role_arn, fargate.execution_role_arn],
         depends_on=[fargate.service],
+        engine=cfg.deployment.engine,
     )
 
 
@@ -384,6 +385,7 @@ def deployment_configs(cfg: StackConfig, n: Names, targets: list[DeploymentTarge
             if t.deployment_config in custom
             else t.deployment_config
             for t in targets
+            if t.engine == "codedeploy"
         }
     )
 
@@ -419,6 +421,7 @@ def _pipeline_args(
                 else None,
                 build_context=svc.build.context,
                 dockerfile=svc.build.dockerfile,
+                engine=cfg.deployment.engine,
             )
         )
     source = cfg.pipeline.source

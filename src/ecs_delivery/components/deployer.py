@@ -91,6 +91,8 @@ class DeployerAccessArgs:
     github: GithubOidc | None = None
     # deployment.onTerminationWait == "end": its deployers may end a termination wait.
     end_termination_wait: bool = False
+    # Who deploys the services: CodeDeploy's groups, or ECS's own blue/green (deployment.engine).
+    engine: str = "codedeploy"
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -100,13 +102,27 @@ def _arn(args: DeployerAccessArgs, service: str, resource: str) -> str:
 
 def shared_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
     """Statements whose size does not grow with the number of services."""
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "ReadServices",
-            "Effect": "Allow",
-            "Action": "ecs:DescribeServices",
-            "Resource": _arn(args, "ecs", f"service/{args.cluster_name}/*"),
-        },
+    read_services = {
+        "Sid": "ReadServices",
+        "Effect": "Allow",
+        "Action": "ecs:DescribeServices",
+        "Resource": _arn(args, "ecs", f"service/{args.cluster_name}/*"),
+    }
+    statements: list[dict[str, Any]] = (
+        [
+            read_services,
+            *iam.ecs_engine_statements(
+                [args.cluster_name], region=args.region, account_id=args.account_id
+            ),
+        ]
+        if args.engine == "ecs"
+        else [read_services, *_codedeploy_statements(args)]
+    )
+    return statements + _push_and_schedule_statements(args)
+
+
+def _codedeploy_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
+    return [
         {
             "Sid": "Deployments",
             "Effect": "Allow",
@@ -130,6 +146,10 @@ def shared_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
             args.deployment_configs, region=args.region, account_id=args.account_id
         ),
     ]
+
+
+def _push_and_schedule_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
     if args.ecr_namespace:
         statements += [
             # Registry login has no resource-level permissions in IAM.

@@ -23,7 +23,7 @@ from ecs_delivery.components import (
     release,
     rollout,
 )
-from ecs_delivery.components.config import StackConfig
+from ecs_delivery.components.config import ConfigError, StackConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 
 TYPE = f"{TYPE_PREFIX}:environment:DeliveryEnvironment"
@@ -84,8 +84,10 @@ def _build(args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions) -> dict[
         upstream = images.upstream_reference(settings.upstream_stack, project, opts)
         upstream_values = delivery.read_upstream(upstream, settings.upstream_stack)
     last_outputs = images.read_outputs(
-        images.own_reference(project, stack, opts), ["services", "appliedPromotion"]
+        images.own_reference(project, stack, opts),
+        ["services", "appliedPromotion", "deploymentEngine"],
     )
+    _refuse_engine_switch(settings, last_outputs)
     promoted_release = (
         images.read_release(
             upstream=settings.upstream_stack,
@@ -143,7 +145,14 @@ def _build(args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions) -> dict[
     # (every waiter's deadline covers it); the group takes the next one after `lockedMinutes`.
     if warning := settings.pipeline_timeout_warning():
         pulumi.log.warn(warning)
+    if settings.release and settings.deployment.engine == "ecs":
+        pulumi.log.warn(
+            "release: the release engine deploys through CodeDeploy only; with "
+            "deployment.engine ecs a release's first deploy stops at the service's ECS "
+            "controller (README: Known limits)"
+        )
     outputs["deploymentTime"] = _deployment_time(settings)
+    outputs["deploymentEngine"] = settings.deployment.engine
 
     # The delivery side: ECR, artifacts, CodeBuild, CodeDeploy, validation hook, CodePipeline.
     delivery_side = delivery.build(settings, environment, built, upstream_values, opts)
@@ -162,6 +171,26 @@ def _build(args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions) -> dict[
     outputs["deployerPolicyArn"] = access.policy.arn
     outputs["deployerPolicyArns"] = [p.arn for p in access.policies]
     return outputs
+
+
+def _refuse_engine_switch(settings: StackConfig, last_outputs: dict[str, Any]) -> None:
+    """A stack whose services run keeps its engine unless the config accepts the switch: it
+    changes every service's deployment controller (README: ECS-native blue/green). Stacks
+    from before `deploymentEngine` was exported ran CodeDeploy."""
+    running = sorted(last_outputs.get("services") or {})
+    before = last_outputs.get("deploymentEngine") or "codedeploy"
+    wanted = settings.deployment.engine
+    if not running or before == wanted or settings.deployment.switch_engine_to == wanted:
+        return
+    raise ConfigError(
+        [
+            f"deployment.engine: {wanted} would switch the running services "
+            f"{', '.join(running)} from {before}, changing each one's deployment controller; "
+            f"set deployment.switchEngineTo: {wanted} to accept it (README: ECS-native "
+            "blue/green, migration), or keep deployment.engine: "
+            f"{before}"
+        ]
+    )
 
 
 def _deployment_time(settings: StackConfig) -> dict[str, dict[str, Any]]:
@@ -189,7 +218,8 @@ def _rollouts(
     services through the same CodeDeploy blue/green as the pipeline, merged onto what runs at
     deploy time; identical content starts no deployment."""
     for name, fargate in built.services.items():
-        group = delivery_side.deployment_groups[name]
+        # No group on the ECS engine: ECS deploys the service itself (deployment.engine ecs).
+        group = delivery_side.deployment_groups.get(name)
         resolution = resolutions[name]
         rollout.ServiceRollout(
             f"{name}-rollout",
@@ -199,7 +229,10 @@ def _rollouts(
                 template_arn=fargate.task_definition.arn,
                 family=families[name],
                 application_name=delivery_side.application_name,
-                deployment_group_name=group.deployment_group_name,
+                deployment_group_name=group.deployment_group_name
+                if group
+                else naming.deployment_group(name),
+                engine=settings.deployment.engine,
                 container_name=name,
                 container_port=settings.services[name].container_port,
                 subnets=built.network.private_subnet_ids,
@@ -225,7 +258,11 @@ def _rollouts(
             ),
             opts=pulumi.ResourceOptions(
                 parent=fargate,
-                depends_on=[fargate.service, group, delivery_side.validation_hook_function],
+                depends_on=[
+                    fargate.service,
+                    *([group] if group else []),
+                    delivery_side.validation_hook_function,
+                ],
             ),
         )
 
@@ -334,6 +371,7 @@ def _deployer_access(
             release_bucket=releases.bucket_name if releases else None,
             kms_key_arn=built.kms_key_arn,
             end_termination_wait=settings.deployment.on_termination_wait == "end",
+            engine=settings.deployment.engine,
             tags=platform.default_tags(settings, environment),
         ),
         opts,

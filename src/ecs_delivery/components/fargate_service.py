@@ -1,8 +1,10 @@
-"""Fargate service deployed by CodeDeploy: task definition, roles, logs, security group, scaling."""
+"""Fargate service deployed blue/green, by CodeDeploy or by ECS itself: task definition, roles,
+logs, security group, scaling."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 
 import pulumi
@@ -11,6 +13,7 @@ import pulumi_aws as aws
 from ecs_delivery.components import iam, naming
 from ecs_delivery.components.args import checked, from_config
 from ecs_delivery.components.config import AutoscalingConfig, KmsConfig, ServiceConfig, StackConfig
+from ecs_delivery.components.config.delivery import EcsStrategy
 from ecs_delivery.components.config.services import CapacityProviderConfig, ScheduledScalingConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.components.task_definition import Container, TaskOwner
@@ -19,7 +22,10 @@ from ecs_delivery.components.task_definition import Container, TaskOwner
 # UpdateService for them): Pulumi sets them at creation, then the rollout carries changes
 # to taskDefinition, networkConfiguration, platformVersion and the capacity provider
 # strategy in the AppSpec, and
-# CodeDeploy swaps loadBalancers' target group on every deployment.
+# CodeDeploy swaps loadBalancers' target group on every deployment. On the ECS engine the
+# same fields belong to the deployment core too: a change of any of them through UpdateService
+# starts a deployment, so only the core makes it (merged onto what runs, under the lock), and
+# `pulumi up` never starts one by itself nor puts back the revision it created the service with.
 CODEDEPLOY_OWNED = [
     "taskDefinition",
     "loadBalancers",
@@ -31,6 +37,15 @@ CODEDEPLOY_OWNED = [
 # configured later reaches the tasks through the AppSpec (the task sets take it instead).
 CREATION_ONLY = ["launchType"]
 FARGATE_PROVIDERS = ["FARGATE", "FARGATE_SPOT"]
+# The stage of an ECS blue/green deployment where CodeDeploy's AfterAllowTestTraffic was: the
+# green tasks take all test traffic, production still runs blue.
+ECS_VALIDATION_STAGE = "POST_TEST_TRAFFIC_SHIFT"
+ELB_DESCRIBE_ACTIONS = [
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+]
 PLATFORM_VERSION = "LATEST"
 NFS_PORT = 2049
 # Where the SSM agent of ECS Exec writes: writable volumes on a read-only root filesystem
@@ -81,10 +96,27 @@ class Autoscaling:
     scheduled: list[ScheduledScaling] = field(default_factory=list)
 
 
+@dataclass(frozen=True, kw_only=True)
+class EcsBlueGreen:
+    """ECS-native blue/green (deployment.engine ecs): strategy, bake, alarms, routes, hook."""
+
+    strategy: EcsStrategy
+    bake_minutes: int
+    green_target_group_arn: pulumi.Input[str]
+    # The load balancer's rules of this service: ECS moves them between blue and green.
+    production_rule_arn: pulumi.Input[str]
+    test_rule_arn: pulumi.Input[str]
+    # Alarms that stop and roll back a deployment (they exist elsewhere: names only).
+    alarm_names: list[str] = field(default_factory=list)
+    # The validation hook Lambda and the key of this service in its VALIDATION_CONFIG.
+    hook_function_arn: str | None = None
+    hook_key: str | None = None
+
+
 @checked
 @dataclass(frozen=True, kw_only=True)
 class FargateServiceArgs:
-    """One Fargate service under CodeDeploy: its task, roles, security group, logs and scaling."""
+    """One blue/green Fargate service: its task, roles, security group, logs and scaling."""
 
     cluster_arn: pulumi.Input[str]
     cluster_name: str
@@ -131,7 +163,13 @@ class FargateServiceArgs:
     target_group_arn_suffixes: list[pulumi.Input[str]] = field(default_factory=list)
     # A capacity provider strategy (the cluster must have the providers); empty: launch type FARGATE.
     capacity_providers: list[CapacityProvider] = field(default_factory=list)
+    # None: the CODE_DEPLOY controller (a CodeDeploy group deploys it); given: ECS's own.
+    blue_green: EcsBlueGreen | None = None
     tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def deployment_controller(self) -> str:
+        return "CODE_DEPLOY" if self.blue_green is None else "ECS"
 
 
 def exec_statements(
@@ -295,7 +333,8 @@ class EcsCluster(pulumi.ComponentResource):
 
 
 class FargateService(TaskOwner, pulumi.ComponentResource):
-    """A Fargate service in private subnets whose rollouts belong to CodeDeploy.
+    """A Fargate service in private subnets whose rollouts belong to the deployment core
+    (through CodeDeploy, or ECS's own blue/green with `blue_green`).
 
     `task_definition` is the template: every Pulumi-owned field, with the declared image
     (pinned, promoted or bootstrap). A brand-new service starts on it; afterwards the
@@ -305,6 +344,8 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
     service: aws.ecs.Service
     # Created, or None when the Args bring their own groups (TaskOwner has the rest).
     security_group: aws.ec2.SecurityGroup | None
+    # The role ECS's blue/green assumes (with `blue_green`), None under CodeDeploy.
+    blue_green_role: aws.iam.Role | None
 
     def __init__(
         self, name: str, args: FargateServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -359,7 +400,10 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
         self.task_definition = self._create_task_definition(
             name, args, family=args.template_family, stream_prefix=args.service_name, tags=args.tags
         )
-        self.service = self._create_service()
+        self.blue_green_role, role_policy = (
+            self._create_blue_green_role(args.blue_green) if args.blue_green else (None, None)
+        )
+        self.service = self._create_service(role_policy)
         if args.autoscaling:
             self._create_autoscaling(args.autoscaling)
         self.register_outputs(
@@ -418,7 +462,113 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
         create_task_egress(self._name, group, args.vpc_cidr, parent=self)
         return group
 
-    def _create_service(self) -> aws.ecs.Service:
+    @property
+    def deployment_controller(self) -> str:
+        return self._args.deployment_controller
+
+    def _create_blue_green_role(
+        self, blue_green: EcsBlueGreen
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        """What ECS does in this service's blue/green deployments, on exactly its resources:
+        move its two listener rules between its two target groups, register tasks in them,
+        and invoke the validation hook."""
+        args = self._args
+        statements = [
+            # Elastic Load Balancing Describe* calls have no resource-level permissions in IAM.
+            iam.allow("DescribeLoadBalancing", ELB_DESCRIBE_ACTIONS, "*"),
+            iam.allow(
+                "MoveRules",
+                ["elasticloadbalancing:ModifyRule"],
+                [blue_green.production_rule_arn, blue_green.test_rule_arn],
+            ),
+            iam.allow(
+                "RegisterTasks",
+                ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+                [args.target_group_arn, blue_green.green_target_group_arn],
+            ),
+        ]
+        if blue_green.hook_function_arn:
+            statements.append(
+                iam.allow("ValidationHook", ["lambda:InvokeFunction"], blue_green.hook_function_arn)
+            )
+        return iam.service_role(
+            f"{self._name}-blue-green",
+            service="ecs.amazonaws.com",
+            description=f"ECS blue/green deployments of {args.service_name}",
+            source_account=args.account_id,
+            statements=statements,
+            tags=args.tags,
+            parent=self,
+        )
+
+    def _deployment_settings(self) -> dict:
+        """The service's inputs that choose who deploys it and how (CodeDeploy or ECS)."""
+        args = self._args
+        blue_green = args.blue_green
+        load_balancer = {
+            "target_group_arn": args.target_group_arn,
+            "container_name": args.container.name,
+            "container_port": args.container.port,
+        }
+        if blue_green is None or self.blue_green_role is None:
+            return {
+                "deployment_controller": aws.ecs.ServiceDeploymentControllerArgs(
+                    type="CODE_DEPLOY"
+                ),
+                "load_balancers": [aws.ecs.ServiceLoadBalancerArgs(**load_balancer)],
+            }
+        role_arn = self.blue_green_role.arn
+        strategy = blue_green.strategy
+        hooks = []
+        if blue_green.hook_function_arn:
+            hooks.append(
+                aws.ecs.ServiceDeploymentConfigurationLifecycleHookArgs(
+                    lifecycle_stages=[ECS_VALIDATION_STAGE],
+                    target_type="AWS_LAMBDA",
+                    hook_target_arn=blue_green.hook_function_arn,
+                    role_arn=role_arn,
+                    # The hook finds this service's probes by the key CodeDeploy's events give.
+                    hook_details=json.dumps({"deploymentGroup": blue_green.hook_key}),
+                )
+            )
+        return {
+            "deployment_controller": aws.ecs.ServiceDeploymentControllerArgs(type="ECS"),
+            "deployment_configuration": aws.ecs.ServiceDeploymentConfigurationArgs(
+                strategy=strategy.strategy,
+                bake_time_in_minutes=str(blue_green.bake_minutes),
+                canary_configuration=aws.ecs.ServiceDeploymentConfigurationCanaryConfigurationArgs(
+                    canary_percent=float(strategy.percent or 0),
+                    canary_bake_time_in_minutes=str(strategy.step_minutes),
+                )
+                if strategy.strategy == "CANARY"
+                else None,
+                linear_configuration=aws.ecs.ServiceDeploymentConfigurationLinearConfigurationArgs(
+                    step_percent=float(strategy.percent or 0),
+                    step_bake_time_in_minutes=str(strategy.step_minutes),
+                )
+                if strategy.strategy == "LINEAR"
+                else None,
+                lifecycle_hooks=hooks or None,
+            ),
+            "alarms": aws.ecs.ServiceAlarmsArgs(
+                alarm_names=list(blue_green.alarm_names), enable=True, rollback=True
+            )
+            if blue_green.alarm_names
+            else None,
+            "load_balancers": [
+                aws.ecs.ServiceLoadBalancerArgs(
+                    **load_balancer,
+                    advanced_configuration=aws.ecs.ServiceLoadBalancerAdvancedConfigurationArgs(
+                        alternate_target_group_arn=blue_green.green_target_group_arn,
+                        production_listener_rule=blue_green.production_rule_arn,
+                        test_listener_rule=blue_green.test_rule_arn,
+                        role_arn=role_arn,
+                    ),
+                )
+            ],
+        }
+
+    def _create_service(self, role_policy: aws.iam.RolePolicy | None) -> aws.ecs.Service:
         args = self._args
         ignore = [*CODEDEPLOY_OWNED, *CREATION_ONLY]
         if args.autoscaling:
@@ -438,19 +588,12 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
             launch_type=None if strategies else "FARGATE",
             capacity_provider_strategies=strategies or None,
             platform_version=PLATFORM_VERSION,
-            deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="CODE_DEPLOY"),
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
                 subnets=args.subnet_ids,
                 security_groups=self.security_group_ids,
                 assign_public_ip=False,
             ),
-            load_balancers=[
-                aws.ecs.ServiceLoadBalancerArgs(
-                    target_group_arn=args.target_group_arn,
-                    container_name=args.container.name,
-                    container_port=args.container.port,
-                )
-            ],
+            **self._deployment_settings(),
             health_check_grace_period_seconds=args.health_check_grace_period_seconds,
             enable_ecs_managed_tags=True,
             propagate_tags="SERVICE",
@@ -458,7 +601,10 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
             wait_for_steady_state=False,
             tags=args.tags,
             opts=pulumi.ResourceOptions(
-                parent=self, ignore_changes=ignore, depends_on=list(args.depends_on)
+                parent=self,
+                ignore_changes=ignore,
+                # ECS checks that it may assume the role when the service is created.
+                depends_on=[*args.depends_on, *([role_policy] if role_policy else [])],
             ),
         )
 

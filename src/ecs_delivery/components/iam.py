@@ -229,6 +229,36 @@ def use_connection_statement(connection_arn: pulumi.Input[str], sid: str) -> dic
     }
 
 
+# What the deployment core calls on ECS's own blue/green (runtime/ecs_engine.py).
+ECS_ENGINE_SERVICE_ACTIONS = ["ecs:ListServiceDeployments", "ecs:UpdateService"]
+ECS_ENGINE_DEPLOYMENT_ACTIONS = ["ecs:DescribeServiceDeployments", "ecs:StopServiceDeployment"]
+
+
+def ecs_engine_statements(
+    clusters: Sequence[str], *, region: str, account_id: str
+) -> list[dict[str, Any]]:
+    """Deploy through ECS's own blue/green (deployment.engine ecs) on the services of exactly
+    these clusters (the stack's own): update a service, find and stop its service deployments,
+    read their revisions. The deployer, the pipeline's deploy role and the release steps hold
+    these; PassRole for the task roles is each one's own statement."""
+
+    def arns(kind: str) -> list[str]:
+        return [
+            naming.arn("ecs", f"{kind}/{c}/*", region=region, account=account_id)
+            for c in sorted(set(clusters))
+        ]
+
+    return [
+        allow("EcsEngineServices", list(ECS_ENGINE_SERVICE_ACTIONS), arns("service")),
+        allow(
+            "EcsEngineDeployments",
+            list(ECS_ENGINE_DEPLOYMENT_ACTIONS),
+            arns("service-deployment"),
+        ),
+        allow("EcsEngineRevisions", ["ecs:DescribeServiceRevisions"], arns("service-revision")),
+    ]
+
+
 def deployment_configs_statement(
     names: Sequence[pulumi.Input[str]], *, region: str, account_id: str
 ) -> dict[str, Any]:

@@ -50,6 +50,16 @@ def deployment_group(service: str) -> str:
     return service
 
 
+def name_prefix(project: str, stack: str) -> str:
+    """Prefix of the stack's account-wide names (alarms, custom deployment configs, the hook)."""
+    return f"{project}-{stack}"
+
+
+def validation_hook(project: str, stack: str) -> str:
+    """The validation hook Lambda: CodeDeploy's AppSpecs and ECS's lifecycle hooks name it."""
+    return f"{name_prefix(project, stack)}-validation-hook"
+
+
 def ecr_namespace(project: str, stack: str) -> str:
     """The namespace of this stack's ECR repositories (every name in it is the stack's own)."""
     return f"{project}-{stack}"

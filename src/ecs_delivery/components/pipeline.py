@@ -176,6 +176,8 @@ class DeployedService:
     repository_arn: str | None = None
     build_context: str = "."
     dockerfile: str = "Dockerfile"
+    # Who deploys it: its CodeDeploy group, or ECS's own blue/green (deployment.engine).
+    engine: str = "codedeploy"
 
 
 def build_role_statements(
@@ -222,15 +224,16 @@ def deploy_role_statements(
     def arn(service: str, resource: str) -> str:
         return naming.arn(service, resource, region=region, account=account_id)
 
+    on_ecs = sorted({s.cluster_name for s in services if s.engine == "ecs"})
+    ecs_engine = iam.ecs_engine_statements(on_ecs, region=region, account_id=account_id)
+    if not any(s.engine == "codedeploy" for s in services):
+        return [
+            _read_services(services, arn),
+            iam.register_task_definitions_statement(),
+            *ecs_engine,
+        ]
     return [
-        {
-            "Sid": "ReadServices",
-            "Effect": "Allow",
-            "Action": "ecs:DescribeServices",
-            "Resource": [
-                arn("ecs", f"service/{c}/*") for c in sorted({s.cluster_name for s in services})
-            ],
-        },
+        _read_services(services, arn),
         # IAM cannot scope Describe/Register; tagging and PassRole are scoped per service.
         iam.register_task_definitions_statement(),
         {
@@ -251,7 +254,19 @@ def deploy_role_statements(
             "Resource": arn("codedeploy", f"application:{application_name}"),
         },
         iam.deployment_configs_statement(deployment_configs, region=region, account_id=account_id),
+        *(ecs_engine if on_ecs else []),
     ]
+
+
+def _read_services(services: Sequence[DeployedService], arn: Any) -> dict[str, Any]:
+    return {
+        "Sid": "ReadServices",
+        "Effect": "Allow",
+        "Action": "ecs:DescribeServices",
+        "Resource": [
+            arn("ecs", f"service/{c}/*") for c in sorted({s.cluster_name for s in services})
+        ],
+    }
 
 
 def deploy_unit_documents(
@@ -450,6 +465,7 @@ def _deploy_fields(service: DeployedService) -> dict[str, Any]:
         "cluster": service.cluster_name,
         "service": service.service_name,
         "family": service.task_family,
+        "engine": service.engine,
     }
 
 

@@ -14,10 +14,12 @@ from ecs_delivery.components import access_logs, bootstrap, kms, naming
 from ecs_delivery.components import edge as edge_front
 from ecs_delivery.components.access_logs import AccessLogs
 from ecs_delivery.components.artifacts import artifact_bucket_name
+from ecs_delivery.components.codedeploy import AlarmSettings, alarm_specs
 from ecs_delivery.components.config import ContainerConfig, ServiceConfig, StackConfig
 from ecs_delivery.components.fargate_service import (
     Autoscaling,
     CapacityProvider,
+    EcsBlueGreen,
     EcsCluster,
     EcsClusterArgs,
     ExecLogging,
@@ -26,6 +28,7 @@ from ecs_delivery.components.fargate_service import (
     FargateServiceArgs,
     ScheduledScaling,
 )
+from ecs_delivery.components.hook import function_arn
 from ecs_delivery.components.images import PROJECT_TAG, STACK_TAG
 from ecs_delivery.components.load_balancer import (
     ExistingLoadBalancer,
@@ -33,6 +36,7 @@ from ecs_delivery.components.load_balancer import (
     LoadBalancer,
     LoadBalancerArgs,
     ServiceRoute,
+    TargetGroupPair,
 )
 from ecs_delivery.components.network import ExistingNetwork, Network, NetworkArgs
 from ecs_delivery.components.priorities import listener_priorities
@@ -374,6 +378,9 @@ def build(
                 security_group_ids=existing.security_group_ids.get(name),
                 task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,
                 execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,
+                blue_green=blue_green(cfg, env, name, pair)
+                if cfg.deployment.engine == "ecs"
+                else None,
                 tags={**tags, "Service": name},
             ),
             opts,
@@ -462,6 +469,30 @@ def build(
     if logs is not None:
         platform.outputs["accessLogBucket"] = logs.bucket
     return platform
+
+
+def blue_green(
+    cfg: StackConfig, env: Environment, name: str, pair: TargetGroupPair
+) -> EcsBlueGreen:
+    """A service's ECS-native blue/green (deployment.engine ecs) from the deployment config:
+    the same traffic shifting, alarms (created by the delivery side) and validation hook as
+    under CodeDeploy."""
+    d = cfg.deployment
+    prefix = naming.name_prefix(env.project, env.stack)
+    return EcsBlueGreen(
+        strategy=d.ecs_strategy(cfg.services[name].deployment_config),
+        bake_minutes=d.termination_wait_minutes,
+        green_target_group_arn=pair.green.arn,
+        production_rule_arn=pair.production_rule.arn,
+        test_rule_arn=pair.test_rule.arn,
+        alarm_names=[
+            spec.name for spec in alarm_specs(name, AlarmSettings(**d.alarms.model_dump()), prefix)
+        ],
+        hook_function_arn=function_arn(
+            env.region, env.account_id, naming.validation_hook(env.project, env.stack)
+        ),
+        hook_key=naming.deployment_group(name),
+    )
 
 
 def read_environment(

@@ -57,6 +57,8 @@ STEP_MODULES = (
     "ecs_delivery/runtime/aws.py",
     "ecs_delivery/runtime/clock.py",
     "ecs_delivery/runtime/codedeploy.py",
+    "ecs_delivery/runtime/ecs_engine.py",
+    "ecs_delivery/runtime/engines.py",
     "ecs_delivery/runtime/live.py",
     "ecs_delivery/runtime/rollout.py",
     "ecs_delivery/runtime/taskdef.py",

@@ -15,7 +15,7 @@ from pulumi.dynamic.dynamic import PROVIDER_KEY
 from ecs_delivery.components.args import from_config
 from ecs_delivery.components.config import DeploymentConfig
 from ecs_delivery.runtime import codedeploy as cd
-from ecs_delivery.runtime import task_rollout
+from ecs_delivery.runtime import ecs_engine, task_rollout
 from ecs_delivery.runtime.aws import client, session
 from ecs_delivery.runtime.live import strategy
 from ecs_delivery.runtime.rollout import RolloutRequest, RolloutResult, rollout, what_runs
@@ -38,6 +38,7 @@ ROLLOUT_INPUTS = (
     "pinned_images",
     "promotion",
     "validation_hook",
+    "engine",
 )
 # A different service is a different rollout record (create: verify, no deployment).
 REPLACE_INPUTS = ("cluster_name", "service_name")
@@ -50,6 +51,8 @@ SETTING_INPUTS = (
     "timeout_minutes",
     "end_termination_wait",
 )
+# Inputs added later, as a record written before them reads (no rollout only for their arrival).
+ADDED_INPUTS = {"engine": "codedeploy"}
 OUTPUTS = ("running_task_definition_arn", "running_images", "last_deployment_id", "action")
 # A rollout that started a deployment and did not see it finish: the next `up` checks it.
 UNCONFIRMED = ("started", "failed")
@@ -87,6 +90,8 @@ class ServiceRolloutArgs:
     promotion: dict[str, Any] | None = None
     # Lambda run after test traffic is allowed (AfterAllowTestTraffic), as in the pipeline's.
     validation_hook: str | None = None
+    # Who deploys: CodeDeploy (application/group) or ECS's own blue/green (the service itself).
+    engine: str = from_config(DeploymentConfig, "engine")
     wait: bool = from_config(DeploymentConfig, "wait")
     timeout_minutes: int = from_config(DeploymentConfig, "timeout_minutes")
     # End a deployment of the group still in its termination wait instead of waiting for it.
@@ -170,7 +175,8 @@ class ServiceRolloutProvider(pulumi.dynamic.ResourceProvider):
         changed = [
             key
             for key in (*ROLLOUT_INPUTS, *REPLACE_INPUTS)
-            if _number(_olds.get(key)) != _number(_news.get(key))
+            if _number(_olds.get(key, ADDED_INPUTS.get(key)))
+            != _number(_news.get(key, ADDED_INPUTS.get(key)))
         ]
         replaces = [key for key in changed if key in REPLACE_INPUTS]
         # The state keeps the provider it last ran; `pulumi destroy` unpickles that one. When
@@ -206,7 +212,9 @@ class ServiceRolloutProvider(pulumi.dynamic.ResourceProvider):
         """`pulumi refresh`: what runs now, and how the last started deployment ended."""
         aws = _session(props)
         ecs = client("ecs", aws)
-        live = what_runs(ecs, props["cluster_name"], props["service_name"])
+        on_ecs = _engine(props) == "ecs"
+        controller = ecs_engine.EcsEngine.controller if on_ecs else "CODE_DEPLOY"
+        live = what_runs(ecs, props["cluster_name"], props["service_name"], controller=controller)
         outs = dict(props)
         outs["running_task_definition_arn"] = live.task_definition_arn
         outs["running_images"] = images_of(
@@ -214,20 +222,26 @@ class ServiceRolloutProvider(pulumi.dynamic.ResourceProvider):
         )
         deployment_id = props.get("last_deployment_id")
         if props.get("action") in UNCONFIRMED and deployment_id:
-            status = client("codedeploy", aws).get_deployment(deploymentId=deployment_id)[
-                "deploymentInfo"
-            ]["status"]
             outs["action"] = (
-                "deployed"
-                if status == "Succeeded"
-                else "failed"
-                if status in cd.FAILED_STATUSES
-                else "started"
+                ecs_engine.outcome(ecs, deployment_id)
+                if on_ecs
+                else _codedeploy_outcome(client("codedeploy", aws), deployment_id)
             )
         return pulumi.dynamic.ReadResult(id_, outs)
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         """Forget the record only: removing a rollout must never touch the service."""
+
+
+def _engine(props: dict[str, Any]) -> str:
+    return str(props.get("engine") or ADDED_INPUTS["engine"])
+
+
+def _codedeploy_outcome(codedeploy: Any, deployment_id: str) -> str:
+    status = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"]
+    if status == "Succeeded":
+        return "deployed"
+    return "failed" if status in cd.FAILED_STATUSES else "started"
 
 
 def rollout_request(props: dict[str, Any], olds: dict[str, Any] | None = None) -> RolloutRequest:
@@ -267,6 +281,7 @@ def rollout_request(props: dict[str, Any], olds: dict[str, Any] | None = None) -
         wait=bool(props.get("wait", True)),
         timeout_seconds=float(props.get("timeout_minutes", 60)) * 60,
         end_termination_wait=bool(props.get("end_termination_wait", False)),
+        engine=_engine(props),  # type: ignore[arg-type]
     )
 
 
@@ -348,6 +363,7 @@ class ServiceRollout(pulumi.dynamic.Resource, module="rollout", name="ServiceRol
             "pinned_images": dict(sorted(args.pinned_images.items())),
             "promotion": args.promotion,
             "validation_hook": args.validation_hook,
+            "engine": args.engine,
             "region": args.region,
             "profile": args.profile,
             "role_arn": args.role_arn,

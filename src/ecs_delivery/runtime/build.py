@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -181,6 +181,8 @@ class ShipTarget:
     container_name: str
     container_port: int
     validation_hook: str | None = None
+    # "ecs": ECS's own blue/green deploys it (UpdateService); the group is then unused.
+    engine: Literal["codedeploy", "ecs"] = "codedeploy"
 
 
 def ship(
@@ -225,6 +227,7 @@ def ship(
             timeout_seconds=timeout_seconds,
             poll_seconds=poll_seconds,
             end_termination_wait=end_termination_wait,
+            engine=target.engine,
         )
         extra = {"sleep": sleep} if sleep is not None else {}
         return rollout(ecs, codedeploy, request, **extra)
@@ -329,6 +332,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         container_name=args.container,
         container_port=args.container_port,
         validation_hook=args.validation_hook,
+        engine=args.engine,
     )
     print(f"{args.name}: shipping {image_uri} to {args.cluster}/{args.service}")
     result = ship(
@@ -507,6 +511,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="end a deployment of the group still in its termination wait instead of waiting "
         "for it (deployment.onTerminationWait: end)",
+    )
+    deploy.add_argument(
+        "--engine",
+        choices=["codedeploy", "ecs"],
+        default="codedeploy",
+        help="who deploys: the CodeDeploy group, or ECS's own blue/green (deployment.engine)",
     )
     image = deploy.add_mutually_exclusive_group(required=True)
     image.add_argument("--record", type=Path, help="promotion record to take the image from")

@@ -4,9 +4,11 @@ The Pulumi program registers a *template* revision (every Pulumi-owned field). W
 rollout runs it reads the revision the service runs at that moment, overlays the template's
 fields onto it (keeping each container's image, unless an image is pinned or newly
 promoted), and deploys the result blue/green only when it differs from what runs. After
-CodeDeploy accepted the deployment (one deployment per group: the rollout now holds the
-lock) it reads what runs again: if a pipeline ship landed in between, it stops its own
-deployment before traffic moves and merges again onto the new revision.
+the engine accepted the deployment (one deployment per group, or per ECS service: the
+rollout now holds the lock) it reads what runs again: if a pipeline ship landed in between,
+it stops its own deployment before traffic moves and merges again onto the new revision.
+The engine (runtime/engines.py: CodeDeploy, or ECS's own blue/green) only starts, watches
+and stops deployments; the merge loop is this module's, for both.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from botocore.exceptions import ClientError
 from ecs_delivery.runtime import clock as runtime_clock
 from ecs_delivery.runtime import codedeploy as cd
 from ecs_delivery.runtime.aws import call_with_backoff
+from ecs_delivery.runtime.ecs_engine import EcsEngine
+from ecs_delivery.runtime.engines import CodeDeployEngine, Engine
 from ecs_delivery.runtime.live import Running, running, strategy
 from ecs_delivery.runtime.taskdef import describe, overlay_owned, same_content_in_any_family
 from ecs_delivery.runtime.taskdef import register as register_revision
@@ -32,7 +36,7 @@ DEFAULT_MERGE_ATTEMPTS = 3
 
 
 class ServiceStateError(cd.DeploymentError):
-    """The ECS service cannot take a CodeDeploy rollout (missing, inactive, wrong controller)."""
+    """The ECS service cannot take a rollout (missing, inactive, wrong controller)."""
 
 
 class RolloutRaceError(cd.DeploymentError):
@@ -55,8 +59,9 @@ class RolloutRequest:
     template_arn: str | None
     # Where the new revision registers; None: the family of the revision that runs.
     family: str | None
-    application: str
-    deployment_group: str
+    # CodeDeploy's application and group (engine "codedeploy"); unused on engine "ecs".
+    application: str = ""
+    deployment_group: str = ""
     container_name: str
     container_port: int
     network: cd.Network | None = None
@@ -88,17 +93,17 @@ class RolloutRequest:
     # A deployment of the group found in its termination wait: False waits for the wait to
     # end; True ends it at once (`deployment.onTerminationWait: end`), giving up its rollback.
     end_termination_wait: bool = False
+    # Who deploys: "codedeploy" (the group; AppSpec hooks) or "ecs" (UpdateService on a
+    # service with the ECS controller; its hooks are the service's own).
+    engine: Literal["codedeploy", "ecs"] = "codedeploy"
 
     def __post_init__(self) -> None:
         if self.family is not None and not (isinstance(self.family, str) and self.family):
             raise ValueError("family: must be a non-empty string, or None for the running one")
-        for name in (
-            "cluster",
-            "service",
-            "application",
-            "deployment_group",
-            "container_name",
-        ):
+        if self.engine not in ("codedeploy", "ecs"):
+            raise ValueError(f"engine: {self.engine!r} is not an engine; use codedeploy or ecs")
+        needed = ("application", "deployment_group") if self.engine == "codedeploy" else ()
+        for name in ("cluster", "service", *needed, "container_name"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"{name}: must be a non-empty string")
         if self.template_arn is None and not self.images:
@@ -141,9 +146,14 @@ class RolloutResult:
 
 
 def describe_service(
-    ecs: Any, cluster: str, service: str, sleep: Callable[[float], Any] = runtime_clock.sleep
+    ecs: Any,
+    cluster: str,
+    service: str,
+    sleep: Callable[[float], Any] = runtime_clock.sleep,
+    controller: str = "CODE_DEPLOY",
 ) -> dict[str, Any]:
-    """DescribeServices for one ACTIVE CODE_DEPLOY service, or a ServiceStateError saying why not."""
+    """DescribeServices for one ACTIVE service with `controller` (the engine's), or a
+    ServiceStateError saying why not."""
     try:
         response = call_with_backoff(
             ecs.describe_services, cluster=cluster, services=[service], sleep=sleep
@@ -167,20 +177,29 @@ def describe_service(
             f"ECS service {service!r} in cluster {cluster!r} is {found.get('status')}, not "
             "ACTIVE; it cannot take a deployment (recreate it, then run `pulumi up` again)"
         )
-    controller = (found.get("deploymentController") or {}).get("type", "ECS")
-    if controller != "CODE_DEPLOY":
+    found_controller = (found.get("deploymentController") or {}).get("type", "ECS")
+    if found_controller != controller:
+        how = (
+            "blue/green rollouts through CodeDeploy need deploymentController CODE_DEPLOY"
+            if controller == "CODE_DEPLOY"
+            else "deployment.engine ecs deploys through ECS's own blue/green, which needs "
+            "deploymentController ECS (README: ECS-native blue/green)"
+        )
         raise ServiceStateError(
-            f"ECS service {service!r} uses the {controller} deployment controller; blue/green "
-            "rollouts through CodeDeploy need deploymentController CODE_DEPLOY"
+            f"ECS service {service!r} uses the {found_controller} deployment controller; {how}"
         )
     return found
 
 
 def what_runs(
-    ecs: Any, cluster: str, service: str, sleep: Callable[[float], Any] = runtime_clock.sleep
+    ecs: Any,
+    cluster: str,
+    service: str,
+    sleep: Callable[[float], Any] = runtime_clock.sleep,
+    controller: str = "CODE_DEPLOY",
 ) -> Running:
     """The revision, network and platform serving the service's traffic right now."""
-    return running(describe_service(ecs, cluster, service, sleep))
+    return running(describe_service(ecs, cluster, service, sleep, controller))
 
 
 def _check_target(task_definition: Mapping[str, Any], name: str, port: int) -> None:
@@ -222,54 +241,14 @@ def _images(task_definition: Mapping[str, Any]) -> dict[str, str]:
     return {c["name"]: c["image"] for c in task_definition.get("containerDefinitions", [])}
 
 
-def _wait_for_others(
-    codedeploy: Any,
-    request: RolloutRequest,
-    busy: list[str],
-    sleep: Callable[[float], Any],
-    clock: Callable[[], float],
-) -> None:
-    """Another deployment holds the group: wait for it (wait=True), else refuse naming it;
-    with `end_termination_wait`, end the waits of deployments that have shipped first (also
-    with wait=False: only waits that can be ended now, never another's traffic shift)."""
-    if not request.wait and not (
-        request.end_termination_wait
-        and request.own_deployment not in busy
-        and cd.only_termination_waits(codedeploy, busy, (request.description_prefix or "",), sleep)
-    ):
-        raise cd.DeploymentInProgressError(request.application, request.deployment_group, busy)
-    for deployment_id in busy:
-        if request.end_termination_wait:
-            cd.end_termination_wait(codedeploy, deployment_id, sleep)
-        _wait_until_finished(codedeploy, request, deployment_id, sleep, clock)
-
-
-def _wait_until_finished(
-    codedeploy: Any,
-    request: RolloutRequest,
-    deployment_id: str,
-    sleep: Callable[[float], Any],
-    clock: Callable[[], float],
-) -> None:
-    cd.wait_until_finished(
-        codedeploy,
-        deployment_id,
-        timeout_seconds=request.timeout_seconds,
-        poll_seconds=request.poll_seconds,
-        sleep=sleep,
-        clock=clock,
-    )
-
-
-def _live_network(live: Running) -> cd.Network | None:
-    if not (live.subnets and live.security_groups):
-        return None
-    return cd.Network(live.subnets, live.security_groups, live.assign_public_ip)
-
-
 def _images_still(current: Mapping[str, Any], expected: Mapping[str, str]) -> bool:
     images = _images(current)
     return all(images.get(name) == image for name, image in expected.items())
+
+
+def engine_for(request: RolloutRequest, ecs: Any, codedeploy: Any) -> Engine:
+    """The engine `request.engine` names, on the caller's clients."""
+    return EcsEngine(ecs) if request.engine == "ecs" else CodeDeployEngine(codedeploy)
 
 
 def rollout(
@@ -281,6 +260,7 @@ def rollout(
     *,
     register: Callable[[Mapping[str, Any]], str] | None = None,
     before_deploy: Callable[[str, str], None] | None = None,
+    engine: Engine | None = None,
 ) -> RolloutResult:
     """Deploy the template's fields (and any pinned/promoted image) onto what runs, if needed.
 
@@ -293,21 +273,25 @@ def rollout(
     `register` registers a revision (default: RegisterTaskDefinition with backoff; the
     release engine paces it). `before_deploy(base, target)` runs once the revision to
     deploy is known, before CreateDeployment, on every merge: a caller records there what
-    it is about to deploy over what, and raises to deploy nothing.
+    it is about to deploy over what, and raises to deploy nothing. `engine` defaults to the
+    one `request.engine` names (`engine_for`).
     """
     template: dict[str, Any] | None = None
     register = register or (lambda registration: register_revision(ecs, registration, sleep))
+    engine = engine or engine_for(request, ecs, codedeploy)
+
+    def read() -> Running:
+        return what_runs(ecs, request.cluster, request.service, sleep, engine.controller)
+
     for _attempt in range(request.merge_attempts):
-        live = what_runs(ecs, request.cluster, request.service, sleep)
+        live = read()
         if template is None and request.template_arn:  # after the service is known to exist
             template = describe(ecs, request.template_arn, include_tags=True, sleep=sleep)
-        busy = cd.in_progress_deployments(
-            codedeploy, request.application, request.deployment_group, sleep
-        )
+        busy = engine.busy(request, sleep)
         if busy:
             if request.own_deployment in busy and not request.wait:
                 return RolloutResult("started", live.task_definition_arn, request.own_deployment)
-            _wait_for_others(codedeploy, request, busy, sleep, clock)
+            engine.wait_for_others(request, busy, sleep, clock)
             continue  # what runs may have changed: read it again
         base = template
         if request.template_while_running not in (None, live.task_definition_arn):
@@ -346,67 +330,34 @@ def rollout(
             target = register({**wanted, **({"tags": tags} if tags else {})})
         if before_deploy is not None:
             before_deploy(live.task_definition_arn, target)
-        # A complete AppSpec: what a deployment runs on never depends on what CodeDeploy
-        # does with an omitted field (a ship keeps the network Pulumi rolled out).
-        spec = cd.appspec(
-            target,
-            request.container_name,
-            request.container_port,
-            hooks=request.hooks,
-            platform_version=request.platform_version or live.platform_version,
-            network=request.network or _live_network(live),
-            capacity_providers=(
-                live.capacity_providers
-                if request.capacity_providers is None
-                else strategy(request.capacity_providers)
-            ),
+        description = (
+            f"{request.description_prefix} {target}"
+            if request.description_prefix
+            else f"ecs-delivery: Pulumi-owned change to {request.cluster}/"
+            f"{request.service}: {live.task_definition_arn} -> {target}"
         )
         try:
-            deployment_id = cd.start_deployment(
-                codedeploy,
-                request.application,
-                request.deployment_group,
-                spec,
-                sleep=sleep,
-                description=(
-                    f"{request.description_prefix} {target}"
-                    if request.description_prefix
-                    else f"ecs-delivery: Pulumi-owned change to {request.cluster}/"
-                    f"{request.service}: {live.task_definition_arn} -> {target}"
-                ),
-            )
+            deployment_id = engine.start(request, target, live, description, sleep, clock)
         except cd.DeploymentInProgressError:
             if not request.wait:
                 raise
             continue  # another deployer took the lock first: wait for it, then merge again
-        # We hold the group's lock now. A ship that finished before we took it changed what
-        # runs: our merge is stale, so stop it before traffic moves and merge again. (What
-        # runs may also be our own target already: a fast deployment, a slow read.)
-        now = what_runs(ecs, request.cluster, request.service, sleep).task_definition_arn
+        # We hold the lock now. A ship that finished before we took it changed what runs:
+        # our merge is stale, so stop it before traffic moves and merge again. (What runs
+        # may also be our own target already: a fast deployment, a slow read.)
+        now = engine.running_under_lock(
+            request, deployment_id, live.task_definition_arn, read, sleep
+        )
         if now not in (live.task_definition_arn, target):
             try:
-                cd.stop_and_wait(
-                    codedeploy,
-                    deployment_id,
-                    timeout_seconds=request.timeout_seconds,
-                    poll_seconds=request.poll_seconds,
-                    sleep=sleep,
-                    clock=clock,
-                )
+                engine.stop_and_wait(request, deployment_id, sleep, clock)
             except cd.StopTooLateError as error:
                 error.deployment_id, error.replaced, error.deployed = deployment_id, now, target
                 raise
             continue
         if not request.wait:
             return RolloutResult("started", live.task_definition_arn, deployment_id)
-        cd.wait_for_deployment(
-            codedeploy,
-            deployment_id,
-            timeout_seconds=request.timeout_seconds,
-            poll_seconds=request.poll_seconds,
-            sleep=sleep,
-            clock=clock,
-        )
+        engine.wait(request, deployment_id, sleep, clock)
         return RolloutResult("deployed", target, deployment_id, _images(wanted))
     raise RolloutRaceError(
         f"ECS service {request.cluster}/{request.service}: what it runs changed "

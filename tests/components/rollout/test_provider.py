@@ -83,6 +83,8 @@ BASE = {
         {"role_arn": "arn:aws:iam::123456789012:role/other"},
         {"wait": False, "timeout_minutes": 5.0},
         {"container_port": 8080},
+        # A record from before `engine` existed was a CodeDeploy rollout (issue 19).
+        {"engine": "codedeploy"},
     ],
 )
 def test_diff_reports_no_change_for_settings_only(change):
@@ -103,6 +105,7 @@ def test_diff_reports_no_change_for_settings_only(change):
         {"container_name": "proxy"},
         {"container_port": 9090.0},
         {"deployment_group_name": "dev-web-2"},
+        {"engine": "ecs"},
     ],
 )
 def test_diff_reports_an_update_without_replacement_for_rollout_inputs(change):

@@ -13,6 +13,8 @@ from typing import Any
 
 from ecs_delivery.components.config.delivery import (
     CODEDEPLOY_PREDEFINED,
+    ECS_BAKE_MAX_MINUTES,
+    ECS_LINEAR_MIN_PERCENT,
     START_AND_VALIDATE_MINUTES,
     DeploymentConfig,
     PipelineConfig,
@@ -87,6 +89,40 @@ def timeout_problems(
                 f"{release.deployment_timeout_minutes} is shorter than {why}; set at least {ships}",
             )
         )
+    return problems
+
+
+def ecs_engine_problems(d: DeploymentConfig) -> list[tuple[str, str]]:
+    """With `deployment.engine: ecs` the mapped values must fit what ECS accepts."""
+    if d.engine != "ecs":
+        return []
+    problems = []
+    if d.termination_wait_minutes > ECS_BAKE_MAX_MINUTES:
+        problems.append(
+            (
+                "deployment.terminationWaitMinutes",
+                f"{d.termination_wait_minutes} is longer than ECS's {ECS_BAKE_MAX_MINUTES}-minute "
+                f"bake time (deployment.engine ecs); set at most {ECS_BAKE_MAX_MINUTES}",
+            )
+        )
+    for key, custom in sorted(d.custom_configs.items()):
+        path = f"deployment.customConfigs.{key}"
+        if custom.interval_minutes > ECS_BAKE_MAX_MINUTES:
+            problems.append(
+                (
+                    f"{path}.intervalMinutes",
+                    f"{custom.interval_minutes} is longer than ECS's {ECS_BAKE_MAX_MINUTES}-minute "
+                    f"step bake time (deployment.engine ecs); set at most {ECS_BAKE_MAX_MINUTES}",
+                )
+            )
+        if custom.type == "linear" and custom.percent < ECS_LINEAR_MIN_PERCENT:
+            problems.append(
+                (
+                    f"{path}.percent",
+                    f"{custom.percent} is below the {ECS_LINEAR_MIN_PERCENT} percent ECS's linear "
+                    f"steps move at least (deployment.engine ecs); set {ECS_LINEAR_MIN_PERCENT} or more",
+                )
+            )
     return problems
 
 

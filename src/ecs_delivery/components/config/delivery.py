@@ -3,6 +3,7 @@ pipeline, whole-environment releases, access logs, the KMS key, teardown."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -82,9 +83,41 @@ PREDEFINED_SHIFT_MINUTES = {
 }
 
 
-class DeploymentConfig(Model):
-    """How CodeDeploy shifts traffic and how `pulumi up` waits for Pulumi-owned rollouts."""
+# ECS-native blue/green (deployment.engine `ecs`): what ECS accepts for the mapped values.
+ECS_BAKE_MAX_MINUTES = 1440
+ECS_LINEAR_MIN_PERCENT = 3
+# The predefined configurations as (type, percent, interval minutes); all at once: None.
+PREDEFINED_SHAPES: dict[str, tuple[str, int, int] | None] = {
+    "CodeDeployDefault.ECSAllAtOnce": None,
+    "CodeDeployDefault.ECSCanary10Percent5Minutes": ("canary", 10, 5),
+    "CodeDeployDefault.ECSCanary10Percent15Minutes": ("canary", 10, 15),
+    "CodeDeployDefault.ECSLinear10PercentEvery1Minutes": ("linear", 10, 1),
+    "CodeDeployDefault.ECSLinear10PercentEvery3Minutes": ("linear", 10, 3),
+}
 
+
+@dataclass(frozen=True)
+class EcsStrategy:
+    """A traffic-shifting configuration as the ECS deployment controller takes it."""
+
+    strategy: Literal["BLUE_GREEN", "CANARY", "LINEAR"]
+    # CANARY: the canary's share and its bake; LINEAR: each step's share and bake.
+    percent: int | None = None
+    step_minutes: int | None = None
+
+
+class DeploymentConfig(Model):
+    """How deployments shift traffic (through CodeDeploy or ECS itself) and how `pulumi up`
+    waits for Pulumi-owned rollouts."""
+
+    engine: Literal["codedeploy", "ecs"] = Field(
+        "codedeploy",
+        description="Who runs blue/green deployments: `codedeploy` (a CodeDeploy application and one deployment group per service) or `ecs` (the ECS deployment controller's own blue/green: `config`/`customConfigs` map to its BLUE_GREEN, CANARY or LINEAR strategy, `terminationWaitMinutes` to its bake time, the alarms roll back, the validation hook runs at POST_TEST_TRAFFIC_SHIFT; no CodeDeploy resources). On a stack whose services run, a switch changes their deployment controller and is refused without `switchEngineTo` (README: ECS-native blue/green).",
+    )
+    switch_engine_to: Literal["codedeploy", "ecs"] | None = Field(
+        None,
+        description="Accept that `engine` changes on a stack whose services already run: each service's deployment controller changes, which the plan otherwise refuses (README: ECS-native blue/green). It allows only a switch to the engine it names, so leaving it committed is harmless.",
+    )
     config: str = Field(
         "CodeDeployDefault.ECSAllAtOnce",
         description="Traffic shifting: a predefined `CodeDeployDefault.ECS*` configuration or a `customConfigs` name.",
@@ -119,6 +152,24 @@ class DeploymentConfig(Model):
         # Counted like the predefined ones (ECSLinear10PercentEvery1Minutes: 10 minutes).
         steps = 1 if custom.type == "canary" else -(-100 // custom.percent)
         return steps * custom.interval_minutes
+
+    def shape(self, config: str | None = None) -> tuple[str, int, int] | None:
+        """(type, percent, interval minutes) of `config` (omitted: `deployment.config`);
+        None: all at once (or an unknown name, refused elsewhere)."""
+        name = config or self.config
+        if name in PREDEFINED_SHAPES:
+            return PREDEFINED_SHAPES[name]
+        custom = self.custom_configs.get(name)
+        return (custom.type, custom.percent, custom.interval_minutes) if custom else None
+
+    def ecs_strategy(self, config: str | None = None) -> EcsStrategy:
+        """`config` as the ECS controller's strategy (the one mapping of engine `ecs`)."""
+        shape = self.shape(config)
+        if shape is None:
+            return EcsStrategy(strategy="BLUE_GREEN")
+        kind, percent, minutes = shape
+        strategy = "CANARY" if kind == "canary" else "LINEAR"
+        return EcsStrategy(strategy=strategy, percent=percent, step_minutes=minutes)
 
     def ships_in_minutes(self, config: str | None = None) -> int:
         """Until production runs the new revision (termination wait started): what every

@@ -115,6 +115,10 @@ class StackConfig(Model):
     def _timeouts_cover_a_deployment(self) -> StackConfig:
         return self._refuse(checks.timeout_problems(self.deployment, self.services, self.release))
 
+    @model_validator(mode="after")
+    def _ecs_engine_fits(self) -> StackConfig:
+        return self._refuse(checks.ecs_engine_problems(self.deployment))
+
     def ships_in_minutes(self, service: str) -> int:
         """Minutes until a deployment of `service` ships, with its own traffic shifting."""
         return self.deployment.ships_in_minutes(self.services[service].deployment_config)

@@ -61,7 +61,20 @@ class LambdaContext(Protocol):
 
 
 def handler(event: Any, context: LambdaContext) -> dict[str, str]:
-    """Validate the green tasks through the test listener and report to CodeDeploy."""
+    """Validate the green tasks through the test listener and report to CodeDeploy (or, for
+    ECS's own blue/green, answer ECS with hookStatus)."""
+    if logic.is_ecs_event(event):
+        remaining_ms = context.get_remaining_time_in_millis()
+        logic.log("hook_started", engine="ecs", remaining_ms=remaining_ms)
+        return logic.run_ecs_hook(
+            event,
+            environment=read_environment(os.environ),
+            probe=logic.http_probe,
+            clock=time.monotonic,
+            sleep=time.sleep,
+            # No report to send afterwards, but the answer must leave before the Lambda ends.
+            deadline=time.monotonic() + remaining_ms / 1000 - REPORT_RESERVE_SECONDS,
+        )
     hook = parse_event(event)
     environment = read_environment(os.environ)
     codedeploy = build_codedeploy_client()

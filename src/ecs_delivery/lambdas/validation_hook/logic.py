@@ -1,4 +1,6 @@
-"""Validation logic of the CodeDeploy `AfterAllowTestTraffic` hook: probe green, report the verdict.
+"""Validation logic of the blue/green validation hook: probe green, report the verdict (CodeDeploy's
+`AfterAllowTestTraffic`, or ECS's POST_TEST_TRAFFIC_SHIFT lifecycle hook, which takes the verdict
+as the function's return value).
 
 Only the standard library is used here: the Lambda Python runtime ships boto3 but not
 `requests` or pydantic, and the archive holds nothing but this folder.
@@ -389,28 +391,15 @@ def run_hook(
     try:
         group = deployment_group_of(codedeploy, hook.deployment_id)
         fields["deployment_group"] = group
-        services = parse_validation_config(
-            environment.validation_config, default_url=environment.test_url
+        status = validate(
+            group,
+            environment,
+            probe=probe,
+            clock=clock,
+            sleep=sleep,
+            deadline=deadline,
+            log_fields=fields,
         )
-        settings = services.get(group)
-        if settings is None:
-            log(
-                "unknown_deployment_group",
-                **fields,
-                configured_groups=sorted(services),
-                outcome=FAILED,
-                fix=f"add validation settings for this service to the stack config so that "
-                f"VALIDATION_CONFIG on this Lambda has an entry for '{group}'",
-            )
-        else:
-            status = validate_service(
-                settings,
-                probe=probe,
-                clock=clock,
-                sleep=sleep,
-                deadline=deadline,
-                log_fields=fields,
-            )
     except Exception as exc:  # any failure must still end in a report
         status = FAILED
         log(
@@ -424,6 +413,113 @@ def run_hook(
         # Also runs for BaseException; the report goes out before the exception continues.
         report(codedeploy, hook, status, fields)
     return status
+
+
+def validate(
+    key: str,
+    environment: HookEnvironment,
+    *,
+    probe: Probe,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    deadline: float,
+    log_fields: Mapping[str, Any],
+) -> str:
+    """The verdict on the service whose VALIDATION_CONFIG entry is `key` (its deployment
+    group name, under either engine): Succeeded or Failed; raises on a malformed config."""
+    services = parse_validation_config(
+        environment.validation_config, default_url=environment.test_url
+    )
+    settings = services.get(key)
+    if settings is None:
+        log(
+            "unknown_deployment_group",
+            **log_fields,
+            configured_groups=sorted(services),
+            outcome=FAILED,
+            fix=f"add validation settings for this service to the stack config so that "
+            f"VALIDATION_CONFIG on this Lambda has an entry for '{key}'",
+        )
+        return FAILED
+    return validate_service(
+        settings, probe=probe, clock=clock, sleep=sleep, deadline=deadline, log_fields=log_fields
+    )
+
+
+# ------------------------------------------------------------- ECS's own blue/green hook
+
+# What ECS takes back from a Lambda lifecycle hook: its return value is the report.
+ECS_HOOK_STATUS = {SUCCEEDED: "SUCCEEDED", FAILED: "FAILED"}
+
+
+def is_ecs_event(event: Any) -> bool:
+    """An ECS lifecycle-hook invocation (deployment.engine ecs), not a CodeDeploy one."""
+    return isinstance(event, Mapping) and ("lifecycleStage" in event or "executionDetails" in event)
+
+
+def _details(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    details = event.get("hookDetails")
+    if isinstance(details, str):  # a JSON string, as the service's hook configuration holds it
+        details = json.loads(details)
+    return details if isinstance(details, Mapping) else {}
+
+
+def ecs_validation_key(event: Mapping[str, Any]) -> str:
+    """The VALIDATION_CONFIG key of an ECS invocation: `hookDetails.deploymentGroup` (set on
+    the service's hook), else the service's name from its ARN."""
+    key = _details(event).get("deploymentGroup")
+    if isinstance(key, str) and key:
+        return key
+    execution = event.get("executionDetails")
+    service_arn = (execution if isinstance(execution, Mapping) else event).get("serviceArn")
+    if isinstance(service_arn, str) and "/" in service_arn:
+        return service_arn.rsplit("/", 1)[-1]
+    raise ValueError(
+        "hookDetails.deploymentGroup: missing, and no executionDetails.serviceArn to tell the "
+        "service by; set hookDetails on the service's lifecycle hook (FargateService does)"
+    )
+
+
+def run_ecs_hook(
+    event: Any,
+    *,
+    environment: HookEnvironment,
+    probe: Probe = http_probe,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    deadline: float,
+) -> dict[str, str]:
+    """Validate the green tasks of an ECS deployment with the same probes as under CodeDeploy,
+    and always answer: {"hookStatus": SUCCEEDED|FAILED} (any failure inside answers FAILED,
+    so ECS rolls back at once instead of treating a crash as a failed invocation)."""
+    fields: dict[str, Any] = {}
+    status = FAILED
+    try:
+        fields["service_deployment"] = str(event.get("resourceArn", "?"))
+        fields["lifecycle_stage"] = str(event.get("lifecycleStage", "?"))
+        key = ecs_validation_key(event)
+        fields["deployment_group"] = key
+        status = validate(
+            key,
+            environment,
+            probe=probe,
+            clock=clock,
+            sleep=sleep,
+            deadline=deadline,
+            log_fields=fields,
+        )
+    except Exception as exc:  # any failure must still end in an answer
+        status = FAILED
+        log(
+            "validation_error",
+            **fields,
+            error_type=type(exc).__name__,
+            error=str(exc),
+            outcome=FAILED,
+        )
+    answer = {"hookStatus": ECS_HOOK_STATUS[status]}
+    log("answered", **fields, **answer)
+    return answer
 
 
 def deployment_group_of(codedeploy: CodeDeployClient, deployment_id: str) -> str:
