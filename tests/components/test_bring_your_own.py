@@ -396,12 +396,20 @@ def test_existing_roles_of_a_service_are_exactly_what_codedeploy_and_the_pipelin
         if stmt.get("Sid") == "PassTaskRoles"
     ]
     api = inputs(plan, TASK, "api")
+    report = inputs(plan, TASK, "task-nightly-report")  # follows api: api's ships move it
     # web's CodeDeploy role passes exactly web's roles; the pipeline's deploy step every
-    # target's, in name order, [task, execution] each.
+    # target's and its followers', in name order, [task, execution] each.
     assert sorted(r for r in passed if TASK_ROLE in r) == sorted(
         [
             [TASK_ROLE, EXECUTION_ROLE],
-            [api["taskRoleArn"], api["executionRoleArn"], TASK_ROLE, EXECUTION_ROLE],
+            [
+                api["taskRoleArn"],
+                api["executionRoleArn"],
+                report["taskRoleArn"],
+                report["executionRoleArn"],
+                TASK_ROLE,
+                EXECUTION_ROLE,
+            ],
         ]
     )
     assert [arn for r in passed for arn in r if ":role/web-" in arn] == []

@@ -121,6 +121,9 @@ def test_passrole_names_exactly_the_task_and_execution_roles(dev):
     assert _passed(dev, "pipeline-codebuild-deploy") == [
         "api-execution",
         "api-task",
+        # nightly-report follows api: api's ships register its revisions too.
+        "task-nightly-report-execution",
+        "task-nightly-report-task",
         "web-execution",
         "web-task",
     ]
@@ -195,6 +198,8 @@ def test_only_the_deploy_role_reads_ecs_and_deploys_and_only_this_stacks_service
         "Action": "ecs:TagResource",
         "Resource": [
             arn.format("ecs", f"task-definition/ecs-delivery-{stack}-api:*"),
+            # nightly-report follows api: api's ships register its revisions too.
+            arn.format("ecs", f"task-definition/ecs-delivery-{stack}-nightly-report:*"),
             arn.format("ecs", f"task-definition/ecs-delivery-{stack}-web:*"),
         ],
         "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},

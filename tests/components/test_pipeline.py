@@ -16,6 +16,7 @@ from ecs_delivery.components.codepipeline import (
     check_artifact_wiring,
 )
 from ecs_delivery.components.config import ConfigError
+from ecs_delivery.runtime.build import FollowerTask
 from ecs_delivery.runtime.promotion import new_record
 from tests.conftest import make_plan
 from tests.support.plans import (
@@ -395,6 +396,10 @@ def test_deploy_project_ships_each_service_into_its_own_family_through_its_group
                 service=name,
                 family=f"ecs-delivery-{stack}-{name}",
                 deployment_group=name,
+                # nightly-report follows api: each ship of api moves it too.
+                tasks=(FollowerTask(f"ecs-delivery-{stack}-nightly-report", "nightly-report"),)
+                if name == "api"
+                else (),
             )
             for name, port in PORTS
         ],
@@ -408,6 +413,7 @@ def test_deploy_project_ships_each_service_into_its_own_family_through_its_group
     commands = expected["phases"]["build"]["commands"]
     assert [c.split(" deploy --name ")[1].split()[0] for c in commands] == ["api", "web"]
     assert all("--record promotion.json" in c and "-template" not in c for c in commands)
+    assert commands[0].endswith(f" --task ecs-delivery-{stack}-nightly-report=nightly-report")
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 from moto import mock_aws
@@ -38,9 +37,8 @@ from tests.support.iam_calls import (
     codebuild_requests,
     role_statements,
 )
-from tests.support.pipeline_run import PipelineRun
 from tests.support.plans import PIPELINE, PROJECT
-from tests.support.role_world import REGION, DevWorld
+from tests.support.role_world import REGION, DevWorld, run_pipeline, setup_clients
 
 COMMIT = "3f9c2e1d0a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9"
 
@@ -76,26 +74,16 @@ def _derived(plan: Any, pipeline_resource: str, stage: str) -> list[Request]:
 @pytest.fixture
 def executed(plan, tmp_path: Path) -> Iterator[Executed]:
     with mock_aws():
-        setup = {
-            name: boto3.client(name, region_name=REGION)
-            for name in ("ecs", "codedeploy", "s3", "scheduler")
-        }
-        world = DevWorld(plan=plan, recorder=CallRecorder(), setup=setup, simulated=None)
+        world = DevWorld(plan=plan, recorder=CallRecorder(), setup=setup_clients(), simulated=None)
         world.seed()
         world.push_images(COMMIT[:12])
         ends: dict[str, int] = {}
-        run = PipelineRun(
-            plan=plan,
-            workdir=tmp_path,
-            ecs=world.client("ecs"),
-            s3=world.client("s3"),
-            codedeploy=world.client("codedeploy"),  # the run simulates its deployments
-            commit=COMMIT,
-            simulator_ecs=setup["ecs"],
+        run = run_pipeline(
+            world,
+            tmp_path,
+            COMMIT,
             after_stage=lambda stage: ends.setdefault(stage, len(world.recorder.requests)),
-            client=lambda service, region: world.client(service),
         )
-        run.run()
         assert [d.service for d in run.deployments] == ["api", "web"]
         starts = dict(zip(ends, [0, *ends.values()], strict=False))
         requests = {

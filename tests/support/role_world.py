@@ -14,6 +14,7 @@ import boto3
 from ecs_delivery.offline.codedeploy_sim import CodeDeploySim
 from ecs_delivery.offline.simcloud import plain
 from tests.support.iam_calls import CallRecorder
+from tests.support.pipeline_run import PipelineRun
 from tests.support.plans import PIPELINE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -208,3 +209,29 @@ class DevWorld:
         self.setup["s3"].create_bucket(
             Bucket=store["location"], CreateBucketConfiguration={"LocationConstraint": REGION}
         )
+
+
+def setup_clients() -> dict[str, Any]:
+    """The test's own (unrecorded) clients of what a DevWorld seeds; call inside mock_aws."""
+    return {
+        name: boto3.client(name, region_name=REGION)
+        for name in ("ecs", "codedeploy", "s3", "scheduler")
+    }
+
+
+def run_pipeline(world: DevWorld, workdir: Path, commit: str, **kwargs: Any) -> PipelineRun:
+    """The planned pipeline run to its end on the world's recorded clients (CodeDeploy
+    simulated by the run, on the setup's ECS client so only the code's calls are recorded)."""
+    run = PipelineRun(
+        plan=world.plan,
+        workdir=workdir,
+        ecs=world.client("ecs"),
+        s3=world.client("s3"),
+        codedeploy=world.client("codedeploy"),
+        commit=commit,
+        simulator_ecs=world.setup["ecs"],
+        client=lambda service, region: world.client(service),
+        **kwargs,
+    )
+    run.run()
+    return run

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from ecs_delivery.runtime.build import ECR_URL_PATTERN, EXIT_NOT_FOUND
+from ecs_delivery.runtime.build import ECR_URL_PATTERN, EXIT_NOT_FOUND, FollowerTask
 from ecs_delivery.runtime.promotion import RECORD_FILE
 
 # Where the build writes artifacts, relative to CODEBUILD_SRC_DIR; unlikely to clash with
@@ -72,6 +72,7 @@ class DeployService:
     deploys registers there, whatever family the running revision came from.
     `deployment_group` is the service's CodeDeploy group; the Deploy buildspec needs it.
     `validation_hook` (a Lambda name) overrides the buildspec-wide one for this service.
+    `tasks` are the scheduled tasks that follow it: each ship moves them onto its image.
     """
 
     name: str
@@ -84,6 +85,7 @@ class DeployService:
     validation_hook: str | None = None
     # "ecs": the deploy step deploys through ECS's own blue/green (deployment.engine ecs).
     engine: str = "codedeploy"
+    tasks: tuple[FollowerTask, ...] = ()
 
     def __post_init__(self) -> None:
         field = f"services.{self.name}"
@@ -115,6 +117,13 @@ class DeployService:
             f"{field}.family",
             f"{self.family!r} is not a task-definition family (1-255 letters, digits, '-', '_')",
         )
+        for task in self.tasks:
+            _require(
+                bool(FAMILY_PATTERN.match(task.family))
+                and bool(CONTAINER_NAME_PATTERN.match(task.container)),
+                f"{field}.tasks",
+                f"{task!r} names no task-definition family and container",
+            )
         _require(
             self.validation_hook is None or bool(self.validation_hook.strip()),
             f"{field}.validation_hook",
@@ -381,6 +390,8 @@ def _deploy_command(
         args.append("--end-termination-wait")
     if service.engine == "ecs":
         args += ["--engine", "ecs"]
+    for task in service.tasks:
+        args += ["--task", _q(f"{task.family}={task.container}")]
     return _tool(region, *args)
 
 

@@ -51,6 +51,7 @@ from ecs_delivery.components.pipeline import (
     UpstreamRecord,
 )
 from ecs_delivery.components.platform import Environment, Platform, default_tags
+from ecs_delivery.runtime.build import FollowerTask
 
 # Outputs a downstream stack reads from its upstream (all exported by `build`).
 UPSTREAM_OUTPUTS = ("promotionBucket", "promotionKey", "ecrRepositoryArns")
@@ -406,6 +407,11 @@ def _pipeline_args(
         svc = cfg.services[target.service]
         repository = n.repositories[target.service]
         first = not cfg.upstream_stack
+        # The tasks that follow the service (a container named after the task): each ship
+        # moves them too.
+        followers = sorted(
+            name for name, t in cfg.scheduled_tasks.items() if t.follows_service == target.service
+        )
         services.append(
             DeployedService(
                 name=target.service,
@@ -422,6 +428,18 @@ def _pipeline_args(
                 build_context=svc.build.context,
                 dockerfile=svc.build.dockerfile,
                 engine=cfg.deployment.engine,
+                followers=[
+                    FollowerTask(naming.task_family(env.project, env.stack, name), name)
+                    for name in followers
+                ],
+                follower_role_arns=[
+                    arn
+                    for name in followers
+                    for arn in (
+                        platform.tasks[name].task_role_arn,
+                        platform.tasks[name].execution_role_arn,
+                    )
+                ],
             )
         )
     source = cfg.pipeline.source

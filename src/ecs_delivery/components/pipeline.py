@@ -55,6 +55,7 @@ from ecs_delivery.components.codepipeline import (
 )
 from ecs_delivery.components.deployer import END_TERMINATION_WAIT_ACTION, revision_documents
 from ecs_delivery.components.naming import TYPE_PREFIX, former_name
+from ecs_delivery.runtime.build import FollowerTask
 from ecs_delivery.runtime.promotion import latest_record_key, release_records_pattern
 
 RECORD_ARTIFACT = "UpstreamRecord"
@@ -171,6 +172,10 @@ class DeployedService:
     task_family: str
     # Task and execution role ARNs: the Deploy action registers revisions naming them.
     role_arns: list[pulumi.Input[str]]
+    # Scheduled tasks that follow it: each ship registers its image onto their newest
+    # revision, which names these task and execution roles.
+    followers: list[FollowerTask] = field(default_factory=list)
+    follower_role_arns: list[pulumi.Input[str]] = field(default_factory=list)
     # First environment only: where the image is pushed and built from.
     repository_url: str | None = None
     repository_arn: str | None = None
@@ -272,16 +277,16 @@ def _read_services(services: Sequence[DeployedService], arn: Any) -> dict[str, A
 def deploy_unit_documents(
     *, region: str, account_id: str, services: Sequence[DeployedService]
 ) -> list[list[dict[str, Any]]]:
-    """Deploy's managed policies: tag new revisions of exactly the services' own families
-    (never a `-template` one) and pass exactly their task and execution roles."""
+    """Deploy's managed policies: tag new revisions of exactly the services' own families and
+    their follower tasks' (never a `-template` one), and pass exactly their task and execution
+    roles."""
+    families = [f for s in services for f in (s.task_family, *(t.family for t in s.followers))]
     return revision_documents(
         [
-            naming.arn(
-                "ecs", f"task-definition/{s.task_family}:*", region=region, account=account_id
-            )
-            for s in services
+            naming.arn("ecs", f"task-definition/{family}:*", region=region, account=account_id)
+            for family in families
         ],
-        [arn for s in services for arn in s.role_arns],
+        [arn for s in services for arn in (*s.role_arns, *s.follower_role_arns)],
         region=region,
     )
 
@@ -497,7 +502,9 @@ def render_buildspecs(args: DeliveryPipelineArgs, tooling_uri: str) -> dict[str,
         )
     deploy = specs.deploy_buildspec(
         [
-            specs.DeployService(**_deploy_fields(s), deployment_group=s.group_name)
+            specs.DeployService(
+                **_deploy_fields(s), deployment_group=s.group_name, tasks=tuple(s.followers)
+            )
             for s in args.services
         ],
         region=args.region,

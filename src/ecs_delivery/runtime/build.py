@@ -8,7 +8,8 @@ The generated buildspecs (src/ecs_delivery/components/buildspec.py) call `python
   through `runtime.rollout.rollout`, the deploy-time mechanism `pulumi up` and the release
   engine use too: it reads what runs, changes only the image, and re-checks what runs once it
   holds the deployment group's lock (a `pulumi up` rollout that landed in between is merged,
-  never reverted);
+  never reverted); then it puts the image on the scheduled tasks that follow the service
+  (`runtime.task_rollout.deploy_task`, the tasks' one registration protocol);
 - `publish-records`, after the deploy, publishes the record for the next environment.
 
 Keep the imports light (boto3, botocore, pydantic): this module runs in the build image.
@@ -47,7 +48,13 @@ from ecs_delivery.runtime.promotion import (
     release_record_key,
     write_record_file,
 )
-from ecs_delivery.runtime.rollout import RolloutRequest, RolloutResult, rollout
+from ecs_delivery.runtime.rollout import (
+    RolloutRaceError,
+    RolloutRequest,
+    RolloutResult,
+    rollout,
+)
+from ecs_delivery.runtime.task_rollout import TaskChange, TaskResult, TaskStateError, deploy_task
 
 DEFAULT_TAG_LENGTH = 12
 
@@ -56,6 +63,8 @@ ECR_URL_PATTERN = re.compile(
     r"/(?P<name>[a-z0-9][a-z0-9._/\-]{0,255})$"
 )
 DOCKER_TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+# ECS's rule for task-definition family and container names.
+TASK_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -241,6 +250,55 @@ def ship(
 
 
 @dataclass(frozen=True)
+class FollowerTask:
+    """A scheduled task that follows a shipped service (`followsService`): its family, and
+    the container that runs the service's image."""
+
+    family: str
+    container: str
+
+
+def parse_follower(text: str) -> FollowerTask:
+    """Parse `--task FAMILY=CONTAINER`."""
+    family, sep, container = text.partition("=")
+    if not sep or not TASK_NAME_PATTERN.match(family) or not TASK_NAME_PATTERN.match(container):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected FAMILY=CONTAINER (the task's family and container names: "
+            "letters, digits, '-' and '_')"
+        )
+    return FollowerTask(family, container)
+
+
+def move_followers(
+    ecs: Any,
+    tasks: Sequence[FollowerTask],
+    image_uri: str,
+    *,
+    sleep: Callable[[float], Any] | None = None,
+) -> list[tuple[FollowerTask, TaskResult | None]]:
+    """Put a shipped image on each follower task's newest revision, keeping its other fields.
+
+    A family-named schedule runs the newest revision, so this is the task's deployment. A task
+    without a revision yet gets None: `pulumi up` registers its first one, on the service's
+    image. Retrying is safe: a revision that runs the image already registers nothing.
+    """
+    extra = {"sleep": sleep} if sleep is not None else {}
+    moved: list[tuple[FollowerTask, TaskResult | None]] = []
+    for task in tasks:
+        change = TaskChange(family=task.family, images={task.container: image_uri})
+        try:
+            moved.append((task, deploy_task(ecs, change, **extra)))
+        except TaskStateError:
+            moved.append((task, None))
+        except (ValueError, RolloutRaceError) as error:
+            raise BuildError(
+                f"task {task.family}: {error} (its service shipped; run the Deploy action "
+                "again to move the task: what shipped already is not deployed twice)"
+            ) from None
+    return moved
+
+
+@dataclass(frozen=True)
 class ImageRef:
     """One `--image SERVICE/CONTAINER=REFERENCE` of the promotion-record step."""
 
@@ -350,6 +408,15 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
             f"{args.name}: deployment {result.deployment_id} succeeded; runs "
             f"{result.running_task_definition_arn}"
         )
+    for task, moved in move_followers(_client("ecs", args.region), args.task, image_uri):
+        if moved is None:
+            print(f"{task.family}: no revision yet; `pulumi up` registers it on {image_uri}")
+        elif moved.action == "registered":
+            print(
+                f"{task.family}: follows {args.name}; its next run starts {moved.task_definition_arn}"
+            )
+        else:
+            print(f"{task.family}: already runs {image_uri} ({moved.task_definition_arn})")
     return EXIT_OK
 
 
@@ -517,6 +584,15 @@ def _parser() -> argparse.ArgumentParser:
         choices=["codedeploy", "ecs"],
         default="codedeploy",
         help="who deploys: the CodeDeploy group, or ECS's own blue/green (deployment.engine)",
+    )
+    deploy.add_argument(
+        "--task",
+        action="append",
+        default=[],
+        type=parse_follower,
+        metavar="FAMILY=CONTAINER",
+        help="a scheduled task that follows the service: its next runs start the shipped image "
+        "(repeatable)",
     )
     image = deploy.add_mutually_exclusive_group(required=True)
     image.add_argument("--record", type=Path, help="promotion record to take the image from")

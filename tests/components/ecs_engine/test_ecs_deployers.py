@@ -73,7 +73,7 @@ def test_the_deploy_step_ships_every_service_through_the_ecs_engine(ecs_plan):
     deploys = [shlex.split(c) for c in commands if " deploy " in c]
     assert len(deploys) == 2
     for words in deploys:
-        assert words[-2:] == ["--engine", "ecs"]
+        assert words[words.index("--engine") + 1] == "ecs"
 
 
 @pytest.mark.parametrize("name", ["pipeline-codebuild-deploy", "deployer"])

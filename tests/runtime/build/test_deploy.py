@@ -253,3 +253,69 @@ def test_a_ship_that_outlives_its_timeout_says_to_rerun_the_pipeline_stage_not_p
     assert "pulumi up" not in message
     assert "re-run this pipeline's deploy stage (Retry in the CodePipeline console)" in message
     assert "aws deploy get-deployment --deployment-id " in message
+
+
+TASK_FAMILY = "dev-report"
+
+
+def _register_task(ecs: Any, image: str, **overrides: Any) -> str:
+    """A follower task's revision as Pulumi registers it: its own container and command."""
+    return ecs.register_task_definition(
+        family=TASK_FAMILY,
+        cpu="256",
+        memory="512",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        containerDefinitions=[
+            {"name": "report", "image": image, "essential": True, "command": ["report"]}
+        ],
+        **overrides,
+    )["taskDefinition"]["taskDefinitionArn"]
+
+
+def test_a_ship_moves_its_follower_tasks_onto_the_image_keeping_their_own_fields(
+    deployed: Deployed, ecs: Any, simulated: CodeDeploySim, capsys
+) -> None:
+    _register_task(ecs, LIVE_IMAGE)
+
+    assert main([*_args(), "--task", f"{TASK_FAMILY}=report"]) == EXIT_OK
+
+    newest = describe(ecs, TASK_FAMILY)["taskDefinition"]
+    assert newest["revision"] == 2
+    assert images_of(newest) == {"report": SHIPPED}
+    assert newest["containerDefinitions"][0]["command"] == ["report"]
+    assert newest["memory"] == "512"
+    assert f"{TASK_FAMILY}: follows web; its next run starts" in capsys.readouterr().out
+    # Run again (the pipeline's retry): nothing new is deployed or registered.
+    assert main([*_args(), "--task", f"{TASK_FAMILY}=report"]) == EXIT_OK
+    assert describe(ecs, TASK_FAMILY)["taskDefinition"]["revision"] == 2
+    assert f"{TASK_FAMILY}: already runs {SHIPPED}" in capsys.readouterr().out
+
+
+def test_a_follower_without_a_revision_yet_is_left_to_pulumi_up(
+    deployed: Deployed, ecs: Any, simulated: CodeDeploySim, capsys
+) -> None:
+    assert main([*_args(), "--task", f"{TASK_FAMILY}=report"]) == EXIT_OK
+    assert f"{TASK_FAMILY}: no revision yet; `pulumi up` registers it" in capsys.readouterr().out
+
+
+def test_a_follower_without_the_named_container_fails_after_the_ship_naming_it(
+    deployed: Deployed, ecs: Any, simulated: CodeDeploySim, capsys
+) -> None:
+    _register_task(ecs, LIVE_IMAGE)
+
+    assert main([*_args(), "--task", f"{TASK_FAMILY}=reporter"]) == EXIT_FAILED
+
+    err = capsys.readouterr().err
+    assert f"task {TASK_FAMILY}: images: container 'reporter' is not in" in err
+    assert "run the Deploy action again" in err
+    assert _running(ecs)["containerDefinitions"][0]["image"] == SHIPPED  # the ship stands
+    assert describe(ecs, TASK_FAMILY)["taskDefinition"]["revision"] == 1
+
+
+@pytest.mark.parametrize("task", ["report", "dev-report=", "=report", "dev report=report"])
+def test_a_malformed_task_argument_is_a_usage_error_before_any_call(task, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*_args(), "--task", task])
+    assert exited.value.code == EXIT_USAGE
+    assert "expected FAMILY=CONTAINER" in capsys.readouterr().err
