@@ -103,8 +103,9 @@ def test_bad_manifest_exits_2_listing_every_problem_and_deploys_nothing(
 
     assert code == 2
     assert "is invalid (2 problems; nothing deployed)" in err
-    assert "  scheduledTasks.job-00.schedule: " in err
-    assert "  services.ghost: unknown service in dev" in err
+    # Each line names the file and the line of its key.
+    assert "release.yaml:7: scheduledTasks.job-00.schedule: " in err
+    assert "release.yaml:5: services.ghost: unknown service in dev" in err
     assert "Traceback" not in err
     assert sim.codedeploy.deployments == []
     assert sim.ecs.calls["register_task_definition"] == 0

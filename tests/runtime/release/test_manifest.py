@@ -280,3 +280,32 @@ def test_yaml_syntax_error_is_reported_with_its_line() -> None:
     errors = errors_of("release: r1\nservices: [unclosed\n")
     assert len(errors) == 1
     assert errors[0].startswith("manifest:3:1: not valid YAML:")
+
+
+def test_each_problem_is_shown_with_the_line_of_its_key() -> None:
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(
+            textwrap.dedent(
+                f"""\
+                release: r1
+                environment: prod
+                services:
+                  web:
+                    image: {REPO}/web:latest
+                  nope: {{image: {REPO}/nope:1.0.0}}
+                """
+            ),
+            small_inventory(True),
+            "release.yaml",
+        )
+    lines = caught.value.lines
+    assert [line.split(": ", 2)[:2] for line in lines] == [
+        ["release.yaml:6", "services.nope"],
+        ["release.yaml:5", "services.web.image"],
+    ]
+    assert str(caught.value) == "\n".join(lines)
+    # The key-path lines themselves stay as they were (what a release's state records).
+    assert [e.split(": ", 1)[0] for e in caught.value.errors] == [
+        "services.nope",
+        "services.web.image",
+    ]

@@ -554,7 +554,8 @@ class ScheduledTaskConfig(ContainerConfig):
     )
     command: list[str] = Field(min_length=1, description="The container command.")
     follows_service: str | None = Field(
-        None, description="Take this service's image: each pipeline ship, release or promotion of it moves both together."
+        None,
+        description="Take this service's image: each pipeline ship, release or promotion of it moves both together.",
     )
     bootstrap_image: str = Field(
         bootstrap.DEFAULT_IMAGE,

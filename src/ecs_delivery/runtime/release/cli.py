@@ -496,7 +496,7 @@ def main(
         err.write(
             f"manifest {args.manifest} is invalid ({len(error.errors)} problems; nothing deployed):\n"
         )
-        for line in error.errors:
+        for line in error.lines:
             err.write(f"  {line}\n")
         return EXIT_BAD_INPUT
     except (UsageError, InventoryError, ReleaseInputError, LiveStateError, StateReadError) as error:

@@ -70,11 +70,13 @@ _CRON_RANGES = {0: (0, 59), 1: (0, 23), 2: (1, 31), 3: (1, 12), 4: (1, 7), 5: (1
 
 
 class ManifestError(ValueError):
-    """The manifest is invalid; `errors` holds one `key.path: problem; fix` line each."""
+    """The manifest is invalid; `errors` holds one `key.path: problem; fix` line each, and
+    `lines` the same lines to show, each with the file and line of its key where known."""
 
-    def __init__(self, errors: list[str]) -> None:
+    def __init__(self, errors: list[str], lines: list[str] | None = None) -> None:
         self.errors = list(errors)
-        super().__init__("\n".join(self.errors))
+        self.lines = list(lines if lines is not None else errors)
+        super().__init__("\n".join(self.lines))
 
 
 # --------------------------------------------------------------------------- YAML
@@ -82,8 +84,13 @@ class ManifestError(ValueError):
 
 def parse_yaml(text: str, name: str = "manifest") -> tuple[Any, list[str]]:
     """Decode YAML through the one reader; return (data, problems), never raise."""
+    document, problems = _document(text, name)
+    return (document.data if document else None), problems
+
+
+def _document(text: str, name: str) -> tuple[inputs.Document | None, list[str]]:
     try:
-        return inputs.parse_yaml(text, name).data, []
+        return inputs.parse_yaml(text, name), []
     except inputs.ReadError as error:
         return None, error.problems
 
@@ -358,7 +365,8 @@ def load_manifest(text: str, inventory: Inventory, name: str = "manifest") -> Ma
 
     Raises ManifestError with every problem, one `key.path: problem; fix` line each.
     """
-    data, problems = parse_yaml(text, name)
+    document, problems = _document(text, name)
+    data = document.data if document else None
     if data is None and not problems:
         problems.append(f"{name}: the manifest is empty; it needs release, environment, services")
     if data is not None and not isinstance(data, dict):
@@ -366,15 +374,17 @@ def load_manifest(text: str, inventory: Inventory, name: str = "manifest") -> Ma
         data = None
 
     manifest: Manifest | None = None
+    keyed: list[str] = []  # `key.path: problem` lines, which the document can locate
     if data is not None:
         try:
             manifest = Manifest.model_validate(data)
         except ValidationError as error:
-            problems.extend(inputs.problems(error, Manifest, missing="required key is missing"))
-        problems.extend(_cross_checks(data, inventory))
+            keyed.extend(inputs.problems(error, Manifest, missing="required key is missing"))
+        keyed.extend(_cross_checks(data, inventory))
 
-    if problems or manifest is None:
+    if problems or keyed or manifest is None:
         # Stable order by key path keeps the output readable and diffable.
-        unique = list(dict.fromkeys(problems))
-        raise ManifestError(sorted(unique, key=_path_key))
+        errors = sorted(dict.fromkeys(problems + keyed), key=_path_key)
+        located = dict(zip(keyed, inputs.located(keyed, document), strict=True)) if document else {}
+        raise ManifestError(errors, [located.get(line, line) for line in errors])
     return manifest.model_copy(update={"digest": content_digest(text), "text": text})
