@@ -7,6 +7,7 @@ provider input cannot slip past the shape check unmapped.
 from __future__ import annotations
 
 import copy
+import json
 from functools import cache
 from typing import Any
 
@@ -243,3 +244,40 @@ def create_function(inputs: dict[str, Any]) -> dict[str, Any]:
     }
     i.done()
     return _drop_none(request)
+
+
+def service_deployment_configuration(inputs: dict[str, Any]) -> dict[str, Any]:
+    """aws.ecs.Service's deploymentConfiguration as CreateService takes it (the provider holds
+    the minutes as strings)."""
+    i = _Inputs(inputs, "Service.deploymentConfiguration")
+    minutes = {"bakeTimeInMinutes", "canaryBakeTimeInMinutes", "stepBakeTimeInMinutes"}
+
+    def numbers(value: dict[str, Any]) -> dict[str, Any]:
+        return {k: int(v) if k in minutes else v for k, v in value.items()}
+
+    request: dict[str, Any] = {"strategy": i.take("strategy")}
+    if (bake := i.take("bakeTimeInMinutes")) is not None:
+        request["bakeTimeInMinutes"] = int(bake)
+    for key in ("canaryConfiguration", "linearConfiguration"):
+        if (value := i.take(key)) is not None:
+            request[key] = numbers(value)
+    hooks = []
+    for hook in i.take("lifecycleHooks") or []:
+        h = _Inputs(hook, "lifecycleHook")
+        mapped = {"targetType": h.take("targetType"), "lifecycleStages": h.take("lifecycleStages")}
+        for key in ("hookTargetArn", "roleArn"):
+            if (value := h.take(key)) is not None:
+                mapped[key] = value
+        if (details := h.take("hookDetails")) is not None:
+            mapped["hookDetails"] = json.loads(details)  # a JSON document in the API
+        if (timeout := h.take("timeoutConfiguration")) is not None:
+            mapped["timeoutConfiguration"] = {
+                "action": timeout["action"],
+                "timeoutInMinutes": int(timeout["timeoutInMinutes"]),
+            }
+        h.done()
+        hooks.append(mapped)
+    if hooks:
+        request["lifecycleHooks"] = hooks
+    i.done()
+    return request

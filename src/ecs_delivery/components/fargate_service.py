@@ -13,7 +13,7 @@ import pulumi_aws as aws
 from ecs_delivery.components import iam, naming
 from ecs_delivery.components.args import checked, from_config
 from ecs_delivery.components.config import AutoscalingConfig, KmsConfig, ServiceConfig, StackConfig
-from ecs_delivery.components.config.delivery import EcsStrategy
+from ecs_delivery.components.config.delivery import EcsStrategy, ManualApprovalConfig
 from ecs_delivery.components.config.services import CapacityProviderConfig, ScheduledScalingConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.components.task_definition import Container, TaskOwner
@@ -97,6 +97,15 @@ class Autoscaling:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ManualGate:
+    """A PAUSE lifecycle hook: ECS waits at `stage` for ContinueServiceDeployment, and rolls
+    back once `timeout_minutes` pass without one."""
+
+    stage: str = from_config(ManualApprovalConfig, "stage")
+    timeout_minutes: int = from_config(ManualApprovalConfig, "timeout_minutes")
+
+
+@dataclass(frozen=True, kw_only=True)
 class EcsBlueGreen:
     """ECS-native blue/green (deployment.engine ecs): strategy, bake, alarms, routes, hook."""
 
@@ -111,6 +120,8 @@ class EcsBlueGreen:
     # The validation hook Lambda and the key of this service in its VALIDATION_CONFIG.
     hook_function_arn: str | None = None
     hook_key: str | None = None
+    # A manual gate (deployment.manualApproval), None: none.
+    gate: ManualGate | None = None
 
 
 @checked
@@ -529,6 +540,17 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
                     role_arn=role_arn,
                     # The hook finds this service's probes by the key CodeDeploy's events give.
                     hook_details=json.dumps({"deploymentGroup": blue_green.hook_key}),
+                )
+            )
+        if gate := blue_green.gate:
+            hooks.append(
+                aws.ecs.ServiceDeploymentConfigurationLifecycleHookArgs(
+                    lifecycle_stages=[gate.stage],
+                    target_type="PAUSE",
+                    # A gate nobody answers never ships: ECS rolls back at the timeout.
+                    timeout_configuration=aws.ecs.ServiceDeploymentConfigurationLifecycleHookTimeoutConfigurationArgs(
+                        action="ROLLBACK", timeout_in_minutes=str(gate.timeout_minutes)
+                    ),
                 )
             )
         return {

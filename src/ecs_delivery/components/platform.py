@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import access_logs, bootstrap, kms, naming
+from ecs_delivery.components import access_logs, bootstrap, iam, kms, naming
 from ecs_delivery.components import edge as edge_front
 from ecs_delivery.components.access_logs import AccessLogs
 from ecs_delivery.components.artifacts import artifact_bucket_name
@@ -26,6 +26,7 @@ from ecs_delivery.components.fargate_service import (
     ExistingCluster,
     FargateService,
     FargateServiceArgs,
+    ManualGate,
     ScheduledScaling,
 )
 from ecs_delivery.components.hook import function_arn
@@ -464,6 +465,8 @@ def build(
             },
         }
     )
+    if approvers := approver_policy(cfg, env, cluster_name, tags, opts):
+        platform.outputs["manualApprovalPolicyArn"] = approvers.arn
     if key_arn is not None:
         platform.outputs["kmsKeyArn"] = key_arn
     if logs is not None:
@@ -492,6 +495,40 @@ def blue_green(
             env.region, env.account_id, naming.validation_hook(env.project, env.stack)
         ),
         hook_key=naming.deployment_group(name),
+        gate=ManualGate(
+            stage=d.manual_approval.stage, timeout_minutes=d.manual_approval.timeout_minutes
+        )
+        if d.manual_approval.enabled
+        else None,
+    )
+
+
+def approver_policy(
+    cfg: StackConfig,
+    env: Environment,
+    cluster_name: str,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions | None = None,
+) -> aws.iam.Policy | None:
+    """The managed policy of the people who answer the manual gate (attach it to their role or
+    group), None without a gate."""
+    if not (cfg.deployment.manual_approval.enabled and cfg.deployment.engine == "ecs"):
+        return None
+    prefix = naming.name_prefix(env.project, env.stack)
+    return aws.iam.Policy(
+        "manual-approval",
+        name=f"{prefix}-manual-approval",
+        description=f"Continue or roll back the paused ECS deployments of {prefix}'s services",
+        policy=iam.document(
+            iam.manual_approval_statements(
+                cluster_name,
+                [naming.service_name(s) for s in cfg.services],
+                region=env.region,
+                account_id=env.account_id,
+            )
+        ),
+        tags=tags,
+        opts=opts,
     )
 
 

@@ -70,9 +70,10 @@ def timeout_problems(
     configs = {svc.deployment_config or d.config for svc in services.values()}
     slowest = max(configs or {d.config}, key=d.ships_in_minutes)
     ships = d.ships_in_minutes(slowest)
+    gate = f" + {d.gate_minutes()} at the manual gate" if d.gate_minutes() else ""
     why = (
         f"a deployment ships in about {ships} min ({START_AND_VALIDATE_MINUTES} to start "
-        f"and validate + {d.shift_minutes(slowest)} of traffic shifting with {slowest})"
+        f"and validate{gate} + {d.shift_minutes(slowest)} of traffic shifting with {slowest})"
     )
     problems = []
     if d.timeout_minutes < ships:
@@ -93,9 +94,21 @@ def timeout_problems(
 
 
 def ecs_engine_problems(d: DeploymentConfig) -> list[tuple[str, str]]:
-    """With `deployment.engine: ecs` the mapped values must fit what ECS accepts."""
+    """With `deployment.engine: ecs` the mapped values must fit what ECS accepts; what only
+    ECS's own blue/green has is refused on CodeDeploy's."""
     if d.engine != "ecs":
-        return []
+        return (
+            [
+                (
+                    "deployment.manualApproval.enabled",
+                    "a PAUSE lifecycle hook needs deployment.engine ecs (CodeDeploy's "
+                    "deployments have none); set deployment.engine: ecs, or remove it and gate "
+                    "releases with pipeline.approval",
+                )
+            ]
+            if d.manual_approval.enabled
+            else []
+        )
     problems = []
     if d.termination_wait_minutes > ECS_BAKE_MAX_MINUTES:
         problems.append(
