@@ -281,3 +281,24 @@ def service_deployment_configuration(inputs: dict[str, Any]) -> dict[str, Any]:
         request["lifecycleHooks"] = hooks
     i.done()
     return request
+
+
+def service_connect_configuration(inputs: dict[str, Any]) -> dict[str, Any]:
+    """aws.ecs.Service's serviceConnectConfiguration as CreateService takes it (the provider's
+    `clientAlias` blocks are the API's `clientAliases`)."""
+    i = _Inputs(inputs, "Service.serviceConnectConfiguration")
+    request: dict[str, Any] = {"enabled": i.take("enabled"), "namespace": i.take("namespace")}
+    services = []
+    for service in i.take("services") or []:
+        s = _Inputs(service, "serviceConnect.service")
+        mapped = {"portName": s.take("portName"), "discoveryName": s.take("discoveryName")}
+        mapped["clientAliases"] = [
+            {"dnsName": a["dnsName"], "port": int(a["port"])} for a in s.take("clientAlias") or []
+        ]
+        s.done()
+        services.append(mapped)
+    request["services"] = services
+    if (log := i.take("logConfiguration")) is not None:
+        request["logConfiguration"] = log
+    i.done()
+    return request

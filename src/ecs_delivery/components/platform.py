@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import access_logs, bootstrap, iam, kms, naming
+from ecs_delivery.components import access_logs, bootstrap, iam, kms, naming, service_connect
 from ecs_delivery.components import edge as edge_front
 from ecs_delivery.components.access_logs import AccessLogs
 from ecs_delivery.components.artifacts import artifact_bucket_name
@@ -322,6 +322,14 @@ def build(
         access_logs=logs,
         edge=edge,
     )
+    on_ecs = cfg.deployment.engine == "ecs"
+    mesh = service_connect.create_mesh(
+        cfg,
+        name_prefix=naming.name_prefix(env.project, env.stack),
+        vpc_id=network.vpc_id,
+        tags=tags,
+        opts=opts,
+    )
     for name, svc in sorted(cfg.services.items()):
         pair = load_balancer.target_groups[name]
         start = _service_bootstrap(name, svc, images[name]) if name in bootstrapping else None
@@ -347,6 +355,11 @@ def build(
                     docker_labels=start.labels if start else {},
                     health_check=container_health_check(svc, start),
                     efs_volumes=[EfsVolume(**v.model_dump()) for v in svc.volumes],
+                    # Named on every ECS-engine revision, whether or not Service Connect is on:
+                    # ECS checks the port name against the revision a service runs when an
+                    # update turns Service Connect on, so a running service can in one update.
+                    port_name=name if on_ecs else None,
+                    app_protocol="http" if on_ecs else None,
                 ),
                 cpu=svc.cpu,
                 memory=svc.memory,
@@ -379,9 +392,8 @@ def build(
                 security_group_ids=existing.security_group_ids.get(name),
                 task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,
                 execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,
-                blue_green=blue_green(cfg, env, name, pair)
-                if cfg.deployment.engine == "ecs"
-                else None,
+                blue_green=blue_green(cfg, env, name, pair) if on_ecs else None,
+                service_connect=service_connect.for_service(mesh, name, svc),
                 tags={**tags, "Service": name},
             ),
             opts,
@@ -465,6 +477,8 @@ def build(
             },
         }
     )
+    if mesh is not None:
+        platform.outputs["serviceConnectNamespace"] = mesh.namespace_arn
     if approvers := approver_policy(cfg, env, cluster_name, tags, opts):
         platform.outputs["manualApprovalPolicyArn"] = approvers.arn
     if key_arn is not None:

@@ -139,6 +139,42 @@ def ecs_engine_problems(d: DeploymentConfig) -> list[tuple[str, str]]:
     return problems
 
 
+def service_connect_problems(
+    d: DeploymentConfig, services: dict[str, ServiceConfig]
+) -> list[tuple[str, str]]:
+    """Service Connect only on the ECS engine, each service under its own names."""
+    joined = {n: s for n, s in sorted(services.items()) if s.service_connect.enabled}
+    if d.engine != "ecs":
+        return [
+            (
+                f"services.{name}.serviceConnect.enabled",
+                "Service Connect needs deployment.engine ecs (a CODE_DEPLOY-controlled service "
+                "cannot use Service Connect); set deployment.engine: ecs, or remove it",
+            )
+            for name in joined
+        ]
+    problems = []
+    seen: dict[tuple[str, object], str] = {}
+    for name, svc in joined.items():
+        sc = svc.service_connect
+        keys = {
+            "discoveryName": (sc.discovery_name or name,),
+            "dnsName": (sc.dns_name or name, sc.port or svc.container_port),
+        }
+        for key, value in keys.items():
+            other = seen.setdefault((key, value), name)
+            if other != name:
+                shown = ":".join(map(str, value))
+                problems.append(
+                    (
+                        f"services.{name}.serviceConnect.{key}",
+                        f"{shown!r} is services.{other}'s already (one namespace); "
+                        f"give services.{name}.serviceConnect.{key} a name of its own",
+                    )
+                )
+    return problems
+
+
 def teardown_problems(
     teardown: TeardownConfig, lb: LoadBalancerConfig, release: ReleaseConfig | None
 ) -> list[tuple[str, str]]:
