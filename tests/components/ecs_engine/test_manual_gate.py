@@ -9,6 +9,8 @@ polls a flag, so there is no decision logic of ours to run against AWS; the plan
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -154,4 +156,25 @@ def test_a_stage_ecs_runs_more_than_once_is_refused(stage):
     assert problem == (
         "deployment.manualApproval.stage: Input should be 'PRE_SCALE_UP', 'POST_SCALE_UP', "
         f"'POST_TEST_TRAFFIC_SHIFT' or 'POST_PRODUCTION_TRAFFIC_SHIFT' (got {stage!r})"
+    )
+
+
+def test_the_readmes_approval_commands_need_exactly_the_approvers_actions(gated_plan):
+    # The documented answer and the policy of the people who give it cannot drift apart.
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    block = readme.split("To answer", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    called = {
+        "ecs:" + "".join(part.title() for part in op.split("-"))
+        for op in re.findall(r"aws ecs ([a-z-]+)", block)
+    }
+    statements = json.loads(inputs(gated_plan, POLICY, "manual-approval")["policy"])["Statement"]
+    granted = {action for s in statements for action in s["Action"]}
+    assert (
+        called
+        == granted
+        == {
+            "ecs:ListServiceDeployments",
+            "ecs:DescribeServiceDeployments",
+            "ecs:ContinueServiceDeployment",
+        }
     )
