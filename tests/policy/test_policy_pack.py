@@ -106,6 +106,17 @@ def test_every_policy_passes_on_an_internal_load_balancer_without_nat():
     assert _all_violations(make_plan("dev", overrides=NO_NAT).resources) == []
 
 
+def test_every_policy_passes_on_the_ecs_engine_with_a_manual_gate_and_service_connect():
+    gated_and_connected = {
+        "deployment.engine": "ecs",
+        "deployment.manualApproval.enabled": True,
+        "deployment.timeoutMinutes": 60,
+        "services.web.serviceConnect.enabled": True,
+        "services.api.serviceConnect.enabled": True,
+    }
+    assert _all_violations(make_plan("dev", overrides=gated_and_connected).resources) == []
+
+
 def test_pack_has_one_policy_per_rule_with_unique_names():
     names = [p.name for p in POLICIES]
     assert len(names) == len(set(names)) == len(rules.RESOURCE_RULES) + 1

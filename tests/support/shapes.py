@@ -7,6 +7,7 @@ provider input cannot slip past the shape check unmapped.
 from __future__ import annotations
 
 import copy
+import json
 from functools import cache
 from typing import Any
 
@@ -243,3 +244,61 @@ def create_function(inputs: dict[str, Any]) -> dict[str, Any]:
     }
     i.done()
     return _drop_none(request)
+
+
+def service_deployment_configuration(inputs: dict[str, Any]) -> dict[str, Any]:
+    """aws.ecs.Service's deploymentConfiguration as CreateService takes it (the provider holds
+    the minutes as strings)."""
+    i = _Inputs(inputs, "Service.deploymentConfiguration")
+    minutes = {"bakeTimeInMinutes", "canaryBakeTimeInMinutes", "stepBakeTimeInMinutes"}
+
+    def numbers(value: dict[str, Any]) -> dict[str, Any]:
+        return {k: int(v) if k in minutes else v for k, v in value.items()}
+
+    request: dict[str, Any] = {"strategy": i.take("strategy")}
+    if (bake := i.take("bakeTimeInMinutes")) is not None:
+        request["bakeTimeInMinutes"] = int(bake)
+    for key in ("canaryConfiguration", "linearConfiguration"):
+        if (value := i.take(key)) is not None:
+            request[key] = numbers(value)
+    hooks = []
+    for hook in i.take("lifecycleHooks") or []:
+        h = _Inputs(hook, "lifecycleHook")
+        mapped = {"targetType": h.take("targetType"), "lifecycleStages": h.take("lifecycleStages")}
+        for key in ("hookTargetArn", "roleArn"):
+            if (value := h.take(key)) is not None:
+                mapped[key] = value
+        if (details := h.take("hookDetails")) is not None:
+            mapped["hookDetails"] = json.loads(details)  # a JSON document in the API
+        if (timeout := h.take("timeoutConfiguration")) is not None:
+            mapped["timeoutConfiguration"] = {
+                "action": timeout["action"],
+                "timeoutInMinutes": int(timeout["timeoutInMinutes"]),
+            }
+        h.done()
+        hooks.append(mapped)
+    if hooks:
+        request["lifecycleHooks"] = hooks
+    i.done()
+    return request
+
+
+def service_connect_configuration(inputs: dict[str, Any]) -> dict[str, Any]:
+    """aws.ecs.Service's serviceConnectConfiguration as CreateService takes it (the provider's
+    `clientAlias` blocks are the API's `clientAliases`)."""
+    i = _Inputs(inputs, "Service.serviceConnectConfiguration")
+    request: dict[str, Any] = {"enabled": i.take("enabled"), "namespace": i.take("namespace")}
+    services = []
+    for service in i.take("services") or []:
+        s = _Inputs(service, "serviceConnect.service")
+        mapped = {"portName": s.take("portName"), "discoveryName": s.take("discoveryName")}
+        mapped["clientAliases"] = [
+            {"dnsName": a["dnsName"], "port": int(a["port"])} for a in s.take("clientAlias") or []
+        ]
+        s.done()
+        services.append(mapped)
+    request["services"] = services
+    if (log := i.take("logConfiguration")) is not None:
+        request["logConfiguration"] = log
+    i.done()
+    return request

@@ -13,7 +13,7 @@ import pulumi_aws as aws
 from ecs_delivery.components import iam, naming
 from ecs_delivery.components.args import checked, from_config
 from ecs_delivery.components.config import AutoscalingConfig, KmsConfig, ServiceConfig, StackConfig
-from ecs_delivery.components.config.delivery import EcsStrategy
+from ecs_delivery.components.config.delivery import EcsStrategy, ManualApprovalConfig
 from ecs_delivery.components.config.services import CapacityProviderConfig, ScheduledScalingConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 from ecs_delivery.components.task_definition import Container, TaskOwner
@@ -97,6 +97,15 @@ class Autoscaling:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ManualGate:
+    """A PAUSE lifecycle hook: ECS waits at `stage` for ContinueServiceDeployment, and rolls
+    back once `timeout_minutes` pass without one."""
+
+    stage: str = from_config(ManualApprovalConfig, "stage")
+    timeout_minutes: int = from_config(ManualApprovalConfig, "timeout_minutes")
+
+
+@dataclass(frozen=True, kw_only=True)
 class EcsBlueGreen:
     """ECS-native blue/green (deployment.engine ecs): strategy, bake, alarms, routes, hook."""
 
@@ -111,6 +120,21 @@ class EcsBlueGreen:
     # The validation hook Lambda and the key of this service in its VALIDATION_CONFIG.
     hook_function_arn: str | None = None
     hook_key: str | None = None
+    # A manual gate (deployment.manualApproval), None: none.
+    gate: ManualGate | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceConnect:
+    """The service in a Service Connect namespace: a server at `dns_name:port` (its container's
+    named port) and a client of the others, admitted only from the clients' security group."""
+
+    namespace: pulumi.Input[str]
+    discovery_name: str
+    dns_name: str
+    port: int
+    # Every Service Connect task carries this group; the service admits its port from it only.
+    client_security_group_id: pulumi.Input[str]
 
 
 @checked
@@ -165,6 +189,8 @@ class FargateServiceArgs:
     capacity_providers: list[CapacityProvider] = field(default_factory=list)
     # None: the CODE_DEPLOY controller (a CodeDeploy group deploys it); given: ECS's own.
     blue_green: EcsBlueGreen | None = None
+    # Service Connect (ECS controller only; the container's port must be named).
+    service_connect: ServiceConnect | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -371,6 +397,11 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
                 f"FargateService {name!r}: scaling on requests_per_target needs "
                 "load_balancer_arn_suffix and both target_group_arn_suffixes (blue, green)"
             )
+        if args.service_connect and not (args.blue_green and args.container.port_name):
+            raise ValueError(
+                f"FargateService {name!r}: service_connect needs blue_green (ECS's controller; "
+                "a CODE_DEPLOY service cannot use Service Connect) and container.port_name"
+            )
         super().__init__(f"{TYPE_PREFIX}:service:FargateService", name, None, opts)
         args = _with_exec_paths(args)
         self._name = name
@@ -396,6 +427,9 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
         self.security_group_ids = (
             [self.security_group.id] if self.security_group else list(args.security_group_ids)
         )
+        if args.service_connect:
+            # The client group marks this service's tasks as callers of the others.
+            self.security_group_ids.append(args.service_connect.client_security_group_id)
         self._create_nfs_rules()
         self.task_definition = self._create_task_definition(
             name, args, family=args.template_family, stream_prefix=args.service_name, tags=args.tags
@@ -459,6 +493,17 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
             description="Container port from the load balancer",
             opts=self._child,
         )
+        if sc := args.service_connect:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{self._name}-from-service-connect",
+                security_group_id=group.id,
+                referenced_security_group_id=sc.client_security_group_id,
+                ip_protocol="tcp",
+                from_port=args.container.port,
+                to_port=args.container.port,
+                description="Container port from the stack's Service Connect clients",
+                opts=self._child,
+            )
         create_task_egress(self._name, group, args.vpc_cidr, parent=self)
         return group
 
@@ -531,6 +576,17 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
                     hook_details=json.dumps({"deploymentGroup": blue_green.hook_key}),
                 )
             )
+        if gate := blue_green.gate:
+            hooks.append(
+                aws.ecs.ServiceDeploymentConfigurationLifecycleHookArgs(
+                    lifecycle_stages=[gate.stage],
+                    target_type="PAUSE",
+                    # A gate nobody answers never ships: ECS rolls back at the timeout.
+                    timeout_configuration=aws.ecs.ServiceDeploymentConfigurationLifecycleHookTimeoutConfigurationArgs(
+                        action="ROLLBACK", timeout_in_minutes=str(gate.timeout_minutes)
+                    ),
+                )
+            )
         return {
             "deployment_controller": aws.ecs.ServiceDeploymentControllerArgs(type="ECS"),
             "deployment_configuration": aws.ecs.ServiceDeploymentConfigurationArgs(
@@ -568,6 +624,36 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
             ],
         }
 
+    def _service_connect(self) -> aws.ecs.ServiceServiceConnectConfigurationArgs | None:
+        """The service's place in the namespace; its proxy logs beside the container's."""
+        args = self._args
+        sc = args.service_connect
+        if sc is None:
+            return None
+        return aws.ecs.ServiceServiceConnectConfigurationArgs(
+            enabled=True,
+            namespace=sc.namespace,
+            services=[
+                aws.ecs.ServiceServiceConnectConfigurationServiceArgs(
+                    port_name=args.container.port_name,
+                    discovery_name=sc.discovery_name,
+                    client_alias=[
+                        aws.ecs.ServiceServiceConnectConfigurationServiceClientAliasArgs(
+                            dns_name=sc.dns_name, port=sc.port
+                        )
+                    ],
+                )
+            ],
+            log_configuration=aws.ecs.ServiceServiceConnectConfigurationLogConfigurationArgs(
+                log_driver="awslogs",
+                options={
+                    "awslogs-group": self.log_group.name,
+                    "awslogs-region": args.region,
+                    "awslogs-stream-prefix": f"{args.service_name}-service-connect",
+                },
+            ),
+        )
+
     def _create_service(self, role_policy: aws.iam.RolePolicy | None) -> aws.ecs.Service:
         args = self._args
         ignore = [*CODEDEPLOY_OWNED, *CREATION_ONLY]
@@ -594,6 +680,7 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
                 assign_public_ip=False,
             ),
             **self._deployment_settings(),
+            service_connect_configuration=self._service_connect(),
             health_check_grace_period_seconds=args.health_check_grace_period_seconds,
             enable_ecs_managed_tags=True,
             propagate_tags="SERVICE",

@@ -279,3 +279,26 @@ def deployment_configs_statement(
         "Action": "codedeploy:GetDeploymentConfig",
         "Resource": arns(names) if plain else pulumi.Output.all(*names).apply(arns),  # type: ignore[arg-type]
     }
+
+
+def manual_approval_statements(
+    cluster: str, services: Sequence[str], *, region: str, account_id: str
+) -> list[dict[str, Any]]:
+    """What a person needs to answer the manual gate (deployment.manualApproval) of exactly
+    these services: find the service's deployment and its paused hook, then continue it or
+    roll it back (ContinueServiceDeployment). Nothing else: no UpdateService, no PassRole."""
+
+    def arns(kind: str, suffix: str = "") -> list[str]:
+        return [
+            naming.arn("ecs", f"{kind}/{cluster}/{s}{suffix}", region=region, account=account_id)
+            for s in sorted(set(services))
+        ]
+
+    return [
+        allow("FindDeployments", ["ecs:ListServiceDeployments"], arns("service")),
+        allow(
+            "AnswerGate",
+            ["ecs:ContinueServiceDeployment", "ecs:DescribeServiceDeployments"],
+            arns("service-deployment", "/*"),
+        ),
+    ]

@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import access_logs, bootstrap, kms, naming
+from ecs_delivery.components import access_logs, bootstrap, iam, kms, naming, service_connect
 from ecs_delivery.components import edge as edge_front
 from ecs_delivery.components.access_logs import AccessLogs
 from ecs_delivery.components.artifacts import artifact_bucket_name
@@ -26,6 +26,7 @@ from ecs_delivery.components.fargate_service import (
     ExistingCluster,
     FargateService,
     FargateServiceArgs,
+    ManualGate,
     ScheduledScaling,
 )
 from ecs_delivery.components.hook import function_arn
@@ -321,6 +322,14 @@ def build(
         access_logs=logs,
         edge=edge,
     )
+    on_ecs = cfg.deployment.engine == "ecs"
+    mesh = service_connect.create_mesh(
+        cfg,
+        name_prefix=naming.name_prefix(env.project, env.stack),
+        vpc_id=network.vpc_id,
+        tags=tags,
+        opts=opts,
+    )
     for name, svc in sorted(cfg.services.items()):
         pair = load_balancer.target_groups[name]
         start = _service_bootstrap(name, svc, images[name]) if name in bootstrapping else None
@@ -346,6 +355,11 @@ def build(
                     docker_labels=start.labels if start else {},
                     health_check=container_health_check(svc, start),
                     efs_volumes=[EfsVolume(**v.model_dump()) for v in svc.volumes],
+                    # Named on every ECS-engine revision, whether or not Service Connect is on:
+                    # ECS checks the port name against the revision a service runs when an
+                    # update turns Service Connect on, so a running service can in one update.
+                    port_name=name if on_ecs else None,
+                    app_protocol="http" if on_ecs else None,
                 ),
                 cpu=svc.cpu,
                 memory=svc.memory,
@@ -378,9 +392,8 @@ def build(
                 security_group_ids=existing.security_group_ids.get(name),
                 task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,
                 execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,
-                blue_green=blue_green(cfg, env, name, pair)
-                if cfg.deployment.engine == "ecs"
-                else None,
+                blue_green=blue_green(cfg, env, name, pair) if on_ecs else None,
+                service_connect=service_connect.for_service(mesh, name, svc),
                 tags={**tags, "Service": name},
             ),
             opts,
@@ -464,6 +477,10 @@ def build(
             },
         }
     )
+    if mesh is not None:
+        platform.outputs["serviceConnectNamespace"] = mesh.namespace_arn
+    if approvers := approver_policy(cfg, env, cluster_name, tags, opts):
+        platform.outputs["manualApprovalPolicyArn"] = approvers.arn
     if key_arn is not None:
         platform.outputs["kmsKeyArn"] = key_arn
     if logs is not None:
@@ -492,6 +509,40 @@ def blue_green(
             env.region, env.account_id, naming.validation_hook(env.project, env.stack)
         ),
         hook_key=naming.deployment_group(name),
+        gate=ManualGate(
+            stage=d.manual_approval.stage, timeout_minutes=d.manual_approval.timeout_minutes
+        )
+        if d.manual_approval.enabled
+        else None,
+    )
+
+
+def approver_policy(
+    cfg: StackConfig,
+    env: Environment,
+    cluster_name: str,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions | None = None,
+) -> aws.iam.Policy | None:
+    """The managed policy of the people who answer the manual gate (attach it to their role or
+    group), None without a gate."""
+    if not (cfg.deployment.manual_approval.enabled and cfg.deployment.engine == "ecs"):
+        return None
+    prefix = naming.name_prefix(env.project, env.stack)
+    return aws.iam.Policy(
+        "manual-approval",
+        name=f"{prefix}-manual-approval",
+        description=f"Continue or roll back the paused ECS deployments of {prefix}'s services",
+        policy=iam.document(
+            iam.manual_approval_statements(
+                cluster_name,
+                [naming.service_name(s) for s in cfg.services],
+                region=env.region,
+                account_id=env.account_id,
+            )
+        ),
+        tags=tags,
+        opts=opts,
     )
 
 

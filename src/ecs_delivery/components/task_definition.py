@@ -76,6 +76,9 @@ class Container:
         ContainerConfig, "container_health_check"
     )
     efs_volumes: list[EfsVolume] = field(default_factory=list)
+    # The port mapping's name and protocol, which Service Connect refers to (None: unnamed).
+    port_name: str | None = None
+    app_protocol: str | None = None
 
 
 def container_definitions(
@@ -100,9 +103,12 @@ def container_definitions(
         "linuxParameters": {"initProcessEnabled": True},
     }
     if container.port:  # scheduled tasks listen on nothing
-        definition["portMappings"] = [
-            {"containerPort": container.port, "hostPort": container.port, "protocol": "tcp"}
-        ]
+        mapping = {"containerPort": container.port, "hostPort": container.port, "protocol": "tcp"}
+        if container.port_name:
+            mapping["name"] = container.port_name
+        if container.app_protocol:
+            mapping["appProtocol"] = container.app_protocol
+        definition["portMappings"] = [mapping]
     if container.user:
         definition["user"] = container.user
     if container.command:

@@ -70,9 +70,10 @@ def timeout_problems(
     configs = {svc.deployment_config or d.config for svc in services.values()}
     slowest = max(configs or {d.config}, key=d.ships_in_minutes)
     ships = d.ships_in_minutes(slowest)
+    gate = f" + {d.gate_minutes()} at the manual gate" if d.gate_minutes() else ""
     why = (
         f"a deployment ships in about {ships} min ({START_AND_VALIDATE_MINUTES} to start "
-        f"and validate + {d.shift_minutes(slowest)} of traffic shifting with {slowest})"
+        f"and validate{gate} + {d.shift_minutes(slowest)} of traffic shifting with {slowest})"
     )
     problems = []
     if d.timeout_minutes < ships:
@@ -93,9 +94,21 @@ def timeout_problems(
 
 
 def ecs_engine_problems(d: DeploymentConfig) -> list[tuple[str, str]]:
-    """With `deployment.engine: ecs` the mapped values must fit what ECS accepts."""
+    """With `deployment.engine: ecs` the mapped values must fit what ECS accepts; what only
+    ECS's own blue/green has is refused on CodeDeploy's."""
     if d.engine != "ecs":
-        return []
+        return (
+            [
+                (
+                    "deployment.manualApproval.enabled",
+                    "a PAUSE lifecycle hook needs deployment.engine ecs (CodeDeploy's "
+                    "deployments have none); set deployment.engine: ecs, or remove it and gate "
+                    "releases with pipeline.approval",
+                )
+            ]
+            if d.manual_approval.enabled
+            else []
+        )
     problems = []
     if d.termination_wait_minutes > ECS_BAKE_MAX_MINUTES:
         problems.append(
@@ -123,6 +136,42 @@ def ecs_engine_problems(d: DeploymentConfig) -> list[tuple[str, str]]:
                     f"steps move at least (deployment.engine ecs); set {ECS_LINEAR_MIN_PERCENT} or more",
                 )
             )
+    return problems
+
+
+def service_connect_problems(
+    d: DeploymentConfig, services: dict[str, ServiceConfig]
+) -> list[tuple[str, str]]:
+    """Service Connect only on the ECS engine, each service under its own names."""
+    joined = {n: s for n, s in sorted(services.items()) if s.service_connect.enabled}
+    if d.engine != "ecs":
+        return [
+            (
+                f"services.{name}.serviceConnect.enabled",
+                "Service Connect needs deployment.engine ecs (a CODE_DEPLOY-controlled service "
+                "cannot use Service Connect); set deployment.engine: ecs, or remove it",
+            )
+            for name in joined
+        ]
+    problems = []
+    seen: dict[tuple[str, object], str] = {}
+    for name, svc in joined.items():
+        sc = svc.service_connect
+        keys = {
+            "discoveryName": (sc.discovery_name or name,),
+            "dnsName": (sc.dns_name or name, sc.port or svc.container_port),
+        }
+        for key, value in keys.items():
+            other = seen.setdefault((key, value), name)
+            if other != name:
+                shown = ":".join(map(str, value))
+                problems.append(
+                    (
+                        f"services.{name}.serviceConnect.{key}",
+                        f"{shown!r} is services.{other}'s already (one namespace); "
+                        f"give services.{name}.serviceConnect.{key} a name of its own",
+                    )
+                )
     return problems
 
 

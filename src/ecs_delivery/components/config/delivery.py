@@ -96,6 +96,35 @@ PREDEFINED_SHAPES: dict[str, tuple[str, int, int] | None] = {
 }
 
 
+# Where a manual gate may pause an ECS deployment: the stages ECS runs once per deployment.
+# Not PRE_PRODUCTION_TRAFFIC_SHIFT (once before every canary or linear step) nor the two
+# traffic-shift stages (ECS runs their hooks again during a rollback: a gate there would hold
+# the rollback itself).
+GateStage = Literal[
+    "PRE_SCALE_UP", "POST_SCALE_UP", "POST_TEST_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"
+]
+
+
+class ManualApprovalConfig(Model):
+    """A manual gate in every ECS deployment: a PAUSE lifecycle hook that waits for a person to
+    continue or roll back (ContinueServiceDeployment), and rolls back on its own at the timeout."""
+
+    enabled: Flag = Field(
+        False,
+        description="Pause every service's deployment at `stage` until a person continues it or rolls it back (`aws ecs continue-service-deployment`, with the stack's `manualApprovalPolicyArn`; README: ECS-native blue/green, manual approval). Needs `engine: ecs`.",
+    )
+    stage: GateStage = Field(
+        "POST_TEST_TRAFFIC_SHIFT",
+        description="Where the deployment waits: `POST_TEST_TRAFFIC_SHIFT` (green takes all test traffic, production still on blue; the validation hook runs at the same stage and must pass too), `PRE_SCALE_UP`, `POST_SCALE_UP` or `POST_PRODUCTION_TRAFFIC_SHIFT` (production on green, blue still running until the bake ends).",
+    )
+    timeout_minutes: int = Field(
+        30,
+        ge=1,
+        le=1440,
+        description="Minutes the gate waits; then ECS rolls the deployment back. Counted in every deployer's time (`timeoutMinutes` must cover it).",
+    )
+
+
 @dataclass(frozen=True)
 class EcsStrategy:
     """A traffic-shifting configuration as the ECS deployment controller takes it."""
@@ -135,6 +164,10 @@ class DeploymentConfig(Model):
         "wait",
         description="What a deployment does when the group's previous one is still in its termination wait: `wait` for it (the old tasks stay until then, so the previous deployment can still be stopped and rolled back), or `end` it at once (ContinueDeployment; its old tasks are deleted). For `pulumi up` rollouts, pipeline ships and releases (their deploys and their rollbacks' redeploys); with `wait` a release's deploy fails on the busy group, as on any busy group, and its rollback waits.",
     )
+    manual_approval: ManualApprovalConfig = Field(
+        ManualApprovalConfig(),
+        description="A manual gate in each ECS deployment (a PAUSE lifecycle hook).",
+    )
     wait: Flag = Field(True, description="Whether `pulumi up` waits for a rollout it started.")
     timeout_minutes: int = Field(
         60, ge=1, le=1440, description="How long `pulumi up` waits for a rollout."
@@ -171,10 +204,15 @@ class DeploymentConfig(Model):
         strategy = "CANARY" if kind == "canary" else "LINEAR"
         return EcsStrategy(strategy=strategy, percent=percent, step_minutes=minutes)
 
+    def gate_minutes(self) -> int:
+        """The longest a deployment waits at the manual gate (ECS rolls back after it)."""
+        gate = self.manual_approval
+        return gate.timeout_minutes if gate.enabled and self.engine == "ecs" else 0
+
     def ships_in_minutes(self, config: str | None = None) -> int:
         """Until production runs the new revision (termination wait started): what every
         waiter waits for, so what every deployer's timeout must cover."""
-        return START_AND_VALIDATE_MINUTES + self.shift_minutes(config)
+        return START_AND_VALIDATE_MINUTES + self.gate_minutes() + self.shift_minutes(config)
 
     def locked_minutes(self, config: str | None = None) -> int:
         """Until the group takes the next deployment: shipped, then the termination wait."""

@@ -3,6 +3,7 @@ validation, build) and scheduled tasks, on one base of the container fields both
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -421,6 +422,53 @@ class ContainerConfig(Model):
         return value
 
 
+# What ECS accepts for a Cloud Map service name and a client alias (ServiceConnectService).
+DISCOVERY_NAME = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,63}$")
+CLIENT_DNS_NAME = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,126}$")
+
+
+class ServiceConnectConfig(Model):
+    """The service in the stack's Service Connect namespace (deployment.engine ecs): reachable
+    by the other services at `dnsName:port`, and a client of theirs."""
+
+    enabled: Flag = Field(
+        False,
+        description="Join the stack's Service Connect namespace (`serviceConnect.namespaceArn`, or one the stack creates): ECS adds its proxy to each task, the other services reach this one at `http://<dnsName>:<port>` and only through the stack's Service Connect client group. Needs `deployment.engine: ecs`.",
+    )
+    discovery_name: str | None = Field(
+        None,
+        description="Cloud Map service name, unique in the namespace. Omitted: the service's name.",
+    )
+    dns_name: str | None = Field(
+        None,
+        description="Name the other services call this one by. Omitted: the service's name.",
+    )
+    port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port the other services call this one on. Omitted: `containerPort`.",
+    )
+
+    @field_validator("discovery_name")
+    @classmethod
+    def _discovery(cls, value: str | None) -> str | None:
+        if value is not None and not DISCOVERY_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a Cloud Map service name (1-64 chars of a-z, 0-9, '_', '-', not starting with '-')"
+            )
+        return value
+
+    @field_validator("dns_name")
+    @classmethod
+    def _dns(cls, value: str | None) -> str | None:
+        if value is not None and not CLIENT_DNS_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a client alias (1-127 chars of a-z, 0-9, '_', '.', '-', not starting with '-')"
+            )
+        return value
+
+
 class ServiceConfig(ContainerConfig):
     """One Fargate service behind the load balancer, deployed blue/green."""
 
@@ -485,6 +533,10 @@ class ServiceConfig(ContainerConfig):
         default_factory=list,
         max_length=10,
         description="EFS file systems mounted into the container; at most 10.",
+    )
+    service_connect: ServiceConnectConfig = Field(
+        ServiceConnectConfig(),
+        description="Service-to-service traffic through ECS Service Connect (deployment.engine ecs).",
     )
 
     _bootstrap_image = field_validator("bootstrap_image")(check_image)

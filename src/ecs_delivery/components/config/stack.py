@@ -17,8 +17,26 @@ from ecs_delivery.components.config.delivery import (
 )
 from ecs_delivery.components.config.network import LoadBalancerConfig, NetworkConfig
 from ecs_delivery.components.config.services import ScheduledTaskConfig, ServiceConfig
-from ecs_delivery.components.config.values import STACK_NAME, Flag
+from ecs_delivery.components.config.values import CLOUD_MAP_NAMESPACE_ARN, STACK_NAME, Flag
 from ecs_delivery.inputs import Model, Problems
+
+
+class ServiceConnectNamespaceConfig(Model):
+    """Where the services that enable `serviceConnect` find each other."""
+
+    namespace_arn: str | None = Field(
+        None,
+        description="An existing Cloud Map namespace (HTTP or private DNS) in the stack's region. Omitted: the stack creates an HTTP namespace `<project>-<stack>` once a service enables Service Connect.",
+    )
+
+    @field_validator("namespace_arn")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        if value is not None and not CLOUD_MAP_NAMESPACE_ARN.match(value):
+            raise ValueError(
+                f"{value!r} is not a Cloud Map namespace ARN (arn:aws:servicediscovery:<region>:<account>:namespace/ns-<id>)"
+            )
+        return value
 
 
 class StackConfig(Model):
@@ -91,6 +109,10 @@ class StackConfig(Model):
     teardown: TeardownConfig = Field(
         TeardownConfig(), description="What `pulumi destroy` may delete with its contents."
     )
+    service_connect: ServiceConnectNamespaceConfig = Field(
+        ServiceConnectNamespaceConfig(),
+        description="The namespace of the services that enable `serviceConnect`.",
+    )
     allowed_regions: list[str] = Field(
         default_factory=list,
         description="Regions accepted for `aws:region` besides the ones the installed botocore knows (a region newer than it).",
@@ -117,7 +139,10 @@ class StackConfig(Model):
 
     @model_validator(mode="after")
     def _ecs_engine_fits(self) -> StackConfig:
-        return self._refuse(checks.ecs_engine_problems(self.deployment))
+        return self._refuse(
+            checks.ecs_engine_problems(self.deployment)
+            + checks.service_connect_problems(self.deployment, self.services)
+        )
 
     def ships_in_minutes(self, service: str) -> int:
         """Minutes until a deployment of `service` ships, with its own traffic shifting."""
