@@ -59,6 +59,7 @@ STEP_MODULES = (
     "ecs_delivery/runtime/codedeploy.py",
     "ecs_delivery/runtime/ecs_engine.py",
     "ecs_delivery/runtime/engines.py",
+    "ecs_delivery/runtime/image_reference.py",
     "ecs_delivery/runtime/live.py",
     "ecs_delivery/runtime/rollout.py",
     "ecs_delivery/runtime/taskdef.py",

@@ -236,8 +236,9 @@ def test_a_manifest_image_with_a_short_digest_is_refused_naming_the_key(
         load_manifest(text, inventory)
 
     assert raised.value.errors == [
-        f'services.svc-000.image: "{short}" is not an image reference; expected '
-        "[registry/]repository:tag or [registry/]repository@sha256:<64 hex digits>"
+        f'services.svc-000.image: "{short}" is not an image reference: digest '
+        "'sha256:abc123' is not sha256:<64 hex digits>; "
+        "use [registry/]repository[:tag][@sha256:<64 hex digits>]"
     ]
 
 

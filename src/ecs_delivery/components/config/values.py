@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import Strict
 
+from ecs_delivery.runtime import image_reference
+
 # Valid Fargate task sizes (cpu units -> memory MiB), from the AWS ECS task-size table.
 FARGATE_MEMORY: dict[int, list[int]] = {
     256: [512, 1024, 2048],
@@ -42,45 +44,10 @@ SECRET_LIKE = re.compile(
     re.IGNORECASE,
 )
 
-# The registry's image reference grammar (distribution/reference): each part checked on its own.
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_DOMAIN = re.compile(
-    r"^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-    r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$"
-)
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-IMAGE_GRAMMAR = "[registry/]repository[:tag][@sha256:<64 hex digits>]"
-
-
-def image_reference_problems(value: str) -> list[str]:
-    """Why `value` is not an image reference (empty: it is one)."""
-    problems = []
-    name, at, digest = value.partition("@")
-    if at and not DIGEST.match(digest):
-        problems.append(f"digest {digest!r} is not sha256:<64 hex digits>")
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
-        name, _, tag = name.rpartition(":")
-        if not _TAG.match(tag):
-            problems.append(
-                f"tag {tag!r} is not 1-128 letters, digits, '_', '.' or '-' (not first)"
-            )
-    parts = name.split("/")
-    # As Docker splits it: a first part with '.', ':' or capitals, or localhost, is a registry.
-    first = parts[0]
-    if len(parts) > 1 and (
-        any(c in first for c in ".:") or first == "localhost" or first != first.lower()
-    ):
-        if not _DOMAIN.match(first):
-            problems.append(f"registry {first!r} is not a host name with an optional :port")
-        parts = parts[1:]
-    for part in parts:
-        if not _PATH_COMPONENT.match(part):
-            problems.append(
-                f"repository {part!r} is not lowercase letters and digits joined by '.', '_', '__' or '-'"
-            )
-    return problems
+# The registry's image reference grammar lives with the runtime, which checks manifests with it.
+DIGEST = image_reference.DIGEST
+IMAGE_GRAMMAR = image_reference.GRAMMAR
+image_reference_problems = image_reference.problems
 
 
 def check_image(value: str | None) -> str | None:

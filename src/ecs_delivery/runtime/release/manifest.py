@@ -40,19 +40,13 @@ from typing import Annotated, Any
 from pydantic import Field, Strict, ValidationError, field_validator
 
 from ecs_delivery import inputs
+from ecs_delivery.runtime import image_reference
 from ecs_delivery.runtime.release.inventory import Inventory
 
 RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 # "<environment>-<release>": names the state object (releases/<id>/state.json), so no "/".
 RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*-[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-IMAGE_REFERENCE = re.compile(
-    r"^(?P<name>(?:(?P<registry>[A-Za-z0-9.-]+(?::[0-9]+)?)/)?"
-    rf"{_COMPONENT}(?:/{_COMPONENT})*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
-)
 VERSION_TAG = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?$")
 COMMIT_TAG = re.compile(r"^(?:sha-|git-)?[0-9a-f]{7,40}$")
 # Named for the message only: any tag that is not a version or a sha is refused anyway.
@@ -131,21 +125,20 @@ def release_of(text: str) -> str | None:
 
 def image_problem(image: str) -> str | None:
     """Why `image` is not an image reference, or None."""
-    if not IMAGE_REFERENCE.match(image):
+    if found := image_reference.problems(image):
         return (
-            f'"{image}" is not an image reference; expected '
-            "[registry/]repository:tag or [registry/]repository@sha256:<64 hex digits>"
+            f'"{image}" is not an image reference: {"; ".join(found)}; '
+            f"use {image_reference.GRAMMAR}"
         )
     return None
 
 
 def production_image_problem(image: str) -> str | None:
     """Why `image` may change under the same reference (refused in production), or None."""
-    match = IMAGE_REFERENCE.match(image)
-    if match is None or match["digest"]:
+    if image_reference.problems(image) or image_reference.split(image).digest:
         return None
     fix = "production needs an immutable tag or a digest (repo@sha256:...)"
-    tag = match["tag"]
+    tag = image_reference.split(image).tag
     if tag is None:
         return f'no tag means "latest", which is mutable; {fix}'
     if VERSION_TAG.match(tag) or COMMIT_TAG.match(tag):
