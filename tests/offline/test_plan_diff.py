@@ -492,3 +492,31 @@ def test_a_git_ref_base_plans_with_the_lambda_zips_already_built_here(tmp_path, 
     _, env = diff._plan_command(tree)
 
     assert env[CACHE_DIR_VARIABLE] == str(cache_dir())
+
+
+def test_a_git_ref_base_without_git_exits_2_naming_what_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git on PATH
+    assert diff.main(["--stack", "dev", "--base", "HEAD"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --base HEAD: git is not installed"), err
+
+
+def test_a_worktree_git_cannot_add_exits_2_with_gits_reason(tmp_path, monkeypatch, capsys):
+    """A stand-in `git` on PATH (the real one for everything but `worktree add`, which it
+    refuses as a full disk would): diff must report git's reason, not a traceback."""
+    real = subprocess.run(["which", "git"], capture_output=True, text=True, check=True)
+    fake = tmp_path / "git"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = worktree ] && [ "$2" = add ]; then\n'
+        "  echo 'fatal: could not create work tree dir: No space left on device' >&2; exit 128\n"
+        "fi\n"
+        f'exec {real.stdout.strip()} "$@"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert diff.main(["--stack", "dev", "--base", "HEAD"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --base HEAD: git worktree add failed: fatal: could not create"), (
+        err
+    )

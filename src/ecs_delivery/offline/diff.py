@@ -476,6 +476,16 @@ def read_plan_file(path: Path, name: str, stack: str, other_stack: bool = False)
     return plan
 
 
+def _git(base: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise DiffError(
+            f"--base {base}: git is not installed (a git ref base is planned in a git worktree); "
+            "install git, or give a plan JSON written by `make plan PLAN_JSON=...`"
+        ) from None
+
+
 def base_plan(
     base: str, args: list[str], root: Path = ROOT, *, stack: str = "", other_stack: bool = True
 ) -> dict[str, Any]:
@@ -483,22 +493,17 @@ def base_plan(
     path = Path(base)
     if path.is_file():
         return read_plan_file(path, base, stack, other_stack)
-    found = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
+    found = _git(base, root, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
     if found.returncode != 0:
         raise DiffError(f"--base {base}: neither a plan JSON file nor a git ref")
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "base"
-        subprocess.run(
-            ["git", "worktree", "add", "--quiet", "--detach", str(tree), found.stdout.strip()],
-            cwd=root,
-            check=True,
-            capture_output=True,
+        added = _git(
+            base, root, "worktree", "add", "--quiet", "--detach", str(tree), found.stdout.strip()
         )
+        if added.returncode != 0:
+            reason = added.stderr.strip().splitlines()[-1:] or [f"exit {added.returncode}"]
+            raise DiffError(f"--base {base}: git worktree add failed: {reason[0]}")
         try:
             return _run_plan(tree, args, base)
         finally:
