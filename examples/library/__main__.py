@@ -97,26 +97,7 @@ deployment = codedeploy.CodeDeployment(
     codedeploy.CodeDeploymentArgs(
         application_name=naming.codedeploy_application(project, stack),
         name_prefix=f"{project}-{stack}",
-        targets=[
-            codedeploy.DeploymentTarget(
-                service=name,
-                group_name=naming.deployment_group(name),
-                cluster_name=cluster_name,
-                service_name=naming.service_name(name),
-                deployment_controller=codedeploy.CODE_DEPLOY,
-                blue=codedeploy.TargetGroupRef(
-                    name=pair.blue.name, arn_suffix=pair.blue.arn_suffix
-                ),
-                green=codedeploy.TargetGroupRef(
-                    name=pair.green.name, arn_suffix=pair.green.arn_suffix
-                ),
-                production_listener_arn=alb.production_listener_arn,
-                test_listener_arn=alb.test_listener_arn,
-                role_arns=[services[name].task_role_arn, services[name].execution_role_arn],
-                depends_on=[services[name].service],
-            )
-            for name, pair in alb.target_groups.items()
-        ],
+        targets=[codedeploy.DeploymentTarget.of(name, s, alb) for name, s in services.items()],
         load_balancer_arn_suffix=alb.arn_suffix,
         region=region,
         account_id=account_id,
@@ -128,27 +109,17 @@ deployment = codedeploy.CodeDeployment(
 
 # A change Pulumi owns (cpu, memory, environment, roles...) reaches the running service through
 # a CodeDeploy deployment, merged onto the image that runs then; equal content deploys nothing.
-for route in ROUTES:
-    service = services[route.name]
+for name, service in services.items():
+    group = deployment.groups[name]
     ServiceRollout(
-        f"{route.name}-rollout",
-        ServiceRolloutArgs(
-            cluster_name=cluster.cluster.name,
-            service_name=service.service.name,
-            template_arn=service.task_definition.arn,
-            family=naming.task_family(project, stack, route.name),
+        f"{name}-rollout",
+        ServiceRolloutArgs.of(
+            service,
             application_name=deployment.application.name,
-            deployment_group_name=deployment.groups[route.name].deployment_group_name,
-            container_name=route.name,
-            container_port=route.port,
-            subnets=network.private_subnet_ids,
-            security_groups=service.security_group_ids,
-            platform_version=fargate.PLATFORM_VERSION,
+            deployment_group_name=group.deployment_group_name,
             region=region,
         ),
-        opts=pulumi.ResourceOptions(
-            parent=service, depends_on=[service.service, deployment.groups[route.name]]
-        ),
+        opts=pulumi.ResourceOptions(parent=service, depends_on=[service.service, group]),
     )
 
 pulumi.export("url", alb.url)

@@ -14,7 +14,7 @@ import pytest
 from ecs_delivery.offline import plan as plan_tool
 
 EXAMPLE = plan_tool.ROOT / "examples" / "library"
-ROLLOUTS = "for route in ROUTES:\n    service = services[route.name]\n    ServiceRollout("
+ROLLOUTS = "for name, service in services.items():\n    group = deployment.groups[name]\n"
 
 
 def _without_rollouts(tmp_path: Path) -> Path:

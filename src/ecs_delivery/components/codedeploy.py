@@ -80,6 +80,28 @@ class DeploymentTarget:
     def expected_controller(self) -> str:
         return CODE_DEPLOY if self.engine == "codedeploy" else ECS_CONTROLLER
 
+    @classmethod
+    def of(cls, name: str, service: Any, load_balancer: Any, **settings: Any) -> DeploymentTarget:
+        """The target of FargateService `service` (config key `name`) behind `load_balancer`'s
+        target groups of `name`: where it runs, its roles and its ECS service from the
+        component; `settings` sets the rest (group_name: naming.deployment_group(name))."""
+        pair = load_balancer.target_groups[name]
+        args = getattr(service, "args", None)  # a FargateService-like one may give them instead
+        derived: dict[str, Any] = {
+            "service": name,
+            "group_name": naming.deployment_group(name),
+            "cluster_name": settings.get("cluster_name") or args.cluster_name,
+            "service_name": settings.get("service_name") or args.service_name,
+            "deployment_controller": deployment_controller_of(service),
+            "blue": TargetGroupRef(name=pair.blue.name, arn_suffix=pair.blue.arn_suffix),
+            "green": TargetGroupRef(name=pair.green.name, arn_suffix=pair.green.arn_suffix),
+            "production_listener_arn": load_balancer.production_listener_arn,
+            "test_listener_arn": load_balancer.test_listener_arn,
+            "role_arns": [service.task_role_arn, service.execution_role_arn],
+            "depends_on": [service.service],
+        }
+        return cls(**{**derived, **settings})
+
 
 @dataclass(frozen=True, kw_only=True)
 class AlarmSettings:

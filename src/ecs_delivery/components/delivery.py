@@ -29,10 +29,8 @@ from ecs_delivery.components.codedeploy import (
     CodeDeploymentArgs,
     CustomConfig,
     DeploymentTarget,
-    TargetGroupRef,
     check_targets,
     custom_config_name,
-    deployment_controller_of,
 )
 from ecs_delivery.components.codepipeline import SourceSettings
 from ecs_delivery.components.config import ConfigError, ServiceConfig, StackConfig
@@ -357,22 +355,14 @@ def build(
 
 
 def _target(cfg: StackConfig, name: str, n: Names, platform: Platform) -> DeploymentTarget:
-    svc = cfg.services[name]
-    fargate = platform.services[name]
-    pair = platform.load_balancer.target_groups[name]
-    return DeploymentTarget(
-        service=name,
+    return DeploymentTarget.of(
+        name,
+        platform.services[name],
+        platform.load_balancer,
         group_name=n.groups[name],
         cluster_name=platform.cluster.name,
         service_name=naming.service_name(name),
-        deployment_controller=deployment_controller_of(fargate),
-        deployment_config=svc.deployment_config or cfg.deployment.config,
-        blue=TargetGroupRef(name=pair.blue.name, arn_suffix=pair.blue.arn_suffix),
-        green=TargetGroupRef(name=pair.green.name, arn_suffix=pair.green.arn_suffix),
-        production_listener_arn=platform.load_balancer.production_listener_arn,
-        test_listener_arn=platform.load_balancer.test_listener_arn,
-        role_arns=[fargate.task_role_arn, fargate.execution_role_arn],
-        depends_on=[fargate.service],
+        deployment_config=cfg.services[name].deployment_config or cfg.deployment.config,
         engine=cfg.deployment.engine,
     )
 

@@ -16,7 +16,6 @@ import pulumi
 from ecs_delivery.components import (
     delivery,
     deployer,
-    fargate_service,
     images,
     naming,
     platform,
@@ -223,21 +222,16 @@ def _rollouts(
         resolution = resolutions[name]
         rollout.ServiceRollout(
             f"{name}-rollout",
-            rollout.ServiceRolloutArgs(
+            rollout.ServiceRolloutArgs.of(
+                fargate,
+                # The cluster resource's output, so that the rollout waits for the cluster.
                 cluster_name=built.cluster.cluster.name,
-                service_name=fargate.service.name,
-                template_arn=fargate.task_definition.arn,
                 family=families[name],
                 application_name=delivery_side.application_name,
                 deployment_group_name=group.deployment_group_name
                 if group
                 else naming.deployment_group(name),
                 engine=settings.deployment.engine,
-                container_name=name,
-                container_port=settings.services[name].container_port,
-                subnets=built.network.private_subnet_ids,
-                security_groups=fargate.security_group_ids,
-                platform_version=fargate_service.PLATFORM_VERSION,
                 capacity_providers=[
                     c.model_dump() for c in settings.services[name].capacity_providers
                 ]

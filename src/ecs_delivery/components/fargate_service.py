@@ -511,6 +511,11 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
     def deployment_controller(self) -> str:
         return self._args.deployment_controller
 
+    @property
+    def args(self) -> FargateServiceArgs:
+        """What the service was built from (what its deployment and rollout are derived from)."""
+        return self._args
+
     def _create_blue_green_role(
         self, blue_green: EcsBlueGreen
     ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:

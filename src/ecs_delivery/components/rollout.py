@@ -99,6 +99,27 @@ class ServiceRolloutArgs:
     profile: str | None = None
     role_arn: str | None = None
 
+    @classmethod
+    def of(cls, service: Any, **settings: Any) -> ServiceRolloutArgs:
+        """The rollout of FargateService `service`: its cluster, ECS service, template, family,
+        container, network and platform version from the component; `settings` sets the rest
+        (application_name, deployment_group_name, region, ...)."""
+        from ecs_delivery.components.fargate_service import PLATFORM_VERSION
+
+        args = service.args
+        derived: dict[str, Any] = {
+            "cluster_name": args.cluster_name,
+            "service_name": service.service.name,
+            "template_arn": service.task_definition.arn,
+            "family": args.family,
+            "container_name": args.container.name,
+            "container_port": args.container.port,
+            "subnets": args.subnet_ids,
+            "security_groups": service.security_group_ids,
+            "platform_version": PLATFORM_VERSION,
+        }
+        return cls(**{**derived, **settings})
+
     def __post_init__(self) -> None:
         problems = _setting_problems(
             self.container_name, self.container_port, self.wait, self.timeout_minutes
