@@ -111,3 +111,14 @@ def test_the_packages_pins_are_the_programs_requirements():
     ]
     assert project["dependencies"] == requirements
     assert all("==" in pin for pin in project["dependencies"])
+
+
+def test_the_readmes_install_commands_name_the_version_and_only_the_clone_url_is_yours():
+    """Issue 16, problem 5: the install line held `<org>/<tag>` placeholders to fill in."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```sh\n", text.index("one installable package")) + len("```sh\n")
+    block = text[start : text.index("```", start)]
+    version = (ROOT / "src/ecs_delivery/__init__.py").read_text().split('__version__ = "')[1]
+    assert f"ecs_delivery-{version.split(chr(34))[0]}-py3-none-any.whl" in block
+    placeholders = {part.split(">")[0] for part in block.split("<")[1:]}
+    assert placeholders == {"this repository's URL"}
