@@ -84,12 +84,27 @@ def test_a_long_fact_wraps_between_tokens_and_never_splits_an_arn(dev_text):
     assert any(secret in line for line in dev_text)
 
 
-def test_a_first_preview_shows_a_policy_it_cannot_know_yet_as_computed():
-    """Issue 16, problem 6: PREVIEW=1 dropped every IAM policy with an unknown value."""
+def test_a_first_preview_shows_each_policys_statements_with_the_values_not_known_yet_computed():
+    """Issue 16, problem 6: PREVIEW=1 dropped every IAM policy with an unknown value, then
+    showed it as one `policy <computed>`; the statements' known parts are what to review."""
     text = plan_tool.render_tree(plan_tool.run("dev", preview=True))
     lines = text.splitlines()
+    assert not any("policy <computed>" in line for line in lines)
     at = lines.index("      - aws:iam/policy:Policy deployer")
-    assert lines[at + 1] == "        · policy <computed> (known once the resources it names exist)"
+    policy = lines[at + 1 : lines.index("", at) if "" in lines[at:] else None]
+    policy = policy[: next(i for i, line in enumerate(policy) if not line.startswith("        "))]
+    assert "        · Allow [ReadServices] ecs:DescribeServices" in policy
+    # What names a resource being created is computed; what the program names is shown.
+    assert "        ·   on <computed>" in policy
+    assert any(
+        "arn:aws:ecs:eu-west-1:123456789012:service/ecs-delivery-dev/" in line for line in policy
+    )
+
+
+def test_a_policy_that_names_only_known_values_is_shown_whole_in_a_preview():
+    text = plan_tool.render_tree(plan_tool.run("dev", preview=True)).splitlines()
+    at = text.index("      - aws:iam/rolePolicy:RolePolicy codedeploy-api")
+    assert text[at + 1].startswith("        · Allow [")
 
 
 def test_the_plan_says_that_its_ids_and_addresses_are_simulated(dev_text):

@@ -11,6 +11,7 @@ Bad input exits 1 with one line per problem (file and line where known), before 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import gc
 import json
@@ -20,7 +21,7 @@ import re
 import runpy
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from ecs_delivery import inputs
+from ecs_delivery.components import iam
 from ecs_delivery.components.config import NAMESPACE, ConfigError
 from ecs_delivery.offline import plan_tree
 from ecs_delivery.offline.simcloud import (
@@ -217,12 +219,50 @@ def _fast_sdk() -> Iterator[None]:
             setattr(module, name, original)
 
 
+COMPUTED = "<computed>"
+
+
+@contextmanager
+def _known_parts_of_policies() -> Iterator[None]:
+    """A first preview: a policy document naming values not known yet (the ARN of a resource
+    being created) is planned with each such value written `<computed>`, so the plan shows its
+    statements. The offline plan only: a real preview sends the engine an unknown document."""
+    original = iam.output_document
+
+    def marked(value: Any) -> Any:
+        if isinstance(value, pulumi.Output):
+
+            async def known_or_computed() -> Any:
+                return await value.future() if await value.is_known() else COMPUTED
+
+            async def known() -> bool:
+                return True
+
+            return pulumi.Output(
+                value.resources(),
+                asyncio.ensure_future(known_or_computed()),
+                asyncio.ensure_future(known()),
+                value.is_secret(),
+            )
+        if isinstance(value, dict):
+            return {k: marked(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [marked(v) for v in value]
+        return value
+
+    iam.output_document = lambda statements: original(marked(statements))
+    try:
+        yield
+    finally:
+        iam.output_document = original
+
+
 def _resolve(value: Any) -> Any:
     output = pulumi.Output.from_input(value)
     if _sync_await(output.is_secret()):
         return "[secret]"
     if not _sync_await(output.is_known()):  # a first preview: computed by the engine later
-        return "<computed>"
+        return COMPUTED
     return plain(_sync_await(output.future()))
 
 
@@ -311,7 +351,8 @@ def run(
     gc.set_threshold(50_000, 50, 100)
 
     try:
-        with _fast_sdk():  # before set_mocks: it registers the stack resource
+        with _fast_sdk(), _known_parts_of_policies() if preview else nullcontext():
+            # (before set_mocks: it registers the stack resource)
             pulumi.runtime.set_mocks(
                 cloud, project=project, stack=stack, preview=preview, monitor=monitor, logger=logger
             )

@@ -189,8 +189,8 @@ def _role(i: dict[str, Any]) -> Iterator[str]:
 
 
 def _statements(document: Any) -> Iterator[str]:
-    if isinstance(document, str) and "<computed>" in document:
-        # A first preview: the document names resources that do not exist yet.
+    if document == "<computed>":
+        # A document the program did not build with iam.output_document, in a first preview.
         yield "policy <computed> (known once the resources it names exist)"
         return
     for s in policy_statements(document):
