@@ -3,6 +3,8 @@ repositories on `pulumi destroy`, refused on a production stack."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ecs_delivery.components.config import ConfigError
@@ -54,3 +56,10 @@ def test_force_destroy_is_refused_when_only_the_release_is_marked_production():
         "teardown.forceDestroy: refused on a production stack (release.production); "
         "empty its buckets and repositories by hand (README: Teardown)"
     ]
+
+
+def test_the_readmes_cost_table_counts_the_resources_the_plans_hold(dev_plan, prod_plan):
+    """Issue 16, problem 7: the README's resource counts had gone stale."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    dev, prod = len(dev_plan.resources), len(prod_plan.resources)
+    assert f"`make plan STACK=dev PLAN_JSON=...`, {dev}\nresources; prod {prod})" in readme
