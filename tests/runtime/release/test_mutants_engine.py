@@ -53,6 +53,9 @@ def test_a_restarted_release_does_not_adopt_its_deployment_that_was_stopped(sim:
         raise SimulatedCrash()  # the id never reaches the state
 
     sim.codedeploy.on_create = crash_after_codedeploy_accepted
+    # Held before its traffic shift: on the scaled clock a loaded machine could otherwise
+    # let the orphan finish before the operator stops it.
+    sim.codedeploy.hold("svc-000")
     text = sim.manifest_yaml("r1", "2.0.0", services=["svc-000"])
     with pytest.raises(SimulatedCrash):
         release(sim, text)
@@ -61,6 +64,7 @@ def test_a_restarted_release_does_not_adopt_its_deployment_that_was_stopped(sim:
     sim.codedeploy.stop_deployment(deploymentId=crashed.deployment_id, autoRollbackEnabled=True)
     sim.clock.sleep(sim.codedeploy.stop_seconds + 1.0)
     assert sim.codedeploy.deployments[0].status == "Stopped"
+    sim.codedeploy.release("svc-000")
 
     outcome, store = release(sim, text)
 

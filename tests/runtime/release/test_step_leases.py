@@ -54,7 +54,8 @@ def test_an_execution_of_a_release_another_runner_holds_ends_busy_and_rolls_noth
     assert "Rollback" not in trace and "StartService" not in trace
     state = _state(sim)
     assert state.status == "running" and state.lease.owner == "operator@laptop"
-    assert [d.status for d in sim.codedeploy.deployments] == ["InProgress"]
+    # Only the operator's deployment, not stopped (on the scaled clock it may have finished).
+    assert [d.status for d in sim.codedeploy.deployments] in (["InProgress"], ["Succeeded"])
     # The operator's run goes on and succeeds.
     assert operator.run().status == "succeeded"
 
