@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from ecs_delivery.runtime.aws import client
 from ecs_delivery.runtime.codedeploy import DeploymentError
@@ -58,6 +57,8 @@ from .test_interleavings import (
     _request,
     _spec,
     actor,
+    fresh_moto,
+    many_runs,
     schedules,
     settle,
 )
@@ -130,7 +131,7 @@ class ReleaseOutcome(Outcome):
 
 def run_release_interleaving(schedule: str, scenario: ReleaseScenario) -> ReleaseOutcome:
     outcome = ReleaseOutcome()
-    with mock_aws():
+    with fresh_moto():
         scheduler = Scheduler(schedule)
         world = World(outcome, scheduler)
         ACTORS.world = world
@@ -243,11 +244,12 @@ def explore(
     if part is not None:
         work = work[part :: len(parts(scenario))]
     failures = {}
-    for order in work:
-        if found := release_problems(run_release_interleaving(order, scenario), scenario):
-            failures[order] = found
-            if first:
-                break
+    with many_runs():
+        for order in work:
+            if found := release_problems(run_release_interleaving(order, scenario), scenario):
+                failures[order] = found
+                if first:
+                    break
     return failures
 
 
