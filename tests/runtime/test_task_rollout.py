@@ -175,3 +175,40 @@ def test_the_initial_images_go_only_into_a_familys_first_revision(ecs):
     ecs.register_task_definition(**_definition(FAMILY, "repo/web:v2"))  # a ship
     assert deploy_task(ecs, change).action == "none-same-content"
     assert _image(_newest(ecs)) == "repo/web:v2"
+
+
+def test_a_rollback_that_reads_another_deployers_overtaken_registration_still_takes_its_image_back(
+    ecs,
+):
+    """Issue 21, item 7 (found by tests/runtime/test_interleavings_tasks.py): `pulumi up` and a
+    release both read revision 1; the release registers 2 with its image, the `up` registers 3
+    (overtaken: built on 1, so it still runs the old image) and, before the `up` merges again,
+    `release rollback` reads the newest. Revision 3's old image is no newer deployment: the
+    rollback must take the release's image back, and the `up`'s repair must keep it back."""
+    ecs.register_task_definition(**_definition(FAMILY, "repo/web:v1"))
+    template = _template(ecs, memory="1024")
+    calls = []
+
+    def register(registration):
+        if not calls:  # the release lands between the `up`'s read and its registration
+            deploy_task(ecs, TaskChange(family=FAMILY, images={"report": "repo/web:v2"}))
+        elif len(calls) == 1:  # the rollback, between the `up`'s two registrations
+            rolled_back.append(
+                deploy_task(
+                    ecs,
+                    TaskChange(
+                        family=FAMILY,
+                        images={"report": "repo/web:v1"},
+                        expect_images={"report": "repo/web:v2"},
+                    ),
+                )
+            )
+        calls.append(registration)
+        return ecs.register_task_definition(**registration)["taskDefinition"]["taskDefinitionArn"]
+
+    rolled_back: list = []
+    result = deploy_task(ecs, TaskChange(family=FAMILY, template=template), register=register)
+    latest = _newest(ecs)
+    assert rolled_back[0].action == "registered"
+    assert result.action == "registered"
+    assert (latest["memory"], _image(latest)) == ("1024", "repo/web:v1")

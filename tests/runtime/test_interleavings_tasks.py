@@ -1,0 +1,344 @@
+"""Every order of a `pulumi up` task rollout with a release's task update (and its rollback),
+against moto.
+
+A scheduled task's schedule names its family, so each run starts the family's newest ACTIVE
+revision, and every deployer registers onto it through runtime.task_rollout.deploy_task. Actor U
+is what TaskRollout's provider does on `update` (a template with new memory and environment);
+actor R is the release engine's task step (`update_tasks_step`) and, in the rollback scenarios,
+then `release rollback` (`rollback_step`). Both run as greenlets on the gated clients and the
+scheduler of tests/runtime/test_interleavings.py. The steps are the ECS calls that matter: a read
+of the family's newest revision (DescribeTaskDefinition by family, ListTaskDefinitions) and a
+registration into the family. Describing a numbered revision or the template is no step: a
+registered revision never changes, so those reads commute with everything.
+
+Unlike the services' explorations, the orders are not listed up front: a registration that is
+overtaken adds steps (a merge again), so the exploration runs one order, then branches at every
+step where another actor could have gone first (stateless depth-first search), until every order
+has run once.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+import pytest
+from moto import mock_aws
+
+import ecs_delivery.components.rollout as rollout_component
+from ecs_delivery.components.rollout import TaskRolloutProvider
+from ecs_delivery.runtime.clock import VirtualClock
+from ecs_delivery.runtime.release.engine import EngineConfig
+from ecs_delivery.runtime.release.inventory import Inventory
+from ecs_delivery.runtime.release.live import Aws, Clients
+from ecs_delivery.runtime.release.state import StateStore
+from ecs_delivery.runtime.release.steps import (
+    StepContext,
+    plan_step,
+    rollback_poll_step,
+    rollback_step,
+    update_tasks_step,
+)
+from ecs_delivery.runtime.taskdef import images_of, same_content
+
+from .test_interleavings import ACCOUNT, ACTORS, IMAGES, REGION, Scheduler, actor
+from .test_interleavings_release import BUCKET, POLLS, _plain
+
+CLUSTER, TASK, FAMILY, CONTAINER = "c", "report", "c-report", "report"
+FAMILY_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{FAMILY}"
+BEFORE = IMAGES[0]  # what the task runs when the run begins
+RELEASED = IMAGES[1]  # the release's image
+# Pulumi's fields before and after the `up`: what the template changes.
+OLD, NEW = ("512", "info"), ("1024", "debug")
+INVENTORY = Inventory.model_validate(
+    {
+        "environment": "dev",
+        "scheduledTasks": {
+            TASK: {
+                "cluster": CLUSTER,
+                "taskFamily": FAMILY,
+                "container": CONTAINER,
+                "schedule": {"name": TASK},
+            }
+        },
+    }
+)
+MANIFEST = (
+    f"release: r1\nenvironment: dev\nservices: {{}}\n"
+    f"scheduledTasks:\n  {TASK}: {{image: '{RELEASED}'}}\n"
+)
+# A task rollout's inputs as the TaskRollout resource records them (components/rollout.py).
+PROPS = {
+    "family": FAMILY,
+    "pinned_images": {},
+    "promotion": None,
+    "initial_images": {},
+    "schedule": f"default/{TASK}",
+    "region": REGION,
+    "profile": None,
+    "role_arn": None,
+}
+
+
+def _spec(family: str, image: str, fields: tuple[str, str]) -> dict[str, Any]:
+    memory, log_level = fields
+    return {
+        "family": family,
+        "cpu": "256",
+        "memory": memory,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "containerDefinitions": [
+            {
+                "name": CONTAINER,
+                "image": image,
+                "essential": True,
+                "environment": [{"name": "LOG_LEVEL", "value": log_level}],
+            }
+        ],
+    }
+
+
+def _fields(definition: dict[str, Any]) -> tuple[str, str]:
+    """Pulumi's fields this exploration changes: memory and the container's environment."""
+    (env,) = definition["containerDefinitions"][0]["environment"]
+    return str(definition["memory"]), env["value"]
+
+
+@dataclass
+class TaskOutcome:
+    """One run: the order its steps took, each registration, and what each actor reported."""
+
+    taken: list[str] = field(default_factory=list)
+    # (actor, image, Pulumi's fields) of each revision registered, in order.
+    registered: list[tuple[str, str, tuple[str, str]]] = field(default_factory=list)
+    empty_registrations: list[str] = field(default_factory=list)
+    errors: dict[str, BaseException] = field(default_factory=dict)
+    up_action: str = ""
+    release_status: str = ""
+    task_rollback: str | None = None
+    rollback_note: str | None = None
+    final_image: str = ""
+    final_fields: tuple[str, str] = ("", "")
+
+
+class Recorder(Scheduler):
+    """The shared scheduler, recording which actor took each step."""
+
+    def __init__(self, schedule: str, taken: list[str]) -> None:
+        super().__init__(schedule)
+        self.taken = taken
+
+    def step(self, actor: str) -> None:
+        super().step(actor)  # returns when it is this actor's turn
+        self.taken.append(actor)
+
+
+class TaskWorld:
+    """One moto account: a task family whose schedule names the family, and the gate."""
+
+    def __init__(self, outcome: TaskOutcome, scheduler: Scheduler) -> None:
+        self.outcome, self.scheduler = outcome, scheduler
+        self.ecs = ACTORS.plain()[0]
+        self.ecs.create_cluster(clusterName=CLUSTER)
+        self.ecs.register_task_definition(**_spec(FAMILY, BEFORE, OLD))
+        _plain("scheduler").create_schedule(
+            Name=TASK,
+            ScheduleExpression="rate(1 hour)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={
+                "Arn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{CLUSTER}",
+                "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/scheduler",
+                "EcsParameters": {"TaskDefinitionArn": FAMILY_ARN, "LaunchType": "FARGATE"},
+            },
+        )
+
+    def gate(self, actor: str, service: str, operation: str, params: dict[str, Any]) -> None:
+        if service != "ecs":
+            return
+        newest_read = operation == "ListTaskDefinitions" or (
+            operation == "DescribeTaskDefinition"
+            and params["taskDefinition"] in (FAMILY, FAMILY_ARN)
+        )
+        registration = operation == "RegisterTaskDefinition" and params["family"] == FAMILY
+        if not (newest_read or registration):
+            return
+        self.scheduler.step(actor)
+        if registration:
+            # The call is made right after this returns, before any other actor runs.
+            newest = self.newest()
+            if same_content(params, newest):
+                self.outcome.empty_registrations.append(f"{actor} onto {newest['revision']}")
+            self.outcome.registered.append((actor, images_of(params)[CONTAINER], _fields(params)))
+
+    def newest(self) -> dict[str, Any]:
+        return self.ecs.describe_task_definition(taskDefinition=FAMILY)["taskDefinition"]
+
+
+@dataclass(frozen=True)
+class TaskScenario:
+    """R releases RELEASED to the task (then, with `rollback`, rolls the release back) while U
+    rolls out Pulumi's NEW fields; with `released_first`, the release finished before U began
+    and R's rollback is what meets U."""
+
+    rollback: bool
+    released_first: bool = False
+
+
+def run_task_interleaving(schedule: str, scenario: TaskScenario) -> TaskOutcome:
+    outcome = TaskOutcome()
+    with mock_aws():
+        scheduler = Recorder(schedule, outcome.taken)
+        world = TaskWorld(outcome, scheduler)
+        ACTORS.world = world  # type: ignore[assignment]  # the gated clients call its gate
+        old_template = world.ecs.register_task_definition(
+            **_spec(f"{FAMILY}-template", "placeholder", OLD)
+        )["taskDefinition"]["taskDefinitionArn"]
+        template = world.ecs.register_task_definition(
+            **_spec(f"{FAMILY}-template", "placeholder", NEW)
+        )["taskDefinition"]["taskDefinitionArn"]
+        _plain("s3").create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
+        clock = VirtualClock()
+        config = EngineConfig(poll_seconds=1, deployment_timeout_seconds=10_000)
+
+        def context(ecs: Any) -> StepContext:
+            clients = Clients(
+                ecs, ACTORS.plain()[1], _plain("s3"), _plain("events"), _plain("scheduler")
+            )
+            return StepContext(Aws(clients, clock), BUCKET, config)
+
+        ctx = context(ACTORS.of("R")[0])
+        # The plan reads what the task runs but decides nothing the task step does not read
+        # again: not a step.
+        plan = plan_step(context(world.ecs), MANIFEST, INVENTORY)
+        rid = plan["release_id"]
+        if scenario.released_first:
+            update_tasks_step(context(world.ecs), rid)
+
+        def release() -> None:
+            if not scenario.released_first:
+                outcome.release_status = update_tasks_step(ctx, rid)["status"]
+            if scenario.rollback:
+                error = {"Error": "Requested", "Cause": "release rollback"}
+                status = rollback_step(ctx, {"plan": plan, "error": error})["status"]
+                for _poll in range(POLLS):
+                    if status != "rolling_back":
+                        break
+                    clock.sleep(1)
+                    status = rollback_poll_step(ctx, rid)["status"]
+                outcome.release_status = status
+
+        def pulumi_up() -> None:
+            olds = {**PROPS, "template_arn": old_template}
+            news = {**PROPS, "template_arn": template}
+            gated = ACTORS.of("U")[0]
+
+            def client(service: str, _session: Any) -> Any:
+                return gated if service == "ecs" else _plain(service)
+
+            # The provider's own code, on this run's gated client instead of a new one.
+            with mock.patch.object(rollout_component, "client", client):
+                result = TaskRolloutProvider().update(FAMILY, olds, news)
+            outcome.up_action = result.outs["action"]
+
+        scheduler.run({"R": actor(outcome, "R", release), "U": actor(outcome, "U", pulumi_up)})
+        task = StateStore(_plain("s3"), BUCKET, rid, clock).load().tasks[TASK]  # type: ignore[union-attr]
+        outcome.task_rollback, outcome.rollback_note = task.rollback, task.rollback_note
+        final = world.newest()
+        outcome.final_image, outcome.final_fields = images_of(final)[CONTAINER], _fields(final)
+    return outcome
+
+
+def task_problems(outcome: TaskOutcome, scenario: TaskScenario) -> list[str]:
+    """What went wrong in one run; empty when every invariant holds."""
+    found = [f"{name} failed with {error!r}" for name, error in outcome.errors.items()]
+    if outcome.empty_registrations:
+        found.append(f"registered what the newest revision carries: {outcome.empty_registrations}")
+    # Each registration carries its registrar's own change (a release's image, a rollback's
+    # previous image, Pulumi's fields); a revision with neither deployer's change is a lost update.
+    for who, image, fields in outcome.registered:
+        if who == "U" and fields != NEW:
+            found.append(f"pulumi up registered {fields}, not its fields {NEW}")
+        if who == "R" and image not in (RELEASED, BEFORE):
+            found.append(f"the release registered {image[-8:]}")
+        if not scenario.rollback and (image, fields) == (BEFORE, OLD):
+            found.append("a revision with neither the release's image nor Pulumi's fields")
+    up_ok, release_ok = "U" not in outcome.errors, "R" not in outcome.errors
+    if up_ok and outcome.final_fields != NEW:
+        found.append(f"pulumi up reported {outcome.up_action} but runs {outcome.final_fields}")
+    if scenario.rollback:
+        # Nobody else changes the image: the rollback takes the release's image back.
+        if outcome.release_status != "rolled_back" or outcome.task_rollback != "rolled_back":
+            found.append(
+                f"the rollback ended {outcome.release_status}, the task "
+                f"{outcome.task_rollback} ({outcome.rollback_note})"
+            )
+        if release_ok and outcome.final_image != BEFORE:
+            found.append(f"rolled back, but the task runs {outcome.final_image[-8:]}")
+    elif release_ok and outcome.final_image != RELEASED:
+        found.append(f"the release succeeded but the task runs {outcome.final_image[-8:]}")
+    return found
+
+
+@dataclass
+class Exploration:
+    orders: list[str] = field(default_factory=list)
+    failures: dict[str, list[str]] = field(default_factory=dict)
+
+
+def explore(scenario: TaskScenario, first: bool = False) -> Exploration:
+    """Run every order of the actors' steps once (depth-first: each run's order branches at
+    each step where another live actor could have gone instead); the failing orders."""
+    done = Exploration()
+    pending = [""]
+    while pending:
+        prefix = pending.pop()
+        outcome = run_task_interleaving(prefix, scenario)
+        taken = "".join(outcome.taken)
+        assert taken.startswith(prefix), f"the run left its schedule {prefix!r}: {taken!r}"
+        done.orders.append(taken)
+        # An actor with a step left at position i was waiting there: it could have gone first.
+        for i in range(len(prefix), len(taken)):
+            pending += [taken[:i] + other for other in sorted(set(taken[i:]) - {taken[i]})]
+        if found := task_problems(outcome, scenario):
+            done.failures[taken] = found
+            if first:
+                break
+    return done
+
+
+RELEASE_VS_UP = TaskScenario(rollback=False)
+RELEASE_AND_ROLLBACK_VS_UP = TaskScenario(rollback=True)
+ROLLBACK_VS_UP = TaskScenario(rollback=True, released_first=True)
+
+
+def test_alone_each_deployer_reads_the_newest_once_and_registers_once():
+    """R's task update reads what the schedule runs and the newest revision, then registers;
+    U reads the newest and registers; run one after the other, nobody merges twice."""
+    outcome = run_task_interleaving("R" * 3 + "U" * 2, RELEASE_VS_UP)
+    assert "".join(outcome.taken) == "RRRUU"
+    assert [who for who, *_ in outcome.registered] == ["R", "U"]
+    assert (outcome.final_image, outcome.final_fields) == (RELEASED, NEW)
+    assert task_problems(outcome, RELEASE_VS_UP) == []
+
+
+def test_the_exploration_runs_every_order_of_the_steps_exactly_once():
+    """Without a race the actors take 3 and 2 steps: each of those C(5, 2) orders begins some
+    explored order; the merges after an overtaken registration add the longer ones."""
+    orders = explore(RELEASE_VS_UP).orders
+    assert len(orders) == len(set(orders))
+    assert {"".join(p) for p in itertools.permutations("RRRUU")} <= {o[:5] for o in orders}
+    assert any(len(order) > 5 for order in orders)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [RELEASE_VS_UP, RELEASE_AND_ROLLBACK_VS_UP, ROLLBACK_VS_UP],
+    ids=["release", "release-then-rollback", "rollback"],
+)
+def test_a_task_update_during_an_up_keeps_both_changes_in_every_order(scenario):
+    assert explore(scenario).failures == {}
