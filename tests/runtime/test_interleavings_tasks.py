@@ -50,6 +50,7 @@ CLUSTER, TASK, FAMILY, CONTAINER = "c", "report", "c-report", "report"
 FAMILY_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{FAMILY}"
 BEFORE = IMAGES[0]  # what the task runs when the run begins
 RELEASED = IMAGES[1]  # the release's image
+PINNED = IMAGES[2]  # an image the stack pins (Pulumi deploys it, newer than the release's)
 # Pulumi's fields before and after the `up`: what the template changes.
 OLD, NEW = ("512", "info"), ("1024", "debug")
 INVENTORY = Inventory.model_validate(
@@ -141,6 +142,7 @@ class TaskWorld:
 
     def __init__(self, outcome: TaskOutcome, scheduler: Scheduler) -> None:
         self.outcome, self.scheduler = outcome, scheduler
+        self.registrar: dict[int, str] = {}  # revision -> the actor that registered it
         self.ecs = ACTORS.plain()[0]
         self.ecs.create_cluster(clusterName=CLUSTER)
         self.ecs.register_task_definition(**_spec(FAMILY, BEFORE, OLD))
@@ -167,9 +169,12 @@ class TaskWorld:
             return
         self.scheduler.step(actor)
         if registration:
-            # The call is made right after this returns, before any other actor runs.
+            # The call is made right after this returns, before any other actor runs. Empty: it
+            # adds nothing to what runs, the newest revision, unless that is the actor's own
+            # (re-registered once overtaken: see runtime/task_rollout.py).
             newest = self.newest()
-            if same_content(params, newest):
+            self.registrar[newest["revision"] + 1] = actor
+            if same_content(params, newest) and self.registrar.get(newest["revision"]) != actor:
                 self.outcome.empty_registrations.append(f"{actor} onto {newest['revision']}")
             self.outcome.registered.append((actor, images_of(params)[CONTAINER], _fields(params)))
 
@@ -181,10 +186,11 @@ class TaskWorld:
 class TaskScenario:
     """R releases RELEASED to the task (then, with `rollback`, rolls the release back) while U
     rolls out Pulumi's NEW fields; with `released_first`, the release finished before U began
-    and R's rollback is what meets U."""
+    and R's rollback is what meets U; with `pinned`, the `up` also pins PINNED (an image)."""
 
     rollback: bool
     released_first: bool = False
+    pinned: bool = False
 
 
 def run_task_interleaving(schedule: str, scenario: TaskScenario) -> TaskOutcome:
@@ -234,7 +240,8 @@ def run_task_interleaving(schedule: str, scenario: TaskScenario) -> TaskOutcome:
 
         def pulumi_up() -> None:
             olds = {**PROPS, "template_arn": old_template}
-            news = {**PROPS, "template_arn": template}
+            pins = {CONTAINER: PINNED} if scenario.pinned else {}
+            news = {**PROPS, "template_arn": template, "pinned_images": pins}
             gated = ACTORS.of("U")[0]
 
             def client(service: str, _session: Any) -> Any:
@@ -259,28 +266,37 @@ def task_problems(outcome: TaskOutcome, scenario: TaskScenario) -> list[str]:
     if outcome.empty_registrations:
         found.append(f"registered what the newest revision carries: {outcome.empty_registrations}")
     # Each registration carries its registrar's own change (a release's image, a rollback's
-    # previous image, Pulumi's fields); a revision with neither deployer's change is a lost update.
+    # previous image, Pulumi's fields and pin); one with neither deployer's is a lost update.
     for who, image, fields in outcome.registered:
-        if who == "U" and fields != NEW:
-            found.append(f"pulumi up registered {fields}, not its fields {NEW}")
-        if who == "R" and image not in (RELEASED, BEFORE):
+        if who == "U" and (fields != NEW or (scenario.pinned and image != PINNED)):
+            found.append(f"pulumi up registered {fields} {image[-8:]}, not its own change")
+        # (R registers PINNED only over its own overtaken revision: what is current again.)
+        if who == "R" and image not in (RELEASED, BEFORE, *([PINNED] if scenario.pinned else [])):
             found.append(f"the release registered {image[-8:]}")
         if not scenario.rollback and (image, fields) == (BEFORE, OLD):
             found.append("a revision with neither the release's image nor Pulumi's fields")
-    up_ok, release_ok = "U" not in outcome.errors, "R" not in outcome.errors
-    if up_ok and outcome.final_fields != NEW:
+    if outcome.errors:
+        return found
+    if outcome.final_fields != NEW:
         found.append(f"pulumi up reported {outcome.up_action} but runs {outcome.final_fields}")
+    # The image each deployer last registered (the one it reported); the later one wins.
+    last = {who: image for who, image, _ in outcome.registered}
+    later = next(w for w, *_ in reversed(outcome.registered)) if outcome.registered else None
     if scenario.rollback:
-        # Nobody else changes the image: the rollback takes the release's image back.
-        if outcome.release_status != "rolled_back" or outcome.task_rollback != "rolled_back":
+        allowed = ("rolled_back", "superseded") if scenario.pinned else ("rolled_back",)
+        if outcome.release_status != "rolled_back" or outcome.task_rollback not in allowed:
             found.append(
                 f"the rollback ended {outcome.release_status}, the task "
                 f"{outcome.task_rollback} ({outcome.rollback_note})"
             )
-        if release_ok and outcome.final_image != BEFORE:
+        if outcome.task_rollback == "superseded" and PINNED not in (outcome.rollback_note or ""):
+            found.append(f"the rollback kept an image nobody deployed: {outcome.rollback_note}")
+        # Never over a newer image: a pinned one stays; without one, the release's goes back.
+        wanted = PINNED if scenario.pinned else BEFORE
+        if outcome.final_image != wanted:
             found.append(f"rolled back, but the task runs {outcome.final_image[-8:]}")
-    elif release_ok and outcome.final_image != RELEASED:
-        found.append(f"the release succeeded but the task runs {outcome.final_image[-8:]}")
+    elif outcome.final_image != (last[later] if scenario.pinned and later else RELEASED):
+        found.append(f"the release and the up succeeded but it runs {outcome.final_image[-8:]}")
     return found
 
 
@@ -314,6 +330,8 @@ def explore(scenario: TaskScenario, first: bool = False) -> Exploration:
 RELEASE_VS_UP = TaskScenario(rollback=False)
 RELEASE_AND_ROLLBACK_VS_UP = TaskScenario(rollback=True)
 ROLLBACK_VS_UP = TaskScenario(rollback=True, released_first=True)
+RELEASE_VS_PIN = TaskScenario(rollback=False, pinned=True)
+ROLLBACK_VS_PIN = TaskScenario(rollback=True, released_first=True, pinned=True)
 
 
 def test_alone_each_deployer_reads_the_newest_once_and_registers_once():
@@ -337,8 +355,8 @@ def test_the_exploration_runs_every_order_of_the_steps_exactly_once():
 
 @pytest.mark.parametrize(
     "scenario",
-    [RELEASE_VS_UP, RELEASE_AND_ROLLBACK_VS_UP, ROLLBACK_VS_UP],
-    ids=["release", "release-then-rollback", "rollback"],
+    [RELEASE_VS_UP, RELEASE_AND_ROLLBACK_VS_UP, ROLLBACK_VS_UP, RELEASE_VS_PIN, ROLLBACK_VS_PIN],
+    ids=["release", "release-then-rollback", "rollback", "release-vs-pin", "rollback-vs-pin"],
 )
 def test_a_task_update_during_an_up_keeps_both_changes_in_every_order(scenario):
     assert explore(scenario).failures == {}
