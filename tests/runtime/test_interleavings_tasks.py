@@ -20,7 +20,7 @@ has run once.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from unittest import mock
 
@@ -29,6 +29,7 @@ from moto import mock_aws
 
 import ecs_delivery.components.rollout as rollout_component
 from ecs_delivery.components.rollout import TaskRolloutProvider
+from ecs_delivery.runtime.build import FollowerTask, move_followers
 from ecs_delivery.runtime.clock import VirtualClock
 from ecs_delivery.runtime.release.engine import EngineConfig
 from ecs_delivery.runtime.release.inventory import Inventory
@@ -51,6 +52,7 @@ FAMILY_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{FAMILY}"
 BEFORE = IMAGES[0]  # what the task runs when the run begins
 RELEASED = IMAGES[1]  # the release's image
 PINNED = IMAGES[2]  # an image the stack pins (Pulumi deploys it, newer than the release's)
+SHIPPED = IMAGES[3]  # the pipeline's ship of the service the task follows
 # Pulumi's fields before and after the `up`: what the template changes.
 OLD, NEW = ("512", "info"), ("1024", "debug")
 INVENTORY = Inventory.model_validate(
@@ -140,8 +142,9 @@ class Recorder(Scheduler):
 class TaskWorld:
     """One moto account: a task family whose schedule names the family, and the gate."""
 
-    def __init__(self, outcome: TaskOutcome, scheduler: Scheduler) -> None:
+    def __init__(self, outcome: TaskOutcome, scheduler: Scheduler, trigger_reads: bool) -> None:
         self.outcome, self.scheduler = outcome, scheduler
+        self.trigger_reads = trigger_reads
         self.registrar: dict[int, str] = {}  # revision -> the actor that registered it
         self.ecs = ACTORS.plain()[0]
         self.ecs.create_cluster(clusterName=CLUSTER)
@@ -167,6 +170,11 @@ class TaskWorld:
         registration = operation == "RegisterTaskDefinition" and params["family"] == FAMILY
         if not (newest_read or registration):
             return
+        if newest_read and "include" not in params and not self.trigger_reads:
+            # The release's read of what its trigger runs (deploy_task's reads carry tags)
+            # records only what a rollback restores: without a rollback, its place among the
+            # other steps changes nothing.
+            return
         self.scheduler.step(actor)
         if registration:
             # The call is made right after this returns, before any other actor runs. Empty: it
@@ -186,18 +194,20 @@ class TaskWorld:
 class TaskScenario:
     """R releases RELEASED to the task (then, with `rollback`, rolls the release back) while U
     rolls out Pulumi's NEW fields; with `released_first`, the release finished before U began
-    and R's rollback is what meets U; with `pinned`, the `up` also pins PINNED (an image)."""
+    and R's rollback is what meets U; with `pinned`, the `up` also pins PINNED (an image); with
+    `ship`, a third deployer S, the pipeline, moves the task to SHIPPED meanwhile."""
 
     rollback: bool
     released_first: bool = False
     pinned: bool = False
+    ship: bool = False
 
 
 def run_task_interleaving(schedule: str, scenario: TaskScenario) -> TaskOutcome:
     outcome = TaskOutcome()
     with mock_aws():
         scheduler = Recorder(schedule, outcome.taken)
-        world = TaskWorld(outcome, scheduler)
+        world = TaskWorld(outcome, scheduler, trigger_reads=scenario.rollback)
         ACTORS.world = world  # type: ignore[assignment]  # the gated clients call its gate
         old_template = world.ecs.register_task_definition(
             **_spec(f"{FAMILY}-template", "placeholder", OLD)
@@ -252,7 +262,13 @@ def run_task_interleaving(schedule: str, scenario: TaskScenario) -> TaskOutcome:
                 result = TaskRolloutProvider().update(FAMILY, olds, news)
             outcome.up_action = result.outs["action"]
 
-        scheduler.run({"R": actor(outcome, "R", release), "U": actor(outcome, "U", pulumi_up)})
+        def pipeline() -> None:
+            move_followers(ACTORS.of("S")[0], [FollowerTask(FAMILY, CONTAINER)], SHIPPED)
+
+        actors = {"R": actor(outcome, "R", release), "U": actor(outcome, "U", pulumi_up)}
+        if scenario.ship:
+            actors["S"] = actor(outcome, "S", pipeline)
+        scheduler.run(actors)
         task = StateStore(_plain("s3"), BUCKET, rid, clock).load().tasks[TASK]  # type: ignore[union-attr]
         outcome.task_rollback, outcome.rollback_note = task.rollback, task.rollback_note
         final = world.newest()
@@ -273,15 +289,17 @@ def task_problems(outcome: TaskOutcome, scenario: TaskScenario) -> list[str]:
         # (R registers PINNED only over its own overtaken revision: what is current again.)
         if who == "R" and image not in (RELEASED, BEFORE, *([PINNED] if scenario.pinned else [])):
             found.append(f"the release registered {image[-8:]}")
+        if who == "S" and image != SHIPPED:
+            found.append(f"the ship registered {image[-8:]}")
         if not scenario.rollback and (image, fields) == (BEFORE, OLD):
             found.append("a revision with neither the release's image nor Pulumi's fields")
     if outcome.errors:
         return found
     if outcome.final_fields != NEW:
         found.append(f"pulumi up reported {outcome.up_action} but runs {outcome.final_fields}")
-    # The image each deployer last registered (the one it reported); the later one wins.
-    last = {who: image for who, image, _ in outcome.registered}
-    later = next(w for w, *_ in reversed(outcome.registered)) if outcome.registered else None
+    # Of the image deployers (the release, the ship, a pinning `up`), the last to register wins.
+    movers = {"R", "S", *(["U"] if scenario.pinned else [])}
+    moved = [image for who, image, _ in outcome.registered if who in movers]
     if scenario.rollback:
         allowed = ("rolled_back", "superseded") if scenario.pinned else ("rolled_back",)
         if outcome.release_status != "rolled_back" or outcome.task_rollback not in allowed:
@@ -295,7 +313,7 @@ def task_problems(outcome: TaskOutcome, scenario: TaskScenario) -> list[str]:
         wanted = PINNED if scenario.pinned else BEFORE
         if outcome.final_image != wanted:
             found.append(f"rolled back, but the task runs {outcome.final_image[-8:]}")
-    elif outcome.final_image != (last[later] if scenario.pinned and later else RELEASED):
+    elif outcome.final_image != (moved[-1] if moved else RELEASED):
         found.append(f"the release and the up succeeded but it runs {outcome.final_image[-8:]}")
     return found
 
@@ -306,11 +324,12 @@ class Exploration:
     failures: dict[str, list[str]] = field(default_factory=dict)
 
 
-def explore(scenario: TaskScenario, first: bool = False) -> Exploration:
-    """Run every order of the actors' steps once (depth-first: each run's order branches at
-    each step where another live actor could have gone instead); the failing orders."""
+def explore(scenario: TaskScenario, first: bool = False, start: str = "") -> Exploration:
+    """Run every order of the actors' steps that begins with `start` once (depth-first: each
+    run's order branches at each later step where another live actor could have gone
+    instead); the failing orders."""
     done = Exploration()
-    pending = [""]
+    pending = [start]
     while pending:
         prefix = pending.pop()
         outcome = run_task_interleaving(prefix, scenario)
@@ -331,26 +350,35 @@ RELEASE_VS_UP = TaskScenario(rollback=False)
 RELEASE_AND_ROLLBACK_VS_UP = TaskScenario(rollback=True)
 ROLLBACK_VS_UP = TaskScenario(rollback=True, released_first=True)
 RELEASE_VS_PIN = TaskScenario(rollback=False, pinned=True)
+# Three deployers at once: a release, a ship of the followed service and an `up`.
+RELEASE_VS_SHIP_VS_UP = TaskScenario(rollback=False, ship=True)
 ROLLBACK_VS_PIN = TaskScenario(rollback=True, released_first=True, pinned=True)
 
 
-def test_alone_each_deployer_reads_the_newest_once_and_registers_once():
-    """R's task update reads what the schedule runs and the newest revision, then registers;
-    U reads the newest and registers; run one after the other, nobody merges twice."""
-    outcome = run_task_interleaving("R" * 3 + "U" * 2, RELEASE_VS_UP)
-    assert "".join(outcome.taken) == "RRRUU"
-    assert [who for who, *_ in outcome.registered] == ["R", "U"]
-    assert (outcome.final_image, outcome.final_fields) == (RELEASED, NEW)
-    assert task_problems(outcome, RELEASE_VS_UP) == []
+@pytest.mark.parametrize(
+    ("scenario", "steps"),
+    [(RELEASE_VS_UP, "RRUU"), (RELEASE_AND_ROLLBACK_VS_UP, "RRRRRRUU")],
+    ids=["release", "release-then-rollback"],
+)
+def test_alone_each_deployer_reads_the_newest_once_and_registers_once(scenario, steps):
+    """R's task update reads the newest revision and registers (with a rollback to follow, it
+    reads what the trigger runs first, and so does the rollback); U reads and registers. One
+    after the other, nobody merges twice."""
+    outcome = run_task_interleaving(steps, scenario)
+    assert "".join(outcome.taken) == steps
+    assert [who for who, *_ in outcome.registered] == ["R"] * (1 + scenario.rollback) + ["U"]
+    assert outcome.final_fields == NEW
+    assert outcome.final_image == (BEFORE if scenario.rollback else RELEASED)
+    assert task_problems(outcome, scenario) == []
 
 
 def test_the_exploration_runs_every_order_of_the_steps_exactly_once():
-    """Without a race the actors take 3 and 2 steps: each of those C(5, 2) orders begins some
-    explored order; the merges after an overtaken registration add the longer ones."""
+    """Without a race the actors take 2 steps each: each of those orders begins some explored
+    order; the merges after an overtaken registration add the longer ones."""
     orders = explore(RELEASE_VS_UP).orders
     assert len(orders) == len(set(orders))
-    assert {"".join(p) for p in itertools.permutations("RRRUU")} <= {o[:5] for o in orders}
-    assert any(len(order) > 5 for order in orders)
+    assert {"".join(p) for p in itertools.permutations("RRUU")} <= {o[:4] for o in orders}
+    assert any(len(order) > 4 for order in orders)
 
 
 @pytest.mark.parametrize(
@@ -360,3 +388,49 @@ def test_the_exploration_runs_every_order_of_the_steps_exactly_once():
 )
 def test_a_task_update_during_an_up_keeps_both_changes_in_every_order(scenario):
     assert explore(scenario).failures == {}
+
+
+# The three deployers' exploration (about 500 orders) in parts, one per order of the first
+# two steps, so that pytest-xdist spreads it (each actor takes at least two steps).
+THREE_PARTS = ["".join(p) for p in itertools.product("RUS", repeat=2)]
+
+
+@pytest.mark.parametrize("start", THREE_PARTS)
+def test_a_release_a_ship_and_an_up_at_once_keep_all_three_changes_in_every_order(start):
+    """The README's old limit (two deployers at once, not three): with the pipeline moving the
+    task to its new image too, the last image deployer's image and Pulumi's fields run."""
+    assert explore(RELEASE_VS_SHIP_VS_UP, start=start).failures == {}
+
+
+def _trust_every_registration(protocol: Any) -> tuple[Any, str, Any]:
+    """No merge again: a registration counts as current even when another came in between."""
+    return protocol._Revisions, "overtaken", lambda self, number, read: False
+
+
+def _ignore_expected_images(protocol: Any) -> tuple[Any, str, Any]:
+    """A rollback that no longer checks that the release's image is what runs."""
+    real = protocol._nothing_to_add
+    return (
+        protocol,
+        "_nothing_to_add",
+        lambda change, base: real(replace(change, expect_images={}), base),
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutant", "scenario", "symptom"),
+    [
+        (_trust_every_registration, RELEASE_VS_UP, "succeeded but it runs"),
+        (_ignore_expected_images, ROLLBACK_VS_PIN, "rolled back, but the task runs"),
+    ],
+    ids=["no-merge-again", "rollback-over-a-newer-image"],
+)
+def test_the_exploration_catches_a_broken_protocol(monkeypatch, mutant, scenario, symptom):
+    """The harness can fail: each mutant of runtime/task_rollout.py loses a change that
+    reported success in some order (a lost update; a rollback over a pinned image)."""
+    import ecs_delivery.runtime.task_rollout as protocol
+
+    monkeypatch.setattr(*mutant(protocol))
+    failures = explore(scenario, first=True).failures
+    assert failures, "the mutant survived every order"
+    assert any(symptom in problem for found in failures.values() for problem in found), failures

@@ -137,6 +137,13 @@ class _Revisions:
         return self.get(number)
 
 
+def newest_current(
+    ecs: Any, family: str, sleep: Callable[[float], Any] = runtime_clock.sleep
+) -> Any:
+    """The revision every deployer of `family` builds on now (None when it has none)."""
+    return _Revisions(ecs, family, sleep).newest_current(newest(ecs, family, sleep))
+
+
 def _merge(
     change: TaskChange, base: Mapping[str, Any] | None, read: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
