@@ -12,7 +12,8 @@ revision is *current* when no current revision came between that read and it; on
 overtaken is newest only until its deployer merges again. Every deployer builds on the newest
 current revision and judges what runs by it (a rollback too), never on another's overtaken
 one: the current revisions form one chain, each carrying the changes of those before it (the
-exploration in tests/runtime/test_interleavings_tasks.py runs every order of two deployers).
+exploration in tests/runtime/test_interleavings_tasks.py runs every order of two and of three
+deployers).
 """
 
 from __future__ import annotations
