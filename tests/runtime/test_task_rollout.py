@@ -10,10 +10,12 @@ from moto import mock_aws
 
 from ecs_delivery.runtime.rollout import RolloutRaceError
 from ecs_delivery.runtime.task_rollout import (
+    READ_TAG,
     TaskChange,
     TaskStateError,
     deploy_task,
     newest,
+    newest_current,
     revision_number,
 )
 from ecs_delivery.runtime.taskdef import describe
@@ -175,3 +177,80 @@ def test_the_initial_images_go_only_into_a_familys_first_revision(ecs):
     ecs.register_task_definition(**_definition(FAMILY, "repo/web:v2"))  # a ship
     assert deploy_task(ecs, change).action == "none-same-content"
     assert _image(_newest(ecs)) == "repo/web:v2"
+
+
+def test_a_rollback_that_reads_another_deployers_overtaken_registration_still_takes_its_image_back(
+    ecs,
+):
+    """Issue 21, item 7 (found by tests/runtime/test_interleavings_tasks.py): `pulumi up` and a
+    release both read revision 1; the release registers 2 with its image, the `up` registers 3
+    (overtaken: built on 1, so it still runs the old image) and, before the `up` merges again,
+    `release rollback` reads the newest. Revision 3's old image is no newer deployment: the
+    rollback must take the release's image back, and the `up`'s repair must keep it back."""
+    ecs.register_task_definition(**_definition(FAMILY, "repo/web:v1"))
+    template = _template(ecs, memory="1024")
+    calls = []
+
+    def register(registration):
+        if not calls:  # the release lands between the `up`'s read and its registration
+            deploy_task(ecs, TaskChange(family=FAMILY, images={"report": "repo/web:v2"}))
+        elif len(calls) == 1:  # the rollback, between the `up`'s two registrations
+            rolled_back.append(
+                deploy_task(
+                    ecs,
+                    TaskChange(
+                        family=FAMILY,
+                        images={"report": "repo/web:v1"},
+                        expect_images={"report": "repo/web:v2"},
+                    ),
+                )
+            )
+        calls.append(registration)
+        return ecs.register_task_definition(**registration)["taskDefinition"]["taskDefinitionArn"]
+
+    rolled_back: list = []
+    result = deploy_task(ecs, TaskChange(family=FAMILY, template=template), register=register)
+    latest = _newest(ecs)
+    assert rolled_back[0].action == "registered"
+    assert result.action == "registered"
+    assert (latest["memory"], _image(latest)) == ("1024", "repo/web:v1")
+
+
+def test_a_rollback_overtaken_by_a_newer_ship_leaves_the_ship_running_not_its_own_revision(ecs):
+    """Issue 21, item 7 (the exploration's rollback-vs-pin orders): a ship lands between the
+    rollback's read and its registration, so the rollback's revision (the old image) is
+    overtaken and newest. The rollback then finds the newer image and stops; the schedule runs
+    the newest revision, so that must be the ship's image again, not the rollback's stale one."""
+    ecs.register_task_definition(**_definition(FAMILY, "repo/web:v2"))  # the release's
+    calls = []
+
+    def register(registration):
+        if not calls:
+            deploy_task(ecs, TaskChange(family=FAMILY, images={"report": "repo/web:v3"}))
+        calls.append(registration)
+        return ecs.register_task_definition(**registration)["taskDefinition"]["taskDefinitionArn"]
+
+    rollback = TaskChange(
+        family=FAMILY, images={"report": "repo/web:v1"}, expect_images={"report": "repo/web:v2"}
+    )
+    result = deploy_task(ecs, rollback, register=register)
+    assert result.action == "superseded" and result.images == {"report": "repo/web:v3"}
+    assert _image(_newest(ecs)) == "repo/web:v3"
+    assert result.task_definition_arn == _newest(ecs)["taskDefinitionArn"]
+
+
+def test_a_revision_is_current_unless_a_current_one_came_between_its_read_and_it(ecs):
+    """The tag every registration carries: its deployer's read. An overtaken revision is nobody's
+    base; one whose in-between revisions were all overtaken is current."""
+    ecs.register_task_definition(**_definition(FAMILY, "repo/web:v1"))  # 1, untagged: current
+
+    def tagged(image, read):
+        return ecs.register_task_definition(
+            **_definition(FAMILY, image), tags=[{"key": READ_TAG, "value": str(read)}]
+        )
+
+    tagged("repo/web:v2", 1)  # 2: read 1, current
+    tagged("repo/web:v3", 1)  # 3: read 1, but 2 came in between: overtaken
+    assert _image(newest_current(ecs, FAMILY)["taskDefinition"]) == "repo/web:v2"
+    tagged("repo/web:v4", 2)  # 4: read 2, only the overtaken 3 in between: current
+    assert _image(newest_current(ecs, FAMILY)["taskDefinition"]) == "repo/web:v4"

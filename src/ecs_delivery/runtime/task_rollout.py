@@ -6,18 +6,20 @@ runs is therefore decided by the newest revision alone, and every deployer (the 
 rollout with Pulumi's fields, a pipeline ship or a release with an image, a rollback) changes
 it the same way: read the newest revision, overlay only its own fields, register.
 
-ECS numbers a family's revisions one after another, atomically. A registration numbered right
-after the revision it was built on had nobody in between; otherwise another deployer
-registered meanwhile, and its revision lacks ours or ours lacks its: merge again onto the
-newest revision that is not our stale one and register again. Each deployer repairing its
-own stale registration this way keeps both deployers' fields (the exploration in
-tests/runtime/test_interleavings_tasks.py runs every order of two deployers' calls).
+ECS numbers a family's revisions one after another, atomically, but has no compare-and-set.
+So each registration is tagged with the newest revision its deployer read (READ_TAG), and a
+revision is *current* when no current revision came between that read and it; one that was
+overtaken is newest only until its deployer merges again. Every deployer builds on the newest
+current revision and judges what runs by it (a rollback too), never on another's overtaken
+one: the current revisions form one chain, each carrying the changes of those before it (the
+exploration in tests/runtime/test_interleavings_tasks.py runs every order of two and of three
+deployers).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
@@ -34,6 +36,8 @@ from ecs_delivery.runtime.taskdef import (
 from ecs_delivery.runtime.taskdef import register as register_revision
 
 TaskAction = Literal["registered", "none-same-content", "superseded"]
+# On each registration: the number of the newest revision its deployer read before it.
+READ_TAG = "ecs-delivery:read-revision"
 
 
 class TaskStateError(RuntimeError):
@@ -90,8 +94,62 @@ def newest(ecs: Any, family: str, sleep: Callable[[float], Any] = runtime_clock.
         raise
 
 
-def _merge(change: TaskChange, base: Mapping[str, Any] | None) -> dict[str, Any]:
-    """RegisterTaskDefinition kwargs: `change` overlaid onto `base` (a described revision)."""
+def _read_of(described: Mapping[str, Any]) -> int | None:
+    value = next((t["value"] for t in described.get("tags") or [] if t["key"] == READ_TAG), None)
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+class _Revisions:
+    """A family's revisions as one deploy_task() sees them; a registered revision never
+    changes, so each is described once and judged once."""
+
+    def __init__(self, ecs: Any, family: str, sleep: Callable[[float], Any]) -> None:
+        self.ecs, self.family, self.sleep = ecs, family, sleep
+        self.described: dict[int, Any] = {}
+        self.verdicts: dict[int, bool] = {}
+
+    def get(self, number: int) -> Any:
+        if number not in self.described:
+            self.described[number] = describe(
+                self.ecs, f"{self.family}:{number}", include_tags=True, sleep=self.sleep
+            )
+        return self.described[number]
+
+    def overtaken(self, number: int, read: int) -> bool:
+        """True when a current revision was registered after `read` and before `number`."""
+        return any(self.current(n) for n in range(read + 1, number))
+
+    def current(self, number: int) -> bool:
+        """Built on the newest current revision (no current one came between its deployer's
+        read and it). Untagged ones (the first, one registered by hand or older code) are."""
+        if number not in self.verdicts:
+            read = _read_of(self.get(number))
+            self.verdicts[number] = read is None or not self.overtaken(number, read)
+        return self.verdicts[number]
+
+    def newest_current(self, latest: Any) -> Any:
+        """The newest current revision at or before `latest`: what every deployer builds on."""
+        if latest is None:
+            return None
+        number = revision_number(_arn(latest))
+        self.described.setdefault(number, latest)
+        while not self.current(number):
+            number -= 1
+        return self.get(number)
+
+
+def newest_current(
+    ecs: Any, family: str, sleep: Callable[[float], Any] = runtime_clock.sleep
+) -> Any:
+    """The revision every deployer of `family` builds on now (None when it has none)."""
+    return _Revisions(ecs, family, sleep).newest_current(newest(ecs, family, sleep))
+
+
+def _merge(
+    change: TaskChange, base: Mapping[str, Any] | None, read: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """RegisterTaskDefinition kwargs: `change` overlaid onto `base` (a described revision),
+    tagged with the newest revision `read` (when there is one)."""
     if change.template is not None:
         template = change.template["taskDefinition"]
         running = base["taskDefinition"] if base else template
@@ -102,12 +160,33 @@ def _merge(change: TaskChange, base: Mapping[str, Any] | None) -> dict[str, Any]
         assert base is not None
         wanted = register_request(base["taskDefinition"], change.images)
         tags = base.get("tags")
+    return _tagged(wanted, tags, read)
+
+
+def _tagged(wanted: dict[str, Any], tags: Any, read: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`wanted` with `tags`, READ_TAG naming `read` instead of the one copied from a base."""
+    tags = [t for t in tags or [] if t["key"] != READ_TAG]
+    if read is not None:
+        tags.append({"key": READ_TAG, "value": str(revision_number(_arn(read)))})
     return {**wanted, **({"tags": tags} if tags else {})}
 
 
 def carries(change: TaskChange, described: Mapping[str, Any]) -> bool:
     """True when overlaying `change` onto this revision would change nothing."""
     return same_content(_merge(change, described), described["taskDefinition"])
+
+
+def _nothing_to_add(change: TaskChange, base: Mapping[str, Any] | None) -> TaskResult | None:
+    """What deploy_task() reports when `change` has nothing to register onto `base`."""
+    if base is None:
+        return None
+    running = base["taskDefinition"]
+    if any(images_of(running).get(c) != i for c, i in change.expect_images.items()):
+        return TaskResult("superseded", _arn(base), images_of(running))
+    if carries(change, base):
+        # A newer, overtaken revision is its own deployer's to repair.
+        return TaskResult("none-same-content", _arn(base), images_of(running))
+    return None
 
 
 def deploy_task(
@@ -128,18 +207,11 @@ def deploy_task(
     it is what runs.
     """
     register = register or (lambda registration: register_revision(ecs, registration, sleep))
-    stale: set[int] = set()  # our own registrations that others' revisions overtook
+    revisions = _Revisions(ecs, change.family, sleep)
+    mine: set[int] = set()  # our registrations that were overtaken
     for _attempt in range(merge_attempts):
         latest = newest(ecs, change.family, sleep)
-        base = latest
-        while base is not None and revision_number(_arn(base)) in stale:
-            # Ours, built on too old a base: build on the one before it instead.
-            base = describe(
-                ecs,
-                f"{change.family}:{revision_number(_arn(base)) - 1}",
-                include_tags=True,
-                sleep=sleep,
-            )
+        base = revisions.newest_current(latest)
         if start is not None and _attempt == 0 and (latest is None or _arn(latest) != start):
             base = describe(ecs, start, include_tags=True, sleep=sleep)
         if base is None and change.template is None:
@@ -147,19 +219,25 @@ def deploy_task(
                 f"task family {change.family} has no revision to deploy an image onto; "
                 "run `pulumi up` first (it registers the task's first revision)"
             )
-        if base is not None:
-            running = base["taskDefinition"]
-            if any(images_of(running).get(c) != i for c, i in change.expect_images.items()):
-                return TaskResult("superseded", _arn(base), images_of(running))
-            if base is latest and carries(change, base):
-                return TaskResult("none-same-content", _arn(base), images_of(running))
-        wanted = _merge(change, base)
+        done = _nothing_to_add(change, base)
+        if done is not None and (latest is None or revision_number(_arn(latest)) not in mine):
+            return done
+        if done is None:
+            wanted = _merge(change, base, latest)
+        else:
+            # Our overtaken registration is what runs: register what is current over it.
+            assert base is not None
+            wanted = _tagged(register_request(base["taskDefinition"]), base.get("tags"), latest)
         arn = register(wanted)
         if arn is None:
             return TaskResult("superseded", _arn(latest) if latest else "", {})
-        if latest is None or revision_number(arn) == revision_number(_arn(latest)) + 1:
-            return TaskResult("registered", arn, images_of(wanted))
-        stale.add(revision_number(arn))  # someone registered between our read and ours
+        read = revision_number(_arn(latest)) if latest else None
+        if read is None or not revisions.overtaken(revision_number(arn), read):
+            return replace(
+                done or TaskResult("registered", arn, images_of(wanted)), task_definition_arn=arn
+            )
+        # A current revision came between our read and ours: merge again onto the newest.
+        mine.add(revision_number(arn))
     raise RolloutRaceError(
         f"scheduled task family {change.family}: other deployers registered revisions "
         f"{merge_attempts} times while this one merged onto the newest; the newest may lack "

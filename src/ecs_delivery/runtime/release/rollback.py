@@ -135,7 +135,10 @@ class RollbackSteps(EngineCore):
             )
             revision = result.task_definition_arn
             if result.action == "superseded":
-                image = self.definitions.image(now.task_definition, container)
+                # What deploy_task found newer, not the trigger's read before it.
+                image = result.images.get(container) or self.definitions.image(
+                    now.task_definition, container
+                )
                 kept.append(f"image {image}")
         elif now.task_definition == task.new_td:
             revision = task.previous_td
