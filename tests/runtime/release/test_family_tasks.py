@@ -91,3 +91,32 @@ def test_a_rollback_leaves_a_newer_ship_of_the_task_running_and_names_it(sim: Si
     assert _newest(sim)["taskDefinitionArn"] == newer  # nothing registered over the ship
     task = engine.store.load().tasks["job-01"]
     assert task.rollback == "superseded" and shipped in (task.rollback_note or "")
+
+
+def test_a_task_on_a_revision_named_trigger_does_not_copy_the_family_protocols_read_tag(
+    sim: SimulatedAws,
+) -> None:
+    """A revision built on the trigger's revision must not claim to be built on what that
+    revision's registrar read: later readers of the family would take it as overtaken."""
+    from ecs_delivery.runtime.task_rollout import READ_TAG
+
+    target = sim.task_trigger("job-00")["EcsParameters"]["TaskDefinitionArn"]
+    sim.raw_ecs.tag_resource(resourceArn=target, tags=[{"key": READ_TAG, "value": "1"}])
+    text = sim.manifest_yaml(
+        "r1",
+        "2.0.0",
+        services=["svc-000"],
+        tasks={"job-00": {"image": sim.image("job-00", "2.0.0")}},
+    )
+    manifest = load_manifest(text, sim.inventory)
+    store = StateStore(sim.clients.s3, sim.bucket, manifest.release_id, sim.clock)
+    engine = ReleaseEngine(aws_of(sim), store, config())
+    _, plan = prepare(aws_of(sim), store, manifest, sim.inventory)
+    assert plan is not None
+    engine.begin(plan)
+    assert engine.run().status == "succeeded"
+
+    new = sim.task_trigger("job-00")["EcsParameters"]["TaskDefinitionArn"]
+    assert new != target
+    tags = sim.raw_ecs.list_tags_for_resource(resourceArn=new)["tags"]
+    assert READ_TAG not in {t["key"] for t in tags}

@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ecs_delivery.runtime import task_rollout
 from ecs_delivery.runtime.aws import chunks, is_throttling
 from ecs_delivery.runtime.codedeploy import IN_PROGRESS_STATUSES, validation_hooks
 from ecs_delivery.runtime.release.engine_types import EngineConfig, Event, _Aborted
@@ -78,9 +79,10 @@ class EngineCore:
         Every other field is kept. `family`, when given, is where it registers.
         """
         response = self.definitions.describe(previous_td)
-        request = register_request(
-            response["taskDefinition"], {container: image}, tags=response.get("tags") or []
-        )
+        # Not the family protocol's read tag: this revision was built on `previous_td`, not
+        # on what that registration read (runtime/task_rollout.py).
+        tags = [t for t in response.get("tags") or [] if t.get("key") != task_rollout.READ_TAG]
+        request = register_request(response["taskDefinition"], {container: image}, tags=tags)
         if family is not None:
             request["family"] = family
         return self._paced_register(request)
