@@ -25,7 +25,6 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from moto import mock_aws
 
 import ecs_delivery.components.rollout as rollout_component
 from ecs_delivery.components.rollout import TaskRolloutProvider
@@ -44,7 +43,16 @@ from ecs_delivery.runtime.release.steps import (
 )
 from ecs_delivery.runtime.taskdef import images_of, same_content
 
-from .test_interleavings import ACCOUNT, ACTORS, IMAGES, REGION, Scheduler, actor
+from .test_interleavings import (
+    ACCOUNT,
+    ACTORS,
+    IMAGES,
+    REGION,
+    Scheduler,
+    actor,
+    fresh_moto,
+    many_runs,
+)
 from .test_interleavings_release import BUCKET, POLLS, _plain
 
 CLUSTER, TASK, FAMILY, CONTAINER = "c", "report", "c-report", "report"
@@ -205,7 +213,7 @@ class TaskScenario:
 
 def run_task_interleaving(schedule: str, scenario: TaskScenario) -> TaskOutcome:
     outcome = TaskOutcome()
-    with mock_aws():
+    with fresh_moto():
         scheduler = Recorder(schedule, outcome.taken)
         world = TaskWorld(outcome, scheduler, trigger_reads=scenario.rollback)
         ACTORS.world = world  # type: ignore[assignment]  # the gated clients call its gate
@@ -330,6 +338,12 @@ def explore(scenario: TaskScenario, first: bool = False, start: str = "") -> Exp
     instead); the failing orders."""
     done = Exploration()
     pending = [start]
+    with many_runs():
+        _explore(done, pending, scenario, first)
+    return done
+
+
+def _explore(done: Exploration, pending: list[str], scenario: TaskScenario, first: bool) -> None:
     while pending:
         prefix = pending.pop()
         outcome = run_task_interleaving(prefix, scenario)
@@ -343,7 +357,6 @@ def explore(scenario: TaskScenario, first: bool = False, start: str = "") -> Exp
             done.failures[taken] = found
             if first:
                 break
-    return done
 
 
 RELEASE_VS_UP = TaskScenario(rollback=False)
