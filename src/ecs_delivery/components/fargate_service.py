@@ -149,6 +149,8 @@ class FargateServiceArgs:
     family: str
     template_family: str
     container: Container
+    # Containers beside the traffic container in each task (log router, proxy, collector).
+    sidecars: list[Container] = field(default_factory=list)
     cpu: int = from_config(ServiceConfig, "cpu")
     memory: int = from_config(ServiceConfig, "memory")
     desired_count: int = from_config(ServiceConfig, "desired_count")
@@ -178,6 +180,8 @@ class FargateServiceArgs:
     # the images and the secrets); PassRole statements elsewhere name exactly these ARNs.
     task_role_arn: pulumi.Input[str] | None = None
     execution_role_arn: pulumi.Input[str] | None = None
+    # More task-role permissions, e.g. a sidecar's (EFS and ECS Exec ones are derived).
+    task_statements: list[dict] = field(default_factory=list)
     # ECS Exec (enableExecuteCommand config); sessions are logged to the cluster's log group.
     enable_execute_command: bool = from_config(ServiceConfig, "enable_execute_command")
     exec_log_group_arn: pulumi.Input[str] | None = None
@@ -415,11 +419,14 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
             what=args.service_name,
             agent=f"ECS agent role of {args.service_name}: pull image, write logs, read its secrets",
             tags=args.tags,
-            task_statements=exec_statements(
-                args.exec_log_group_arn, region=args.region, account_id=args.account_id
+            task_statements=(
+                exec_statements(
+                    args.exec_log_group_arn, region=args.region, account_id=args.account_id
+                )
+                if args.enable_execute_command
+                else []
             )
-            if args.enable_execute_command
-            else [],
+            + args.task_statements,
         )
         self.security_group = (
             self._create_security_group() if args.security_group_ids is None else None
