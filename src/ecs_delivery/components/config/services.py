@@ -439,7 +439,7 @@ DEPENDS_ON = (
 # The ready-made sidecars (logRouter, otelCollector): pinned public ECR images, upgraded here.
 LOG_ROUTER, OTEL_COLLECTOR = "log-router", "otel-collector"
 FIRELENS_IMAGE = "public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32.4"
-OTEL_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.1"
+OTEL_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
 
 
 def _writable_paths(value: list[str], info: ValidationInfo) -> list[str]:
