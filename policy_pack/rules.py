@@ -205,7 +205,8 @@ def container_secrets_by_arn(
 def containers_hardened(
     type_: str, props: Mapping[str, Any], ignore_changes: Sequence[str] = ()
 ) -> list[str]:
-    """Read-only root filesystem and a non-root user, unless the task opts out by tag."""
+    """Read-only root filesystem and a non-root user, unless the task opts out by tag; a
+    FireLens log router may run as root (FireLens requires it: aws/containers-roadmap#2122)."""
     if type_ != "aws:ecs/taskDefinition:TaskDefinition":
         return []
     if (props.get("tags") or {}).get(HARDENING_OPT_OUT_TAG):
@@ -216,7 +217,7 @@ def containers_hardened(
         if container.get("readonlyRootFilesystem") is not True:
             problems.append(f"container {name}: root filesystem is writable")
         user = str(container.get("user") or "")
-        if user.split(":")[0] in ("", "0", "root"):
+        if user.split(":")[0] in ("", "0", "root") and not container.get("firelensConfiguration"):
             problems.append(f"container {name}: runs as root (user {user or 'unset'})")
     if problems:
         problems = [

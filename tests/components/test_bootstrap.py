@@ -26,7 +26,8 @@ REPO = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/ecs-delivery-dev"
 
 
 def _definition(plan, name: str) -> dict:
-    (container,) = containers(plan, name)
+    """The service's own container: the first (dev gives web a FireLens router beside it)."""
+    container, *_sidecars = containers(plan, name)
     return container
 
 

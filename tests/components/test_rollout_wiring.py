@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ecs_delivery.components.config.services import FIRELENS_IMAGE
 from tests.conftest import make_plan
 
 ROLLOUT = "pulumi-python:dynamic/rollout:ServiceRollout"
@@ -28,7 +29,8 @@ def test_every_service_has_a_rollout_of_its_pulumi_task_definition_through_its_d
         "security_groups": ["web-tasks-id"],
         "assign_public_ip": False,
         "platform_version": "LATEST",
-        "pinned_images": {},
+        # web's FireLens router (Pulumi.dev.yaml): its image is pinned in code, so Pulumi owns it.
+        "pinned_images": {"log-router": FIRELENS_IMAGE},
         "validation_hook": "ecs-delivery-dev-validation-hook",
         "engine": "codedeploy",
         "timeout_minutes": 30,

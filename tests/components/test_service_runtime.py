@@ -91,7 +91,8 @@ def refusal(config: dict) -> str:
 
 
 def test_container_health_check_reaches_the_container_definition_with_every_value(runtime):
-    (web,) = containers(runtime, "web")
+    # dev gives web a FireLens router (Pulumi.dev.yaml): the traffic container comes first.
+    web, _router = containers(runtime, "web")
     assert web["healthCheck"] == {
         "command": ["CMD-SHELL", "wget -q -O /dev/null http://localhost:8080/health || exit 1"],
         "interval": 30,
@@ -116,7 +117,7 @@ def test_scheduled_task_takes_its_health_check_from_the_shared_container_config(
 
 def test_health_check_is_off_while_the_bootstrap_image_runs(dev_plan):
     # The committed dev plan starts web on busybox, which need not have the check's command.
-    (web,) = containers(dev_plan, "web")
+    web, _router = containers(dev_plan, "web")
     assert web["image"].startswith("public.ecr.aws/docker/library/busybox")
     assert "healthCheck" not in web
 
@@ -191,6 +192,13 @@ def test_ecs_exec_grants_the_ssm_channels_and_session_logs_to_that_services_task
                 f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/ecs/ecs-delivery-dev/exec:*"
             ],
         },
+        # web's FireLens router (Pulumi.dev.yaml) writes its logs as the task role.
+        {
+            "Sid": "FireLensLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/ecs/ecs-delivery-dev-web:*"],
+        },
     ]
     holders = [name for _, name, doc in documents(dev_plan) if "ssmmessages" in json.dumps(doc)]
     assert holders == ["web-task"]
@@ -224,7 +232,8 @@ def test_cluster_logs_exec_sessions_to_its_own_group_encrypted_with_the_stack_ke
 
 
 def test_exec_on_a_read_only_root_gives_the_ssm_agent_writable_volumes(runtime):
-    (web,) = containers(runtime, "web")
+    # dev gives web a FireLens router (Pulumi.dev.yaml): the traffic container comes first.
+    web, _router = containers(runtime, "web")
     assert web["readonlyRootFilesystem"] is True
     assert web["mountPoints"] == [
         {"sourceVolume": name, "containerPath": path, "readOnly": False}

@@ -428,3 +428,25 @@ def test_a_stack_that_relaxes_hardening_in_config_is_tagged_and_passes():
         r for r in make_plan("dev").resources if r.type == task_definition and r.name == "web"
     ]
     assert rules.HARDENING_OPT_OUT_TAG not in default.inputs["tags"]
+
+
+def test_only_a_firelens_router_may_run_as_root_in_an_untagged_task(dev_plan):
+    # dev's web runs a FireLens router as root (FireLens requires it) and is not tagged.
+    web = dev_plan.named("aws:ecs/taskDefinition:TaskDefinition", "web")
+    router = [c for c in _containers(dev_plan, "web") if c["name"] == "log-router"]
+    assert [(c["user"], "firelensConfiguration" in c) for c in router] == [("0", True)]
+    assert rules.HARDENING_OPT_OUT_TAG not in web.inputs["tags"]
+    assert resource_violations(web) == []
+    # The same container without firelensConfiguration is any root container.
+    plain_root = [
+        {k: v for k, v in c.items() if k != "firelensConfiguration"}
+        for c in _containers(dev_plan, "web")
+    ]
+    changed = _changed(web, inputs={"containerDefinitions": json.dumps(plain_root)})
+    assert resource_violations(changed) == [
+        (
+            "containers-hardened",
+            "container log-router: runs as root (user 0); fix it or tag the task definition "
+            f"{rules.HARDENING_OPT_OUT_TAG}=<reason>",
+        )
+    ]

@@ -21,6 +21,7 @@ from ecs_delivery.components import (
     platform,
     release,
     rollout,
+    sidecars,
 )
 from ecs_delivery.components.config import ConfigError, StackConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
@@ -236,7 +237,11 @@ def _rollouts(
                     c.model_dump() for c in settings.services[name].capacity_providers
                 ]
                 or None,
-                pinned_images={name: resolution.pinned} if resolution.pinned else {},
+                # The sidecars' images are pinned in the config: each rollout deploys them.
+                pinned_images={
+                    **sidecars.pinned_images(settings.services[name]),
+                    **({name: resolution.pinned} if resolution.pinned else {}),
+                },
                 promotion=(
                     {"release": promoted_release.commit, "images": {name: resolution.promoted}}
                     if promoted_release and resolution.promoted

@@ -3,14 +3,13 @@ logs, security group, scaling."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import iam, naming
+from ecs_delivery.components import ecs_exec, iam
 from ecs_delivery.components.args import checked, from_config
 from ecs_delivery.components.config import AutoscalingConfig, KmsConfig, ServiceConfig, StackConfig
 from ecs_delivery.components.config.delivery import EcsStrategy, ManualApprovalConfig
@@ -48,17 +47,6 @@ ELB_DESCRIBE_ACTIONS = [
 ]
 PLATFORM_VERSION = "LATEST"
 NFS_PORT = 2049
-# Where the SSM agent of ECS Exec writes: writable volumes on a read-only root filesystem
-# (AWS supports Exec only on a writable root; these volumes are the workaround of
-# aws/containers-roadmap#1359, README: Known limits).
-EXEC_AGENT_PATHS = ["/managed-agents", "/var/lib/amazon/ssm", "/var/log/amazon/ssm"]
-# The SSM data channel of ECS Exec: these actions have no resource-level permissions.
-SSM_CHANNEL_ACTIONS = [
-    "ssmmessages:CreateControlChannel",
-    "ssmmessages:CreateDataChannel",
-    "ssmmessages:OpenControlChannel",
-    "ssmmessages:OpenDataChannel",
-]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,6 +137,8 @@ class FargateServiceArgs:
     family: str
     template_family: str
     container: Container
+    # Containers beside the traffic container in each task (log router, proxy, collector).
+    sidecars: list[Container] = field(default_factory=list)
     cpu: int = from_config(ServiceConfig, "cpu")
     memory: int = from_config(ServiceConfig, "memory")
     desired_count: int = from_config(ServiceConfig, "desired_count")
@@ -178,6 +168,8 @@ class FargateServiceArgs:
     # the images and the secrets); PassRole statements elsewhere name exactly these ARNs.
     task_role_arn: pulumi.Input[str] | None = None
     execution_role_arn: pulumi.Input[str] | None = None
+    # More task-role permissions, e.g. a sidecar's (EFS and ECS Exec ones are derived).
+    task_statements: list[dict] = field(default_factory=list)
     # ECS Exec (enableExecuteCommand config); sessions are logged to the cluster's log group.
     enable_execute_command: bool = from_config(ServiceConfig, "enable_execute_command")
     exec_log_group_arn: pulumi.Input[str] | None = None
@@ -196,29 +188,6 @@ class FargateServiceArgs:
     @property
     def deployment_controller(self) -> str:
         return "CODE_DEPLOY" if self.blue_green is None else "ECS"
-
-
-def exec_statements(
-    log_group_arn: pulumi.Input[str] | None, *, region: str, account_id: str
-) -> list[dict]:
-    """What the SSM agent of ECS Exec does as the task role: open the session channels and
-    write session logs to the cluster's exec log group only."""
-    statements = [iam.allow("ExecChannels", SSM_CHANNEL_ACTIONS, "*")]
-    if log_group_arn is not None:
-        statements += [
-            # The agent checks the group's encryption before it logs.
-            iam.allow(
-                "ExecLogGroups",
-                ["logs:DescribeLogGroups"],
-                naming.arn("logs", "log-group:*", region=region, account=account_id),
-            ),
-            iam.allow(
-                "ExecLogs",
-                ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                [pulumi.Output.concat(log_group_arn, ":*")],
-            ),
-        ]
-    return statements
 
 
 def missing_network_inputs(
@@ -403,7 +372,7 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
                 "a CODE_DEPLOY service cannot use Service Connect) and container.port_name"
             )
         super().__init__(f"{TYPE_PREFIX}:service:FargateService", name, None, opts)
-        args = _with_exec_paths(args)
+        args = ecs_exec.with_agent_paths(args)
         self._name = name
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
@@ -415,11 +384,14 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
             what=args.service_name,
             agent=f"ECS agent role of {args.service_name}: pull image, write logs, read its secrets",
             tags=args.tags,
-            task_statements=exec_statements(
-                args.exec_log_group_arn, region=args.region, account_id=args.account_id
+            task_statements=(
+                ecs_exec.task_statements(
+                    args.exec_log_group_arn, region=args.region, account_id=args.account_id
+                )
+                if args.enable_execute_command
+                else []
             )
-            if args.enable_execute_command
-            else [],
+            + args.task_statements,
         )
         self.security_group = (
             self._create_security_group() if args.security_group_ids is None else None
@@ -811,15 +783,3 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
         return aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgs(
             metrics=[*groups, total]
         )
-
-
-def _with_exec_paths(args: FargateServiceArgs) -> FargateServiceArgs:
-    """With ECS Exec on a read-only root, the SSM agent's paths become writable volumes."""
-    container = args.container
-    if not (args.enable_execute_command and container.readonly_root_filesystem):
-        return args
-    paths = [
-        *container.writable_paths,
-        *(p for p in EXEC_AGENT_PATHS if p not in container.writable_paths),
-    ]
-    return dataclasses.replace(args, container=dataclasses.replace(container, writable_paths=paths))

@@ -10,7 +10,15 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import access_logs, bootstrap, iam, kms, naming, service_connect
+from ecs_delivery.components import (
+    access_logs,
+    bootstrap,
+    iam,
+    kms,
+    naming,
+    service_connect,
+    sidecars,
+)
 from ecs_delivery.components import edge as edge_front
 from ecs_delivery.components.access_logs import AccessLogs
 from ecs_delivery.components.artifacts import artifact_bucket_name
@@ -165,15 +173,16 @@ def pull_repositories(image: str, *repository_arns: str | None) -> list[str]:
 
 
 def _pull_arns(
-    env: Environment, image: str, owner: str, upstream_arns: dict[str, str] | None
+    env: Environment, images: list[str], owner: str, upstream_arns: dict[str, str] | None
 ) -> list[str]:
     """Where a task's images come from: this stack's repository of `owner`, the upstream's
-    (promotion moves its digests), and the declared image's. Never what runs now: a pipeline
-    ship must not change the execution role."""
+    (promotion moves its digests), and the declared images' (a sidecar's too). Never what
+    runs now: a pipeline ship must not change the execution role."""
     own = naming.ecr_repository_arn(
         env.region, env.account_id, naming.ecr_repository(env.project, env.stack, owner)
     )
-    return pull_repositories(image, own, (upstream_arns or {}).get(owner))
+    upstream = (upstream_arns or {}).get(owner)
+    return sorted({arn for image in images for arn in pull_repositories(image, own, upstream)})
 
 
 def _service_bootstrap(name: str, svc: ServiceConfig, image: str) -> bootstrap.BootstrapContainer:
@@ -333,6 +342,7 @@ def build(
     for name, svc in sorted(cfg.services.items()):
         pair = load_balancer.target_groups[name]
         start = _service_bootstrap(name, svc, images[name]) if name in bootstrapping else None
+        beside = sidecars.containers(svc, main=name, bootstrapping=start is not None)
         platform.services[name] = FargateService(
             name,
             FargateServiceArgs(
@@ -360,6 +370,11 @@ def build(
                     # update turns Service Connect on, so a running service can in one update.
                     port_name=name if on_ecs else None,
                     app_protocol="http" if on_ecs else None,
+                    **sidecars.main_container_settings(svc),
+                ),
+                sidecars=beside,
+                task_statements=sidecars.task_statements(
+                    svc, region=env.region, account_id=env.account_id
                 ),
                 cpu=svc.cpu,
                 memory=svc.memory,
@@ -380,7 +395,9 @@ def build(
                 exec_log_group_arn=cluster.exec_log_group_arn,
                 load_balancer_arn_suffix=load_balancer.arn_suffix,
                 target_group_arn_suffixes=[pair.blue.arn_suffix, pair.green.arn_suffix],
-                image_repository_arns=_pull_arns(env, images[name], name, upstream_repository_arns),
+                image_repository_arns=_pull_arns(
+                    env, [images[name], *(c.image for c in beside)], name, upstream_repository_arns
+                ),
                 capacity_providers=[
                     CapacityProvider(**c.model_dump()) for c in svc.capacity_providers
                 ],
@@ -439,7 +456,7 @@ def build(
                 log_retention_days=cfg.log_retention_days,
                 kms_key_arn=key_arn,
                 image_repository_arns=_pull_arns(
-                    env, image, task.follows_service or name, upstream_repository_arns
+                    env, [image], task.follows_service or name, upstream_repository_arns
                 ),
                 security_group_ids=existing.security_group_ids.get(name),
                 task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,

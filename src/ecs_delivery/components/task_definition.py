@@ -79,36 +79,92 @@ class Container:
     # The port mapping's name and protocol, which Service Connect refers to (None: unnamed).
     port_name: str | None = None
     app_protocol: str | None = None
+    # A sidecar's (the traffic container is always essential and takes the task's limits).
+    essential: bool = True
+    depends_on: dict[str, str] = field(default_factory=dict)
+    ports: list[int] = field(default_factory=list)
+    cpu: int | None = None
+    memory: int | None = None
+    memory_reservation: int | None = None
+    # "awsfirelens": the logs go through the task's FireLens router (`firelens` True) to
+    # the task's log group; the router itself logs there through awslogs.
+    log_driver: str = "awslogs"
+    firelens: bool = False
 
 
 def container_definitions(
-    container: Container, image: str, *, log_group: str, region: str, stream_prefix: str
+    containers: list[Container],
+    images: list[str],
+    *,
+    log_group: str,
+    region: str,
+    stream_prefix: str,
 ) -> str:
-    """The containerDefinitions JSON of the task definition (secrets by ARN, never in plain env)."""
+    """The containerDefinitions JSON of the task definition: the traffic container first,
+    then its sidecars (secrets by ARN, never in plain env)."""
+    definitions = [
+        _definition(
+            container,
+            image,
+            log_group=log_group,
+            region=region,
+            stream_prefix=stream_prefix,
+            volume_prefix="" if index == 0 else f"{container.name}-",
+        )
+        for index, (container, image) in enumerate(zip(containers, images, strict=True))
+    ]
+    return json.dumps(definitions, sort_keys=True)
+
+
+def _log_configuration(container: Container, log_group: str, region: str, prefix: str) -> dict:
+    if container.log_driver == "awsfirelens":
+        # Fluent Bit's cloudwatch_logs output, into the same group and stream naming.
+        options = {
+            "Name": "cloudwatch_logs",
+            "region": region,
+            "log_group_name": log_group,
+            "log_stream_prefix": f"{prefix}/",
+            "auto_create_group": "false",
+        }
+        return {"logDriver": "awsfirelens", "options": options}
+    options = {
+        "awslogs-group": log_group,
+        "awslogs-region": region,
+        "awslogs-stream-prefix": prefix,
+    }
+    return {"logDriver": "awslogs", "options": options}
+
+
+def _definition(
+    container: Container,
+    image: str,
+    *,
+    log_group: str,
+    region: str,
+    stream_prefix: str,
+    volume_prefix: str,
+) -> dict:
     definition: dict = {
         "name": container.name,
         "image": image,
-        "essential": True,
+        "essential": container.essential,
         "environment": [{"name": k, "value": v} for k, v in sorted(container.environment.items())],
         "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(container.secrets.items())],
         "readonlyRootFilesystem": container.readonly_root_filesystem,
-        "logConfiguration": {
-            "logDriver": "awslogs",
-            "options": {
-                "awslogs-group": log_group,
-                "awslogs-region": region,
-                "awslogs-stream-prefix": stream_prefix,
-            },
-        },
+        "logConfiguration": _log_configuration(container, log_group, region, stream_prefix),
         "linuxParameters": {"initProcessEnabled": True},
     }
+    mappings = []
     if container.port:  # scheduled tasks listen on nothing
         mapping = {"containerPort": container.port, "hostPort": container.port, "protocol": "tcp"}
         if container.port_name:
             mapping["name"] = container.port_name
         if container.app_protocol:
             mapping["appProtocol"] = container.app_protocol
-        definition["portMappings"] = [mapping]
+        mappings.append(mapping)
+    mappings += [{"containerPort": p, "hostPort": p, "protocol": "tcp"} for p in container.ports]
+    if mappings:
+        definition["portMappings"] = mappings
     if container.user:
         definition["user"] = container.user
     if container.command:
@@ -125,16 +181,40 @@ def container_definitions(
             "retries": check.retries,
             "startPeriod": check.start_period_seconds,
         }
+    if container.depends_on:
+        definition["dependsOn"] = [
+            {"containerName": name, "condition": condition}
+            for name, condition in sorted(container.depends_on.items())
+        ]
+    for key, value in (
+        ("cpu", container.cpu),
+        ("memory", container.memory),
+        ("memoryReservation", container.memory_reservation),
+    ):
+        if value is not None:
+            definition[key] = value
+    if container.firelens:
+        definition["firelensConfiguration"] = {
+            "type": "fluentbit",
+            "options": {"enable-ecs-log-metadata": "true"},
+        }
     mounts = [
-        {"sourceVolume": _volume_name(path), "containerPath": path, "readOnly": False}
-        for path in (container.writable_paths if container.readonly_root_filesystem else [])
+        {"sourceVolume": volume, "containerPath": path, "readOnly": False}
+        for volume, path in _scratch(container, volume_prefix)
     ] + [
         {"sourceVolume": v.volume_name, "containerPath": v.container_path, "readOnly": v.read_only}
         for v in container.efs_volumes
     ]
     if mounts:
         definition["mountPoints"] = mounts
-    return json.dumps([definition], sort_keys=True)
+    return definition
+
+
+def _scratch(container: Container, volume_prefix: str) -> list[tuple[str, str]]:
+    """(volume, path) of the container's own writable paths on a read-only root; a
+    sidecar's volumes carry its name, so no two containers share scratch space."""
+    paths = container.writable_paths if container.readonly_root_filesystem else []
+    return [(volume_prefix + _volume_name(path), path) for path in paths]
 
 
 def efs_statements(volumes: list[EfsVolume], *, region: str, account_id: str) -> list[dict]:
@@ -173,14 +253,17 @@ def efs_statements(volumes: list[EfsVolume], *, region: str, account_id: str) ->
 HARDENING_OPT_OUT_TAG = "ecs-delivery:hardening-opt-out"
 
 
-def hardening_tags(container: Container) -> dict[str, str]:
+def hardening_tags(*containers: Container) -> dict[str, str]:
     """The opt-out tag when the stack config asks for a writable root or a root user, so
-    the policy pack sees a decision, not an accident."""
+    the policy pack sees a decision, not an accident (a sidecar's named `<sidecar>.<field>`)."""
     relaxed = []
-    if not container.readonly_root_filesystem:
-        relaxed.append("readonlyRootFilesystem")
-    if (container.user or "").split(":")[0] in ("", "0", "root"):
-        relaxed.append("user")
+    for index, container in enumerate(containers):
+        prefix = "" if index == 0 else f"{container.name}."
+        if not container.readonly_root_filesystem:
+            relaxed.append(prefix + "readonlyRootFilesystem")
+        # FireLens requires its router to run as root; the policy pack knows (rules.py).
+        if (container.user or "").split(":")[0] in ("", "0", "root") and not container.firelens:
+            relaxed.append(prefix + "user")
     return {HARDENING_OPT_OUT_TAG: "stack-config " + " ".join(relaxed)} if relaxed else {}
 
 
@@ -242,11 +325,15 @@ def create_execution_role(
     return role
 
 
-def task_volumes(container: Container) -> list[aws.ecs.TaskDefinitionVolumeArgs]:
+def task_volumes(containers: list[Container]) -> list[aws.ecs.TaskDefinitionVolumeArgs]:
     """Writable scratch volumes for the paths a read-only container still needs to write,
-    and the container's EFS volumes."""
-    scratch = container.writable_paths if container.readonly_root_filesystem else []
-    return [aws.ecs.TaskDefinitionVolumeArgs(name=_volume_name(p)) for p in scratch] + [
+    and the traffic container's EFS volumes."""
+    scratch = [
+        volume
+        for index, container in enumerate(containers)
+        for volume, _ in _scratch(container, "" if index == 0 else f"{container.name}-")
+    ]
+    return [aws.ecs.TaskDefinitionVolumeArgs(name=v) for v in scratch] + [
         aws.ecs.TaskDefinitionVolumeArgs(
             name=v.volume_name,
             efs_volume_configuration=aws.ecs.TaskDefinitionVolumeEfsVolumeConfigurationArgs(
@@ -259,8 +346,13 @@ def task_volumes(container: Container) -> list[aws.ecs.TaskDefinitionVolumeArgs]
                 ),
             ),
         )
-        for v in container.efs_volumes
+        for v in containers[0].efs_volumes
     ]
+
+
+def task_containers(args: TaskInputs) -> list[Container]:
+    """The traffic container, then its sidecars (a scheduled task has none)."""
+    return [args.container, *getattr(args, "sidecars", [])]
 
 
 class TaskInputs(Protocol):
@@ -322,7 +414,9 @@ class TaskOwner:
                 f"{name}-execution",
                 description=agent,
                 log_group_arn=self.log_group.arn,
-                secrets=args.container.secrets,
+                secrets={
+                    f"{c.name}/{k}": v for c in task_containers(args) for k, v in c.secrets.items()
+                },
                 image_repository_arns=args.image_repository_arns,
                 account_id=args.account_id,
                 tags=tags,
@@ -347,6 +441,15 @@ class TaskOwner:
         statements = efs_statements(
             args.container.efs_volumes, region=args.region, account_id=args.account_id
         ) + list(task_statements or [])
+        if any(c.log_driver == "awsfirelens" for c in task_containers(args)):
+            # The FireLens router writes the service container's logs as the task role.
+            statements.append(
+                iam.allow(
+                    "FireLensLogs",
+                    ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    [pulumi.Output.concat(self.log_group.arn, ":*")],
+                )
+            )
         if self.task_role and statements:
             aws.iam.RolePolicy(
                 f"{name}-task",
@@ -362,17 +465,17 @@ class TaskOwner:
     def _create_task_definition(
         self, name: str, args: TaskInputs, *, family: str, stream_prefix: str, tags: dict
     ) -> aws.ecs.TaskDefinition:
-        """A Fargate (awsvpc, Linux) task definition of the one container, logging to the
+        """A Fargate (awsvpc, Linux) task definition of the task's containers, logging to the
         task's log group, on the image's CPU architecture (a task that runs a service's
         image follows that service's: an ARM64 image on an X86_64 task does not start)."""
-        container = args.container
+        containers = task_containers(args)
         definitions = pulumi.Output.all(
-            pulumi.Output.from_input(container.image), self.log_group.name
+            self.log_group.name, *(pulumi.Output.from_input(c.image) for c in containers)
         ).apply(
             lambda values: container_definitions(
-                container,
-                values[0],
-                log_group=values[1],
+                containers,
+                values[1:],
+                log_group=values[0],
                 region=args.region,
                 stream_prefix=stream_prefix,
             )
@@ -387,13 +490,13 @@ class TaskOwner:
             execution_role_arn=self.execution_role_arn,
             task_role_arn=self.task_role_arn,
             container_definitions=definitions,
-            volumes=task_volumes(container),
+            volumes=task_volumes(containers),
             runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
                 operating_system_family="LINUX", cpu_architecture=args.cpu_architecture
             ),
             # Old revisions stay registered: a CodeDeploy or release rollback (a schedule's
             # too) points back at one.
             skip_destroy=True,
-            tags={**tags, **hardening_tags(container)},
+            tags={**tags, **hardening_tags(*containers)},
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -22,7 +22,12 @@ from ecs_delivery.components.config.delivery import (
     TeardownConfig,
 )
 from ecs_delivery.components.config.network import LoadBalancerConfig, NetworkConfig
-from ecs_delivery.components.config.services import ScheduledTaskConfig, ServiceConfig
+from ecs_delivery.components.config.services import (
+    CONTAINER_NAME,
+    ScheduledTaskConfig,
+    ServiceConfig,
+    ready_made_sidecars,
+)
 from ecs_delivery.components.config.values import SECRET_LIKE, SERVICE_NAME
 from ecs_delivery.components.edge_names import (
     MAX_CERTIFICATE_NAMES,
@@ -137,6 +142,114 @@ def ecs_engine_problems(d: DeploymentConfig) -> list[tuple[str, str]]:
                 )
             )
     return problems
+
+
+MAX_CONTAINERS = 10  # per task definition (ECS quota)
+
+
+def container_problems(services: dict[str, ServiceConfig]) -> list[tuple[str, str]]:
+    """Each service's containers together: names, dependencies, ports and limits."""
+    problems: list[tuple[str, str]] = []
+    for name, svc in sorted(services.items()):
+        problems += _task_containers(f"services.{name}", name, svc)
+    return problems
+
+
+def _task_containers(path: str, main: str, svc: ServiceConfig) -> list[tuple[str, str]]:
+    problems = []
+    made = ready_made_sidecars(svc.log_router, svc.otel_collector)
+    for sidecar in svc.sidecars:
+        if sidecar == main or sidecar in made:
+            owner = "the service's own container" if sidecar == main else "a ready-made sidecar"
+            problems.append(
+                (f"{path}.sidecars.{sidecar}", f"the name is taken by {owner}; rename it")
+            )
+        elif not CONTAINER_NAME.match(sidecar):
+            problems.append(
+                (f"{path}.sidecars.{sidecar}", "use 1-255 letters, digits, '-' and '_'")
+            )
+    sidecars = svc.task_sidecars()
+    if 1 + len(sidecars) > MAX_CONTAINERS:
+        problems.append(
+            (f"{path}.sidecars", f"{1 + len(sidecars)} containers; a task holds {MAX_CONTAINERS}")
+        )
+    checked = {
+        main: svc.container_health_check,
+        **{n: c.container_health_check for n, c in sidecars.items()},
+    }
+    waits = {main: dict(svc.depends_on), **{n: dict(c.depends_on) for n, c in sidecars.items()}}
+    for container, needs in waits.items():
+        key = f"{path}.dependsOn" if container == main else f"{path}.sidecars.{container}.dependsOn"
+        for other, condition in sorted(needs.items()):
+            if other == container or other not in checked:
+                known = sorted(set(checked) - {container})
+                problems.append(
+                    (
+                        key,
+                        f"{other!r} is not another container of the task; use one of {', '.join(known)}",
+                    )
+                )
+            elif condition == "HEALTHY" and checked[other] is None:
+                problems.append(
+                    (
+                        key,
+                        f"{other}: HEALTHY needs {other}'s containerHealthCheck; add one or wait for START",
+                    )
+                )
+    if cycle := _cycle(waits):
+        problems.append(
+            (
+                f"{path}.sidecars",
+                f"dependsOn goes round in a circle ({' -> '.join(cycle)}); break it",
+            )
+        )
+    for sidecar, cfg in sorted(sidecars.items()):
+        if svc.container_port in cfg.port_mappings:
+            problems.append(
+                (
+                    f"{path}.sidecars.{sidecar}.portMappings",
+                    f"{svc.container_port} is the service's containerPort (its traffic); use another",
+                )
+            )
+    ports = [p for cfg in sidecars.values() for p in cfg.port_mappings]
+    if twice := sorted({p for p in ports if ports.count(p) > 1}):
+        problems.append(
+            (f"{path}.sidecars", f"ports {twice} mapped by two sidecars; give each its own")
+        )
+    cpu = sum(cfg.cpu or 0 for cfg in sidecars.values())
+    if cpu > svc.cpu:
+        problems.append(
+            (
+                f"{path}.sidecars",
+                f"cpu {cpu} in sidecars is more than the task's cpu ({svc.cpu}); lower theirs or raise the task's",
+            )
+        )
+    memory = sum(cfg.memory or cfg.memory_reservation or 0 for cfg in sidecars.values())
+    if memory >= svc.memory:
+        problems.append(
+            (
+                f"{path}.sidecars",
+                f"memory {memory} MiB in sidecars leaves the service's container none of the task's {svc.memory}; lower theirs or raise the task's",
+            )
+        )
+    return problems
+
+
+def _cycle(waits: dict[str, dict[str, str]]) -> list[str]:
+    """A circle of dependsOn (ECS refuses the task definition), as the containers in it."""
+
+    def visit(node: str, trail: list[str]) -> list[str]:
+        if node in trail:
+            return [*trail[trail.index(node) :], node]
+        for other in sorted(waits.get(node, {})):
+            if found := visit(other, [*trail, node]):
+                return found
+        return []
+
+    for start in sorted(waits):
+        if found := visit(start, []):
+            return found
+    return []
 
 
 def service_connect_problems(
@@ -401,6 +514,11 @@ def raw_problems(raw: dict[str, Any]) -> list[str]:
         units = raw.get(section)
         for name, unit in (units or {}).items() if isinstance(units, dict) else ():
             problems.extend(_secret_like_environment(f"{section}.{name}", unit))
+            sidecars = unit.get("sidecars") if isinstance(unit, dict) else None
+            for sidecar, cfg in (sidecars or {}).items() if isinstance(sidecars, dict) else ():
+                problems.extend(
+                    _secret_like_environment(f"{section}.{name}.sidecars.{sidecar}", cfg)
+                )
     if raw.get("promoteRelease") and not raw.get("upstreamStack"):
         problems.append(
             "promoteRelease: needs upstreamStack (the stack that published the release)"

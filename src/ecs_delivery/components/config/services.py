@@ -335,17 +335,12 @@ class CapacityProviderConfig(Model):
     )
 
 
-class ContainerConfig(Model):
-    """What a service and a scheduled task both say about their container."""
+class ContainerFields(Model):
+    """What every container says about itself (a service's, a scheduled task's, a sidecar's):
+    image, environment, secrets, hardening, health check."""
 
     image: str | None = Field(
         None, description="Pin an image (wins over promotion and the live image)."
-    )
-    cpu: int = Field(
-        256, description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384."
-    )
-    memory: int = Field(
-        512, description="Memory in MiB, valid for `cpu` (e.g. cpu 256: 512, 1024 or 2048)."
     )
     environment: dict[str, str] = Field(
         default_factory=dict,
@@ -365,7 +360,7 @@ class ContainerConfig(Model):
     )
     container_health_check: ContainerHealthCheckConfig | None = Field(
         None,
-        description="ECS container health check (not the target group's `healthCheck`); off while the bootstrap image runs. Omitted: none (ECS sees only whether the process runs).",
+        description="ECS container health check (not the target group's `healthCheck`); a service's or task's own container has none while it runs its bootstrap image. Omitted: none (ECS sees only whether the process runs).",
     )
 
     _image = field_validator("image")(check_image)
@@ -397,6 +392,17 @@ class ContainerConfig(Model):
             raise ValueError("; ".join(problems))
         return value
 
+
+class ContainerConfig(ContainerFields):
+    """What a service and a scheduled task both say about their container, and its task size."""
+
+    cpu: int = Field(
+        256, description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384."
+    )
+    memory: int = Field(
+        512, description="Memory in MiB, valid for `cpu` (e.g. cpu 256: 512, 1024 or 2048)."
+    )
+
     @field_validator("cpu")
     @classmethod
     def _cpu(cls, value: int) -> int:
@@ -420,6 +426,111 @@ class ContainerConfig(Model):
             )
             raise ValueError(f"{value} is not valid for cpu {cpu}; allowed: {shown}")
         return value
+
+
+# A container's name in a task definition (ECS: up to 255 letters, digits, '-' and '_').
+CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
+# What a container waits for in another before it starts (ECS's containerDependency).
+Condition = Literal["START", "COMPLETE", "SUCCESS", "HEALTHY"]
+DEPENDS_ON = (
+    "Container name to what this one waits for: START, COMPLETE, SUCCESS or HEALTHY (the "
+    "other container needs a `containerHealthCheck`)."
+)
+# The ready-made sidecars (logRouter, otelCollector): pinned public ECR images, upgraded here.
+LOG_ROUTER, OTEL_COLLECTOR = "log-router", "otel-collector"
+FIRELENS_IMAGE = "public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32.4"
+OTEL_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
+
+
+def _writable_paths(value: list[str], info: ValidationInfo) -> list[str]:
+    """A field validator: absolute paths, and only on a read-only root filesystem."""
+    bad = [p for p in value if not p.startswith("/")]
+    if bad:
+        raise ValueError(f"{bad} must be absolute paths")
+    if info.data.get("readonly_root_filesystem") is False and value != ["/tmp"]:
+        raise ValueError("only used with readonlyRootFilesystem: true; remove it")
+    return value
+
+
+class SidecarConfig(ContainerFields):
+    """A container beside the service's own in each task (a log router, a proxy, a collector);
+    its image is pinned here, so Pulumi owns it and every rollout deploys it."""
+
+    image: str = Field(
+        description="The sidecar's image, pinned (a digest `repo@sha256:...` or a version tag): a change rolls out blue/green; a pipeline ship of the service keeps it."
+    )
+    essential: Flag = Field(
+        False, description="The task stops when this container stops (false: it may exit)."
+    )
+    depends_on: dict[str, Condition] = Field(default_factory=dict, description=DEPENDS_ON)
+    port_mappings: list[int] = Field(
+        default_factory=list,
+        max_length=10,
+        description="TCP ports the container listens on, reachable inside the VPC as the task's security group allows; never `containerPort`. Omitted: none (other containers of the task reach it on localhost anyway).",
+    )
+    command: list[str] | None = Field(
+        None, description="Container command. Omitted: the image's own."
+    )
+    cpu: int | None = Field(
+        None,
+        ge=0,
+        le=16384,
+        description="CPU units reserved for the container; with the other sidecars' within the task's `cpu`. Omitted: shared.",
+    )
+    memory: int | None = Field(
+        None,
+        ge=6,
+        description="Hard memory limit in MiB (the container is stopped above it); with the other sidecars' (or their `memoryReservation`) within the task's `memory`.",
+    )
+    memory_reservation: int | None = Field(
+        None, ge=6, description="Memory in MiB kept for the container; at most `memory`."
+    )
+    writable_paths: list[str] = Field(
+        default_factory=lambda: ["/tmp"],
+        max_length=5,
+        description="Absolute paths given writable volumes (the container's own) on a read-only root filesystem; at most 5.",
+    )
+
+    _writable = field_validator("writable_paths")(_writable_paths)
+
+    @field_validator("port_mappings")
+    @classmethod
+    def _ports(cls, value: list[int]) -> list[int]:
+        bad = [p for p in value if not 1 <= p <= 65535]
+        if bad or len(set(value)) < len(value):
+            raise ValueError(f"{value}: give each port once, each 1-65535")
+        return value
+
+    @model_validator(mode="after")
+    def _reservation(self) -> SidecarConfig:
+        if self.memory and self.memory_reservation and self.memory_reservation > self.memory:
+            raise Problems(
+                [
+                    (
+                        "memoryReservation",
+                        f"{self.memory_reservation} is above memory ({self.memory}); lower it",
+                    )
+                ]
+            )
+        return self
+
+
+def ready_made_sidecars(log_router: str | None, otel_collector: bool) -> dict[str, SidecarConfig]:
+    """The sidecars `logRouter` and `otelCollector` add, as if configured in `sidecars`."""
+    made = {}
+    if log_router == "firelens":
+        # FireLens needs Fluent Bit to run as root (aws/containers-roadmap#2122); the policy
+        # pack admits that for a FireLens router only.
+        made[LOG_ROUTER] = SidecarConfig(
+            image=FIRELENS_IMAGE, essential=True, user="0", memory_reservation=50
+        )
+    if otel_collector:
+        made[OTEL_COLLECTOR] = SidecarConfig(
+            image=OTEL_IMAGE,
+            command=["--config=/etc/ecs/ecs-default-config.yaml"],
+            memory_reservation=64,
+        )
+    return made
 
 
 # What ECS accepts for a Cloud Map service name and a client alias (ServiceConnectService).
@@ -538,6 +649,22 @@ class ServiceConfig(ContainerConfig):
         ServiceConnectConfig(),
         description="Service-to-service traffic through ECS Service Connect (deployment.engine ecs).",
     )
+    sidecars: dict[str, SidecarConfig] = Field(
+        default_factory=dict,
+        description="Containers beside the service's own in each task, by container name; the service's own container (named after the service) stays the one the target groups and deployments send traffic to. With `logRouter` and `otelCollector` at most 9 (ECS: 10 containers per task).",
+    )
+    depends_on: dict[str, Condition] = Field(
+        default_factory=dict,
+        description="Sidecar name to what the service's container waits for: START, COMPLETE, SUCCESS or HEALTHY (the sidecar needs a `containerHealthCheck`). With `logRouter`, the router's START is added.",
+    )
+    log_router: Literal["firelens"] | None = Field(
+        None,
+        description=f"`firelens`: a `{LOG_ROUTER}` sidecar (AWS for Fluent Bit, `{FIRELENS_IMAGE}`, essential, 50 MiB reserved, as root: FireLens requires it) routes the service container's logs to the service's log group (`awsfirelens`, the task role may write there only); its own logs go there through `awslogs`. Omitted: the service logs through `awslogs`.",
+    )
+    otel_collector: Flag = Field(
+        False,
+        description=f"An `{OTEL_COLLECTOR}` sidecar (AWS Distro for OpenTelemetry, `{OTEL_IMAGE}`, its ECS default config, 64 MiB reserved, not essential): the app sends OTLP to localhost:4317/4318; traces go to X-Ray, metrics to CloudWatch (EMF in `/aws/ecs/application/metrics`), and the task role gets exactly those permissions.",
+    )
 
     _bootstrap_image = field_validator("bootstrap_image")(check_image)
 
@@ -587,15 +714,11 @@ class ServiceConfig(ContainerConfig):
             )
         return value
 
-    @field_validator("writable_paths")
-    @classmethod
-    def _paths(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        bad = [p for p in value if not p.startswith("/")]
-        if bad:
-            raise ValueError(f"{bad} must be absolute paths")
-        if info.data.get("readonly_root_filesystem") is False and value != ["/tmp"]:
-            raise ValueError("only used with readonlyRootFilesystem: true; remove it")
-        return value
+    _paths = field_validator("writable_paths")(_writable_paths)
+
+    def task_sidecars(self) -> dict[str, SidecarConfig]:
+        """Every sidecar of the task: the configured ones and the ready-made ones."""
+        return {**self.sidecars, **ready_made_sidecars(self.log_router, self.otel_collector)}
 
 
 class ScheduledTaskConfig(ContainerConfig):

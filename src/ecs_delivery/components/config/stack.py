@@ -144,6 +144,10 @@ class StackConfig(Model):
             + checks.service_connect_problems(self.deployment, self.services)
         )
 
+    @model_validator(mode="after")
+    def _containers_fit_their_tasks(self) -> StackConfig:
+        return self._refuse(checks.container_problems(self.services))
+
     def ships_in_minutes(self, service: str) -> int:
         """Minutes until a deployment of `service` ships, with its own traffic shifting."""
         return self.deployment.ships_in_minutes(self.services[service].deployment_config)
