@@ -6,13 +6,16 @@ tasks; ReleaseBusyError ends it ReleaseBusy, a failed step or a poll answering a
 deploying/deployed starts the rollback), each with its own Runner. The steps are the calls
 that matter: every S3 PutObject of the release's state key (each transition, and the lease,
 is a conditional write of that one object) on a gated S3 client per runner, and the ECS and
-CodeDeploy steps of tests/runtime/test_interleavings_release.py. A read is not a step: it
-happens right after the runner's previous step, so a write decided on a stale read (the
-window between a step's lease check and its writes) is among the orders.
+CodeDeploy steps of tests/runtime/test_interleavings_release.py. A read of the state is not a
+step: it happens right after the runner's previous step, so a write decided on a stale read
+(the window between a step's lease check and its writes) is among the orders. Two writes are
+not steps, because their place changes nothing: a creation that cannot land (the state
+exists), and the lease write of B's Plan, which comes with its read as one step (a write of
+A between them only makes B re-read and apply the same lease claim again).
 
 How many steps a runner takes depends on the order (a refused runner stops after one or
 two, the other takes a dozen), so fixed-length schedules would run the same order many
-times over (C(24, 12) strings for a few hundred orders). The exploration walks the tree of
+times over (C(24, 12) strings for 60 to 360 orders). The exploration walks the tree of
 choices instead: each run records where the other runner could have moved, and each choice
 not taken yet is a new run; every order runs exactly once.
 """
