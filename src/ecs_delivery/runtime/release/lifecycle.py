@@ -8,7 +8,13 @@ from ecs_delivery.runtime.release.core import EngineCore
 from ecs_delivery.runtime.release.engine_types import ReleaseBusyError, ReleaseInputError
 from ecs_delivery.runtime.release.manifest import same_manifest
 from ecs_delivery.runtime.release.plan import Plan
-from ecs_delivery.runtime.release.state import Lease, ReleaseState, StateStore, Unchanged
+from ecs_delivery.runtime.release.state import (
+    TERMINAL_RELEASE,
+    Lease,
+    ReleaseState,
+    StateStore,
+    Unchanged,
+)
 
 # A runner's lease on its release: renewed at every poll, so only a dead runner's expires.
 LEASE_SECONDS = 300.0
@@ -45,6 +51,8 @@ class Lifecycle(EngineCore):
         now = self._now()
 
         def claim(st: ReleaseState) -> Lease | None:
+            if st.status in TERMINAL_RELEASE:
+                raise Unchanged(None)  # finished meanwhile (by another runner): nothing to hold
             held = st.lease
             if held and held.owner != self.owner and held.expires_at > now and not take_over:
                 raise Unchanged(held)
@@ -72,15 +80,23 @@ class Lifecycle(EngineCore):
 
         ReleaseBusyError when it is no longer ours: another runner took the release over
         (and may have finished it since), so this run must stop without touching it."""
+        self._still_ours(self.store.state)
         lease = self.store.state.lease
+        assert lease is not None
+        if lease.expires_at - self._now() < seconds / 2:
+            self.take_lease(seconds)
+        # Every later write checks again, on the state it is applied to: a take-over that
+        # lands after this read still stops this run before it changes anything.
+        self.store.guard = self._still_ours
+
+    def _still_ours(self, st: ReleaseState) -> None:
+        lease = st.lease
         if lease is None or lease.owner != self.owner:
             holder = f"is being run by {lease.owner}" if lease else "was taken over"
             raise ReleaseBusyError(
                 f"release: {self.release_id} {holder}; this run ({self.owner}) stops here "
                 "without rolling anything back. Follow the release with `release status`"
             )
-        if lease.expires_at - self._now() < seconds / 2:
-            self.take_lease(seconds)
 
     def drop_lease(self) -> None:
         def drop(st: ReleaseState) -> None:

@@ -158,6 +158,9 @@ class StateStore:
         self._state: ReleaseState | None = None
         self._etag: str | None = None
         self.writes = 0
+        # Checks the state before every change, also one re-applied after a conflict; what
+        # it raises ends the update unwritten (a step whose runner's lease was taken over).
+        self.guard: Callable[[ReleaseState], None] | None = None
 
     def _call(self, fn: Callable[..., T], **kwargs: Any) -> T:
         return call_with_backoff(fn, sleep=self._clock.sleep, **kwargs)
@@ -227,6 +230,8 @@ class StateStore:
             for _ in range(self.MAX_CONFLICTS):
                 state = self.state
                 try:
+                    if self.guard is not None:
+                        self.guard(state)
                     result = change(state)
                 except Unchanged as unchanged:
                     return unchanged.value

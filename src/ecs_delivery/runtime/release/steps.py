@@ -19,6 +19,7 @@ from ecs_delivery import inputs
 from ecs_delivery.runtime.aws import is_throttling
 from ecs_delivery.runtime.release.engine import (
     EngineConfig,
+    ReleaseBusyError,
     ReleaseEngine,
     ReleaseInputError,
     ReleaseStopped,
@@ -235,6 +236,8 @@ def plan_step(
     if runner is not None:
         _guard(engine.take_lease, runner.lease_seconds, runner.take_over)
         state = engine.store.state
+        if state.status == "succeeded":  # the runner that won the race finished it
+            return _plan_result(state.release_id, [], [], has_changes=False)
     left = sorted(n for n, s in state.services.items() if s.status != "deployed")
     return _plan_result(state.release_id, left, sorted(state.tasks), has_changes=True)
 
@@ -265,7 +268,7 @@ def start_service_step(
     _hold(engine, runner)
     try:
         status = _guard(engine.start_service, service)
-    except (Throttled, ReleaseStopped):
+    except (Throttled, ReleaseStopped, ReleaseBusyError):
         raise
     except ServiceDeploymentFailed as error:
         engine.fail_service(service, error.reason)
