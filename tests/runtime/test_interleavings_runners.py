@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from ecs_delivery.runtime.aws import client
 from ecs_delivery.runtime.release.engine import (
@@ -58,6 +57,8 @@ from .test_interleavings import (
     Scheduler,
     World,
     actor,
+    fresh_moto,
+    many_runs,
     settle,
 )
 from .test_interleavings_release import (
@@ -244,7 +245,7 @@ def _execution(world: RunnersWorld, name: str, take_over: bool) -> str:
 
 def run_runners(schedule: str, scenario: RunnersScenario) -> tuple[RunnersOutcome, Explorer]:
     outcome = RunnersOutcome()
-    with mock_aws():
+    with fresh_moto():
         scheduler = Explorer(schedule)
         world = RunnersWorld(outcome, scheduler)
         ACTORS.world = world
@@ -350,6 +351,19 @@ def explore(
     with `first`): the failing ones, and every order run."""
     start = scenario.forced + part
     todo, failures, runs = [start], {}, []
+    with many_runs():
+        _explore(scenario, start, first, todo, failures, runs)
+    return failures, runs
+
+
+def _explore(
+    scenario: RunnersScenario,
+    start: str,
+    first: bool,
+    todo: list[str],
+    failures: dict[str, list[str]],
+    runs: list[str],
+) -> None:
     while todo and not (first and failures):
         schedule = todo.pop()
         outcome, scheduler = run_runners(schedule, scenario)
@@ -364,7 +378,6 @@ def explore(
         for i in range(len(schedule), len(trace)):
             if scheduler.choice[i]:
                 todo.append(trace[:i] + ("B" if trace[i] == "A" else "A"))
-    return failures, runs
 
 
 TOGETHER = RunnersScenario()
