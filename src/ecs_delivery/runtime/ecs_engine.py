@@ -9,7 +9,7 @@ alarms and the validation hook are the service's own configuration (the plan set
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -19,10 +19,14 @@ from ecs_delivery.runtime import codedeploy as cd
 from ecs_delivery.runtime.aws import call_with_backoff, chunks
 from ecs_delivery.runtime.engines import (
     Clock,
+    Listed,
+    Phase,
     RolloutRequest,
+    Seen,
     Sleep,
     capacity_of,
     network_of,
+    skewed,
 )
 from ecs_delivery.runtime.live import Running
 
@@ -119,12 +123,15 @@ def outcome(ecs: Any, deployment_arn: str, sleep: Sleep | None = None) -> str:
 
 def in_progress(ecs: Any, cluster: str, service: str, sleep: Sleep) -> list[str]:
     """ARNs of the service's deployments that have not ended (the lock's holders)."""
+    return deployment_arns(ecs, cluster, service, sleep, status=list(IN_PROGRESS_STATUSES))
+
+
+def deployment_arns(
+    ecs: Any, cluster: str, service: str, sleep: Sleep, **filters: Any
+) -> list[str]:
+    """ARNs of the service's deployments that pass ListServiceDeployments' `filters`."""
     arns: list[str] = []
-    kwargs: dict[str, Any] = {
-        "cluster": cluster,
-        "service": service,
-        "status": list(IN_PROGRESS_STATUSES),
-    }
+    kwargs: dict[str, Any] = {"cluster": cluster, "service": service, **filters}
     while True:
         page = call_with_backoff(ecs.list_service_deployments, sleep=sleep, **kwargs)
         arns.extend(d["serviceDeploymentArn"] for d in page.get("serviceDeployments", []))
@@ -295,16 +302,7 @@ class EcsEngine:
     def stop_and_wait(
         self, request: RolloutRequest, deployment_id: str, sleep: Sleep, clock: Clock
     ) -> None:
-        try:
-            call_with_backoff(
-                self.ecs.stop_service_deployment,
-                serviceDeploymentArn=deployment_id,
-                stopType="ROLLBACK",
-                sleep=sleep,
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in ENDED_CODES:
-                raise
+        self.stop(deployment_id, sleep)
         ended = wait_until(
             self.ecs, deployment_id, request.timeout_seconds, request.poll_seconds, sleep, clock
         )
@@ -327,3 +325,70 @@ class EcsEngine:
         )
         if not shipped(deployment):
             raise EcsDeploymentFailedError(deployment)
+
+    # What a watcher of many deployments (the release engine) asks, without waiting.
+
+    def describe(self, ids: Iterable[str], sleep: Sleep) -> dict[str, Seen]:
+        found = describe_deployments(self.ecs, sorted(set(ids)), sleep)
+        return {str(d["serviceDeploymentArn"]): seen_of(d) for d in found}
+
+    def history(
+        self, request: RolloutRequest, since: float | None, listed: Listed, sleep: Sleep
+    ) -> list[Seen]:
+        """With the revision each one deploys (ECS records no description: a deployer knows
+        its own by the revision it deployed)."""
+        filters: dict[str, Any] = {}
+        if listed != "all":
+            filters["status"] = (
+                list(IN_PROGRESS_STATUSES) if listed == "in_progress" else ["SUCCESSFUL"]
+            )
+        if (start := skewed(since)) is not None:
+            filters["createdAt"] = {"after": start}
+        arns = deployment_arns(self.ecs, request.cluster, request.service, sleep, **filters)
+        found = describe_deployments(self.ecs, arns, sleep)
+        targets = revision_task_definitions(self.ecs, [_target_revision(d) for d in found], sleep)
+        return [seen_of(d, targets.get(_target_revision(d), "")) for d in found]
+
+    def stop(self, deployment_id: str, sleep: Sleep) -> None:
+        try:
+            call_with_backoff(
+                self.ecs.stop_service_deployment,
+                serviceDeploymentArn=deployment_id,
+                stopType="ROLLBACK",
+                sleep=sleep,
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ENDED_CODES:
+                raise
+
+    def held(self, request: RolloutRequest, ours: Sequence[str], sleep: Sleep) -> bool:
+        # No call ends a bake early: any deployment in progress holds the service.
+        return bool(self.busy(request, sleep))
+
+
+def _target_revision(deployment: Mapping[str, Any]) -> str:
+    return str((deployment.get("targetServiceRevision") or {}).get("arn", ""))
+
+
+def seen_of(deployment: Mapping[str, Any], target: str = "") -> Seen:
+    """A DescribeServiceDeployments entry as a watcher sees it."""
+    status = str(deployment.get("status", "?"))
+    phase: Phase
+    if status == "SUCCESSFUL":
+        phase = "succeeded"
+    elif status in IN_PROGRESS_STATUSES:
+        phase = "shipped" if shipped(deployment) else "running"
+    else:
+        phase = "stopped" if status == "STOPPED" else "failed"
+    arn = str(deployment.get("serviceDeploymentArn", "?"))
+    reason = deployment.get("statusReason") or "no reason reported"
+    return Seen(
+        id=arn,
+        phase=phase,
+        status=status,
+        reason=f"service deployment {arn} ended {status}: {reason}"
+        if phase in ("failed", "stopped")
+        else "",
+        target=target,
+        created=str(deployment.get("createdAt", "")),
+    )

@@ -9,16 +9,47 @@ the ECS controller, whose in-progress service deployment is the lock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from ecs_delivery.runtime import codedeploy as cd
+from ecs_delivery.runtime.aws import call_with_backoff, chunks
 from ecs_delivery.runtime.live import Running, strategy
 
 Sleep = Callable[[float], Any]
 Clock = Callable[[], float]
 # A runtime.rollout.RolloutRequest (that module imports this one, so not by name here).
 RolloutRequest = Any
+Phase = Literal["running", "shipped", "succeeded", "failed", "stopped"]
+# Which deployments `Engine.history` lists.
+Listed = Literal["all", "in_progress", "succeeded"]
+BATCH_GET_DEPLOYMENTS = 25  # CodeDeploy BatchGetDeployments takes at most 25 ids
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A deployment as a watcher (the release engine) sees it, on either engine.
+
+    phase: running (holds the lock, production runs the old revision), shipped (production
+    runs the target; the lock is still held: termination wait, bake time), succeeded, failed
+    (it ended without shipping: rolled back) or stopped (a stop ended it).
+    """
+
+    id: str
+    phase: Phase
+    status: str = ""  # the engine's own word for it (InProgress, IN_PROGRESS, ...)
+    reason: str = ""
+    # CodeDeploy's description (the deployer's name for it); ECS keeps none.
+    description: str = ""
+    # The revision it deploys, where `history` read it (ECS); "" otherwise.
+    target: str = ""
+    created: str = ""
+
+    @property
+    def in_progress(self) -> bool:
+        return self.phase in ("running", "shipped")
 
 
 class Engine(Protocol):
@@ -72,6 +103,34 @@ class Engine(Protocol):
     def wait(self, request: RolloutRequest, deployment_id: str, sleep: Sleep, clock: Clock) -> None:
         """Until ours has shipped; its failure or a timeout raise (a DeploymentError)."""
         ...
+
+    # What a watcher of many deployments (the release engine) asks, without waiting.
+
+    def describe(self, ids: Iterable[str], sleep: Sleep) -> dict[str, Seen]:
+        """How each deployment stands now, in as few calls as the API allows."""
+        ...
+
+    def history(
+        self, request: RolloutRequest, since: float | None, listed: Listed, sleep: Sleep
+    ) -> list[Seen]:
+        """The service's deployments created since `since` (minus 5 minutes of clock skew)."""
+        ...
+
+    def stop(self, deployment_id: str, sleep: Sleep) -> None:
+        """Ask for a stop with rollback, without waiting; one that has ended is left alone."""
+        ...
+
+    def held(self, request: RolloutRequest, ours: Sequence[str], sleep: Sleep) -> bool:
+        """Another deployment holds the lock, and a deployment of `request` must wait for it
+        (`ours`: description prefixes of the caller's own)."""
+        ...
+
+
+def skewed(since: float | None) -> datetime.datetime | None:
+    """`since` minus 5 minutes of clock skew between the caller and AWS."""
+    if since is None:
+        return None
+    return datetime.datetime.fromtimestamp(since - 300, tz=datetime.UTC)
 
 
 def network_of(request: RolloutRequest, live: Running) -> cd.Network | None:
@@ -188,3 +247,72 @@ class CodeDeployEngine:
             sleep=sleep,
             clock=clock,
         )
+
+    def describe(self, ids: Iterable[str], sleep: Sleep) -> dict[str, Seen]:
+        seen: dict[str, Seen] = {}
+        for chunk in chunks(sorted(set(ids)), BATCH_GET_DEPLOYMENTS):
+            response = call_with_backoff(
+                self.codedeploy.batch_get_deployments, deploymentIds=chunk, sleep=sleep
+            )
+            for info in response.get("deploymentsInfo", []):
+                seen[info["deploymentId"]] = seen_of(info)
+        return seen
+
+    def history(
+        self, request: RolloutRequest, since: float | None, listed: Listed, sleep: Sleep
+    ) -> list[Seen]:
+        kwargs: dict[str, Any] = {
+            "applicationName": request.application,
+            "deploymentGroupName": request.deployment_group,
+        }
+        if listed != "all":
+            kwargs["includeOnlyStatuses"] = (
+                list(cd.IN_PROGRESS_STATUSES) if listed == "in_progress" else ["Succeeded"]
+            )
+        if (start := skewed(since)) is not None:
+            kwargs["createTimeRange"] = {"start": start}
+        ids: list[str] = []
+        while True:
+            page = call_with_backoff(self.codedeploy.list_deployments, sleep=sleep, **kwargs)
+            ids.extend(page.get("deployments", []))
+            if not page.get("nextToken"):
+                return list(self.describe(ids, sleep).values())
+            kwargs["nextToken"] = page["nextToken"]
+
+    def stop(self, deployment_id: str, sleep: Sleep) -> None:
+        cd.stop_deployment(self.codedeploy, deployment_id, sleep)
+
+    def held(self, request: RolloutRequest, ours: Sequence[str], sleep: Sleep) -> bool:
+        """With `end_termination_wait`, one that only waits out its termination wait does
+        not hold the group: a deployment of `request` ends that wait (wait_for_others)."""
+        holding = self.busy(request, sleep)
+        if not holding or not request.end_termination_wait:
+            return bool(holding)
+        return not cd.only_termination_waits(self.codedeploy, holding, ours, sleep)
+
+
+def seen_of(info: Mapping[str, Any]) -> Seen:
+    """A CodeDeploy deploymentInfo as a watcher sees it."""
+    status = info.get("status")
+    phase: Phase
+    if status == "Succeeded":
+        phase = "succeeded"
+    elif status in cd.IN_PROGRESS_STATUSES:
+        phase = "shipped" if cd.shipped(info) else "running"
+    else:
+        phase = "stopped" if status == "Stopped" else "failed"
+    error = info.get("errorInformation") or {}
+    reason = (
+        f"deployment {info.get('deploymentId')} ended {status}: "
+        f"{error.get('code') or 'no error code'}: {error.get('message') or 'no message'}"
+        if phase in ("failed", "stopped")
+        else ""
+    )
+    return Seen(
+        id=str(info["deploymentId"]),
+        phase=phase,
+        status=str(status),
+        reason=reason,
+        description=str(info.get("description", "")),
+        created=str(info.get("createTime", "")),
+    )

@@ -248,7 +248,12 @@ def _images_still(current: Mapping[str, Any], expected: Mapping[str, str]) -> bo
 
 def engine_for(request: RolloutRequest, ecs: Any, codedeploy: Any) -> Engine:
     """The engine `request.engine` names, on the caller's clients."""
-    return EcsEngine(ecs) if request.engine == "ecs" else CodeDeployEngine(codedeploy)
+    return engine_named(request.engine, ecs, codedeploy)
+
+
+def engine_named(name: str, ecs: Any, codedeploy: Any) -> Engine:
+    """The engine of `deployment.engine` `name` (codedeploy or ecs), on the caller's clients."""
+    return EcsEngine(ecs) if name == "ecs" else CodeDeployEngine(codedeploy)
 
 
 def rollout(

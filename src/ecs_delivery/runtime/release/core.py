@@ -1,9 +1,9 @@
 """What every release step shares: the runner's identity and events, paced registration,
-one deployment through the deployment core, and finding the release's own deployments."""
+one deployment through the deployment core, and watching and finding the release's own
+deployments through the service's engine (runtime/engines.py: CodeDeploy or ECS)."""
 
 from __future__ import annotations
 
-import datetime
 import os
 import socket
 import threading
@@ -14,17 +14,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ecs_delivery.runtime import task_rollout
-from ecs_delivery.runtime.aws import chunks, is_throttling
-from ecs_delivery.runtime.codedeploy import IN_PROGRESS_STATUSES, validation_hooks
+from ecs_delivery.runtime.aws import is_throttling
+from ecs_delivery.runtime.codedeploy import validation_hooks
+from ecs_delivery.runtime.engines import Engine, Listed, Seen
 from ecs_delivery.runtime.release.engine_types import EngineConfig, Event, _Aborted
-from ecs_delivery.runtime.release.inventory import ServiceTarget
 from ecs_delivery.runtime.release.live import Aws, TaskDefinitions, running_task_definitions
 from ecs_delivery.runtime.release.pacing import TokenBucket
 from ecs_delivery.runtime.release.state import StateStore
-from ecs_delivery.runtime.rollout import RolloutRequest, RolloutResult, rollout
+from ecs_delivery.runtime.rollout import RolloutRequest, RolloutResult, engine_named, rollout
 from ecs_delivery.runtime.taskdef import register_request
 
-BATCH_GET_DEPLOYMENTS = 25  # CodeDeploy BatchGetDeployments takes at most 25 ids
 RELEASE_TAG = "ecs-delivery:release"
 # Paced attempts per registration; the pacer halves its rate on each throttle, so these
 # span minutes of waiting, not a burst of retries.
@@ -108,6 +107,39 @@ class EngineCore:
             f"RegisterTaskDefinition stayed throttled for {REGISTER_ATTEMPTS} paced attempts"
         )
 
+    def _request(self, name: str, action: str, images: dict[str, str], **kwargs: Any) -> Any:
+        """A deployment of the service by the deployment core (runtime/rollout.py), on the
+        service's engine: `images` overlaid onto what runs when it deploys."""
+        target = self.store.state.services[name].target
+        return RolloutRequest(
+            cluster=target.cluster,
+            service=target.service,
+            family=target.task_family,
+            engine=target.engine,
+            application=target.codedeploy_application or "",
+            deployment_group=target.codedeploy_group or "",
+            container_name=target.container,
+            container_port=target.container_port,
+            images=images,
+            # On the ECS engine the validation hook is the service's own lifecycle hook.
+            hooks=validation_hooks(target.validation_hook) if target.engine == "codedeploy" else {},
+            wait=False,
+            timeout_seconds=self.config.deployment_timeout_seconds,
+            poll_seconds=self.config.poll_seconds,
+            merge_attempts=MERGE_ATTEMPTS,
+            description_prefix=self._marker(action, name),
+            # The same rule for the release's deploys and its rollback's redeploys: a
+            # rollback is a deployment like any other, so with `end` it too ends a ship's
+            # termination wait (that ship can then no longer be stopped back).
+            end_termination_wait=self.config.end_termination_wait,
+            **{"template_arn": None, **kwargs},
+        )
+
+    def _engine(self, name: str) -> Engine:
+        """The engine that deploys the service (its inventory's `engine`)."""
+        target = self.store.state.services[name].target
+        return engine_named(target.engine, self.aws.clients.ecs, self.aws.clients.codedeploy)
+
     def _deploy(
         self,
         name: str,
@@ -119,10 +151,9 @@ class EngineCore:
         template_arn: str | None = None,
         template_while_running: str | None = None,
     ) -> RolloutResult:
-        """One deployment of the service through the deployment core (runtime/rollout.py):
-        `images` overlaid onto what runs now, complete AppSpec, checked again under the
-        group's lock. Raises _Aborted when the run is being aborted before it registered."""
-        target = self.store.state.services[name].target
+        """One deployment of the service through the deployment core: `images` overlaid onto
+        what runs now, checked again under the engine's lock. Raises _Aborted when the run is
+        being aborted before it registered."""
 
         def register(request: Any) -> str:
             arn = self._paced_register(dict(request))
@@ -130,29 +161,14 @@ class EngineCore:
                 raise _Aborted()
             return arn
 
-        request = RolloutRequest(
-            cluster=target.cluster,
-            service=target.service,
+        request = self._request(
+            name,
+            action,
+            images,
             template_arn=template_arn,
-            family=target.task_family,
-            application=target.codedeploy_application,
-            deployment_group=target.codedeploy_group,
-            container_name=target.container,
-            container_port=target.container_port,
-            images=images,
-            hooks=validation_hooks(target.validation_hook),
-            wait=False,
-            timeout_seconds=self.config.deployment_timeout_seconds,
-            poll_seconds=self.config.poll_seconds,
-            merge_attempts=MERGE_ATTEMPTS,
-            description_prefix=self._marker(action, name),
             expect_images=expect_images or {},
             reuse_revision=reuse_revision,
             template_while_running=template_while_running,
-            # The same rule for the release's deploys and its rollback's redeploys: a
-            # rollback is a deployment like any other, so with `end` it too ends a ship's
-            # termination wait (that ship can then no longer be stopped back).
-            end_termination_wait=self.config.end_termination_wait,
         )
         return rollout(
             self.aws.clients.ecs,
@@ -162,58 +178,65 @@ class EngineCore:
             clock=self.aws.clock.time,
             register=register,
             before_deploy=before_deploy,
+            engine=self._engine(name),
         )
 
-    def _get_deployments(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """deploymentId -> deploymentInfo, 25 per call."""
-        infos: dict[str, dict[str, Any]] = {}
-        for chunk in chunks(sorted(set(ids)), BATCH_GET_DEPLOYMENTS):
-            response = self.aws.call(
-                self.aws.clients.codedeploy.batch_get_deployments, deploymentIds=chunk
-            )
-            for info in response.get("deploymentsInfo", []):
-                infos[info["deploymentId"]] = info
-        return infos
+    def _seen(self, names_ids: Iterable[tuple[str, str]]) -> dict[str, Seen]:
+        """deployment id -> how it stands, for (service, deployment id) pairs: one batch per
+        engine (CodeDeploy BatchGetDeployments 25 ids a call, ECS 20)."""
+        by_engine: dict[str, tuple[Engine, set[str]]] = {}
+        for name, deployment_id in names_ids:
+            kind = self.store.state.services[name].target.engine
+            by_engine.setdefault(kind, (self._engine(name), set()))[1].add(deployment_id)
+        seen: dict[str, Seen] = {}
+        for engine, ids in by_engine.values():
+            seen.update(engine.describe(ids, self.aws.clock.sleep))
+        return seen
 
-    def _group_deployments(
-        self, target: ServiceTarget, statuses: tuple[str, ...], since: float | None
-    ) -> dict[str, dict[str, Any]]:
-        """deploymentId -> deploymentInfo of the group's deployments in `statuses` (all when
-        empty) created since `since` (minus 5 minutes of clock skew), every page."""
-        kwargs: dict[str, Any] = {
-            "applicationName": target.codedeploy_application,
-            "deploymentGroupName": target.codedeploy_group,
-        }
-        if statuses:
-            kwargs["includeOnlyStatuses"] = list(statuses)
-        if since is not None:
-            start = datetime.datetime.fromtimestamp(since - 300, tz=datetime.UTC)
-            kwargs["createTimeRange"] = {"start": start}
-        ids: list[str] = []
-        while True:
-            page = self.aws.call(self.aws.clients.codedeploy.list_deployments, **kwargs)
-            ids.extend(page.get("deployments", []))
-            if not page.get("nextToken"):
-                return self._get_deployments(ids)
-            kwargs["nextToken"] = page["nextToken"]
+    def _history(self, name: str, listed: Listed, since: float | None) -> list[Seen]:
+        """The service's deployments created since `since`, every page."""
+        svc = self.store.state.services[name]
+        request = self._request(name, "release", {svc.target.container: svc.image})
+        return self._engine(name).history(request, since, listed, self.aws.clock.sleep)
+
+    def _is_ours(self, name: str, seen: Seen, action: str, revision: str | None) -> bool:
+        """A deployment this release made for `action` (release, rollback). CodeDeploy keeps
+        the description the core gave it (the marker, then the revision); ECS keeps none, so
+        it is ours when it deploys `revision`, the one this release recorded before starting
+        it (a rollback: one deploying the image it restores, `_restores`)."""
+        if seen.description:
+            marker = self._marker(action, name)
+            if revision is not None and action == "release":
+                marker = f"{marker} {revision}"
+            return seen.description == marker or seen.description.startswith(marker + " ")
+        svc = self.store.state.services[name]
+        if not seen.target:
+            return False
+        if action == "rollback":
+            return self._restores(name, seen.target)
+        return seen.target == (revision or svc.new_td)
+
+    def _restores(self, name: str, revision: str) -> bool:
+        svc = self.store.state.services[name]
+        return revision == svc.previous_td or (
+            self.definitions.image(revision, svc.target.container) == svc.previous_image
+        )
 
     def _find_deployment(
         self,
-        target: ServiceTarget,
-        marker: str,
+        name: str,
+        action: str,
         since: float | None,
         in_progress_only: bool,
+        revision: str | None = None,
         exclude: tuple[str, ...] = (),
     ) -> str | None:
-        """The id of a deployment this release created in the group (found by description:
-        `marker` itself, or `marker` followed by a space), ignoring `exclude` statuses."""
-        statuses = IN_PROGRESS_STATUSES if in_progress_only else ()
-        for info in self._group_deployments(target, statuses, since).values():
-            description = str(info.get("description", ""))
-            if info.get("status") in exclude:
-                continue
-            if description == marker or description.startswith(marker + " "):
-                return str(info["deploymentId"])
+        """The id of a deployment this release created for the service (`_is_ours`),
+        ignoring deployments in an `exclude` phase."""
+        listed: Listed = "in_progress" if in_progress_only else "all"
+        for seen in self._history(name, listed, since):
+            if seen.phase not in exclude and self._is_ours(name, seen, action, revision):
+                return seen.id
         return None
 
     def _running(self, name: str) -> str:

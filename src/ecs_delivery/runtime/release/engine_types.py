@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
-
-from botocore.exceptions import ClientError
 
 from ecs_delivery.runtime.release.state import ReleaseState
 
@@ -125,22 +122,8 @@ class _Failure(Exception):
         self.reason = reason
 
 
-def _code(error: BaseException) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
 def _reason(error: BaseException) -> str:
     if isinstance(error, ServiceDeploymentFailed | TaskUpdateFailed):
         return error.reason
     text = str(error) or type(error).__name__
     return text if len(text) < 400 else text[:397] + "..."
-
-
-def _deployment_error(info: dict[str, Any]) -> str:
-    error = info.get("errorInformation") or {}
-    return (
-        f"deployment {info.get('deploymentId')} ended {info.get('status')}: "
-        f"{error.get('code') or 'no error code'}: {error.get('message') or 'no message'}"
-    )

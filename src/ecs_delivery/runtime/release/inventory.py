@@ -11,8 +11,9 @@ the Lambda steps from an S3 object. JSON shape (camelCase keys)::
         "web": {
           "cluster": "prod-cluster",              # ECS cluster name or ARN
           "service": "prod-web",                   # ECS service name
-          "codedeployApplication": "prod-web",
-          "codedeployGroup": "prod-web",
+          "engine": "codedeploy",                  # optional: codedeploy (default) or ecs
+          "codedeployApplication": "prod-web",     # engine codedeploy only
+          "codedeployGroup": "prod-web",           # engine codedeploy only
           "container": "web",                      # container that takes traffic and the image
           "containerPort": 8080,
           "taskFamily": "ecs-delivery-prod-web",   # optional: where released revisions register
@@ -40,7 +41,7 @@ A scheduled task names exactly one of `schedule` (EventBridge Scheduler) or `rul
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, Strict, ValidationError, model_validator
 
@@ -50,12 +51,16 @@ _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
 class ServiceTarget(inputs.Model):
-    """Where one ECS service runs and how CodeDeploy deploys it."""
+    """Where one ECS service runs and which engine deploys it (deployment.engine)."""
 
     cluster: str = Field(min_length=1, description="ECS cluster name or ARN")
     service: str = Field(min_length=1, description="ECS service name")
-    codedeploy_application: str = Field(min_length=1)
-    codedeploy_group: str = Field(min_length=1)
+    engine: Literal["codedeploy", "ecs"] = Field(
+        default="codedeploy",
+        description="who deploys the service: its CodeDeploy group, or ECS's own blue/green",
+    )
+    codedeploy_application: str | None = Field(default=None, min_length=1)
+    codedeploy_group: str | None = Field(default=None, min_length=1)
     container: str = Field(min_length=1, description="container whose image the release sets")
     container_port: Annotated[int, Strict()] = Field(
         ge=1, le=65535, description="port the load balancer routes to"
@@ -70,8 +75,34 @@ class ServiceTarget(inputs.Model):
         default=None,
         min_length=1,
         description="Lambda CodeDeploy runs at AfterAllowTestTraffic, as for every other "
-        "deployment of the service (omitted: the release's deployments run no hook)",
+        "deployment of the service (omitted: the release's deployments run no hook; on the "
+        "ECS engine the hook is the service's own)",
     )
+
+    @model_validator(mode="after")
+    def _engine_fields(self) -> ServiceTarget:
+        if self.engine == "codedeploy":
+            missing = [
+                alias
+                for alias, value in (
+                    ("codedeployApplication", self.codedeploy_application),
+                    ("codedeployGroup", self.codedeploy_group),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"{' and '.join(missing)}: required with engine codedeploy (the group "
+                    "that deploys the service); or set engine: ecs"
+                )
+        return self
+
+    @property
+    def lock(self) -> str:
+        """What holds the service's one deployment at a time, for messages."""
+        if self.engine == "ecs":
+            return f"ECS service {self.cluster}/{self.service}"
+        return f"deployment group {self.codedeploy_application}/{self.codedeploy_group}"
 
 
 class RuleRef(inputs.Model):

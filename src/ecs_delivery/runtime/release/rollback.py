@@ -5,22 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from ecs_delivery.runtime import codedeploy as cd
-from ecs_delivery.runtime.codedeploy import (
-    FAILED_STATUSES,
-    IN_PROGRESS_STATUSES,
-    DeploymentInProgressError,
-)
+from ecs_delivery.runtime.codedeploy import DeploymentInProgressError
+from ecs_delivery.runtime.engines import Seen
 from ecs_delivery.runtime.release.core import EngineCore
-from ecs_delivery.runtime.release.engine_types import (
-    ReleaseStopped,
-    _Aborted,
-    _code,
-    _deployment_error,
-    _reason,
-)
+from ecs_delivery.runtime.release.engine_types import ReleaseStopped, _Aborted, _reason
 from ecs_delivery.runtime.release.inventory import ServiceTarget
 from ecs_delivery.runtime.release.live import (
     LiveStateError,
@@ -172,16 +160,16 @@ class RollbackSteps(EngineCore):
         now = self._now()
         unsettled = {n: s for n, s in state.services.items() if s.rollback not in SETTLED_ROLLBACK}
         watch = []
-        for svc in unsettled.values():
+        for name, svc in unsettled.items():
             if svc.rollback in (None, "stopping") and svc.status in (
                 "deploying",
                 "deployed",
                 "failed",
             ):
-                watch.append(svc.deployment_id)
+                watch.append((name, svc.deployment_id))
             if svc.rollback == "redeploying" and svc.rollback_deployment_id:
-                watch.append(svc.rollback_deployment_id)
-        infos = self._get_deployments(d for d in watch if d)
+                watch.append((name, svc.rollback_deployment_id))
+        infos = self._seen((n, d) for n, d in watch if d)
         changes: dict[str, dict[str, Any]] = {}
         verify: list[str] = []
 
@@ -190,19 +178,17 @@ class RollbackSteps(EngineCore):
                 if svc.status == "pending":
                     changes[name] = {"rollback": "not_needed"}
                 elif svc.status == "starting":
-                    found = self._find_deployment(
-                        svc.target, self._marker("release", name), svc.started_at, False
-                    )
+                    found = self._find_deployment(name, "release", svc.started_at, False)
                     if found is not None:
                         changes[name] = {"status": "deploying", "deployment_id": found}
                     elif now - (svc.started_at or now) >= self.config.start_grace_seconds:
                         # Registered but never deployed: nothing runs the new revision.
                         changes[name] = {"rollback": "not_needed", "status": "failed"}
                 elif running := self._in_flight(name, svc, infos):
-                    # Deploying, or failed while CodeDeploy still runs it (it timed out, or
-                    # the start failed after CodeDeploy accepted it): it could still switch
+                    # Deploying, or failed while its engine still runs it (it timed out, or
+                    # the start failed after the engine accepted it): it could still switch
                     # the service after we verified, so stop it first.
-                    self._stop(running)
+                    self._engine(name).stop(running, self.aws.clock.sleep)
                     changes[name] = {
                         "rollback": "stopping",
                         "rollback_started_at": now,
@@ -212,8 +198,8 @@ class RollbackSteps(EngineCore):
                     changes[name] = {"rollback": "verifying", "rollback_started_at": now}
                     verify.append(name)
             elif svc.rollback == "stopping":
-                info = infos.get(str(svc.deployment_id), {})
-                if info.get("status") not in IN_PROGRESS_STATUSES:
+                seen = infos.get(str(svc.deployment_id))
+                if seen is None or not seen.in_progress:
                     changes[name] = {"rollback": "verifying"}
                     verify.append(name)
                 elif self._timed_out(svc.rollback_started_at, now):
@@ -228,21 +214,18 @@ class RollbackSteps(EngineCore):
         if verify:
             self._verify(verify, now)
 
-    def _in_flight(
-        self, name: str, svc: ServiceState, infos: dict[str, dict[str, Any]]
-    ) -> str | None:
-        """The id of the service's forward deployment if CodeDeploy still runs it (a
-        deployed one may still wait out its termination wait: stopping it puts the original
-        task set, still there, back on production traffic)."""
+    def _in_flight(self, name: str, svc: ServiceState, infos: dict[str, Seen]) -> str | None:
+        """The id of the service's forward deployment if its engine still runs it (a
+        deployed one may still wait out its termination wait or bake time: stopping it puts
+        the original revision, still there, back on production traffic)."""
         if svc.status not in ("deploying", "deployed", "failed"):
             return None
         if svc.deployment_id is not None:
-            status = infos.get(svc.deployment_id, {}).get("status")
-            return svc.deployment_id if status in IN_PROGRESS_STATUSES else None
+            seen = infos.get(svc.deployment_id)
+            return svc.deployment_id if seen is not None and seen.in_progress else None
         if svc.status == "failed" and svc.started_at is not None:
-            # Claimed, then failed without a recorded id: CodeDeploy may have created it.
-            marker = self._marker("release", name)
-            return self._find_deployment(svc.target, marker, svc.started_at, True)
+            # Claimed, then failed without a recorded id: the engine may have created it.
+            return self._find_deployment(name, "release", svc.started_at, True)
         return None
 
     def _timed_out(self, since: float | None, now: float) -> bool:
@@ -255,28 +238,15 @@ class RollbackSteps(EngineCore):
             f"{self.config.deployment_timeout_seconds:g} s",
         }
 
-    def _stop(self, deployment_id: str) -> None:
-        try:
-            self.aws.call(
-                self.aws.clients.codedeploy.stop_deployment,
-                deploymentId=deployment_id,
-                autoRollbackEnabled=True,
-            )
-        except ClientError as error:
-            # It finished between the poll and the stop: the verify step handles it.
-            if _code(error) != "DeploymentAlreadyCompletedException":
-                raise
-
     def _redeploy_progress(
-        self, name: str, infos: dict[str, dict[str, Any]], now: float
+        self, name: str, infos: dict[str, Seen], now: float
     ) -> dict[str, dict[str, Any]]:
         svc = self.store.state.services[name]
         if svc.rollback_deployment_id is None:
             # Claimed but not recorded (a run died in between, or the group was busy):
             # adopt ours if it exists, else start it now.
-            marker = self._marker("rollback", name)
             found: str | dict[str, Any] | None = self._find_deployment(
-                svc.target, marker, svc.rollback_started_at, False
+                name, "rollback", svc.rollback_started_at, False
             )
             if found is None:
                 found = self._start_redeploy(name)
@@ -287,12 +257,11 @@ class RollbackSteps(EngineCore):
             if self._timed_out(svc.rollback_started_at, now):
                 return {name: self._rollback_failed("rollback", None)}
             return {}
-        info = infos.get(svc.rollback_deployment_id, {})
-        status = info.get("status")
-        if status == "Succeeded":
+        seen = infos.get(svc.rollback_deployment_id)
+        if seen is not None and seen.phase == "succeeded":
             return {name: {"rollback": "verifying"}}
-        if status in FAILED_STATUSES:
-            return {name: {"rollback": "failed", "rollback_error": _deployment_error(info)}}
+        if seen is not None and seen.phase in ("failed", "stopped"):
+            return {name: {"rollback": "failed", "rollback_error": seen.reason}}
         if self._timed_out(svc.rollback_started_at, now):
             return {name: self._rollback_failed("rollback", svc.rollback_deployment_id)}
         return {}
@@ -359,18 +328,13 @@ class RollbackSteps(EngineCore):
             self._apply_changes(settled)
 
     def _group_held(self, name: str) -> bool:
-        """Another deployment holds the service's group, and the redeploy waits for it
-        (with `end`, one that only waits out its termination wait does not hold it: the
-        redeploy ends that wait, as the release's own deploys do)."""
-        target = self.store.state.services[name].target
-        holding = cd.in_progress_deployments(
-            self.aws.clients.codedeploy, target.codedeploy_application, target.codedeploy_group
-        )
-        if not holding or not self.config.end_termination_wait:
-            return bool(holding)
+        """Another deployment holds the service's lock, and the redeploy waits for it
+        (on CodeDeploy with `end`, one that only waits out its termination wait does not
+        hold it: the redeploy ends that wait, as the release's own deploys do)."""
+        svc = self.store.state.services[name]
+        request = self._request(name, "rollback", {svc.target.container: svc.previous_image})
         ours = (self._marker("release", name), self._marker("rollback", name))
-        codedeploy, sleep = self.aws.clients.codedeploy, self.aws.clock.sleep
-        return not cd.only_termination_waits(codedeploy, holding, ours, sleep)
+        return self._engine(name).held(request, ours, self.aws.clock.sleep)
 
     def _image_or_none(self, arn: str | None, container: str) -> str | None:
         if arn is None:
@@ -391,16 +355,17 @@ class RollbackSteps(EngineCore):
         return {"rollback": "superseded", "rollback_note": note}
 
     def _newest_other_deployment(self, name: str) -> str | None:
-        """The group's newest succeeded deployment not made by this release, if any."""
+        """The service's newest succeeded deployment not made by this release, if any."""
         svc = self.store.state.services[name]
-        ours = (self._marker("release", name), self._marker("rollback", name))
         others = [
-            info
-            for info in self._group_deployments(svc.target, ("Succeeded",), svc.started_at).values()
-            if not str(info.get("description", "")).startswith(ours)
+            seen
+            for seen in self._history(name, "succeeded", svc.started_at)
+            if not any(
+                self._is_ours(name, seen, action, None) for action in ("release", "rollback")
+            )
         ]
-        newest = max(others, key=lambda i: str(i.get("createTime", "")), default=None)
-        return str(newest["deploymentId"]) if newest else None
+        newest = max(others, key=lambda seen: seen.created, default=None)
+        return newest.id if newest else None
 
     def _running_or_reason(self, targets: dict[str, ServiceTarget]) -> tuple[dict[str, str], str]:
         try:

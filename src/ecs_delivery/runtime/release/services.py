@@ -1,22 +1,17 @@
 """The forward deployment of each service: start it once (adopting a deployment a dead run
-left behind), record what it became, poll every deployment in flight."""
+left behind), record what it became, poll every deployment in flight (through each
+service's engine)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ecs_delivery.runtime import codedeploy as cd
-from ecs_delivery.runtime.codedeploy import (
-    FAILED_STATUSES,
-    DeploymentInProgressError,
-    StopTooLateError,
-)
+from ecs_delivery.runtime.codedeploy import DeploymentInProgressError, StopTooLateError
 from ecs_delivery.runtime.release.core import MERGE_ATTEMPTS, EngineCore
 from ecs_delivery.runtime.release.engine_types import (
     ReleaseStopped,
     ServiceDeploymentFailed,
     _Aborted,
-    _deployment_error,
 )
 from ecs_delivery.runtime.release.state import ReleaseState, Unchanged
 from ecs_delivery.runtime.rollout import RolloutRaceError, RolloutResult, ServiceStateError
@@ -46,18 +41,16 @@ class ServiceSteps(EngineCore):
             # deployment if it was created (whatever it became since), so nothing is
             # deployed twice. One we stopped ourselves is not adopted.
             found = self._find_deployment(
-                service.target,
-                self._start_marker(name, service.new_td),
+                name,
+                "release",
                 service.started_at,
                 in_progress_only=False,
-                exclude=("Stopped",),
+                revision=service.new_td,
+                exclude=("stopped",),
             )
             if found is not None:
                 return self._record_deployment(name, found, "adopted after a restart")
         return self._derive_and_deploy(name, expected=service.status)
-
-    def _start_marker(self, name: str, new_td: str) -> str:
-        return f"{self._marker('release', name)} {new_td}"
 
     def _derive_and_deploy(self, name: str, expected: str) -> str:
         """Deploy the release's image onto what runs now through the deployment core, which
@@ -117,19 +110,14 @@ class ServiceSteps(EngineCore):
         self.store.update(record)
 
     def _adopt_or_fail(self, name: str, busy: DeploymentInProgressError) -> str:
-        """The group is busy: ours (a retried step) is adopted, anyone else's is a failure."""
+        """The service's lock is held: ours (a retried step) is adopted, anyone else's is a
+        failure."""
         service = self.store.state.services[name]
-        found = self._find_deployment(
-            service.target,
-            self._marker("release", name),
-            service.started_at,
-            in_progress_only=True,
-        )
+        found = self._find_deployment(name, "release", service.started_at, in_progress_only=True)
         if found is None:
             raise ServiceDeploymentFailed(
                 name,
-                f"deployment group {service.target.codedeploy_application}/"
-                f"{service.target.codedeploy_group} already runs another deployment "
+                f"{service.target.lock} already runs another deployment "
                 f"({', '.join(busy.deployment_ids) or 'id not reported'})",
             )
         return self._record_deployment(name, found, "adopted")
@@ -219,17 +207,19 @@ class ServiceSteps(EngineCore):
             for n in names
             if state.services[n].status == "deploying" and state.services[n].deployment_id
         }
-        infos = self._get_deployments(w for w in watched if w)
+        seen = self._seen((n, str(w)) for w, n in watched.items() if w)
         now = self._now()
         finished: dict[str, tuple[str, str]] = {}
         for deployment_id, name in watched.items():
-            info = infos.get(str(deployment_id), {})
-            status = info.get("status", "?")
+            found = seen.get(str(deployment_id))
+            phase = found.phase if found else "?"
+            status = found.status if found else "?"
             started = state.services[name].started_at or now
-            if cd.shipped(info):  # also: traffic shifted, termination wait running
+            # Shipped: production runs it (termination wait or bake time still running).
+            if found and phase in ("shipped", "succeeded"):
                 finished[name] = ("deployed", "")
-            elif status in FAILED_STATUSES:
-                finished[name] = ("failed", _deployment_error(info))
+            elif found and phase in ("failed", "stopped"):
+                finished[name] = ("failed", found.reason)
             elif now - started > self.config.deployment_timeout_seconds:
                 finished[name] = (
                     "failed",
