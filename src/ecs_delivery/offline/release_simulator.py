@@ -4,6 +4,10 @@
 - CodeDeploy is `codedeploy_sim.CodeDeploySim` (the one CodeDeploy simulator, see there)
   answering a real boto3 CodeDeploy client: here every group deploys all at once, `duration`
   simulated seconds after creation; tests `fail`, `hold` and `release` services through it.
+- With `engine="ecs"` the services use the ECS controller and ECS deploys them itself:
+  `ecs_deployments.EcsDeployments` (the one double of ECS's service deployments) answers the
+  engine's ECS client, each deployment ending `duration` simulated seconds after its
+  UpdateService; tests put service names in its `failing` and `held` sets.
 - S3 goes through `Serialized`: moto's in-process S3 is not thread-safe, real S3 applies
   each request atomically (a conditional write either lands or fails PreconditionFailed).
 - `RateLimited` wraps any client with per-operation token buckets and raises botocore's
@@ -37,6 +41,7 @@ from ecs_delivery.offline.codedeploy_sim import (
     client_error,
     switch_primary,
 )
+from ecs_delivery.offline.ecs_deployments import EcsDeployments
 from ecs_delivery.runtime.live import running_task_definition
 from ecs_delivery.runtime.release.inventory import (
     Inventory,
@@ -146,6 +151,8 @@ class SimulatedAws:
     bucket: str
     cluster_arn: str
     task_definitions: dict[str, str] = field(default_factory=dict)
+    # engine "ecs": ECS's own service deployments (None on CodeDeploy).
+    ecs_deployments: EcsDeployments | None = None
 
     @property
     def ecs(self) -> RateLimited:
@@ -156,7 +163,8 @@ class SimulatedAws:
 
     def live_task_definition(self, service: str) -> str:
         target = self.inventory.services[service]
-        response = self.raw_ecs.describe_services(cluster=target.cluster, services=[target.service])
+        ecs = self.ecs_deployments or self.raw_ecs  # ECS's deployments end on the clock
+        response = ecs.describe_services(cluster=target.cluster, services=[target.service])
         return running_task_definition(response["services"][0])
 
     def land(self, target: ServiceTarget, task_definition_arn: str) -> None:
@@ -224,6 +232,7 @@ def simulated_aws(
     production: bool = False,
     environment: str = "dev",
     family_schedules: bool = True,
+    engine: str = "codedeploy",
 ) -> Iterator[SimulatedAws]:
     """Start moto, seed an environment, and yield it; everything is gone on exit.
 
@@ -252,16 +261,24 @@ def simulated_aws(
                 taskDefinition=td,
                 desiredCount=1,
                 launchType="FARGATE",
-                deploymentController={"type": "CODE_DEPLOY"},
+                deploymentController={"type": "ECS" if engine == "ecs" else "CODE_DEPLOY"},
             )
             tds[name] = td
+            group = (
+                {}
+                if engine == "ecs"
+                else {
+                    "codedeploy_application": f"{environment}-{name}",
+                    "codedeploy_group": f"{environment}-{name}",
+                }
+            )
             service_targets[name] = ServiceTarget(
                 cluster=cluster,
                 service=f"{environment}-{name}",
-                codedeploy_application=f"{environment}-{name}",
-                codedeploy_group=f"{environment}-{name}",
+                engine=engine,  # type: ignore[arg-type]
                 container="app",
                 container_port=8080,
+                **group,
             )
             groups[(f"{environment}-{name}", f"{environment}-{name}")] = (
                 cluster,
@@ -328,6 +345,19 @@ def simulated_aws(
             )
 
         codedeploy = CodeDeploySim(ecs, clock, stop_seconds=stop_seconds)
+        ecs_deployments, code_ecs = None, ecs
+        if engine == "ecs":
+            groups.clear()  # ECS deploys the services itself
+            labels = {t.service: n for n, t in service_targets.items()}
+            ecs_deployments = EcsDeployments(
+                moto=ecs,
+                region=REGION,
+                account=ACCOUNT,
+                clock=clock,
+                seconds=lambda service: _seconds_for(duration, labels.get(service, service)),
+            )
+            # The engine's client is another one than the double's own (it acts on moto).
+            code_ecs = ecs_deployments.attach(_fake_client("ecs"))
         for (application, group), (cluster_arn, service, name) in groups.items():
             codedeploy.add_group(
                 application,
@@ -342,7 +372,7 @@ def simulated_aws(
         codedeploy_client = codedeploy.attach(_fake_client("codedeploy"))
         chosen = dict(DEFAULT_LIMITS if limits is None else limits)
         clients = Clients(
-            ecs=RateLimited(ecs, chosen, clock),
+            ecs=RateLimited(code_ecs, chosen, clock),
             codedeploy=RateLimited(codedeploy_client, chosen, clock),
             s3=Serialized(s3),
             events=events,
@@ -363,6 +393,7 @@ def simulated_aws(
             bucket=bucket,
             cluster_arn=cluster,
             task_definitions=tds,
+            ecs_deployments=ecs_deployments,
         )
 
 
@@ -376,6 +407,14 @@ def _lifecycle_for(duration: Duration, name: str) -> float | Lifecycle:
     if isinstance(duration, Mapping):
         return float(duration[name])
     return duration
+
+
+def _seconds_for(duration: Duration, name: str) -> float:
+    """How long an ECS deployment of `name` runs (a Lifecycle: until it would have shipped)."""
+    life = _lifecycle_for(duration, name)
+    if isinstance(life, Lifecycle):
+        return life.install_seconds + life.shift_seconds
+    return float(life)
 
 
 def _register(ecs: Any, family: str, container: str, image: str) -> str:
