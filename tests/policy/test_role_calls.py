@@ -90,11 +90,33 @@ RELEASE_STEPS_UNUSED = {
     # the group's lock: tests/runtime/release/test_engine.py (..._merged_again) runs that race.
     ("Deployments", "codedeploy:GetDeployment"): "the core's stop-and-merge after a race",
 }
+# On the ECS engine every grant is used: the stop of the in-flight ones is the rollback's.
+RELEASE_STEPS_UNUSED_ON_ECS = {
+    ("Logs", "logs:CreateLogStream"): RUNTIME_LOGS,
+    ("Logs", "logs:PutLogEvents"): RUNTIME_LOGS,
+}
 
 
+def _hold(world: DevWorld, services: list[str]) -> None:
+    """Deployments of `services` run until stopped, on the world's engine."""
+    if world.ecs_deployments is not None:
+        world.ecs_deployments.held.update(services)
+    else:
+        world.simulated.hold(*services)
+
+
+def _stopped(world: DevWorld) -> int:
+    if world.ecs_deployments is not None:
+        return len(world.ecs_deployments.stops)
+    return len(world.simulated.stopped)
+
+
+@pytest.mark.parametrize("engine", ["codedeploy", "ecs"])
 def test_the_release_steps_role_allows_every_call_of_a_release_and_its_rollback(
-    world: DevWorld, monkeypatch: pytest.MonkeyPatch
+    engine: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    world: DevWorld = request.getfixturevalue("world" if engine == "codedeploy" else "ecs_world")
+    assert {t["engine"] for t in world.inventory["services"].values()} == {engine}
     handler = _steps_handler(world, monkeypatch)
 
     result = run_release(world, handler, world.manifest("r1", "2.0.0"))
@@ -121,7 +143,7 @@ def test_the_release_steps_role_allows_every_call_of_a_release_and_its_rollback(
     # rollback stops them.
     handler._context.cache_clear()
     monkeypatch.setattr(handler, "client", lambda service, *a, **k: world.client(service))
-    world.simulated.hold(*(target["service"] for target in world.inventory["services"].values()))
+    _hold(world, [target["service"] for target in world.inventory["services"].values()])
     planned = handler.plan({"manifest_yaml": world.manifest("r3", "4.0.0")})
     for service in planned["services"]:
         # Twice: Step Functions retries a step whose Lambda timed out; the retry finds the
@@ -133,10 +155,12 @@ def test_the_release_steps_role_allows_every_call_of_a_release_and_its_rollback(
         runtime_clock.sleep(10)  # the state machine's Wait between polls
         status = handler.rollback_poll({"release_id": planned["release_id"]})
     assert status["status"] == "rolled_back"
-    assert len(world.simulated.stopped) == 2
+    assert _stopped(world) == 2
 
     assert_proven(
-        role_statements(world.plan, "release-steps"), world.recorder.requests, RELEASE_STEPS_UNUSED
+        role_statements(world.plan, "release-steps"),
+        world.recorder.requests,
+        RELEASE_STEPS_UNUSED if engine == "codedeploy" else RELEASE_STEPS_UNUSED_ON_ECS,
     )
 
 

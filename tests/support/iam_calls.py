@@ -142,6 +142,19 @@ class CallRecorder:
             for service in p.get("services", []):
                 name = service.rsplit("/", 1)[-1]
                 yield (f"ecs:{op}", arn(f"service/{cluster}/{name}"), {})
+        elif op in ("UpdateService", "ListServiceDeployments"):
+            cluster = p.get("cluster", "default").rsplit("/", 1)[-1]
+            yield (f"ecs:{op}", arn(f"service/{cluster}/{p['service'].rsplit('/', 1)[-1]}"), {})
+        elif op in ("DescribeServiceDeployments", "DescribeServiceRevisions"):
+            key = (
+                "serviceDeploymentArns"
+                if op == "DescribeServiceDeployments"
+                else "serviceRevisionArns"
+            )
+            for resource in p.get(key, []):
+                yield (f"ecs:{op}", resource, {})
+        elif op == "StopServiceDeployment":
+            yield (f"ecs:{op}", p["serviceDeploymentArn"], {})
         elif op == "RegisterTaskDefinition":
             yield (f"ecs:{op}", "*", {})
             for key in ("taskRoleArn", "executionRoleArn"):

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 
 from ecs_delivery.offline.codedeploy_sim import CodeDeploySim
+from ecs_delivery.offline.ecs_deployments import EcsDeployments
 from ecs_delivery.offline.simcloud import plain
 from tests.support.iam_calls import CallRecorder
 from tests.support.pipeline_run import PipelineRun
@@ -41,6 +42,8 @@ class DevWorld:
     simulated: CodeDeploySim | None
     # (service, event, handler) registered first on each such client made from here on
     client_hooks: list[tuple[str, str, Any]] = field(default_factory=list)
+    # deployment.engine ecs: ECS's service deployments, answering every ECS client made here.
+    ecs_deployments: EcsDeployments | None = None
 
     @property
     def inventory(self) -> dict[str, Any]:
@@ -56,6 +59,8 @@ class DevWorld:
         for hooked, event, hook in self.client_hooks:
             if hooked == service:
                 made.meta.events.register_first(event, hook)
+        if service == "ecs" and self.ecs_deployments is not None:
+            self.ecs_deployments.attach(made)
         if self.simulated is None:
             return made
         if service == "ecs":
@@ -71,18 +76,23 @@ class DevWorld:
         services = self.inventory["services"]
         (cluster,) = {s["cluster"] for s in services.values()}
         ecs.create_cluster(clusterName=cluster)
-        (application,) = {s["codedeployApplication"] for s in services.values()}
-        codedeploy.create_application(applicationName=application, computePlatform="ECS")
+        applications = {s.get("codedeployApplication") for s in services.values()} - {None}
+        for application in applications:
+            codedeploy.create_application(applicationName=application, computePlatform="ECS")
         for name, target in services.items():
             arn = self._register(target["taskFamily"], name, target["container"], "1.0.0")
+            on_ecs = target["engine"] == "ecs"
             ecs.create_service(
                 cluster=cluster,
                 serviceName=target["service"],
                 taskDefinition=arn,
                 desiredCount=1,
                 launchType="FARGATE",
-                deploymentController={"type": "CODE_DEPLOY"},
+                deploymentController={"type": "ECS" if on_ecs else "CODE_DEPLOY"},
             )
+            if on_ecs:
+                continue  # ECS deploys it: no group
+            application = target["codedeployApplication"]
             group = plain(self.plan.named(GROUP, f"codedeploy-{name}").inputs)
             codedeploy.create_deployment_group(
                 applicationName=application,

@@ -145,12 +145,6 @@ def _build(args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions) -> dict[
     # (every waiter's deadline covers it); the group takes the next one after `lockedMinutes`.
     if warning := settings.pipeline_timeout_warning():
         pulumi.log.warn(warning)
-    if settings.release and settings.deployment.engine == "ecs":
-        pulumi.log.warn(
-            "release: the release engine deploys through CodeDeploy only; with "
-            "deployment.engine ecs a release's first deploy stops at the service's ECS "
-            "controller (README: Known limits)"
-        )
     outputs["deploymentTime"] = _deployment_time(settings)
     outputs["deploymentEngine"] = settings.deployment.engine
 
@@ -294,6 +288,7 @@ def _release(
         tasks={name: families[name] for name in settings.scheduled_tasks},
         service_families={name: families[name] for name in settings.services},
         validation_hook=delivery_side.validation_hook,
+        engine=settings.deployment.engine,
     )
     releases = release.Release(
         "release",

@@ -277,7 +277,10 @@ class Release(pulumi.ComponentResource):
         # and revisions, so this part does not grow with the number of services (IAM's 10,240
         # characters); the families and roles, one by one, are in the units' policies.
         clusters = sorted({s["cluster"] for s in services.values()})
-        applications = sorted({s["codedeployApplication"] for s in services.values()})
+        applications = sorted(
+            {s["codedeployApplication"] for s in services.values() if "codedeployApplication" in s}
+        )
+        on_ecs = sorted({s["cluster"] for s in services.values() if s.get("engine") == "ecs"})
         statements: list[dict[str, Any]] = [
             {
                 "Sid": "ReleaseState",
@@ -312,6 +315,8 @@ class Release(pulumi.ComponentResource):
                 or [naming.arn("ecs", "service/none/none", region=region, account=account)],
             },
             iam.register_task_definitions_statement(),
+            # The ECS engine's services: UpdateService, their service deployments and revisions.
+            *iam.ecs_engine_statements(on_ecs, region=region, account_id=account),
         ]
         if applications:
             statements += [
@@ -558,14 +563,18 @@ def release_inventory(
     tasks: dict[str, str],
     service_families: dict[str, str] | None = None,
     validation_hook: str | None = None,
+    engine: str = "codedeploy",
 ) -> dict[str, Any]:
     """The `releaseInventory` JSON (src/ecs_delivery/runtime/release/inventory.py), checked by its own parser.
 
     `services` maps service -> container port, `groups` service -> deployment group, `tasks`
     scheduled task -> task family (also its schedule's name), `service_families` service ->
     its own family, where released revisions register (never the template's),
-    `validation_hook` the Lambda every deployment of a service runs at AfterAllowTestTraffic.
+    `validation_hook` the Lambda every deployment of a service runs at AfterAllowTestTraffic,
+    `engine` who deploys the services (deployment.engine; on ecs no group, and the hook is
+    the service's own lifecycle hook).
     """
+    codedeploy = engine == "codedeploy"
     data = {
         "environment": stack,
         "production": production,
@@ -573,8 +582,12 @@ def release_inventory(
             name: {
                 "cluster": cluster_name,
                 "service": name,
-                "codedeployApplication": application,
-                "codedeployGroup": groups[name],
+                "engine": engine,
+                **(
+                    {"codedeployApplication": application, "codedeployGroup": groups[name]}
+                    if codedeploy
+                    else {}
+                ),
                 "container": name,
                 "containerPort": port,
                 **(
@@ -582,7 +595,7 @@ def release_inventory(
                     if service_families and name in service_families
                     else {}
                 ),
-                **({"validationHook": validation_hook} if validation_hook else {}),
+                **({"validationHook": validation_hook} if validation_hook and codedeploy else {}),
             }
             for name, port in sorted(services.items())
         },

@@ -207,7 +207,12 @@ def test_each_service_rolls_out_through_the_ecs_engine_without_a_group(ecs_plan)
     assert any(d.endswith("aws:ecs/service:Service::web") for d in rollout.options["dependsOn"])
 
 
-def test_the_plan_warns_that_releases_still_deploy_through_codedeploy(ecs_plan, dev_plan):
-    warning = "release: the release engine deploys through CodeDeploy only"
-    assert any(w.startswith(warning) for w in ecs_plan.warnings)
-    assert not any(w.startswith(warning) for w in dev_plan.warnings)
+def test_releases_deploy_through_the_ecs_engine_named_in_the_inventory(ecs_plan, dev_plan):
+    ecs_services = ecs_plan.outputs["releaseInventory"]["services"]
+    assert {n: t["engine"] for n, t in ecs_services.items()} == {n: "ecs" for n in ecs_services}
+    # No group (ECS deploys the service) and no AppSpec hook (the service's lifecycle hook).
+    for target in ecs_services.values():
+        assert not {"codedeployApplication", "codedeployGroup", "validationHook"} & set(target)
+    codedeploy_services = dev_plan.outputs["releaseInventory"]["services"]
+    assert {t["engine"] for t in codedeploy_services.values()} == {"codedeploy"}
+    assert not any("release engine" in w for w in ecs_plan.warnings)
