@@ -35,6 +35,8 @@ DEPLOYMENT_SOURCES = sorted(
         *(RUNTIME / "release").glob("*.py"),
         RUNTIME / "rollout.py",
         RUNTIME / "codedeploy.py",
+        # The CodeDeploy engine (the ECS engine's calls: tests/components/ecs_engine).
+        RUNTIME / "engines.py",
         RUNTIME / "taskdef.py",
         RUNTIME / "live.py",
         RUNTIME / "build.py",
@@ -115,10 +117,9 @@ def _granted(plan) -> set[str]:
 def test_the_walk_finds_the_engines_calls():
     calls = deployment_calls()
     # Spot checks that the walk sees both called and passed-on methods (aws.call(fn, ...)).
-    assert calls["codedeploy:StopDeployment"] == {
-        "release/rollback.py",
-        "codedeploy.py",
-    }
+    # The release's rollback stops through its engine (runtime/engines.py), which calls codedeploy.py.
+    assert calls["codedeploy:StopDeployment"] == {"codedeploy.py"}
+    assert calls["codedeploy:BatchGetDeployments"] == {"engines.py"}
     assert "release/live.py" in calls["ecs:DescribeServices"]
     assert calls["s3:PutObject"] == {"release/state.py"}
     assert calls["ecr:DescribeImages"] == {"build.py"}

@@ -4,8 +4,10 @@ Steps (each idempotent, each persisting its transition before returning):
 
 - `prepare` / `begin`: load the release's state, or plan it and write the first state;
 - `start_service`: register a revision with the new image (Pulumi-owned fields kept), claim
-  the start in the state, create the CodeDeploy deployment, record its id;
-- `poll_services`: one BatchGetDeployments per 25 in-flight deployments;
+  the start in the state, deploy it through the deployment core on the service's engine
+  (CodeDeploy, or ECS's own blue/green), record its id;
+- `poll_services`: one batch call per engine (BatchGetDeployments per 25 in-flight CodeDeploy
+  deployments, DescribeServiceDeployments per 20 ECS ones);
 - `update_tasks`: new revision per scheduled task, trigger pointed at it;
 - `start_rollback` / `rollback_step`: stop in-flight deployments with rollback, redeploy the
   previous revision of finished ones, restore scheduled-task triggers, verify.
