@@ -62,7 +62,7 @@ release: $(STAMP)
 # plan, apply (one service fails: whole-release rollback) and status against the simulated AWS.
 # The tool exits 1 (failed and rolled back), as apply does; make prints Error 1 and exits 2.
 release-demo: $(STAMP)
-	$(BIN)/python -m tools.release_demo
+	$(BIN)/python -m tools.release_demo $(if $(ENGINE),--engine $(ENGINE))
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

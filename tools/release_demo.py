@@ -50,25 +50,44 @@ def _pipeline_ships_during(sim: SimulatedAws, trigger: str) -> None:
         if info["service"] != trigger:
             return
         sim.codedeploy.on_create = None
-        target = sim.inventory.services[SHIPPED]
-        running = sim.raw_ecs.describe_task_definition(
-            taskDefinition=sim.live_task_definition(SHIPPED)
-        )["taskDefinition"]
-        image = sim.image(SHIPPED, "2.1.0")
-        request = register_request(running, {target.container: image})
-        arn = sim.raw_ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]
-        sim.land(target, arn)
-        print(f"(meanwhile the pipeline ships {SHIPPED}: {image})", flush=True)
+        _ship(sim)
 
-    sim.codedeploy.on_create = ship
+    if sim.ecs_deployments is None:
+        sim.codedeploy.on_create = ship
+        return
+    deployments, service = sim.ecs_deployments, sim.inventory.services[trigger].service
+
+    def ship_before_update(params: dict) -> None:  # ECS: as the trigger's UpdateService comes
+        if params["service"] != service:
+            deployments.before_update.append(ship_before_update)  # one-shot hooks: stay
+            return
+        _ship(sim)
+
+    deployments.before_update.append(ship_before_update)
 
 
-def demo(workdir: Path, scale: float = SCALE) -> int:
+def _ship(sim: SimulatedAws) -> None:
+    """The pipeline's ship of SHIPPED's 2.1.0 lands."""
+    target = sim.inventory.services[SHIPPED]
+    running = sim.raw_ecs.describe_task_definition(
+        taskDefinition=sim.live_task_definition(SHIPPED)
+    )["taskDefinition"]
+    image = sim.image(SHIPPED, "2.1.0")
+    request = register_request(running, {target.container: image})
+    arn = sim.raw_ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]
+    sim.land(target, arn)
+    print(f"(meanwhile the pipeline ships {SHIPPED}: {image})", flush=True)
+
+
+def demo(workdir: Path, scale: float = SCALE, engine: str = "codedeploy") -> int:
     """Seed a simulated environment, write the release's files to `workdir`, run the CLI."""
     with simulated_aws(
-        ScaledClock(scale), services=SERVICES, duration=DURATIONS.__getitem__
+        ScaledClock(scale), services=SERVICES, duration=DURATIONS.__getitem__, engine=engine
     ) as sim:
-        sim.codedeploy.fail(FAILING)
+        if sim.ecs_deployments is None:
+            sim.codedeploy.fail(FAILING)
+        else:
+            sim.ecs_deployments.failing.add(sim.inventory.services[FAILING].service)
         _pipeline_ships_during(sim, FAILING)
         inventory = workdir / "inventory.json"
         manifest = workdir / "release.yaml"
@@ -96,9 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale", type=float, default=SCALE, help=f"simulated seconds per real second ({SCALE:g})"
     )
+    parser.add_argument(
+        "--engine",
+        choices=("codedeploy", "ecs"),
+        default="codedeploy",
+        help="who deploys the services: CodeDeploy's groups, or ECS's own blue/green",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="release-demo-") as workdir:
-        return demo(Path(workdir), args.scale)
+        return demo(Path(workdir), args.scale, args.engine)
 
 
 if __name__ == "__main__":

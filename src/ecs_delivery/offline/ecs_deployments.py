@@ -10,8 +10,8 @@ Like ECS, UpdateService points the service at the new revision at once and start
 deployment that stays IN_PROGRESS (the lock) until it finishes, bakes or fails; a rollback (a
 stop, or a failure) points the service back at the source revision. It ends when a test says
 (`finish`, `bake`, `roll_back`), or, given a `clock` and `seconds` (the release simulator),
-`seconds(service)` after its creation: SUCCESSFUL, or rolled back for a service in `failing`;
-never while the service is `held`.
+`seconds(service)` after its creation: SUCCESSFUL, or rolled back part-way (`fail_fraction`
+of it, as the CodeDeploy simulator) for a service in `failing`; never while it is `held`.
 
 Two ways in, one model: wrap a moto client (the object itself answers, the tests of the ECS
 engine), or `attach(client)` to answer a real boto3 client's calls (botocore has validated and
@@ -80,6 +80,7 @@ class EcsDeployments:
     clock: Any = None
     seconds: Callable[[str], float] | None = None
     failing: set[str] = field(default_factory=set)  # service names whose deployments fail
+    fail_fraction: float = 0.5
     held: set[str] = field(default_factory=set)  # service names whose deployments never end
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     revisions: dict[str, str] = field(default_factory=dict)  # revision ARN -> task definition
@@ -116,13 +117,15 @@ class EcsDeployments:
     def update_service(self, _validated: bool = False, **params: Any) -> dict[str, Any]:
         if not _validated:
             _validate("UpdateService", params)
-        hooks, self.before_update = self.before_update, []
-        for hook in hooks:  # one-shot: a hook's own update must not run it again
-            hook(params)
-        with self._lock:
+        with self._lock:  # (reentrant: a hook may update a service itself)
+            hooks, self.before_update = self.before_update, []
+            for hook in hooks:  # one-shot: a hook's own update must not run it again
+                hook(params)
             self.advance()
             cluster, service = params["cluster"], params["service"]
             source = self._service_task_definition(cluster, service)
+            # ARNs name the cluster and service by name, whichever the request gave.
+            cluster_name, service_name = cluster.split("/")[-1], service.split("/")[-1]
             self.updates.append(params)
             response = self.moto.update_service(
                 cluster=cluster, service=service, taskDefinition=params["taskDefinition"]
@@ -130,20 +133,22 @@ class EcsDeployments:
             number = len(self.deployments) + 1
             now = self._now()
             arn = (
-                f"arn:aws:ecs:{self.region}:{self.account}:service-deployment/{cluster}/"
-                f"{service.split('/')[-1]}/dep{number}"
+                f"arn:aws:ecs:{self.region}:{self.account}:service-deployment/{cluster_name}/"
+                f"{service_name}/dep{number}"
             )
             self.deployments[arn] = {
                 "serviceDeploymentArn": arn,
-                "serviceArn": f"arn:aws:ecs:{self.region}:{self.account}:service/{cluster}/"
-                f"{service}",
-                "clusterArn": f"arn:aws:ecs:{self.region}:{self.account}:cluster/{cluster}",
+                "serviceArn": f"arn:aws:ecs:{self.region}:{self.account}:service/{cluster_name}/"
+                f"{service_name}",
+                "clusterArn": f"arn:aws:ecs:{self.region}:{self.account}:cluster/{cluster_name}",
                 "createdAt": _as_datetime(now)
                 if now is not None
                 else _EPOCH + datetime.timedelta(minutes=number),
-                "sourceServiceRevisions": [{"arn": self._revision(cluster, service, source)}],
+                "sourceServiceRevisions": [
+                    {"arn": self._revision(cluster_name, service_name, source)}
+                ],
                 "targetServiceRevision": {
-                    "arn": self._revision(cluster, service, params["taskDefinition"])
+                    "arn": self._revision(cluster_name, service_name, params["taskDefinition"])
                 },
                 "status": "IN_PROGRESS",
                 "lifecycleStage": "PRE_SCALE_UP",
@@ -272,7 +277,10 @@ class EcsDeployments:
             for arn in self.in_progress():
                 d = self.deployments[arn]
                 service = str(d["_service"])
-                if service in self.held or now < d["_created"] + self.seconds(service):
+                ends = self.seconds(service) * (
+                    self.fail_fraction if service in self.failing else 1
+                )
+                if service in self.held or now < d["_created"] + ends:
                     continue
                 if service in self.failing:
                     self.roll_back(arn, reason=f"simulated failure of {service}")

@@ -170,7 +170,13 @@ class SimulatedAws:
     def land(self, target: ServiceTarget, task_definition_arn: str) -> None:
         """Another deployer's deployment (a ship, a `pulumi up` rollout) has just finished:
         `task_definition_arn` serves the service's traffic."""
-        switch_primary(self.raw_ecs, target.cluster, target.service, task_definition_arn)
+        if self.ecs_deployments is None:
+            switch_primary(self.raw_ecs, target.cluster, target.service, task_definition_arn)
+            return
+        self.ecs_deployments.update_service(
+            cluster=target.cluster, service=target.service, taskDefinition=task_definition_arn
+        )
+        self.ecs_deployments.finish(list(self.ecs_deployments.deployments)[-1])
 
     def live_image(self, service: str) -> str:
         td = self.raw_ecs.describe_task_definition(

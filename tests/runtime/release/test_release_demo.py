@@ -7,14 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_release_demo_rolls_back_naming_the_failed_service_and_prints_end_states() -> None:
+@pytest.mark.parametrize("engine", ["codedeploy", "ecs"])
+def test_release_demo_rolls_back_naming_the_failed_service_and_prints_end_states(
+    engine: str,
+) -> None:
     # x100 instead of the demo's x20: the same simulated run in about 4 s (svc-003 fails 90
-    # simulated s, 0.9 s real, before svc-004/005 would finish, so they are stopped).
+    # simulated s, 0.9 s real, before svc-004/005 would finish, so they are stopped), on
+    # either engine (ecs: `make release-demo` with `--engine ecs`).
     result = subprocess.run(
-        [sys.executable, "-m", "tools.release_demo", "--scale", "100"],
+        [sys.executable, "-m", "tools.release_demo", "--scale", "100", "--engine", engine],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -29,7 +35,9 @@ def test_release_demo_rolls_back_naming_the_failed_service_and_prints_end_states
     assert commands == ["plan", "apply", "status"]
     assert re.findall(r"^\(exit (\d)\)$", out, re.MULTILINE) == ["0", "1", "0"]
     # Live progress lines, then the table (printed by apply and again by status).
-    assert re.search(r"^\d\d:\d\d:\d\d service svc-003: failed deployment ", out, re.MULTILINE)
+    assert re.search(
+        r"^\d\d:\d\d:\d\d service svc-003: failed (service )?deployment ", out, re.MULTILINE
+    )
     rows = [re.split(r"\s{2,}", line.strip())[:4] for line in out.splitlines()]
     table = [row for row in rows if row[0] in ("service", "task") and len(row) == 4]
     assert table[:7] == [
