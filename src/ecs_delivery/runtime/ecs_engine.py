@@ -256,16 +256,8 @@ class EcsEngine:
             self.ecs.update_service, sleep=sleep, **update_request(request, target, live)
         )
         holders = describe_deployments(self.ecs, self.busy(request, sleep), sleep)
-        targets = revision_task_definitions(
-            self.ecs,
-            [(d.get("targetServiceRevision") or {}).get("arn", "") for d in holders],
-            sleep,
-        )
-        ours = [
-            d
-            for d in holders
-            if targets.get((d.get("targetServiceRevision") or {}).get("arn", "")) == target
-        ]
+        targets = revision_task_definitions(self.ecs, [_target_revision(d) for d in holders], sleep)
+        ours = [d for d in holders if targets.get(_target_revision(d)) == target]
         if not ours:
             raise cd.DeploymentError(
                 f"ECS service {request.cluster}/{request.service}: UpdateService to {target} "

@@ -107,13 +107,16 @@ class EngineCore:
             f"RegisterTaskDefinition stayed throttled for {REGISTER_ATTEMPTS} paced attempts"
         )
 
-    def _request(self, name: str, action: str, images: dict[str, str], **kwargs: Any) -> Any:
+    def _request(
+        self, name: str, action: str, images: dict[str, str], **kwargs: Any
+    ) -> RolloutRequest:
         """A deployment of the service by the deployment core (runtime/rollout.py), on the
         service's engine: `images` overlaid onto what runs when it deploys."""
         target = self.store.state.services[name].target
         return RolloutRequest(
             cluster=target.cluster,
             service=target.service,
+            template_arn=kwargs.pop("template_arn", None),
             family=target.task_family,
             engine=target.engine,
             application=target.codedeploy_application or "",
@@ -132,7 +135,7 @@ class EngineCore:
             # rollback is a deployment like any other, so with `end` it too ends a ship's
             # termination wait (that ship can then no longer be stopped back).
             end_termination_wait=self.config.end_termination_wait,
-            **{"template_arn": None, **kwargs},
+            **kwargs,
         )
 
     def _engine(self, name: str) -> Engine:
