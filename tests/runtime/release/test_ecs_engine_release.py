@@ -58,7 +58,9 @@ def test_release_apply_on_the_ecs_engine_deploys_every_service_with_the_configur
 
 def test_one_failure_on_the_ecs_engine_rolls_every_service_back(make_sim: Any) -> None:
     failing, held = "svc-000", sim_services(6, first=3)
-    durations = {n: DEPLOY_SECONDS for n in sim_services(6)} | {failing: 3 * DEPLOY_SECONDS}
+    # The failure comes long after the others have finished (on the scaled clock a loaded
+    # machine can stretch a deployment to several times its length).
+    durations = {n: DEPLOY_SECONDS for n in sim_services(6)} | {failing: 15 * DEPLOY_SECONDS}
     with make_sim(
         services=6, rule_tasks=0, schedule_tasks=0, engine="ecs", duration=durations
     ) as sim:
