@@ -19,7 +19,6 @@ from typing import Any
 
 import greenlet  # noqa: F401  (the scheduler's; skip cleanly where it is missing)
 import pytest
-from moto import mock_aws
 
 from ecs_delivery.offline.ecs_deployments import EcsDeployments
 from ecs_delivery.runtime.aws import client
@@ -45,6 +44,8 @@ from tests.runtime.test_interleavings import (
     Scheduler,
     _spec,
     actor,
+    fresh_moto,
+    many_runs,
     parts,
     problems,
     schedules,
@@ -205,7 +206,7 @@ def _request(template: str | None, images: dict[str, str] | None = None) -> Roll
 def run_interleaving(schedule: str, scenario: Scenario) -> Outcome:
     """One run: P ships `scenario.ships` one after another; U runs one `pulumi up` rollout."""
     outcome = Outcome()
-    with mock_aws():
+    with fresh_moto():
         scheduler = Scheduler(schedule)
         world = EcsWorld(outcome, scheduler, failing="U" if scenario.codedeploy_fails_up else None)
         ACTORS.world = world
@@ -236,7 +237,8 @@ def explore(scenario: Scenario, part: int | None = None) -> dict[str, list[str]]
     work = list(schedules(*scenario.steps))
     if part is not None:
         work = work[part :: len(parts(scenario))]
-    results = {s: problems(run_interleaving(s, scenario), scenario) for s in work}
+    with many_runs():
+        results = {s: problems(run_interleaving(s, scenario), scenario) for s in work}
     return {schedule: found for schedule, found in results.items() if found}
 
 
