@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -389,14 +389,19 @@ def parts(scenario: Scenario) -> list[int]:
     return list(range(math.ceil(math.comb(sum(scenario.steps), scenario.steps[1]) / RUNS_PER_PART)))
 
 
-def explore(scenario: Scenario, part: int | None = None) -> dict[str, list[str]]:
-    """Run every interleaving (or one part of them: every len(parts)-th from `part`); the
-    failing ones, by schedule."""
+def explore(
+    scenario: Scenario,
+    part: int | None = None,
+    run: Callable[[str, Scenario], Outcome] | None = None,
+) -> dict[str, list[str]]:
+    """Run every interleaving (or one part of them: every len(parts)-th from `part`) with
+    `run` (default: run_interleaving, on CodeDeploy); the failing ones, by schedule."""
+    run = run or run_interleaving
     work = list(schedules(*scenario.steps))
     if part is not None:
         work = work[part :: len(parts(scenario))]
     with many_runs():
-        results = {s: problems(run_interleaving(s, scenario), scenario) for s in work}
+        results = {s: problems(run(s, scenario), scenario) for s in work}
     return {schedule: found for schedule, found in results.items() if found}
 
 

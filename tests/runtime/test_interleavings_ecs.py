@@ -45,10 +45,10 @@ from tests.runtime.test_interleavings import (
     _spec,
     actor,
     fresh_moto,
-    many_runs,
     parts,
-    problems,
-    schedules,
+)
+from tests.runtime.test_interleavings import (
+    explore as explore_with,
 )
 
 
@@ -234,12 +234,8 @@ def run_interleaving(schedule: str, scenario: Scenario) -> Outcome:
 
 
 def explore(scenario: Scenario, part: int | None = None) -> dict[str, list[str]]:
-    work = list(schedules(*scenario.steps))
-    if part is not None:
-        work = work[part :: len(parts(scenario))]
-    with many_runs():
-        results = {s: problems(run_interleaving(s, scenario), scenario) for s in work}
-    return {schedule: found for schedule, found in results.items() if found}
+    """test_interleavings.explore, each run on the ECS engine."""
+    return explore_with(scenario, part, run=run_interleaving)
 
 
 @pytest.mark.parametrize("part", parts(ONE_SHIP))
