@@ -389,25 +389,14 @@ def run_hook(
     fields: dict[str, Any] = {"deployment_id": hook.deployment_id}
     status = FAILED
     try:
-        group = deployment_group_of(codedeploy, hook.deployment_id)
-        fields["deployment_group"] = group
-        status = validate(
-            group,
+        status = _validate_or_fail(
+            lambda: deployment_group_of(codedeploy, hook.deployment_id),
             environment,
+            fields,
             probe=probe,
             clock=clock,
             sleep=sleep,
             deadline=deadline,
-            log_fields=fields,
-        )
-    except Exception as exc:  # any failure must still end in a report
-        status = FAILED
-        log(
-            "validation_error",
-            **fields,
-            error_type=type(exc).__name__,
-            error=str(exc),
-            outcome=FAILED,
         )
     finally:
         # Also runs for BaseException; the report goes out before the exception continues.
@@ -493,23 +482,29 @@ def run_ecs_hook(
     and always answer: {"hookStatus": SUCCEEDED|FAILED} (any failure inside answers FAILED,
     so ECS rolls back at once instead of treating a crash as a failed invocation)."""
     fields: dict[str, Any] = {}
-    status = FAILED
-    try:
+
+    def key_of() -> str:
         fields["service_deployment"] = str(event.get("resourceArn", "?"))
         fields["lifecycle_stage"] = str(event.get("lifecycleStage", "?"))
-        key = ecs_validation_key(event)
-        fields["deployment_group"] = key
-        status = validate(
-            key,
-            environment,
-            probe=probe,
-            clock=clock,
-            sleep=sleep,
-            deadline=deadline,
-            log_fields=fields,
-        )
-    except Exception as exc:  # any failure must still end in an answer
-        status = FAILED
+        return ecs_validation_key(event)
+
+    status = _validate_or_fail(
+        key_of, environment, fields, probe=probe, clock=clock, sleep=sleep, deadline=deadline
+    )
+    answer = {"hookStatus": ECS_HOOK_STATUS[status]}
+    log("answered", **fields, **answer)
+    return answer
+
+
+def _validate_or_fail(
+    key_of: Callable[[], str], environment: HookEnvironment, fields: dict[str, Any], **probing: Any
+) -> str:
+    """validate() for the settings key `key_of()` names; FAILED, logged, on any exception:
+    either hook must still answer (CodeDeploy's report, ECS's hookStatus)."""
+    try:
+        fields["deployment_group"] = key = key_of()
+        return validate(key, environment, log_fields=fields, **probing)
+    except Exception as exc:
         log(
             "validation_error",
             **fields,
@@ -517,9 +512,7 @@ def run_ecs_hook(
             error=str(exc),
             outcome=FAILED,
         )
-    answer = {"hookStatus": ECS_HOOK_STATUS[status]}
-    log("answered", **fields, **answer)
-    return answer
+        return FAILED
 
 
 def deployment_group_of(codedeploy: CodeDeployClient, deployment_id: str) -> str:
