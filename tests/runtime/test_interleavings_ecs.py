@@ -225,12 +225,17 @@ def run_interleaving(schedule: str, scenario: Scenario) -> Outcome:
             rollout(ecs, None, request, sleep=lambda _s: None, engine=GatedEngine(ecs, "U"))
 
         scheduler.run({"P": actor(outcome, "P", pipeline), "U": actor(outcome, "U", pulumi_up)})
-        assert not world._open(), "a deployment was left running"
-        assert world.running() == world.primary, "ECS runs what no finished deployment targeted"
-        final = world.describe(world.primary)
-        outcome.final_memory = final["memory"]
-        outcome.final_image = images_of(final)[CONTAINER]
+        settle(world, outcome)
     return outcome
+
+
+def settle(world: EcsWorld, outcome: Outcome) -> None:
+    """Record what runs at the end of a run (no deployment left open, and ECS agrees)."""
+    assert not world._open(), "a deployment was left running"
+    assert world.running() == world.primary, "ECS runs what no finished deployment targeted"
+    final = world.describe(world.primary)
+    outcome.final_memory = final["memory"]
+    outcome.final_image = images_of(final)[CONTAINER]
 
 
 def explore(scenario: Scenario, part: int | None = None) -> dict[str, list[str]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -237,16 +238,21 @@ def parts(scenario: ReleaseScenario) -> list[int]:
 
 
 def explore(
-    scenario: ReleaseScenario, part: int | None = None, first: bool = False
+    scenario: ReleaseScenario,
+    part: int | None = None,
+    first: bool = False,
+    run: Callable[[str, ReleaseScenario], ReleaseOutcome] | None = None,
 ) -> dict[str, list[str]]:
-    """The failing orders (of one part, with `part`; only the first found, with `first`)."""
+    """The failing orders (of one part, with `part`; only the first found, with `first`),
+    each run with `run` (default: run_release_interleaving, on CodeDeploy)."""
+    run = run or run_release_interleaving
     work = list(scenario.orders())
     if part is not None:
         work = work[part :: len(parts(scenario))]
     failures = {}
     with many_runs():
         for order in work:
-            if found := release_problems(run_release_interleaving(order, scenario), scenario):
+            if found := release_problems(run(order, scenario), scenario):
                 failures[order] = found
                 if first:
                     break
