@@ -244,9 +244,12 @@ class RollbackSteps(EngineCore):
         svc = self.store.state.services[name]
         if svc.rollback_deployment_id is None:
             # Claimed but not recorded (a run died in between, or the group was busy):
-            # adopt ours if it exists, else start it now.
+            # adopt ours if it exists, else start it now. One that ended without shipping
+            # is not adopted: the core withdraws ours when another deployer took the lock
+            # alongside (on ECS that stop ends ROLLBACK_SUCCESSFUL, a "failed" phase), and
+            # nothing of it runs; the redeploy starts again, guarded as any other.
             found: str | dict[str, Any] | None = self._find_deployment(
-                name, "rollback", svc.rollback_started_at, False
+                name, "rollback", svc.rollback_started_at, False, exclude=("failed", "stopped")
             )
             if found is None:
                 found = self._start_redeploy(name)
