@@ -14,7 +14,7 @@ gives it the real EcsEngine with those scheduling points, as the ship and the up
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import greenlet  # noqa: F401  (the scheduler's; skip cleanly where it is missing)
 import pytest
@@ -81,6 +81,39 @@ INVENTORY = Inventory.model_validate(
             }
         },
     }
+)
+
+
+@dataclass(frozen=True)
+class EcsReleaseScenario(ReleaseScenario):
+    """The orders of a ReleaseScenario, less those equal to another but for the place of the
+    other actor's first step (its read) next to R's reads before R's UpdateService: the
+    release's read, or the rollback's verify read and its read. Those steps and what each
+    actor does until its next step only read ECS (and register a revision of its own, and
+    write the release's state, which the other never reads), so either order of the two is
+    the same run: the order with the other's read first stands for them."""
+
+    def orders(self):
+        # R's steps before its UpdateService, in the window the other actor shares.
+        reads = 2 if self.rollback else 1
+        skip = len(self.orders_prefix)
+        for order in super().orders():
+            first = order.index(self.other, skip)
+            if not 0 < first - skip <= reads:
+                yield order
+
+    @property
+    def orders_prefix(self) -> str:
+        return "R" * self.DEPLOY if self.rollback else ""
+
+    @property
+    def count(self) -> int:
+        return sum(1 for _ in self.orders())
+
+
+ECS_RELEASE_VS_SHIP, ECS_RELEASE_VS_UP, ECS_ROLLBACK_VS_SHIP, ECS_ROLLBACK_VS_UP = (
+    EcsReleaseScenario(other=s.other, rollback=s.rollback)
+    for s in (RELEASE_VS_SHIP, RELEASE_VS_UP, ROLLBACK_VS_SHIP, ROLLBACK_VS_UP)
 )
 
 
@@ -214,24 +247,47 @@ def test_on_ecs_the_orders_cover_every_step_the_deployers_take(monkeypatch, scen
     assert taken == {"R": mine, scenario.other: scenario.OTHER}
 
 
-@pytest.mark.parametrize("part", parts(RELEASE_VS_SHIP))
+@pytest.mark.parametrize(
+    ("reduced", "every"),
+    [
+        (ECS_RELEASE_VS_SHIP, RELEASE_VS_SHIP),
+        (ECS_RELEASE_VS_UP, RELEASE_VS_UP),
+        (ECS_ROLLBACK_VS_SHIP, ROLLBACK_VS_SHIP),
+        (ECS_ROLLBACK_VS_UP, ROLLBACK_VS_UP),
+    ],
+    ids=["release-ship", "release-up", "rollback-ship", "rollback-up"],
+)
+def test_on_ecs_an_order_left_out_is_a_kept_one_with_the_other_actors_read_first(reduced, every):
+    kept = list(reduced.orders())
+    assert len(kept) == reduced.count == (71 if every.rollback else 50)
+    skip = len(reduced.orders_prefix)
+    for order in every.orders():
+        if order in kept:
+            continue
+        first = order.index(every.other, skip)
+        assert 0 < first - skip <= (2 if every.rollback else 1), order
+        moved = order[:skip] + every.other + order[skip:first] + order[first + 1 :]
+        assert moved in kept, order
+
+
+@pytest.mark.parametrize("part", parts(ECS_RELEASE_VS_SHIP))
 def test_on_ecs_a_release_during_a_ship_never_reverts_and_both_images_run(part):
-    assert explore(RELEASE_VS_SHIP, part) == {}
+    assert explore(ECS_RELEASE_VS_SHIP, part) == {}
 
 
-@pytest.mark.parametrize("part", parts(RELEASE_VS_UP))
+@pytest.mark.parametrize("part", parts(ECS_RELEASE_VS_UP))
 def test_on_ecs_a_release_during_an_up_keeps_the_memory_change(part):
-    assert explore(RELEASE_VS_UP, part) == {}
+    assert explore(ECS_RELEASE_VS_UP, part) == {}
 
 
-@pytest.mark.parametrize("part", parts(ROLLBACK_VS_SHIP))
+@pytest.mark.parametrize("part", parts(ECS_ROLLBACK_VS_SHIP))
 def test_on_ecs_rolling_a_release_back_during_a_ship_leaves_the_ship_running(part):
-    assert explore(ROLLBACK_VS_SHIP, part) == {}
+    assert explore(ECS_ROLLBACK_VS_SHIP, part) == {}
 
 
-@pytest.mark.parametrize("part", parts(ROLLBACK_VS_UP))
+@pytest.mark.parametrize("part", parts(ECS_ROLLBACK_VS_UP))
 def test_on_ecs_rolling_a_release_back_during_an_up_keeps_the_memory_change(part):
-    assert explore(ROLLBACK_VS_UP, part) == {}
+    assert explore(ECS_ROLLBACK_VS_UP, part) == {}
 
 
 def test_on_ecs_the_release_exploration_sees_a_revert_when_the_recheck_is_missing(monkeypatch):
@@ -241,6 +297,7 @@ def test_on_ecs_the_release_exploration_sees_a_revert_when_the_recheck_is_missin
     monkeypatch.setattr(
         EcsEngine, "running_under_lock", lambda self, request, arn, expected, read, sleep: expected
     )
-    failures = explore(ROLLBACK_VS_SHIP, first=True)
+    # (one part of the exploration holds such orders: the mutant is caught within it)
+    failures = explore(ECS_ROLLBACK_VS_SHIP, part=0, first=True)
     assert failures, "the mutant survived every interleaving"
     assert any("reverted" in problem for found in failures.values() for problem in found)
