@@ -15,9 +15,17 @@ import pytest
 
 from ecs_delivery.offline.release_simulator import SimulatedAws
 from ecs_delivery.runtime.release.inventory import InventoryError, parse_inventory
+from ecs_delivery.runtime.release.steps import (
+    StepContext,
+    plan_step,
+    poll_service_step,
+    rollback_poll_step,
+    rollback_step,
+    start_service_step,
+)
 
-from .conftest import DEPLOY_SECONDS
-from .test_engine import live, originals, release, sim_services
+from .conftest import DEPLOY_SECONDS, aws_of, config
+from .test_engine import live, originals, release, sim_services, store_of
 
 
 @pytest.fixture
@@ -103,3 +111,42 @@ def test_an_ecs_service_needs_no_deployment_group_in_the_inventory() -> None:
         "inventory: services.web: codedeployApplication and codedeployGroup: required with "
         "engine codedeploy (the group that deploys the service); or set engine: ecs"
     )
+
+
+def test_on_the_ecs_engine_a_baking_deployment_counts_as_deployed_and_a_rollback_stops_it(
+    make_sim: Any,
+) -> None:
+    """Bake time is ECS's termination wait: production runs the release's revision, so the
+    release counts the service deployed (its next wave may start) while the deployment still
+    holds the service; a rollback then stops it with ROLLBACK, putting the original revision,
+    still there, back, as a stop during CodeDeploy's termination wait does."""
+    with make_sim(services=2, rule_tasks=0, schedule_tasks=0, engine="ecs") as sim:
+        double = sim.ecs_deployments
+        double.held.update(service_of(sim, n) for n in sim_services(2))  # never end alone
+        ctx = StepContext(aws_of(sim), sim.bucket, config())
+        plan = plan_step(ctx, sim.manifest_yaml("r1", "2.0.0"), sim.inventory)
+        rid = plan["release_id"]
+        for name in plan["services"]:
+            start_service_step(ctx, rid, name)
+        store = store_of(sim, rid)
+        baking = store.load().services["svc-000"].deployment_id
+        assert poll_service_step(ctx, rid, "svc-000")["status"] == "deploying"
+
+        double.bake(baking)
+
+        assert poll_service_step(ctx, rid, "svc-000")["status"] == "deployed"
+        assert double.deployments[baking]["status"] == "IN_PROGRESS"  # still baking
+        assert sim.live_image("svc-000") == sim.image("svc-000", "2.0.0")
+        assert poll_service_step(ctx, rid, "svc-001")["status"] == "deploying"
+
+        status = rollback_step(ctx, {"plan": plan, "error": {"Error": "E", "Cause": "c"}})
+        for _ in range(20):
+            if status["status"] != "rolling_back":
+                break
+            status = rollback_poll_step(ctx, rid)
+
+        assert status["status"] == "rolled_back"
+        stopped = {s["serviceDeploymentArn"]: s["stopType"] for s in double.stops}
+        assert stopped[baking] == "ROLLBACK"
+        assert live(sim) == originals(sim)
+        assert per_service(sim) == {n: 1 for n in sim_services(2)}  # stopped, not redeployed
