@@ -88,6 +88,8 @@ class EcsDeployments:
     stops: list[dict[str, Any]] = field(default_factory=list)
     # Run before an UpdateService reaches ECS (a race: another deployer gets there first).
     before_update: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    # Run with each new deployment once it exists (a test ends held ones at a chosen moment).
+    on_create: Callable[[dict[str, Any]], None] | None = None
     _lock: Any = field(default_factory=threading.RLock, repr=False)
 
     def __getattr__(self, name: str) -> Any:
@@ -158,6 +160,8 @@ class EcsDeployments:
                 "_created": now,
                 "_ended": None,
             }
+            if self.on_create is not None:
+                self.on_create(self.deployments[arn])
             return response  # type: ignore[no-any-return]
 
     def list_service_deployments(self, _validated: bool = False, **params: Any) -> dict[str, Any]:

@@ -48,6 +48,17 @@ def per_service(sim: SimulatedAws) -> Counter[str]:
 def test_release_apply_on_the_ecs_engine_deploys_every_service_with_the_configured_concurrency(
     ecs_sim: SimulatedAws,
 ) -> None:
+    # The first four deployments run until all four exist, so the peak does not depend on
+    # how fast the start threads were scheduled on a busy machine.
+    deployments = ecs_sim.ecs_deployments
+    first = {service_of(ecs_sim, f"svc-{i:03d}") for i in range(4)}
+    deployments.held |= first
+
+    def end_held_once_four_run(_deployment: dict[str, Any]) -> None:
+        if {str(d["_service"]).split("/")[-1] for d in deployments.deployments.values()} >= first:
+            deployments.held -= first
+
+    deployments.on_create = end_held_once_four_run
     outcome, store = release(ecs_sim, ecs_sim.manifest_yaml("r1", "2.0.0"), max_parallel=4)
 
     assert outcome.status == "succeeded", outcome.failure
