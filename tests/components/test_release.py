@@ -46,6 +46,7 @@ def test_each_engine_step_is_a_lambda_of_the_same_archive_with_the_state_bucket(
             "INVENTORY_KEY": "inventory.json",
             "DEPLOYMENT_TIMEOUT_SECONDS": "3600",
             "END_TERMINATION_WAIT": "false",
+            "START_GRACE_SECONDS": "300",
         }
     # Every Task of the machine invokes one of these functions.
     arns = {
@@ -53,6 +54,18 @@ def test_each_engine_step_is_a_lambda_of_the_same_archive_with_the_state_bucket(
     }
     text = json.dumps(_definition(dev_plan))
     assert all(arn.rsplit("/", 1)[-1] in text for arn in arns)
+
+
+def test_a_start_claimed_by_another_run_waits_out_the_longest_step_that_may_create_it(dev_plan):
+    """A start or poll step claims a service's start, then creates its deployment; Lambda
+    ends it at its timeout. Another run derives the start again only after the grace, so a
+    live claimer never deploys the release a second time."""
+    functions = {r.name: r.inputs for r in dev_plan.of_type(FUNCTION)}
+    grace = int(
+        functions["release-start-service"]["environment"]["variables"]["START_GRACE_SECONDS"]
+    )
+    claimers = [functions[f"release-{s}"]["timeout"] for s in ("start-service", "poll-service")]
+    assert claimers == [300, 300] and grace >= max(claimers)
 
 
 def test_release_pipeline_validates_then_asks_one_approval_then_runs_the_machine(dev_plan):

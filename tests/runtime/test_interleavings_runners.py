@@ -22,8 +22,10 @@ not taken yet is a new run; every order runs exactly once.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -86,11 +88,23 @@ class RunnersScenario:
     late: bool = False
     take_over: bool = False
     lapse: bool = False
+    # Lambda ends a step's invocation this long after it began (SFN's Catch then starts the
+    # rollback); the start grace is as long, as in the stack. 0: no timeout and no grace (the
+    # CLI's default).
+    step_timeout: float = 0
+    # Explore only orders with at most this many switches between runners after `forced`.
+    switches: int | None = None
+    stalled: bool = False  # `forced` runs A up to its claim of the start (A stalls there)
+
+    @property
+    def config(self) -> EngineConfig:
+        return replace(CONFIG, start_grace_seconds=self.step_timeout)
 
     @property
     def forced(self) -> str:
-        """The steps every order starts with: A's two Plan writes (create, take the lease)."""
-        return "AA" if self.late else ""
+        """The steps every order starts with: A's two Plan writes (create, take the lease),
+        and with `stalled` its start's lease check and claim."""
+        return "AAAA" if self.stalled else "AA" if self.late else ""
 
 
 @dataclass
@@ -163,18 +177,38 @@ class RunnersWorld(World):
             self.log.append((actor, "write", state))
 
 
-class Explorer(Scheduler):
-    """The scheduler, recording each step's runner and whether another could have moved."""
+class LambdaTimedOut(BaseException):  # noqa: N818 (Lambda's own word for it)
+    """Lambda ended the step's invocation at its timeout: the step's code runs no further
+    (a BaseException, as a killed process runs no `except Exception` of its own)."""
 
-    def __init__(self, schedule: str) -> None:
+
+class Explorer(Scheduler):
+    """The scheduler, recording each step's runner and whether another could have moved;
+    a runner whose step's invocation outlived the step timeout while it waited is killed."""
+
+    def __init__(self, schedule: str, step_timeout: float = 0) -> None:
         super().__init__(schedule)
+        self.step_timeout = step_timeout
         self.trace: list[str] = []
         self.choice: list[bool] = []
+        self.clock: Any = None
+        self.invoked: dict[str, float] = {}  # when each runner's current invocation began
 
     def step(self, actor: str) -> None:
         super().step(actor)
         self.trace.append(actor)
         self.choice.append(any(not g.dead for n, g in self.actors.items() if n != actor))
+        began = self.invoked.get(actor, math.inf)
+        if self.step_timeout and self.clock.time() - began >= self.step_timeout:
+            raise LambdaTimedOut(f"{actor}'s step ran past its {self.step_timeout} s timeout")
+
+    def invoke(self, actor: str, step: Any, *args: Any) -> Any:
+        """One invocation of a step's Lambda by `actor`'s execution."""
+        self.invoked[actor] = self.clock.time()
+        try:
+            return step(*args)
+        finally:
+            self.invoked.pop(actor, None)
 
 
 class _S3:
@@ -203,51 +237,57 @@ class _S3:
 S3 = _S3()
 
 
-def _execution(world: RunnersWorld, name: str, take_over: bool) -> str:
+def _execution(world: RunnersWorld, name: str, take_over: bool, config: EngineConfig) -> str:
     """One execution of the state machine by runner `name`; what it ended as."""
     ecs, codedeploy = ACTORS.of(name)
     clients = Clients(ecs, codedeploy, S3.of(name), _plain("events"), _plain("scheduler"))
     clock = world.sim.clock
-    ctx = StepContext(Aws(clients, clock), BUCKET, CONFIG)
+    ctx = StepContext(Aws(clients, clock), BUCKET, config)
     # The plan's read of what runs is not a step (the start reads again); its writes are.
-    plain = StepContext(Aws(replace(clients, ecs=world.ecs), clock), BUCKET, CONFIG)
+    plain = StepContext(Aws(replace(clients, ecs=world.ecs), clock), BUCKET, config)
     runner = Runner(name, LEASE, take_over)
+    invoke = functools.partial(world.scheduler.invoke, name)
     plan: dict[str, Any] | None = None
     try:
-        plan = plan_step(plain, MANIFEST, INVENTORY, runner)
+        plan = invoke(plan_step, plain, MANIFEST, INVENTORY, runner)
         if not plan["has_changes"]:
             return "nothing to do"
         release = plan["release_id"]
         for service in plan["services"]:
-            start_service_step(ctx, release, service, runner)
+            status = invoke(start_service_step, ctx, release, service, runner)["status"]
             for _poll in range(POLLS):
                 clock.sleep(CONFIG.poll_seconds)  # WaitForDeployment
-                status = poll_service_step(ctx, release, service, runner)["status"]
+                status = invoke(poll_service_step, ctx, release, service, runner)["status"]
                 if status == "deployed":
                     break
-                if status != "deploying":  # DeploymentDone?'s Default: ServiceFailed
+                if status not in ("deploying", "starting"):  # DeploymentDone?'s Default
                     raise ServiceDeploymentFailed(service, f"poll answered {status}")
-        update_tasks_step(ctx, release, runner)
+        invoke(update_tasks_step, ctx, release, runner)
         return "succeeded"
     except ReleaseBusyError:
         return "busy"
-    except (ServiceDeploymentFailed, ReleaseStopped) as failed:
+    except (ServiceDeploymentFailed, ReleaseStopped, LambdaTimedOut) as failed:
+        # SFN's Catch (States.ALL) routes a failed or timed-out step to the rollback.
         error = {"Error": type(failed).__name__, "Cause": str(failed)}
         event = {"plan": plan, "error": error} if plan else {"manifest_yaml": MANIFEST}
-        status = rollback_step(ctx, {**event, "error": error}, runner)["status"]
-        for _poll in range(POLLS):
-            if status != "rolling_back":
-                break
-            clock.sleep(CONFIG.poll_seconds)
-            status = rollback_poll_step(ctx, RELEASE_ID, runner)["status"]
+        try:
+            status = invoke(rollback_step, ctx, {**event, "error": error}, runner)["status"]
+            for _poll in range(POLLS):
+                if status != "rolling_back":
+                    break
+                clock.sleep(CONFIG.poll_seconds)
+                status = invoke(rollback_poll_step, ctx, RELEASE_ID, runner)["status"]
+        except ReleaseBusyError:
+            return "busy"
         return f"rollback {status}"
 
 
 def run_runners(schedule: str, scenario: RunnersScenario) -> tuple[RunnersOutcome, Explorer]:
     outcome = RunnersOutcome()
     with fresh_moto():
-        scheduler = Explorer(schedule)
+        scheduler = Explorer(schedule, scenario.step_timeout)
         world = RunnersWorld(outcome, scheduler)
+        scheduler.clock = world.sim.clock
         ACTORS.world = world
         for name in "AB":
             world.sim.attach(ACTORS.of(name)[1])
@@ -265,7 +305,7 @@ def run_runners(schedule: str, scenario: RunnersScenario) -> tuple[RunnersOutcom
                     if scenario.lapse:
                         world.sim.clock.advance(LEASE + 1)  # A stalled past its lease
                 take_over = name == "B" and scenario.take_over
-                outcome.ended[name] = _execution(world, name, take_over)
+                outcome.ended[name] = _execution(world, name, take_over, scenario.config)
 
             return actor(outcome, name, body)
 
@@ -377,7 +417,15 @@ def _explore(
         trace = outcome.order
         for i in range(len(schedule), len(trace)):
             if scheduler.choice[i]:
-                todo.append(trace[:i] + ("B" if trace[i] == "A" else "A"))
+                order = trace[:i] + ("B" if trace[i] == "A" else "A")
+                if scenario.switches is None or _switches(order, start) <= scenario.switches:
+                    todo.append(order)
+
+
+def _switches(order: str, start: str) -> int:
+    """How often the order passes from one runner to the other after `start`."""
+    tail = order[max(len(start) - 1, 0) :]
+    return sum(a != b for a, b in itertools.pairwise(tail))
 
 
 TOGETHER = RunnersScenario()
@@ -386,10 +434,11 @@ LAPSE = RunnersScenario(late=True, lapse=True)
 # A part is the orders under one prefix of this many choices: about RUNS_PER_PART orders each
 # (60 orders together, 360 with a take-over or a lapse).
 DEPTH = {TOGETHER: 1, TAKE_OVER: 3, LAPSE: 3}
-# Not fixed yet (services.py, another engineer's file): A, stalled between its claim and its
-# CreateDeployment while B takes over, re-derives and finishes the release, then creates a
-# second (empty) deployment; its own re-check stops it before traffic moves. These are the
-# problems of exactly those orders; the strict xfail below turns red once it is fixed.
+# Without a step timeout and a start grace (the CLI's defaults), a runner stalled between its
+# claim and its CreateDeployment while B takes over is not told apart from a dead one: B
+# derives the start again and finishes the release, then A creates a second (empty)
+# deployment; its own re-check stops it before traffic moves. These are the problems of
+# exactly those orders; STALLED below explores them with the Lambda steps' timeout and grace.
 STALLED_START = {
     "empty deployments",
     "2 deployments of the release's image",
@@ -397,6 +446,9 @@ STALLED_START = {
     "A did deploy",
     "A did stop",
 }
+# A stalls right after its claim while B takes the release over; every order after that
+# with up to three switches (A stalls for any number of B's steps, resumes, B goes on).
+STALLED = RunnersScenario(late=True, take_over=True, step_timeout=3, switches=3, stalled=True)
 
 
 def parts(scenario: RunnersScenario) -> list[str]:
@@ -452,10 +504,19 @@ def test_a_step_in_flight_when_the_release_is_taken_over_writes_nothing_after_it
     assert outcome.ended == {"A": "busy", "B": "succeeded"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: a start claimed by a live runner is re-derived")
 def test_a_runner_stalled_between_its_claim_and_its_deployment_deploys_nothing_after_a_take_over():
-    outcome, _ = run_runners("AAAABBBBBBBAAAAABBB", TAKE_OVER)
-    assert runner_problems(outcome, TAKE_OVER) == []
+    """A claimed web's start, then stalled before creating it while B took over: B derived
+    the start again and deployed, then A's create made a second deployment. B now waits out
+    the grace (A's step is killed at its timeout first) or adopts what A created."""
+    outcome, _ = run_runners("AAAABBBBBBBAAAAABBB", STALLED)
+    assert runner_problems(outcome, STALLED) == []
+
+
+def test_a_runner_stalled_after_its_claim_deploys_the_release_once_in_every_order_with_a_timeout():
+    """With the Lambda steps' timeout and the start grace as long: B polls A's claim until
+    the grace is over (A's step is ended first) or adopts what A created meanwhile."""
+    failures, runs = explore(STALLED)
+    assert failures == {} and len(runs) > 10
 
 
 def test_the_exploration_sees_a_runner_that_no_longer_checks_its_lease(monkeypatch):

@@ -47,6 +47,13 @@ STEPS_SOURCE = ROOT / "ecs_delivery" / "lambdas" / "release_steps"
 INVENTORY_KEY = "inventory.json"
 RUNTIME = "python3.11"
 ARCHITECTURE = "x86_64"
+# Lambda ends an invocation at its timeout: the plan and the rollback may wait on AWS longer.
+STEP_TIMEOUT_SECONDS = {step: 900 if step in ("plan", "rollback") else 300 for step in STEPS}
+# A service claimed for a start by another run is derived again only after this long: a run
+# that claims starts (in its start or poll step) is alive until its step's timeout at most.
+START_GRACE_SECONDS = max(
+    STEP_TIMEOUT_SECONDS["start_service"], STEP_TIMEOUT_SECONDS["poll_service"]
+)
 # The engine modules handler.py imports, directly or through each other: exactly these ship
 # (never a glob: nothing else is needed on Lambda). A test compares this list
 # with the handler's real import closure.
@@ -453,7 +460,7 @@ class Release(pulumi.ComponentResource):
                 role=role.arn,
                 code=archive,
                 source_code_hash=code_hash,
-                timeout=900 if step in ("plan", "rollback") else 300,
+                timeout=STEP_TIMEOUT_SECONDS[step],
                 memory_size=512,
                 architectures=[ARCHITECTURE],
                 kms_key_arn=a.kms_key_arn,
@@ -463,6 +470,7 @@ class Release(pulumi.ComponentResource):
                         "INVENTORY_KEY": INVENTORY_KEY,
                         "DEPLOYMENT_TIMEOUT_SECONDS": str(a.deployment_timeout_minutes * 60),
                         "END_TERMINATION_WAIT": "true" if a.end_termination_wait else "false",
+                        "START_GRACE_SECONDS": str(START_GRACE_SECONDS),
                     }
                 ),
                 tags=a.tags,

@@ -158,6 +158,12 @@ def definition(
                         "StringEquals": "deploying",
                         "Next": "WaitForDeployment",
                     },
+                    {
+                        # another run's claim of the start may still become a deployment
+                        "Variable": "$.step.status",
+                        "StringEquals": "starting",
+                        "Next": "WaitForDeployment",
+                    },
                 ],
                 "Default": "ServiceFailed",
             },

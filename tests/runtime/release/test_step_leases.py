@@ -114,6 +114,98 @@ def test_an_execution_input_with_take_over_takes_a_dead_runners_release(
     assert _state(sim).status == "succeeded"
 
 
+def test_a_step_that_fails_after_another_runner_took_the_release_over_rolls_nothing_back(
+    sim: SimulatedAws,
+) -> None:
+    """Lambda ended exec-1's poll at its timeout (or the step raised) after the operator
+    took the release over: the Catch starts exec-1's rollback, which must leave the release
+    to the operator instead of undoing its deployments."""
+    text = sim.manifest_yaml("r1", "2.0.0", services=services(2))
+    operators: list[ReleaseEngine] = []
+
+    def taken_over_then_timed_out(step: str, _event: dict[str, Any]) -> None:
+        if step == "poll_service" and not operators:
+            operators.append(_operator(sim, text))
+            operators[0].take_lease(take_over=True)
+            raise TimeoutError("Task timed out after 300.00 seconds")
+
+    status, error, trace = execute(
+        sim, {"manifest_yaml": text}, "exec-1", taken_over_then_timed_out
+    )
+
+    assert (status, error) == ("FAILED", "ReleaseBusy")
+    assert "Rollback" in trace and "PollRollback" not in trace
+    state = _state(sim)
+    assert state.status == "running" and state.lease.owner == "operator@laptop"
+    assert not [d for d in sim.codedeploy.deployments if d.status == "Stopped"]
+    assert operators[0].run(take_over=True).status == "succeeded"
+
+
+def test_a_take_over_leaves_a_start_another_run_claimed_until_the_grace_is_over(
+    sim: SimulatedAws,
+) -> None:
+    """The operator's run claimed svc-000's start and stalled before creating it (the state
+    it left); a take-over polls the claim, as the stalled run may still create it, and
+    derives the start again only after the grace: one deployment per service."""
+    text = sim.manifest_yaml("r1", "2.0.0", services=services(2))
+    operator = _operator(sim, text)
+    operator.take_lease()
+    claimed_at = sim.clock.time()
+
+    def claim(st: Any) -> None:
+        svc = st.services["svc-000"]
+        svc.status, svc.new_td, svc.started_at = (
+            "starting",
+            sim.task_definitions["svc-000"],
+            claimed_at,
+        )
+
+    operator.store.update(claim)
+    polls: list[float] = []
+
+    def watch(step: str, _event: dict[str, Any]) -> None:
+        if step == "poll_service" and _event["service"] == "svc-000":
+            polls.append(sim.clock.time() - claimed_at)
+
+    status, _, _ = execute(
+        sim, {"manifest_yaml": text, "take_over": True}, "exec-1", watch, start_grace_seconds=300
+    )
+
+    assert status == "SUCCEEDED"
+    deployed = [d for d in sim.codedeploy.deployments if d.group.label == "svc-000"]
+    assert len(deployed) == 1 and deployed[0].status == "Succeeded"
+    assert sim.live_image("svc-000") == sim.image("svc-000", "2.0.0")
+    # It was polled, not deployed, while the claim was younger than the grace.
+    assert deployed[0].created - claimed_at >= 300
+    assert [p for p in polls if p < 300]
+
+
+def test_release_apply_taking_over_a_claimed_start_deploys_it_once_the_grace_is_over(
+    sim: SimulatedAws,
+) -> None:
+    """The CLI's loop asks a claimed start again at its polls instead of dropping it (it
+    then finished the release with svc-000 never deployed)."""
+    text = sim.manifest_yaml("r1", "2.0.0", services=services(2))
+    operator = _operator(sim, text)
+    operator.take_lease()
+    claimed_at = sim.clock.time()
+
+    def claim(st: Any) -> None:
+        svc = st.services["svc-000"]
+        svc.status, svc.new_td = "starting", sim.task_definitions["svc-000"]
+        svc.started_at = claimed_at
+
+    operator.store.update(claim)
+    other = ReleaseEngine(
+        aws_of(sim), operator.store, config(start_grace_seconds=60), owner="ci@runner"
+    )
+
+    assert other.run(take_over=True).status == "succeeded"
+    deployed = [d for d in sim.codedeploy.deployments if d.group.label == "svc-000"]
+    assert len(deployed) == 1 and deployed[0].created - claimed_at >= 60
+    assert sim.live_image("svc-000") == sim.image("svc-000", "2.0.0")
+
+
 def test_every_step_of_the_definition_sends_a_busy_release_to_a_fail_state_not_the_rollback():
     machine = definition(ARNS, max_concurrency=4, poll_seconds=10)
     states = dict(machine["States"])

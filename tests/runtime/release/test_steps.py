@@ -175,10 +175,12 @@ def execute(
     execution_input: dict[str, Any],
     name: str = "exec-1",
     before: Callable[[str, dict[str, Any]], None] | None = None,
+    start_grace_seconds: float = 0,
 ) -> tuple[str, Any, list[str]]:
     """Run the release state machine as execution `name`; ("SUCCEEDED", output, trace) or
     ("FAILED", error, trace). `before(step, event)` runs before each Lambda step."""
-    ctx = StepContext(aws=aws_of(sim), bucket=sim.bucket, config=config(start_grace_seconds=0))
+    settings = config(start_grace_seconds=start_grace_seconds)
+    ctx = StepContext(aws=aws_of(sim), bucket=sim.bucket, config=settings)
 
     def plan(e: dict[str, Any]) -> Any:
         execution, runner = split_execution(e)

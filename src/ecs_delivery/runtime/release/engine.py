@@ -176,11 +176,12 @@ class ReleaseEngine(ServiceSteps, TaskSteps, RollbackSteps, Lifecycle):
         if failed:
             raise _Failure(failed[0], state.services[failed[0]].error or "failed")
         starting: dict[Future[str], str] = {}
+        waiting: list[str] = []  # claimed by another run, maybe still alive: ask at the poll
         workers = min(config.max_parallel, config.start_workers)
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="release-start")
         next_poll = self._now() + config.poll_seconds
         try:
-            while pending or in_flight or starting:
+            while pending or in_flight or starting or waiting:
                 if stop is not None and stop.is_set():
                     raise _Failure(None, "stopped by request")
                 if self.store.state.status != "running":
@@ -202,6 +203,8 @@ class ReleaseEngine(ServiceSteps, TaskSteps, RollbackSteps, Lifecycle):
                     result = future.result()
                     if result == "deploying":
                         in_flight.add(name)
+                    elif result == "starting":
+                        waiting.append(name)
                     elif result == "failed":
                         svc = self.store.state.services[name]
                         raise _Failure(name, svc.error or "deployment failed")
@@ -213,6 +216,8 @@ class ReleaseEngine(ServiceSteps, TaskSteps, RollbackSteps, Lifecycle):
                     self._renew_lease()
                     statuses = self.poll_services(sorted(in_flight)) if in_flight else {}
                     next_poll = now + config.poll_seconds
+                    pending.extend(waiting)
+                    waiting.clear()
                     for name, status in statuses.items():
                         if status != "deploying":
                             in_flight.discard(name)
@@ -224,7 +229,7 @@ class ReleaseEngine(ServiceSteps, TaskSteps, RollbackSteps, Lifecycle):
                 timeout = min(self.aws.clock.real_seconds(max(0.0, next_poll - self._now())), 1.0)
                 if starting:
                     wait(list(starting), timeout=timeout, return_when=FIRST_COMPLETED)
-                elif in_flight:
+                elif in_flight or waiting:
                     if stop is not None:
                         stop.wait(timeout)
                     else:

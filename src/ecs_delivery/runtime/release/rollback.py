@@ -8,7 +8,12 @@ from typing import Any
 from ecs_delivery.runtime.codedeploy import DeploymentInProgressError
 from ecs_delivery.runtime.engines import Seen
 from ecs_delivery.runtime.release.core import EngineCore
-from ecs_delivery.runtime.release.engine_types import ReleaseStopped, _Aborted, _reason
+from ecs_delivery.runtime.release.engine_types import (
+    ReleaseBusyError,
+    ReleaseStopped,
+    _Aborted,
+    _reason,
+)
 from ecs_delivery.runtime.release.inventory import ServiceTarget
 from ecs_delivery.runtime.release.live import (
     LiveStateError,
@@ -19,22 +24,38 @@ from ecs_delivery.runtime.release.live import (
 )
 from ecs_delivery.runtime.release.state import (
     SETTLED_ROLLBACK,
+    Lease,
     ReleaseState,
     ServiceState,
     Unchanged,
 )
 from ecs_delivery.runtime.task_rollout import TaskChange, deploy_task
 
+# A runner's failed step found the release succeeded: another runner finished it.
+FINISHED_ELSEWHERE = "finished_elsewhere"
+
 
 class RollbackSteps(EngineCore):
     """Takes back what the release deployed, one idempotent step at a time."""
 
-    def start_rollback(self, reason: str, item: str | None = None) -> str:
-        """Mark the release rolling back (first reason wins); returns the release status."""
+    def start_rollback(self, reason: str, item: str | None = None, as_runner: bool = False) -> str:
+        """Mark the release rolling back (first reason wins); returns the release status.
 
-        def mark(st: ReleaseState) -> str:
+        `as_runner`: a runner whose own step failed or timed out; while another runner holds
+        the running release (it took the release over), or once the release succeeded,
+        ReleaseBusyError and nothing rolls back. A person's rollback is never refused."""
+        now = self._now()
+
+        def mark(st: ReleaseState) -> Any:
             if st.status in ("rolling_back", "rolled_back"):
                 raise Unchanged(st.status)
+            held = st.lease
+            if as_runner and st.status == "succeeded":  # another runner finished it
+                raise Unchanged(FINISHED_ELSEWHERE)
+            # A live runner took it over: the release is that runner's now.
+            taken = held is not None and held.owner != self.owner and held.expires_at > now
+            if as_runner and st.status == "running" and taken:
+                raise Unchanged(held)
             if st.status == "rollback_failed":
                 # A person asked again: retry what failed, keep what already rolled back.
                 for svc in st.services.values():
@@ -59,6 +80,17 @@ class RollbackSteps(EngineCore):
             return "rolling_back"
 
         status = self.store.update(mark)
+        if isinstance(status, Lease) or status == FINISHED_ELSEWHERE:
+            holder = (
+                f"is being run by {status.owner}"
+                if isinstance(status, Lease)
+                else ("succeeded (another runner finished it)")
+            )
+            raise ReleaseBusyError(
+                f"release: {self.release_id} {holder}; this run ({self.owner}) failed "
+                f"({reason}) and stops here without rolling anything back. Follow the "
+                "release with `release status`"
+            )
         if status == "rolling_back":
             self._emit("release", self.release_id, "rolling_back", reason)
         return str(status)

@@ -27,7 +27,8 @@ class ServiceSteps(EngineCore):
         changes), and checked again once the deployment holds the group's lock.
 
         Returns the service's status afterwards ("deploying", or what it already was;
-        "pending" if the run is being aborted). Raises ReleaseStopped when the release is no
+        "pending" if the run is being aborted; "starting" while another run's claim is
+        younger than `start_grace_seconds`). Raises ReleaseStopped when the release is no
         longer running and nothing was started.
         """
         state = self.store.state
@@ -50,6 +51,11 @@ class ServiceSteps(EngineCore):
             )
             if found is not None:
                 return self._record_deployment(name, found, "adopted after a restart")
+            if self._now() - (service.started_at or 0.0) < self.config.start_grace_seconds:
+                # The run that claimed it may be alive, between its claim and its create
+                # (until its step's timeout, which the grace outlasts): deriving again now
+                # would deploy the release twice. Ask again at the next poll.
+                return "starting"
         return self._derive_and_deploy(name, expected=service.status)
 
     def _derive_and_deploy(self, name: str, expected: str) -> str:

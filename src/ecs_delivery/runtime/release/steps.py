@@ -266,8 +266,13 @@ def start_service_step(
     """Register and start one service's deployment (once, however often it is called)."""
     engine = ctx.engine(release, runner)
     _hold(engine, runner)
+    return {"release_id": release, "service": service, "status": _start(engine, service)}
+
+
+def _start(engine: ReleaseEngine, service: str) -> str:
+    """The service's start; a failure is recorded (the release then rolls back)."""
     try:
-        status = _guard(engine.start_service, service)
+        return str(_guard(engine.start_service, service))
     except (Throttled, ReleaseStopped, ReleaseBusyError):
         raise
     except ServiceDeploymentFailed as error:
@@ -276,19 +281,21 @@ def start_service_step(
     except Exception as error:
         engine.fail_service(service, str(error))
         raise ServiceDeploymentFailed(service, str(error)) from error
-    return {"release_id": release, "service": service, "status": status}
 
 
 def poll_service_step(
     ctx: StepContext, release: str, service: str, runner: Runner | None = None
 ) -> dict[str, Any]:
-    """Poll one service's deployment: status deploying or deployed; raises when it failed
-    or when the release is being rolled back."""
+    """Poll one service's deployment: status deploying or deployed (starting while another
+    run's claim of its start may still become a deployment: the start is asked again);
+    raises when it failed or when the release is being rolled back."""
     engine = ctx.engine(release, runner)
     _hold(engine, runner)
     state = engine.store.state
     if state.status != "running":
         raise ReleaseStopped(f"release {release} is {state.status}")
+    if state.services[service].status in ("pending", "starting"):
+        return {"release_id": release, "service": service, "status": _start(engine, service)}
     status = _guard(engine.poll_services, [service])[service]
     if status == "failed":
         error = engine.store.state.services[service].error or "deployment failed"
@@ -361,7 +368,7 @@ def rollback_step(
         return {"release_id": None, "status": "nothing_deployed"}
     engine = ctx._engine(store, runner)
     # The failed item (if a service or task failed) is found in the state by the engine.
-    _guard(engine.start_rollback, _error_text(event.get("error")), None)
+    _guard(engine.start_rollback, _error_text(event.get("error")), None, runner is not None)
     return _rollback_result(engine, runner)
 
 
