@@ -242,3 +242,72 @@ def test_a_worker_given_a_load_balancer_key_is_refused_naming_it(overrides, expe
 
     for line in expected:
         assert line in error.value.problems
+
+
+def test_queue_scaling_without_container_insights_is_refused_naming_the_key():
+    with pytest.raises(ConfigError) as error:
+        make_plan("dev", overrides={"services.mailer": MAILER, "containerInsights": False})
+
+    assert (
+        "services.mailer.autoscaling.queue: needs containerInsights: true (RunningTaskCount, the "
+        "backlog's divisor, comes from Container Insights); set it, or scale the worker on cpu "
+        "or memory"
+    ) in error.value.problems
+
+
+# --- FargateService used directly (a library user's program) -------------------------------
+
+
+def _worker_args(**overrides):
+    from ecs_delivery.components.fargate_service import FargateServiceArgs
+    from ecs_delivery.components.task_definition import Container
+    from ecs_delivery.components.worker import RollingWorker
+
+    values = dict(
+        cluster_arn="arn:aws:ecs:eu-west-1:123456789012:cluster/shop",
+        cluster_name="shop",
+        service_name="mailer",
+        family="shop-mailer",
+        template_family="shop-mailer-template",
+        container=Container(
+            name="mailer", image="public.ecr.aws/docker/library/busybox:1.36", port=0
+        ),
+        subnet_ids=["subnet-a", "subnet-b"],
+        region="eu-west-1",
+        account_id="123456789012",
+        vpc_id="vpc-0123",
+        vpc_cidr="10.1.0.0/16",
+        worker=RollingWorker(alarm_names=["mailer-errors"]),
+    )
+    return FargateServiceArgs(**{**values, **overrides})
+
+
+def test_a_library_worker_needs_no_load_balancer_group_and_plans_the_rolling_service():
+    from ecs_delivery.components.fargate_service import FargateService
+    from tests.support.registrations import register
+
+    plan = register(lambda: FargateService("mailer", _worker_args()))
+    service = inputs(plan, SERVICE, "mailer")
+
+    assert service["deploymentConfiguration"] == {"strategy": "ROLLING"}
+    assert service["alarms"] == {"alarmNames": ["mailer-errors"], "enable": True, "rollback": True}
+    assert "loadBalancers" not in service
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"target_group_arn": "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/x/1"},
+        {"worker": None},
+    ],
+)
+def test_a_service_is_either_behind_a_target_group_or_a_worker(overrides):
+    from ecs_delivery.components.fargate_service import FargateService
+    from tests.support.registrations import register
+
+    with pytest.raises(ValueError) as error:
+        register(lambda: FargateService("mailer", _worker_args(**overrides)))
+
+    assert "give target_group_arn (a service behind the load balancer) or worker" in str(
+        error.value
+    )

@@ -3,7 +3,7 @@ back, and scaling on a queue's backlog (the fields `ServiceConfig` takes from he
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -103,3 +103,21 @@ class WorkerFields(Model):
         """Who deploys the service: a worker ECS (its rolling controller), a web service the
         stack's `deployment.engine`."""
         return "ecs" if self.is_worker else stack_engine
+
+
+def queue_scaling_problems(
+    services: dict[str, Any], container_insights: bool
+) -> list[tuple[str, str]]:
+    """A worker's backlog per task divides by RunningTaskCount, which only Container Insights
+    reports: without it the policy never has data and the worker never scales."""
+    if container_insights:
+        return []
+    return [
+        (
+            f"services.{name}.autoscaling.queue",
+            "needs containerInsights: true (RunningTaskCount, the backlog's divisor, comes "
+            "from Container Insights); set it, or scale the worker on cpu or memory",
+        )
+        for name, svc in sorted(services.items())
+        if svc.autoscaling and svc.autoscaling.queue
+    ]
