@@ -9,6 +9,9 @@ LIVE ?=
 CONFIG ?=
 PREVIEW ?=
 BASE ?=
+BENCH_BASE ?= HEAD~1
+BENCH_SIZES ?= 200,500,1000
+BENCH_ROUNDS ?= 1
 
 .PHONY: setup test lint format docs plan diff bench bench-release release release-demo check-workflows clean
 
@@ -50,8 +53,10 @@ diff: $(STAMP)
 	@test -n "$(BASE)" || { echo "error: give BASE=<plan.json or git ref>, e.g. make diff STACK=dev BASE=origin/main" >&2; exit 2; }
 	$(BIN)/ecs-delivery diff --stack $(STACK) --base $(BASE) $(if $(LIVE),--live $(LIVE)) $(foreach c,$(CONFIG),-c $(c))
 
+# Scaling: 200, 500 and 1000 services, BENCH_BASE (default the previous commit) against HEAD,
+# alternating; CPU and peak memory per resource and the median ratio (tools/bench_compare.py).
 bench: $(STAMP)
-	$(BIN)/python -m tools.bench_plan
+	$(BIN)/python -m tools.bench_compare $(BENCH_BASE) HEAD --sizes $(BENCH_SIZES) --rounds $(BENCH_ROUNDS)
 
 bench-release: $(STAMP)
 	$(BIN)/python bench/bench_release.py

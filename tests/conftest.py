@@ -91,6 +91,30 @@ ONE_WORKER_FILES = frozenset(
 )
 
 
+# The files whose tests take longest (the interleaving explorations: seconds each, against
+# milliseconds elsewhere), slowest first: their tests run first, so that the short ones fill
+# the tail and both workers stay busy to the end, never one long test alone.
+SLOW_FIRST = (
+    "tests/runtime/test_interleavings_tasks.py",
+    "tests/runtime/test_interleavings_release.py",
+    "tests/runtime/test_interleavings_runners.py",
+    "tests/runtime/test_interleavings.py",
+    "tests/runtime/test_interleavings_ecs.py",
+    "tests/runtime/test_interleavings_release_ecs.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every worker orders the same collection the same way (xdist requires it): a stable
+    sort, SLOW_FIRST's files first, each other test where it was."""
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """`--dist loadgroup` (make test), grouping ONE_WORKER_FILES by file: xdist 3.8 groups by
     renaming items, which pytest 9 ignores, so its own xdist_group marks have no effect."""

@@ -413,3 +413,16 @@ def test_more_deployer_policies_than_a_role_may_attach_refuse_the_plan_naming_th
         "split the stack, or deploy from a role of your own that attaches "
         "deployerPolicyArns after raising the quota (up to 20)"
     )
+
+
+def test_the_plan_command_prints_a_role_over_its_policy_quota_as_one_error_without_traceback(
+    tmp_path, capsys
+):
+    program = TWO_DEPLOYERS.replace('args("prod", 30,', 'args("prod", 121,')
+    (tmp_path / "Pulumi.yaml").write_text("name: deployers\nruntime: python\n")
+    (tmp_path / "Pulumi.t.yaml").write_text("config:\n  aws:region: cn-north-1\n")
+    (tmp_path / "__main__.py").write_text(program)
+    assert plan_tool.main(["--stack", "t", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.startswith("error: ci-github: 11 managed policies to attach; IAM attaches at most")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+import pulumi
 import pytest
 
 from ecs_delivery.components import iam, naming
@@ -122,7 +123,7 @@ def test_more_per_service_policies_than_iam_attaches_to_a_role_are_refused_namin
         for i in range(211)
     ]
     documents = revision_documents(families, ["role"] * 422, region="eu-west-1")
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(pulumi.RunError) as refused:
         iam.attach_policies(
             "pipeline-codebuild-deploy",
             None,  # refused before the role is used

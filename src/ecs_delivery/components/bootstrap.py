@@ -83,6 +83,16 @@ def task_container(image: str) -> BootstrapContainer:
     return BootstrapContainer(image=image, entry_point=["true"], labels={LABEL: "task"})
 
 
+def worker_container(image: str) -> BootstrapContainer:
+    """A worker's bootstrap: busybox sleeps (a worker that exits would trip the circuit breaker
+    and roll back its first deploy) until a release ships the worker's image."""
+    if not is_busybox(image):
+        return BootstrapContainer(image=image, entry_point=None, labels={})
+    return BootstrapContainer(
+        image=image, entry_point=["sleep", "2147483647"], labels={LABEL: "worker"}
+    )
+
+
 def custom_image_warning(service: str, image: str, *, port: int, path: str) -> str | None:
     """Why a service's own bootstrap image will likely keep its first deploy unhealthy."""
     if is_busybox(image):

@@ -77,7 +77,8 @@ class DeployService:
 
     name: str
     container_name: str
-    container_port: int
+    # None: a worker without a load balancer (engine ecs).
+    container_port: int | None
     cluster: str
     service: str
     family: str
@@ -106,9 +107,10 @@ class DeployService:
             f"{self.container_name!r} is not an ECS container name",
         )
         _require(
-            isinstance(self.container_port, int) and 1 <= self.container_port <= 65535,
+            (self.container_port is None and self.engine == "ecs")
+            or (isinstance(self.container_port, int) and 1 <= self.container_port <= 65535),
             f"{field}.container_port",
-            f"{self.container_port!r} is not a port (1-65535)",
+            f"{self.container_port!r} is not a port (1-65535); only a worker (engine ecs) has none",
         )
         _require(bool(self.cluster), f"{field}.cluster", "is required")
         _require(bool(self.service), f"{field}.service", "is required")
@@ -377,7 +379,7 @@ def _deploy_command(
         "--service", _q(service.service),
         "--family", _q(service.family),
         "--container", _q(service.container_name),
-        "--container-port", str(service.container_port),
+        *(["--container-port", str(service.container_port)] if service.container_port else []),
         "--application", _q(application),
         "--group", _q(service.deployment_group or ""),
         "--timeout-minutes", str(timeout_minutes),

@@ -224,8 +224,11 @@ def build(
         CustomConfig(key=k, type=c.type, percent=c.percent, interval_minutes=c.interval_minutes)
         for k, c in sorted(cfg.deployment.custom_configs.items())
     ]
-    targets = [_target(cfg, name, n, platform) for name in sorted(cfg.services)]
-    probes = [service_probe(s, cfg.services[s], n.groups[s]) for s in sorted(cfg.services)]
+    # Workers have no load balancer: no target groups, alarms on them or probes (ECS rolls
+    # them out; the pipeline and the release engine deploy them like the others).
+    web = [name for name, svc in sorted(cfg.services.items()) if not svc.is_worker]
+    targets = [_target(cfg, name, n, platform) for name in web]
+    probes = [service_probe(s, cfg.services[s], n.groups[s]) for s in web]
     problems = (
         _environment_problems(cfg, n)
         + _upstream_problems(cfg, upstream_values)
@@ -393,41 +396,42 @@ def _pipeline_args(
     depends_on: list[pulumi.Resource],
 ) -> DeliveryPipelineArgs:
     services = []
-    for target in targets:
-        svc = cfg.services[target.service]
-        repository = n.repositories[target.service]
+    for name in sorted(cfg.services):
+        svc = cfg.services[name]
+        fargate = platform.services[name]
+        repository = n.repositories[name]
         first = not cfg.upstream_stack
         # The tasks that follow the service (a container named after the task): each ship
         # moves them too.
         followers = sorted(
-            name for name, t in cfg.scheduled_tasks.items() if t.follows_service == target.service
+            task for task, t in cfg.scheduled_tasks.items() if t.follows_service == name
         )
         services.append(
             DeployedService(
-                name=target.service,
-                group_name=target.group_name,
+                name=name,
+                group_name=n.groups[name],
                 container_port=svc.container_port,
-                cluster_name=target.cluster_name,
-                service_name=target.service_name,
-                task_family=naming.task_family(env.project, env.stack, target.service),
-                role_arns=list(target.role_arns),
+                cluster_name=platform.cluster.name,
+                service_name=naming.service_name(name),
+                task_family=naming.task_family(env.project, env.stack, name),
+                role_arns=[fargate.task_role_arn, fargate.execution_role_arn],
                 repository_url=repository_url(env, repository) if first else None,
                 repository_arn=naming.ecr_repository_arn(env.region, env.account_id, repository)
                 if first
                 else None,
                 build_context=svc.build.context,
                 dockerfile=svc.build.dockerfile,
-                engine=cfg.deployment.engine,
+                engine=svc.engine(cfg.deployment.engine),
                 followers=[
-                    FollowerTask(naming.task_family(env.project, env.stack, name), name)
-                    for name in followers
+                    FollowerTask(naming.task_family(env.project, env.stack, task), task)
+                    for task in followers
                 ],
                 follower_role_arns=[
                     arn
-                    for name in followers
+                    for task in followers
                     for arn in (
-                        platform.tasks[name].task_role_arn,
-                        platform.tasks[name].execution_role_arn,
+                        platform.tasks[task].task_role_arn,
+                        platform.tasks[task].execution_role_arn,
                     )
                 ],
             )
@@ -506,7 +510,8 @@ def _outputs(
         "ecrRepositories": urls,
         "ecrRepositoryArns": arns,
         "codedeployApplication": n.application,
-        "deploymentGroups": dict(n.groups),
+        # A worker has no group: ECS's rolling controller deploys it.
+        "deploymentGroups": {s: g for s, g in n.groups.items() if not cfg.services[s].is_worker},
         "pipelineName": pipeline.pipeline.name,
         "promotionBucket": n.bucket,
         "promotionKey": n.promotion_key,

@@ -93,6 +93,8 @@ class DeployerAccessArgs:
     end_termination_wait: bool = False
     # Who deploys the services: CodeDeploy's groups, or ECS's own blue/green (deployment.engine).
     engine: str = "codedeploy"
+    # Some services are workers: ECS's rolling controller deploys them on either engine.
+    workers: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -108,15 +110,13 @@ def shared_statements(args: DeployerAccessArgs) -> list[dict[str, Any]]:
         "Action": "ecs:DescribeServices",
         "Resource": _arn(args, "ecs", f"service/{args.cluster_name}/*"),
     }
+    ecs_engine = iam.ecs_engine_statements(
+        [args.cluster_name], region=args.region, account_id=args.account_id
+    )
     statements: list[dict[str, Any]] = (
-        [
-            read_services,
-            *iam.ecs_engine_statements(
-                [args.cluster_name], region=args.region, account_id=args.account_id
-            ),
-        ]
+        [read_services, *ecs_engine]
         if args.engine == "ecs"
-        else [read_services, *_codedeploy_statements(args)]
+        else [read_services, *_codedeploy_statements(args), *(ecs_engine if args.workers else [])]
     )
     return statements + _push_and_schedule_statements(args)
 

@@ -196,6 +196,7 @@ def _deployment_time(settings: StackConfig) -> dict[str, dict[str, Any]]:
             "lockedMinutes": settings.deployment.locked_minutes(svc.deployment_config),
         }
         for name, svc in sorted(settings.services.items())
+        if not svc.is_worker  # a rolling update: no traffic shifting or termination wait
     }
 
 
@@ -226,7 +227,8 @@ def _rollouts(
                 deployment_group_name=group.deployment_group_name
                 if group
                 else naming.deployment_group(name),
-                engine=settings.deployment.engine,
+                # A worker: ECS's rolling controller, whatever deployment.engine says.
+                engine=settings.services[name].engine(settings.deployment.engine),
                 capacity_providers=[
                     c.model_dump() for c in settings.services[name].capacity_providers
                 ]
@@ -241,7 +243,10 @@ def _rollouts(
                     if promoted_release and resolution.promoted
                     else None
                 ),
-                validation_hook=delivery_side.validation_hook,
+                # A worker has no load balancer to validate through.
+                validation_hook=None
+                if settings.services[name].is_worker
+                else delivery_side.validation_hook,
                 region=environment.region,
                 profile=environment.aws_profile,
                 role_arn=environment.aws_role_arn,
@@ -289,6 +294,9 @@ def _release(
         service_families={name: families[name] for name in settings.services},
         validation_hook=delivery_side.validation_hook,
         engine=settings.deployment.engine,
+        engines={
+            name: svc.engine(settings.deployment.engine) for name, svc in settings.services.items()
+        },
     )
     releases = release.Release(
         "release",
@@ -366,6 +374,7 @@ def _deployer_access(
             kms_key_arn=built.kms_key_arn,
             end_termination_wait=settings.deployment.on_termination_wait == "end",
             engine=settings.deployment.engine,
+            workers=any(svc.is_worker for svc in settings.services.values()),
             tags=platform.default_tags(settings, environment),
         ),
         opts,

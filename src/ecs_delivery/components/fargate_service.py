@@ -1,5 +1,5 @@
-"""Fargate service deployed blue/green, by CodeDeploy or by ECS itself: task definition, roles,
-logs, security group, scaling."""
+"""Fargate service deployed blue/green, by CodeDeploy or by ECS itself, or rolled out as a worker:
+task definition, roles, logs, security group, scaling."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import ecs_exec, iam
+from ecs_delivery.components import ecs_exec, iam, worker
 from ecs_delivery.components.args import checked, from_config
+from ecs_delivery.components.cluster import (  # noqa: F401  (re-exported: their home was here)
+    FARGATE_PROVIDERS,
+    EcsCluster,
+    EcsClusterArgs,
+    ExecLogging,
+    ExistingCluster,
+)
 from ecs_delivery.components.config import AutoscalingConfig, KmsConfig, ServiceConfig, StackConfig
 from ecs_delivery.components.config.delivery import EcsStrategy, ManualApprovalConfig
 from ecs_delivery.components.config.services import CapacityProviderConfig, ScheduledScalingConfig
@@ -35,7 +42,6 @@ CODEDEPLOY_OWNED = [
 # Set at creation only: the provider would replace the service to change it. A strategy
 # configured later reaches the tasks through the AppSpec (the task sets take it instead).
 CREATION_ONLY = ["launchType"]
-FARGATE_PROVIDERS = ["FARGATE", "FARGATE_SPOT"]
 # The stage of an ECS blue/green deployment where CodeDeploy's AfterAllowTestTraffic was: the
 # green tasks take all test traffic, production still runs blue.
 ECS_VALIDATION_STAGE = "POST_TEST_TRAFFIC_SHIFT"
@@ -82,6 +88,7 @@ class Autoscaling:
     target_memory_percent: float | None = from_config(AutoscalingConfig, "target_memory_percent")
     requests_per_target: int | None = from_config(AutoscalingConfig, "requests_per_target")
     scheduled: list[ScheduledScaling] = field(default_factory=list)
+    queue: worker.QueueBacklog | None = None  # a worker's queue (backlog per task)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,7 +135,8 @@ class ServiceConnect:
 @checked
 @dataclass(frozen=True, kw_only=True)
 class FargateServiceArgs:
-    """One blue/green Fargate service: its task, roles, security group, logs and scaling."""
+    """One Fargate service (blue/green behind the load balancer, or a rolling worker without
+    one): its task, roles, security group, logs and scaling."""
 
     cluster_arn: pulumi.Input[str]
     cluster_name: str
@@ -143,7 +151,8 @@ class FargateServiceArgs:
     memory: int = from_config(ServiceConfig, "memory")
     desired_count: int = from_config(ServiceConfig, "desired_count")
     subnet_ids: list[pulumi.Input[str]]
-    target_group_arn: pulumi.Input[str]
+    # The blue target group; None with `worker` (no load balancer).
+    target_group_arn: pulumi.Input[str] | None = None
     region: str
     account_id: str
     log_retention_days: int = from_config(StackConfig, "log_retention_days")
@@ -183,11 +192,13 @@ class FargateServiceArgs:
     blue_green: EcsBlueGreen | None = None
     # Service Connect (ECS controller only; the container's port must be named).
     service_connect: ServiceConnect | None = None
+    # Given: a worker (no load balancer), deployed by ECS's rolling controller.
+    worker: worker.RollingWorker | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def deployment_controller(self) -> str:
-        return "CODE_DEPLOY" if self.blue_green is None else "ECS"
+        return "CODE_DEPLOY" if self.blue_green is None and self.worker is None else "ECS"
 
 
 def missing_network_inputs(
@@ -227,109 +238,10 @@ def create_task_egress(
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class ExistingCluster:
-    """A cluster made elsewhere: what `EcsCluster` exposes to services and tasks (no resource)."""
-
-    arn: pulumi.Input[str]
-    name: str
-    # Its ECS Exec session log group, if it logs sessions (the task roles write there).
-    exec_log_group_arn: pulumi.Input[str] | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ExecLogging:
-    """Where the cluster logs ECS Exec sessions: a log group of its own."""
-
-    retention_days: int
-    # The stack's customer-managed key; None: CloudWatch Logs' own encryption.
-    kms_key_arn: pulumi.Input[str] | None
-
-
-@checked
-@dataclass(frozen=True, kw_only=True)
-class EcsClusterArgs:
-    """The ECS cluster: its name, Container Insights and, when needed, ECS Exec logging."""
-
-    cluster_name: str
-    container_insights: bool = from_config(StackConfig, "container_insights")
-    # Given when a service enables ECS Exec: the cluster's executeCommandConfiguration.
-    exec_logging: ExecLogging | None = None
-    # The Fargate capacity providers when a service uses a strategy (none: launch types only).
-    fargate_capacity_providers: bool = False
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-class EcsCluster(pulumi.ComponentResource):
-    """One ECS cluster per stack with Container Insights (and ECS Exec session logging)."""
-
-    # The exec session log group's ARN; None without exec_logging.
-    exec_log_group_arn: pulumi.Output[str] | None
-    capacity_providers: aws.ecs.ClusterCapacityProviders | None
-
-    def __init__(self, name: str, args: EcsClusterArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(f"{TYPE_PREFIX}:cluster:EcsCluster", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        configuration = None
-        self.exec_log_group_arn = None
-        if logging := args.exec_logging:
-            group = aws.cloudwatch.LogGroup(
-                f"{name}-exec",
-                name=f"/ecs/{args.cluster_name}/exec",
-                retention_in_days=logging.retention_days,
-                kms_key_id=logging.kms_key_arn,
-                tags=args.tags,
-                opts=child,
-            )
-            self.exec_log_group_arn = group.arn
-            configuration = aws.ecs.ClusterConfigurationArgs(
-                execute_command_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationArgs(
-                    logging="OVERRIDE",
-                    log_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationLogConfigurationArgs(
-                        cloud_watch_log_group_name=group.name,
-                        # The agent then refuses to log into a group that lost its key.
-                        cloud_watch_encryption_enabled=logging.kms_key_arn is not None,
-                    ),
-                )
-            )
-        self.cluster = aws.ecs.Cluster(
-            name,
-            name=args.cluster_name,
-            settings=[
-                aws.ecs.ClusterSettingArgs(
-                    name="containerInsights",
-                    value="enabled" if args.container_insights else "disabled",
-                )
-            ],
-            configuration=configuration,
-            tags=args.tags,
-            opts=child,
-        )
-        # Services that use a strategy wait for this (the providers must be associated first).
-        self.capacity_providers = (
-            aws.ecs.ClusterCapacityProviders(
-                name,
-                cluster_name=self.cluster.name,
-                capacity_providers=FARGATE_PROVIDERS,
-                opts=child,
-            )
-            if args.fargate_capacity_providers
-            else None
-        )
-        self.arn = self.cluster.arn
-        self.name = args.cluster_name
-        self.register_outputs(
-            {
-                "arn": self.cluster.arn,
-                "name": args.cluster_name,
-                "execLogGroupArn": self.exec_log_group_arn,
-            }
-        )
-
-
 class FargateService(TaskOwner, pulumi.ComponentResource):
     """A Fargate service in private subnets whose rollouts belong to the deployment core
-    (through CodeDeploy, or ECS's own blue/green with `blue_green`).
+    (through CodeDeploy, ECS's own blue/green with `blue_green`, or ECS's rolling update of a
+    `worker`, components/worker.py).
 
     `task_definition` is the template: every Pulumi-owned field, with the declared image
     (pinned, promoted or bootstrap). A brand-new service starts on it; afterwards the
@@ -349,8 +261,19 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
             args.security_group_ids,
             vpc_id=args.vpc_id,
             vpc_cidr=args.vpc_cidr,
-            load_balancer_security_group_id=args.load_balancer_security_group_id,
+            **(
+                {}
+                if args.worker
+                else {"load_balancer_security_group_id": args.load_balancer_security_group_id}
+            ),
         )
+        if (args.worker is None) == (args.target_group_arn is None) or (
+            args.worker and (args.blue_green or args.service_connect)
+        ):
+            raise ValueError(
+                f"FargateService {name!r}: give target_group_arn (a service behind the load "
+                "balancer) or worker (none: no target group, blue_green or service_connect)"
+            )
         if missing:
             raise ValueError(
                 f"FargateService {name!r}: without security_group_ids the service creates its "
@@ -451,10 +374,18 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
         group = aws.ec2.SecurityGroup(
             f"{self._name}-tasks",
             vpc_id=args.vpc_id,
-            description=f"Tasks of {args.service_name}: container port from the load balancer only",
+            description=f"Tasks of {args.service_name}: "
+            + (
+                "no inbound traffic (a worker)"
+                if args.worker
+                else "container port from the load balancer only"
+            ),
             tags={**args.tags, "Name": f"{self._name}-tasks"},
             opts=self._child,
         )
+        if args.worker:  # nothing reaches a worker: it only calls out
+            create_task_egress(self._name, group, args.vpc_cidr, parent=self)
+            return group
         aws.vpc.SecurityGroupIngressRule(
             f"{self._name}-from-alb",
             security_group_id=group.id,
@@ -526,6 +457,8 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
     def _deployment_settings(self) -> dict:
         """The service's inputs that choose who deploys it and how (CodeDeploy or ECS)."""
         args = self._args
+        if args.worker:
+            return worker.deployment_settings(args.worker)
         blue_green = args.blue_green
         load_balancer = {
             "target_group_arn": args.target_group_arn,
@@ -658,7 +591,10 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
             ),
             **self._deployment_settings(),
             service_connect_configuration=self._service_connect(),
-            health_check_grace_period_seconds=args.health_check_grace_period_seconds,
+            # ECS refuses a grace period on a service without a load balancer.
+            health_check_grace_period_seconds=None
+            if args.worker
+            else args.health_check_grace_period_seconds,
             enable_ecs_managed_tags=True,
             propagate_tags="SERVICE",
             enable_execute_command=args.enable_execute_command,
@@ -705,6 +641,16 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
                 scaling,
                 scaling.requests_per_target,
                 customized_metric_specification=self._requests_metric(),
+            )
+        if queue := scaling.queue:
+            self._tracking_policy(
+                target,
+                "queue",
+                scaling,
+                queue.backlog_per_task,
+                customized_metric_specification=worker.backlog_metric(
+                    queue, args.cluster_name, args.service_name
+                ),
             )
         for action in scaling.scheduled:
             aws.appautoscaling.ScheduledAction(

@@ -76,7 +76,8 @@ def sized_document(
 def check_attachments(role: str, count: int, *, fix: str) -> None:
     """Refuse more managed policies on one role than IAM's default quota allows."""
     if count > MANAGED_POLICIES_PER_ROLE:
-        raise ValueError(
+        # RunError: the plan and `pulumi up` show the message without a traceback.
+        raise pulumi.RunError(
             f"{role}: {count} managed policies to attach; IAM attaches at most "
             f"{MANAGED_POLICIES_PER_ROLE} to a role by default; {fix}"
         )

@@ -165,7 +165,8 @@ class DeployedService:
 
     name: str
     group_name: str
-    container_port: int
+    # None: a worker (no load balancer; ECS's rolling update deploys it).
+    container_port: int | None
     cluster_name: str
     service_name: str
     # The service's own task-definition family: every deployed revision registers there.

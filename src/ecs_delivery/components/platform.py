@@ -51,6 +51,7 @@ from ecs_delivery.components.network import ExistingNetwork, Network, NetworkArg
 from ecs_delivery.components.priorities import listener_priorities
 from ecs_delivery.components.scheduled_task import ScheduledTask, ScheduledTaskArgs
 from ecs_delivery.components.task_definition import Container, ContainerHealthCheck, EfsVolume
+from ecs_delivery.components.worker import QueueBacklog, RollingWorker
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,7 +187,10 @@ def _pull_arns(
 
 
 def _service_bootstrap(name: str, svc: ServiceConfig, image: str) -> bootstrap.BootstrapContainer:
-    """The service's bootstrap answers its health check and its validation path."""
+    """The service's bootstrap answers its health check and its validation path (a worker's
+    only keeps running)."""
+    if svc.is_worker:
+        return bootstrap.worker_container(image)
     warning = bootstrap.custom_image_warning(
         name, image, port=svc.container_port, path=svc.health_check.path
     )
@@ -213,6 +217,12 @@ def autoscaling(svc: ServiceConfig) -> Autoscaling | None:
         return None
     values = svc.autoscaling.model_dump()
     values["scheduled"] = [ScheduledScaling(**a) for a in values["scheduled"]]
+    queue = values.pop("queue")
+    values["queue"] = (
+        QueueBacklog(queue_name=queue["name"], backlog_per_task=queue["backlog_per_task"])
+        if queue
+        else None
+    )
     return Autoscaling(**values)
 
 
@@ -261,8 +271,10 @@ def build(
         opts,
     )
     edge = edge_front.certificate_for(cfg, tags, opts)
+    # Workers have no load balancer: no target groups, listener rules or priorities.
+    routed = {n: s for n, s in sorted(cfg.services.items()) if not s.is_worker}
     priorities = listener_priorities(
-        {n: s.routing.model_dump(by_alias=True, exclude_none=True) for n, s in cfg.services.items()}
+        {n: s.routing.model_dump(by_alias=True, exclude_none=True) for n, s in routed.items()}
     )
     lb_cfg = cfg.load_balancer
     load_balancer = LoadBalancer(
@@ -295,7 +307,7 @@ def build(
                     host_headers=svc.routing.host_headers,
                     priority=priorities[name],
                 )
-                for name, svc in sorted(cfg.services.items())
+                for name, svc in routed.items()
             ],
             tags=tags,
         ),
@@ -340,8 +352,9 @@ def build(
         opts=opts,
     )
     for name, svc in sorted(cfg.services.items()):
-        pair = load_balancer.target_groups[name]
+        pair = load_balancer.target_groups.get(name)  # None: a worker
         start = _service_bootstrap(name, svc, images[name]) if name in bootstrapping else None
+        routed_on_ecs = pair is not None and on_ecs  # ECS's blue/green (a worker rolls)
         beside = sidecars.containers(svc, main=name, bootstrapping=start is not None)
         platform.services[name] = FargateService(
             name,
@@ -354,7 +367,7 @@ def build(
                 container=Container(
                     name=name,
                     image=images[name],
-                    port=svc.container_port,
+                    port=svc.container_port or 0,
                     environment=svc.environment,
                     secrets=svc.secrets,
                     readonly_root_filesystem=svc.readonly_root_filesystem,
@@ -368,8 +381,8 @@ def build(
                     # Named on every ECS-engine revision, whether or not Service Connect is on:
                     # ECS checks the port name against the revision a service runs when an
                     # update turns Service Connect on, so a running service can in one update.
-                    port_name=name if on_ecs else None,
-                    app_protocol="http" if on_ecs else None,
+                    port_name=name if routed_on_ecs else None,
+                    app_protocol="http" if routed_on_ecs else None,
                     **sidecars.main_container_settings(svc),
                 ),
                 sidecars=beside,
@@ -382,8 +395,8 @@ def build(
                 vpc_id=network.vpc_id,
                 vpc_cidr=network.vpc_cidr,
                 subnet_ids=network.private_subnet_ids,
-                load_balancer_security_group_id=load_balancer.security_group_id,
-                target_group_arn=pair.blue.arn,
+                load_balancer_security_group_id=load_balancer.security_group_id if pair else None,
+                target_group_arn=pair.blue.arn if pair else None,
                 region=env.region,
                 account_id=env.account_id,
                 log_retention_days=cfg.log_retention_days,
@@ -394,7 +407,9 @@ def build(
                 enable_execute_command=svc.enable_execute_command,
                 exec_log_group_arn=cluster.exec_log_group_arn,
                 load_balancer_arn_suffix=load_balancer.arn_suffix,
-                target_group_arn_suffixes=[pair.blue.arn_suffix, pair.green.arn_suffix],
+                target_group_arn_suffixes=[pair.blue.arn_suffix, pair.green.arn_suffix]
+                if pair
+                else [],
                 image_repository_arns=_pull_arns(
                     env, [images[name], *(c.image for c in beside)], name, upstream_repository_arns
                 ),
@@ -402,14 +417,14 @@ def build(
                     CapacityProvider(**c.model_dump()) for c in svc.capacity_providers
                 ],
                 depends_on=[
-                    pair.production_rule,
-                    pair.test_rule,
+                    *([pair.production_rule, pair.test_rule] if pair else []),
                     *(provider_association if svc.capacity_providers else []),
                 ],
                 security_group_ids=existing.security_group_ids.get(name),
                 task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,
                 execution_role_arn=existing.roles.get(name, ExistingRoles()).execution_role_arn,
-                blue_green=blue_green(cfg, env, name, pair) if on_ecs else None,
+                blue_green=blue_green(cfg, env, name, pair) if pair and on_ecs else None,
+                worker=RollingWorker(alarm_names=svc.rollback_alarms) if svc.is_worker else None,
                 service_connect=service_connect.for_service(mesh, name, svc),
                 tags={**tags, "Service": name},
             ),
@@ -479,8 +494,14 @@ def build(
                 name: {
                     "serviceName": s.service.name,
                     "templateTaskDefinitionArn": s.task_definition.arn,
-                    "blueTargetGroup": load_balancer.target_groups[name].blue.name,
-                    "greenTargetGroup": load_balancer.target_groups[name].green.name,
+                    **(
+                        {
+                            "blueTargetGroup": load_balancer.target_groups[name].blue.name,
+                            "greenTargetGroup": load_balancer.target_groups[name].green.name,
+                        }
+                        if name in load_balancer.target_groups
+                        else {"kind": "worker"}
+                    ),
                 }
                 for name, s in platform.services.items()
             },

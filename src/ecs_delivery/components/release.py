@@ -566,12 +566,13 @@ def release_inventory(
     cluster_name: str,
     cluster_arn: str,
     application: str,
-    services: dict[str, int],
+    services: dict[str, int | None],
     groups: dict[str, str],
     tasks: dict[str, str],
     service_families: dict[str, str] | None = None,
     validation_hook: str | None = None,
     engine: str = "codedeploy",
+    engines: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The `releaseInventory` JSON (src/ecs_delivery/runtime/release/inventory.py), checked by its own parser.
 
@@ -580,31 +581,23 @@ def release_inventory(
     its own family, where released revisions register (never the template's),
     `validation_hook` the Lambda every deployment of a service runs at AfterAllowTestTraffic,
     `engine` who deploys the services (deployment.engine; on ecs no group, and the hook is
-    the service's own lifecycle hook).
+    the service's own lifecycle hook), `engines` service -> its own where it differs (a
+    worker: ecs, and its port None).
     """
-    codedeploy = engine == "codedeploy"
     data = {
         "environment": stack,
         "production": production,
         "services": {
-            name: {
-                "cluster": cluster_name,
-                "service": name,
-                "engine": engine,
-                **(
-                    {"codedeployApplication": application, "codedeployGroup": groups[name]}
-                    if codedeploy
-                    else {}
-                ),
-                "container": name,
-                "containerPort": port,
-                **(
-                    {"taskFamily": service_families[name]}
-                    if service_families and name in service_families
-                    else {}
-                ),
-                **({"validationHook": validation_hook} if validation_hook and codedeploy else {}),
-            }
+            name: _service_entry(
+                name,
+                port,
+                (engines or {}).get(name, engine),
+                cluster_name=cluster_name,
+                application=application,
+                group=groups[name],
+                family=(service_families or {}).get(name),
+                validation_hook=validation_hook,
+            )
             for name, port in sorted(services.items())
         },
         "scheduledTasks": {
@@ -619,3 +612,27 @@ def release_inventory(
     }
     parse_inventory(data, source="releaseInventory")
     return data
+
+
+def _service_entry(
+    name: str,
+    port: int | None,
+    engine: str,
+    *,
+    cluster_name: str,
+    application: str,
+    group: str,
+    family: str | None,
+    validation_hook: str | None,
+) -> dict[str, Any]:
+    codedeploy = engine == "codedeploy"
+    return {
+        "cluster": cluster_name,
+        "service": name,
+        "engine": engine,
+        **({"codedeployApplication": application, "codedeployGroup": group} if codedeploy else {}),
+        "container": name,
+        **({"containerPort": port} if port is not None else {}),
+        **({"taskFamily": family} if family else {}),
+        **({"validationHook": validation_hook} if validation_hook and codedeploy else {}),
+    }

@@ -78,7 +78,7 @@ class ServiceRolloutArgs:
     application_name: pulumi.Input[str]
     deployment_group_name: pulumi.Input[str]
     container_name: str
-    container_port: int
+    container_port: int | None  # None: a worker, no load balancer (engine ecs)
     region: pulumi.Input[str]
     subnets: pulumi.Input[list[str]] | None = None
     security_groups: pulumi.Input[list[str]] | None = None
@@ -113,7 +113,7 @@ class ServiceRolloutArgs:
             "template_arn": service.task_definition.arn,
             "family": args.family,
             "container_name": args.container.name,
-            "container_port": args.container.port,
+            "container_port": args.container.port or None,  # 0: a worker's, none
             "subnets": args.subnet_ids,
             "security_groups": service.security_group_ids,
             "platform_version": PLATFORM_VERSION,
@@ -135,7 +135,7 @@ def _setting_problems(
     if not isinstance(container_name, str) or not container_name:
         problems.append(("container_name", "must name the container that receives traffic"))
     port = _number(container_port)
-    if not isinstance(port, int) or not 1 <= port <= 65535:
+    if port is not None and (not isinstance(port, int) or not 1 <= port <= 65535):
         problems.append(("container_port", f"{container_port!r} must be an integer 1-65535"))
     if not isinstance(wait, bool):
         problems.append(("wait", f"{wait!r} must be true or false"))
@@ -292,7 +292,9 @@ def rollout_request(props: dict[str, Any], olds: dict[str, Any] | None = None) -
         application=props["application_name"],
         deployment_group=props["deployment_group_name"],
         container_name=props["container_name"],
-        container_port=int(props["container_port"]),
+        container_port=None
+        if props.get("container_port") is None
+        else int(props["container_port"]),
         network=network,
         platform_version=props.get("platform_version") or None,
         capacity_providers=_strategy(props.get("capacity_providers")),

@@ -508,11 +508,12 @@ def main(argv: list[str] | None = None) -> int:
     except pulumi.RunError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(render_tree(plan))
+    document = plan.to_json()  # once: the tree and the file are of the same JSON form
+    print(plan_tree.render(document))
     if args.json_path:
         try:
             with open(args.json_path, "w") as out:  # streamed: no second copy in memory
-                json.dump(plan.to_json(), out, indent=2, sort_keys=True)
+                json.dump(document, out, indent=2, sort_keys=True)
                 out.write("\n")
         except OSError as exc:  # e.g. a read-only folder: the plan above stands
             print(f"error: --json {args.json_path}: cannot write: {exc.strerror}", file=sys.stderr)

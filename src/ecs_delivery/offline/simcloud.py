@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc as pulumi_rpc
 from pydantic import AfterValidator, Field, Strict, ValidationError, field_validator
 
 from ecs_delivery import inputs
@@ -225,8 +226,38 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 },
             )
         )
-        properties = _sync_await(rpc.serialize_properties(state, {}))
+        properties = _plain_struct(state)
+        if properties is None:  # unknowns, secrets, assets: the SDK's own serialisation
+            properties = _sync_await(rpc.serialize_properties(state, {}))
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=properties)
+
+
+def _is_plain(value: Any) -> bool:
+    """JSON values only: no unknown, no secret or other special signature, no asset."""
+    if isinstance(value, str):
+        return value != pulumi_rpc.UNKNOWN
+    if value is None or isinstance(value, bool | int | float):
+        return True
+    if isinstance(value, dict):
+        return pulumi_rpc._special_sig_key not in value and all(
+            isinstance(k, str) and _is_plain(v) for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return all(_is_plain(v) for v in value)
+    return False
+
+
+def _plain_struct(state: dict[str, Any]) -> Any:
+    """A resource's state as the engine's wire Struct without a round trip through the SDK's
+    serialiser and its event loop, when every value is plain (None when one is not): what
+    serialize_properties makes of such a state, top-level Nones left out as it does."""
+    from google.protobuf import struct_pb2
+
+    if not all(isinstance(k, str) and _is_plain(v) for k, v in state.items()):
+        return None
+    struct = struct_pb2.Struct()
+    struct.update({k: v for k, v in state.items() if v is not None})
+    return struct
 
 
 @dataclass

@@ -188,7 +188,7 @@ class ShipTarget:
     application: str
     deployment_group: str
     container_name: str
-    container_port: int
+    container_port: int | None  # None: a worker, no load balancer (engine ecs)
     validation_hook: str | None = None
     # "ecs": ECS's own blue/green deploys it (UpdateService); the group is then unused.
     engine: Literal["codedeploy", "ecs"] = "codedeploy"
@@ -557,7 +557,11 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
     deploy.add_argument("--service", required=True, help="ECS service name")
     deploy.add_argument("--container", required=True, help="container whose image ships")
-    deploy.add_argument("--container-port", required=True, type=_port)
+    deploy.add_argument(
+        "--container-port",
+        type=_port,
+        help="the port the load balancer routes to; omitted: a worker (with --engine ecs)",
+    )
     deploy.add_argument(
         "--family",
         required=True,

@@ -1,10 +1,15 @@
-"""ECS's own blue/green as an engine of the deployment core (deployment.engine ecs).
+"""ECS's own controller as an engine of the deployment core: blue/green (deployment.engine ecs)
+and the rolling update of a worker (no load balancer), one engine for both.
 
 A deployment is UpdateService with the merged revision and everything it runs on (network,
 platform version, capacity provider strategy: never left to what ECS does with an omitted
 field). The lock is the service's in-progress service deployment (ListServiceDeployments);
 a race is withdrawn with StopServiceDeployment (ROLLBACK). Traffic shifting, the bake time,
 alarms and the validation hook are the service's own configuration (the plan sets them).
+
+A rolling update reports no lifecycle stage: it ships when it is SUCCESSFUL (the new tasks
+replaced the old ones and passed the alarms' monitoring); the circuit breaker or an alarm ends
+it ROLLBACK_SUCCESSFUL, and the error says which.
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ class EcsDeploymentFailedError(cd.DeploymentError):
         self.status = str(deployment.get("status", "?"))
         self.rolled_back = self.status == "ROLLBACK_SUCCESSFUL"
         reason = deployment.get("statusReason") or "no reason reported"
+        if trigger := rollback_trigger(deployment):
+            reason = f"{reason} ({trigger})"
         after = (
             "ECS rolled back; the service keeps running the previous revision."
             if self.rolled_back
@@ -101,6 +108,21 @@ class EcsDeploymentTimeoutError(cd.DeploymentTimeoutError):
             "{next} (or raise the timeout)."
         )
         Exception.__init__(self, self.for_caller(cd.PULUMI_NEXT_STEP))
+
+
+def rollback_trigger(deployment: Mapping[str, Any]) -> str:
+    """What rolled a deployment back, as ECS records it: the circuit breaker, alarms, or ""."""
+    alarms = deployment.get("alarms") or {}
+    if alarms.get("status") == "TRIGGERED":
+        names = ", ".join(alarms.get("triggeredAlarmNames") or []) or "(names not reported)"
+        return f"alarm in ALARM: {names}"
+    breaker = deployment.get("deploymentCircuitBreaker") or {}
+    if breaker.get("status") == "TRIGGERED":
+        return (
+            f"the deployment circuit breaker tripped: {breaker.get('failureCount', '?')} tasks "
+            f"failed to start or stay running (threshold {breaker.get('threshold', '?')})"
+        )
+    return ""
 
 
 def shipped(deployment: Mapping[str, Any]) -> bool:
@@ -219,7 +241,8 @@ def update_request(request: RolloutRequest, target: str, live: Running) -> dict[
 
 
 class EcsEngine:
-    """Blue/green by the ECS deployment controller, the service's deployment as the lock."""
+    """Blue/green or rolling by the ECS deployment controller (whichever the service's own
+    deployment configuration says), the service's deployment as the lock."""
 
     controller = "ECS"
 
@@ -374,6 +397,8 @@ def seen_of(deployment: Mapping[str, Any], target: str = "") -> Seen:
         phase = "stopped" if status == "STOPPED" else "failed"
     arn = str(deployment.get("serviceDeploymentArn", "?"))
     reason = deployment.get("statusReason") or "no reason reported"
+    if trigger := rollback_trigger(deployment):
+        reason = f"{reason} ({trigger})"
     return Seen(
         id=arn,
         phase=phase,

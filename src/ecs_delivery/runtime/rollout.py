@@ -63,7 +63,9 @@ class RolloutRequest:
     application: str = ""
     deployment_group: str = ""
     container_name: str
-    container_port: int
+    # The port the load balancer routes to; None: a worker without one (engine "ecs" only:
+    # ECS's rolling controller; every CodeDeploy AppSpec names a port).
+    container_port: int | None
     network: cd.Network | None = None
     platform_version: str | None = None
     # The capacity provider strategy ((provider, weight, base)); None: keep what runs.
@@ -108,11 +110,17 @@ class RolloutRequest:
                 raise ValueError(f"{name}: must be a non-empty string")
         if self.template_arn is None and not self.images:
             raise ValueError("images: required when there is no template (nothing to deploy)")
-        # appspec() holds the ARN and port rules; building one here reports them early.
+        if self.container_port is None and self.engine != "ecs":
+            raise ValueError(
+                "container_port: None (a worker, no load balancer) deploys only with engine "
+                "ecs; CodeDeploy's AppSpec routes to a port: give it"
+            )
+        # appspec() holds the ARN and port rules; building one here reports them early (a
+        # worker's revision is checked as if routed: only the ARN and hook rules apply).
         cd.appspec(
             self.template_arn or "arn:aws:ecs:::task-definition/check:1",
             self.container_name,
-            self.container_port,
+            1 if self.container_port is None else self.container_port,
             hooks=self.hooks,
         )
         for container, image in self.images.items():
@@ -182,8 +190,9 @@ def describe_service(
         how = (
             "blue/green rollouts through CodeDeploy need deploymentController CODE_DEPLOY"
             if controller == "CODE_DEPLOY"
-            else "deployment.engine ecs deploys through ECS's own blue/green, which needs "
-            "deploymentController ECS (README: ECS-native blue/green)"
+            else "deployment.engine ecs (and a worker: ECS's rolling update) deploys through "
+            "ECS's own controller, which needs deploymentController ECS (README: ECS-native "
+            "blue/green, Workers)"
         )
         raise ServiceStateError(
             f"ECS service {service!r} uses the {found_controller} deployment controller; {how}"
@@ -202,14 +211,17 @@ def what_runs(
     return running(describe_service(ecs, cluster, service, sleep, controller))
 
 
-def _check_target(task_definition: Mapping[str, Any], name: str, port: int) -> None:
-    """Fail before CodeDeploy does when the AppSpec's container or port is not in the revision."""
+def _check_target(task_definition: Mapping[str, Any], name: str, port: int | None) -> None:
+    """Fail before CodeDeploy does when the AppSpec's container or port is not in the revision
+    (port None: a worker, whose container needs none)."""
     containers = {c["name"]: c for c in task_definition.get("containerDefinitions", [])}
     if name not in containers:
         raise ValueError(
             f"container_name: {name!r} is not in {task_definition.get('taskDefinitionArn')}; "
             f"known containers: {', '.join(sorted(containers)) or '(none)'}"
         )
+    if port is None:
+        return
     ports = [m.get("containerPort") for m in containers[name].get("portMappings", [])]
     if port not in ports:
         raise ValueError(

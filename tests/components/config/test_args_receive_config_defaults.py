@@ -112,9 +112,12 @@ def test_a_nested_default_is_built_from_its_args_class():
 
 
 def test_a_setting_without_a_default_cannot_be_mirrored():
-    from ecs_delivery.components.config import ServiceConfig
+    from ecs_delivery.components.config import AutoscalingConfig, ServiceConfig
 
-    with pytest.raises(TypeError, match=r"^ServiceConfig.container_port has no default to mirror$"):
-        from_config(ServiceConfig, "container_port")
+    # (containerPort has a default now: None, a worker's; required only for kind web)
+    with pytest.raises(
+        TypeError, match=r"^AutoscalingConfig.min_capacity has no default to mirror$"
+    ):
+        from_config(AutoscalingConfig, "min_capacity")
     with pytest.raises(TypeError, match=r"^ServiceConfig.health_check is a model: give the Args"):
         from_config(ServiceConfig, "health_check")

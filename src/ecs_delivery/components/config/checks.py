@@ -421,7 +421,11 @@ def _catch_all(routing: dict[str, Any]) -> bool:
 def routing_priorities(services: dict[str, ServiceConfig]) -> dict[str, int]:
     """Each service's listener-rule priority (ecs_delivery.components.priorities)."""
     return listener_priorities(
-        {n: s.routing.model_dump(by_alias=True, exclude_none=True) for n, s in services.items()}
+        {
+            n: s.routing.model_dump(by_alias=True, exclude_none=True)
+            for n, s in services.items()
+            if not s.is_worker
+        }
     )
 
 
@@ -463,8 +467,14 @@ def raw_problems(raw: dict[str, Any]) -> list[str]:
                 problems.append(
                     f"services.{name}: the name must be 1-24 chars of a-z, 0-9 and '-', starting with a letter (it becomes AWS names)"
                 )
-        problems.extend(_priority_problems(services))
-        catch_all = [name for name, svc in services.items() if _catch_all(_raw_routing(svc))]
+        # Workers have no listener rule: their (default) routing takes no priority.
+        routed = {
+            n: s
+            for n, s in services.items()
+            if not (isinstance(s, dict) and s.get("kind") == "worker")
+        }
+        problems.extend(_priority_problems(routed))
+        catch_all = [name for name, svc in routed.items() if _catch_all(_raw_routing(svc))]
         if len(catch_all) > 1:
             problems.append(
                 f"services: {elide(catch_all)} all route every path ('/*'); give each service routing.pathPatterns or routing.hostHeaders"

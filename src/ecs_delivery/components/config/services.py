@@ -16,6 +16,7 @@ from ecs_delivery.components.config.values import (
     Flag,
     check_image,
 )
+from ecs_delivery.components.config.workers import QueueScalingConfig, WorkerFields
 from ecs_delivery.inputs import Model, Problems
 from ecs_delivery.runtime.release.manifest import schedule_problem
 
@@ -161,6 +162,10 @@ class AutoscalingConfig(Model):
         max_length=20,
         description="Scheduled changes of `minCapacity`/`maxCapacity`; at most 20.",
     )
+    queue: QueueScalingConfig | None = Field(
+        None,
+        description="Worker only: target tracking on an SQS queue's backlog per task. Omitted: not on a queue.",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> AutoscalingConfig:
@@ -172,12 +177,13 @@ class AutoscalingConfig(Model):
             self.target_cpu_percent is None
             and self.target_memory_percent is None
             and self.requests_per_target is None
+            and self.queue is None
         ):
             raise Problems(
                 [
                     (
                         "targetCpuPercent",
-                        "null with no targetMemoryPercent or requestsPerTarget: nothing to scale on; set one",
+                        "null with no targetMemoryPercent, requestsPerTarget or queue: nothing to scale on; set one",
                     )
                 ]
             )
@@ -580,10 +586,16 @@ class ServiceConnectConfig(Model):
         return value
 
 
-class ServiceConfig(ContainerConfig):
-    """One Fargate service behind the load balancer, deployed blue/green."""
+class ServiceConfig(ContainerConfig, WorkerFields):
+    """One Fargate service: behind the load balancer, deployed blue/green, or a worker
+    (`kind: worker`) without one, deployed by ECS's rolling controller."""
 
-    container_port: int = Field(ge=1, le=65535, description="Container and target-group port.")
+    container_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Container and target-group port; required for `kind: web`.",
+    )
     desired_count: int = Field(
         2,
         ge=0,

@@ -18,6 +18,7 @@ from ecs_delivery.components.config.delivery import (
 from ecs_delivery.components.config.network import LoadBalancerConfig, NetworkConfig
 from ecs_delivery.components.config.services import ScheduledTaskConfig, ServiceConfig
 from ecs_delivery.components.config.values import CLOUD_MAP_NAMESPACE_ARN, STACK_NAME, Flag
+from ecs_delivery.components.config.workers import queue_scaling_problems
 from ecs_delivery.inputs import Model, Problems
 
 
@@ -147,6 +148,10 @@ class StackConfig(Model):
     @model_validator(mode="after")
     def _containers_fit_their_tasks(self) -> StackConfig:
         return self._refuse(checks.container_problems(self.services))
+
+    @model_validator(mode="after")
+    def _queue_scaling_has_its_metric(self) -> StackConfig:
+        return self._refuse(queue_scaling_problems(self.services, self.container_insights))
 
     def ships_in_minutes(self, service: str) -> int:
         """Minutes until a deployment of `service` ships, with its own traffic shifting."""

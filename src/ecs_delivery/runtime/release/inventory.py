@@ -62,8 +62,11 @@ class ServiceTarget(inputs.Model):
     codedeploy_application: str | None = Field(default=None, min_length=1)
     codedeploy_group: str | None = Field(default=None, min_length=1)
     container: str = Field(min_length=1, description="container whose image the release sets")
-    container_port: Annotated[int, Strict()] = Field(
-        ge=1, le=65535, description="port the load balancer routes to"
+    container_port: Annotated[int, Strict()] | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="port the load balancer routes to (omitted: a worker, engine ecs)",
     )
     task_family: str | None = Field(
         default=None,
@@ -81,6 +84,11 @@ class ServiceTarget(inputs.Model):
 
     @model_validator(mode="after")
     def _engine_fields(self) -> ServiceTarget:
+        if self.engine == "codedeploy" and self.container_port is None:
+            raise ValueError(
+                "containerPort: required with engine codedeploy (its AppSpec routes to it); "
+                "only a worker (engine: ecs) has none"
+            )
         if self.engine == "codedeploy":
             missing = [
                 alias
