@@ -326,7 +326,11 @@ def _build_dev(existing: platform.Existing, *, with_delivery: bool = False) -> P
     def program():
         cfg = _dev_config()
         built = platform.build(
-            cfg, ENV, {"api": image, "web": image}, {"nightly-report": image}, existing=existing
+            cfg,
+            ENV,
+            dict.fromkeys(cfg.services, image),
+            {"nightly-report": image},
+            existing=existing,
         )
         if with_delivery:
             delivery.build(cfg, ENV, built, None)
@@ -397,6 +401,7 @@ def test_existing_roles_of_a_service_are_exactly_what_codedeploy_and_the_pipelin
     ]
     api = inputs(plan, TASK, "api")
     report = inputs(plan, TASK, "task-nightly-report")  # follows api: api's ships move it
+    mailer = inputs(plan, TASK, "mailer")
     # web's CodeDeploy role passes exactly web's roles; the pipeline's deploy step every
     # target's and its followers', in name order, [task, execution] each.
     assert sorted(r for r in passed if TASK_ROLE in r) == sorted(
@@ -407,6 +412,8 @@ def test_existing_roles_of_a_service_are_exactly_what_codedeploy_and_the_pipelin
                 api["executionRoleArn"],
                 report["taskRoleArn"],
                 report["executionRoleArn"],
+                mailer["taskRoleArn"],
+                mailer["executionRoleArn"],
                 TASK_ROLE,
                 EXECUTION_ROLE,
             ],
@@ -427,10 +434,11 @@ def test_a_web_acl_is_associated_with_an_existing_load_balancer_by_its_arn():
         raw = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
         values = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("ecs-delivery:")}
         values["loadBalancer"] = {**values.get("loadBalancer", {}), "waf": {"rateLimit": 1000}}
+        cfg = parse(values)
         platform.build(
-            parse(values),
+            cfg,
             ENV,
-            {"api": image, "web": image},
+            dict.fromkeys(cfg.services, image),
             {"nightly-report": image},
             existing=platform.Existing(network=EXISTING_NETWORK, load_balancer=EXISTING_ALB),
         )
@@ -446,10 +454,11 @@ def test_alias_records_for_an_existing_load_balancer_without_its_zone_id_are_ref
     def program():
         raw = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
         values = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("ecs-delivery:")}
+        cfg = parse(values)
         platform.build(
-            parse(values),
+            cfg,
             ENV,
-            {"api": image, "web": image},
+            dict.fromkeys(cfg.services, image),
             {"nightly-report": image},
             existing=platform.Existing(network=EXISTING_NETWORK, load_balancer=EXISTING_ALB),
         )

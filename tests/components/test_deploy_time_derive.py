@@ -30,13 +30,20 @@ from ecs_delivery.runtime.promotion import (
 from ecs_delivery.runtime.taskdef import describe, effective_content
 from tests.conftest import make_plan
 from tests.support.pipeline_run import PipelineRun
-from tests.support.plans import stack_config, stack_value
+from tests.support.plans import stack_config, stack_value, without_workers
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 COMMIT = "3f9c2e1d0a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9"
 PORTS = {"api": 8000, "web": 8080}
 BOOTSTRAP = "public.ecr.aws/nginx/nginx:stable"
+
+
+@pytest.fixture(scope="module")
+def dev_codedeploy():
+    """dev's CodeDeploy services (the world below has them only); the worker's pipeline
+    deploy is tested in tests/components/ecs_engine/test_ecs_deployers.py."""
+    return make_plan("dev", overrides=without_workers("dev"))
 
 
 @pytest.fixture
@@ -153,7 +160,7 @@ def _pulumi_raises_memory(
 def _dev_plan_with_approval():
     pipeline = stack_value("dev", "pipeline")
     pipeline["approval"] = True
-    return make_plan("dev", overrides={"pipeline": pipeline})
+    return make_plan("dev", overrides={"pipeline": pipeline, **without_workers("dev")})
 
 
 def _upstream_record(built: dict[str, str]) -> bytes:
@@ -206,7 +213,7 @@ def test_a_pulumi_change_made_while_the_dev_approval_waits_is_deployed_with_the_
         assert task_definition["family"] == _family("dev", service)
 
 
-def test_a_pulumi_change_right_after_the_dev_build_is_deployed(aws, dev, tmp_path):
+def test_a_pulumi_change_right_after_the_dev_build_is_deployed(aws, dev_codedeploy, tmp_path):
     _environment(aws, "dev")
     _push_built_images(aws["ecr"])
 
@@ -214,7 +221,7 @@ def test_a_pulumi_change_right_after_the_dev_build_is_deployed(aws, dev, tmp_pat
         if stage == "Build":
             _pulumi_raises_memory(aws["ecs"], "dev")
 
-    deployed = _deployed(_run(dev, aws, tmp_path, "dev", after_stage=after))
+    deployed = _deployed(_run(dev_codedeploy, aws, tmp_path, "dev", after_stage=after))
     assert {s: td["memory"] for s, td in deployed.items()} == {"api": "1024", "web": "1024"}
 
 
@@ -239,7 +246,7 @@ def test_a_pulumi_change_made_while_the_prod_approval_waits_is_deployed_with_the
 
 
 def test_a_pulumi_change_landing_after_the_deploy_read_what_runs_is_not_reverted(
-    aws, dev, tmp_path
+    aws, dev_codedeploy, tmp_path
 ):
     """The window Derive + CodeDeployToECS left open: a `pulumi up` rollout completes after
     the deploy read what runs and before its deployment holds the group's lock. The ship's
@@ -254,7 +261,7 @@ def test_a_pulumi_change_landing_after_the_deploy_read_what_runs_is_not_reverted
             landed.append(service)
             _pulumi_raises_memory(aws["ecs"], "dev", services=(service,))
 
-    run = _run(dev, aws, tmp_path, "dev", before_create=pulumi_up_completes)
+    run = _run(dev_codedeploy, aws, tmp_path, "dev", before_create=pulumi_up_completes)
 
     assert landed == ["api", "web"]
     assert run.simulated is not None and len(run.simulated.stopped) == 2  # one per service
@@ -264,12 +271,14 @@ def test_a_pulumi_change_landing_after_the_deploy_read_what_runs_is_not_reverted
         assert runs["containerDefinitions"][0]["image"] == built[service]
 
 
-def test_the_shipped_revision_is_what_ran_with_only_the_image_replaced(aws, dev, tmp_path):
+def test_the_shipped_revision_is_what_ran_with_only_the_image_replaced(
+    aws, dev_codedeploy, tmp_path
+):
     _environment(aws, "dev")
     built = _push_built_images(aws["ecr"])
     before = {service: _running(aws["ecs"], "dev", service) for service in PORTS}
 
-    run = _run(dev, aws, tmp_path, "dev")
+    run = _run(dev_codedeploy, aws, tmp_path, "dev")
 
     for deployment in run.deployments:
         old = effective_content(before[deployment.service])
@@ -295,25 +304,27 @@ def test_the_shipped_revision_is_what_ran_with_only_the_image_replaced(aws, dev,
     assert [d.service for d in run.deployments] == ["api", "web"]
 
 
-def test_a_retried_deploy_of_images_that_already_run_starts_no_deployment(aws, dev, tmp_path):
+def test_a_retried_deploy_of_images_that_already_run_starts_no_deployment(
+    aws, dev_codedeploy, tmp_path
+):
     _environment(aws, "dev")
     _push_built_images(aws["ecr"])
-    first = _run(dev, aws, tmp_path / "first", "dev")
+    first = _run(dev_codedeploy, aws, tmp_path / "first", "dev")
     assert first.simulated is not None
     started = len(first.simulated.deployments)
 
-    again = _run(dev, aws, tmp_path / "again", "dev")
+    again = _run(dev_codedeploy, aws, tmp_path / "again", "dev")
 
     assert again.deployments == []
     assert len(first.simulated.deployments) == started == 2
 
 
 def test_a_new_service_running_its_template_revision_deploys_into_its_own_family(
-    aws, dev, tmp_path
+    aws, dev_codedeploy, tmp_path
 ):
     _environment(aws, "dev", family_suffix="-template")
     _push_built_images(aws["ecr"])
-    deployed = _deployed(_run(dev, aws, tmp_path, "dev"))
+    deployed = _deployed(_run(dev_codedeploy, aws, tmp_path, "dev"))
     assert {s: td["family"] for s, td in deployed.items()} == {
         "api": "ecs-delivery-dev-api",
         "web": "ecs-delivery-dev-web",
@@ -321,11 +332,11 @@ def test_a_new_service_running_its_template_revision_deploys_into_its_own_family
 
 
 def test_publish_writes_the_release_and_latest_json_and_the_zip_of_the_built_digests_only(
-    aws, dev, tmp_path
+    aws, dev_codedeploy, tmp_path
 ):
     _environment(aws, "dev")  # every service runs the bootstrap image before the first ship
     built = _push_built_images(aws["ecr"])
-    _run(dev, aws, tmp_path, "dev")
+    _run(dev_codedeploy, aws, tmp_path, "dev")
     bucket = f"ecs-delivery-dev-{ACCOUNT}-{REGION}-artifacts"
     s3 = aws["s3"]
     keys = [release_record_key("dev", COMMIT), latest_record_key("dev"), "promotion/dev.zip"]

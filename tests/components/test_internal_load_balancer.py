@@ -16,6 +16,7 @@ NO_NAT = {
     "loadBalancer.internal": True,
     "services.web.bootstrapImage": f"{ECR}/web:bootstrap",
     "services.api.bootstrapImage": f"{ECR}/api:bootstrap",
+    "services.mailer.bootstrapImage": f"{ECR}/mailer:bootstrap",
     "scheduledTasks.nightly-report.bootstrapImage": f"{ECR}/api:bootstrap",
 }
 PRIVATE_SUBNETS = ["network-private-eu-west-1a-id", "network-private-eu-west-1b-id"]

@@ -353,9 +353,10 @@ def test_dev_build_project_builds_images_with_the_generated_buildspec(dev):
                 cluster="ecs-delivery-dev",
                 service=name,
                 family=f"ecs-delivery-dev-{name}",
+                engine=engine,
                 repository_url=f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/ecs-delivery-dev/{name}",
             )  # fmt: skip
-            for name, port in PORTS
+            for name, port, engine in SERVICES["dev"]
         ],
         region="eu-west-1",
         stack="dev",
@@ -370,7 +371,12 @@ def test_dev_build_project_builds_images_with_the_generated_buildspec(dev):
     }
 
 
-PORTS = (("api", 8000), ("web", 8080))
+# Each stack's services in name order: (name, port, engine); dev's mailer is a worker, which
+# has no port and is deployed by the ECS engine.
+SERVICES = {
+    "dev": (("api", 8000, "codedeploy"), ("mailer", None, "ecs"), ("web", 8080, "codedeploy")),
+    "prod": (("api", 8000, "codedeploy"), ("web", 8080, "codedeploy")),
+}
 
 
 def _tooling(plan, bucket: str) -> str:
@@ -384,8 +390,8 @@ def test_deploy_project_ships_each_service_into_its_own_family_through_its_group
     project = inputs(plan, PROJECT, "pipeline-deploy")
     assert project["name"] == f"ecs-delivery-{stack}-deploy"
     assert project["environment"]["privilegedMode"] is False
-    # Two services in turn, each waiting for a running deployment of its group and its own.
-    assert project["buildTimeout"] == 2 * 30 * 2
+    # The services in turn, each waiting for a running deployment of its group and its own.
+    assert project["buildTimeout"] == len(SERVICES[stack]) * 30 * 2
     expected = specs.deploy_buildspec(
         [
             specs.DeployService(
@@ -396,12 +402,13 @@ def test_deploy_project_ships_each_service_into_its_own_family_through_its_group
                 service=name,
                 family=f"ecs-delivery-{stack}-{name}",
                 deployment_group=name,
+                engine=engine,
                 # nightly-report follows api: each ship of api moves it too.
                 tasks=(FollowerTask(f"ecs-delivery-{stack}-nightly-report", "nightly-report"),)
                 if name == "api"
                 else (),
             )
-            for name, port in PORTS
+            for name, port, engine in SERVICES[stack]
         ],
         region="eu-west-1",
         application=f"ecs-delivery-{stack}",
@@ -411,7 +418,9 @@ def test_deploy_project_ships_each_service_into_its_own_family_through_its_group
     )
     assert _project_buildspec(plan, f"ecs-delivery-{stack}-deploy") == expected
     commands = expected["phases"]["build"]["commands"]
-    assert [c.split(" deploy --name ")[1].split()[0] for c in commands] == ["api", "web"]
+    assert [c.split(" deploy --name ")[1].split()[0] for c in commands] == [
+        name for name, _, _ in SERVICES[stack]
+    ]
     assert all("--record promotion.json" in c and "-template" not in c for c in commands)
     assert commands[0].endswith(f" --task ecs-delivery-{stack}-nightly-report=nightly-report")
 

@@ -105,7 +105,7 @@ def test_validate_build_prints_the_plan_and_writes_the_execution_input(dev_plan)
 
 def test_release_inventory_output_is_what_the_engine_reads(dev_plan, prod_plan):
     dev = parse_inventory(dev_plan.outputs["releaseInventory"])
-    assert sorted(dev.services) == ["api", "web"] and dev.production is False
+    assert sorted(dev.services) == ["api", "mailer", "web"] and dev.production is False
     assert sorted(dev.scheduled_tasks) == ["nightly-report"]
     assert parse_inventory(prod_plan.outputs["releaseInventory"]).production is True
     stored = inputs(dev_plan, "aws:s3/bucketObjectv2:BucketObjectv2", "release-inventory")
@@ -121,7 +121,8 @@ def test_release_steps_pass_task_roles_only_to_ecs_and_scheduler_roles_only_to_t
     assert tasks["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
-    assert len(tasks["Resource"]) == 6  # execution + task role of web, api and nightly-report
+    # execution + task role of web, api, mailer and nightly-report
+    assert len(tasks["Resource"]) == 8
     schedulers = statements["PassSchedulerRoles"]
     assert schedulers["Condition"] == {
         "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}

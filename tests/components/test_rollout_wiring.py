@@ -12,7 +12,7 @@ def test_every_service_has_a_rollout_of_its_pulumi_task_definition_through_its_d
     dev_plan,
 ):
     rollouts = {r.name: r for r in dev_plan.of_type(ROLLOUT)}
-    assert sorted(rollouts) == ["api-rollout", "web-rollout"]
+    assert sorted(rollouts) == ["api-rollout", "mailer-rollout", "web-rollout"]
     web = rollouts["web-rollout"]
     # __provider is the pickled provider the engine runs (the same code as src/ecs_delivery/runtime/rollout.py).
     assert {k: v for k, v in web.inputs.items() if k != "__provider"} == {

@@ -17,17 +17,21 @@ import pytest
 from moto import mock_aws
 
 from ecs_delivery.runtime.taskdef import describe, images_of
+from tests.conftest import make_plan
 from tests.support.iam_calls import CallRecorder
 from tests.support.pipeline_run import PipelineRun
+from tests.support.plans import without_workers
 from tests.support.role_world import DevWorld, run_pipeline, setup_clients
 
 COMMIT = "3f9c2e1d0a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9"
 
 
 @pytest.fixture
-def world(dev) -> Iterator[DevWorld]:
+def world() -> Iterator[DevWorld]:
+    # dev's CodeDeploy services: this world simulates CodeDeploy only, no ECS-engine deployments.
+    plan = make_plan("dev", overrides=without_workers("dev"))
     with mock_aws():
-        world = DevWorld(plan=dev, recorder=CallRecorder(), setup=setup_clients(), simulated=None)
+        world = DevWorld(plan=plan, recorder=CallRecorder(), setup=setup_clients(), simulated=None)
         world.seed()
         world.push_images(COMMIT[:12])
         yield world

@@ -212,9 +212,9 @@ def test_the_task_role_may_write_the_routed_logs_and_telemetry_only_where_the_op
             "Resource": f"{metrics}:*",
         },
     ]
-    # api has neither option (nor EFS or ECS Exec): its task role has no policy at all.
+    # mailer has neither option (nor EFS or ECS Exec): its task role has no policy at all.
     assert not [
-        r for r in sidecars.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == "api-task"
+        r for r in sidecars.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == "mailer-task"
     ]
 
 

@@ -60,6 +60,8 @@ def test_prod_builds_nothing_and_passes_on_the_upstream_repositories(dev, prod):
         == dev.outputs["ecrRepositoryArns"]
         == {
             "api": "arn:aws:ecr:eu-west-1:123456789012:repository/ecs-delivery-dev/api",
+            # dev's worker: prod runs no mailer, and passes dev's repositories on as they are.
+            "mailer": "arn:aws:ecr:eu-west-1:123456789012:repository/ecs-delivery-dev/mailer",
             "web": "arn:aws:ecr:eu-west-1:123456789012:repository/ecs-delivery-dev/web",
         }
     )

@@ -28,6 +28,7 @@ def test_buckets_and_repositories_keep_their_contents_by_default(dev):
         "bucket logs",
         "bucket release-state",
         "ecr ecr-api",
+        "ecr ecr-mailer",
         "ecr ecr-web",
     }
     assert set(flags.values()) == {False}
@@ -35,7 +36,7 @@ def test_buckets_and_repositories_keep_their_contents_by_default(dev):
 
 def test_force_destroy_empties_every_bucket_and_repository_of_a_dev_stack():
     flags = _destroy_flags(make_plan("dev", overrides=FORCE))
-    assert len(flags) == 5
+    assert len(flags) == 6
     assert set(flags.values()) == {True}
 
 

@@ -111,7 +111,7 @@ def test_the_twinned_program_builds_every_component_class_twice(twinned_plans):
     assert built == {c.__qualname__ for c in twinned_classes()}
     dev, _ = twinned_plans["dev"]
     types = Counter(r.type for r in dev.resources if not r.custom)
-    assert types["ecs-delivery:service:FargateService"] == 4  # api, web and their twins
+    assert types["ecs-delivery:service:FargateService"] == 6  # api, mailer, web and their twins
 
 
 def test_the_program_claims_no_urn_twice(dev_plan, prod_plan):

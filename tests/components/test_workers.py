@@ -17,7 +17,8 @@ ROLLOUT = "pulumi-python:dynamic/rollout:ServiceRollout"
 ALARMS = ["shop-dev-mailer-errors", "shop-dev-mail-oldest-message"]
 
 
-# What Pulumi.dev.yaml's worker is (given here whole, so these tests plan it either way).
+# Pulumi.dev.yaml's worker without its Fargate Spot strategy (given here whole, so these tests
+# plan it either way; dev's own mailer: tests/components/test_dev_demo.py).
 MAILER = {
     "kind": "worker",
     "cpu": 256,

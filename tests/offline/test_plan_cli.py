@@ -41,7 +41,7 @@ def test_dev_plan_prints_the_tree_and_writes_the_json_contract(tmp_path):
             "deleteBeforeReplace",
         }
     services = [r for r in plan["resources"] if r["type"] == "aws:ecs/service:Service"]
-    assert sorted(r["name"] for r in services) == ["api", "web"]
+    assert sorted(r["name"] for r in services) == ["api", "mailer", "web"]
     assert plan["outputs"]["clusterName"] == "ecs-delivery-dev"
 
 

@@ -11,12 +11,15 @@ from ecs_delivery.offline.codedeploy_sim import on_virtual_time
 from ecs_delivery.offline.ecs_deployments import EcsDeployments
 from tests.conftest import make_plan
 from tests.support.iam_calls import CallRecorder
+from tests.support.plans import without_workers
 from tests.support.role_world import REGION, DevWorld, setup_clients
 
 
 @pytest.fixture(scope="module")
 def plan():
-    return make_plan("dev")
+    # dev's CodeDeploy services: the worlds below simulate CodeDeploy, and ECS's deployments
+    # only in ecs_world (dev's worker, deployed by the ECS engine, is not in these proofs).
+    return make_plan("dev", overrides=without_workers("dev"))
 
 
 @pytest.fixture

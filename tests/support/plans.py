@@ -104,6 +104,13 @@ def stack_value(stack: str, key: str) -> Any:
     return copy.deepcopy(data["config"][f"ecs-delivery:{key}"])
 
 
+def without_workers(stack: str) -> dict[str, Any]:
+    """Overrides planning `stack` with its load-balanced services only (`kind: worker` left
+    out): for tests of CodeDeploy ships whose simulated world has no ECS-engine deployments."""
+    services = stack_value(stack, "services")
+    return {"services": {n: s for n, s in services.items() if s.get("kind") != "worker"}}
+
+
 def stack_config(stack: str) -> Any:
     """A stack file's `ecs-delivery:` values, parsed like the program does (a StackConfig)."""
     from ecs_delivery.components import config

@@ -162,7 +162,9 @@ class DevWorld:
                         # moto's RunTask sums the containers' memory
                         "memory": int(planned["memory"]),
                         "portMappings": [
-                            {"containerPort": self._port(container), "protocol": "tcp"}
+                            {"containerPort": port, "protocol": "tcp"}
+                            for port in [self._port(container)]
+                            if port is not None
                         ],
                     }
                 ],
@@ -170,11 +172,13 @@ class DevWorld:
             )["taskDefinition"]["taskDefinitionArn"]
         )
 
-    def _port(self, container: str) -> int:
-        """The port the inventory routes to (the deployment core refuses any other)."""
+    def _port(self, container: str) -> int | None:
+        """The port the inventory routes to (the deployment core refuses any other); none for a
+        worker, which has no load balancer."""
         for target in self.inventory["services"].values():
             if target["container"] == container:
-                return int(target["containerPort"])
+                port = target.get("containerPort")
+                return None if port is None else int(port)
         return 8080
 
     def manifest(self, release: str, version: str) -> str:

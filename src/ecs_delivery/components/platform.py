@@ -574,7 +574,8 @@ def approver_policy(
         policy=iam.document(
             iam.manual_approval_statements(
                 cluster_name,
-                [naming.service_name(s) for s in cfg.services],
+                # A worker's rolling deployments have no gate to answer.
+                [naming.service_name(n) for n, s in cfg.services.items() if not s.is_worker],
                 region=env.region,
                 account_id=env.account_id,
             )

@@ -9,7 +9,6 @@ ecs_deployments.py: moto 5.2 has none).
 
 from __future__ import annotations
 
-import ast
 import json
 import shlex
 
@@ -19,10 +18,11 @@ import yaml
 from ecs_delivery.runtime import build
 from ecs_delivery.runtime.build import ShipTarget
 from ecs_delivery.runtime.rollout import RolloutRequest, rollout
-from tests.components.test_deployer_policy import RUNTIME, _client_name, _operations
+from tests.components.test_deployer_policy import ecs_engine_calls
 from tests.conftest import make_plan
 from tests.support.ecs_deployments import image_running, memory_running, ship, template
 from tests.support.moto_world import CLUSTER, CONTAINER, FAMILY, PIPELINE_IMAGE, PORT, SERVICE
+from tests.support.plans import without_workers
 from tests.support.registrations import inputs
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
@@ -32,17 +32,6 @@ PROJECT = "aws:codebuild/project:Project"
 @pytest.fixture(scope="module")
 def ecs_plan():
     return make_plan("dev", overrides={"deployment.engine": "ecs"})
-
-
-def ecs_engine_calls() -> set[str]:
-    """IAM actions the ECS engine's module calls on its client."""
-    operations = _operations("ecs")
-    found = set()
-    for node in ast.walk(ast.parse((RUNTIME / "ecs_engine.py").read_text())):
-        is_call = isinstance(node, ast.Attribute) and _client_name(node.value) == "ecs"
-        if is_call and node.attr in operations:
-            found.add(f"ecs:{operations[node.attr]}")
-    return found
 
 
 def _statements(document: str) -> dict[str, dict]:
@@ -71,7 +60,11 @@ def test_the_deploy_step_ships_every_service_through_the_ecs_engine(ecs_plan):
     spec = yaml.safe_load(inputs(ecs_plan, PROJECT, "pipeline-deploy")["source"]["buildspec"])
     commands = [c for phase in spec["phases"].values() for c in phase.get("commands", [])]
     deploys = [shlex.split(c) for c in commands if " deploy " in c]
-    assert len(deploys) == 2
+    assert sorted(words[words.index("--name") + 1] for words in deploys) == [
+        "api",
+        "mailer",
+        "web",
+    ]
     for words in deploys:
         assert words[words.index("--engine") + 1] == "ecs"
 
@@ -97,10 +90,12 @@ def test_deployers_are_granted_the_ecs_engines_calls_on_the_stacks_cluster_only(
     ]
 
 
-def test_codedeploy_stacks_are_not_granted_the_ecs_engines_calls(dev_plan):
+def test_codedeploy_stacks_are_not_granted_the_ecs_engines_calls():
+    # dev's worker is deployed by the ECS engine: without it, dev is CodeDeploy only.
+    plan = make_plan("dev", overrides=without_workers("dev"))
     for document in (
-        inputs(dev_plan, "aws:iam/rolePolicy:RolePolicy", "pipeline-codebuild-deploy")["policy"],
-        inputs(dev_plan, "aws:iam/policy:Policy", "deployer")["policy"],
+        inputs(plan, "aws:iam/rolePolicy:RolePolicy", "pipeline-codebuild-deploy")["policy"],
+        inputs(plan, "aws:iam/policy:Policy", "deployer")["policy"],
     ):
         assert not ecs_engine_calls() & _actions(_statements(document))
 

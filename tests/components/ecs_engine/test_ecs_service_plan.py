@@ -213,6 +213,11 @@ def test_releases_deploy_through_the_ecs_engine_named_in_the_inventory(ecs_plan,
     # No group (ECS deploys the service) and no AppSpec hook (the service's lifecycle hook).
     for target in ecs_services.values():
         assert not {"codedeployApplication", "codedeployGroup", "validationHook"} & set(target)
-    codedeploy_services = dev_plan.outputs["releaseInventory"]["services"]
-    assert {t["engine"] for t in codedeploy_services.values()} == {"codedeploy"}
+    # On the CodeDeploy engine only the worker (mailer) is ECS's to deploy.
+    dev_services = dev_plan.outputs["releaseInventory"]["services"]
+    assert {n: t["engine"] for n, t in dev_services.items()} == {
+        "api": "codedeploy",
+        "mailer": "ecs",
+        "web": "codedeploy",
+    }
     assert not any("release engine" in w for w in ecs_plan.warnings)
