@@ -1,4 +1,5 @@
-"""The plan command imports only what it uses: pulumi_aws modules of the resources it plans."""
+"""The plan command imports only what it uses: pulumi_aws modules of the resources it plans,
+no AWS client."""
 
 from __future__ import annotations
 
@@ -21,8 +22,16 @@ UNUSED = {
     "pulumi_aws.lambda_.alias",
     "pulumi_aws.ecs.capacity_provider",
 }
-# What the plan does not run at all: the simulated AWS of releases, moto.
+# What the plan does not run at all: AWS clients (the runtime's modules it imports for their
+# constants load boto3 and botocore's sessions on first use), the simulated AWS of releases.
 NOT_ON_THE_PATH = {
+    "boto3",
+    "botocore.session",
+    "botocore.client",
+    "botocore.config",
+    "botocore.credentials",
+    "botocore.loaders",
+    "urllib3",
     "moto",
     "ecs_delivery.offline.release_simulator",
     "ecs_delivery.offline.codedeploy_sim",
