@@ -54,6 +54,8 @@ def _timed(python: str, cwd: Path, stack: str = STACK) -> Run:
     command, env = _plan_command(cwd)
     # Trees with src/ecs_delivery run through the quota-lifting wrapper; older ones as before.
     plan = [str(PLAN)] if "ecs_delivery.offline.plan" in command else command[1:]
+    if stack != STACK and (cwd / "src" / "ecs_delivery" / "cli.py").is_file():
+        plan = ["-m", "ecs_delivery", "plan"]  # a real stack: what `make plan` runs
     with tempfile.TemporaryFile("w+") as output:
         started = time.perf_counter()
         process = subprocess.Popen(
