@@ -10,7 +10,14 @@ measures how the program scales, not a deployable stack. Every other check stays
 import runpy
 import sys
 
-from ecs_delivery.components import iam
+try:  # before iam imports pulumi_aws, as the plan itself does (older trees have no lazy_aws)
+    from ecs_delivery.offline import lazy_aws
+except ImportError:
+    pass
+else:
+    lazy_aws.install()
+
+from ecs_delivery.components import iam  # noqa: E402
 
 iam.MANAGED_POLICIES_PER_ROLE = sys.maxsize
 sys.argv[0] = "ecs_delivery.offline.plan"

@@ -1,6 +1,7 @@
 """Side-by-side plan benchmark of two commits: `python -m tools.bench_compare BASE [NEW]`.
 
     make bench        (BENCH_BASE=HEAD~1, sizes 200, 500 and 1000, one round)
+    python -m tools.bench_compare HEAD~1 --stack dev --rounds 5   (each tree's own dev stack)
 
 Checks both commits out into temporary git worktrees (removed afterwards), writes the same
 synthetic N-service stack file into each, then alternates plan runs (A, B, A, B, ...) per size
@@ -45,7 +46,7 @@ def _worktree(commit: str, parent: Path) -> Path:
     return path
 
 
-def _timed(python: str, cwd: Path) -> Run:
+def _timed(python: str, cwd: Path, stack: str = STACK) -> Run:
     """One plan process of `cwd`, with the tree's own code (either layout), not the package
     installed in .venv."""
     from ecs_delivery.offline.diff import _plan_command
@@ -53,10 +54,12 @@ def _timed(python: str, cwd: Path) -> Run:
     command, env = _plan_command(cwd)
     # Trees with src/ecs_delivery run through the quota-lifting wrapper; older ones as before.
     plan = [str(PLAN)] if "ecs_delivery.offline.plan" in command else command[1:]
+    if stack != STACK and (cwd / "src" / "ecs_delivery" / "cli.py").is_file():
+        plan = ["-m", "ecs_delivery", "plan"]  # a real stack: what `make plan` runs
     with tempfile.TemporaryFile("w+") as output:
         started = time.perf_counter()
         process = subprocess.Popen(
-            [python, *plan, "--stack", STACK],
+            [python, *plan, "--stack", stack],
             cwd=cwd,
             env=env,
             stdout=output,
@@ -93,7 +96,7 @@ def table(sizes: list[int], runs: dict[tuple[int, str], list[Run]]) -> list[str]
             rb.peak_kib / ra.peak_kib for ra, rb in zip(a, b, strict=True)
         )
         lines.append(
-            f"{size:>8} {b[0].resources:>9} {cpu['A']:>9.2f} {cpu['B']:>9.2f} {ratio:>8.2f} "
+            f"{size or 'stack':>8} {b[0].resources:>9} {cpu['A']:>9.2f} {cpu['B']:>9.2f} {ratio:>8.2f} "
             f"{mem['A']:>10.1f} {mem['B']:>10.1f} {mem_ratio:>8.2f}"
         )
     return lines
@@ -105,25 +108,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("new", nargs="?", default="HEAD", help="commit B (default HEAD)")
     parser.add_argument("--sizes", default="200", help="services per stack, comma-separated")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--stack", help="plan this stack file of each tree (e.g. dev) instead of synthetic sizes"
+    )
     args = parser.parse_args(argv)
     from tools.bench_plan import synthetic_config
 
-    sizes = [int(s) for s in args.sizes.split(",")]
+    # Size 0 stands for the trees' own stack file.
+    sizes = [0] if args.stack else [int(s) for s in args.sizes.split(",")]
     python = str(ROOT / ".venv" / "bin" / "python")
     runs: dict[tuple[int, str], list[Run]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"A": _worktree(args.base, Path(tmp)), "B": _worktree(args.new, Path(tmp))}
         try:
             for size in sizes:
-                text = yaml.safe_dump({"config": synthetic_config(size)}, sort_keys=True)
-                for tree in trees.values():
-                    (tree / f"Pulumi.{STACK}.yaml").write_text(text)
+                if not args.stack:
+                    text = yaml.safe_dump({"config": synthetic_config(size)}, sort_keys=True)
+                    for tree in trees.values():
+                        (tree / f"Pulumi.{STACK}.yaml").write_text(text)
                 for round_ in range(args.rounds):
                     for label, tree in trees.items():
-                        run = _timed(python, tree)
+                        run = _timed(python, tree, args.stack or STACK)
                         runs.setdefault((size, label), []).append(run)
                         print(
-                            f"{size} services, round {round_ + 1} {label}: {run.resources} "
+                            f"{args.stack or f'{size} services'}, round {round_ + 1} {label}: {run.resources} "
                             f"resources, cpu {run.cpu:7.2f} s (wall {run.wall:7.2f} s), "
                             f"peak {run.peak_kib / 1024:7.1f} MiB",
                             flush=True,

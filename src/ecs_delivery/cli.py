@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     if command == "plan":
+        import gc
+
+        gc.disable()  # plan.cli's choice (no cyclic GC in a one-shot plan), from its imports on
         from ecs_delivery.offline import plan
 
         plan.cli(rest)  # exits: a plan skips interpreter teardown

@@ -57,8 +57,14 @@ class Model(BaseModel):
     """The base of every model a file is read into (stack config, manifest, inventory, live
     state): camelCase keys (snake_case names accepted), unknown keys refused, frozen."""
 
+    # defer_build: a model's validator is built on its first use, so a process pays only for
+    # the models it reads (the plan imports the release manifest's for one function).
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        defer_build=True,
     )
 
 

@@ -34,11 +34,17 @@ from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from ecs_delivery import inputs
-from ecs_delivery.components import iam
-from ecs_delivery.components.config import NAMESPACE, ConfigError
-from ecs_delivery.offline import plan_tree
-from ecs_delivery.offline.simcloud import (
+from ecs_delivery.offline import lazy_aws
+
+# Before the program's first `import pulumi_aws`: its service packages then load only the modules
+# the program uses (a process that imported pulumi_aws already keeps what it has).
+lazy_aws.install()
+
+from ecs_delivery import inputs  # noqa: E402
+from ecs_delivery.components import iam  # noqa: E402
+from ecs_delivery.components.config import NAMESPACE, ConfigError  # noqa: E402
+from ecs_delivery.offline import plan_tree  # noqa: E402
+from ecs_delivery.offline.simcloud import (  # noqa: E402
     RecordingMonitor,
     Registration,
     SimulatedCloud,

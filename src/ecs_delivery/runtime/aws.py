@@ -1,30 +1,43 @@
-"""AWS sessions and clients with retries, and an explicit backoff for throttled calls."""
+"""AWS sessions and clients with retries, and an explicit backoff for throttled calls.
+
+boto3 and botocore's sessions, config and credentials are imported on first use (about a
+quarter of a second): the offline plan imports this module for its constants and backoff only.
+"""
 
 from __future__ import annotations
 
 import functools
 import random
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import boto3
-import botocore.session
-from botocore.config import Config
-from botocore.credentials import (
-    AssumeRoleCredentialFetcher,
-    CredentialProvider,
-    CredentialResolver,
-    DeferredRefreshableCredentials,
-)
 from botocore.exceptions import ClientError
 
 from ecs_delivery.runtime import clock as runtime_clock
 
-# Timeouts bound a call to an endpoint that accepts and never answers (botocore's default
-# read timeout is 60 s per attempt); AWS APIs answer in well under a second.
-RETRY_CONFIG = Config(
-    retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=5, read_timeout=30
-)
+if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+
+
+@functools.cache
+def _retry_config() -> Config:
+    from botocore.config import Config
+
+    # Timeouts bound a call to an endpoint that accepts and never answers (botocore's default
+    # read timeout is 60 s per attempt); AWS APIs answer in well under a second.
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=5, read_timeout=30
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """`RETRY_CONFIG`, the clients' botocore Config, built on first use."""
+    if name == "RETRY_CONFIG":
+        return _retry_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # botocore's longest wait between attempts (its throttling backoff: 1 s doubling, capped).
 _SDK_BACKOFF_MAX_SECONDS = 20.0
 
@@ -64,20 +77,27 @@ DEFAULT_ROLE_SESSION_NAME = "ecs-delivery"
 T = TypeVar("T")
 
 
-class _AssumedRoleProvider(CredentialProvider):
-    """Serves assumed-role credentials that refresh themselves before they expire."""
+@functools.cache
+def _assumed_role_provider() -> type:
+    """The credential provider class of assumed roles (botocore.credentials, imported late)."""
+    from botocore.credentials import CredentialProvider, DeferredRefreshableCredentials
 
-    METHOD = "assume-role"
-    CANONICAL_NAME = "ecs-delivery-assume-role"
+    class AssumedRoleProvider(CredentialProvider):
+        """Serves assumed-role credentials that refresh themselves before they expire."""
 
-    def __init__(self, fetcher: AssumeRoleCredentialFetcher) -> None:
-        super().__init__()
-        self._fetcher = fetcher
+        METHOD = "assume-role"
+        CANONICAL_NAME = "ecs-delivery-assume-role"
 
-    def load(self) -> DeferredRefreshableCredentials:
-        return DeferredRefreshableCredentials(
-            refresh_using=self._fetcher.fetch_credentials, method=self.METHOD
-        )
+        def __init__(self, fetcher: Any) -> None:
+            super().__init__()
+            self._fetcher = fetcher
+
+        def load(self) -> DeferredRefreshableCredentials:
+            return DeferredRefreshableCredentials(
+                refresh_using=self._fetcher.fetch_credentials, method=self.METHOD
+            )
+
+    return AssumedRoleProvider
 
 
 def _validate_session_args(
@@ -120,6 +140,10 @@ def session(
     chain. Assumed-role credentials refresh themselves, so a long wait for a blue/green
     deployment does not outlive them.
     """
+    import boto3
+    import botocore.session
+    from botocore.credentials import AssumeRoleCredentialFetcher, CredentialResolver
+
     _validate_session_args(profile, role_arn, access_key, secret_key)
     source = botocore.session.Session(profile=profile or None)
     if access_key is not None and secret_key is not None:
@@ -140,7 +164,7 @@ def session(
         extra_args["ExternalId"] = external_id
     fetcher = AssumeRoleCredentialFetcher(
         client_creator=functools.partial(
-            source.create_client, region_name=region, config=RETRY_CONFIG
+            source.create_client, region_name=region, config=_retry_config()
         ),
         source_credentials=source_credentials,
         role_arn=role_arn,
@@ -148,7 +172,7 @@ def session(
     )
     assumed = botocore.session.Session()
     assumed.register_component(
-        "credential_provider", CredentialResolver([_AssumedRoleProvider(fetcher)])
+        "credential_provider", CredentialResolver([_assumed_role_provider()(fetcher)])
     )
     if region or source.get_config_variable("region"):
         assumed.set_config_variable("region", region or source.get_config_variable("region"))
@@ -157,8 +181,10 @@ def session(
 
 def client(service: str, session: boto3.Session | None = None, region: str | None = None) -> Any:
     """A boto3 client with adaptive retries (10 attempts); `session` defaults to the chain."""
+    import boto3
+
     chosen = session if session is not None else boto3.Session()
-    return chosen.client(service, region_name=region, config=RETRY_CONFIG)
+    return chosen.client(service, region_name=region, config=_retry_config())
 
 
 def chunks(values: Sequence[T], size: int) -> list[list[T]]:

@@ -6,8 +6,6 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import botocore.session
-
 from ecs_delivery.runtime import clock as runtime_clock
 from ecs_delivery.runtime.aws import call_with_backoff
 
@@ -38,6 +36,8 @@ def register_fields() -> frozenset[str]:
     Taken from botocore's service model: boto3 parses only modelled fields, so a described
     revision never holds a field this set does not know.
     """
+    import botocore.session  # a quarter of a second: not for importers of the helpers below
+
     model = botocore.session.get_session().get_service_model("ecs")
     members = model.operation_model("RegisterTaskDefinition").input_shape.members
     return frozenset(members) - {"tags"}

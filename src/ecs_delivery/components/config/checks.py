@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 from ecs_delivery.components.config.delivery import (
@@ -560,9 +562,17 @@ def _secret_like_environment(path: str, unit: Any) -> list[str]:
 @functools.cache
 def known_regions() -> frozenset[str]:
     """Every region of every partition in the installed botocore's endpoint data."""
-    import botocore.loaders
+    import botocore
 
-    endpoints = botocore.loaders.create_loader().load_data("endpoints")
+    # The file itself: botocore.loaders would import most of botocore (a quarter of a second
+    # of a plan) to find it; a botocore that ships it otherwise (compressed) goes through it.
+    path = Path(botocore.__file__).parent / "data" / "endpoints.json"
+    if path.is_file():
+        endpoints = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        import botocore.loaders
+
+        endpoints = botocore.loaders.create_loader().load_data("endpoints")
     return frozenset(r for p in endpoints["partitions"] for r in p["regions"])
 
 
