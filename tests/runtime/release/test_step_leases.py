@@ -82,9 +82,13 @@ def test_release_apply_while_an_execution_runs_is_refused_naming_the_execution(
     assert all(sim.live_image(n) == sim.image(n, "2.0.0") for n in services(2))
 
 
+@pytest.mark.parametrize("then_timed_out", [False, True], ids=["next-step", "timed-out"])
 def test_a_runner_taking_the_release_over_ends_the_execution_without_a_rollback(
-    sim: SimulatedAws,
+    sim: SimulatedAws, then_timed_out: bool
 ) -> None:
+    """The operator takes the release over while exec-1 polls: exec-1's next step stops it.
+    `timed-out`: Lambda ended that poll at its timeout (or the step raised) instead, so the
+    Catch starts exec-1's rollback, which leaves the release to the operator."""
     text = sim.manifest_yaml("r1", "2.0.0", services=services(2))
     operators: list[ReleaseEngine] = []
 
@@ -92,11 +96,15 @@ def test_a_runner_taking_the_release_over_ends_the_execution_without_a_rollback(
         if step == "poll_service" and not operators:
             operators.append(_operator(sim, text))
             operators[0].take_lease(take_over=True)
+            if then_timed_out:
+                raise TimeoutError("Task timed out after 300.00 seconds")
 
     status, error, trace = execute(sim, {"manifest_yaml": text}, "exec-1", operator_takes_over)
 
     assert (status, error) == ("FAILED", "ReleaseBusy")
-    assert "Rollback" not in trace
+    assert ("Rollback" in trace) is then_timed_out and "PollRollback" not in trace
+    state = _state(sim)
+    assert state.status == "running" and state.lease.owner == "operator@laptop"
     assert not [d for d in sim.codedeploy.deployments if d.status == "Stopped"]
     assert operators[0].run(take_over=True).status == "succeeded"
     assert all(sim.live_image(n) == sim.image(n, "2.0.0") for n in services(2))
@@ -112,33 +120,6 @@ def test_an_execution_input_with_take_over_takes_a_dead_runners_release(
 
     assert status == "SUCCEEDED"
     assert _state(sim).status == "succeeded"
-
-
-def test_a_step_that_fails_after_another_runner_took_the_release_over_rolls_nothing_back(
-    sim: SimulatedAws,
-) -> None:
-    """Lambda ended exec-1's poll at its timeout (or the step raised) after the operator
-    took the release over: the Catch starts exec-1's rollback, which must leave the release
-    to the operator instead of undoing its deployments."""
-    text = sim.manifest_yaml("r1", "2.0.0", services=services(2))
-    operators: list[ReleaseEngine] = []
-
-    def taken_over_then_timed_out(step: str, _event: dict[str, Any]) -> None:
-        if step == "poll_service" and not operators:
-            operators.append(_operator(sim, text))
-            operators[0].take_lease(take_over=True)
-            raise TimeoutError("Task timed out after 300.00 seconds")
-
-    status, error, trace = execute(
-        sim, {"manifest_yaml": text}, "exec-1", taken_over_then_timed_out
-    )
-
-    assert (status, error) == ("FAILED", "ReleaseBusy")
-    assert "Rollback" in trace and "PollRollback" not in trace
-    state = _state(sim)
-    assert state.status == "running" and state.lease.owner == "operator@laptop"
-    assert not [d for d in sim.codedeploy.deployments if d.status == "Stopped"]
-    assert operators[0].run(take_over=True).status == "succeeded"
 
 
 def test_a_take_over_leaves_a_start_another_run_claimed_until_the_grace_is_over(
