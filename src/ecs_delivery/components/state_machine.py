@@ -3,7 +3,7 @@
     Plan ─► AnyServices? ─► DeployServices (Map, MaxConcurrency) ─► UpdateTasks ─► Released
                  └──────────────(no services)──────────────────────┘
     Map item: StartService ─► WaitForDeployment ─► PollService ─► DeploymentDone?
-                                   ▲─────────── in_progress ──────────┘
+                                   ▲──── deploying, or starting ──────┘
     Any Task error ─► Rollback ─► RollbackDone? ─► WaitForRollback ─► PollRollback ─┐
                                        ▲──────────────── rolling_back ────────────────┘
         rolled_back ─► ReleaseRolledBack (Fail); nothing_deployed ─► NothingDeployed (Fail);
