@@ -271,9 +271,9 @@ def test_a_release_alone_deploys_its_image_and_its_rollback_puts_the_previous_on
     assert first.release_status == "rolled_back"
 
 
-@pytest.mark.parametrize("scenario", [RELEASE_VS_SHIP, ROLLBACK_VS_UP], ids=["deploy", "rollback"])
-def test_the_orders_cover_every_step_the_deployers_take(monkeypatch, scenario):
-    """Run alone, each actor takes exactly the steps the orders interleave."""
+def steps_taken_alone(monkeypatch, run, scenario: ReleaseScenario) -> dict[str, int]:
+    """How many steps each actor takes when R runs first, alone, to its end, in the world of
+    `run` (this file's run_release_interleaving, or the ECS world's)."""
     taken: dict[str, int] = {}
     real = Scheduler.step
 
@@ -282,8 +282,15 @@ def test_the_orders_cover_every_step_the_deployers_take(monkeypatch, scenario):
         real(self, actor)
 
     monkeypatch.setattr(Scheduler, "step", counting)
-    run_release_interleaving("R" * 40, scenario)
+    run("R" * 40, scenario)
+    return taken
+
+
+@pytest.mark.parametrize("scenario", [RELEASE_VS_SHIP, ROLLBACK_VS_UP], ids=["deploy", "rollback"])
+def test_the_orders_cover_every_step_the_deployers_take(monkeypatch, scenario):
+    """Run alone, each actor takes exactly the steps the orders interleave."""
     mine = scenario.DEPLOY + (scenario.ROLLBACK + 1 if scenario.rollback else 0)
+    taken = steps_taken_alone(monkeypatch, run_release_interleaving, scenario)
     assert taken == {"R": mine, scenario.other: scenario.OTHER}
 
 

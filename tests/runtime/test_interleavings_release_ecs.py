@@ -64,6 +64,7 @@ from tests.runtime.test_interleavings_release import (
     _plain,
     parts,
     release_problems,
+    steps_taken_alone,
 )
 from tests.runtime.test_interleavings_release import explore as explore_with
 
@@ -234,16 +235,8 @@ def test_on_ecs_a_rollback_redeploy_withdrawn_for_another_deployer_is_not_taken_
 @pytest.mark.parametrize("scenario", [RELEASE_VS_SHIP, ROLLBACK_VS_UP], ids=["deploy", "rollback"])
 def test_on_ecs_the_orders_cover_every_step_the_deployers_take(monkeypatch, scenario):
     """Run alone, each actor takes exactly the steps the orders interleave."""
-    taken: dict[str, int] = {}
-    real = Scheduler.step
-
-    def counting(self, actor):
-        taken[actor] = taken.get(actor, 0) + 1
-        real(self, actor)
-
-    monkeypatch.setattr(Scheduler, "step", counting)
-    run_release_interleaving("R" * 40, scenario)
     mine = scenario.DEPLOY + (scenario.ROLLBACK + 1 if scenario.rollback else 0)
+    taken = steps_taken_alone(monkeypatch, run_release_interleaving, scenario)
     assert taken == {"R": mine, scenario.other: scenario.OTHER}
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 
 from ecs_delivery.runtime.build import ShipTarget, ship
-from ecs_delivery.runtime.codedeploy import Network
 from ecs_delivery.runtime.ecs_engine import EcsDeploymentFailedError
 from ecs_delivery.runtime.rollout import RolloutRequest, rollout
 from ecs_delivery.runtime.taskdef import describe, register_request
+from tests.runtime.test_ecs_engine import request
 from tests.support.ecs_deployments import image_running, memory_running, running
 from tests.support.moto_world import (
     CLUSTER,
@@ -25,27 +25,10 @@ from tests.support.moto_world import (
     task_definition_spec,
 )
 
-SUBNETS = ("subnet-a", "subnet-b")
-GROUPS = ("sg-tasks",)
-
 
 def worker_request(template_arn: str | None, **overrides) -> RolloutRequest:
-    """What the rollout component asks for a worker: engine ecs, no container port."""
-    values = dict(
-        cluster=CLUSTER,
-        service=SERVICE,
-        template_arn=template_arn,
-        family=FAMILY,
-        container_name=CONTAINER,
-        container_port=None,
-        network=Network(SUBNETS, GROUPS),
-        platform_version="1.4.0",
-        engine="ecs",
-        poll_seconds=15,
-        timeout_seconds=600,
-    )
-    values.update(overrides)
-    return RolloutRequest(**values)
+    """What the rollout component asks for a worker: the ECS engine's request, no port."""
+    return request(template_arn, **{"container_port": None, **overrides})
 
 
 def pipeline_ship(ecs, clock, image: str):
