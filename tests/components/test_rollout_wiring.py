@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecs_delivery.components.config.services import FIRELENS_IMAGE
+from ecs_delivery.components.config.containers import FIRELENS_IMAGE
 from tests.conftest import make_plan
 
 ROLLOUT = "pulumi-python:dynamic/rollout:ServiceRollout"

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ecs_delivery.components.config import ConfigError, parse
-from ecs_delivery.components.config.services import FIRELENS_IMAGE, OTEL_IMAGE
+from ecs_delivery.components.config.containers import FIRELENS_IMAGE, OTEL_IMAGE
 from ecs_delivery.components.task_definition import HARDENING_OPT_OUT_TAG
 from ecs_delivery.offline.plan import Plan
 from tests.conftest import make_plan

@@ -83,13 +83,14 @@ def task_container(image: str) -> BootstrapContainer:
     return BootstrapContainer(image=image, entry_point=["true"], labels={LABEL: "task"})
 
 
-def worker_container(image: str) -> BootstrapContainer:
-    """A worker's bootstrap: busybox sleeps (a worker that exits would trip the circuit breaker
-    and roll back its first deploy) until a release ships the worker's image."""
+def worker_container(image: str, kind: str = "worker") -> BootstrapContainer:
+    """A worker's (or a built sidecar's, `kind` "sidecar") bootstrap: busybox sleeps (a worker
+    that exits would trip the circuit breaker and roll back its first deploy, an essential
+    sidecar that exits stops the task) until a ship replaces the image."""
     if not is_busybox(image):
         return BootstrapContainer(image=image, entry_point=None, labels={})
     return BootstrapContainer(
-        image=image, entry_point=["sleep", "2147483647"], labels={LABEL: "worker"}
+        image=image, entry_point=["sleep", "2147483647"], labels={LABEL: kind}
     )
 
 

@@ -87,9 +87,17 @@ class DeployService:
     # "ecs": the deploy step deploys through ECS's own blue/green (deployment.engine ecs).
     engine: str = "codedeploy"
     tasks: tuple[FollowerTask, ...] = ()
+    # The sidecars whose images the pipeline ships with the service's (`sidecars.<n>.build`).
+    sidecar_containers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         field = f"services.{self.name}"
+        for sidecar in self.sidecar_containers:
+            _require(
+                bool(CONTAINER_NAME_PATTERN.match(sidecar)) and sidecar != self.container_name,
+                f"{field}.sidecar_containers",
+                f"{sidecar!r} is not an ECS container name beside {self.container_name!r}",
+            )
         _require(
             bool(ARTIFACT_NAME_PATTERN.match(self.name)),
             f"{field}.name",
@@ -134,22 +142,26 @@ class DeployService:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BuildService(DeployService):
-    """A service whose image the first environment builds from `context`/`dockerfile`.
+class BuiltImage:
+    """One image the first environment builds: the container it runs in, its ECR repository
+    and where its Dockerfile is (`dockerfile` relative to `context`, relative to the source
+    root). `field` is the config key its problems are reported under."""
 
-    `dockerfile` is relative to `context`, which is relative to the source root.
-    """
-
+    container_name: str
     repository_url: str
     context: str = "."
     dockerfile: str = "Dockerfile"
+    field: str = "services"
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        field = f"services.{self.name}"
+        _require(
+            bool(CONTAINER_NAME_PATTERN.match(self.container_name)),
+            f"{self.field}.container_name",
+            f"{self.container_name!r} is not an ECS container name",
+        )
         _require(
             bool(ECR_URL_PATTERN.match(self.repository_url)),
-            f"{field}.repository_url",
+            f"{self.field}.repository_url",
             f"{self.repository_url!r} is not an ECR repository URL "
             "(<account-id>.dkr.ecr.<region>.amazonaws.com/<name>, without a tag)",
         )
@@ -157,7 +169,7 @@ class BuildService(DeployService):
             value = getattr(self, attribute)
             _require(
                 bool(value) and not value.startswith("/") and ".." not in value.split("/"),
-                f"{field}.{attribute}",
+                f"{self.field}.{attribute}",
                 f"{value!r} must be a relative path inside the source (no '..')",
             )
 
@@ -174,6 +186,43 @@ class BuildService(DeployService):
         match = ECR_URL_PATTERN.match(self.repository_url)
         assert match is not None  # checked in __post_init__
         return match["region"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildService(DeployService):
+    """A service whose image the first environment builds from `context`/`dockerfile`, with
+    the sidecars the repository builds too (`built_sidecars`, each its own image and
+    repository).
+
+    `dockerfile` is relative to `context`, which is relative to the source root.
+    """
+
+    repository_url: str
+    context: str = "."
+    dockerfile: str = "Dockerfile"
+    built_sidecars: tuple[BuiltImage, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        built = [image.container_name for image in self.built_sidecars]
+        _require(
+            sorted(built) == sorted(self.sidecar_containers),
+            f"services.{self.name}.built_sidecars",
+            f"{sorted(built)}: build exactly the sidecars the deploy ships "
+            f"({sorted(self.sidecar_containers)}), each once",
+        )
+        self.images()  # each image checks itself
+
+    def images(self) -> list[BuiltImage]:
+        """The service's own image first, then its built sidecars'."""
+        own = BuiltImage(
+            container_name=self.container_name,
+            repository_url=self.repository_url,
+            context=self.context,
+            dockerfile=self.dockerfile,
+            field=f"services.{self.name}",
+        )
+        return [own, *self.built_sidecars]
 
 
 def _check_services(services: Sequence[DeployService], kind: type) -> None:
@@ -203,14 +252,14 @@ def _tagged(repository_url: str) -> str:
     return _q(f"{repository_url}:") + f'"${TAG_VAR}"'
 
 
-def _unless_pushed(service: BuildService, region: str, command: str) -> str:
+def _unless_pushed(image: BuiltImage, region: str, command: str) -> str:
     """Run `command` only when the tag is not in ECR yet (exit 3); fail on other errors.
 
     Tags are immutable, so a retried build of the same commit reuses the pushed image
     instead of failing on the push.
     """
     check = _tool(
-        region, "image-exists", "--repository-url", _q(service.repository_url), "--tag",
+        region, "image-exists", "--repository-url", _q(image.repository_url), "--tag",
         f'"${TAG_VAR}"',
     )  # fmt: skip
     return f'if {check}; then :; else rc=$?; [ "$rc" -eq {EXIT_NOT_FOUND} ] && {command}; fi'
@@ -296,7 +345,8 @@ def buildspec(
     _require(bool(stack), "stack", "is required (the stack name recorded as sourceStack)")
     _require(7 <= tag_length <= 40, "tag_length", f"{tag_length} must be between 7 and 40")
 
-    registries = sorted({(service.registry, service.registry_region) for service in services})
+    built = [(service, image) for service in services for image in service.images()]
+    registries = sorted({(image.registry, image.registry_region) for _, image in built})
     pre_build = [
         f"aws ecr get-login-password --region {_q(registry_region)}"
         f" | docker login --username AWS --password-stdin {_q(registry)}"
@@ -312,28 +362,28 @@ def buildspec(
     ]
 
     build = []
-    for service in services:
+    for _, image in built:
         docker_build = " ".join(
             [
                 "docker build",
-                "--tag", _tagged(service.repository_url),
-                "--file", _q(service.dockerfile_path),
+                "--tag", _tagged(image.repository_url),
+                "--file", _q(image.dockerfile_path),
                 "--label", f'"org.opencontainers.image.revision=${COMMIT_VAR}"',
-                _q(service.context),
+                _q(image.context),
             ]
         )  # fmt: skip
-        build.append(_unless_pushed(service, region, docker_build))
+        build.append(_unless_pushed(image, region, docker_build))
 
     # post_build runs even after a failed build phase; stop before pushing anything then.
     post_build = ['[ "${CODEBUILD_BUILD_SUCCEEDING:-1}" = 1 ] || { echo "build failed"; false; }']
-    for service in services:
-        push = f"docker push {_tagged(service.repository_url)}"
-        post_build.append(_unless_pushed(service, region, push))
+    for _, image in built:
+        push = f"docker push {_tagged(image.repository_url)}"
+        post_build.append(_unless_pushed(image, region, push))
     images = [
         "--image "
-        + _q(f"{service.name}/{service.container_name}={service.repository_url}:")
+        + _q(f"{service.name}/{image.container_name}={image.repository_url}:")
         + f'"${TAG_VAR}"'
-        for service in services
+        for service, image in built
     ]
     post_build.append(
         _tool(
@@ -394,6 +444,8 @@ def _deploy_command(
         args += ["--engine", "ecs"]
     for task in service.tasks:
         args += ["--task", _q(f"{task.family}={task.container}")]
+    for sidecar in service.sidecar_containers:
+        args += ["--sidecar", _q(sidecar)]
     return _tool(region, *args)
 
 

@@ -23,6 +23,7 @@ from ecs_delivery.components.artifacts import (
     pipeline_artifact_prefix,
     promotion_key,
 )
+from ecs_delivery.components.buildspec import BuiltImage
 from ecs_delivery.components.codedeploy import (
     AlarmSettings,
     CodeDeployment,
@@ -98,7 +99,7 @@ def names(cfg: StackConfig, env: Environment) -> Names:
         application=naming.codedeploy_application(env.project, env.stack),
         groups={s: naming.deployment_group(s) for s in sorted(cfg.services)},
         repositories={
-            s: naming.ecr_repository(env.project, env.stack, s) for s in sorted(cfg.services)
+            key: naming.ecr_repository(env.project, env.stack, key) for key in built_images(cfg)
         },
         pipeline=pipeline,
         project=f"{prefix}-{'validate' if cfg.upstream_stack else 'build'}",
@@ -109,6 +110,16 @@ def names(cfg: StackConfig, env: Environment) -> Names:
         artifact_prefix=pipeline_artifact_prefix(pipeline),
         promotion_key=promotion_key(env.stack),
     )
+
+
+def built_images(cfg: StackConfig) -> dict[str, tuple[str, str]]:
+    """Every image the pipeline builds, by its key (`naming.built_image`): the service and
+    the container it runs in (each service's own, and its sidecars with `build`)."""
+    return {
+        naming.built_image(name, container): (name, container)
+        for name, svc in sorted(cfg.services.items())
+        for container in [name, *svc.built_sidecars()]
+    }
 
 
 def repository_url(env: Environment, repository: str) -> str:
@@ -190,11 +201,18 @@ def _upstream_problems(cfg: StackConfig, upstream_values: dict[str, Any] | None)
         return []
     known = upstream_values["ecrRepositoryArns"]
     return [
-        f"services.{name}: upstream stack {cfg.upstream_stack!r} builds no images for it "
-        f"(its ecrRepositoryArns hold {sorted(known)}); add the service upstream first"
-        for name in sorted(cfg.services)
-        if name not in known
+        f"{_key(service, container)}: upstream stack {cfg.upstream_stack!r} builds no images "
+        f"for it (its ecrRepositoryArns hold {sorted(known)}); add the "
+        f"{'service' if service == container else 'sidecar with `build`'} upstream first"
+        for key, (service, container) in built_images(cfg).items()
+        if key not in known
     ]
+
+
+def _key(service: str, container: str) -> str:
+    if service == container:
+        return f"services.{service}"
+    return f"services.{service}.sidecars.{container}.build"
 
 
 # --- composition -------------------------------------------------------------------------
@@ -259,21 +277,21 @@ def build(
     repositories: dict[str, ImageRepository] = {}
     if not cfg.upstream_stack:
         repositories = {
-            s: ImageRepository(
-                f"ecr-{s}",
+            key: ImageRepository(
+                f"ecr-{key}",
                 ImageRepositoryArgs(
-                    repository_name=n.repositories[s],
+                    repository_name=n.repositories[key],
                     region=env.region,
                     keep_tagged_images=cfg.pipeline.ecr_keep_tagged_images,
                     untagged_expiry_days=cfg.pipeline.ecr_untagged_expiry_days,
                     kms_key_arn=platform.kms_key_arn,
                     pull_account_ids=downstream_accounts,
-                    tags={**tags, "Service": s},
+                    tags={**tags, "Service": service},
                     force_delete=cfg.teardown.force_destroy,
                 ),
                 opts,
             )
-            for s in sorted(cfg.services)
+            for key, (service, _) in built_images(cfg).items()
         }
 
     # Every group of the stack's own application, as one pattern: a list of the groups grew
@@ -421,6 +439,21 @@ def _pipeline_args(
                 else None,
                 build_context=svc.build.context,
                 dockerfile=svc.build.dockerfile,
+                sidecar_containers=svc.built_sidecars(),
+                built_sidecars=[
+                    BuiltImage(
+                        container_name=sidecar,
+                        repository_url=repository_url(
+                            env, n.repositories[naming.built_image(name, sidecar)]
+                        ),
+                        context=svc.sidecars[sidecar].build.context,
+                        dockerfile=svc.sidecars[sidecar].build.dockerfile,
+                        field=f"services.{name}.sidecars.{sidecar}.build",
+                    )
+                    for sidecar in svc.built_sidecars()
+                ]
+                if first
+                else [],
                 engine=svc.engine(cfg.deployment.engine),
                 followers=[
                     FollowerTask(naming.task_family(env.project, env.stack, task), task)

@@ -85,7 +85,7 @@ def _build(args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions) -> dict[
         upstream_values = delivery.read_upstream(upstream, settings.upstream_stack)
     last_outputs = images.read_outputs(
         images.own_reference(project, stack, opts),
-        ["services", "appliedPromotion", "deploymentEngine"],
+        ["services", "appliedPromotion", "deploymentEngine", "liveImages"],
     )
     _refuse_engine_switch(settings, last_outputs)
     promoted_release = (
@@ -107,6 +107,7 @@ def _build(args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions) -> dict[
         ),
         release=promoted_release,
         known_before=set(last_outputs["services"] or {}),
+        last_live_images=last_outputs["liveImages"],
     )
     task_resolutions = images.resolve_tasks(
         settings.scheduled_tasks,
@@ -123,6 +124,13 @@ def _build(args: DeliveryEnvironmentArgs, opts: pulumi.ResourceOptions) -> dict[
         {name: r.declared for name, r in task_resolutions.items()},
         upstream_repository_arns=(upstream_values or {}).get("ecrRepositoryArns"),
         bootstrapping={name for name, r in every.items() if r.bootstrapping},
+        built_sidecars={
+            name: {c.container: c.declared for c in r.sidecars} for name, r in resolutions.items()
+        },
+        bootstrapping_sidecars={
+            name: {c.container for c in r.sidecars if c.bootstrapping}
+            for name, r in resolutions.items()
+        },
         opts=opts,
         task_rollouts={
             name: {
@@ -233,16 +241,13 @@ def _rollouts(
                     c.model_dump() for c in settings.services[name].capacity_providers
                 ]
                 or None,
-                # The sidecars' images are pinned in the config: each rollout deploys them.
+                # Pinned images (a sidecar's, or one the config pins): each rollout deploys
+                # them; every other container keeps what runs at deploy time.
                 pinned_images={
                     **sidecars.pinned_images(settings.services[name]),
                     **({name: resolution.pinned} if resolution.pinned else {}),
                 },
-                promotion=(
-                    {"release": promoted_release.commit, "images": {name: resolution.promoted}}
-                    if promoted_release and resolution.promoted
-                    else None
-                ),
+                promotion=_promotion(promoted_release, resolution),
                 # A worker has no load balancer to validate through.
                 validation_hook=None
                 if settings.services[name].is_worker
@@ -263,6 +268,15 @@ def _rollouts(
                 ],
             ),
         )
+
+
+def _promotion(promoted_release: Any, resolution: images.Resolution) -> dict[str, Any] | None:
+    """The promoted release's images for a service's containers (its own, its built
+    sidecars'), for the rollout to deploy once; None when it names none of them."""
+    promoted = {c.container: c.promoted for c in resolution.containers() if c.promoted}
+    if not promoted_release or not promoted:
+        return None
+    return {"release": promoted_release.commit, "images": promoted}
 
 
 def _unit_roles(built: platform.Platform) -> list[tuple[str, Any]]:

@@ -16,6 +16,7 @@ What actually reaches a running service is decided at deploy time, by the rollou
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,13 @@ class Resolution:
     # The image a scheduled task's first revision takes (a new task following a running
     # service starts on that service's image); None: the declared one.
     initial: str | None = None
+    # A service's sidecars whose images the pipeline builds (`sidecars.<name>.build`): the
+    # deployer owns them as it owns the service's own.
+    sidecars: tuple[Resolution, ...] = ()
+
+    def containers(self) -> tuple[Resolution, ...]:
+        """This container's resolution and its built sidecars'."""
+        return (self, *self.sidecars)
 
 
 def existing_services(*, project: str, stack: str) -> set[str]:
@@ -150,12 +158,12 @@ def read_live(
                 f"services.{service}: the service exists but the image of container '{container}' "
                 f"in its task definition {task_definition} cannot be read: {exc}\n"
                 "Refusing to guess what it runs. Grant ecs:DescribeTaskDefinition to the stack's "
-                f"credentials, or pin the image with services.{service}.image."
+                f"credentials, or pin the image with {_pin_key(service, container)}."
             ) from None
         if not definition.image:
             raise _fail(
                 f"services.{service}: container '{container}' of {task_definition} reports no image; "
-                f"pin one with services.{service}.image."
+                f"pin one with {_pin_key(service, container)}."
             )
         images[container] = definition.image
         if definition.image_digest:
@@ -163,6 +171,13 @@ def read_live(
     return LiveService(
         exists=True, task_definition_arn=task_definition, images=images, digests=digests
     )
+
+
+def _pin_key(service: str, container: str, what: str = "services") -> str:
+    """The config key that pins `container`'s image (the unit's own, or a sidecar's)."""
+    if container == service:
+        return f"{what}.{service}.image"
+    return f"{what}.{service}.sidecars.{container}.image"
 
 
 def digest_reference(image: str, digest: str | None) -> str:
@@ -189,7 +204,7 @@ def resolve(
     if live.exists and now is None and not pinned:
         raise _fail(
             f"{what}.{service}: the running task definition {live.task_definition_arn} has no "
-            f"container '{container}'; pin the image with {what}.{service}.image."
+            f"container '{container}'; pin the image with {_pin_key(service, container, what)}."
         )
     running = digest_reference(now, digest) if now else None
     if pinned:
@@ -326,8 +341,15 @@ def resolve_services(
     cluster_arn: str,
     release: Release | None,
     known_before: set[str] | None = None,
+    last_live_images: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Resolution]:
-    """Resolve the (single, service-named) container of every configured service."""
+    """Resolve every configured service's own (service-named) container and the sidecars the
+    pipeline builds, each like the service's (pin, promotion, what runs, bootstrap).
+
+    A built sidecar is read from what runs only when this stack's last update ran it
+    (`last_live_images`, its `liveImages` output): only a `pulumi up` adds a container, and
+    reading one a revision lacks would fail the whole program.
+    """
     tagged = existing_services(project=project, stack=stack)
     check_existence(sorted(services), tagged, known_before or set())
     skipped = skipped_services(sorted(services), release)
@@ -338,10 +360,12 @@ def resolve_services(
         )
     resolutions = {}
     for name, svc in sorted(services.items()):
+        ran_before = set((last_live_images or {}).get(name) or {})
+        built = [c for c in svc.built_sidecars() if c in ran_before]
         live = read_live(
-            cluster_arn=cluster_arn, service=name, containers=[name], exists=name in tagged
+            cluster_arn=cluster_arn, service=name, containers=[name, *built], exists=name in tagged
         )
-        resolutions[name] = resolve(
+        own = resolve(
             service=name,
             container=name,
             pinned=svc.image,
@@ -349,21 +373,37 @@ def resolve_services(
             live=live,
             release=release,
         )
+        beside = tuple(
+            resolve(
+                service=name,
+                container=sidecar,
+                pinned=svc.sidecars[sidecar].image,
+                bootstrap=svc.bootstrap_image,
+                live=live if sidecar in built else LiveService(exists=False),
+                release=release,
+            )
+            for sidecar in svc.built_sidecars()
+        )
+        resolutions[name] = dataclasses.replace(own, sidecars=beside)
     return resolutions
 
 
 def live_images_output(resolutions: dict[str, Resolution]) -> dict[str, dict[str, dict[str, str]]]:
     """service -> container -> {image after this update (by digest where known), source}."""
     out: dict[str, dict[str, dict[str, str]]] = {}
-    for r in resolutions.values():
+    for r in _every_container(resolutions):
         out.setdefault(r.service, {})[r.container] = {"image": r.after, "source": r.source}
     return out
+
+
+def _every_container(resolutions: dict[str, Resolution]) -> list[Resolution]:
+    return [c for r in resolutions.values() for c in r.containers()]
 
 
 def resolution_output(resolutions: dict[str, Resolution]) -> dict[str, dict[str, dict[str, Any]]]:
     """What a reviewer reads in a preview: per container the image now, after, and why."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for r in resolutions.values():
+    for r in _every_container(resolutions):
         out.setdefault(r.service, {})[r.container] = {
             "now": r.now,
             "after": r.after,

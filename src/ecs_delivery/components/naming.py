@@ -66,8 +66,16 @@ def ecr_namespace(project: str, stack: str) -> str:
 
 
 def ecr_repository(project: str, stack: str, service: str) -> str:
-    """ECR repository of a service's images, built by this stack's pipeline."""
+    """ECR repository of a service's images (or a built sidecar's, `built_image`), built by
+    this stack's pipeline."""
     return f"{ecr_namespace(project, stack)}/{service}"
+
+
+def built_image(service: str, container: str) -> str:
+    """What names an image the pipeline builds: the service's own container is the service,
+    a built sidecar `service/sidecar` (its ECR repository, its key in `ecrRepositoryArns`; a
+    service name holds no '/', so the two never meet)."""
+    return service if container == service else f"{service}/{container}"
 
 
 def ecr_repository_arn(region: str, account: str, repository: str) -> str:

@@ -182,6 +182,10 @@ class DeployedService:
     repository_arn: str | None = None
     build_context: str = "."
     dockerfile: str = "Dockerfile"
+    # The sidecars the repository builds: Deploy ships their record images with the
+    # service's; the first environment's Build builds each (`built_sidecars`).
+    sidecar_containers: list[str] = field(default_factory=list)
+    built_sidecars: list[specs.BuiltImage] = field(default_factory=list)
     # Who deploys it: its CodeDeploy group, or ECS's own blue/green (deployment.engine).
     engine: str = "codedeploy"
 
@@ -472,6 +476,7 @@ def _deploy_fields(service: DeployedService) -> dict[str, Any]:
         "service": service.service_name,
         "family": service.task_family,
         "engine": service.engine,
+        "sidecar_containers": tuple(service.sidecar_containers),
     }
 
 
@@ -486,6 +491,7 @@ def render_buildspecs(args: DeliveryPipelineArgs, tooling_uri: str) -> dict[str,
                     repository_url=s.repository_url or "",
                     context=s.build_context,
                     dockerfile=s.dockerfile,
+                    built_sidecars=tuple(s.built_sidecars),
                 )
                 for s in args.services
             ],

@@ -174,16 +174,26 @@ def pull_repositories(image: str, *repository_arns: str | None) -> list[str]:
 
 
 def _pull_arns(
-    env: Environment, images: list[str], owner: str, upstream_arns: dict[str, str] | None
+    env: Environment,
+    images: list[str],
+    owners: list[str],
+    upstream_arns: dict[str, str] | None,
 ) -> list[str]:
-    """Where a task's images come from: this stack's repository of `owner`, the upstream's
-    (promotion moves its digests), and the declared images' (a sidecar's too). Never what
-    runs now: a pipeline ship must not change the execution role."""
-    own = naming.ecr_repository_arn(
-        env.region, env.account_id, naming.ecr_repository(env.project, env.stack, owner)
-    )
-    upstream = (upstream_arns or {}).get(owner)
-    return sorted({arn for image in images for arn in pull_repositories(image, own, upstream)})
+    """Where a task's images come from: this stack's repository of each of `owners` (a
+    service's and its built sidecars', `naming.built_image`), the upstream's (promotion moves
+    its digests), and the declared images' (a pinned sidecar's too). Never what runs now: a
+    pipeline ship must not change the execution role."""
+    repositories = [
+        arn
+        for owner in owners
+        for arn in (
+            naming.ecr_repository_arn(
+                env.region, env.account_id, naming.ecr_repository(env.project, env.stack, owner)
+            ),
+            (upstream_arns or {}).get(owner),
+        )
+    ]
+    return sorted({arn for image in images for arn in pull_repositories(image, *repositories)})
 
 
 def _service_bootstrap(name: str, svc: ServiceConfig, image: str) -> bootstrap.BootstrapContainer:
@@ -241,6 +251,8 @@ def build(
     bootstrapping: Collection[str] = (),
     opts: pulumi.ResourceOptions | None = None,
     task_rollouts: dict[str, dict[str, Any]] | None = None,
+    built_sidecars: dict[str, dict[str, str]] | None = None,
+    bootstrapping_sidecars: dict[str, Collection[str]] | None = None,
 ) -> Platform:
     """Create every resource of the environment.
 
@@ -250,7 +262,9 @@ def build(
     `bootstrapping` the services and tasks that run their bootstrap image after this update;
     `opts` the options of every top-level resource (a parent and its aliases);
     `task_rollouts` each task's rollout settings (ScheduledTaskArgs' `pinned_image`,
-    `promotion`, `initial_image`).
+    `promotion`, `initial_image`); `built_sidecars` service -> sidecar -> declared image of
+    the sidecars the pipeline builds, `bootstrapping_sidecars` those of them that run their
+    bootstrap image after this update.
     """
     tags = default_tags(cfg, env)
     existing = existing or Existing()
@@ -355,7 +369,14 @@ def build(
         pair = load_balancer.target_groups.get(name)  # None: a worker
         start = _service_bootstrap(name, svc, images[name]) if name in bootstrapping else None
         routed_on_ecs = pair is not None and on_ecs  # ECS's blue/green (a worker rolls)
-        beside = sidecars.containers(svc, main=name, bootstrapping=start is not None)
+        asleep = (bootstrapping_sidecars or {}).get(name, ())
+        beside = sidecars.containers(
+            svc,
+            main=name,
+            bootstrapping=start is not None,
+            built_images=(built_sidecars or {}).get(name),
+            built_bootstrapping=asleep,
+        )
         platform.services[name] = FargateService(
             name,
             FargateServiceArgs(
@@ -383,7 +404,7 @@ def build(
                     # update turns Service Connect on, so a running service can in one update.
                     port_name=name if routed_on_ecs else None,
                     app_protocol="http" if routed_on_ecs else None,
-                    **sidecars.main_container_settings(svc),
+                    **sidecars.main_container_settings(svc, asleep),
                 ),
                 sidecars=beside,
                 task_statements=sidecars.task_statements(
@@ -411,7 +432,10 @@ def build(
                 if pair
                 else [],
                 image_repository_arns=_pull_arns(
-                    env, [images[name], *(c.image for c in beside)], name, upstream_repository_arns
+                    env,
+                    [images[name], *(c.image for c in beside)],
+                    [name, *(naming.built_image(name, s) for s in svc.built_sidecars())],
+                    upstream_repository_arns,
                 ),
                 capacity_providers=[
                     CapacityProvider(**c.model_dump()) for c in svc.capacity_providers
@@ -471,7 +495,7 @@ def build(
                 log_retention_days=cfg.log_retention_days,
                 kms_key_arn=key_arn,
                 image_repository_arns=_pull_arns(
-                    env, [image], task.follows_service or name, upstream_repository_arns
+                    env, [image], [task.follows_service or name], upstream_repository_arns
                 ),
                 security_group_ids=existing.security_group_ids.get(name),
                 task_role_arn=existing.roles.get(name, ExistingRoles()).task_role_arn,

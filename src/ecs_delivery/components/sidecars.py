@@ -4,11 +4,12 @@ task role needs for the ready-made ones."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from ecs_delivery.components import iam, naming
+from ecs_delivery.components import bootstrap, iam, naming
 from ecs_delivery.components.config import ServiceConfig
-from ecs_delivery.components.config.services import LOG_ROUTER
+from ecs_delivery.components.config.containers import LOG_ROUTER
 from ecs_delivery.components.task_definition import Container, ContainerHealthCheck
 
 # The collector's ECS default config sends traces to X-Ray and metrics as EMF to this group.
@@ -23,21 +24,35 @@ XRAY_ACTIONS = [
 ]
 
 
-def containers(svc: ServiceConfig, *, main: str, bootstrapping: bool) -> list[Container]:
-    """The task's sidecars in name order, each running its pinned image. While the traffic
-    container `main` runs its bootstrap image it has no health check, so waiting for it to
-    be HEALTHY becomes waiting for its START."""
+def containers(
+    svc: ServiceConfig,
+    *,
+    main: str,
+    bootstrapping: bool,
+    built_images: Mapping[str, str] | None = None,
+    built_bootstrapping: Collection[str] = (),
+) -> list[Container]:
+    """The task's sidecars in name order, each running its pinned image, or a built one its
+    declared image (`built_images`). A container that runs its bootstrap image (the traffic
+    container `main` when `bootstrapping`, a built sidecar in `built_bootstrapping`) has no
+    health check, so waiting for it to be HEALTHY becomes waiting for its START."""
+    asleep = {
+        name: bootstrap.worker_container(image, "sidecar")
+        for name, image in (built_images or {}).items()
+        if name in built_bootstrapping
+    }
+    unchecked = {*asleep, *([main] if bootstrapping else [])}
 
     def waits(cfg: Any) -> dict[str, str]:
-        needs = dict(cfg.depends_on)
-        if bootstrapping and needs.get(main) == "HEALTHY":
-            needs[main] = "START"
-        return needs
+        return {
+            other: "START" if other in unchecked and condition == "HEALTHY" else condition
+            for other, condition in cfg.depends_on.items()
+        }
 
     return [
         Container(
             name=name,
-            image=cfg.image,
+            image=(built_images or {}).get(name) or cfg.image,
             port=0,
             ports=list(cfg.port_mappings),
             environment=cfg.environment,
@@ -46,8 +61,10 @@ def containers(svc: ServiceConfig, *, main: str, bootstrapping: bool) -> list[Co
             user=cfg.user,
             writable_paths=cfg.writable_paths,
             command=cfg.command,
+            entry_point=asleep[name].entry_point if name in asleep else None,
+            docker_labels=asleep[name].labels if name in asleep else {},
             health_check=ContainerHealthCheck(**cfg.container_health_check.model_dump())
-            if cfg.container_health_check
+            if cfg.container_health_check and name not in asleep
             else None,
             essential=cfg.essential,
             depends_on=waits(cfg),
@@ -60,9 +77,15 @@ def containers(svc: ServiceConfig, *, main: str, bootstrapping: bool) -> list[Co
     ]
 
 
-def main_container_settings(svc: ServiceConfig) -> dict[str, Any]:
-    """What the sidecars change on the traffic container: what it waits for, how it logs."""
-    depends_on = dict(svc.depends_on)
+def main_container_settings(
+    svc: ServiceConfig, built_bootstrapping: Collection[str] = ()
+) -> dict[str, Any]:
+    """What the sidecars change on the traffic container: what it waits for (a built sidecar
+    asleep on its bootstrap image has no health check: START), how it logs."""
+    depends_on = {
+        other: "START" if other in built_bootstrapping and condition == "HEALTHY" else condition
+        for other, condition in svc.depends_on.items()
+    }
     if svc.log_router == "firelens":
         # Its first lines go through the router, so the router must run before it starts.
         depends_on.setdefault(LOG_ROUTER, "START")
@@ -71,8 +94,9 @@ def main_container_settings(svc: ServiceConfig) -> dict[str, Any]:
 
 
 def pinned_images(svc: ServiceConfig) -> dict[str, str]:
-    """Container -> image of every sidecar: Pulumi owns them, so each rollout deploys them."""
-    return {name: cfg.image for name, cfg in svc.task_sidecars().items()}
+    """Container -> image of every pinned sidecar: Pulumi owns them, so each rollout deploys
+    them. A built sidecar without a pin is the deployer's: the rollout keeps what runs."""
+    return {name: cfg.image for name, cfg in svc.task_sidecars().items() if cfg.image}
 
 
 def task_statements(svc: ServiceConfig, *, region: str, account_id: str) -> list[dict]:

@@ -13,7 +13,8 @@ import pulumi_aws as aws
 from ecs_delivery.components import iam, naming
 from ecs_delivery.components.args import checked, from_config
 from ecs_delivery.components.config import ContainerConfig, ServiceConfig
-from ecs_delivery.components.config.services import ContainerHealthCheckConfig, EfsVolumeConfig
+from ecs_delivery.components.config.containers import ContainerHealthCheckConfig
+from ecs_delivery.components.config.services import EfsVolumeConfig
 
 ECR_PULL_ACTIONS = [
     "ecr:BatchCheckLayerAvailability",

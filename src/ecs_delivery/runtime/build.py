@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -204,8 +204,12 @@ def ship(
     poll_seconds: float = 15,
     sleep: Callable[[float], Any] | None = None,
     end_termination_wait: bool = False,
+    sidecar_images: Mapping[str, str] | None = None,
 ) -> RolloutResult:
     """Deploy `image_uri` on `target.container_name` over what runs now; change nothing else.
+
+    `sidecar_images` (container -> digest URI) are the service's built sidecars' images of the
+    same record: they ship in the same deployment, every other container keeps its image.
 
     `runtime.rollout.rollout` without a template: every Pulumi-owned field of the running
     revision is kept (also one a `pulumi up` rollout lands while this ship waits for the
@@ -213,13 +217,15 @@ def ship(
     runs on, and a deployment of the group still running is waited for.
     Retrying is safe: an image that already runs starts no deployment.
     """
+    images = {**(sidecar_images or {}), target.container_name: image_uri}
     # The promotion record's definition: a short or upper-case digest names no image.
-    if not DIGEST_URI_PATTERN.match(image_uri):
-        raise BuildError(
-            f"image {image_uri!r} is not a digest reference "
-            "(<repository>@sha256:<64 lower-case hex digits>); "
-            "deploy digests so what runs is exactly what was built"
-        )
+    for uri in images.values():
+        if not DIGEST_URI_PATTERN.match(uri):
+            raise BuildError(
+                f"image {uri!r} is not a digest reference "
+                "(<repository>@sha256:<64 lower-case hex digits>); "
+                "deploy digests so what runs is exactly what was built"
+            )
     try:
         request = RolloutRequest(
             cluster=target.cluster,
@@ -230,7 +236,7 @@ def ship(
             deployment_group=target.deployment_group,
             container_name=target.container_name,
             container_port=target.container_port,
-            images={target.container_name: image_uri},
+            images=images,
             hooks=validation_hooks(target.validation_hook),
             wait=True,
             timeout_seconds=timeout_seconds,
@@ -380,7 +386,19 @@ def _cmd_image_exists(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    image_uri = args.image_uri or read_record_file(args.record).image(args.name, args.container)
+    # The record's images of the service ship together: its own and its built sidecars'
+    # (`--sidecar`; `--image-uri` names the service's own only). A sidecar the record has no
+    # image for (a release from before it was built) keeps what it runs.
+    sidecar_images: dict[str, str] = {}
+    if args.image_uri:
+        image_uri = args.image_uri
+    else:
+        record = read_record_file(args.record)
+        image_uri = record.image(args.name, args.container)
+        recorded = record.images[args.name]
+        sidecar_images = {c: recorded[c] for c in args.sidecar if c in recorded}
+        for container in sorted(set(args.sidecar) - set(recorded)):
+            print(f"{args.name}: the record has no image of sidecar {container}; it keeps its own")
     target = ShipTarget(
         cluster=args.cluster,
         service=args.service,
@@ -393,6 +411,8 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         engine=args.engine,
     )
     print(f"{args.name}: shipping {image_uri} to {args.cluster}/{args.service}")
+    for container, uri in sorted(sidecar_images.items()):
+        print(f"{args.name}: and {uri} to its sidecar {container}")
     result = ship(
         _client("ecs", args.region),
         _client("codedeploy", args.region),
@@ -400,6 +420,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         image_uri,
         timeout_seconds=args.timeout_minutes * 60,
         end_termination_wait=args.end_termination_wait,
+        sidecar_images=sidecar_images,
     )
     if result.deployment_id is None:
         print(f"{args.name}: already runs {image_uri} ({result.running_task_definition_arn})")
@@ -597,6 +618,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FAMILY=CONTAINER",
         help="a scheduled task that follows the service: its next runs start the shipped image "
         "(repeatable)",
+    )
+    deploy.add_argument(
+        "--sidecar",
+        action="append",
+        default=[],
+        metavar="CONTAINER",
+        help="a sidecar the repository builds: its image in the --record ships in the same "
+        "deployment (repeatable)",
     )
     image = deploy.add_mutually_exclusive_group(required=True)
     image.add_argument("--record", type=Path, help="promotion record to take the image from")

@@ -68,6 +68,19 @@ def _args(*image: str) -> list[str]:
     ]  # fmt: skip
 
 
+def _record_file(tmp_path: Path, images: dict[str, dict[str, str]]) -> Path:
+    """The promotion record the Build wrote: `images` service -> container -> digest URI."""
+    from datetime import UTC, datetime
+
+    record = new_record(
+        source_stack="dev",
+        commit="0123456789abcdef",
+        images=images,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    return write_record_file(record, tmp_path / "promotion.json")
+
+
 def _running(ecs: Any) -> dict[str, Any]:
     service = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
     return describe(ecs, running_task_definition(service))["taskDefinition"]
@@ -109,19 +122,42 @@ def test_deploy_ships_only_the_image_and_keeps_every_other_field_of_what_runs(
 def test_deploy_takes_the_image_from_the_promotion_record(
     deployed: Deployed, ecs: Any, simulated: CodeDeploySim, tmp_path: Path
 ) -> None:
-    from datetime import UTC, datetime
-
-    record = new_record(
-        source_stack="dev",
-        commit="0123456789abcdef",
-        images={"web": {"app": SHIPPED}},
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-    path = write_record_file(record, tmp_path / "promotion.json")
+    path = _record_file(tmp_path, {"web": {"app": SHIPPED}})
 
     assert main(_args("--record", str(path))) == EXIT_OK
 
     assert images_of(_running(ecs))["app"] == SHIPPED
+
+
+def test_deploy_ships_every_image_the_record_names_for_the_service_in_one_deployment(
+    deployed: Deployed, ecs: Any, simulated: CodeDeploySim, tmp_path: Path, capsys
+) -> None:
+    """A sidecar the repository builds (`sidecars.otel.build`, `--sidecar otel`) is in the
+    record beside the service's image: both ship in the same deployment, every other field
+    is kept."""
+    built = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/web/otel@sha256:" + "7" * 64
+    before = describe(ecs, deployed.task_definition_arn)["taskDefinition"]
+    path = _record_file(tmp_path, {"web": {"app": SHIPPED, "otel": built}})
+
+    assert main(_args("--record", str(path), "--sidecar", "otel")) == EXIT_OK
+
+    after = _running(ecs)
+    assert images_of(after) == {"app": SHIPPED, "otel": built}
+    assert _task_fields(after) == _task_fields(before)
+    assert len(simulated.completed) == 1
+    assert f"and {built} to its sidecar otel" in capsys.readouterr().out
+
+
+def test_a_sidecar_the_record_has_no_image_of_keeps_what_it_runs(
+    deployed: Deployed, ecs: Any, simulated: CodeDeploySim, tmp_path: Path, capsys
+) -> None:
+    before = images_of(describe(ecs, deployed.task_definition_arn)["taskDefinition"])
+    path = _record_file(tmp_path, {"web": {"app": SHIPPED}})
+
+    assert main(_args("--record", str(path), "--sidecar", "otel")) == EXIT_OK
+
+    assert images_of(_running(ecs)) == {**before, "app": SHIPPED}
+    assert "no image of sidecar otel; it keeps its own" in capsys.readouterr().out
 
 
 def test_a_pulumi_rollout_landing_just_before_the_ship_takes_the_lock_is_not_reverted(

@@ -17,6 +17,7 @@ from ecs_delivery.components.config.checks import (
     routing_priorities,
     zone_name,
 )
+from ecs_delivery.components.config.containers import BuildConfig, ContainerConfig
 from ecs_delivery.components.config.delivery import (
     CODEDEPLOY_PREDEFINED,
     PREDEFINED_SHIFT_MINUTES,
@@ -36,8 +37,6 @@ from ecs_delivery.components.config.loader import NAMESPACE, aws_settings, load,
 from ecs_delivery.components.config.network import LoadBalancerConfig, NetworkConfig, WafConfig
 from ecs_delivery.components.config.services import (
     AutoscalingConfig,
-    BuildConfig,
-    ContainerConfig,
     HealthCheckConfig,
     RoutingConfig,
     ScheduledTaskConfig,

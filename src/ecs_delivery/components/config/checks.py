@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ecs_delivery.components.config.containers import CONTAINER_NAME, ready_made_sidecars
 from ecs_delivery.components.config.delivery import (
     CODEDEPLOY_PREDEFINED,
     ECS_BAKE_MAX_MINUTES,
@@ -24,12 +25,7 @@ from ecs_delivery.components.config.delivery import (
     TeardownConfig,
 )
 from ecs_delivery.components.config.network import LoadBalancerConfig, NetworkConfig
-from ecs_delivery.components.config.services import (
-    CONTAINER_NAME,
-    ScheduledTaskConfig,
-    ServiceConfig,
-    ready_made_sidecars,
-)
+from ecs_delivery.components.config.services import ScheduledTaskConfig, ServiceConfig
 from ecs_delivery.components.config.values import SECRET_LIKE, SERVICE_NAME
 from ecs_delivery.components.edge_names import (
     MAX_CERTIFICATE_NAMES,
