@@ -27,7 +27,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 import ecs_delivery.components
-from ecs_delivery.components.args import mirrored
+from ecs_delivery.components.args import derivation, mirrored
 from ecs_delivery.components.config import NAMESPACE, StackConfig
 from ecs_delivery.inputs import _unwrap
 
@@ -163,6 +163,8 @@ def config_keys(model: type[BaseModel], name: str) -> list[str]:
 
 
 def _args_default(field: dataclasses.Field) -> str:
+    if how := derivation(field):
+        return f"derived: {how}"
     if field.default is not dataclasses.MISSING:
         value = field.default
     elif field.default_factory is not dataclasses.MISSING:

@@ -1,20 +1,18 @@
 """A team's own program on ecs-delivery's components: two Fargate services behind one load
 balancer in an existing VPC, blue/green by CodeDeploy. Only what the team decides is written;
-the rest takes the stack config's defaults (README, "Args reference")."""
+the rest takes the stack config's defaults, names from `naming` and the AWS provider's region
+and account (README, "Args reference")."""
 
 import pulumi
-import pulumi_aws as aws
 
-from ecs_delivery.components import artifacts, codedeploy, naming
+from ecs_delivery.components import artifacts, codedeploy
 from ecs_delivery.components import fargate_service as fargate
 from ecs_delivery.components import load_balancer as lb
 from ecs_delivery.components.network import ExistingNetwork
 from ecs_delivery.components.rollout import ServiceRollout, ServiceRolloutArgs
 
 config = pulumi.Config()
-project, stack = pulumi.get_project(), pulumi.get_stack()
-region, account_id = aws.get_region().region, aws.get_caller_identity().account_id
-cluster_name, tags = naming.cluster_name(project, stack), {"project": project, "stack": stack}
+tags = {"project": pulumi.get_project(), "stack": pulumi.get_stack()}
 
 # The VPC is the network team's: nothing of it is created here (no VPC, subnets, NAT, endpoints).
 network = ExistingNetwork(
@@ -51,9 +49,7 @@ alb = lb.LoadBalancer(
         tags=tags,
     ),
 )
-cluster = fargate.EcsCluster(
-    "cluster", fargate.EcsClusterArgs(cluster_name=cluster_name, tags=tags)
-)
+cluster = fargate.EcsCluster("cluster", fargate.EcsClusterArgs(tags=tags))
 
 services = {}
 for route in ROUTES:
@@ -62,10 +58,6 @@ for route in ROUTES:
         name,
         fargate.FargateServiceArgs(
             cluster_arn=cluster.arn,
-            cluster_name=cluster_name,
-            service_name=naming.service_name(name),
-            family=naming.task_family(project, stack, name),
-            template_family=naming.template_family(project, stack, name),
             container=fargate.Container(name=name, image=IMAGES[name], port=route.port),
             subnet_ids=network.private_subnet_ids,
             vpc_id=network.vpc_id,
@@ -73,8 +65,6 @@ for route in ROUTES:
             load_balancer_security_group_id=alb.security_group_id,
             target_group_arn=pair.blue.arn,
             task_role_arn=TASK_ROLES.get(name),
-            region=region,
-            account_id=account_id,
             depends_on=[pair.production_rule, pair.test_rule],
             tags={**tags, "Service": name},
         ),
@@ -85,9 +75,7 @@ for route in ROUTES:
 bucket = artifacts.ArtifactBucket(
     "artifacts",
     artifacts.ArtifactBucketArgs(
-        bucket_name=artifacts.artifact_bucket_name(project, stack, account_id, region),
         expiring_prefixes=["revisions/"],
-        region=region,
         access_logs=None,
         tags=tags,
     ),
@@ -95,12 +83,8 @@ bucket = artifacts.ArtifactBucket(
 deployment = codedeploy.CodeDeployment(
     "codedeploy",
     codedeploy.CodeDeploymentArgs(
-        application_name=naming.codedeploy_application(project, stack),
-        name_prefix=f"{project}-{stack}",
         targets=[codedeploy.DeploymentTarget.of(name, s, alb) for name, s in services.items()],
         load_balancer_arn_suffix=alb.arn_suffix,
-        region=region,
-        account_id=account_id,
         artifact_bucket_arn=bucket.arn,
         artifact_prefix="revisions/",
         tags=tags,
@@ -117,14 +101,14 @@ for name, service in services.items():
             service,
             application_name=deployment.application.name,
             deployment_group_name=group.deployment_group_name,
-            region=region,
+            region=service.args.region,
         ),
         opts=pulumi.ResourceOptions(parent=service, depends_on=[service.service, group]),
     )
 
 pulumi.export("url", alb.url)
 pulumi.export("testUrl", alb.test_url)
-pulumi.export("clusterName", cluster_name)
+pulumi.export("clusterName", cluster.name)
 pulumi.export(
     "services",
     {

@@ -85,3 +85,58 @@ def test_the_plan_of_a_program_with_a_wrong_type_prints_one_line(tmp_path):
     assert done.stderr.strip() == (
         "error: EcsClusterArgs.container_insights: expected bool, got str 'yes'"
     )
+
+
+def test_the_args_reference_says_how_each_omitted_name_region_and_account_is_derived():
+    readme = (plan_tool.ROOT / "README.md").read_text()
+    reference = readme[readme.index("<!-- BEGIN_ARGS_REFERENCE -->") :]
+    provider_region = "derived: the AWS provider's (`aws.get_region`)"
+    provider_account = "derived: the AWS provider's (`aws.get_caller_identity`)"
+    tables = {
+        "fargate_service.FargateServiceArgs": [
+            ("cluster_name", "derived: `naming.cluster_name(project, stack)`, as EcsClusterArgs'"),
+            ("service_name", "derived: `naming.service_name(name)`"),
+            ("family", "derived: `naming.task_family(project, stack, name)`"),
+            ("template_family", "derived: `naming.template_family(project, stack, name)`"),
+            ("region", provider_region),
+            ("account_id", provider_account),
+        ],
+        "cluster.EcsClusterArgs": [
+            ("cluster_name", "derived: `naming.cluster_name(project, stack)`"),
+        ],
+        "artifacts.ArtifactBucketArgs": [
+            (
+                "bucket_name",
+                "derived: `artifacts.artifact_bucket_name(project, stack, account, region)`, "
+                "the provider's account",
+            ),
+            ("region", provider_region),
+        ],
+        "codedeploy.CodeDeploymentArgs": [
+            ("application_name", "derived: `naming.codedeploy_application(project, stack)`"),
+            ("name_prefix", "derived: `naming.name_prefix(project, stack)`"),
+            ("region", provider_region),
+            ("account_id", provider_account),
+        ],
+    }
+    for cls, rows in tables.items():
+        start = reference.index(f"**`{cls}`**")
+        table = reference[start : reference.index("\n\n**`", start + 1)]
+        for field, default in rows:
+            assert f"| `{field}` | `str \\| None` | {default} |  |" in table, (cls, field)
+
+
+def test_a_derived_field_takes_its_type_and_only_documented_fields_are_derived():
+    from ecs_delivery.components.args import with_defaults
+    from ecs_delivery.components.cluster import EcsClusterArgs
+
+    with pytest.raises(TypeError) as error:
+        EcsClusterArgs(cluster_name=5)
+    assert str(error.value) == "EcsClusterArgs.cluster_name: expected str | None, got int 5"
+    args = EcsClusterArgs()
+    assert with_defaults(args, cluster_name=lambda: "shop-dev").cluster_name == "shop-dev"
+    assert with_defaults(EcsClusterArgs(cluster_name="mine"), cluster_name=lambda: "x") == (
+        EcsClusterArgs(cluster_name="mine")
+    )
+    with pytest.raises(TypeError, match=r"\['tags'\] are not derived fields"):
+        with_defaults(args, tags=dict)

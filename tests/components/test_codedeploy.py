@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from types import SimpleNamespace
 
 import pulumi
@@ -11,6 +13,7 @@ import yaml
 from ecs_delivery.components import codedeploy, delivery
 from ecs_delivery.components.codedeploy import (
     AlarmSettings,
+    CodeDeploymentArgs,
     DeploymentTarget,
     TargetGroupRef,
     check_targets,
@@ -20,6 +23,7 @@ from ecs_delivery.components.config import ConfigError, parse
 from ecs_delivery.components.platform import Environment
 from tests.conftest import make_plan
 from tests.support.plans import ALARM, CONFIG, GROUP, ROOT, inputs, policy, statement
+from tests.support.registrations import register
 
 ROLLBACK = {"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]}
 
@@ -309,3 +313,33 @@ def test_the_swap_rule_pattern_covers_the_rules_of_exactly_one_listener():
     )
     with pytest.raises(ValueError, match="is not a load balancer listener ARN"):
         codedeploy.rules_of("arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/app/alb/5")
+
+
+def test_an_omitted_application_prefix_region_or_account_is_derived_from_naming_and_the_provider():
+    listener = "arn:aws:elasticloadbalancing:eu-west-2:123456789012:listener/app/lb/50dc/"
+    target = dataclasses.replace(
+        _target("web", "CODE_DEPLOY"),
+        production_listener_arn=f"{listener}a",
+        test_listener_arn=f"{listener}b",
+    )
+    args = CodeDeploymentArgs(
+        targets=[target],
+        load_balancer_arn_suffix="app/lb/1",
+        artifact_bucket_arn="arn:aws:s3:::bucket",
+        artifact_prefix="revisions/",
+    )
+    # register() runs project "library", stack "test"; the provider's region is eu-west-2.
+    plan = register(lambda: codedeploy.CodeDeployment("cd", args), region="eu-west-2")
+    assert inputs(plan, "aws:codedeploy/application:Application", "cd")["name"] == "library-test"
+    assert inputs(plan, GROUP, "cd-web")["appName"] == "library-test"
+    assert sorted(inputs(plan, ALARM, a.name)["name"] for a in plan.of_type(ALARM)) == [
+        f"library-test-web-{color}-{kind}"
+        for color in ("blue", "green")
+        for kind in ("target-5xx", "unhealthy-hosts")
+    ]
+    task_sets = statement(policy(plan, "cd-web"), "TaskSets")["Resource"]
+    assert task_sets[0] == "arn:aws:ecs:eu-west-2:123456789012:service/c/web"
+    trust = json.loads(inputs(plan, "aws:iam/role:Role", "cd-web")["assumeRolePolicy"])
+    assert trust["Statement"][0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"}
+    }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tests.support.registrations import containers, inputs, policy
+from ecs_delivery.components.fargate_service import FargateService, FargateServiceArgs
+from ecs_delivery.components.task_definition import Container
+from tests.support.registrations import containers, inputs, policy, register
 
 SERVICE = "aws:ecs/service:Service"
 TASK = "aws:ecs/taskDefinition:TaskDefinition"
@@ -179,3 +181,68 @@ def test_autoscaling_tracks_cpu_between_the_configured_bounds(prod_plan, dev_pla
     }
     # dev scales only its worker, on its queue (tests/components/test_workers.py).
     assert [t.name for t in dev_plan.of_type("aws:appautoscaling/target:Target")] == ["mailer"]
+
+
+def _library_service(**given) -> FargateServiceArgs:
+    """Only what a library user must decide: the rest is derived or the config's default."""
+    return FargateServiceArgs(
+        cluster_arn="arn:aws:ecs:eu-west-2:123456789012:cluster/library-test",
+        container=Container(name="web", image="public.ecr.aws/nginx/nginx:1.27", port=8080),
+        subnet_ids=["subnet-0a", "subnet-0b"],
+        target_group_arn="arn:aws:elasticloadbalancing:eu-west-2:123456789012:targetgroup/web/1",
+        vpc_id="vpc-0123",
+        vpc_cidr="10.1.0.0/16",
+        load_balancer_security_group_id="sg-0alb",
+        **given,
+    )
+
+
+def test_an_omitted_name_region_or_account_is_derived_from_naming_and_the_aws_provider():
+    built: list[FargateService] = []
+    # register() runs project "library", stack "test"; the provider's region is eu-west-2.
+    plan = register(
+        lambda: built.append(FargateService("web", _library_service())), region="eu-west-2"
+    )
+    args = built[0].args
+    assert (args.cluster_name, args.service_name, args.family, args.template_family) == (
+        "library-test",
+        "web",
+        "library-test-web",
+        "library-test-web-template",
+    )
+    assert (args.region, args.account_id) == ("eu-west-2", "123456789012")
+    assert inputs(plan, SERVICE, "web")["name"] == "web"
+    assert inputs(plan, TASK, "web")["family"] == "library-test-web-template"
+    assert (
+        containers(plan, "web")[0]["logConfiguration"]["options"]["awslogs-region"] == "eu-west-2"
+    )
+    # The execution role trusts ECS tasks of the provider's account only.
+    trust = json.loads(inputs(plan, "aws:iam/role:Role", "web-execution")["assumeRolePolicy"])
+    assert trust["Statement"][0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"}
+    }
+
+
+def test_given_names_region_and_account_are_kept():
+    built: list[FargateService] = []
+    given = dict(
+        cluster_name="shop",
+        service_name="shop-web",
+        family="shop-web",
+        template_family="shop-web-template",
+        region="eu-west-1",
+        account_id="210987654321",
+    )
+    plan = register(
+        lambda: built.append(FargateService("web", _library_service(**given))), region="eu-west-2"
+    )
+    assert {key: getattr(built[0].args, key) for key in given} == given
+    assert inputs(plan, SERVICE, "web")["name"] == "shop-web"
+    assert inputs(plan, TASK, "web")["family"] == "shop-web-template"
+    assert (
+        containers(plan, "web")[0]["logConfiguration"]["options"]["awslogs-region"] == "eu-west-1"
+    )
+    trust = json.loads(inputs(plan, "aws:iam/role:Role", "web-execution")["assumeRolePolicy"])
+    assert trust["Statement"][0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "210987654321"}
+    }

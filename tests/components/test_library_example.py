@@ -95,6 +95,22 @@ def test_the_api_runs_with_the_given_role_and_codedeploy_may_pass_exactly_it(exa
     assert example.outputs["services"]["api"]["taskRoleArn"] == API_ROLE
 
 
+def test_the_example_names_nothing_and_gets_the_names_region_and_account_derived(example):
+    # The program gives no name, region or account: project shop, stack dev, the provider's
+    # eu-west-1 and the simulated account make every one of them.
+    assert inputs(example, "aws:ecs/cluster:Cluster", "cluster")["name"] == "shop-dev"
+    assert example.outputs["clusterName"] == "shop-dev"
+    application = inputs(example, "aws:codedeploy/application:Application", "codedeploy")
+    assert application["name"] == "shop-dev"
+    bucket = inputs(example, "aws:s3/bucket:Bucket", "artifacts")["bucket"]
+    assert bucket == "shop-dev-123456789012-eu-west-1-artifacts"
+    for name in ("api", "web"):
+        task = inputs(example, "aws:ecs/taskDefinition:TaskDefinition", name)
+        assert task["family"] == f"shop-dev-{name}-template"
+        rollout = inputs(example, "pulumi-python:dynamic/rollout:ServiceRollout", f"{name}-rollout")
+        assert (rollout["family"], rollout["region"]) == (f"shop-dev-{name}", "eu-west-1")
+
+
 def test_the_example_plans_from_its_own_stack_file(example):
     # `ecs-delivery plan --stack dev` in examples/library reads Pulumi.dev.yaml.
     from_file = plan_tool.run("dev", root=EXAMPLE)

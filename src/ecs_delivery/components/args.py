@@ -1,5 +1,7 @@
-"""Args dataclasses: type checks (a wrong type is named, not a later TypeError) and defaults
-read from the config models (`from_config`), so a library user writes only what differs.
+"""Args dataclasses: type checks (a wrong type is named, not a later TypeError), defaults
+read from the config models (`from_config`) and names the component derives when omitted
+(`derived`: from `naming`, the stack and the resource name), so a library user writes only
+what differs.
 
 Only plain values are checked (the ones a component branches on); a field that admits a
 `pulumi.Input` or `pulumi.Output` takes whatever the engine will resolve.
@@ -15,11 +17,15 @@ from collections.abc import Callable
 from typing import Any, Literal, Union
 
 import pulumi
+import pulumi_aws as aws
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 # dataclasses.Field.metadata key of a field defaulted by `from_config`: (model, field name).
 MIRRORS = "ecs_delivery.config"
+# dataclasses.Field.metadata key of a field the component derives when it is None: how, in words.
+DERIVES = "ecs_delivery.derived"
+A = typing.TypeVar("A")
 
 
 class ArgsError(pulumi.RunError, TypeError):
@@ -133,3 +139,37 @@ def from_config(model: type[BaseModel], name: str, factory: Callable[[], Any] | 
 def mirrored(field: dataclasses.Field) -> tuple[type[BaseModel], str] | None:
     """The (config model, field name) whose default `field` takes, None for a field of its own."""
     return field.metadata.get(MIRRORS)
+
+
+def derived(how: str) -> Any:
+    """A field the component fills in when it is omitted (None), as `how` says (the Args
+    reference shows it): a physical name from `naming`, or the AWS provider's region or account.
+
+    The component derives it, not the Args class: the resource name and the provider are the
+    component's (`with_defaults`). The stack program passes every such value itself.
+    """
+    return dataclasses.field(default=None, metadata={DERIVES: how})
+
+
+def derivation(field: dataclasses.Field) -> str | None:
+    """How the component derives `field` when it is omitted, None for a field it does not."""
+    return field.metadata.get(DERIVES)
+
+
+def with_defaults(args: A, **defaults: Callable[[], Any]) -> A:
+    """`args` with each derived field left None set to its default, computed only then."""
+    fields = {f.name for f in dataclasses.fields(args) if derivation(f)}
+    if undocumented := set(defaults) - fields:  # the Args reference must show every default
+        raise TypeError(f"{type(args).__name__}: {sorted(undocumented)} are not derived fields")
+    missing = {key: make() for key, make in defaults.items() if getattr(args, key) is None}
+    return dataclasses.replace(args, **missing) if missing else args
+
+
+def provider_region(parent: pulumi.Resource) -> str:
+    """The region of `parent`'s AWS provider (the stack's `aws:region`, or an explicit one's)."""
+    return aws.get_region(opts=pulumi.InvokeOptions(parent=parent)).region
+
+
+def provider_account(parent: pulumi.Resource) -> str:
+    """The account of the credentials `parent`'s AWS provider runs with."""
+    return aws.get_caller_identity(opts=pulumi.InvokeOptions(parent=parent)).account_id

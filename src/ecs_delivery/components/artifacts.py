@@ -14,6 +14,7 @@ as an S3 source action requires).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,13 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, naming
-from ecs_delivery.components.args import from_config
+from ecs_delivery.components.args import (
+    derived,
+    from_config,
+    provider_account,
+    provider_region,
+    with_defaults,
+)
 from ecs_delivery.components.buckets import harden, tls_only_statement
 from ecs_delivery.components.config import KmsConfig, PipelineConfig, TeardownConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
@@ -94,9 +101,11 @@ def reader_statements(
 class ArtifactBucketArgs:
     """The pipeline's artifact and promotion bucket: encrypted, versioned, TLS-only, expiring."""
 
-    bucket_name: str
+    bucket_name: str | None = derived(
+        "`artifacts.artifact_bucket_name(project, stack, account, region)`, the provider's account"
+    )
     # The ARN partition of the reading accounts' principals (naming.partition).
-    region: str
+    region: str | None = derived("the AWS provider's (`aws.get_region`)")
     # Prefixes whose objects expire `expiry_days` after creation (the pipeline's artifacts).
     expiring_prefixes: list[str]
     expiry_days: int = from_config(PipelineConfig, "artifact_expiry_days")
@@ -112,7 +121,7 @@ class ArtifactBucketArgs:
     force_destroy: bool = from_config(TeardownConfig, "force_destroy")
 
     def __post_init__(self) -> None:
-        if not BUCKET_NAME.match(self.bucket_name):
+        if self.bucket_name is not None and not BUCKET_NAME.match(self.bucket_name):
             raise ValueError(f"bucket_name: {self.bucket_name!r} is not a valid bucket name")
         if not self.expiring_prefixes or any(
             not p or not p.endswith("/") for p in self.expiring_prefixes
@@ -139,6 +148,14 @@ class ArtifactBucket(pulumi.ComponentResource):
         self, name: str, args: ArtifactBucketArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__(f"{TYPE_PREFIX}:artifacts:ArtifactBucket", name, None, opts)
+        region = functools.cache(lambda: args.region or provider_region(self))
+        args = with_defaults(
+            args,
+            region=region,
+            bucket_name=lambda: artifact_bucket_name(
+                pulumi.get_project(), pulumi.get_stack(), provider_account(self), region()
+            ),
+        )
         child = pulumi.ResourceOptions(parent=self)
         self.name = args.bucket_name
         self.bucket = aws.s3.Bucket(

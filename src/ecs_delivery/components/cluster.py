@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components.args import checked, from_config
+from ecs_delivery.components import naming
+from ecs_delivery.components.args import checked, derived, from_config, with_defaults
 from ecs_delivery.components.config import StackConfig
 from ecs_delivery.components.naming import TYPE_PREFIX
 
@@ -39,7 +40,7 @@ class ExecLogging:
 class EcsClusterArgs:
     """The ECS cluster: its name, Container Insights and, when needed, ECS Exec logging."""
 
-    cluster_name: str
+    cluster_name: str | None = derived("`naming.cluster_name(project, stack)`")
     container_insights: bool = from_config(StackConfig, "container_insights")
     # Given when a service enables ECS Exec: the cluster's executeCommandConfiguration.
     exec_logging: ExecLogging | None = None
@@ -57,6 +58,8 @@ class EcsCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EcsClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(f"{TYPE_PREFIX}:cluster:EcsCluster", name, None, opts)
+        project, stack = pulumi.get_project(), pulumi.get_stack()
+        args = with_defaults(args, cluster_name=lambda: naming.cluster_name(project, stack))
         child = pulumi.ResourceOptions(parent=self)
         configuration = None
         self.exec_log_group_arn = None

@@ -16,7 +16,14 @@ import pulumi
 import pulumi_aws as aws
 
 from ecs_delivery.components import iam, kms, naming
-from ecs_delivery.components.args import checked, from_config
+from ecs_delivery.components.args import (
+    checked,
+    derived,
+    from_config,
+    provider_account,
+    provider_region,
+    with_defaults,
+)
 from ecs_delivery.components.config import AlarmConfig, DeploymentConfig, KmsConfig
 from ecs_delivery.components.naming import TYPE_PREFIX, former_name
 
@@ -364,13 +371,13 @@ def _unique(values: list[Any]) -> list[Any]:
 class CodeDeploymentArgs:
     """One CodeDeploy application with a blue/green group, alarms and auto-rollback per target."""
 
-    application_name: str
-    # Prefix of account-wide names (alarms, custom configs): `<project>-<stack>`.
-    name_prefix: str
+    application_name: str | None = derived("`naming.codedeploy_application(project, stack)`")
+    # Prefix of account-wide names (alarms, custom configs).
+    name_prefix: str | None = derived("`naming.name_prefix(project, stack)`")
     targets: list[DeploymentTarget]
     load_balancer_arn_suffix: pulumi.Input[str]
-    region: str
-    account_id: str
+    region: str | None = derived("the AWS provider's (`aws.get_region`)")
+    account_id: str | None = derived("the AWS provider's (`aws.get_caller_identity`)")
     artifact_bucket_arn: pulumi.Input[str]
     artifact_prefix: str
     alarms: AlarmSettings = from_config(DeploymentConfig, "alarms", AlarmSettings)
@@ -401,9 +408,19 @@ class CodeDeployment(pulumi.ComponentResource):
         self, name: str, args: CodeDeploymentArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__(f"{TYPE_PREFIX}:codedeploy:CodeDeployment", name, None, opts)
+        project, stack = pulumi.get_project(), pulumi.get_stack()
+        args = with_defaults(
+            args,
+            application_name=lambda: naming.codedeploy_application(project, stack),
+            name_prefix=lambda: naming.name_prefix(project, stack),
+        )
         problems = check_targets(args.targets, args.alarms, args.custom_configs, args.name_prefix)
         if problems:
             raise ValueError("; ".join(problems))
+        # Asked of the provider only once the targets are known to be good.
+        args = with_defaults(
+            args, region=lambda: provider_region(self), account_id=lambda: provider_account(self)
+        )
         self._args = args
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)

@@ -9,8 +9,15 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from ecs_delivery.components import ecs_exec, iam, worker
-from ecs_delivery.components.args import checked, from_config
+from ecs_delivery.components import ecs_exec, iam, naming, worker
+from ecs_delivery.components.args import (
+    checked,
+    derived,
+    from_config,
+    provider_account,
+    provider_region,
+    with_defaults,
+)
 from ecs_delivery.components.cluster import (  # noqa: F401  (re-exported: their home was here)
     FARGATE_PROVIDERS,
     EcsCluster,
@@ -139,11 +146,12 @@ class FargateServiceArgs:
     one): its task, roles, security group, logs and scaling."""
 
     cluster_arn: pulumi.Input[str]
-    cluster_name: str
-    service_name: str
+    # Omitted (None), each is derived from the project, the stack and the resource name.
+    cluster_name: str | None = derived("`naming.cluster_name(project, stack)`, as EcsClusterArgs'")
+    service_name: str | None = derived("`naming.service_name(name)`")
     # The service's own family (deployers register here) and the template's, outside it.
-    family: str
-    template_family: str
+    family: str | None = derived("`naming.task_family(project, stack, name)`")
+    template_family: str | None = derived("`naming.template_family(project, stack, name)`")
     container: Container
     # Containers beside the traffic container in each task (log router, proxy, collector).
     sidecars: list[Container] = field(default_factory=list)
@@ -153,8 +161,8 @@ class FargateServiceArgs:
     subnet_ids: list[pulumi.Input[str]]
     # The blue target group; None with `worker` (no load balancer).
     target_group_arn: pulumi.Input[str] | None = None
-    region: str
-    account_id: str
+    region: str | None = derived("the AWS provider's (`aws.get_region`)")
+    account_id: str | None = derived("the AWS provider's (`aws.get_caller_identity`)")
     log_retention_days: int = from_config(StackConfig, "log_retention_days")
     # The stack's customer-managed key (kms config); None: AWS-managed encryption.
     kms_key_arn: pulumi.Input[str] | None = from_config(KmsConfig, "key_arn")
@@ -199,6 +207,19 @@ class FargateServiceArgs:
     @property
     def deployment_controller(self) -> str:
         return "CODE_DEPLOY" if self.blue_green is None and self.worker is None else "ECS"
+
+    def with_defaults(self, name: str, parent: pulumi.Resource) -> FargateServiceArgs:
+        """These args with each omitted name, region and account derived (service `name`)."""
+        project, stack = pulumi.get_project(), pulumi.get_stack()
+        return with_defaults(
+            self,
+            cluster_name=lambda: naming.cluster_name(project, stack),
+            service_name=lambda: naming.service_name(name),
+            family=lambda: naming.task_family(project, stack, name),
+            template_family=lambda: naming.template_family(project, stack, name),
+            region=lambda: provider_region(parent),
+            account_id=lambda: provider_account(parent),
+        )
 
 
 def missing_network_inputs(
@@ -295,7 +316,7 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
                 "a CODE_DEPLOY service cannot use Service Connect) and container.port_name"
             )
         super().__init__(f"{TYPE_PREFIX}:service:FargateService", name, None, opts)
-        args = ecs_exec.with_agent_paths(args)
+        args = ecs_exec.with_agent_paths(args.with_defaults(name, parent=self))
         self._name = name
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
