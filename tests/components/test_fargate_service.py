@@ -153,13 +153,13 @@ def test_task_and_execution_roles_trust_only_ecs_tasks_of_this_account(dev_plan)
         (statement,) = trust["Statement"]
         assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
         assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
-    # The application role starts with no permissions at all: mailer's, which has no EFS, ECS
-    # Exec or sidecar option (api's mounts EFS: tests/components/test_dev_demo.py).
-    assert [
-        r.name
-        for r in dev_plan.of_type("aws:iam/rolePolicy:RolePolicy")
-        if r.name.startswith("mailer-task")
-    ] == []
+    # The application role holds only what its options need: mailer's, which has no EFS, ECS
+    # Exec or sidecar option, may only consume the queue it scales on (api's mounts EFS:
+    # tests/components/test_dev_demo.py).
+    statements = json.loads(
+        inputs(dev_plan, "aws:iam/rolePolicy:RolePolicy", "mailer-task")["policy"]
+    )
+    assert [s["Sid"] for s in statements["Statement"]] == ["ConsumeQueue"]
 
 
 def test_cluster_has_container_insights_and_a_deterministic_name(dev_plan):

@@ -97,6 +97,7 @@ def test_a_worker_has_no_target_groups_listener_rules_deployment_group_or_alarms
         ("aws:iam/role:Role", "mailer-execution"),
         ("aws:iam/role:Role", "mailer-task"),
         ("aws:iam/rolePolicy:RolePolicy", "mailer-execution"),
+        ("aws:iam/rolePolicy:RolePolicy", "mailer-task"),  # it consumes its queue
         ("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", "mailer-https-out"),
         ("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", "mailer-vpc-out"),
         (ROLLOUT, "mailer-rollout"),
@@ -312,3 +313,34 @@ def test_a_service_is_either_behind_a_target_group_or_a_worker(overrides):
     assert "give target_group_arn (a service behind the load balancer) or worker" in str(
         error.value
     )
+
+
+def _task_statements(plan) -> dict[str, dict]:
+    """The statements of mailer's task role (none: it has no inline policy)."""
+    policies = [
+        r
+        for r in plan.of_type("aws:iam/rolePolicy:RolePolicy")
+        if r.name.startswith("mailer") and "task" in r.name and "execution" not in r.name
+    ]
+    assert len(policies) <= 1
+    return {s["Sid"]: s for p in policies for s in json.loads(p.inputs["policy"])["Statement"]}
+
+
+def test_a_worker_may_consume_the_queue_it_scales_on_and_that_queue_only(plan):
+    consume = _task_statements(plan)["ConsumeQueue"]
+    assert consume["Action"] == [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+    ]
+    assert consume["Resource"] == "arn:aws:sqs:eu-west-1:123456789012:shop-dev-mail"
+
+
+def test_a_worker_told_not_to_consume_its_queue_gets_no_sqs_permission():
+    scaling = {
+        **MAILER["autoscaling"],
+        "queue": {**MAILER["autoscaling"]["queue"], "consume": False},
+    }
+    statements = _task_statements(worker_plan(autoscaling=scaling))
+    assert not [s for s in statements.values() if any(a.startswith("sqs:") for a in s["Action"])]

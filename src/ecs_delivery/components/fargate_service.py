@@ -335,6 +335,11 @@ class FargateService(TaskOwner, pulumi.ComponentResource):
                 if args.enable_execute_command
                 else []
             )
+            + worker.queue_statements(
+                args.autoscaling.queue if args.autoscaling else None,
+                region=args.region,
+                account_id=args.account_id,
+            )
             + args.task_statements,
         )
         self.security_group = (

@@ -229,7 +229,11 @@ def autoscaling(svc: ServiceConfig) -> Autoscaling | None:
     values["scheduled"] = [ScheduledScaling(**a) for a in values["scheduled"]]
     queue = values.pop("queue")
     values["queue"] = (
-        QueueBacklog(queue_name=queue["name"], backlog_per_task=queue["backlog_per_task"])
+        QueueBacklog(
+            queue_name=queue["name"],
+            backlog_per_task=queue["backlog_per_task"],
+            consume=queue["consume"],
+        )
         if queue
         else None
     )

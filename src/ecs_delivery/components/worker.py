@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import pulumi_aws as aws
 
+from ecs_delivery.components import iam, naming
 from ecs_delivery.components.args import from_config
-from ecs_delivery.components.config.workers import WorkerFields
+from ecs_delivery.components.config.workers import QueueScalingConfig, WorkerFields
 
 # A rolling update never runs fewer tasks than asked for while it replaces them.
 MINIMUM_HEALTHY_PERCENT = 100
@@ -21,6 +22,25 @@ class QueueBacklog:
 
     queue_name: str
     backlog_per_task: int
+    # The task role may consume the queue (`queue_statements`).
+    consume: bool = from_config(QueueScalingConfig, "consume")
+
+
+# What a queue consumer calls: receive, delete, extend a message's visibility, read the backlog.
+CONSUME_ACTIONS = [
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ReceiveMessage",
+]
+
+
+def queue_statements(queue: QueueBacklog | None, *, region: str, account_id: str) -> list[dict]:
+    """The task role's access to the queue it scales on, that queue only (when it consumes)."""
+    if queue is None or not queue.consume:
+        return []
+    arn = naming.arn("sqs", queue.queue_name, region=region, account=account_id)
+    return [iam.allow("ConsumeQueue", CONSUME_ACTIONS, arn)]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -37,6 +37,10 @@ class QueueScalingConfig(Model):
         le=1000000,
         description="Visible messages per running task the worker is scaled to (what one task clears within the delay you accept).",
     )
+    consume: bool = Field(
+        True,
+        description="The worker's task role may consume the queue: `sqs:ReceiveMessage`, `DeleteMessage`, `ChangeMessageVisibility` and `GetQueueAttributes` on this queue's ARN only. A queue encrypted with a customer managed KMS key also needs `kms:Decrypt` on that key (not granted here). false: grant its access yourself.",
+    )
 
 
 class WorkerFields(Model):
