@@ -153,6 +153,7 @@ class ReleaseEngine:
         raise NotImplementedError
 
     def settle(self, world: Any, outcome: ReleaseOutcome) -> None:
+        """Record what runs at the end (the world's own checks first)."""
         raise NotImplementedError
 
     def run(self, schedule: str, scenario: ReleaseScenario) -> ReleaseOutcome:
