@@ -37,6 +37,23 @@ def sim(make_sim: Callable[..., AbstractContextManager[SimulatedAws]]) -> Iterat
         yield environment
 
 
+# What a test that races Pulumi against the engine on svc-000 gives that service's deployments:
+# 30 simulated minutes (1.8 s of the test's time), so the engine's StopDeployment lands before
+# the simulator finishes the deployment, also on a loaded machine (at 120 s, 0.12 s, it did not
+# always: "succeeded before it could be stopped").
+RACE_SECONDS = 1800.0
+
+
+@pytest.fixture
+def racing_sim(
+    make_sim: Callable[..., AbstractContextManager[SimulatedAws]],
+) -> Iterator[SimulatedAws]:
+    """`sim`, with svc-000's deployments lasting RACE_SECONDS."""
+    duration = {"duration": lambda name: RACE_SECONDS if name == "svc-000" else DEPLOY_SECONDS}
+    with make_sim(services=20, **duration) as environment:
+        yield environment
+
+
 def aws_of(environment: SimulatedAws) -> Aws:
     return Aws(environment.clients, environment.clock)
 

@@ -725,8 +725,9 @@ def test_a_pulumi_change_shipped_after_the_plan_is_kept_by_the_release(sim: Simu
 
 
 def test_a_change_shipped_between_registration_and_the_deployment_lock_is_merged_again(
-    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+    racing_sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    sim = racing_sim
     shipped = pulumi_ships_after_the_first_registration(sim, monkeypatch)
     outcome, store = release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
 
@@ -746,8 +747,9 @@ def test_a_change_shipped_between_registration_and_the_deployment_lock_is_merged
 
 
 def test_a_service_whose_revision_keeps_changing_fails_clearly_and_nothing_of_ours_runs(
-    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+    racing_sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    sim = racing_sim
     real_register = sim.raw_ecs.register_task_definition
     shipped: list[str] = []
 

@@ -120,10 +120,11 @@ def test_a_deployment_that_finished_before_its_stop_fails_the_release_and_keeps_
 
 @pytest.mark.parametrize(("races", "status"), [(2, "succeeded"), (3, "rolled_back")])
 def test_the_engine_merges_again_exactly_three_times(
-    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch, races: int, status: str
+    racing_sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch, races: int, status: str
 ):
     """Three attempts per service: raced twice, the third deploys; raced three times, it
     gives up, with nothing of its own running."""
+    sim = racing_sim
     shipped = pulumi_ships_after_registrations(sim, monkeypatch, times=races)
     outcome, _ = release(sim, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]))
 

@@ -344,10 +344,11 @@ def test_failed_plan_of_a_reused_release_name_leaves_the_earlier_release_alone(
 
 
 def test_start_step_of_a_service_whose_revision_keeps_changing_names_the_service_once(
-    sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
+    racing_sim: SimulatedAws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ecs_delivery.runtime.release.engine import ServiceDeploymentFailed
 
+    sim = racing_sim
     ctx = StepContext(aws=aws_of(sim), bucket=sim.bucket, config=config())
     plan = plan_step(ctx, sim.manifest_yaml("r1", "2.0.0", services=["svc-000"]), sim.inventory)
     real_register = sim.raw_ecs.register_task_definition
