@@ -230,3 +230,17 @@ def test_a_downstream_built_sidecar_the_upstream_does_not_build_is_refused():
         make_plan("prod", environment=environment, overrides=_prod_services())
     message = str(caught.value)
     assert "services.web.sidecars.proxy.build: upstream stack 'dev' builds no images" in message
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["asleep", "running"])
+def test_the_task_definition_with_a_built_sidecar_fits_register_task_definition(running, fresh):
+    from tests.support import shapes
+
+    plan = (
+        make_plan("dev", environment=_running(PROXY_V1), overrides=_services())
+        if running
+        else fresh
+    )
+    task = plan.named("aws:ecs/taskDefinition:TaskDefinition", "web")
+    request = shapes.register_task_definition(task.inputs)
+    assert shapes.validation_errors("ecs", "RegisterTaskDefinition", request) == ""

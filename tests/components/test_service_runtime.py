@@ -528,16 +528,7 @@ def test_every_task_definition_with_the_runtime_options_fits_register_task_defin
     tasks = plan.of_type(TASK)
     assert sorted(t.name for t in tasks) == TASKS[which]
     for task in tasks:
-        request = {
-            "family": task.inputs["family"],
-            "containerDefinitions": json.loads(task.inputs["containerDefinitions"]),
-            "cpu": task.inputs["cpu"],
-            "memory": task.inputs["memory"],
-            "networkMode": task.inputs["networkMode"],
-            "requiresCompatibilities": task.inputs["requiresCompatibilities"],
-            # The provider's volume blocks carry the API's own field names.
-            "volumes": task.inputs.get("volumes", []),
-        }
+        request = shapes.register_task_definition(task.inputs)
         assert shapes.validation_errors("ecs", "RegisterTaskDefinition", request) == "", task.name
 
 

@@ -53,6 +53,20 @@ def _tags(tags: dict[str, str] | None, key: str = "Key", value: str = "Value") -
     return [{key: k, value: v} for k, v in sorted((tags or {}).items())]
 
 
+def register_task_definition(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A planned task definition as its RegisterTaskDefinition request (the provider's volume
+    blocks carry the API's own field names)."""
+    return {
+        "family": inputs["family"],
+        "containerDefinitions": json.loads(inputs["containerDefinitions"]),
+        "cpu": inputs["cpu"],
+        "memory": inputs["memory"],
+        "networkMode": inputs["networkMode"],
+        "requiresCompatibilities": inputs["requiresCompatibilities"],
+        "volumes": inputs.get("volumes", []),
+    }
+
+
 def create_deployment_group(inputs: dict[str, Any]) -> dict[str, Any]:
     i = _Inputs(inputs, "DeploymentGroup")
     pair = i.take("loadBalancerInfo")["targetGroupPairInfo"]
