@@ -3,8 +3,6 @@ OpenTelemetry collector, planned under the mock runtime with their exact inputs.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ecs_delivery.components.config import ConfigError, parse
@@ -241,16 +239,7 @@ def test_only_a_sidecar_that_relaxes_hardening_in_config_tags_the_task(sidecars)
 
 
 def test_a_task_with_sidecars_fits_register_task_definition(sidecars):
-    task = inputs(sidecars, TASK, "web")
-    request = {
-        "family": task["family"],
-        "containerDefinitions": json.loads(task["containerDefinitions"]),
-        "cpu": task["cpu"],
-        "memory": task["memory"],
-        "networkMode": task["networkMode"],
-        "requiresCompatibilities": task["requiresCompatibilities"],
-        "volumes": task.get("volumes", []),
-    }
+    request = shapes.register_task_definition(inputs(sidecars, TASK, "web"))
     assert len(request["containerDefinitions"]) == 4
     assert shapes.validation_errors("ecs", "RegisterTaskDefinition", request) == ""
 
