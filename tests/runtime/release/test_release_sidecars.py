@@ -14,6 +14,7 @@ import pytest
 from ecs_delivery.offline.release_simulator import SimulatedAws
 from ecs_delivery.runtime.release.engine import ReleaseEngine, apply, prepare
 from ecs_delivery.runtime.release.manifest import load_manifest
+from ecs_delivery.runtime.release.progress import summary_table
 from ecs_delivery.runtime.release.state import StateStore
 
 from .conftest import aws_of, config
@@ -151,6 +152,13 @@ def test_a_release_moves_a_services_image_and_its_built_sidecar_in_one_deploymen
     state = store.load().services[SERVICE]
     assert state.previous_sidecar_images == {SIDECAR: sidecar_image(small_sim, "1.0.0")}
     assert state.sidecar_images == {SIDECAR: sidecar_image(small_sim, "2.0.0")}
+    # An engine that deploys only each service's own container must not run this state.
+    assert store.load().schema_version == 2
+    # The final table names the sidecar's move after the service's own.
+    (row,) = [line for line in summary_table(store.load()) if line.startswith("service  svc-000")]
+    assert (
+        f"svc-000:1.0.0 -> svc-000:2.0.0; {SERVICE}-{SIDECAR}:1.0.0 -> {SERVICE}-{SIDECAR}:2.0.0"
+    ) in row
 
 
 def test_a_release_that_moves_only_a_sidecar_deploys_the_service(small_sim: SimulatedAws) -> None:
@@ -260,6 +268,7 @@ def test_a_state_written_before_releases_set_sidecars_loads_and_rolls_back(
     still loads, and its rollback restores the main container as before."""
     outcome, store = release(small_sim, manifest_text(small_sim, "2.0.0", None))
     assert outcome.status == "succeeded"
+    assert store.load().schema_version == 1  # no sidecars: what every engine runs
     key = store.key
     written = json.loads(
         small_sim.clients.s3.get_object(Bucket=small_sim.bucket, Key=key)["Body"].read()

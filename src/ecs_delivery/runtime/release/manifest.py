@@ -226,10 +226,6 @@ class ServiceSpec(inputs.Model):
         "what they run)",
     )
 
-    def images(self, container: str) -> dict[str, str]:
-        """container -> image of every container the release sets (`container`: the main)."""
-        return {container: self.image, **self.sidecars}
-
 
 class TaskSpec(inputs.Model):
     """What a release sets for one scheduled task."""

@@ -14,7 +14,13 @@ from ecs_delivery.runtime.release.live import (
     running_task_definitions,
 )
 from ecs_delivery.runtime.release.manifest import Manifest
-from ecs_delivery.runtime.release.state import ReleaseState, ServiceState, TaskState
+from ecs_delivery.runtime.release.state import (
+    SCHEMA_VERSION,
+    SCHEMA_WITHOUT_SIDECARS,
+    ReleaseState,
+    ServiceState,
+    TaskState,
+)
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,11 @@ class Plan:
             },
             unchanged_services=list(self.unchanged_services),
             unchanged_tasks=list(self.unchanged_tasks),
+            schema_version=(
+                SCHEMA_VERSION
+                if any(c.sidecar_images for c in self.services)
+                else SCHEMA_WITHOUT_SIDECARS
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:

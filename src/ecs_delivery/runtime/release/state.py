@@ -39,8 +39,12 @@ TERMINAL_RELEASE: frozenset[str] = frozenset({"succeeded", "rolled_back", "rollb
 SETTLED_ROLLBACK: frozenset[str] = frozenset({"rolled_back", "not_needed", "superseded", "failed"})
 
 
-# The layout this engine writes; a state written by a newer engine says a higher number.
-SCHEMA_VERSION = 1
+# The newest layout this engine writes; a state written by a newer engine says a higher
+# number. 2: a release that sets sidecars (an engine of schema 1 would deploy and roll back
+# only each service's own container, so its `apply` refuses such a state); a release that
+# sets none still writes 1, which every engine runs.
+SCHEMA_VERSION = 2
+SCHEMA_WITHOUT_SIDECARS = 1
 
 
 class _State(BaseModel):
@@ -145,7 +149,7 @@ class ReleaseState(_State):
     unchanged_tasks: list[str] = Field(default_factory=list)
     version: int = 0
     # States written before the schema had a number are version 1.
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = SCHEMA_WITHOUT_SIDECARS
     lease: Lease | None = None
 
 
