@@ -30,13 +30,24 @@ def small_sim(make_sim) -> SimulatedAws:  # type: ignore[no-untyped-def]
     """Two services; svc-000 runs a built sidecar, log-router 1.0.0, and its inventory
     entry lists it (as `release_inventory` does for `sidecars.<name>.build`)."""
     with make_sim(services=2, rule_tasks=0, schedule_tasks=0) as environment:
-        described = live_definition(environment, SERVICE)
-        router = {"name": SIDECAR, "image": sidecar_image(environment, "1.0.0"), "essential": False}
-        lands(environment, SERVICE, register_with(environment, described, extra=[router]))
-        services = dict(environment.inventory.services)
-        services[SERVICE] = services[SERVICE].model_copy(update={"sidecars": [SIDECAR]})
-        environment.inventory = environment.inventory.model_copy(update={"services": services})
-        yield environment
+        yield with_sidecar(environment)
+
+
+@pytest.fixture
+def ecs_sim(make_sim) -> SimulatedAws:  # type: ignore[no-untyped-def]
+    """The same on the ECS engine (ECS's own blue/green, no CodeDeploy group)."""
+    with make_sim(services=2, rule_tasks=0, schedule_tasks=0, engine="ecs") as environment:
+        yield with_sidecar(environment)
+
+
+def with_sidecar(environment: SimulatedAws) -> SimulatedAws:
+    described = live_definition(environment, SERVICE)
+    router = {"name": SIDECAR, "image": sidecar_image(environment, "1.0.0"), "essential": False}
+    lands(environment, SERVICE, register_with(environment, described, extra=[router]))
+    services = dict(environment.inventory.services)
+    services[SERVICE] = services[SERVICE].model_copy(update={"sidecars": [SIDECAR]})
+    environment.inventory = environment.inventory.model_copy(update={"services": services})
+    return environment
 
 
 def sidecar_image(sim: SimulatedAws, version: str) -> str:
@@ -310,3 +321,19 @@ def test_a_sidecar_the_service_does_not_run_yet_is_refused_at_plan_naming_pulumi
     assert "Traceback" not in err
     assert small_sim.codedeploy.deployments == []
     assert small_sim.ecs.calls["register_task_definition"] == 0
+
+
+def test_on_the_ecs_engine_a_release_and_its_rollback_move_the_sidecar_with_the_service(
+    ecs_sim: SimulatedAws,
+) -> None:
+    outcome, _ = release(ecs_sim, manifest_text(ecs_sim, "2.0.0", sidecar_image(ecs_sim, "2.0.0")))
+    assert outcome.status == "succeeded"
+    assert short(live_images(ecs_sim)) == {
+        "app": "svc-000:2.0.0",
+        SIDECAR: "svc-000-log-router:2.0.0",
+    }
+
+    rolled = rollback(ecs_sim, "dev-r1")
+
+    assert rolled.status == "rolled_back"
+    assert short(live_images(ecs_sim)) == ORIGINAL
