@@ -337,3 +337,24 @@ def test_on_the_ecs_engine_a_release_and_its_rollback_move_the_sidecar_with_the_
 
     assert rolled.status == "rolled_back"
     assert short(live_images(ecs_sim)) == ORIGINAL
+
+
+def test_rollback_restores_the_main_container_when_pulumi_removed_the_sidecar_since(
+    small_sim: SimulatedAws,
+) -> None:
+    release(small_sim, manifest_text(small_sim, "2.0.0", sidecar_image(small_sim, "2.0.0")))
+    described = live_definition(small_sim, SERVICE)
+    without = {
+        **described,
+        "containerDefinitions": [
+            c for c in described["containerDefinitions"] if c["name"] != SIDECAR
+        ],
+    }
+    lands(small_sim, SERVICE, register_with(small_sim, without))
+
+    rolled = rollback(small_sim, "dev-r1")
+
+    assert short(live_images(small_sim)) == {"app": "svc-000:1.0.0"}
+    svc = rolled.state.services[SERVICE]
+    assert svc.rollback == "superseded"
+    assert f"{SIDECAR} (removed)" in (svc.rollback_note or "")

@@ -347,7 +347,7 @@ class RollbackSteps(EngineCore):
                 settled[name] = {"rollback": "failed", "rollback_error": reason}
             elif svc.deployment_id is None and svc.status == "failed":
                 settled[name] = {"rollback": "not_needed"}  # the release never deployed it
-            elif missing:  # its container is gone: nothing of the release runs there
+            elif len(missing) == len(images):  # gone: nothing of the release runs there
                 settled[name] = {
                     "rollback": "superseded",
                     "rollback_note": f"{live} has no container {missing[0]!r}; left as it runs",
@@ -445,10 +445,9 @@ class RollbackSteps(EngineCore):
         # is kept (and checked again under the group's lock by expect_images).
         restore = svc.changed
         if len(restore) > 1:
-            try:
-                runs = self._images_of(self._running(name), restore)
-            except LiveStateError:
-                return {"rollback": "verifying"}  # let _verify name what changed
+            # A container Pulumi removed since runs nothing of the release: it is left out.
+            running = self._running(name)
+            runs = {c: self._image_or_none(running, c) for c in restore}
             restore = {c: pair for c, pair in restore.items() if runs[c] == pair[1]}
         if not restore:
             return {"rollback": "verifying"}
@@ -509,7 +508,9 @@ def _kept(svc: ServiceState, images: dict[str, str | None]) -> str:
     """What runs in place of the release's images: the main container's image alone (as
     before sidecars), else `container image` of each container that moved on."""
     moved = {
-        c: str(images.get(c)) for c, (before, _) in svc.changed.items() if images.get(c) != before
+        c: images.get(c) or "(removed)"
+        for c, (before, _) in svc.changed.items()
+        if images.get(c) != before
     }
     if list(moved) == [svc.target.container]:
         return moved[svc.target.container]
