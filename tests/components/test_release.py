@@ -12,6 +12,8 @@ from ecs_delivery.components.codepipeline import SourceSettings
 from ecs_delivery.components.release import Release, ReleaseArgs
 from ecs_delivery.components.state_machine import STEPS, check_definition
 from ecs_delivery.runtime.release.inventory import parse_inventory
+from tests.conftest import make_plan
+from tests.support.plans import stack_value
 from tests.support.registrations import inputs, policy, register
 
 MACHINE = "aws:sfn/stateMachine:StateMachine"
@@ -110,6 +112,24 @@ def test_release_inventory_output_is_what_the_engine_reads(dev_plan, prod_plan):
     assert parse_inventory(prod_plan.outputs["releaseInventory"]).production is True
     stored = inputs(dev_plan, "aws:s3/bucketObjectv2:BucketObjectv2", "release-inventory")
     assert json.loads(stored["content"]) == dev_plan.outputs["releaseInventory"]
+
+
+def test_release_inventory_lists_each_services_built_sidecars_and_only_those(dev_plan):
+    """A manifest may set the image of a sidecar the stack builds (its image is the
+    deployer's), never of one it pulls: the inventory names the built ones."""
+    services = stack_value("dev", "services")
+    services["web"]["sidecars"] = {
+        "proxy": {"build": {"context": "proxy"}},
+        "agent": {"image": "public.ecr.aws/datadog/agent:7.50.0"},
+    }
+    plan = make_plan("dev", overrides={"services": services})
+
+    inventory = plan.outputs["releaseInventory"]
+    assert inventory["services"]["web"]["sidecars"] == ["proxy"]
+    assert parse_inventory(inventory).services["web"].sidecars == ["proxy"]
+    # Services without built sidecars keep the entry they had (no empty key, no diff).
+    assert "sidecars" not in inventory["services"]["api"]
+    assert "sidecars" not in dev_plan.outputs["releaseInventory"]["services"]["web"]
 
 
 def test_release_steps_pass_task_roles_only_to_ecs_and_scheduler_roles_only_to_the_scheduler(

@@ -311,6 +311,7 @@ def _release(
         engines={
             name: svc.engine(settings.deployment.engine) for name, svc in settings.services.items()
         },
+        sidecars={name: svc.built_sidecars() for name, svc in settings.services.items()},
     )
     releases = release.Release(
         "release",

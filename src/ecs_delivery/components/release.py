@@ -573,6 +573,7 @@ def release_inventory(
     validation_hook: str | None = None,
     engine: str = "codedeploy",
     engines: dict[str, str] | None = None,
+    sidecars: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """The `releaseInventory` JSON (src/ecs_delivery/runtime/release/inventory.py), checked by its own parser.
 
@@ -582,7 +583,8 @@ def release_inventory(
     `validation_hook` the Lambda every deployment of a service runs at AfterAllowTestTraffic,
     `engine` who deploys the services (deployment.engine; on ecs no group, and the hook is
     the service's own lifecycle hook), `engines` service -> its own where it differs (a
-    worker: ecs, and its port None).
+    worker: ecs, and its port None), `sidecars` service -> the sidecars the stack builds
+    (`ServiceConfig.built_sidecars`), whose images a manifest may set.
     """
     data = {
         "environment": stack,
@@ -597,6 +599,7 @@ def release_inventory(
                 group=groups[name],
                 family=(service_families or {}).get(name),
                 validation_hook=validation_hook,
+                sidecars=(sidecars or {}).get(name, []),
             )
             for name, port in sorted(services.items())
         },
@@ -624,6 +627,7 @@ def _service_entry(
     group: str,
     family: str | None,
     validation_hook: str | None,
+    sidecars: list[str],
 ) -> dict[str, Any]:
     codedeploy = engine == "codedeploy"
     return {
@@ -632,6 +636,8 @@ def _service_entry(
         "engine": engine,
         **({"codedeployApplication": application, "codedeployGroup": group} if codedeploy else {}),
         "container": name,
+        # Only when there are some: a stack without built sidecars keeps its output as it was.
+        **({"sidecars": sorted(sidecars)} if sidecars else {}),
         **({"containerPort": port} if port is not None else {}),
         **({"taskFamily": family} if family else {}),
         **({"validationHook": validation_hook} if validation_hook and codedeploy else {}),

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from ecs_delivery.offline.release_simulator import SimulatedAws
 from ecs_delivery.runtime.release.cli import Cli, build_parser, main
 from ecs_delivery.runtime.release.pacing import SystemClock
+from ecs_delivery.runtime.release.state import SCHEMA_VERSION
 
 
 def files(sim: SimulatedAws, tmp_path: Path, manifest: str) -> list[str]:
@@ -288,7 +289,7 @@ def test_a_state_from_a_newer_engine_still_gives_status_and_rollback_but_not_app
     assert run(sim, ["apply", *args])[0] == 0
     key = "releases/dev-r1/state.json"
     state = json.loads(sim.clients.s3.get_object(Bucket=sim.bucket, Key=key)["Body"].read())
-    state["schema_version"] = 2
+    state["schema_version"] = SCHEMA_VERSION + 1
     state["approvals"] = {"by": "a newer engine"}
     state["status"] = "running"
     sim.clients.s3.put_object(Bucket=sim.bucket, Key=key, Body=json.dumps(state).encode())

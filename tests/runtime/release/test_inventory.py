@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ecs_delivery.runtime.release.inventory import InventoryError, load_inventory
+from ecs_delivery.runtime.release.inventory import InventoryError, load_inventory, parse_inventory
 
 from .conftest import small_inventory
 
@@ -68,3 +68,11 @@ def test_an_invalid_inventory_inside_a_plan_names_the_bad_field(tmp_path: Path) 
         load_inventory(path)
 
     assert f"{path}: services.web.service: required" in str(error.value).splitlines()
+
+
+def test_an_inventory_written_before_built_sidecars_has_none() -> None:
+    """Older stacks export no `sidecars`: they load, and a manifest may set no sidecar."""
+    older = json.loads(json.dumps(INVENTORY))
+    for entry in older["services"].values():
+        del entry["sidecars"]
+    assert parse_inventory(older).services["web"].sidecars == []

@@ -309,3 +309,36 @@ def test_each_problem_is_shown_with_the_line_of_its_key() -> None:
         "services.nope",
         "services.web.image",
     ]
+
+
+def test_a_built_sidecars_image_is_checked_as_the_services_own_is() -> None:
+    inventory = small_inventory(True)
+    web = inventory.services["web"].model_copy(update={"sidecars": ["proxy", "agent"]})
+    inventory = inventory.model_copy(update={"services": {**inventory.services, "web": web}})
+    text = f"""\
+        release: r1
+        environment: prod
+        services:
+          web:
+            image: {REPO}/web:1.0.0
+            sidecars: {{proxy: {REPO}/web/proxy:latest, agent: "Not An Image", envoy: {REPO}/e:1.0.0}}
+    """
+    with pytest.raises(ManifestError) as caught:
+        load_manifest(textwrap.dedent(text), inventory)
+
+    assert caught.value.errors == [
+        'services.web.sidecars.agent: "Not An Image" is not an image reference: repository '
+        "'Not An Image' is not lowercase letters and digits joined by '.', '_', '__' or '-'; "
+        "use [registry/]repository[:tag][@sha256:<64 hex digits>]",
+        "services.web.sidecars.envoy: not a sidecar the stack builds for web; it builds agent, "
+        "proxy. Remove it, or give the sidecar a `build` (services.web.sidecars.envoy.build in "
+        "the stack config), run `pulumi up` and use the new releaseInventory",
+        'services.web.sidecars.proxy: tag "latest" is mutable; production needs an immutable '
+        "tag or a digest (repo@sha256:...)",
+    ]
+    good = text.replace("latest", "1.0.0").replace('"Not An Image"', f"{REPO}/a:2.0.0")
+    good = good.replace(f", envoy: {REPO}/e:1.0.0", "")
+    assert load_manifest(textwrap.dedent(good), inventory).services["web"].sidecars == {
+        "proxy": f"{REPO}/web/proxy:1.0.0",
+        "agent": f"{REPO}/a:2.0.0",
+    }

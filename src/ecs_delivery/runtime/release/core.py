@@ -199,7 +199,7 @@ class EngineCore:
     def _history(self, name: str, listed: Listed, since: float | None) -> list[Seen]:
         """The service's deployments created since `since`, every page."""
         svc = self.store.state.services[name]
-        request = self._request(name, "release", {svc.target.container: svc.image})
+        request = self._request(name, "release", svc.images)
         return self._engine(name).history(request, since, listed, self.aws.clock.sleep)
 
     def _is_ours(self, name: str, seen: Seen, action: str, revision: str | None) -> bool:
@@ -220,10 +220,21 @@ class EngineCore:
         return seen.target == (revision or svc.new_td)
 
     def _restores(self, name: str, revision: str) -> bool:
+        """`revision` takes back the release: no container the release changed runs the
+        release's image there, and one runs its image from before (a rollback that kept a
+        sidecar someone shipped since restores the other containers only)."""
         svc = self.store.state.services[name]
-        return revision == svc.previous_td or (
-            self.definitions.image(revision, svc.target.container) == svc.previous_image
+        if revision == svc.previous_td:
+            return True
+        runs = self._images_of(revision, svc.changed)
+        return all(runs[c] != new for c, (_, new) in svc.changed.items()) and any(
+            runs[c] == before for c, (before, _) in svc.changed.items()
         )
+
+    def _images_of(self, revision: str, containers: Iterable[str]) -> dict[str, str]:
+        """container -> image `revision` runs, for `containers` (LiveStateError names one
+        it lacks)."""
+        return {c: self.definitions.image(revision, c) for c in containers}
 
     def _find_deployment(
         self,

@@ -15,6 +15,7 @@ the Lambda steps from an S3 object. JSON shape (camelCase keys)::
           "codedeployApplication": "prod-web",     # engine codedeploy only
           "codedeployGroup": "prod-web",           # engine codedeploy only
           "container": "web",                      # container that takes traffic and the image
+          "sidecars": ["log-router"],              # optional: built sidecars a release may set
           "containerPort": 8080,
           "taskFamily": "ecs-delivery-prod-web",   # optional: where released revisions register
           "validationHook": "prod-validation-hook" # optional: the AfterAllowTestTraffic Lambda
@@ -62,6 +63,11 @@ class ServiceTarget(inputs.Model):
     codedeploy_application: str | None = Field(default=None, min_length=1)
     codedeploy_group: str | None = Field(default=None, min_length=1)
     container: str = Field(min_length=1, description="container whose image the release sets")
+    sidecars: list[str] = Field(
+        default_factory=list,
+        description="the sidecars the stack builds (`sidecars.<name>.build`), whose images a "
+        "manifest may set too (omitted, as in inventories written before: none)",
+    )
     container_port: Annotated[int, Strict()] | None = Field(
         default=None,
         ge=1,

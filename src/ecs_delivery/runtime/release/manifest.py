@@ -10,6 +10,8 @@ Shape (keys camelCase, unknown keys refused)::
         image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:<64 hex>
       api:
         image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:1.4.2
+        sidecars:                  # optional: sidecars the stack builds (sidecars.<name>.build)
+          log-router: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/api-log-router:1.4.2
     scheduledTasks:
       nightly-report:
         followsService: web        # runs web's image of this release (or web's live image)
@@ -19,7 +21,8 @@ Shape (keys camelCase, unknown keys refused)::
         image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/cleanup:2.0.0
         schedule: rate(1 hour)     # optional: omitted = the live schedule is kept
 
-Rules: every service and task must be in the environment's inventory; a task gives
+Rules: every service and task must be in the environment's inventory; a sidecar must be
+one the stack builds for that service (the inventory's `sidecars`); a task gives
 exactly one of `image` or `followsService`; schedules are `cron(<6 fields>)`,
 `rate(<N> <unit>)` or (Scheduler targets only) `at(yyyy-mm-ddThh:mm:ss)`; duplicate YAML
 keys are refused. In production an image must be pinned: a digest (`repo@sha256:...`), a
@@ -37,7 +40,7 @@ import json
 import re
 from typing import Annotated, Any
 
-from pydantic import Field, Strict, ValidationError, field_validator
+from pydantic import AfterValidator, Field, Strict, ValidationError, field_validator
 
 from ecs_delivery import inputs
 from ecs_delivery.runtime import image_reference
@@ -204,17 +207,24 @@ def _cron_problem(expression: str, fields: list[str]) -> str | None:
 # --------------------------------------------------------------------------- models
 
 
+def _checked_image(value: str) -> str:
+    if problem := image_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+Image = Annotated[str, AfterValidator(_checked_image)]
+
+
 class ServiceSpec(inputs.Model):
     """What a release sets for one service."""
 
-    image: str = Field(description="image of the service's main container (tag or digest)")
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, value: str) -> str:
-        if problem := image_problem(value):
-            raise ValueError(problem)
-        return value
+    image: Image = Field(description="image of the service's main container (tag or digest)")
+    sidecars: dict[str, Image] = Field(
+        default_factory=dict,
+        description="container -> image of sidecars the stack builds (omitted: they keep "
+        "what they run)",
+    )
 
 
 class TaskSpec(inputs.Model):
@@ -305,10 +315,14 @@ def _cross_checks(data: dict[str, Any], inventory: Inventory) -> list[str]:
                     f"services.{name}: unknown service in {inventory.environment}; known "
                     f"services: {', '.join(known_services) or '(none)'}"
                 )
-            image = spec.get("image") if isinstance(spec, dict) else None
+            spec = spec if isinstance(spec, dict) else {}
+            image = spec.get("image")
             problem = production_image_problem(image) if isinstance(image, str) else None
             if inventory.production and problem:
                 problems.append(f"services.{name}.image: {problem}")
+            sidecars = spec.get("sidecars")
+            if isinstance(sidecars, dict):
+                problems += _sidecar_problems(name, sidecars, inventory)
 
     tasks = data.get("scheduledTasks")
     if isinstance(tasks, dict):
@@ -346,6 +360,27 @@ def _cross_checks(data: dict[str, Any], inventory: Inventory) -> list[str]:
             rule_problem = schedule_problem(schedule, allow_at=False) if valid else None
             if on_rule and rule_problem:
                 problems.append(f"scheduledTasks.{name}.schedule: {rule_problem}")
+    return problems
+
+
+def _sidecar_problems(service: str, sidecars: dict[str, Any], inventory: Inventory) -> list[str]:
+    """A manifest sidecar must be one the stack builds for the service (its image is the
+    deployer's); any other container's image is Pulumi's, and a release must not move it."""
+    problems: list[str] = []
+    target = inventory.services.get(service)
+    built = sorted(target.sidecars) if target is not None else []
+    for container, image in sidecars.items():
+        key = f"services.{service}.sidecars.{container}"
+        if target is not None and container not in built:
+            problems.append(
+                f"{key}: not a sidecar the stack builds for {service}; it builds "
+                f"{', '.join(built) or '(none)'}. Remove it, or give the sidecar a `build` "
+                f"(services.{service}.sidecars.{container}.build in the stack config), run "
+                "`pulumi up` and use the new releaseInventory"
+            )
+        problem = production_image_problem(image) if isinstance(image, str) else None
+        if inventory.production and problem:
+            problems.append(f"{key}: {problem}")
     return problems
 
 

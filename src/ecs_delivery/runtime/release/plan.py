@@ -2,29 +2,61 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ecs_delivery.runtime.release.inventory import Inventory, ServiceTarget, TaskTarget
 from ecs_delivery.runtime.release.live import (
     Aws,
+    LiveStateError,
     TaskDefinitions,
     read_trigger,
     running_task_definitions,
 )
 from ecs_delivery.runtime.release.manifest import Manifest
-from ecs_delivery.runtime.release.state import ReleaseState, ServiceState, TaskState
+from ecs_delivery.runtime.release.state import (
+    SCHEMA_VERSION,
+    SCHEMA_WITHOUT_SIDECARS,
+    ReleaseState,
+    ServiceState,
+    TaskState,
+)
 
 
 @dataclass(frozen=True)
 class ServiceChange:
-    """A service whose image the release changes."""
+    """A service whose image, or the image of a sidecar it builds, the release changes."""
 
     name: str
     target: ServiceTarget
     previous_td: str
     previous_image: str
     image: str
+    # Built sidecars the manifest sets: container -> image, and what each runs now.
+    sidecar_images: dict[str, str] = field(default_factory=dict)
+    previous_sidecar_images: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def containers(self) -> dict[str, tuple[str, str]]:
+        """container -> (what runs, what the release sets), the main container first."""
+        return {
+            self.target.container: (self.previous_image, self.image),
+            **{
+                c: (self.previous_sidecar_images[c], image)
+                for c, image in sorted(self.sidecar_images.items())
+            },
+        }
+
+    def describe(self) -> str:
+        """`prev -> new` of the main container, then `sidecar: prev -> new` of each moved
+        sidecar."""
+        parts = []
+        for container, (before, after) in self.containers.items():
+            if before == after:
+                continue
+            main = container == self.target.container
+            parts.append(f"{'' if main else f'{container}: '}{before} -> {after}")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -86,6 +118,8 @@ class Plan:
                     previous_td=c.previous_td,
                     previous_image=c.previous_image,
                     image=c.image,
+                    sidecar_images=dict(c.sidecar_images),
+                    previous_sidecar_images=dict(c.previous_sidecar_images),
                 )
                 for c in self.services
             },
@@ -105,6 +139,11 @@ class Plan:
             },
             unchanged_services=list(self.unchanged_services),
             unchanged_tasks=list(self.unchanged_tasks),
+            schema_version=(
+                SCHEMA_VERSION
+                if any(c.sidecar_images for c in self.services)
+                else SCHEMA_WITHOUT_SIDECARS
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +156,11 @@ class Plan:
                     "name": c.name,
                     "from": c.previous_image,
                     "to": c.image,
+                    # Every container the release sets (main and sidecars), moved or not.
+                    "containers": {
+                        container: {"from": before, "to": after}
+                        for container, (before, after) in c.containers.items()
+                    },
                     "previous_task_definition": c.previous_td,
                 }
                 for c in self.services
@@ -142,7 +186,7 @@ class Plan:
         if not self.has_changes:
             lines.append("  no changes: every service and task already runs what the manifest says")
         for c in self.services:
-            lines.append(f"  service {c.name}: {c.previous_image} -> {c.image}")
+            lines.append(f"  service {c.name}: {c.describe()}")
         for c in self.tasks:
             parts = []
             if "image" in c.what:
@@ -158,6 +202,20 @@ class Plan:
         if self.unchanged_tasks:
             lines.append(f"  unchanged tasks: {', '.join(self.unchanged_tasks)}")
         return lines
+
+
+def _sidecar_image(definitions: TaskDefinitions, service: str, arn: str, container: str) -> str:
+    """What a built sidecar runs; a revision without it was deployed before the stack built
+    it, and a release cannot add a container (that is Pulumi's)."""
+    described = definitions.describe(arn)["taskDefinition"]
+    names = [c["name"] for c in described.get("containerDefinitions", [])]
+    if container not in names:
+        raise LiveStateError(
+            f"services.{service}.sidecars.{container}: service {service} runs {arn}, which has "
+            f"no container {container!r} (it has: {', '.join(names)}); run `pulumi up` so it "
+            "runs the sidecar, then release"
+        )
+    return definitions.image(arn, container)
 
 
 def compute_plan(
@@ -190,11 +248,15 @@ def compute_plan(
         live_image[name] = image
         if name not in manifest.services:
             continue
-        desired = manifest.services[name].image
-        if desired == image:
+        spec = manifest.services[name]
+        sidecars = {c: _sidecar_image(definitions, name, running[name], c) for c in spec.sidecars}
+        change = ServiceChange(
+            name, target, running[name], image, spec.image, dict(spec.sidecars), sidecars
+        )
+        if all(before == after for before, after in change.containers.values()):
             unchanged_services.append(name)
         else:
-            service_changes.append(ServiceChange(name, target, running[name], image, desired))
+            service_changes.append(change)
 
     task_changes: list[TaskChange] = []
     unchanged_tasks: list[str] = []

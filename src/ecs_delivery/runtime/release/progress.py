@@ -122,7 +122,7 @@ def summary_table(state: ReleaseState) -> list[str]:
                 name,
                 service_outcome(svc),
                 _words(svc.rollback),
-                f"{_short(svc.previous_image)} -> {_short(svc.image)}",
+                _service_images(svc),
                 svc.deployment_id or "-",
             )
         )
@@ -157,6 +157,17 @@ def service_outcome(svc: ServiceState) -> str:
     if svc.status == "pending":
         return "not started"
     return svc.status  # deployed (the rollback redeploys it) or failed
+
+
+def _service_images(svc: ServiceState) -> str:
+    """The main container's `before -> after`, then each moved sidecar's."""
+    main = svc.target.container
+    moved = [
+        f"{_short(before)} -> {_short(after)}"
+        for container, (before, after) in sorted(svc.changed.items())
+        if container != main
+    ]
+    return "; ".join([f"{_short(svc.previous_image)} -> {_short(svc.image)}", *moved])
 
 
 def _words(status: str | None) -> str:

@@ -325,13 +325,15 @@ class RollbackSteps(EngineCore):
             self._emit("service", name, f"rollback:{status}", str(detail))
 
     def _verify(self, names: list[str], now: float) -> None:
-        """Settle each service by the image its container runs now, field by field.
+        """Settle each service by the images the containers the release changed run now.
 
-        The image from before the release: rolled back. Another image than the release's: a
-        deployer changed it since, so it is left as it runs ("superseded", named in the
-        report). The release's image: the previous image is deployed onto what runs now
-        (every other field, e.g. a Pulumi change made since, is kept), once the group is
-        free: a deployment holding it (CodeDeploy's own rollback, a stop) may restore it.
+        Each runs its image from before the release: rolled back. None runs the release's
+        image, and one another: a deployer changed it since, so it is left as it runs
+        ("superseded", named in the report). One runs the release's image: the previous
+        image of each such container is deployed onto what runs now (every other field,
+        e.g. a Pulumi change made since, and a sidecar shipped since, are kept), once the
+        group is free: a deployment holding it (CodeDeploy's own rollback, a stop) may
+        restore it.
         """
         services = self.store.state.services
         running, reason = self._running_or_reason({n: services[n].target for n in names})
@@ -339,21 +341,21 @@ class RollbackSteps(EngineCore):
         for name in names:
             svc = services[name]
             live = running.get(name)
-            image = self._image_or_none(live, svc.target.container)
+            images = {c: self._image_or_none(live, c) for c in svc.changed}
+            missing = sorted(c for c, image in images.items() if image is None)
             if live is None:
                 settled[name] = {"rollback": "failed", "rollback_error": reason}
             elif svc.deployment_id is None and svc.status == "failed":
                 settled[name] = {"rollback": "not_needed"}  # the release never deployed it
-            elif image is None:  # its container is gone: nothing of the release runs there
+            elif len(missing) == len(images):  # gone: nothing of the release runs there
                 settled[name] = {
                     "rollback": "superseded",
-                    "rollback_note": f"{live} has no container {svc.target.container!r}; "
-                    "left as it runs",
+                    "rollback_note": f"{live} has no container {missing[0]!r}; left as it runs",
                 }
-            elif image == svc.previous_image:
+            elif all(images[c] == before for c, (before, _) in svc.changed.items()):
                 settled[name] = {"rollback": "rolled_back"}
-            elif image != svc.image:
-                settled[name] = self._superseded(name, live, image)
+            elif not _still_released(svc, images):
+                settled[name] = self._superseded(name, live, _kept(svc, images))
             elif self._group_held(name):
                 if self._timed_out(svc.rollback_started_at, now):
                     settled[name] = self._rollback_failed("verifying", svc.deployment_id)
@@ -367,7 +369,7 @@ class RollbackSteps(EngineCore):
         (on CodeDeploy with `end`, one that only waits out its termination wait does not
         hold it: the redeploy ends that wait, as the release's own deploys do)."""
         svc = self.store.state.services[name]
-        request = self._request(name, "rollback", {svc.target.container: svc.previous_image})
+        request = self._request(name, "rollback", svc.previous_images)
         ours = (self._marker("release", name), self._marker("rollback", name))
         return self._engine(name).held(request, ours, self.aws.clock.sleep)
 
@@ -380,7 +382,8 @@ class RollbackSteps(EngineCore):
             return None
 
     def _superseded(self, name: str, live: str, image: str) -> dict[str, Any]:
-        """A deployer other than this release set the service's image since: keep it."""
+        """A deployer other than this release set the service's image since (`image`: what
+        it runs, or each kept container's `container image`): keep it."""
         newer = self._newest_other_deployment(name)
         note = (
             f"runs {image} ({live}), deployed after this release"
@@ -438,17 +441,26 @@ class RollbackSteps(EngineCore):
         image still runs: the deployment's id, the settled rollback when there is nothing to
         deploy, or None when the group is busy right now."""
         svc = self.store.state.services[name]
-        container = svc.target.container
+        # Only the containers that still run the release's image go back; one shipped since
+        # is kept (and checked again under the group's lock by expect_images).
+        restore = svc.changed
+        if len(restore) > 1:
+            # A container Pulumi removed since runs nothing of the release: it is left out.
+            running = self._running(name)
+            runs = {c: self._image_or_none(running, c) for c in restore}
+            restore = {c: pair for c, pair in restore.items() if runs[c] == pair[1]}
+        if not restore:
+            return {"rollback": "verifying"}
         # While what runs is exactly the release's own revision (nothing changed since), the
         # revision it replaced comes back whole (also the fields a stale deployment of ours
-        # reverted); otherwise only the image goes back, onto what runs. The core decides
+        # reverted); otherwise only the images go back, onto what runs. The core decides
         # from what runs under the group's lock, not from an earlier read.
         try:
             result = self._deploy(
                 name,
                 "rollback",
-                {container: svc.previous_image},
-                expect_images={container: svc.image},
+                {c: before for c, (before, _) in restore.items()},
+                expect_images={c: after for c, (_, after) in restore.items()},
                 reuse_revision=svc.previous_td,
                 template_arn=svc.previous_td if svc.new_td else None,
                 template_while_running=svc.new_td,
@@ -456,8 +468,10 @@ class RollbackSteps(EngineCore):
         except (DeploymentInProgressError, _Aborted):
             return None
         if result.action == "superseded":
+            if _still_released(svc, dict(result.images)):
+                return {"rollback": "verifying"}  # moved since our read: decide again
             return self._superseded(
-                name, result.running_task_definition_arn, result.images.get(container, "?")
+                name, result.running_task_definition_arn, _kept(svc, dict(result.images))
             )
         if result.deployment_id is None:
             return {"rollback": "rolled_back"}
@@ -483,3 +497,21 @@ class RollbackSteps(EngineCore):
         status = str(self.store.update(mark))
         self._emit("release", self.release_id, status, state.failure or "")
         return status
+
+
+def _still_released(svc: ServiceState, images: dict[str, str | None]) -> bool:
+    """Whether a container the release changed still runs the release's image."""
+    return any(images.get(c) == after for c, (_, after) in svc.changed.items())
+
+
+def _kept(svc: ServiceState, images: dict[str, str | None]) -> str:
+    """What runs in place of the release's images: the main container's image alone (as
+    before sidecars), else `container image` of each container that moved on."""
+    moved = {
+        c: images.get(c) or "(removed)"
+        for c, (before, _) in svc.changed.items()
+        if images.get(c) != before
+    }
+    if list(moved) == [svc.target.container]:
+        return moved[svc.target.container]
+    return ", ".join(f"{c} {image}" for c, image in sorted(moved.items())) or "?"

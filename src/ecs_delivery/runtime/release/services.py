@@ -74,7 +74,7 @@ class ServiceSteps(EngineCore):
             self._emit("service", name, "registered", new_td)
 
         try:
-            result = self._deploy(name, "release", {service.target.container: service.image}, claim)
+            result = self._deploy(name, "release", service.images, claim)
         except _Aborted:
             status = self.store.state.services[name].status
             return "pending" if claimed["expected"] == "pending" else status
@@ -105,12 +105,13 @@ class ServiceSteps(EngineCore):
         Pulumi change) with `error.deployed`. Record exactly that, so the rollback (what runs
         is ours) puts the replaced revision back whole."""
         replaced = str(error.replaced)
-        image = self.definitions.image(replaced, self.store.state.services[name].target.container)
+        images = self._images_of(replaced, self.store.state.services[name].images)
 
         def record(st: ReleaseState) -> None:
             svc = st.services[name]
             if svc.status == "starting":
-                svc.previous_td, svc.previous_image = replaced, image
+                svc.previous_td = replaced
+                svc.record_previous(images)
                 svc.new_td, svc.deployment_id = error.deployed, error.deployment_id
 
         self.store.update(record)
@@ -131,13 +132,13 @@ class ServiceSteps(EngineCore):
     def _record_nothing_to_deploy(self, name: str, result: RolloutResult) -> str:
         """What runs already carries the release's image (someone shipped it): nothing is
         deployed, and a rollback has nothing of this release's to take back."""
-        image = result.images.get(self.store.state.services[name].target.container, "")
 
         def record(st: ReleaseState) -> None:
             svc = st.services[name]
             if svc.status in ("pending", "starting"):
                 svc.status, svc.finished_at = "deployed", self._now()
-                svc.previous_td, svc.previous_image = result.running_task_definition_arn, image
+                svc.previous_td = result.running_task_definition_arn
+                svc.record_previous(result.images)
 
         self.store.update(record)
         self._emit("service", name, "deployed", "already runs the release's image")
@@ -165,9 +166,7 @@ class ServiceSteps(EngineCore):
         requested before the claim is always seen: no start begins after a rollback request.
         """
         now = self._now()
-        previous_image = self.definitions.image(
-            base, self.store.state.services[name].target.container
-        )
+        previous = self._images_of(base, self.store.state.services[name].images)
 
         def claim(st: ReleaseState) -> str:
             if st.status != "running":
@@ -176,7 +175,8 @@ class ServiceSteps(EngineCore):
             if svc.status != expected:
                 raise Unchanged(svc.status)
             svc.status, svc.new_td, svc.started_at = "starting", new_td, now
-            svc.previous_td, svc.previous_image = base, previous_image
+            svc.previous_td = base
+            svc.record_previous(previous)
             return "starting"
 
         return str(self.store.update(claim))

@@ -39,8 +39,12 @@ TERMINAL_RELEASE: frozenset[str] = frozenset({"succeeded", "rolled_back", "rollb
 SETTLED_ROLLBACK: frozenset[str] = frozenset({"rolled_back", "not_needed", "superseded", "failed"})
 
 
-# The layout this engine writes; a state written by a newer engine says a higher number.
-SCHEMA_VERSION = 1
+# The newest layout this engine writes; a state written by a newer engine says a higher
+# number. 2: a release that sets sidecars (an engine of schema 1 would deploy and roll back
+# only each service's own container, so its `apply` refuses such a state); a release that
+# sets none still writes 1, which every engine runs.
+SCHEMA_VERSION = 2
+SCHEMA_WITHOUT_SIDECARS = 1
 
 
 class _State(BaseModel):
@@ -55,8 +59,13 @@ class ServiceState(_State):
 
     target: ServiceTarget
     previous_td: str
+    # The main container (target.container): what it ran before, what the release sets.
     previous_image: str
     image: str
+    # The built sidecars the manifest sets (container -> image), and what each ran before;
+    # empty in states written before releases set sidecars.
+    sidecar_images: dict[str, str] = Field(default_factory=dict)
+    previous_sidecar_images: dict[str, str] = Field(default_factory=dict)
     new_td: str | None = None
     deployment_id: str | None = None
     status: ServiceStatus = "pending"
@@ -69,6 +78,31 @@ class ServiceState(_State):
     rollback_error: str | None = None
     # Why the rollback left a field as it runs (a newer deployment set it).
     rollback_note: str | None = None
+
+    @property
+    def images(self) -> dict[str, str]:
+        """container -> image the release sets: the main container and its sidecars."""
+        return {self.target.container: self.image, **self.sidecar_images}
+
+    @property
+    def previous_images(self) -> dict[str, str]:
+        """container -> image each of `images` ran before the release."""
+        return {self.target.container: self.previous_image, **self.previous_sidecar_images}
+
+    @property
+    def changed(self) -> dict[str, tuple[str, str]]:
+        """container -> (before, release's image) of each container the release changes
+        (the main container when none does: what a rollback checks)."""
+        before = self.previous_images
+        moved = {c: (before.get(c, ""), image) for c, image in self.images.items()}
+        changed = {c: pair for c, pair in moved.items() if pair[0] != pair[1]}
+        return changed or {self.target.container: moved[self.target.container]}
+
+    def record_previous(self, images: dict[str, str]) -> None:
+        """Set what each container the release sets ran before, from `images` (container ->
+        image of the revision it replaces)."""
+        self.previous_image = images.get(self.target.container, "")
+        self.previous_sidecar_images = {c: images.get(c, "") for c in self.sidecar_images}
 
 
 class TaskState(_State):
@@ -115,7 +149,7 @@ class ReleaseState(_State):
     unchanged_tasks: list[str] = Field(default_factory=list)
     version: int = 0
     # States written before the schema had a number are version 1.
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = SCHEMA_WITHOUT_SIDECARS
     lease: Lease | None = None
 
 
