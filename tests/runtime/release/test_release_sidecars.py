@@ -19,7 +19,7 @@ from ecs_delivery.runtime.release.state import StateStore
 
 from .conftest import aws_of, config
 from .test_cli import files, run
-from .test_rollback_ownership import lands, live_definition
+from .test_rollback_ownership import lands, live_definition, register_over
 
 SERVICE = "svc-000"
 SIDECAR = "log-router"
@@ -43,7 +43,7 @@ def ecs_sim(make_sim) -> SimulatedAws:  # type: ignore[no-untyped-def]
 def with_sidecar(environment: SimulatedAws) -> SimulatedAws:
     described = live_definition(environment, SERVICE)
     router = {"name": SIDECAR, "image": sidecar_image(environment, "1.0.0"), "essential": False}
-    lands(environment, SERVICE, register_with(environment, described, extra=[router]))
+    lands(environment, SERVICE, register_over(environment, described, extra=[router]))
     services = dict(environment.inventory.services)
     services[SERVICE] = services[SERVICE].model_copy(update={"sidecars": [SIDECAR]})
     environment.inventory = environment.inventory.model_copy(update={"services": services})
@@ -52,31 +52,6 @@ def with_sidecar(environment: SimulatedAws) -> SimulatedAws:
 
 def sidecar_image(sim: SimulatedAws, version: str) -> str:
     return sim.image(f"{SERVICE}-{SIDECAR}", version)
-
-
-def register_with(
-    sim: SimulatedAws,
-    described: dict[str, Any],
-    images: dict[str, str] | None = None,
-    extra: list[dict[str, Any]] | None = None,
-) -> str:
-    """A revision of `described` in its family with `images` (container -> image) and
-    `extra` containers: another deployer's registration (Pulumi's rollout, a ship)."""
-    containers = [
-        {**c, "image": (images or {}).get(c["name"], c["image"])}
-        for c in described["containerDefinitions"]
-    ]
-    return str(
-        sim.raw_ecs.register_task_definition(
-            family=described["family"],
-            requiresCompatibilities=described["requiresCompatibilities"],
-            networkMode=described["networkMode"],
-            cpu=described["cpu"],
-            memory=described["memory"],
-            executionRoleArn=described["executionRoleArn"],
-            containerDefinitions=[*containers, *(extra or [])],
-        )["taskDefinition"]["taskDefinitionArn"]
-    )
 
 
 def live_images(sim: SimulatedAws, service: str = SERVICE) -> dict[str, str]:
@@ -219,7 +194,7 @@ def test_rollback_keeps_a_sidecar_shipped_since_and_restores_the_main_container(
     # Later, the pipeline ships a new log-router (the main container keeps the release's).
     shipped = sidecar_image(small_sim, "3.0.0")
     described = live_definition(small_sim, SERVICE)
-    lands(small_sim, SERVICE, register_with(small_sim, described, images={SIDECAR: shipped}))
+    lands(small_sim, SERVICE, register_over(small_sim, described, images={SIDECAR: shipped}))
 
     rolled = rollback(small_sim, "dev-r1")
 
@@ -238,7 +213,11 @@ def test_rollback_leaves_a_service_whose_every_moved_container_was_shipped_since
 ) -> None:
     release(small_sim, manifest_text(small_sim, "2.0.0", sidecar_image(small_sim, "2.0.0")))
     images = {"app": small_sim.image(SERVICE, "3.0.0"), SIDECAR: sidecar_image(small_sim, "3.0.0")}
-    lands(small_sim, SERVICE, register_with(small_sim, live_definition(small_sim, SERVICE), images))
+    lands(
+        small_sim,
+        SERVICE,
+        register_over(small_sim, live_definition(small_sim, SERVICE), images=images),
+    )
 
     rolled = rollback(small_sim, "dev-r1")
 
@@ -350,7 +329,7 @@ def test_rollback_restores_the_main_container_when_pulumi_removed_the_sidecar_si
             c for c in described["containerDefinitions"] if c["name"] != SIDECAR
         ],
     }
-    lands(small_sim, SERVICE, register_with(small_sim, without))
+    lands(small_sim, SERVICE, register_over(small_sim, without))
 
     rolled = rollback(small_sim, "dev-r1")
 

@@ -39,12 +39,22 @@ def register_over_live(sim: SimulatedAws, service: str, **changes: Any) -> str:
     return register_over(sim, live_definition(sim, service), **changes)
 
 
-def register_over(sim: SimulatedAws, described: dict[str, Any], **changes: Any) -> str:
+def register_over(
+    sim: SimulatedAws,
+    described: dict[str, Any],
+    *,
+    images: dict[str, str] | None = None,
+    extra: list[dict[str, Any]] | None = None,
+    **changes: Any,
+) -> str:
     """A revision of `described` (a DescribeTaskDefinition taskDefinition) in its family,
-    with `changes` (memory=..., image=...): another deployer's registration."""
-    container = dict(described["containerDefinitions"][0])
-    if "image" in changes:
-        container["image"] = changes.pop("image")
+    with `changes` (memory=..., image=... of the first container), `images` (container ->
+    image) and `extra` containers: another deployer's registration (Pulumi's, a ship)."""
+    first, *others = described["containerDefinitions"]
+    first = {**first, "image": changes.pop("image", first["image"])}
+    containers = [
+        {**c, "image": (images or {}).get(c["name"], c["image"])} for c in [first, *others]
+    ]
     return str(
         sim.raw_ecs.register_task_definition(
             family=described["family"],
@@ -53,7 +63,7 @@ def register_over(sim: SimulatedAws, described: dict[str, Any], **changes: Any) 
             cpu=described["cpu"],
             memory=changes.pop("memory", described["memory"]),
             executionRoleArn=described["executionRoleArn"],
-            containerDefinitions=[container],
+            containerDefinitions=[*containers, *(extra or [])],
         )["taskDefinition"]["taskDefinitionArn"]
     )
 
