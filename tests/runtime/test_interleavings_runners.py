@@ -50,6 +50,14 @@ from ecs_delivery.runtime.release.steps import (
     start_service_step,
     update_tasks_step,
 )
+from tests.support.release_interleavings import (
+    BUCKET,
+    MANIFEST,
+    POLLS,
+    RELEASED,
+    ReleaseOutcome,
+    _plain,
+)
 
 from .test_interleavings import (
     ACTORS,
@@ -63,15 +71,7 @@ from .test_interleavings import (
     many_runs,
     settle,
 )
-from .test_interleavings_release import (
-    BUCKET,
-    INVENTORY,
-    MANIFEST,
-    POLLS,
-    RELEASED,
-    ReleaseOutcome,
-    _plain,
-)
+from .test_interleavings_release import INVENTORY
 
 CONFIG = EngineConfig(poll_seconds=1, deployment_timeout_seconds=10_000, start_grace_seconds=0)
 LEASE = execution_lease_seconds(CONFIG.poll_seconds)

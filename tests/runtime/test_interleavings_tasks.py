@@ -42,6 +42,7 @@ from ecs_delivery.runtime.release.steps import (
     update_tasks_step,
 )
 from ecs_delivery.runtime.taskdef import images_of, same_content
+from tests.support.release_interleavings import BUCKET, POLLS, _plain
 
 from .test_interleavings import (
     ACCOUNT,
@@ -53,7 +54,6 @@ from .test_interleavings import (
     fresh_moto,
     many_runs,
 )
-from .test_interleavings_release import BUCKET, POLLS, _plain
 
 CLUSTER, TASK, FAMILY, CONTAINER = "c", "report", "c-report", "report"
 FAMILY_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{FAMILY}"
