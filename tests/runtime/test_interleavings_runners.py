@@ -58,19 +58,17 @@ from tests.support.release_interleavings import (
     ReleaseOutcome,
     _plain,
 )
-
-from .test_interleavings import (
-    ACTORS,
+from tests.support.rollout_interleavings import (
     IMAGES,
     REGION,
     SESSION,
     Scheduler,
-    World,
     actor,
     fresh_moto,
     many_runs,
-    settle,
 )
+
+from .test_interleavings import ACTORS, World, settle
 from .test_interleavings_release import INVENTORY
 
 CONFIG = EngineConfig(poll_seconds=1, deployment_timeout_seconds=10_000, start_grace_seconds=0)

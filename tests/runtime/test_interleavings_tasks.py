@@ -43,10 +43,8 @@ from ecs_delivery.runtime.release.steps import (
 )
 from ecs_delivery.runtime.taskdef import images_of, same_content
 from tests.support.release_interleavings import BUCKET, POLLS, _plain
-
-from .test_interleavings import (
+from tests.support.rollout_interleavings import (
     ACCOUNT,
-    ACTORS,
     IMAGES,
     REGION,
     Scheduler,
@@ -54,6 +52,8 @@ from .test_interleavings import (
     fresh_moto,
     many_runs,
 )
+
+from .test_interleavings import ACTORS
 
 CLUSTER, TASK, FAMILY, CONTAINER = "c", "report", "c-report", "report"
 FAMILY_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{FAMILY}"
