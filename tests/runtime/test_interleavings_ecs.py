@@ -1,8 +1,9 @@
 """Every interleaving of a pipeline ship with a `pulumi up` rollout on the ECS engine (issue 19).
 
-The exploration of tests/runtime/test_interleavings.py (its scheduler, scenarios, schedules and
-invariants: zero reverts, zero lost Pulumi-owned changes, zero empty deployments), with the
-service on the ECS controller: both deployers run the real `runtime.rollout.rollout` with
+The exploration of tests/support/rollout_interleavings.py (its scheduler, scenarios, schedules
+and invariants: zero reverts, zero lost Pulumi-owned changes, zero empty deployments), as
+tests/runtime/test_interleavings.py runs it on CodeDeploy, with the service on the ECS
+controller: both deployers run the real `runtime.rollout.rollout` with
 `engine="ecs"`, ECS's service deployments come from the one double
 (ecs_delivery.offline.ecs_deployments, attached to each actor's real client: moto 5.2 has
 none). The World differs because the engine's calls do: the steps are read what runs
@@ -18,73 +19,39 @@ from __future__ import annotations
 from typing import Any
 
 import greenlet  # noqa: F401  (the scheduler's; skip cleanly where it is missing)
-import pytest
 
 from ecs_delivery.offline.ecs_deployments import EcsDeployments
 from ecs_delivery.runtime.aws import client
 from ecs_delivery.runtime.ecs_engine import EcsEngine
 from ecs_delivery.runtime.rollout import RolloutRequest, rollout
-from ecs_delivery.runtime.taskdef import describe, images_of, same_content_in_any_family
-from tests.runtime.test_interleavings import (
+from ecs_delivery.runtime.taskdef import images_of, same_content_in_any_family
+from tests.support.rollout_interleavings import (
     ACCOUNT,
     CLUSTER,
     CONTAINER,
-    FAMILY,
-    IMAGES,
     ONE_SHIP,
-    PORT,
-    PROMOTION,
     REGION,
-    ROLLBACK,
     SERVICE,
     SESSION,
-    TWO_SHIPS,
     Outcome,
-    Scenario,
+    RolloutEngine,
     Scheduler,
-    _spec,
-    actor,
-    fresh_moto,
-    parts,
-)
-from tests.runtime.test_interleavings import (
-    explore as explore_with,
+    ServiceWorld,
+    explore,
+    rollout_exploration_tests,
+    rollout_request,
 )
 
 
-class EcsWorld:
-    """One moto account with a service on the ECS controller and ECS's service deployments."""
+class EcsWorld(ServiceWorld):
+    """The service on the ECS controller, with ECS's service deployments."""
+
+    CONTROLLER = "ECS"
 
     def __init__(self, outcome: Outcome, scheduler: Scheduler, failing: str | None = None) -> None:
-        self.outcome = outcome
-        self.scheduler = scheduler
-        self.failing = failing  # ECS fails (and rolls back) this actor's deployments
-        self.created_by: dict[str, str] = {}
+        super().__init__(outcome, scheduler, ACTORS.plain(), failing)
         self.awaited: set[str] = set()  # deployments their creator's engine waits for
-        self.described: dict[str, dict[str, Any]] = {}
-        self.ecs = ACTORS.plain()
         self.deployments = EcsDeployments(moto=self.ecs, region=REGION, account=ACCOUNT)
-        self.ecs.create_cluster(clusterName=CLUSTER)
-        first = self._register(_spec(IMAGES[0], "512"))
-        # What production runs: the target of the last deployment that finished.
-        self.primary = first
-        self.ecs.create_service(
-            cluster=CLUSTER,
-            serviceName=SERVICE,
-            taskDefinition=first,
-            desiredCount=1,
-            launchType="FARGATE",
-            deploymentController={"type": "ECS"},
-        )
-        self.outcome.ran.append(IMAGES[0])
-
-    def _register(self, spec: dict[str, Any]) -> str:
-        return self.ecs.register_task_definition(**spec)["taskDefinition"]["taskDefinitionArn"]
-
-    def describe(self, arn: str) -> dict[str, Any]:
-        if arn not in self.described:
-            self.described[arn] = describe(self.ecs, arn)["taskDefinition"]
-        return self.described[arn]
 
     def running(self) -> str:
         return self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0][
@@ -188,79 +155,36 @@ ACTORS = EcsActors()
 
 
 def _request(template: str | None, images: dict[str, str] | None = None) -> RolloutRequest:
-    return RolloutRequest(
-        cluster=CLUSTER,
-        service=SERVICE,
-        template_arn=template,
-        family=FAMILY,
-        engine="ecs",
-        container_name=CONTAINER,
-        container_port=PORT,
-        images=images or {},
-        poll_seconds=1,
-        timeout_seconds=10_000,
-        merge_attempts=4,
-    )
-
-
-def run_interleaving(schedule: str, scenario: Scenario) -> Outcome:
-    """One run: P ships `scenario.ships` one after another; U runs one `pulumi up` rollout."""
-    outcome = Outcome()
-    with fresh_moto():
-        scheduler = Scheduler(schedule)
-        world = EcsWorld(outcome, scheduler, failing="U" if scenario.codedeploy_fails_up else None)
-        ACTORS.world = world
-        template = world._register(_spec(IMAGES[0], scenario.memory, family=f"{FAMILY}-template"))
-
-        def pipeline() -> None:
-            ecs = ACTORS.of("P")
-            for image in scenario.ships:
-                request = _request(None, {CONTAINER: image})
-                rollout(ecs, None, request, sleep=lambda _s: None, engine=GatedEngine(ecs, "P"))
-
-        def pulumi_up() -> None:
-            ecs = ACTORS.of("U")
-            images = {CONTAINER: scenario.promoted} if scenario.promoted else {}
-            request = _request(template, images)
-            rollout(ecs, None, request, sleep=lambda _s: None, engine=GatedEngine(ecs, "U"))
-
-        scheduler.run({"P": actor(outcome, "P", pipeline), "U": actor(outcome, "U", pulumi_up)})
-        settle(world, outcome)
-    return outcome
+    return rollout_request(template, images, engine="ecs")
 
 
 def settle(world: EcsWorld, outcome: Outcome) -> None:
     """Record what runs at the end of a run (no deployment left open, and ECS agrees)."""
     assert not world._open(), "a deployment was left running"
     assert world.running() == world.primary, "ECS runs what no finished deployment targeted"
-    final = world.describe(world.primary)
-    outcome.final_memory = final["memory"]
-    outcome.final_image = images_of(final)[CONTAINER]
+    world.record_final(outcome)
 
 
-def explore(scenario: Scenario, part: int | None = None) -> dict[str, list[str]]:
-    """test_interleavings.explore, each run on the ECS engine."""
-    return explore_with(scenario, part, run=run_interleaving)
+class EcsRollout(RolloutEngine):
+    """The service on the ECS controller, ECS's service deployments from the double; each
+    rollout on the real EcsEngine with the schedule's steps in front of it."""
+
+    def world(self, outcome: Outcome, scheduler: Scheduler, failing: str | None) -> EcsWorld:
+        world = EcsWorld(outcome, scheduler, failing)
+        ACTORS.world = world
+        return world
+
+    def deploy(self, world: EcsWorld, name: str, template: str | None, images: dict[str, str]):
+        ecs = ACTORS.of(name)
+        request = _request(template, images)
+        rollout(ecs, None, request, sleep=lambda _s: None, engine=GatedEngine(ecs, name))
+
+    def settle(self, world: EcsWorld, outcome: Outcome) -> None:
+        settle(world, outcome)
 
 
-@pytest.mark.parametrize("part", parts(ONE_SHIP))
-def test_on_ecs_a_ship_during_a_memory_change_never_reverts_and_the_memory_lands(part):
-    assert explore(ONE_SHIP, part) == {}
-
-
-@pytest.mark.parametrize("part", parts(TWO_SHIPS))
-def test_on_ecs_two_ships_during_one_up_never_revert_and_the_memory_lands(part):
-    assert explore(TWO_SHIPS, part) == {}
-
-
-@pytest.mark.parametrize("part", parts(PROMOTION))
-def test_on_ecs_a_ship_during_a_promotion_ends_on_the_promoted_release_or_the_newer_ship(part):
-    assert explore(PROMOTION, part) == {}
-
-
-@pytest.mark.parametrize("part", parts(ROLLBACK))
-def test_on_ecs_a_rollback_of_up_by_ecs_is_reported_and_reverts_nothing(part):
-    assert explore(ROLLBACK, part) == {}
+ECS = EcsRollout()
+TestOnEcs = rollout_exploration_tests(ECS)
 
 
 def test_on_ecs_the_exploration_sees_a_revert_when_the_recheck_is_missing(monkeypatch):
@@ -270,4 +194,4 @@ def test_on_ecs_the_exploration_sees_a_revert_when_the_recheck_is_missing(monkey
     monkeypatch.setattr(
         EcsEngine, "running_under_lock", lambda self, request, arn, expected, read, sleep: expected
     )
-    assert explore(ONE_SHIP), "the mutant survived every interleaving"
+    assert explore(ECS.run, ONE_SHIP), "the mutant survived every interleaving"

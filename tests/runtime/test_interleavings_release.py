@@ -21,12 +21,6 @@ from typing import Any
 from ecs_delivery.runtime.release.live import Clients
 from ecs_delivery.runtime.rollout import rollout
 from tests.runtime.test_interleavings import ACTORS, APPLICATION, GROUP, World, _request, settle
-
-# What tests/runtime/test_interleavings_runners.py and _tasks.py take from here.
-from tests.support.release_interleavings import BUCKET as BUCKET
-from tests.support.release_interleavings import MANIFEST as MANIFEST
-from tests.support.release_interleavings import POLLS as POLLS
-from tests.support.release_interleavings import RELEASED as RELEASED
 from tests.support.release_interleavings import (
     ROLLBACK_VS_SHIP,
     ReleaseEngine,

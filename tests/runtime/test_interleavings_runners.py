@@ -50,28 +50,26 @@ from ecs_delivery.runtime.release.steps import (
     start_service_step,
     update_tasks_step,
 )
-
-from .test_interleavings import (
-    ACTORS,
-    IMAGES,
-    REGION,
-    SESSION,
-    Scheduler,
-    World,
-    actor,
-    fresh_moto,
-    many_runs,
-    settle,
-)
-from .test_interleavings_release import (
+from tests.support.release_interleavings import (
     BUCKET,
-    INVENTORY,
     MANIFEST,
     POLLS,
     RELEASED,
     ReleaseOutcome,
     _plain,
 )
+from tests.support.rollout_interleavings import (
+    IMAGES,
+    REGION,
+    SESSION,
+    Scheduler,
+    actor,
+    fresh_moto,
+    many_runs,
+)
+
+from .test_interleavings import ACTORS, World, settle
+from .test_interleavings_release import INVENTORY
 
 CONFIG = EngineConfig(poll_seconds=1, deployment_timeout_seconds=10_000, start_grace_seconds=0)
 LEASE = execution_lease_seconds(CONFIG.poll_seconds)

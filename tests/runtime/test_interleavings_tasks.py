@@ -42,10 +42,9 @@ from ecs_delivery.runtime.release.steps import (
     update_tasks_step,
 )
 from ecs_delivery.runtime.taskdef import images_of, same_content
-
-from .test_interleavings import (
+from tests.support.release_interleavings import BUCKET, POLLS, _plain
+from tests.support.rollout_interleavings import (
     ACCOUNT,
-    ACTORS,
     IMAGES,
     REGION,
     Scheduler,
@@ -53,7 +52,8 @@ from .test_interleavings import (
     fresh_moto,
     many_runs,
 )
-from .test_interleavings_release import BUCKET, POLLS, _plain
+
+from .test_interleavings import ACTORS
 
 CLUSTER, TASK, FAMILY, CONTAINER = "c", "report", "c-report", "report"
 FAMILY_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{FAMILY}"

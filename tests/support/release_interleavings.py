@@ -2,8 +2,8 @@
 of a release (and its rollback) against a ship or an `up`, and the tests every engine passes.
 
 The release runs as the state machine runs it: the engine's Lambda steps (plan, start, poll,
-rollback, rollback poll) called one after another by actor R, on the gated clients and the
-scheduler of tests/runtime/test_interleavings.py. Each engine's file
+rollback, rollback poll) called one after another by actor R, on the scheduler of
+tests/support/rollout_interleavings.py and each engine's gated clients. Each engine's file
 (tests/runtime/test_interleavings_release.py, CodeDeploy; ..._release_ecs.py, ECS) gives its
 world as a ReleaseEngine: how R and the other actor reach AWS, and what an order of steps is.
 """
@@ -32,7 +32,7 @@ from ecs_delivery.runtime.release.steps import (
     start_service_step,
     update_tasks_step,
 )
-from tests.runtime.test_interleavings import (
+from tests.support.rollout_interleavings import (
     CLUSTER,
     CONTAINER,
     FAMILY,
