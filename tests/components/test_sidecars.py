@@ -210,10 +210,10 @@ def test_the_task_role_may_write_the_routed_logs_and_telemetry_only_where_the_op
             "Resource": f"{metrics}:*",
         },
     ]
-    # mailer has neither option (nor EFS or ECS Exec): its task role has no policy at all.
-    assert not [
-        r for r in sidecars.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == "mailer-task"
-    ]
+    # mailer has neither option (nor EFS or ECS Exec): its task role may only consume the
+    # queue it scales on.
+    mailer = policy(sidecars, "mailer-task")["Statement"]
+    assert [s["Sid"] for s in mailer] == ["ConsumeQueue"]
 
 
 def test_the_execution_role_reads_a_sidecars_secret_and_pulls_its_private_image(sidecars):
