@@ -10,6 +10,7 @@ world as a ReleaseEngine: how R and the other actor reach AWS, and what an order
 
 from __future__ import annotations
 
+import abc
 import itertools
 import math
 from collections.abc import Callable
@@ -123,13 +124,14 @@ class ReleaseOutcome(Outcome):
     release_status: str = ""
 
 
-class ReleaseEngine:
+class ReleaseEngine(abc.ABC):
     """One engine's world for a release run; `run` is the run, the rest is what differs."""
 
     inventory: Inventory
     # The orders explored of each scenario (an engine may leave out orders equal to others).
     Scenario: type[ReleaseScenario] = ReleaseScenario
 
+    @abc.abstractmethod
     def world(
         self,
         outcome: ReleaseOutcome,
@@ -138,23 +140,22 @@ class ReleaseEngine:
         patch: pytest.MonkeyPatch,
     ) -> Any:
         """The run's world, the clients of `actors` acting on it."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def release_clients(self, world: Any) -> Clients:
         """R's clients (its ECS and CodeDeploy steps gated)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def clock(self, world: Any) -> Any:
         """What paces the release's polls."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def deploy(self, world: Any, name: str, template: str | None, images: dict[str, str]):
         """The other actor's rollout (a ship, or an `up` of `template`)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def settle(self, world: Any, outcome: ReleaseOutcome) -> None:
         """Record what runs at the end (the world's own checks first)."""
-        raise NotImplementedError
 
     def run(self, schedule: str, scenario: ReleaseScenario) -> ReleaseOutcome:
         """One release run, its steps and the other actor's in the order `schedule` gives."""

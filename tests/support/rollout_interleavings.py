@@ -12,6 +12,7 @@ deployment finishes, and how the deployers reach AWS. The release explorations
 
 from __future__ import annotations
 
+import abc
 import itertools
 import math
 from collections.abc import Callable, Iterator
@@ -281,21 +282,21 @@ PROMOTION = Scenario(ships=(IMAGES[2],), promoted=IMAGES[1])
 ROLLBACK = Scenario(ships=(IMAGES[1],), engine_fails_up=True)
 
 
-class RolloutEngine:
+class RolloutEngine(abc.ABC):
     """One engine's world for a rollout run; `run` is the run, the rest is what differs."""
 
+    @abc.abstractmethod
     def world(self, outcome: Outcome, scheduler: Scheduler, failing: str | None) -> Any:
         """The run's world (its engine fails the deployments of `failing`), the actors'
         clients acting on it."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def deploy(self, world: Any, name: str, template: str | None, images: dict[str, str]):
         """One rollout by actor `name` (a ship, or an `up` of `template`)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def settle(self, world: Any, outcome: Outcome) -> None:
         """Record what runs at the end (the world's own checks first)."""
-        raise NotImplementedError
 
     def run(self, schedule: str, scenario: Scenario) -> Outcome:
         """One run: P ships `scenario.ships` one after another; U runs one `pulumi up`
