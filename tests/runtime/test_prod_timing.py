@@ -44,12 +44,19 @@ def test_prods_numbers_are_what_the_simulator_runs():
         )
 
 
+# The deployment timeout is measured on the scaled clock, so every real second the engine
+# spends is SCALE simulated ones. At 2000x prod's 60 minutes were 1.8 s of a loaded CI machine
+# and api's 15-minute deployment did not always fit (CI, 2026-12-07); at 250x api's deployment
+# lasts 3.6 s and the engine has 10 s of real time to spare.
+SCALE = 250.0
+
+
 def test_a_release_of_three_services_with_prods_settings_succeeds():
     stack = prod()
     lifecycles = {"svc-000": "web", "svc-001": "api", "svc-002": "web"}
     timeout = stack.release.deployment_timeout_minutes * 60
     with simulated_aws(
-        ScaledClock(2000.0),
+        ScaledClock(SCALE),
         services=3,
         rule_tasks=0,
         schedule_tasks=0,
