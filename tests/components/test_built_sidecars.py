@@ -244,3 +244,28 @@ def test_the_task_definition_with_a_built_sidecar_fits_register_task_definition(
     task = plan.named("aws:ecs/taskDefinition:TaskDefinition", "web")
     request = shapes.register_task_definition(task.inputs)
     assert shapes.validation_errors("ecs", "RegisterTaskDefinition", request) == ""
+
+
+def test_a_built_sidecar_the_running_revision_lacks_yet_sleeps_instead_of_failing_the_program():
+    """The last update added proxy (its `liveImages` names it) but what runs is still the
+    revision before it: with `deployment.wait: false` the next `up` can come before that
+    rollout finished, and CodeDeploy may have rolled it back. The next `up` declares proxy as
+    it would for a new sidecar (asleep) instead of failing on a container the revision lacks."""
+    environment = _running(PROXY_V1)
+    environment["services"]["web"]["containers"] = {"web": WEB}  # not yet (or no longer) proxy
+    plan = make_plan("dev", environment=environment, overrides=_services())
+
+    proxy = _container(plan, "web", "proxy")
+    assert (proxy["image"], proxy["entryPoint"]) == (BOOTSTRAP, ["sleep", "2147483647"])
+    assert plan.outputs["liveImages"]["web"] == {
+        "web": {"image": WEB, "source": "live"},
+        "proxy": {"image": BOOTSTRAP, "source": "bootstrap"},
+    }
+
+
+def test_a_built_sidecar_of_an_unreadable_revision_still_fails_naming_the_pin_key():
+    environment = _running(PROXY_V1)
+    environment["services"]["web"]["unreadable"] = True
+    with pytest.raises(Exception) as caught:
+        make_plan("dev", environment=environment, overrides=_services())
+    assert "services.web" in str(caught.value) and "cannot be read" in str(caught.value)

@@ -133,9 +133,19 @@ def _fail(message: str) -> LiveImageError:
 
 
 def read_live(
-    *, cluster_arn: str, service: str, containers: list[str], exists: bool
+    *,
+    cluster_arn: str,
+    service: str,
+    containers: list[str],
+    exists: bool,
+    if_present: tuple[str, ...] = (),
 ) -> LiveService:
-    """Read the running task definition's images through the ECS invokes (display only)."""
+    """Read the running task definition's images through the ECS invokes (display only).
+
+    `if_present`: containers read only when the running revision has them (a sidecar the last
+    update added may not run yet: its rollout has not finished, or was rolled back); the others
+    must be there.
+    """
     if not exists:
         return LiveService(exists=False)
     try:
@@ -146,6 +156,9 @@ def read_live(
             f"read in {cluster_arn}: {exc}\nCheck the stack's AWS credentials (ecs:DescribeServices)."
         ) from None
     task_definition = found.task_definition
+    if if_present:
+        has = _container_names(service, task_definition)
+        containers = [*containers, *(c for c in if_present if c in has)]
     images: dict[str, str] = {}
     digests: dict[str, str] = {}
     for container in containers:
@@ -171,6 +184,19 @@ def read_live(
     return LiveService(
         exists=True, task_definition_arn=task_definition, images=images, digests=digests
     )
+
+
+def _container_names(service: str, task_definition: str) -> set[str]:
+    """The names of the containers of revision `task_definition`."""
+    try:
+        found = aws.ecs.get_task_definition(task_definition=task_definition)
+        return {c["name"] for c in json.loads(found.container_definitions or "[]")}
+    except Exception as exc:
+        raise _fail(
+            f"services.{service}: the service exists but its task definition {task_definition} "
+            f"cannot be read: {exc}\nRefusing to guess what it runs. Grant "
+            "ecs:DescribeTaskDefinition to the stack's credentials."
+        ) from None
 
 
 def _pin_key(service: str, container: str, what: str = "services") -> str:
@@ -346,9 +372,9 @@ def resolve_services(
     """Resolve every configured service's own (service-named) container and the sidecars the
     pipeline builds, each like the service's (pin, promotion, what runs, bootstrap).
 
-    A built sidecar is read from what runs only when this stack's last update ran it
-    (`last_live_images`, its `liveImages` output): only a `pulumi up` adds a container, and
-    reading one a revision lacks would fail the whole program.
+    A built sidecar is read from what runs only when this stack's last update declared it
+    (`last_live_images`, its `liveImages` output: only a `pulumi up` adds a container) and the
+    running revision has it; otherwise it is declared as a new one is.
     """
     tagged = existing_services(project=project, stack=stack)
     check_existence(sorted(services), tagged, known_before or set())
@@ -361,9 +387,12 @@ def resolve_services(
     resolutions = {}
     for name, svc in sorted(services.items()):
         ran_before = set((last_live_images or {}).get(name) or {})
-        built = [c for c in svc.built_sidecars() if c in ran_before]
         live = read_live(
-            cluster_arn=cluster_arn, service=name, containers=[name, *built], exists=name in tagged
+            cluster_arn=cluster_arn,
+            service=name,
+            containers=[name],
+            exists=name in tagged,
+            if_present=tuple(c for c in svc.built_sidecars() if c in ran_before),
         )
         own = resolve(
             service=name,
@@ -379,7 +408,7 @@ def resolve_services(
                 container=sidecar,
                 pinned=svc.sidecars[sidecar].image,
                 bootstrap=svc.bootstrap_image,
-                live=live if sidecar in built else LiveService(exists=False),
+                live=live if sidecar in (live.images or {}) else LiveService(exists=False),
                 release=release,
             )
             for sidecar in svc.built_sidecars()

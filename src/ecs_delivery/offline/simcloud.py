@@ -357,6 +357,7 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             "aws:ecs/getService:getService": self._ecs_service,
             "aws:cloudcontrol/getResource:getResource": self._cloud_control,
             "aws:ecs/getContainerDefinition:getContainerDefinition": self._container_definition,
+            "aws:ecs/getTaskDefinition:getTaskDefinition": self._task_definition,
             "aws:s3/getObject:getObject": self._s3_object,
             "aws:route53/getZone:getZone": self._hosted_zone,
         }.get(args.token)
@@ -486,16 +487,16 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             "id": arn,
         }
 
-    def _container_definition(self, args: dict[str, Any]) -> dict[str, Any]:
-        """The container of the revision asked for, by ARN: a service's (default `:7`) or a
-        scheduled task's (default `:5`, the revision its schedule targets)."""
-        task_definition = args.get("taskDefinition", "")
-        container = args.get("containerName", "")
+    def _revisions(self, task_definition: str) -> list[Any]:
+        """The readable live services and scheduled tasks whose revision `task_definition` is,
+        by ARN (a service's default `:7`, a scheduled task's `:5`, the revision its schedule
+        targets) or by family (its newest revision)."""
         revisions = [
             *((name, live, 7) for name, live in self.environment.services.items()),
             *((name, live, 5) for name, live in self.environment.scheduled_tasks.items()),
         ]
         asked = task_definition.rsplit("/", 1)[-1]
+        found = []
         for name, live, default_revision in revisions:
             matches = (
                 task_definition == live.task_definition_arn
@@ -505,7 +506,34 @@ class SimulatedCloud(pulumi_mocks.Mocks):
             if ":" not in asked:  # a family: its newest revision, the one a schedule runs
                 family = (live.task_definition_arn or "").rsplit("/", 1)[-1].split(":")[0]
                 matches = asked == family if family else asked.endswith(f"-{name}")
-            if not matches or live.unreadable or container not in live.containers:
+            if matches and not live.unreadable:
+                found.append(live)
+        return found
+
+    def _task_definition(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The revision asked for, with its containers' names and images (what the provider's
+        data source returns as `containerDefinitions`, JSON)."""
+        task_definition = args.get("taskDefinition", "")
+        live = next(iter(self._revisions(task_definition)), None)
+        if live is None:
+            raise Exception(
+                f"reading ECS Task Definition ({task_definition}): AccessDeniedException or not found"
+            )
+        containers = [{"name": n, "image": image} for n, image in live.containers.items()]
+        return {
+            "taskDefinition": task_definition,
+            "arn": task_definition,
+            "family": task_definition.rsplit("/", 1)[-1].split(":")[0],
+            "containerDefinitions": json.dumps(containers),
+            "id": task_definition,
+        }
+
+    def _container_definition(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The container of the revision asked for (see _revisions)."""
+        task_definition = args.get("taskDefinition", "")
+        container = args.get("containerName", "")
+        for live in self._revisions(task_definition):
+            if container not in live.containers:
                 continue
             image = live.containers[container]
             digest = image.split("@", 1)[1] if "@" in image else live.digests.get(container, "")
