@@ -167,7 +167,19 @@ def settle(world: World, outcome: Outcome) -> None:
     world.record_final(outcome)
 
 
-class CodeDeployRollout(RolloutEngine):
+class CodeDeployActors:
+    """How a ship or an `up` deploys in this world, and how a run ends: the same for the
+    rollout exploration and the release's (tests/runtime/test_interleavings_release.py)."""
+
+    def deploy(self, world: World, name: str, template: str | None, images: dict[str, str]):
+        ecs, codedeploy = ACTORS.of(name)
+        rollout(ecs, codedeploy, _request(template, images), sleep=lambda _s: None)
+
+    def settle(self, world: World, outcome: Outcome) -> None:
+        settle(world, outcome)
+
+
+class CodeDeployRollout(CodeDeployActors, RolloutEngine):
     """The service on the CODE_DEPLOY controller, CodeDeploy simulated; a deployment finishes
     at its creator's first GetDeployment."""
 
@@ -177,13 +189,6 @@ class CodeDeployRollout(RolloutEngine):
         for name in ("P", "U"):
             world.sim.attach(ACTORS.of(name)[1])
         return world
-
-    def deploy(self, world: World, name: str, template: str | None, images: dict[str, str]):
-        ecs, codedeploy = ACTORS.of(name)
-        rollout(ecs, codedeploy, _request(template, images), sleep=lambda _s: None)
-
-    def settle(self, world: World, outcome: Outcome) -> None:
-        settle(world, outcome)
 
 
 CODEDEPLOY = CodeDeployRollout()

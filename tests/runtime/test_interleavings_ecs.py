@@ -165,14 +165,10 @@ def settle(world: EcsWorld, outcome: Outcome) -> None:
     world.record_final(outcome)
 
 
-class EcsRollout(RolloutEngine):
-    """The service on the ECS controller, ECS's service deployments from the double; each
-    rollout on the real EcsEngine with the schedule's steps in front of it."""
-
-    def world(self, outcome: Outcome, scheduler: Scheduler, failing: str | None) -> EcsWorld:
-        world = EcsWorld(outcome, scheduler, failing)
-        ACTORS.world = world
-        return world
+class EcsActors:
+    """How a ship or an `up` deploys in this world (the real EcsEngine, the schedule's steps in
+    front of it), and how a run ends: the same for the rollout exploration and the release's
+    (tests/runtime/test_interleavings_release_ecs.py)."""
 
     def deploy(self, world: EcsWorld, name: str, template: str | None, images: dict[str, str]):
         ecs = ACTORS.of(name)
@@ -181,6 +177,15 @@ class EcsRollout(RolloutEngine):
 
     def settle(self, world: EcsWorld, outcome: Outcome) -> None:
         settle(world, outcome)
+
+
+class EcsRollout(EcsActors, RolloutEngine):
+    """The service on the ECS controller, ECS's service deployments from the double."""
+
+    def world(self, outcome: Outcome, scheduler: Scheduler, failing: str | None) -> EcsWorld:
+        world = EcsWorld(outcome, scheduler, failing)
+        ACTORS.world = world
+        return world
 
 
 ECS = EcsRollout()

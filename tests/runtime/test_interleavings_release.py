@@ -19,12 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 from ecs_delivery.runtime.release.live import Clients
-from ecs_delivery.runtime.rollout import rollout
-from tests.runtime.test_interleavings import ACTORS, APPLICATION, GROUP, World, _request, settle
+from tests.runtime.test_interleavings import ACTORS, APPLICATION, GROUP, CodeDeployActors, World
 from tests.support.release_interleavings import (
     ROLLBACK_VS_SHIP,
     ReleaseEngine,
-    ReleaseOutcome,
     _plain,
     explore,
     inventory,
@@ -34,7 +32,7 @@ from tests.support.release_interleavings import (
 INVENTORY = inventory(codedeployApplication=APPLICATION, codedeployGroup=GROUP)
 
 
-class CodeDeployRelease(ReleaseEngine):
+class CodeDeployRelease(CodeDeployActors, ReleaseEngine):
     """The service on the CODE_DEPLOY controller, CodeDeploy simulated; the release's poll
     (BatchGetDeployments) is the step that finishes its deployments."""
 
@@ -53,13 +51,6 @@ class CodeDeployRelease(ReleaseEngine):
 
     def clock(self, world: World) -> Any:
         return world.sim.clock
-
-    def deploy(self, world: World, name: str, template: str | None, images: dict[str, str]):
-        ecs, codedeploy = ACTORS.of(name)
-        rollout(ecs, codedeploy, _request(template, images), sleep=lambda _s: None)
-
-    def settle(self, world: World, outcome: ReleaseOutcome) -> None:
-        settle(world, outcome)
 
 
 CODEDEPLOY = CodeDeployRelease()

@@ -24,13 +24,11 @@ from ecs_delivery.runtime.clock import VirtualClock
 from ecs_delivery.runtime.ecs_engine import EcsEngine
 from ecs_delivery.runtime.release.core import EngineCore
 from ecs_delivery.runtime.release.live import Clients
-from ecs_delivery.runtime.rollout import rollout
-from tests.runtime.test_interleavings_ecs import ACTORS, EcsWorld, GatedEngine, _request, settle
+from tests.runtime.test_interleavings_ecs import ACTORS, EcsActors, EcsWorld, GatedEngine
 from tests.support.release_interleavings import (
     ROLLBACK_VS_SHIP,
     ROLLBACK_VS_UP,
     ReleaseEngine,
-    ReleaseOutcome,
     ReleaseScenario,
     _plain,
     explore,
@@ -77,7 +75,7 @@ class WatchingEngine(GatedEngine):
         return super().describe(ids, sleep)
 
 
-class EcsRelease(ReleaseEngine):
+class EcsRelease(EcsActors, ReleaseEngine):
     """The service on the ECS controller; the release's watch of its deployments is the step
     that finishes them. Time never ends a deployment here (the schedule does): it only paces
     the polls."""
@@ -106,14 +104,6 @@ class EcsRelease(ReleaseEngine):
 
     def clock(self, world: EcsWorld) -> VirtualClock:
         return VirtualClock()
-
-    def deploy(self, world: EcsWorld, name: str, template: str | None, images: dict[str, str]):
-        ecs = ACTORS.of(name)
-        engine = GatedEngine(ecs, name)
-        rollout(ecs, None, _request(template, images), sleep=lambda _s: None, engine=engine)
-
-    def settle(self, world: EcsWorld, outcome: ReleaseOutcome) -> None:
-        settle(world, outcome)
 
 
 ECS = EcsRelease()

@@ -52,6 +52,7 @@ from tests.support.rollout_interleavings import (
     fresh_moto,
     many_runs,
 )
+from tests.support.rollout_interleavings import _spec as service_spec  # one container's revision
 
 from .test_interleavings import ACTORS
 
@@ -94,22 +95,11 @@ PROPS = {
 
 
 def _spec(family: str, image: str, fields: tuple[str, str]) -> dict[str, Any]:
+    """The task's revision: its container serves no port and carries LOG_LEVEL."""
     memory, log_level = fields
-    return {
-        "family": family,
-        "cpu": "256",
-        "memory": memory,
-        "networkMode": "awsvpc",
-        "requiresCompatibilities": ["FARGATE"],
-        "containerDefinitions": [
-            {
-                "name": CONTAINER,
-                "image": image,
-                "essential": True,
-                "environment": [{"name": "LOG_LEVEL", "value": log_level}],
-            }
-        ],
-    }
+    spec = service_spec(image, memory, family=family, container=CONTAINER, port=None)
+    spec["containerDefinitions"][0]["environment"] = [{"name": "LOG_LEVEL", "value": log_level}]
+    return spec
 
 
 def _fields(definition: dict[str, Any]) -> tuple[str, str]:

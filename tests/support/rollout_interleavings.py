@@ -39,21 +39,24 @@ IMAGES = [f"{REPO}@sha256:{str(n) * 64}" for n in range(1, 6)]
 SESSION = boto3.Session(region_name=REGION)
 
 
-def _spec(image: str, memory: str, family: str = FAMILY) -> dict[str, Any]:
+def _spec(
+    image: str,
+    memory: str,
+    family: str = FAMILY,
+    container: str = CONTAINER,
+    port: int | None = PORT,
+) -> dict[str, Any]:
+    """A Fargate revision of one container (serving `port`, if any)."""
+    definition: dict[str, Any] = {"name": container, "image": image, "essential": True}
+    if port is not None:
+        definition["portMappings"] = [{"containerPort": port, "protocol": "tcp"}]
     return {
         "family": family,
         "cpu": "256",
         "memory": memory,
         "networkMode": "awsvpc",
         "requiresCompatibilities": ["FARGATE"],
-        "containerDefinitions": [
-            {
-                "name": CONTAINER,
-                "image": image,
-                "essential": True,
-                "portMappings": [{"containerPort": PORT, "protocol": "tcp"}],
-            }
-        ],
+        "containerDefinitions": [definition],
     }
 
 
